@@ -1,0 +1,207 @@
+package credit
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// canonicalJSON encodes v as compact JSON without HTML escaping. Struct
+// fields come out in declaration order and map keys sorted, which is what
+// makes the result canonical for the types of this package.
+func canonicalJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}
+
+// digest is SHA-256 over a domain tag and the canonical encoding of v.
+func digest(tag string, v any) ([32]byte, error) {
+	b, err := canonicalJSON(v)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	h := sha256.New()
+	h.Write([]byte(tag))
+	h.Write([]byte{'\n'})
+	h.Write(b)
+	var out [32]byte
+	h.Sum(out[:0])
+	return out, nil
+}
+
+// ErrAttrs is matched by errors about a record's attributes.
+var ErrAttrs = errors.New("invalid attrs")
+
+// MaxAttrsBytes bounds the canonical size of a record's attributes.
+const MaxAttrsBytes = 16 << 10
+
+// CanonicalAttrs checks that raw is a JSON object and returns its canonical
+// form: compact, keys sorted at every depth, numbers as written.
+func CanonicalAttrs(raw []byte) (json.RawMessage, error) {
+	if fast, ok := alreadyCanonicalObject(raw); ok {
+		return fast, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrAttrs, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: trailing data after the object", ErrAttrs)
+	}
+	if _, ok := v.(map[string]any); !ok {
+		return nil, fmt.Errorf("%w: want a JSON object", ErrAttrs)
+	}
+	out, err := canonicalJSON(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrAttrs, err)
+	}
+	if len(out) > MaxAttrsBytes {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrAttrs, len(out), MaxAttrsBytes)
+	}
+	return out, nil
+}
+
+// alreadyCanonicalObject recognises, without allocating a tree, the common
+// case of a flat object whose keys are sorted, whose values are strings,
+// numbers, booleans or null, that has no insignificant space and whose
+// strings need no escaping. Import sees millions of such lines; anything
+// else takes the general path.
+func alreadyCanonicalObject(raw []byte) (json.RawMessage, bool) {
+	if len(raw) < 2 || raw[0] != '{' || raw[len(raw)-1] != '}' || len(raw) > MaxAttrsBytes {
+		return nil, false
+	}
+	if len(raw) == 2 {
+		return raw, true
+	}
+	i := 1
+	var prevKey []byte
+	for {
+		key, next, ok := scanPlainString(raw, i)
+		if !ok || (prevKey != nil && bytes.Compare(prevKey, key) >= 0) {
+			return nil, false
+		}
+		prevKey = key
+		i = next
+		if i >= len(raw) || raw[i] != ':' {
+			return nil, false
+		}
+		i++
+		if i >= len(raw) {
+			return nil, false
+		}
+		switch c := raw[i]; {
+		case c == '"':
+			_, next, ok = scanPlainString(raw, i)
+			if !ok {
+				return nil, false
+			}
+			i = next
+		case c == '-' || (c >= '0' && c <= '9'):
+			next, ok = scanNumber(raw, i)
+			if !ok {
+				return nil, false
+			}
+			i = next
+		case bytes.HasPrefix(raw[i:], []byte("true")):
+			i += 4
+		case bytes.HasPrefix(raw[i:], []byte("false")):
+			i += 5
+		case bytes.HasPrefix(raw[i:], []byte("null")):
+			i += 4
+		default:
+			return nil, false
+		}
+		if i >= len(raw) {
+			return nil, false
+		}
+		if raw[i] == '}' {
+			return raw, i == len(raw)-1
+		}
+		if raw[i] != ',' {
+			return nil, false
+		}
+		i++
+	}
+}
+
+// scanPlainString reads a string starting at raw[i] == '"' that contains no
+// escapes, no control characters and only valid UTF-8 that encoding/json
+// would write unchanged.
+func scanPlainString(raw []byte, i int) (content []byte, next int, ok bool) {
+	if i >= len(raw) || raw[i] != '"' {
+		return nil, 0, false
+	}
+	j := i + 1
+	for j < len(raw) {
+		c := raw[j]
+		switch {
+		case c == '"':
+			return raw[i+1 : j], j + 1, true
+		case c == '\\' || c < 0x20:
+			return nil, 0, false
+		case c < utf8.RuneSelf:
+			j++
+		default:
+			r, size := utf8.DecodeRune(raw[j:])
+			if r == utf8.RuneError || r == '\u2028' || r == '\u2029' {
+				return nil, 0, false
+			}
+			j += size
+		}
+	}
+	return nil, 0, false
+}
+
+// scanNumber checks the JSON number grammar from raw[i].
+func scanNumber(raw []byte, i int) (int, bool) {
+	start := i
+	if raw[i] == '-' {
+		i++
+	}
+	if i >= len(raw) {
+		return 0, false
+	}
+	if raw[i] == '0' {
+		i++
+	} else if raw[i] >= '1' && raw[i] <= '9' {
+		for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
+			i++
+		}
+	} else {
+		return 0, false
+	}
+	if i < len(raw) && raw[i] == '.' {
+		i++
+		d := i
+		for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
+			i++
+		}
+		if i == d {
+			return 0, false
+		}
+	}
+	if i < len(raw) && (raw[i] == 'e' || raw[i] == 'E') {
+		i++
+		if i < len(raw) && (raw[i] == '+' || raw[i] == '-') {
+			i++
+		}
+		d := i
+		for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
+			i++
+		}
+		if i == d {
+			return 0, false
+		}
+	}
+	return i, i > start
+}

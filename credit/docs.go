@@ -1,0 +1,500 @@
+package credit
+
+import (
+	"crypto/ed25519"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// BankID names a bank registered on the ledger.
+type BankID string
+
+var bankIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{1,63}$`)
+
+// ValidateBankID reports whether id is well formed.
+func ValidateBankID(id BankID) error {
+	if !bankIDPattern.MatchString(string(id)) {
+		return fmt.Errorf("bank id %q: want 2-64 characters of a-z, 0-9, _, . and -", id)
+	}
+	return nil
+}
+
+// Purpose is why a bank may use the data, fixed by the consent.
+type Purpose string
+
+// The purposes a consent can name.
+const (
+	PurposeLoanApplication Purpose = "loan_application"
+	PurposeCreditReview    Purpose = "credit_review"
+	PurposePostLoan        Purpose = "post_loan_monitoring"
+	PurposeGuarantee       Purpose = "guarantee"
+)
+
+// ValidPurpose reports whether p is a known purpose.
+func ValidPurpose(p Purpose) bool {
+	switch p {
+	case PurposeLoanApplication, PurposeCreditReview, PurposePostLoan, PurposeGuarantee:
+		return true
+	}
+	return false
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{8,64}$`)
+
+// ValidateID checks consent, nonce and receipt identifiers.
+func ValidateID(kind, id string) error {
+	if !idPattern.MatchString(id) {
+		return fmt.Errorf("%s %q: want 8-64 characters of A-Z, a-z, 0-9, _ and -", kind, id)
+	}
+	return nil
+}
+
+// utc returns t in UTC so that canonical encodings do not depend on the
+// signer's time zone. The zero time stays zero.
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+// ConsentGrant is an enterprise's authorisation for one bank to read some
+// categories of its records for one purpose within a window. The enterprise
+// signs it; its home region's node countersigns it. Only the commitment
+// (Commitment) goes on the ledger; the document travels with queries.
+type ConsentGrant struct {
+	Version       int        `json:"v"`
+	ID            string     `json:"id"`
+	Subject       USCC       `json:"uscc"`
+	Grantee       BankID     `json:"grantee"`
+	Categories    []Category `json:"categories"`
+	Purpose       Purpose    `json:"purpose"`
+	ValidFrom     time.Time  `json:"valid_from"`
+	ValidUntil    time.Time  `json:"valid_until"`
+	Region        RegionID   `json:"region"`
+	EnterpriseKey []byte     `json:"enterprise_key"`
+	EnterpriseSig []byte     `json:"enterprise_sig"`
+	RegionSig     []byte     `json:"region_sig"`
+}
+
+func (g ConsentGrant) normalized() ConsentGrant {
+	g.ValidFrom, g.ValidUntil = utc(g.ValidFrom), utc(g.ValidUntil)
+	g.Categories = NormalizeCategories(g.Categories)
+	return g
+}
+
+// Validate checks the document's fields (not its signatures).
+func (g *ConsentGrant) Validate() error {
+	if g.Version != 1 {
+		return &FieldError{"v", fmt.Errorf("unsupported version %d", g.Version)}
+	}
+	if err := ValidateID("consent id", g.ID); err != nil {
+		return &FieldError{"id", err}
+	}
+	if _, err := ParseUSCC(string(g.Subject)); err != nil {
+		return &FieldError{"uscc", err}
+	}
+	if err := ValidateBankID(g.Grantee); err != nil {
+		return &FieldError{"grantee", err}
+	}
+	if len(g.Categories) == 0 {
+		return &FieldError{"categories", ErrMissing}
+	}
+	for _, c := range g.Categories {
+		if !c.Valid() {
+			return &FieldError{"categories", fmt.Errorf("unknown category %q", c)}
+		}
+	}
+	if !ValidPurpose(g.Purpose) {
+		return &FieldError{"purpose", fmt.Errorf("unknown purpose %q", g.Purpose)}
+	}
+	if g.ValidFrom.IsZero() || g.ValidUntil.IsZero() || !g.ValidUntil.After(g.ValidFrom) {
+		return &FieldError{"valid_until", fmt.Errorf("window %s..%s is empty", g.ValidFrom, g.ValidUntil)}
+	}
+	if err := ValidateRegionID(g.Region); err != nil {
+		return &FieldError{"region", err}
+	}
+	if len(g.EnterpriseKey) != ed25519.PublicKeySize {
+		return &FieldError{"enterprise_key", fmt.Errorf("want %d bytes", ed25519.PublicKeySize)}
+	}
+	return nil
+}
+
+// SignEnterprise sets the enterprise's signature (and key) over the
+// document without signatures.
+func (g *ConsentGrant) SignEnterprise(key ed25519.PrivateKey) error {
+	g.EnterpriseKey = key.Public().(ed25519.PublicKey)
+	n := g.normalized()
+	n.EnterpriseSig, n.RegionSig = nil, nil
+	sig, err := signValue(key, tagConsentEnterprise, n)
+	if err != nil {
+		return err
+	}
+	g.EnterpriseSig = sig
+	return nil
+}
+
+// Countersign sets the home region's signature over the document carrying
+// the enterprise's signature.
+func (g *ConsentGrant) Countersign(regionKey ed25519.PrivateKey) error {
+	n := g.normalized()
+	n.RegionSig = nil
+	sig, err := signValue(regionKey, tagConsentRegion, n)
+	if err != nil {
+		return err
+	}
+	g.RegionSig = sig
+	return nil
+}
+
+// VerifyEnterprise checks the enterprise's signature with the key the
+// document names.
+func (g *ConsentGrant) VerifyEnterprise() error {
+	n := g.normalized()
+	n.EnterpriseSig, n.RegionSig = nil, nil
+	if err := verifyValue(g.EnterpriseKey, tagConsentEnterprise, n, g.EnterpriseSig); err != nil {
+		return fmt.Errorf("consent %s: enterprise signature: %w", g.ID, err)
+	}
+	return nil
+}
+
+// VerifyRegion checks the home region's countersignature.
+func (g *ConsentGrant) VerifyRegion(regionPub []byte) error {
+	n := g.normalized()
+	n.RegionSig = nil
+	if err := verifyValue(regionPub, tagConsentRegion, n, g.RegionSig); err != nil {
+		return fmt.Errorf("consent %s: region countersignature: %w", g.ID, err)
+	}
+	return nil
+}
+
+// Commitment is SHA-256 over the canonical signed document: what the
+// ledger stores instead of the document.
+func (g *ConsentGrant) Commitment() ([32]byte, error) {
+	return digest("ccnode/consent/v1", g.normalized())
+}
+
+// Covers reports whether the consent's window contains t.
+func (g *ConsentGrant) Covers(t time.Time) bool {
+	return !t.Before(g.ValidFrom) && t.Before(g.ValidUntil)
+}
+
+// Query is a bank's signed request for a subject's report.
+type Query struct {
+	Version    int           `json:"v"`
+	Bank       BankID        `json:"bank"`
+	Subject    USCC          `json:"uscc"`
+	Categories []Category    `json:"categories"`
+	Purpose    Purpose       `json:"purpose"`
+	ConsentID  string        `json:"consent_id"`
+	Consent    *ConsentGrant `json:"consent"`
+	Nonce      string        `json:"nonce"`
+	Time       time.Time     `json:"time"`
+	Sig        []byte        `json:"sig"`
+}
+
+func (q Query) normalized() Query {
+	q.Time = utc(q.Time)
+	q.Categories = NormalizeCategories(q.Categories)
+	if q.Consent != nil {
+		c := q.Consent.normalized()
+		q.Consent = &c
+	}
+	return q
+}
+
+// Validate checks the query's fields and its consent document's fields.
+func (q *Query) Validate() error {
+	if q.Version != 1 {
+		return &FieldError{"v", fmt.Errorf("unsupported version %d", q.Version)}
+	}
+	if err := ValidateBankID(q.Bank); err != nil {
+		return &FieldError{"bank", err}
+	}
+	if _, err := ParseUSCC(string(q.Subject)); err != nil {
+		return &FieldError{"uscc", err}
+	}
+	if len(q.Categories) == 0 {
+		return &FieldError{"categories", ErrMissing}
+	}
+	for _, c := range q.Categories {
+		if !c.Valid() {
+			return &FieldError{"categories", fmt.Errorf("unknown category %q", c)}
+		}
+	}
+	if !ValidPurpose(q.Purpose) {
+		return &FieldError{"purpose", fmt.Errorf("unknown purpose %q", q.Purpose)}
+	}
+	if err := ValidateID("consent id", q.ConsentID); err != nil {
+		return &FieldError{"consent_id", err}
+	}
+	if q.Consent == nil {
+		return &FieldError{"consent", ErrMissing}
+	}
+	if err := q.Consent.Validate(); err != nil {
+		return &FieldError{"consent", err}
+	}
+	if q.Consent.ID != q.ConsentID {
+		return &FieldError{"consent", fmt.Errorf("document id %q differs from consent_id %q", q.Consent.ID, q.ConsentID)}
+	}
+	if err := ValidateID("nonce", q.Nonce); err != nil {
+		return &FieldError{"nonce", err}
+	}
+	if q.Time.IsZero() {
+		return &FieldError{"time", ErrMissing}
+	}
+	return nil
+}
+
+// Sign sets the bank's signature.
+func (q *Query) Sign(bankKey ed25519.PrivateKey) error {
+	n := q.normalized()
+	n.Sig = nil
+	sig, err := signValue(bankKey, tagQuery, n)
+	if err != nil {
+		return err
+	}
+	q.Sig = sig
+	return nil
+}
+
+// Verify checks the bank's signature.
+func (q *Query) Verify(bankPub []byte) error {
+	n := q.normalized()
+	n.Sig = nil
+	if err := verifyValue(bankPub, tagQuery, n, q.Sig); err != nil {
+		return fmt.Errorf("query of bank %s: %w", q.Bank, err)
+	}
+	return nil
+}
+
+// Digest identifies the signed query.
+func (q *Query) Digest() ([32]byte, error) { return digest("ccnode/query-digest/v1", q.normalized()) }
+
+// Receipt is an answering region's signed statement that it answered a
+// query: which query, for which requesting region, what it returned (digest
+// and count) and when. Receipts are the leaves of the region's receipt log.
+type Receipt struct {
+	Version      int        `json:"v"`
+	ID           string     `json:"id"`
+	Query        Query      `json:"query"`
+	Requester    RegionID   `json:"requester"`
+	Answerer     RegionID   `json:"answerer"`
+	Categories   []Category `json:"categories"`
+	ReportDigest []byte     `json:"report_digest"`
+	RecordCount  int        `json:"record_count"`
+	Time         time.Time  `json:"time"`
+	Sig          []byte     `json:"sig"`
+}
+
+// ReceiptID derives a receipt's id from the answering region and the
+// query, so the same query answered twice by a region has one id.
+func ReceiptID(answerer RegionID, q *Query) (string, error) {
+	qd, err := q.Digest()
+	if err != nil {
+		return "", err
+	}
+	d, err := digest("ccnode/receipt-id/v1", struct {
+		Answerer RegionID `json:"answerer"`
+		Query    string   `json:"query"`
+	}{answerer, hex.EncodeToString(qd[:])})
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(d[:16]), nil
+}
+
+func (r Receipt) normalized() Receipt {
+	r.Time = utc(r.Time)
+	r.Query = r.Query.normalized()
+	r.Categories = NormalizeCategories(r.Categories)
+	return r
+}
+
+// Sign sets the answering region's signature.
+func (r *Receipt) Sign(regionKey ed25519.PrivateKey) error {
+	n := r.normalized()
+	n.Sig = nil
+	sig, err := signValue(regionKey, tagReceipt, n)
+	if err != nil {
+		return err
+	}
+	r.Sig = sig
+	return nil
+}
+
+// Verify checks the answering region's signature.
+func (r *Receipt) Verify(regionPub []byte) error {
+	n := r.normalized()
+	n.Sig = nil
+	if err := verifyValue(regionPub, tagReceipt, n, r.Sig); err != nil {
+		return fmt.Errorf("receipt %s of region %s: %w", r.ID, r.Answerer, err)
+	}
+	return nil
+}
+
+// LeafBytes is the receipt's entry in the receipt log: its canonical
+// encoding with signature.
+func (r *Receipt) LeafBytes() ([]byte, error) { return canonicalJSON(r.normalized()) }
+
+// Digest identifies the signed receipt; acknowledgements sign it.
+func (r *Receipt) Digest() ([32]byte, error) {
+	return digest("ccnode/receipt-digest/v1", r.normalized())
+}
+
+// Ack is the requesting region's signed acknowledgement of a receipt.
+type Ack struct {
+	Version       int       `json:"v"`
+	ReceiptID     string    `json:"receipt_id"`
+	ReceiptDigest []byte    `json:"receipt_digest"`
+	Requester     RegionID  `json:"requester"`
+	Time          time.Time `json:"time"`
+	Sig           []byte    `json:"sig"`
+}
+
+// NewAck builds and signs an acknowledgement of r.
+func NewAck(r *Receipt, requester RegionID, now time.Time, key ed25519.PrivateKey) (Ack, error) {
+	d, err := r.Digest()
+	if err != nil {
+		return Ack{}, err
+	}
+	a := Ack{Version: 1, ReceiptID: r.ID, ReceiptDigest: d[:], Requester: requester, Time: utc(now)}
+	sig, err := signValue(key, tagAck, a)
+	if err != nil {
+		return Ack{}, err
+	}
+	a.Sig = sig
+	return a, nil
+}
+
+// Verify checks the acknowledgement's signature and that it names r.
+func (a *Ack) Verify(r *Receipt, requesterPub []byte) error {
+	d, err := r.Digest()
+	if err != nil {
+		return err
+	}
+	if a.ReceiptID != r.ID || hex.EncodeToString(a.ReceiptDigest) != hex.EncodeToString(d[:]) {
+		return fmt.Errorf("ack by %s does not name receipt %s: %w", a.Requester, r.ID, ErrBadSignature)
+	}
+	n := *a
+	n.Time, n.Sig = utc(n.Time), nil
+	if err := verifyValue(requesterPub, tagAck, n, a.Sig); err != nil {
+		return fmt.Errorf("ack of receipt %s by %s: %w", r.ID, a.Requester, err)
+	}
+	return nil
+}
+
+// Checkpoint is a region's signed statement of its receipt log's size and
+// RFC 6962 root hash.
+type Checkpoint struct {
+	Region RegionID `json:"region"`
+	Size   uint64   `json:"size"`
+	Root   []byte   `json:"root"`
+	Sig    []byte   `json:"sig"`
+}
+
+// Sign sets the region's signature over (region, size, root).
+func (c *Checkpoint) Sign(regionKey ed25519.PrivateKey) error {
+	n := *c
+	n.Sig = nil
+	sig, err := signValue(regionKey, tagCheckpoint, n)
+	if err != nil {
+		return err
+	}
+	c.Sig = sig
+	return nil
+}
+
+// Verify checks the region's signature.
+func (c *Checkpoint) Verify(regionPub []byte) error {
+	n := *c
+	n.Sig = nil
+	if err := verifyValue(regionPub, tagCheckpoint, n, c.Sig); err != nil {
+		return fmt.Errorf("checkpoint of %s at size %d: %w", c.Region, c.Size, err)
+	}
+	return nil
+}
+
+// AnchoredCheckpoint is a checkpoint as the ledger holds it.
+type AnchoredCheckpoint struct {
+	Checkpoint
+	AnchoredAt time.Time `json:"anchored_at"`
+	TxID       string    `json:"tx_id"`
+}
+
+// MemberStatus is the status of a region or bank on the ledger.
+type MemberStatus string
+
+// Member statuses.
+const (
+	StatusActive  MemberStatus = "active"
+	StatusRetired MemberStatus = "retired"
+)
+
+// RegionMember is a region's record on the ledger.
+type RegionMember struct {
+	ID        RegionID     `json:"id"`
+	Name      string       `json:"name"`
+	Divisions []string     `json:"divisions"`
+	MSPID     string       `json:"msp_id"`
+	PeerID    string       `json:"peer_id"`
+	Addrs     []string     `json:"addrs"`
+	PubKey    []byte       `json:"pub_key"`
+	Status    MemberStatus `json:"status"`
+	UpdatedAt time.Time    `json:"updated_at"`
+}
+
+// BankMember is a bank's record on the ledger.
+type BankMember struct {
+	ID        BankID       `json:"id"`
+	Name      string       `json:"name"`
+	Region    RegionID     `json:"region"`
+	PubKey    []byte       `json:"pub_key"`
+	Status    MemberStatus `json:"status"`
+	UpdatedAt time.Time    `json:"updated_at"`
+}
+
+// ConsentStatus is the ledger status of a consent commitment.
+type ConsentStatus string
+
+// Consent statuses. Expired is reported for an active commitment outside
+// its window; it is never stored.
+const (
+	ConsentActive    ConsentStatus = "active"
+	ConsentRevoked   ConsentStatus = "revoked"
+	ConsentExpired   ConsentStatus = "expired"
+	ConsentNotYet    ConsentStatus = "not_yet_valid"
+	ConsentNotExists ConsentStatus = "not_found"
+)
+
+// ConsentCommitment is what the ledger holds about a consent.
+type ConsentCommitment struct {
+	ID         string        `json:"id"`
+	Commitment []byte        `json:"commitment"`
+	Region     RegionID      `json:"region"`
+	ValidFrom  time.Time     `json:"valid_from"`
+	ValidUntil time.Time     `json:"valid_until"`
+	Status     ConsentStatus `json:"status"`
+	RecordedAt time.Time     `json:"recorded_at"`
+	RevokedAt  *time.Time    `json:"revoked_at,omitempty"`
+}
+
+// StatusAt is the commitment's effective status at t: not found before it
+// was recorded, revoked if revoked at or before t, otherwise by the window.
+func (c *ConsentCommitment) StatusAt(t time.Time) ConsentStatus {
+	if t.Before(c.RecordedAt) {
+		return ConsentNotExists
+	}
+	if c.RevokedAt != nil && !t.Before(*c.RevokedAt) {
+		return ConsentRevoked
+	}
+	if t.Before(c.ValidFrom) {
+		return ConsentNotYet
+	}
+	if !t.Before(c.ValidUntil) {
+		return ConsentExpired
+	}
+	return ConsentActive
+}

@@ -1,0 +1,101 @@
+package credit
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+)
+
+// Section holds a report's records of one category, oldest first.
+type Section struct {
+	Category Category `json:"category"`
+	Records  []Record `json:"records"`
+}
+
+// Report is one region's records about one subject, grouped by category in
+// report order. A consolidated report is a set of these, one per region.
+type Report struct {
+	Subject  USCC      `json:"uscc"`
+	Sections []Section `json:"sections"`
+}
+
+// NewReport groups records, which must be in (category, date) order as the
+// store returns them, into sections.
+func NewReport(subject USCC, records []Record) Report {
+	rep := Report{Subject: subject, Sections: []Section{}}
+	for i := range records {
+		n := len(rep.Sections)
+		if n == 0 || rep.Sections[n-1].Category != records[i].Category {
+			rep.Sections = append(rep.Sections, Section{Category: records[i].Category})
+			n++
+		}
+		rep.Sections[n-1].Records = append(rep.Sections[n-1].Records, records[i])
+	}
+	return rep
+}
+
+// Count is the number of records in the report.
+func (r *Report) Count() int {
+	n := 0
+	for _, s := range r.Sections {
+		n += len(s.Records)
+	}
+	return n
+}
+
+// Categories lists the categories that have records.
+func (r *Report) Categories() []Category {
+	out := make([]Category, 0, len(r.Sections))
+	for _, s := range r.Sections {
+		out = append(out, s.Category)
+	}
+	return out
+}
+
+// AppendCanonical appends the report's canonical encoding, equal to
+// encoding/json's output for Report with normalised records.
+func (r *Report) AppendCanonical(b []byte) []byte {
+	b = append(b, `{"uscc":`...)
+	b = appendJSONString(b, string(r.Subject))
+	b = append(b, `,"sections":[`...)
+	for i, s := range r.Sections {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"category":`...)
+		b = appendJSONString(b, string(s.Category))
+		b = append(b, `,"records":`...)
+		if s.Records == nil {
+			b = append(b, "null"...)
+		} else {
+			b = append(b, '[')
+			for j := range s.Records {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = s.Records[j].AppendCanonical(b)
+			}
+			b = append(b, ']')
+		}
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
+}
+
+// MarshalJSON emits the canonical encoding.
+func (r Report) MarshalJSON() ([]byte, error) { return r.AppendCanonical(nil), nil }
+
+// Digest is SHA-256 over "ccnode/report/v1\n" and the canonical encoding;
+// receipts carry it so the answer can be checked against the receipt.
+func (r *Report) Digest() [32]byte {
+	h := sha256.New()
+	h.Write([]byte("ccnode/report/v1\n"))
+	h.Write(r.AppendCanonical(make([]byte, 0, 256*(r.Count()+1))))
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// MarshalJSON emits the canonical encoding.
+func (r Record) MarshalJSON() ([]byte, error) { return r.AppendCanonical(nil), nil }
+
+var _ json.Marshaler = Record{}

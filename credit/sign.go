@@ -1,0 +1,82 @@
+package credit
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+)
+
+// ErrBadSignature is returned when a signature does not verify.
+var ErrBadSignature = errors.New("bad signature")
+
+// Signing domain tags. Each document kind has its own so that a signature
+// over one kind can never be presented as another.
+const (
+	tagConsentEnterprise = "ccnode/consent-enterprise/v1"
+	tagConsentRegion     = "ccnode/consent-region/v1"
+	tagQuery             = "ccnode/query/v1"
+	tagReceipt           = "ccnode/receipt/v1"
+	tagAck               = "ccnode/ack/v1"
+	tagCheckpoint        = "ccnode/checkpoint/v1"
+	tagLedgerTx          = "ccnode/ledger-tx/v1"
+)
+
+func signingMessage(tag string, v any) ([]byte, error) {
+	b, err := canonicalJSON(v)
+	if err != nil {
+		return nil, err
+	}
+	msg := make([]byte, 0, len(tag)+1+len(b))
+	msg = append(msg, tag...)
+	msg = append(msg, '\n')
+	return append(msg, b...), nil
+}
+
+func signValue(key ed25519.PrivateKey, tag string, v any) ([]byte, error) {
+	if len(key) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("signing key: want %d bytes, got %d", ed25519.PrivateKeySize, len(key))
+	}
+	msg, err := signingMessage(tag, v)
+	if err != nil {
+		return nil, err
+	}
+	return ed25519.Sign(key, msg), nil
+}
+
+func verifyValue(pub []byte, tag string, v any, sig []byte) error {
+	if len(pub) != ed25519.PublicKeySize {
+		return fmt.Errorf("%w: public key has %d bytes, want %d", ErrBadSignature, len(pub), ed25519.PublicKeySize)
+	}
+	msg, err := signingMessage(tag, v)
+	if err != nil {
+		return err
+	}
+	if !ed25519.Verify(ed25519.PublicKey(pub), msg, sig) {
+		return ErrBadSignature
+	}
+	return nil
+}
+
+// SignLedgerTx signs a ledger transaction proposal (function name and
+// arguments) for the embedded ledger, which authenticates callers this way
+// where Fabric uses X.509 identities.
+func SignLedgerTx(key ed25519.PrivateKey, tx LedgerTx) ([]byte, error) {
+	tx.Sig = nil
+	return signValue(key, tagLedgerTx, tx)
+}
+
+// VerifyLedgerTx checks a transaction signature.
+func VerifyLedgerTx(pub []byte, tx LedgerTx) error {
+	sig := tx.Sig
+	tx.Sig = nil
+	return verifyValue(pub, tagLedgerTx, tx, sig)
+}
+
+// LedgerTx is a transaction proposal as the embedded ledger receives it.
+type LedgerTx struct {
+	Caller   string   `json:"caller"` // MSP id of the caller
+	Function string   `json:"function"`
+	Args     []string `json:"args"`
+	Nonce    string   `json:"nonce"`
+	Sig      []byte   `json:"sig"`
+}
