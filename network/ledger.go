@@ -1,0 +1,143 @@
+// Package network is ccnode's view of the shared ledger: the Ledger
+// interface that nodes and auditors use, with two backends — embedded (the
+// contract run in-process over a local Badger state with hash-chained blocks)
+// and fabric (a fabric-gateway client of a real Hyperledger Fabric network)
+// — and the tooling that starts a local Fabric network.
+//
+// It moves facts to and from the ledger and makes no decision about credit
+// data: whether a consent permits an answer is the node's call.
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prdcredit/ccnode/credit"
+)
+
+// Errors every backend returns, wrapped, so callers can use errors.Is.
+var (
+	// ErrNotFound: the member, consent or checkpoint does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrDenied: the contract refused the caller (wrong identity, a region
+	// acting for another, a bad signature or proof, a back-dated change).
+	// Retrying the same call will not help.
+	ErrDenied = errors.New("denied")
+	// ErrConflict: the call contradicts ledger state (an id already used,
+	// a checkpoint that forks the anchored log, bootstrap of a non-empty
+	// ledger). Retrying the same call will not help.
+	ErrConflict = errors.New("conflict")
+	// ErrInvalid: the arguments are malformed.
+	ErrInvalid = errors.New("invalid argument")
+	// ErrUnavailable: the ledger could not be reached or did not confirm
+	// in time. The call may or may not have taken effect; every write of
+	// this interface is safe to retry.
+	ErrUnavailable = errors.New("ledger unavailable")
+)
+
+// Error carries the operation and the kind (one of the sentinels above).
+type Error struct {
+	Op   string // the ledger operation, such as "AnchorCheckpoint"
+	Kind error  // ErrNotFound, ErrDenied, ...
+	Msg  string // what the contract or backend said
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("ledger %s: %v: %s", e.Op, e.Kind, e.Msg) }
+func (e *Error) Unwrap() error { return e.Kind }
+
+// Position is a point in the ledger's event stream: the last event a
+// subscriber has processed. The zero Position is before the first event.
+type Position struct {
+	Block uint64 `json:"block"`
+	TxID  string `json:"tx_id,omitempty"`
+}
+
+// EventKind names what a ledger event reports.
+type EventKind string
+
+// Event kinds, emitted by the contract.
+const (
+	EventMemberChanged      EventKind = "member_changed"
+	EventConsentRecorded    EventKind = "consent_recorded"
+	EventConsentRevoked     EventKind = "consent_revoked"
+	EventCheckpointAnchored EventKind = "checkpoint_anchored"
+)
+
+// Event is a committed contract event. Exactly one of the pointer fields is
+// set, according to Kind.
+type Event struct {
+	Position   Position                   `json:"position"`
+	Kind       EventKind                  `json:"kind"`
+	Time       time.Time                  `json:"time"` // transaction timestamp
+	Region     *credit.RegionMember       `json:"region,omitempty"`
+	Bank       *credit.BankMember         `json:"bank,omitempty"`
+	Consent    *credit.ConsentCommitment  `json:"consent,omitempty"`
+	Checkpoint *credit.AnchoredCheckpoint `json:"checkpoint,omitempty"`
+}
+
+// Membership reads and changes the consortium's member records.
+type Membership interface {
+	// Bootstrap writes the first members; the contract refuses it on a
+	// ledger that already has members (ErrConflict).
+	Bootstrap(ctx context.Context, regions []credit.RegionMember, banks []credit.BankMember) error
+	Regions(ctx context.Context) ([]credit.RegionMember, error)
+	Region(ctx context.Context, id credit.RegionID) (credit.RegionMember, error)
+	// UpdateRegion changes the caller's own region record (addresses,
+	// key, status); retiring is setting StatusRetired.
+	UpdateRegion(ctx context.Context, r credit.RegionMember) error
+	Banks(ctx context.Context) ([]credit.BankMember, error)
+	Bank(ctx context.Context, id credit.BankID) (credit.BankMember, error)
+	// RegisterBank adds or updates a bank whose home region is the
+	// caller's region.
+	RegisterBank(ctx context.Context, b credit.BankMember) error
+	RetireBank(ctx context.Context, id credit.BankID) error
+}
+
+// Consents records and reads consent commitments.
+type Consents interface {
+	// RecordConsent stores a commitment issued by the caller's region.
+	// Recording the identical commitment again is a no-op.
+	RecordConsent(ctx context.Context, c credit.ConsentCommitment) error
+	// RevokeConsent revokes at the transaction's time; revoking a revoked
+	// consent is a no-op that returns the original revocation.
+	RevokeConsent(ctx context.Context, id string) (credit.ConsentCommitment, error)
+	Consent(ctx context.Context, id string) (credit.ConsentCommitment, error)
+	// ConsentAt returns the commitment as the ledger held it at t, from
+	// the key's history, with its status at t.
+	ConsentAt(ctx context.Context, id string, t time.Time) (credit.ConsentCommitment, credit.ConsentStatus, error)
+}
+
+// Checkpoints anchors and reads receipt-log checkpoints.
+type Checkpoints interface {
+	// AnchorCheckpoint anchors cp (signed by the caller's region) with an
+	// RFC 6962 consistency proof from the region's latest anchored
+	// checkpoint. Anchoring the latest checkpoint again is a no-op that
+	// returns it.
+	AnchorCheckpoint(ctx context.Context, cp credit.Checkpoint, proof [][]byte) (credit.AnchoredCheckpoint, error)
+	LatestCheckpoint(ctx context.Context, region credit.RegionID) (credit.AnchoredCheckpoint, error)
+	// CheckpointHistory lists a region's anchored checkpoints, oldest first.
+	CheckpointHistory(ctx context.Context, region credit.RegionID) ([]credit.AnchoredCheckpoint, error)
+}
+
+// Events delivers committed contract events.
+type Events interface {
+	// Subscribe delivers every event after from, in ledger order, then new
+	// ones as they commit. The channel closes when ctx ends or the backend
+	// fails; the subscriber resubscribes from the last Position it
+	// processed and misses nothing.
+	Subscribe(ctx context.Context, from Position) (<-chan Event, error)
+}
+
+// Ledger is everything a node and an auditor need from the shared ledger.
+// A Ledger value acts as one identity (a region's, through its MSP id).
+type Ledger interface {
+	Membership
+	Consents
+	Checkpoints
+	Events
+	// Identity is the MSP id this client acts as.
+	Identity() string
+	Close() error
+}
