@@ -29,6 +29,8 @@ func newApp() *cli.App {
 		Description: "A ccnode keeps one region's enterprise credit records in a local store, answers\n" +
 			"consented bank queries across regions, and anchors its receipt log on the shared ledger.",
 		EnableBashCompletion: true,
+		// cli would otherwise call os.Exit from inside Run; main does it.
+		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{
 			// One command per file; keep this list in the order --help shows.
 		},
