@@ -1,0 +1,232 @@
+package receipts
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/prdcredit/ccnode/credit"
+)
+
+// Requested keeps the receipts this node received as a requester, with the
+// acknowledgement it signed for each: the evidence an auditor cross-checks
+// against the answering region's log.
+type Requested struct{ db *badger.DB }
+
+// NewRequested uses db's C prefix.
+func NewRequested(db *badger.DB) *Requested { return &Requested{db: db} }
+
+// Held is a receipt received as requester.
+type Held struct {
+	Receipt    credit.Receipt `json:"receipt"`
+	Ack        credit.Ack     `json:"ack"`
+	ReceivedAt time.Time      `json:"received_at"`
+}
+
+func requestedKey(id string) []byte { return append([]byte{prefixRequested}, id...) }
+
+// Put stores a received receipt and our ack durably.
+func (s *Requested) Put(h Held) error {
+	b, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(requestedKey(h.Receipt.ID), b) }); err != nil {
+		return fmt.Errorf("store received receipt %s: %w", h.Receipt.ID, err)
+	}
+	return s.db.Sync()
+}
+
+// Get returns a received receipt by id.
+func (s *Requested) Get(id string) (Held, error) {
+	var h Held
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(requestedKey(id))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("received receipt %s: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error { return json.Unmarshal(v, &h) })
+	})
+	return h, err
+}
+
+// Scan calls fn for every received receipt, in id order.
+func (s *Requested) Scan(fn func(Held) error) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.PrefetchValues = false
+		opts.Prefix = []byte{prefixRequested}
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var h Held
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &h) }); err != nil {
+				return fmt.Errorf("%w: received receipt: %w", ErrCorrupt, err)
+			}
+			if err := fn(h); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Pending is a signed checkpoint waiting to be anchored, with the
+// consistency proof from the last anchored checkpoint.
+type Pending struct {
+	Checkpoint credit.Checkpoint `json:"checkpoint"`
+	FromSize   uint64            `json:"from_size"`
+	Proof      [][]byte          `json:"proof"`
+	CreatedAt  time.Time         `json:"created_at"`
+	// OldestLeafAt is when the oldest leaf this checkpoint newly covers
+	// was appended: anchoring lag is measured from it.
+	OldestLeafAt time.Time `json:"oldest_leaf_at"`
+}
+
+// Outbox holds at most one pending checkpoint and the last anchored one.
+// Anchoring is idempotent on the ledger, so a pending checkpoint that was
+// in fact committed before a crash is simply anchored again.
+type Outbox struct{ db *badger.DB }
+
+// NewOutbox uses db's O prefix.
+func NewOutbox(db *badger.DB) *Outbox { return &Outbox{db: db} }
+
+var (
+	outboxPending  = []byte{prefixOutbox, 'p'}
+	outboxAnchored = []byte{prefixOutbox, 'a'}
+	outboxView     = []byte{prefixOutbox, 'v'}
+)
+
+func getJSON(db *badger.DB, key []byte, v any) (bool, error) {
+	found := false
+	err := db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(key)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		return item.Value(func(b []byte) error {
+			if err := json.Unmarshal(b, v); err != nil {
+				return fmt.Errorf("%w: %q: %w", ErrCorrupt, key, err)
+			}
+			return nil
+		})
+	})
+	return found, err
+}
+
+func putJSON(db *badger.DB, key []byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if err := db.Update(func(txn *badger.Txn) error { return txn.Set(key, b) }); err != nil {
+		return err
+	}
+	return db.Sync()
+}
+
+// SetPending replaces the pending checkpoint, durably.
+func (o *Outbox) SetPending(p Pending) error {
+	if err := putJSON(o.db, outboxPending, p); err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	return nil
+}
+
+// Pending returns the pending checkpoint, if any.
+func (o *Outbox) Pending() (Pending, bool, error) {
+	var p Pending
+	ok, err := getJSON(o.db, outboxPending, &p)
+	return p, ok, err
+}
+
+// MarkAnchored records ac as the last anchored checkpoint and clears the
+// pending one if ac covers it, in one transaction.
+func (o *Outbox) MarkAnchored(ac credit.AnchoredCheckpoint) error {
+	b, err := json.Marshal(ac)
+	if err != nil {
+		return err
+	}
+	err = o.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(outboxPending)
+		if err == nil {
+			var p Pending
+			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &p) }); err != nil {
+				return fmt.Errorf("%w: pending: %w", ErrCorrupt, err)
+			}
+			if p.Checkpoint.Size <= ac.Size {
+				if err := txn.Delete(outboxPending); err != nil {
+					return err
+				}
+			}
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		return txn.Set(outboxAnchored, b)
+	})
+	if err == nil {
+		err = o.db.Sync()
+	}
+	if err != nil {
+		return fmt.Errorf("outbox: mark anchored at %d: %w", ac.Size, err)
+	}
+	return nil
+}
+
+// LastAnchored returns the last checkpoint this node saw anchored.
+func (o *Outbox) LastAnchored() (credit.AnchoredCheckpoint, bool, error) {
+	var ac credit.AnchoredCheckpoint
+	ok, err := getJSON(o.db, outboxAnchored, &ac)
+	return ac, ok, err
+}
+
+// SaveView stores the node's cached ledger view (any JSON value, such as
+// the consent commitments and the event position they reflect).
+func (o *Outbox) SaveView(v any) error {
+	if err := putJSON(o.db, outboxView, v); err != nil {
+		return fmt.Errorf("save ledger view: %w", err)
+	}
+	return nil
+}
+
+// LoadView reads the cached ledger view into v; false if none is stored.
+func (o *Outbox) LoadView(v any) (bool, error) { return getJSON(o.db, outboxView, v) }
+
+// Nonces remembers bank query nonces until they expire, so that a replayed
+// query within its freshness window is refused. Badger drops expired keys
+// itself.
+type Nonces struct{ db *badger.DB }
+
+// NewNonces uses db's N prefix.
+func NewNonces(db *badger.DB) *Nonces { return &Nonces{db: db} }
+
+// Use records (bank, nonce) for ttl; ErrReplay if it is already recorded.
+func (n *Nonces) Use(bank credit.BankID, nonce string, ttl time.Duration) error {
+	key := append(append(append([]byte{prefixNonce}, bank...), 0), nonce...)
+	err := n.db.Update(func(txn *badger.Txn) error {
+		if _, err := txn.Get(key); err == nil {
+			return ErrReplay
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		return txn.SetEntry(badger.NewEntry(key, nil).WithTTL(ttl))
+	})
+	if errors.Is(err, badger.ErrConflict) {
+		// A concurrent transaction wrote the same nonce first.
+		err = ErrReplay
+	}
+	if err != nil {
+		return fmt.Errorf("nonce %s of bank %s: %w", nonce, bank, err)
+	}
+	return nil
+}
