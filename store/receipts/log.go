@@ -511,3 +511,9 @@ func (l *Log) Acks(receiptID string) ([]credit.Ack, error) {
 	})
 	return out, err
 }
+
+// Receipt returns a logged receipt by id.
+func (l *Log) Receipt(id string) (credit.Receipt, error) {
+	r, _, err := l.Lookup(id)
+	return r, err
+}

@@ -230,3 +230,13 @@ func (n *Nonces) Use(bank credit.BankID, nonce string, ttl time.Duration) error 
 	}
 	return nil
 }
+
+// ClearPending drops the pending checkpoint, when it was built on a base
+// the ledger no longer has as latest; the next round builds a new one.
+func (o *Outbox) ClearPending() error {
+	err := o.db.Update(func(txn *badger.Txn) error { return txn.Delete(outboxPending) })
+	if err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	return o.db.Sync()
+}

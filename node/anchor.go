@@ -1,0 +1,198 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/network"
+	"github.com/prdcredit/ccnode/store/receipts"
+)
+
+// ErrForked: the ledger holds a checkpoint of this region that the local
+// log does not extend. Anchoring stops; an operator must look.
+var ErrForked = errors.New("anchored checkpoint is not a prefix of the local log")
+
+// anchorLoop anchors on the interval or when MaxLeaves receipts are
+// waiting, retrying with backoff while the ledger is unavailable. It runs
+// beside the query path and never holds anything a query needs.
+func (n *Node) anchorLoop(ctx context.Context) {
+	defer close(n.anchorDone)
+	tick := time.NewTicker(n.cfg.Anchor.Interval)
+	defer tick.Stop()
+	backoff := n.cfg.Anchor.RetryMin
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-n.kick:
+		}
+		for {
+			err := n.anchorOnce(ctx)
+			if err == nil || ctx.Err() != nil {
+				backoff = n.cfg.Anchor.RetryMin
+				break
+			}
+			n.metrics.anchorFails.Inc()
+			if errors.Is(err, ErrForked) {
+				n.log.Error("anchoring stopped", "err", err)
+				return
+			}
+			n.log.Warn("anchoring failed; retrying", "in", backoff, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, n.cfg.Anchor.RetryMax)
+		}
+	}
+}
+
+// receiptAppended is the answerer's hook: it wakes the anchoring loop when
+// the size threshold is reached.
+func (n *Node) receiptAppended() {
+	last := n.lastAnchoredSize.Load()
+	if n.rlog.Size()-last >= n.cfg.Anchor.MaxLeaves {
+		select {
+		case n.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// AnchorNow runs one anchoring round synchronously: the outbox's pending
+// checkpoint if any, else a new one if the log grew.
+func (n *Node) AnchorNow(ctx context.Context) error {
+	return n.anchorOnce(ctx)
+}
+
+func (n *Node) anchorOnce(ctx context.Context) error {
+	n.anchorMu.Lock()
+	defer n.anchorMu.Unlock()
+	p, ok, err := n.outbox.Pending()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if p, ok, err = n.prepareCheckpoint(); err != nil || !ok {
+			return err
+		}
+	}
+	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	ac, err := n.deps.Ledger.AnchorCheckpoint(actx, p.Checkpoint, p.Proof)
+	if errors.Is(err, network.ErrConflict) || errors.Is(err, network.ErrDenied) {
+		// Perhaps the ledger already holds a newer checkpoint of ours
+		// (anchored before a crash lost the outbox update): reconcile.
+		latest, rerr := n.reconcile(ctx)
+		if rerr != nil {
+			return fmt.Errorf("anchor at %d: %w (reconcile: %w)", p.Checkpoint.Size, err, rerr)
+		}
+		if latest < p.Checkpoint.Size && latest != p.FromSize {
+			// The pending proof starts from a base that is not the
+			// ledger's latest: rebuild it next round.
+			if cerr := n.outbox.ClearPending(); cerr != nil {
+				return cerr
+			}
+		}
+		if latest < p.Checkpoint.Size {
+			return fmt.Errorf("anchor at %d: %w", p.Checkpoint.Size, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("anchor at %d: %w", p.Checkpoint.Size, err)
+	}
+	if err := n.outbox.MarkAnchored(ac); err != nil {
+		return err
+	}
+	n.lastAnchoredSize.Store(ac.Size)
+	n.metrics.anchored.Inc()
+	if !p.OldestLeafAt.IsZero() {
+		n.metrics.anchorLag.Observe(n.now().Sub(p.OldestLeafAt).Seconds())
+	}
+	n.log.Info("checkpoint anchored", "size", ac.Size, "tx", ac.TxID)
+	return nil
+}
+
+// prepareCheckpoint signs a checkpoint of the current log with a proof
+// from the last anchored size and stores it in the outbox first, so that a
+// crash between signing and committing resends the same checkpoint.
+func (n *Node) prepareCheckpoint() (receipts.Pending, bool, error) {
+	last, _, err := n.outbox.LastAnchored()
+	if err != nil {
+		return receipts.Pending{}, false, err
+	}
+	size, root, err := n.rlog.Head()
+	if err != nil {
+		return receipts.Pending{}, false, err
+	}
+	if size <= last.Size {
+		return receipts.Pending{}, false, nil
+	}
+	proof, err := n.rlog.ConsistencyProof(last.Size, size)
+	if err != nil {
+		return receipts.Pending{}, false, err
+	}
+	cp := credit.Checkpoint{Region: n.cfg.Region, Size: size, Root: root}
+	if err := cp.Sign(n.key); err != nil {
+		return receipts.Pending{}, false, err
+	}
+	p := receipts.Pending{Checkpoint: cp, FromSize: last.Size, Proof: proof, CreatedAt: n.now()}
+	if e, err := n.rlog.Entry(last.Size); err == nil {
+		p.OldestLeafAt = e.AppendedAt
+	}
+	if err := n.outbox.SetPending(p); err != nil {
+		return receipts.Pending{}, false, err
+	}
+	return p, true, nil
+}
+
+// reconcile adopts the ledger's latest checkpoint of this region if the
+// local log extends it.
+func (n *Node) reconcile(ctx context.Context) (uint64, error) {
+	ac, err := n.deps.Ledger.LatestCheckpoint(ctx, n.cfg.Region)
+	if errors.Is(err, network.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if ac.Size > n.rlog.Size() {
+		return 0, fmt.Errorf("%w: ledger at %d, log at %d", ErrForked, ac.Size, n.rlog.Size())
+	}
+	root, err := n.rlog.Root(ac.Size)
+	if err != nil {
+		return 0, err
+	}
+	if !bytes.Equal(root, ac.Root) {
+		return 0, fmt.Errorf("%w: roots differ at %d", ErrForked, ac.Size)
+	}
+	if err := n.outbox.MarkAnchored(ac); err != nil {
+		return 0, err
+	}
+	n.lastAnchoredSize.Store(ac.Size)
+	return ac.Size, nil
+}
+
+// unanchoredAge is the age of the oldest receipt no anchored checkpoint
+// covers.
+func (n *Node) unanchoredAge() time.Duration {
+	if n.rlog == nil {
+		return 0
+	}
+	last := n.lastAnchoredSize.Load()
+	if n.rlog.Size() <= last {
+		return 0
+	}
+	e, err := n.rlog.Entry(last)
+	if err != nil {
+		return 0
+	}
+	return n.now().Sub(e.AppendedAt)
+}

@@ -1,0 +1,105 @@
+package audit
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/prdcredit/ccnode/credit"
+)
+
+// Rule names the check a finding failed. The values are stable: they are
+// the keys of the JSON report.
+type Rule string
+
+// The rules, grouped by the issue's seven checks.
+const (
+	// RuleExport: a line of an export cannot be read, or holds a receipt
+	// of another region than the export's.
+	RuleExport Rule = "export"
+
+	// (1) signatures, each with the key registered at the document's time.
+	RuleQuerySig      Rule = "signature.query"      // the bank's, on the query
+	RuleReceiptSig    Rule = "signature.receipt"    // the answering region's
+	RuleAckSig        Rule = "signature.ack"        // the requesting region's
+	RuleConsentSig    Rule = "signature.consent"    // enterprise and home region on the consent document
+	RuleCheckpointSig Rule = "signature.checkpoint" // the region's, on an anchored checkpoint
+
+	// (2) consent at the time of the answer.
+	RuleConsentMissing    Rule = "consent.missing"    // no commitment on the ledger at that time
+	RuleConsentCommitment Rule = "consent.commitment" // the document does not match the commitment
+	RuleConsentDocument   Rule = "consent.document"   // the document differs from the one the auditor holds
+	RuleConsentStatus     Rule = "consent.status"     // revoked, expired or not yet valid at that time
+	RuleConsentGrantee    Rule = "consent.grantee"    // granted to another bank
+	RuleConsentSubject    Rule = "consent.subject"    // granted by another enterprise
+	RuleConsentScope      Rule = "consent.scope"      // categories answered outside the scope
+	RuleConsentPurpose    Rule = "consent.purpose"    // the query's purpose is not the consent's
+
+	// (3) inclusion: a receipt older than the anchoring delay that no
+	// anchored checkpoint covers.
+	RuleInclusion Rule = "inclusion"
+	// (4) consistency: an anchored checkpoint that is not a prefix of the
+	// log the latest anchored checkpoint commits to.
+	RuleConsistency Rule = "consistency"
+	// (5) completeness: the export does not rebuild the anchored roots.
+	RuleCompleteness Rule = "completeness"
+	// (6) cross-check.
+	RuleUnlogged Rule = "crosscheck.unlogged" // acknowledged by the requester, absent from the answerer's log
+	RuleUnacked  Rule = "crosscheck.unacked"  // an answer with data that has no acknowledgement
+	// (7) timeliness: anchored, but later than the configured delay.
+	RuleTimeliness Rule = "timeliness"
+)
+
+// Finding is one failed check.
+type Finding struct {
+	Rule    Rule            `json:"rule"`
+	Region  credit.RegionID `json:"region"`            // the region whose log, receipt or export is at fault
+	Receipt string          `json:"receipt,omitempty"` // receipt id, when one receipt is concerned
+	Leaf    *uint64         `json:"leaf,omitempty"`    // leaf index in the region's log, when known
+	Source  string          `json:"source,omitempty"`  // file:line of the export line
+	Time    *time.Time      `json:"time,omitempty"`    // the receipt's time
+	Detail  string          `json:"detail"`
+}
+
+func (f Finding) String() string {
+	s := fmt.Sprintf("%s region=%s", f.Rule, f.Region)
+	if f.Receipt != "" {
+		s += " receipt=" + f.Receipt
+	}
+	if f.Leaf != nil {
+		s += fmt.Sprintf(" leaf=%d", *f.Leaf)
+	}
+	if f.Source != "" {
+		s += " at " + f.Source
+	}
+	return s + ": " + f.Detail
+}
+
+// RegionSummary is what the audit saw of one region's log.
+type RegionSummary struct {
+	Region       credit.RegionID `json:"region"`
+	Source       string          `json:"source"`
+	Receipts     uint64          `json:"receipts"`      // lines in the export
+	Checked      uint64          `json:"checked"`       // receipts inside the filters, fully checked
+	AnchoredSize uint64          `json:"anchored_size"` // latest anchored checkpoint's size
+	Verified     uint64          `json:"verified"`      // leaves the export proved under an anchored root
+	Pending      uint64          `json:"pending"`       // not yet anchored, within the delay
+	Checkpoints  int             `json:"checkpoints"`
+	Findings     int             `json:"findings"`
+}
+
+// Report is the outcome of an audit.
+type Report struct {
+	Started   time.Time       `json:"started"`
+	Finished  time.Time       `json:"finished"`
+	Regions   []RegionSummary `json:"regions"`
+	Received  uint64          `json:"received"`  // lines of requesters' exports
+	Findings  []Finding       `json:"findings"`  // at most Options.MaxFindings
+	Total     int             `json:"total"`     // findings, including those not kept
+	ByRule    map[Rule]int    `json:"by_rule"`   // findings per rule, including those not kept
+	Truncated bool            `json:"truncated"` // Findings holds fewer than Total
+}
+
+// OK reports whether the audit found nothing.
+func (r *Report) OK() bool { return r.Total == 0 }
+
+func leafPtr(i uint64) *uint64 { return &i }

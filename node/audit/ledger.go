@@ -1,0 +1,386 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/network"
+)
+
+// LedgerView is what the audit reads from the shared ledger. network.Ledger
+// satisfies it, and so does a Snapshot.
+type LedgerView interface {
+	Regions(ctx context.Context) ([]credit.RegionMember, error)
+	Banks(ctx context.Context) ([]credit.BankMember, error)
+	ConsentAt(ctx context.Context, id string, t time.Time) (credit.ConsentCommitment, credit.ConsentStatus, error)
+	CheckpointHistory(ctx context.Context, region credit.RegionID) ([]credit.AnchoredCheckpoint, error)
+}
+
+// KeyHistory is implemented by a view that knows members' past records, so
+// that a signature is checked with the key registered at the document's
+// time. A view without it is checked against the members' current keys.
+type KeyHistory interface {
+	RegionHistory(id credit.RegionID) []credit.RegionMember // oldest first
+	BankHistory(id credit.BankID) []credit.BankMember       // oldest first
+}
+
+// SnapshotFormat names version 1 of the snapshot file.
+const SnapshotFormat = "ccnode-ledger-snapshot/1"
+
+// ErrSnapshotFormat is matched by errors about a snapshot file's bytes.
+var ErrSnapshotFormat = errors.New("malformed ledger snapshot")
+
+// Snapshot is the part of the ledger an audit needs, taken at one time, so
+// that the verification can run on a machine with no ledger access: every
+// version of every member record, every consent commitment as last
+// recorded (its revocation time tells its status at any earlier time) and
+// every anchored checkpoint.
+type Snapshot struct {
+	Format         string                                          `json:"format"`
+	TakenAt        time.Time                                       `json:"taken_at"`
+	Position       network.Position                                `json:"position"`
+	RegionVersions map[credit.RegionID][]credit.RegionMember       `json:"regions"`
+	BankVersions   map[credit.BankID][]credit.BankMember           `json:"banks"`
+	ConsentRecords map[string]credit.ConsentCommitment             `json:"consents"`
+	Anchored       map[credit.RegionID][]credit.AnchoredCheckpoint `json:"checkpoints"`
+}
+
+// NewSnapshot returns an empty snapshot.
+func NewSnapshot() *Snapshot {
+	return &Snapshot{
+		Format:         SnapshotFormat,
+		RegionVersions: map[credit.RegionID][]credit.RegionMember{},
+		BankVersions:   map[credit.BankID][]credit.BankMember{},
+		ConsentRecords: map[string]credit.ConsentCommitment{},
+		Anchored:       map[credit.RegionID][]credit.AnchoredCheckpoint{},
+	}
+}
+
+var _ LedgerView = (*Snapshot)(nil)
+var _ KeyHistory = (*Snapshot)(nil)
+
+// Regions returns each region's latest record.
+func (s *Snapshot) Regions(context.Context) ([]credit.RegionMember, error) {
+	out := make([]credit.RegionMember, 0, len(s.RegionVersions))
+	for _, v := range s.RegionVersions {
+		out = append(out, v[len(v)-1])
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Banks returns each bank's latest record.
+func (s *Snapshot) Banks(context.Context) ([]credit.BankMember, error) {
+	out := make([]credit.BankMember, 0, len(s.BankVersions))
+	for _, v := range s.BankVersions {
+		out = append(out, v[len(v)-1])
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// ConsentAt returns the commitment with its status at t.
+func (s *Snapshot) ConsentAt(_ context.Context, id string, t time.Time) (credit.ConsentCommitment, credit.ConsentStatus, error) {
+	c, ok := s.ConsentRecords[id]
+	if !ok {
+		return c, credit.ConsentNotExists, &network.Error{Op: "ConsentAt", Kind: network.ErrNotFound, Msg: "consent " + id}
+	}
+	st := c.StatusAt(t)
+	if st == credit.ConsentNotExists {
+		return c, st, &network.Error{Op: "ConsentAt", Kind: network.ErrNotFound, Msg: "consent " + id + " not yet recorded"}
+	}
+	if c.RevokedAt != nil && t.Before(*c.RevokedAt) {
+		// As the ledger held it at t: not yet revoked.
+		c.Status, c.RevokedAt = credit.ConsentActive, nil
+	}
+	return c, st, nil
+}
+
+// CheckpointHistory returns a region's anchored checkpoints, oldest first.
+func (s *Snapshot) CheckpointHistory(_ context.Context, region credit.RegionID) ([]credit.AnchoredCheckpoint, error) {
+	return slices.Clone(s.Anchored[region]), nil
+}
+
+// RegionHistory returns every version of a region's record.
+func (s *Snapshot) RegionHistory(id credit.RegionID) []credit.RegionMember {
+	return s.RegionVersions[id]
+}
+
+// BankHistory returns every version of a bank's record.
+func (s *Snapshot) BankHistory(id credit.BankID) []credit.BankMember { return s.BankVersions[id] }
+
+// AddRegion records a version of a region's record, ignoring a repeat.
+func (s *Snapshot) AddRegion(m credit.RegionMember) {
+	v := s.RegionVersions[m.ID]
+	if n := len(v); n > 0 && v[n-1].UpdatedAt.Equal(m.UpdatedAt) {
+		v[n-1] = m
+		return
+	}
+	s.RegionVersions[m.ID] = append(v, m)
+	slices.SortStableFunc(s.RegionVersions[m.ID], func(a, b credit.RegionMember) int { return a.UpdatedAt.Compare(b.UpdatedAt) })
+}
+
+// AddBank records a version of a bank's record, ignoring a repeat.
+func (s *Snapshot) AddBank(m credit.BankMember) {
+	v := s.BankVersions[m.ID]
+	if n := len(v); n > 0 && v[n-1].UpdatedAt.Equal(m.UpdatedAt) {
+		v[n-1] = m
+		return
+	}
+	s.BankVersions[m.ID] = append(v, m)
+	slices.SortStableFunc(s.BankVersions[m.ID], func(a, b credit.BankMember) int { return a.UpdatedAt.Compare(b.UpdatedAt) })
+}
+
+// AddCheckpoint records an anchored checkpoint, ignoring a repeat.
+func (s *Snapshot) AddCheckpoint(c credit.AnchoredCheckpoint) {
+	v := s.Anchored[c.Region]
+	for _, have := range v {
+		if have.Size == c.Size && string(have.Root) == string(c.Root) {
+			return
+		}
+	}
+	s.Anchored[c.Region] = append(v, c)
+}
+
+// Write writes the snapshot as JSON.
+func (s *Snapshot) Write(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", " ")
+	return enc.Encode(s)
+}
+
+// ReadSnapshot reads a snapshot file's contents.
+func ReadSnapshot(r io.Reader) (*Snapshot, error) {
+	s := NewSnapshot()
+	dec := json.NewDecoder(r)
+	if err := dec.Decode(s); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSnapshotFormat, err)
+	}
+	if s.Format != SnapshotFormat {
+		return nil, fmt.Errorf("%w: format %q, want %q", ErrSnapshotFormat, s.Format, SnapshotFormat)
+	}
+	for id, v := range s.RegionVersions {
+		if len(v) == 0 {
+			return nil, fmt.Errorf("%w: region %s has no record", ErrSnapshotFormat, id)
+		}
+	}
+	for id, v := range s.BankVersions {
+		if len(v) == 0 {
+			return nil, fmt.Errorf("%w: bank %s has no record", ErrSnapshotFormat, id)
+		}
+	}
+	return s, nil
+}
+
+// SnapshotSource is what TakeSnapshot reads: network.Ledger satisfies it.
+type SnapshotSource interface {
+	LedgerView
+	Subscribe(ctx context.Context, from network.Position) (<-chan network.Event, error)
+}
+
+// TakeSnapshot reads the ledger's current state and replays its event
+// stream from the start to recover past member records and every consent.
+// It stops once the events have caught up with the state it read first and
+// no event has come for quiet (the stream never ends by itself: it waits
+// for new events).
+func TakeSnapshot(ctx context.Context, l SnapshotSource, quiet time.Duration, now time.Time) (*Snapshot, error) {
+	if quiet <= 0 {
+		quiet = 500 * time.Millisecond
+	}
+	regions, err := l.Regions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: regions: %w", err)
+	}
+	banks, err := l.Banks(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: banks: %w", err)
+	}
+	s := NewSnapshot()
+	s.TakenAt = now.UTC()
+	wantCP := map[credit.RegionID]uint64{}
+	for _, r := range regions {
+		h, err := l.CheckpointHistory(ctx, r.ID)
+		if err != nil && !errors.Is(err, network.ErrNotFound) {
+			return nil, fmt.Errorf("snapshot: checkpoints of %s: %w", r.ID, err)
+		}
+		for _, c := range h {
+			s.AddCheckpoint(c)
+			wantCP[r.ID] = max(wantCP[r.ID], c.Size)
+		}
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events, err := l.Subscribe(sctx, network.Position{})
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: events: %w", err)
+	}
+	caughtUp := func() bool {
+		for _, r := range regions {
+			v := s.RegionVersions[r.ID]
+			if len(v) == 0 || v[len(v)-1].UpdatedAt.Before(r.UpdatedAt) {
+				return false
+			}
+		}
+		for _, b := range banks {
+			v := s.BankVersions[b.ID]
+			if len(v) == 0 || v[len(v)-1].UpdatedAt.Before(b.UpdatedAt) {
+				return false
+			}
+		}
+		for id, size := range wantCP {
+			got := uint64(0)
+			for _, c := range s.Anchored[id] {
+				got = max(got, c.Size)
+			}
+			if got < size {
+				return false
+			}
+		}
+		return true
+	}
+	timer := time.NewTimer(quiet)
+	defer timer.Stop()
+loop:
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				if err := ctx.Err(); err != nil {
+					return nil, fmt.Errorf("snapshot: %w", err)
+				}
+				break loop
+			}
+			s.apply(ev)
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+			timer.Reset(quiet)
+		case <-timer.C:
+			if caughtUp() {
+				break loop
+			}
+			timer.Reset(quiet)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("snapshot: events did not catch up: %w", ctx.Err())
+		}
+	}
+	// Members whose creation the stream did not show (a backend that
+	// keeps no old events) are known by their current record only.
+	for _, r := range regions {
+		if len(s.RegionVersions[r.ID]) == 0 {
+			s.AddRegion(r)
+		}
+	}
+	for _, b := range banks {
+		if len(s.BankVersions[b.ID]) == 0 {
+			s.AddBank(b)
+		}
+	}
+	return s, nil
+}
+
+func (s *Snapshot) apply(ev network.Event) {
+	s.Position = ev.Position
+	switch {
+	case ev.Region != nil:
+		m := *ev.Region
+		if m.UpdatedAt.IsZero() {
+			m.UpdatedAt = ev.Time
+		}
+		s.AddRegion(m)
+	case ev.Bank != nil:
+		m := *ev.Bank
+		if m.UpdatedAt.IsZero() {
+			m.UpdatedAt = ev.Time
+		}
+		s.AddBank(m)
+	case ev.Consent != nil:
+		c := *ev.Consent
+		if prev, ok := s.ConsentRecords[c.ID]; ok && c.RevokedAt == nil && prev.RevokedAt != nil {
+			c.RevokedAt, c.Status = prev.RevokedAt, prev.Status
+		}
+		if c.RecordedAt.IsZero() {
+			c.RecordedAt = ev.Time
+		}
+		if ev.Kind == network.EventConsentRevoked && c.RevokedAt == nil {
+			t := ev.Time
+			c.RevokedAt, c.Status = &t, credit.ConsentRevoked
+		}
+		s.ConsentRecords[c.ID] = c
+	case ev.Checkpoint != nil:
+		s.AddCheckpoint(*ev.Checkpoint)
+	}
+}
+
+// keyBook answers "which key did this member have at t".
+type keyBook struct {
+	regions map[credit.RegionID][]credit.RegionMember
+	banks   map[credit.BankID][]credit.BankMember
+}
+
+// ErrNoKey: the member had no active key at the document's time.
+var ErrNoKey = errors.New("no key registered at that time")
+
+func newKeyBook(ctx context.Context, v LedgerView) (*keyBook, error) {
+	kb := &keyBook{regions: map[credit.RegionID][]credit.RegionMember{}, banks: map[credit.BankID][]credit.BankMember{}}
+	regions, err := v.Regions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ledger regions: %w", err)
+	}
+	banks, err := v.Banks(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ledger banks: %w", err)
+	}
+	kh, hasHistory := v.(KeyHistory)
+	for _, r := range regions {
+		if hasHistory {
+			kb.regions[r.ID] = kh.RegionHistory(r.ID)
+		} else {
+			r.UpdatedAt = time.Time{} // current key, for all times
+			kb.regions[r.ID] = []credit.RegionMember{r}
+		}
+	}
+	for _, b := range banks {
+		if hasHistory {
+			kb.banks[b.ID] = kh.BankHistory(b.ID)
+		} else {
+			b.UpdatedAt = time.Time{}
+			kb.banks[b.ID] = []credit.BankMember{b}
+		}
+	}
+	return kb, nil
+}
+
+func (kb *keyBook) region(id credit.RegionID, t time.Time) ([]byte, error) {
+	v := kb.regions[id]
+	i := sort.Search(len(v), func(i int) bool { return v[i].UpdatedAt.After(t) }) - 1
+	if i < 0 {
+		return nil, fmt.Errorf("region %s at %s: %w", id, t.Format(time.RFC3339), ErrNoKey)
+	}
+	if v[i].Status == credit.StatusRetired {
+		return nil, fmt.Errorf("region %s retired at %s: %w", id, t.Format(time.RFC3339), ErrNoKey)
+	}
+	return v[i].PubKey, nil
+}
+
+func (kb *keyBook) bank(id credit.BankID, t time.Time) ([]byte, error) {
+	v := kb.banks[id]
+	i := sort.Search(len(v), func(i int) bool { return v[i].UpdatedAt.After(t) }) - 1
+	if i < 0 {
+		return nil, fmt.Errorf("bank %s at %s: %w", id, t.Format(time.RFC3339), ErrNoKey)
+	}
+	if v[i].Status == credit.StatusRetired {
+		return nil, fmt.Errorf("bank %s retired at %s: %w", id, t.Format(time.RFC3339), ErrNoKey)
+	}
+	return v[i].PubKey, nil
+}

@@ -1,0 +1,221 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/prdcredit/ccnode/credit"
+)
+
+// Defaults. The anchoring defaults come from the ledger figures measured on
+// this project's machine (shared/FABRIC.md): a sequential Fabric submit
+// costs about 260 ms at a 250 ms batch timeout and a peer commits 180-390
+// tx/s, so one checkpoint per node every 5 s (or per 10,000 receipts) keeps
+// a 9-11 node consortium at a few transactions per second whatever the
+// query rate.
+const (
+	DefaultAnchorInterval  = 5 * time.Second
+	DefaultAnchorMaxLeaves = 10_000
+	DefaultGracePeriod     = 30 * time.Second
+	DefaultQueryWindow     = 2 * time.Minute
+	DefaultRegionTimeout   = 3 * time.Second
+	DefaultHTTPAddr        = "127.0.0.1:8440"
+	DefaultMaxBodyBytes    = 1 << 20
+	DefaultNetworkID       = "prd-credit"
+)
+
+// Config is a node's configuration: YAML over these documented defaults,
+// flags over YAML.
+type Config struct {
+	// Region is this node's region id (such as 440300).
+	Region credit.RegionID `yaml:"region"`
+	// DataDir holds the Badger store and the embedded ledger by default.
+	DataDir string `yaml:"data_dir"`
+	// KeyFile holds the node's ed25519 key: its libp2p identity and the
+	// key that signs receipts, acks, checkpoints and countersignatures.
+	KeyFile string       `yaml:"key_file"`
+	P2P     P2PConfig    `yaml:"p2p"`
+	HTTP    HTTPConfig   `yaml:"http"`
+	Ledger  LedgerConfig `yaml:"ledger"`
+	Anchor  AnchorConfig `yaml:"anchor"`
+	Query   QueryConfig  `yaml:"query"`
+}
+
+// P2PConfig configures the libp2p host.
+type P2PConfig struct {
+	// Listen addresses (multiaddrs); with a PSK only TCP works.
+	Listen []string `yaml:"listen"`
+	// NetworkID is part of every protocol id, so two consortia never talk.
+	NetworkID string `yaml:"network_id"`
+	// PSKFile holds the private-network key; empty disables it.
+	PSKFile string `yaml:"psk_file"`
+}
+
+// HTTPConfig configures the bank API.
+type HTTPConfig struct {
+	Addr string `yaml:"addr"`
+	// AdminTokenFile holds the bearer token of admin operations (consent
+	// recording and revocation). Required: admin calls are refused
+	// without it.
+	AdminTokenFile string        `yaml:"admin_token_file"`
+	MaxBodyBytes   int64         `yaml:"max_body_bytes"`
+	ReadTimeout    time.Duration `yaml:"read_timeout"`
+	WriteTimeout   time.Duration `yaml:"write_timeout"`
+}
+
+// LedgerConfig picks the ledger backend: the embedded ledger in
+// EmbeddedDir, or a Fabric gateway when FabricGateway names its config.
+type LedgerConfig struct {
+	EmbeddedDir   string `yaml:"embedded_dir"`
+	FabricGateway string `yaml:"fabric_gateway"`
+	// MSPID is the identity this node acts as on the ledger.
+	MSPID string `yaml:"msp_id"`
+	// GracePeriod: past this age of the node's ledger view it refuses to
+	// answer (fail closed).
+	GracePeriod time.Duration `yaml:"grace_period"`
+}
+
+// AnchorConfig configures checkpoint anchoring.
+type AnchorConfig struct {
+	Interval  time.Duration `yaml:"interval"`
+	MaxLeaves uint64        `yaml:"max_leaves"`
+	RetryMin  time.Duration `yaml:"retry_min"`
+	RetryMax  time.Duration `yaml:"retry_max"`
+}
+
+// QueryConfig configures the query pipeline.
+type QueryConfig struct {
+	// Window: a bank's query time must be within this of the node's clock;
+	// nonces are remembered for twice this.
+	Window        time.Duration `yaml:"window"`
+	RegionTimeout time.Duration `yaml:"region_timeout"`
+}
+
+// DefaultConfig returns the defaults for a region; paths are under dataDir.
+func DefaultConfig(region credit.RegionID, dataDir string) Config {
+	return Config{
+		Region:  region,
+		DataDir: dataDir,
+		KeyFile: dataDir + "/node.key",
+		P2P:     P2PConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, NetworkID: DefaultNetworkID},
+		HTTP: HTTPConfig{
+			Addr: DefaultHTTPAddr, AdminTokenFile: dataDir + "/admin.token",
+			MaxBodyBytes: DefaultMaxBodyBytes, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
+		},
+		Ledger: LedgerConfig{EmbeddedDir: dataDir + "/ledger", MSPID: "Region" + string(region) + "MSP", GracePeriod: DefaultGracePeriod},
+		Anchor: AnchorConfig{Interval: DefaultAnchorInterval, MaxLeaves: DefaultAnchorMaxLeaves, RetryMin: 500 * time.Millisecond, RetryMax: 30 * time.Second},
+		Query:  QueryConfig{Window: DefaultQueryWindow, RegionTimeout: DefaultRegionTimeout},
+	}
+}
+
+// ConfigError names the bad key.
+type ConfigError struct {
+	Key string
+	Err error
+}
+
+func (e *ConfigError) Error() string { return "config " + e.Key + ": " + e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+var errRequired = errors.New("required")
+
+// Validate checks every key and names the first bad one.
+func (c *Config) Validate() error {
+	bad := func(key string, err error) error { return &ConfigError{Key: key, Err: err} }
+	if err := credit.ValidateRegionID(c.Region); err != nil {
+		return bad("region", err)
+	}
+	if c.DataDir == "" {
+		return bad("data_dir", errRequired)
+	}
+	if c.KeyFile == "" {
+		return bad("key_file", errRequired)
+	}
+	if len(c.P2P.Listen) == 0 {
+		return bad("p2p.listen", errRequired)
+	}
+	if c.P2P.NetworkID == "" {
+		return bad("p2p.network_id", errRequired)
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
+		return bad("http.addr", err)
+	}
+	if c.HTTP.MaxBodyBytes <= 0 {
+		return bad("http.max_body_bytes", errors.New("must be positive"))
+	}
+	if c.HTTP.ReadTimeout <= 0 {
+		return bad("http.read_timeout", errors.New("must be positive"))
+	}
+	if c.HTTP.WriteTimeout <= 0 {
+		return bad("http.write_timeout", errors.New("must be positive"))
+	}
+	if (c.Ledger.EmbeddedDir == "") == (c.Ledger.FabricGateway == "") {
+		return bad("ledger.embedded_dir", errors.New("set exactly one of ledger.embedded_dir and ledger.fabric_gateway"))
+	}
+	if c.Ledger.MSPID == "" {
+		return bad("ledger.msp_id", errRequired)
+	}
+	if c.Ledger.GracePeriod <= 0 {
+		return bad("ledger.grace_period", errors.New("must be positive"))
+	}
+	if c.Anchor.Interval <= 0 {
+		return bad("anchor.interval", errors.New("must be positive"))
+	}
+	if c.Anchor.MaxLeaves == 0 {
+		return bad("anchor.max_leaves", errors.New("must be positive"))
+	}
+	if c.Anchor.RetryMin <= 0 || c.Anchor.RetryMax < c.Anchor.RetryMin {
+		return bad("anchor.retry_min", errors.New("want 0 < retry_min <= retry_max"))
+	}
+	if c.Query.Window <= 0 {
+		return bad("query.window", errors.New("must be positive"))
+	}
+	if c.Query.RegionTimeout <= 0 {
+		return bad("query.region_timeout", errors.New("must be positive"))
+	}
+	return nil
+}
+
+// ParseConfig decodes YAML over base, refusing unknown keys.
+func ParseConfig(base Config, data []byte) (Config, error) {
+	cfg := base
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return cfg, nil
+}
+
+// LoadConfig reads a YAML file over the defaults of the region it names.
+func LoadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	var head struct {
+		Region  credit.RegionID `yaml:"region"`
+		DataDir string          `yaml:"data_dir"`
+	}
+	if err := yaml.Unmarshal(data, &head); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	if head.DataDir == "" {
+		head.DataDir = "data/" + string(head.Region)
+	}
+	cfg, err := ParseConfig(DefaultConfig(head.Region, head.DataDir), data)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// YAML renders the effective configuration.
+func (c Config) YAML() ([]byte, error) { return yaml.Marshal(c) }

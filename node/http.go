@@ -1,0 +1,234 @@
+package node
+
+import (
+	"crypto/subtle"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/network"
+	"github.com/prdcredit/ccnode/store/receipts"
+)
+
+// OpenAPI is the bank API's OpenAPI 3 document, served at /openapi.yaml.
+//
+//go:embed openapi.yaml
+var OpenAPI []byte
+
+// APIError is the JSON body of every error response. Code is stable;
+// Message is for humans.
+type APIError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Stable error codes besides the refusal reasons.
+const (
+	CodeBadRequest   = "bad_request"
+	CodeUnauthorized = "unauthorized"
+	CodeNotFound     = "not_found"
+	CodeTooLarge     = "payload_too_large"
+	CodeNotReady     = "not_ready"
+	CodeUnavailable  = "ledger_unavailable"
+	CodeConflict     = "conflict"
+	CodeInternal     = "internal"
+)
+
+// Handler is the bank API.
+//
+// Admin calls (recording and revoking consents) carry
+// "Authorization: Bearer <token>" with the token from
+// http.admin_token_file; bank queries are authenticated by their own
+// signature and need no token.
+func (n *Node) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/query", n.ready(n.handleQuery))
+	mux.HandleFunc("GET /v1/receipts/{id}", n.handleReceipt)
+	mux.HandleFunc("POST /v1/consents", n.admin(n.handleRecordConsent))
+	mux.HandleFunc("POST /v1/consents/{id}/revoke", n.admin(n.handleRevokeConsent))
+	mux.HandleFunc("GET /v1/consents/{id}", n.handleConsentStatus)
+	mux.HandleFunc("GET /v1/checkpoint", n.handleCheckpoint)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", n.handleReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		w.Write(OpenAPI)
+	})
+	return http.MaxBytesHandler(mux, n.cfg.HTTP.MaxBodyBytes)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, APIError{Code: code, Message: msg})
+}
+
+// statusOf maps an error to an HTTP status and a stable code: 4xx for the
+// caller's fault, 503 when the node or ledger cannot serve now.
+func statusOf(err error) (int, string) {
+	var d *Denial
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &d):
+		switch d.Reason {
+		case ReasonInvalidQuery:
+			return http.StatusBadRequest, string(d.Reason)
+		case ReasonBankUnknown, ReasonBankInactive, ReasonBadSignature, ReasonStaleQuery, ReasonReplay:
+			return http.StatusUnauthorized, string(d.Reason)
+		case ReasonLedgerStale, ReasonLedgerUnavail:
+			return http.StatusServiceUnavailable, string(d.Reason)
+		}
+		return http.StatusForbidden, string(d.Reason)
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge, CodeTooLarge
+	case errors.Is(err, ErrNotReady):
+		return http.StatusServiceUnavailable, CodeNotReady
+	case errors.Is(err, receipts.ErrNotFound), errors.Is(err, network.ErrNotFound):
+		return http.StatusNotFound, CodeNotFound
+	case errors.Is(err, network.ErrConflict):
+		return http.StatusConflict, CodeConflict
+	case errors.Is(err, network.ErrDenied), errors.Is(err, network.ErrInvalid):
+		return http.StatusBadRequest, CodeBadRequest
+	case errors.Is(err, network.ErrUnavailable):
+		return http.StatusServiceUnavailable, CodeUnavailable
+	}
+	return http.StatusInternalServerError, CodeInternal
+}
+
+func (n *Node) fail(w http.ResponseWriter, err error) {
+	status, code := statusOf(err)
+	if status >= 500 {
+		n.log.Warn("request failed", "code", code, "err", err)
+	}
+	writeError(w, status, code, err.Error())
+}
+
+func (n *Node) ready(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := n.Ready(); err != nil {
+			writeError(w, http.StatusServiceUnavailable, CodeNotReady, err.Error())
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (n *Node) admin(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if n.deps.AdminToken == "" || !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(n.deps.AdminToken)) != 1 {
+			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "admin token required")
+			return
+		}
+		h(w, r)
+	}
+}
+
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return deny(ReasonInvalidQuery, "request body: %v", err)
+	}
+	return nil
+}
+
+func (n *Node) handleQuery(w http.ResponseWriter, r *http.Request) {
+	var q credit.Query
+	if err := decode(r, &q); err != nil {
+		n.fail(w, err)
+		return
+	}
+	c, err := n.Query(r.Context(), &q)
+	if err != nil {
+		n.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (n *Node) handleReceipt(w http.ResponseWriter, r *http.Request) {
+	rp, err := n.Proof(r.Context(), r.PathValue("id"))
+	if err != nil {
+		n.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rp)
+}
+
+// ConsentResponse is the answer of the consent endpoints.
+type ConsentResponse struct {
+	Consent    *credit.ConsentGrant     `json:"consent,omitempty"`
+	Commitment credit.ConsentCommitment `json:"commitment"`
+	Status     credit.ConsentStatus     `json:"status"`
+}
+
+func (n *Node) handleRecordConsent(w http.ResponseWriter, r *http.Request) {
+	var g credit.ConsentGrant
+	if err := decode(r, &g); err != nil {
+		n.fail(w, err)
+		return
+	}
+	g, c, err := n.RecordConsent(r.Context(), g)
+	if err != nil {
+		n.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, ConsentResponse{Consent: &g, Commitment: c, Status: c.StatusAt(n.now())})
+}
+
+func (n *Node) handleRevokeConsent(w http.ResponseWriter, r *http.Request) {
+	c, err := n.RevokeConsent(r.Context(), r.PathValue("id"))
+	if err != nil {
+		n.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ConsentResponse{Commitment: c, Status: c.StatusAt(n.now())})
+}
+
+func (n *Node) handleConsentStatus(w http.ResponseWriter, r *http.Request) {
+	c, st, err := n.ConsentStatus(r.Context(), r.PathValue("id"))
+	if err != nil {
+		n.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ConsentResponse{Commitment: c, Status: st})
+}
+
+func (n *Node) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
+	ac, ok, err := n.LatestCheckpoint()
+	if err != nil {
+		n.fail(w, err)
+		return
+	}
+	if !ok {
+		writeError(w, http.StatusNotFound, CodeNotFound, "no checkpoint anchored yet")
+		return
+	}
+	writeJSON(w, http.StatusOK, ac)
+}
+
+func (n *Node) handleReady(w http.ResponseWriter, r *http.Request) {
+	if err := n.Ready(); err != nil {
+		writeError(w, http.StatusServiceUnavailable, CodeNotReady, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

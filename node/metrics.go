@@ -1,0 +1,78 @@
+package node
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are registered on the node's own registry, never the global
+// one, so that several nodes can live in one process (the demo, tests).
+type metrics struct {
+	reg         *prometheus.Registry
+	queries     *prometheus.CounterVec
+	denials     *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+	receipts    prometheus.Counter
+	anchored    prometheus.Counter
+	anchorFails prometheus.Counter
+	anchorLag   prometheus.Histogram
+}
+
+func newMetrics(n *Node) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ccnode_queries_total", Help: "Bank queries received at this home node, by outcome (ok, denied, error).",
+		}, []string{"outcome"}),
+		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ccnode_denials_total", Help: "Refused queries by stage (home, answer) and reason.",
+		}, []string{"stage", "reason"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "ccnode_query_seconds", Help: "Query latency: home = whole bank query, answer = this region's answer incl. durable receipt.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"stage"}),
+		receipts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ccnode_receipts_total", Help: "Receipts issued and durably logged.",
+		}),
+		anchored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ccnode_checkpoints_anchored_total", Help: "Checkpoints anchored on the ledger.",
+		}),
+		anchorFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ccnode_anchor_failures_total", Help: "Failed anchoring attempts (retried with backoff).",
+		}),
+		anchorLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "ccnode_anchor_lag_seconds", Help: "Time from the oldest receipt a checkpoint newly covers to the checkpoint's anchoring.",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 14),
+		}),
+	}
+	m.reg.MustRegister(m.queries, m.denials, m.latency, m.receipts, m.anchored, m.anchorFails, m.anchorLag,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "ccnode_ledger_view_age_seconds", Help: "Age of the node's confirmed view of the ledger; past the grace period the node refuses to answer.",
+		}, func() float64 { return n.view.Age().Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "ccnode_unanchored_age_seconds", Help: "Age of the oldest receipt not yet covered by an anchored checkpoint (0 if none).",
+		}, func() float64 { return n.unanchoredAge().Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "ccnode_receipt_log_size", Help: "Leaves in the receipt log.",
+		}, func() float64 {
+			if n.rlog == nil {
+				return 0
+			}
+			return float64(n.rlog.Size())
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "ccnode_peers_connected", Help: "Consortium peers connected over libp2p.",
+		}, func() float64 {
+			if n.deps.Peers == nil {
+				return 0
+			}
+			return float64(n.deps.Peers())
+		}),
+	)
+	return m
+}
+
+func (m *metrics) denied(stage string, r Reason) {
+	if r != "" {
+		m.denials.WithLabelValues(stage, string(r)).Inc()
+	}
+}
