@@ -307,9 +307,9 @@ func (v *View) Fresh() error {
 		return nil
 	}
 	v.mu.RLock()
-	last := v.lastErr
+	last, never := v.lastErr, v.synced.IsZero()
 	v.mu.RUnlock()
-	if v.synced.IsZero() {
+	if never {
 		return deny(ReasonLedgerStale, "ledger view not yet synchronised (last error: %v)", last)
 	}
 	return deny(ReasonLedgerStale, "ledger view is %s old, grace period %s (last error: %v)", age.Round(time.Millisecond), v.grace, last)

@@ -1,0 +1,413 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+)
+
+type want struct {
+	rule Rule
+	leaf int // -1: no leaf
+}
+
+func runAudit(t *testing.T, f *fixture, answered, received []credit.ExportLine, opts Options) Report {
+	t.Helper()
+	in := Inputs{Exports: []Source{BytesSource("sz.jsonl", encodeExport(t, credit.ExportAnswered, sz, answered))}}
+	if received != nil {
+		in.Exports = append(in.Exports, BytesSource("gz-received.jsonl", encodeExport(t, credit.ExportReceived, gz, received)))
+	}
+	rep, err := Run(context.Background(), in, f.snap, opts)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	for _, fd := range rep.Findings {
+		t.Logf("finding: %s", fd)
+	}
+	return rep
+}
+
+func checkFindings(t *testing.T, rep Report, want []want) {
+	t.Helper()
+	if rep.Total != len(want) || len(rep.Findings) != len(want) {
+		t.Fatalf("got %d findings %v, want exactly %v", rep.Total, rep.ByRule, want)
+	}
+	for i, w := range want {
+		got := rep.Findings[i]
+		if got.Rule != w.rule {
+			t.Errorf("finding %d: rule %s, want %s", i, got.Rule, w.rule)
+		}
+		if w.leaf >= 0 && (got.Leaf == nil || *got.Leaf != uint64(w.leaf)) {
+			t.Errorf("finding %d (%s): leaf %v, want %d", i, got.Rule, got.Leaf, w.leaf)
+		}
+		if got.Region == "" || got.Detail == "" {
+			t.Errorf("finding %d names no region or says nothing: %+v", i, got)
+		}
+	}
+}
+
+func TestCleanAudit(t *testing.T) {
+	f := newFixture(t, 12)
+	f.anchor()
+	rep := runAudit(t, f, f.answeredLines(), f.receivedLines(), testOptions(t))
+	checkFindings(t, rep, nil)
+	if len(rep.Regions) != 1 || rep.Regions[0].Verified != 12 || rep.Regions[0].Checked != 12 || rep.Regions[0].Checkpoints != 3 {
+		t.Fatalf("summary %+v", rep.Regions)
+	}
+	if rep.Received != 11 {
+		t.Fatalf("received %d, want 11", rep.Received)
+	}
+}
+
+// TestTamper is the tamper suite: each case must produce exactly the
+// expected finding and no other.
+func TestTamper(t *testing.T) {
+	tests := []struct {
+		name string
+		// before changes the receipts before they are logged and anchored:
+		// what a region or bank did wrong at the time.
+		before func(f *fixture)
+		// after changes the answered export after anchoring: what an
+		// exporter did to hide or change the past.
+		after        func(f *fixture, lines []credit.ExportLine) []credit.ExportLine
+		withReceived bool
+		want         []want
+	}{
+		{
+			name: "altered report digest",
+			after: func(f *fixture, lines []credit.ExportLine) []credit.ExportLine {
+				r := f.receipts[5]
+				r.ReportDigest = make([]byte, 32)
+				lines[5].Receipt = mustLeaf(t, &r)
+				return lines
+			},
+			want: []want{{RuleCompleteness, 5}},
+		},
+		{
+			name: "altered time",
+			after: func(f *fixture, lines []credit.ExportLine) []credit.ExportLine {
+				r := f.receipts[6]
+				r.Time = r.Time.Add(-20 * time.Second)
+				lines[6].Receipt = mustLeaf(t, &r)
+				return lines
+			},
+			want: []want{{RuleCompleteness, 6}},
+		},
+		{
+			name: "deleted receipt",
+			after: func(f *fixture, lines []credit.ExportLine) []credit.ExportLine {
+				return slices.Delete(lines, 5, 6)
+			},
+			want: []want{{RuleCompleteness, 5}},
+		},
+		{
+			name: "deleted receipt, renumbered",
+			after: func(f *fixture, lines []credit.ExportLine) []credit.ExportLine {
+				lines = slices.Delete(lines, 5, 6)
+				for i := range lines {
+					lines[i].Index = uint64(i)
+				}
+				return lines
+			},
+			want: []want{{RuleCompleteness, -1}},
+		},
+		{
+			name: "deleted last receipts",
+			after: func(f *fixture, lines []credit.ExportLine) []credit.ExportLine {
+				return lines[:10]
+			},
+			want: []want{{RuleCompleteness, 10}},
+		},
+		{
+			name: "inserted receipt",
+			after: func(f *fixture, lines []credit.ExportLine) []credit.ExportLine {
+				r := f.receipt(99, bankA, "consent-a-0001", []credit.Category{credit.Penalty})
+				r.Time = f.when(5).Add(30 * time.Second)
+				if err := r.Sign(key("sz")); err != nil {
+					t.Fatal(err)
+				}
+				ins := credit.ExportLine{Index: 5, Receipt: mustLeaf(t, &r), Acks: []credit.Ack{f.ack(&r)}}
+				lines = slices.Insert(lines, 5, ins)
+				for i := range lines {
+					lines[i].Index = uint64(i)
+				}
+				return lines
+			},
+			want: []want{{RuleCompleteness, -1}},
+		},
+		{
+			name: "two receipts swapped",
+			after: func(f *fixture, lines []credit.ExportLine) []credit.ExportLine {
+				lines[5].Receipt, lines[6].Receipt = lines[6].Receipt, lines[5].Receipt
+				lines[5].Acks, lines[6].Acks = lines[6].Acks, lines[5].Acks
+				return lines
+			},
+			want: []want{{RuleCompleteness, -1}},
+		},
+		{
+			name: "forged bank signature",
+			before: func(f *fixture) {
+				if err := f.receipts[3].Query.Sign(key("someone")); err != nil {
+					t.Fatal(err)
+				}
+				f.resign(3)
+			},
+			withReceived: true,
+			want:         []want{{RuleQuerySig, 3}},
+		},
+		{
+			name: "forged region signature",
+			before: func(f *fixture) {
+				if err := f.receipts[4].Sign(key("someone")); err != nil {
+					t.Fatal(err)
+				}
+				f.acks[4] = []credit.Ack{f.ack(&f.receipts[4])}
+			},
+			withReceived: true,
+			want:         []want{{RuleReceiptSig, 4}},
+		},
+		{
+			name: "receipt after its consent was revoked",
+			before: func(f *fixture) {
+				f.grant("consent-a-0002", bankA, []credit.Category{credit.Penalty}, t0.Add(time.Minute))
+				c := f.snap.ConsentRecords["consent-a-0002"]
+				rev := f.when(7).Add(-10 * time.Second)
+				c.RevokedAt, c.Status = &rev, credit.ConsentRevoked
+				f.snap.ConsentRecords["consent-a-0002"] = c
+				for _, i := range []int{6, 7} { // 6 before the revocation, 7 after
+					f.receipts[i] = f.receipt(i, bankA, "consent-a-0002", []credit.Category{credit.Penalty})
+					f.resign(i)
+				}
+			},
+			withReceived: true,
+			want:         []want{{RuleConsentStatus, 7}},
+		},
+		{
+			name: "categories out of scope",
+			before: func(f *fixture) {
+				f.receipts[2] = f.receipt(2, bankA, "consent-a-0001", []credit.Category{credit.Penalty, credit.Judicial})
+				f.resign(2)
+			},
+			withReceived: true,
+			want:         []want{{RuleConsentScope, 2}},
+		},
+		{
+			name: "another bank's consent",
+			before: func(f *fixture) {
+				f.receipts[8] = f.receipt(8, bankB, "consent-a-0001", []credit.Category{credit.Penalty})
+				f.resign(8)
+			},
+			withReceived: true,
+			want:         []want{{RuleConsentGrantee, 8}},
+		},
+		{
+			name: "missing acknowledgement",
+			before: func(f *fixture) {
+				f.acks[9] = nil
+			},
+			withReceived: true,
+			want:         []want{{RuleUnacked, 9}},
+		},
+		{
+			name: "answer in the requester's export but not in the answerer's log",
+			before: func(f *fixture) {
+				r := f.receipt(50, bankA, "consent-a-0001", []credit.Category{credit.Penalty})
+				if err := r.Sign(key("sz")); err != nil {
+					t.Fatal(err)
+				}
+				f.extra = append(f.extra, r)
+				f.extraAcks = append(f.extraAcks, f.ack(&r))
+			},
+			withReceived: true,
+			want:         []want{{RuleUnlogged, -1}},
+		},
+		{
+			name: "anchored late",
+			before: func(f *fixture) {
+				f.cpEvery = 100
+			},
+			after: func(f *fixture, lines []credit.ExportLine) []credit.ExportLine {
+				return lines
+			},
+			want: []want{{RuleTimeliness, 0}, {RuleTimeliness, 1}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, 12)
+			if tc.before != nil {
+				tc.before(f)
+			}
+			f.anchor()
+			if tc.name == "anchored late" {
+				// The only checkpoint came 70 minutes after receipt 0 (so
+				// 0 and 1 waited longer than the hour allowed).
+				f.snap.Anchored[sz] = nil
+				f.anchorAt(12, f.when(0).Add(61*time.Minute+30*time.Second))
+			}
+			lines := f.answeredLines()
+			if tc.after != nil {
+				lines = tc.after(f, lines)
+			}
+			var received []credit.ExportLine
+			if tc.withReceived {
+				received = f.receivedLines()
+			}
+			rep := runAudit(t, f, lines, received, testOptions(t))
+			checkFindings(t, rep, tc.want)
+			if tc.want[0].rule == RuleUnlogged && rep.Findings[0].Receipt != f.extra[0].ID {
+				t.Errorf("unlogged finding names %s, want %s", rep.Findings[0].Receipt, f.extra[0].ID)
+			}
+		})
+	}
+}
+
+func mustLeaf(t *testing.T, r *credit.Receipt) json.RawMessage {
+	t.Helper()
+	b, err := r.LeafBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// anchorRule is the contract's rule for a new checkpoint: a consistency
+// proof from the latest anchored one must verify.
+func anchorRule(prev, next credit.Checkpoint, consistency [][]byte) error {
+	return proof.VerifyConsistency(rfc6962.DefaultHasher, prev.Size, next.Size, consistency, prev.Root, next.Root)
+}
+
+// TestRewrittenLog: a region rewrites receipt 2 after anchoring size 4 and
+// tries to anchor size 8 of the rewritten log. The anchor rule refuses it;
+// the audit of the rewritten export fails completeness; and a snapshot in
+// which the rewritten checkpoint was anchored anyway (a contract bypassed)
+// fails consistency.
+func TestRewrittenLog(t *testing.T) {
+	f := newFixture(t, 8)
+	f.cpEvery = 4
+	f.anchor()
+	f.snap.Anchored[sz] = f.snap.Anchored[sz][:1] // only size 4 is anchored
+	honest := f.snap.Anchored[sz][0].Checkpoint
+
+	rw := newFixture(t, 8)
+	rw.receipts[2] = rw.receipt(2, bankA, "consent-a-0001", []credit.Category{credit.Licensing})
+	rw.resign(2)
+	rw.anchor()
+	rewritten := rw.snap.Anchored[sz][1].Checkpoint
+	consistency, err := rw.tree.ConsistencyProof(4, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := anchorRule(honest, rewritten, consistency); err == nil {
+		t.Fatal("anchor rule accepted a checkpoint of a rewritten log")
+	}
+
+	t.Run("export of the rewritten log", func(t *testing.T) {
+		// Receipts 4..7 are not anchored but are within their delay when
+		// Now is right after them.
+		o := testOptions(t)
+		o.Now = f.when(8)
+		rep := runAudit(t, f, rw.answeredLines(), nil, o)
+		checkFindings(t, rep, []want{{RuleCompleteness, -1}})
+	})
+	t.Run("rewritten checkpoint anchored anyway", func(t *testing.T) {
+		f.snap.AddCheckpoint(rw.snap.Anchored[sz][1])
+		rep := runAudit(t, f, rw.answeredLines(), nil, testOptions(t))
+		checkFindings(t, rep, []want{{RuleConsistency, 4}})
+	})
+}
+
+func TestFilters(t *testing.T) {
+	f := newFixture(t, 12)
+	f.receipts[2] = f.receipt(2, bankA, "consent-a-0001", []credit.Category{credit.Judicial})
+	f.resign(2)
+	f.anchor()
+	tests := []struct {
+		name string
+		opts func(*Options)
+		want int
+	}{
+		{"all", func(*Options) {}, 1},
+		{"since after it", func(o *Options) { o.Since = f.when(3) }, 0},
+		{"until after it", func(o *Options) { o.Until = f.when(3) }, 1},
+		{"until it", func(o *Options) { o.Until = f.when(2) }, 0},
+		{"other region", func(o *Options) { o.Regions = []credit.RegionID{gz} }, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := testOptions(t)
+			tc.opts(&o)
+			rep := runAudit(t, f, f.answeredLines(), f.receivedLines(), o)
+			if rep.Total != tc.want {
+				t.Fatalf("%d findings, want %d", rep.Total, tc.want)
+			}
+		})
+	}
+}
+
+func TestKeyRotation(t *testing.T) {
+	f := newFixture(t, 8)
+	// sz rotated its key after receipt 3: receipts 4..7 are signed with the new key.
+	rot := f.snap.RegionVersions[sz][0]
+	rot.PubKey, rot.UpdatedAt = pub("sz-2"), f.when(3).Add(30*time.Second)
+	f.snap.AddRegion(rot)
+	for i := 4; i < 8; i++ {
+		if err := f.receipts[i].Sign(key("sz-2")); err != nil {
+			t.Fatal(err)
+		}
+		f.acks[i] = []credit.Ack{f.ack(&f.receipts[i])}
+	}
+	// Both checkpoints were anchored after the rotation.
+	f.anchor()
+	for i := range f.snap.Anchored[sz] {
+		if err := f.snap.Anchored[sz][i].Sign(key("sz-2")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep := runAudit(t, f, f.answeredLines(), nil, testOptions(t))
+	checkFindings(t, rep, nil)
+
+	// Receipt 2 signed with the new key before it was registered.
+	if err := f.receipts[2].Sign(key("sz-2")); err != nil {
+		t.Fatal(err)
+	}
+	f.acks[2] = []credit.Ack{f.ack(&f.receipts[2])}
+	f.snap.Anchored[sz] = nil
+	f.anchor()
+	for i := range f.snap.Anchored[sz] {
+		if err := f.snap.Anchored[sz][i].Sign(key("sz-2")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep = runAudit(t, f, f.answeredLines(), nil, testOptions(t))
+	checkFindings(t, rep, []want{{RuleReceiptSig, 2}})
+}
+
+func TestInputErrors(t *testing.T) {
+	f := newFixture(t, 2)
+	f.anchor()
+	good := encodeExport(t, credit.ExportAnswered, sz, f.answeredLines())
+	tests := []struct {
+		name string
+		in   Inputs
+	}{
+		{"not an export", Inputs{Exports: []Source{BytesSource("x", []byte("hello\n"))}}},
+		{"two exports of one region", Inputs{Exports: []Source{BytesSource("a", good), BytesSource("b", good)}}},
+		{"missing file", Inputs{Exports: []Source{FileSource(t.TempDir() + "/none.jsonl")}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Run(context.Background(), tc.in, f.snap, testOptions(t))
+			if !errors.Is(err, ErrInput) {
+				t.Fatalf("err %v, want ErrInput", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,127 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/prdcredit/ccnode/credit"
+)
+
+// receivedPass1 reads a requesting region's export of the receipts it
+// received: it verifies the region's own acknowledgements and remembers,
+// per receipt, its digest and acknowledgement for the answerers' logs.
+func (a *auditor) receivedPass1(ctx context.Context, s sourceHeader) (uint64, error) {
+	var n uint64
+	requester := s.h.Region
+	work := func(line []byte, no int, r *result) {
+		l, rc, ok := decodeLine(s.src.Name, s.h, line, no, r)
+		if !ok {
+			return
+		}
+		r.inFilter = a.inWindow(rc.Time) && a.wantRegion(rc.Answerer)
+		if !r.inFilter {
+			return
+		}
+		t := rc.Time
+		add := func(format string, args ...any) {
+			r.findings = append(r.findings, Finding{Rule: RuleAckSig, Region: requester, Receipt: rc.ID,
+				Source: fmt.Sprintf("%s:%d", s.src.Name, no), Time: &t, Detail: fmt.Sprintf(format, args...)})
+		}
+		if rc.Requester != requester {
+			r.bad = &Finding{Rule: RuleExport, Region: requester, Receipt: rc.ID, Source: fmt.Sprintf("%s:%d", s.src.Name, no),
+				Detail: fmt.Sprintf("receipt requested by %s in the received export of %s", rc.Requester, requester)}
+			return
+		}
+		for i := range l.Acks {
+			ack := &l.Acks[i]
+			key, err := a.keys.region(requester, ack.Time)
+			if err == nil && ack.Requester != requester {
+				err = fmt.Errorf("acknowledgement signed as %s: %w", ack.Requester, credit.ErrBadSignature)
+			}
+			if err == nil {
+				err = verifyAck(ack, &rc, r.digest, key)
+			}
+			if err != nil {
+				add("%v", err)
+				continue
+			}
+			r.hasAck, r.ack = true, *ack
+		}
+	}
+	consume := func(r *result) error {
+		n++
+		if r.bad != nil {
+			a.out.add(*r.bad)
+			return nil
+		}
+		for _, f := range r.findings {
+			a.out.add(f)
+		}
+		if !r.inFilter || !r.hasAck {
+			// Only what the requester acknowledged is held against the
+			// answerer's log.
+			return nil
+		}
+		k := xkey{r.answerer, r.id}
+		if _, dup := a.xindex[k]; dup {
+			return nil
+		}
+		a.xindex[k] = &xentry{digest: r.digest, src: s.src.Name, line: r.line, ack: r.ack, ackOK: true}
+		return nil
+	}
+	return n, a.stream(ctx, s.src, work, consume)
+}
+
+// receivedPass2 reports what the requester acknowledged and the answerer's
+// log does not hold. Only those lines are verified again: a receipt the
+// answering region never signed is a forgery, not an omission.
+func (a *auditor) receivedPass2(ctx context.Context, s sourceHeader) error {
+	missing := 0
+	for k, e := range a.xindex {
+		if e.src == s.src.Name && a.audited[k.answerer] && (!e.seen || e.conflict) {
+			missing++
+		}
+	}
+	if missing == 0 {
+		return nil
+	}
+	work := func(line []byte, no int, r *result) {
+		l, err := credit.DecodeExportLine(line)
+		_ = l
+		if err != nil {
+			return
+		}
+		rc, err := credit.DecodeReceipt(l.Receipt)
+		if err != nil {
+			return
+		}
+		e, ok := a.xindex[xkey{rc.Answerer, rc.ID}]
+		if !ok || e.src != s.src.Name || e.line != no || !a.audited[rc.Answerer] || (e.seen && !e.conflict) {
+			return
+		}
+		t := rc.Time
+		f := Finding{Region: rc.Answerer, Receipt: rc.ID, Source: fmt.Sprintf("%s:%d", s.src.Name, no), Time: &t}
+		key, err := a.keys.region(rc.Answerer, rc.Time)
+		if err == nil {
+			err = rc.Verify(key)
+		}
+		switch {
+		case err != nil:
+			f.Rule, f.Detail = RuleReceiptSig, fmt.Sprintf("receipt held by %s: %v", s.h.Region, err)
+		case e.conflict:
+			f.Rule, f.Detail = RuleUnlogged, fmt.Sprintf("%s acknowledged this receipt; the log of %s holds a different receipt under its id", s.h.Region, rc.Answerer)
+		default:
+			f.Rule, f.Detail = RuleUnlogged, fmt.Sprintf("%s acknowledged this receipt at %s; it is not in the log of %s",
+				s.h.Region, e.ack.Time.UTC().Format(time.RFC3339), rc.Answerer)
+		}
+		r.findings = append(r.findings, f)
+	}
+	consume := func(r *result) error {
+		for _, f := range r.findings {
+			a.out.add(f)
+		}
+		return nil
+	}
+	return a.stream(ctx, s.src, work, consume)
+}

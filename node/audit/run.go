@@ -1,0 +1,457 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prdcredit/ccnode/credit"
+)
+
+// DefaultAnchorDelay is how long a receipt may wait for an anchored
+// checkpoint before the audit says so.
+const DefaultAnchorDelay = time.Hour
+
+// DefaultMaxFindings bounds the findings a report keeps (all are counted).
+const DefaultMaxFindings = 10000
+
+// Source is one export file, opened as many times as the audit reads it
+// (a requesters' export is read twice).
+type Source struct {
+	Name string
+	Open func() (io.ReadCloser, error)
+}
+
+// FileSource reads a file.
+func FileSource(path string) Source {
+	return Source{Name: path, Open: func() (io.ReadCloser, error) { return os.Open(path) }}
+}
+
+// BytesSource reads an in-memory export (tests, small tools).
+func BytesSource(name string, b []byte) Source {
+	return Source{Name: name, Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }}
+}
+
+// Inputs are what the auditor was given besides the ledger.
+type Inputs struct {
+	// Exports in credit.ExportFormat, of either kind, in any order.
+	Exports []Source
+	// Consents are consent documents the auditor holds independently;
+	// a query that carries a different document under the same id is a
+	// finding.
+	Consents []credit.ConsentGrant
+}
+
+// Options tune an audit. The zero value audits everything.
+type Options struct {
+	Since, Until time.Time         // receipts with Since <= Time < Until; zero is unbounded
+	Regions      []credit.RegionID // answering regions to audit; empty is all
+	AnchorDelay  time.Duration     // DefaultAnchorDelay when zero
+	Now          time.Time         // the audit's "now", for receipts not yet anchored; time.Now when zero
+	Workers      int               // GOMAXPROCS when zero
+	MaxFindings  int               // DefaultMaxFindings when zero
+	Logger       *slog.Logger      // discarded when nil
+	// Progress, when set, is told how many export bytes were read; it is
+	// called from one goroutine at a time.
+	Progress func(bytes int64)
+}
+
+// ErrInput is matched by errors about the inputs (not findings): an
+// unreadable file, a bad header, a duplicate export.
+var ErrInput = errors.New("audit input")
+
+type xkey struct {
+	answerer credit.RegionID
+	id       string
+}
+
+// xentry is what the cross-check keeps per receipt a requester holds.
+type xentry struct {
+	digest   [32]byte
+	src      string
+	line     int
+	ack      credit.Ack // verified when ackOK
+	ackOK    bool
+	seen     bool // written by the consumer of the answerer's log only
+	conflict bool // the answerer's log holds another receipt with this id
+}
+
+type auditor struct {
+	view     LedgerView
+	keys     *keyBook
+	opts     Options
+	log      *slog.Logger
+	given    map[string][32]byte
+	regions  map[credit.RegionID]bool
+	out      *collector
+	xindex   map[xkey]*xentry
+	audited  map[credit.RegionID]bool
+	docCache sync.Map // [32]byte commitment -> error (nil when the document's signatures verify)
+}
+
+// Run audits the exports in in against the ledger view v.
+func Run(ctx context.Context, in Inputs, v LedgerView, opts Options) (Report, error) {
+	rep := Report{Started: time.Now().UTC()}
+	if opts.AnchorDelay <= 0 {
+		opts.AnchorDelay = DefaultAnchorDelay
+	}
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.MaxFindings <= 0 {
+		opts.MaxFindings = DefaultMaxFindings
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	kb, err := newKeyBook(ctx, v)
+	if err != nil {
+		return rep, err
+	}
+	a := &auditor{
+		view: v, keys: kb, opts: opts, log: opts.Logger,
+		given:   map[string][32]byte{},
+		out:     newCollector(opts.MaxFindings),
+		xindex:  map[xkey]*xentry{},
+		audited: map[credit.RegionID]bool{},
+	}
+	if len(opts.Regions) > 0 {
+		a.regions = map[credit.RegionID]bool{}
+		for _, r := range opts.Regions {
+			a.regions[r] = true
+		}
+	}
+	for i := range in.Consents {
+		c, err := in.Consents[i].Commitment()
+		if err != nil {
+			return rep, fmt.Errorf("%w: consent document %s: %w", ErrInput, in.Consents[i].ID, err)
+		}
+		a.given[in.Consents[i].ID] = c
+	}
+
+	var answered, received []sourceHeader
+	for _, s := range in.Exports {
+		h, err := readHeader(s)
+		if err != nil {
+			return rep, err
+		}
+		switch h.Kind {
+		case credit.ExportAnswered:
+			for _, o := range answered {
+				if o.h.Region == h.Region {
+					return rep, fmt.Errorf("%w: two answered exports of region %s (%s, %s)", ErrInput, h.Region, o.src.Name, s.Name)
+				}
+			}
+			answered = append(answered, sourceHeader{s, h})
+		case credit.ExportReceived:
+			received = append(received, sourceHeader{s, h})
+		}
+	}
+	for _, s := range answered {
+		if a.wantRegion(s.h.Region) {
+			a.audited[s.h.Region] = true
+		}
+	}
+	for _, s := range received {
+		n, err := a.receivedPass1(ctx, s)
+		if err != nil {
+			return rep, err
+		}
+		rep.Received += n
+	}
+	for _, s := range answered {
+		if !a.wantRegion(s.h.Region) {
+			continue
+		}
+		sum, err := a.auditLog(ctx, s)
+		if err != nil {
+			return rep, err
+		}
+		rep.Regions = append(rep.Regions, sum)
+	}
+	for _, s := range received {
+		if err := a.receivedPass2(ctx, s); err != nil {
+			return rep, err
+		}
+	}
+	rep.Findings, rep.Total, rep.ByRule = a.out.list, a.out.total, a.out.byRule
+	rep.Truncated = len(rep.Findings) < rep.Total
+	for i := range rep.Regions {
+		rep.Regions[i].Findings = a.out.byRegion[rep.Regions[i].Region]
+	}
+	rep.Finished = time.Now().UTC()
+	return rep, nil
+}
+
+func (a *auditor) wantRegion(r credit.RegionID) bool { return a.regions == nil || a.regions[r] }
+
+func (a *auditor) inWindow(t time.Time) bool {
+	if !a.opts.Since.IsZero() && t.Before(a.opts.Since) {
+		return false
+	}
+	if !a.opts.Until.IsZero() && !t.Before(a.opts.Until) {
+		return false
+	}
+	return true
+}
+
+type sourceHeader struct {
+	src Source
+	h   credit.ExportHeader
+}
+
+func readHeader(s Source) (credit.ExportHeader, error) {
+	rc, err := s.Open()
+	if err != nil {
+		return credit.ExportHeader{}, fmt.Errorf("%w: %s: %w", ErrInput, s.Name, err)
+	}
+	defer rc.Close()
+	er, err := credit.NewExportReader(rc)
+	if err != nil {
+		return credit.ExportHeader{}, fmt.Errorf("%w: %s: %w", ErrInput, s.Name, err)
+	}
+	return er.Header(), nil
+}
+
+// collector keeps findings up to a bound and counts them all.
+type collector struct {
+	mu       sync.Mutex
+	max      int
+	list     []Finding
+	total    int
+	byRule   map[Rule]int
+	byRegion map[credit.RegionID]int
+}
+
+func newCollector(max int) *collector {
+	return &collector{max: max, list: []Finding{}, byRule: map[Rule]int{}, byRegion: map[credit.RegionID]int{}}
+}
+
+func (c *collector) add(f Finding) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.total++
+	c.byRule[f.Rule]++
+	c.byRegion[f.Region]++
+	if len(c.list) < c.max {
+		c.list = append(c.list, f)
+	}
+}
+
+// result is a worker's verdict on one line, consumed in file order.
+type result struct {
+	line       int
+	bad        *Finding // the line could not be read as a receipt
+	index      uint64
+	leafHash   [32]byte
+	id         string
+	answerer   credit.RegionID
+	requester  credit.RegionID
+	time       time.Time
+	digest     [32]byte
+	records    int
+	inFilter   bool
+	receiptBad bool // the answering region's signature fails
+	hasAck     bool
+	ack        credit.Ack
+	findings   []Finding
+	opErr      error
+}
+
+type batch struct {
+	lines [][]byte
+	nos   []int
+	res   []result
+	done  chan struct{}
+}
+
+const batchLines = 128
+
+// stream reads src's lines after the header, has work run on each by
+// opts.Workers goroutines, and hands the results to consume in file order.
+// At most a few batches per worker are in flight, so memory stays flat.
+func (a *auditor) stream(ctx context.Context, src Source, work func(line []byte, no int, r *result), consume func(*result) error) error {
+	rc, err := src.Open()
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrInput, src.Name, err)
+	}
+	defer rc.Close()
+	er, err := credit.NewExportReader(rc)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrInput, src.Name, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan *batch, a.opts.Workers)
+	order := make(chan *batch, 4*a.opts.Workers)
+	readErr := make(chan error, 1)
+	var wg sync.WaitGroup
+	for range a.opts.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range jobs {
+				for i := range b.lines {
+					work(b.lines[i], b.nos[i], &b.res[i])
+				}
+				close(b.done)
+			}
+		}()
+	}
+	go func() {
+		defer close(order)
+		defer close(jobs)
+		var read int64
+		newBatch := func() *batch {
+			return &batch{done: make(chan struct{}), lines: make([][]byte, 0, batchLines), nos: make([]int, 0, batchLines)}
+		}
+		b := newBatch()
+		send := func() bool {
+			b.res = make([]result, len(b.lines))
+			select {
+			case order <- b:
+			case <-ctx.Done():
+				return false
+			}
+			select {
+			case jobs <- b:
+			case <-ctx.Done():
+				return false
+			}
+			if a.opts.Progress != nil {
+				a.opts.Progress(read)
+				read = 0
+			}
+			b = newBatch()
+			return true
+		}
+		for {
+			line, err := er.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil && !errors.Is(err, credit.ErrExportFormat) {
+				readErr <- fmt.Errorf("%w: %s: %w", ErrInput, src.Name, err)
+				return
+			}
+			read += int64(len(line) + 1)
+			// A line too long to read is handed on as an empty line so
+			// that it is reported where it stands.
+			b.lines = append(b.lines, bytes.Clone(line))
+			b.nos = append(b.nos, er.Line())
+			if len(b.lines) == batchLines && !send() {
+				return
+			}
+		}
+		if len(b.lines) > 0 {
+			send()
+		}
+	}()
+	var firstErr error
+	for b := range order {
+		select {
+		case <-b.done:
+		case <-ctx.Done():
+		}
+		if firstErr != nil || ctx.Err() != nil {
+			continue
+		}
+		for i := range b.res {
+			if err := b.res[i].opErr; err != nil {
+				firstErr = err
+				break
+			}
+			if err := consume(&b.res[i]); err != nil {
+				firstErr = err
+				break
+			}
+		}
+		if firstErr != nil {
+			cancel()
+		}
+	}
+	wg.Wait()
+	select {
+	case err := <-readErr:
+		if firstErr == nil {
+			firstErr = err
+		}
+	default:
+	}
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	return firstErr
+}
+
+// decodeLine reads one export line into r; it returns false (with r.bad
+// set) when the line is not a receipt.
+func decodeLine(src string, h credit.ExportHeader, line []byte, no int, r *result) (credit.ExportLine, credit.Receipt, bool) {
+	r.line = no
+	where := fmt.Sprintf("%s:%d", src, no)
+	l, err := credit.DecodeExportLine(line)
+	if err != nil {
+		r.bad = &Finding{Rule: RuleExport, Region: h.Region, Source: where, Detail: err.Error()}
+		return l, credit.Receipt{}, false
+	}
+	r.index = l.Index
+	r.leafHash = leafHash(l.Receipt)
+	rc, err := credit.DecodeReceipt(l.Receipt)
+	if err != nil {
+		r.bad = &Finding{Rule: RuleExport, Region: h.Region, Source: where, Leaf: leafPtr(l.Index), Detail: err.Error()}
+		return l, rc, false
+	}
+	r.id, r.answerer, r.requester, r.time, r.records = rc.ID, rc.Answerer, rc.Requester, rc.Time, rc.RecordCount
+	d, err := rc.Digest()
+	if err != nil {
+		r.bad = &Finding{Rule: RuleExport, Region: h.Region, Source: where, Receipt: rc.ID, Detail: err.Error()}
+		return l, rc, false
+	}
+	r.digest = d
+	return l, rc, true
+}
+
+// leafHash is RFC 6962's leaf hash, SHA-256(0x00 || leaf).
+func leafHash(leaf []byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte{0})
+	h.Write(leaf)
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+func ackEqual(a, b *credit.Ack) bool {
+	return a.ReceiptID == b.ReceiptID && a.Requester == b.Requester && a.Time.Equal(b.Time) &&
+		bytes.Equal(a.ReceiptDigest, b.ReceiptDigest) && bytes.Equal(a.Sig, b.Sig)
+}
+
+func sortFindings(fs []Finding) {
+	slices.SortStableFunc(fs, func(a, b Finding) int {
+		switch {
+		case a.Leaf == nil && b.Leaf == nil:
+			return 0
+		case a.Leaf == nil:
+			return 1
+		case b.Leaf == nil:
+			return -1
+		case *a.Leaf < *b.Leaf:
+			return -1
+		case *a.Leaf > *b.Leaf:
+			return 1
+		}
+		return 0
+	})
+}

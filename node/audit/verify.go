@@ -1,0 +1,178 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/network"
+)
+
+// checkAnswered is the per-receipt work on a line of a region's own log:
+// everything that needs no other line.
+func (a *auditor) checkAnswered(ctx context.Context, src string, h credit.ExportHeader, line []byte, no int, r *result) {
+	l, rc, ok := decodeLine(src, h, line, no, r)
+	if !ok {
+		return
+	}
+	where := fmt.Sprintf("%s:%d", src, no)
+	add := func(rule Rule, region credit.RegionID, format string, args ...any) {
+		t := rc.Time
+		r.findings = append(r.findings, Finding{Rule: rule, Region: region, Receipt: rc.ID, Leaf: leafPtr(l.Index),
+			Source: where, Time: &t, Detail: fmt.Sprintf(format, args...)})
+	}
+	if rc.Answerer != h.Region {
+		r.bad = &Finding{Rule: RuleExport, Region: h.Region, Receipt: rc.ID, Leaf: leafPtr(l.Index), Source: where,
+			Detail: fmt.Sprintf("receipt answered by %s in the log of %s", rc.Answerer, h.Region)}
+		return
+	}
+	r.inFilter = a.inWindow(rc.Time)
+	if !r.inFilter {
+		return
+	}
+	// (1) the answering region's signature.
+	if key, err := a.keys.region(rc.Answerer, rc.Time); err != nil {
+		r.receiptBad = true
+		add(RuleReceiptSig, rc.Answerer, "%v", err)
+	} else if err := rc.Verify(key); err != nil {
+		r.receiptBad = true
+		add(RuleReceiptSig, rc.Answerer, "%v", err)
+	}
+	// (1) the bank's signature on the query.
+	q := &rc.Query
+	if key, err := a.keys.bank(q.Bank, q.Time); err != nil {
+		add(RuleQuerySig, rc.Answerer, "%v", err)
+	} else if err := q.Verify(key); err != nil {
+		add(RuleQuerySig, rc.Answerer, "%v", err)
+	}
+	// (2) the consent at the time of the answer.
+	if err := a.checkConsent(ctx, &rc, add); err != nil {
+		r.opErr = err
+		return
+	}
+	// (1) the requesting region's acknowledgements; (6) is finished by
+	// the consumer, which knows the requesters' exports.
+	var xe *xentry
+	if e, ok := a.xindex[xkey{rc.Answerer, rc.ID}]; ok && e.digest == r.digest && e.ackOK {
+		xe = e
+		r.hasAck = true
+	}
+	for i := range l.Acks {
+		ack := &l.Acks[i]
+		if xe != nil && ackEqual(ack, &xe.ack) {
+			continue // verified in the requester's export
+		}
+		if ack.Requester != rc.Requester {
+			add(RuleAckSig, ack.Requester, "acknowledgement by %s of a receipt requested by %s", ack.Requester, rc.Requester)
+			continue
+		}
+		key, err := a.keys.region(ack.Requester, ack.Time)
+		if err == nil {
+			err = verifyAck(ack, &rc, r.digest, key)
+		}
+		if err != nil {
+			add(RuleAckSig, ack.Requester, "%v", err)
+			continue
+		}
+		r.hasAck = true
+	}
+}
+
+// verifyAck is credit.Ack.Verify with the receipt's digest already known.
+func verifyAck(ack *credit.Ack, rc *credit.Receipt, digest [32]byte, key []byte) error {
+	if ack.ReceiptID != rc.ID || !bytes.Equal(ack.ReceiptDigest, digest[:]) {
+		return fmt.Errorf("ack by %s does not name receipt %s: %w", ack.Requester, rc.ID, credit.ErrBadSignature)
+	}
+	return ack.Verify(rc, key)
+}
+
+// checkConsent applies rule (2) to a receipt; it returns an error only when
+// the ledger view fails.
+func (a *auditor) checkConsent(ctx context.Context, rc *credit.Receipt, add func(Rule, credit.RegionID, string, ...any)) error {
+	q := &rc.Query
+	reg := rc.Answerer
+	doc := q.Consent
+	if doc == nil {
+		add(RuleConsentMissing, reg, "query carries no consent document")
+		return nil
+	}
+	if doc.ID != q.ConsentID {
+		add(RuleConsentDocument, reg, "query names consent %s but carries document %s", q.ConsentID, doc.ID)
+		return nil
+	}
+	comm, err := doc.Commitment()
+	if err != nil {
+		add(RuleConsentDocument, reg, "consent %s: %v", doc.ID, err)
+		return nil
+	}
+	if want, ok := a.given[doc.ID]; ok && want != comm {
+		add(RuleConsentDocument, reg, "consent %s differs from the document the auditor holds", doc.ID)
+		return nil
+	}
+	cc, st, err := a.view.ConsentAt(ctx, doc.ID, rc.Time)
+	if errors.Is(err, network.ErrNotFound) {
+		add(RuleConsentMissing, reg, "consent %s not on the ledger at %s", doc.ID, rc.Time.UTC().Format("2006-01-02T15:04:05Z07:00"))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("ledger: consent %s: %w", doc.ID, err)
+	}
+	if !bytes.Equal(cc.Commitment, comm[:]) {
+		add(RuleConsentCommitment, reg, "consent %s: document does not match the ledger's commitment", doc.ID)
+		return nil
+	}
+	if st != credit.ConsentActive {
+		add(RuleConsentStatus, reg, "consent %s was %s at the time of the answer", doc.ID, st)
+	}
+	if err := a.docSignatures(doc, comm, cc); err != nil {
+		add(RuleConsentSig, doc.Region, "%v", err)
+	}
+	if doc.Grantee != q.Bank {
+		add(RuleConsentGrantee, reg, "consent %s was granted to %s, the query is by %s", doc.ID, doc.Grantee, q.Bank)
+	}
+	if doc.Subject != q.Subject {
+		add(RuleConsentSubject, reg, "consent %s was given by %s, the query is about %s", doc.ID, doc.Subject, q.Subject)
+	}
+	if !credit.CategoriesSubset(rc.Categories, doc.Categories) {
+		var out []string
+		for _, c := range rc.Categories {
+			if !slices.Contains(doc.Categories, c) {
+				out = append(out, string(c))
+			}
+		}
+		add(RuleConsentScope, reg, "answered %s outside consent %s", strings.Join(out, ","), doc.ID)
+	}
+	if doc.Purpose != q.Purpose {
+		add(RuleConsentPurpose, reg, "query purpose %s, consent %s allows %s", q.Purpose, doc.ID, doc.Purpose)
+	}
+	return nil
+}
+
+// docSignatures checks a consent document's enterprise signature and its
+// home region's countersignature (with the key the region had when the
+// commitment was recorded), once per document.
+func (a *auditor) docSignatures(doc *credit.ConsentGrant, comm [32]byte, cc credit.ConsentCommitment) error {
+	if v, ok := a.docCache.Load(comm); ok {
+		if v == nil {
+			return nil
+		}
+		return v.(error)
+	}
+	err := doc.VerifyEnterprise()
+	if err == nil {
+		var key []byte
+		if key, err = a.keys.region(doc.Region, cc.RecordedAt); err == nil {
+			err = doc.VerifyRegion(key)
+		}
+	}
+	if err == nil {
+		a.docCache.Store(comm, nil)
+	} else {
+		a.docCache.Store(comm, err)
+	}
+	return err
+}

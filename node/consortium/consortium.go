@@ -1,0 +1,283 @@
+// Package consortium builds a whole consortium of regional nodes in one
+// process — a shared ledger, one Badger database, record source and node
+// per region, banks and their keys — for the demo and for end-to-end
+// tests. It wires parts; every decision stays in package node.
+package consortium
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/network"
+	"github.com/prdcredit/ccnode/node"
+	"github.com/prdcredit/ccnode/node/memledger"
+)
+
+// PRD3 is the demo's three regions.
+func PRD3() []credit.Region {
+	return []credit.Region{
+		{ID: "440300", Name: "Shenzhen", Divisions: []string{"4403"}},
+		{ID: "440100", Name: "Guangzhou", Divisions: []string{"4401"}},
+		{ID: "440400", Name: "Zhuhai", Divisions: []string{"4404"}},
+	}
+}
+
+// BankSpec names a bank and its home region.
+type BankSpec struct {
+	ID     credit.BankID
+	Name   string
+	Region credit.RegionID
+}
+
+// Options configure Start.
+type Options struct {
+	// Dir holds one folder per region; empty runs Badger in memory.
+	Dir     string
+	Regions []credit.Region // default PRD3
+	Banks   []BankSpec      // default: one bank in each of the first two regions
+	// Records gives each region's record source; default an empty
+	// MemRecords.
+	Records func(region credit.RegionID, db *badger.DB) (node.ReportSource, error)
+	Logger  *slog.Logger
+	// Tune adjusts each region's config before its node is built.
+	Tune func(*node.Config)
+	// Ledger is the shared ledger; default a new memledger.
+	Ledger *memledger.Server
+}
+
+// Region is one running region.
+type Region struct {
+	credit.Region
+	Key     ed25519.PrivateKey
+	DB      *badger.DB
+	Records node.ReportSource
+	Node    *node.Node
+	Ledger  network.Ledger
+	Dir     string
+}
+
+// Bank is a bank with its signing key.
+type Bank struct {
+	BankSpec
+	Key ed25519.PrivateKey
+}
+
+// Consortium is the running set.
+type Consortium struct {
+	Ledger  *memledger.Server
+	Router  *node.LocalRouter
+	Regions []*Region
+	Banks   []*Bank
+	once    sync.Once
+}
+
+// AdminToken is the admin token of every node of an in-process
+// consortium (the demo prints it for --keep).
+const AdminToken = "demo-admin-token"
+
+// Start builds and starts every region. On failure what started is closed.
+func Start(ctx context.Context, o Options) (c *Consortium, err error) {
+	if o.Regions == nil {
+		o.Regions = PRD3()
+	}
+	if o.Banks == nil {
+		o.Banks = []BankSpec{
+			{ID: "bank-sz-merchants", Name: "Shenzhen Merchants Bank", Region: o.Regions[0].ID},
+			{ID: "bank-gz-rural", Name: "Guangzhou Rural Commercial Bank", Region: o.Regions[min(1, len(o.Regions)-1)].ID},
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Ledger == nil {
+		o.Ledger = memledger.New(nil)
+	}
+	c = &Consortium{Ledger: o.Ledger, Router: node.NewLocalRouter(node.DefaultRegionTimeout)}
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
+	var members []credit.RegionMember
+	for _, spec := range o.Regions {
+		_, key, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return c, err
+		}
+		r := &Region{Region: spec, Key: key}
+		bo := badger.DefaultOptions("").WithInMemory(true).WithLogger(nil)
+		if o.Dir != "" {
+			r.Dir = filepath.Join(o.Dir, string(spec.ID))
+			bo = badger.DefaultOptions(filepath.Join(r.Dir, "db")).WithLogger(nil)
+		}
+		if r.DB, err = badger.Open(bo); err != nil {
+			return c, fmt.Errorf("region %s: %w", spec.ID, err)
+		}
+		c.Regions = append(c.Regions, r)
+		members = append(members, credit.RegionMember{
+			ID: spec.ID, Name: spec.Name, Divisions: spec.Divisions, MSPID: mspID(spec.ID),
+			PeerID: "local-" + string(spec.ID), PubKey: key.Public().(ed25519.PublicKey), Status: credit.StatusActive,
+		})
+	}
+	var banks []credit.BankMember
+	for _, spec := range o.Banks {
+		_, key, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return c, err
+		}
+		c.Banks = append(c.Banks, &Bank{BankSpec: spec, Key: key})
+		banks = append(banks, credit.BankMember{ID: spec.ID, Name: spec.Name, Region: spec.Region, PubKey: key.Public().(ed25519.PublicKey), Status: credit.StatusActive})
+	}
+	if err := o.Ledger.Client("bootstrap").Bootstrap(ctx, members, banks); err != nil && !errors.Is(err, network.ErrConflict) {
+		return c, err
+	}
+	for _, r := range c.Regions {
+		if o.Records != nil {
+			if r.Records, err = o.Records(r.ID, r.DB); err != nil {
+				return c, err
+			}
+		} else {
+			r.Records = NewMemRecords()
+		}
+		dir := r.Dir
+		if dir == "" {
+			dir = "mem/" + string(r.ID)
+		}
+		cfg := node.DefaultConfig(r.ID, dir)
+		cfg.HTTP.Addr = "127.0.0.1:0"
+		cfg.Ledger.MSPID = mspID(r.ID)
+		if o.Tune != nil {
+			o.Tune(&cfg)
+		}
+		r.Ledger = o.Ledger.Client(cfg.Ledger.MSPID)
+		r.Node, err = node.New(cfg, node.Deps{
+			DB: r.DB, Records: r.Records, Ledger: r.Ledger, Router: c.Router, Key: r.Key,
+			Logger: o.Logger, AdminToken: AdminToken,
+		})
+		if err != nil {
+			return c, err
+		}
+		c.Router.Add(r.ID, r.Node.Answerer())
+	}
+	for _, r := range c.Regions {
+		if err := r.Node.Start(ctx); err != nil {
+			return c, err
+		}
+	}
+	// Wait until every node's ledger view is confirmed.
+	for _, r := range c.Regions {
+		if err := waitReady(ctx, r.Node); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+func waitReady(ctx context.Context, n *node.Node) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for n.Ready() != nil {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("node %s not ready: %w", n.Config().Region, n.Ready())
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func mspID(r credit.RegionID) string { return "Region" + string(r) + "MSP" }
+
+// Region returns a region by id.
+func (c *Consortium) Region(id credit.RegionID) *Region {
+	for _, r := range c.Regions {
+		if r.ID == id {
+			return r
+		}
+	}
+	return nil
+}
+
+// Bank returns a bank by id.
+func (c *Consortium) Bank(id credit.BankID) *Bank {
+	for _, b := range c.Banks {
+		if b.ID == id {
+			return b
+		}
+	}
+	return nil
+}
+
+// Close stops every node and closes its database. Safe twice.
+func (c *Consortium) Close() error {
+	var errs []error
+	c.once.Do(func() {
+		for _, r := range slices.Backward(c.Regions) {
+			if r.Node != nil {
+				errs = append(errs, r.Node.Close())
+			}
+			if r.DB != nil {
+				errs = append(errs, r.DB.Close())
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// Enterprise is an enterprise with the key it signs consents with.
+type Enterprise struct {
+	USCC credit.USCC
+	Key  ed25519.PrivateKey
+}
+
+// NewEnterprise makes a key for an enterprise.
+func NewEnterprise(u credit.USCC) Enterprise {
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	return Enterprise{USCC: u, Key: key}
+}
+
+// Grant builds and signs (as the enterprise) a consent for bank, issued
+// in region, valid from now for validity.
+func (e Enterprise) Grant(bank credit.BankID, region credit.RegionID, cats []credit.Category, purpose credit.Purpose, now time.Time, validity time.Duration) (credit.ConsentGrant, error) {
+	g := credit.ConsentGrant{
+		Version: 1, ID: "consent-" + randHex(8), Subject: e.USCC, Grantee: bank, Categories: cats,
+		Purpose: purpose, ValidFrom: now.Add(-time.Minute).UTC().Truncate(time.Second),
+		ValidUntil: now.Add(validity).UTC().Truncate(time.Second), Region: region,
+	}
+	if err := g.SignEnterprise(e.Key); err != nil {
+		return g, err
+	}
+	return g, nil
+}
+
+// Query builds and signs a query by the bank.
+func (b *Bank) Query(subject credit.USCC, cats []credit.Category, purpose credit.Purpose, consent *credit.ConsentGrant, now time.Time) (credit.Query, error) {
+	q := credit.Query{
+		Version: 1, Bank: b.ID, Subject: subject, Categories: cats, Purpose: purpose,
+		Nonce: "n-" + randHex(12), Time: now.UTC(), Consent: consent,
+	}
+	if consent != nil {
+		q.ConsentID = consent.ID
+	}
+	return q, q.Sign(b.Key)
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,340 @@
+package consortium
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/transparency-dev/merkle/proof"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/node"
+	"github.com/prdcredit/ccnode/store/receipts"
+)
+
+// tLogger logs to t.Log.
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+func rec(t testing.TB, u credit.USCC, cat credit.Category, i int) credit.Record {
+	t.Helper()
+	r := credit.Record{Subject: u, Source: "dept-" + string(cat), SourceID: fmt.Sprintf("r%d", i),
+		Category: cat, Date: credit.Date(fmt.Sprintf("2024-01-%02d", i%28+1)), Attrs: []byte(`{"n":1}`)}
+	if err := r.Normalize(time.Time{}, 0); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func uscc(t testing.TB, div string, n int) credit.USCC {
+	t.Helper()
+	u, err := credit.CompleteUSCC(fmt.Sprintf("91%sMA%07d", div, n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func fastTune(c *node.Config) {
+	c.Anchor.Interval = time.Hour // tests anchor with AnchorNow
+	c.Ledger.GracePeriod = 2 * time.Second
+}
+
+func poll(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestConsortiumScenario(t *testing.T) {
+	ctx := context.Background()
+	c, err := Start(ctx, Options{Logger: testLogger(t), Tune: fastTune})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sz, gz := c.Region("440300"), c.Region("440100")
+	bankSZ, bankGZ := c.Banks[0], c.Banks[1]
+	ent := NewEnterprise(uscc(t, "440300", 1))
+	sz.Records.(*MemRecords).Add(rec(t, ent.USCC, credit.Tax, 1), rec(t, ent.USCC, credit.Penalty, 2))
+	gz.Records.(*MemRecords).Add(rec(t, ent.USCC, credit.Judicial, 3), rec(t, ent.USCC, credit.Customs, 4))
+
+	cats := []credit.Category{credit.Tax, credit.Penalty, credit.Judicial}
+	grant, err := ent.Grant(bankSZ.ID, sz.ID, cats, credit.PurposeLoanApplication, time.Now(), 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grant, _, err = sz.Node.RecordConsent(ctx, grant)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	q, _ := bankSZ.Query(ent.USCC, cats, credit.PurposeLoanApplication, &grant, time.Now())
+	res, err := sz.Node.Query(ctx, &q)
+	if err != nil {
+		t.Fatalf("consented query: %v", err)
+	}
+	if res.RecordCount != 3 || len(res.Regions) != 3 {
+		t.Fatalf("consolidated: %d records from %d regions, want 3 from 3", res.RecordCount, len(res.Regions))
+	}
+	var szReceipt string
+	for _, st := range res.Regions {
+		if st.Status != node.StatusOK {
+			t.Fatalf("region %s: %s %s", st.Region, st.Status, st.Message)
+		}
+		m, _ := sz.Node.View().Region(st.Region)
+		if err := st.Receipt.Verify(m.PubKey); err != nil {
+			t.Fatal(err)
+		}
+		if st.Region == sz.ID {
+			szReceipt = st.Receipt.ID
+		}
+	}
+
+	// The same query again is a replay.
+	if _, err := sz.Node.Query(ctx, &q); node.ReasonOf(err) != node.ReasonReplay {
+		t.Fatalf("replay: %v", err)
+	}
+
+	unrecorded, _ := ent.Grant(bankSZ.ID, sz.ID, cats, credit.PurposeLoanApplication, time.Now(), time.Hour)
+	otherBank := *bankGZ
+	refusals := []struct {
+		name string
+		home *Region
+		q    func() credit.Query
+		want node.Reason
+	}{
+		{"no consent", sz, func() credit.Query {
+			q, _ := bankSZ.Query(ent.USCC, cats, credit.PurposeLoanApplication, &unrecorded, time.Now())
+			return q
+		}, node.ReasonNoConsent},
+		{"category out of scope", sz, func() credit.Query {
+			q, _ := bankSZ.Query(ent.USCC, []credit.Category{credit.Customs}, credit.PurposeLoanApplication, &grant, time.Now())
+			return q
+		}, node.ReasonCategoryScope},
+		{"another bank's consent", gz, func() credit.Query {
+			q, _ := otherBank.Query(ent.USCC, cats, credit.PurposeLoanApplication, &grant, time.Now())
+			return q
+		}, node.ReasonWrongGrantee},
+		{"forged signature", sz, func() credit.Query {
+			q, _ := bankSZ.Query(ent.USCC, cats, credit.PurposeLoanApplication, &grant, time.Now())
+			q.Sig[0] ^= 1
+			return q
+		}, node.ReasonBadSignature},
+		{"wrong purpose", sz, func() credit.Query {
+			q, _ := bankSZ.Query(ent.USCC, cats, credit.PurposeGuarantee, &grant, time.Now())
+			return q
+		}, node.ReasonPurposeMismatch},
+		{"stale time", sz, func() credit.Query {
+			q, _ := bankSZ.Query(ent.USCC, cats, credit.PurposeLoanApplication, &grant, time.Now().Add(-time.Hour))
+			return q
+		}, node.ReasonStaleQuery},
+		{"not the bank's home", gz, func() credit.Query {
+			q, _ := bankSZ.Query(ent.USCC, cats, credit.PurposeLoanApplication, &grant, time.Now())
+			return q
+		}, node.ReasonWrongHomeRegion},
+	}
+	for _, tc := range refusals {
+		t.Run(tc.name, func(t *testing.T) {
+			q := tc.q()
+			_, err := tc.home.Node.Query(ctx, &q)
+			if got := node.ReasonOf(err); got != tc.want {
+				t.Fatalf("refusal %q: got %v, want reason %s", tc.name, err, tc.want)
+			}
+		})
+	}
+
+	// A region answering directly (as over p2p) refuses too: defence in
+	// depth against a home node that skips its checks.
+	fq, _ := bankSZ.Query(ent.USCC, []credit.Category{credit.Customs}, credit.PurposeLoanApplication, &grant, time.Now())
+	if _, err := gz.Node.Answerer().Answer(ctx, sz.ID, &fq); node.ReasonOf(err) != node.ReasonCategoryScope {
+		t.Fatalf("answerer let an out-of-scope query through: %v", err)
+	}
+
+	// Anchor, then prove the Shenzhen receipt against the anchored root.
+	for _, r := range c.Regions {
+		if err := r.Node.AnchorNow(ctx); err != nil {
+			t.Fatalf("anchor %s: %v", r.ID, err)
+		}
+	}
+	rp, err := sz.Node.Proof(ctx, szReceipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rp.Checkpoint == nil {
+		t.Fatal("receipt not covered by an anchored checkpoint after anchoring")
+	}
+	onLedger, err := sz.Ledger.LatestCheckpoint(ctx, sz.ID)
+	if err != nil || onLedger.Size != rp.TreeSize || string(onLedger.Root) != string(rp.Root) {
+		t.Fatalf("ledger checkpoint %+v differs from proof's (%d): %v", onLedger, rp.TreeSize, err)
+	}
+	if err := onLedger.Verify(sz.Key.Public().(ed25519.PublicKey)); err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := rp.Receipt.LeafBytes()
+	if err := proof.VerifyInclusion(receipts.Hasher, rp.LeafIndex, rp.TreeSize, receipts.Hasher.HashLeaf(leaf), rp.Proof, rp.Root); err != nil {
+		t.Fatalf("inclusion proof: %v", err)
+	}
+	if len(rp.Acks) != 1 || rp.Acks[0].Verify(&rp.Receipt, sz.Key.Public().(ed25519.PublicKey)) != nil {
+		t.Fatalf("ack beside receipt: %+v", rp.Acks)
+	}
+	// The requester kept Guangzhou's receipt with its ack.
+	for _, st := range res.Regions {
+		if _, err := sz.Node.Requested().Get(st.Receipt.ID); err != nil {
+			t.Fatalf("requester did not keep %s's receipt: %v", st.Region, err)
+		}
+	}
+
+	// Revocation reaches every node through ledger events.
+	if _, err := sz.Node.RevokeConsent(ctx, grant.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range c.Regions {
+		poll(t, "revocation at "+string(r.ID), func() bool {
+			cm, st, err := r.Node.ConsentStatus(ctx, grant.ID)
+			return err == nil && st == credit.ConsentRevoked && cm.RevokedAt != nil
+		})
+	}
+	rq, _ := bankSZ.Query(ent.USCC, cats, credit.PurposeLoanApplication, &grant, time.Now())
+	if _, err := sz.Node.Query(ctx, &rq); node.ReasonOf(err) != node.ReasonConsentRevoked {
+		t.Fatalf("revoked: %v", err)
+	}
+
+	// Fail closed: with the ledger down past the grace period the node
+	// refuses and says why; it recovers when the ledger returns.
+	c.Ledger.SetAvailable(false)
+	poll(t, "node to go unready", func() bool { return sz.Node.Ready() != nil })
+	if err := sz.Node.Ready(); !errors.Is(err, node.ErrNotReady) || node.ReasonOf(err) != node.ReasonLedgerStale {
+		t.Fatalf("readiness: %v", err)
+	}
+	sq, _ := bankSZ.Query(ent.USCC, cats, credit.PurposeLoanApplication, &grant, time.Now())
+	if _, err := sz.Node.Query(ctx, &sq); node.ReasonOf(err) != node.ReasonLedgerStale {
+		t.Fatalf("stale view: %v", err)
+	}
+	c.Ledger.SetAvailable(true)
+	poll(t, "node to recover", func() bool { return sz.Node.Ready() == nil })
+}
+
+// copyDir copies a live Badger directory: every acknowledged write was
+// synced, so the copy is what a crash at this instant would leave.
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o700)
+		}
+		if d.Name() == "LOCK" {
+			return nil
+		}
+		in, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		out, err := os.Create(filepath.Join(dst, rel))
+		if err != nil {
+			return err
+		}
+		defer out.Close()
+		_, err = io.Copy(out, in)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCrashRestartKeepsAcknowledgedReceipts(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	c, err := Start(ctx, Options{Dir: dir, Logger: testLogger(t), Tune: fastTune})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sz := c.Region("440300")
+	bank := c.Banks[0]
+	ent := NewEnterprise(uscc(t, "440300", 7))
+	sz.Records.(*MemRecords).Add(rec(t, ent.USCC, credit.Tax, 1))
+	cats := []credit.Category{credit.Tax}
+	grant, _ := ent.Grant(bank.ID, sz.ID, cats, credit.PurposeCreditReview, time.Now(), time.Hour)
+	if grant, _, err = sz.Node.RecordConsent(ctx, grant); err != nil {
+		t.Fatal(err)
+	}
+	ask := func(n int) (ids []string) {
+		for range n {
+			q, _ := bank.Query(ent.USCC, cats, credit.PurposeCreditReview, &grant, time.Now())
+			res, err := sz.Node.Query(ctx, &q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, st := range res.Regions {
+				if st.Region == sz.ID && st.Status == node.StatusOK {
+					ids = append(ids, st.Receipt.ID)
+				}
+			}
+		}
+		return ids
+	}
+	acked := ask(5)
+	if err := sz.Node.AnchorNow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	acked = append(acked, ask(7)...) // answered, not yet anchored
+
+	// Crash: take the disk as it is, without closing anything.
+	crashed := filepath.Join(t.TempDir(), "crashed")
+	copyDir(t, filepath.Join(sz.Dir, "db"), crashed)
+
+	db, err := badger.Open(badger.DefaultOptions(crashed).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cfg := sz.Node.Config()
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	n2, err := node.New(cfg, node.Deps{DB: db, Records: sz.Records, Ledger: sz.Ledger, Router: c.Router, Key: sz.Key, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sz.Node.Close() // the crashed process is gone; its successor takes over
+	if err := n2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer n2.Close()
+	for _, id := range acked {
+		if _, err := n2.Log().IndexOf(id); err != nil {
+			t.Fatalf("acknowledged receipt %s lost: %v", id, err)
+		}
+	}
+	if err := n2.AnchorNow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ac, err := sz.Ledger.LatestCheckpoint(ctx, sz.ID)
+	if err != nil || ac.Size != n2.Log().Size() || ac.Size < uint64(len(acked)) {
+		t.Fatalf("after restart: anchored %d, log %d, acked %d (%v)", ac.Size, n2.Log().Size(), len(acked), err)
+	}
+}
