@@ -1,0 +1,428 @@
+package store
+
+import (
+	"bufio"
+	"bytes"
+	"container/heap"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/pb"
+	"github.com/dgraph-io/ristretto/v2/z"
+)
+
+// BulkOptions configure a bulk load.
+type BulkOptions struct {
+	// TempDir receives sorted runs when the input does not fit in
+	// ChunkBytes; default os.TempDir().
+	TempDir string
+	// ChunkBytes bounds the records held in memory before a sorted run is
+	// spilled to TempDir (default 256 MiB).
+	ChunkBytes int
+}
+
+// DefaultChunkBytes is BulkOptions.ChunkBytes' default.
+const DefaultChunkBytes = 256 << 20
+
+// Bulk loads records into an empty store with Badger's StreamWriter, which
+// writes sorted tables straight into the last level: no write-ahead log,
+// no compaction. Input in any order is sorted here, in memory or in runs
+// spilled to disk and merged. Later input wins over earlier input with the
+// same identity, as it would in an ordinary import.
+//
+// A bulk load that dies leaves records without statistics; Open then
+// reports ErrIncompleteBulk and a new bulk load starts over.
+type Bulk struct {
+	db    *DB
+	opts  BulkOptions
+	seq   uint64
+	arena []byte
+	index []int // offsets of entries in arena
+	runs  []string
+	done  bool
+}
+
+// bulk entry layout, in the arena and in run files:
+//
+//	idKey(35) | seq(8) | category(1) | date(4) | hash(8) | value...
+const (
+	bOffSeq  = idKeyLen
+	bOffPos  = bOffSeq + 8
+	bOffHash = bOffPos + 1 + dateLen
+	bOffVal  = bOffHash + 8
+)
+
+// NewBulk starts a bulk load. It refuses a store that holds anything but
+// the remains of an interrupted bulk load.
+func (db *DB) NewBulk(opts BulkOptions) (*Bulk, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.isClosed {
+		return nil, ErrClosed
+	}
+	if !db.incomplete {
+		empty := true
+		err := db.bdb.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{})
+			defer it.Close()
+			it.Rewind()
+			empty = !it.Valid()
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("store: bulk: %w", err)
+		}
+		if !empty {
+			return nil, fmt.Errorf("store: bulk load needs an empty store: %w", ErrNotEmpty)
+		}
+	}
+	if opts.ChunkBytes <= 0 {
+		opts.ChunkBytes = DefaultChunkBytes
+	}
+	if opts.TempDir == "" {
+		opts.TempDir = os.TempDir()
+	}
+	// Nothing else may use the store until Finish: its content is partial.
+	db.incomplete = true
+	return &Bulk{db: db, opts: opts}, nil
+}
+
+// Add buffers entries (copied; the caller may reuse them).
+func (b *Bulk) Add(entries []Entry) error {
+	if b.done {
+		return errors.New("store: bulk: Add after Finish")
+	}
+	for i := range entries {
+		e := &entries[i]
+		b.index = append(b.index, len(b.arena))
+		b.arena = binary.AppendUvarint(b.arena, uint64(bOffVal+len(e.Value)))
+		b.arena = append(b.arena, e.IDKey...)
+		b.arena = binary.BigEndian.AppendUint64(b.arena, b.seq)
+		b.arena = append(b.arena, e.RecKey[1+usccLen:1+usccLen+1+dateLen]...)
+		b.arena = binary.BigEndian.AppendUint64(b.arena, e.Hash)
+		b.arena = append(b.arena, e.Value...)
+		b.seq++
+	}
+	if len(b.arena) >= b.opts.ChunkBytes {
+		return b.spill()
+	}
+	return nil
+}
+
+func (b *Bulk) entryAt(off int) []byte {
+	n, w := binary.Uvarint(b.arena[off:])
+	return b.arena[off+w : off+w+int(n)]
+}
+
+// sortChunk orders the buffered entries by (identity key, sequence).
+func (b *Bulk) sortChunk() {
+	slices.SortFunc(b.index, func(x, y int) int {
+		return bytes.Compare(b.entryAt(x)[:bOffPos], b.entryAt(y)[:bOffPos])
+	})
+}
+
+func (b *Bulk) spill() error {
+	b.sortChunk()
+	f, err := os.CreateTemp(b.opts.TempDir, "ccnode-bulk-*.run")
+	if err != nil {
+		return fmt.Errorf("store: bulk: %w", err)
+	}
+	b.runs = append(b.runs, f.Name())
+	w := bufio.NewWriterSize(f, 1<<20)
+	var hdr [binary.MaxVarintLen64]byte
+	for _, off := range b.index {
+		e := b.entryAt(off)
+		w.Write(hdr[:binary.PutUvarint(hdr[:], uint64(len(e)))])
+		w.Write(e)
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return fmt.Errorf("store: bulk: spill: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("store: bulk: spill: %w", err)
+	}
+	b.arena = b.arena[:0]
+	b.index = b.index[:0]
+	return nil
+}
+
+// Close removes temporary runs. Safe to call more than once and after
+// Finish.
+func (b *Bulk) Close() error {
+	var errs []error
+	for _, r := range b.runs {
+		if err := os.Remove(r); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	b.runs = nil
+	b.arena, b.index = nil, nil
+	return errors.Join(errs...)
+}
+
+// source yields entries in (identity key, seq) order.
+type source interface {
+	peek() []byte // nil when exhausted
+	next() error
+}
+
+type memSource struct {
+	b *Bulk
+	i int
+}
+
+func (m *memSource) peek() []byte {
+	if m.i >= len(m.b.index) {
+		return nil
+	}
+	return m.b.entryAt(m.b.index[m.i])
+}
+func (m *memSource) next() error { m.i++; return nil }
+
+type runSource struct {
+	f   *os.File
+	r   *bufio.Reader
+	cur []byte
+}
+
+func (r *runSource) peek() []byte { return r.cur }
+func (r *runSource) next() error {
+	n, err := binary.ReadUvarint(r.r)
+	if errors.Is(err, io.EOF) {
+		r.cur = nil
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, n) // fresh: the previous entry may still be held
+	if _, err := io.ReadFull(r.r, buf); err != nil {
+		return err
+	}
+	r.cur = buf
+	return nil
+}
+
+type mergeHeap []source
+
+func (h mergeHeap) Len() int { return len(h) }
+func (h mergeHeap) Less(i, j int) bool {
+	return bytes.Compare(h[i].peek()[:bOffPos], h[j].peek()[:bOffPos]) < 0
+}
+func (h mergeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *mergeHeap) Push(x any)   { *h = append(*h, x.(source)) }
+func (h *mergeHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// Finish sorts, merges and writes everything, then writes the statistics
+// and the given progress markers in one ordinary transaction, syncs, and
+// opens the store for use.
+func (b *Bulk) Finish(ctx context.Context, progress []Progress) (WriteResult, error) {
+	if b.done {
+		return WriteResult{}, errors.New("store: bulk: Finish twice")
+	}
+	b.done = true
+	defer b.Close()
+	b.sortChunk()
+	h := mergeHeap{&memSource{b: b}}
+	for _, name := range b.runs {
+		f, err := os.Open(name)
+		if err != nil {
+			return WriteResult{}, fmt.Errorf("store: bulk: %w", err)
+		}
+		defer f.Close()
+		rs := &runSource{f: f, r: bufio.NewReaderSize(f, 1<<20)}
+		if err := rs.next(); err != nil {
+			return WriteResult{}, fmt.Errorf("store: bulk: read run: %w", err)
+		}
+		h = append(h, rs)
+	}
+	kept := h[:0]
+	for _, s := range h {
+		if s.peek() != nil {
+			kept = append(kept, s)
+		}
+	}
+	h = kept
+	heap.Init(&h)
+
+	sw := b.db.bdb.NewStreamWriter()
+	defer sw.Cancel()
+	if err := sw.Prepare(); err != nil {
+		return WriteResult{}, fmt.Errorf("store: bulk: prepare: %w", err)
+	}
+	out := newStreamOut(sw)
+	var res WriteResult
+	d := statDelta{srcs: map[string]int64{}}
+	var group [][]byte // one subject's winning entries, in identity order
+	var prev []byte    // previous entry seen (any subject)
+	flushGroup := func() error {
+		if len(group) == 0 {
+			return nil
+		}
+		return out.subject(group, &d)
+	}
+	for h.Len() > 0 {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		s := h[0]
+		e := s.peek()
+		if err := s.next(); err != nil {
+			return res, fmt.Errorf("store: bulk: read run: %w", err)
+		}
+		if s.peek() == nil {
+			heap.Pop(&h)
+		} else {
+			heap.Fix(&h, 0)
+		}
+		if prev != nil && bytes.Equal(prev[:idKeyLen], e[:idKeyLen]) {
+			// Same identity again, later in the input: it wins.
+			if bytes.Equal(prev[bOffPos:bOffVal], e[bOffPos:bOffVal]) {
+				res.Unchanged++
+			} else {
+				res.Replaced++
+			}
+			group[len(group)-1] = e
+			prev = e
+			continue
+		}
+		if prev != nil && !bytes.Equal(prev[1:1+usccLen], e[1:1+usccLen]) {
+			if err := flushGroup(); err != nil {
+				return res, err
+			}
+			group = group[:0]
+		}
+		res.Inserted++
+		group = append(group, e)
+		prev = e
+	}
+	if err := flushGroup(); err != nil {
+		return res, err
+	}
+	if err := out.close(); err != nil {
+		return res, err
+	}
+	if err := sw.Flush(); err != nil {
+		return res, fmt.Errorf("store: bulk: flush: %w", err)
+	}
+	err := b.db.bdb.Update(func(txn *badger.Txn) error {
+		if err := applyDelta(txn, &d); err != nil {
+			return err
+		}
+		for _, p := range progress {
+			v, err := json.Marshal(p)
+			if err != nil {
+				return err
+			}
+			if err := txn.Set(progressKey(p.Input), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return res, fmt.Errorf("store: bulk: stats: %w", err)
+	}
+	if err := b.db.Sync(); err != nil {
+		return res, err
+	}
+	b.db.mu.Lock()
+	b.db.incomplete = false
+	b.db.mu.Unlock()
+	return res, nil
+}
+
+// Stream ids: each covers one key prefix, so their ranges never overlap.
+const (
+	streamIdentity = 1
+	streamRecord   = 2
+	streamSubject  = 3
+)
+
+type streamOut struct {
+	sw  *badger.StreamWriter
+	buf *z.Buffer
+	kv  pb.KV
+}
+
+func newStreamOut(sw *badger.StreamWriter) *streamOut {
+	return &streamOut{sw: sw, buf: z.NewBuffer(8<<20, "ccnode.bulk")}
+}
+
+func (o *streamOut) put(stream uint32, k, v []byte) error {
+	o.kv = pb.KV{Key: k, Value: v, Version: 1, StreamId: stream}
+	badger.KVToBuffer(&o.kv, o.buf)
+	if o.buf.LenNoPadding() >= 4<<20 {
+		return o.flush()
+	}
+	return nil
+}
+
+func (o *streamOut) flush() error {
+	if o.buf.LenNoPadding() == 0 {
+		return nil
+	}
+	err := o.sw.Write(o.buf)
+	o.buf.Release()
+	o.buf = z.NewBuffer(8<<20, "ccnode.bulk")
+	if err != nil {
+		return fmt.Errorf("store: bulk: write: %w", err)
+	}
+	return nil
+}
+
+func (o *streamOut) close() error {
+	err := o.flush()
+	o.buf.Release()
+	return err
+}
+
+// subject writes one subject's identity entries, its record entries in
+// record-key order and its subject marker.
+func (o *streamOut) subject(group [][]byte, d *statDelta) error {
+	for _, e := range group {
+		if err := o.put(streamIdentity, e[:idKeyLen], e[bOffPos:bOffVal]); err != nil {
+			return err
+		}
+	}
+	recs := make([][]byte, len(group))
+	for i, e := range group {
+		k := make([]byte, 0, recKeyLen)
+		k = append(k, prefixRecord)
+		k = append(k, e[1:1+usccLen]...)
+		k = append(k, e[bOffPos:bOffHash]...)
+		recs[i] = append(k, e[1+usccLen:idKeyLen]...)
+		d.records++
+		d.cats[e[bOffPos]]++
+		src, err := sourceOfValue(e[bOffVal:])
+		if err != nil {
+			return fmt.Errorf("store: bulk: %w", err)
+		}
+		d.srcs[src]++
+	}
+	order := make([]int, len(group))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(recs[a], recs[b]) })
+	for _, i := range order {
+		if err := o.put(streamRecord, recs[i], group[i][bOffVal:]); err != nil {
+			return err
+		}
+	}
+	d.subjects++
+	return o.put(streamSubject, subjectKey(group[0][1:1+usccLen]), nil)
+}

@@ -1,0 +1,231 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+
+	"github.com/prdcredit/ccnode/credit"
+)
+
+// Errors returned wrapped; test with errors.Is.
+var (
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store closed")
+	// ErrNotEmpty: a bulk load was asked of a store that already holds data.
+	ErrNotEmpty = errors.New("store is not empty")
+	// ErrIncompleteBulk: a bulk load into this store was interrupted; the
+	// store holds part of it and no statistics. Run the bulk load again
+	// (it starts over) or remove the data directory.
+	ErrIncompleteBulk = errors.New("store holds an interrupted bulk load")
+)
+
+// RecordWriter stores records idempotently: a record whose identity
+// (subject, source, source id) is already stored replaces it if it differs
+// and is a no-op if it does not.
+type RecordWriter interface {
+	Put(ctx context.Context, recs []credit.Record) (WriteResult, error)
+}
+
+// ReportReader reads one subject's records.
+type ReportReader interface {
+	Report(ctx context.Context, subject credit.USCC, f Filter) ([]credit.Record, error)
+}
+
+// StatsReader returns the store's counters.
+type StatsReader interface {
+	Stats(ctx context.Context) (Stats, error)
+}
+
+// Options configure Open. The zero value of every tuning field means the
+// default named beside it, chosen by measurement on a 2-core machine
+// (see the package benchmarks and store/ingest).
+type Options struct {
+	Dir      string // data directory; ignored when InMemory
+	InMemory bool
+	Logger   *slog.Logger // nil: discard
+
+	// MemTableSize bounds each of Badger's memtables (default 64 MiB). It
+	// also bounds one write transaction to 15% of it.
+	MemTableSize int64
+	// NumCompactors (default 2): one per core keeps ingest from stalling
+	// on level 0 without starving the parsers.
+	NumCompactors int
+	// Compression of tables (default snappy); values are inline in the
+	// tables, so this is what saves disk.
+	Compression options.CompressionType
+	// NoCompression turns compression off (Compression's zero value is
+	// already "none" in Badger, so a flag is needed to ask for it).
+	NoCompression bool
+	// BlockCacheSize (default 256 MiB).
+	BlockCacheSize int64
+	// SyncWrites makes every commit wait for fsync. Off by default: the
+	// import syncs once at the end and the receipt log syncs what it must.
+	SyncWrites bool
+}
+
+// Defaults.
+const (
+	DefaultMemTableSize   = 64 << 20
+	DefaultNumCompactors  = 2
+	DefaultBlockCacheSize = 256 << 20
+)
+
+// DB is the record store. Its methods are safe for concurrent use.
+type DB struct {
+	bdb    *badger.DB
+	log    *slog.Logger
+	inMem  bool
+	wmu    sync.Mutex // serialises this package's writers: they all touch the stats keys
+	closed sync.Once
+	cerr   error
+
+	mu         sync.RWMutex
+	isClosed   bool
+	incomplete bool
+}
+
+// Open opens (creating if needed) the store.
+func Open(ctx context.Context, o Options) (*DB, error) {
+	if !o.InMemory && o.Dir == "" {
+		return nil, errors.New("store: Options.Dir is empty and InMemory is false")
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	bo := badger.DefaultOptions(o.Dir)
+	if o.InMemory {
+		bo = badger.DefaultOptions("").WithInMemory(true)
+	}
+	bo = bo.WithLogger(badgerLogger{log}).
+		WithMemTableSize(orDefault(o.MemTableSize, DefaultMemTableSize)).
+		WithNumCompactors(int(orDefault(int64(o.NumCompactors), DefaultNumCompactors))).
+		WithBlockCacheSize(orDefault(o.BlockCacheSize, DefaultBlockCacheSize)).
+		WithSyncWrites(o.SyncWrites).
+		WithCompression(options.Snappy)
+	if o.Compression != options.None {
+		bo = bo.WithCompression(o.Compression)
+	}
+	if o.NoCompression {
+		bo = bo.WithCompression(options.None)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	bdb, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", o.Dir, err)
+	}
+	db := &DB{bdb: bdb, log: log, inMem: o.InMemory}
+	inc, err := db.checkIncomplete()
+	if err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	db.incomplete = inc
+	if inc {
+		log.Warn("store holds an interrupted bulk load", "dir", o.Dir)
+	}
+	return db, nil
+}
+
+func orDefault(v, d int64) int64 {
+	if v <= 0 {
+		return d
+	}
+	return v
+}
+
+// checkIncomplete: records without a totals counter can only be the
+// remains of a bulk load killed before its last step, because every
+// ordinary write updates the totals in the transaction that adds records.
+func (db *DB) checkIncomplete() (bool, error) {
+	var hasRecords, hasTotals bool
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(statsTotalsKey)
+		switch {
+		case err == nil:
+			hasTotals = true
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return err
+		}
+		for _, p := range []byte{prefixRecord, prefixIdentity, prefixSubject} {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{p}})
+			it.Rewind()
+			if it.Valid() {
+				hasRecords = true
+			}
+			it.Close()
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: %w", err)
+	}
+	return hasRecords && !hasTotals, nil
+}
+
+// Badger is the underlying database, for sibling store packages that keep
+// their own key prefixes in it (see the package doc).
+func (db *DB) Badger() *badger.DB { return db.bdb }
+
+// Sync makes every committed write durable.
+func (db *DB) Sync() error {
+	if db.inMem {
+		return nil
+	}
+	if err := db.bdb.Sync(); err != nil {
+		return fmt.Errorf("store: sync: %w", err)
+	}
+	return nil
+}
+
+// Close closes the database. It is safe to call more than once.
+func (db *DB) Close() error {
+	db.closed.Do(func() {
+		db.mu.Lock()
+		db.isClosed = true
+		db.mu.Unlock()
+		if err := db.bdb.Close(); err != nil {
+			db.cerr = fmt.Errorf("store: close: %w", err)
+		}
+	})
+	return db.cerr
+}
+
+// usable is held (read-locked) by every operation so Close waits for them.
+func (db *DB) acquire() (func(), error) {
+	db.mu.RLock()
+	if db.isClosed {
+		db.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	if db.incomplete {
+		db.mu.RUnlock()
+		return nil, ErrIncompleteBulk
+	}
+	return db.mu.RUnlock, nil
+}
+
+// badgerLogger sends Badger's own messages to slog at debug level (its
+// info messages are chatty) and warnings and errors at their level.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error(fmt.Sprintf(f, a...), "component", "badger")
+}
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn(fmt.Sprintf(f, a...), "component", "badger")
+}
+func (b badgerLogger) Infof(f string, a ...any) {
+	b.l.Debug(fmt.Sprintf(f, a...), "component", "badger")
+}
+func (b badgerLogger) Debugf(f string, a ...any) {
+	b.l.Debug(fmt.Sprintf(f, a...), "component", "badger")
+}
