@@ -100,7 +100,7 @@ func TestBankAPIMatchesOpenAPI(t *testing.T) {
 	}
 	defer c.Close()
 	sz := c.Region("440300")
-	sz.Records.(*MemRecords).Add(rec(t, uscc(t, "440300", 3), credit.Tax, 1))
+	mustPut(t, sz, rec(t, uscc(t, "440300", 3), credit.Tax, 1))
 	api := newAPIClient(t, sz.Node.HTTPAddr())
 	bank := c.Banks[0]
 	ent := NewEnterprise(uscc(t, "440300", 3))

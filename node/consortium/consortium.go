@@ -17,12 +17,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network"
 	"github.com/prdcredit/ccnode/node"
 	"github.com/prdcredit/ccnode/node/memledger"
+	"github.com/prdcredit/ccnode/store"
 )
 
 // PRD3 is the demo's three regions.
@@ -47,9 +46,6 @@ type Options struct {
 	Dir     string
 	Regions []credit.Region // default PRD3
 	Banks   []BankSpec      // default: one bank in each of the first two regions
-	// Records gives each region's record source; default an empty
-	// MemRecords.
-	Records func(region credit.RegionID, db *badger.DB) (node.ReportSource, error)
 	Logger  *slog.Logger
 	// Tune adjusts each region's config before its node is built.
 	Tune func(*node.Config)
@@ -60,12 +56,11 @@ type Options struct {
 // Region is one running region.
 type Region struct {
 	credit.Region
-	Key     ed25519.PrivateKey
-	DB      *badger.DB
-	Records node.ReportSource
-	Node    *node.Node
-	Ledger  network.Ledger
-	Dir     string
+	Key    ed25519.PrivateKey
+	Store  *store.DB
+	Node   *node.Node
+	Ledger network.Ledger
+	Dir    string
 }
 
 // Bank is a bank with its signing key.
@@ -117,12 +112,12 @@ func Start(ctx context.Context, o Options) (c *Consortium, err error) {
 			return c, err
 		}
 		r := &Region{Region: spec, Key: key}
-		bo := badger.DefaultOptions("").WithInMemory(true).WithLogger(nil)
+		so := store.Options{InMemory: true, Logger: o.Logger}
 		if o.Dir != "" {
 			r.Dir = filepath.Join(o.Dir, string(spec.ID))
-			bo = badger.DefaultOptions(filepath.Join(r.Dir, "db")).WithLogger(nil)
+			so = store.Options{Dir: filepath.Join(r.Dir, "db"), Logger: o.Logger}
 		}
-		if r.DB, err = badger.Open(bo); err != nil {
+		if r.Store, err = store.Open(ctx, so); err != nil {
 			return c, fmt.Errorf("region %s: %w", spec.ID, err)
 		}
 		c.Regions = append(c.Regions, r)
@@ -144,13 +139,6 @@ func Start(ctx context.Context, o Options) (c *Consortium, err error) {
 		return c, err
 	}
 	for _, r := range c.Regions {
-		if o.Records != nil {
-			if r.Records, err = o.Records(r.ID, r.DB); err != nil {
-				return c, err
-			}
-		} else {
-			r.Records = NewMemRecords()
-		}
 		dir := r.Dir
 		if dir == "" {
 			dir = "mem/" + string(r.ID)
@@ -163,7 +151,7 @@ func Start(ctx context.Context, o Options) (c *Consortium, err error) {
 		}
 		r.Ledger = o.Ledger.Client(cfg.Ledger.MSPID)
 		r.Node, err = node.New(cfg, node.Deps{
-			DB: r.DB, Records: r.Records, Ledger: r.Ledger, Router: c.Router, Key: r.Key,
+			DB: r.Store.Badger(), Records: node.StoreRecords{Reader: r.Store}, Ledger: r.Ledger, Router: c.Router, Key: r.Key,
 			Logger: o.Logger, AdminToken: AdminToken,
 		})
 		if err != nil {
@@ -230,8 +218,8 @@ func (c *Consortium) Close() error {
 			if r.Node != nil {
 				errs = append(errs, r.Node.Close())
 			}
-			if r.DB != nil {
-				errs = append(errs, r.DB.Close())
+			if r.Store != nil {
+				errs = append(errs, r.Store.Close())
 			}
 		}
 	})

@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/transparency-dev/merkle/proof"
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/node"
+	"github.com/prdcredit/ccnode/store"
 	"github.com/prdcredit/ccnode/store/receipts"
 )
 
@@ -49,6 +49,13 @@ func uscc(t testing.TB, div string, n int) credit.USCC {
 	return u
 }
 
+func mustPut(t testing.TB, r *Region, recs ...credit.Record) {
+	t.Helper()
+	if _, err := r.Store.Put(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func fastTune(c *node.Config) {
 	c.Anchor.Interval = time.Hour // tests anchor with AnchorNow
 	c.Ledger.GracePeriod = 2 * time.Second
@@ -75,8 +82,8 @@ func TestConsortiumScenario(t *testing.T) {
 	sz, gz := c.Region("440300"), c.Region("440100")
 	bankSZ, bankGZ := c.Banks[0], c.Banks[1]
 	ent := NewEnterprise(uscc(t, "440300", 1))
-	sz.Records.(*MemRecords).Add(rec(t, ent.USCC, credit.Tax, 1), rec(t, ent.USCC, credit.Penalty, 2))
-	gz.Records.(*MemRecords).Add(rec(t, ent.USCC, credit.Judicial, 3), rec(t, ent.USCC, credit.Customs, 4))
+	mustPut(t, sz, rec(t, ent.USCC, credit.Tax, 1), rec(t, ent.USCC, credit.Penalty, 2))
+	mustPut(t, gz, rec(t, ent.USCC, credit.Judicial, 3), rec(t, ent.USCC, credit.Customs, 4))
 
 	cats := []credit.Category{credit.Tax, credit.Penalty, credit.Judicial}
 	grant, err := ent.Grant(bankSZ.ID, sz.ID, cats, credit.PurposeLoanApplication, time.Now(), 24*time.Hour)
@@ -278,7 +285,7 @@ func TestCrashRestartKeepsAcknowledgedReceipts(t *testing.T) {
 	sz := c.Region("440300")
 	bank := c.Banks[0]
 	ent := NewEnterprise(uscc(t, "440300", 7))
-	sz.Records.(*MemRecords).Add(rec(t, ent.USCC, credit.Tax, 1))
+	mustPut(t, sz, rec(t, ent.USCC, credit.Tax, 1))
 	cats := []credit.Category{credit.Tax}
 	grant, _ := ent.Grant(bank.ID, sz.ID, cats, credit.PurposeCreditReview, time.Now(), time.Hour)
 	if grant, _, err = sz.Node.RecordConsent(ctx, grant); err != nil {
@@ -309,14 +316,14 @@ func TestCrashRestartKeepsAcknowledgedReceipts(t *testing.T) {
 	crashed := filepath.Join(t.TempDir(), "crashed")
 	copyDir(t, filepath.Join(sz.Dir, "db"), crashed)
 
-	db, err := badger.Open(badger.DefaultOptions(crashed).WithLogger(nil))
+	db, err := store.Open(ctx, store.Options{Dir: crashed})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	cfg := sz.Node.Config()
 	cfg.HTTP.Addr = "127.0.0.1:0"
-	n2, err := node.New(cfg, node.Deps{DB: db, Records: sz.Records, Ledger: sz.Ledger, Router: c.Router, Key: sz.Key, Logger: testLogger(t)})
+	n2, err := node.New(cfg, node.Deps{DB: db.Badger(), Records: node.StoreRecords{Reader: db}, Ledger: sz.Ledger, Router: c.Router, Key: sz.Key, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
