@@ -1,0 +1,81 @@
+package node
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestConfigValidateNamesBadKey(t *testing.T) {
+	tests := []struct {
+		key    string
+		mutate func(*Config)
+	}{
+		{"region", func(c *Config) { c.Region = "Shenzhen!" }},
+		{"data_dir", func(c *Config) { c.DataDir = "" }},
+		{"key_file", func(c *Config) { c.KeyFile = "" }},
+		{"p2p.listen", func(c *Config) { c.P2P.Listen = nil }},
+		{"p2p.network_id", func(c *Config) { c.P2P.NetworkID = "" }},
+		{"http.addr", func(c *Config) { c.HTTP.Addr = "nonsense" }},
+		{"http.max_body_bytes", func(c *Config) { c.HTTP.MaxBodyBytes = 0 }},
+		{"ledger.embedded_dir", func(c *Config) { c.Ledger.FabricGateway = "gw.yaml" }},
+		{"ledger.embedded_dir", func(c *Config) { c.Ledger.EmbeddedDir = "" }},
+		{"ledger.grace_period", func(c *Config) { c.Ledger.GracePeriod = 0 }},
+		{"anchor.interval", func(c *Config) { c.Anchor.Interval = -time.Second }},
+		{"anchor.max_leaves", func(c *Config) { c.Anchor.MaxLeaves = 0 }},
+		{"anchor.retry_min", func(c *Config) { c.Anchor.RetryMax = time.Millisecond }},
+		{"query.window", func(c *Config) { c.Query.Window = 0 }},
+		{"query.region_timeout", func(c *Config) { c.Query.RegionTimeout = 0 }},
+	}
+	base := DefaultConfig("440300", "/var/lib/ccnode")
+	if err := base.Validate(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+	for _, tc := range tests {
+		t.Run(tc.key, func(t *testing.T) {
+			c := DefaultConfig("440300", "/var/lib/ccnode")
+			tc.mutate(&c)
+			var ce *ConfigError
+			if err := c.Validate(); !errors.As(err, &ce) || ce.Key != tc.key {
+				t.Fatalf("got %v, want a ConfigError naming %s", err, tc.key)
+			}
+		})
+	}
+}
+
+func TestLoadConfigOverDefaults(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ccnode.yaml")
+	os.WriteFile(path, []byte("region: \"440100\"\ndata_dir: /srv/gz\nanchor:\n  interval: 9s\n"), 0o600)
+	c, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Region != "440100" || c.Anchor.Interval != 9*time.Second || c.Anchor.MaxLeaves != DefaultAnchorMaxLeaves || c.KeyFile != "/srv/gz/node.key" {
+		t.Fatalf("effective config: %+v", c)
+	}
+	os.WriteFile(path, []byte("region: \"440100\"\nanchr: {}\n"), 0o600)
+	if _, err := LoadConfig(path); err == nil {
+		t.Fatal("unknown key accepted")
+	}
+}
+
+func TestKeyFileRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "k", "node.key")
+	k, err := GenerateKeyFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := GenerateKeyFile(path); err == nil {
+		t.Fatal("overwrote an existing key")
+	}
+	got, err := LoadKeyFile(path)
+	if err != nil || !got.Equal(k) {
+		t.Fatalf("reloaded key differs: %v", err)
+	}
+	os.WriteFile(path+".bad", []byte("not pem"), 0o600)
+	if _, err := LoadKeyFile(path + ".bad"); !errors.Is(err, ErrBadKeyFile) {
+		t.Fatalf("bad key: %v", err)
+	}
+}
