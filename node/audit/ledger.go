@@ -158,10 +158,23 @@ func (s *Snapshot) Write(w io.Writer) error {
 
 // ReadSnapshot reads a snapshot file's contents.
 func ReadSnapshot(r io.Reader) (*Snapshot, error) {
-	s := NewSnapshot()
+	s := &Snapshot{}
 	dec := json.NewDecoder(r)
 	if err := dec.Decode(s); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSnapshotFormat, err)
+	}
+	e := NewSnapshot()
+	if s.RegionVersions == nil {
+		s.RegionVersions = e.RegionVersions
+	}
+	if s.BankVersions == nil {
+		s.BankVersions = e.BankVersions
+	}
+	if s.ConsentRecords == nil {
+		s.ConsentRecords = e.ConsentRecords
+	}
+	if s.Anchored == nil {
+		s.Anchored = e.Anchored
 	}
 	if s.Format != SnapshotFormat {
 		return nil, fmt.Errorf("%w: format %q, want %q", ErrSnapshotFormat, s.Format, SnapshotFormat)
