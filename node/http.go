@@ -53,6 +53,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/consents/{id}/revoke", n.admin(n.handleRevokeConsent))
 	mux.HandleFunc("GET /v1/consents/{id}", n.handleConsentStatus)
 	mux.HandleFunc("GET /v1/checkpoint", n.handleCheckpoint)
+	mux.HandleFunc("POST /v1/banks", n.admin(n.handleRegisterBank))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -231,4 +232,27 @@ func (n *Node) handleReady(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (n *Node) handleRegisterBank(w http.ResponseWriter, r *http.Request) {
+	var b credit.BankMember
+	if err := decode(r, &b); err != nil {
+		n.fail(w, err)
+		return
+	}
+	if err := credit.ValidateBankID(b.ID); err != nil {
+		n.fail(w, deny(ReasonInvalidQuery, "%v", err))
+		return
+	}
+	if b.Region == "" {
+		b.Region = n.cfg.Region
+	}
+	if b.Status == "" {
+		b.Status = credit.StatusActive
+	}
+	if err := n.deps.Ledger.RegisterBank(r.Context(), b); err != nil {
+		n.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
 }

@@ -1,0 +1,69 @@
+package consortium
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/prdcredit/ccnode/node"
+)
+
+func TestDemoScenario(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the demo scenario loads three stores")
+	}
+	dir := t.TempDir()
+	d, err := RunDemo(context.Background(), DemoOptions{Dir: dir, Enterprises: 40, Queries: 5, Options: Options{Logger: testLogger(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	rep := d.Report
+	if rep.Queries != 10 || rep.Records == 0 || len(rep.Regions) != 3 {
+		t.Fatalf("report: %+v", rep)
+	}
+	want := map[node.Reason]bool{node.ReasonNoConsent: true, node.ReasonConsentRevoked: true, node.ReasonCategoryScope: true,
+		node.ReasonWrongGrantee: true, node.ReasonBadSignature: true}
+	for _, r := range rep.Refusals {
+		if !r.AsWanted || !want[r.Got] || r.HTTP < 400 || r.HTTP >= 500 {
+			t.Errorf("refusal %+v", r)
+		}
+		delete(want, r.Got)
+	}
+	if len(want) != 0 {
+		t.Fatalf("refusals missing: %v", want)
+	}
+	// 10 queries x 3 regions, every receipt anchored.
+	if rep.Receipts != 30 || !rep.Proof.Verified {
+		t.Fatalf("receipts %d, proof %+v", rep.Receipts, rep.Proof)
+	}
+	for _, r := range rep.Regions {
+		if r.Anchored != r.LogSize {
+			t.Fatalf("region %s anchored %d of %d", r.ID, r.Anchored, r.LogSize)
+		}
+	}
+	for _, p := range []string{"banks/bank-sz-merchants.key", "440300/db"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+			t.Fatalf("data dir lacks %s: %v", p, err)
+		}
+	}
+}
+
+func TestDemoRemovesTemporaryFolder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads three stores")
+	}
+	d, err := RunDemo(context.Background(), DemoOptions{Enterprises: 10, Queries: 1, Options: Options{Logger: testLogger(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := d.tmp
+	if tmp == "" {
+		t.Fatal("no temporary folder used")
+	}
+	d.Close()
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Fatalf("temporary folder %s left behind: %v", tmp, err)
+	}
+}
