@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/merkle/testonly"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/node/audit"
+)
+
+func auditKey(name string) ed25519.PrivateKey {
+	s := sha256.Sum256([]byte("cli audit test " + name))
+	return ed25519.NewKeyFromSeed(s[:])
+}
+
+// writeAuditWorld writes a snapshot and an answered export of n receipts
+// of region sz for region gz, all valid, and returns their paths and lines.
+func writeAuditWorld(t *testing.T, n int) (snapPath, exportPath string, lines []credit.ExportLine) {
+	t.Helper()
+	dir := t.TempDir()
+	t0 := time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)
+	pubOf := func(k ed25519.PrivateKey) []byte { return k.Public().(ed25519.PublicKey) }
+	snap := audit.NewSnapshot()
+	snap.TakenAt = t0.Add(24 * time.Hour)
+	for _, r := range []credit.RegionID{"sz", "gz"} {
+		snap.AddRegion(credit.RegionMember{ID: r, PubKey: pubOf(auditKey(string(r))), Status: credit.StatusActive, UpdatedAt: t0})
+	}
+	snap.AddBank(credit.BankMember{ID: "bank-a", Region: "gz", PubKey: pubOf(auditKey("bank-a")), Status: credit.StatusActive, UpdatedAt: t0})
+	g := credit.ConsentGrant{Version: 1, ID: "consent-0001", Subject: "91440300708461136T", Grantee: "bank-a",
+		Categories: []credit.Category{credit.Penalty}, Purpose: credit.PurposeCreditReview, ValidFrom: t0, ValidUntil: t0.Add(48 * time.Hour), Region: "sz"}
+	if err := g.SignEnterprise(auditKey("enterprise")); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Countersign(auditKey("sz")); err != nil {
+		t.Fatal(err)
+	}
+	comm, _ := g.Commitment()
+	snap.ConsentRecords[g.ID] = credit.ConsentCommitment{ID: g.ID, Commitment: comm[:], Region: "sz", ValidFrom: g.ValidFrom, ValidUntil: g.ValidUntil, Status: credit.ConsentActive, RecordedAt: t0}
+	tree := testonly.New(rfc6962.DefaultHasher)
+	for i := range n {
+		at := t0.Add(time.Hour + time.Duration(i)*time.Minute)
+		q := credit.Query{Version: 1, Bank: "bank-a", Subject: g.Subject, Categories: g.Categories, Purpose: g.Purpose,
+			ConsentID: g.ID, Consent: &g, Nonce: fmt.Sprintf("nonce-%04d", i), Time: at}
+		if err := q.Sign(auditKey("bank-a")); err != nil {
+			t.Fatal(err)
+		}
+		id, _ := credit.ReceiptID("sz", &q)
+		r := credit.Receipt{Version: 1, ID: id, Query: q, Requester: "gz", Answerer: "sz", Categories: g.Categories,
+			ReportDigest: make([]byte, 32), RecordCount: 1, Time: at}
+		if err := r.Sign(auditKey("sz")); err != nil {
+			t.Fatal(err)
+		}
+		ack, err := credit.NewAck(&r, "gz", at, auditKey("gz"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, _ := r.LeafBytes()
+		tree.AppendData(leaf)
+		lines = append(lines, credit.ExportLine{Index: uint64(i), Receipt: leaf, Acks: []credit.Ack{ack}})
+	}
+	cp := credit.Checkpoint{Region: "sz", Size: uint64(n), Root: tree.Hash()}
+	if err := cp.Sign(auditKey("sz")); err != nil {
+		t.Fatal(err)
+	}
+	snap.AddCheckpoint(credit.AnchoredCheckpoint{Checkpoint: cp, AnchoredAt: t0.Add(time.Hour + time.Duration(n)*time.Minute), TxID: "tx-1"})
+	snapPath = filepath.Join(dir, "snapshot.json")
+	var sb bytes.Buffer
+	if err := snap.Write(&sb); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(snapPath, sb.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	exportPath = writeExportFile(t, dir, "sz.jsonl", lines)
+	return snapPath, exportPath, lines
+}
+
+func writeExportFile(t *testing.T, dir, name string, lines []credit.ExportLine) string {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := credit.NewExportWriter(&buf, credit.ExportHeader{Kind: credit.ExportAnswered, Region: "sz", Size: uint64(len(lines))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range lines {
+		if err := w.Write(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Flush()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func runCLI(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	app := newApp()
+	var out bytes.Buffer
+	app.Writer = &out
+	err := app.Run(append([]string{"ccnode"}, args...))
+	code := 0
+	if err != nil {
+		code = 1
+		var ec exitCoder
+		if errors.As(err, &ec) {
+			code = ec.ExitCode()
+		}
+		t.Logf("ccnode %s: %v", strings.Join(args, " "), err)
+	}
+	return out.String(), code
+}
+
+func TestAuditCommand(t *testing.T) {
+	snap, export, lines := writeAuditWorld(t, 5)
+	tampered := writeExportFile(t, t.TempDir(), "sz-tampered.jsonl", append(lines[:2:2], lines[3:]...))
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		contains string
+	}{
+		{"clean", []string{"audit", "--no-progress", "--snapshot", snap, "--anchor-delay", "24h", export}, 0, "result: no findings"},
+		{"clean json", []string{"audit", "--json", "--snapshot", snap, "--anchor-delay", "24h", export}, 0, `"total": 0`},
+		{"deleted line", []string{"audit", "--no-progress", "--snapshot", snap, "--anchor-delay", "24h", tampered}, 2, "completeness"},
+		{"anchored late", []string{"audit", "--no-progress", "--snapshot", snap, "--anchor-delay", "1m", export}, 2, "timeliness"},
+		{"other region only", []string{"audit", "--no-progress", "--snapshot", snap, "--region", "gz", export}, 0, "result: no findings"},
+		{"no ledger", []string{"audit", export}, 1, ""},
+		{"no exports", []string{"audit", "--snapshot", snap}, 1, ""},
+		{"embedded backend not built", []string{"audit", "--ledger-dir", t.TempDir(), export}, 1, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, code := runCLI(t, tc.args...)
+			t.Log(out)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d", code, tc.code)
+			}
+			if !strings.Contains(out, tc.contains) {
+				t.Fatalf("output lacks %q", tc.contains)
+			}
+		})
+	}
+	t.Run("json report decodes", func(t *testing.T) {
+		out, _ := runCLI(t, "audit", "--json", "--snapshot", snap, "--anchor-delay", "24h", tampered)
+		var rep audit.Report
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatal(err)
+		}
+		if rep.Total != 1 || rep.Findings[0].Rule != audit.RuleCompleteness {
+			t.Fatalf("report %+v", rep)
+		}
+	})
+}
