@@ -17,6 +17,7 @@ import (
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/node"
+	"github.com/prdcredit/ccnode/node/audit"
 	"github.com/prdcredit/ccnode/store/receipts"
 )
 
@@ -48,6 +49,18 @@ type DemoReport struct {
 	Elapsed       float64         `json:"elapsed_s"`
 	DataDir       string          `json:"data_dir,omitempty"`
 	Example       *DemoConsolRows `json:"example_query"`
+	Audit         DemoAudit       `json:"audit"`
+}
+
+// DemoAudit is the outcome of auditing the demo's exports offline.
+type DemoAudit struct {
+	Dir      string             `json:"dir"`
+	Exports  []string           `json:"exports"`
+	Snapshot string             `json:"ledger_snapshot"`
+	Consents string             `json:"consents"`
+	Receipts uint64             `json:"receipts_checked"`
+	Findings int                `json:"findings"`
+	ByRule   map[audit.Rule]int `json:"findings_by_rule,omitempty"`
 }
 
 // Reason is node.Reason, repeated so the JSON map keys read well.
@@ -406,6 +419,9 @@ func (d *Demo) run(ctx context.Context, o DemoOptions, start time.Time) error {
 		rep.Checkpoints += len(h)
 	}
 	rep.LedgerTxs = c.Ledger.Transactions()
+	if err := d.audit(ctx, o.Dir, []credit.ConsentGrant{consentA, consentB, toRevoke, unrecorded}); err != nil {
+		return err
+	}
 	rep.Elapsed = time.Since(start).Seconds()
 	return nil
 }
@@ -444,6 +460,78 @@ func (d *Demo) verifyProof(ctx context.Context, r *Region, rp *node.ReceiptProof
 	if err := proof.VerifyInclusion(receipts.Hasher, rp.LeafIndex, rp.TreeSize, receipts.Hasher.HashLeaf(leaf), rp.Proof, rp.Root); err != nil {
 		return fmt.Errorf("%w: inclusion proof: %w", ErrDemoFailed, err)
 	}
+	return nil
+}
+
+// audit exports every region's answered and received receipts and a
+// ledger snapshot under dir/audit, and runs the offline auditor on them,
+// as `ccnode audit` would.
+func (d *Demo) audit(ctx context.Context, dir string, consents []credit.ConsentGrant) error {
+	if dir == "" {
+		dir = d.tmp
+	}
+	ad := filepath.Join(dir, "audit")
+	if err := os.MkdirAll(ad, 0o700); err != nil {
+		return err
+	}
+	a := &d.Report.Audit
+	a.Dir = ad
+	now := time.Now()
+	var srcs []audit.Source
+	for _, r := range d.Regions {
+		for _, kind := range []credit.ExportKind{credit.ExportAnswered, credit.ExportReceived} {
+			p := filepath.Join(ad, fmt.Sprintf("%s-%s.jsonl", r.ID, kind))
+			f, err := os.Create(p)
+			if err != nil {
+				return err
+			}
+			if kind == credit.ExportAnswered {
+				_, err = node.ExportAnswered(f, r.ID, r.Node.Log(), 0, now)
+			} else {
+				_, err = node.ExportReceived(f, r.ID, r.Node.Requested(), now)
+			}
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+			a.Exports = append(a.Exports, p)
+			srcs = append(srcs, audit.FileSource(p))
+		}
+	}
+	snap, err := audit.TakeSnapshot(ctx, d.Regions[0].Ledger, 100*time.Millisecond, now)
+	if err != nil {
+		return err
+	}
+	a.Snapshot = filepath.Join(ad, "ledger-snapshot.json")
+	f, err := os.Create(a.Snapshot)
+	if err != nil {
+		return err
+	}
+	err = snap.Write(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	a.Consents = filepath.Join(ad, "consents.json")
+	cb, err := json.MarshalIndent(consents, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(a.Consents, cb, 0o600); err != nil {
+		return err
+	}
+	ar, err := audit.Run(ctx, audit.Inputs{Exports: srcs, Consents: consents}, snap, audit.Options{Now: now})
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	for _, rs := range ar.Regions {
+		a.Receipts += rs.Receipts
+	}
+	a.Findings, a.ByRule = ar.Total, ar.ByRule
 	return nil
 }
 

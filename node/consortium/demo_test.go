@@ -43,7 +43,10 @@ func TestDemoScenario(t *testing.T) {
 			t.Fatalf("region %s anchored %d of %d", r.ID, r.Anchored, r.LogSize)
 		}
 	}
-	for _, p := range []string{"banks/bank-sz-merchants.key", "440300/db"} {
+	if rep.Audit.Findings != 0 || rep.Audit.Receipts != 30 {
+		t.Fatalf("offline audit of the demo: %+v", rep.Audit)
+	}
+	for _, p := range []string{"banks/bank-sz-merchants.key", "440300/db", "audit/ledger-snapshot.json", "audit/440300-answered.jsonl"} {
 		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
 			t.Fatalf("data dir lacks %s: %v", p, err)
 		}
