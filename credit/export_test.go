@@ -178,3 +178,43 @@ func FuzzDecodeExportLine(f *testing.F) {
 		}
 	})
 }
+
+func TestSignedMessageMatchesVerify(t *testing.T) {
+	r := exportReceipt(t)
+	q := r.Query
+	if err := q.Sign(testKey(t, 5)); err != nil {
+		t.Fatal(err)
+	}
+	r.Query = q
+	if err := r.Sign(testKey(t, 3)); err != nil {
+		t.Fatal(err)
+	}
+	a, err := NewAck(&r, "gz", r.Time, testKey(t, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		msg  func() ([]byte, error)
+		key  ed25519.PrivateKey
+		sig  []byte
+	}{
+		{"query", q.SignedMessage, testKey(t, 5), q.Sig},
+		{"receipt", r.SignedMessage, testKey(t, 3), r.Sig},
+		{"ack", a.SignedMessage, testKey(t, 4), a.Sig},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := tc.msg()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ed25519.Verify(tc.key.Public().(ed25519.PublicKey), m, tc.sig) {
+				t.Fatal("signature does not verify over SignedMessage")
+			}
+			if ed25519.Verify(testKey(t, 9).Public().(ed25519.PublicKey), m, tc.sig) {
+				t.Fatal("verifies with another key")
+			}
+		})
+	}
+}
