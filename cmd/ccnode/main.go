@@ -33,6 +33,7 @@ func newApp() *cli.App {
 		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{
 			// One command per file; keep this list in the order --help shows.
+			demoCommand(),
 			auditCommand(),
 		},
 	}
