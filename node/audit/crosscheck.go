@@ -70,7 +70,7 @@ func (a *auditor) receivedPass1(ctx context.Context, s sourceHeader) (uint64, er
 		a.xindex[k] = &xentry{digest: r.digest, src: s.src.Name, line: r.line, ack: r.ack, ackOK: true}
 		return nil
 	}
-	return n, a.stream(ctx, s.src, work, consume)
+	return n, a.stream(ctx, s.src, perLine(work), consume)
 }
 
 // receivedPass2 reports what the requester acknowledged and the answerer's
@@ -123,5 +123,5 @@ func (a *auditor) receivedPass2(ctx context.Context, s sourceHeader) error {
 		}
 		return nil
 	}
-	return a.stream(ctx, s.src, work, consume)
+	return a.stream(ctx, s.src, perLine(work), consume)
 }

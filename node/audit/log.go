@@ -75,7 +75,9 @@ func (a *auditor) auditLog(ctx context.Context, s sourceHeader) (RegionSummary, 
 		return st.sum, fmt.Errorf("%w: %s: export starts at leaf %d; an audit needs the whole log from leaf 0", ErrInput, s.src.Name, s.h.From)
 	}
 	err = a.stream(ctx, s.src,
-		func(line []byte, no int, r *result) { a.checkAnswered(ctx, s.src.Name, s.h, line, no, r) },
+		func(lines [][]byte, nos []int, res []result) {
+			a.checkAnsweredBatch(ctx, s.src.Name, s.h, lines, nos, res)
+		},
 		st.consume)
 	if err != nil {
 		return st.sum, err

@@ -96,6 +96,7 @@ type auditor struct {
 	xindex   map[xkey]*xentry
 	audited  map[credit.RegionID]bool
 	docCache sync.Map // [32]byte commitment -> error (nil when the document's signatures verify)
+	bv       batchVerifier
 }
 
 // Run audits the exports in in against the ledger view v.
@@ -279,10 +280,19 @@ type batch struct {
 
 const batchLines = 128
 
-// stream reads src's lines after the header, has work run on each by
-// opts.Workers goroutines, and hands the results to consume in file order.
+// perLine adapts a function of one line to stream's work.
+func perLine(f func(line []byte, no int, r *result)) func([][]byte, []int, []result) {
+	return func(lines [][]byte, nos []int, res []result) {
+		for i := range lines {
+			f(lines[i], nos[i], &res[i])
+		}
+	}
+}
+
+// stream reads src's lines after the header, has work run on batches of
+// them by opts.Workers goroutines, and hands the results to consume in file order.
 // At most a few batches per worker are in flight, so memory stays flat.
-func (a *auditor) stream(ctx context.Context, src Source, work func(line []byte, no int, r *result), consume func(*result) error) error {
+func (a *auditor) stream(ctx context.Context, src Source, work func(lines [][]byte, nos []int, res []result), consume func(*result) error) error {
 	rc, err := src.Open()
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrInput, src.Name, err)
@@ -303,9 +313,7 @@ func (a *auditor) stream(ctx context.Context, src Source, work func(line []byte,
 		go func() {
 			defer wg.Done()
 			for b := range jobs {
-				for i := range b.lines {
-					work(b.lines[i], b.nos[i], &b.res[i])
-				}
+				work(b.lines, b.nos, b.res)
 				close(b.done)
 			}
 		}()

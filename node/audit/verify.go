@@ -12,9 +12,28 @@ import (
 	"github.com/prdcredit/ccnode/network"
 )
 
+// checkAnsweredBatch checks a batch of lines of a region's own log. The
+// signatures of the whole batch are verified together (batchVerifier);
+// each one's outcome is then applied to its line.
+func (a *auditor) checkAnsweredBatch(ctx context.Context, src string, h credit.ExportHeader, lines [][]byte, nos []int, res []result) {
+	sigs := make([]sigCheck, 0, 3*len(lines))
+	then := make([]func(bool), 0, 3*len(lines))
+	queue := func(c sigCheck, f func(ok bool)) {
+		sigs = append(sigs, c)
+		then = append(then, f)
+	}
+	for i := range lines {
+		a.checkAnswered(ctx, src, h, lines[i], nos[i], &res[i], queue)
+	}
+	for i, ok := range a.bv.verify(sigs) {
+		then[i](ok)
+	}
+}
+
 // checkAnswered is the per-receipt work on a line of a region's own log:
-// everything that needs no other line.
-func (a *auditor) checkAnswered(ctx context.Context, src string, h credit.ExportHeader, line []byte, no int, r *result) {
+// everything that needs no other line. Signatures are handed to queue
+// with what to do with the outcome.
+func (a *auditor) checkAnswered(ctx context.Context, src string, h credit.ExportHeader, line []byte, no int, r *result, queue func(sigCheck, func(bool))) {
 	l, rc, ok := decodeLine(src, h, line, no, r)
 	if !ok {
 		return
@@ -38,16 +57,29 @@ func (a *auditor) checkAnswered(ctx context.Context, src string, h credit.Export
 	if key, err := a.keys.region(rc.Answerer, rc.Time); err != nil {
 		r.receiptBad = true
 		add(RuleReceiptSig, rc.Answerer, "%v", err)
-	} else if err := rc.Verify(key); err != nil {
+	} else if msg, err := rc.SignedMessage(); err != nil {
 		r.receiptBad = true
-		add(RuleReceiptSig, rc.Answerer, "%v", err)
+		add(RuleReceiptSig, rc.Answerer, "receipt %s: %v", rc.ID, err)
+	} else {
+		queue(sigCheck{key, msg, rc.Sig}, func(ok bool) {
+			if !ok {
+				r.receiptBad = true
+				add(RuleReceiptSig, rc.Answerer, "receipt %s of region %s: %v", rc.ID, rc.Answerer, credit.ErrBadSignature)
+			}
+		})
 	}
 	// (1) the bank's signature on the query.
 	q := &rc.Query
 	if key, err := a.keys.bank(q.Bank, q.Time); err != nil {
 		add(RuleQuerySig, rc.Answerer, "%v", err)
-	} else if err := q.Verify(key); err != nil {
-		add(RuleQuerySig, rc.Answerer, "%v", err)
+	} else if msg, err := q.SignedMessage(); err != nil {
+		add(RuleQuerySig, rc.Answerer, "query of bank %s: %v", q.Bank, err)
+	} else {
+		queue(sigCheck{key, msg, q.Sig}, func(ok bool) {
+			if !ok {
+				add(RuleQuerySig, rc.Answerer, "query of bank %s: %v", q.Bank, credit.ErrBadSignature)
+			}
+		})
 	}
 	// (2) the consent at the time of the answer.
 	if err := a.checkConsent(ctx, &rc, add); err != nil {
@@ -71,14 +103,27 @@ func (a *auditor) checkAnswered(ctx context.Context, src string, h credit.Export
 			continue
 		}
 		key, err := a.keys.region(ack.Requester, ack.Time)
-		if err == nil {
-			err = verifyAck(ack, &rc, r.digest, key)
-		}
 		if err != nil {
 			add(RuleAckSig, ack.Requester, "%v", err)
 			continue
 		}
-		r.hasAck = true
+		if ack.ReceiptID != rc.ID || !bytes.Equal(ack.ReceiptDigest, r.digest[:]) {
+			add(RuleAckSig, ack.Requester, "ack by %s does not name receipt %s: %v", ack.Requester, rc.ID, credit.ErrBadSignature)
+			continue
+		}
+		msg, err := ack.SignedMessage()
+		if err != nil {
+			add(RuleAckSig, ack.Requester, "ack of receipt %s: %v", rc.ID, err)
+			continue
+		}
+		requester := ack.Requester
+		queue(sigCheck{key, msg, ack.Sig}, func(ok bool) {
+			if ok {
+				r.hasAck = true
+				return
+			}
+			add(RuleAckSig, requester, "ack of receipt %s by %s: %v", rc.ID, requester, credit.ErrBadSignature)
+		})
 	}
 }
 
