@@ -1,0 +1,365 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/prdcredit/ccnode/credit"
+)
+
+// Format is an input format.
+type Format int
+
+// The formats.
+const (
+	FormatUnknown Format = iota
+	FormatJSONL          // one JSON object per line
+	FormatCSV            // header row, then one record per line; attrs a JSON column
+)
+
+func (f Format) String() string {
+	switch f {
+	case FormatJSONL:
+		return "jsonl"
+	case FormatCSV:
+		return "csv"
+	}
+	return "unknown"
+}
+
+// ParseFormat accepts "jsonl" (or "ndjson", "json") and "csv".
+func ParseFormat(s string) (Format, error) {
+	switch strings.ToLower(s) {
+	case "jsonl", "ndjson", "json":
+		return FormatJSONL, nil
+	case "csv":
+		return FormatCSV, nil
+	}
+	return FormatUnknown, fmt.Errorf("unknown format %q (want jsonl or csv)", s)
+}
+
+// Why a line was rejected, beyond a record field's own validation.
+var (
+	ErrMalformed   = errors.New("malformed line")
+	ErrOversized   = errors.New("line too long")
+	ErrInvalidUTF8 = errors.New("not valid UTF-8")
+)
+
+// LineError is why one line was rejected.
+type LineError struct {
+	Field string // the record field at fault, or "" for the line as a whole
+	Err   error
+}
+
+func (e *LineError) Error() string {
+	if e.Field == "" {
+		return e.Err.Error()
+	}
+	return e.Field + ": " + e.Err.Error()
+}
+func (e *LineError) Unwrap() error { return e.Err }
+
+// jsonRecord is the wire shape of a line; credit.Record's own types would
+// validate during decoding and lose which field failed.
+type jsonRecord struct {
+	USCC     string          `json:"uscc"`
+	Source   string          `json:"source"`
+	SourceID string          `json:"source_id"`
+	Category string          `json:"category"`
+	Date     string          `json:"date"`
+	Attrs    json.RawMessage `json:"attrs"`
+}
+
+// ParseJSONLine decodes one JSON Lines line (without its newline) into r,
+// which it does not validate beyond the syntax. Attrs may alias line.
+func ParseJSONLine(line []byte, r *credit.Record) error {
+	if fastJSONLine(line, r) {
+		return nil
+	}
+	return slowJSONLine(line, r)
+}
+
+func slowJSONLine(line []byte, r *credit.Record) error {
+	var jr jsonRecord
+	if err := json.Unmarshal(line, &jr); err != nil {
+		return &LineError{Err: fmt.Errorf("%w: JSON: %v", ErrMalformed, err)}
+	}
+	*r = credit.Record{
+		Subject:  credit.USCC(jr.USCC),
+		Source:   jr.Source,
+		SourceID: jr.SourceID,
+		Category: credit.Category(jr.Category),
+		Date:     credit.Date(jr.Date),
+		Attrs:    jr.Attrs,
+	}
+	return nil
+}
+
+// fastJSONLine handles the shape almost every line has: one flat object
+// with the six known keys, each once, string values without escapes, and
+// attrs an object. Anything else returns false and takes encoding/json,
+// whose behaviour (case-insensitive keys, escapes, last duplicate wins,
+// errors) the fuzz test checks this agrees with.
+func fastJSONLine(line []byte, r *credit.Record) bool {
+	i := skipWS(line, 0)
+	if i >= len(line) || line[i] != '{' {
+		return false
+	}
+	i++
+	var seen uint8
+	var out credit.Record
+	for {
+		i = skipWS(line, i)
+		key, next, ok := plainString(line, i)
+		if !ok {
+			return false
+		}
+		i = skipWS(line, next)
+		if i >= len(line) || line[i] != ':' {
+			return false
+		}
+		i = skipWS(line, i+1)
+		var bit uint8
+		if string(key) == "attrs" {
+			bit = 1 << 5
+			end, ok := objectEnd(line, i)
+			if !ok {
+				return false
+			}
+			out.Attrs = line[i:end:end]
+			i = end
+		} else {
+			val, next, ok := plainString(line, i)
+			if !ok {
+				return false
+			}
+			i = next
+			switch string(key) {
+			case "uscc":
+				bit = 1 << 0
+				out.Subject = credit.USCC(val)
+			case "source":
+				bit = 1 << 1
+				out.Source = string(val)
+			case "source_id":
+				bit = 1 << 2
+				out.SourceID = string(val)
+			case "category":
+				bit = 1 << 3
+				out.Category = credit.Category(val)
+			case "date":
+				bit = 1 << 4
+				out.Date = credit.Date(val)
+			default:
+				return false
+			}
+		}
+		if seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		i = skipWS(line, i)
+		if i >= len(line) {
+			return false
+		}
+		if line[i] == '}' {
+			if skipWS(line, i+1) != len(line) {
+				return false
+			}
+			*r = out
+			return true
+		}
+		if line[i] != ',' {
+			return false
+		}
+		i++
+	}
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// plainString reads a string with no escapes and no control characters.
+// The line is already known to be valid UTF-8.
+func plainString(b []byte, i int) ([]byte, int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return nil, 0, false
+	}
+	j := i + 1
+	for j < len(b) {
+		c := b[j]
+		if c == '"' {
+			return b[i+1 : j], j + 1, true
+		}
+		if c == '\\' || c < 0x20 {
+			return nil, 0, false
+		}
+		j++
+	}
+	return nil, 0, false
+}
+
+// objectEnd finds the end of the object starting at b[i] by bracket
+// matching outside strings; credit.CanonicalAttrs validates it fully.
+func objectEnd(b []byte, i int) (int, bool) {
+	if i >= len(b) || b[i] != '{' {
+		return 0, false
+	}
+	depth := 0
+	for j := i; j < len(b); j++ {
+		switch b[j] {
+		case '"':
+			j++
+			for j < len(b) && b[j] != '"' {
+				if b[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			if j >= len(b) {
+				return 0, false
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				if b[j] != '}' {
+					return 0, false
+				}
+				return j + 1, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// The CSV columns, the same names as the JSON keys.
+var csvColumns = []string{"uscc", "source", "source_id", "category", "date", "attrs"}
+
+// CSVHeader maps the required columns to their positions in a file.
+type CSVHeader struct {
+	pos   [6]int
+	ncols int
+}
+
+// ErrBadHeader: a CSV file's first line lacks a required column. The file
+// cannot be imported at all.
+var ErrBadHeader = errors.New("bad CSV header")
+
+// ParseCSVHeader reads the header row. Extra columns are ignored.
+func ParseCSVHeader(line []byte) (*CSVHeader, error) {
+	line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf"))
+	fields, err := splitCSV(line, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadHeader, err)
+	}
+	h := &CSVHeader{ncols: len(fields)}
+	for i := range h.pos {
+		h.pos[i] = -1
+	}
+	for i, f := range fields {
+		name := strings.ToLower(strings.TrimSpace(string(f)))
+		for j, c := range csvColumns {
+			if name == c {
+				if h.pos[j] >= 0 {
+					return nil, fmt.Errorf("%w: column %q twice", ErrBadHeader, c)
+				}
+				h.pos[j] = i
+			}
+		}
+	}
+	for j, p := range h.pos {
+		if p < 0 {
+			return nil, fmt.Errorf("%w: no %q column (want %s)", ErrBadHeader, csvColumns[j], strings.Join(csvColumns, ","))
+		}
+	}
+	return h, nil
+}
+
+// ParseCSVLine decodes one CSV row (without its newline). scratch is
+// reused between calls. Attrs may alias line or scratch.
+func (h *CSVHeader) ParseCSVLine(line []byte, r *credit.Record, scratch [][]byte) ([][]byte, error) {
+	fields, err := splitCSV(line, scratch[:0])
+	if err != nil {
+		return fields, &LineError{Err: fmt.Errorf("%w: CSV: %v", ErrMalformed, err)}
+	}
+	if len(fields) != h.ncols {
+		return fields, &LineError{Err: fmt.Errorf("%w: CSV: %d fields, header has %d", ErrMalformed, len(fields), h.ncols)}
+	}
+	*r = credit.Record{
+		Subject:  credit.USCC(fields[h.pos[0]]),
+		Source:   string(fields[h.pos[1]]),
+		SourceID: string(fields[h.pos[2]]),
+		Category: credit.Category(fields[h.pos[3]]),
+		Date:     credit.Date(fields[h.pos[4]]),
+		Attrs:    fields[h.pos[5]],
+	}
+	return fields, nil
+}
+
+var errQuote = errors.New("bare or unterminated quote")
+
+// splitCSV splits an RFC 4180 row that fits on one line. Unquoted fields
+// alias line; a quoted field with doubled quotes is copied.
+func splitCSV(line []byte, out [][]byte) ([][]byte, error) {
+	line = bytes.TrimSuffix(line, []byte{'\r'})
+	i := 0
+	for {
+		if i < len(line) && line[i] == '"' {
+			j := i + 1
+			var buf []byte
+			start := j
+			for {
+				k := bytes.IndexByte(line[j:], '"')
+				if k < 0 {
+					return out, errQuote
+				}
+				j += k
+				if j+1 < len(line) && line[j+1] == '"' {
+					buf = append(buf, line[start:j+1]...)
+					j += 2
+					start = j
+					continue
+				}
+				break
+			}
+			if buf != nil {
+				out = append(out, append(buf, line[start:j]...))
+			} else {
+				out = append(out, line[start:j:j])
+			}
+			i = j + 1
+			if i == len(line) {
+				return out, nil
+			}
+			if line[i] != ',' {
+				return out, errQuote
+			}
+			i++
+			continue
+		}
+		k := bytes.IndexByte(line[i:], ',')
+		var f []byte
+		if k < 0 {
+			f = line[i:]
+		} else {
+			f = line[i : i+k : i+k]
+		}
+		if bytes.IndexByte(f, '"') >= 0 {
+			return out, errQuote
+		}
+		out = append(out, f)
+		if k < 0 {
+			return out, nil
+		}
+		i += k + 1
+	}
+}

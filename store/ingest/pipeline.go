@@ -1,0 +1,679 @@
+package ingest
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/store"
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxLineBytes    = 64 << 10
+	DefaultBatchLines      = 4000
+	DefaultFutureTolerance = 24 * time.Hour
+)
+
+// Options configure an Importer.
+type Options struct {
+	// Format of every input; FormatUnknown: guess from each name's
+	// extension (.jsonl, .ndjson, .json, .csv, optionally + .gz).
+	Format Format
+	// Bulk loads into an empty store with store.Bulk instead of ordinary
+	// transactions. Not resumable: an interrupted bulk load starts over.
+	Bulk        bool
+	BulkOptions store.BulkOptions
+	// Now is the clock future dates are judged by (default time.Now).
+	Now             func() time.Time
+	FutureTolerance time.Duration // default 24h; negative: none
+	MaxLineBytes    int           // default 64 KiB
+	BatchLines      int           // lines per transaction, default 4000
+	Workers         int           // parsers, default GOMAXPROCS
+	// Errors receives one JSON object per rejected line; nil discards.
+	Errors io.Writer
+	// Stdin is read for the input name "-" (default os.Stdin).
+	Stdin    io.Reader
+	Logger   *slog.Logger
+	Progress ProgressSink // nil: none
+}
+
+// ProgressSink is told how the import advances, from one goroutine.
+type ProgressSink interface {
+	Start(input string, totalBytes int64) // totalBytes -1 when unknown
+	Update(s Summary, inputBytes int64)   // inputBytes: of the current input read so far
+	Finish(s Summary)
+}
+
+// Summary counts what an import did.
+type Summary struct {
+	Inputs    int           `json:"inputs"`
+	Skipped   int           `json:"skipped"` // inputs already fully imported
+	Lines     int64         `json:"lines"`   // lines read in this run
+	Inserted  int64         `json:"inserted"`
+	Replaced  int64         `json:"replaced"`
+	Unchanged int64         `json:"unchanged"` // duplicates of stored records
+	Rejected  int64         `json:"rejected"`
+	Bytes     int64         `json:"bytes"` // decoded bytes read
+	Elapsed   time.Duration `json:"elapsed_ns"`
+}
+
+// Records is the number of valid records this run handled.
+func (s Summary) Records() int64 { return s.Inserted + s.Replaced + s.Unchanged }
+
+// Rate is valid records per second.
+func (s Summary) Rate() float64 {
+	if s.Elapsed <= 0 {
+		return 0
+	}
+	return float64(s.Records()) / s.Elapsed.Seconds()
+}
+
+// ErrInput wraps why an input could not be read at all (missing file,
+// unreadable gzip, bad CSV header). Other inputs are still imported.
+var ErrInput = errors.New("input failed")
+
+// Importer imports inputs into one store.
+type Importer struct {
+	db   *store.DB
+	opts Options
+	log  *slog.Logger
+}
+
+// New makes an Importer; db stays the caller's to close.
+func New(db *store.DB, o Options) (*Importer, error) {
+	if db == nil {
+		return nil, errors.New("ingest: nil store")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.FutureTolerance == 0 {
+		o.FutureTolerance = DefaultFutureTolerance
+	}
+	if o.MaxLineBytes <= 0 {
+		o.MaxLineBytes = DefaultMaxLineBytes
+	}
+	if o.BatchLines <= 0 {
+		o.BatchLines = DefaultBatchLines
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.Stdin == nil {
+		o.Stdin = os.Stdin
+	}
+	if o.Errors == nil {
+		o.Errors = io.Discard
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Importer{db: db, opts: o, log: log}, nil
+}
+
+// Import reads every input in turn. It returns an error wrapping ErrInput
+// if some input could not be read (the others are imported), or another
+// error if the store failed. Rejected lines are not errors: see
+// Summary.Rejected.
+func (im *Importer) Import(ctx context.Context, names []string) (Summary, error) {
+	start := time.Now()
+	var sum Summary
+	var errs []error
+	var bulk *store.Bulk
+	var done []store.Progress
+	if im.opts.Bulk {
+		var err error
+		if bulk, err = im.db.NewBulk(im.opts.BulkOptions); err != nil {
+			return sum, fmt.Errorf("ingest: %w", err)
+		}
+		defer bulk.Close()
+	}
+	ew := newErrorWriter(im.opts.Errors)
+	defer ew.flush()
+	for _, name := range names {
+		sum.Inputs++
+		p, err := im.importOne(ctx, name, bulk, ew, &sum, start)
+		if err != nil {
+			if errors.Is(err, ErrInput) {
+				im.log.Error("input not imported", "input", name, "err", err)
+				errs = append(errs, err)
+				continue
+			}
+			return sum, err
+		}
+		if p != nil {
+			done = append(done, *p)
+		}
+	}
+	if bulk != nil {
+		res, err := bulk.Finish(ctx, done)
+		if err != nil {
+			return sum, fmt.Errorf("ingest: %w", err)
+		}
+		sum.Inserted, sum.Replaced, sum.Unchanged = res.Inserted, res.Replaced, res.Unchanged
+	}
+	if err := im.db.Sync(); err != nil {
+		return sum, fmt.Errorf("ingest: %w", err)
+	}
+	if err := ew.flush(); err != nil {
+		return sum, fmt.Errorf("ingest: error file: %w", err)
+	}
+	sum.Elapsed = time.Since(start)
+	if im.opts.Progress != nil {
+		im.opts.Progress.Finish(sum)
+	}
+	return sum, errors.Join(errs...)
+}
+
+type errorWriter struct {
+	mu  sync.Mutex
+	enc *json.Encoder
+	w   *bufio.Writer
+}
+
+// Rejection is one line of the error file.
+type Rejection struct {
+	File   string `json:"file"`
+	Line   int64  `json:"line"`
+	Field  string `json:"field,omitempty"`
+	Reason string `json:"reason"`
+	Text   string `json:"text,omitempty"` // the line's start, for finding it
+}
+
+func newErrorWriter(w io.Writer) *errorWriter {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	return &errorWriter{enc: enc, w: bw}
+}
+
+func (e *errorWriter) write(r Rejection) error { return e.enc.Encode(r) }
+func (e *errorWriter) flush() error {
+	if e.w == nil {
+		return nil
+	}
+	return e.w.Flush()
+}
+
+// input is one opened input, positioned at its first line to import.
+type input struct {
+	name     string
+	id       string // "" when not resumable (standard input)
+	format   Format
+	header   *CSVHeader
+	br       *bufio.Reader
+	raw      *countingReader // bytes of the underlying file, for progress
+	size     int64           // of the underlying file, -1 unknown
+	offset   int64           // decoded bytes before br's next byte
+	line     int64           // lines before br's next byte
+	rejected int64           // rejections before offset (from progress)
+	close    func() error
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+	m sync.Mutex
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.m.Lock()
+	c.n += int64(n)
+	c.m.Unlock()
+	return n, err
+}
+
+func (c *countingReader) count() int64 {
+	c.m.Lock()
+	defer c.m.Unlock()
+	return c.n
+}
+
+// formatOf guesses the format from a file name.
+func formatOf(name string) Format {
+	n := strings.ToLower(strings.TrimSuffix(strings.ToLower(name), ".gz"))
+	switch filepath.Ext(n) {
+	case ".jsonl", ".ndjson", ".json":
+		return FormatJSONL
+	case ".csv":
+		return FormatCSV
+	}
+	return FormatUnknown
+}
+
+func (im *Importer) bufSize() int { return max(im.opts.MaxLineBytes+2, 256<<10) }
+
+// open opens an input and, if it is resumable and a previous run left a
+// progress marker, positions it after the last committed line. done is
+// true when a previous run imported all of it.
+func (im *Importer) open(ctx context.Context, name string, bulk bool) (in *input, done bool, err error) {
+	in = &input{name: name, size: -1, format: im.opts.Format, close: func() error { return nil }}
+	if in.format == FormatUnknown {
+		in.format = formatOf(name)
+		if in.format == FormatUnknown {
+			return nil, false, fmt.Errorf("%w: %s: cannot tell the format from the name; use --format", ErrInput, name)
+		}
+	}
+	var f *os.File
+	if name == "-" {
+		in.raw = &countingReader{r: im.opts.Stdin}
+	} else {
+		if f, err = os.Open(name); err != nil {
+			return nil, false, fmt.Errorf("%w: %w", ErrInput, err)
+		}
+		in.close = f.Close
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, false, fmt.Errorf("%w: %w", ErrInput, err)
+		}
+		in.size = st.Size()
+		abs, _ := filepath.Abs(name)
+		var ino uint64
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			ino = sys.Ino
+		}
+		in.id = fmt.Sprintf("file:%s:size=%d:mtime=%d:ino=%d:format=%s", abs, st.Size(), st.ModTime().UnixNano(), ino, in.format)
+		in.raw = &countingReader{r: f}
+	}
+	fail := func(err error) (*input, bool, error) {
+		in.close()
+		return nil, false, fmt.Errorf("%w: %s: %w", ErrInput, name, err)
+	}
+	var prog store.Progress
+	if in.id != "" && !bulk {
+		p, ok, err := im.db.LoadProgress(ctx, in.id)
+		if err != nil {
+			in.close()
+			return nil, false, fmt.Errorf("ingest: %w", err)
+		}
+		if ok && p.Done {
+			in.close()
+			return nil, true, nil
+		}
+		if ok {
+			prog = p
+		}
+	}
+	// Gzip is recognised by its magic bytes, whatever the name says.
+	peek := bufio.NewReaderSize(in.raw, 64<<10)
+	magic, _ := peek.Peek(2)
+	gz := len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b
+	var dec io.Reader = peek
+	if gz {
+		zr, err := gzip.NewReader(peek)
+		if err != nil {
+			return fail(err)
+		}
+		dec = zr
+	}
+	in.br = bufio.NewReaderSize(dec, im.bufSize())
+	if in.format == FormatCSV {
+		line, n, err := readLine(in.br, im.opts.MaxLineBytes)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fail(err)
+		}
+		if n == 0 {
+			return fail(fmt.Errorf("%w: empty file", ErrBadHeader))
+		}
+		if in.header, err = ParseCSVHeader(line); err != nil {
+			return fail(err)
+		}
+		in.offset, in.line = int64(n), 1
+	}
+	if prog.Offset > in.offset {
+		skip := prog.Offset - in.offset
+		if !gz && f != nil {
+			// A plain file: seek instead of re-reading what is stored.
+			if _, err := f.Seek(prog.Offset, io.SeekStart); err != nil {
+				return fail(err)
+			}
+			in.raw.m.Lock()
+			in.raw.n = prog.Offset
+			in.raw.m.Unlock()
+			in.br.Reset(in.raw)
+		} else if _, err := io.CopyN(io.Discard, in.br, skip); err != nil {
+			return fail(fmt.Errorf("resume at byte %d: %w", prog.Offset, err))
+		}
+		in.offset, in.line, in.rejected = prog.Offset, prog.Line, prog.Rejected
+		im.log.Info("resuming input", "input", name, "line", prog.Line+1, "offset", prog.Offset)
+	}
+	return in, false, nil
+}
+
+// readLine returns the next line without its line end, the bytes it took
+// (line end included), and ErrOversized (with the line dropped) when it is
+// longer than max. At the end of input it returns io.EOF with n == 0.
+func readLine(br *bufio.Reader, maxLen int) ([]byte, int, error) {
+	s, err := br.ReadSlice('\n')
+	n := len(s)
+	if errors.Is(err, bufio.ErrBufferFull) {
+		for errors.Is(err, bufio.ErrBufferFull) {
+			s, err = br.ReadSlice('\n')
+			n += len(s)
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, n, err
+		}
+		return nil, n, fmt.Errorf("%w: %d bytes, limit %d", ErrOversized, n, maxLen)
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, n, err
+	}
+	if n == 0 {
+		return nil, 0, io.EOF
+	}
+	line := s
+	if len(line) > 0 && line[len(line)-1] == '\n' {
+		line = line[:len(line)-1]
+	}
+	if len(line) > 0 && line[len(line)-1] == '\r' {
+		line = line[:len(line)-1]
+	}
+	if len(line) > maxLen {
+		return nil, n, fmt.Errorf("%w: %d bytes, limit %d", ErrOversized, len(line), maxLen)
+	}
+	return line, n, nil
+}
+
+// chunk is a run of consecutive lines: one store transaction.
+type chunk struct {
+	seq       int
+	data      []byte
+	ends      []int   // end of each line in data
+	bad       []error // per line: set when the reader already rejected it
+	firstLine int64   // number of the first line (1-based)
+	endOffset int64   // decoded offset after the last line
+}
+
+type parsed struct {
+	c       *chunk
+	entries []store.Entry
+	rejects []Rejection
+}
+
+func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk, ew *errorWriter, sum *Summary, start time.Time) (*store.Progress, error) {
+	in, done, err := im.open(ctx, name, bulk != nil)
+	if err != nil {
+		return nil, err
+	}
+	if done {
+		im.log.Info("input already imported; skipping", "input", name)
+		sum.Skipped++
+		return nil, nil
+	}
+	defer in.close()
+	if im.opts.Progress != nil {
+		im.opts.Progress.Start(name, in.size)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// The reader goroutine advances in.line and in.offset from here on.
+	rejected := in.rejected
+	line := in.line
+	prevOffset := in.offset
+	final := store.Progress{Input: in.id, Offset: in.offset, Line: in.line, Rejected: rejected, Done: true}
+
+	chunks := make(chan *chunk, im.opts.Workers*2)
+	results := make(chan *parsed, im.opts.Workers*2)
+	var readErr error
+	go func() {
+		defer close(chunks)
+		readErr = im.readChunks(ctx, in, chunks)
+	}()
+	var wg sync.WaitGroup
+	for w := 0; w < im.opts.Workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var scratch [][]byte
+			for c := range chunks {
+				p := im.parseChunk(c, in, &scratch)
+				select {
+				case results <- p:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(results) }()
+
+	pending := map[int]*parsed{}
+	next := 0
+	var last *store.Progress
+	var werr error
+	for p := range results {
+		if werr != nil {
+			continue // drain
+		}
+		pending[p.c.seq] = p
+		for {
+			q, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			next++
+			for _, r := range q.rejects {
+				if err := ew.write(r); err != nil {
+					werr = fmt.Errorf("ingest: error file: %w", err)
+				}
+			}
+			rejected += int64(len(q.rejects))
+			line = q.c.firstLine + int64(len(q.c.ends)) - 1
+			sum.Lines += int64(len(q.c.ends))
+			sum.Rejected += int64(len(q.rejects))
+			sum.Bytes += q.c.endOffset - prevOffset
+			prevOffset = q.c.endOffset
+			prog := &store.Progress{Input: in.id, Offset: q.c.endOffset, Line: line, Rejected: rejected}
+			if bulk != nil {
+				if err := bulk.Add(q.entries); err != nil {
+					werr = fmt.Errorf("ingest: %w", err)
+				}
+				sum.Inserted += int64(len(q.entries)) // provisional: Finish gives the final split
+			} else {
+				var pp *store.Progress
+				if in.id != "" {
+					pp = prog
+				}
+				res, err := im.db.Write(ctx, q.entries, pp)
+				if err != nil {
+					werr = fmt.Errorf("ingest: %w", err)
+				}
+				sum.Inserted += res.Inserted
+				sum.Replaced += res.Replaced
+				sum.Unchanged += res.Unchanged
+			}
+			last = prog
+			if werr != nil {
+				cancel()
+				break
+			}
+			if im.opts.Progress != nil {
+				s := *sum
+				s.Elapsed = time.Since(start)
+				im.opts.Progress.Update(s, in.raw.count())
+			}
+		}
+	}
+	if werr != nil {
+		return nil, werr
+	}
+	if readErr != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: %s: %w", ErrInput, name, readErr)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	final.Rejected = rejected
+	if last != nil {
+		final.Offset, final.Line = last.Offset, last.Line
+	}
+	if in.id == "" {
+		return nil, nil
+	}
+	if bulk != nil {
+		return &final, nil
+	}
+	// Mark the input done so a later run skips it without reading.
+	if _, err := im.db.Write(ctx, nil, &final); err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	return nil, nil
+}
+
+// readChunks splits the input into chunks of BatchLines lines.
+func (im *Importer) readChunks(ctx context.Context, in *input, out chan<- *chunk) error {
+	seq := 0
+	newChunk := func() *chunk {
+		return &chunk{seq: seq, firstLine: in.line + 1, data: make([]byte, 0, im.opts.BatchLines*320)}
+	}
+	c := newChunk()
+	send := func() error {
+		c.endOffset = in.offset
+		select {
+		case out <- c:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		seq++
+		c = newChunk()
+		return nil
+	}
+	for {
+		line, n, err := readLine(in.br, im.opts.MaxLineBytes)
+		if errors.Is(err, io.EOF) && n == 0 {
+			break
+		}
+		var bad error
+		if err != nil {
+			if !errors.Is(err, ErrOversized) {
+				return err
+			}
+			bad = err
+		}
+		in.offset += int64(n)
+		in.line++
+		c.data = append(c.data, line...)
+		c.ends = append(c.ends, len(c.data))
+		if bad != nil || c.bad != nil {
+			for len(c.bad) < len(c.ends)-1 {
+				c.bad = append(c.bad, nil)
+			}
+			c.bad = append(c.bad, bad)
+		}
+		if len(c.ends) >= im.opts.BatchLines {
+			if err := send(); err != nil {
+				return err
+			}
+		}
+	}
+	if len(c.ends) > 0 {
+		return send()
+	}
+	return nil
+}
+
+// parseChunk parses, validates and encodes one chunk's lines.
+func (im *Importer) parseChunk(c *chunk, in *input, scratch *[][]byte) *parsed {
+	p := &parsed{c: c, entries: make([]store.Entry, 0, len(c.ends))}
+	now := im.opts.Now()
+	tol := im.opts.FutureTolerance
+	if tol < 0 {
+		tol = 0
+	}
+	buf := make([]byte, 0, len(c.data)+len(c.ends)*64)
+	start := 0
+	for i, end := range c.ends {
+		line := c.data[start:end]
+		start = end
+		lineNo := c.firstLine + int64(i)
+		reject := func(err error) {
+			r := Rejection{File: in.name, Line: lineNo, Reason: err.Error()}
+			var fe *credit.FieldError
+			var le *LineError
+			switch {
+			case errors.As(err, &fe):
+				r.Field = fe.Field
+				r.Reason = fe.Err.Error()
+			case errors.As(err, &le):
+				r.Field = le.Field
+				r.Reason = le.Err.Error()
+			}
+			t := line
+			if len(t) > 200 {
+				t = t[:200]
+			}
+			r.Text = string(t)
+			p.rejects = append(p.rejects, r)
+		}
+		if i < len(c.bad) && c.bad[i] != nil {
+			reject(&LineError{Err: c.bad[i]})
+			continue
+		}
+		if isBlank(line) {
+			continue // blank lines, e.g. a trailing one, are not records
+		}
+		if !utf8.Valid(line) {
+			reject(&LineError{Err: ErrInvalidUTF8})
+			continue
+		}
+		var r credit.Record
+		var err error
+		if in.format == FormatCSV {
+			*scratch, err = in.header.ParseCSVLine(line, &r, *scratch)
+		} else {
+			err = ParseJSONLine(line, &r)
+		}
+		if err == nil {
+			err = r.Normalize(now, tol)
+		}
+		if err != nil {
+			reject(err)
+			continue
+		}
+		var e store.Entry
+		if err := store.EncodeInto(&e, &r, buf[len(buf):len(buf)]); err != nil {
+			reject(err)
+			continue
+		}
+		// EncodeInto appended after buf's end; claim those bytes unless
+		// they did not fit and went to an array of their own.
+		if n := len(e.RecKey) + len(e.IDKey) + len(e.Value); cap(buf)-len(buf) >= n {
+			buf = buf[:len(buf)+n]
+		}
+		p.entries = append(p.entries, e)
+	}
+	return p
+}
+
+func isBlank(b []byte) bool {
+	for _, c := range b {
+		if c != ' ' && c != '\t' && c != '\r' {
+			return false
+		}
+	}
+	return true
+}
