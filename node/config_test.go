@@ -79,3 +79,37 @@ func TestKeyFileRoundTrip(t *testing.T) {
 		t.Fatalf("bad key: %v", err)
 	}
 }
+
+func TestSampleConfigRoundTrips(t *testing.T) {
+	want := DefaultConfig("440400", "/srv/ccnode/440400")
+	want.Anchor.Interval = 7 * time.Second
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, SampleConfig(want), 0o600)
+	got, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := got.YAML()
+	b, _ := want.YAML()
+	if string(a) != string(b) {
+		t.Fatalf("sample does not load back to the config:\n%s\nwant\n%s", a, b)
+	}
+}
+
+func TestShippedConfigsValidate(t *testing.T) {
+	paths, _ := filepath.Glob("../configs/*.yaml")
+	if len(paths) < 3 {
+		t.Fatalf("want a sample config per demo region in configs/, found %v", paths)
+	}
+	for _, p := range paths {
+		t.Run(filepath.Base(p), func(t *testing.T) {
+			c, err := LoadConfig(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

@@ -34,6 +34,12 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			// One command per file; keep this list in the order --help shows.
 			demoCommand(),
+			initCommand(),
+			runCommand(),
+			configCommand(),
+			consentCommand(),
+			queryCommand(),
+			receiptsCommand(),
 			auditCommand(),
 		},
 	}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/node"
+)
+
+func initCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "init",
+		Usage: "create a region's key, admin token and commented config",
+		Description: "Writes DIR/node.key (ed25519, the node's identity and signing key),\n" +
+			"DIR/admin.token and DIR/ccnode.yaml with every key commented. Refuses to\n" +
+			"overwrite an existing key.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "region", Required: true, Category: catData, EnvVars: []string{"CCNODE_REGION"},
+				Usage: "region id (six-digit division code, such as 440300)"},
+			&cli.StringFlag{Name: "dir", Category: catData, EnvVars: []string{"CCNODE_DATA_DIR"},
+				Usage: "data folder (default data/REGION)"},
+			&cli.StringFlag{Name: "http-addr", Category: catNetwork, Value: node.DefaultHTTPAddr, EnvVars: []string{"CCNODE_HTTP_ADDR"},
+				Usage: "bank API address written to the config"},
+			&cli.StringFlag{Name: "fabric-gateway", Category: catLedger, EnvVars: []string{"CCNODE_FABRIC_GATEWAY"},
+				Usage: "use this Fabric gateway config instead of the embedded ledger"},
+		},
+		Action: runInit,
+	}
+}
+
+func runInit(c *cli.Context) error {
+	region := credit.RegionID(c.String("region"))
+	if err := credit.ValidateRegionID(region); err != nil {
+		return err
+	}
+	dir := c.String("dir")
+	if dir == "" {
+		dir = filepath.Join("data", string(region))
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	cfg := node.DefaultConfig(region, abs)
+	cfg.HTTP.Addr = c.String("http-addr")
+	if gw := c.String("fabric-gateway"); gw != "" {
+		cfg.Ledger.FabricGateway, cfg.Ledger.EmbeddedDir = gw, ""
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	key, err := node.GenerateKeyFile(cfg.KeyFile)
+	if err != nil {
+		return err
+	}
+	tok := make([]byte, 24)
+	rand.Read(tok)
+	if err := writeNew(cfg.HTTP.AdminTokenFile, []byte(hex.EncodeToString(tok)+"\n")); err != nil {
+		return err
+	}
+	cfgPath := filepath.Join(abs, "ccnode.yaml")
+	if err := writeNew(cfgPath, node.SampleConfig(cfg)); err != nil {
+		return err
+	}
+	pub := key.Public()
+	fmt.Fprintf(c.App.Writer, "region %s initialised in %s\n  key:    %s (public %x)\n  token:  %s\n  config: %s\nStart it with: ccnode run --config %s\n",
+		region, abs, cfg.KeyFile, pub, cfg.HTTP.AdminTokenFile, cfgPath, cfgPath)
+	return nil
+}
+
+// writeNew writes a file that must not exist yet, mode 0600.
+func writeNew(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%s exists; not overwriting it", path)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/node"
+)
+
+// buildBinary builds ccnode once per test run into dir.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "ccnode")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func TestNodeCommandsEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	cli := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("ccnode %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
+		}
+		return string(out)
+	}
+	cli("init", "--region", "440300", "--dir", dir, "--http-addr", "127.0.0.1:0")
+	cfgPath := filepath.Join(dir, "ccnode.yaml")
+	if out := cli("config", "show", "--config", cfgPath, "--anchor-interval", "150ms"); !strings.Contains(out, "interval: 150ms") {
+		t.Fatalf("config show does not apply the flag:\n%s", out)
+	}
+	if out, err := exec.Command(bin, "init", "--region", "440300", "--dir", dir).CombinedOutput(); err == nil {
+		t.Fatalf("init overwrote an existing region:\n%s", out)
+	}
+
+	run := exec.Command(bin, "run", "--config", cfgPath, "--anchor-interval", "150ms", "--log-level", "warn")
+	stdout, _ := run.StdoutPipe()
+	run.Stderr = os.Stderr
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer run.Process.Kill()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("run printed no address: %v", err)
+	}
+	_, url, ok := strings.Cut(strings.TrimSpace(line), "bank API on ")
+	if !ok {
+		t.Fatalf("run: %q", line)
+	}
+	tok, _ := os.ReadFile(filepath.Join(dir, "admin.token"))
+	cl := &node.Client{Base: url, AdminToken: strings.TrimSpace(string(tok))}
+	ctx := context.Background()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := cl.Checkpoint(ctx)
+		var se *node.StatusError
+		if errors.As(err, &se) && se.Status == 404 {
+			break // serving, nothing anchored yet
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node never served: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	_, bankKey, _ := ed25519.GenerateKey(rand.Reader)
+	if err := cl.RegisterBank(ctx, credit.BankMember{ID: "bank-a", PubKey: bankKey.Public().(ed25519.PublicKey)}); err != nil {
+		t.Fatal(err)
+	}
+	bankKeyFile := filepath.Join(dir, "bank-a.key")
+	if err := node.WriteKeyFile(bankKeyFile, bankKey); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := credit.CompleteUSCC("91440300MA0000001")
+	consentFile := filepath.Join(dir, "consent.json")
+	cli("consent", "grant", "--node", url, "--admin-token-file", filepath.Join(dir, "admin.token"),
+		"--enterprise-key", filepath.Join(dir, "enterprise.key"), "--uscc", string(u), "--bank", "bank-a",
+		"--region", "440300", "--categories", "tax,penalty", "--out", consentFile)
+	var g credit.ConsentGrant
+	b, _ := os.ReadFile(consentFile)
+	if err := json.Unmarshal(b, &g); err != nil || len(g.RegionSig) == 0 {
+		t.Fatalf("consent file: %v %s", err, b)
+	}
+	if out := cli("consent", "status", "--node", url, "--id", g.ID); !strings.Contains(out, `"active"`) {
+		t.Fatalf("status: %s", out)
+	}
+
+	out := cli("query", "--node", url, "--bank", "bank-a", "--key", bankKeyFile, "--consent", consentFile, "--json")
+	var res node.Consolidated
+	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.Regions) != 1 || res.Regions[0].Status != node.StatusOK {
+		t.Fatalf("query: %v\n%s", err, out)
+	}
+	rid := res.Regions[0].Receipt.ID
+	if out := cli("query", "--node", url, "--bank", "bank-a", "--key", bankKeyFile, "--consent", consentFile); !strings.Contains(out, "440300  ok") {
+		t.Fatalf("query table:\n%s", out)
+	}
+	// Anchored by the loop within a few intervals.
+	for {
+		rp, err := cl.Receipt(ctx, rid)
+		if err == nil && rp.Checkpoint != nil {
+			break
+		}
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatalf("receipt never anchored: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Refused by reason through the CLI's exit status and message.
+	qout, err := exec.Command(bin, "query", "--node", url, "--bank", "bank-a", "--key", bankKeyFile, "--consent", consentFile, "--categories", "customs").CombinedOutput()
+	if err == nil || !strings.Contains(string(qout), string(node.ReasonCategoryScope)) {
+		t.Fatalf("out-of-scope query: %v\n%s", err, qout)
+	}
+
+	// Crash the node: every receipt it answered is still in its log.
+	run.Process.Signal(syscall.SIGKILL)
+	run.Wait()
+	exp := cli("receipts", "export", "--config", cfgPath)
+	lines := strings.Split(strings.TrimSpace(exp), "\n")
+	if len(lines) != 3 { // header + two answered queries
+		t.Fatalf("export after kill has %d lines:\n%s", len(lines), exp)
+	}
+	h, err := credit.DecodeExportHeader([]byte(lines[0]))
+	if err != nil || h.Size != 2 || h.Kind != credit.ExportAnswered {
+		t.Fatalf("header %+v: %v", h, err)
+	}
+	l, err := credit.DecodeExportLine([]byte(lines[1]))
+	if err != nil || l.Index != 0 || len(l.Acks) != 1 {
+		t.Fatalf("first line %+v: %v", l, err)
+	}
+	if r, err := credit.DecodeReceipt(l.Receipt); err != nil || r.ID != rid {
+		t.Fatalf("first receipt %s, want %s: %v", r.ID, rid, err)
+	}
+}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/prdcredit/ccnode/node/consortium"
+)
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "run",
+		Usage: "run a regional node",
+		Description: "Serves the region's bank API, answers consented queries, logs receipts and\n" +
+			"anchors checkpoints until interrupted. The embedded ledger is the default; a\n" +
+			"config with ledger.fabric_gateway uses Fabric.",
+		Flags: append(runFlags,
+			&cli.StringFlag{Name: "log-level", Category: catOutput, Value: "info", EnvVars: []string{"CCNODE_LOG_LEVEL"},
+				Usage: "debug, info, warn or error"}),
+		Action: func(c *cli.Context) error {
+			cfg, err := loadConfig(c)
+			if err != nil {
+				return err
+			}
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			log := slog.New(slog.NewJSONHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: lvl}))
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			s, err := consortium.OpenStandalone(ctx, cfg, log)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			fmt.Fprintf(c.App.Writer, "region %s: bank API on http://%s\n", cfg.Region, s.Node.HTTPAddr())
+			<-ctx.Done()
+			log.Info("shutting down")
+			return s.Close()
+		},
+	}
+}

@@ -1,0 +1,84 @@
+package node
+
+import (
+	"bytes"
+	"fmt"
+	"text/template"
+)
+
+var sampleTmpl = template.Must(template.New("cfg").Parse(`# ccnode configuration for region {{.Region}}.
+# Every key is optional except region; omitted keys take the defaults shown.
+# Flags of 'ccnode run' override this file; 'ccnode config show' prints the
+# effective configuration.
+
+# This node's region id: the six-digit division code of its city.
+region: "{{.Region}}"
+
+# Folder of the region's Badger store (records, receipt log, anchoring
+# outbox) and, by default, of the embedded ledger.
+data_dir: {{.DataDir}}
+
+# ed25519 key (PKCS#8 PEM, mode 0600): the node's libp2p identity and the key
+# that signs receipts, acknowledgements, checkpoints and consent
+# countersignatures. 'ccnode init' creates it.
+key_file: {{.KeyFile}}
+
+p2p:
+  # libp2p listen addresses. With a private-network key only TCP works.
+  listen:{{range .P2P.Listen}}
+    - {{.}}{{end}}
+  # Part of every protocol id, so that two consortia never talk.
+  network_id: {{.P2P.NetworkID}}
+  # Private-network key shared by the consortium; empty disables it.
+  psk_file: "{{.P2P.PSKFile}}"
+
+http:
+  # Address of the bank API (HTTP/JSON; see /openapi.yaml).
+  addr: {{.HTTP.Addr}}
+  # Bearer token for admin calls (recording and revoking consents,
+  # registering banks). Without it every admin call is refused.
+  admin_token_file: {{.HTTP.AdminTokenFile}}
+  # Largest request body accepted (bytes); larger is refused with 413.
+  max_body_bytes: {{.HTTP.MaxBodyBytes}}
+  # Time to read a request, and to write its answer.
+  read_timeout: {{.HTTP.ReadTimeout}}
+  write_timeout: {{.HTTP.WriteTimeout}}
+
+ledger:
+  # Exactly one of embedded_dir (the embedded ledger, one machine) and
+  # fabric_gateway (a Fabric gateway connection file) must be set.
+  embedded_dir: {{.Ledger.EmbeddedDir}}
+  fabric_gateway: "{{.Ledger.FabricGateway}}"
+  # The ledger identity (MSP id) this node acts as.
+  msp_id: {{.Ledger.MSPID}}
+  # If the node's view of the ledger is older than this, it refuses to
+  # answer (fail closed) and /readyz says why.
+  grace_period: {{.Ledger.GracePeriod}}
+
+anchor:
+  # Anchor a checkpoint of the receipt log this often, or as soon as this
+  # many receipts wait, whichever comes first. One Fabric transaction costs
+  # ~260 ms and a peer commits 180-390 tx/s, so 5 s per node keeps the
+  # ledger's load independent of the query rate.
+  interval: {{.Anchor.Interval}}
+  max_leaves: {{.Anchor.MaxLeaves}}
+  # Backoff between attempts while the ledger is unavailable.
+  retry_min: {{.Anchor.RetryMin}}
+  retry_max: {{.Anchor.RetryMax}}
+
+query:
+  # A bank's query time must be within this of the node's clock; nonces
+  # are remembered for twice as long.
+  window: {{.Query.Window}}
+  # How long to wait for each region's answer.
+  region_timeout: {{.Query.RegionTimeout}}
+`))
+
+// SampleConfig renders cfg as a YAML file with every key commented.
+func SampleConfig(cfg Config) []byte {
+	var b bytes.Buffer
+	if err := sampleTmpl.Execute(&b, cfg); err != nil {
+		panic(fmt.Sprintf("sample config template: %v", err)) // the template is a constant
+	}
+	return b.Bytes()
+}
