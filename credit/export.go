@@ -117,16 +117,9 @@ func DecodeReceipt(leaf []byte) (Receipt, error) {
 	return r, nil
 }
 
-func strictUnmarshal(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data after the object")
-	}
-	return nil
-}
+// strictUnmarshal decodes one JSON value; json.Unmarshal already refuses
+// anything after it, and scans the bytes once less than a Decoder would.
+func strictUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 // ExportWriter writes an export.
 type ExportWriter struct {

@@ -300,8 +300,8 @@ func (st *logState) finish() {
 		st.addFolded(st.badPending, st.badSuspect)
 	case n > 0 && st.count < latest().Size:
 		f := Finding{Rule: RuleCompleteness, Region: st.region, Leaf: leafPtr(st.count)}
-		f.Detail = fmt.Sprintf("the export ends after %d leaves but the anchored log has %d (checkpoint tx %s): leaves %d..%d are missing",
-			st.count, latest().Size, latest().TxID, st.count, latest().Size-1)
+		f.Detail = fmt.Sprintf("the export holds %d leaves where the anchored log has %d (checkpoint tx %s): receipts are missing",
+			st.count, latest().Size, latest().TxID)
 		if s := st.suspect; s != nil {
 			f.Leaf, f.Receipt, f.Source = leafPtr(s.leaf), s.receipt, s.source
 			f.Detail += fmt.Sprintf("; first suspicious line: leaf %d: %s", s.leaf, s.why)
