@@ -78,6 +78,8 @@ func TestTamper(t *testing.T) {
 		// exporter did to hide or change the past.
 		after        func(f *fixture, lines []credit.ExportLine) []credit.ExportLine
 		withReceived bool
+		// afterReceived changes the requester's export.
+		afterReceived func(f *fixture, lines []credit.ExportLine) []credit.ExportLine
 		want         []want
 	}{
 		{
@@ -229,6 +231,30 @@ func TestTamper(t *testing.T) {
 			want:         []want{{RuleUnlogged, -1}},
 		},
 		{
+			name:         "forged acknowledgement in the requester's export",
+			withReceived: true,
+			afterReceived: func(f *fixture, lines []credit.ExportLine) []credit.ExportLine {
+				a := lines[3].Acks[0]
+				a.Sig = append([]byte(nil), a.Sig...)
+				a.Sig[10] ^= 1
+				lines[3].Acks = []credit.Ack{a}
+				return lines
+			},
+			want: []want{{RuleAckSig, -1}},
+		},
+		{
+			name: "forged acknowledgement in the answerer's export",
+			after: func(f *fixture, lines []credit.ExportLine) []credit.ExportLine {
+				a, err := credit.NewAck(&f.receipts[4], gz, f.when(4), key("someone"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				lines[4].Acks = append(lines[4].Acks, a)
+				return lines
+			},
+			want: []want{{RuleAckSig, 4}},
+		},
+		{
 			name: "anchored late",
 			before: func(f *fixture) {
 				f.cpEvery = 100
@@ -259,6 +285,9 @@ func TestTamper(t *testing.T) {
 			var received []credit.ExportLine
 			if tc.withReceived {
 				received = f.receivedLines()
+				if tc.afterReceived != nil {
+					received = tc.afterReceived(f, received)
+				}
 			}
 			rep := runAudit(t, f, lines, received, testOptions(t))
 			checkFindings(t, rep, tc.want)

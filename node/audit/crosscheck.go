@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -14,7 +15,7 @@ import (
 func (a *auditor) receivedPass1(ctx context.Context, s sourceHeader) (uint64, error) {
 	var n uint64
 	requester := s.h.Region
-	work := func(line []byte, no int, r *result) {
+	line := func(line []byte, no int, r *result, queue func(sigCheck, func(bool))) {
 		l, rc, ok := decodeLine(s.src.Name, s.h, line, no, r)
 		if !ok {
 			return
@@ -34,19 +35,42 @@ func (a *auditor) receivedPass1(ctx context.Context, s sourceHeader) (uint64, er
 			return
 		}
 		for i := range l.Acks {
-			ack := &l.Acks[i]
+			ack := l.Acks[i]
 			key, err := a.keys.region(requester, ack.Time)
 			if err == nil && ack.Requester != requester {
 				err = fmt.Errorf("acknowledgement signed as %s: %w", ack.Requester, credit.ErrBadSignature)
 			}
+			if err == nil && (ack.ReceiptID != rc.ID || !bytes.Equal(ack.ReceiptDigest, r.digest[:])) {
+				err = fmt.Errorf("ack by %s does not name receipt %s: %w", ack.Requester, rc.ID, credit.ErrBadSignature)
+			}
+			var msg []byte
 			if err == nil {
-				err = verifyAck(ack, &rc, r.digest, key)
+				msg, err = ack.SignedMessage()
 			}
 			if err != nil {
 				add("%v", err)
 				continue
 			}
-			r.hasAck, r.ack = true, *ack
+			queue(sigCheck{key, msg, ack.Sig}, func(ok bool) {
+				if !ok {
+					add("ack of receipt %s by %s: %v", rc.ID, requester, credit.ErrBadSignature)
+					return
+				}
+				if !r.hasAck {
+					r.hasAck, r.ack = true, ack
+				}
+			})
+		}
+	}
+	work := func(lines [][]byte, nos []int, res []result) {
+		sigs := make([]sigCheck, 0, len(lines))
+		then := make([]func(bool), 0, len(lines))
+		queue := func(c sigCheck, f func(bool)) { sigs, then = append(sigs, c), append(then, f) }
+		for i := range lines {
+			line(lines[i], nos[i], &res[i], queue)
+		}
+		for i, ok := range a.bv.verify(sigs) {
+			then[i](ok)
 		}
 	}
 	consume := func(r *result) error {
@@ -70,7 +94,7 @@ func (a *auditor) receivedPass1(ctx context.Context, s sourceHeader) (uint64, er
 		a.xindex[k] = &xentry{digest: r.digest, src: s.src.Name, line: r.line, ack: r.ack, ackOK: true}
 		return nil
 	}
-	return n, a.stream(ctx, s.src, perLine(work), consume)
+	return n, a.stream(ctx, s.src, work, consume)
 }
 
 // receivedPass2 reports what the requester acknowledged and the answerer's
