@@ -80,7 +80,7 @@ func TestTamper(t *testing.T) {
 		withReceived bool
 		// afterReceived changes the requester's export.
 		afterReceived func(f *fixture, lines []credit.ExportLine) []credit.ExportLine
-		want         []want
+		want          []want
 	}{
 		{
 			name: "altered report digest",
