@@ -200,7 +200,15 @@ func (er *ExportReader) Next() ([]byte, error) {
 			buf := append([]byte(nil), b...)
 			for errors.Is(err, bufio.ErrBufferFull) {
 				if len(buf) > MaxExportLine {
+					// Skip the rest of the line, so that the next
+					// call starts at the next line.
+					for errors.Is(err, bufio.ErrBufferFull) {
+						_, err = er.r.ReadSlice('\n')
+					}
 					er.line++
+					if err != nil && !errors.Is(err, io.EOF) {
+						return nil, err
+					}
 					return nil, fmt.Errorf("%w: line %d longer than %d bytes", ErrExportFormat, er.line, MaxExportLine)
 				}
 				b, err = er.r.ReadSlice('\n')

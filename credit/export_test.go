@@ -102,12 +102,17 @@ func TestExportReaderRefuses(t *testing.T) {
 		})
 	}
 	t.Run("long line", func(t *testing.T) {
-		rd, err := NewExportReader(strings.NewReader(long))
+		rd, err := NewExportReader(strings.NewReader(long + `{"index":1,"receipt":{}}` + "\n"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if _, err := rd.Next(); !errors.Is(err, ErrExportFormat) {
 			t.Fatalf("err %v, want ErrExportFormat", err)
+		}
+		// The reader goes on at the next line.
+		b, err := rd.Next()
+		if err != nil || rd.Line() != 3 || !strings.HasPrefix(string(b), `{"index":1`) {
+			t.Fatalf("after the long line: %q, line %d, err %v", b, rd.Line(), err)
 		}
 	})
 	lines := []struct{ name, in string }{
