@@ -145,6 +145,14 @@ func TestTamper(t *testing.T) {
 			want: []want{{RuleCompleteness, -1}},
 		},
 		{
+			name: "unreadable line",
+			after: func(f *fixture, lines []credit.ExportLine) []credit.ExportLine {
+				lines[5].Receipt = json.RawMessage(`{"v":1,"time":"yesterday"}`)
+				return lines
+			},
+			want: []want{{RuleCompleteness, 5}},
+		},
+		{
 			name: "two receipts swapped",
 			after: func(f *fixture, lines []credit.ExportLine) []credit.ExportLine {
 				lines[5].Receipt, lines[6].Receipt = lines[6].Receipt, lines[5].Receipt
