@@ -184,8 +184,38 @@ func (n *Node) query(ctx context.Context, q *credit.Query, now time.Time) (*Cons
 	}
 	results := n.router.Query(ctx, n.cfg.Region, q)
 	c := &Consolidated{QueryDigest: hex.EncodeToString(qd[:]), Subject: q.Subject, Bank: q.Bank, Home: n.cfg.Region}
-	for _, res := range results {
-		st := n.settle(ctx, q, qd, res)
+	sts := make([]RegionStatus, len(results))
+	var held []receipts.Held
+	var heldAt []int
+	for i, res := range results {
+		sts[i] = n.settle(q, qd, res)
+		if sts[i].Ack != nil {
+			held = append(held, receipts.Held{Receipt: *sts[i].Receipt, Ack: *sts[i].Ack, ReceivedAt: n.now()})
+			heldAt = append(heldAt, i)
+		}
+	}
+	// Every verified receipt is kept, with our ack, in one durable write
+	// before the bank sees the answer.
+	if err := n.requested.Put(held...); err != nil {
+		for _, i := range heldAt {
+			sts[i] = RegionStatus{Region: sts[i].Region, Status: StatusUnavailable, Message: fmt.Sprintf("keeping receipt: %v", err)}
+		}
+		held = nil
+	}
+	// The answering regions logged their receipts durably already; acks
+	// are evidence for audits and a lost one is logged, not fatal.
+	var wg sync.WaitGroup
+	for _, h := range held {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.router.Acknowledge(ctx, h.Receipt.Answerer, h.Ack); err != nil {
+				n.log.Warn("ack not delivered", "region", h.Receipt.Answerer, "receipt", h.Receipt.ID, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, st := range sts {
 		c.RecordCount += st.RecordCount
 		c.Regions = append(c.Regions, st)
 	}
@@ -194,8 +224,8 @@ func (n *Node) query(ctx context.Context, q *credit.Query, now time.Time) (*Cons
 }
 
 // settle turns one region's result into its status, verifying the receipt
-// and keeping it with this node's ack.
-func (n *Node) settle(ctx context.Context, q *credit.Query, qd [32]byte, res RegionResult) RegionStatus {
+// and signing this node's ack.
+func (n *Node) settle(q *credit.Query, qd [32]byte, res RegionResult) RegionStatus {
 	st := RegionStatus{Region: res.Region}
 	if res.Err != nil {
 		var d *Denial
@@ -216,15 +246,6 @@ func (n *Node) settle(ctx context.Context, q *credit.Query, qd [32]byte, res Reg
 	if err != nil {
 		st.Status, st.Message = StatusUnavailable, err.Error()
 		return st
-	}
-	if err := n.requested.Put(receipts.Held{Receipt: a.Receipt, Ack: ack, ReceivedAt: n.now()}); err != nil {
-		st.Status, st.Message = StatusUnavailable, fmt.Sprintf("keeping receipt: %v", err)
-		return st
-	}
-	// The answering region already logged the receipt durably; the ack
-	// is evidence for audits and its loss is logged, not fatal.
-	if err := n.router.Acknowledge(ctx, res.Region, ack); err != nil {
-		n.log.Warn("ack not delivered", "region", res.Region, "receipt", a.Receipt.ID, "err", err)
 	}
 	idx := a.LeafIndex
 	st.Status, st.RecordCount = StatusOK, a.Report.Count()

@@ -28,14 +28,23 @@ type Held struct {
 
 func requestedKey(id string) []byte { return append([]byte{prefixRequested}, id...) }
 
-// Put stores a received receipt and our ack durably.
-func (s *Requested) Put(h Held) error {
-	b, err := json.Marshal(h)
+// Put stores received receipts and our acks durably, in one transaction
+// and one sync.
+func (s *Requested) Put(hs ...Held) error {
+	err := s.db.Update(func(txn *badger.Txn) error {
+		for _, h := range hs {
+			b, err := json.Marshal(h)
+			if err != nil {
+				return err
+			}
+			if err := txn.Set(requestedKey(h.Receipt.ID), b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return err
-	}
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(requestedKey(h.Receipt.ID), b) }); err != nil {
-		return fmt.Errorf("store received receipt %s: %w", h.Receipt.ID, err)
+		return fmt.Errorf("store %d received receipts: %w", len(hs), err)
 	}
 	return s.db.Sync()
 }
