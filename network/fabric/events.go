@@ -1,0 +1,150 @@
+package fabric
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hyperledger/fabric-gateway/pkg/client"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/network"
+)
+
+// checkpoint adapts a network.Position to the gateway's resume point: the
+// block to read from and the last transaction already processed in it,
+// whose events (and those before it in the block) the peer skips.
+type checkpoint network.Position
+
+func (c checkpoint) BlockNumber() uint64   { return c.Block }
+func (c checkpoint) TransactionID() string { return c.TxID }
+
+// Subscribe delivers the contract's events after from, in ledger order,
+// then new ones as they commit. From the zero Position it reads from the
+// channel's first block. The channel closes when ctx ends, the Ledger
+// closes, or the gateway stream fails; the caller resubscribes from the
+// last Position it processed.
+func (l *Ledger) Subscribe(ctx context.Context, from network.Position) (<-chan network.Event, error) {
+	if l.closed() {
+		return nil, &network.Error{Op: "Subscribe", Kind: network.ErrUnavailable, Msg: errClosed.Error()}
+	}
+	var opt client.ChaincodeEventsOption
+	if from == (network.Position{}) {
+		// The gateway's default is the next commit, which would miss
+		// history; the zero Position means "from the beginning".
+		opt = client.WithStartBlock(0)
+	} else {
+		opt = client.WithCheckpoint(checkpoint(from))
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	in, err := l.network.ChaincodeEvents(sctx, l.cfg.Chaincode, opt)
+	if err != nil {
+		cancel()
+		return nil, mapError("Subscribe", err)
+	}
+	out := make(chan network.Event)
+	go func() {
+		defer close(out)
+		defer func() {
+			cancel()
+			// The gateway's reader goroutine blocks on its send until read;
+			// drain it so it sees the cancelled stream and exits.
+			for range in {
+			}
+		}()
+		for {
+			var ce *client.ChaincodeEvent
+			var ok bool
+			select {
+			case ce, ok = <-in:
+				if !ok {
+					if ctx.Err() == nil && !l.closed() {
+						l.log.Warn("event stream ended; subscriber should resubscribe")
+					}
+					return
+				}
+			case <-sctx.Done():
+				return
+			case <-l.done:
+				return
+			}
+			ev, err := mapEvent(ce)
+			if err != nil {
+				// A payload this client cannot read would stop every
+				// resubscription at the same place; log it and go on.
+				l.log.Error("skipping unreadable chaincode event", "block", ce.BlockNumber, "tx", ce.TransactionID, "name", ce.EventName, "err", err)
+				continue
+			}
+			select {
+			case out <- ev:
+			case <-sctx.Done():
+				return
+			case <-l.done:
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// errEvent is wrapped by mapEvent's errors.
+var errEvent = errors.New("chaincode event")
+
+// eventPayload is the contract's event payload: one of the members, plus
+// an optional transaction time.
+type eventPayload struct {
+	Time       *time.Time                 `json:"time,omitempty"`
+	Region     *credit.RegionMember       `json:"region,omitempty"`
+	Bank       *credit.BankMember         `json:"bank,omitempty"`
+	Consent    *credit.ConsentCommitment  `json:"consent,omitempty"`
+	Checkpoint *credit.AnchoredCheckpoint `json:"checkpoint,omitempty"`
+}
+
+// mapEvent turns a chaincode event into a network.Event. Fabric's chaincode
+// events carry no timestamp, so Time is the payload's time if the contract
+// sent one, else the transaction time the contract stamped on the record
+// (UpdatedAt, RecordedAt, RevokedAt, AnchoredAt).
+func mapEvent(ce *client.ChaincodeEvent) (network.Event, error) {
+	ev := network.Event{
+		Position: network.Position{Block: ce.BlockNumber, TxID: ce.TransactionID},
+		Kind:     network.EventKind(ce.EventName),
+	}
+	var p eventPayload
+	if err := json.Unmarshal(ce.Payload, &p); err != nil {
+		return ev, fmt.Errorf("%w %s: %w", errEvent, ce.EventName, err)
+	}
+	var t time.Time
+	switch ev.Kind {
+	case network.EventMemberChanged:
+		switch {
+		case p.Region != nil && p.Bank == nil:
+			ev.Region, t = p.Region, p.Region.UpdatedAt
+		case p.Bank != nil && p.Region == nil:
+			ev.Bank, t = p.Bank, p.Bank.UpdatedAt
+		default:
+			return ev, fmt.Errorf("%w %s: want exactly one of region, bank", errEvent, ce.EventName)
+		}
+	case network.EventConsentRecorded, network.EventConsentRevoked:
+		if p.Consent == nil {
+			return ev, fmt.Errorf("%w %s: no consent", errEvent, ce.EventName)
+		}
+		ev.Consent, t = p.Consent, p.Consent.RecordedAt
+		if ev.Kind == network.EventConsentRevoked && p.Consent.RevokedAt != nil {
+			t = *p.Consent.RevokedAt
+		}
+	case network.EventCheckpointAnchored:
+		if p.Checkpoint == nil {
+			return ev, fmt.Errorf("%w %s: no checkpoint", errEvent, ce.EventName)
+		}
+		ev.Checkpoint, t = p.Checkpoint, p.Checkpoint.AnchoredAt
+	default:
+		return ev, fmt.Errorf("%w: unknown name %q", errEvent, ce.EventName)
+	}
+	if p.Time != nil {
+		t = *p.Time
+	}
+	ev.Time = t.UTC()
+	return ev, nil
+}

@@ -1,0 +1,341 @@
+// Package fabric is the network.Ledger backend over a real Hyperledger
+// Fabric network, through the Fabric Gateway client
+// (github.com/hyperledger/fabric-gateway). It owns the client side only:
+// one gRPC connection to the region's gateway peer, the region's X.509
+// identity and signer, per-step timeouts, submits that are confirmed by
+// transaction id and safe to retry, and the chaincode-event subscription.
+//
+// It must not decide anything about credit data or ledger rules: the
+// contract (package chaincode) decides, this package carries its answers
+// and maps its refusals to network's typed errors. It must not start or
+// stop Fabric processes (package fabricnet does that for tests and trials).
+package fabric
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hyperledger/fabric-gateway/pkg/client"
+	"github.com/hyperledger/fabric-gateway/pkg/hash"
+	"github.com/hyperledger/fabric-gateway/pkg/identity"
+	"github.com/hyperledger/fabric-protos-go-apiv2/gateway"
+	"github.com/hyperledger/fabric-protos-go-apiv2/msp"
+	"github.com/hyperledger/fabric-protos-go-apiv2/peer"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/prdcredit/ccnode/network"
+)
+
+// Ledger is a network.Ledger acting as one region's client identity on a
+// Fabric channel. It is safe for concurrent use; Close is safe twice.
+type Ledger struct {
+	cfg      Config
+	log      *slog.Logger
+	conn     *grpc.ClientConn
+	gw       *client.Gateway
+	network  *client.Network
+	contract *client.Contract
+	creator  []byte // serialized identity, for commit-status requests by tx id
+
+	// done ends subscriptions when the Ledger closes.
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ network.Ledger = (*Ledger)(nil)
+
+// Dial reads the identity and TLS files named in cfg and prepares one
+// shared gRPC connection to the gateway peer. It does not wait for the
+// peer: the connection is made by the first call, and a peer that cannot
+// be reached makes that call fail with network.ErrUnavailable, so a node
+// may start before its peer does. ctx is not retained.
+func Dial(ctx context.Context, cfg Config, logger *slog.Logger) (*Ledger, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	caPEM, err := os.ReadFile(cfg.TLSCACertPath)
+	if err != nil {
+		return nil, &ConfigError{Field: "tls_ca_cert", Err: err}
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, &ConfigError{Field: "tls_ca_cert", Err: errors.New("no PEM certificate in file")}
+	}
+	certPEM, err := os.ReadFile(cfg.CertPath)
+	if err != nil {
+		return nil, &ConfigError{Field: "cert_path", Err: err}
+	}
+	cert, err := identity.CertificateFromPEM(certPEM)
+	if err != nil {
+		return nil, &ConfigError{Field: "cert_path", Err: err}
+	}
+	id, err := identity.NewX509Identity(cfg.MSPID, cert)
+	if err != nil {
+		return nil, &ConfigError{Field: "cert_path", Err: err}
+	}
+	keyPEM, err := os.ReadFile(cfg.KeyPath)
+	if err != nil {
+		return nil, &ConfigError{Field: "key_path", Err: err}
+	}
+	key, err := identity.PrivateKeyFromPEM(keyPEM)
+	if err != nil {
+		return nil, &ConfigError{Field: "key_path", Err: err}
+	}
+	sign, err := identity.NewPrivateKeySign(key)
+	if err != nil {
+		return nil, &ConfigError{Field: "key_path", Err: err}
+	}
+	creator, err := proto.Marshal(&msp.SerializedIdentity{Mspid: id.MspID(), IdBytes: id.Credentials()})
+	if err != nil {
+		return nil, fmt.Errorf("fabric: serialize identity: %w", err)
+	}
+
+	conn, err := grpc.NewClient(cfg.Endpoint,
+		grpc.WithTransportCredentials(credentials.NewClientTLSFromCert(pool, cfg.ServerNameOverride)))
+	if err != nil {
+		return nil, &ConfigError{Field: "endpoint", Err: err}
+	}
+	gw, err := client.Connect(id,
+		client.WithSign(sign),
+		client.WithHash(hash.SHA256),
+		client.WithClientConnection(conn),
+		client.WithEvaluateTimeout(cfg.EvaluateTimeout),
+		client.WithEndorseTimeout(cfg.EndorseTimeout),
+		client.WithSubmitTimeout(cfg.SubmitTimeout),
+		client.WithCommitStatusTimeout(cfg.CommitStatusTimeout),
+	)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("fabric: connect gateway: %w", err)
+	}
+	nw := gw.GetNetwork(cfg.Channel)
+	l := &Ledger{
+		cfg:      cfg,
+		log:      logger.With("ledger", "fabric", "msp", cfg.MSPID, "endpoint", cfg.Endpoint),
+		conn:     conn,
+		gw:       gw,
+		network:  nw,
+		contract: nw.GetContract(cfg.Chaincode),
+		creator:  creator,
+		done:     make(chan struct{}),
+	}
+	return l, nil
+}
+
+// Identity is the MSP id this client acts as.
+func (l *Ledger) Identity() string { return l.cfg.MSPID }
+
+// Close ends subscriptions and closes the gateway connection. Calls in
+// flight fail with network.ErrUnavailable.
+func (l *Ledger) Close() error {
+	l.closeOnce.Do(func() {
+		close(l.done)
+		// Gateway.Close does not close a connection it was given.
+		l.gw.Close()
+		l.closeErr = l.conn.Close()
+	})
+	return l.closeErr
+}
+
+// errClosed is the cause of calls on a closed Ledger.
+var errClosed = errors.New("fabric ledger closed")
+
+func (l *Ledger) closed() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// evaluate runs a read-only transaction on the gateway peer. Unreachable
+// or slow peers are retried until MaxAttempts or ctx ends.
+func (l *Ledger) evaluate(ctx context.Context, fn string, args ...string) ([]byte, error) {
+	var lastErr error
+	for attempt := 0; attempt < l.cfg.MaxAttempts; attempt++ {
+		if attempt > 0 {
+			if err := l.backoff(ctx, attempt); err != nil {
+				break
+			}
+		}
+		if l.closed() {
+			return nil, &network.Error{Op: fn, Kind: network.ErrUnavailable, Msg: errClosed.Error()}
+		}
+		sctx, cancel := context.WithTimeout(ctx, l.cfg.EvaluateTimeout)
+		res, err := l.contract.EvaluateWithContext(sctx, fn, client.WithArguments(args...))
+		cancel()
+		if err == nil {
+			return res, nil
+		}
+		lastErr = err
+		if !retryable(err) || ctx.Err() != nil {
+			break
+		}
+		l.log.Debug("evaluate retry", "fn", fn, "attempt", attempt+1, "err", err)
+	}
+	return nil, mapError(fn, lastErr)
+}
+
+// submit runs a transaction through endorse, submit and commit status,
+// and returns the contract's result once the transaction committed VALID.
+//
+// The transaction id is kept from endorsement on. After an ambiguous
+// submit (the orderer may or may not have it) the commit status is asked
+// by that id before anything is sent again; only a transaction that
+// certainly did not commit is endorsed afresh (a read conflict, or an
+// endorse step that never reached the peers). Resending the same signed
+// transaction cannot commit it twice (Fabric rejects a duplicate tx id),
+// and a fresh endorsement after an unknown outcome is safe because the
+// contract's writes are idempotent.
+func (l *Ledger) submit(ctx context.Context, fn string, args ...string) ([]byte, error) {
+	var lastErr error
+	for attempt := 0; attempt < l.cfg.MaxAttempts; attempt++ {
+		if attempt > 0 {
+			if err := l.backoff(ctx, attempt); err != nil {
+				break
+			}
+		}
+		if l.closed() {
+			return nil, &network.Error{Op: fn, Kind: network.ErrUnavailable, Msg: errClosed.Error()}
+		}
+		res, again, err := l.submitOnce(ctx, fn, args)
+		if err == nil {
+			return res, nil
+		}
+		lastErr = err
+		if !again || ctx.Err() != nil {
+			break
+		}
+		l.log.Debug("submit retry", "fn", fn, "attempt", attempt+1, "err", err)
+	}
+	return nil, mapError(fn, lastErr)
+}
+
+// submitOnce is one endorsement and what follows it. again reports whether
+// a fresh endorsement may succeed.
+func (l *Ledger) submitOnce(ctx context.Context, fn string, args []string) (res []byte, again bool, err error) {
+	proposal, err := l.contract.NewProposal(fn, client.WithArguments(args...))
+	if err != nil {
+		return nil, false, fmt.Errorf("fabric: proposal %s: %w", fn, err)
+	}
+	ectx, cancel := context.WithTimeout(ctx, l.cfg.EndorseTimeout)
+	txn, err := proposal.EndorseWithContext(ectx)
+	cancel()
+	if err != nil {
+		return nil, retryable(err), err
+	}
+	txID := txn.TransactionID()
+	status, err := l.submitAndWait(ctx, txn)
+	if err != nil {
+		// Neither the orderer nor the peer confirmed either way; the
+		// caller sees ErrUnavailable and may call again (idempotent).
+		return nil, false, err
+	}
+	if status.Successful {
+		return txn.Result(), false, nil
+	}
+	cerr := &client.CommitError{TransactionID: txID, Code: status.Code}
+	switch status.Code {
+	case peer.TxValidationCode_MVCC_READ_CONFLICT, peer.TxValidationCode_PHANTOM_READ_CONFLICT:
+		// Another transaction changed what this one read: endorse again
+		// on the new state.
+		return nil, true, fmt.Errorf("transaction %s: %s: %w", txID, status.Code, cerr)
+	}
+	return nil, false, fmt.Errorf("transaction %s: %s: %w", txID, status.Code, cerr)
+}
+
+// submitAndWait sends an endorsed transaction to the orderer and waits for
+// its commit status, confirming by transaction id after any failure.
+func (l *Ledger) submitAndWait(ctx context.Context, txn *client.Transaction) (*client.Status, error) {
+	txID := txn.TransactionID()
+	commit, err := l.commitByID(txID)
+	if err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for attempt := 0; attempt < l.cfg.MaxAttempts; attempt++ {
+		if attempt > 0 {
+			if err := l.backoff(ctx, attempt); err != nil {
+				break
+			}
+		}
+		sctx, cancel := context.WithTimeout(ctx, l.cfg.SubmitTimeout)
+		_, serr := txn.SubmitWithContext(sctx)
+		cancel()
+		if serr != nil {
+			l.log.Debug("submit ambiguous, asking status by tx id", "tx", txID, "err", serr)
+		}
+		status, err := l.status(ctx, commit)
+		if err == nil {
+			return status, nil
+		}
+		if serr != nil {
+			lastErr = fmt.Errorf("transaction %s: submit: %w; status: %w", txID, serr, err)
+		} else {
+			lastErr = fmt.Errorf("transaction %s: status: %w", txID, err)
+		}
+		if ctx.Err() != nil || (!retryable(err) && (serr == nil || !retryable(serr))) {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+func (l *Ledger) status(ctx context.Context, commit *client.Commit) (*client.Status, error) {
+	cctx, cancel := context.WithTimeout(ctx, l.cfg.CommitStatusTimeout)
+	defer cancel()
+	return commit.StatusWithContext(cctx)
+}
+
+// commitByID builds a commit-status request for a transaction id, signed
+// by this identity, so the outcome of a transaction can be learned even
+// when its submit call failed.
+func (l *Ledger) commitByID(txID string) (*client.Commit, error) {
+	req, err := proto.Marshal(&gateway.CommitStatusRequest{
+		ChannelId:     l.cfg.Channel,
+		TransactionId: txID,
+		Identity:      l.creator,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fabric: commit status request: %w", err)
+	}
+	b, err := proto.Marshal(&gateway.SignedCommitStatusRequest{Request: req})
+	if err != nil {
+		return nil, fmt.Errorf("fabric: commit status request: %w", err)
+	}
+	return l.gw.NewCommit(b)
+}
+
+// backoff waits before attempt n (n >= 1): 100 ms doubling to 2 s, or
+// until ctx ends or the Ledger closes.
+func (l *Ledger) backoff(ctx context.Context, n int) error {
+	d := 100 * time.Millisecond << min(n-1, 5)
+	d = min(d, 2*time.Second)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.done:
+		return errClosed
+	}
+}

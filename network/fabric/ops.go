@@ -1,0 +1,221 @@
+package fabric
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/network"
+)
+
+// The contract's transaction names (the fixed surface shared with package
+// chaincode). Arguments and results are strings or JSON of credit types.
+const (
+	txBootstrap           = "Bootstrap"
+	txGetRegions          = "GetRegions"
+	txGetRegion           = "GetRegion"
+	txUpdateRegion        = "UpdateRegion"
+	txGetBanks            = "GetBanks"
+	txGetBank             = "GetBank"
+	txRegisterBank        = "RegisterBank"
+	txRetireBank          = "RetireBank"
+	txRecordConsent       = "RecordConsent"
+	txRevokeConsent       = "RevokeConsent"
+	txGetConsent          = "GetConsent"
+	txGetConsentAt        = "GetConsentAt"
+	txAnchorCheckpoint    = "AnchorCheckpoint"
+	txGetLatestCheckpoint = "GetLatestCheckpoint"
+	txGetCheckpointHist   = "GetCheckpointHistory"
+)
+
+// jsonArg encodes an argument; a failure is the caller's malformed value.
+func jsonArg(op string, v any) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", &network.Error{Op: op, Kind: network.ErrInvalid, Msg: err.Error()}
+	}
+	return string(b), nil
+}
+
+// decode reads a contract result. A result that does not decode means the
+// contract and this client disagree on the surface: reported as
+// ErrUnavailable (the ledger did not give a usable answer) with the cause.
+func decode[T any](op string, b []byte) (T, error) {
+	var v T
+	if len(b) == 0 {
+		return v, nil
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return v, &network.Error{Op: op, Kind: network.ErrUnavailable, Msg: fmt.Sprintf("decode contract result: %v", err)}
+	}
+	return v, nil
+}
+
+// Bootstrap writes the first members; ErrConflict on a non-empty ledger.
+func (l *Ledger) Bootstrap(ctx context.Context, regions []credit.RegionMember, banks []credit.BankMember) error {
+	if banks == nil {
+		banks = []credit.BankMember{}
+	}
+	r, err := jsonArg(txBootstrap, regions)
+	if err != nil {
+		return err
+	}
+	b, err := jsonArg(txBootstrap, banks)
+	if err != nil {
+		return err
+	}
+	_, err = l.submit(ctx, txBootstrap, r, b)
+	return err
+}
+
+// Regions lists every region member.
+func (l *Ledger) Regions(ctx context.Context) ([]credit.RegionMember, error) {
+	res, err := l.evaluate(ctx, txGetRegions)
+	if err != nil {
+		return nil, err
+	}
+	return decode[[]credit.RegionMember](txGetRegions, res)
+}
+
+// Region reads one region member.
+func (l *Ledger) Region(ctx context.Context, id credit.RegionID) (credit.RegionMember, error) {
+	res, err := l.evaluate(ctx, txGetRegion, string(id))
+	if err != nil {
+		return credit.RegionMember{}, err
+	}
+	return decode[credit.RegionMember](txGetRegion, res)
+}
+
+// UpdateRegion changes the caller's own region record.
+func (l *Ledger) UpdateRegion(ctx context.Context, r credit.RegionMember) error {
+	a, err := jsonArg(txUpdateRegion, r)
+	if err != nil {
+		return err
+	}
+	_, err = l.submit(ctx, txUpdateRegion, a)
+	return err
+}
+
+// Banks lists every bank member.
+func (l *Ledger) Banks(ctx context.Context) ([]credit.BankMember, error) {
+	res, err := l.evaluate(ctx, txGetBanks)
+	if err != nil {
+		return nil, err
+	}
+	return decode[[]credit.BankMember](txGetBanks, res)
+}
+
+// Bank reads one bank member.
+func (l *Ledger) Bank(ctx context.Context, id credit.BankID) (credit.BankMember, error) {
+	res, err := l.evaluate(ctx, txGetBank, string(id))
+	if err != nil {
+		return credit.BankMember{}, err
+	}
+	return decode[credit.BankMember](txGetBank, res)
+}
+
+// RegisterBank adds or updates a bank of the caller's region.
+func (l *Ledger) RegisterBank(ctx context.Context, b credit.BankMember) error {
+	a, err := jsonArg(txRegisterBank, b)
+	if err != nil {
+		return err
+	}
+	_, err = l.submit(ctx, txRegisterBank, a)
+	return err
+}
+
+// RetireBank retires a bank of the caller's region.
+func (l *Ledger) RetireBank(ctx context.Context, id credit.BankID) error {
+	_, err := l.submit(ctx, txRetireBank, string(id))
+	return err
+}
+
+// RecordConsent stores a commitment issued by the caller's region.
+func (l *Ledger) RecordConsent(ctx context.Context, c credit.ConsentCommitment) error {
+	a, err := jsonArg(txRecordConsent, c)
+	if err != nil {
+		return err
+	}
+	_, err = l.submit(ctx, txRecordConsent, a)
+	return err
+}
+
+// RevokeConsent revokes at the transaction's time and returns the
+// commitment as revoked.
+func (l *Ledger) RevokeConsent(ctx context.Context, id string) (credit.ConsentCommitment, error) {
+	res, err := l.submit(ctx, txRevokeConsent, id)
+	if err != nil {
+		return credit.ConsentCommitment{}, err
+	}
+	return decode[credit.ConsentCommitment](txRevokeConsent, res)
+}
+
+// Consent reads a commitment as it stands.
+func (l *Ledger) Consent(ctx context.Context, id string) (credit.ConsentCommitment, error) {
+	res, err := l.evaluate(ctx, txGetConsent, id)
+	if err != nil {
+		return credit.ConsentCommitment{}, err
+	}
+	return decode[credit.ConsentCommitment](txGetConsent, res)
+}
+
+// consentAt is GetConsentAt's result.
+type consentAt struct {
+	Commitment credit.ConsentCommitment `json:"commitment"`
+	Status     credit.ConsentStatus     `json:"status"`
+}
+
+// ConsentAt returns the commitment as the ledger held it at t, with its
+// status at t, from the key's history.
+func (l *Ledger) ConsentAt(ctx context.Context, id string, t time.Time) (credit.ConsentCommitment, credit.ConsentStatus, error) {
+	res, err := l.evaluate(ctx, txGetConsentAt, id, t.UTC().Format(time.RFC3339Nano))
+	if err != nil {
+		return credit.ConsentCommitment{}, "", err
+	}
+	v, err := decode[consentAt](txGetConsentAt, res)
+	if err != nil {
+		return credit.ConsentCommitment{}, "", err
+	}
+	return v.Commitment, v.Status, nil
+}
+
+// AnchorCheckpoint anchors cp with a consistency proof from the region's
+// latest anchored checkpoint; anchoring the latest one again returns it.
+func (l *Ledger) AnchorCheckpoint(ctx context.Context, cp credit.Checkpoint, proof [][]byte) (credit.AnchoredCheckpoint, error) {
+	if proof == nil {
+		proof = [][]byte{}
+	}
+	c, err := jsonArg(txAnchorCheckpoint, cp)
+	if err != nil {
+		return credit.AnchoredCheckpoint{}, err
+	}
+	p, err := jsonArg(txAnchorCheckpoint, proof)
+	if err != nil {
+		return credit.AnchoredCheckpoint{}, err
+	}
+	res, err := l.submit(ctx, txAnchorCheckpoint, c, p)
+	if err != nil {
+		return credit.AnchoredCheckpoint{}, err
+	}
+	return decode[credit.AnchoredCheckpoint](txAnchorCheckpoint, res)
+}
+
+// LatestCheckpoint reads a region's latest anchored checkpoint.
+func (l *Ledger) LatestCheckpoint(ctx context.Context, region credit.RegionID) (credit.AnchoredCheckpoint, error) {
+	res, err := l.evaluate(ctx, txGetLatestCheckpoint, string(region))
+	if err != nil {
+		return credit.AnchoredCheckpoint{}, err
+	}
+	return decode[credit.AnchoredCheckpoint](txGetLatestCheckpoint, res)
+}
+
+// CheckpointHistory lists a region's anchored checkpoints, oldest first.
+func (l *Ledger) CheckpointHistory(ctx context.Context, region credit.RegionID) ([]credit.AnchoredCheckpoint, error) {
+	res, err := l.evaluate(ctx, txGetCheckpointHist, string(region))
+	if err != nil {
+		return nil, err
+	}
+	return decode[[]credit.AnchoredCheckpoint](txGetCheckpointHist, res)
+}
