@@ -42,10 +42,11 @@ const DefaultChunkBytes = 256 << 20
 type Bulk struct {
 	db    *DB
 	opts  BulkOptions
-	seq   uint64
-	arena []byte
-	index []int // offsets of entries in arena
-	runs  []string
+	seq    uint64
+	blocks [][]byte // entries are appended to the last; full blocks are never moved
+	size   int      // bytes in blocks
+	index  [][]byte // the entries, pointing into blocks
+	runs   []string
 	done  bool
 }
 
@@ -101,30 +102,36 @@ func (b *Bulk) Add(entries []Entry) error {
 	}
 	for i := range entries {
 		e := &entries[i]
-		b.index = append(b.index, len(b.arena))
-		b.arena = binary.AppendUvarint(b.arena, uint64(bOffVal+len(e.Value)))
-		b.arena = append(b.arena, e.IDKey...)
-		b.arena = binary.BigEndian.AppendUint64(b.arena, b.seq)
-		b.arena = append(b.arena, e.RecKey[1+usccLen:1+usccLen+1+dateLen]...)
-		b.arena = binary.BigEndian.AppendUint64(b.arena, e.Hash)
-		b.arena = append(b.arena, e.Value...)
+		n := bOffVal + len(e.Value)
+		if len(b.blocks) == 0 || cap(b.blocks[len(b.blocks)-1])-len(b.blocks[len(b.blocks)-1]) < n {
+			b.blocks = append(b.blocks, make([]byte, 0, max(bulkBlockSize, n)))
+		}
+		blk := b.blocks[len(b.blocks)-1]
+		start := len(blk)
+		blk = append(blk, e.IDKey...)
+		blk = binary.BigEndian.AppendUint64(blk, b.seq)
+		blk = append(blk, e.RecKey[1+usccLen:1+usccLen+1+dateLen]...)
+		blk = binary.BigEndian.AppendUint64(blk, e.Hash)
+		blk = append(blk, e.Value...)
+		b.blocks[len(b.blocks)-1] = blk
+		b.index = append(b.index, blk[start:len(blk):len(blk)])
+		b.size += n
 		b.seq++
 	}
-	if len(b.arena) >= b.opts.ChunkBytes {
+	if b.size >= b.opts.ChunkBytes {
 		return b.spill()
 	}
 	return nil
 }
 
-func (b *Bulk) entryAt(off int) []byte {
-	n, w := binary.Uvarint(b.arena[off:])
-	return b.arena[off+w : off+w+int(n)]
-}
+// bulkBlockSize: entries are kept in blocks this size, so buffering never
+// copies what it already holds.
+const bulkBlockSize = 4 << 20
 
 // sortChunk orders the buffered entries by (identity key, sequence).
 func (b *Bulk) sortChunk() {
-	slices.SortFunc(b.index, func(x, y int) int {
-		return bytes.Compare(b.entryAt(x)[:bOffPos], b.entryAt(y)[:bOffPos])
+	slices.SortFunc(b.index, func(x, y []byte) int {
+		return bytes.Compare(x[:bOffPos], y[:bOffPos])
 	})
 }
 
@@ -137,8 +144,7 @@ func (b *Bulk) spill() error {
 	b.runs = append(b.runs, f.Name())
 	w := bufio.NewWriterSize(f, 1<<20)
 	var hdr [binary.MaxVarintLen64]byte
-	for _, off := range b.index {
-		e := b.entryAt(off)
+	for _, e := range b.index {
 		w.Write(hdr[:binary.PutUvarint(hdr[:], uint64(len(e)))])
 		w.Write(e)
 	}
@@ -149,8 +155,7 @@ func (b *Bulk) spill() error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("store: bulk: spill: %w", err)
 	}
-	b.arena = b.arena[:0]
-	b.index = b.index[:0]
+	b.blocks, b.index, b.size = nil, b.index[:0], 0
 	return nil
 }
 
@@ -164,7 +169,7 @@ func (b *Bulk) Close() error {
 		}
 	}
 	b.runs = nil
-	b.arena, b.index = nil, nil
+	b.blocks, b.index = nil, nil
 	return errors.Join(errs...)
 }
 
@@ -183,7 +188,7 @@ func (m *memSource) peek() []byte {
 	if m.i >= len(m.b.index) {
 		return nil
 	}
-	return m.b.entryAt(m.b.index[m.i])
+	return m.b.index[m.i]
 }
 func (m *memSource) next() error { m.i++; return nil }
 
@@ -375,9 +380,10 @@ func (o *streamOut) flush() error {
 	if o.buf.LenNoPadding() == 0 {
 		return nil
 	}
+	// Write decodes and copies every entry before it returns, so the
+	// buffer can be reused; a fresh 8 MiB buffer per call costs page faults.
 	err := o.sw.Write(o.buf)
-	o.buf.Release()
-	o.buf = z.NewBuffer(8<<20, "ccnode.bulk")
+	o.buf.Reset()
 	if err != nil {
 		return fmt.Errorf("store: bulk: write: %w", err)
 	}

@@ -406,7 +406,24 @@ type chunk struct {
 type parsed struct {
 	c       *chunk
 	entries []store.Entry
+	buf     []byte // backs entries
 	rejects []Rejection
+}
+
+// bufPool recycles chunk and encoding buffers once a batch is written:
+// without it the garbage collector works as hard as the parsers.
+var bufPool sync.Pool
+
+func getBuf(n int) []byte {
+	if b, ok := bufPool.Get().(*[]byte); ok && cap(*b) >= n {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, n)
+}
+
+func putBuf(b []byte) {
+	b = b[:0]
+	bufPool.Put(&b)
 }
 
 func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk, ew *errorWriter, sum *Summary, start time.Time) (*store.Progress, error) {
@@ -504,6 +521,8 @@ func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk
 				sum.Unchanged += res.Unchanged
 			}
 			last = prog
+			putBuf(q.c.data)
+			putBuf(q.buf)
 			if werr != nil {
 				cancel()
 				break
@@ -548,7 +567,7 @@ func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk
 func (im *Importer) readChunks(ctx context.Context, in *input, out chan<- *chunk) error {
 	seq := 0
 	newChunk := func() *chunk {
-		return &chunk{seq: seq, firstLine: in.line + 1, data: make([]byte, 0, im.opts.BatchLines*320)}
+		return &chunk{seq: seq, firstLine: in.line + 1, data: getBuf(im.opts.BatchLines * 400)}
 	}
 	c := newChunk()
 	send := func() error {
@@ -604,7 +623,8 @@ func (im *Importer) parseChunk(c *chunk, in *input, scratch *[][]byte) *parsed {
 	if tol < 0 {
 		tol = 0
 	}
-	buf := make([]byte, 0, len(c.data)+len(c.ends)*64)
+	buf := getBuf(len(c.data) + len(c.ends)*64)
+	defer func() { p.buf = buf }()
 	start := 0
 	for i, end := range c.ends {
 		line := c.data[start:end]
