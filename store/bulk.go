@@ -40,14 +40,14 @@ const DefaultChunkBytes = 256 << 20
 // A bulk load that dies leaves records without statistics; Open then
 // reports ErrIncompleteBulk and a new bulk load starts over.
 type Bulk struct {
-	db    *DB
-	opts  BulkOptions
+	db     *DB
+	opts   BulkOptions
 	seq    uint64
 	blocks [][]byte // entries are appended to the last; full blocks are never moved
 	size   int      // bytes in blocks
 	index  [][]byte // the entries, pointing into blocks
 	runs   []string
-	done  bool
+	done   bool
 }
 
 // bulk entry layout, in the arena and in run files:
