@@ -71,7 +71,7 @@ type ConfigError struct {
 	Err   error
 }
 
-func (e *ConfigError) Error() string { return fmt.Sprintf("fabric config %s: %v", e.Field, e.Err) }
+func (e *ConfigError) Error() string   { return fmt.Sprintf("fabric config %s: %v", e.Field, e.Err) }
 func (e *ConfigError) Unwrap() []error { return []error{ErrConfig, e.Err} }
 
 // WithDefaults returns c with zero timeouts and attempts set to the defaults.
