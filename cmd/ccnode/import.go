@@ -92,6 +92,8 @@ Exit codes: 0 every line imported; 2 some lines rejected (the rest imported); 1 
 				Value: store.DefaultChunkBytes >> 20, Usage: "records --bulk sorts in memory before spilling a run"},
 			&cli.BoolFlag{Name: "json", Category: catOutput, EnvVars: []string{"CCNODE_JSON"},
 				Usage: "print the summary as JSON"},
+			&cli.DurationFlag{Name: "progress-interval", Category: catOutput, EnvVars: []string{"CCNODE_IMPORT_PROGRESS_INTERVAL"},
+				Value: 5 * time.Second, Usage: "when not on a terminal, log progress this often"},
 			&cli.BoolFlag{Name: "quiet", Category: catOutput, EnvVars: []string{"CCNODE_QUIET"},
 				Usage: "no progress bar or progress log lines"},
 		},
@@ -142,7 +144,7 @@ func runImport(c *cli.Context) error {
 		if f, ok := c.App.ErrWriter.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
 			prog = ingest.NewBarProgress(f)
 		} else {
-			prog = ingest.NewLogProgress(log, 5*time.Second)
+			prog = ingest.NewLogProgress(log, c.Duration("progress-interval"))
 		}
 	}
 	im, err := ingest.New(db, ingest.Options{
