@@ -36,6 +36,16 @@ func TestBatchVerifier(t *testing.T) {
 		}, []int{9}},
 		{"short signature", 64, func(c []sigCheck) { c[5].sig = c[5].sig[:10] }, []int{5}},
 		{"bad key bytes", 64, func(c []sigCheck) { c[6].pub = make([]byte, 3) }, []int{6}},
+		{"many bad", 200, func(c []sigCheck) {
+			for i := 0; i < 200; i += 17 {
+				c[i].msg = []byte("other")
+			}
+		}, []int{0, 17, 34, 51, 68, 85, 102, 119, 136, 153, 170, 187}},
+		{"all bad", 20, func(c []sigCheck) {
+			for i := range c {
+				c[i].msg = []byte("other")
+			}
+		}, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19}},
 	}
 	var bv batchVerifier
 	for _, tc := range tests {
