@@ -276,7 +276,7 @@ type testPKI struct {
 	serverCert                tls.Certificate
 }
 
-func newTestPKI(t *testing.T) testPKI {
+func newTestPKI(t testing.TB) testPKI {
 	t.Helper()
 	dir := t.TempDir()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -337,6 +337,17 @@ func newTestPKI(t *testing.T) testPKI {
 // cfgEdit adjusts the client config (timeouts) before Dial.
 func startFake(t *testing.T, g *fakeGateway, cfgEdit func(*Config)) *Ledger {
 	t.Helper()
+	return startFakeWith(t, testLogger(t), g, cfgEdit)
+}
+
+// startFakeTB is startFake for benchmarks: logs are discarded.
+func startFakeTB(tb testing.TB, g *fakeGateway) *Ledger {
+	tb.Helper()
+	return startFakeWith(tb, slog.New(slog.DiscardHandler), g, nil)
+}
+
+func startFakeWith(t testing.TB, logger *slog.Logger, g *fakeGateway, cfgEdit func(*Config)) *Ledger {
+	t.Helper()
 	pki := newTestPKI(t)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -357,7 +368,7 @@ func startFake(t *testing.T, g *fakeGateway, cfgEdit func(*Config)) *Ledger {
 	if cfgEdit != nil {
 		cfgEdit(&cfg)
 	}
-	l, err := Dial(context.Background(), cfg, testLogger(t))
+	l, err := Dial(context.Background(), cfg, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
