@@ -60,9 +60,8 @@ func (db *DB) Report(ctx context.Context, subject credit.USCC, f Filter) ([]cred
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 	defer it.Close()
 
-	out := make([]credit.Record, 0, 64)
-	sources := make(map[string]string, 8)
-	var arena []byte
+	out := make([]credit.Record, 0, 256)
+	dec := newDecoder()
 	scan := func(seek []byte, within []byte) error {
 		for it.Seek(seek); it.ValidForPrefix(within); it.Next() {
 			item := it.Item()
@@ -77,16 +76,11 @@ func (db *DB) Report(ctx context.Context, subject credit.USCC, f Filter) ([]cred
 				}
 				continue
 			}
-			var rec credit.Record
-			err := item.Value(func(v []byte) error {
-				var err error
-				rec, arena, err = decodeRecord(k, v, subject, sources, arena)
-				return err
-			})
-			if err != nil {
+			out = append(out, credit.Record{})
+			rec := &out[len(out)-1]
+			if err := item.Value(func(v []byte) error { return dec.add(k, v, subject, rec) }); err != nil {
 				return err
 			}
-			out = append(out, rec)
 		}
 		return nil
 	}
@@ -103,6 +97,7 @@ func (db *DB) Report(ctx context.Context, subject credit.USCC, f Filter) ([]cred
 			}
 		}
 	}
+	dec.finish(out)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -175,7 +170,7 @@ func (db *DB) Scan(ctx context.Context, fn func(credit.Record) error) error {
 	return db.bdb.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}})
 		defer it.Close()
-		sources := map[string]string{}
+		dec := newDecoder()
 		for it.Rewind(); it.Valid(); it.Next() {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -185,16 +180,13 @@ func (db *DB) Scan(ctx context.Context, fn func(credit.Record) error) error {
 			if len(k) != recKeyLen {
 				return fmt.Errorf("%w: record key %x", ErrCorrupt, k)
 			}
-			var rec credit.Record
-			err := item.Value(func(v []byte) error {
-				var err error
-				rec, _, err = decodeRecord(k, v, credit.USCC(k[1:1+usccLen]), sources, nil)
-				return err
-			})
-			if err != nil {
+			var rec [1]credit.Record
+			dec.attrs = nil // the callback may keep the record
+			if err := item.Value(func(v []byte) error { return dec.add(k, v, credit.USCC(k[1:1+usccLen]), &rec[0]) }); err != nil {
 				return err
 			}
-			if err := fn(rec); err != nil {
+			dec.finish(rec[:])
+			if err := fn(rec[0]); err != nil {
 				return err
 			}
 		}

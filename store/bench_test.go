@@ -1,0 +1,102 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/prdcredit/ccnode/credit"
+)
+
+func benchRecord(b *testing.B, subj, i int) credit.Record {
+	cats := credit.AllCategories()
+	return rec(b, subj, fmt.Sprintf("dept%02d", i%37), fmt.Sprintf("r-%d-%d", subj, i), cats[i%len(cats)],
+		fmt.Sprintf("20%02d-%02d-%02d", 10+i%15, 1+i%12, 1+i%28),
+		fmt.Sprintf(`{"amount":%d,"authority":"Shenzhen Municipal Administration of Market Regulation","case_no":"SZ%010d","description":"record of routine inspection and follow-up for the enterprise","status":"closed"}`, i, i))
+}
+
+// BenchmarkEncode: keys and value of one record.
+func BenchmarkEncode(b *testing.B) {
+	r := benchRecord(b, 1, 1)
+	var e Entry
+	buf := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := EncodeInto(&e, &r, buf[:0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkReport reads all ~183 records of one random enterprise from a
+// store of 500 enterprises, warm, on disk, one goroutine and in parallel.
+func BenchmarkReport(b *testing.B) {
+	ctx := context.Background()
+	db, err := Open(ctx, Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	const subjects, per = 500, 183
+	for s := 0; s < subjects; s++ {
+		recs := make([]credit.Record, per)
+		for i := range recs {
+			recs[i] = benchRecord(b, s, i)
+		}
+		if _, err := db.Put(ctx, recs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	us := make([]credit.USCC, subjects)
+	for i := range us {
+		us[i] = uscc(b, i)
+	}
+	run := func(pb interface{ Next() bool }, rng *rand.Rand) {
+		for pb.Next() {
+			recs, err := db.Report(ctx, us[rng.IntN(subjects)], Filter{})
+			if err != nil || len(recs) != per {
+				b.Fatalf("%d records, %v", len(recs), err)
+			}
+		}
+	}
+	b.Run("1reader", func(b *testing.B) {
+		b.ReportAllocs()
+		run(loopNext{b}, rand.New(rand.NewPCG(1, 1)))
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.SetParallelism(4) // 8 readers on 2 cores
+		b.RunParallel(func(pb *testing.PB) { run(pb, rand.New(rand.NewPCG(rand.Uint64(), 1))) })
+	})
+}
+
+type loopNext struct{ b *testing.B }
+
+func (l loopNext) Next() bool { return l.b.Loop() }
+
+// BenchmarkPut writes batches of 4000 new records in one transaction each.
+func BenchmarkPut(b *testing.B) {
+	ctx := context.Background()
+	db, err := Open(ctx, Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	const batch = 4000
+	es := make([]Entry, batch)
+	n := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range es {
+			r := benchRecord(b, n/183, n)
+			n++
+			if err := EncodeInto(&es[i], &r, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, err := db.Write(ctx, es, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "records/s")
+}
