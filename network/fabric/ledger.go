@@ -265,10 +265,7 @@ func (l *Ledger) submitOnce(ctx context.Context, fn string, args []string) (res 
 // its commit status, confirming by transaction id after any failure.
 func (l *Ledger) submitAndWait(ctx context.Context, txn *client.Transaction) (*client.Status, error) {
 	txID := txn.TransactionID()
-	commit, err := l.commitByID(txID)
-	if err != nil {
-		return nil, err
-	}
+	var byID *client.Commit // built only when a submit call fails
 	var lastErr error
 	for attempt := 0; attempt < l.cfg.MaxAttempts; attempt++ {
 		if attempt > 0 {
@@ -277,10 +274,18 @@ func (l *Ledger) submitAndWait(ctx context.Context, txn *client.Transaction) (*c
 			}
 		}
 		sctx, cancel := context.WithTimeout(ctx, l.cfg.SubmitTimeout)
-		_, serr := txn.SubmitWithContext(sctx)
+		commit, serr := txn.SubmitWithContext(sctx)
 		cancel()
 		if serr != nil {
 			l.log.Debug("submit ambiguous, asking status by tx id", "tx", txID, "err", serr)
+			if byID == nil {
+				c, err := l.commitByID(txID)
+				if err != nil {
+					return nil, err
+				}
+				byID = c
+			}
+			commit = byID
 		}
 		status, err := l.status(ctx, commit)
 		if err == nil {
