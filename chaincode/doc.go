@@ -1,0 +1,20 @@
+// Package chaincode is the consortium's ledger contract: member regions and
+// banks, consent commitments and receipt-log checkpoints, with the access
+// rules that bind each region to its own records.
+//
+// The rules live in Contract, written against the small TxContext
+// interface. FabricContract adapts them to fabric-contract-api-go for a
+// real Fabric channel (run as chaincode-as-a-service by ./server); the
+// embedded ledger in network/embedded calls them directly. Both therefore
+// enforce exactly the same rules.
+//
+// The caller's identity is its MSP id, mapped to a region through the
+// member records held on the ledger itself — never through a hard-coded
+// organisation name. The contract is deterministic: it reads no clock but
+// the transaction timestamp, iterates no map into state, draws no random
+// numbers. It stores no record contents, no subject USCC and no
+// bank-to-enterprise pair: consents are held as SHA-256 commitments.
+//
+// It imports nothing from the project but credit, because it is built and
+// packaged on its own.
+package chaincode
