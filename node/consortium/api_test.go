@@ -3,6 +3,7 @@ package consortium
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -180,6 +181,13 @@ func TestBankAPIMatchesOpenAPI(t *testing.T) {
 	}
 	if st, b := api.do("POST", "/v1/consents/"+grant.ID+"/revoke", AdminToken, nil); st != 200 || !strings.Contains(string(b), `"revoked"`) {
 		t.Fatalf("revoke: %d %s", st, b)
+	}
+	newBank := credit.BankMember{ID: "bank-sz-new", Name: "New Bank", PubKey: bank.Key.Public().(ed25519.PublicKey)}
+	if st, _ := api.do("POST", "/v1/banks", "", newBank); st != 401 {
+		t.Fatalf("bank registration without token: %d", st)
+	}
+	if st, b := api.do("POST", "/v1/banks", AdminToken, newBank); st != 200 || !strings.Contains(string(b), `"region":"440300"`) {
+		t.Fatalf("bank registration: %d %s", st, b)
 	}
 	if st, _ := api.do("GET", "/healthz", "", nil); st != 200 {
 		t.Fatal("healthz")
