@@ -1,0 +1,548 @@
+// Package embedded is the one-process ledger backend: it runs the
+// consortium contract (package chaincode, the same code Fabric runs) over a
+// local Badger state, one transaction at a time, with hash-chained blocks,
+// key history and events, all persisted so that a restart loses nothing.
+//
+// Callers authenticate as on Fabric: each client acts as one MSP identity
+// and signs every transaction proposal with that identity's ed25519 key;
+// the server checks the signature against its identity registry (the
+// embedded counterpart of a channel's MSP configuration) before the
+// contract sees the caller. Several nodes in one process share one Server,
+// each through its own Client.
+package embedded
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/prdcredit/ccnode/chaincode"
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/network"
+)
+
+// Key layout of the ledger's Badger database.
+const (
+	keyState    = "s/" // s/<contract key> -> value
+	keyHistory  = "h/" // h/<contract key>/<block:8> -> historyValue
+	keyBlock    = "b/" // b/<block:8> -> Block JSON
+	keyIdentity = "i/" // i/<msp id> -> ed25519 public key
+	keyHeight   = "m/height"
+)
+
+// Options configures a Server.
+type Options struct {
+	InMemory bool
+	Logger   *slog.Logger
+	// Now is the clock that stamps transactions (default time.Now).
+	Now func() time.Time
+}
+
+// Block is one committed transaction. Hash covers every other field, and
+// PrevHash chains it to the block before, so a changed block is detected
+// by VerifyChain.
+type Block struct {
+	Number   uint64    `json:"number"`
+	PrevHash []byte    `json:"prev_hash"`
+	TxID     string    `json:"tx_id"`
+	Time     time.Time `json:"time"`
+	Caller   string    `json:"caller"`
+	Function string    `json:"function"`
+	Args     []string  `json:"args"`
+	Writes   []Write   `json:"writes"`
+	Event    *TxEvent  `json:"event,omitempty"`
+	Hash     []byte    `json:"hash"`
+}
+
+// Write is one key written by a block.
+type Write struct {
+	Key   string `json:"key"`
+	Value []byte `json:"value"`
+}
+
+// TxEvent is the contract event a block carries.
+type TxEvent struct {
+	Name    string          `json:"name"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+func (b *Block) computeHash() []byte {
+	c := *b
+	c.Hash = nil
+	raw, _ := json.Marshal(c) // fixed struct order: deterministic
+	h := sha256.Sum256(raw)
+	return h[:]
+}
+
+type historyValue struct {
+	TxID  string    `json:"tx_id"`
+	Time  time.Time `json:"time"`
+	Value []byte    `json:"value"`
+}
+
+// Server is the embedded ledger. Its methods are safe for concurrent use.
+type Server struct {
+	db    *badger.DB
+	log   *slog.Logger
+	now   func() time.Time
+	rules chaincode.Contract
+
+	mu       sync.Mutex // serialises transactions
+	height   uint64
+	lastHash []byte
+	lastTime time.Time
+	changed  chan struct{} // closed and replaced after every commit
+	closed   bool
+}
+
+// Open opens (or creates) the ledger in dir.
+func Open(dir string, o Options) (*Server, error) {
+	bo := badger.DefaultOptions(dir).WithLogger(nil).WithSyncWrites(true)
+	if o.InMemory {
+		bo = badger.DefaultOptions("").WithInMemory(true).WithLogger(nil)
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("embedded ledger: open %s: %w", dir, err)
+	}
+	s := &Server{db: db, log: o.Logger, now: o.Now, changed: make(chan struct{})}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if err := s.load(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) load() error {
+	return s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(keyHeight))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		s.height = binary.BigEndian.Uint64(v)
+		b, err := readBlock(txn, s.height)
+		if err != nil {
+			return fmt.Errorf("embedded ledger: head block %d: %w", s.height, err)
+		}
+		s.lastHash, s.lastTime = b.Hash, b.Time
+		return nil
+	})
+}
+
+// Close closes the ledger; it is safe to call twice.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	close(s.changed)
+	return s.db.Close()
+}
+
+// Height is the number of the last committed block (0: none).
+func (s *Server) Height() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.height
+}
+
+// AddIdentity registers an MSP identity's public key. Registering the same
+// key again is a no-op; a different key for a known MSP id is refused.
+func (s *Server) AddIdentity(mspID string, pub ed25519.PublicKey) error {
+	if mspID == "" || len(pub) != ed25519.PublicKeySize {
+		return &network.Error{Op: "AddIdentity", Kind: network.ErrInvalid, Msg: "want an MSP id and a 32-byte ed25519 key"}
+	}
+	return s.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(keyIdentity + mspID))
+		if err == nil {
+			old, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if !ed25519.PublicKey(old).Equal(pub) {
+				return &network.Error{Op: "AddIdentity", Kind: network.ErrConflict, Msg: "MSP " + mspID + " is registered with another key"}
+			}
+			return nil
+		}
+		if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		return txn.Set([]byte(keyIdentity+mspID), pub)
+	})
+}
+
+func (s *Server) identity(mspID string) (ed25519.PublicKey, error) {
+	var pub ed25519.PublicKey
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(keyIdentity + mspID))
+		if err != nil {
+			return err
+		}
+		pub, err = item.ValueCopy(nil)
+		return err
+	})
+	return pub, err
+}
+
+func blockKey(n uint64) []byte {
+	k := make([]byte, len(keyBlock)+8)
+	copy(k, keyBlock)
+	binary.BigEndian.PutUint64(k[len(keyBlock):], n)
+	return k
+}
+
+func readBlock(txn *badger.Txn, n uint64) (Block, error) {
+	var b Block
+	item, err := txn.Get(blockKey(n))
+	if err != nil {
+		return b, err
+	}
+	err = item.Value(func(v []byte) error { return json.Unmarshal(v, &b) })
+	return b, err
+}
+
+// authenticate checks a proposal's signature against the registry.
+func (s *Server) authenticate(tx credit.LedgerTx) error {
+	pub, err := s.identity(tx.Caller)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return &network.Error{Op: tx.Function, Kind: network.ErrDenied, Msg: "unknown identity " + tx.Caller}
+	}
+	if err != nil {
+		return &network.Error{Op: tx.Function, Kind: network.ErrUnavailable, Msg: err.Error()}
+	}
+	if err := credit.VerifyLedgerTx(pub, tx); err != nil {
+		return &network.Error{Op: tx.Function, Kind: network.ErrDenied, Msg: "proposal signature of " + tx.Caller + " does not verify"}
+	}
+	return nil
+}
+
+// txCtx is the contract's view of one transaction: reads see the
+// committed state plus this transaction's own writes.
+type txCtx struct {
+	s      *Server
+	txn    *badger.Txn
+	msp    string
+	id     string
+	at     time.Time
+	writes map[string][]byte
+	order  []string
+	event  *TxEvent
+}
+
+func (c *txCtx) MSPID() (string, error)     { return c.msp, nil }
+func (c *txCtx) TxID() string               { return c.id }
+func (c *txCtx) TxTime() (time.Time, error) { return c.at, nil }
+
+func (c *txCtx) GetState(key string) ([]byte, error) {
+	if v, ok := c.writes[key]; ok {
+		return v, nil
+	}
+	item, err := c.txn.Get([]byte(keyState + key))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return item.ValueCopy(nil)
+}
+
+func (c *txCtx) PutState(key string, v []byte) error {
+	if c.writes == nil {
+		c.writes = map[string][]byte{}
+	}
+	if _, ok := c.writes[key]; !ok {
+		c.order = append(c.order, key)
+	}
+	c.writes[key] = append([]byte(nil), v...)
+	return nil
+}
+
+func (c *txCtx) GetStateRange(start, end string) ([]chaincode.KV, error) {
+	// The contract reads ranges before it writes them, so committed state
+	// is what it needs; pending writes in the range are merged for safety.
+	opts := badger.DefaultIteratorOptions
+	opts.PrefetchValues = false
+	it := c.txn.NewIterator(opts)
+	defer it.Close()
+	seen := map[string]bool{}
+	var out []chaincode.KV
+	for it.Seek([]byte(keyState + start)); it.Valid(); it.Next() {
+		k := string(it.Item().Key()[len(keyState):])
+		if k >= end {
+			break
+		}
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return nil, err
+		}
+		if w, ok := c.writes[k]; ok {
+			v = w
+		}
+		seen[k] = true
+		out = append(out, chaincode.KV{Key: k, Value: v})
+	}
+	for _, k := range c.order {
+		if k >= start && k < end && !seen[k] {
+			out = append(out, chaincode.KV{Key: k, Value: c.writes[k]})
+		}
+	}
+	sortKVs(out)
+	return out, nil
+}
+
+func sortKVs(kvs []chaincode.KV) {
+	for i := 1; i < len(kvs); i++ {
+		for j := i; j > 0 && kvs[j].Key < kvs[j-1].Key; j-- {
+			kvs[j], kvs[j-1] = kvs[j-1], kvs[j]
+		}
+	}
+}
+
+func (c *txCtx) History(key string) ([]chaincode.HistoryEntry, error) {
+	prefix := []byte(keyHistory + key + "/")
+	it := c.txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	defer it.Close()
+	var out []chaincode.HistoryEntry
+	for it.Rewind(); it.Valid(); it.Next() {
+		var h historyValue
+		if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &h) }); err != nil {
+			return nil, err
+		}
+		out = append(out, chaincode.HistoryEntry{TxID: h.TxID, Time: h.Time, Value: h.Value, IsDelete: h.Value == nil})
+	}
+	return out, nil
+}
+
+func (c *txCtx) SetEvent(name string, payload []byte) error {
+	c.event = &TxEvent{Name: name, Payload: append([]byte(nil), payload...)}
+	return nil
+}
+
+func newTxID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// evaluate runs a read-only contract function against committed state.
+func (s *Server) evaluate(tx credit.LedgerTx, fn func(*txCtx) error) error {
+	if err := s.authenticate(tx); err != nil {
+		return err
+	}
+	return s.db.View(func(txn *badger.Txn) error {
+		return fn(&txCtx{s: s, txn: txn, msp: tx.Caller, id: newTxID(), at: s.now().UTC()})
+	})
+}
+
+// submit runs a contract function as a transaction: it is authenticated,
+// executed alone, and its writes, history, block and event commit in one
+// Badger transaction — or nothing does.
+func (s *Server) submit(tx credit.LedgerTx, fn func(*txCtx) error) (string, error) {
+	if err := s.authenticate(tx); err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return "", &network.Error{Op: tx.Function, Kind: network.ErrUnavailable, Msg: "ledger closed"}
+	}
+	at := s.now().UTC()
+	if !at.After(s.lastTime) {
+		// Block times strictly increase, so history is ordered by time.
+		at = s.lastTime.Add(time.Microsecond)
+	}
+	id := newTxID()
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	c := &txCtx{s: s, txn: txn, msp: tx.Caller, id: id, at: at}
+	if err := fn(c); err != nil {
+		return "", err
+	}
+	b := Block{Number: s.height + 1, PrevHash: s.lastHash, TxID: id, Time: at, Caller: tx.Caller,
+		Function: tx.Function, Args: tx.Args, Event: c.event}
+	for _, k := range c.order {
+		b.Writes = append(b.Writes, Write{Key: k, Value: c.writes[k]})
+		if err := txn.Set([]byte(keyState+k), c.writes[k]); err != nil {
+			return "", err
+		}
+		hv, _ := json.Marshal(historyValue{TxID: id, Time: at, Value: c.writes[k]})
+		hk := append([]byte(keyHistory+k+"/"), binary.BigEndian.AppendUint64(nil, b.Number)...)
+		if err := txn.Set(hk, hv); err != nil {
+			return "", err
+		}
+	}
+	b.Hash = b.computeHash()
+	raw, err := json.Marshal(b)
+	if err != nil {
+		return "", err
+	}
+	if err := txn.Set(blockKey(b.Number), raw); err != nil {
+		return "", err
+	}
+	if err := txn.Set([]byte(keyHeight), binary.BigEndian.AppendUint64(nil, b.Number)); err != nil {
+		return "", err
+	}
+	if err := txn.Commit(); err != nil {
+		return "", &network.Error{Op: tx.Function, Kind: network.ErrUnavailable, Msg: err.Error()}
+	}
+	s.height, s.lastHash, s.lastTime = b.Number, b.Hash, b.Time
+	close(s.changed)
+	s.changed = make(chan struct{})
+	return id, nil
+}
+
+// VerifyChain recomputes every block's hash and link; it returns an error
+// naming the first block that does not match.
+func (s *Server) VerifyChain() error {
+	return s.db.View(func(txn *badger.Txn) error {
+		var prev []byte
+		for n := uint64(1); ; n++ {
+			b, err := readBlock(txn, n)
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("block %d: %w", n, err)
+			}
+			if string(b.PrevHash) != string(prev) {
+				return fmt.Errorf("block %d: previous-hash link broken", n)
+			}
+			if string(b.computeHash()) != string(b.Hash) {
+				return fmt.Errorf("block %d: contents do not match its hash", n)
+			}
+			prev = b.Hash
+		}
+	})
+}
+
+// Block reads a committed block.
+func (s *Server) Block(n uint64) (Block, error) {
+	var b Block
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		b, err = readBlock(txn, n)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return b, &network.Error{Op: "Block", Kind: network.ErrNotFound, Msg: fmt.Sprintf("block %d", n)}
+	}
+	return b, err
+}
+
+// TamperBlockForTest overwrites a stored block's function name without
+// fixing its hash, for tests of VerifyChain.
+func (s *Server) TamperBlockForTest(n uint64, function string) error {
+	return s.db.Update(func(txn *badger.Txn) error {
+		b, err := readBlock(txn, n)
+		if err != nil {
+			return err
+		}
+		b.Function = function
+		raw, _ := json.Marshal(b)
+		return txn.Set(blockKey(n), raw)
+	})
+}
+
+// events returns the events of blocks after `after`, in order.
+func (s *Server) events(after network.Position, limit int) ([]network.Event, uint64, error) {
+	var out []network.Event
+	var last uint64
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(keyBlock)})
+		defer it.Close()
+		for it.Seek(blockKey(after.Block + 1)); it.Valid() && len(out) < limit; it.Next() {
+			var b Block
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &b) }); err != nil {
+				return err
+			}
+			last = b.Number
+			if b.Event == nil {
+				continue
+			}
+			ev, err := toEvent(b)
+			if err != nil {
+				return err
+			}
+			out = append(out, ev)
+		}
+		return nil
+	})
+	return out, last, err
+}
+
+func toEvent(b Block) (network.Event, error) {
+	var p chaincode.EventPayload
+	if err := json.Unmarshal(b.Event.Payload, &p); err != nil {
+		return network.Event{}, fmt.Errorf("block %d event: %w", b.Number, err)
+	}
+	return network.Event{
+		Position: network.Position{Block: b.Number, TxID: b.TxID}, Kind: network.EventKind(b.Event.Name), Time: b.Time,
+		Region: p.Region, Bank: p.Bank, Consent: p.Consent, Checkpoint: p.Checkpoint,
+	}, nil
+}
+
+// subscribe streams events after from until ctx ends or the server closes.
+func (s *Server) subscribe(ctx context.Context, from network.Position) (<-chan network.Event, error) {
+	ch := make(chan network.Event, 64)
+	go func() {
+		defer close(ch)
+		pos := from
+		for {
+			s.mu.Lock()
+			wait, closed := s.changed, s.closed
+			s.mu.Unlock()
+			if closed {
+				return
+			}
+			evs, last, err := s.events(pos, 256)
+			if err != nil {
+				s.log.Warn("embedded ledger: reading events", "err", err)
+				return
+			}
+			for _, ev := range evs {
+				select {
+				case ch <- ev:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if last > pos.Block {
+				pos = network.Position{Block: last}
+				continue // there may be more than one page
+			}
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ch, nil
+}
