@@ -76,9 +76,11 @@ func runDemo(c *cli.Context) error {
 		fmt.Fprintf(c.App.ErrWriter, "  %s %-9s bank API %s\n", r.ID, r.Name, r.BankAPI)
 	}
 	fmt.Fprintf(c.App.ErrWriter, "  admin token: %s\n", consortium.AdminToken)
-	if dir := c.String("data-dir"); dir != "" {
-		fmt.Fprintf(c.App.ErrWriter, "  try: ccnode query --node %s --bank %s --key %s/banks/%s.key --consent %s/consents/<id>.json --uscc <USCC> --categories tax,penalty\n",
-			d.Report.Regions[0].BankAPI, d.Banks[0].ID, dir, d.Banks[0].ID, dir)
+	for _, t := range d.Report.Try {
+		fmt.Fprintf(c.App.ErrWriter, "  try: ccnode query --node %s --bank %s --key %s --consent %s\n", t.Node, t.Bank, t.KeyFile, t.ConsentFile)
+	}
+	if len(d.Report.Try) == 0 {
+		fmt.Fprintln(c.App.ErrWriter, "  (run with --data-dir to get the banks' keys and consents for 'ccnode query')")
 	}
 	<-ctx.Done()
 	return nil

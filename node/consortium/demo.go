@@ -50,6 +50,15 @@ type DemoReport struct {
 	DataDir       string          `json:"data_dir,omitempty"`
 	Example       *DemoConsolRows `json:"example_query"`
 	Audit         DemoAudit       `json:"audit"`
+	Try           []DemoTry       `json:"try,omitempty"`
+}
+
+// DemoTry is what a user needs to query a kept demo as one of its banks.
+type DemoTry struct {
+	Bank        credit.BankID `json:"bank"`
+	Node        string        `json:"node"`
+	KeyFile     string        `json:"key_file"`
+	ConsentFile string        `json:"consent_file"`
 }
 
 // DemoAudit is the outcome of auditing the demo's exports offline.
@@ -552,6 +561,14 @@ func (d *Demo) saveArtifacts(dir string, consents []credit.ConsentGrant) error {
 		}
 	}
 	for _, g := range consents {
+		var home string
+		for _, b := range d.Banks {
+			if b.ID == g.Grantee {
+				home = "http://" + d.Region(b.Region).Node.HTTPAddr()
+			}
+		}
+		d.Report.Try = append(d.Report.Try, DemoTry{Bank: g.Grantee, Node: home,
+			KeyFile: filepath.Join(dir, "banks", string(g.Grantee)+".key"), ConsentFile: filepath.Join(dir, "consents", g.ID+".json")})
 		b, err := json.MarshalIndent(g, "", "  ")
 		if err != nil {
 			return err
