@@ -355,4 +355,3 @@ func (p *simPeer) ChaincodeEvents(req *gateway.SignedChaincodeEventsRequest, str
 		}
 	}
 }
-
