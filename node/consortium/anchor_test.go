@@ -1,0 +1,66 @@
+package consortium
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/network"
+	"github.com/prdcredit/ccnode/node"
+)
+
+// While the ledger is down (within the grace period) queries are answered
+// and logged; anchoring retries in the background and catches up when
+// the ledger returns.
+func TestAnchoringRetriesWithoutBlockingQueries(t *testing.T) {
+	ctx := context.Background()
+	c, err := Start(ctx, Options{Logger: testLogger(t), Tune: func(cfg *node.Config) {
+		cfg.Anchor.Interval = 50 * time.Millisecond
+		cfg.Anchor.RetryMin, cfg.Anchor.RetryMax = 20*time.Millisecond, 100*time.Millisecond
+		cfg.Ledger.GracePeriod = time.Minute
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sz, bank := c.Region("440300"), c.Banks[0]
+	ent := NewEnterprise(uscc(t, "440300", 9))
+	mustPut(t, sz, rec(t, ent.USCC, credit.Tax, 1))
+	cats := []credit.Category{credit.Tax}
+	g, _ := ent.Grant(bank.ID, sz.ID, cats, credit.PurposeCreditReview, time.Now(), time.Hour)
+	if g, _, err = sz.Node.RecordConsent(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	// Let every view learn the consent from events before the outage.
+	for _, r := range c.Regions {
+		poll(t, "consent at "+string(r.ID), func() bool {
+			_, st, err := r.Node.ConsentStatus(ctx, g.ID)
+			return err == nil && st == credit.ConsentActive
+		})
+	}
+
+	c.Ledger.SetAvailable(false)
+	if err := sz.Node.AnchorNow(ctx); err != nil && !errors.Is(err, network.ErrUnavailable) {
+		t.Fatalf("anchoring while down: %v", err)
+	}
+	for range 5 {
+		q, _ := bank.Query(ent.USCC, cats, credit.PurposeCreditReview, &g, time.Now())
+		if _, err := sz.Node.Query(ctx, &q); err != nil {
+			t.Fatalf("query while the ledger is down, within grace: %v", err)
+		}
+	}
+	size := sz.Node.Log().Size()
+	if size < 5 {
+		t.Fatalf("log size %d", size)
+	}
+	if _, ok, _ := sz.Node.LatestCheckpoint(); ok {
+		t.Fatal("anchored while the ledger was down")
+	}
+	c.Ledger.SetAvailable(true)
+	poll(t, "anchoring to catch up", func() bool {
+		ac, err := sz.Ledger.LatestCheckpoint(ctx, sz.ID)
+		return err == nil && ac.Size >= size
+	})
+}
