@@ -1,0 +1,145 @@
+package embedded
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"testing"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/network"
+	"github.com/prdcredit/ccnode/network/ledgertest"
+)
+
+func harness(t *testing.T, s *Server) ledgertest.Harness {
+	t.Helper()
+	var h ledgertest.Harness
+	for _, r := range []struct {
+		id, name, msp, div string
+	}{{"440300", "Shenzhen", "SZMSP", "4403"}, {"440100", "Guangzhou", "GZMSP", "4401"}, {"440400", "Zhuhai", "ZHMSP", "4404"}} {
+		m, key := ledgertest.NewRegion(credit.RegionID(r.id), r.name, r.msp, r.div)
+		// On the embedded ledger the MSP identity key is the region's key.
+		if err := s.AddIdentity(r.msp, m.PubKey); err != nil {
+			t.Fatal(err)
+		}
+		h.Regions = append(h.Regions, ledgertest.Region{Member: m, Key: key, Ledger: s.Client(r.msp, key)})
+	}
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	if err := s.AddIdentity("AuditorMSP", pub); err != nil {
+		t.Fatal(err)
+	}
+	h.Outsider = s.Client("AuditorMSP", key)
+	return h
+}
+
+func TestConformance(t *testing.T) {
+	for _, mode := range []string{"memory", "disk"} {
+		t.Run(mode, func(t *testing.T) {
+			s, err := Open(t.TempDir(), Options{InMemory: mode == "memory"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			ledgertest.Run(t, harness(t, s))
+			if err := s.VerifyChain(); err != nil {
+				t.Fatalf("chain after the suite: %v", err)
+			}
+		})
+	}
+}
+
+func TestUnsignedAndUnknownCallersDenied(t *testing.T) {
+	s, err := Open("", Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	h := harness(t, s)
+	_, stranger, _ := ed25519.GenerateKey(rand.Reader)
+	// A registered MSP id with the wrong key: the proposal signature fails.
+	impostor := s.Client("SZMSP", stranger)
+	_, err = impostor.Regions(context.Background())
+	if !errors.Is(err, network.ErrDenied) {
+		t.Fatalf("impostor read: %v", err)
+	}
+	err = s.Client("NoSuchMSP", stranger).Bootstrap(context.Background(), []credit.RegionMember{h.Regions[0].Member}, nil)
+	if !errors.Is(err, network.ErrDenied) {
+		t.Fatalf("unknown identity: %v", err)
+	}
+	if err := s.AddIdentity("SZMSP", stranger.Public().(ed25519.PublicKey)); !errors.Is(err, network.ErrConflict) {
+		t.Fatalf("re-registering an MSP id with another key: %v", err)
+	}
+}
+
+func TestRestartKeepsStateHistoryAndEvents(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := harness(t, s)
+	a := h.Regions[0]
+	var members []credit.RegionMember
+	for _, r := range h.Regions {
+		members = append(members, r.Member)
+	}
+	if err := a.Ledger.Bootstrap(ctx, members, nil); err != nil {
+		t.Fatal(err)
+	}
+	c := credit.ConsentCommitment{ID: "consent-restart-1", Commitment: make([]byte, 32), Region: a.Member.ID,
+		ValidFrom: s.now().Add(-1e9), ValidUntil: s.now().Add(1e15)}
+	if err := a.Ledger.RecordConsent(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	rev, err := a.Ledger.RevokeConsent(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	height := s.Height()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+
+	s2, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if s2.Height() != height {
+		t.Fatalf("height %d after restart, want %d", s2.Height(), height)
+	}
+	l := s2.Client("SZMSP", a.Key)
+	got, err := l.Consent(ctx, c.ID)
+	if err != nil || got.Status != credit.ConsentRevoked {
+		t.Fatalf("consent after restart: %+v, %v", got, err)
+	}
+	_, st, err := l.ConsentAt(ctx, c.ID, rev.RevokedAt.Add(-1))
+	if err != nil || st != credit.ConsentActive {
+		t.Fatalf("history after restart: %s, %v", st, err)
+	}
+	if err := a.Ledger.Bootstrap(ctx, members, nil); err == nil {
+		t.Fatal("old client still works on a closed server")
+	}
+	if err := l.Bootstrap(ctx, members, nil); !errors.Is(err, network.ErrConflict) {
+		t.Fatalf("bootstrap after restart: %v", err)
+	}
+	// New blocks continue the chain.
+	if err := l.RecordConsent(ctx, credit.ConsentCommitment{ID: "consent-restart-2", Commitment: make([]byte, 32), Region: a.Member.ID,
+		ValidFrom: s2.now(), ValidUntil: s2.now().Add(1e12)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.VerifyChain(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.TamperBlockForTest(2, "RevokeConsent"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.VerifyChain(); err == nil {
+		t.Fatal("a changed block was not detected")
+	}
+}

@@ -1,0 +1,392 @@
+// Package ledgertest is the conformance suite every network.Ledger backend
+// must pass: the embedded ledger in its own tests, and a real Fabric
+// network in network/fabric's. The suite bootstraps the ledger itself and
+// uses fresh ids throughout, so it runs once on one shared network.
+package ledgertest
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/merkle/testonly"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/network"
+)
+
+// Region is one member region as the suite drives it.
+type Region struct {
+	// Member is the record to bootstrap; its PubKey must match Key and its
+	// MSPID the identity Ledger acts as.
+	Member credit.RegionMember
+	// Key signs the region's checkpoints.
+	Key ed25519.PrivateKey
+	// Ledger acts as the region's MSP identity.
+	Ledger network.Ledger
+}
+
+// Harness is what a backend gives the suite: three or more regions on a
+// ledger that has not been bootstrapped, and optionally a client whose
+// identity is valid on the ledger but belongs to no member region.
+type Harness struct {
+	Regions  []Region
+	Outsider network.Ledger
+	// EventWait bounds how long the suite waits for an event to arrive.
+	EventWait time.Duration
+}
+
+// NewRegion makes a region member record with a fresh key. peerID is any
+// non-empty string: the contract stores it, the p2p layer checks it.
+func NewRegion(id credit.RegionID, name, mspID string, divisions ...string) (credit.RegionMember, ed25519.PrivateKey) {
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	return credit.RegionMember{
+		ID: id, Name: name, Divisions: divisions, MSPID: mspID,
+		PeerID: "peer-" + string(id), Addrs: []string{"/ip4/127.0.0.1/tcp/4001"},
+		PubKey: pub, Status: credit.StatusActive,
+	}, key
+}
+
+func uniq(prefix string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return prefix + "-" + hex.EncodeToString(b[:])
+}
+
+func wantKind(t *testing.T, err, kind error, what string) {
+	t.Helper()
+	if !errors.Is(err, kind) {
+		t.Fatalf("%s: got %v, want %v", what, err, kind)
+	}
+	var ne *network.Error
+	if !errors.As(err, &ne) {
+		t.Fatalf("%s: error %v is not a *network.Error", what, err)
+	}
+}
+
+// Run runs the whole suite. Subtests depend on the bootstrap subtest.
+func Run(t *testing.T, h Harness) {
+	if len(h.Regions) < 3 {
+		t.Fatalf("ledgertest needs at least 3 regions, got %d", len(h.Regions))
+	}
+	if h.EventWait == 0 {
+		h.EventWait = 30 * time.Second
+	}
+	ctx := context.Background()
+	a, b := h.Regions[0], h.Regions[1]
+	var members []credit.RegionMember
+	for _, r := range h.Regions {
+		members = append(members, r.Member)
+	}
+	bankPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	bankA := credit.BankMember{ID: credit.BankID(uniq("bank-a")), Name: "Bank A", Region: a.Member.ID, PubKey: bankPub, Status: credit.StatusActive}
+
+	ok := t.Run("bootstrap", func(t *testing.T) {
+		if h.Outsider != nil {
+			err := h.Outsider.Bootstrap(ctx, members, nil)
+			wantKind(t, err, network.ErrDenied, "bootstrap by an identity outside the regions")
+		}
+		if err := a.Ledger.Bootstrap(ctx, members, []credit.BankMember{bankA}); err != nil {
+			t.Fatalf("bootstrap: %v", err)
+		}
+		err := b.Ledger.Bootstrap(ctx, members, nil)
+		wantKind(t, err, network.ErrConflict, "replayed bootstrap")
+		got, err := b.Ledger.Regions(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(members) {
+			t.Fatalf("Regions: %d, want %d", len(got), len(members))
+		}
+		for _, r := range got {
+			if r.Status != credit.StatusActive || r.UpdatedAt.IsZero() {
+				t.Errorf("region %s: status %s, updated %s", r.ID, r.Status, r.UpdatedAt)
+			}
+		}
+	})
+	if !ok {
+		t.Fatal("bootstrap failed; the rest of the suite needs it")
+	}
+
+	t.Run("membership", func(t *testing.T) { testMembership(ctx, t, h, bankA) })
+	t.Run("consents", func(t *testing.T) { testConsents(ctx, t, h) })
+	t.Run("checkpoints", func(t *testing.T) { testCheckpoints(ctx, t, h) })
+	t.Run("events", func(t *testing.T) { testEvents(ctx, t, h) })
+}
+
+func testMembership(ctx context.Context, t *testing.T, h Harness, bankA credit.BankMember) {
+	a, b := h.Regions[0], h.Regions[1]
+	r, err := b.Ledger.Region(ctx, a.Member.ID)
+	if err != nil || r.MSPID != a.Member.MSPID || !bytes.Equal(r.PubKey, a.Member.PubKey) {
+		t.Fatalf("Region(%s) = %+v, %v", a.Member.ID, r, err)
+	}
+	_, err = b.Ledger.Region(ctx, "nowhere")
+	wantKind(t, err, network.ErrNotFound, "unknown region")
+
+	upd := r
+	upd.Addrs = []string{"/ip4/127.0.0.1/tcp/5001"}
+	if err := a.Ledger.UpdateRegion(ctx, upd); err != nil {
+		t.Fatalf("own update: %v", err)
+	}
+	if got, _ := b.Ledger.Region(ctx, a.Member.ID); len(got.Addrs) != 1 || got.Addrs[0] != upd.Addrs[0] {
+		t.Fatalf("update not visible: %+v", got)
+	}
+	wantKind(t, b.Ledger.UpdateRegion(ctx, upd), network.ErrDenied, "region updating another region")
+	stolen := upd
+	stolen.MSPID = b.Member.MSPID
+	wantKind(t, a.Ledger.UpdateRegion(ctx, stolen), network.ErrDenied, "region taking another MSP id")
+
+	got, err := b.Ledger.Bank(ctx, bankA.ID)
+	if err != nil || got.Region != a.Member.ID || got.Status != credit.StatusActive {
+		t.Fatalf("bootstrapped bank: %+v, %v", got, err)
+	}
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	nb := credit.BankMember{ID: credit.BankID(uniq("bank-b")), Name: "Bank B", Region: b.Member.ID, PubKey: pub}
+	wantKind(t, a.Ledger.RegisterBank(ctx, nb), network.ErrDenied, "registering another region's bank")
+	if err := b.Ledger.RegisterBank(ctx, nb); err != nil {
+		t.Fatalf("register own bank: %v", err)
+	}
+	hijack := nb
+	hijack.Region = a.Member.ID
+	wantKind(t, a.Ledger.RegisterBank(ctx, hijack), network.ErrDenied, "re-registering another region's bank as own")
+	wantKind(t, a.Ledger.RetireBank(ctx, nb.ID), network.ErrDenied, "retiring another region's bank")
+	if err := b.Ledger.RetireBank(ctx, nb.ID); err != nil {
+		t.Fatalf("retire own bank: %v", err)
+	}
+	if got, _ := a.Ledger.Bank(ctx, nb.ID); got.Status != credit.StatusRetired {
+		t.Fatalf("retired bank status %s", got.Status)
+	}
+	banks, err := a.Ledger.Banks(ctx)
+	if err != nil || len(banks) < 2 {
+		t.Fatalf("Banks: %d, %v", len(banks), err)
+	}
+	if h.Outsider != nil {
+		wantKind(t, h.Outsider.RegisterBank(ctx, nb), network.ErrDenied, "outsider registering a bank")
+	}
+}
+
+func commitment(id string, region credit.RegionID, from time.Time) credit.ConsentCommitment {
+	c := credit.ConsentCommitment{ID: id, Commitment: bytes.Repeat([]byte{0xab}, 32), Region: region,
+		ValidFrom: from.UTC(), ValidUntil: from.Add(30 * 24 * time.Hour).UTC()}
+	return c
+}
+
+func testConsents(ctx context.Context, t *testing.T, h Harness) {
+	a, b := h.Regions[0], h.Regions[1]
+	start := time.Now().Add(-time.Hour)
+	id := uniq("consent")
+	c := commitment(id, a.Member.ID, start)
+	wantKind(t, b.Ledger.RecordConsent(ctx, c), network.ErrDenied, "recording a consent issued by another region")
+	if err := a.Ledger.RecordConsent(ctx, c); err != nil {
+		t.Fatalf("record: %v", err)
+	}
+	if err := a.Ledger.RecordConsent(ctx, c); err != nil {
+		t.Fatalf("re-recording the same commitment must be a no-op: %v", err)
+	}
+	other := c
+	other.Commitment = bytes.Repeat([]byte{0xcd}, 32)
+	wantKind(t, a.Ledger.RecordConsent(ctx, other), network.ErrConflict, "same id, other commitment")
+	bad := commitment(uniq("consent"), a.Member.ID, start)
+	bad.Commitment = []byte{1, 2, 3}
+	wantKind(t, a.Ledger.RecordConsent(ctx, bad), network.ErrInvalid, "short commitment")
+
+	got, err := b.Ledger.Consent(ctx, id)
+	if err != nil || got.Status != credit.ConsentActive || !bytes.Equal(got.Commitment, c.Commitment) || got.RecordedAt.IsZero() {
+		t.Fatalf("Consent = %+v, %v", got, err)
+	}
+	_, err = b.Ledger.Consent(ctx, uniq("missing"))
+	wantKind(t, err, network.ErrNotFound, "unknown consent")
+
+	// A client cannot bring its own revocation time: a commitment recorded
+	// as "revoked yesterday" is stored active, with no revocation.
+	backdated := commitment(uniq("consent"), a.Member.ID, start)
+	past := time.Now().Add(-24 * time.Hour)
+	backdated.Status, backdated.RevokedAt = credit.ConsentRevoked, &past
+	if err := a.Ledger.RecordConsent(ctx, backdated); err != nil {
+		t.Fatalf("record: %v", err)
+	}
+	if got, _ := a.Ledger.Consent(ctx, backdated.ID); got.Status != credit.ConsentActive || got.RevokedAt != nil {
+		t.Fatalf("client-supplied revocation was kept: %+v", got)
+	}
+
+	_, err = b.Ledger.RevokeConsent(ctx, id)
+	wantKind(t, err, network.ErrDenied, "revocation by a region that did not issue the consent")
+	beforeRevoke := time.Now()
+	rev, err := a.Ledger.RevokeConsent(ctx, id)
+	if err != nil || rev.Status != credit.ConsentRevoked || rev.RevokedAt == nil {
+		t.Fatalf("revoke: %+v, %v", rev, err)
+	}
+	if rev.RevokedAt.Before(got.RecordedAt) {
+		t.Fatalf("revoked at %s, before it was recorded at %s", rev.RevokedAt, got.RecordedAt)
+	}
+	again, err := a.Ledger.RevokeConsent(ctx, id)
+	if err != nil || !again.RevokedAt.Equal(*rev.RevokedAt) {
+		t.Fatalf("second revoke must return the first: %+v, %v", again, err)
+	}
+
+	// Status at a time: before the revocation committed it was active.
+	atBefore := got.RecordedAt.Add(time.Millisecond)
+	if atBefore.After(*rev.RevokedAt) {
+		atBefore = got.RecordedAt
+	}
+	cc, st, err := b.Ledger.ConsentAt(ctx, id, atBefore)
+	if err != nil || st != credit.ConsentActive || cc.RevokedAt != nil {
+		t.Fatalf("ConsentAt(before revocation) = %s %+v, %v (recorded %s revoked %s, local clock before revoke %s)", st, cc, err, got.RecordedAt, rev.RevokedAt, beforeRevoke)
+	}
+	_, st, err = b.Ledger.ConsentAt(ctx, id, rev.RevokedAt.Add(time.Millisecond))
+	if err != nil || st != credit.ConsentRevoked {
+		t.Fatalf("ConsentAt(after revocation) = %s, %v", st, err)
+	}
+	_, _, err = b.Ledger.ConsentAt(ctx, id, got.RecordedAt.Add(-time.Hour))
+	wantKind(t, err, network.ErrNotFound, "consent before it was recorded")
+}
+
+func signed(t *testing.T, r Region, size uint64, root []byte) credit.Checkpoint {
+	t.Helper()
+	cp := credit.Checkpoint{Region: r.Member.ID, Size: size, Root: root}
+	if err := cp.Sign(r.Key); err != nil {
+		t.Fatal(err)
+	}
+	return cp
+}
+
+func testCheckpoints(ctx context.Context, t *testing.T, h Harness) {
+	a, b := h.Regions[0], h.Regions[1]
+	tree := testonly.New(rfc6962.DefaultHasher)
+	for i := range 12 {
+		tree.AppendData([]byte(fmt.Sprintf("receipt %d", i)))
+	}
+	proof := func(m, n uint64) [][]byte {
+		p, err := tree.ConsistencyProof(m, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	_, err := a.Ledger.LatestCheckpoint(ctx, a.Member.ID)
+	wantKind(t, err, network.ErrNotFound, "no checkpoint yet")
+
+	cp4 := signed(t, a, 4, tree.HashAt(4))
+	first, err := a.Ledger.AnchorCheckpoint(ctx, cp4, nil)
+	if err != nil || first.Size != 4 || first.TxID == "" || first.AnchoredAt.IsZero() {
+		t.Fatalf("anchor 4: %+v, %v", first, err)
+	}
+	again, err := a.Ledger.AnchorCheckpoint(ctx, cp4, nil)
+	if err != nil || again.TxID != first.TxID {
+		t.Fatalf("re-anchoring the same checkpoint must return the first anchoring: %+v, %v", again, err)
+	}
+	wantKind(t, errOnly(b.Ledger.AnchorCheckpoint(ctx, cp4, nil)), network.ErrDenied, "anchoring another region's checkpoint")
+
+	forged := signed(t, a, 8, tree.HashAt(8))
+	forged.Sig = bytes.Repeat([]byte{1}, 64)
+	wantKind(t, errOnly(a.Ledger.AnchorCheckpoint(ctx, forged, proof(4, 8))), network.ErrDenied, "bad checkpoint signature")
+	byOther := signed(t, Region{Member: a.Member, Key: b.Key}, 8, tree.HashAt(8))
+	wantKind(t, errOnly(a.Ledger.AnchorCheckpoint(ctx, byOther, proof(4, 8))), network.ErrDenied, "checkpoint signed with another region's key")
+
+	cp8 := signed(t, a, 8, tree.HashAt(8))
+	if _, err := a.Ledger.AnchorCheckpoint(ctx, cp8, proof(4, 8)); err != nil {
+		t.Fatalf("anchor 8: %v", err)
+	}
+	wantKind(t, errOnly(a.Ledger.AnchorCheckpoint(ctx, signed(t, a, 6, tree.HashAt(6)), nil)), network.ErrConflict, "smaller size")
+	fork := testonly.New(rfc6962.DefaultHasher)
+	for i := range 8 {
+		fork.AppendData([]byte(fmt.Sprintf("rewritten receipt %d", i)))
+	}
+	wantKind(t, errOnly(a.Ledger.AnchorCheckpoint(ctx, signed(t, a, 8, fork.HashAt(8)), nil)), network.ErrConflict, "different root at an anchored size")
+	wantKind(t, errOnly(a.Ledger.AnchorCheckpoint(ctx, signed(t, a, 12, tree.HashAt(12)), proof(4, 12))), network.ErrDenied, "consistency proof from the wrong size")
+	wantKind(t, errOnly(a.Ledger.AnchorCheckpoint(ctx, signed(t, a, 12, tree.HashAt(12)), nil)), network.ErrDenied, "missing consistency proof")
+	for i := range 4 {
+		fork.AppendData([]byte(fmt.Sprintf("rewritten receipt %d", 8+i)))
+	}
+	wantKind(t, errOnly(a.Ledger.AnchorCheckpoint(ctx, signed(t, a, 12, fork.HashAt(12)), proof(8, 12))), network.ErrDenied, "rewritten log with the honest proof")
+	if _, err := a.Ledger.AnchorCheckpoint(ctx, signed(t, a, 12, tree.HashAt(12)), proof(8, 12)); err != nil {
+		t.Fatalf("anchor 12: %v", err)
+	}
+
+	latest, err := b.Ledger.LatestCheckpoint(ctx, a.Member.ID)
+	if err != nil || latest.Size != 12 || !bytes.Equal(latest.Root, tree.HashAt(12)) {
+		t.Fatalf("latest = %+v, %v", latest, err)
+	}
+	if err := latest.Verify(a.Member.PubKey); err != nil {
+		t.Fatalf("anchored checkpoint signature: %v", err)
+	}
+	hist, err := b.Ledger.CheckpointHistory(ctx, a.Member.ID)
+	if err != nil || len(hist) != 3 || hist[0].Size != 4 || hist[1].Size != 8 || hist[2].Size != 12 {
+		t.Fatalf("history = %+v, %v", hist, err)
+	}
+}
+
+func errOnly[T any](_ T, err error) error { return err }
+
+// testEvents reads the stream from the start, then resumes from a middle
+// position and checks it continues exactly where it left off.
+func testEvents(ctx context.Context, t *testing.T, h Harness) {
+	a := h.Regions[0]
+	// A marker transaction whose event closes the part of the stream we
+	// compare, so we know when we have everything written so far.
+	marker := commitment(uniq("marker"), a.Member.ID, time.Now().Add(-time.Minute))
+	if err := a.Ledger.RecordConsent(ctx, marker); err != nil {
+		t.Fatal(err)
+	}
+	all := collect(ctx, t, h, a.Ledger, network.Position{}, marker.ID)
+	kinds := map[network.EventKind]int{}
+	for i, ev := range all {
+		kinds[ev.Kind]++
+		if i > 0 && ev.Position.Block < all[i-1].Position.Block {
+			t.Fatalf("event %d at block %d after block %d", i, ev.Position.Block, all[i-1].Position.Block)
+		}
+		if ev.Time.IsZero() {
+			t.Fatalf("event %d has no time", i)
+		}
+	}
+	for _, k := range []network.EventKind{network.EventMemberChanged, network.EventConsentRecorded, network.EventConsentRevoked, network.EventCheckpointAnchored} {
+		if kinds[k] == 0 {
+			t.Errorf("no %s event in %d events", k, len(all))
+		}
+	}
+	if len(all) < 4 {
+		t.Fatalf("only %d events", len(all))
+	}
+	mid := len(all) / 2
+	rest := collect(ctx, t, h, a.Ledger, all[mid].Position, marker.ID)
+	if len(rest) != len(all)-mid-1 {
+		t.Fatalf("resumed after event %d: got %d events, want %d", mid, len(rest), len(all)-mid-1)
+	}
+	for i, ev := range rest {
+		if ev.Position != all[mid+1+i].Position || ev.Kind != all[mid+1+i].Kind {
+			t.Fatalf("resumed event %d = %+v, want %+v", i, ev.Position, all[mid+1+i].Position)
+		}
+	}
+}
+
+func collect(ctx context.Context, t *testing.T, h Harness, l network.Ledger, from network.Position, markerID string) []network.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, h.EventWait)
+	defer cancel()
+	ch, err := l.Subscribe(ctx, from)
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	var out []network.Event
+	for {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatalf("event stream closed after %d events without the marker", len(out))
+			}
+			out = append(out, ev)
+			if ev.Kind == network.EventConsentRecorded && ev.Consent != nil && ev.Consent.ID == markerID {
+				return out
+			}
+		case <-ctx.Done():
+			t.Fatalf("no marker event within %s (got %d events)", h.EventWait, len(out))
+		}
+	}
+}
