@@ -9,7 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/merkle/testonly"
+
+	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network"
+	"github.com/prdcredit/ccnode/network/ledgertest"
 )
 
 // The tests in this file run against a real Fabric network. They need the
@@ -112,4 +117,65 @@ func TestFabricLive(t *testing.T) {
 			t.Fatalf("RevokeConsent(unknown) = %v, want a contract refusal", err)
 		}
 	})
+}
+
+// liveRegions pairs the regions of the Pearl River Delta with the gateway
+// configs, one region per config, in order.
+func liveRegions(tb testing.TB, cfgs []Config) []ledgertest.Region {
+	tb.Helper()
+	prd := credit.PearlRiverDelta()
+	if len(cfgs) < 3 || len(cfgs) > len(prd) {
+		tb.Fatalf("need 3 to %d region gateway configs, got %d", len(prd), len(cfgs))
+	}
+	var out []ledgertest.Region
+	for i, l := range dialLive(tb, cfgs) {
+		m, key := ledgertest.NewRegion(prd[i].ID, prd[i].Name, cfgs[i].MSPID, prd[i].Divisions...)
+		out = append(out, ledgertest.Region{Member: m, Key: key, Ledger: l})
+	}
+	return out
+}
+
+// TestConformanceFabric runs the conformance suite on the real network.
+// The suite bootstraps the membership itself, so the network must be
+// fresh: channel and contract up, no Bootstrap yet.
+func TestConformanceFabric(t *testing.T) {
+	rs := liveRegions(t, liveConfigs(t))
+	ledgertest.Run(t, ledgertest.Harness{Regions: rs, EventWait: time.Minute})
+}
+
+// liveBenchRegions bootstraps a fresh network with its own keys and returns
+// an anchorer per region; it skips when the network already has members
+// (their checkpoint keys are not ours).
+func liveBenchRegions(b *testing.B) []*anchorer {
+	b.Helper()
+	rs := liveRegions(b, liveConfigs(b))
+	ctx := context.Background()
+	if got, err := rs[0].Ledger.Regions(ctx); err != nil {
+		b.Fatal(err)
+	} else if len(got) > 0 {
+		b.Skip("Fabric benchmarks need a fresh network: this one already has members")
+	}
+	var members []credit.RegionMember
+	var out []*anchorer
+	for _, r := range rs {
+		members = append(members, r.Member)
+		out = append(out, &anchorer{region: r.Member.ID, key: r.Key, ledger: r.Ledger, tree: testonly.New(rfc6962.DefaultHasher)})
+	}
+	if err := rs[0].Ledger.Bootstrap(ctx, members, nil); err != nil {
+		b.Fatal(err)
+	}
+	return out
+}
+
+// One run bootstraps, so run the Fabric benchmarks one at a time on a
+// fresh network each: -bench BenchmarkFabricAnchorSequential, etc.
+func BenchmarkFabricAnchorSequential(b *testing.B) { benchAnchor(b, liveBenchRegions(b)[:1]) }
+func BenchmarkFabricAnchorConcurrent(b *testing.B) { benchAnchor(b, liveBenchRegions(b)) }
+func BenchmarkFabricEventDelay(b *testing.B) {
+	as := liveBenchRegions(b)
+	benchEventDelay(b, as[0], as[1].ledger)
+}
+func BenchmarkFabricConsentReads(b *testing.B) {
+	as := liveBenchRegions(b)
+	benchConsentReads(b, as[0], as[1].ledger)
 }
