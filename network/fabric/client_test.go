@@ -310,3 +310,20 @@ func TestDialRefusesBadFiles(t *testing.T) {
 		})
 	}
 }
+
+// The documented sample stays loadable and says what the defaults are.
+func TestSampleConfig(t *testing.T) {
+	c, err := LoadConfig(filepath.Join("testdata", "gateway.sample.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		Endpoint: "127.0.0.1:7051", MSPID: "SZMSP", Channel: "prdcredit", Chaincode: "ccnode",
+		TLSCACertPath: filepath.Join("testdata", "crypto/sz/tlsca.pem"),
+		CertPath:      filepath.Join("testdata", "crypto/sz/cert.pem"),
+		KeyPath:       filepath.Join("testdata", "crypto/sz/key.pem"),
+	}.WithDefaults()
+	if c != want {
+		t.Fatalf("sample config\n got %+v\nwant %+v", c, want)
+	}
+}
