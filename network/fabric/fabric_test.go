@@ -167,15 +167,6 @@ func liveBenchRegions(b *testing.B) []*anchorer {
 	return out
 }
 
-// One run bootstraps, so run the Fabric benchmarks one at a time on a
-// fresh network each: -bench BenchmarkFabricAnchorSequential, etc.
-func BenchmarkFabricAnchorSequential(b *testing.B) { benchAnchor(b, liveBenchRegions(b)[:1]) }
-func BenchmarkFabricAnchorConcurrent(b *testing.B) { benchAnchor(b, liveBenchRegions(b)) }
-func BenchmarkFabricEventDelay(b *testing.B) {
-	as := liveBenchRegions(b)
-	benchEventDelay(b, as[0], as[1].ledger)
-}
-func BenchmarkFabricConsentReads(b *testing.B) {
-	as := liveBenchRegions(b)
-	benchConsentReads(b, as[0], as[1].ledger)
-}
+// BenchmarkFabric runs the ledger benchmarks on a fresh live network (it
+// bootstraps it): go test -run '^$' -bench BenchmarkFabric ./network/fabric
+func BenchmarkFabric(b *testing.B) { benchLedger(b, liveBenchRegions(b)) }
