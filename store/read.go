@@ -120,8 +120,13 @@ func (db *DB) Stats(ctx context.Context) (Stats, error) {
 		return Stats{}, err
 	}
 	defer release()
+	return db.statsLocked(ctx)
+}
+
+// statsLocked is Stats for callers that hold acquire.
+func (db *DB) statsLocked(ctx context.Context) (Stats, error) {
 	s := Stats{Categories: map[credit.Category]int64{}, Sources: map[string]int64{}}
-	err = db.bdb.View(func(txn *badger.Txn) error {
+	err := db.bdb.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixStats}})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {

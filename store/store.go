@@ -71,6 +71,7 @@ type Options struct {
 
 // Defaults.
 const (
+	valueThreshold        = 32 << 10
 	DefaultMemTableSize   = 64 << 20
 	DefaultNumCompactors  = 2
 	DefaultBlockCacheSize = 256 << 20
@@ -108,6 +109,9 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		WithNumCompactors(int(orDefault(int64(o.NumCompactors), DefaultNumCompactors))).
 		WithBlockCacheSize(orDefault(o.BlockCacheSize, DefaultBlockCacheSize)).
 		WithSyncWrites(o.SyncWrites).
+		// Every record value (attrs are at most 16 KiB) stays in the LSM
+		// tables: a report is then one scan with no value-log reads.
+		WithValueThreshold(valueThreshold).
 		WithCompression(options.Snappy)
 	if o.Compression != options.None {
 		bo = bo.WithCompression(o.Compression)

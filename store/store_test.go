@@ -431,3 +431,76 @@ func TestDateKeyRoundTrip(t *testing.T) {
 }
 
 func tail(s string) string { return s[max(0, len(s)-600):] }
+
+func TestPipelineMatchesWrite(t *testing.T) {
+	recs := randomRecords(t, 4, 4000)
+	for _, memtable := range []int64{0, 1 << 20} { // the small memtable forces ErrTxnTooBig fallbacks
+		t.Run(fmt.Sprintf("memtable=%d", memtable), func(t *testing.T) {
+			eachMode(t, func(t *testing.T, open func() *DB) {
+				ctx := context.Background()
+				ref, err := Open(ctx, Options{InMemory: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ref.Close()
+				db := open()
+				if memtable > 0 {
+					db.Close()
+					db, err = Open(ctx, Options{InMemory: true, MemTableSize: memtable})
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer db.Close()
+				}
+				put(t, db, recs[:100]...) // stats that exist before the pipeline
+				put(t, ref, recs[:100]...)
+				pl, err := db.NewPipeline(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got, want WriteResult
+				rest := recs[100:]
+				for i, n := 0, 1; i < len(rest); i, n = i+n, n*2%997+1 {
+					batch := rest[i:min(i+n, len(rest))]
+					es := make([]Entry, len(batch))
+					for j := range batch {
+						if es[j], err = Encode(&batch[j]); err != nil {
+							t.Fatal(err)
+						}
+					}
+					r, err := pl.Write(ctx, es, &Progress{Input: "in", Offset: int64(i + n)})
+					if err != nil {
+						t.Fatal(err)
+					}
+					got.Add(r)
+					want.Add(put(t, ref, batch...))
+				}
+				if err := pl.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if err := pl.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if got != want {
+					t.Fatalf("pipeline %+v, Put %+v", got, want)
+				}
+				if d1, d2 := dump(t, db), dump(t, ref); d1 != d2 {
+					t.Fatalf("pipeline store differs:\n%s\n----\n%s", tail(d1), tail(d2))
+				}
+				if st, want := dump(t, db), modelStats(t, db); !strings.Contains(st, fmt.Sprintf("stats %d %d", want.Records, want.Subjects)) {
+					t.Fatalf("stats disagree with a scan: %+v", want)
+				}
+				p, ok, err := db.LoadProgress(ctx, "in")
+				if err != nil || !ok || p.Offset < int64(len(rest)) {
+					t.Fatalf("progress %+v %v %v", p, ok, err)
+				}
+				// Ordinary writes see the pipeline's stats.
+				put(t, db, recs[:10]...)
+				put(t, ref, recs[:10]...)
+				if dump(t, db) != dump(t, ref) {
+					t.Fatal("differs after a write following the pipeline")
+				}
+			})
+		})
+	}
+}

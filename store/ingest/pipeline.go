@@ -146,9 +146,17 @@ func (im *Importer) Import(ctx context.Context, names []string) (Summary, error)
 	}
 	ew := newErrorWriter(im.opts.Errors)
 	defer ew.flush()
+	var pl *store.Pipeline
+	if bulk == nil {
+		var err error
+		if pl, err = im.db.NewPipeline(ctx); err != nil {
+			return sum, fmt.Errorf("ingest: %w", err)
+		}
+		defer pl.Close()
+	}
 	for _, name := range names {
 		sum.Inputs++
-		p, err := im.importOne(ctx, name, bulk, ew, &sum, start)
+		p, err := im.importOne(ctx, name, bulk, pl, ew, &sum, start)
 		if err != nil {
 			if errors.Is(err, ErrInput) {
 				im.log.Error("input not imported", "input", name, "err", err)
@@ -167,6 +175,11 @@ func (im *Importer) Import(ctx context.Context, names []string) (Summary, error)
 			return sum, fmt.Errorf("ingest: %w", err)
 		}
 		sum.Inserted, sum.Replaced, sum.Unchanged = res.Inserted, res.Replaced, res.Unchanged
+	}
+	if pl != nil {
+		if err := pl.Close(); err != nil {
+			return sum, fmt.Errorf("ingest: %w", err)
+		}
 	}
 	if err := im.db.Sync(); err != nil {
 		return sum, fmt.Errorf("ingest: %w", err)
@@ -426,7 +439,7 @@ func putBuf(b []byte) {
 	bufPool.Put(&b)
 }
 
-func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk, ew *errorWriter, sum *Summary, start time.Time) (*store.Progress, error) {
+func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk, pl *store.Pipeline, ew *errorWriter, sum *Summary, start time.Time) (*store.Progress, error) {
 	in, done, err := im.open(ctx, name, bulk != nil)
 	if err != nil {
 		return nil, err
@@ -451,10 +464,10 @@ func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk
 
 	chunks := make(chan *chunk, im.opts.Workers*2)
 	results := make(chan *parsed, im.opts.Workers*2)
-	var readErr error
+	readDone := make(chan error, 1)
 	go func() {
 		defer close(chunks)
-		readErr = im.readChunks(ctx, in, chunks)
+		readDone <- im.readChunks(ctx, in, chunks)
 	}()
 	var wg sync.WaitGroup
 	for w := 0; w < im.opts.Workers; w++ {
@@ -476,6 +489,7 @@ func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk
 
 	pending := map[int]*parsed{}
 	next := 0
+	var inFlightBuf []byte
 	var last *store.Progress
 	var werr error
 	for p := range results {
@@ -512,7 +526,7 @@ func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk
 				if in.id != "" {
 					pp = prog
 				}
-				res, err := im.db.Write(ctx, q.entries, pp)
+				res, err := pl.Write(ctx, q.entries, pp)
 				if err != nil {
 					werr = fmt.Errorf("ingest: %w", err)
 				}
@@ -522,7 +536,17 @@ func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk
 			}
 			last = prog
 			putBuf(q.c.data)
-			putBuf(q.buf)
+			if bulk != nil {
+				putBuf(q.buf)
+			} else if werr == nil {
+				// The pipeline commits this batch while we prepare the next:
+				// its buffer is free once the next Write has succeeded
+				// (a failed Write may not have waited for it).
+				if inFlightBuf != nil {
+					putBuf(inFlightBuf)
+				}
+				inFlightBuf = q.buf
+			}
 			if werr != nil {
 				cancel()
 				break
@@ -537,14 +561,14 @@ func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk
 	if werr != nil {
 		return nil, werr
 	}
-	if readErr != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("%w: %s: %w", ErrInput, name, readErr)
-	}
+	// The reader has ended: chunks is closed, or ctx is cancelled and it
+	// returns at its next send.
+	readErr := <-readDone
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if readErr != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrInput, name, readErr)
 	}
 	final.Rejected = rejected
 	if last != nil {
@@ -557,7 +581,7 @@ func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk
 		return &final, nil
 	}
 	// Mark the input done so a later run skips it without reading.
-	if _, err := im.db.Write(ctx, nil, &final); err != nil {
+	if _, err := pl.Write(ctx, nil, &final); err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
 	return nil, nil
