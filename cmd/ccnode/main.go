@@ -42,6 +42,7 @@ func newApp() *cli.App {
 			queryCommand(),
 			receiptsCommand(),
 			auditCommand(),
+			fabricCommand(),
 		},
 	}
 }
