@@ -468,6 +468,12 @@ func (c Contract) RevokeConsent(ctx TxContext, id string) (credit.ConsentCommitm
 	if err != nil {
 		return rec, err
 	}
+	if now.Before(rec.RecordedAt) {
+		// On Fabric the timestamp comes from the client's proposal; a
+		// revocation dated before the recording is a back-dating attempt.
+		return rec, errorf(CodeDenied, "consent %s: revocation time %s is before its recording at %s",
+			id, now.Format(time.RFC3339Nano), rec.RecordedAt.Format(time.RFC3339Nano))
+	}
 	rec.Status, rec.RevokedAt = credit.ConsentRevoked, &now
 	if err := putJSON(ctx, prefixConsent+id, rec); err != nil {
 		return rec, err
