@@ -285,7 +285,9 @@ func TestOneEventPerTransaction(t *testing.T) {
 			func(p EventPayload) bool { return p.Consent != nil && p.Consent.RevokedAt != nil }},
 		{"revoke again", func(x TxContext) error { _, err := Contract{}.RevokeConsent(x, "consent-1"); return err }, "", nil},
 		{"anchor", func(x TxContext) error { _, err := Contract{}.AnchorCheckpoint(x, mustJSON(cp), ""); return err }, EventCheckpointAnchored,
-			func(p EventPayload) bool { return p.Checkpoint != nil && p.Checkpoint.Size == 1 && p.Checkpoint.TxID != "" }},
+			func(p EventPayload) bool {
+				return p.Checkpoint != nil && p.Checkpoint.Size == 1 && p.Checkpoint.TxID != ""
+			}},
 		{"anchor again", func(x TxContext) error { _, err := Contract{}.AnchorCheckpoint(x, mustJSON(cp), ""); return err }, "", nil},
 		{"retire bank", func(x TxContext) error { return Contract{}.RetireBank(x, string(bank.ID)) }, EventMemberChanged,
 			func(p EventPayload) bool { return p.Bank != nil && p.Bank.Status == credit.StatusRetired }},
