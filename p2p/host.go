@@ -1,0 +1,154 @@
+package p2p
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/pnet"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	noise "github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Security protocols a host can prefer.
+const (
+	SecurityNoise = "noise"
+	SecurityTLS   = "tls"
+)
+
+// Resource defaults: a regional node talks to ~10 peers; these bound the
+// memory and descriptors libp2p may use whatever the peers do.
+const (
+	DefaultMaxMemory = 512 << 20
+	DefaultMaxFDs    = 1024
+)
+
+// HostConfig configures a consortium host.
+type HostConfig struct {
+	// Key is the node's identity and receipt-signing key.
+	Key ed25519.PrivateKey
+	// Listen lists multiaddrs (/ip4/127.0.0.1/tcp/0, .../udp/0/quic-v1).
+	Listen []string
+	// PSK, when set, makes a private network: only TCP can carry it.
+	PSK pnet.PSK
+	// Security is the preferred handshake, SecurityNoise (default) or
+	// SecurityTLS; the other is offered second.
+	Security string
+	// Members is the connection gater and address book. Required: a host
+	// without it would admit anyone.
+	Members *Membership
+	// MaxMemory and MaxFDs scale the resource manager's limits.
+	MaxMemory int64
+	MaxFDs    int
+	Logger    *slog.Logger
+}
+
+// ConfigError names the bad HostConfig field.
+type ConfigError struct {
+	Field string
+	Err   error
+}
+
+func (e *ConfigError) Error() string { return "p2p config " + e.Field + ": " + e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// ErrQUICWithPSK: QUIC cannot carry a private-network key (go-libp2p
+// refuses it), so a PSK host listens on TCP only.
+var ErrQUICWithPSK = errors.New("QUIC does not support a private-network key; listen on TCP only")
+
+// Validate checks the config and names the bad field.
+func (c *HostConfig) Validate() error {
+	if len(c.Key) != ed25519.PrivateKeySize {
+		return &ConfigError{"key", ErrBadKey}
+	}
+	if c.Members == nil {
+		return &ConfigError{"members", errors.New("required: the host would admit anyone")}
+	}
+	if c.PSK != nil && len(c.PSK) != 32 {
+		return &ConfigError{"psk", fmt.Errorf("want 32 bytes, got %d", len(c.PSK))}
+	}
+	switch c.Security {
+	case "", SecurityNoise, SecurityTLS:
+	default:
+		return &ConfigError{"security", fmt.Errorf("%q: want %s or %s", c.Security, SecurityNoise, SecurityTLS)}
+	}
+	for _, s := range c.Listen {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return &ConfigError{"listen", err}
+		}
+		if c.PSK != nil && isQUIC(a) {
+			return &ConfigError{"listen", fmt.Errorf("%s: %w", s, ErrQUICWithPSK)}
+		}
+	}
+	return nil
+}
+
+func isQUIC(a ma.Multiaddr) bool {
+	_, err := a.ValueForProtocol(ma.P_QUIC_V1)
+	return err == nil
+}
+
+// NewHost builds the node's libp2p host: its identity from Key, TCP (and
+// QUIC without a PSK), Noise and TLS, yamux, the membership gater, and a
+// fixed-limit resource manager. The caller closes it.
+func NewHost(cfg HostConfig) (host.Host, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	sk, err := libp2pKey(cfg.Key)
+	if err != nil {
+		return nil, err
+	}
+	mem, fds := cfg.MaxMemory, cfg.MaxFDs
+	if mem == 0 {
+		mem = DefaultMaxMemory
+	}
+	if fds == 0 {
+		fds = DefaultMaxFDs
+	}
+	limits := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&limits)
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.Scale(mem, fds)))
+	if err != nil {
+		return nil, fmt.Errorf("resource manager: %w", err)
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(sk),
+		libp2p.ConnectionGater(cfg.Members),
+		libp2p.ResourceManager(rm),
+		libp2p.DisableRelay(),
+		libp2p.DisableMetrics(),
+		libp2p.UserAgent("ccnode"),
+		libp2p.Transport(tcp.NewTCPTransport),
+	}
+	if cfg.PSK != nil {
+		opts = append(opts, libp2p.PrivateNetwork(cfg.PSK))
+	} else {
+		opts = append(opts, libp2p.Transport(quic.NewTransport))
+	}
+	if cfg.Security == SecurityTLS {
+		opts = append(opts, libp2p.Security(libp2ptls.ID, libp2ptls.New), libp2p.Security(noise.ID, noise.New))
+	} else {
+		opts = append(opts, libp2p.Security(noise.ID, noise.New), libp2p.Security(libp2ptls.ID, libp2ptls.New))
+	}
+	if len(cfg.Listen) == 0 {
+		opts = append(opts, libp2p.NoListenAddrs)
+	} else {
+		opts = append(opts, libp2p.ListenAddrStrings(cfg.Listen...))
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		rm.Close()
+		return nil, fmt.Errorf("libp2p host: %w", err)
+	}
+	cfg.Members.attach(h)
+	return h, nil
+}
