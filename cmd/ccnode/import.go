@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/mattn/go-isatty"
 	"github.com/urfave/cli/v2"
 
@@ -90,6 +91,10 @@ Exit codes: 0 every line imported; 2 some lines rejected (the rest imported); 1 
 				Usage: "where --bulk spills sorted runs (default: the system temp directory)"},
 			&cli.IntFlag{Name: "bulk-chunk-mb", Category: catData, EnvVars: []string{"CCNODE_IMPORT_BULK_CHUNK_MB"},
 				Value: store.DefaultChunkBytes >> 20, Usage: "records --bulk sorts in memory before spilling a run"},
+			&cli.StringFlag{Name: "compression", Category: catData, EnvVars: []string{"CCNODE_STORE_COMPRESSION"}, Value: "snappy",
+				Usage: "compression of the tables this import writes: snappy, zstd or none"},
+			&cli.IntFlag{Name: "memtable-mb", Category: catData, EnvVars: []string{"CCNODE_STORE_MEMTABLE_MB"}, Value: store.DefaultMemTableSize >> 20,
+				Usage: "Badger memtable size; also bounds one transaction to 15% of it"},
 			&cli.BoolFlag{Name: "json", Category: catOutput, EnvVars: []string{"CCNODE_JSON"},
 				Usage: "print the summary as JSON"},
 			&cli.DurationFlag{Name: "progress-interval", Category: catOutput, EnvVars: []string{"CCNODE_IMPORT_PROGRESS_INTERVAL"},
@@ -133,7 +138,18 @@ func runImport(c *cli.Context) error {
 		defer f.Close()
 		errOut = f
 	}
-	db, err := store.Open(ctx, store.Options{Dir: c.String("data-dir"), Logger: log})
+	so := store.Options{Dir: c.String("data-dir"), Logger: log, MemTableSize: int64(c.Int("memtable-mb")) << 20}
+	switch c.String("compression") {
+	case "snappy":
+		so.Compression = options.Snappy
+	case "zstd":
+		so.Compression = options.ZSTD
+	case "none":
+		so.NoCompression = true
+	default:
+		return fmt.Errorf("import: --compression %q: want snappy, zstd or none", c.String("compression"))
+	}
+	db, err := store.Open(ctx, so)
 	if err != nil {
 		return err
 	}
