@@ -20,8 +20,10 @@ import (
 // The tests in this file run against a real Fabric network. They need the
 // gateway configs of at least three regions (YAML files in this package's
 // Config format) in CCNODE_FABRIC_GATEWAYS, comma-separated — the files
-// `ccnode fabric up` writes. They skip, saying why, when the variable is
-// unset, when CCNODE_SKIP_FABRIC=1, or under -short.
+// `ccnode fabric up` writes. When the variable is unset they start a fresh
+// local network with network/fabricnet (building Fabric's binaries the
+// first time). They skip, saying why, when CCNODE_SKIP_FABRIC=1 or under
+// -short.
 
 const (
 	envSkip     = "CCNODE_SKIP_FABRIC"
@@ -47,9 +49,14 @@ func liveConfigs(tb testing.TB) []Config {
 	liveOnce.Do(func() {
 		list := os.Getenv(envGateways)
 		if list == "" {
-			liveSkip = "Fabric suite skipped: no network — set " + envGateways +
-				" to the regions' gateway configs (comma-separated) written by `ccnode fabric up`"
-			return
+			// No network named: start a fresh local one for this test
+			// binary (TestMain stops it), building Fabric if needed.
+			files, err := startLocalNetwork()
+			if err != nil {
+				liveErr = err
+				return
+			}
+			list = strings.Join(files, ",")
 		}
 		for _, p := range strings.Split(list, ",") {
 			c, err := LoadConfig(strings.TrimSpace(p))

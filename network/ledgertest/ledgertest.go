@@ -98,13 +98,14 @@ func Run(t *testing.T, h Harness) {
 		}
 		err := b.Ledger.Bootstrap(ctx, members, nil)
 		wantKind(t, err, network.ErrConflict, "replayed bootstrap")
-		got, err := b.Ledger.Regions(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got) != len(members) {
-			t.Fatalf("Regions: %d, want %d", len(got), len(members))
-		}
+		var got []credit.RegionMember
+		eventually(t, h, "members visible to another region", func() (err error) {
+			got, err = b.Ledger.Regions(ctx)
+			if err == nil && len(got) != len(members) {
+				err = fmt.Errorf("Regions: %d, want %d", len(got), len(members))
+			}
+			return err
+		})
 		for _, r := range got {
 			if r.Status != credit.StatusActive || r.UpdatedAt.IsZero() {
 				t.Errorf("region %s: status %s, updated %s", r.ID, r.Status, r.UpdatedAt)
@@ -135,9 +136,12 @@ func testMembership(ctx context.Context, t *testing.T, h Harness, bankA credit.B
 	if err := a.Ledger.UpdateRegion(ctx, upd); err != nil {
 		t.Fatalf("own update: %v", err)
 	}
-	if got, _ := b.Ledger.Region(ctx, a.Member.ID); len(got.Addrs) != 1 || got.Addrs[0] != upd.Addrs[0] {
-		t.Fatalf("update not visible: %+v", got)
-	}
+	eventually(t, h, "update visible to another region", func() error {
+		if got, err := b.Ledger.Region(ctx, a.Member.ID); err != nil || len(got.Addrs) != 1 || got.Addrs[0] != upd.Addrs[0] {
+			return fmt.Errorf("got %+v, %v", got, err)
+		}
+		return nil
+	})
 	wantKind(t, b.Ledger.UpdateRegion(ctx, upd), network.ErrDenied, "region updating another region")
 	stolen := upd
 	stolen.MSPID = b.Member.MSPID
@@ -160,9 +164,12 @@ func testMembership(ctx context.Context, t *testing.T, h Harness, bankA credit.B
 	if err := b.Ledger.RetireBank(ctx, nb.ID); err != nil {
 		t.Fatalf("retire own bank: %v", err)
 	}
-	if got, _ := a.Ledger.Bank(ctx, nb.ID); got.Status != credit.StatusRetired {
-		t.Fatalf("retired bank status %s", got.Status)
-	}
+	eventually(t, h, "retirement visible to another region", func() error {
+		if got, err := a.Ledger.Bank(ctx, nb.ID); err != nil || got.Status != credit.StatusRetired {
+			return fmt.Errorf("bank %+v, %v", got, err)
+		}
+		return nil
+	})
 	banks, err := a.Ledger.Banks(ctx)
 	if err != nil || len(banks) < 2 {
 		t.Fatalf("Banks: %d, %v", len(banks), err)
@@ -197,11 +204,15 @@ func testConsents(ctx context.Context, t *testing.T, h Harness) {
 	bad.Commitment = []byte{1, 2, 3}
 	wantKind(t, a.Ledger.RecordConsent(ctx, bad), network.ErrInvalid, "short commitment")
 
-	got, err := b.Ledger.Consent(ctx, id)
-	if err != nil || got.Status != credit.ConsentActive || !bytes.Equal(got.Commitment, c.Commitment) || got.RecordedAt.IsZero() {
-		t.Fatalf("Consent = %+v, %v", got, err)
-	}
-	_, err = b.Ledger.Consent(ctx, uniq("missing"))
+	var got credit.ConsentCommitment
+	eventually(t, h, "consent visible to another region", func() (err error) {
+		got, err = b.Ledger.Consent(ctx, id)
+		if err == nil && (got.Status != credit.ConsentActive || !bytes.Equal(got.Commitment, c.Commitment) || got.RecordedAt.IsZero()) {
+			err = fmt.Errorf("Consent = %+v", got)
+		}
+		return err
+	})
+	_, err := b.Ledger.Consent(ctx, uniq("missing"))
 	wantKind(t, err, network.ErrNotFound, "unknown consent")
 
 	// A client cannot bring its own revocation time: a commitment recorded
@@ -240,10 +251,13 @@ func testConsents(ctx context.Context, t *testing.T, h Harness) {
 	if err != nil || st != credit.ConsentActive || cc.RevokedAt != nil {
 		t.Fatalf("ConsentAt(before revocation) = %s %+v, %v (recorded %s revoked %s, local clock before revoke %s)", st, cc, err, got.RecordedAt, rev.RevokedAt, beforeRevoke)
 	}
-	_, st, err = b.Ledger.ConsentAt(ctx, id, rev.RevokedAt.Add(time.Millisecond))
-	if err != nil || st != credit.ConsentRevoked {
-		t.Fatalf("ConsentAt(after revocation) = %s, %v", st, err)
-	}
+	eventually(t, h, "revocation visible to another region", func() error {
+		_, st, err := b.Ledger.ConsentAt(ctx, id, rev.RevokedAt.Add(time.Millisecond))
+		if err == nil && st != credit.ConsentRevoked {
+			err = fmt.Errorf("status %s", st)
+		}
+		return err
+	})
 	_, _, err = b.Ledger.ConsentAt(ctx, id, got.RecordedAt.Add(-time.Hour))
 	wantKind(t, err, network.ErrNotFound, "consent before it was recorded")
 }
@@ -310,10 +324,14 @@ func testCheckpoints(ctx context.Context, t *testing.T, h Harness) {
 		t.Fatalf("anchor 12: %v", err)
 	}
 
-	latest, err := b.Ledger.LatestCheckpoint(ctx, a.Member.ID)
-	if err != nil || latest.Size != 12 || !bytes.Equal(latest.Root, tree.HashAt(12)) {
-		t.Fatalf("latest = %+v, %v", latest, err)
-	}
+	var latest credit.AnchoredCheckpoint
+	eventually(t, h, "latest checkpoint visible to another region", func() (err error) {
+		latest, err = b.Ledger.LatestCheckpoint(ctx, a.Member.ID)
+		if err == nil && (latest.Size != 12 || !bytes.Equal(latest.Root, tree.HashAt(12))) {
+			err = fmt.Errorf("latest at size %d", latest.Size)
+		}
+		return err
+	})
 	if err := latest.Verify(a.Member.PubKey); err != nil {
 		t.Fatalf("anchored checkpoint signature: %v", err)
 	}
@@ -324,6 +342,26 @@ func testCheckpoints(ctx context.Context, t *testing.T, h Harness) {
 }
 
 func errOnly[T any](_ T, err error) error { return err }
+
+// eventually polls f until it succeeds or the harness's wait passes. Reads
+// through another region's client go to that region's peer, which on
+// Fabric may commit a block a moment after the submitter's peer did.
+func eventually(t *testing.T, h Harness, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(h.EventWait)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		<-tick.C
+	}
+}
 
 // testEvents reads the stream from the start, then resumes from a middle
 // position and checks it continues exactly where it left off.

@@ -1,0 +1,46 @@
+package fabric
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/prdcredit/ccnode/network/fabricnet"
+)
+
+// localNetDir is the folder of the network this test binary started, if any.
+var localNetDir string
+
+// startLocalNetwork brings up a fresh Fabric network (no membership) and
+// returns its regions' gateway config files.
+func startLocalNetwork() ([]string, error) {
+	dir, err := os.MkdirTemp("", "ccnode-fabric-test-")
+	if err != nil {
+		return nil, err
+	}
+	localNetDir = dir
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	n, err := fabricnet.Up(ctx, fabricnet.Config{Dir: dir, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("starting a local Fabric network (logs in %s): %w", dir, err)
+	}
+	return n.GatewayFiles, nil
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if localNetDir != "" {
+		if err := fabricnet.Down(localNetDir); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping the local Fabric network:", err)
+			code = 1
+		} else {
+			os.RemoveAll(localNetDir)
+		}
+	}
+	os.Exit(code)
+}
