@@ -242,6 +242,15 @@ func testConsents(ctx context.Context, t *testing.T, h Harness) {
 		t.Fatalf("second revoke must return the first: %+v, %v", again, err)
 	}
 
+	// Recording the same commitment again after the revocation is still a
+	// no-op: a retried recording cannot bring a revoked consent back.
+	if err := a.Ledger.RecordConsent(ctx, c); err != nil {
+		t.Fatalf("re-recording after revocation: %v", err)
+	}
+	if cur, err := b.Ledger.Consent(ctx, id); err != nil || cur.Status != credit.ConsentRevoked || !cur.RevokedAt.Equal(*rev.RevokedAt) {
+		t.Fatalf("after re-recording a revoked consent: %+v, %v", cur, err)
+	}
+
 	// Status at a time: before the revocation committed it was active.
 	atBefore := got.RecordedAt.Add(time.Millisecond)
 	if atBefore.After(*rev.RevokedAt) {
@@ -400,6 +409,65 @@ func testEvents(ctx context.Context, t *testing.T, h Harness) {
 	for i, ev := range rest {
 		if ev.Position != all[mid+1+i].Position || ev.Kind != all[mid+1+i].Kind {
 			t.Fatalf("resumed event %d = %+v, want %+v", i, ev.Position, all[mid+1+i].Position)
+		}
+	}
+	t.Run("live", func(t *testing.T) { testLive(ctx, t, h, all[len(all)-1].Position) })
+}
+
+// testLive subscribes at the end of the stream, then commits from several
+// regions at once while the subscription runs: every new event arrives
+// exactly once, none from before the subscription point repeats.
+func testLive(ctx context.Context, t *testing.T, h Harness, from network.Position) {
+	ctx, cancel := context.WithTimeout(ctx, h.EventWait)
+	defer cancel()
+	ch, err := h.Regions[2].Ledger.Subscribe(ctx, from)
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	want := map[string]bool{}
+	var ids [][]string
+	for range h.Regions {
+		var rids []string
+		for range 3 {
+			id := uniq("live")
+			rids, want[id] = append(rids, id), true
+		}
+		ids = append(ids, rids)
+	}
+	errs := make(chan error, len(h.Regions))
+	for i, r := range h.Regions {
+		go func() {
+			for _, id := range ids[i] {
+				if err := r.Ledger.RecordConsent(ctx, commitment(id, r.Member.ID, time.Now().Add(-time.Minute))); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	seen := map[string]int{}
+	for len(seen) < len(want) {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatalf("stream closed after %d of %d live events", len(seen), len(want))
+			}
+			if ev.Position.Block < from.Block || ev.Position == from {
+				t.Fatalf("event at %+v repeats history before %+v", ev.Position, from)
+			}
+			if ev.Kind != network.EventConsentRecorded || ev.Consent == nil || !want[ev.Consent.ID] {
+				continue // another test's or another client's event
+			}
+			if seen[ev.Consent.ID]++; seen[ev.Consent.ID] > 1 {
+				t.Fatalf("consent %s delivered twice", ev.Consent.ID)
+			}
+		case err := <-errs:
+			if err != nil {
+				t.Fatalf("record: %v", err)
+			}
+		case <-ctx.Done():
+			t.Fatalf("only %d of %d live events within %s", len(seen), len(want), h.EventWait)
 		}
 	}
 }
