@@ -12,7 +12,7 @@ import (
 	"github.com/prdcredit/ccnode/network/ledgertest"
 )
 
-func harness(t *testing.T, s *Server) ledgertest.Harness {
+func harness(t testing.TB, s *Server) ledgertest.Harness {
 	t.Helper()
 	var h ledgertest.Harness
 	for _, r := range []struct {
