@@ -4,7 +4,14 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
 
 	"github.com/prdcredit/ccnode/credit"
 )
@@ -99,4 +106,77 @@ func BenchmarkPut(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkReportDir measures report latency on an existing store, e.g.
+// one made by ccnode import: CCNODE_BENCH_DIR=/path go test -run XXX
+// -bench ReportDir ./store. It reports p50 and p99 per report, warm, for
+// one reader and for 8 concurrent readers.
+func BenchmarkReportDir(b *testing.B) {
+	dir := os.Getenv("CCNODE_BENCH_DIR")
+	if dir == "" {
+		b.Skip("set CCNODE_BENCH_DIR to a data directory made by ccnode import")
+	}
+	ctx := context.Background()
+	db, err := Open(ctx, Options{Dir: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	var subjects []credit.USCC
+	err = db.Badger().View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixSubject}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			subjects = append(subjects, credit.USCC(it.Item().KeyCopy(nil)[1:]))
+		}
+		return nil
+	})
+	if err != nil || len(subjects) == 0 {
+		b.Fatalf("%d subjects: %v", len(subjects), err)
+	}
+	for _, readers := range []int{1, 8} {
+		b.Run(fmt.Sprintf("readers=%d", readers), func(b *testing.B) {
+			// Warm up: every subject once.
+			for _, s := range subjects {
+				if _, err := db.Report(ctx, s, Filter{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var mu sync.Mutex
+			var lat []time.Duration
+			var records atomic.Int64
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			per := b.N/readers + 1
+			for r := 0; r < readers; r++ {
+				wg.Add(1)
+				go func(seed uint64) {
+					defer wg.Done()
+					rng := rand.New(rand.NewPCG(seed, 3))
+					mine := make([]time.Duration, 0, per)
+					for i := 0; i < per; i++ {
+						t0 := time.Now()
+						recs, err := db.Report(ctx, subjects[rng.IntN(len(subjects))], Filter{})
+						mine = append(mine, time.Since(t0))
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						records.Add(int64(len(recs)))
+					}
+					mu.Lock()
+					lat = append(lat, mine...)
+					mu.Unlock()
+				}(uint64(r))
+			}
+			wg.Wait()
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			b.ReportMetric(float64(records.Load())/float64(len(lat)), "records/report")
+			b.ReportMetric(float64(len(lat))/b.Elapsed().Seconds(), "reports/s")
+		})
+	}
 }

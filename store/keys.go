@@ -182,7 +182,7 @@ type decoder struct {
 }
 
 func newDecoder() *decoder {
-	return &decoder{sources: make(map[string]string, 8), attrs: make([]byte, 0, 32<<10), strs: make([]byte, 0, 8<<10)}
+	return &decoder{sources: make(map[string]string, 8), attrs: make([]byte, 0, 64<<10), strs: make([]byte, 0, 8<<10)}
 }
 
 // add decodes one record into rec, except Date and SourceID, which finish
