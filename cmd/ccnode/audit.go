@@ -1,6 +1,11 @@
 package main
 
 import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +19,8 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network"
+	"github.com/prdcredit/ccnode/network/embedded"
+	"github.com/prdcredit/ccnode/network/fabric"
 	"github.com/prdcredit/ccnode/node/audit"
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
@@ -30,9 +37,15 @@ var auditLedgerFlags = []cli.Flag{
 	&cli.StringFlag{Name: "snapshot", Category: catLedger, EnvVars: []string{"CCNODE_AUDIT_SNAPSHOT"},
 		Usage: "ledger snapshot file written by 'ccnode audit snapshot' (air-gapped audit)"},
 	&cli.StringFlag{Name: "ledger-dir", Category: catLedger, EnvVars: []string{"CCNODE_LEDGER_DIR"},
-		Usage: "data folder of an embedded ledger"},
-	&cli.StringFlag{Name: "fabric-gateway", Category: catLedger, EnvVars: []string{"CCNODE_FABRIC_GATEWAY"},
-		Usage: "Fabric gateway endpoint (host:port) of a consortium peer"},
+		Usage: "data folder of an embedded ledger (stop the node that uses it first)"},
+	&cli.StringFlag{Name: "ledger-msp", Category: catLedger, EnvVars: []string{"CCNODE_AUDIT_LEDGER_MSP"},
+		Usage: "embedded ledger: act as this registered identity (default: a fresh auditor identity)"},
+	&cli.StringFlag{Name: "ledger-key", Category: catLedger, EnvVars: []string{"CCNODE_AUDIT_LEDGER_KEY"},
+		Usage: "embedded ledger: the ed25519 key file of --ledger-msp"},
+	&cli.StringFlag{Name: "fabric-config", Category: catLedger, EnvVars: []string{"CCNODE_FABRIC_CONFIG"},
+		Usage: "Fabric connection file (gateway endpoint, TLS CA, MSP id, certificate and key, channel, chaincode)"},
+	&cli.DurationFlag{Name: "ledger-timeout", Category: catLedger, EnvVars: []string{"CCNODE_AUDIT_LEDGER_TIMEOUT"}, Value: 2 * time.Minute,
+		Usage: "longest to spend reading a live ledger"},
 	&cli.DurationFlag{Name: "events-quiet", Category: catLedger, EnvVars: []string{"CCNODE_AUDIT_EVENTS_QUIET"}, Value: 500 * time.Millisecond,
 		Usage: "when reading a live ledger, stop replaying its events once caught up and quiet this long"},
 }
@@ -86,7 +99,9 @@ func auditSnapshotCommand() *cli.Command {
 				return err
 			}
 			defer l.Close()
-			snap, err := audit.TakeSnapshot(c.Context, l, c.Duration("events-quiet"), time.Now())
+			ctx, cancel := context.WithTimeout(c.Context, c.Duration("ledger-timeout"))
+			defer cancel()
+			snap, err := audit.TakeSnapshot(ctx, l, c.Duration("events-quiet"), time.Now())
 			if err != nil {
 				return err
 			}
@@ -191,7 +206,9 @@ func auditView(c *cli.Context) (audit.LedgerView, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := audit.TakeSnapshot(c.Context, l, c.Duration("events-quiet"), time.Now())
+	ctx, cancel := context.WithTimeout(c.Context, c.Duration("ledger-timeout"))
+	defer cancel()
+	s, err := audit.TakeSnapshot(ctx, l, c.Duration("events-quiet"), time.Now())
 	l.Close()
 	if err != nil {
 		return nil, nil, err
@@ -199,22 +216,101 @@ func auditView(c *cli.Context) (audit.LedgerView, func(), error) {
 	return s, func() {}, nil
 }
 
-// errNoBackend: the ledger backend named by the flags is not built into
-// this binary yet.
-var errNoBackend = errors.New("ledger backend not available in this build")
-
 // openAuditLedger opens the backend the flags name.
 func openAuditLedger(c *cli.Context) (network.Ledger, error) {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	switch {
 	case c.String("ledger-dir") != "":
-		// TODO(network/embedded): open the embedded ledger's data folder
-		// read-only once that package lands.
-		return nil, fmt.Errorf("--ledger-dir %s: embedded ledger: %w (take a snapshot with a build that has it, or use --snapshot)", c.String("ledger-dir"), errNoBackend)
-	case c.String("fabric-gateway") != "":
-		// TODO(network/fabric): connect through the Fabric gateway.
-		return nil, fmt.Errorf("--fabric-gateway %s: %w", c.String("fabric-gateway"), errNoBackend)
+		return openEmbeddedForAudit(c.String("ledger-dir"), c.String("ledger-msp"), c.String("ledger-key"), logger)
+	case c.String("fabric-config") != "":
+		cfg, err := fabric.LoadConfig(c.String("fabric-config"))
+		if err != nil {
+			return nil, err
+		}
+		return fabric.Dial(c.Context, cfg, logger)
 	}
-	return nil, errors.New("audit: name the ledger: --snapshot FILE, --ledger-dir DIR or --fabric-gateway ADDR")
+	return nil, errors.New("audit: name the ledger: --snapshot FILE, --ledger-dir DIR or --fabric-config FILE")
+}
+
+// embeddedAuditLedger closes the server it opened with its client.
+type embeddedAuditLedger struct {
+	*embedded.Client
+	srv *embedded.Server
+}
+
+func (l embeddedAuditLedger) Close() error { return l.srv.Close() }
+
+// openEmbeddedForAudit opens an embedded ledger's data folder (the node
+// that uses it must be stopped: Badger allows one process), checks its
+// block chain, and returns a client. Reads are signed proposals like
+// writes, so the client acts as an identity: the one named, or else a
+// fresh identity of this audit, registered for it (a non-member may read,
+// and may write nothing).
+func openEmbeddedForAudit(dir, msp, keyPath string, logger *slog.Logger) (network.Ledger, error) {
+	// Opening a folder that is not there would create an empty ledger, and
+	// the audit would then report every receipt instead of the typo.
+	if st, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("embedded ledger: %w", err)
+	} else if !st.IsDir() {
+		return nil, fmt.Errorf("embedded ledger: %s is not a folder", dir)
+	}
+	srv, err := embedded.Open(dir, embedded.Options{Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (network.Ledger, error) {
+		srv.Close()
+		return nil, err
+	}
+	if err := srv.VerifyChain(); err != nil {
+		return fail(fmt.Errorf("embedded ledger %s: %w", dir, err))
+	}
+	var key ed25519.PrivateKey
+	if msp != "" {
+		if keyPath == "" {
+			return fail(errors.New("--ledger-msp needs --ledger-key"))
+		}
+		b, err := os.ReadFile(keyPath)
+		if err != nil {
+			return fail(err)
+		}
+		if key, err = parseAuditKey(b); err != nil {
+			return fail(fmt.Errorf("%s: %w", keyPath, err))
+		}
+	} else {
+		var id [6]byte
+		if _, err := rand.Read(id[:]); err != nil {
+			return fail(err)
+		}
+		msp = "auditor-" + hex.EncodeToString(id[:])
+		if _, key, err = ed25519.GenerateKey(rand.Reader); err != nil {
+			return fail(err)
+		}
+		if err := srv.AddIdentity(msp, key.Public().(ed25519.PublicKey)); err != nil {
+			return fail(err)
+		}
+	}
+	return embeddedAuditLedger{Client: srv.Client(msp, key), srv: srv}, nil
+}
+
+// parseAuditKey reads an ed25519 private key: 64 raw bytes, or its seed or
+// whole key in hex or base64 on one line.
+func parseAuditKey(b []byte) (ed25519.PrivateKey, error) {
+	if len(b) == ed25519.PrivateKeySize {
+		return ed25519.PrivateKey(b), nil
+	}
+	t := strings.TrimSpace(string(b))
+	for _, dec := range []func(string) ([]byte, error){hex.DecodeString, base64.StdEncoding.DecodeString} {
+		if k, err := dec(t); err == nil {
+			switch len(k) {
+			case ed25519.SeedSize:
+				return ed25519.NewKeyFromSeed(k), nil
+			case ed25519.PrivateKeySize:
+				return ed25519.PrivateKey(k), nil
+			}
+		}
+	}
+	return nil, errors.New("not an ed25519 private key (64 bytes, or seed or key in hex or base64)")
 }
 
 // readConsentDocs reads consent documents: a JSON array or one per line.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"github.com/transparency-dev/merkle/testonly"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/network/embedded"
 	"github.com/prdcredit/ccnode/node/audit"
 )
 
@@ -141,7 +143,7 @@ func TestAuditCommand(t *testing.T) {
 		{"other region only", []string{"audit", "--no-progress", "--snapshot", snap, "--region", "gz", export}, 0, "result: no findings"},
 		{"no ledger", []string{"audit", export}, 1, ""},
 		{"no exports", []string{"audit", "--snapshot", snap}, 1, ""},
-		{"embedded backend not built", []string{"audit", "--ledger-dir", t.TempDir(), export}, 1, ""},
+		{"no such ledger folder", []string{"audit", "--ledger-dir", filepath.Join(t.TempDir(), "none"), export}, 1, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -165,4 +167,71 @@ func TestAuditCommand(t *testing.T) {
 			t.Fatalf("report %+v", rep)
 		}
 	})
+}
+
+// TestAuditEmbeddedLedger builds the same world on an embedded ledger (the
+// contract in-process over Badger), then snapshots it and audits through
+// the command, as an auditor would with a stopped node's ledger folder.
+func TestAuditEmbeddedLedger(t *testing.T) {
+	ctx := context.Background()
+	snapFile, export, _ := writeAuditWorld(t, 5)
+	f, err := os.Open(snapFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := audit.ReadSnapshot(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var clock time.Time
+	srv, err := embedded.Open(dir, embedded.Options{Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.AddIdentity("szMSP", auditKey("sz").Public().(ed25519.PublicKey)); err != nil {
+		t.Fatal(err)
+	}
+	szl := srv.Client("szMSP", auditKey("sz"))
+	regions, _ := want.Regions(ctx)
+	for i := range regions {
+		regions[i].MSPID = string(regions[i].ID) + "MSP"
+		regions[i].PeerID = "peer-" + string(regions[i].ID)
+		regions[i].Divisions = map[credit.RegionID][]string{"sz": {"440300"}, "gz": {"440100"}}[regions[i].ID]
+	}
+	banks, _ := want.Banks(ctx)
+	clock = regions[0].UpdatedAt
+	if err := szl.Bootstrap(ctx, regions, banks); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range want.ConsentRecords {
+		clock = c.RecordedAt
+		if err := szl.RecordConsent(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cps, _ := want.CheckpointHistory(ctx, "sz")
+	clock = cps[0].AnchoredAt
+	if _, err := szl.AnchorCheckpoint(ctx, cps[0].Checkpoint, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	out := filepath.Join(t.TempDir(), "snap.json")
+	if _, code := runCLI(t, "audit", "snapshot", "--ledger-dir", dir, "--events-quiet", "50ms", "--out", out); code != 0 {
+		t.Fatalf("audit snapshot: exit %d", code)
+	}
+	for _, args := range [][]string{
+		{"audit", "--no-progress", "--snapshot", out, "--anchor-delay", "24h", export},
+		{"audit", "--no-progress", "--ledger-dir", dir, "--events-quiet", "50ms", "--anchor-delay", "24h", export},
+	} {
+		res, code := runCLI(t, args...)
+		t.Log(res)
+		if code != 0 || !strings.Contains(res, "result: no findings") {
+			t.Fatalf("%v: exit %d", args, code)
+		}
+	}
 }

@@ -234,16 +234,20 @@ func TakeSnapshot(ctx context.Context, l SnapshotSource, quiet time.Duration, no
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: events: %w", err)
 	}
+	// A member the events have shown must have reached its current record.
+	// A member they have not shown may never be: a transaction carries one
+	// event, so a bootstrap shows only its caller; such a member is taken
+	// from the current state at the end.
 	caughtUp := func() bool {
 		for _, r := range regions {
 			v := s.RegionVersions[r.ID]
-			if len(v) == 0 || v[len(v)-1].UpdatedAt.Before(r.UpdatedAt) {
+			if len(v) > 0 && v[len(v)-1].UpdatedAt.Before(r.UpdatedAt) {
 				return false
 			}
 		}
 		for _, b := range banks {
 			v := s.BankVersions[b.ID]
-			if len(v) == 0 || v[len(v)-1].UpdatedAt.Before(b.UpdatedAt) {
+			if len(v) > 0 && v[len(v)-1].UpdatedAt.Before(b.UpdatedAt) {
 				return false
 			}
 		}
@@ -287,8 +291,9 @@ loop:
 			return nil, fmt.Errorf("snapshot: events did not catch up: %w", ctx.Err())
 		}
 	}
-	// Members whose creation the stream did not show (a backend that
-	// keeps no old events) are known by their current record only.
+	// Members whose creation the stream did not show (bootstrapped
+	// together, or a backend that keeps no old events) are known by their
+	// current record only.
 	for _, r := range regions {
 		if len(s.RegionVersions[r.ID]) == 0 {
 			s.AddRegion(r)
