@@ -123,3 +123,33 @@ func retryable(err error) bool {
 	}
 	return false
 }
+
+// refusedOnlyRemotely reports whether a failed endorsement was refused by
+// the contract only on peers of other organisations. The gateway endorses
+// on a peer of the caller's own organisation first and stops there if that
+// peer refuses, so refusals that all come from other organisations mean
+// the local peer accepted and the peers disagree — typically a remote peer
+// that has not yet committed the caller's previous transaction and ran the
+// contract on older state. Endorsing again shortly after is then correct;
+// a refusal by the caller's own peer is final.
+func refusedOnlyRemotely(err error, mspID string) bool {
+	st, ok := status.FromError(err)
+	if !ok {
+		return false
+	}
+	refused := false
+	for _, d := range st.Details() {
+		ed, isDetail := d.(*gateway.ErrorDetail)
+		if !isDetail {
+			continue
+		}
+		if _, _, isRefusal := parseContractError(ed.GetMessage()); !isRefusal {
+			continue
+		}
+		if ed.GetMspId() == mspID {
+			return false
+		}
+		refused = true
+	}
+	return refused
+}

@@ -71,10 +71,15 @@ func newFakeGateway() *fakeGateway {
 }
 
 // refusal builds the status a real gateway returns when the chaincode
-// fails on a peer: Aborted, with the peer's message in an ErrorDetail.
-func refusal(msg string) error {
+// fails on its first endorser, a peer of the caller's organisation (the
+// fake's clients act as SZMSP): Aborted, with the peer's message in an
+// ErrorDetail.
+func refusal(msg string) error { return refusalBy("SZMSP", msg) }
+
+// refusalBy is a refusal by a peer of mspID.
+func refusalBy(mspID, msg string) error {
 	st, err := status.New(codes.Aborted, "failed to endorse transaction, see attached details for more info").
-		WithDetails(&gateway.ErrorDetail{Address: "peer0.sz:7051", MspId: "SZMSP", Message: "chaincode response 500, " + msg})
+		WithDetails(&gateway.ErrorDetail{Address: "127.0.0.1:7051", MspId: mspID, Message: "chaincode response 500, " + msg})
 	if err != nil {
 		panic(err)
 	}

@@ -311,3 +311,41 @@ func TestSubscribeEndsWhenLedgerCloses(t *testing.T) {
 	for range ch {
 	}
 }
+
+// A refusal only by other organisations' peers (a peer behind on blocks)
+// is endorsed again; it stands only if it persists. A refusal by the
+// caller's own peer is final (TestContractRefusalsAreTypedAndNotRetried).
+func TestRemoteOnlyRefusalIsEndorsedAgain(t *testing.T) {
+	tests := []struct {
+		name      string
+		refusals  int // how many endorsements GZMSP's peer refuses
+		kind      error
+		endorsals int
+	}{
+		{"peer catches up", 1, nil, 2},
+		{"peer keeps refusing", 99, network.ErrDenied, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newFakeGateway()
+			var n atomic.Int32
+			g.contract = func(string, []string) ([]byte, error) {
+				if int(n.Add(1)) <= tt.refusals {
+					return nil, refusalBy("GZMSP", "ccnode:denied: no valid consistency proof from size 224 to 256")
+				}
+				return anchoredJSON(t, 256), nil
+			}
+			l := startFake(t, g, func(c *Config) { c.MaxAttempts = 3 })
+			_, err := l.AnchorCheckpoint(context.Background(), credit.Checkpoint{Region: "SZ", Size: 256}, nil)
+			if tt.kind == nil && err != nil {
+				t.Fatalf("AnchorCheckpoint = %v", err)
+			}
+			if tt.kind != nil && !errors.Is(err, tt.kind) {
+				t.Fatalf("AnchorCheckpoint = %v, want %v", err, tt.kind)
+			}
+			if endorsed, _ := g.counts(); len(endorsed) != tt.endorsals {
+				t.Fatalf("endorsed %d times, want %d", len(endorsed), tt.endorsals)
+			}
+		})
+	}
+}

@@ -239,6 +239,10 @@ func (l *Ledger) submitOnce(ctx context.Context, fn string, args []string) (res 
 	txn, err := proposal.EndorseWithContext(ectx)
 	cancel()
 	if err != nil {
+		if refusedOnlyRemotely(err, l.cfg.MSPID) {
+			l.log.Debug("endorsement refused only by other organisations' peers; endorsing again", "fn", fn, "err", err)
+			return nil, true, err
+		}
 		return nil, retryable(err), err
 	}
 	txID := txn.TransactionID()

@@ -200,11 +200,12 @@ func proposalInfo(sp *peer.SignedProposal) (mspID string, ts time.Time, err erro
 	return id.GetMspid(), ch.GetTimestamp().AsTime(), nil
 }
 
-// chaincodeStatus is how the gateway reports a chaincode error: the
-// contract's message in the peer's ErrorDetail.
-func chaincodeStatus(err error) error {
+// chaincodeStatus is how the gateway reports a chaincode error on its
+// first endorser, a peer of the caller's own organisation: the contract's
+// message in that peer's ErrorDetail.
+func chaincodeStatus(mspID string, err error) error {
 	st, serr := status.New(codes.Aborted, "failed to endorse transaction, see attached details for more info").
-		WithDetails(&gateway.ErrorDetail{Address: "127.0.0.1:0", MspId: "SIM", Message: "chaincode response 500, " + err.Error()})
+		WithDetails(&gateway.ErrorDetail{Address: "127.0.0.1:0", MspId: mspID, Message: "chaincode response 500, " + err.Error()})
 	if serr != nil {
 		return status.Error(codes.Internal, serr.Error())
 	}
@@ -225,7 +226,7 @@ func (p *simPeer) simulate(sp *peer.SignedProposal) (*simTx, string, string, []b
 	res, err := invoke(tx, fn, args)
 	p.mu.Unlock()
 	if err != nil {
-		return nil, "", "", nil, chaincodeStatus(err)
+		return nil, "", "", nil, chaincodeStatus(mspID, err)
 	}
 	return tx, txID, channel, res, nil
 }
