@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -57,7 +58,7 @@ func runReport(c *cli.Context) error {
 		}
 	}
 	ctx := contextOf(c)
-	db, err := store.Open(ctx, store.Options{Dir: c.String("data-dir")})
+	db, err := openExistingStore(ctx, c.String("data-dir"))
 	if err != nil {
 		return err
 	}
@@ -86,4 +87,13 @@ func runReport(c *cli.Context) error {
 func isTerminal(w any) bool {
 	f, ok := w.(*os.File)
 	return ok && isatty.IsTerminal(f.Fd())
+}
+
+// openExistingStore opens a store for reading and refuses a directory that
+// does not exist, which Badger would otherwise create empty.
+func openExistingStore(ctx context.Context, dir string) (*store.DB, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("no record store at %s: %w", dir, err)
+	}
+	return store.Open(ctx, store.Options{Dir: dir})
 }

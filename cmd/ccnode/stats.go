@@ -9,7 +9,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/prdcredit/ccnode/credit"
-	"github.com/prdcredit/ccnode/store"
 )
 
 func statsCommand() *cli.Command {
@@ -28,7 +27,7 @@ records, so this reads a few dozen keys whatever the size of the store.`,
 
 func runStats(c *cli.Context) error {
 	ctx := contextOf(c)
-	db, err := store.Open(ctx, store.Options{Dir: c.String("data-dir")})
+	db, err := openExistingStore(ctx, c.String("data-dir"))
 	if err != nil {
 		return err
 	}
@@ -43,16 +42,16 @@ func runStats(c *cli.Context) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(st)
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "records\t%d\t\n", st.Records)
 	fmt.Fprintf(tw, "enterprises\t%d\t\n", st.Subjects)
-	fmt.Fprintln(tw, "by category\t\t")
+	fmt.Fprintln(tw, "by category:\t\t")
 	for _, cat := range credit.AllCategories() {
 		if n := st.Categories[cat]; n > 0 {
 			fmt.Fprintf(tw, "  %s\t%d\t\n", cat, n)
 		}
 	}
-	fmt.Fprintln(tw, "by source\t\t")
+	fmt.Fprintln(tw, "by source:\t\t")
 	srcs := make([]string, 0, len(st.Sources))
 	for s := range st.Sources {
 		srcs = append(srcs, s)
