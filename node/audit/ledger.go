@@ -234,6 +234,7 @@ func TakeSnapshot(ctx context.Context, l SnapshotSource, quiet time.Duration, no
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: events: %w", err)
 	}
+	evCP := map[credit.RegionID]uint64{}
 	// A member the events have shown must have reached its current record.
 	// A member they have not shown may never be: a transaction carries one
 	// event, so a bootstrap shows only its caller; such a member is taken
@@ -251,12 +252,10 @@ func TakeSnapshot(ctx context.Context, l SnapshotSource, quiet time.Duration, no
 				return false
 			}
 		}
+		// The latest checkpoints mark how far the ledger had got when
+		// its state was read: their events must have come.
 		for id, size := range wantCP {
-			got := uint64(0)
-			for _, c := range s.Anchored[id] {
-				got = max(got, c.Size)
-			}
-			if got < size {
+			if evCP[id] < size {
 				return false
 			}
 		}
@@ -275,6 +274,9 @@ loop:
 				break loop
 			}
 			s.apply(ev)
+			if ev.Checkpoint != nil {
+				evCP[ev.Checkpoint.Region] = max(evCP[ev.Checkpoint.Region], ev.Checkpoint.Size)
+			}
 			if !timer.Stop() {
 				select {
 				case <-timer.C:
