@@ -9,6 +9,7 @@ import (
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network"
 	"github.com/prdcredit/ccnode/node"
+	"github.com/prdcredit/ccnode/node/memledger"
 )
 
 // While the ledger is down (within the grace period) queries are answered
@@ -16,7 +17,7 @@ import (
 // the ledger returns.
 func TestAnchoringRetriesWithoutBlockingQueries(t *testing.T) {
 	ctx := context.Background()
-	c, err := Start(ctx, Options{Logger: testLogger(t), Tune: func(cfg *node.Config) {
+	c, err := Start(ctx, Options{Logger: testLogger(t), Ledger: memledger.New(nil), Tune: func(cfg *node.Config) {
 		cfg.Anchor.Interval = 50 * time.Millisecond
 		cfg.Anchor.RetryMin, cfg.Anchor.RetryMax = 20*time.Millisecond, 100*time.Millisecond
 		cfg.Ledger.GracePeriod = time.Minute

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/node"
+	"github.com/prdcredit/ccnode/node/memledger"
 )
 
 type apiClient struct {
@@ -92,7 +93,7 @@ func (c *apiClient) do(method, path, token string, body any) (int, []byte) {
 
 func TestBankAPIMatchesOpenAPI(t *testing.T) {
 	ctx := context.Background()
-	c, err := Start(ctx, Options{Logger: testLogger(t), Tune: func(cfg *node.Config) {
+	c, err := Start(ctx, Options{Logger: testLogger(t), Ledger: memledger.New(nil), Tune: func(cfg *node.Config) {
 		fastTune(cfg)
 		cfg.HTTP.MaxBodyBytes = 64 << 10
 	}})

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network"
+	"github.com/prdcredit/ccnode/network/embedded"
 	"github.com/prdcredit/ccnode/node"
 	"github.com/prdcredit/ccnode/node/memledger"
 	"github.com/prdcredit/ccnode/store"
@@ -49,7 +51,10 @@ type Options struct {
 	Logger  *slog.Logger
 	// Tune adjusts each region's config before its node is built.
 	Tune func(*node.Config)
-	// Ledger is the shared ledger; default a new memledger.
+	// Ledger, when set, is an in-memory ledger the caller controls (to
+	// take it down, or model commit latency). Otherwise the consortium
+	// runs the embedded ledger (network/embedded): in Dir/ledger, or in
+	// memory when Dir is empty.
 	Ledger *memledger.Server
 }
 
@@ -71,11 +76,12 @@ type Bank struct {
 
 // Consortium is the running set.
 type Consortium struct {
-	Ledger  *memledger.Server
-	Router  *node.LocalRouter
-	Regions []*Region
-	Banks   []*Bank
-	once    sync.Once
+	Ledger   *memledger.Server // when Options.Ledger was set
+	Embedded *embedded.Server  // otherwise
+	Router   *node.LocalRouter
+	Regions  []*Region
+	Banks    []*Bank
+	once     sync.Once
 }
 
 // AdminToken is the admin token of every node of an in-process
@@ -96,10 +102,13 @@ func Start(ctx context.Context, o Options) (c *Consortium, err error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.Ledger == nil {
-		o.Ledger = memledger.New(nil)
-	}
 	c = &Consortium{Ledger: o.Ledger, Router: node.NewLocalRouter(node.DefaultRegionTimeout)}
+	if o.Ledger == nil {
+		eo := embedded.Options{InMemory: o.Dir == "", Logger: o.Logger}
+		if c.Embedded, err = embedded.Open(filepath.Join(o.Dir, "ledger"), eo); err != nil {
+			return c, err
+		}
+	}
 	defer func() {
 		if err != nil {
 			c.Close()
@@ -107,14 +116,17 @@ func Start(ctx context.Context, o Options) (c *Consortium, err error) {
 	}()
 	var members []credit.RegionMember
 	for _, spec := range o.Regions {
-		_, key, err := ed25519.GenerateKey(rand.Reader)
+		r := &Region{Region: spec}
+		if o.Dir != "" {
+			r.Dir = filepath.Join(o.Dir, string(spec.ID))
+		}
+		key, err := regionKey(r.Dir)
 		if err != nil {
 			return c, err
 		}
-		r := &Region{Region: spec, Key: key}
+		r.Key = key
 		so := store.Options{InMemory: true, Logger: o.Logger}
 		if o.Dir != "" {
-			r.Dir = filepath.Join(o.Dir, string(spec.ID))
 			so = store.Options{Dir: filepath.Join(r.Dir, "db"), Logger: o.Logger}
 		}
 		if r.Store, err = store.Open(ctx, so); err != nil {
@@ -128,14 +140,20 @@ func Start(ctx context.Context, o Options) (c *Consortium, err error) {
 	}
 	var banks []credit.BankMember
 	for _, spec := range o.Banks {
-		_, key, err := ed25519.GenerateKey(rand.Reader)
+		key, err := bankKey(o.Dir, spec.ID)
 		if err != nil {
 			return c, err
 		}
 		c.Banks = append(c.Banks, &Bank{BankSpec: spec, Key: key})
 		banks = append(banks, credit.BankMember{ID: spec.ID, Name: spec.Name, Region: spec.Region, PubKey: key.Public().(ed25519.PublicKey), Status: credit.StatusActive})
 	}
-	if err := o.Ledger.Client("bootstrap").Bootstrap(ctx, members, banks); err != nil && !errors.Is(err, network.ErrConflict) {
+	for _, r := range c.Regions {
+		if r.Ledger, err = c.client(mspID(r.ID), r.Key); err != nil {
+			return c, err
+		}
+	}
+	// A kept folder's ledger already has its members.
+	if err := c.Regions[0].Ledger.Bootstrap(ctx, members, banks); err != nil && !errors.Is(err, network.ErrConflict) {
 		return c, err
 	}
 	for _, r := range c.Regions {
@@ -149,7 +167,6 @@ func Start(ctx context.Context, o Options) (c *Consortium, err error) {
 		if o.Tune != nil {
 			o.Tune(&cfg)
 		}
-		r.Ledger = o.Ledger.Client(cfg.Ledger.MSPID)
 		r.Node, err = node.New(cfg, node.Deps{
 			DB: r.Store.Badger(), Records: node.StoreRecords{Reader: r.Store}, Ledger: r.Ledger, Router: c.Router, Key: r.Key,
 			Logger: o.Logger, AdminToken: AdminToken,
@@ -188,6 +205,53 @@ func waitReady(ctx context.Context, n *node.Node) error {
 	return nil
 }
 
+// client is a ledger client acting as a region's MSP identity.
+func (c *Consortium) client(msp string, key ed25519.PrivateKey) (network.Ledger, error) {
+	if c.Ledger != nil {
+		return c.Ledger.Client(msp), nil
+	}
+	if err := c.Embedded.AddIdentity(msp, key.Public().(ed25519.PublicKey)); err != nil {
+		return nil, err
+	}
+	return c.Embedded.Client(msp, key), nil
+}
+
+// LedgerTransactions counts the ledger's committed write transactions.
+func (c *Consortium) LedgerTransactions() int {
+	if c.Ledger != nil {
+		return c.Ledger.Transactions()
+	}
+	return int(c.Embedded.Height())
+}
+
+// regionKey loads the region's key from dir/node.key, creating it; with
+// no dir it makes a fresh one.
+func regionKey(dir string) (ed25519.PrivateKey, error) {
+	if dir == "" {
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		return k, err
+	}
+	return loadOrCreateKey(filepath.Join(dir, "node.key"))
+}
+
+// bankKey loads a bank's key from dir/banks, creating it; with no dir it
+// makes a fresh one.
+func bankKey(dir string, id credit.BankID) (ed25519.PrivateKey, error) {
+	if dir == "" {
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		return k, err
+	}
+	return loadOrCreateKey(filepath.Join(dir, "banks", string(id)+".key"))
+}
+
+func loadOrCreateKey(path string) (ed25519.PrivateKey, error) {
+	k, err := node.LoadKeyFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return node.GenerateKeyFile(path)
+	}
+	return k, err
+}
+
 func mspID(r credit.RegionID) string { return "Region" + string(r) + "MSP" }
 
 // Region returns a region by id.
@@ -221,6 +285,9 @@ func (c *Consortium) Close() error {
 			if r.Store != nil {
 				errs = append(errs, r.Store.Close())
 			}
+		}
+		if c.Embedded != nil {
+			errs = append(errs, c.Embedded.Close())
 		}
 	})
 	return errors.Join(errs...)

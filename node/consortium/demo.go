@@ -16,6 +16,7 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/network"
 	"github.com/prdcredit/ccnode/node"
 	"github.com/prdcredit/ccnode/node/audit"
 	"github.com/prdcredit/ccnode/store/receipts"
@@ -63,13 +64,17 @@ type DemoTry struct {
 
 // DemoAudit is the outcome of auditing the demo's exports offline.
 type DemoAudit struct {
-	Dir      string             `json:"dir"`
-	Exports  []string           `json:"exports"`
-	Snapshot string             `json:"ledger_snapshot"`
-	Consents string             `json:"consents"`
-	Receipts uint64             `json:"receipts_checked"`
-	Findings int                `json:"findings"`
-	ByRule   map[audit.Rule]int `json:"findings_by_rule,omitempty"`
+	Dir      string   `json:"dir"`
+	Exports  []string `json:"exports"`
+	Snapshot string   `json:"ledger_snapshot"`
+	// SnapshotFrom: "events" (replayed from the ledger's event stream)
+	// or "state" (read from current state when the replay did not catch
+	// up in time).
+	SnapshotFrom string             `json:"snapshot_from"`
+	Consents     string             `json:"consents"`
+	Receipts     uint64             `json:"receipts_checked"`
+	Findings     int                `json:"findings"`
+	ByRule       map[audit.Rule]int `json:"findings_by_rule,omitempty"`
 }
 
 // Reason is node.Reason, repeated so the JSON map keys read well.
@@ -427,7 +432,7 @@ func (d *Demo) run(ctx context.Context, o DemoOptions, start time.Time) error {
 		h, _ := r.Ledger.CheckpointHistory(ctx, r.ID)
 		rep.Checkpoints += len(h)
 	}
-	rep.LedgerTxs = c.Ledger.Transactions()
+	rep.LedgerTxs = c.LedgerTransactions()
 	if err := d.audit(ctx, o.Dir, []credit.ConsentGrant{consentA, consentB, toRevoke, unrecorded}); err != nil {
 		return err
 	}
@@ -509,9 +514,17 @@ func (d *Demo) audit(ctx context.Context, dir string, consents []credit.ConsentG
 			srcs = append(srcs, audit.FileSource(p))
 		}
 	}
-	snap, err := audit.TakeSnapshot(ctx, d.Regions[0].Ledger, 100*time.Millisecond, now)
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	snap, err := audit.TakeSnapshot(sctx, d.Regions[0].Ledger, 100*time.Millisecond, now)
+	cancel()
+	a.SnapshotFrom = "events"
 	if err != nil {
-		return err
+		// The demo changes no member after bootstrap, so the ledger's
+		// current state is its whole history.
+		if snap, err = d.stateSnapshot(ctx, consents, now); err != nil {
+			return err
+		}
+		a.SnapshotFrom = "state"
 	}
 	a.Snapshot = filepath.Join(ad, "ledger-snapshot.json")
 	f, err := os.Create(a.Snapshot)
@@ -544,21 +557,51 @@ func (d *Demo) audit(ctx context.Context, dir string, consents []credit.ConsentG
 	return nil
 }
 
-// saveArtifacts writes the banks' keys and consent documents under dir so
-// that a user can try `ccnode query` against a kept demo.
+// stateSnapshot builds the audit's ledger snapshot from current state.
+func (d *Demo) stateSnapshot(ctx context.Context, consents []credit.ConsentGrant, now time.Time) (*audit.Snapshot, error) {
+	l := d.Regions[0].Ledger
+	s := audit.NewSnapshot()
+	s.TakenAt = now.UTC()
+	regions, err := l.Regions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range regions {
+		s.AddRegion(r)
+		h, err := l.CheckpointHistory(ctx, r.ID)
+		if err != nil && !errors.Is(err, network.ErrNotFound) {
+			return nil, err
+		}
+		for _, c := range h {
+			s.AddCheckpoint(c)
+		}
+	}
+	banks, err := l.Banks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range banks {
+		s.AddBank(b)
+	}
+	for _, g := range consents {
+		c, err := l.Consent(ctx, g.ID)
+		if errors.Is(err, network.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.ConsentRecords[c.ID] = c
+	}
+	return s, nil
+}
+
+// saveArtifacts writes the consent documents under dir (the banks' keys
+// are in dir/banks already) so that a user can try `ccnode query` against
+// a kept demo.
 func (d *Demo) saveArtifacts(dir string, consents []credit.ConsentGrant) error {
 	if dir == "" {
 		return nil
-	}
-	for _, b := range d.Banks {
-		p := filepath.Join(dir, "banks", string(b.ID)+".key")
-		// A kept folder from an earlier run holds that run's keys.
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-		if err := node.WriteKeyFile(p, b.Key); err != nil {
-			return err
-		}
 	}
 	for _, g := range consents {
 		var home string

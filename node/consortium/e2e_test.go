@@ -17,6 +17,7 @@ import (
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/node"
+	"github.com/prdcredit/ccnode/node/memledger"
 	"github.com/prdcredit/ccnode/store"
 	"github.com/prdcredit/ccnode/store/receipts"
 )
@@ -74,7 +75,7 @@ func poll(t *testing.T, what string, ok func() bool) {
 
 func TestConsortiumScenario(t *testing.T) {
 	ctx := context.Background()
-	c, err := Start(ctx, Options{Logger: testLogger(t), Tune: fastTune})
+	c, err := Start(ctx, Options{Logger: testLogger(t), Tune: fastTune, Ledger: memledger.New(nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
