@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hyperledger/fabric-gateway/pkg/client"
@@ -45,6 +46,8 @@ type Ledger struct {
 	contract *client.Contract
 	creator  []byte // serialized identity, for commit-status requests by tx id
 
+	stats stats
+
 	// done ends subscriptions when the Ledger closes.
 	done      chan struct{}
 	closeOnce sync.Once
@@ -52,6 +55,12 @@ type Ledger struct {
 }
 
 var _ network.Ledger = (*Ledger)(nil)
+
+// stats count the retries the Ledger made, for benchmarks and diagnosis.
+type stats struct {
+	reendorsed atomic.Uint64 // fresh endorsements after a failed attempt
+	resent     atomic.Uint64 // the same transaction submitted again
+}
 
 // Dial reads the identity and TLS files named in cfg and prepares one
 // shared gRPC connection to the gateway peer. It does not wait for the
@@ -206,9 +215,10 @@ func (l *Ledger) evaluate(ctx context.Context, fn string, args ...string) ([]byt
 // contract's writes are idempotent.
 func (l *Ledger) submit(ctx context.Context, fn string, args ...string) ([]byte, error) {
 	var lastErr error
+	base := backoffBase
 	for attempt := 0; attempt < l.cfg.MaxAttempts; attempt++ {
 		if attempt > 0 {
-			if err := l.backoff(ctx, attempt); err != nil {
+			if err := l.backoffFrom(ctx, base, attempt); err != nil {
 				break
 			}
 		}
@@ -223,6 +233,11 @@ func (l *Ledger) submit(ctx context.Context, fn string, args ...string) ([]byte,
 		if !again || ctx.Err() != nil {
 			break
 		}
+		base = backoffBase
+		if refusedOnlyRemotely(err, l.cfg.MSPID) {
+			base = backoffLagged
+		}
+		l.stats.reendorsed.Add(1)
 		l.log.Debug("submit retry", "fn", fn, "attempt", attempt+1, "err", err)
 	}
 	return nil, mapError(fn, lastErr)
@@ -280,6 +295,9 @@ func (l *Ledger) submitAndWait(ctx context.Context, txn *client.Transaction) (*c
 		sctx, cancel := context.WithTimeout(ctx, l.cfg.SubmitTimeout)
 		commit, serr := txn.SubmitWithContext(sctx)
 		cancel()
+		if attempt > 0 {
+			l.stats.resent.Add(1)
+		}
 		if serr != nil {
 			l.log.Debug("submit ambiguous, asking status by tx id", "tx", txID, "err", serr)
 			if byID == nil {
@@ -332,10 +350,21 @@ func (l *Ledger) commitByID(txID string) (*client.Commit, error) {
 	return l.gw.NewCommit(b)
 }
 
+// Retry waits. A peer behind on blocks catches up within milliseconds
+// (blocks reach all peers from the orderer at once), so that case starts
+// short; an unreachable gateway or orderer gets longer.
+const (
+	backoffBase   = 100 * time.Millisecond
+	backoffLagged = 20 * time.Millisecond
+)
+
 // backoff waits before attempt n (n >= 1): 100 ms doubling to 2 s, or
 // until ctx ends or the Ledger closes.
-func (l *Ledger) backoff(ctx context.Context, n int) error {
-	d := 100 * time.Millisecond << min(n-1, 5)
+func (l *Ledger) backoff(ctx context.Context, n int) error { return l.backoffFrom(ctx, backoffBase, n) }
+
+// backoffFrom waits base doubling per attempt, at most 2 s.
+func (l *Ledger) backoffFrom(ctx context.Context, base time.Duration, n int) error {
+	d := base << min(n-1, 5)
 	d = min(d, 2*time.Second)
 	t := time.NewTimer(d)
 	defer t.Stop()
