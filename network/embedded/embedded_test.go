@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network"
@@ -141,5 +142,50 @@ func TestRestartKeepsStateHistoryAndEvents(t *testing.T) {
 	}
 	if err := s2.VerifyChain(); err == nil {
 		t.Fatal("a changed block was not detected")
+	}
+}
+
+// A subscription ends when its context does or when the server closes:
+// the channel closes, so the subscriber knows to resubscribe.
+func TestSubscriptionEnds(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		end  func(cancel context.CancelFunc, s *Server)
+	}{
+		{"context cancelled", func(cancel context.CancelFunc, _ *Server) { cancel() }},
+		{"server closed", func(_ context.CancelFunc, s *Server) { s.Close() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Open("", Options{InMemory: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			h := harness(t, s)
+			if err := ledgertest.Bootstrap(t.Context(), h.Regions); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			ch, err := h.Regions[0].Ledger.Subscribe(ctx, network.Position{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev := <-ch; ev.Kind != network.EventMemberChanged || ev.Position.Block != 1 {
+				t.Fatalf("first event %+v", ev)
+			}
+			tc.end(cancel, s)
+			deadline := time.After(10 * time.Second)
+			for {
+				select {
+				case _, ok := <-ch:
+					if !ok {
+						return
+					}
+				case <-deadline:
+					t.Fatal("the event channel did not close")
+				}
+			}
+		})
 	}
 }
