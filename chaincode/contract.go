@@ -448,7 +448,11 @@ func (c Contract) RecordConsent(ctx TxContext, commitmentJSON string) error {
 }
 
 // RevokeConsent revokes a consent at the transaction's time. There is no
-// argument for the time: a revocation cannot be back-dated.
+// argument for the time: a revocation cannot be back-dated. On Fabric that
+// time is the proposal's timestamp, which the endorsing peers' TimeWindowCheck
+// auth filter (core.yaml handlers.authFilters, peer.authentication.timewindow,
+// 15m by default) holds near their own clocks; the contract adds that it
+// never precedes the consent's recording.
 func (c Contract) RevokeConsent(ctx TxContext, id string) (credit.ConsentCommitment, error) {
 	caller, err := c.callerRegion(ctx)
 	if err != nil {
