@@ -23,7 +23,8 @@ func (c checkpoint) TransactionID() string { return c.TxID }
 
 // Subscribe delivers the contract's events after from, in ledger order,
 // then new ones as they commit. From the zero Position it reads from the
-// channel's first block. The channel closes when ctx ends, the Ledger
+// channel's first block; from a Position without a TxID, from the block
+// after it. The channel closes when ctx ends, the Ledger
 // closes, or the gateway stream fails; the caller resubscribes from the
 // last Position it processed.
 func (l *Ledger) Subscribe(ctx context.Context, from network.Position) (<-chan network.Event, error) {
@@ -31,11 +32,16 @@ func (l *Ledger) Subscribe(ctx context.Context, from network.Position) (<-chan n
 		return nil, &network.Error{Op: "Subscribe", Kind: network.ErrUnavailable, Msg: errClosed.Error()}
 	}
 	var opt client.ChaincodeEventsOption
-	if from == (network.Position{}) {
+	switch {
+	case from == (network.Position{}):
 		// The gateway's default is the next commit, which would miss
 		// history; the zero Position means "from the beginning".
 		opt = client.WithStartBlock(0)
-	} else {
+	case from.TxID == "":
+		// A position naming only a block has processed all of it, as on
+		// the embedded ledger.
+		opt = client.WithStartBlock(from.Block + 1)
+	default:
 		opt = client.WithCheckpoint(checkpoint(from))
 	}
 	sctx, cancel := context.WithCancel(ctx)

@@ -277,6 +277,7 @@ func TestSubscribeResumes(t *testing.T) {
 		{"from the beginning", network.Position{}, []network.Position{pos(1, "t1"), pos(2, "t2"), pos(2, "t4"), pos(3, "t5")}},
 		{"mid block", pos(2, "t2"), []network.Position{pos(2, "t4"), pos(3, "t5")}},
 		{"end of block", pos(2, "t4"), []network.Position{pos(3, "t5")}},
+		{"block only: all of it processed", pos(2, ""), []network.Position{pos(3, "t5")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
