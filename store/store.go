@@ -233,3 +233,9 @@ func (b badgerLogger) Infof(f string, a ...any) {
 func (b badgerLogger) Debugf(f string, a ...any) {
 	b.l.Debug(fmt.Sprintf(f, a...), "component", "badger")
 }
+
+var (
+	_ RecordWriter = (*DB)(nil)
+	_ ReportReader = (*DB)(nil)
+	_ StatsReader  = (*DB)(nil)
+)
