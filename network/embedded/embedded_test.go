@@ -137,11 +137,58 @@ func TestRestartKeepsStateHistoryAndEvents(t *testing.T) {
 	if err := s2.VerifyChain(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s2.TamperBlockForTest(2, "RevokeConsent"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s2.VerifyChain(); err == nil {
-		t.Fatal("a changed block was not detected")
+}
+
+func TestVerifyChainFindsTampering(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		tamper func(*Server) error
+	}{
+		{"block contents", func(s *Server) error { return s.TamperBlockForTest(2, "RevokeConsent") }},
+		{"state value", func(s *Server) error {
+			return s.TamperStateForTest("consent/consent-tamper-1", []byte(`{"status":"active"}`))
+		}},
+		{"key history", func(s *Server) error {
+			return s.TamperHistoryForTest("consent/consent-tamper-1", 3, []byte(`{"status":"active"}`))
+		}},
+		{"state key no block wrote", func(s *Server) error { return s.TamperStateForTest("consent/consent-forged", []byte(`{}`)) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := Open(dir, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := harness(t, s)
+			a := h.Regions[0]
+			if err := ledgertest.Bootstrap(t.Context(), h.Regions); err != nil {
+				t.Fatal(err)
+			}
+			c := credit.ConsentCommitment{ID: "consent-tamper-1", Commitment: make([]byte, 32), Region: a.Member.ID,
+				ValidFrom: s.now().Add(-time.Hour), ValidUntil: s.now().Add(time.Hour)}
+			if err := a.Ledger.RecordConsent(t.Context(), c); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Ledger.RevokeConsent(t.Context(), c.ID); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.VerifyChain(); err != nil {
+				t.Fatalf("untouched ledger: %v", err)
+			}
+			if err := tc.tamper(s); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			// An auditor opens the folder afresh.
+			s2, err := Open(dir, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s2.Close()
+			if err := s2.VerifyChain(); !errors.Is(err, ErrChainBroken) {
+				t.Fatalf("tampered ledger: VerifyChain = %v", err)
+			}
+		})
 	}
 }
 
