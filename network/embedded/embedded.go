@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
@@ -47,6 +48,9 @@ type Options struct {
 	Logger   *slog.Logger
 	// Now is the clock that stamps transactions (default time.Now).
 	Now func() time.Time
+	// Identities are registered at opening, as AddIdentity would (the
+	// embedded counterpart of a channel's MSP configuration).
+	Identities map[string]ed25519.PublicKey
 }
 
 // Block is one committed transaction. Hash covers every other field, and
@@ -128,6 +132,17 @@ func Open(dir string, o Options) (*Server, error) {
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, err
+	}
+	msps := make([]string, 0, len(o.Identities))
+	for m := range o.Identities {
+		msps = append(msps, m)
+	}
+	sort.Strings(msps)
+	for _, m := range msps {
+		if err := s.AddIdentity(m, o.Identities[m]); err != nil {
+			db.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }

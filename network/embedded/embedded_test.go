@@ -236,3 +236,25 @@ func TestSubscriptionEnds(t *testing.T) {
 		})
 	}
 }
+
+func TestIdentitiesAtOpening(t *testing.T) {
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	other, _, _ := ed25519.GenerateKey(rand.Reader)
+	dir := t.TempDir()
+	s, err := Open(dir, Options{Identities: map[string]ed25519.PublicKey{"SZMSP": pub}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Client("SZMSP", key).Regions(t.Context()); err != nil {
+		t.Fatalf("identity given at opening: %v", err)
+	}
+	s.Close()
+	// The registry is persisted: a different key for the same MSP id is
+	// refused on the next opening.
+	if s, err := Open(dir, Options{Identities: map[string]ed25519.PublicKey{"SZMSP": other}}); !errors.Is(err, network.ErrConflict) {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("reopening with another key for SZMSP: %v", err)
+	}
+}

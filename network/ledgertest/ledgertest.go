@@ -1,7 +1,11 @@
 // Package ledgertest is the conformance suite every network.Ledger backend
 // must pass: the embedded ledger in its own tests, and a real Fabric
 // network in network/fabric's. The suite bootstraps the ledger itself and
-// uses fresh ids throughout, so it runs once on one shared network.
+// uses fresh ids throughout, so it runs once on one shared network. It also
+// holds the benchmark bodies (BenchAnchor, BenchSubmit, ...) every backend
+// runs, so their figures compare.
+//
+// It drives a ledger only through network.Ledger and owns no backend.
 package ledgertest
 
 import (
@@ -39,8 +43,12 @@ type Region struct {
 type Harness struct {
 	Regions  []Region
 	Outsider network.Ledger
-	// EventWait bounds how long the suite waits for an event to arrive.
+	// EventWait bounds how long the suite waits for an event to arrive;
+	// zero means 10 s, or 60 s when Slow.
 	EventWait time.Duration
+	// Slow says every submit waits for a real block (Fabric's batch
+	// timeout and endorsement), so waits are sized for it.
+	Slow bool
 }
 
 // NewRegion makes a region member record with a fresh key. peerID is any
@@ -77,7 +85,10 @@ func Run(t *testing.T, h Harness) {
 		t.Fatalf("ledgertest needs at least 3 regions, got %d", len(h.Regions))
 	}
 	if h.EventWait == 0 {
-		h.EventWait = 30 * time.Second
+		h.EventWait = 10 * time.Second
+		if h.Slow {
+			h.EventWait = 60 * time.Second
+		}
 	}
 	ctx := context.Background()
 	a, b := h.Regions[0], h.Regions[1]
