@@ -56,21 +56,27 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 		t.Fatalf("init overwrote an existing region:\n%s", out)
 	}
 
-	run := exec.Command(bin, "run", "--config", cfgPath, "--anchor-interval", "150ms", "--log-level", "warn")
-	stdout, _ := run.StdoutPipe()
-	run.Stderr = os.Stderr
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
+	// startNode runs `ccnode run` and returns its bank API URL.
+	startNode := func(anchorEvery string) (*exec.Cmd, string) {
+		t.Helper()
+		run := exec.Command(bin, "run", "--config", cfgPath, "--anchor-interval", anchorEvery, "--log-level", "warn")
+		stdout, _ := run.StdoutPipe()
+		run.Stderr = os.Stderr
+		if err := run.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { run.Process.Kill(); run.Wait() })
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if err != nil {
+			t.Fatalf("run printed no address: %v", err)
+		}
+		_, url, ok := strings.Cut(strings.TrimSpace(line), "bank API on ")
+		if !ok {
+			t.Fatalf("run: %q", line)
+		}
+		return run, url
 	}
-	defer run.Process.Kill()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("run printed no address: %v", err)
-	}
-	_, url, ok := strings.Cut(strings.TrimSpace(line), "bank API on ")
-	if !ok {
-		t.Fatalf("run: %q", line)
-	}
+	run, url := startNode("150ms")
 	tok, _ := os.ReadFile(filepath.Join(dir, "admin.token"))
 	cl := &node.Client{Base: url, AdminToken: strings.TrimSpace(string(tok))}
 	ctx := context.Background()
@@ -153,5 +159,48 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 	}
 	if r, err := credit.DecodeReceipt(l.Receipt); err != nil || r.ID != rid {
 		t.Fatalf("first receipt %s, want %s: %v", r.ID, rid, err)
+	}
+
+	// Answer with anchoring out of reach, kill at once, restart: the
+	// acknowledged receipt is in the log and gets anchored afterwards.
+	run, url = startNode("1h")
+	waitServing(t, &node.Client{Base: url})
+	out = cli("query", "--node", url, "--bank", "bank-a", "--key", bankKeyFile, "--consent", consentFile, "--json")
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Regions[0].Status != node.StatusOK {
+		t.Fatalf("query before kill: %v\n%s", err, out)
+	}
+	unanchored := res.Regions[0].Receipt.ID
+	run.Process.Signal(syscall.SIGKILL)
+	run.Wait()
+	_, url = startNode("150ms")
+	cl = &node.Client{Base: url}
+	waitServing(t, cl)
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		rp, err := cl.Receipt(ctx, unanchored)
+		if err == nil && rp.Checkpoint != nil && rp.LeafIndex == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("receipt acknowledged before the kill never anchored after restart: %+v %v", rp, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitServing polls the node until its bank API answers.
+func waitServing(t *testing.T, cl *node.Client) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := cl.ConsentStatus(context.Background(), "consent-probe")
+		var se *node.StatusError
+		if errors.As(err, &se) && se.Status == 404 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node never served: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -133,9 +133,13 @@ func Start(ctx context.Context, o Options) (c *Consortium, err error) {
 			return c, fmt.Errorf("region %s: %w", spec.ID, err)
 		}
 		c.Regions = append(c.Regions, r)
+		pid, err := node.PeerID(key.Public().(ed25519.PublicKey))
+		if err != nil {
+			return c, err
+		}
 		members = append(members, credit.RegionMember{
 			ID: spec.ID, Name: spec.Name, Divisions: spec.Divisions, MSPID: mspID(spec.ID),
-			PeerID: "local-" + string(spec.ID), PubKey: key.Public().(ed25519.PublicKey), Status: credit.StatusActive,
+			PeerID: pid, PubKey: key.Public().(ed25519.PublicKey), Status: credit.StatusActive,
 		})
 	}
 	var banks []credit.BankMember

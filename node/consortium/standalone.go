@@ -12,9 +12,9 @@ import (
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network"
+	"github.com/prdcredit/ccnode/network/embedded"
 	"github.com/prdcredit/ccnode/network/fabric"
 	"github.com/prdcredit/ccnode/node"
-	"github.com/prdcredit/ccnode/node/memledger"
 	"github.com/prdcredit/ccnode/store"
 )
 
@@ -29,10 +29,11 @@ type Standalone struct {
 // OpenStandalone opens the region's store and key and starts its node.
 //
 // With ledger.fabric_gateway the node acts on the Fabric network through
-// network/fabric (its members bootstrapped there). Otherwise, until the
-// embedded ledger (network/embedded) is wired, it runs on an in-memory
-// ledger bootstrapped with this region alone. Until the libp2p router (p2p)
-// is wired it routes only to itself.
+// network/fabric (its members bootstrapped there). Otherwise it runs the
+// embedded ledger (network/embedded) in ledger.embedded_dir, bootstrapped
+// with this region when new: one process owns an embedded ledger, so a
+// multi-region embedded consortium is 'ccnode demo'. Until the libp2p
+// router (p2p) is wired the node routes only to itself.
 func OpenStandalone(ctx context.Context, cfg node.Config, log *slog.Logger) (*Standalone, error) {
 	key, err := node.LoadKeyFile(cfg.KeyFile)
 	if err != nil {
@@ -88,14 +89,41 @@ func openLedger(ctx context.Context, cfg node.Config, key ed25519.PrivateKey, lo
 		}
 		return fabric.Dial(ctx, fc, log.With("part", "fabric"))
 	}
-	mem := memledger.New(nil)
-	log.Warn("embedded ledger not wired in this build: using an in-memory ledger with this region only; consents and checkpoints are forgotten at exit")
-	err := mem.Client("bootstrap").Bootstrap(ctx, []credit.RegionMember{{
-		ID: cfg.Region, MSPID: cfg.Ledger.MSPID, PubKey: key.Public().(ed25519.PublicKey), Status: credit.StatusActive,
-		Divisions: []string{strings.TrimRight(string(cfg.Region), "0")},
-	}}, nil)
+	srv, err := embedded.Open(cfg.Ledger.EmbeddedDir, embedded.Options{Logger: log.With("part", "ledger")})
 	if err != nil {
 		return nil, err
 	}
-	return mem.Client(cfg.Ledger.MSPID), nil
+	cl, err := func() (network.Ledger, error) {
+		if err := srv.AddIdentity(cfg.Ledger.MSPID, key.Public().(ed25519.PublicKey)); err != nil {
+			return nil, err
+		}
+		cl := srv.Client(cfg.Ledger.MSPID, key)
+		pid, err := node.PeerID(key.Public().(ed25519.PublicKey))
+		if err != nil {
+			return nil, err
+		}
+		// A new embedded ledger starts with this region as its only
+		// member; an existing one keeps its members.
+		err = cl.Bootstrap(ctx, []credit.RegionMember{{
+			ID: cfg.Region, MSPID: cfg.Ledger.MSPID, PeerID: pid, PubKey: key.Public().(ed25519.PublicKey), Status: credit.StatusActive,
+			Divisions: []string{strings.TrimRight(string(cfg.Region), "0")},
+		}}, nil)
+		if err != nil && !errors.Is(err, network.ErrConflict) {
+			return nil, err
+		}
+		return cl, nil
+	}()
+	if err != nil {
+		srv.Close()
+		return nil, err
+	}
+	return ownedLedger{cl, srv}, nil
 }
+
+// ownedLedger closes the embedded server it runs on with the client.
+type ownedLedger struct {
+	network.Ledger
+	srv *embedded.Server
+}
+
+func (o ownedLedger) Close() error { return errors.Join(o.Ledger.Close(), o.srv.Close()) }
