@@ -69,7 +69,7 @@ func mapError(op string, err error) error {
 	}
 	var commitErr *client.CommitError
 	if errors.As(err, &commitErr) {
-		return &network.Error{Op: op, Kind: commitKind(commitErr.Code), Msg: commitErr.Error()}
+		return &network.Error{Op: op, Kind: commitKind(commitErr.Code), Msg: err.Error()}
 	}
 	return &network.Error{Op: op, Kind: network.ErrUnavailable, Msg: err.Error()}
 }

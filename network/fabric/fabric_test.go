@@ -147,7 +147,7 @@ func liveRegions(tb testing.TB, cfgs []Config) []ledgertest.Region {
 // fresh: channel and contract up, no Bootstrap yet.
 func TestConformanceFabric(t *testing.T) {
 	rs := liveRegions(t, liveConfigs(t))
-	ledgertest.Run(t, ledgertest.Harness{Regions: rs, EventWait: time.Minute})
+	ledgertest.Run(t, ledgertest.Harness{Regions: rs, Slow: true})
 }
 
 // liveBenchRegions bootstraps a fresh network with its own keys and returns
