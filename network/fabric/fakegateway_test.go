@@ -353,6 +353,14 @@ func startFakeTB(tb testing.TB, g *fakeGateway) *Ledger {
 
 func startFakeWith(t testing.TB, logger *slog.Logger, g *fakeGateway, cfgEdit func(*Config)) *Ledger {
 	t.Helper()
+	l, _ := startFakeServer(t, logger, g, cfgEdit)
+	return l
+}
+
+// startFakeServer is startFakeWith that also returns a function stopping
+// the server, as a peer that goes away.
+func startFakeServer(t testing.TB, logger *slog.Logger, g *fakeGateway, cfgEdit func(*Config)) (*Ledger, func()) {
+	t.Helper()
 	pki := newTestPKI(t)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -362,7 +370,9 @@ func startFakeWith(t testing.TB, logger *slog.Logger, g *fakeGateway, cfgEdit fu
 	gateway.RegisterGatewayServer(srv, g)
 	served := make(chan struct{})
 	go func() { defer close(served); _ = srv.Serve(lis) }()
-	t.Cleanup(func() { srv.Stop(); <-served })
+	var stopOnce sync.Once
+	stop := func() { stopOnce.Do(func() { srv.Stop(); <-served }) }
+	t.Cleanup(stop)
 
 	cfg := Config{
 		Endpoint: lis.Addr().String(), TLSCACertPath: pki.caPath,
@@ -378,7 +388,7 @@ func startFakeWith(t testing.TB, logger *slog.Logger, g *fakeGateway, cfgEdit fu
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	return l
+	return l, stop
 }
 
 // testLogger logs through t.Log so output appears only for failing tests.

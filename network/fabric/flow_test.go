@@ -350,3 +350,20 @@ func TestRemoteOnlyRefusalIsEndorsedAgain(t *testing.T) {
 		})
 	}
 }
+
+// When the gateway goes away the subscription's channel closes, so the
+// subscriber resubscribes from its last position instead of waiting on a
+// dead stream forever.
+func TestSubscribeEndsWhenGatewayFails(t *testing.T) {
+	g := newFakeGateway()
+	g.events = eventsFixture(t)[:1]
+	l, stop := startFakeServer(t, testLogger(t), g, nil)
+	ch, err := l.Subscribe(context.Background(), network.Position{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	collect(t, ch, 1)
+	stop()
+	for range ch {
+	}
+}
