@@ -15,6 +15,26 @@
 // numbers. It stores no record contents, no subject USCC and no
 // bank-to-enterprise pair: consents are held as SHA-256 commitments.
 //
+// Transactions (contract name "ccnode"; every argument and result a string,
+// JSON of the credit types): Bootstrap(regions, banks), GetRegions,
+// GetRegion(id), UpdateRegion(region), GetBanks, GetBank(id),
+// RegisterBank(bank), RetireBank(id), RecordConsent(commitment),
+// RevokeConsent(id), GetConsent(id), GetConsentAt(id, RFC 3339 time),
+// AnchorCheckpoint(checkpoint, proof — JSON array of base64 hashes, or ""
+// for a region's first checkpoint), GetLatestCheckpoint(region),
+// GetCheckpointHistory(region).
+//
+// Each writing transaction sets exactly one chaincode event, named by its
+// kind (member_changed, consent_recorded, consent_revoked,
+// checkpoint_anchored) with an EventPayload body; retries that change
+// nothing set none. Bootstrap sets one member_changed for the whole
+// membership: subscribers re-read the members on any member_changed.
+// Refusals are errors whose message starts "ccnode:<code>: " (see
+// ParseError), the only thing Fabric carries back to the client.
+//
+// On Fabric, GetConsentAt needs the peers' history database
+// (ledger.history.enableHistoryDatabase, on by default).
+//
 // It imports nothing from the project but credit, because it is built and
 // packaged on its own.
 package chaincode
