@@ -52,9 +52,9 @@ func TestQueryConsolidated(t *testing.T) {
 	}
 	got := byRegion(t, res)
 	want := map[credit.RegionID]p2p.Status{
-		reg.region.Member.ID:          p2p.StatusAnswered,
-		home.region.Member.ID:         p2p.StatusAnswered,
-		other.region.Member.ID:        p2p.StatusNoData,
+		reg.region.Member.ID:        p2p.StatusAnswered,
+		home.region.Member.ID:       p2p.StatusAnswered,
+		other.region.Member.ID:      p2p.StatusNoData,
 		c.nodes[3].region.Member.ID: p2p.StatusUnreachable,
 	}
 	for id, st := range want {

@@ -108,8 +108,11 @@ type Server struct {
 	cfg  ServerConfig
 	log  *slog.Logger
 	sem  chan struct{}
-	mu   sync.Mutex
-	host host.Host
+
+	mu       sync.Mutex
+	host     host.Host
+	closed   bool
+	handlers sync.WaitGroup
 }
 
 // Defaults.
@@ -159,22 +162,40 @@ func (s *Server) Register(h host.Host) {
 	h.SetStreamHandler(AckProtocol(s.cfg.NetworkID), s.handleAck)
 }
 
-// Close stops serving; streams in progress finish. Safe to call twice.
+// Close stops serving and waits for the streams in progress to finish.
+// Safe to call twice.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	h := s.host
-	s.host = nil
+	s.host, s.closed = nil, true
 	s.mu.Unlock()
 	if h != nil {
 		h.RemoveStreamHandler(ReportProtocol(s.cfg.NetworkID))
 		h.RemoveStreamHandler(AckProtocol(s.cfg.NetworkID))
 	}
+	s.handlers.Wait()
 	return nil
+}
+
+// begin registers a stream handler in progress; false once closed.
+func (s *Server) begin(st network.Stream) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		_ = st.Reset()
+		return false
+	}
+	s.handlers.Add(1)
+	return true
 }
 
 // handleReport runs one exchange: deadline, read, CloseRead, answer within
 // the timeout, write, Close; Reset when the response cannot be written.
 func (s *Server) handleReport(st network.Stream) {
+	if !s.begin(st) {
+		return
+	}
+	defer s.handlers.Done()
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("report stream panic", "panic", p, "stack", string(debug.Stack()))
@@ -188,15 +209,15 @@ func (s *Server) handleReport(st network.Stream) {
 	if err != nil {
 		b, _ = EncodeResponse(&Response{Err: &Error{Code: CodeInternal, Msg: "encoding the answer"}})
 	}
+	if resp.Err != nil {
+		s.log.Debug("refused", "peer", st.Conn().RemotePeer(), "code", resp.Err.Code, "msg", resp.Err.Msg, "elapsed", s.cfg.Now().Sub(start))
+	}
 	if err := WriteFrame(st, b); err != nil {
 		s.log.Debug("writing answer", "peer", st.Conn().RemotePeer(), "err", err)
 		_ = st.Reset()
 		return
 	}
 	_ = st.Close()
-	if resp.Err != nil {
-		s.log.Debug("refused", "peer", st.Conn().RemotePeer(), "code", resp.Err.Code, "msg", resp.Err.Msg, "elapsed", s.cfg.Now().Sub(start))
-	}
 }
 
 func (s *Server) serve(st network.Stream) *Response {
@@ -311,6 +332,10 @@ func (s *Server) Answer(ctx context.Context, from peer.ID, req *Request) (resp *
 }
 
 func (s *Server) handleAck(st network.Stream) {
+	if !s.begin(st) {
+		return
+	}
+	defer s.handlers.Done()
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("ack stream panic", "panic", p, "stack", string(debug.Stack()))
