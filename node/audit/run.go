@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	gojson "github.com/goccy/go-json"
 
@@ -448,6 +449,16 @@ func fastDecode(line []byte) (l credit.ExportLine, rc credit.Receipt, lineErr, r
 			lineErr = fmt.Errorf("%w: not JSON", credit.ErrExportFormat)
 		}
 		return l, rc, lineErr, nil
+	}
+	// encoding/json turns invalid UTF-8 into U+FFFD, goccy keeps it:
+	// such a line (no honest node writes one) takes the slow path.
+	if !utf8.Valid(line) {
+		l, lineErr = credit.DecodeExportLine(line)
+		if lineErr != nil {
+			return l, rc, lineErr, nil
+		}
+		rc, receiptErr = credit.DecodeReceipt(l.Receipt)
+		return l, rc, nil, receiptErr
 	}
 	if err := gojson.Unmarshal(line, &l); err == nil {
 		l.Receipt = bytes.TrimSpace(l.Receipt)
