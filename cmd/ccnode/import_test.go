@@ -243,7 +243,8 @@ func mustRead(t *testing.T, p string) []byte {
 }
 
 // killImportAfter runs an import that logs progress after every batch and
-// SIGKILLs it once it has logged n progress lines (n batches committed).
+// SIGKILLs it once it has logged n progress lines (n batches handed to
+// the store; the kill lands while later batches are parsed and committed).
 // It reports whether the process was killed before finishing.
 func killImportAfter(t *testing.T, bin, dir, path string, n int) bool {
 	t.Helper()
