@@ -105,9 +105,9 @@ type ServerConfig struct {
 // a host and never builds one, and it reaches records, receipts and the
 // ledger only through its interfaces.
 type Server struct {
-	cfg  ServerConfig
-	log  *slog.Logger
-	sem  chan struct{}
+	cfg ServerConfig
+	log *slog.Logger
+	sem chan struct{}
 
 	mu       sync.Mutex
 	host     host.Host
