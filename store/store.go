@@ -43,8 +43,11 @@ type StatsReader interface {
 }
 
 // Options configure Open. The zero value of every tuning field means the
-// default named beside it, chosen by measurement on a 2-core machine
-// (see the package benchmarks and store/ingest).
+// default named beside it. On a 2-core machine, snappy against no
+// compression cost the same import CPU per record and saved 2.5x disk
+// (131 against 315 bytes per record); no compression made warm reports
+// about twice as fast, because blocks are then read straight from the
+// mapped files instead of being decompressed on every block-cache miss.
 type Options struct {
 	Dir      string // data directory; ignored when InMemory
 	InMemory bool
@@ -53,8 +56,8 @@ type Options struct {
 	// MemTableSize bounds each of Badger's memtables (default 64 MiB). It
 	// also bounds one write transaction to 15% of it.
 	MemTableSize int64
-	// NumCompactors (default 2): one per core keeps ingest from stalling
-	// on level 0 without starving the parsers.
+	// NumCompactors (default 2, Badger's is 4): compactors beyond the
+	// core count only compete with the import's parsers.
 	NumCompactors int
 	// Compression of tables (default snappy); values are inline in the
 	// tables, so this is what saves disk.
