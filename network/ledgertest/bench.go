@@ -239,3 +239,35 @@ func BenchConsentReads(b *testing.B, r Region) {
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "reads/s")
 }
+
+// Bench bootstraps h's ledger and runs every benchmark body on it as
+// sub-benchmarks — Anchor, AnchorConcurrent, Submit, EventDelay,
+// ConsentReads — so each backend's benchmark is one line and the figures
+// have the same names:
+//
+//	func BenchmarkX(b *testing.B) { ledgertest.Bench(b, harnessOfX(b)) }
+//
+// leaves is the number of receipts per anchored checkpoint.
+func Bench(b *testing.B, h Harness, leaves int) {
+	if len(h.Regions) < 3 {
+		b.Fatalf("ledgertest.Bench needs at least 3 regions, got %d", len(h.Regions))
+	}
+	if h.EventWait == 0 {
+		h.EventWait = 10 * time.Second
+		if h.Slow {
+			h.EventWait = 60 * time.Second
+		}
+	}
+	if err := Bootstrap(b.Context(), h.Regions); err != nil {
+		b.Fatal(err)
+	}
+	var logs []*Log
+	for _, r := range h.Regions {
+		logs = append(logs, NewLog(r))
+	}
+	b.Run("Anchor", func(b *testing.B) { BenchAnchor(b, logs[0], leaves) })
+	b.Run("AnchorConcurrent", func(b *testing.B) { BenchAnchorConcurrent(b, logs, leaves) })
+	b.Run("Submit", func(b *testing.B) { BenchSubmit(b, h.Regions[1]) })
+	b.Run("EventDelay", func(b *testing.B) { BenchEventDelay(b, h.Regions[2], h.EventWait) })
+	b.Run("ConsentReads", func(b *testing.B) { BenchConsentReads(b, h.Regions[1]) })
+}
