@@ -89,7 +89,9 @@ type View struct {
 	subUp    bool
 	lastErr  error
 	dirty    bool
-	onEvent  func(network.Event)
+	// onRegions is told the region records after every refresh (the p2p
+	// membership gater follows the ledger this way).
+	onRegions func([]credit.RegionMember)
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -164,6 +166,9 @@ func (v *View) refreshMembers(ctx context.Context) error {
 	clear(v.banks)
 	for _, b := range banks {
 		v.banks[b.ID] = b
+	}
+	if v.onRegions != nil {
+		v.onRegions(regions)
 	}
 	return nil
 }
@@ -262,11 +267,7 @@ func (v *View) apply(ev network.Event) {
 	if v.subUp {
 		v.synced = v.now()
 	}
-	hook := v.onEvent
 	v.mu.Unlock()
-	if hook != nil {
-		hook(ev)
-	}
 }
 
 func (v *View) save() {

@@ -49,6 +49,9 @@ type Deps struct {
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// OnRegions, if set, is told the ledger's region records whenever the
+	// node refreshes them (to keep the p2p gater's members current).
+	OnRegions func([]credit.RegionMember)
 	// AdminToken authorises admin calls of the HTTP API; empty refuses
 	// every admin call.
 	AdminToken string
@@ -122,6 +125,7 @@ func New(cfg Config, deps Deps) (*Node, error) {
 		kick:      make(chan struct{}, 1),
 	}
 	n.view = NewView(deps.Ledger, n.outbox, cfg.Ledger.GracePeriod, deps.Now, n.log.With("part", "view"))
+	n.view.onRegions = deps.OnRegions
 	n.metrics = newMetrics(n)
 	n.answerer = &Answerer{
 		region: cfg.Region, key: deps.Key, view: n.view, source: deps.Records,

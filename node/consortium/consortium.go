@@ -18,11 +18,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
+
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network"
 	"github.com/prdcredit/ccnode/network/embedded"
 	"github.com/prdcredit/ccnode/node"
 	"github.com/prdcredit/ccnode/node/memledger"
+	"github.com/prdcredit/ccnode/p2p"
 	"github.com/prdcredit/ccnode/store"
 )
 
@@ -49,6 +52,9 @@ type Options struct {
 	Regions []credit.Region // default PRD3
 	Banks   []BankSpec      // default: one bank in each of the first two regions
 	Logger  *slog.Logger
+	// P2P routes queries over real libp2p hosts on 127.0.0.1 (TCP, Noise,
+	// the membership gater) instead of in-process calls.
+	P2P bool
 	// Tune adjusts each region's config before its node is built.
 	Tune func(*node.Config)
 	// Ledger, when set, is an in-memory ledger the caller controls (to
@@ -66,6 +72,11 @@ type Region struct {
 	Node   *node.Node
 	Ledger network.Ledger
 	Dir    string
+	// With Options.P2P: the region's libp2p host, gater and servers.
+	Host    host.Host
+	Members *p2p.Membership
+	Server  *p2p.Server
+	router  *node.P2PRouter
 }
 
 // Bank is a bank with its signing key.
@@ -137,10 +148,20 @@ func Start(ctx context.Context, o Options) (c *Consortium, err error) {
 		if err != nil {
 			return c, err
 		}
-		members = append(members, credit.RegionMember{
+		m := credit.RegionMember{
 			ID: spec.ID, Name: spec.Name, Divisions: spec.Divisions, MSPID: mspID(spec.ID),
 			PeerID: pid, PubKey: key.Public().(ed25519.PublicKey), Status: credit.StatusActive,
-		})
+		}
+		if o.P2P {
+			r.Members = p2p.NewMembership(o.Logger, nil)
+			if r.Host, err = p2p.NewHost(p2p.HostConfig{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Members: r.Members, Logger: o.Logger}); err != nil {
+				return c, fmt.Errorf("region %s: %w", spec.ID, err)
+			}
+			for _, a := range r.Host.Addrs() {
+				m.Addrs = append(m.Addrs, a.String())
+			}
+		}
+		members = append(members, m)
 	}
 	var banks []credit.BankMember
 	for _, spec := range o.Banks {
@@ -156,8 +177,15 @@ func Start(ctx context.Context, o Options) (c *Consortium, err error) {
 			return c, err
 		}
 	}
-	// A kept folder's ledger already has its members.
-	if err := c.Regions[0].Ledger.Bootstrap(ctx, members, banks); err != nil && !errors.Is(err, network.ErrConflict) {
+	// A kept folder's ledger already has its members: each region then
+	// publishes its new addresses.
+	if err := c.Regions[0].Ledger.Bootstrap(ctx, members, banks); errors.Is(err, network.ErrConflict) && o.P2P {
+		for i, r := range c.Regions {
+			if err := r.Ledger.UpdateRegion(ctx, members[i]); err != nil {
+				return c, err
+			}
+		}
+	} else if err != nil && !errors.Is(err, network.ErrConflict) {
 		return c, err
 	}
 	for _, r := range c.Regions {
@@ -171,11 +199,22 @@ func Start(ctx context.Context, o Options) (c *Consortium, err error) {
 		if o.Tune != nil {
 			o.Tune(&cfg)
 		}
-		r.Node, err = node.New(cfg, node.Deps{
+		deps := node.Deps{
 			DB: r.Store.Badger(), Records: node.StoreRecords{Reader: r.Store}, Ledger: r.Ledger, Router: c.Router, Key: r.Key,
 			Logger: o.Logger, AdminToken: AdminToken,
-		})
-		if err != nil {
+		}
+		if o.P2P {
+			r.router = &node.P2PRouter{}
+			deps.Router = r.router
+			members, h := r.Members, r.Host
+			deps.OnRegions = func(rs []credit.RegionMember) {
+				if err := members.SetMembers(rs); err != nil {
+					o.Logger.Warn("p2p members", "region", r.ID, "err", err)
+				}
+			}
+			deps.Peers = func() int { return len(h.Network().Peers()) }
+		}
+		if r.Node, err = node.New(cfg, deps); err != nil {
 			return c, err
 		}
 		c.Router.Add(r.ID, r.Node.Answerer())
@@ -184,6 +223,24 @@ func Start(ctx context.Context, o Options) (c *Consortium, err error) {
 		if err := r.Node.Start(ctx); err != nil {
 			return c, err
 		}
+		if !o.P2P {
+			continue
+		}
+		scfg, err := r.Node.P2PServerConfig(r.Store)
+		if err != nil {
+			return c, err
+		}
+		if r.Server, err = p2p.NewServer(scfg); err != nil {
+			return c, err
+		}
+		r.Server.Register(r.Host)
+		cfg := r.Node.Config()
+		rt, err := p2p.NewRouter(p2p.RouterConfig{Host: r.Host, NetworkID: cfg.P2P.NetworkID, Region: r.ID, Key: r.Key,
+			Members: r.Members, Local: r.Server, Timeout: cfg.Query.RegionTimeout, Logger: o.Logger})
+		if err != nil {
+			return c, err
+		}
+		r.router.Set(rt)
 	}
 	// Wait until every node's ledger view is confirmed.
 	for _, r := range c.Regions {
@@ -285,6 +342,12 @@ func (c *Consortium) Close() error {
 		for _, r := range slices.Backward(c.Regions) {
 			if r.Node != nil {
 				errs = append(errs, r.Node.Close())
+			}
+			if r.Server != nil {
+				errs = append(errs, r.Server.Close())
+			}
+			if r.Host != nil {
+				errs = append(errs, r.Host.Close())
 			}
 			if r.Store != nil {
 				errs = append(errs, r.Store.Close())

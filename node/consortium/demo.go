@@ -32,7 +32,10 @@ type DemoOptions struct {
 	// Queries is the number of consented queries per bank (default 20).
 	Queries int
 	Seed    uint64
-	Options Options // Dir, Logger and Tune are honoured
+	// InProcess routes between regions by in-process calls instead of
+	// libp2p on 127.0.0.1.
+	InProcess bool
+	Options   Options // Logger, Tune and Ledger are honoured
 }
 
 // DemoReport is the account of a demo run.
@@ -171,6 +174,7 @@ func RunDemo(ctx context.Context, o DemoOptions) (*Demo, error) {
 	d := &Demo{}
 	so := o.Options
 	so.Dir = o.Dir
+	so.P2P = !o.InProcess
 	if so.Dir == "" {
 		tmp, err := os.MkdirTemp("", "ccnode-demo-")
 		if err != nil {

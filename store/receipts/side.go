@@ -214,14 +214,22 @@ func (o *Outbox) LoadView(v any) (bool, error) { return getJSON(o.db, outboxView
 // Nonces remembers bank query nonces until they expire, so that a replayed
 // query within its freshness window is refused. Badger drops expired keys
 // itself.
-type Nonces struct{ db *badger.DB }
+type Nonces struct {
+	db *badger.DB
+	ns byte
+}
 
-// NewNonces uses db's N prefix.
-func NewNonces(db *badger.DB) *Nonces { return &Nonces{db: db} }
+// NewNonces uses db's N prefix, in the home node's namespace.
+func NewNonces(db *badger.DB) *Nonces { return &Nonces{db: db, ns: 'h'} }
+
+// NewNoncesIn uses db's N prefix in its own namespace: the answering side
+// keeps its nonces apart from the home node's, which spends a query's
+// nonce before answering for its own region.
+func NewNoncesIn(db *badger.DB, namespace byte) *Nonces { return &Nonces{db: db, ns: namespace} }
 
 // Use records (bank, nonce) for ttl; ErrReplay if it is already recorded.
 func (n *Nonces) Use(bank credit.BankID, nonce string, ttl time.Duration) error {
-	key := append(append(append([]byte{prefixNonce}, bank...), 0), nonce...)
+	key := append(append(append([]byte{prefixNonce, n.ns}, bank...), 0), nonce...)
 	err := n.db.Update(func(txn *badger.Txn) error {
 		if _, err := txn.Get(key); err == nil {
 			return ErrReplay
