@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -165,6 +166,12 @@ func runAudit(c *cli.Context) error {
 			bar.Add64(n)
 		}
 		defer bar.Finish()
+	}
+	if os.Getenv("GOGC") == "" {
+		// An audit allocates much per receipt and keeps little (its heap
+		// is flat at a few tens of MB): collecting less often saves about
+		// a tenth of the CPU for a few more MB.
+		debug.SetGCPercent(400)
 	}
 	rep, err := audit.Run(c.Context, in, view, opts)
 	if err != nil {
