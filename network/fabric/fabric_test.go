@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/transparency-dev/merkle/rfc6962"
-	"github.com/transparency-dev/merkle/testonly"
-
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network"
 	"github.com/prdcredit/ccnode/network/ledgertest"
@@ -150,30 +147,17 @@ func TestConformanceFabric(t *testing.T) {
 	ledgertest.Run(t, ledgertest.Harness{Regions: rs, Slow: true})
 }
 
-// liveBenchRegions bootstraps a fresh network with its own keys and returns
-// an anchorer per region; it skips when the network already has members
-// (their checkpoint keys are not ours).
-func liveBenchRegions(b *testing.B) []*anchorer {
-	b.Helper()
-	rs := liveRegions(b, liveConfigs(b))
-	ctx := context.Background()
-	if got, err := rs[0].Ledger.Regions(ctx); err != nil {
+// BenchmarkFabric runs the shared ledger benchmarks on a fresh local
+// Fabric network (it bootstraps it, so run it alone):
+//
+//	go test -run '^$' -bench BenchmarkFabric ./network/fabric
+func BenchmarkFabric(b *testing.B) {
+	cfgs := liveConfigs(b)
+	rs := liveRegions(b, cfgs)
+	if got, err := rs[0].Ledger.Regions(b.Context()); err != nil {
 		b.Fatal(err)
 	} else if len(got) > 0 {
-		b.Skip("Fabric benchmarks need a fresh network: this one already has members")
+		b.Skip("Fabric benchmarks need a fresh network: this one already has members (run with -run '^$')")
 	}
-	var members []credit.RegionMember
-	var out []*anchorer
-	for _, r := range rs {
-		members = append(members, r.Member)
-		out = append(out, &anchorer{region: r.Member.ID, key: r.Key, ledger: r.Ledger, tree: testonly.New(rfc6962.DefaultHasher)})
-	}
-	if err := rs[0].Ledger.Bootstrap(ctx, members, nil); err != nil {
-		b.Fatal(err)
-	}
-	return out
+	ledgertest.Bench(b, ledgertest.Harness{Regions: rs, Slow: true}, benchLeaves)
 }
-
-// BenchmarkFabric runs the ledger benchmarks on a fresh live network (it
-// bootstraps it): go test -run '^$' -bench BenchmarkFabric ./network/fabric
-func BenchmarkFabric(b *testing.B) { benchLedger(b, liveBenchRegions(b)) }

@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hyperledger/fabric-gateway/pkg/client"
@@ -46,8 +45,6 @@ type Ledger struct {
 	contract *client.Contract
 	creator  []byte // serialized identity, for commit-status requests by tx id
 
-	stats stats
-
 	// done ends subscriptions when the Ledger closes.
 	done      chan struct{}
 	closeOnce sync.Once
@@ -55,12 +52,6 @@ type Ledger struct {
 }
 
 var _ network.Ledger = (*Ledger)(nil)
-
-// stats count the retries the Ledger made, for benchmarks and diagnosis.
-type stats struct {
-	reendorsed atomic.Uint64 // fresh endorsements after a failed attempt
-	resent     atomic.Uint64 // the same transaction submitted again
-}
 
 // Dial reads the identity and TLS files named in cfg and prepares one
 // shared gRPC connection to the gateway peer. It does not wait for the
@@ -237,7 +228,6 @@ func (l *Ledger) submit(ctx context.Context, fn string, args ...string) ([]byte,
 		if refusedOnlyRemotely(err, l.cfg.MSPID) {
 			base = backoffLagged
 		}
-		l.stats.reendorsed.Add(1)
 		l.log.Debug("submit retry", "fn", fn, "attempt", attempt+1, "err", err)
 	}
 	return nil, mapError(fn, lastErr)
@@ -295,9 +285,6 @@ func (l *Ledger) submitAndWait(ctx context.Context, txn *client.Transaction) (*c
 		sctx, cancel := context.WithTimeout(ctx, l.cfg.SubmitTimeout)
 		commit, serr := txn.SubmitWithContext(sctx)
 		cancel()
-		if attempt > 0 {
-			l.stats.resent.Add(1)
-		}
 		if serr != nil {
 			l.log.Debug("submit ambiguous, asking status by tx id", "tx", txID, "err", serr)
 			if byID == nil {
