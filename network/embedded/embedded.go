@@ -160,7 +160,9 @@ func (s *Server) load() error {
 		if err != nil {
 			return err
 		}
-		s.height = binary.BigEndian.Uint64(v)
+		if s.height, err = decodeHeight(v); err != nil {
+			return err
+		}
 		b, err := readBlock(txn, s.height)
 		if err != nil {
 			return fmt.Errorf("embedded ledger: head block %d: %w", s.height, err)
@@ -225,6 +227,15 @@ func (s *Server) identity(mspID string) (ed25519.PublicKey, error) {
 		return err
 	})
 	return pub, err
+}
+
+// decodeHeight reads the stored head; a folder handed to an auditor may
+// hold anything, so a bad value is an error, not a panic.
+func decodeHeight(v []byte) (uint64, error) {
+	if len(v) != 8 {
+		return 0, fmt.Errorf("embedded ledger: stored height is %d bytes, want 8", len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
 }
 
 func blockKey(n uint64) []byte {
@@ -496,7 +507,9 @@ func (s *Server) VerifyChain() error {
 			if err != nil {
 				return err
 			}
-			height = binary.BigEndian.Uint64(v)
+			if height, err = decodeHeight(v); err != nil {
+				return broken("%v", err)
+			}
 		} else if !errors.Is(err, badger.ErrKeyNotFound) {
 			return err
 		}

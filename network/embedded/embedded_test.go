@@ -258,3 +258,47 @@ func TestIdentitiesAtOpening(t *testing.T) {
 		t.Fatalf("reopening with another key for SZMSP: %v", err)
 	}
 }
+
+// A ledger folder can reach an auditor from anywhere: garbage in it is
+// reported as an error, never a panic.
+func TestCorruptFolderIsAnError(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		key, value []byte
+	}{
+		{"short height", []byte(keyHeight), []byte{1, 2}},
+		{"height past the chain", []byte(keyHeight), []byte{0, 0, 0, 0, 0, 0, 0, 99}},
+		{"head block not JSON", blockKey(2), []byte("\x00garbage")},
+		{"block not JSON", blockKey(1), []byte("\x00garbage")},
+		{"block with another number", blockKey(1), []byte(`{"number":7}`)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := Open(dir, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := harness(t, s)
+			if err := ledgertest.Bootstrap(t.Context(), h.Regions); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.Regions[1].Ledger.UpdateRegion(t.Context(), h.Regions[1].Member); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.TamperRawForTest(tc.key, tc.value); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			// Either opening or verifying must refuse it.
+			s2, err := Open(dir, Options{})
+			if err != nil {
+				t.Logf("Open: %v", err)
+				return
+			}
+			defer s2.Close()
+			if err := s2.VerifyChain(); err == nil {
+				t.Fatal("VerifyChain accepted a corrupt block")
+			}
+		})
+	}
+}

@@ -40,3 +40,8 @@ func (s *Server) TamperBlockForTest(n uint64, function string) error {
 		return txn.Set(blockKey(n), raw)
 	})
 }
+
+// TamperRawForTest sets any key of the ledger's database.
+func (s *Server) TamperRawForTest(key, value []byte) error {
+	return s.db.Update(func(txn *badger.Txn) error { return txn.Set(key, value) })
+}
