@@ -87,7 +87,8 @@ func runDemo(c *cli.Context) error {
 }
 
 func printDemo(w io.Writer, r *consortium.DemoReport) {
-	fmt.Fprintf(w, "ccnode demo: %d regions, %d records, %d banks — done in %.1f s\n\n", len(r.Regions), r.Records, 2, r.Elapsed)
+	fmt.Fprintf(w, "ccnode demo: %d regions, %d records, %d banks — done in %.1f s\n", len(r.Regions), r.Records, 2, r.Elapsed)
+	fmt.Fprintf(w, "regions talk over %s; ledger: %s\n\n", r.Transport, r.LedgerKind)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "REGION\tNAME\tENTERPRISES\tRECORDS\tRECEIPTS\tANCHORED\tBANK API")
 	for _, g := range r.Regions {

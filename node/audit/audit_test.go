@@ -200,6 +200,34 @@ func TestTamper(t *testing.T) {
 			want:         []want{{RuleConsentStatus, 7}},
 		},
 		{
+			name: "receipt after its consent expired",
+			before: func(f *fixture) {
+				g := f.grant("consent-a-0003", bankA, []credit.Category{credit.Penalty}, t0.Add(time.Minute))
+				// A short window: it ends between receipts 5 and 6.
+				g.ValidUntil = f.when(5).Add(30 * time.Second)
+				if err := g.SignEnterprise(key("enterprise")); err != nil {
+					t.Fatal(err)
+				}
+				if err := g.Countersign(key("sz")); err != nil {
+					t.Fatal(err)
+				}
+				c, err := g.Commitment()
+				if err != nil {
+					t.Fatal(err)
+				}
+				rec := f.snap.ConsentRecords[g.ID]
+				rec.Commitment, rec.ValidUntil = c[:], g.ValidUntil
+				f.snap.ConsentRecords[g.ID] = rec
+				f.consents[g.ID] = g
+				for _, i := range []int{5, 6} {
+					f.receipts[i] = f.receipt(i, bankA, g.ID, []credit.Category{credit.Penalty})
+					f.resign(i)
+				}
+			},
+			withReceived: true,
+			want:         []want{{RuleConsentStatus, 6}},
+		},
+		{
 			name: "categories out of scope",
 			before: func(f *fixture) {
 				f.receipts[2] = f.receipt(2, bankA, "consent-a-0001", []credit.Category{credit.Penalty, credit.Judicial})

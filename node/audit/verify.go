@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network"
@@ -172,6 +173,11 @@ func (a *auditor) checkConsent(ctx context.Context, rc *credit.Receipt, add func
 	}
 	if st != credit.ConsentActive {
 		add(RuleConsentStatus, reg, "consent %s was %s at the time of the answer", doc.ID, st)
+	} else if !doc.Covers(rc.Time) {
+		// The commitment's window on the ledger and the document's differ;
+		// the document's is what the enterprise signed.
+		add(RuleConsentStatus, reg, "consent %s: the answer at %s is outside the document's window %s..%s", doc.ID,
+			rc.Time.UTC().Format(time.RFC3339), doc.ValidFrom.UTC().Format(time.RFC3339), doc.ValidUntil.UTC().Format(time.RFC3339))
 	}
 	if err := a.docSignatures(doc, comm, cc); err != nil {
 		add(RuleConsentSig, doc.Region, "%v", err)

@@ -55,6 +55,8 @@ type DemoReport struct {
 	Example       *DemoConsolRows `json:"example_query"`
 	Audit         DemoAudit       `json:"audit"`
 	Try           []DemoTry       `json:"try,omitempty"`
+	Transport     string          `json:"transport"`
+	LedgerKind    string          `json:"ledger"`
 }
 
 // DemoTry is what a user needs to query a kept demo as one of its banks.
@@ -200,6 +202,13 @@ func RunDemo(ctx context.Context, o DemoOptions) (*Demo, error) {
 func (d *Demo) run(ctx context.Context, o DemoOptions, start time.Time) error {
 	c, rep := d.Consortium, &d.Report
 	rep.DataDir = o.Dir
+	rep.Transport, rep.LedgerKind = "libp2p on 127.0.0.1 (TCP, Noise, membership gater)", "embedded (network/embedded)"
+	if o.InProcess {
+		rep.Transport = "in-process calls"
+	}
+	if c.Ledger != nil {
+		rep.LedgerKind = "in-memory (memledger)"
+	}
 	rng := rand.New(rand.NewPCG(o.Seed, 0x5eed))
 
 	// Data: each region registers its enterprises; the first tenth of
