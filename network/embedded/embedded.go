@@ -110,6 +110,12 @@ type Server struct {
 	lastTime time.Time
 	changed  chan struct{} // closed and replaced after every commit
 	closed   bool
+
+	// life keeps reads that run outside mu (evaluations, event reads)
+	// off the database while Close closes it: Badger must not be used
+	// during or after its Close.
+	life     sync.RWMutex
+	dbClosed bool
 }
 
 // Open opens (or creates) the ledger in dir.
@@ -181,7 +187,33 @@ func (s *Server) Close() error {
 	}
 	s.closed = true
 	close(s.changed)
+	s.life.Lock()
+	defer s.life.Unlock()
+	s.dbClosed = true
 	return s.db.Close()
+}
+
+// errClosed is what a read of a closed ledger returns.
+var errClosed = &network.Error{Op: "read", Kind: network.ErrUnavailable, Msg: "ledger closed"}
+
+// view runs fn in a read transaction, unless the ledger is closed.
+func (s *Server) view(fn func(*badger.Txn) error) error {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.dbClosed {
+		return errClosed
+	}
+	return s.db.View(fn)
+}
+
+// update runs fn in a write transaction, unless the ledger is closed.
+func (s *Server) update(fn func(*badger.Txn) error) error {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.dbClosed {
+		return errClosed
+	}
+	return s.db.Update(fn)
 }
 
 // Height is the number of the last committed block (0: none).
@@ -197,7 +229,7 @@ func (s *Server) AddIdentity(mspID string, pub ed25519.PublicKey) error {
 	if mspID == "" || len(pub) != ed25519.PublicKeySize {
 		return &network.Error{Op: "AddIdentity", Kind: network.ErrInvalid, Msg: "want an MSP id and a 32-byte ed25519 key"}
 	}
-	return s.db.Update(func(txn *badger.Txn) error {
+	return s.update(func(txn *badger.Txn) error {
 		item, err := txn.Get([]byte(keyIdentity + mspID))
 		if err == nil {
 			old, err := item.ValueCopy(nil)
@@ -218,7 +250,7 @@ func (s *Server) AddIdentity(mspID string, pub ed25519.PublicKey) error {
 
 func (s *Server) identity(mspID string) (ed25519.PublicKey, error) {
 	var pub ed25519.PublicKey
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		item, err := txn.Get([]byte(keyIdentity + mspID))
 		if err != nil {
 			return err
@@ -384,7 +416,7 @@ func (s *Server) evaluate(tx credit.LedgerTx, fn func(*txCtx) error) error {
 	if err := s.authenticate(tx); err != nil {
 		return err
 	}
-	return s.db.View(func(txn *badger.Txn) error {
+	return s.view(func(txn *badger.Txn) error {
 		return fn(&txCtx{s: s, txn: txn, msp: tx.Caller, id: newTxID(), at: s.now().UTC()})
 	})
 }
@@ -469,7 +501,7 @@ var ErrChainBroken = errors.New("embedded ledger: chain does not verify")
 // the blocks' write-sets produce — so a block, the state or the head changed
 // behind the ledger's back is found. It names the first mismatch.
 func (s *Server) VerifyChain() error {
-	return s.db.View(func(txn *badger.Txn) error {
+	return s.view(func(txn *badger.Txn) error {
 		broken := func(format string, args ...any) error {
 			return fmt.Errorf("%w: %s", ErrChainBroken, fmt.Sprintf(format, args...))
 		}
@@ -563,7 +595,7 @@ func (s *Server) VerifyChain() error {
 // Block reads a committed block.
 func (s *Server) Block(n uint64) (Block, error) {
 	var b Block
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		var err error
 		b, err = readBlock(txn, n)
 		return err
@@ -578,7 +610,7 @@ func (s *Server) Block(n uint64) (Block, error) {
 func (s *Server) events(after network.Position, limit int) ([]network.Event, uint64, error) {
 	var out []network.Event
 	var last uint64
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(keyBlock)})
 		defer it.Close()
 		for it.Seek(blockKey(after.Block + 1)); it.Valid() && len(out) < limit; it.Next() {

@@ -302,3 +302,48 @@ func TestCorruptFolderIsAnError(t *testing.T) {
 		})
 	}
 }
+
+// Closing while clients read and subscribe is safe: reads then fail as
+// unavailable, and the subscription ends.
+func TestCloseDuringReads(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := harness(t, s)
+	if err := ledgertest.Bootstrap(t.Context(), h.Regions); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := h.Regions[0].Ledger.Subscribe(t.Context(), network.Position{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, len(h.Regions))
+	started := make(chan struct{}, len(h.Regions))
+	for _, r := range h.Regions {
+		go func() {
+			for i := 0; ; i++ {
+				if _, err := r.Ledger.Regions(t.Context()); err != nil {
+					errs <- err
+					return
+				}
+				if i == 0 {
+					started <- struct{}{}
+				}
+			}
+		}()
+	}
+	for range h.Regions {
+		<-started
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range h.Regions {
+		if err := <-errs; !errors.Is(err, network.ErrUnavailable) {
+			t.Fatalf("read after close: %v", err)
+		}
+	}
+	for range ch {
+	}
+}
