@@ -35,6 +35,7 @@ func newApp() *cli.App {
 			// One command per file; keep this list in the order --help shows.
 			demoCommand(),
 			initCommand(),
+			genCommand(),
 			importCommand(), reportCommand(), statsCommand(),
 			runCommand(),
 			configCommand(),
