@@ -248,6 +248,11 @@ func testConsents(ctx context.Context, t *testing.T, h Harness) {
 	if rev.RevokedAt.Before(got.RecordedAt) {
 		t.Fatalf("revoked at %s, before it was recorded at %s", rev.RevokedAt, got.RecordedAt)
 	}
+	// The revocation carries the transaction's time: now, give or take the
+	// clock skew a peer tolerates — not any earlier time.
+	if rev.RevokedAt.Before(beforeRevoke.Add(-5*time.Minute)) || rev.RevokedAt.After(time.Now().Add(5*time.Minute)) {
+		t.Fatalf("revoked at %s, but revoked around %s", rev.RevokedAt, beforeRevoke)
+	}
 	again, err := a.Ledger.RevokeConsent(ctx, id)
 	if err != nil || !again.RevokedAt.Equal(*rev.RevokedAt) {
 		t.Fatalf("second revoke must return the first: %+v, %v", again, err)
