@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -24,7 +23,13 @@ import (
 
 func fabricDirFlag() *cli.StringFlag {
 	return &cli.StringFlag{Name: "dir", Value: "fabric-net", EnvVars: []string{"CCNODE_FABRIC_DIR"}, Category: catLedger,
-		Usage: "folder of the local Fabric network (crypto, ledgers, logs, gateway configs)"}
+		Usage: "folder of the local Fabric network (crypto, ledgers, logs, pids, connection files)"}
+}
+
+func fabricBinFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "bin-dir", EnvVars: []string{"CCNODE_FABRIC_BIN"}, Category: catLedger,
+		DefaultText: ".cache/fabric/<pin>/bin of the repository, else the user cache",
+		Usage:       "folder of Fabric's binaries (built there from the Go module proxy when missing)"}
 }
 
 func fabricCommand() *cli.Command {
@@ -32,15 +37,21 @@ func fabricCommand() *cli.Command {
 		Name:  "fabric",
 		Usage: "start and stop a local Hyperledger Fabric network for trials and tests (no Docker)",
 		Description: "Builds Fabric's own binaries from the Go module proxy (once, cached), then runs one orderer\n" +
-			"and one peer per region on 127.0.0.1 with the ccnode contract as chaincode-as-a-service.",
+			"and one peer per region on 127.0.0.1 with the ccnode contract as chaincode-as-a-service.\n" +
+			"The processes run detached: `up` returns when the network is ready, `down` stops them.",
 		Subcommands: []*cli.Command{
 			{
 				Name:  "up",
 				Usage: "start the network, deploy the contract and bootstrap the membership",
 				Flags: []cli.Flag{
 					fabricDirFlag(),
-					&cli.DurationFlag{Name: "batch-timeout", Value: 100 * time.Millisecond, Category: catLedger,
+					fabricBinFlag(),
+					&cli.StringFlag{Name: "regions", Value: "shenzhen,guangzhou,zhuhai", Category: catLedger,
+						Usage: "comma-separated regions, one peer organisation each: names or ids of Pearl River Delta cities, or id:name:MSPID"},
+					&cli.DurationFlag{Name: "batch-timeout", Value: fabricnet.DefaultBatchTimeout, Category: catLedger,
 						Usage: "orderer batch timeout: the floor of every submit's latency"},
+					&cli.StringFlag{Name: "chaincode-server", Category: catLedger,
+						Usage: "prebuilt chaincode server binary (default: build ./chaincode/server of this module)"},
 					&cli.BoolFlag{Name: "no-bootstrap", Category: catLedger,
 						Usage: "leave the membership empty (the ledger conformance suite bootstraps it itself)"},
 					&cli.DurationFlag{Name: "timeout", Value: 15 * time.Minute, Usage: "give up after this long (the first run builds Fabric)"},
@@ -48,10 +59,17 @@ func fabricCommand() *cli.Command {
 				Action: fabricUp,
 			},
 			{
-				Name:   "down",
-				Usage:  "stop exactly the processes `up` started (by pid), also after a failed up",
-				Flags:  []cli.Flag{fabricDirFlag()},
-				Action: func(c *cli.Context) error { return fabricnet.Down(c.String("dir")) },
+				Name:  "down",
+				Usage: "stop exactly the processes `up` started (by pid), also after a failed up",
+				Flags: []cli.Flag{fabricDirFlag()},
+				Action: func(c *cli.Context) error {
+					start := time.Now()
+					if err := fabricnet.Down(c.String("dir")); err != nil {
+						return err
+					}
+					fmt.Printf("Fabric network in %s stopped in %s (files kept)\n", c.String("dir"), time.Since(start).Round(10*time.Millisecond))
+					return nil
+				},
 			},
 			{
 				Name:   "status",
@@ -62,13 +80,21 @@ func fabricCommand() *cli.Command {
 			{
 				Name:  "binaries",
 				Usage: "build Fabric's binaries into the cache unless they are there; print the folder",
+				Flags: []cli.Flag{fabricBinFlag()},
 				Action: func(c *cli.Context) error {
-					dir := fabricnet.DefaultBinDir()
-					err := fabricnet.EnsureBinaries(c.Context, dir, func(s string) { fmt.Fprintln(os.Stderr, s) })
-					if err == nil {
-						fmt.Println(dir)
+					dir := c.String("bin-dir")
+					if dir == "" {
+						dir = fabricnet.DefaultBinDir()
 					}
-					return err
+					if !fabricnet.BinDir(dir).Complete() {
+						fmt.Fprintf(os.Stderr, "building Fabric %s into %s (minutes the first time)\n", fabricnet.FabricVersion, dir)
+					}
+					bins, err := fabricnet.EnsureBinaries(c.Context, dir)
+					if err != nil {
+						return err
+					}
+					fmt.Println(bins)
+					return nil
 				},
 			},
 		},
@@ -76,41 +102,65 @@ func fabricCommand() *cli.Command {
 }
 
 func fabricUp(c *cli.Context) error {
-	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
-	defer cancel()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	start := time.Now()
-	n, err := fabricnet.Up(ctx, fabricnet.Config{Dir: c.String("dir"), BatchTimeout: c.Duration("batch-timeout"), Logger: log})
+	regions, err := fabricnet.ParseRegions(c.String("regions"))
 	if err != nil {
 		return err
 	}
-	if !c.Bool("no-bootstrap") {
-		if err := bootstrapFabric(ctx, n); err != nil {
-			_ = fabricnet.Down(n.Dir)
-			return err
-		}
+	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	cfg := fabricnet.Config{
+		Dir:             c.String("dir"),
+		Regions:         regions,
+		BatchTimeout:    c.Duration("batch-timeout"),
+		BinDir:          c.String("bin-dir"),
+		ChaincodeServer: c.String("chaincode-server"),
+		Logger:          log,
 	}
-	fmt.Printf("Fabric network up in %s: %s\n", time.Since(start).Round(100*time.Millisecond), n.Dir)
+	if !c.Bool("no-bootstrap") {
+		cfg.Bootstrap = bootstrapFabric
+	}
+	start := time.Now()
+	n, err := fabricnet.Up(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("Fabric network up in %s: %s (channel %s, chaincode %s)\n",
+		time.Since(start).Round(100*time.Millisecond), n.Dir, n.Channel, n.Chaincode)
+	fmt.Printf("orderer  %s\n", n.Orderer.Endpoint)
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "REGION\tMSP\tGATEWAY\tCONFIG")
-	for i, o := range n.Orgs {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", o.Region, o.MSPID, n.Gateways[string(o.Region)].Endpoint, n.GatewayFiles[i])
+	fmt.Fprintln(w, "REGION\tNAME\tMSP\tPEER (GATEWAY)\tCHAINCODE SERVER\tCONNECTION FILE")
+	for i, r := range n.Regions {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Name, r.MSPID, n.Gateways[r.ID].Endpoint, n.Peers[r.ID].ChaincodeServer, n.GatewayFiles[i])
 	}
 	w.Flush()
 	if !c.Bool("no-bootstrap") {
 		fmt.Printf("Region node keys: %s\n", filepath.Join(n.Dir, "nodes", "<region>", "node.key"))
 	}
-	fmt.Printf("Logs: %s   Stop with: ccnode fabric down --dir %s\n", filepath.Join(n.Dir, "logs"), n.Dir)
+	fmt.Printf("Logs: %s   Stop with: ccnode fabric down --dir %s\n", filepath.Join(n.Dir, "logs"), c.String("dir"))
 	return nil
 }
 
 // bootstrapFabric creates a node key per region and writes the first
-// membership through the first region's gateway; the submit committing is
-// also the proof that the network is ready.
+// membership through the first region's gateway. It runs once Up has seen
+// a submit commit through every region's gateway.
 func bootstrapFabric(ctx context.Context, n *fabricnet.Network) error {
+	known := map[credit.RegionID]credit.Region{}
+	for _, r := range credit.PearlRiverDelta() {
+		known[r.ID] = r
+	}
 	var members []credit.RegionMember
-	for _, o := range n.Orgs {
-		keyPath := filepath.Join(n.Dir, "nodes", string(o.Region), "node.key")
+	for _, r := range n.Regions {
+		info, ok := known[r.ID]
+		if !ok {
+			// A region outside the table: its id is its city's division
+			// code by convention, whose first four digits are the prefix.
+			info = credit.Region{ID: r.ID, Name: r.Name}
+			if len(r.ID) == 6 {
+				info.Divisions = []string{string(r.ID[:4])}
+			}
+		}
+		keyPath := filepath.Join(n.Dir, "nodes", string(r.ID), "node.key")
 		key, err := node.GenerateKeyFile(keyPath)
 		if err != nil {
 			return err
@@ -119,7 +169,7 @@ func bootstrapFabric(ctx context.Context, n *fabricnet.Network) error {
 		if err != nil {
 			return err
 		}
-		members = append(members, credit.RegionMember{ID: o.Region, Name: o.Name, Divisions: o.Divisions, MSPID: o.MSPID,
+		members = append(members, credit.RegionMember{ID: r.ID, Name: info.Name, Divisions: info.Divisions, MSPID: r.MSPID,
 			PeerID: pid, PubKey: key.Public().(ed25519.PublicKey), Status: credit.StatusActive})
 	}
 	cfg, err := fabric.LoadConfig(n.GatewayFiles[0])
@@ -150,22 +200,31 @@ func peerIDOf(key ed25519.PrivateKey) (string, error) {
 }
 
 func fabricStatus(c *cli.Context) error {
-	ps, err := fabricnet.Status(c.String("dir"))
+	dir := c.String("dir")
+	ps, err := fabricnet.Status(dir)
 	if err != nil {
 		return err
 	}
 	if len(ps) == 0 {
-		fmt.Println("no processes recorded in", c.String("dir"))
+		fmt.Println("no processes recorded in", dir)
 		return nil
 	}
-	if n, err := fabricnet.Load(c.String("dir")); err == nil {
-		b, _ := json.Marshal(n.GatewayFiles)
-		fmt.Println("gateway configs:", strings.Trim(string(b), "[]"))
+	if n, err := fabricnet.Load(dir); err == nil {
+		fmt.Printf("channel %s, chaincode %s, orderer %s\n", n.Channel, n.Chaincode, n.Orderer.Endpoint)
+		fmt.Println("connection files:", strings.Join(n.GatewayFiles, " "))
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "PROCESS\tPID\tRUNNING")
+	fmt.Fprintln(w, "PROCESS\tPID\tRUNNING\tLOG")
+	running := 0
 	for _, p := range ps {
-		fmt.Fprintf(w, "%s\t%d\t%v\n", p.Name, p.Pid, p.Alive)
+		fmt.Fprintf(w, "%s\t%d\t%v\t%s\n", p.Name, p.Pid, p.Alive, p.Log)
+		if p.Alive {
+			running++
+		}
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Printf("%d of %d running\n", running, len(ps))
+	return nil
 }

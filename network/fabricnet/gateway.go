@@ -1,0 +1,183 @@
+package fabricnet
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hyperledger/fabric-gateway/pkg/client"
+	"github.com/hyperledger/fabric-gateway/pkg/identity"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"gopkg.in/yaml.v3"
+
+	"github.com/prdcredit/ccnode/credit"
+)
+
+// Gateway is what a fabric-gateway client of one region needs. Its YAML
+// form is the connection file <dir>/connection/<region id>.yaml, which
+// network/fabric.LoadConfig reads.
+type Gateway struct {
+	Endpoint  string `yaml:"endpoint" json:"endpoint"`       // the region's peer, 127.0.0.1:port; its certificate names 127.0.0.1, so no server name override
+	TLSCACert string `yaml:"tls_ca_cert" json:"tls_ca_cert"` // PEM file: the region's TLS CA
+	MSPID     string `yaml:"msp_id" json:"msp_id"`
+	CertPath  string `yaml:"cert_path" json:"cert_path"` // PEM file: the region's client user (User1)
+	KeyPath   string `yaml:"key_path" json:"key_path"`   // PEM file: its private key
+	Channel   string `yaml:"channel" json:"channel"`
+	Chaincode string `yaml:"chaincode" json:"chaincode"`
+}
+
+// ConnectionDir is where Up writes the connection files.
+func ConnectionDir(dir string) string { return filepath.Join(dir, "connection") }
+
+// writeConnections writes every region's connection file and the network's
+// description (network.json), and returns the Network.
+func (p *plan) writeConnections() (*Network, error) {
+	n := &Network{
+		Dir: p.dir, Channel: p.cfg.Channel, Chaincode: p.cfg.Chaincode, BinDir: p.bins,
+		Gateways: map[credit.RegionID]Gateway{}, Peers: map[credit.RegionID]Peer{},
+		Orderer: OrdererNode{Endpoint: addr(p.OrdererPort), AdminEndpoint: addr(p.AdminPort),
+			OperationsEndpoint: addr(p.OrdererOps), TLSCACert: p.ordererCA()},
+	}
+	if err := os.MkdirAll(ConnectionDir(p.dir), 0o755); err != nil {
+		return nil, err
+	}
+	for _, r := range p.Regions {
+		user := filepath.Join(p.Crypto, "peerOrganizations", r.Domain, "users", "User1@"+r.Domain, "msp")
+		g := Gateway{
+			Endpoint:  addr(r.PeerPort),
+			TLSCACert: p.peerCA(r),
+			MSPID:     r.MSPID,
+			CertPath:  filepath.Join(user, "signcerts", "User1@"+r.Domain+"-cert.pem"),
+			KeyPath:   filepath.Join(user, "keystore", "priv_sk"),
+			Channel:   p.cfg.Channel,
+			Chaincode: p.cfg.Chaincode,
+		}
+		b, err := yaml.Marshal(g)
+		if err != nil {
+			return nil, err
+		}
+		head := fmt.Sprintf("# Region %s (%s): fabric-gateway connection to its peer. Written by fabricnet.Up.\n", r.ID, r.Name)
+		path := filepath.Join(ConnectionDir(p.dir), string(r.ID)+".yaml")
+		if err := os.WriteFile(path, append([]byte(head), b...), 0o644); err != nil {
+			return nil, err
+		}
+		n.Regions = append(n.Regions, r.Region)
+		n.Gateways[r.ID] = g
+		n.GatewayFiles = append(n.GatewayFiles, path)
+		n.Peers[r.ID] = Peer{Endpoint: addr(r.PeerPort), OperationsEndpoint: addr(r.OpsPort), TLSCACert: p.peerCA(r),
+			AdminMSPDir: p.adminMSP(r), ChaincodeServer: addr(r.CCServerPort), PackageID: p.packageIDs[r.ID]}
+	}
+	b, err := json.MarshalIndent(n, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(p.dir, stateFile), b, 0o644); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// Connect opens a fabric-gateway connection as g's client user. Close the
+// returned gateway, then the gRPC connection.
+func (g Gateway) Connect() (*client.Gateway, *grpc.ClientConn, error) {
+	caPEM, err := os.ReadFile(g.TLSCACert)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fabricnet: gateway TLS CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, nil, fmt.Errorf("fabricnet: no certificate in %s", g.TLSCACert)
+	}
+	certPEM, err := os.ReadFile(g.CertPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fabricnet: client certificate: %w", err)
+	}
+	cert, err := identity.CertificateFromPEM(certPEM)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fabricnet: client certificate %s: %w", g.CertPath, err)
+	}
+	id, err := identity.NewX509Identity(g.MSPID, cert)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fabricnet: client identity: %w", err)
+	}
+	keyPEM, err := os.ReadFile(g.KeyPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fabricnet: client key: %w", err)
+	}
+	key, err := identity.PrivateKeyFromPEM(keyPEM)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fabricnet: client key %s: %w", g.KeyPath, err)
+	}
+	sign, err := identity.NewPrivateKeySign(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fabricnet: client key: %w", err)
+	}
+	conn, err := grpc.NewClient(g.Endpoint, grpc.WithTransportCredentials(credentials.NewClientTLSFromCert(pool, "")))
+	if err != nil {
+		return nil, nil, fmt.Errorf("fabricnet: dial %s: %w", g.Endpoint, err)
+	}
+	gw, err := client.Connect(id, client.WithSign(sign), client.WithClientConnection(conn),
+		client.WithEndorseTimeout(15*time.Second), client.WithSubmitTimeout(15*time.Second),
+		client.WithCommitStatusTimeout(30*time.Second), client.WithEvaluateTimeout(10*time.Second))
+	if err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("fabricnet: gateway %s: %w", g.Endpoint, err)
+	}
+	return gw, conn, nil
+}
+
+// systemContract is the contract every contractapi chaincode serves next
+// to its own; its GetMetadata reads nothing and writes nothing.
+const systemContract = "org.hyperledger.fabric"
+
+// ProbeSubmit submits GetMetadata of the contract API's system contract as
+// a transaction through g and waits for it to commit. It writes nothing,
+// yet needs what every real submit needs: discovery finding a majority of
+// regions' peers, their endorsements, ordering and a valid commit. It works
+// with any chaincode built on fabric-contract-api-go.
+func (g Gateway) ProbeSubmit(ctx context.Context) error {
+	gw, conn, err := g.Connect()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	defer gw.Close()
+	contract := gw.GetNetwork(g.Channel).GetContractWithName(g.Chaincode, systemContract)
+	if _, err := contract.SubmitWithContext(ctx, "GetMetadata"); err != nil {
+		return fmt.Errorf("fabricnet: probe submit through %s (%s): %w", g.Endpoint, g.MSPID, err)
+	}
+	return nil
+}
+
+// WaitReady calls submit until it succeeds (a transaction committed) or
+// ctx ends, pausing 100 ms to 1 s between attempts. A fresh network
+// refuses submits for a few seconds ("no combination of peers can be
+// derived which satisfy the endorsement policy") until gossip has every
+// peer know the others; a commit is the only proof that it is over.
+func WaitReady(ctx context.Context, submit func(context.Context) error) error {
+	return poll(ctx, 0, "fabric network ready", func() error { return submit(ctx) })
+}
+
+// waitReady waits until a probe submit commits through every region's
+// gateway: each region's peer must see a majority of the others.
+func (n *Network) waitReady(ctx context.Context, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	return parallel(n.Regions, func(r Region) error {
+		return WaitReady(ctx, n.Gateways[r.ID].ProbeSubmit)
+	})
+}
+
+// Gateway returns the gateway of a region.
+func (n *Network) Gateway(region credit.RegionID) (Gateway, error) {
+	g, ok := n.Gateways[region]
+	if !ok {
+		return Gateway{}, fmt.Errorf("%w: %s in %s", errNoRegion, region, n.Dir)
+	}
+	return g, nil
+}

@@ -1,0 +1,111 @@
+package fabricnet
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+)
+
+// SkipEnv is the environment variable that, set to 1, makes StartForTest
+// (and this package's tests) skip instead of starting a network.
+const SkipEnv = "CCNODE_SKIP_FABRIC"
+
+// SkipUnlessFabric skips t when Fabric tests are switched off: under
+// -short, or with CCNODE_SKIP_FABRIC=1. Otherwise the test runs and builds
+// Fabric's binaries if they are missing (CI does this).
+func SkipUnlessFabric(t testing.TB) {
+	t.Helper()
+	if os.Getenv(SkipEnv) == "1" {
+		t.Skipf("%s=1: not starting a local Fabric network", SkipEnv)
+	}
+	if testing.Short() {
+		t.Skip("-short: not starting a local Fabric network (it takes 10-20 s, and minutes the first time to build Fabric)")
+	}
+}
+
+// The network StartForTest shares within one test binary.
+var shared struct {
+	mu    sync.Mutex
+	net   *Network
+	users int
+}
+
+// StartForTest returns a running network for t, starting it if none runs
+// in this test binary, and stops it when the last test using it has
+// finished (t.Cleanup). Tests running at the same time share one network;
+// to share it among subtests, call it in the parent and pass the Network
+// down. cfg is used by the call that starts the network (Dir defaults to a
+// temporary folder, Logger to t.Log); later calls while it runs get that
+// same network whatever their cfg. It skips t under -short or with
+// CCNODE_SKIP_FABRIC=1 and fails t when the network does not come up.
+// Processes die with the test binary even if it crashes.
+func StartForTest(t testing.TB, cfg Config) *Network {
+	t.Helper()
+	SkipUnlessFabric(t)
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.net == nil {
+		if cfg.Dir == "" {
+			dir, err := os.MkdirTemp("", "ccnode-fabricnet-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Dir = dir
+		}
+		if cfg.Logger == nil {
+			cfg.Logger = slog.New(slog.NewTextHandler(tbWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		}
+		cfg.StopWithParent = true
+		// Generous: the first run builds Fabric (minutes on 2 cores).
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+		defer cancel()
+		start := time.Now()
+		n, err := Up(ctx, cfg)
+		if err != nil {
+			t.Fatalf("starting a local Fabric network: %v", err)
+		}
+		t.Logf("local Fabric network up in %s: %s", time.Since(start).Round(time.Millisecond), n.Dir)
+		shared.net = n
+	}
+	shared.users++
+	n := shared.net
+	t.Cleanup(func() {
+		shared.mu.Lock()
+		defer shared.mu.Unlock()
+		shared.users--
+		if shared.users > 0 || shared.net != n {
+			return
+		}
+		shared.net = nil
+		if err := Down(n.Dir); err != nil {
+			t.Errorf("stopping the local Fabric network in %s: %v", n.Dir, err)
+			return
+		}
+		if !t.Failed() {
+			os.RemoveAll(n.Dir)
+		} else {
+			t.Logf("keeping the failed test's Fabric network folder (logs): %s", n.Dir)
+		}
+	})
+	return n
+}
+
+// tbWriter sends the network's progress log to t.Log. The logger must not
+// outlive the test that started the network; Up only logs while it runs.
+type tbWriter struct{ t testing.TB }
+
+func (w tbWriter) Write(b []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(string(trimNewline(b)))
+	return len(b), nil
+}
+
+func trimNewline(b []byte) []byte {
+	if len(b) > 0 && b[len(b)-1] == '\n' {
+		return b[:len(b)-1]
+	}
+	return b
+}
