@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"slices"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -489,22 +488,4 @@ func leafHash(leaf []byte) [32]byte {
 func ackEqual(a, b *credit.Ack) bool {
 	return a.ReceiptID == b.ReceiptID && a.Requester == b.Requester && a.Time.Equal(b.Time) &&
 		bytes.Equal(a.ReceiptDigest, b.ReceiptDigest) && bytes.Equal(a.Sig, b.Sig)
-}
-
-func sortFindings(fs []Finding) {
-	slices.SortStableFunc(fs, func(a, b Finding) int {
-		switch {
-		case a.Leaf == nil && b.Leaf == nil:
-			return 0
-		case a.Leaf == nil:
-			return 1
-		case b.Leaf == nil:
-			return -1
-		case *a.Leaf < *b.Leaf:
-			return -1
-		case *a.Leaf > *b.Leaf:
-			return 1
-		}
-		return 0
-	})
 }

@@ -128,14 +128,6 @@ func (a *auditor) checkAnswered(ctx context.Context, src string, h credit.Export
 	}
 }
 
-// verifyAck is credit.Ack.Verify with the receipt's digest already known.
-func verifyAck(ack *credit.Ack, rc *credit.Receipt, digest [32]byte, key []byte) error {
-	if ack.ReceiptID != rc.ID || !bytes.Equal(ack.ReceiptDigest, digest[:]) {
-		return fmt.Errorf("ack by %s does not name receipt %s: %w", ack.Requester, rc.ID, credit.ErrBadSignature)
-	}
-	return ack.Verify(rc, key)
-}
-
 // checkConsent applies rule (2) to a receipt; it returns an error only when
 // the ledger view fails.
 func (a *auditor) checkConsent(ctx context.Context, rc *credit.Receipt, add func(Rule, credit.RegionID, string, ...any)) error {
