@@ -220,6 +220,23 @@ func compare(t *testing.T, got, want []credit.Record) {
 	}
 }
 
+func TestWriteRange(t *testing.T) {
+	g := newGen(t, "440300", 150, 4)
+	all := write(t, g, JSONL, 2)
+	var parts bytes.Buffer
+	for _, r := range [][2]int{{0, 15}, {15, 100}, {100, 150}} {
+		if _, err := g.WriteRange(context.Background(), &parts, JSONL, 2, r[0], r[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(parts.Bytes(), all) {
+		t.Fatal("ranges joined differ from the whole")
+	}
+	if _, err := g.WriteRange(context.Background(), io.Discard, JSONL, 2, 100, 151); err == nil {
+		t.Fatal("range past the end accepted")
+	}
+}
+
 func TestConvenience(t *testing.T) {
 	us := Enterprises("440300", 5, 9)
 	g := newGen(t, "440300", 5, 9)

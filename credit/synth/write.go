@@ -104,6 +104,16 @@ type chunk struct {
 // workers goroutines encoding chunks in parallel (0 means GOMAXPROCS). The
 // bytes are the same for any number of workers. It stops early when ctx ends.
 func (g *Generator) Write(ctx context.Context, w io.Writer, f Format, workers int) (Stats, error) {
+	return g.WriteRange(ctx, w, f, workers, 0, g.cfg.Enterprises)
+}
+
+// WriteRange is Write for enterprises from (inclusive) to to (exclusive):
+// benchmarks split one data set into a first load and the rest. CSV output
+// starts with its header row.
+func (g *Generator) WriteRange(ctx context.Context, w io.Writer, f Format, workers, from, to int) (Stats, error) {
+	if from < 0 || to > g.cfg.Enterprises || from > to {
+		return Stats{}, fmt.Errorf("synth: range [%d, %d) outside [0, %d)", from, to, g.cfg.Enterprises)
+	}
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
@@ -115,7 +125,7 @@ func (g *Generator) Write(ctx context.Context, w io.Writer, f Format, workers in
 			return st, fmt.Errorf("synth: write: %w", err)
 		}
 	}
-	nchunks := (g.cfg.Enterprises + chunkEnterprises - 1) / chunkEnterprises
+	nchunks := (to - from + chunkEnterprises - 1) / chunkEnterprises
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -136,8 +146,8 @@ func (g *Generator) Write(ctx context.Context, w io.Writer, f Format, workers in
 			for jb := range jobs {
 				c := pool.Get().(*chunk)
 				c.buf, c.records = c.buf[:0], 0
-				end := min((jb.index+1)*chunkEnterprises, g.cfg.Enterprises)
-				for i := jb.index * chunkEnterprises; i < end; i++ {
+				end := min(from+(jb.index+1)*chunkEnterprises, to)
+				for i := from + jb.index*chunkEnterprises; i < end; i++ {
 					var n int
 					c.buf, n = g.appendEnterprise(c.buf, s, sc, i, f)
 					c.records += n
@@ -194,7 +204,7 @@ func (g *Generator) Write(ctx context.Context, w io.Writer, f Format, workers in
 		err = fmt.Errorf("synth: %w", parent.Err())
 	}
 	if err == nil {
-		st.Enterprises = g.cfg.Enterprises
+		st.Enterprises = to - from
 	}
 	return st, err
 }
