@@ -283,7 +283,7 @@ func TestUnreachableIsUnavailable(t *testing.T) {
 }
 
 func TestDialRefusesBadFiles(t *testing.T) {
-	pki := newTestPKI(t)
+	pki, other := newTestPKI(t), newTestPKI(t)
 	notPEM := filepath.Join(t.TempDir(), "x.pem")
 	if err := os.WriteFile(notPEM, []byte("not pem"), 0o600); err != nil {
 		t.Fatal(err)
@@ -296,6 +296,7 @@ func TestDialRefusesBadFiles(t *testing.T) {
 		{"cert_path", func(c *Config) { c.CertPath = notPEM }},
 		{"key_path", func(c *Config) { c.KeyPath = notPEM }},
 		{"key_path", func(c *Config) { c.KeyPath = filepath.Join(t.TempDir(), "missing") }},
+		{"key_path", func(c *Config) { c.KeyPath = other.keyPath }}, // another identity's key
 	}
 	for _, tt := range tests {
 		t.Run(tt.field, func(t *testing.T) {

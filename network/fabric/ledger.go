@@ -13,6 +13,7 @@ package fabric
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -97,6 +98,11 @@ func Dial(ctx context.Context, cfg Config, logger *slog.Logger) (*Ledger, error)
 	if err != nil {
 		return nil, &ConfigError{Field: "key_path", Err: err}
 	}
+	// A key that is not the certificate's would make every call fail at
+	// the gateway's signature check, reported as an unreachable ledger.
+	if !keyMatches(key, cert.PublicKey) {
+		return nil, &ConfigError{Field: "key_path", Err: errors.New("private key does not match the certificate in cert_path")}
+	}
 	sign, err := identity.NewPrivateKeySign(key)
 	if err != nil {
 		return nil, &ConfigError{Field: "key_path", Err: err}
@@ -136,6 +142,16 @@ func Dial(ctx context.Context, cfg Config, logger *slog.Logger) (*Ledger, error)
 		done:     make(chan struct{}),
 	}
 	return l, nil
+}
+
+// keyMatches reports whether key is the private half of pub.
+func keyMatches(key crypto.PrivateKey, pub crypto.PublicKey) bool {
+	k, ok := key.(interface{ Public() crypto.PublicKey })
+	if !ok {
+		return false
+	}
+	p, ok := k.Public().(interface{ Equal(crypto.PublicKey) bool })
+	return ok && p.Equal(pub)
 }
 
 // Identity is the MSP id this client acts as.
