@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -108,6 +107,7 @@ type plan struct {
 	Crypto, OrdererTLS, BatchTimeout   string
 
 	packageIDs map[credit.RegionID]string
+	ports      *ports
 }
 
 // Up starts a network in cfg.Dir and returns once the contract is committed
@@ -117,7 +117,20 @@ type plan struct {
 // everything it started and keeps the folder, logs included.
 //
 // On 2 cores with binaries built it takes about 10-20 s.
-func Up(ctx context.Context, cfg Config) (n *Network, err error) {
+func Up(ctx context.Context, cfg Config) (*Network, error) {
+	for attempt := 1; ; attempt++ {
+		n, err := up(ctx, cfg)
+		// Another program took a port between its choice and its use:
+		// rare, and fresh ports fix it.
+		if errors.Is(err, ErrPortTaken) && attempt < 3 && ctx.Err() == nil {
+			cfg.WithDefaults().Logger.Warn("fabricnet: a port was taken; starting again with fresh ports", "err", err)
+			continue
+		}
+		return n, err
+	}
+}
+
+func up(ctx context.Context, cfg Config) (n *Network, err error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -161,10 +174,12 @@ func Up(ctx context.Context, cfg Config) (n *Network, err error) {
 	p := &plan{cfg: cfg, dir: dir, bins: bins, OrdererMSP: ordererMSP, OrdererDomain: ordererDomain,
 		Crypto: filepath.Join(dir, "crypto"), BatchTimeout: cfg.BatchTimeout.String()}
 	p.OrdererTLS = filepath.Join(p.Crypto, "ordererOrganizations", ordererDomain, "orderers", "orderer."+ordererDomain, "tls")
-	ports, err := freePorts(3 + 4*len(cfg.Regions))
+	held, ports, err := reservePorts(3 + 4*len(cfg.Regions))
 	if err != nil {
 		return nil, err
 	}
+	defer held.releaseAll()
+	p.ports = held
 	p.OrdererPort, p.AdminPort, p.OrdererOps = ports[0], ports[1], ports[2]
 	for i, r := range cfg.Regions {
 		b := 3 + 4*i
@@ -261,29 +276,6 @@ func prepareDir(dir string) error {
 	return os.WriteFile(filepath.Join(dir, markerFile), []byte("made by ccnode's fabricnet.Up; Up empties this folder\n"), 0o644)
 }
 
-// freePorts asks the kernel for n distinct free ports on 127.0.0.1. They are
-// released before Fabric binds them (Fabric takes addresses, not
-// listeners); a clash in between is unlikely, and then the process exits and
-// Up fails with its log rather than misbehaving.
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("fabricnet: picking a free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
 func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
 // run runs one of Fabric's command-line tools to completion.
@@ -302,8 +294,29 @@ func runTool(ctx context.Context, dir, bin string, env []string, args ...string)
 	return out, nil
 }
 
-func (p *plan) launch(name, bin string, args, env []string) error {
+// launch starts a network process on the given ports of the plan, which
+// are let go of just before it starts.
+func (p *plan) launch(name, bin string, args, env []string, ports ...int) (int, error) {
+	p.ports.release(ports...)
 	return launch(p.dir, name, bin, args, env, p.cfg.StopWithParent, &p.exited)
+}
+
+// waitListening waits until pid listens on all its ports, which is also
+// the proof that no other program answers there in its place.
+func (p *plan) waitListening(ctx context.Context, name string, pid int, ports ...int) error {
+	return p.poll(ctx, time.Minute, name+" listens", func() error {
+		ok, err := listening(pid, ports)
+		if errors.Is(err, ErrPortTaken) {
+			return permanent{err}
+		}
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errors.New("not yet")
+		}
+		return nil
+	})
 }
 
 func (p *plan) generateCrypto(ctx context.Context) error {
@@ -395,7 +408,11 @@ func (p *plan) ordererEnv() []string {
 }
 
 func (p *plan) startOrderer(ctx context.Context) error {
-	if err := p.launch("orderer", p.bins.Path("orderer"), nil, p.ordererEnv()); err != nil {
+	pid, err := p.launch("orderer", p.bins.Path("orderer"), nil, p.ordererEnv(), p.OrdererPort, p.AdminPort, p.OrdererOps)
+	if err != nil {
+		return err
+	}
+	if err := p.waitListening(ctx, "orderer", pid, p.OrdererPort, p.AdminPort, p.OrdererOps); err != nil {
 		return err
 	}
 	admin := filepath.Join(p.Crypto, "ordererOrganizations", ordererDomain, "users", "Admin@"+ordererDomain, "tls")
@@ -491,23 +508,27 @@ func (p *plan) adminEnv(r regionPlan) []string {
 }
 
 func (p *plan) startPeers(ctx context.Context) error {
+	pids := map[credit.RegionID]int{}
 	for _, r := range p.Regions {
-		if err := p.launch("peer-"+r.Name, p.bins.Path("peer"), []string{"node", "start"}, p.peerEnv(r)); err != nil {
+		pid, err := p.launch("peer-"+r.Name, p.bins.Path("peer"), []string{"node", "start"}, p.peerEnv(r), r.PeerPort, r.CCPort, r.OpsPort)
+		if err != nil {
 			return err
 		}
+		pids[r.ID] = pid
 	}
-	for _, r := range p.Regions {
+	return parallel(p.Regions, func(r regionPlan) error {
+		if err := p.waitListening(ctx, "peer of "+r.Name, pids[r.ID], r.PeerPort, r.CCPort, r.OpsPort); err != nil {
+			return err
+		}
 		if err := p.poll(ctx, time.Minute, "peer of "+r.Name+" healthy", func() error {
 			_, err := httpGet(ctx, "http://"+addr(r.OpsPort)+"/healthz")
 			return err
 		}); err != nil {
 			return err
 		}
-		if _, err := p.run(ctx, p.adminEnv(r), "peer", "channel", "join", "-b", p.channelBlock()); err != nil {
-			return err
-		}
-	}
-	return nil
+		_, err := p.run(ctx, p.adminEnv(r), "peer", "channel", "join", "-b", p.channelBlock())
+		return err
+	})
 }
 
 // poll retries f until it succeeds, ctx ends, limit passes or a process

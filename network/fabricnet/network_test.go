@@ -200,7 +200,7 @@ func TestStartForTest(t *testing.T) {
 	if n1 == nil {
 		return
 	}
-	if ps, _ := Status(n1.Dir); len(ps) != 0 {
+	if ps, _ := Status(n1.Dir); len(ps) != 0 { // the folder is removed after a clean run
 		for _, p := range ps {
 			if p.running() {
 				t.Errorf("%s still runs after the last user finished", p.Name)

@@ -67,14 +67,14 @@ var ErrProcessExited = errors.New("fabricnet: a network process exited")
 // terminal's signals do not reach it and Down can signal its whole group),
 // logging to <dir>/logs/<name>.log, and appends it to the pids file before
 // returning.
-func launch(dir, name, bin string, args, env []string, withParent bool, ex *exited) error {
+func launch(dir, name, bin string, args, env []string, withParent bool, ex *exited) (int, error) {
 	logPath := filepath.Join(dir, logsDir, name+".log")
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
-		return fmt.Errorf("start %s: %w", name, err)
+		return 0, fmt.Errorf("start %s: %w", name, err)
 	}
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return fmt.Errorf("start %s: %w", name, err)
+		return 0, fmt.Errorf("start %s: %w", name, err)
 	}
 	defer f.Close() // the child has its own copy
 	cmd := exec.Command(bin, args...)
@@ -89,7 +89,7 @@ func launch(dir, name, bin string, args, env []string, withParent bool, ex *exit
 		err = cmd.Start()
 	}
 	if err != nil {
-		return fmt.Errorf("start %s: %w", name, err)
+		return 0, fmt.Errorf("start %s: %w", name, err)
 	}
 	// Reap it whoever stops it, so a long-lived caller (a test binary)
 	// keeps no zombies, and tell Up if it ends early.
@@ -103,14 +103,14 @@ func launch(dir, name, bin string, args, env []string, withParent bool, ex *exit
 	pf, err := os.OpenFile(filepath.Join(dir, pidsFile), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		return fmt.Errorf("start %s: recording its pid: %w", name, err)
+		return 0, fmt.Errorf("start %s: recording its pid: %w", name, err)
 	}
 	defer pf.Close()
 	if _, err := fmt.Fprintf(pf, "%s %d %d %s\n", name, cmd.Process.Pid, start, bin); err != nil {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		return fmt.Errorf("start %s: recording its pid: %w", name, err)
+		return 0, fmt.Errorf("start %s: recording its pid: %w", name, err)
 	}
-	return nil
+	return cmd.Process.Pid, nil
 }
 
 // Pdeathsig fires when the thread that forked the child exits, not the
@@ -270,7 +270,7 @@ const StopTimeout = 10 * time.Second
 // group, never by name — newest first: SIGTERM, then SIGKILL to those still
 // running after StopTimeout. It returns once all have exited. It is safe on a
 // network that is partly or wholly stopped, or that a failed Up left behind,
-// and keeps the folder (logs, ledgers) for inspection.
+// and keeps the folder (logs, ledgers, pids) for inspection.
 func Down(dir string) error { return down(dir, StopTimeout) }
 
 func down(dir string, grace time.Duration) error {
@@ -310,11 +310,8 @@ func down(dir string, grace time.Duration) error {
 			errs = append(errs, fmt.Errorf("fabricnet: %s (pid %d) or a process it started still runs after SIGKILL", p.Name, p.Pid))
 		}
 	}
-	if len(errs) == 0 {
-		if err := os.Remove(filepath.Join(abs, pidsFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("fabricnet: %w", err))
-		}
-	}
+	// The pids file stays: Status then shows what ran and that it stopped,
+	// and a second Down finds nothing to do.
 	return errors.Join(errs...)
 }
 

@@ -198,10 +198,10 @@ func TestDownStopsRecordedProcesses(t *testing.T) {
 	}
 	var ex exited
 	// A child that forks a grandchild: the group signal must reach both.
-	if err := launch(dir, "polite", sh, []string{"-c", "sleep 300 & wait"}, nil, true, &ex); err != nil {
+	if _, err := launch(dir, "polite", sh, []string{"-c", "sleep 300 & wait"}, nil, true, &ex); err != nil {
 		t.Fatal(err)
 	}
-	if err := launch(dir, "stubborn", sh, []string{"-c", `trap "" TERM; sleep 300 & wait; sleep 300`}, nil, true, &ex); err != nil {
+	if _, err := launch(dir, "stubborn", sh, []string{"-c", `trap "" TERM; sleep 300 & wait; sleep 300`}, nil, true, &ex); err != nil {
 		t.Fatal(err)
 	}
 	// A bystander running the same program, not recorded: must survive.
@@ -232,8 +232,9 @@ func TestDownStopsRecordedProcesses(t *testing.T) {
 	if bystander.ProcessState != nil {
 		t.Error("the bystander was stopped")
 	}
-	if _, err := os.Stat(filepath.Join(dir, pidsFile)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("pids file left after a clean down: %v", err)
+	after, err := Status(dir)
+	if err != nil || len(after) != 2 || after[0].Alive || after[1].Alive {
+		t.Errorf("Status after Down = %+v, %v; want both recorded, neither running", after, err)
 	}
 	// Down again: nothing to do.
 	if err := Down(dir); err != nil {
@@ -276,5 +277,30 @@ func TestPrepareDirRefusesForeignFolder(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "precious.txt")); err != nil {
 		t.Fatal("the foreign file was removed")
+	}
+}
+
+// listening tells our process's port from another's.
+func TestListening(t *testing.T) {
+	held, ports, err := reservePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.releaseAll()
+	ok, err := listening(os.Getpid(), ports)
+	if !ok || err != nil {
+		t.Errorf("listening(self) = %v, %v; want true", ok, err)
+	}
+	held.release(ports[1])
+	if ok, err := listening(os.Getpid(), ports); ok || err != nil {
+		t.Errorf("with one port let go: %v, %v; want false, nil", ok, err)
+	}
+	other := exec.Command("sleep", "300")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Process.Kill(); other.Wait() })
+	if _, err := listening(other.Process.Pid, ports[:1]); !errors.Is(err, ErrPortTaken) {
+		t.Errorf("another process on the port: %v, want ErrPortTaken", err)
 	}
 }
