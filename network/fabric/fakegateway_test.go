@@ -301,7 +301,7 @@ func newTestPKI(t testing.TB) testPKI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf := func(cn string, ips []net.IP, usage x509.ExtKeyUsage) ([]byte, *ecdsa.PrivateKey) {
+	leaf := func(cn string, ips []net.IP, dnsNames []string, usage x509.ExtKeyUsage) ([]byte, *ecdsa.PrivateKey) {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
 			t.Fatal(err)
@@ -309,7 +309,7 @@ func newTestPKI(t testing.TB) testPKI {
 		tmpl := &x509.Certificate{
 			SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
 			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			IPAddresses: ips, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
+			IPAddresses: ips, DNSNames: dnsNames, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 		if err != nil {
@@ -324,8 +324,8 @@ func newTestPKI(t testing.TB) testPKI {
 		}
 		return p
 	}
-	srvDER, srvKey := leaf("peer0.test", []net.IP{net.ParseIP("127.0.0.1")}, x509.ExtKeyUsageServerAuth)
-	cliDER, cliKey := leaf("User1@sz.test", nil, x509.ExtKeyUsageClientAuth)
+	srvDER, srvKey := leaf("peer0.test", []net.IP{net.ParseIP("127.0.0.1")}, []string{"peer0.sz.ccnode.local"}, x509.ExtKeyUsageServerAuth)
+	cliDER, cliKey := leaf("User1@sz.test", nil, nil, x509.ExtKeyUsageClientAuth)
 	cliKeyDER, err := x509.MarshalPKCS8PrivateKey(cliKey)
 	if err != nil {
 		t.Fatal(err)

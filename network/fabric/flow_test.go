@@ -367,3 +367,31 @@ func TestSubscribeEndsWhenGatewayFails(t *testing.T) {
 	for range ch {
 	}
 }
+
+// The peer's TLS certificate is checked against the endpoint, or against
+// server_name_override when set; a mismatch is an unreachable ledger, not
+// a silent downgrade.
+func TestTLSServerName(t *testing.T) {
+	tests := []struct {
+		override string
+		ok       bool
+	}{
+		{"", true},                      // certificate names 127.0.0.1
+		{"peer0.sz.ccnode.local", true}, // and this DNS name
+		{"peer0.gz.ccnode.local", false},
+	}
+	for _, tt := range tests {
+		t.Run("override="+tt.override, func(t *testing.T) {
+			g := newFakeGateway()
+			g.contract = func(string, []string) ([]byte, error) { return []byte(`[]`), nil }
+			l := startFake(t, g, func(c *Config) { c.ServerNameOverride = tt.override; c.MaxAttempts = 1 })
+			_, err := l.Regions(context.Background())
+			if tt.ok && err != nil {
+				t.Fatalf("Regions = %v", err)
+			}
+			if !tt.ok && !errors.Is(err, network.ErrUnavailable) {
+				t.Fatalf("Regions with the wrong server name = %v, want ErrUnavailable", err)
+			}
+		})
+	}
+}
