@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -300,4 +301,45 @@ func TestSetMembersRejectsMismatchedKey(t *testing.T) {
 	if r, ok := m.RegistrationRegion(u); !ok || r != a.Member.ID {
 		t.Fatalf("registration region %s %v", r, ok)
 	}
+}
+
+func TestConnectorReconnects(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real transports on loopback")
+	}
+	var regs []p2ptest.Region
+	var hosts []host.Host
+	var views []*p2p.Membership
+	for i := 0; i < 2; i++ {
+		r, _ := p2ptest.NewRegion(regionIDs[i], divisions[i])
+		m := p2p.NewMembership(testLogger(t), nil)
+		h, err := p2p.NewHost(p2p.HostConfig{Key: r.Key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Members: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close() })
+		r.Member.Addrs = []string{h.Addrs()[0].String()}
+		regs, hosts, views = append(regs, r), append(hosts, h), append(views, m)
+	}
+	for _, m := range views {
+		if err := m.SetMembers([]credit.RegionMember{regs[0].Member, regs[1].Member}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var conns atomic.Int32
+	hosts[1].Network().Notify(&network.NotifyBundle{ConnectedF: func(network.Network, network.Conn) { conns.Add(1) }})
+	c := p2p.NewConnector(hosts[0], views[0], 20*time.Millisecond, 200*time.Millisecond, testLogger(t))
+	defer c.Close()
+	waitFor(t, "the connector to connect", func() bool { return conns.Load() >= 1 })
+	// The other side drops the connection: the connector dials again.
+	if err := hosts[1].Network().ClosePeer(hosts[0].ID()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the connector to reconnect", func() bool {
+		return conns.Load() >= 2 && hosts[0].Network().Connectedness(hosts[1].ID()) == network.Connected
+	})
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Close() // twice is fine
 }
