@@ -22,10 +22,13 @@ func startLocalNetwork() ([]string, error) {
 		return nil, err
 	}
 	localNetDir = dir
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	// Generous: the first run on a machine builds Fabric (minutes).
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	n, err := fabricnet.Up(ctx, fabricnet.Config{Dir: dir, Logger: log})
+	// StopWithParent: a test binary that crashes or times out leaves no
+	// Fabric process behind.
+	n, err := fabricnet.Up(ctx, fabricnet.Config{Dir: dir, Logger: log, StopWithParent: true})
 	if err != nil {
 		return nil, fmt.Errorf("starting a local Fabric network (logs in %s): %w", dir, err)
 	}
@@ -35,10 +38,14 @@ func startLocalNetwork() ([]string, error) {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if localNetDir != "" {
-		if err := fabricnet.Down(localNetDir); err != nil {
+		switch err := fabricnet.Down(localNetDir); {
+		case err != nil:
 			fmt.Fprintln(os.Stderr, "stopping the local Fabric network:", err)
 			code = 1
-		} else {
+		case code != 0:
+			// Keep the processes' logs of a failed run.
+			fmt.Fprintln(os.Stderr, "Fabric network logs kept in", localNetDir)
+		default:
 			os.RemoveAll(localNetDir)
 		}
 	}
