@@ -37,13 +37,9 @@ func chaincodeServer(ctx context.Context, cfg Config, dir string) (string, error
 		}
 		return abs, nil
 	}
-	mod := cfg.ModuleDir
-	if mod == "" {
-		mod = moduleRoot()
-	}
-	if mod == "" {
-		return "", fmt.Errorf("no ccnode module above the working directory to build %s in: set Config.ChaincodeServer or Config.ModuleDir: %w",
-			cfg.ChaincodeBuild, ErrConfig)
+	mod, err := chaincodeModule(cfg)
+	if err != nil {
+		return "", err
 	}
 	out := filepath.Join(dir, "bin", "ccserver")
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, cfg.ChaincodeBuild)
@@ -56,6 +52,19 @@ func chaincodeServer(ctx context.Context, cfg Config, dir string) (string, error
 		return "", fmt.Errorf("go build %s in %s: %w\n%s", cfg.ChaincodeBuild, mod, err, tail(b, 20))
 	}
 	return out, nil
+}
+
+// chaincodeModule is the module the chaincode server is built in.
+func chaincodeModule(cfg Config) (string, error) {
+	mod := cfg.ModuleDir
+	if mod == "" {
+		mod = moduleRoot()
+	}
+	if mod == "" {
+		return "", fmt.Errorf("no ccnode module above the working directory to build %s in: set Config.ChaincodeServer or Config.ModuleDir: %w",
+			cfg.ChaincodeBuild, ErrConfig)
+	}
+	return mod, nil
 }
 
 // connection is the connection.json a peer's ccaas builder hands the peer:

@@ -135,6 +135,12 @@ func up(ctx context.Context, cfg Config) (n *Network, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.ChaincodeServer == "" {
+		// Fail before starting anything when there is nothing to build.
+		if _, err := chaincodeModule(cfg); err != nil {
+			return nil, fmt.Errorf("fabricnet: %w", err)
+		}
+	}
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("fabricnet: %w", err)

@@ -64,11 +64,13 @@ func (ps *ports) releaseAll() {
 // ErrPortTaken when another process listens on one of them, which no wait
 // will fix.
 func listening(pid int, ports []int) (bool, error) {
-	owned, err := socketInodes(pid)
+	// The socket table first, then the process's sockets: read the other
+	// way round, a socket opened in between would look like a stranger's.
+	listeners, err := tcpListeners()
 	if err != nil {
 		return false, err
 	}
-	listeners, err := tcpListeners()
+	owned, err := socketInodes(pid)
 	if err != nil {
 		return false, err
 	}
