@@ -17,7 +17,7 @@ import (
 // The tests in this file run against a real Fabric network. When
 // CCNODE_FABRIC_GATEWAYS names the gateway configs of at least three
 // regions (YAML files in this package's Config format, comma-separated —
-// the files `ccnode fabric up --no-bootstrap` writes under gateways/) they
+// the files `ccnode fabric up --no-bootstrap` writes under connection/) they
 // use that network; the conformance suite and the benchmarks bootstrap the
 // membership themselves, so it must be fresh. When the variable is unset
 // they start a fresh local network with network/fabricnet for this test
