@@ -2,12 +2,12 @@ package p2p_test
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
-	"errors"
-	"io"
 	"testing"
 	"time"
 

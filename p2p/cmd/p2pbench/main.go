@@ -1,0 +1,353 @@
+// Command p2pbench measures the report protocol between two regions in
+// separate processes on loopback: a ~183-record (~40 KB) slice per answer,
+// with the bank-signature check, receipt signing, durable-log stand-in and
+// the requester's receipt and digest verification all included. It starts
+// the answering region by re-executing itself, then asks at 1, 16 and 64
+// requests in flight over TCP and QUIC and prints p50/p99 latency and
+// answers per second, run by run and as medians.
+//
+//	go run ./p2p/cmd/p2pbench -runs 5
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/p2p"
+	"github.com/prdcredit/ccnode/p2p/p2ptest"
+)
+
+const networkID = "bench"
+
+// fixture is what the parent hands the answering child.
+type fixture struct {
+	Requester credit.RegionMember  `json:"requester"`
+	Answerer  credit.RegionMember  `json:"answerer"`
+	AnsKey    []byte               `json:"answerer_key"`
+	Bank      credit.BankMember    `json:"bank"`
+	Consent   *credit.ConsentGrant `json:"consent"`
+	Subject   credit.USCC          `json:"subject"`
+	Records   int                  `json:"records"`
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "p2pbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	fmt.Fprintf(os.Stderr, "p2pbench: load average %s", loadavg())
+	child := flag.String("child", "", "internal: serve as the answering region from this fixture file")
+	transports := flag.String("transports", "tcp,quic", "transports to measure: tcp, quic")
+	inflight := flag.String("inflight", "1,16,64", "requests in flight")
+	runs := flag.Int("runs", 3, "runs per setting (medians reported)")
+	records := flag.Int("records", 183, "records per answer")
+	perLevel := flag.Int("n", 0, "requests per measurement (default: 2000 at 1 in flight, 15000 otherwise)")
+	ack := flag.Bool("ack", false, "also send and check the signed ack of every answer")
+	flag.Parse()
+	if *child != "" {
+		return serve(*child, flag.Arg(0))
+	}
+	var levels []int
+	for _, s := range strings.Split(*inflight, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return fmt.Errorf("-inflight %q", *inflight)
+		}
+		levels = append(levels, n)
+	}
+	fmt.Printf("p2pbench: %d records per answer, %d runs, ack=%v\n", *records, *runs, *ack)
+	for _, tr := range strings.Split(*transports, ",") {
+		listen := map[string]string{"tcp": "/ip4/127.0.0.1/tcp/0", "quic": "/ip4/127.0.0.1/udp/0/quic-v1"}[tr]
+		if listen == "" {
+			return fmt.Errorf("unknown transport %q", tr)
+		}
+		results := map[int][]stats{}
+		for r := 0; r < *runs; r++ {
+			res, err := oneRun(listen, *records, levels, *perLevel, *ack)
+			if err != nil {
+				return err
+			}
+			for i, l := range levels {
+				results[l] = append(results[l], res[i])
+				fmt.Printf("  %-4s run %d  %2d in flight: p50 %6.3f ms  p99 %6.3f ms  %7.0f answers/s  %.3f ms CPU/answer  (%d ok, %d failed)\n",
+					tr, r+1, l, ms(res[i].p50), ms(res[i].p99), res[i].rate, ms(res[i].cpu), res[i].ok, res[i].failed)
+			}
+		}
+		for _, l := range levels {
+			rs := results[l]
+			fmt.Printf("%-4s %2d in flight, median of %d: p50 %.3f ms  p99 %.3f ms  %.0f answers/s  %.3f ms CPU/answer (both processes)\n", tr, l, len(rs),
+				ms(median(rs, func(s stats) float64 { return float64(s.p50) })),
+				ms(median(rs, func(s stats) float64 { return float64(s.p99) })),
+				median(rs, func(s stats) float64 { return s.rate }),
+				ms(median(rs, func(s stats) float64 { return float64(s.cpu) })))
+		}
+	}
+	return nil
+}
+
+func ms[T ~int64 | ~float64](d T) float64 { return float64(d) / 1e6 }
+
+type stats struct {
+	p50, p99   time.Duration
+	rate       float64
+	ok, failed int
+	// cpu is the CPU time (user+system) of both processes per answer: the
+	// figure that does not depend on what else the machine runs.
+	cpu time.Duration
+	// signing is the CPU the bank-side query signing took (not counted).
+	signing time.Duration
+}
+
+// cpuTime reads a process's user+system CPU time from /proc (clock ticks
+// of 10 ms, plenty over thousands of answers).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	k, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+k) * 10 * time.Millisecond
+}
+
+func median(rs []stats, f func(stats) float64) float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	sort.Float64s(v)
+	return v[len(v)/2]
+}
+
+// oneRun starts an answering child, measures every level and stops it.
+func oneRun(listen string, records int, levels []int, perLevel int, ack bool) ([]stats, error) {
+	dir, err := os.MkdirTemp("", "p2pbench")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	req, err := p2ptest.NewRegion("440300", "4403")
+	if err != nil {
+		return nil, err
+	}
+	ans, err := p2ptest.NewRegion("440100", "4401")
+	if err != nil {
+		return nil, err
+	}
+	bank, err := p2ptest.NewBank("bank-bench", "440300")
+	if err != nil {
+		return nil, err
+	}
+	subject, err := credit.CompleteUSCC("91440100MA5FABCD1")
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	cats := credit.AllCategories()
+	g, err := p2ptest.Consent("consent-bench-1", subject, bank.Member.ID, cats, ans, now.Add(-time.Hour), now.Add(time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	fx := fixture{Requester: req.Member, Answerer: ans.Member, AnsKey: ans.Key, Bank: bank.Member, Consent: g, Subject: subject, Records: records}
+	fxPath := filepath.Join(dir, "fixture.json")
+	b, _ := json.Marshal(fx)
+	if err := os.WriteFile(fxPath, b, 0o600); err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, "-child", fxPath, listen)
+	cmd.Stderr = os.Stderr
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		stdin.Close() // the child exits when its stdin closes
+		_ = cmd.Wait()
+	}()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		return nil, fmt.Errorf("child: %w", err)
+	}
+	ansMember := ans.Member
+	ansMember.Addrs = strings.Fields(line)
+	members := p2p.NewMembership(nil, nil)
+	h, err := p2p.NewHost(p2p.HostConfig{Key: req.Key, Members: members})
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	if err := members.SetMembers([]credit.RegionMember{req.Member, ansMember}); err != nil {
+		return nil, err
+	}
+	rt, err := p2p.NewRouter(p2p.RouterConfig{Host: h, NetworkID: networkID, Region: req.Member.ID, Key: req.Key, Members: members, Timeout: 10 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	var out []stats
+	// Warm up: connection, protocol negotiation, caches.
+	if _, err := measure(rt, bank, g, cats, ans.Member.ID, 4, 200, ack); err != nil {
+		return nil, err
+	}
+	for _, l := range levels {
+		n := perLevel
+		if n == 0 {
+			n = 15000
+			if l == 1 {
+				n = 2000
+			}
+		}
+		c0 := cpuTime(os.Getpid()) + cpuTime(cmd.Process.Pid)
+		s, err := measure(rt, bank, g, cats, ans.Member.ID, l, n, ack)
+		if err != nil {
+			return nil, err
+		}
+		s.cpu = (cpuTime(os.Getpid()) + cpuTime(cmd.Process.Pid) - c0 - s.signing) / time.Duration(s.ok)
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// measure sends n queries, signed beforehand (the bank signs them, not the
+// node), with inflight of them outstanding at a time.
+func measure(rt *p2p.Router, bank p2ptest.Bank, g *credit.ConsentGrant, cats []credit.Category, region credit.RegionID, inflight, n int, ack bool) (stats, error) {
+	s0 := cpuTime(os.Getpid())
+	qs := make([]*credit.Query, n)
+	for i := range qs {
+		q, err := p2ptest.Query(bank, g, cats, time.Now())
+		if err != nil {
+			return stats{}, err
+		}
+		qs[i] = q
+	}
+	signing := cpuTime(os.Getpid()) - s0
+	lat := make([]time.Duration, n)
+	var next atomic.Int64
+	var failed atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < inflight; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				t0 := time.Now()
+				r := rt.Ask(context.Background(), region, qs[i])
+				if r.Status == p2p.StatusAnswered && ack {
+					if _, err := rt.Ack(context.Background(), r.Receipt); err != nil {
+						r.Status, r.Err = p2p.StatusUnreachable, err
+					}
+				}
+				lat[i] = time.Since(t0)
+				if r.Status != p2p.StatusAnswered {
+					failed.Add(1)
+					errOnce.Do(func() { firstErr = fmt.Errorf("%s: %w", r.Status, r.Err) })
+					lat[i] = -1
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	wall := time.Since(start)
+	ok := slices.DeleteFunc(lat, func(d time.Duration) bool { return d < 0 })
+	if len(ok) == 0 {
+		return stats{}, errors.Join(errors.New("no answers"), firstErr)
+	}
+	if firstErr != nil {
+		fmt.Fprintln(os.Stderr, "p2pbench: first failure:", firstErr)
+	}
+	slices.Sort(ok)
+	return stats{
+		p50: ok[len(ok)/2], p99: ok[len(ok)*99/100], rate: float64(len(ok)) / wall.Seconds(),
+		ok: len(ok), failed: int(failed.Load()), signing: signing,
+	}, nil
+}
+
+// serve is the answering child: it prints its listen addresses on one line
+// and serves until its stdin closes.
+func serve(fxPath, listen string) error {
+	b, err := os.ReadFile(fxPath)
+	if err != nil {
+		return err
+	}
+	var fx fixture
+	if err := json.Unmarshal(b, &fx); err != nil {
+		return err
+	}
+	ledger := p2ptest.NewLedger()
+	ledger.PutRegion(fx.Requester)
+	ledger.PutRegion(fx.Answerer)
+	ledger.PutBank(fx.Bank)
+	if err := ledger.PutConsent(fx.Consent, fx.Consent.ValidFrom); err != nil {
+		return err
+	}
+	store := p2ptest.NewStore()
+	store.Put(fx.Subject, p2ptest.Records(fx.Subject, fx.Records))
+	members := p2p.NewMembership(nil, nil)
+	if err := members.SetMembers([]credit.RegionMember{fx.Requester, fx.Answerer}); err != nil {
+		return err
+	}
+	h, err := p2p.NewHost(p2p.HostConfig{Key: fx.AnsKey, Listen: []string{listen}, Members: members})
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	srv, err := p2p.NewServer(p2p.ServerConfig{
+		NetworkID: networkID, Region: fx.Answerer.ID, Key: fx.AnsKey, Members: ledger, Consent: ledger,
+		Source: store, Receipts: store, Acks: store, Nonces: p2ptest.NewNonces(),
+	})
+	if err != nil {
+		return err
+	}
+	srv.Register(h)
+	defer srv.Close()
+	var addrs []string
+	for _, a := range h.Addrs() {
+		addrs = append(addrs, a.String())
+	}
+	fmt.Println(strings.Join(addrs, " "))
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	return nil
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown\n"
+	}
+	return string(b)
+}
