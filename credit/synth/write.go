@@ -92,7 +92,8 @@ type Stats struct {
 }
 
 // chunkEnterprises is how many enterprises one worker encodes at a time:
-// about 2.5 MB of output, large enough to keep the ordering overhead small.
+// about 3.5 MB of output on average (buffers start at 8 MB so that most never
+// grow), large enough to keep the ordering overhead small.
 const chunkEnterprises = 64
 
 type chunk struct {
@@ -130,7 +131,7 @@ func (g *Generator) WriteRange(ctx context.Context, w io.Writer, f Format, worke
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	pool := sync.Pool{New: func() any { return &chunk{buf: make([]byte, 0, 3<<20)} }}
+	pool := sync.Pool{New: func() any { return &chunk{buf: make([]byte, 0, 8<<20)} }}
 	type job struct {
 		index int
 		out   chan *chunk
