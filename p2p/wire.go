@@ -385,10 +385,21 @@ func decodeReport(b []byte) (credit.Report, error) {
 		return credit.Report{}, err
 	}
 	u := credit.USCC(subject)
+	// Sections slice the one records array (what credit.NewReport builds,
+	// without copying every record again).
+	rep := credit.Report{Subject: u, Sections: []credit.Section{}}
+	start := 0
 	for i := range recs {
 		recs[i].Subject = u
+		if i > start && recs[i].Category != recs[start].Category {
+			rep.Sections = append(rep.Sections, credit.Section{Category: recs[start].Category, Records: recs[start:i:i]})
+			start = i
+		}
 	}
-	return credit.NewReport(u, recs), nil
+	if len(recs) > start {
+		rep.Sections = append(rep.Sections, credit.Section{Category: recs[start].Category, Records: recs[start:len(recs):len(recs)]})
+	}
+	return rep, nil
 }
 
 // sub returns the part of arena (a copy of whole) at the position of part

@@ -1,0 +1,38 @@
+package p2p_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/prdcredit/ccnode/p2p"
+	"github.com/prdcredit/ccnode/p2p/p2ptest"
+)
+
+// BenchmarkPipeline is one answer's work without the network: the
+// answering pipeline (checks, signing), encoding, decoding and the
+// requester's verification, for a 183-record slice.
+func BenchmarkPipeline(b *testing.B) {
+	c := newCluster(&testing.T{}, 2, 2)
+	home, reg := c.nodes[0], c.nodes[1]
+	reg.store.Put(c.subject, p2ptest.Records(c.subject, 183))
+	qs := make([]*p2p.Request, b.N)
+	for i := range qs {
+		q, _ := p2ptest.Query(c.bank, c.consent, c.cats, c.now)
+		qs[i] = &p2p.Request{Requester: home.region.Member.ID, Query: *q}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		resp, err := reg.server.Answer(context.Background(), home.host.ID(), qs[i])
+		if err != nil {
+			b.Fatal(err)
+		}
+		enc, err := p2p.EncodeResponse(resp)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := p2p.DecodeResponse(enc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
