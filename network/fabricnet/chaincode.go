@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -265,6 +264,3 @@ func (p *plan) deployChaincode(ctx context.Context, server string) error {
 		})
 	})
 }
-
-// errNoRegion is returned for a region the network does not have.
-var errNoRegion = errors.New("fabricnet: no such region")

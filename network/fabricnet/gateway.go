@@ -177,7 +177,7 @@ func (n *Network) waitReady(ctx context.Context, limit time.Duration) error {
 func (n *Network) Gateway(region credit.RegionID) (Gateway, error) {
 	g, ok := n.Gateways[region]
 	if !ok {
-		return Gateway{}, fmt.Errorf("%w: %s in %s", errNoRegion, region, n.Dir)
+		return Gateway{}, fmt.Errorf("%w: %s in %s", ErrNoRegion, region, n.Dir)
 	}
 	return g, nil
 }

@@ -84,6 +84,8 @@ var (
 	// ErrNotNetworkDir: the folder holds files Up did not write; Up empties
 	// the network folder and will not do that to anything else.
 	ErrNotNetworkDir = errors.New("fabricnet: folder is not empty and was not made by fabricnet")
+	// ErrNoRegion: the network has no region of that id.
+	ErrNoRegion = errors.New("fabricnet: no such region")
 )
 
 // regionPlan is a region with the ports Up chose for it.
@@ -116,7 +118,8 @@ type plan struct {
 // builds Fabric's binaries first if they are missing. On failure it stops
 // everything it started and keeps the folder, logs included.
 //
-// On 2 cores with binaries built it takes about 10-20 s.
+// With binaries built it took 23-42 s for three regions on a 2-core machine
+// busy with other builds and tests (FABRIC.md saw about 6 s when idle).
 func Up(ctx context.Context, cfg Config) (*Network, error) {
 	for attempt := 1; ; attempt++ {
 		n, err := up(ctx, cfg)
@@ -633,7 +636,7 @@ func (n *Network) PeerCLI(ctx context.Context, region credit.RegionID, args ...s
 	}
 	pe, ok := n.Peers[region]
 	if r == nil || !ok {
-		return nil, fmt.Errorf("%w: %s in %s", errNoRegion, region, n.Dir)
+		return nil, fmt.Errorf("%w: %s in %s", ErrNoRegion, region, n.Dir)
 	}
 	env := adminEnv(filepath.Join(n.Dir, "config"), r.MSPID, pe.AdminMSPDir, pe.Endpoint, pe.TLSCACert)
 	return runTool(ctx, n.Dir, n.BinDir.Path("peer"), env, args...)
