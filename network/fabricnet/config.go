@@ -124,7 +124,9 @@ type Config struct {
 	// Up, which then stops the network.
 	Bootstrap func(ctx context.Context, n *Network) error
 	// StopWithParent makes the kernel kill every process Up starts when the
-	// calling process dies, so a crashed test binary leaves nothing behind.
+	// calling process dies, so a crashed test binary leaves nothing behind
+	// (Linux's parent-death signal; it reaches the started process, not
+	// what that forks, and Fabric's processes fork nothing).
 	// `ccnode fabric up` leaves it off: its network outlives the command.
 	StopWithParent bool
 	// Logger receives progress; default discards.

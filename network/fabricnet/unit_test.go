@@ -304,3 +304,35 @@ func TestListening(t *testing.T) {
 		t.Errorf("another process on the port: %v, want ErrPortTaken", err)
 	}
 }
+
+// With StopWithParent, a process outlives neither a crash nor a plain exit
+// of the program that started it. The parent here is this test binary
+// re-run as a helper that launches a process and exits without Down.
+func TestStopWithParent(t *testing.T) {
+	if dir := os.Getenv("FABRICNET_TEST_HELPER_DIR"); dir != "" {
+		// Pdeathsig reaches the process itself, not what it forks; Fabric's
+		// processes fork nothing.
+		if _, err := launch(dir, "orphan", "/bin/sh", []string{"-c", "exec sleep 300"}, nil, true, nil); err != nil {
+			os.Exit(2)
+		}
+		os.Exit(0) // no Down: the kernel must stop it
+	}
+	dir := t.TempDir()
+	helper := exec.Command(os.Args[0], "-test.run=^TestStopWithParent$")
+	helper.Env = append(os.Environ(), "FABRICNET_TEST_HELPER_DIR="+dir)
+	if out, err := helper.CombinedOutput(); err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+	ps, err := Status(dir)
+	if err != nil || len(ps) != 1 {
+		t.Fatalf("Status = %+v, %v", ps, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for ps[0].running() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ps[0].running() {
+		t.Errorf("the process (pid %d) outlived its parent", ps[0].Pid)
+		down(dir, 0)
+	}
+}
