@@ -12,7 +12,7 @@ import (
 // answering pipeline (checks, signing), encoding, decoding and the
 // requester's verification, for a 183-record slice.
 func BenchmarkPipeline(b *testing.B) {
-	c := newCluster(&testing.T{}, 2, 2)
+	c := newCluster(b, 2, 2)
 	home, reg := c.nodes[0], c.nodes[1]
 	reg.store.Put(c.subject, p2ptest.Records(c.subject, 183))
 	qs := make([]*p2p.Request, b.N)

@@ -45,7 +45,7 @@ type node struct {
 // view, with a bank homed in the first region and a consent on a subject
 // registered in the second.
 type cluster struct {
-	t       *testing.T
+	t       testing.TB
 	mn      mocknet.Mocknet
 	ledger  *p2ptest.Ledger
 	now     time.Time
@@ -62,7 +62,7 @@ var divisions = []string{"4403", "4401", "4404", "4406", "4419"}
 // newCluster builds n regions (linked and connected: the first `linked`
 // of them; the rest exist on the ledger but have no link, so they are
 // unreachable).
-func newCluster(t *testing.T, n, linked int) *cluster {
+func newCluster(t testing.TB, n, linked int) *cluster {
 	t.Helper()
 	c := &cluster{t: t, mn: mocknet.New(), ledger: p2ptest.NewLedger(), now: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
 	t.Cleanup(func() { c.mn.Close() })

@@ -54,7 +54,6 @@ func main() {
 }
 
 func run() error {
-	fmt.Fprintf(os.Stderr, "p2pbench: load average %s", loadavg())
 	child := flag.String("child", "", "internal: serve as the answering region from this fixture file")
 	transports := flag.String("transports", "tcp,quic", "transports to measure: tcp, quic")
 	inflight := flag.String("inflight", "1,16,64", "requests in flight")
@@ -66,6 +65,7 @@ func run() error {
 	if *child != "" {
 		return serve(*child, flag.Arg(0))
 	}
+	fmt.Printf("p2pbench: load average %s", loadavg())
 	var levels []int
 	for _, s := range strings.Split(*inflight, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
