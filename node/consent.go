@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -248,6 +250,7 @@ func (v *View) setErr(err error) {
 
 func (v *View) apply(ev network.Event) {
 	v.mu.Lock()
+	var regions []credit.RegionMember // set when a region record changed
 	switch ev.Kind {
 	case network.EventConsentRecorded, network.EventConsentRevoked:
 		if ev.Consent != nil {
@@ -259,6 +262,12 @@ func (v *View) apply(ev network.Event) {
 		}
 		if ev.Region != nil {
 			v.regions[ev.Region.ID] = *ev.Region
+			if v.onRegions != nil {
+				regions = make([]credit.RegionMember, 0, len(v.regions))
+				for _, r := range v.regions {
+					regions = append(regions, r)
+				}
+			}
 		}
 	}
 	v.pos = ev.Position
@@ -268,6 +277,12 @@ func (v *View) apply(ev network.Event) {
 		v.synced = v.now()
 	}
 	v.mu.Unlock()
+	// A region's new addresses or status reach the p2p membership at
+	// once, not at the next periodic refresh (grace/4 later).
+	if regions != nil {
+		slices.SortFunc(regions, func(a, b credit.RegionMember) int { return strings.Compare(string(a.ID), string(b.ID)) })
+		v.onRegions(regions)
+	}
 }
 
 func (v *View) save() {
