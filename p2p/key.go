@@ -20,38 +20,57 @@ import (
 // peer id it is presented with.
 var ErrBadKey = errors.New("bad ed25519 key")
 
-// LoadOrCreateKey reads the node's ed25519 identity key (PKCS#8 PEM, the
-// format node.WriteKeyFile uses), creating it with mode 0600 when the file
-// does not exist. The same key is the libp2p identity and signs receipts.
+// LoadOrCreateKey reads the node's ed25519 identity key (PKCS#8 PEM),
+// creating it with mode 0600 when the file does not exist. The same key is
+// the libp2p identity and signs receipts.
 func LoadOrCreateKey(path string) (ed25519.PrivateKey, error) {
-	b, err := os.ReadFile(path)
+	key, err := LoadKeyFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		_, key, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		der, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			return nil, err
-		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("key %s: %w", path, err)
-		}
-		// O_EXCL: two processes racing to create the key must not end up
-		// with different identities.
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("key %s: %w", path, err)
-		}
-		if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("key %s: %w", path, err)
-		}
-		if err := f.Close(); err != nil {
-			return nil, fmt.Errorf("key %s: %w", path, err)
-		}
-		return key, nil
+		return GenerateKeyFile(path)
 	}
+	return key, err
+}
+
+// GenerateKeyFile writes a new ed25519 key as PKCS#8 PEM (mode 0600) and
+// refuses to overwrite an existing file.
+func GenerateKeyFile(path string) (ed25519.PrivateKey, error) {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return key, WriteKeyFile(path, key)
+}
+
+// WriteKeyFile writes key as PKCS#8 PEM with mode 0600. O_EXCL: two
+// processes racing to create a key must not end up with different
+// identities, and an existing identity is never overwritten.
+func WriteKeyFile(path string, key ed25519.PrivateKey) error {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("key %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("key %s: %w", path, err)
+	}
+	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
+		f.Close()
+		return fmt.Errorf("key %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("key %s: %w", path, err)
+	}
+	return nil
+}
+
+// LoadKeyFile reads an ed25519 key written by WriteKeyFile (or by
+// openssl genpkey -algorithm ed25519). A missing file wraps fs.ErrNotExist;
+// a file that holds no ed25519 key wraps ErrBadKey.
+func LoadKeyFile(path string) (ed25519.PrivateKey, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", path, err)
 	}
