@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -98,6 +99,48 @@ type View struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
+
+	docs verifiedDocs
+}
+
+// verifiedDocs remembers consent documents whose enterprise signature and
+// issuing-region countersignature have verified, keyed by the SHA-256 of
+// the document's commitment (which covers both signatures) and the issuer
+// key used. Every query carries the same document for the life of a
+// consent, and the two ed25519 verifications were a third of an answer's
+// CPU; what is remembered is exactly what was verified, so a changed
+// document or a rotated issuer key misses and is verified afresh.
+type verifiedDocs struct {
+	mu sync.Mutex
+	m  map[[32]byte]struct{}
+}
+
+// maxVerifiedDocs bounds the memory: at the bound the set starts over.
+const maxVerifiedDocs = 1 << 16
+
+func docKey(commitment [32]byte, issuerPub []byte) [32]byte {
+	h := sha256.New()
+	h.Write(commitment[:])
+	h.Write(issuerPub)
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+func (d *verifiedDocs) has(k [32]byte) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.m[k]
+	return ok
+}
+
+func (d *verifiedDocs) add(k [32]byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.m == nil || len(d.m) >= maxVerifiedDocs {
+		d.m = make(map[[32]byte]struct{})
+	}
+	d.m[k] = struct{}{}
 }
 
 type savedView struct {
@@ -452,15 +495,20 @@ func (v *View) CheckQuery(ctx context.Context, q *credit.Query, now time.Time) e
 	if !credit.CategoriesSubset(q.Categories, doc.Categories) {
 		return deny(ReasonCategoryScope, "consent %s covers %v, query asks %v", q.ConsentID, doc.Categories, q.Categories)
 	}
-	if err := doc.VerifyEnterprise(); err != nil {
-		return deny(ReasonConsentSignature, "%v", err)
-	}
 	issuer, ok := v.Region(doc.Region)
 	if !ok {
 		return deny(ReasonConsentSignature, "issuing region %s is not a member", doc.Region)
 	}
+	key := docKey(want, issuer.PubKey)
+	if v.docs.has(key) {
+		return nil
+	}
+	if err := doc.VerifyEnterprise(); err != nil {
+		return deny(ReasonConsentSignature, "%v", err)
+	}
 	if err := doc.VerifyRegion(issuer.PubKey); err != nil {
 		return deny(ReasonConsentSignature, "%v", err)
 	}
+	v.docs.add(key)
 	return nil
 }
