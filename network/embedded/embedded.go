@@ -22,7 +22,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -373,16 +375,8 @@ func (c *txCtx) GetStateRange(start, end string) ([]chaincode.KV, error) {
 			out = append(out, chaincode.KV{Key: k, Value: c.writes[k]})
 		}
 	}
-	sortKVs(out)
+	slices.SortFunc(out, func(a, b chaincode.KV) int { return strings.Compare(a.Key, b.Key) })
 	return out, nil
-}
-
-func sortKVs(kvs []chaincode.KV) {
-	for i := 1; i < len(kvs); i++ {
-		for j := i; j > 0 && kvs[j].Key < kvs[j-1].Key; j-- {
-			kvs[j], kvs[j-1] = kvs[j-1], kvs[j]
-		}
-	}
 }
 
 func (c *txCtx) History(key string) ([]chaincode.HistoryEntry, error) {
