@@ -1,0 +1,448 @@
+package faults
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/node"
+)
+
+// Bin is the path of a built ccnode binary.
+type Bin string
+
+// Build compiles ./cmd/ccnode of this module into dir. The go tool finds
+// the module from the working directory, which for a test is its
+// package's folder inside the module.
+func Build(ctx context.Context, dir string) (Bin, error) {
+	out := filepath.Join(dir, "ccnode")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "github.com/prdcredit/ccnode/cmd/ccnode")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("faults: go build ccnode: %w\n%s", err, b)
+	}
+	return Bin(out), nil
+}
+
+// Result is what a finished ccnode command left.
+type Result struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+// Run runs ccnode to completion. A command that could not start at all
+// fails t; a non-zero exit is the caller's to judge.
+func (b Bin) Run(t testing.TB, args ...string) Result {
+	t.Helper()
+	cmd := exec.Command(string(b), args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("ccnode %s: %v", strings.Join(args, " "), err)
+	}
+	return Result{stdout.String(), stderr.String(), code}
+}
+
+// Must runs ccnode and fails t unless it exits 0; it returns stdout.
+func (b Bin) Must(t testing.TB, args ...string) string {
+	t.Helper()
+	r := b.Run(t, args...)
+	if r.Code != 0 {
+		t.Fatalf("ccnode %s: exit %d\n%s%s", strings.Join(args, " "), r.Code, r.Stdout, r.Stderr)
+	}
+	return r.Stdout
+}
+
+// Node is one region's `ccnode run` process, which may be killed and
+// started again on the same config and data folder.
+type Node struct {
+	Bin    Bin
+	Region credit.RegionID
+	Dir    string // data folder (store in Dir/db, embedded ledger in Dir/ledger)
+	Config string // its ccnode.yaml
+	Token  string // admin token
+	Args   []string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+	logs   *lockedBuffer
+	url    string
+}
+
+// InitEmbedded runs `ccnode init` for a region on the embedded ledger in
+// dir, with the bank API on a free port.
+func InitEmbedded(t testing.TB, bin Bin, region credit.RegionID, dir string) *Node {
+	t.Helper()
+	bin.Must(t, "init", "--region", string(region), "--dir", dir, "--http-addr", "127.0.0.1:0")
+	tok, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Node{Bin: bin, Region: region, Dir: dir, Config: filepath.Join(dir, "ccnode.yaml"), Token: strings.TrimSpace(string(tok))}
+}
+
+// Start runs `ccnode run --config n.Config` with n.Args and extra, and
+// returns once it has printed its bank API address. A cleanup kills it if
+// the test leaves it running, and logs its output if the test failed.
+func (n *Node) Start(t testing.TB, extra ...string) {
+	t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd != nil {
+		select {
+		case <-n.exited:
+		default:
+			t.Fatalf("region %s: started while running", n.Region)
+		}
+	}
+	args := append([]string{"run", "--config", n.Config, "--log-level", "info"}, n.Args...)
+	args = append(args, extra...)
+	cmd := exec.Command(string(n.Bin), args...)
+	logs := &lockedBuffer{}
+	lines := make(chan string, 1)
+	cmd.Stdout = &firstLine{w: logs, line: lines}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+		default:
+			cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("ccnode run %s (pid %d) output:\n%s", n.Region, cmd.Process.Pid, tailString(logs.String(), 6000))
+		}
+	})
+	n.cmd, n.exited, n.logs = cmd, exited, logs
+	select {
+	case line := <-lines:
+		_, url, ok := strings.Cut(strings.TrimSpace(line), "bank API on ")
+		if !ok {
+			t.Fatalf("ccnode run %s printed %q, not its address", n.Region, line)
+		}
+		n.url = url
+	case <-exited:
+		t.Fatalf("ccnode run %s exited before serving:\n%s", n.Region, logs.String())
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("ccnode run %s printed no address in 2m:\n%s", n.Region, logs.String())
+	}
+}
+
+// URL is the bank API of the running process (a new port after each start).
+func (n *Node) URL() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.url
+}
+
+// Client is a bank API client of the running process, with the admin token.
+func (n *Node) Client() *node.Client {
+	return &node.Client{Base: n.URL(), AdminToken: n.Token}
+}
+
+// Pid is the running process's id.
+func (n *Node) Pid() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cmd.Process.Pid
+}
+
+// Logs is what the current (or last) process wrote.
+func (n *Node) Logs() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.logs.String()
+}
+
+// Running reports whether the process has not exited.
+func (n *Node) Running() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		return false
+	}
+	select {
+	case <-n.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// WaitReady polls /readyz until it answers 200.
+func (n *Node) WaitReady(t testing.TB, d time.Duration) {
+	t.Helper()
+	WaitFor(t, d, "region "+string(n.Region)+" ready", func() (bool, string) {
+		if !n.Running() {
+			t.Fatalf("ccnode run %s exited:\n%s", n.Region, n.Logs())
+		}
+		resp, err := http.Get(n.URL() + "/readyz")
+		if err != nil {
+			return false, err.Error()
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, fmt.Sprintf("%d %s", resp.StatusCode, b)
+	})
+}
+
+// Kill sends SIGKILL and waits until the process is gone; the process
+// must die of that signal (not have exited already).
+func (n *Node) Kill(t testing.TB) {
+	t.Helper()
+	n.signalAndWait(t, syscall.SIGKILL, time.Minute)
+	if ws, ok := n.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("ccnode run %s did not die of SIGKILL: %v\n%s", n.Region, n.cmd.ProcessState, n.Logs())
+	}
+}
+
+// Stop sends SIGTERM and waits for a clean exit.
+func (n *Node) Stop(t testing.TB) {
+	t.Helper()
+	n.signalAndWait(t, syscall.SIGTERM, time.Minute)
+	if code := n.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("ccnode run %s exited %d after SIGTERM:\n%s", n.Region, code, n.Logs())
+	}
+}
+
+func (n *Node) signalAndWait(t testing.TB, sig syscall.Signal, d time.Duration) {
+	t.Helper()
+	n.mu.Lock()
+	cmd, exited := n.cmd, n.exited
+	n.mu.Unlock()
+	select {
+	case <-exited:
+		t.Fatalf("ccnode run %s had already exited (%v):\n%s", n.Region, cmd.ProcessState, n.Logs())
+	default:
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %s to ccnode run %s: %v", sig, n.Region, err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(d):
+		t.Fatalf("ccnode run %s still running %s after %s", n.Region, d, sig)
+	}
+}
+
+// Export runs `ccnode receipts export` of the stopped node into a file
+// and returns its path.
+func (n *Node) Export(t testing.TB, kind credit.ExportKind, out string) string {
+	t.Helper()
+	n.Bin.Must(t, "receipts", "export", "--config", n.Config, "--kind", string(kind), "--out", out)
+	return out
+}
+
+// ExportedReceipts reads an export: its header and the receipts of its
+// lines by id, with each one's leaf index and acknowledgement count.
+func ExportedReceipts(path string) (credit.ExportHeader, map[string]ExportedReceipt, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return credit.ExportHeader{}, nil, fmt.Errorf("faults: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	var h credit.ExportHeader
+	got := map[string]ExportedReceipt{}
+	for ln := 1; sc.Scan(); ln++ {
+		if ln == 1 {
+			if h, err = credit.DecodeExportHeader(sc.Bytes()); err != nil {
+				return h, nil, fmt.Errorf("faults: %s header: %w", path, err)
+			}
+			continue
+		}
+		l, err := credit.DecodeExportLine(sc.Bytes())
+		if err != nil {
+			return h, nil, fmt.Errorf("faults: %s line %d: %w", path, ln, err)
+		}
+		r, err := credit.DecodeReceipt(l.Receipt)
+		if err != nil {
+			return h, nil, fmt.Errorf("faults: %s line %d receipt: %w", path, ln, err)
+		}
+		got[r.ID] = ExportedReceipt{Index: l.Index, Acks: len(l.Acks)}
+	}
+	if err := sc.Err(); err != nil {
+		return h, nil, fmt.Errorf("faults: %s: %w", path, err)
+	}
+	return h, got, nil
+}
+
+// ExportedReceipt is one line of an export.
+type ExportedReceipt struct {
+	Index uint64
+	Acks  int
+}
+
+// Metrics fetches a node's /metrics and returns every sample by its
+// name and labels as Prometheus prints them (name{k="v",...}).
+func Metrics(ctx context.Context, base string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", base+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("faults: metrics of %s: %w", base, err)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("faults: metrics of %s: %w", base, err)
+	}
+	out := map[string]float64{}
+	for name, f := range fams {
+		for _, m := range f.GetMetric() {
+			key := name
+			if len(m.GetLabel()) > 0 {
+				var ls []string
+				for _, l := range m.GetLabel() {
+					ls = append(ls, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+				}
+				key += "{" + strings.Join(ls, ",") + "}"
+			}
+			switch {
+			case m.Gauge != nil:
+				out[key] = m.GetGauge().GetValue()
+			case m.Counter != nil:
+				out[key] = m.GetCounter().GetValue()
+			case m.Untyped != nil:
+				out[key] = m.GetUntyped().GetValue()
+			case m.Histogram != nil:
+				out[key+"_count"] = float64(m.GetHistogram().GetSampleCount())
+				out[key+"_sum"] = m.GetHistogram().GetSampleSum()
+			}
+		}
+	}
+	return out, nil
+}
+
+// Proc is what the kernel says about a process.
+type Proc struct {
+	RSS     int64 // bytes resident
+	Threads int
+	FDs     int // open file descriptors (sockets included)
+}
+
+// ReadProc reads /proc/<pid>/status and /proc/<pid>/fd.
+func ReadProc(pid int) (Proc, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return Proc{}, fmt.Errorf("faults: %w", err)
+	}
+	var p Proc
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) == 0 {
+			continue
+		}
+		switch k {
+		case "VmRSS":
+			kb, _ := strconv.ParseInt(f[0], 10, 64)
+			p.RSS = kb << 10
+		case "Threads":
+			p.Threads, _ = strconv.Atoi(f[0])
+		}
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return Proc{}, fmt.Errorf("faults: %w", err)
+	}
+	p.FDs = len(fds)
+	return p, nil
+}
+
+// WaitFor polls cond every 50 ms until it holds, failing t with cond's
+// last word after d.
+func WaitFor(t testing.TB, d time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ok, last := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %s (last: %s)", what, d, last)
+		}
+		<-tick.C
+	}
+}
+
+func tailString(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+// lockedBuffer collects a child's output from several goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// firstLine copies a child's stdout to w and sends its first line on line.
+type firstLine struct {
+	w    io.Writer
+	line chan<- string
+	buf  []byte
+	sent bool
+}
+
+func (f *firstLine) Write(p []byte) (int, error) {
+	if !f.sent {
+		f.buf = append(f.buf, p...)
+		if i := bytes.IndexByte(f.buf, '\n'); i >= 0 {
+			f.line <- string(f.buf[:i+1])
+			f.sent = true
+		}
+	}
+	return f.w.Write(p)
+}

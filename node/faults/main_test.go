@@ -1,0 +1,115 @@
+package faults_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/node/faults"
+)
+
+// bin is the ccnode binary every test of the suite runs, built once by
+// TestMain (building it per test would cost the suite minutes).
+var bin faults.Bin
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ccnode-faults-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	bin, err = faults.Build(ctx, dir)
+	cancel()
+	if err != nil {
+		os.RemoveAll(dir)
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// region is one region on its own embedded ledger, with records on a
+// subject, a registered bank and that bank's consent on the subject.
+type region struct {
+	*faults.Node
+	bank     faults.Bank
+	grant    credit.ConsentGrant
+	grantDoc string // the countersigned consent file
+}
+
+// startRegion sets up and starts a region (Shenzhen) on the embedded
+// ledger with the given `ccnode run` flags.
+func startRegion(t *testing.T, args ...string) *region {
+	t.Helper()
+	root := t.TempDir()
+	n := faults.InitEmbedded(t, bin, "440300", filepath.Join(root, "sz"))
+	n.Args = args
+	feed := filepath.Join(root, "feed.jsonl")
+	bin.Must(t, "gen", "--region", "440300", "--enterprises", "4", "--seed", "11", "--quiet", "-o", feed)
+	b, err := os.ReadFile(feed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first struct {
+		USCC credit.USCC `json:"uscc"`
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	if err := json.Unmarshal(line, &first); err != nil || first.USCC == "" {
+		t.Fatalf("first generated line %q: %v", line, err)
+	}
+	bin.Must(t, "import", "--quiet", "--data-dir", filepath.Join(n.Dir, "db"), feed)
+	n.Start(t)
+	n.WaitReady(t, time.Minute)
+
+	r := &region{Node: n}
+	if r.bank, err = faults.NewBank("bank-faults"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Client().RegisterBank(context.Background(), r.bank.Member()); err != nil {
+		t.Fatalf("register bank: %v", err)
+	}
+	r.grantDoc = filepath.Join(root, "consent.json")
+	bin.Must(t, "consent", "grant", "--node", n.URL(), "--admin-token-file", filepath.Join(n.Dir, "admin.token"),
+		"--enterprise-key", filepath.Join(root, "enterprise.key"), "--uscc", string(first.USCC), "--bank", string(r.bank.ID),
+		"--region", "440300", "--categories", "registration,tax,penalty,judicial", "--out", r.grantDoc)
+	if b, err := os.ReadFile(r.grantDoc); err != nil || json.Unmarshal(b, &r.grant) != nil || len(r.grant.RegionSig) == 0 {
+		t.Fatalf("countersigned consent %s: %v %s", r.grantDoc, err, b)
+	}
+	return r
+}
+
+// auditReport is the part of `ccnode audit --json` the suite reads.
+type auditReport struct {
+	Regions []struct {
+		Region   credit.RegionID `json:"region"`
+		Receipts uint64          `json:"receipts"`
+		Verified uint64          `json:"verified"`
+		Findings int             `json:"findings"`
+	} `json:"regions"`
+	Received uint64            `json:"received"`
+	Findings []json.RawMessage `json:"findings"`
+	Total    int               `json:"total"`
+}
+
+// audit runs `ccnode audit --json` and decodes its report; exit 0 and 2
+// are reports (no finding, findings), anything else fails t.
+func audit(t *testing.T, args ...string) (auditReport, faults.Result) {
+	t.Helper()
+	res := bin.Run(t, append([]string{"audit", "--json", "--no-progress"}, args...)...)
+	var rep auditReport
+	if err := json.Unmarshal([]byte(res.Stdout), &rep); err != nil || (res.Code != 0 && res.Code != 2) {
+		t.Fatalf("audit exit %d, output not a report: %v\n%s%s", res.Code, err, res.Stdout, res.Stderr)
+	}
+	return rep, res
+}
+
+func itoa(n int) string { return fmt.Sprint(n) }
