@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prdcredit/ccnode/credit"
@@ -85,7 +86,9 @@ func (n *Node) anchorOnce(ctx context.Context) error {
 	}
 	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	t0 := time.Now()
 	ac, err := n.deps.Ledger.AnchorCheckpoint(actx, p.Checkpoint, p.Proof)
+	n.metrics.anchorTx.Observe(time.Since(t0).Seconds())
 	if errors.Is(err, network.ErrConflict) || errors.Is(err, network.ErrDenied) {
 		// Perhaps the ledger already holds a newer checkpoint of ours
 		// (anchored before a crash lost the outbox update): reconcile.
@@ -195,4 +198,97 @@ func (n *Node) unanchoredAge() time.Duration {
 		return 0
 	}
 	return n.now().Sub(e.AppendedAt)
+}
+
+// eachReceipt orders anchor.mode per_receipt: receipt i's checkpoint (of
+// size i+1) is submitted only after receipt i-1's committed, because each
+// checkpoint carries a consistency proof from the one before it.
+type eachReceipt struct {
+	mu   sync.Mutex
+	turn *sync.Cond
+	next uint64 // index of the receipt whose checkpoint goes next
+}
+
+func (e *eachReceipt) start(next uint64) {
+	e.turn = sync.NewCond(&e.mu)
+	e.next = next
+}
+
+// anchoredEach is the answerer's receipt log in anchor.mode per_receipt:
+// Append returns once the receipt is durable AND a checkpoint covering it
+// has committed on the ledger.
+type anchoredEach struct {
+	*receipts.Log
+	n *Node
+}
+
+func (l anchoredEach) Append(ctx context.Context, r *credit.Receipt) (uint64, error) {
+	idx, err := l.Log.Append(ctx, r)
+	if err != nil {
+		return idx, err
+	}
+	if err := l.n.anchorReceipt(ctx, idx); err != nil {
+		return idx, fmt.Errorf("anchoring receipt %d before answering: %w", idx, err)
+	}
+	return idx, nil
+}
+
+// anchorReceipt anchors a checkpoint of exactly idx+1 leaves, in log
+// order. A failed anchor still passes the turn on (the next receipt's
+// checkpoint covers this one too), so one ledger error fails one answer,
+// not every answer after it.
+func (n *Node) anchorReceipt(ctx context.Context, idx uint64) error {
+	e := &n.each
+	e.mu.Lock()
+	for e.next < idx {
+		e.turn.Wait()
+	}
+	defer func() {
+		e.next = max(e.next, idx+1)
+		e.turn.Broadcast()
+		e.mu.Unlock()
+	}()
+	if e.next > idx {
+		return nil // already covered
+	}
+	n.anchorMu.Lock()
+	defer n.anchorMu.Unlock()
+	last, _, err := n.outbox.LastAnchored()
+	if err != nil {
+		return err
+	}
+	size := idx + 1
+	if last.Size >= size {
+		return nil
+	}
+	root, err := n.rlog.Root(size)
+	if err != nil {
+		return err
+	}
+	proof, err := n.rlog.ConsistencyProof(last.Size, size)
+	if err != nil {
+		return err
+	}
+	cp := credit.Checkpoint{Region: n.cfg.Region, Size: size, Root: root}
+	if err := cp.Sign(n.key); err != nil {
+		return err
+	}
+	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	t0 := time.Now()
+	ac, err := n.deps.Ledger.AnchorCheckpoint(actx, cp, proof)
+	n.metrics.anchorTx.Observe(time.Since(t0).Seconds())
+	if err != nil {
+		n.metrics.anchorFails.Inc()
+		return fmt.Errorf("anchor at %d: %w", size, err)
+	}
+	if err := n.outbox.MarkAnchored(ac); err != nil {
+		return err
+	}
+	n.lastAnchoredSize.Store(ac.Size)
+	n.metrics.anchored.Inc()
+	if en, err := n.rlog.Entry(last.Size); err == nil {
+		n.metrics.anchorLag.Observe(n.now().Sub(en.AppendedAt).Seconds())
+	}
+	return nil
 }

@@ -82,8 +82,29 @@ type LedgerConfig struct {
 	GracePeriod time.Duration `yaml:"grace_period"`
 }
 
+// Anchoring modes (anchor.mode).
+const (
+	// AnchorCheckpoint anchors a signed checkpoint of the receipt log
+	// every interval or max_leaves receipts: one ledger transaction per
+	// node per interval, whatever the query rate. The default.
+	AnchorCheckpoint = "checkpoint"
+	// AnchorPerReceipt submits one ledger transaction per receipt (a
+	// checkpoint covering exactly that receipt) and answers only once it
+	// has committed: the design a consortium would otherwise pick, kept so
+	// that benchmarks can run it side by side with AnchorCheckpoint on the
+	// same ledger. Checkpoints of a region form one chain, so these
+	// transactions go one after another, in log order.
+	AnchorPerReceipt = "per_receipt"
+	// AnchorOff logs receipts and never anchors them, for benchmarks that
+	// measure what anchoring costs. An audit reports every receipt of such
+	// a node as unanchored.
+	AnchorOff = "off"
+)
+
 // AnchorConfig configures checkpoint anchoring.
 type AnchorConfig struct {
+	// Mode is checkpoint (default), per_receipt or off; see the constants.
+	Mode      string        `yaml:"mode"`
 	Interval  time.Duration `yaml:"interval"`
 	MaxLeaves uint64        `yaml:"max_leaves"`
 	RetryMin  time.Duration `yaml:"retry_min"`
@@ -110,7 +131,7 @@ func DefaultConfig(region credit.RegionID, dataDir string) Config {
 			MaxBodyBytes: DefaultMaxBodyBytes, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
 		},
 		Ledger: LedgerConfig{EmbeddedDir: dataDir + "/ledger", MSPID: "Region" + string(region) + "MSP", GracePeriod: DefaultGracePeriod},
-		Anchor: AnchorConfig{Interval: DefaultAnchorInterval, MaxLeaves: DefaultAnchorMaxLeaves, RetryMin: 500 * time.Millisecond, RetryMax: 30 * time.Second},
+		Anchor: AnchorConfig{Mode: AnchorCheckpoint, Interval: DefaultAnchorInterval, MaxLeaves: DefaultAnchorMaxLeaves, RetryMin: 500 * time.Millisecond, RetryMax: 30 * time.Second},
 		Query:  QueryConfig{Window: DefaultQueryWindow, RegionTimeout: DefaultRegionTimeout},
 	}
 }
@@ -164,6 +185,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Ledger.GracePeriod <= 0 {
 		return bad("ledger.grace_period", errors.New("must be positive"))
+	}
+	switch c.Anchor.Mode {
+	case AnchorCheckpoint, AnchorPerReceipt, AnchorOff:
+	default:
+		return bad("anchor.mode", fmt.Errorf("%q: want %s, %s or %s", c.Anchor.Mode, AnchorCheckpoint, AnchorPerReceipt, AnchorOff))
 	}
 	if c.Anchor.Interval <= 0 {
 		return bad("anchor.interval", errors.New("must be positive"))

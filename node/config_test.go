@@ -23,6 +23,7 @@ func TestConfigValidateNamesBadKey(t *testing.T) {
 		{"ledger.embedded_dir", func(c *Config) { c.Ledger.FabricGateway = "gw.yaml" }},
 		{"ledger.embedded_dir", func(c *Config) { c.Ledger.EmbeddedDir = "" }},
 		{"ledger.grace_period", func(c *Config) { c.Ledger.GracePeriod = 0 }},
+		{"anchor.mode", func(c *Config) { c.Anchor.Mode = "sometimes" }},
 		{"anchor.interval", func(c *Config) { c.Anchor.Interval = -time.Second }},
 		{"anchor.max_leaves", func(c *Config) { c.Anchor.MaxLeaves = 0 }},
 		{"anchor.retry_min", func(c *Config) { c.Anchor.RetryMax = time.Millisecond }},

@@ -79,6 +79,7 @@ type Node struct {
 
 	anchorMu         sync.Mutex
 	lastAnchoredSize atomic.Uint64
+	each             eachReceipt // anchor.mode per_receipt
 	kick             chan struct{}
 	anchorCancel     context.CancelFunc
 	anchorDone       chan struct{}
@@ -182,6 +183,12 @@ func (n *Node) startLog(context.Context) (func() error, error) {
 	}
 	n.rlog = l
 	n.answerer.log = l
+	if n.cfg.Anchor.Mode == AnchorPerReceipt {
+		// Receipts already in the log ride on the first new receipt's
+		// checkpoint.
+		n.each.start(l.Size())
+		n.answerer.log = anchoredEach{Log: l, n: n}
+	}
 	ac, ok, err := n.outbox.LastAnchored()
 	if err != nil {
 		l.Close()
@@ -201,6 +208,11 @@ func (n *Node) startView(ctx context.Context) (func() error, error) {
 }
 
 func (n *Node) startAnchoring(context.Context) (func() error, error) {
+	if n.cfg.Anchor.Mode != AnchorCheckpoint {
+		// per_receipt anchors on the answer path; off never anchors.
+		n.log.Info("periodic anchoring not running", "anchor_mode", n.cfg.Anchor.Mode)
+		return func() error { return nil }, nil
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.anchorCancel, n.anchorDone = cancel, make(chan struct{})
 	go n.anchorLoop(ctx)

@@ -56,6 +56,14 @@ ledger:
   grace_period: {{.Ledger.GracePeriod}}
 
 anchor:
+  # checkpoint: anchor signed checkpoints of the receipt log (below), one
+  # ledger transaction per node per interval whatever the query rate.
+  # per_receipt: one ledger transaction per receipt, committed before the
+  # answer leaves (the design a consortium would otherwise pick: receipts
+  # capped by the ledger's transaction rate and a commit added to every
+  # query; kept for side-by-side benchmarks). off: never anchor (benchmarks
+  # only; an audit reports every receipt as unanchored).
+  mode: {{.Anchor.Mode}}
   # Anchor a checkpoint of the receipt log this often, or as soon as this
   # many receipts wait, whichever comes first. One Fabric transaction costs
   # ~260 ms and a peer commits 180-390 tx/s, so 5 s per node keeps the

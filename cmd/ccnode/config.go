@@ -16,6 +16,8 @@ var runFlags = []cli.Flag{
 		Usage: "override data_dir"},
 	&cli.DurationFlag{Name: "anchor-interval", Category: catLedger, EnvVars: []string{"CCNODE_ANCHOR_INTERVAL"},
 		Usage: "override anchor.interval"},
+	&cli.StringFlag{Name: "anchor-mode", Category: catLedger, EnvVars: []string{"CCNODE_ANCHOR_MODE"},
+		Usage: "override anchor.mode: checkpoint, per_receipt or off"},
 	&cli.DurationFlag{Name: "grace-period", Category: catLedger, EnvVars: []string{"CCNODE_GRACE_PERIOD"},
 		Usage: "override ledger.grace_period"},
 }
@@ -34,6 +36,9 @@ func loadConfig(c *cli.Context) (node.Config, error) {
 	}
 	if c.IsSet("anchor-interval") {
 		cfg.Anchor.Interval = c.Duration("anchor-interval")
+	}
+	if c.IsSet("anchor-mode") {
+		cfg.Anchor.Mode = c.String("anchor-mode")
 	}
 	if c.IsSet("grace-period") {
 		cfg.Ledger.GracePeriod = c.Duration("grace-period")

@@ -3,6 +3,7 @@ package consortium
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -64,4 +65,82 @@ func TestAnchoringRetriesWithoutBlockingQueries(t *testing.T) {
 		ac, err := sz.Ledger.LatestCheckpoint(ctx, sz.ID)
 		return err == nil && ac.Size >= size
 	})
+}
+
+// anchor.mode per_receipt: every receipt has its own checkpoint
+// transaction, committed before the answer leaves its node, even with
+// queries in flight together.
+func TestAnchorPerReceiptCommitsBeforeAnswering(t *testing.T) {
+	ctx := context.Background()
+	c, err := Start(ctx, Options{Logger: testLogger(t), Tune: func(cfg *node.Config) {
+		cfg.Anchor.Mode = node.AnchorPerReceipt
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sz, bank := c.Region("440300"), c.Banks[0]
+	ent := NewEnterprise(uscc(t, "440300", 11))
+	mustPut(t, sz, rec(t, ent.USCC, credit.Tax, 1))
+	cats := []credit.Category{credit.Tax}
+	g, _ := ent.Grant(bank.ID, sz.ID, cats, credit.PurposeCreditReview, time.Now(), time.Hour)
+	if g, _, err = sz.Node.RecordConsent(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range c.Regions {
+		poll(t, "consent at "+string(r.ID), func() bool {
+			_, st, err := r.Node.ConsentStatus(ctx, g.ID)
+			return err == nil && st == credit.ConsentActive
+		})
+	}
+	const queries = 8
+	errs := make(chan error, queries)
+	for range queries {
+		go func() {
+			q, err := bank.Query(ent.USCC, cats, credit.PurposeCreditReview, &g, time.Now())
+			if err != nil {
+				errs <- err
+				return
+			}
+			res, err := sz.Node.Query(ctx, &q)
+			if err != nil {
+				errs <- err
+				return
+			}
+			for _, st := range res.Regions {
+				if st.Status != node.StatusOK || st.LeafIndex == nil {
+					errs <- fmt.Errorf("region %s: %s %s %s", st.Region, st.Status, st.Reason, st.Message)
+					return
+				}
+				// Committed before the answer: the ledger already
+				// covers this receipt.
+				ac, err := sz.Ledger.LatestCheckpoint(ctx, st.Region)
+				if err != nil || ac.Size <= *st.LeafIndex {
+					errs <- fmt.Errorf("region %s: receipt %d answered, ledger checkpoint %d (%v)", st.Region, *st.LeafIndex, ac.Size, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range queries {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range c.Regions {
+		hist, err := sz.Ledger.CheckpointHistory(ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size := r.Node.Log().Size()
+		if size != queries || uint64(len(hist)) != size {
+			t.Fatalf("region %s: %d receipts, %d checkpoints on the ledger; want %d of each", r.ID, size, len(hist), queries)
+		}
+		for i, h := range hist {
+			if h.Size != uint64(i+1) {
+				t.Fatalf("region %s: checkpoint %d has size %d, want one transaction per receipt", r.ID, i, h.Size)
+			}
+		}
+	}
 }
