@@ -26,7 +26,7 @@ func TestCrashKeepsAnsweredReceipts(t *testing.T) {
 	if testing.Short() {
 		kills, perCycle = 2, 15
 	}
-	r := startRegion(t, "--anchor-interval", "200ms")
+	r := startRegion(t, func(c *node.Config) { c.Anchor.Interval = 200 * time.Millisecond })
 	ctx := context.Background()
 
 	var mu sync.Mutex

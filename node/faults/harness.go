@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"gopkg.in/yaml.v3"
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/node"
@@ -92,15 +93,38 @@ type Node struct {
 }
 
 // InitEmbedded runs `ccnode init` for a region on the embedded ledger in
-// dir, with the bank API on a free port.
-func InitEmbedded(t testing.TB, bin Bin, region credit.RegionID, dir string) *Node {
+// dir (its key and admin token), then writes its config: the defaults
+// for dir with the bank API on a free port, changed by edit when not nil.
+func InitEmbedded(t testing.TB, bin Bin, region credit.RegionID, dir string, edit func(*node.Config)) *Node {
 	t.Helper()
 	bin.Must(t, "init", "--region", string(region), "--dir", dir, "--http-addr", "127.0.0.1:0")
 	tok, err := os.ReadFile(filepath.Join(dir, "admin.token"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Node{Bin: bin, Region: region, Dir: dir, Config: filepath.Join(dir, "ccnode.yaml"), Token: strings.TrimSpace(string(tok))}
+	cfg := node.DefaultConfig(region, dir)
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	if edit != nil {
+		edit(&cfg)
+	}
+	n := &Node{Bin: bin, Region: region, Dir: dir, Config: filepath.Join(dir, "ccnode.yaml"), Token: strings.TrimSpace(string(tok))}
+	n.WriteConfig(t, cfg)
+	return n
+}
+
+// WriteConfig replaces the node's config file (read at its next start).
+func (n *Node) WriteConfig(t testing.TB, cfg node.Config) {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("config of region %s: %v", n.Region, err)
+	}
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(n.Config, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Start runs `ccnode run --config n.Config` with n.Args and extra, and

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/node"
 	"github.com/prdcredit/ccnode/node/faults"
 )
 
@@ -47,12 +48,11 @@ type region struct {
 }
 
 // startRegion sets up and starts a region (Shenzhen) on the embedded
-// ledger with the given `ccnode run` flags.
-func startRegion(t *testing.T, args ...string) *region {
+// ledger, its config changed by edit (when not nil).
+func startRegion(t *testing.T, edit func(*node.Config)) *region {
 	t.Helper()
 	root := t.TempDir()
-	n := faults.InitEmbedded(t, bin, "440300", filepath.Join(root, "sz"))
-	n.Args = args
+	n := faults.InitEmbedded(t, bin, "440300", filepath.Join(root, "sz"), edit)
 	feed := filepath.Join(root, "feed.jsonl")
 	bin.Must(t, "gen", "--region", "440300", "--enterprises", "4", "--seed", "11", "--quiet", "-o", feed)
 	b, err := os.ReadFile(feed)
