@@ -457,6 +457,22 @@ func (v *View) CheckQuery(ctx context.Context, q *credit.Query, now time.Time) e
 	if _, err := v.AuthenticateBank(q); err != nil {
 		return err
 	}
+	return v.checkConsent(ctx, q, now)
+}
+
+// CheckConsent is CheckQuery for a caller that has already authenticated
+// the bank's signature on the validated q against this view's bank record
+// (the p2p server does, before it spends the nonce), so the answer path
+// pays for that ed25519 verification once. The view's freshness and the
+// consent are checked as in CheckQuery.
+func (v *View) CheckConsent(ctx context.Context, q *credit.Query, now time.Time) error {
+	if err := v.Fresh(); err != nil {
+		return err
+	}
+	return v.checkConsent(ctx, q, now)
+}
+
+func (v *View) checkConsent(ctx context.Context, q *credit.Query, now time.Time) error {
 	doc := q.Consent
 	cm, err := v.Consent(ctx, q.ConsentID)
 	if errors.Is(err, network.ErrNotFound) {

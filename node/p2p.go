@@ -142,11 +142,14 @@ func (m p2pMembers) Bank(id credit.BankID) (credit.BankMember, error) {
 	return b, nil
 }
 
-// p2pConsent is the node's consent check, its refusals in p2p codes.
+// p2pConsent is the node's consent check, its refusals in p2p codes. The
+// p2p server has validated the query and verified the bank's signature
+// against the same view's bank record before it calls Check (the
+// p2p.ConsentChecker contract), so this checks the consent only.
 type p2pConsent struct{ v *View }
 
 func (c p2pConsent) Check(ctx context.Context, q *credit.Query, at time.Time) error {
-	err := c.v.CheckQuery(ctx, q, at)
+	err := c.v.CheckConsent(ctx, q, at)
 	if err == nil {
 		return nil
 	}

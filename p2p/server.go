@@ -47,6 +47,9 @@ type Members interface {
 // ConsentChecker checks a query's consent against the ledger at a time. It
 // returns nil or a refusal: an *Error (see Refuse) with one of the consent
 // codes; any other error is answered as CodeUnavailable (fail closed).
+// The server calls it only for a query that decoded and validated and
+// whose bank signature it verified against Members.Bank's key, so Check
+// need not verify the bank's signature again.
 type ConsentChecker interface {
 	Check(ctx context.Context, q *credit.Query, at time.Time) error
 }

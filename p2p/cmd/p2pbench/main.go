@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strconv"
@@ -61,9 +62,10 @@ func run() error {
 	records := flag.Int("records", 183, "records per answer")
 	perLevel := flag.Int("n", 0, "requests per measurement (default: 2000 at 1 in flight, 15000 otherwise)")
 	ack := flag.Bool("ack", false, "also send and check the signed ack of every answer")
+	cpuprofile := flag.String("cpuprofile", "", "write CPU profiles of both processes, one pair per transport and run, to files starting with this path")
 	flag.Parse()
 	if *child != "" {
-		return serve(*child, flag.Arg(0))
+		return serve(*child, flag.Arg(0), *cpuprofile)
 	}
 	fmt.Printf("p2pbench: load average %s", loadavg())
 	var levels []int
@@ -82,7 +84,11 @@ func run() error {
 		}
 		results := map[int][]stats{}
 		for r := 0; r < *runs; r++ {
-			res, err := oneRun(listen, *records, levels, *perLevel, *ack)
+			prof := ""
+			if *cpuprofile != "" {
+				prof = fmt.Sprintf("%s-%s-run%d", *cpuprofile, tr, r+1)
+			}
+			res, err := oneRun(listen, *records, levels, *perLevel, *ack, prof)
 			if err != nil {
 				return err
 			}
@@ -144,7 +150,10 @@ func median(rs []stats, f func(stats) float64) float64 {
 }
 
 // oneRun starts an answering child, measures every level and stops it.
-func oneRun(listen string, records int, levels []int, perLevel int, ack bool) ([]stats, error) {
+// With prof set, the requester's CPU profile goes to prof-requester.pprof
+// and the answering child's to prof-answerer.pprof, both covering the
+// measured levels and the warm-up.
+func oneRun(listen string, records int, levels []int, perLevel int, ack bool, prof string) ([]stats, error) {
 	dir, err := os.MkdirTemp("", "p2pbench")
 	if err != nil {
 		return nil, err
@@ -182,7 +191,11 @@ func oneRun(listen string, records int, levels []int, perLevel int, ack bool) ([
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "-child", fxPath, listen)
+	args := []string{"-child", fxPath}
+	if prof != "" {
+		args = append(args, "-cpuprofile", prof+"-answerer.pprof")
+	}
+	cmd := exec.Command(self, append(args, listen)...)
 	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
@@ -211,6 +224,13 @@ func oneRun(listen string, records int, levels []int, perLevel int, ack bool) ([
 	rt, err := p2p.NewRouter(p2p.RouterConfig{Host: h, NetworkID: networkID, Region: req.Member.ID, Key: req.Key, Members: members, Timeout: 10 * time.Second})
 	if err != nil {
 		return nil, err
+	}
+	if prof != "" {
+		stop, err := startProfile(prof + "-requester.pprof")
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
 	}
 	var out []stats
 	// Warm up: connection, protocol negotiation, caches.
@@ -299,7 +319,14 @@ func measure(rt *p2p.Router, bank p2ptest.Bank, g *credit.ConsentGrant, cats []c
 
 // serve is the answering child: it prints its listen addresses on one line
 // and serves until its stdin closes.
-func serve(fxPath, listen string) error {
+func serve(fxPath, listen, prof string) error {
+	if prof != "" {
+		stop, err := startProfile(prof)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	b, err := os.ReadFile(fxPath)
 	if err != nil {
 		return err
@@ -342,6 +369,23 @@ func serve(fxPath, listen string) error {
 	fmt.Println(strings.Join(addrs, " "))
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	return nil
+}
+
+// startProfile starts the CPU profiler writing to path; the returned
+// function stops it and closes the file.
+func startProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile %s: %w", path, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 func loadavg() string {
