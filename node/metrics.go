@@ -2,6 +2,7 @@ package node
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // metrics are registered on the node's own registry, never the global
@@ -51,6 +52,10 @@ func newMetrics(n *Node) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 1.25, 50),
 		}),
 	}
+	// Goroutines, heap, resident memory and open files, so an operator
+	// sees a leak while a region is down or under attack (the fault suite
+	// reads them too).
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(m.queries, m.denials, m.latency, m.receipts, m.anchored, m.anchorFails, m.anchorLag, m.anchorTx,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "ccnode_ledger_view_age_seconds", Help: "Age of the node's confirmed view of the ledger; past the grace period the node refuses to answer.",
