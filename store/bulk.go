@@ -48,6 +48,13 @@ type Bulk struct {
 	index  [][]byte // the entries, pointing into blocks
 	runs   []string
 	done   bool
+
+	// incremental: a Load into a store that may hold data (see NewLoad).
+	incremental bool
+	release     func() // the writer lock a Load holds; nil once released
+	// beforeApply, when set (by tests), runs once the plan and its marker
+	// are durable; an error stops Finish there, as a crash would.
+	beforeApply func(plan string) error
 }
 
 // bulk entry layout, in the arena and in run files:
@@ -170,6 +177,10 @@ func (b *Bulk) Close() error {
 	}
 	b.runs = nil
 	b.blocks, b.index = nil, nil
+	if b.release != nil {
+		b.release()
+		b.release = nil
+	}
 	return errors.Join(errs...)
 }
 
@@ -231,26 +242,24 @@ func (h *mergeHeap) Pop() any {
 	return x
 }
 
-// Finish sorts, merges and writes everything, then writes the statistics
-// and the given progress markers in one ordinary transaction, syncs, and
-// opens the store for use.
-func (b *Bulk) Finish(ctx context.Context, progress []Progress) (WriteResult, error) {
-	if b.done {
-		return WriteResult{}, errors.New("store: bulk: Finish twice")
-	}
-	b.done = true
-	defer b.Close()
+// merge sorts what is buffered, merges it with the spilled runs and calls
+// fn with each subject's winning entries (the last of each identity in
+// input order), in identity-key order, and beside each the first entry of
+// its identity in input order. res counts each entry after the first of
+// its identity as replacing or repeating the one before it, as ordinary
+// writes in input order would.
+func (b *Bulk) merge(ctx context.Context, res *WriteResult, fn func(group, firsts [][]byte) error) error {
 	b.sortChunk()
 	h := mergeHeap{&memSource{b: b}}
 	for _, name := range b.runs {
 		f, err := os.Open(name)
 		if err != nil {
-			return WriteResult{}, fmt.Errorf("store: bulk: %w", err)
+			return fmt.Errorf("store: bulk: %w", err)
 		}
 		defer f.Close()
 		rs := &runSource{f: f, r: bufio.NewReaderSize(f, 1<<20)}
 		if err := rs.next(); err != nil {
-			return WriteResult{}, fmt.Errorf("store: bulk: read run: %w", err)
+			return fmt.Errorf("store: bulk: read run: %w", err)
 		}
 		h = append(h, rs)
 	}
@@ -263,30 +272,17 @@ func (b *Bulk) Finish(ctx context.Context, progress []Progress) (WriteResult, er
 	h = kept
 	heap.Init(&h)
 
-	sw := b.db.bdb.NewStreamWriter()
-	defer sw.Cancel()
-	if err := sw.Prepare(); err != nil {
-		return WriteResult{}, fmt.Errorf("store: bulk: prepare: %w", err)
-	}
-	out := newStreamOut(sw)
-	var res WriteResult
-	d := statDelta{srcs: map[string]int64{}}
-	var group [][]byte // one subject's winning entries, in identity order
-	var prev []byte    // previous entry seen (any subject)
-	flushGroup := func() error {
-		if len(group) == 0 {
-			return nil
-		}
-		return out.subject(group, &d)
-	}
+	var group [][]byte  // one subject's winning entries, in identity order
+	var firsts [][]byte // the first entry of each identity in group
+	var prev []byte     // previous entry seen (any subject)
 	for h.Len() > 0 {
 		if err := ctx.Err(); err != nil {
-			return res, err
+			return err
 		}
 		s := h[0]
 		e := s.peek()
 		if err := s.next(); err != nil {
-			return res, fmt.Errorf("store: bulk: read run: %w", err)
+			return fmt.Errorf("store: bulk: read run: %w", err)
 		}
 		if s.peek() == nil {
 			heap.Pop(&h)
@@ -305,16 +301,47 @@ func (b *Bulk) Finish(ctx context.Context, progress []Progress) (WriteResult, er
 			continue
 		}
 		if prev != nil && !bytes.Equal(prev[1:1+usccLen], e[1:1+usccLen]) {
-			if err := flushGroup(); err != nil {
-				return res, err
+			if err := fn(group, firsts); err != nil {
+				return err
 			}
-			group = group[:0]
+			group, firsts = group[:0], firsts[:0]
 		}
-		res.Inserted++
 		group = append(group, e)
+		firsts = append(firsts, e)
 		prev = e
 	}
-	if err := flushGroup(); err != nil {
+	if len(group) > 0 {
+		return fn(group, firsts)
+	}
+	return nil
+}
+
+// Finish sorts, merges and writes everything, then writes the statistics
+// and the given progress markers in one ordinary transaction, syncs, and
+// opens the store for use.
+func (b *Bulk) Finish(ctx context.Context, progress []Progress) (WriteResult, error) {
+	if b.done {
+		return WriteResult{}, errors.New("store: bulk: Finish twice")
+	}
+	b.done = true
+	defer b.Close()
+	if b.incremental {
+		return b.finishIncremental(ctx, progress)
+	}
+
+	sw := b.db.bdb.NewStreamWriter()
+	defer sw.Cancel()
+	if err := sw.Prepare(); err != nil {
+		return WriteResult{}, fmt.Errorf("store: bulk: prepare: %w", err)
+	}
+	out := newStreamOut(sw)
+	var res WriteResult
+	d := statDelta{srcs: map[string]int64{}}
+	err := b.merge(ctx, &res, func(group, _ [][]byte) error {
+		res.Inserted += int64(len(group))
+		return out.subject(group, &d)
+	})
+	if err != nil {
 		return res, err
 	}
 	if err := out.close(); err != nil {
@@ -323,7 +350,7 @@ func (b *Bulk) Finish(ctx context.Context, progress []Progress) (WriteResult, er
 	if err := sw.Flush(); err != nil {
 		return res, fmt.Errorf("store: bulk: flush: %w", err)
 	}
-	err := b.db.bdb.Update(func(txn *badger.Txn) error {
+	err = b.db.bdb.Update(func(txn *badger.Txn) error {
 		if err := applyDelta(txn, &d); err != nil {
 			return err
 		}
@@ -358,17 +385,27 @@ const (
 )
 
 type streamOut struct {
-	sw  *badger.StreamWriter
-	buf *z.Buffer
-	kv  pb.KV
+	sw      *badger.StreamWriter
+	buf     *z.Buffer
+	kv      pb.KV
+	version uint64 // of every key written; 1 for a bulk load into an empty store
 }
 
 func newStreamOut(sw *badger.StreamWriter) *streamOut {
-	return &streamOut{sw: sw, buf: z.NewBuffer(8<<20, "ccnode.bulk")}
+	return &streamOut{sw: sw, buf: z.NewBuffer(8<<20, "ccnode.bulk"), version: 1}
 }
 
-func (o *streamOut) put(stream uint32, k, v []byte) error {
-	o.kv = pb.KV{Key: k, Value: v, Version: 1, StreamId: stream}
+func (o *streamOut) put(stream uint32, k, v []byte) error { return o.putKV(stream, k, v, false) }
+
+// deleteMeta is Badger's delete flag in pb.KV.Meta, as its own backups
+// write it.
+var deleteMeta = []byte{1}
+
+func (o *streamOut) putKV(stream uint32, k, v []byte, del bool) error {
+	o.kv = pb.KV{Key: k, Value: v, Version: o.version, StreamId: stream}
+	if del {
+		o.kv.Meta = deleteMeta
+	}
 	badger.KVToBuffer(&o.kv, o.buf)
 	if o.buf.LenNoPadding() >= 4<<20 {
 		return o.flush()

@@ -85,6 +85,7 @@ type DB struct {
 	bdb    *badger.DB
 	log    *slog.Logger
 	inMem  bool
+	dir    string
 	wmu    sync.Mutex // serialises this package's writers: they all touch the stats keys
 	closed sync.Once
 	cerr   error
@@ -129,7 +130,13 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", o.Dir, err)
 	}
-	db := &DB{bdb: bdb, log: log, inMem: o.InMemory}
+	db := &DB{bdb: bdb, log: log, inMem: o.InMemory, dir: o.Dir}
+	if !o.InMemory {
+		if err := db.resumeLoad(); err != nil {
+			bdb.Close()
+			return nil, err
+		}
+	}
 	inc, err := db.checkIncomplete()
 	if err != nil {
 		bdb.Close()

@@ -212,7 +212,8 @@ func TestImportCommand(t *testing.T) {
 		}
 		defer f.Close()
 		stdinDir := filepath.Join(t.TempDir(), "data")
-		r := runCcnode(t, bin, f, "import", "--quiet", "--json", "--format", "jsonl", "--data-dir", stdinDir, "--errors", filepath.Join(t.TempDir(), "e"), "-")
+		// No --format: standard input is JSON Lines.
+		r := runCcnode(t, bin, f, "import", "--quiet", "--json", "--data-dir", stdinDir, "--errors", filepath.Join(t.TempDir(), "e"), "-")
 		if r.code != importExitRejected {
 			t.Fatalf("stdin: exit %d\n%s", r.code, r.stderr)
 		}

@@ -1,0 +1,171 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/prdcredit/ccnode/credit"
+)
+
+func encodeAll(t testing.TB, recs []credit.Record) []Entry {
+	t.Helper()
+	es := make([]Entry, len(recs))
+	for i := range recs {
+		e, err := Encode(&recs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		es[i] = e
+	}
+	return es
+}
+
+// load runs one Load of recs, added in pieces.
+func load(t testing.TB, db *DB, recs []credit.Record, opts BulkOptions, prog []Progress) (WriteResult, error) {
+	t.Helper()
+	l, err := db.NewLoad(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := 0; i < len(recs); i += 333 {
+		if err := l.Add(encodeAll(t, recs[i:min(i+333, len(recs))])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return l.Finish(context.Background(), prog)
+}
+
+// A Load gives the store, statistics and results that ordinary writes of
+// the same records give, on an empty store and on one holding data, with
+// duplicates, corrections in place and corrections that move a record to
+// another category or date, one Load after another (each writes one level
+// higher in Badger's tree), and ordinary writes after it.
+func TestLoadMatchesOrdinaryWrites(t *testing.T) {
+	ctx := context.Background()
+	parts := [][]credit.Record{randomRecords(t, 11, 1500), randomRecords(t, 12, 3000), randomRecords(t, 13, 2000), randomRecords(t, 14, 700)}
+	for _, chunk := range []int{0, 20 << 10} { // in memory; spilled to many runs
+		t.Run(fmt.Sprintf("chunk=%d", chunk), func(t *testing.T) {
+			eachMode(t, func(t *testing.T, open func() *DB) {
+				ref, err := Open(ctx, Options{InMemory: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ref.Close()
+				db := open()
+				for i, part := range parts {
+					want := put(t, ref, part...)
+					var got WriteResult
+					if i == 2 {
+						got = put(t, db, part...) // ordinary writes between loads
+					} else {
+						prog := []Progress{{Input: fmt.Sprint("in", i), Offset: int64(i), Done: true}}
+						if got, err = load(t, db, part, BulkOptions{TempDir: t.TempDir(), ChunkBytes: chunk}, prog); err != nil {
+							t.Fatalf("load %d: %v", i, err)
+						}
+						if p, ok, err := db.LoadProgress(ctx, prog[0].Input); err != nil || !ok || p != prog[0] {
+							t.Fatalf("progress after load %d: %+v %v %v", i, p, ok, err)
+						}
+					}
+					if got != want {
+						t.Fatalf("part %d: result %+v, ordinary writes %+v", i, got, want)
+					}
+					if d1, d2 := dump(t, db), dump(t, ref); d1 != d2 {
+						t.Fatalf("part %d: store differs from ordinary writes:\n%s\n----\n%s", i, tail(d1), tail(d2))
+					}
+					st, err := db.Stats(ctx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if want := modelStats(t, db); fmt.Sprint(st) != fmt.Sprint(want) {
+						t.Fatalf("part %d: stats %+v, recomputed %+v", i, st, want)
+					}
+				}
+			})
+		})
+	}
+}
+
+var errSimulatedCrash = errors.New("simulated crash")
+
+// A process killed while a Load's plan is being applied leaves any part of
+// the plan written; the next Open applies the whole plan again, and the
+// store ends as if nothing had happened.
+func TestLoadKilledWhileApplying(t *testing.T) {
+	ctx := context.Background()
+	first, second := randomRecords(t, 21, 2000), randomRecords(t, 22, 3000)
+	ref, err := Open(ctx, Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	put(t, ref, first...)
+	put(t, ref, second...)
+	want := dump(t, ref)
+
+	for _, frac := range []float64{0, 0.3, 0.7, 1} {
+		t.Run(fmt.Sprintf("applied=%.1f", frac), func(t *testing.T) {
+			dir := t.TempDir()
+			db, err := Open(ctx, Options{Dir: dir, Logger: testLogger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			put(t, db, first...)
+			l, err := db.NewLoad(BulkOptions{TempDir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Add(encodeAll(t, second)); err != nil {
+				t.Fatal(err)
+			}
+			l.beforeApply = func(plan string) error {
+				// Write a prefix of the plan, as a process killed part way
+				// through applying it leaves.
+				var n, total int
+				readPlan(plan, func(_, _ byte, _, _ []byte) error { total++; return nil })
+				wb := db.bdb.NewWriteBatch()
+				err := readPlan(plan, func(_, flags byte, k, v []byte) error {
+					if n++; float64(n) > frac*float64(total) {
+						return errSimulatedCrash
+					}
+					if flags&planDelete != 0 {
+						return wb.Delete(bytes.Clone(k))
+					}
+					return wb.Set(bytes.Clone(k), bytes.Clone(v))
+				})
+				if err != nil && !errors.Is(err, errSimulatedCrash) {
+					return err
+				}
+				if err := wb.Flush(); err != nil {
+					return err
+				}
+				return errSimulatedCrash
+			}
+			if _, err := l.Finish(ctx, nil); !errors.Is(err, errSimulatedCrash) {
+				t.Fatalf("finish: %v", err)
+			}
+			l.Close()
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			db, err = Open(ctx, Options{Dir: dir, Logger: testLogger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if got := dump(t, db); got != want {
+				t.Fatalf("store after the interrupted load:\n%s\n----\nwant:\n%s", tail(got), tail(want))
+			}
+			st, err := db.Stats(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := modelStats(t, db); fmt.Sprint(st) != fmt.Sprint(want) {
+				t.Fatalf("stats %+v, recomputed %+v", st, want)
+			}
+		})
+	}
+}
