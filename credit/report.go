@@ -3,6 +3,7 @@ package credit
 import (
 	"crypto/sha256"
 	"encoding/json"
+	"sync"
 )
 
 // Section holds a report's records of one category, oldest first.
@@ -87,13 +88,23 @@ func (r Report) MarshalJSON() ([]byte, error) { return r.AppendCanonical(nil), n
 // Digest is SHA-256 over "ccnode/report/v1\n" and the canonical encoding;
 // receipts carry it so the answer can be checked against the receipt.
 func (r *Report) Digest() [32]byte {
-	h := sha256.New()
-	h.Write([]byte("ccnode/report/v1\n"))
-	h.Write(r.AppendCanonical(make([]byte, 0, 256*(r.Count()+1))))
-	var out [32]byte
-	h.Sum(out[:0])
+	// The canonical form (~40 KB for an average enterprise) is only
+	// hashed, never kept, and both sides of every answer compute it: the
+	// buffer is reused rather than left to the garbage collector.
+	p := digestBufs.Get().(*[]byte)
+	b := r.AppendCanonical(append((*p)[:0], "ccnode/report/v1\n"...))
+	out := sha256.Sum256(b)
+	if cap(b) <= maxPooledDigestBuf {
+		*p = b[:0]
+		digestBufs.Put(p)
+	}
 	return out
 }
+
+var digestBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// maxPooledDigestBuf: a very large report's buffer is not kept.
+const maxPooledDigestBuf = 1 << 20
 
 // MarshalJSON emits the canonical encoding.
 func (r Record) MarshalJSON() ([]byte, error) { return r.AppendCanonical(nil), nil }

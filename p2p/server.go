@@ -208,14 +208,17 @@ func (s *Server) handleReport(st network.Stream) {
 	start := s.cfg.Now()
 	_ = st.SetDeadline(time.Now().Add(s.cfg.Timeout))
 	resp := s.serve(st)
-	b, err := EncodeResponse(resp)
+	buf := frameBufs.Get().(*[]byte)
+	frame, storage, err := responseFrame(*buf, resp)
 	if err != nil {
-		b, _ = EncodeResponse(&Response{Err: &Error{Code: CodeInternal, Msg: "encoding the answer"}})
+		s.log.Error("encoding answer", "peer", st.Conn().RemotePeer(), "err", err)
+		frame, storage, _ = responseFrame(storage, &Response{Err: &Error{Code: CodeInternal, Msg: "encoding the answer"}})
 	}
+	defer putFrameBuf(buf, storage)
 	if resp.Err != nil {
 		s.log.Debug("refused", "peer", st.Conn().RemotePeer(), "code", resp.Err.Code, "msg", resp.Err.Msg, "elapsed", s.cfg.Now().Sub(start))
 	}
-	if err := WriteFrame(st, b); err != nil {
+	if _, err := st.Write(frame); err != nil {
 		s.log.Debug("writing answer", "peer", st.Conn().RemotePeer(), "err", err)
 		_ = st.Reset()
 		return
@@ -312,7 +315,8 @@ func (s *Server) Answer(ctx context.Context, from peer.ID, req *Request) (resp *
 	if err != nil {
 		return nil, Refuse(CodeUnavailable, "reading records: %w", err)
 	}
-	rep := credit.NewReport(q.Subject, recs)
+	// The records are this answer's own: the report's sections slice them.
+	rep := reportOf(q.Subject, recs)
 	id, err := credit.ReceiptID(s.cfg.Region, q)
 	if err != nil {
 		return nil, Refuse(CodeInternal, "receipt id: %w", err)

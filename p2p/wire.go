@@ -23,6 +23,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"sync"
+	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -200,7 +203,53 @@ const maxErrMsg = 1024
 
 // EncodeResponse encodes r; a refusal carries only the error.
 func EncodeResponse(r *Response) ([]byte, error) {
-	b := make([]byte, 0, 64)
+	return appendResponse(nil, r)
+}
+
+// framePrefix is the room responseFrame keeps for the length prefix of a
+// response frame (at most MaxResponseFrame, under 2^28).
+const framePrefix = binary.MaxVarintLen32
+
+// responseFrame encodes r as a whole frame (length prefix and message) in
+// buf's storage, so the answer's ~40 KB is written once and not copied
+// again into a frame as WriteFrame would. It returns the frame and the
+// storage it used (to be reused once the frame is written).
+func responseFrame(buf []byte, r *Response) (frame, storage []byte, err error) {
+	b, err := appendResponse(append(buf[:0], make([]byte, framePrefix)...), r)
+	if err != nil {
+		return nil, b, err
+	}
+	n := len(b) - framePrefix
+	if n > MaxResponseFrame {
+		return nil, b, fmt.Errorf("%w: answer of %d bytes, limit %d", ErrFrameTooLarge, n, MaxResponseFrame)
+	}
+	// The minimal prefix ends where the message starts.
+	var pre [binary.MaxVarintLen64]byte
+	p := binary.PutUvarint(pre[:], uint64(n))
+	copy(b[framePrefix-p:], pre[:p])
+	return b[framePrefix-p:], b, nil
+}
+
+// frameBufs recycles answer frames: an answering node writes one ~40 KB
+// frame per answer, and allocating each anew is most of what its garbage
+// collector has to do. io.Writer must not keep the slice, so a frame can
+// be reused as soon as the stream's Write returns.
+var frameBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledFrame: larger frames (rare, very large slices) are left to the
+// collector rather than pinned in the pool.
+const maxPooledFrame = 1 << 20
+
+func putFrameBuf(p *[]byte, b []byte) {
+	if cap(b) > maxPooledFrame {
+		return
+	}
+	*p = b[:0]
+	frameBufs.Put(p)
+}
+
+// appendResponse appends r's encoding to b.
+func appendResponse(b []byte, r *Response) ([]byte, error) {
 	b = protowire.AppendTag(b, fVersion, protowire.VarintType)
 	b = protowire.AppendVarint(b, wireVersion)
 	if r.Err != nil {
@@ -214,14 +263,14 @@ func EncodeResponse(r *Response) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	size := len(rc) + 64
+	size := len(b) + len(rc) + 64
 	for _, s := range r.Report.Sections {
 		for i := range s.Records {
 			rec := &s.Records[i]
 			size += len(rec.Source) + len(rec.SourceID) + len(rec.Category) + len(rec.Date) + len(rec.Attrs) + 16
 		}
 	}
-	b = append(make([]byte, 0, size), b...)
+	b = slices.Grow(b, size-len(b))
 	b = protowire.AppendTag(b, fRespReceipt, protowire.BytesType)
 	b = protowire.AppendBytes(b, rc)
 	b = protowire.AppendTag(b, fRespLeafIndex, protowire.VarintType)
@@ -234,23 +283,23 @@ func EncodeResponse(r *Response) ([]byte, error) {
 	start := len(b)
 	b = protowire.AppendTag(b, fRepSubject, protowire.BytesType)
 	b = protowire.AppendString(b, string(r.Report.Subject))
-	var rec []byte
 	for _, s := range r.Report.Sections {
 		for i := range s.Records {
 			x := &s.Records[i]
-			rec = rec[:0]
-			rec = protowire.AppendTag(rec, fRecSource, protowire.BytesType)
-			rec = protowire.AppendString(rec, x.Source)
-			rec = protowire.AppendTag(rec, fRecSourceID, protowire.BytesType)
-			rec = protowire.AppendString(rec, x.SourceID)
-			rec = protowire.AppendTag(rec, fRecCategory, protowire.BytesType)
-			rec = protowire.AppendString(rec, string(x.Category))
-			rec = protowire.AppendTag(rec, fRecDate, protowire.BytesType)
-			rec = protowire.AppendString(rec, string(x.Date))
-			rec = protowire.AppendTag(rec, fRecAttrs, protowire.BytesType)
-			rec = protowire.AppendBytes(rec, x.Attrs)
+			// The record's length is known before its fields are written,
+			// so it is encoded in place, not in a scratch buffer copied in.
 			b = protowire.AppendTag(b, fRepRecord, protowire.BytesType)
-			b = protowire.AppendBytes(b, rec)
+			b = protowire.AppendVarint(b, uint64(recordSize(x)))
+			b = protowire.AppendTag(b, fRecSource, protowire.BytesType)
+			b = protowire.AppendString(b, x.Source)
+			b = protowire.AppendTag(b, fRecSourceID, protowire.BytesType)
+			b = protowire.AppendString(b, x.SourceID)
+			b = protowire.AppendTag(b, fRecCategory, protowire.BytesType)
+			b = protowire.AppendString(b, string(x.Category))
+			b = protowire.AppendTag(b, fRecDate, protowire.BytesType)
+			b = protowire.AppendString(b, string(x.Date))
+			b = protowire.AppendTag(b, fRecAttrs, protowire.BytesType)
+			b = protowire.AppendBytes(b, x.Attrs)
 		}
 	}
 	n := len(b) - start
@@ -320,6 +369,12 @@ func DecodeResponse(b []byte) (*Response, error) {
 	return &r, nil
 }
 
+// recordSize is the encoded size of a record message's fields.
+func recordSize(x *credit.Record) int {
+	field := func(n int) int { return 1 + protowire.SizeVarint(uint64(n)) + n } // tags 1-5 take one byte
+	return field(len(x.Source)) + field(len(x.SourceID)) + field(len(x.Category)) + field(len(x.Date)) + field(len(x.Attrs))
+}
+
 func decodeError(b []byte) (*Error, error) {
 	var e Error
 	err := walk(b, func(num protowire.Number, typ protowire.Type, _ uint64, bs []byte) error {
@@ -343,10 +398,18 @@ func decodeError(b []byte) (*Error, error) {
 }
 
 func decodeReport(b []byte) (credit.Report, error) {
-	// One string holds every text field; records slice it.
-	arena := string(b)
+	if len(b) == 0 {
+		return credit.Report{Sections: []credit.Section{}}, nil
+	}
+	// Every text field is a string over b itself, not over a copy: b is
+	// the frame ReadFrame allocated for this answer alone, never written
+	// after it was read (DecodeResponse's contract), and the attributes
+	// alias it already. This saves copying the ~40 KB answer once more.
+	arena := unsafe.String(&b[0], len(b))
 	var subject string
-	var recs []credit.Record
+	// Records are about 220 bytes on the wire; sizing for that avoids
+	// growing the slice (and copying it) several times per answer.
+	recs := make([]credit.Record, 0, len(b)/192+1)
 	err := walk(b, func(num protowire.Number, typ protowire.Type, _ uint64, bs []byte) error {
 		switch {
 		case num == fRepSubject && typ == protowire.BytesType:
@@ -374,9 +437,6 @@ func decodeReport(b []byte) (credit.Report, error) {
 			if err != nil {
 				return err
 			}
-			if recs == nil {
-				recs = make([]credit.Record, 0, 64)
-			}
 			recs = append(recs, rec)
 		}
 		return nil
@@ -385,12 +445,18 @@ func decodeReport(b []byte) (credit.Report, error) {
 		return credit.Report{}, err
 	}
 	u := credit.USCC(subject)
-	// Sections slice the one records array (what credit.NewReport builds,
-	// without copying every record again).
+	for i := range recs {
+		recs[i].Subject = u
+	}
+	return reportOf(u, recs), nil
+}
+
+// reportOf is credit.NewReport without copying every record again: its
+// sections slice recs, which the caller must not change afterwards.
+func reportOf(u credit.USCC, recs []credit.Record) credit.Report {
 	rep := credit.Report{Subject: u, Sections: []credit.Section{}}
 	start := 0
 	for i := range recs {
-		recs[i].Subject = u
 		if i > start && recs[i].Category != recs[start].Category {
 			rep.Sections = append(rep.Sections, credit.Section{Category: recs[start].Category, Records: recs[start:i:i]})
 			start = i
@@ -399,7 +465,7 @@ func decodeReport(b []byte) (credit.Report, error) {
 	if len(recs) > start {
 		rep.Sections = append(rep.Sections, credit.Section{Category: recs[start].Category, Records: recs[start:len(recs):len(recs)]})
 	}
-	return rep, nil
+	return rep
 }
 
 // sub returns the part of arena (a copy of whole) at the position of part
