@@ -116,6 +116,20 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	}
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
+	// go-libp2p's default admits only 64 inbound streams (plus 4 per GiB
+	// of memory) per protocol from one peer, and resets the next with
+	// 0x1002 (resource limit exceeded). One home region routinely has more
+	// of its banks' queries in flight to one answering region than that
+	// (and a stream is still counted for a moment after its answer
+	// arrived), so the report protocol failed at 64 in flight. The peer's
+	// own stream limits stay, and the server's MaxConcurrent refuses the
+	// excess with a typed "unavailable" the home node can report.
+	limits.ProtocolPeerBaseLimit.StreamsInbound = limits.PeerBaseLimit.StreamsInbound
+	limits.ProtocolPeerBaseLimit.StreamsOutbound = limits.PeerBaseLimit.StreamsOutbound
+	limits.ProtocolPeerBaseLimit.Streams = limits.PeerBaseLimit.Streams
+	limits.ProtocolPeerLimitIncrease.StreamsInbound = limits.PeerLimitIncrease.StreamsInbound
+	limits.ProtocolPeerLimitIncrease.StreamsOutbound = limits.PeerLimitIncrease.StreamsOutbound
+	limits.ProtocolPeerLimitIncrease.Streams = limits.PeerLimitIncrease.Streams
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.Scale(mem, fds)))
 	if err != nil {
 		return nil, fmt.Errorf("resource manager: %w", err)
