@@ -214,7 +214,8 @@ func (e *eachReceipt) start(next uint64) {
 	e.next = next
 }
 
-// anchoredEach is the answerer's receipt log in anchor.mode per_receipt:
+// anchoredEach is the in-process answerer's receipt log in anchor.mode
+// per_receipt (the p2p server's goes through p2pLog):
 // Append returns once the receipt is durable AND a checkpoint covering it
 // has committed on the ledger.
 type anchoredEach struct {
@@ -227,10 +228,20 @@ func (l anchoredEach) Append(ctx context.Context, r *credit.Receipt) (uint64, er
 	if err != nil {
 		return idx, err
 	}
-	if err := l.n.anchorReceipt(ctx, idx); err != nil {
-		return idx, fmt.Errorf("anchoring receipt %d before answering: %w", idx, err)
+	return idx, l.n.anchorIfPerReceipt(ctx, idx)
+}
+
+// anchorIfPerReceipt is every answering path's step after a receipt is
+// durable: in anchor.mode per_receipt it anchors the receipt before the
+// answer may leave.
+func (n *Node) anchorIfPerReceipt(ctx context.Context, idx uint64) error {
+	if n.cfg.Anchor.Mode != AnchorPerReceipt {
+		return nil
 	}
-	return idx, nil
+	if err := n.anchorReceipt(ctx, idx); err != nil {
+		return fmt.Errorf("anchoring receipt %d before answering: %w", idx, err)
+	}
+	return nil
 }
 
 // anchorReceipt anchors a checkpoint of exactly idx+1 leaves, in log

@@ -204,9 +204,10 @@ type p2pLog struct {
 
 func (l p2pLog) Append(ctx context.Context, r *credit.Receipt) (uint64, error) {
 	idx, err := l.Log.Append(ctx, r)
-	if err == nil {
-		l.n.metrics.receipts.Inc()
-		l.n.receiptAppended()
+	if err != nil {
+		return idx, err
 	}
-	return idx, err
+	l.n.metrics.receipts.Inc()
+	l.n.receiptAppended()
+	return idx, l.n.anchorIfPerReceipt(ctx, idx)
 }

@@ -22,6 +22,7 @@ func main() {
 		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{
 			importCommand(),
+			nodeCommand(),
 		},
 	}
 	if err := app.Run(os.Args); err != nil {

@@ -70,9 +70,16 @@ func TestAnchoringRetriesWithoutBlockingQueries(t *testing.T) {
 // anchor.mode per_receipt: every receipt has its own checkpoint
 // transaction, committed before the answer leaves its node, even with
 // queries in flight together.
+// Both answering paths: in-process, and the p2p server `ccnode run` uses.
 func TestAnchorPerReceiptCommitsBeforeAnswering(t *testing.T) {
+	for _, viaP2P := range []bool{false, true} {
+		t.Run(fmt.Sprintf("p2p=%v", viaP2P), func(t *testing.T) { testAnchorPerReceipt(t, viaP2P) })
+	}
+}
+
+func testAnchorPerReceipt(t *testing.T, viaP2P bool) {
 	ctx := context.Background()
-	c, err := Start(ctx, Options{Logger: testLogger(t), Tune: func(cfg *node.Config) {
+	c, err := Start(ctx, Options{Logger: testLogger(t), P2P: viaP2P, Tune: func(cfg *node.Config) {
 		cfg.Anchor.Mode = node.AnchorPerReceipt
 	}})
 	if err != nil {
