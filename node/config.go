@@ -71,10 +71,23 @@ type HTTPConfig struct {
 }
 
 // LedgerConfig picks the ledger backend: the embedded ledger in
-// EmbeddedDir, or a Fabric gateway when FabricGateway names its config.
+// EmbeddedDir, an embedded ledger another node serves at EmbeddedURL, or a
+// Fabric gateway when FabricGateway names its config.
 type LedgerConfig struct {
-	EmbeddedDir   string `yaml:"embedded_dir"`
+	EmbeddedDir string `yaml:"embedded_dir"`
+	// EmbeddedURL reaches the embedded ledger another node on this
+	// machine serves (its ledger.serve_addr), so that several regions run
+	// as separate processes without Fabric.
+	EmbeddedURL   string `yaml:"embedded_url"`
 	FabricGateway string `yaml:"fabric_gateway"`
+	// ServeAddr, with EmbeddedDir, serves this node's embedded ledger to
+	// the other regions' nodes (plain HTTP; every call is signed by the
+	// caller's ledger key). Empty serves nothing.
+	ServeAddr string `yaml:"serve_addr"`
+	// BootstrapFile, with EmbeddedDir, names a JSON file of the first
+	// members ({"regions": [...], "banks": [...]}) a new embedded ledger
+	// starts with; empty starts it with this region alone.
+	BootstrapFile string `yaml:"bootstrap_file"`
 	// MSPID is the identity this node acts as on the ledger.
 	MSPID string `yaml:"msp_id"`
 	// GracePeriod: past this age of the node's ledger view it refuses to
@@ -177,8 +190,25 @@ func (c *Config) Validate() error {
 	if c.HTTP.WriteTimeout <= 0 {
 		return bad("http.write_timeout", errors.New("must be positive"))
 	}
-	if (c.Ledger.EmbeddedDir == "") == (c.Ledger.FabricGateway == "") {
-		return bad("ledger.embedded_dir", errors.New("set exactly one of ledger.embedded_dir and ledger.fabric_gateway"))
+	set := 0
+	for _, v := range []string{c.Ledger.EmbeddedDir, c.Ledger.EmbeddedURL, c.Ledger.FabricGateway} {
+		if v != "" {
+			set++
+		}
+	}
+	if set != 1 {
+		return bad("ledger.embedded_dir", errors.New("set exactly one of ledger.embedded_dir, ledger.embedded_url and ledger.fabric_gateway"))
+	}
+	if c.Ledger.EmbeddedDir == "" && c.Ledger.ServeAddr != "" {
+		return bad("ledger.serve_addr", errors.New("only a node with ledger.embedded_dir serves its ledger"))
+	}
+	if c.Ledger.ServeAddr != "" {
+		if _, _, err := net.SplitHostPort(c.Ledger.ServeAddr); err != nil {
+			return bad("ledger.serve_addr", err)
+		}
+	}
+	if c.Ledger.EmbeddedDir == "" && c.Ledger.BootstrapFile != "" {
+		return bad("ledger.bootstrap_file", errors.New("only a node with ledger.embedded_dir bootstraps a ledger"))
 	}
 	if c.Ledger.MSPID == "" {
 		return bad("ledger.msp_id", errRequired)

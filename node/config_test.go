@@ -22,6 +22,15 @@ func TestConfigValidateNamesBadKey(t *testing.T) {
 		{"http.max_body_bytes", func(c *Config) { c.HTTP.MaxBodyBytes = 0 }},
 		{"ledger.embedded_dir", func(c *Config) { c.Ledger.FabricGateway = "gw.yaml" }},
 		{"ledger.embedded_dir", func(c *Config) { c.Ledger.EmbeddedDir = "" }},
+		{"ledger.embedded_dir", func(c *Config) { c.Ledger.EmbeddedDir, c.Ledger.EmbeddedURL = "", "" }},
+		{"ledger.embedded_dir", func(c *Config) { c.Ledger.EmbeddedURL = "http://127.0.0.1:9" }},
+		{"ledger.serve_addr", func(c *Config) { c.Ledger.ServeAddr = "nonsense" }},
+		{"ledger.serve_addr", func(c *Config) {
+			c.Ledger.EmbeddedDir, c.Ledger.EmbeddedURL, c.Ledger.ServeAddr = "", "http://127.0.0.1:9", "127.0.0.1:0"
+		}},
+		{"ledger.bootstrap_file", func(c *Config) {
+			c.Ledger.EmbeddedDir, c.Ledger.FabricGateway, c.Ledger.BootstrapFile = "", "gw.yaml", "members.json"
+		}},
 		{"ledger.grace_period", func(c *Config) { c.Ledger.GracePeriod = 0 }},
 		{"anchor.mode", func(c *Config) { c.Anchor.Mode = "sometimes" }},
 		{"anchor.interval", func(c *Config) { c.Anchor.Interval = -time.Second }},

@@ -45,10 +45,20 @@ http:
   write_timeout: {{.HTTP.WriteTimeout}}
 
 ledger:
-  # Exactly one of embedded_dir (the embedded ledger, one machine) and
-  # fabric_gateway (a Fabric gateway connection file) must be set.
+  # Exactly one of embedded_dir (the embedded ledger, one machine),
+  # embedded_url (the embedded ledger another node on this machine serves)
+  # and fabric_gateway (a Fabric gateway connection file) must be set.
   embedded_dir: {{.Ledger.EmbeddedDir}}
+  embedded_url: "{{.Ledger.EmbeddedURL}}"
   fabric_gateway: "{{.Ledger.FabricGateway}}"
+  # With embedded_dir: serve the embedded ledger to the other regions'
+  # nodes on this address (plain HTTP on one machine; every call is signed
+  # by the caller's own key). Empty serves nothing.
+  serve_addr: "{{.Ledger.ServeAddr}}"
+  # With embedded_dir: a JSON file of the first members
+  # ({"regions": [...], "banks": [...]}) a new ledger starts with; empty
+  # starts it with this region alone.
+  bootstrap_file: "{{.Ledger.BootstrapFile}}"
   # The ledger identity (MSP id) this node acts as.
   msp_id: {{.Ledger.MSPID}}
   # If the node's view of the ledger is older than this, it refuses to

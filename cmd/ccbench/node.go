@@ -213,18 +213,20 @@ type benchConsortium struct {
 	regions []*benchRegion
 	// fabricDir is the local Fabric network (fabric ledger).
 	fabricDir string
-	// ledgerURL is where the embedded ledger hosted by Shenzhen's node
-	// is served (embedded ledger).
-	bank   *consortium.Bank
-	grants []credit.ConsentGrant
-	setUp  bool
-	hc     *http.Client
+	// ledgerURL is where Shenzhen's node serves the embedded ledger
+	// (embedded ledger), from its last start.
+	ledgerURL string
+	bank      *consortium.Bank
+	grants    []credit.ConsentGrant
+	setUp     bool
+	hc        *http.Client
 	// ended is the nodes' last sample before they stopped.
 	ended []nodeSample
 }
 
 type benchRegion struct {
 	id      credit.RegionID
+	cfg     string // config file text; {{LEDGER_URL}} is filled at start
 	dir     string
 	cfgPath string
 	token   string
@@ -263,6 +265,42 @@ func newBenchConsortium(ctx context.Context, o nodeBenchOpts, ledger string) (_ 
 			ledgerYAML[fr.ID] = fmt.Sprintf("  embedded_dir: \"\"\n  fabric_gateway: %q\n  msp_id: %q\n", fnet.GatewayFiles[i], fr.MSPID)
 			keyFiles[fr.ID] = filepath.Join(c.fabricDir, "nodes", string(fr.ID), "node.key")
 		}
+	case "embedded":
+		// Shenzhen's node runs the embedded ledger and serves it; the
+		// other two reach it over HTTP (ledger.embedded_url, known once
+		// Shenzhen has started, so their configs are written at start).
+		boot := struct {
+			Regions []credit.RegionMember `json:"regions"`
+		}{}
+		for _, id := range benchRegions {
+			kf := filepath.Join(c.dir, "keys", string(id)+".key")
+			key, err := node.GenerateKeyFile(kf)
+			if err != nil {
+				return c, err
+			}
+			pub := key.Public().(ed25519.PublicKey)
+			pid, err := node.PeerID(pub)
+			if err != nil {
+				return c, err
+			}
+			msp := "Region" + string(id) + "MSP"
+			boot.Regions = append(boot.Regions, credit.RegionMember{ID: id, Name: "region " + string(id), MSPID: msp, PeerID: pid,
+				PubKey: pub, Status: credit.StatusActive, Divisions: []string{strings.TrimRight(string(id), "0")}})
+			keyFiles[id] = kf
+			if id == benchRegions[0] {
+				ledgerYAML[id] = fmt.Sprintf("  embedded_dir: %q\n  serve_addr: \"127.0.0.1:0\"\n  bootstrap_file: %q\n  msp_id: %q\n",
+					filepath.Join(c.dir, "ledger"), filepath.Join(c.dir, "members.json"), msp)
+			} else {
+				ledgerYAML[id] = fmt.Sprintf("  embedded_dir: \"\"\n  embedded_url: \"{{LEDGER_URL}}\"\n  msp_id: %q\n", msp)
+			}
+		}
+		b, err := json.Marshal(boot)
+		if err != nil {
+			return c, err
+		}
+		if err := os.WriteFile(filepath.Join(c.dir, "members.json"), b, 0o600); err != nil {
+			return c, err
+		}
 	default:
 		return c, fmt.Errorf("unknown ledger %q (want fabric or embedded)", ledger)
 	}
@@ -299,9 +337,7 @@ query:
   region_timeout: 2m
 `, id, r.dir, keyFiles[id], tokFile, ledgerYAML[id], c.o.anchorInterval)
 		r.cfgPath = filepath.Join(r.dir, "ccnode.yaml")
-		if err := os.WriteFile(r.cfgPath, []byte(cfg), 0o600); err != nil {
-			return c, err
-		}
+		r.cfg = cfg
 		r.logPath = filepath.Join(r.dir, "ccnode.log")
 		feed := filepath.Join(r.dir, "feed.jsonl")
 		if out, err := exec.CommandContext(ctx, o.bin, "gen", "--region", string(id), "--enterprises", strconv.Itoa(o.enterprises),
@@ -369,6 +405,11 @@ func (c *benchConsortium) start(ctx context.Context, mode string) error {
 		if err != nil {
 			return err
 		}
+		cfg := strings.ReplaceAll(r.cfg, "{{LEDGER_URL}}", c.ledgerURL)
+		if err := os.WriteFile(r.cfgPath, []byte(cfg), 0o600); err != nil {
+			logf.Close()
+			return err
+		}
 		r.cmd = exec.Command(c.o.bin, "run", "--config", r.cfgPath, "--anchor-mode", mode, "--log-level", "warn")
 		stdout, err := r.cmd.StdoutPipe()
 		if err != nil {
@@ -381,11 +422,19 @@ func (c *benchConsortium) start(ctx context.Context, mode string) error {
 			return fmt.Errorf("start ccnode run %s: %w", r.id, err)
 		}
 		r.exited = make(chan struct{})
-		first := make(chan string, 1)
+		// The node prints its bank API address, then the address it
+		// serves its embedded ledger on if it does.
+		lines := make(chan string, 2)
 		go func() {
 			br := bufio.NewReader(stdout)
-			line, _ := br.ReadString('\n')
-			first <- line
+			for range 2 {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					break
+				}
+				lines <- line
+			}
+			close(lines)
 			io.Copy(logf, br)
 		}()
 		go func() {
@@ -393,15 +442,24 @@ func (c *benchConsortium) start(ctx context.Context, mode string) error {
 			logf.Close()
 			close(r.exited)
 		}()
-		select {
-		case line := <-first:
-			_, url, ok := strings.Cut(strings.TrimSpace(line), "bank API on ")
-			if !ok {
-				return fmt.Errorf("ccnode run %s printed %q, not its address (log: %s)", r.id, line, r.logPath)
+		want := 1
+		if strings.Contains(cfg, "serve_addr") {
+			want = 2
+		}
+		for range want {
+			select {
+			case line := <-lines:
+				line = strings.TrimSpace(line)
+				if _, url, ok := strings.Cut(line, "bank API on "); ok {
+					r.url = url
+				} else if _, url, ok := strings.Cut(line, "embedded ledger served on "); ok {
+					c.ledgerURL = url
+				} else {
+					return fmt.Errorf("ccnode run %s printed %q, not its addresses (log: %s)", r.id, line, r.logPath)
+				}
+			case <-time.After(2 * time.Minute):
+				return fmt.Errorf("ccnode run %s printed no address in 2m (log: %s)", r.id, r.logPath)
 			}
-			r.url = url
-		case <-time.After(2 * time.Minute):
-			return fmt.Errorf("ccnode run %s printed no address in 2m (log: %s)", r.id, r.logPath)
 		}
 		r.cl = &node.Client{Base: r.url, AdminToken: r.token, HTTP: c.hc}
 	}

@@ -18,7 +18,9 @@ func runCommand() *cli.Command {
 		Usage: "run a regional node",
 		Description: "Serves the region's bank API, answers consented queries, logs receipts and\n" +
 			"anchors checkpoints until interrupted. The embedded ledger is the default; a\n" +
-			"config with ledger.fabric_gateway uses Fabric.",
+			"config with ledger.fabric_gateway uses Fabric. With ledger.serve_addr the node\n" +
+			"serves its embedded ledger to other regions' nodes on this machine, which name\n" +
+			"it in ledger.embedded_url (and prints its address on a second line).",
 		Flags: append(runFlags,
 			&cli.StringFlag{Name: "log-level", Category: catOutput, Value: "info", EnvVars: []string{"CCNODE_LOG_LEVEL"},
 				Usage: "debug, info, warn or error"}),
@@ -40,6 +42,9 @@ func runCommand() *cli.Command {
 			}
 			defer s.Close()
 			fmt.Fprintf(c.App.Writer, "region %s: bank API on http://%s\n", cfg.Region, s.Node.HTTPAddr())
+			if s.LedgerAddr != "" {
+				fmt.Fprintf(c.App.Writer, "region %s: embedded ledger served on http://%s\n", cfg.Region, s.LedgerAddr)
+			}
 			<-ctx.Done()
 			log.Info("shutting down")
 			return s.Close()

@@ -3,9 +3,12 @@ package consortium
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,7 +33,10 @@ type Standalone struct {
 	Ledger network.Ledger
 	Host   host.Host
 	Server *p2p.Server
-	closed bool
+	// LedgerAddr is where this node serves its embedded ledger to the
+	// other regions' nodes (ledger.serve_addr), once started.
+	LedgerAddr string
+	closed     bool
 }
 
 // OpenStandalone opens the region's store and key and starts its node.
@@ -76,6 +82,9 @@ func OpenStandalone(ctx context.Context, cfg node.Config, log *slog.Logger) (_ *
 	}
 	if s.Ledger, err = openLedger(ctx, cfg, key, addrs, log); err != nil {
 		return nil, err
+	}
+	if o, ok := s.Ledger.(ownedLedger); ok && o.ln != nil {
+		s.LedgerAddr = o.ln.Addr().String()
 	}
 	router := &node.P2PRouter{}
 	h := s.Host
@@ -153,46 +162,134 @@ func openLedger(ctx context.Context, cfg node.Config, key ed25519.PrivateKey, ad
 		publishAddrs(ctx, l, cfg.Region, addrs, log)
 		return l, nil
 	}
+	if cfg.Ledger.EmbeddedURL != "" {
+		l, err := embedded.Dial(cfg.Ledger.EmbeddedURL, cfg.Ledger.MSPID, key)
+		if err != nil {
+			return nil, fmt.Errorf("ledger.embedded_url: %w", err)
+		}
+		publishAddrs(ctx, l, cfg.Region, addrs, log)
+		return l, nil
+	}
 	srv, err := embedded.Open(cfg.Ledger.EmbeddedDir, embedded.Options{Logger: log.With("part", "ledger")})
 	if err != nil {
 		return nil, err
 	}
-	cl, err := func() (network.Ledger, error) {
-		if err := srv.AddIdentity(cfg.Ledger.MSPID, key.Public().(ed25519.PublicKey)); err != nil {
-			return nil, err
-		}
-		cl := srv.Client(cfg.Ledger.MSPID, key)
-		pid, err := node.PeerID(key.Public().(ed25519.PublicKey))
-		if err != nil {
-			return nil, err
-		}
-		// A new embedded ledger starts with this region as its only
-		// member; an existing one keeps its members.
-		err = cl.Bootstrap(ctx, []credit.RegionMember{{
-			ID: cfg.Region, MSPID: cfg.Ledger.MSPID, PeerID: pid, PubKey: key.Public().(ed25519.PublicKey), Status: credit.StatusActive,
-			Divisions: []string{strings.TrimRight(string(cfg.Region), "0")}, Addrs: addrs,
-		}}, nil)
-		if errors.Is(err, network.ErrConflict) {
-			publishAddrs(ctx, cl, cfg.Region, addrs, log)
-		} else if err != nil {
-			return nil, err
-		}
-		return cl, nil
-	}()
-	if err != nil {
-		srv.Close()
-		return nil, err
+	o := ownedLedger{srv: srv}
+	if err := o.open(ctx, cfg, key, addrs, log); err != nil {
+		return nil, errors.Join(err, o.Close())
 	}
-	return ownedLedger{cl, srv}, nil
+	return o, nil
 }
 
-// ownedLedger closes the embedded server it runs on with the client.
+// ownedLedger is an embedded ledger this node runs, and serves when
+// ledger.serve_addr is set; Close closes them with the client.
 type ownedLedger struct {
 	network.Ledger
-	srv *embedded.Server
+	srv  *embedded.Server
+	ln   net.Listener
+	http *http.Server
 }
 
-func (o ownedLedger) Close() error { return errors.Join(o.Ledger.Close(), o.srv.Close()) }
+func (o *ownedLedger) open(ctx context.Context, cfg node.Config, key ed25519.PrivateKey, addrs []string, log *slog.Logger) error {
+	pub := key.Public().(ed25519.PublicKey)
+	if err := o.srv.AddIdentity(cfg.Ledger.MSPID, pub); err != nil {
+		return err
+	}
+	cl := o.srv.Client(cfg.Ledger.MSPID, key)
+	o.Ledger = cl
+	pid, err := node.PeerID(pub)
+	if err != nil {
+		return err
+	}
+	// A new embedded ledger starts with the bootstrap file's members, or
+	// with this region as its only member; an existing one keeps its
+	// members.
+	regions := []credit.RegionMember{{
+		ID: cfg.Region, MSPID: cfg.Ledger.MSPID, PeerID: pid, PubKey: pub, Status: credit.StatusActive,
+		Divisions: []string{strings.TrimRight(string(cfg.Region), "0")}, Addrs: addrs,
+	}}
+	var banks []credit.BankMember
+	if cfg.Ledger.BootstrapFile != "" {
+		if regions, banks, err = readBootstrap(cfg.Ledger.BootstrapFile, cfg.Region, pub, addrs); err != nil {
+			return err
+		}
+	}
+	err = cl.Bootstrap(ctx, regions, banks)
+	if errors.Is(err, network.ErrConflict) {
+		publishAddrs(ctx, cl, cfg.Region, addrs, log)
+	} else if err != nil {
+		return err
+	}
+	if cfg.Ledger.ServeAddr == "" {
+		return nil
+	}
+	// The member regions act on the served ledger with their own keys,
+	// the ones their member records hold.
+	members, err := cl.Regions(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range members {
+		if err := o.srv.AddIdentity(m.MSPID, m.PubKey); err != nil {
+			return fmt.Errorf("ledger identity of region %s: %w", m.ID, err)
+		}
+	}
+	if o.ln, err = net.Listen("tcp", cfg.Ledger.ServeAddr); err != nil {
+		return fmt.Errorf("ledger.serve_addr: %w", err)
+	}
+	o.http = &http.Server{Handler: o.srv.Handler(), ReadHeaderTimeout: cfg.HTTP.ReadTimeout,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go func() {
+		if err := o.http.Serve(o.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("serving the embedded ledger stopped", "err", err)
+		}
+	}()
+	log.Info("serving the embedded ledger", "addr", o.ln.Addr().String(), "members", len(members))
+	return nil
+}
+
+func (o ownedLedger) Close() error {
+	var errs []error
+	if o.http != nil {
+		// Event streams stay open until their callers go: close, not
+		// shut down gracefully.
+		errs = append(errs, o.http.Close())
+	}
+	if o.Ledger != nil {
+		errs = append(errs, o.Ledger.Close())
+	}
+	return errors.Join(append(errs, o.srv.Close())...)
+}
+
+// bootstrapFile is ledger.bootstrap_file: the first members of a new
+// embedded ledger.
+type bootstrapFile struct {
+	Regions []credit.RegionMember `json:"regions"`
+	Banks   []credit.BankMember   `json:"banks"`
+}
+
+// readBootstrap reads the first members; this region must be among them
+// with this node's key, and gets its current listen addresses.
+func readBootstrap(path string, region credit.RegionID, pub ed25519.PublicKey, addrs []string) ([]credit.RegionMember, []credit.BankMember, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ledger.bootstrap_file: %w", err)
+	}
+	var f bootstrapFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, nil, fmt.Errorf("ledger.bootstrap_file %s: %w", path, err)
+	}
+	for i, r := range f.Regions {
+		if r.ID == region {
+			if !pub.Equal(ed25519.PublicKey(r.PubKey)) {
+				return nil, nil, fmt.Errorf("ledger.bootstrap_file %s: region %s has another key than this node's", path, region)
+			}
+			f.Regions[i].Addrs = addrs
+			return f.Regions, f.Banks, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("ledger.bootstrap_file %s: region %s is not among its members", path, region)
+}
 
 // publishAddrs updates this region's record with its current listen
 // addresses (ports chosen at start); failure is logged, the node still

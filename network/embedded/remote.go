@@ -1,0 +1,353 @@
+package embedded
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prdcredit/ccnode/chaincode"
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/network"
+)
+
+// Serving the embedded ledger to other processes.
+//
+// One process owns an embedded ledger (Badger allows one process per
+// folder, and events are delivered in process). So that several regional
+// nodes can run as separate processes on one machine without Fabric, the
+// owning process serves it over HTTP (Handler) and the others reach it
+// with Dial. Nothing is trusted to the transport: every call is a
+// credit.LedgerTx signed by the caller's own ledger key and authenticated
+// by the Server exactly as an in-process Client's is, so the hosting
+// process cannot act for another region. It is a trial and benchmark
+// set-up for one machine — plain HTTP, no replay protection beyond what
+// the contract's rules give; a consortium runs Fabric.
+
+// remoteFuncs are the contract functions a remote caller may run: submit
+// (a transaction) or evaluate (a read), and how the arguments map onto the
+// contract.
+var remoteFuncs = map[string]struct {
+	submit bool
+	args   int
+	run    func(t *txCtx, a []string) (any, error)
+}{
+	"Bootstrap":    {true, 2, func(t *txCtx, a []string) (any, error) { return nil, chaincode.Contract{}.Bootstrap(t, a[0], a[1]) }},
+	"UpdateRegion": {true, 1, func(t *txCtx, a []string) (any, error) { return nil, chaincode.Contract{}.UpdateRegion(t, a[0]) }},
+	"RegisterBank": {true, 1, func(t *txCtx, a []string) (any, error) { return nil, chaincode.Contract{}.RegisterBank(t, a[0]) }},
+	"RetireBank":   {true, 1, func(t *txCtx, a []string) (any, error) { return nil, chaincode.Contract{}.RetireBank(t, a[0]) }},
+	"RecordConsent": {true, 1, func(t *txCtx, a []string) (any, error) {
+		return nil, chaincode.Contract{}.RecordConsent(t, a[0])
+	}},
+	"RevokeConsent": {true, 1, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.RevokeConsent(t, a[0]) }},
+	"AnchorCheckpoint": {true, 2, func(t *txCtx, a []string) (any, error) {
+		return chaincode.Contract{}.AnchorCheckpoint(t, a[0], a[1])
+	}},
+	"GetRegions":   {false, 0, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetRegions(t) }},
+	"GetRegion":    {false, 1, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetRegion(t, a[0]) }},
+	"GetBanks":     {false, 0, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetBanks(t) }},
+	"GetBank":      {false, 1, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetBank(t, a[0]) }},
+	"GetConsent":   {false, 1, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetConsent(t, a[0]) }},
+	"GetConsentAt": {false, 2, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetConsentAt(t, a[0], a[1]) }},
+	"GetLatestCheckpoint": {false, 1, func(t *txCtx, a []string) (any, error) {
+		return chaincode.Contract{}.GetLatestCheckpoint(t, a[0])
+	}},
+	"GetCheckpointHistory": {false, 1, func(t *txCtx, a []string) (any, error) {
+		return chaincode.Contract{}.GetCheckpointHistory(t, a[0])
+	}},
+}
+
+// remoteError is the body of a refused or failed call.
+type remoteError struct {
+	Op   string `json:"op"`
+	Kind string `json:"kind"`
+	Msg  string `json:"msg"`
+}
+
+var errKinds = []error{network.ErrNotFound, network.ErrDenied, network.ErrConflict, network.ErrInvalid, network.ErrUnavailable}
+
+// Handler serves the ledger to remote callers: POST /v1/tx runs a signed
+// transaction or read, GET /v1/events streams events (JSON lines) after a
+// position until the caller goes away or the ledger closes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/tx", s.serveTx)
+	mux.HandleFunc("GET /v1/events", s.serveEvents)
+	return http.MaxBytesHandler(mux, 8<<20)
+}
+
+func (s *Server) serveTx(w http.ResponseWriter, r *http.Request) {
+	var tx credit.LedgerTx
+	fail := func(err error) {
+		op := tx.Function
+		kind, msg := network.ErrInvalid, err.Error()
+		var ne *network.Error
+		if errors.As(mapErr(op, err), &ne) {
+			kind, msg = ne.Kind, ne.Msg
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnprocessableEntity)
+		json.NewEncoder(w).Encode(remoteError{Op: op, Kind: kind.Error(), Msg: msg})
+	}
+	if err := json.NewDecoder(r.Body).Decode(&tx); err != nil {
+		fail(&network.Error{Op: "tx", Kind: network.ErrInvalid, Msg: "decoding the transaction: " + err.Error()})
+		return
+	}
+	f, ok := remoteFuncs[tx.Function]
+	if !ok || len(tx.Args) != f.args {
+		fail(&network.Error{Op: tx.Function, Kind: network.ErrInvalid, Msg: fmt.Sprintf("unknown function or wrong argument count (%d)", len(tx.Args))})
+		return
+	}
+	var out any
+	run := func(t *txCtx) (err error) { out, err = f.run(t, tx.Args); return err }
+	var err error
+	if f.submit {
+		_, err = s.submit(tx, run)
+	} else {
+		err = s.evaluate(tx, run)
+	}
+	if err != nil {
+		fail(err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(out)
+}
+
+func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
+	block, err := strconv.ParseUint(r.URL.Query().Get("block"), 10, 64)
+	if err != nil && r.URL.Query().Get("block") != "" {
+		http.Error(w, "block: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	ch, err := s.subscribe(r.Context(), network.Position{Block: block, TxID: r.URL.Query().Get("tx")})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/jsonl")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	rc.Flush()
+	enc := json.NewEncoder(w)
+	for ev := range ch {
+		if enc.Encode(ev) != nil || rc.Flush() != nil {
+			return
+		}
+	}
+}
+
+// Remote is a ledger client of an embedded ledger served by another
+// process (Handler). It implements network.Ledger.
+type Remote struct {
+	base string
+	msp  string
+	key  ed25519.PrivateKey
+	hc   *http.Client
+}
+
+var _ network.Ledger = (*Remote)(nil)
+
+// Dial returns a client of the ledger served at base (http://host:port),
+// acting as mspID and signing with key; the identity must be registered
+// with the serving Server. It does not connect until the first call.
+func Dial(base, mspID string, key ed25519.PrivateKey) (*Remote, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, &network.Error{Op: "Dial", Kind: network.ErrInvalid, Msg: fmt.Sprintf("ledger address %q: want http://host:port", base)}
+	}
+	return &Remote{base: strings.TrimRight(base, "/"), msp: mspID, key: key,
+		hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}, nil
+}
+
+// Identity is the MSP id the client acts as.
+func (c *Remote) Identity() string { return c.msp }
+
+// Close releases idle connections.
+func (c *Remote) Close() error {
+	c.hc.CloseIdleConnections()
+	return nil
+}
+
+func (c *Remote) call(ctx context.Context, fn string, out any, args ...string) error {
+	var nonce [12]byte
+	_, _ = rand.Read(nonce[:])
+	tx := credit.LedgerTx{Caller: c.msp, Function: fn, Args: args, Nonce: hex.EncodeToString(nonce[:])}
+	sig, err := credit.SignLedgerTx(c.key, tx)
+	if err != nil {
+		return &network.Error{Op: fn, Kind: network.ErrInvalid, Msg: err.Error()}
+	}
+	tx.Sig = sig
+	body, err := json.Marshal(tx)
+	if err != nil {
+		return &network.Error{Op: fn, Kind: network.ErrInvalid, Msg: err.Error()}
+	}
+	req, err := http.NewRequestWithContext(ctx, "POST", c.base+"/v1/tx", bytes.NewReader(body))
+	if err != nil {
+		return &network.Error{Op: fn, Kind: network.ErrInvalid, Msg: err.Error()}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return &network.Error{Op: fn, Kind: network.ErrUnavailable, Msg: err.Error()}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return &network.Error{Op: fn, Kind: network.ErrUnavailable, Msg: err.Error()}
+	}
+	if resp.StatusCode != http.StatusOK {
+		var re remoteError
+		if json.Unmarshal(b, &re) != nil || re.Kind == "" {
+			return &network.Error{Op: fn, Kind: network.ErrUnavailable, Msg: fmt.Sprintf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(b))}
+		}
+		kind := network.ErrUnavailable
+		for _, k := range errKinds {
+			if k.Error() == re.Kind {
+				kind = k
+			}
+		}
+		return &network.Error{Op: fn, Kind: kind, Msg: re.Msg}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return &network.Error{Op: fn, Kind: network.ErrUnavailable, Msg: "decoding the result: " + err.Error()}
+	}
+	return nil
+}
+
+// Bootstrap implements network.Membership.
+func (c *Remote) Bootstrap(ctx context.Context, regions []credit.RegionMember, banks []credit.BankMember) error {
+	if banks == nil {
+		banks = []credit.BankMember{}
+	}
+	return c.call(ctx, "Bootstrap", nil, marshal(regions), marshal(banks))
+}
+
+// Regions implements network.Membership.
+func (c *Remote) Regions(ctx context.Context) (out []credit.RegionMember, err error) {
+	return out, c.call(ctx, "GetRegions", &out)
+}
+
+// Region implements network.Membership.
+func (c *Remote) Region(ctx context.Context, id credit.RegionID) (out credit.RegionMember, err error) {
+	return out, c.call(ctx, "GetRegion", &out, string(id))
+}
+
+// UpdateRegion implements network.Membership.
+func (c *Remote) UpdateRegion(ctx context.Context, r credit.RegionMember) error {
+	return c.call(ctx, "UpdateRegion", nil, marshal(r))
+}
+
+// Banks implements network.Membership.
+func (c *Remote) Banks(ctx context.Context) (out []credit.BankMember, err error) {
+	return out, c.call(ctx, "GetBanks", &out)
+}
+
+// Bank implements network.Membership.
+func (c *Remote) Bank(ctx context.Context, id credit.BankID) (out credit.BankMember, err error) {
+	return out, c.call(ctx, "GetBank", &out, string(id))
+}
+
+// RegisterBank implements network.Membership.
+func (c *Remote) RegisterBank(ctx context.Context, b credit.BankMember) error {
+	return c.call(ctx, "RegisterBank", nil, marshal(b))
+}
+
+// RetireBank implements network.Membership.
+func (c *Remote) RetireBank(ctx context.Context, id credit.BankID) error {
+	return c.call(ctx, "RetireBank", nil, string(id))
+}
+
+// RecordConsent implements network.Consents.
+func (c *Remote) RecordConsent(ctx context.Context, cc credit.ConsentCommitment) error {
+	return c.call(ctx, "RecordConsent", nil, marshal(cc))
+}
+
+// RevokeConsent implements network.Consents.
+func (c *Remote) RevokeConsent(ctx context.Context, id string) (out credit.ConsentCommitment, err error) {
+	return out, c.call(ctx, "RevokeConsent", &out, id)
+}
+
+// Consent implements network.Consents.
+func (c *Remote) Consent(ctx context.Context, id string) (out credit.ConsentCommitment, err error) {
+	return out, c.call(ctx, "GetConsent", &out, id)
+}
+
+// ConsentAt implements network.Consents.
+func (c *Remote) ConsentAt(ctx context.Context, id string, at time.Time) (credit.ConsentCommitment, credit.ConsentStatus, error) {
+	var out chaincode.ConsentAt
+	err := c.call(ctx, "GetConsentAt", &out, id, at.UTC().Format(time.RFC3339Nano))
+	return out.Commitment, out.Status, err
+}
+
+// AnchorCheckpoint implements network.Checkpoints.
+func (c *Remote) AnchorCheckpoint(ctx context.Context, cp credit.Checkpoint, proof [][]byte) (out credit.AnchoredCheckpoint, err error) {
+	p := ""
+	if len(proof) > 0 {
+		p = marshal(proof)
+	}
+	return out, c.call(ctx, "AnchorCheckpoint", &out, marshal(cp), p)
+}
+
+// LatestCheckpoint implements network.Checkpoints.
+func (c *Remote) LatestCheckpoint(ctx context.Context, region credit.RegionID) (out credit.AnchoredCheckpoint, err error) {
+	return out, c.call(ctx, "GetLatestCheckpoint", &out, string(region))
+}
+
+// CheckpointHistory implements network.Checkpoints.
+func (c *Remote) CheckpointHistory(ctx context.Context, region credit.RegionID) (out []credit.AnchoredCheckpoint, err error) {
+	return out, c.call(ctx, "GetCheckpointHistory", &out, string(region))
+}
+
+// Subscribe implements network.Events: one streaming request; the channel
+// closes when ctx ends or the stream breaks, and the caller resubscribes
+// from the last position it processed.
+func (c *Remote) Subscribe(ctx context.Context, from network.Position) (<-chan network.Event, error) {
+	q := url.Values{"block": {strconv.FormatUint(from.Block, 10)}, "tx": {from.TxID}}
+	req, err := http.NewRequestWithContext(ctx, "GET", c.base+"/v1/events?"+q.Encode(), nil)
+	if err != nil {
+		return nil, &network.Error{Op: "Subscribe", Kind: network.ErrInvalid, Msg: err.Error()}
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, &network.Error{Op: "Subscribe", Kind: network.ErrUnavailable, Msg: err.Error()}
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		return nil, &network.Error{Op: "Subscribe", Kind: network.ErrUnavailable, Msg: fmt.Sprintf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(b))}
+	}
+	ch := make(chan network.Event, 64)
+	go func() {
+		defer close(ch)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 8<<20)
+		for sc.Scan() {
+			var ev network.Event
+			if json.Unmarshal(sc.Bytes(), &ev) != nil {
+				return
+			}
+			select {
+			case ch <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ch, nil
+}
