@@ -16,6 +16,7 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/credit/synth"
 	"github.com/prdcredit/ccnode/network"
 	"github.com/prdcredit/ccnode/node"
 	"github.com/prdcredit/ccnode/node/audit"
@@ -211,21 +212,23 @@ func (d *Demo) run(ctx context.Context, o DemoOptions, start time.Time) error {
 	}
 	rng := rand.New(rand.NewPCG(o.Seed, 0x5eed))
 
-	// Data: each region registers its enterprises; the first tenth of
-	// them also have records in the other regions (branches, lawsuits,
-	// utilities), which is what makes a consolidated report useful.
+	// Data: each region's enterprises with their synthetic department
+	// records (credit/synth: ~183 records each, as on the Shenzhen
+	// platform); the first tenth of them also have a few records in the
+	// other regions (branches, lawsuits, utilities), which is what makes a
+	// consolidated report useful.
 	subjects := map[credit.RegionID][]credit.USCC{}
-	for ri, r := range c.Regions {
-		div := r.Divisions[0]
+	perRegion := map[credit.RegionID][]credit.Record{}
+	for _, r := range c.Regions {
+		g, err := synth.New(synth.Config{Region: r.ID, Enterprises: o.Enterprises, Seed: o.Seed})
+		if err != nil {
+			return fmt.Errorf("region %s: synthetic data: %w", r.ID, err)
+		}
+		subjects[r.ID] = g.Enterprises()
 		for i := range o.Enterprises {
-			u, err := credit.CompleteUSCC(fmt.Sprintf("91%s%02dMA%07d", div, 3+i%5, ri*1_000_000+i))
-			if err != nil {
-				return err
-			}
-			subjects[r.ID] = append(subjects[r.ID], u)
+			perRegion[r.ID] = append(perRegion[r.ID], g.EnterpriseRecords(i)...)
 		}
 	}
-	perRegion := map[credit.RegionID][]credit.Record{}
 	seq := 0
 	addRecs := func(holder credit.RegionID, u credit.USCC, n int) error {
 		for range n {
@@ -243,9 +246,6 @@ func (d *Demo) run(ctx context.Context, o DemoOptions, start time.Time) error {
 	}
 	for _, r := range c.Regions {
 		for i, u := range subjects[r.ID] {
-			if err := addRecs(r.ID, u, 8+rng.IntN(12)); err != nil {
-				return err
-			}
 			if i < max(1, o.Enterprises/10) {
 				for _, other := range c.Regions {
 					if other.ID != r.ID {
