@@ -120,7 +120,10 @@ func (n *Node) fail(w http.ResponseWriter, err error) {
 func (n *Node) ready(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := n.Ready(); err != nil {
-			writeError(w, http.StatusServiceUnavailable, CodeNotReady, err.Error())
+			// A stale ledger view carries its refusal reason
+			// (ledger_view_stale), which a bank must see as the code.
+			status, code := statusOf(err)
+			writeError(w, status, code, err.Error())
 			return
 		}
 		h(w, r)
