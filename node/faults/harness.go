@@ -84,6 +84,9 @@ type Node struct {
 	Config string // its ccnode.yaml
 	Token  string // admin token
 	Args   []string
+	// Owner is the test the node belongs to: a process left running is
+	// killed when it ends (not when the subtest that started it ends).
+	Owner testing.TB
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -107,7 +110,7 @@ func InitEmbedded(t testing.TB, bin Bin, region credit.RegionID, dir string, edi
 	if edit != nil {
 		edit(&cfg)
 	}
-	n := &Node{Bin: bin, Region: region, Dir: dir, Config: filepath.Join(dir, "ccnode.yaml"), Token: strings.TrimSpace(string(tok))}
+	n := &Node{Bin: bin, Region: region, Dir: dir, Config: filepath.Join(dir, "ccnode.yaml"), Token: strings.TrimSpace(string(tok)), Owner: t}
 	n.WriteConfig(t, cfg)
 	return n
 }
@@ -128,8 +131,9 @@ func (n *Node) WriteConfig(t testing.TB, cfg node.Config) {
 }
 
 // Start runs `ccnode run --config n.Config` with n.Args and extra, and
-// returns once it has printed its bank API address. A cleanup kills it if
-// the test leaves it running, and logs its output if the test failed.
+// returns once it has printed its bank API address. A cleanup of n.Owner
+// (or t) kills it if it is left running, and logs its output if that test
+// failed.
 func (n *Node) Start(t testing.TB, extra ...string) {
 	t.Helper()
 	n.mu.Lock()
@@ -153,15 +157,19 @@ func (n *Node) Start(t testing.TB, extra ...string) {
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
+	owner := n.Owner
+	if owner == nil {
+		owner = t
+	}
+	owner.Cleanup(func() {
 		select {
 		case <-exited:
 		default:
 			cmd.Process.Kill()
 			<-exited
 		}
-		if t.Failed() {
-			t.Logf("ccnode run %s (pid %d) output:\n%s", n.Region, cmd.Process.Pid, tailString(logs.String(), 6000))
+		if owner.Failed() {
+			owner.Logf("ccnode run %s (pid %d) output:\n%s", n.Region, cmd.Process.Pid, tailString(logs.String(), 6000))
 		}
 	})
 	n.cmd, n.exited, n.logs = cmd, exited, logs

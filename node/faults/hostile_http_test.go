@@ -277,3 +277,20 @@ func slowLoris(addr string, headers bool, limit time.Duration) error {
 		}
 	}
 }
+
+func asStatus(err error, se **node.StatusError) bool { return errors.As(err, se) }
+
+// get fetches url and returns the status and the error code of the answer
+// (empty for a success).
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var e node.APIError
+	json.Unmarshal(b, &e)
+	return resp.StatusCode, e.Code
+}

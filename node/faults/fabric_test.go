@@ -1,0 +1,426 @@
+package faults_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/node"
+	"github.com/prdcredit/ccnode/node/faults"
+)
+
+// The consortium's timing in the Fabric suite. The grace period is also
+// the bound within which a revocation must stop every region's answers:
+// a node that has not learnt it by then has a view older than the grace
+// period and refuses everything (fail closed).
+const (
+	fabGrace         = 8 * time.Second
+	fabAnchor        = 500 * time.Millisecond
+	fabRegionTimeout = 2 * time.Second
+)
+
+// consortium is three regions' `ccnode run` processes on a local Fabric
+// network, with a bank at Shenzhen and its consent on a Shenzhen
+// enterprise that every region holds records on.
+type consortium struct {
+	fab      *faults.Fabric
+	root     string
+	regions  []*faults.Node // Shenzhen, Guangzhou, Zhuhai
+	bank     faults.Bank
+	grant    credit.ConsentGrant
+	grantDoc string
+}
+
+func (c *consortium) sz() *faults.Node { return c.regions[0] }
+func (c *consortium) gz() *faults.Node { return c.regions[1] }
+func (c *consortium) zh() *faults.Node { return c.regions[2] }
+
+func startConsortium(t *testing.T) *consortium {
+	t.Helper()
+	root := t.TempDir()
+	c := &consortium{root: root, fab: faults.StartFabric(t, bin, filepath.Join(root, "fabric"))}
+	var subject credit.USCC
+	for _, id := range []credit.RegionID{"440300", "440100", "440400"} {
+		n := c.fab.Node(t, id, filepath.Join(root, "nodes", string(id)), func(cfg *node.Config) {
+			cfg.Anchor.Interval = fabAnchor
+			cfg.Anchor.RetryMax = 2 * time.Second
+			cfg.Ledger.GracePeriod = fabGrace
+			cfg.Query.RegionTimeout = fabRegionTimeout
+		})
+		feed := filepath.Join(n.Dir, "feed.jsonl")
+		bin.Must(t, "gen", "--region", string(id), "--enterprises", "3", "--seed", "7", "--quiet", "-o", feed)
+		if subject == "" {
+			b, err := os.ReadFile(feed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var first struct {
+				USCC credit.USCC `json:"uscc"`
+			}
+			line, _, _ := bytes.Cut(b, []byte("\n"))
+			if err := json.Unmarshal(line, &first); err != nil || first.USCC == "" {
+				t.Fatalf("first generated line %q: %v", line, err)
+			}
+			subject = first.USCC
+		} else {
+			// The other regions hold a court record on the Shenzhen
+			// subject, so each has a slice to answer with.
+			f, err := os.OpenFile(feed, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(f, `{"uscc":%q,"source":"court-%s","source_id":"F-%s-1","category":"judicial","date":"2024-03-01","attrs":{"case_no":"faults"}}`+"\n", subject, id, id)
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		bin.Must(t, "import", "--quiet", "--data-dir", filepath.Join(n.Dir, "db"), feed)
+		c.regions = append(c.regions, n)
+	}
+	for _, n := range c.regions {
+		n.Start(t)
+	}
+	for _, n := range c.regions {
+		n.WaitReady(t, time.Minute)
+	}
+	ctx := context.Background()
+	var err error
+	if c.bank, err = faults.NewBank("bank-faults"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.sz().Client().RegisterBank(ctx, c.bank.Member()); err != nil {
+		t.Fatalf("register bank at Shenzhen: %v", err)
+	}
+	c.grantDoc = filepath.Join(root, "consent.json")
+	bin.Must(t, "consent", "grant", "--node", c.sz().URL(), "--admin-token-file", filepath.Join(c.sz().Dir, "admin.token"),
+		"--enterprise-key", filepath.Join(root, "enterprise.key"), "--uscc", string(subject), "--bank", string(c.bank.ID),
+		"--region", "440300", "--categories", "registration,tax,judicial", "--out", c.grantDoc)
+	if b, err := os.ReadFile(c.grantDoc); err != nil || json.Unmarshal(b, &c.grant) != nil || len(c.grant.RegionSig) == 0 {
+		t.Fatalf("countersigned consent %s: %v %s", c.grantDoc, err, b)
+	}
+	// Every region answers once it has the bank and the consent from the
+	// ledger's events.
+	c.waitAllAnswer(t, time.Minute)
+	return c
+}
+
+// query sends one fresh signed query to Shenzhen.
+func (c *consortium) query(ctx context.Context) (*node.Consolidated, error) {
+	q, err := c.bank.Query(&c.grant)
+	if err != nil {
+		return nil, err
+	}
+	return c.sz().Client().Query(ctx, q)
+}
+
+// statuses is a report's status per region.
+func statuses(res *node.Consolidated) map[credit.RegionID]node.RegionStatus {
+	m := map[credit.RegionID]node.RegionStatus{}
+	for _, st := range res.Regions {
+		m[st.Region] = st
+	}
+	return m
+}
+
+// waitAllAnswer polls until a query is answered by every region.
+func (c *consortium) waitAllAnswer(t *testing.T, d time.Duration) {
+	t.Helper()
+	faults.WaitFor(t, d, "every region answers", func() (bool, string) {
+		res, err := c.query(context.Background())
+		if err != nil {
+			return false, err.Error()
+		}
+		sts := statuses(res)
+		for _, n := range c.regions {
+			if sts[n.Region].Status != node.StatusOK {
+				return false, fmt.Sprintf("%s: %s %s %s", n.Region, sts[n.Region].Status, sts[n.Region].Reason, sts[n.Region].Message)
+			}
+		}
+		return true, ""
+	})
+}
+
+// waitAnchored polls until every running region's whole receipt log is
+// covered by an anchored checkpoint.
+func (c *consortium) waitAnchored(t *testing.T, d time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	for _, n := range c.regions {
+		faults.WaitFor(t, d, "region "+string(n.Region)+" anchored", func() (bool, string) {
+			m, err := faults.Metrics(ctx, n.URL())
+			if err != nil {
+				return false, err.Error()
+			}
+			cp, err := n.Client().Checkpoint(ctx)
+			if err != nil {
+				return false, err.Error()
+			}
+			size := uint64(m["ccnode_receipt_log_size"])
+			return cp.Size == size, fmt.Sprintf("anchored %d of %d", cp.Size, size)
+		})
+	}
+}
+
+// auditAll stops every region, exports its logs and audits them against
+// Fabric; it returns the report. The regions are left stopped.
+func (c *consortium) auditAll(t *testing.T) auditReport {
+	t.Helper()
+	for _, n := range c.regions {
+		if n.Running() {
+			n.Stop(t)
+		}
+	}
+	dir := t.TempDir()
+	var files []string
+	for _, n := range c.regions {
+		for _, kind := range []credit.ExportKind{credit.ExportAnswered, credit.ExportReceived} {
+			files = append(files, n.Export(t, kind, filepath.Join(dir, fmt.Sprintf("%s-%s.jsonl", n.Region, kind))))
+		}
+	}
+	_, gw := c.fab.Member(t, "440300")
+	rep, res := audit(t, append([]string{"--fabric-config", gw, "--consents", c.grantDoc}, files...)...)
+	t.Logf("audit against Fabric: exit %d, %d findings, %d received cross-checked", res.Code, rep.Total, rep.Received)
+	return rep
+}
+
+// TestFabricFaults runs promises 3, 4, 5 and 7 of the README's Guarantees
+// (and promise 1 across regions) against three `ccnode run` processes on
+// a local Fabric network, which it starts once for all its parts. It
+// skips under -short or with CCNODE_SKIP_FABRIC=1.
+func TestFabricFaults(t *testing.T) {
+	c := startConsortium(t)
+	ctx := context.Background()
+
+	t.Run("region unreachable: process killed", func(t *testing.T) { regionKilled(t, c) })
+	if t.Failed() {
+		return
+	}
+	t.Run("ledger outage: orderer then peer killed", func(t *testing.T) { ledgerOutage(t, c) })
+	if t.Failed() {
+		return
+	}
+	t.Run("revocation under load", func(t *testing.T) { revocationUnderLoad(t, c) })
+	_ = ctx
+}
+
+// regionKilled: Zhuhai's process is SIGKILLed; Shenzhen's consolidated
+// queries keep returning Shenzhen's and Guangzhou's slices with Zhuhai
+// marked unavailable within the region timeout; Shenzhen's goroutines
+// and memory stay level while Zhuhai is down; Zhuhai rejoins after a
+// restart.
+func regionKilled(t *testing.T, c *consortium) {
+	ctx := context.Background()
+	c.zh().Kill(t)
+	down := func(window int) (goroutines, rss float64) {
+		for i := 0; i < window; i++ {
+			res, err := c.query(ctx)
+			if err != nil {
+				t.Fatalf("query with Zhuhai down: %v", err)
+			}
+			sts := statuses(res)
+			for _, n := range []*faults.Node{c.sz(), c.gz()} {
+				if st := sts[n.Region]; st.Status != node.StatusOK || st.Receipt == nil {
+					t.Fatalf("region %s with Zhuhai down: %s %s %s", n.Region, st.Status, st.Reason, st.Message)
+				}
+			}
+			if st := sts[c.zh().Region]; st.Status != node.StatusUnavailable {
+				t.Fatalf("Zhuhai, killed: status %q %s, want %q", st.Status, st.Message, node.StatusUnavailable)
+			}
+			if limit := fabRegionTimeout + 3*time.Second; time.Duration(res.Elapsed*float64(time.Millisecond)) > limit {
+				t.Fatalf("the query with Zhuhai down took %.0f ms at the node, beyond the region timeout %s (+3 s)", res.Elapsed, fabRegionTimeout)
+			}
+		}
+		m, err := faults.Metrics(ctx, c.sz().URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m["go_goroutines"], m["process_resident_memory_bytes"]
+	}
+	// Three windows after a warm-up: goroutines must not grow, and
+	// resident memory must level off (a Go heap grows in steps, so one
+	// window's growth is no leak; growth in every window is).
+	down(20)
+	var g, rss [3]float64
+	for i := range g {
+		g[i], rss[i] = down(50)
+	}
+	t.Logf("Shenzhen with Zhuhai down, after 3 windows of 50 queries: goroutines %.0f %.0f %.0f, RSS %.0f %.0f %.0f MiB",
+		g[0], g[1], g[2], rss[0]/(1<<20), rss[1]/(1<<20), rss[2]/(1<<20))
+	if g[2] > g[0]+40 {
+		t.Errorf("Shenzhen's goroutines grew from %.0f to %.0f over 100 queries with Zhuhai down", g[0], g[2])
+	}
+	if rss[1]-rss[0] > 32<<20 && rss[2]-rss[1] > 32<<20 {
+		t.Errorf("Shenzhen's RSS keeps growing with Zhuhai down: %.0f, %.0f, %.0f MiB", rss[0]/(1<<20), rss[1]/(1<<20), rss[2]/(1<<20))
+	}
+	c.zh().Start(t)
+	c.zh().WaitReady(t, time.Minute)
+	c.waitAllAnswer(t, time.Minute)
+}
+
+// ledgerOutage: the orderer is SIGKILLed, then Shenzhen's peer (its
+// gateway). While the peer is up the view stays confirmed and Shenzhen
+// answers though nothing can be anchored; once its view is older than the
+// grace period it refuses with ledger_view_stale and says so on /readyz;
+// after both restart, the outbox drains, every receipt is anchored, and
+// no region's checkpoint history holds a size twice.
+func ledgerOutage(t *testing.T, c *consortium) {
+	ctx := context.Background()
+	c.waitAnchored(t, time.Minute)
+	orderer := c.fab.KillFabric(t, "orderer")
+	// Queries go on while nothing can be anchored, for several anchoring
+	// intervals (the oldest unanchored receipt says how long).
+	faults.WaitFor(t, time.Minute, "receipts waiting for anchoring with the orderer down", func() (bool, string) {
+		if _, err := c.query(ctx); err != nil {
+			t.Fatalf("query with the orderer down (within grace): %v", err)
+		}
+		m, err := faults.Metrics(ctx, c.sz().URL())
+		if err != nil {
+			return false, err.Error()
+		}
+		age := time.Duration(m["ccnode_unanchored_age_seconds"] * float64(time.Second))
+		return age > 6*fabAnchor, fmt.Sprintf("oldest unanchored receipt %s old", age)
+	})
+	szOrg, _ := c.fab.Member(t, c.sz().Region)
+	peer := c.fab.KillFabric(t, "peer-"+szOrg.Name)
+	// Within the grace period Shenzhen still answers from its view.
+	if res, err := c.query(ctx); err != nil {
+		t.Errorf("query just after Shenzhen's peer stopped (within grace): %v", err)
+	} else if st := statuses(res)[c.sz().Region]; st.Status != node.StatusOK {
+		t.Errorf("Shenzhen just after its peer stopped: %s %s", st.Status, st.Reason)
+	}
+	// Past it, it refuses with the documented reason.
+	faults.WaitFor(t, fabGrace+time.Minute, "Shenzhen refusing past the grace period", func() (bool, string) {
+		_, err := c.query(ctx)
+		return isReason(err, node.ReasonLedgerStale), fmt.Sprint(err)
+	})
+	_, err := c.query(ctx)
+	var se *node.StatusError
+	if !asStatus(err, &se) || se.Status != 503 || se.Reason() != node.ReasonLedgerStale {
+		t.Fatalf("past the grace period: %v, want HTTP 503 %s", err, node.ReasonLedgerStale)
+	}
+	st, code := get(t, c.sz().URL()+"/readyz")
+	if st != 503 || code != node.CodeNotReady {
+		t.Errorf("/readyz past the grace period: %d %s, want 503 %s", st, code, node.CodeNotReady)
+	}
+	c.fab.Restart(t, orderer)
+	c.fab.Restart(t, peer)
+	faults.WaitHealthy(t, c.fab.Net.Orderer.OperationsEndpoint, time.Minute)
+	faults.WaitHealthy(t, c.fab.Net.Peers[c.sz().Region].OperationsEndpoint, time.Minute)
+	c.waitAllAnswer(t, 2*time.Minute)
+	c.waitAnchored(t, 2*time.Minute)
+	l := c.fab.Ledger(t, c.sz().Region)
+	for _, n := range c.regions {
+		hist, err := l.CheckpointHistory(ctx, n.Region)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i < len(hist); i++ {
+			if hist[i].Size <= hist[i-1].Size {
+				t.Errorf("region %s anchored size %d after size %d (checkpoints %d and %d): anchored twice or out of order", n.Region, hist[i].Size, hist[i-1].Size, i-1, i)
+			}
+		}
+		t.Logf("region %s: %d checkpoints anchored, last size %d", n.Region, len(hist), hist[len(hist)-1].Size)
+	}
+}
+
+// revocationUnderLoad: the bank queries Shenzhen from several workers;
+// the consent is revoked; the audit of every region's log then shows no
+// answer on the consent later than the grace period after the
+// revocation's time on the ledger, and no other finding at all.
+func revocationUnderLoad(t *testing.T, c *consortium) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	var last time.Time // the latest receipt time a bank received
+	answers := 0
+	lctx, stopLoad := context.WithCancel(ctx)
+	statsc := make(chan faults.LoadStats, 1)
+	go func() {
+		statsc <- faults.Load{Workers: 6, Target: c.sz().Client,
+			Next: func() (*credit.Query, error) { return c.bank.Query(&c.grant) },
+			OnAnswer: func(res *node.Consolidated) {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, st := range res.Regions {
+					if st.Receipt != nil {
+						answers++
+						if st.Receipt.Time.After(last) {
+							last = st.Receipt.Time
+						}
+					}
+				}
+			}}.Run(lctx)
+	}()
+	defer stopLoad()
+	faults.WaitFor(t, time.Minute, "answers under load", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return answers >= 60, fmt.Sprint(answers, " answers")
+	})
+	// The revocation is an ordinary ledger transaction: retried while
+	// the ledger says it is unavailable (503), as an operator would.
+	faults.WaitFor(t, time.Minute, "consent revoked", func() (bool, string) {
+		_, err := c.sz().Client().RevokeConsent(ctx, c.grant.ID)
+		if err != nil && !isReason(err, node.ReasonLedgerUnavail) {
+			t.Fatalf("revoke: %v", err)
+		}
+		return err == nil, fmt.Sprint(err)
+	})
+	st, err := c.sz().Client().ConsentStatus(ctx, c.grant.ID)
+	if err != nil || st.Commitment.RevokedAt == nil {
+		t.Fatalf("consent status after revoke: %+v %v", st, err)
+	}
+	revokedAt := *st.Commitment.RevokedAt
+	// The load goes on past the bound; every region must refuse by then.
+	faults.WaitFor(t, time.Minute, "load past the propagation bound", func() (bool, string) {
+		return time.Since(revokedAt) > fabGrace+2*time.Second, "waiting"
+	})
+	stopLoad()
+	ls := <-statsc
+	t.Logf("load: %d answered, refused %v, %d failed; revoked at %s, last receipt a bank received %s",
+		ls.OK, ls.Refused, ls.Failed, revokedAt.Format(time.RFC3339Nano), last.Format(time.RFC3339Nano))
+	if ls.Refused[node.ReasonConsentRevoked] == 0 {
+		t.Errorf("no query was refused as revoked")
+	}
+	c.waitAnchored(t, time.Minute)
+	rep := c.auditAll(t)
+	late := 0
+	for _, raw := range rep.Findings {
+		var f struct {
+			Rule    string     `json:"rule"`
+			Region  string     `json:"region"`
+			Receipt string     `json:"receipt"`
+			Time    *time.Time `json:"time"`
+			Detail  string     `json:"detail"`
+		}
+		if err := json.Unmarshal(raw, &f); err != nil {
+			t.Fatal(err)
+		}
+		// An answer issued after the revocation's ledger time but before
+		// the region learnt it is inside the promise; one past the bound
+		// is not, nor is any other finding.
+		if f.Rule == "consent.status" && f.Time != nil && f.Time.Sub(revokedAt) <= fabGrace {
+			late++
+			continue
+		}
+		t.Errorf("audit finding: %s", raw)
+	}
+	t.Logf("audit: %d answers within the propagation bound after the revocation's ledger time (allowed), no other finding", late)
+	if slices.ContainsFunc(rep.Regions, func(r struct {
+		Region   credit.RegionID `json:"region"`
+		Receipts uint64          `json:"receipts"`
+		Verified uint64          `json:"verified"`
+		Findings int             `json:"findings"`
+	}) bool {
+		return r.Receipts != r.Verified
+	}) {
+		t.Errorf("not every receipt verified under anchored roots: %+v", rep.Regions)
+	}
+}
