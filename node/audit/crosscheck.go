@@ -63,14 +63,15 @@ func (a *auditor) receivedPass1(ctx context.Context, s sourceHeader) (uint64, er
 		}
 	}
 	work := func(lines [][]byte, nos []int, res []result) {
-		sigs := make([]sigCheck, 0, len(lines))
+		sigs := a.sigs.NewBatch(len(lines))
 		then := make([]func(bool), 0, len(lines))
-		queue := func(c sigCheck, f func(bool)) { sigs, then = append(sigs, c), append(then, f) }
+		queue := func(c sigCheck, f func(bool)) { sigs.Add(c.pub, c.msg, c.sig); then = append(then, f) }
 		for i := range lines {
 			line(lines[i], nos[i], &res[i], queue)
 		}
-		for i, ok := range a.bv.verify(sigs) {
-			then[i](ok)
+		ok, _ := sigs.Verify()
+		for i := range ok {
+			then[i](ok[i])
 		}
 	}
 	consume := func(r *result) error {

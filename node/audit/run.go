@@ -18,6 +18,7 @@ import (
 	gojson "github.com/goccy/go-json"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/credit/sigbatch"
 )
 
 // DefaultAnchorDelay is how long a receipt may wait for an anchored
@@ -99,7 +100,7 @@ type auditor struct {
 	xindex   map[xkey]*xentry
 	audited  map[credit.RegionID]bool
 	docCache sync.Map // [32]byte commitment -> error (nil when the document's signatures verify)
-	bv       batchVerifier
+	sigs     sigbatch.Verifier
 }
 
 // Run audits the exports in in against the ledger view v.

@@ -13,21 +13,27 @@ import (
 	"github.com/prdcredit/ccnode/network"
 )
 
+// sigCheck is one ed25519 signature to verify.
+type sigCheck struct {
+	pub, msg, sig []byte
+}
+
 // checkAnsweredBatch checks a batch of lines of a region's own log. The
-// signatures of the whole batch are verified together (batchVerifier);
-// each one's outcome is then applied to its line.
+// signatures of the whole batch are verified together (sigbatch); each
+// one's outcome is then applied to its line.
 func (a *auditor) checkAnsweredBatch(ctx context.Context, src string, h credit.ExportHeader, lines [][]byte, nos []int, res []result) {
-	sigs := make([]sigCheck, 0, 3*len(lines))
+	sigs := a.sigs.NewBatch(3 * len(lines))
 	then := make([]func(bool), 0, 3*len(lines))
 	queue := func(c sigCheck, f func(ok bool)) {
-		sigs = append(sigs, c)
+		sigs.Add(c.pub, c.msg, c.sig)
 		then = append(then, f)
 	}
 	for i := range lines {
 		a.checkAnswered(ctx, src, h, lines[i], nos[i], &res[i], queue)
 	}
-	for i, ok := range a.bv.verify(sigs) {
-		then[i](ok)
+	ok, _ := sigs.Verify()
+	for i := range ok {
+		then[i](ok[i])
 	}
 }
 
