@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -344,7 +345,19 @@ type planWriter struct {
 	path string
 	hdr  [2 + 2*binary.MaxVarintLen64]byte
 	done bool
+
+	written, started int64 // bytes written; bytes whose write-back was started
 }
+
+// planWriteback: the plan's write-back to disk is started every this many
+// bytes, so that it proceeds while the merge computes the rest and the
+// final sync has little left to wait for (the kernel would otherwise hold
+// it all in the page cache until then).
+const planWriteback = 16 << 20
+
+// syncFileRangeWrite is SYNC_FILE_RANGE_WRITE of sync_file_range(2): start
+// write-back, do not wait for it.
+const syncFileRangeWrite = 2
 
 func createPlan(path string) (*planWriter, error) {
 	f, err := os.Create(path)
@@ -364,6 +377,19 @@ func (p *planWriter) add(stream, flags byte, k, v []byte) error {
 	p.w.Write(h)
 	if _, err := p.w.Write(v); err != nil {
 		return fmt.Errorf("store: load plan: %w", err)
+	}
+	p.written += int64(2 + len(k) + len(v) + 4)
+	if p.written-p.started >= planWriteback {
+		if err := p.w.Flush(); err != nil {
+			return fmt.Errorf("store: load plan: %w", err)
+		}
+		end := p.written
+		if off, err := p.f.Seek(0, io.SeekCurrent); err == nil {
+			end = off
+		}
+		// Only a hint: errors (a file system without it) change nothing.
+		_ = syscall.SyncFileRange(int(p.f.Fd()), p.started, end-p.started, syncFileRangeWrite)
+		p.started, p.written = end, end
 	}
 	return nil
 }

@@ -280,11 +280,14 @@ func TestGzipAndStdin(t *testing.T) {
 			}
 		})
 	}
-	t.Run("stdin without format", func(t *testing.T) {
+	t.Run("stdin without format is JSON Lines", func(t *testing.T) {
 		db := openDB(t, "")
-		_, _, err := run(t, db, Options{Stdin: strings.NewReader(text)}, "-")
-		if !errors.Is(err, ErrInput) {
-			t.Fatalf("got %v, want ErrInput", err)
+		sum, _, err := run(t, db, Options{Stdin: strings.NewReader(text)}, "-")
+		if err != nil || sum.Inserted != 200 {
+			t.Fatalf("summary %+v, %v", sum, err)
+		}
+		if got := dump(t, db); got != want {
+			t.Fatalf("store differs from a plain import")
 		}
 	})
 }
