@@ -54,6 +54,8 @@ the ratios ours/PostgreSQL, and stops it.`,
 			&cli.IntFlag{Name: "lookups", Value: 4000, EnvVars: []string{"CCBENCH_LOOKUPS"},
 				Usage: "reports per latency run (spread over the readers)"},
 			&cli.BoolFlag{Name: "no-postgres", EnvVars: []string{"CCBENCH_NO_POSTGRES"}, Usage: "skip PostgreSQL"},
+			&cli.BoolFlag{Name: "transactional", EnvVars: []string{"CCBENCH_TRANSACTIONAL"},
+				Usage: "also time the normal path with 'ccnode import --transactional' (batch-by-batch commits), side by side"},
 			&cli.StringFlag{Name: "ccnode", EnvVars: []string{"CCBENCH_CCNODE"},
 				Usage: "ccnode binary to run (default: build ./cmd/ccnode into --dir)"},
 		},
@@ -105,8 +107,24 @@ func runImportBench(c *cli.Context) error {
 	fmt.Fprintf(out, "data set: %d enterprises, %d records (%d first, %d measured on the normal path)\n\n", n, total, ds.firstRecs, ds.restRecs)
 
 	runs := max(1, c.Int("runs"))
-	var normal, bulk []procRun
+	var normal, bulk, txn []procRun
 	for r := range runs {
+		if c.Bool("transactional") {
+			store := filepath.Join(dir, "store-txn")
+			os.RemoveAll(store)
+			if _, err := runCcnode(ctx, dir, bin, "import", "--transactional", "--data-dir", store, ds.first); err != nil {
+				return err
+			}
+			pr, err := runCcnode(ctx, dir, bin, "import", "--transactional", "--data-dir", store, ds.rest)
+			if err != nil {
+				return err
+			}
+			pr.records = ds.restRecs
+			pr.disk, pr.diskRecords = diskUsage(store), total
+			txn = append(txn, pr)
+			os.RemoveAll(store)
+			fmt.Fprintf(out, "transactional run %d: %s\n", r+1, pr)
+		}
 		store := filepath.Join(dir, "store-normal")
 		os.RemoveAll(store)
 		if _, err := runCcnode(ctx, dir, bin, "import", "--data-dir", store, ds.first); err != nil {
@@ -144,7 +162,9 @@ func runImportBench(c *cli.Context) error {
 			return fmt.Errorf("postgres: %w", err)
 		}
 	}
-	printSummary(out, normal, bulk, lat, pgr)
+	printSummary(out, normal, bulk, txn, lat, pgr)
+	load, _ = os.ReadFile("/proc/loadavg")
+	fmt.Fprintf(out, "\n%s  load average at the end: %.14s\n", time.Now().UTC().Format(time.RFC3339), load)
 	return nil
 }
 
@@ -389,7 +409,7 @@ func memTotal() string {
 	return fmt.Sprintf("%.1f GiB RAM", float64(kb)/(1<<20))
 }
 
-func printSummary(out io.Writer, normal, bulk []procRun, lat []latency, pg *pgResults) {
+func printSummary(out io.Writer, normal, bulk, txn []procRun, lat []latency, pg *pgResults) {
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "\nmedians of %d runs\t\t\t\n", len(normal))
 	fmt.Fprintln(tw, "what\trecords/s\trecords/CPU-s\tpeak RSS\tdisk B/record")
@@ -397,6 +417,12 @@ func printSummary(out io.Writer, normal, bulk []procRun, lat []latency, pg *pgRe
 	br, bcpu, brss, bd := medians(bulk)
 	fmt.Fprintf(tw, "ccnode import (normal, 90%% into a store holding 10%%)\t%.0f\t%.0f\t%s\t%.0f\n", nr, ncpu, mib(int64(nrss)), nd)
 	fmt.Fprintf(tw, "ccnode import --bulk (empty store)\t%.0f\t%.0f\t%s\t%.0f\n", br, bcpu, mib(int64(brss)), bd)
+	var tr, tcpu float64
+	if len(txn) > 0 {
+		var trss, td float64
+		tr, tcpu, trss, td = medians(txn)
+		fmt.Fprintf(tw, "ccnode import --transactional (normal path, batch by batch)\t%.0f\t%.0f\t%s\t%.0f\n", tr, tcpu, mib(int64(trss)), td)
+	}
 	if pg != nil {
 		fmt.Fprintf(tw, "PostgreSQL COPY + (uscc, category, date) index\t%.0f\t-\t(server)\t%.0f\n", pg.copyRate, pg.bytesPerRecord)
 	}
@@ -412,6 +438,9 @@ func printSummary(out io.Writer, normal, bulk []procRun, lat []latency, pg *pgRe
 		}
 	}
 	tw.Flush()
+	if tr > 0 {
+		fmt.Fprintf(out, "\nnormal path / --transactional: %.2f records/s, %.2f records/CPU-s\n", nr/tr, ncpu/tcpu)
+	}
 	if pg == nil {
 		return
 	}
