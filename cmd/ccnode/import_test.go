@@ -192,6 +192,39 @@ func TestImportCommand(t *testing.T) {
 		}
 	})
 
+	t.Run("stopped with SIGTERM says so", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "data")
+		cmd := exec.Command(bin, "import", "--data-dir", dir, "--batch-lines", "300",
+			"--progress-interval", "1ns", "--errors", filepath.Join(t.TempDir(), "e"), path)
+		var stdout strings.Builder
+		cmd.Stdout = &stdout
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "msg=\"import progress\"") {
+				if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+					t.Fatal(err)
+				}
+				break
+			}
+		}
+		io.Copy(io.Discard, stderr)
+		err = cmd.Wait()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != importExitFailed {
+			t.Fatalf("import stopped by SIGTERM: %v, want exit %d", err, importExitFailed)
+		}
+		if out := stdout.String(); !strings.Contains(out, "import interrupted after") || strings.Contains(out, "records/s") {
+			t.Fatalf("output %q does not say the import was interrupted", out)
+		}
+	})
+
 	t.Run("exit codes", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "data")
 		good := filepath.Join(t.TempDir(), "good.jsonl")
