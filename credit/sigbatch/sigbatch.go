@@ -15,34 +15,42 @@ package sigbatch
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha512"
+	mrand "math/rand/v2"
 	"sync"
 	"sync/atomic"
 
-	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
+	"github.com/oasisprotocol/curve25519-voi/curve"
+	"github.com/oasisprotocol/curve25519-voi/curve/scalar"
 )
 
 // Verifier makes batches and keeps, for all of them, the public keys it
-// has decoded and expanded. The zero value is ready to use; a Verifier is
-// safe for concurrent use and must not be copied after first use.
+// has decoded. The zero value is ready to use; a Verifier is safe for
+// concurrent use and must not be copied after first use.
 //
-// A batch is checked by curve25519-voi's batch verifier: with random
-// 128-bit weights z_i (from crypto/rand, so unpredictable to whoever made
-// the signatures) it tests the single equation
+// A batch is checked, with random 128-bit weights z_i from a generator
+// seeded by crypto/rand (so unpredictable to whoever made the
+// signatures), by the single equation
 //
-//	[8]( Σ z_i·R_i + Σ (z_i·k_i)·A_i − (Σ z_i·s_i)·B ) = 0
+//	[8]( Σ z_i·R_i + Σ_A (Σ_{i signed by A} z_i·k_i)·A − (Σ z_i·s_i)·B ) = 0
 //
-// by one multi-scalar multiplication. When the equation fails, the batch
-// is split until the bad signatures are found, each finally checked on its
-// own with crypto/ed25519, so that exactly the bad ones are reported and a
-// signature is reported good only when the batch equation or
-// crypto/ed25519 accepts it.
+// computed by one multi-scalar multiplication (curve25519-voi's, Pippenger's
+// method on large batches, AVX2 where the processor has it). The terms of
+// one public key are summed first, so the multiplication has about one
+// point per signature rather than two: signers are few. When the equation
+// fails, the batch is split until the bad signatures are found, each
+// finally checked on its own with crypto/ed25519, so that exactly the bad
+// ones are reported.
 //
 // The batch equation is the cofactored one (RFC 8032 permits either);
 // crypto/ed25519 is cofactorless. The two differ only for signatures
 // crafted with small-order components, which only the signer can make:
-// such a signature is still the signer's own.
+// such a signature is still the signer's own. Keys and R values that are
+// not canonical encodings, or keys of small order, are never accepted by
+// the batch: their signatures go to crypto/ed25519.
 type Verifier struct {
-	keys  sync.Map     // string(pub) -> *voi.ExpandedPublicKey, or nil when not a point
+	keys  sync.Map     // string(pub) -> *curve.EdwardsPoint, or nil when not batchable
 	nkeys atomic.Int64 // entries in keys
 }
 
@@ -55,7 +63,13 @@ const MaxKeys = 1 << 14
 type Batch struct {
 	v      *Verifier
 	checks []check
-	bv     *voi.BatchVerifier // reused between Verify calls
+
+	// Work space of the batch equation, kept between Verify calls.
+	rs      []curve.EdwardsPoint
+	zs      []scalar.Scalar
+	points  []*curve.EdwardsPoint
+	scalars []*scalar.Scalar
+	keys    map[*curve.EdwardsPoint]*scalar.Scalar
 }
 
 type check struct {
@@ -64,7 +78,7 @@ type check struct {
 
 // NewBatch returns an empty batch with room for n signatures.
 func (v *Verifier) NewBatch(n int) *Batch {
-	return &Batch{v: v, checks: make([]check, 0, n), bv: voi.NewBatchVerifierWithCapacity(n)}
+	return &Batch{v: v, checks: make([]check, 0, n)}
 }
 
 // Add queues a signature sig by pub over msg. The slices are kept, not
@@ -126,37 +140,118 @@ func (b *Batch) verifyInto(checks []check, ok []bool) {
 }
 
 // batch reports whether the batch equation holds for checks; false when
-// any signature or key cannot even be decoded.
+// any signature or key cannot be decoded or is not batchable.
 func (b *Batch) batch(checks []check) bool {
-	b.bv.Reset()
-	for _, c := range checks {
+	n := len(checks)
+	if cap(b.rs) < n {
+		b.rs = make([]curve.EdwardsPoint, n)
+		b.zs = make([]scalar.Scalar, n)
+	}
+	rs, zs := b.rs[:n], b.zs[:n]
+	points, scalars := b.points[:0], b.scalars[:0]
+	if b.keys == nil {
+		b.keys = map[*curve.EdwardsPoint]*scalar.Scalar{}
+	}
+	clear(b.keys)
+	w := newWeights()
+	var (
+		zb         [32]byte
+		digest     [64]byte
+		rc         curve.CompressedEdwardsY
+		s, k, t    scalar.Scalar
+		bsum       scalar.Scalar
+		h          = sha512.New()
+		keyScalars = make([]scalar.Scalar, 0, 8)
+	)
+	for i, c := range checks {
 		if len(c.pub) != ed25519.PublicKeySize || len(c.sig) != ed25519.SignatureSize {
 			return false
 		}
-		k := b.v.expanded(c.pub)
-		if k == nil {
+		a := b.v.point(c.pub)
+		if a == nil {
 			return false
 		}
-		b.bv.AddExpanded(k, c.msg, c.sig)
+		if _, err := s.SetCanonicalBytes(c.sig[32:]); err != nil {
+			return false
+		}
+		if _, err := rc.SetBytes(c.sig[:32]); err != nil || !rc.IsCanonicalVartime() {
+			return false
+		}
+		if _, err := rs[i].SetCompressedY(&rc); err != nil {
+			return false
+		}
+		h.Reset()
+		h.Write(c.sig[:32])
+		h.Write(c.pub)
+		h.Write(c.msg)
+		if _, err := k.SetBytesModOrderWide(h.Sum(digest[:0])); err != nil {
+			return false
+		}
+		w.Read(zb[:16])
+		if _, err := zs[i].SetCanonicalBytes(zb[:]); err != nil {
+			return false
+		}
+		bsum.Add(&bsum, t.Mul(&zs[i], &s))
+		ka := b.keys[a]
+		if ka == nil {
+			if len(keyScalars) == cap(keyScalars) {
+				// Growing would move the scalars the map points to.
+				keyScalars = make([]scalar.Scalar, 0, 2*cap(keyScalars))
+			}
+			keyScalars = append(keyScalars, scalar.Scalar{})
+			ka = &keyScalars[len(keyScalars)-1]
+			b.keys[a] = ka
+		}
+		ka.Add(ka, t.Mul(&zs[i], &k))
+		points = append(points, &rs[i])
+		scalars = append(scalars, &zs[i])
 	}
-	return b.bv.VerifyBatchOnly(nil) // nil: weights from crypto/rand
+	for a, ka := range b.keys {
+		points = append(points, a)
+		scalars = append(scalars, ka)
+	}
+	bsum.Neg(&bsum)
+	points = append(points, curve.ED25519_BASEPOINT_POINT)
+	scalars = append(scalars, &bsum)
+	var p curve.EdwardsPoint
+	p.MultiscalarMulVartime(scalars, points)
+	b.points, b.scalars = points[:0], scalars[:0]
+	clear(b.keys)
+	// [8]p is the identity exactly when p is of small order.
+	return p.IsSmallOrder()
 }
 
-// expanded returns pub decoded and expanded (with its precomputed
-// multiples), or nil when pub is not a point.
-func (v *Verifier) expanded(pub []byte) *voi.ExpandedPublicKey {
+// point returns pub decoded, or nil when pub is not a canonical encoding
+// of a point outside the small subgroup (crypto/ed25519 then decides).
+func (v *Verifier) point(pub []byte) *curve.EdwardsPoint {
 	if k, ok := v.keys.Load(string(pub)); ok {
-		ek, _ := k.(*voi.ExpandedPublicKey)
-		return ek
+		a, _ := k.(*curve.EdwardsPoint)
+		return a
 	}
-	ek, err := voi.NewExpandedPublicKey(pub)
-	if err != nil {
-		ek = nil
+	var (
+		c curve.CompressedEdwardsY
+		a = new(curve.EdwardsPoint)
+	)
+	if _, err := c.SetBytes(pub); err != nil || !c.IsCanonicalVartime() {
+		a = nil
+	} else if _, err := a.SetCompressedY(&c); err != nil || a.IsSmallOrder() {
+		a = nil
 	}
 	if v.nkeys.Load() < MaxKeys {
-		if _, loaded := v.keys.LoadOrStore(string(pub), ek); !loaded {
+		if _, loaded := v.keys.LoadOrStore(string(pub), a); !loaded {
 			v.nkeys.Add(1)
 		}
 	}
-	return ek
+	return a
+}
+
+// newWeights returns a generator of the random weights, seeded from
+// crypto/rand: the weights must be unpredictable to whoever made the
+// signatures.
+func newWeights() *mrand.ChaCha8 {
+	var seed [32]byte
+	if _, err := rand.Read(seed[:]); err != nil {
+		panic("sigbatch: crypto/rand failed: " + err.Error()) // crypto/rand does not fail on supported platforms
+	}
+	return mrand.NewChaCha8(seed)
 }
