@@ -42,10 +42,13 @@ type Standalone struct {
 // OpenStandalone opens the region's store and key and starts its node.
 //
 // With ledger.fabric_gateway the node acts on the Fabric network through
-// network/fabric (its members bootstrapped there). Otherwise it runs the
-// embedded ledger (network/embedded) in ledger.embedded_dir, bootstrapped
-// with this region when new: one process owns an embedded ledger, so a
-// multi-region embedded consortium is 'ccnode demo'. Queries go to the
+// network/fabric (its members bootstrapped there). With
+// ledger.embedded_url it reaches the embedded ledger another node serves.
+// Otherwise it runs the embedded ledger (network/embedded) in
+// ledger.embedded_dir, bootstrapped when new with ledger.bootstrap_file's
+// members or with this region alone, and serves it to the other regions'
+// nodes on ledger.serve_addr if set: one process owns an embedded ledger's
+// folder, so the others reach it through that process. Queries go to the
 // member regions over libp2p (p2p), this region answering in-process; the
 // region's record on the ledger is updated with its listen addresses.
 func OpenStandalone(ctx context.Context, cfg node.Config, log *slog.Logger) (_ *Standalone, err error) {
