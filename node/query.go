@@ -182,7 +182,14 @@ func (n *Node) query(ctx context.Context, q *credit.Query, now time.Time) (*Cons
 	if err != nil {
 		return nil, err
 	}
-	results := n.router.Query(ctx, n.cfg.Region, q)
+	// From here the exchange with the regions runs to its end even if the
+	// bank hangs up: an answering region logs its receipt before it
+	// answers, and a receipt this node drops or never acknowledges is an
+	// audit finding (crosscheck.unacked) that a bank could otherwise cause
+	// at will by disconnecting. The router bounds each region's exchange
+	// and each ack by the region timeout.
+	xctx := context.WithoutCancel(ctx)
+	results := n.router.Query(xctx, n.cfg.Region, q)
 	c := &Consolidated{QueryDigest: hex.EncodeToString(qd[:]), Subject: q.Subject, Bank: q.Bank, Home: n.cfg.Region}
 	sts := make([]RegionStatus, len(results))
 	var held []receipts.Held
@@ -209,7 +216,7 @@ func (n *Node) query(ctx context.Context, q *credit.Query, now time.Time) (*Cons
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := n.router.Acknowledge(ctx, h.Receipt.Answerer, h.Ack); err != nil {
+			if err := n.router.Acknowledge(xctx, h.Receipt.Answerer, h.Ack); err != nil {
 				n.log.Warn("ack not delivered", "region", h.Receipt.Answerer, "receipt", h.Receipt.ID, "err", err)
 			}
 		}()
