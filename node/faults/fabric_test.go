@@ -214,6 +214,7 @@ func TestFabricFaults(t *testing.T) {
 	if t.Failed() {
 		return
 	}
+	t.Run("sustained load", func(t *testing.T) { sustainedLoad(t, c) })
 	t.Run("revocation under load", func(t *testing.T) { revocationUnderLoad(t, c) })
 	_ = ctx
 }

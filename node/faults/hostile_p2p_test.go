@@ -194,10 +194,16 @@ func hostilePeers(t *testing.T, c *consortium) {
 		gzServes(t)
 	})
 	for name, write := range map[string]func(network.Stream) error{
-		"garbage frame":   func(s network.Stream) error { return p2p.WriteFrame(s, []byte("\xff\xff\xff garbage \x00")) },
-		"truncated frame": func(s network.Stream) error { _, err := s.Write(append(binary.AppendUvarint(nil, 500), 1, 2, 3)); return err },
-		"empty stream":    func(s network.Stream) error { return nil },
-		"bad varint":      func(s network.Stream) error { _, err := s.Write([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}); return err },
+		"garbage frame": func(s network.Stream) error { return p2p.WriteFrame(s, []byte("\xff\xff\xff garbage \x00")) },
+		"truncated frame": func(s network.Stream) error {
+			_, err := s.Write(append(binary.AppendUvarint(nil, 500), 1, 2, 3))
+			return err
+		},
+		"empty stream": func(s network.Stream) error { return nil },
+		"bad varint": func(s network.Stream) error {
+			_, err := s.Write([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+			return err
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if code := exchange(t, write); code != p2p.CodeBadRequest {

@@ -1,0 +1,88 @@
+package faults_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/node/faults"
+)
+
+// loadDuration is how long sustainedLoad runs: 90 s by default (CI), or
+// CCNODE_FAULTS_LOAD (a Go duration) for a longer soak on a workstation.
+func loadDuration(t *testing.T) time.Duration {
+	if s := os.Getenv("CCNODE_FAULTS_LOAD"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatalf("CCNODE_FAULTS_LOAD=%q: %v", s, err)
+		}
+		return d
+	}
+	return 90 * time.Second
+}
+
+// sample is one region process's figures at a moment.
+type sample struct {
+	rss, fds, goroutines float64
+}
+
+// sustainedLoad checks promise 7: the bank queries Shenzhen from 8
+// workers for loadDuration, every query fanning out to all three regions
+// (each answers every query and logs its receipt; anchoring runs). Per
+// window of a sixth of the run it records queries/s, p50 and p99 and
+// errors, and for each region RSS, open files and goroutines. No query
+// may fail; goroutines and open files must not grow; resident memory must
+// level off (the second half of the run may not add more than 64 MiB).
+func sustainedLoad(t *testing.T, c *consortium) {
+	ctx := context.Background()
+	total := loadDuration(t)
+	const windows = 6
+	read := func() map[credit.RegionID]sample {
+		out := map[credit.RegionID]sample{}
+		for _, n := range c.regions {
+			m, err := faults.Metrics(ctx, n.URL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[n.Region] = sample{m["process_resident_memory_bytes"], m["process_open_fds"], m["go_goroutines"]}
+		}
+		return out
+	}
+	samples := []map[credit.RegionID]sample{read()}
+	var all faults.LoadStats
+	for w := range windows {
+		wctx, cancel := context.WithTimeout(ctx, total/windows)
+		st := faults.Load{Workers: 8, Target: c.sz().Client,
+			Next: func() (*credit.Query, error) { return c.bank.Query(&c.grant) }}.Run(wctx)
+		cancel()
+		samples = append(samples, read())
+		refused := sumReasons(st.Refused)
+		t.Logf("window %d: %d queries (%.0f/s), p50 %s p99 %s, %d refused %v, %d failed",
+			w+1, st.OK, float64(st.OK)/(total/windows).Seconds(), st.Quantile(0.5).Round(time.Millisecond), st.Quantile(0.99).Round(time.Millisecond), refused, st.Refused, st.Failed)
+		all.OK += st.OK
+		all.Failed += st.Failed + refused
+		all.Latencies = append(all.Latencies, st.Latencies...)
+	}
+	t.Logf("whole run: %d queries in %s, p99 %s, error rate %.4f%%", all.OK, total, all.Quantile(0.99).Round(time.Millisecond),
+		100*float64(all.Failed)/float64(max(1, all.OK+all.Failed)))
+	if all.Failed > 0 {
+		t.Errorf("%d queries failed or were refused under load", all.Failed)
+	}
+	first, mid, last := samples[0], samples[windows/2], samples[windows]
+	for _, n := range c.regions {
+		f, m, l := first[n.Region], mid[n.Region], last[n.Region]
+		t.Logf("region %s: RSS %.0f → %.0f → %.0f MiB, open files %.0f → %.0f, goroutines %.0f → %.0f",
+			n.Region, f.rss/(1<<20), m.rss/(1<<20), l.rss/(1<<20), f.fds, l.fds, f.goroutines, l.goroutines)
+		if l.goroutines > f.goroutines+40 {
+			t.Errorf("region %s: goroutines grew from %.0f to %.0f under load", n.Region, f.goroutines, l.goroutines)
+		}
+		if l.fds > f.fds+20 {
+			t.Errorf("region %s: open files grew from %.0f to %.0f under load", n.Region, f.fds, l.fds)
+		}
+		if l.rss > m.rss+64<<20 {
+			t.Errorf("region %s: RSS still growing in the second half of the run: %.0f → %.0f MiB", n.Region, m.rss/(1<<20), l.rss/(1<<20))
+		}
+	}
+}
