@@ -81,6 +81,9 @@ func testAnchorPerReceipt(t *testing.T, viaP2P bool) {
 	ctx := context.Background()
 	c, err := Start(ctx, Options{Logger: testLogger(t), P2P: viaP2P, Tune: func(cfg *node.Config) {
 		cfg.Anchor.Mode = node.AnchorPerReceipt
+		// The answers wait for commits one after another; on a loaded
+		// machine under -race that may take longer than the default.
+		cfg.Query.RegionTimeout = 2 * time.Minute
 	}})
 	if err != nil {
 		t.Fatal(err)
