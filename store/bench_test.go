@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -179,4 +180,106 @@ func BenchmarkReportDir(b *testing.B) {
 			b.ReportMetric(float64(len(lat))/b.Elapsed().Seconds(), "reports/s")
 		})
 	}
+}
+
+// BenchmarkImportPaths writes the same 100,000 records (547 subjects, in
+// input order by subject, records unsorted within a subject, as generated
+// feeds are) into a store that already holds 10,000 (loaded, closed and
+// reopened, as a previous ccnode import leaves it), through a Load and
+// through the transactional Pipeline, side by side:
+//
+//	go test -run XXX -bench ImportPaths -count 5 ./store
+func BenchmarkImportPaths(b *testing.B) {
+	ctx := context.Background()
+	const base, n = 10_000, 100_000
+	encode := func(from, to int) []Entry {
+		es := make([]Entry, 0, to-from)
+		for i := from; i < to; i++ {
+			r := benchRecord(b, i/183, i*7919%n)
+			var e Entry
+			if err := EncodeInto(&e, &r, nil); err != nil {
+				b.Fatal(err)
+			}
+			es = append(es, e)
+		}
+		return es
+	}
+	first, rest := encode(0, base), encode(base, base+n)
+	for _, path := range []string{"load", "pipeline"} {
+		b.Run(path, func(b *testing.B) {
+			// CPU time of the whole process, Badger's goroutines included:
+			// on a shared machine it says more than the wall clock.
+			var cpu time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				// The store as a previous import left it: written, closed.
+				dir := b.TempDir()
+				db, err := Open(ctx, Options{Dir: dir})
+				if err != nil {
+					b.Fatal(err)
+				}
+				l, err := db.NewLoad(BulkOptions{TempDir: b.TempDir()})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := l.Add(first); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := l.Finish(ctx, nil); err != nil {
+					b.Fatal(err)
+				}
+				if err := db.Close(); err != nil {
+					b.Fatal(err)
+				}
+				if db, err = Open(ctx, Options{Dir: dir}); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				cpu0 := processCPU()
+				switch path {
+				case "load":
+					l, err := db.NewLoad(BulkOptions{TempDir: b.TempDir()})
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := l.Add(rest); err != nil {
+						b.Fatal(err)
+					}
+					if _, err := l.Finish(ctx, nil); err != nil {
+						b.Fatal(err)
+					}
+				case "pipeline":
+					p, err := db.NewPipeline(ctx)
+					if err != nil {
+						b.Fatal(err)
+					}
+					for i := 0; i < len(rest); i += 4000 {
+						if _, err := p.Write(ctx, rest[i:min(i+4000, len(rest))], nil); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if err := p.Close(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := db.Sync(); err != nil {
+					b.Fatal(err)
+				}
+				cpu += processCPU() - cpu0
+				b.StopTimer()
+				db.Close()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "records/s")
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*n), "CPU-µs/record")
+		})
+	}
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -377,18 +377,21 @@ func (b *Bulk) Finish(ctx context.Context, progress []Progress) (WriteResult, er
 	return res, nil
 }
 
-// Stream ids: each covers one key prefix, so their ranges never overlap.
+// Stream ids of a bulk load; their key ranges never overlap. The subject
+// markers (U) follow the records (R) in the records' stream, after all of
+// them, rather than having a stream of their own: every stream costs a
+// table builder that allocates 128 MiB up front (see loadStreamRest).
 const (
-	streamIdentity = 1
-	streamRecord   = 2
-	streamSubject  = 3
+	streamIdentity = 1 // I
+	streamRecord   = 2 // R, then U
 )
 
 type streamOut struct {
-	sw      *badger.StreamWriter
-	buf     *z.Buffer
-	kv      pb.KV
-	version uint64 // of every key written; 1 for a bulk load into an empty store
+	sw       *badger.StreamWriter
+	buf      *z.Buffer
+	kv       pb.KV
+	version  uint64 // of every key written; 1 for a bulk load into an empty store
+	subjects []byte // subjects written by subject, usccLen bytes each, in order
 }
 
 func newStreamOut(sw *badger.StreamWriter) *streamOut {
@@ -428,6 +431,12 @@ func (o *streamOut) flush() error {
 }
 
 func (o *streamOut) close() error {
+	for i := 0; i < len(o.subjects); i += usccLen {
+		if err := o.put(streamRecord, subjectKey(o.subjects[i:i+usccLen]), nil); err != nil {
+			o.buf.Release()
+			return err
+		}
+	}
 	err := o.flush()
 	o.buf.Release()
 	return err
@@ -467,5 +476,6 @@ func (o *streamOut) subject(group [][]byte, d *statDelta) error {
 		}
 	}
 	d.subjects++
-	return o.put(streamSubject, subjectKey(group[0][1:1+usccLen]), nil)
+	o.subjects = append(o.subjects, group[0][1:1+usccLen]...)
+	return nil
 }

@@ -59,10 +59,16 @@ const (
 	planDelete = 1 << 0
 )
 
-// Stream ids of the keys a Load writes besides Bulk's three.
+// A Load writes two streams. Each stream gets its own table builder, and
+// Badger's builder allocates (and zeroes) twice the table size, 128 MiB,
+// up front: a stream per prefix cost about a CPU-second per import in
+// allocation alone. Keys of one stream must come in key order, so the
+// second carries P (progress, known before the merge), R (during it), S
+// (statistics, after it) and U (subjects, gathered during it and written
+// last), in that order, which is the key order of those prefixes.
 const (
-	streamProgress = 4
-	streamStats    = 5
+	loadStreamIdentity = 1 // I
+	loadStreamRest     = 2 // P, R, S, U
 )
 
 // NewLoad starts an incremental load. Entries are added with Add and
@@ -109,6 +115,22 @@ func (b *Bulk) finishIncremental(ctx context.Context, progress []Progress) (Writ
 	it := rt.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixIdentity}})
 	defer it.Close()
 
+	// Progress markers, in key order.
+	type kv struct{ k, v []byte }
+	var prog []kv
+	for _, p := range progress {
+		v, err := json.Marshal(p)
+		if err != nil {
+			return res, fmt.Errorf("store: load: %w", err)
+		}
+		prog = append(prog, kv{progressKey(p.Input), v})
+	}
+	slices.SortFunc(prog, func(x, y kv) int { return bytes.Compare(x.k, y.k) })
+	for _, p := range prog {
+		if err := pw.add(loadStreamRest, 0, p.k, p.v); err != nil {
+			return res, err
+		}
+	}
 	d := statDelta{srcs: map[string]int64{}}
 	type rec struct {
 		key, val []byte
@@ -117,6 +139,7 @@ func (b *Bulk) finishIncremental(ctx context.Context, progress []Progress) (Writ
 	var recs []rec
 	seek := make([]byte, 0, 1+usccLen)
 	var old [idValLen]byte
+	var newSubjects []byte // usccLen bytes each, in order
 	err = b.merge(ctx, &res, func(group, firsts [][]byte) error {
 		subj := group[0][1 : 1+usccLen]
 		seek = append(append(seek[:0], prefixIdentity), subj...)
@@ -166,7 +189,7 @@ func (b *Bulk) finishIncremental(ctx context.Context, progress []Progress) (Writ
 				}
 				d.srcs[src]++
 			}
-			if err := pw.add(streamIdentity, 0, k, e[bOffPos:bOffVal]); err != nil {
+			if err := pw.add(loadStreamIdentity, 0, k, e[bOffPos:bOffVal]); err != nil {
 				return err
 			}
 			rk := make([]byte, 0, recKeyLen)
@@ -182,15 +205,13 @@ func (b *Bulk) finishIncremental(ctx context.Context, progress []Progress) (Writ
 			if r.del {
 				fl = planDelete
 			}
-			if err := pw.add(streamRecord, fl, r.key, r.val); err != nil {
+			if err := pw.add(loadStreamRest, fl, r.key, r.val); err != nil {
 				return err
 			}
 		}
 		if !existed && inserted {
 			d.subjects++
-			if err := pw.add(streamSubject, 0, subjectKey(subj), nil); err != nil {
-				return err
-			}
+			newSubjects = append(newSubjects, subj...)
 		}
 		return nil
 	})
@@ -200,22 +221,6 @@ func (b *Bulk) finishIncremental(ctx context.Context, progress []Progress) (Writ
 	it.Close()
 	rt.Discard()
 
-	// Progress markers, in key order.
-	type kv struct{ k, v []byte }
-	var prog []kv
-	for _, p := range progress {
-		v, err := json.Marshal(p)
-		if err != nil {
-			return res, fmt.Errorf("store: load: %w", err)
-		}
-		prog = append(prog, kv{progressKey(p.Input), v})
-	}
-	slices.SortFunc(prog, func(x, y kv) int { return bytes.Compare(x.k, y.k) })
-	for _, p := range prog {
-		if err := pw.add(streamProgress, 0, p.k, p.v); err != nil {
-			return res, err
-		}
-	}
 	// Statistics as absolute values, in key order: S|c|ordinal, S|s|source,
 	// S|t (the totals, always written; see checkIncomplete).
 	u64 := func(n int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(n)) }
@@ -223,7 +228,7 @@ func (b *Bulk) finishIncremental(ctx context.Context, progress []Progress) (Writ
 		if x == 0 {
 			continue
 		}
-		if err := pw.add(streamStats, 0, statsCatKey(ord), u64(base.Categories[allCats[ord]]+x)); err != nil {
+		if err := pw.add(loadStreamRest, 0, statsCatKey(ord), u64(base.Categories[allCats[ord]]+x)); err != nil {
 			return res, err
 		}
 	}
@@ -235,13 +240,18 @@ func (b *Bulk) finishIncremental(ctx context.Context, progress []Progress) (Writ
 	}
 	slices.Sort(srcs)
 	for _, s := range srcs {
-		if err := pw.add(streamStats, 0, statsSrcKey(s), u64(base.Sources[s]+d.srcs[s])); err != nil {
+		if err := pw.add(loadStreamRest, 0, statsSrcKey(s), u64(base.Sources[s]+d.srcs[s])); err != nil {
 			return res, err
 		}
 	}
 	tot := binary.BigEndian.AppendUint64(u64(base.Records+d.records), uint64(base.Subjects+d.subjects))
-	if err := pw.add(streamStats, 0, statsTotalsKey, tot); err != nil {
+	if err := pw.add(loadStreamRest, 0, statsTotalsKey, tot); err != nil {
 		return res, err
+	}
+	for i := 0; i < len(newSubjects); i += usccLen {
+		if err := pw.add(loadStreamRest, 0, subjectKey(newSubjects[i:i+usccLen]), nil); err != nil {
+			return res, err
+		}
 	}
 	if err := pw.finish(); err != nil {
 		return res, err
@@ -469,10 +479,21 @@ func readPlan(path string, fn func(stream, flags byte, k, v []byte) error) error
 
 // applyPlan writes a plan with the incremental StreamWriter, at a version
 // above every version stored, so its keys shadow what they replace. When
-// Badger refuses an incremental stream (its memtable holds writes made in
-// this process), the plan goes through ordinary write batches instead:
-// slower, and just as idempotent.
+// the store has had ordinary writes that are still in Badger's memtable or
+// level 0 (an import with --transactional, receipts), the plan goes through
+// ordinary write batches instead: slower, and just as idempotent.
 func (db *DB) applyPlan(path string) error {
+	// With tables in level 0, PrepareIncremental would call Flatten, which
+	// restarts the compactors that PrepareIncremental has just stopped: two
+	// sets then run, one of them unknown to Close (Badger v4.9.6). Tables
+	// reach level 0 only from ordinary writes; the batches are correct
+	// whatever the tree holds.
+	for _, l := range db.bdb.Levels() {
+		if l.Level == 0 && l.NumTables > 0 {
+			db.log.Info("level 0 holds tables; applying the import with write batches", "tables", l.NumTables)
+			return db.applyPlanBatches(path)
+		}
+	}
 	rt := db.bdb.NewTransaction(false)
 	version := rt.ReadTs() + 1
 	rt.Discard()
