@@ -14,6 +14,7 @@
 package sigbatch
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha512"
@@ -62,7 +63,9 @@ const MaxKeys = 1 << 14
 // concurrent use; make one per goroutine (they may share a Verifier).
 type Batch struct {
 	v      *Verifier
-	checks []check
+	checks []check        // distinct signatures
+	of     []int          // for each Add, its index in checks
+	seen   map[string]int // string(sig) -> index in checks
 
 	// Work space of the batch equation, kept between Verify calls.
 	rs      []curve.EdwardsPoint
@@ -78,35 +81,54 @@ type check struct {
 
 // NewBatch returns an empty batch with room for n signatures.
 func (v *Verifier) NewBatch(n int) *Batch {
-	return &Batch{v: v, checks: make([]check, 0, n)}
+	return &Batch{v: v, checks: make([]check, 0, n), of: make([]int, 0, n), seen: make(map[string]int, n)}
 }
 
 // Add queues a signature sig by pub over msg. The slices are kept, not
 // copied, until Verify returns: the caller must not change them meanwhile.
 // Keys and signatures of the wrong length are accepted here and reported
 // as failed by Verify.
+//
+// The same signature by the same key over the same message, added again
+// (one bank query carried by the receipts of several regions, one receipt
+// held by its answerer and its requester), is verified once.
 func (b *Batch) Add(pub, msg, sig []byte) {
+	if b.seen == nil {
+		b.seen = map[string]int{}
+	}
+	if i, ok := b.seen[string(sig)]; ok {
+		if c := &b.checks[i]; bytes.Equal(c.pub, pub) && bytes.Equal(c.msg, msg) {
+			b.of = append(b.of, i)
+			return
+		}
+	} else {
+		b.seen[string(sig)] = len(b.checks)
+	}
+	b.of = append(b.of, len(b.checks))
 	b.checks = append(b.checks, check{pub, msg, sig})
 }
 
 // Len is the number of signatures queued.
-func (b *Batch) Len() int { return len(b.checks) }
+func (b *Batch) Len() int { return len(b.of) }
 
 // Reset empties the batch for reuse, keeping its memory.
 func (b *Batch) Reset() {
 	clear(b.checks) // drop the references to the caller's bytes
-	b.checks = b.checks[:0]
+	b.checks, b.of = b.checks[:0], b.of[:0]
+	clear(b.seen)
 }
 
 // Verify checks every queued signature and reports, in the order they were
 // added, whether each verifies; all is true when every one does. The batch
 // keeps its signatures: Reset it before reusing it.
 func (b *Batch) Verify() (ok []bool, all bool) {
-	ok = make([]bool, len(b.checks))
-	b.verifyInto(b.checks, ok)
+	distinct := make([]bool, len(b.checks))
+	b.verifyInto(b.checks, distinct)
+	ok = make([]bool, len(b.of))
 	all = true
-	for _, o := range ok {
-		all = all && o
+	for i, j := range b.of {
+		ok[i] = distinct[j]
+		all = all && ok[i]
 	}
 	return ok, all
 }

@@ -58,6 +58,19 @@ func TestBatch(t *testing.T) {
 		}, []int{11}},
 		{"short signature", 64, func(c []sig) { c[5].sig = c[5].sig[:10] }, []int{5}},
 		{"bad key bytes", 64, func(c []sig) { c[6].pub = make([]byte, 3) }, []int{6}},
+		{"repeated", 64, func(c []sig) { c[10], c[20] = c[30], c[30] }, nil},
+		{"repeated, one copy altered", 64, func(c []sig) {
+			c[10], c[20] = c[30], c[30]
+			c[20].msg = []byte("other")
+		}, []int{20}},
+		{"repeated bad", 64, func(c []sig) {
+			c[30].msg = []byte("other")
+			c[10], c[20] = c[30], c[30]
+		}, []int{10, 20, 30}},
+		{"same signature, other key", 64, func(c []sig) {
+			c[10] = c[30]
+			c[10].pub = c[31].pub
+		}, []int{10}},
 		{"many bad", 200, func(c []sig) {
 			for i := 0; i < 200; i += 17 {
 				c[i].msg = []byte("other")
