@@ -339,9 +339,12 @@ func (r *Receipt) Verify(regionPub []byte) error {
 // encoding with signature.
 func (r *Receipt) LeafBytes() ([]byte, error) { return canonicalJSON(r.normalized()) }
 
+// tagReceiptDigest is the domain of a receipt's digest.
+const tagReceiptDigest = "ccnode/receipt-digest/v1"
+
 // Digest identifies the signed receipt; acknowledgements sign it.
 func (r *Receipt) Digest() ([32]byte, error) {
-	return digest("ccnode/receipt-digest/v1", r.normalized())
+	return digest(tagReceiptDigest, r.normalized())
 }
 
 // Ack is the requesting region's signed acknowledgement of a receipt.

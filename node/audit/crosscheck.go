@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/prdcredit/ccnode/credit"
@@ -16,7 +17,7 @@ func (a *auditor) receivedPass1(ctx context.Context, s sourceHeader) (uint64, er
 	var n uint64
 	requester := s.h.Region
 	line := func(line []byte, no int, r *result, queue func(sigCheck, func(bool))) {
-		l, rc, ok := decodeLine(s.src.Name, s.h, line, no, r)
+		l, rc, rcMsg, ok := decodeLine(s.src.Name, s.h, line, no, r)
 		if !ok {
 			return
 		}
@@ -61,10 +62,26 @@ func (a *auditor) receivedPass1(ctx context.Context, s sourceHeader) (uint64, er
 				}
 			})
 		}
+		// The answering region's and the bank's signatures are verified
+		// here too, on the same bytes the answerer's log holds (the digests
+		// are compared there), so that the log's pass need not verify them
+		// again. Verified here, a consolidated query's bank signature, which
+		// the receipts of every answering region carry, is verified once per
+		// batch of this export (sigbatch drops repeats); a failure here is
+		// only not remembered: the log's pass verifies and reports.
+		if key, err := a.keys.region(rc.Answerer, rc.Time); err == nil {
+			queue(sigCheck{key, rcMsg, rc.Sig}, func(ok bool) { r.receiptOK = ok })
+		}
+		q := &rc.Query
+		if key, err := a.keys.bank(q.Bank, q.Time); err == nil {
+			if msg, err := q.SignedMessage(); err == nil {
+				queue(sigCheck{key, msg, q.Sig}, func(ok bool) { r.queryOK = ok })
+			}
+		}
 	}
 	work := func(lines [][]byte, nos []int, res []result) {
-		sigs := a.sigs.NewBatch(len(lines))
-		then := make([]func(bool), 0, len(lines))
+		sigs := a.sigs.NewBatch(3 * len(lines))
+		then := make([]func(bool), 0, 3*len(lines))
 		queue := func(c sigCheck, f func(bool)) { sigs.Add(c.pub, c.msg, c.sig); then = append(then, f) }
 		for i := range lines {
 			line(lines[i], nos[i], &res[i], queue)
@@ -88,11 +105,19 @@ func (a *auditor) receivedPass1(ctx context.Context, s sourceHeader) (uint64, er
 			// answerer's log.
 			return nil
 		}
-		k := xkey{r.answerer, r.id}
+		// The index outlives the line: its strings and byte slices are
+		// copied, since the decoder's may share the line's memory and
+		// would keep every line of the export alive.
+		k := xkey{credit.RegionID(strings.Clone(string(r.answerer))), strings.Clone(r.id)}
 		if _, dup := a.xindex[k]; dup {
 			return nil
 		}
-		a.xindex[k] = &xentry{digest: r.digest, src: s.src.Name, line: r.line, ack: r.ack, ackOK: true}
+		ack := r.ack
+		ack.ReceiptID = strings.Clone(ack.ReceiptID)
+		ack.Requester = credit.RegionID(strings.Clone(string(ack.Requester)))
+		ack.ReceiptDigest, ack.Sig = bytes.Clone(ack.ReceiptDigest), bytes.Clone(ack.Sig)
+		a.xindex[k] = &xentry{digest: r.digest, src: s.src.Name, line: r.line, ack: ack, ackOK: true,
+			receiptOK: r.receiptOK, queryOK: r.queryOK}
 		return nil
 	}
 	return n, a.stream(ctx, s.src, work, consume)

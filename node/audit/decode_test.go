@@ -52,6 +52,14 @@ func FuzzFastDecode(f *testing.F) {
 		if (ferr == nil) != (serr == nil) || !bytes.Equal(fb, sb) {
 			t.Fatalf("receipts differ:\nfast %s (%v)\nstd  %s (%v)", fb, ferr, sb, serr)
 		}
+		// The audit's one-encoding message and digest agree with
+		// credit's SignedMessage and Digest on whatever decodes.
+		msg, d, err := frc.SignedMessageAndDigest()
+		wantMsg, err1 := src.SignedMessage()
+		wantD, err2 := src.Digest()
+		if (err == nil) != (err1 == nil && err2 == nil) || (err == nil && (!bytes.Equal(msg, wantMsg) || d != wantD)) {
+			t.Fatalf("SignedMessageAndDigest disagrees: %v / %v %v", err, err1, err2)
+		}
 		if !frc.Time.Equal(src.Time) {
 			t.Fatalf("times differ: %v %v", frc.Time, src.Time)
 		}

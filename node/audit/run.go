@@ -80,13 +80,17 @@ type xkey struct {
 
 // xentry is what the cross-check keeps per receipt a requester holds.
 type xentry struct {
-	digest   [32]byte
-	src      string
-	line     int
-	ack      credit.Ack // verified when ackOK
-	ackOK    bool
-	seen     bool // written by the consumer of the answerer's log only
-	conflict bool // the answerer's log holds another receipt with this id
+	digest [32]byte
+	src    string
+	line   int
+	ack    credit.Ack // verified when ackOK
+	ackOK  bool
+	// The receipt's and its query's signatures verified in the
+	// requester's export; the answerer's log holds the same bytes when
+	// the digests are equal.
+	receiptOK, queryOK bool
+	seen               bool // written by the consumer of the answerer's log only
+	conflict           bool // the answerer's log holds another receipt with this id
 }
 
 type auditor struct {
@@ -270,6 +274,8 @@ type result struct {
 	inFilter   bool
 	receiptBad bool // the answering region's signature fails
 	hasAck     bool
+	receiptOK  bool // verified in a requester's export (receivedPass1)
+	queryOK    bool // verified in a requester's export (receivedPass1)
 	ack        credit.Ack
 	findings   []Finding
 	opErr      error
@@ -413,29 +419,30 @@ func (a *auditor) stream(ctx context.Context, src Source, work func(lines [][]by
 }
 
 // decodeLine reads one export line into r; it returns false (with r.bad
-// set) when the line is not a receipt.
-func decodeLine(src string, h credit.ExportHeader, line []byte, no int, r *result) (credit.ExportLine, credit.Receipt, bool) {
+// set) when the line is not a receipt. msg is what the answering region's
+// signature covers, encoded with the digest in one pass.
+func decodeLine(src string, h credit.ExportHeader, line []byte, no int, r *result) (l credit.ExportLine, rc credit.Receipt, msg []byte, ok bool) {
 	r.line = no
-	where := fmt.Sprintf("%s:%d", src, no)
+	where := func() string { return fmt.Sprintf("%s:%d", src, no) }
 	l, rc, lineErr, rcErr := fastDecode(line)
 	if lineErr != nil {
-		r.bad = &Finding{Rule: RuleExport, Region: h.Region, Source: where, Detail: lineErr.Error()}
-		return l, credit.Receipt{}, false
+		r.bad = &Finding{Rule: RuleExport, Region: h.Region, Source: where(), Detail: lineErr.Error()}
+		return l, credit.Receipt{}, nil, false
 	}
 	r.index = l.Index
 	r.leafHash = leafHash(l.Receipt)
 	if rcErr != nil {
-		r.bad = &Finding{Rule: RuleExport, Region: h.Region, Source: where, Leaf: leafPtr(l.Index), Detail: rcErr.Error()}
-		return l, rc, false
+		r.bad = &Finding{Rule: RuleExport, Region: h.Region, Source: where(), Leaf: leafPtr(l.Index), Detail: rcErr.Error()}
+		return l, rc, nil, false
 	}
 	r.id, r.answerer, r.requester, r.time, r.records = rc.ID, rc.Answerer, rc.Requester, rc.Time, rc.RecordCount
-	d, err := rc.Digest()
+	msg, d, err := rc.SignedMessageAndDigest()
 	if err != nil {
-		r.bad = &Finding{Rule: RuleExport, Region: h.Region, Source: where, Receipt: rc.ID, Detail: err.Error()}
-		return l, rc, false
+		r.bad = &Finding{Rule: RuleExport, Region: h.Region, Source: where(), Receipt: rc.ID, Detail: err.Error()}
+		return l, rc, nil, false
 	}
 	r.digest = d
-	return l, rc, true
+	return l, rc, msg, true
 }
 
 // fastDecode decodes an export line and its receipt with goccy/go-json,
