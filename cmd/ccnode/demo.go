@@ -29,7 +29,7 @@ func demoCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data-dir", Category: catData, EnvVars: []string{"CCNODE_DEMO_DIR"},
 				Usage: "keep the regions' folders, exports and bank keys here (default: a temporary folder removed at exit)"},
-			&cli.IntFlag{Name: "enterprises", Category: catData, Value: 300, EnvVars: []string{"CCNODE_DEMO_ENTERPRISES"},
+			&cli.IntFlag{Name: "enterprises", Category: catData, Value: 100, EnvVars: []string{"CCNODE_DEMO_ENTERPRISES"},
 				Usage: "enterprises per region"},
 			&cli.IntFlag{Name: "queries", Category: catData, Value: 20, EnvVars: []string{"CCNODE_DEMO_QUERIES"},
 				Usage: "consented queries per bank"},

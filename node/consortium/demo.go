@@ -28,7 +28,8 @@ type DemoOptions struct {
 	// Dir keeps the regions' folders; empty uses a temporary folder that
 	// Close removes.
 	Dir string
-	// Enterprises per region (default 300).
+	// Enterprises per region (default 100, ~183 records each: the demo
+	// stays a few seconds long on a busy laptop).
 	Enterprises int
 	// Queries is the number of consented queries per bank (default 20).
 	Queries int
@@ -169,7 +170,7 @@ var demoCats = []credit.Category{credit.Registration, credit.Tax, credit.Penalty
 func RunDemo(ctx context.Context, o DemoOptions) (*Demo, error) {
 	start := time.Now()
 	if o.Enterprises <= 0 {
-		o.Enterprises = 300
+		o.Enterprises = 100
 	}
 	if o.Queries <= 0 {
 		o.Queries = 20
