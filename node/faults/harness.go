@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,6 +85,10 @@ type Node struct {
 	Config string // its ccnode.yaml
 	Token  string // admin token
 	Args   []string
+	// Wrap, when set, is a command prefix the process runs under (such
+	// as Netns.Exec, to run it inside a network namespace); it must exec
+	// ccnode, so that the pid is ccnode's.
+	Wrap []string
 	// Owner is the test the node belongs to: a process left running is
 	// killed when it ends (not when the subtest that started it ends).
 	Owner testing.TB
@@ -113,6 +118,17 @@ func InitEmbedded(t testing.TB, bin Bin, region credit.RegionID, dir string, edi
 	n := &Node{Bin: bin, Region: region, Dir: dir, Config: filepath.Join(dir, "ccnode.yaml"), Token: strings.TrimSpace(string(tok)), Owner: t}
 	n.WriteConfig(t, cfg)
 	return n
+}
+
+// EditConfig changes the node's config file (read at its next start).
+func (n *Node) EditConfig(t testing.TB, edit func(*node.Config)) {
+	t.Helper()
+	cfg, err := node.LoadConfig(n.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(&cfg)
+	n.WriteConfig(t, cfg)
 }
 
 // WriteConfig replaces the node's config file (read at its next start).
@@ -147,7 +163,11 @@ func (n *Node) Start(t testing.TB, extra ...string) {
 	}
 	args := append([]string{"run", "--config", n.Config, "--log-level", "info"}, n.Args...)
 	args = append(args, extra...)
-	cmd := exec.Command(string(n.Bin), args...)
+	name := string(n.Bin)
+	if len(n.Wrap) > 0 {
+		name, args = n.Wrap[0], append(append(slices.Clone(n.Wrap[1:]), string(n.Bin)), args...)
+	}
+	cmd := exec.Command(name, args...)
 	logs := &lockedBuffer{}
 	lines := make(chan string, 1)
 	cmd.Stdout = &firstLine{w: logs, line: lines}
@@ -253,6 +273,14 @@ func (n *Node) Kill(t testing.TB) {
 	if ws, ok := n.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("ccnode run %s did not die of SIGKILL: %v\n%s", n.Region, n.cmd.ProcessState, n.Logs())
 	}
+}
+
+// Terminate sends SIGTERM, waits for the process to exit and returns its
+// exit code.
+func (n *Node) Terminate(t testing.TB) int {
+	t.Helper()
+	n.signalAndWait(t, syscall.SIGTERM, time.Minute)
+	return n.cmd.ProcessState.ExitCode()
 }
 
 // Stop sends SIGTERM and waits for a clean exit.
