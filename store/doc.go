@@ -27,5 +27,11 @@
 // deltas computed against what the transaction read, so they stay exact
 // across duplicates, corrections and crashes.
 //
+// Imports into a store that holds data go through a Load (load.go): the
+// input sorted, merged with the identity index in key order, and written
+// as tables by Badger's incremental StreamWriter; its plan file
+// (ccnode-load.plan) and marker (ccnode-load.pending) live in the data
+// directory beside Badger's files until the load is applied and durable.
+//
 // The package knows nothing of libp2p, HTTP or the ledger.
 package store
