@@ -74,7 +74,14 @@ const (
 // NewLoad starts an incremental load. Entries are added with Add and
 // written by Finish; Close discards an unfinished load. The load holds the
 // store's writer lock until Finish or Close: other writes of this package
-// wait, and reads go on.
+// wait, and reads go on. While Finish writes tables, Badger refuses every
+// other write to the database (ErrBlockedWrites), sibling packages' too:
+// an import runs in a process of its own (ccnode import).
+//
+// Speed depends on what else wrote to the store: ordinary transactions
+// (--transactional imports, receipts) leave tables in Badger's level 0 until
+// its compactions move them, and while they are there a Load applies its
+// plan with write batches, at about the transactional path's speed.
 func (db *DB) NewLoad(opts BulkOptions) (*Bulk, error) {
 	release, err := db.acquire()
 	if err != nil {
