@@ -6,16 +6,10 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +19,7 @@ import (
 	"github.com/prdcredit/ccnode/network/fabric"
 	"github.com/prdcredit/ccnode/network/fabricnet"
 	"github.com/prdcredit/ccnode/node"
+	"github.com/prdcredit/ccnode/node/faults"
 	"github.com/prdcredit/ccnode/store/receipts"
 )
 
@@ -49,93 +44,43 @@ func TestFabricE2E(t *testing.T) {
 	defer cancel()
 
 	t0 := time.Now()
-	bin := filepath.Join(t.TempDir(), "ccnode")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	step("build ccnode", t0)
-
-	// cli runs the binary to completion and returns stdout, stderr and
-	// the exit code (-1 when it could not run).
-	cli := func(args ...string) (string, string, int) {
-		t.Helper()
-		cmd := exec.CommandContext(ctx, bin, args...)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatalf("ccnode %s: %v", strings.Join(args, " "), err)
-		}
-		return stdout.String(), stderr.String(), code
-	}
-	mustCLI := func(args ...string) string {
-		t.Helper()
-		out, errOut, code := cli(args...)
-		if code != 0 {
-			t.Fatalf("ccnode %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
-		}
-		return out
-	}
-
-	// The network. Down is registered first: it stops exactly the pids
-	// `up` recorded, also after a failed up.
-	root := t.TempDir()
-	fdir := filepath.Join(root, "fabric")
-	t.Cleanup(func() {
-		if t.Failed() {
-			logFabricTails(t, filepath.Join(fdir, "logs"))
-		}
-		out, err := exec.Command(bin, "fabric", "down", "--dir", fdir).CombinedOutput()
-		if err != nil {
-			t.Errorf("ccnode fabric down: %v\n%s", err, out)
-		}
-	})
-	t0 = time.Now()
-	// Run from this package's folder: up builds ./chaincode/server of the
-	// module around the working directory.
-	out := mustCLI("fabric", "up", "--dir", fdir, "--timeout", "30m")
-	step("fabric up", t0)
-	t.Logf("fabric up:\n%s", out)
-	fnet, err := fabricnet.Load(fdir)
+	bin, err := faults.Build(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
+	step("build ccnode", t0)
+	cli := func(args ...string) (string, string, int) {
+		t.Helper()
+		r := bin.Run(t, args...)
+		return r.Stdout, r.Stderr, r.Code
+	}
+	mustCLI := func(args ...string) string {
+		t.Helper()
+		return bin.Must(t, args...)
+	}
+
+	// The network: `ccnode fabric up`, and `ccnode fabric down` (exactly
+	// the pids up recorded) when the test ends, with the Fabric logs'
+	// tails if it failed.
+	root := t.TempDir()
+	t0 = time.Now()
+	fab := faults.StartFabric(t, bin, filepath.Join(root, "fabric"))
+	step("fabric up", t0)
+	fdir := fab.Dir
 
 	type region struct {
 		id      credit.RegionID
-		msp     string
 		gateway string
-		keyFile string
-		dir     string
-		cfgPath string
-		tokFile string
-		cmd     *exec.Cmd
-		exited  chan struct{}
-		logs    *lockedBuffer
-		url     string
-		cl      *node.Client
+		*faults.Node
 	}
 	want := []credit.RegionID{"440300", "440100", "440400"} // Shenzhen, Guangzhou, Zhuhai
 	var regions []*region
 	for _, id := range want {
-		var r *region
-		for i, fr := range fnet.Regions {
-			if fr.ID == id {
-				r = &region{id: id, msp: fr.MSPID, gateway: fnet.GatewayFiles[i],
-					keyFile: filepath.Join(fdir, "nodes", string(id), "node.key")}
-			}
-		}
-		if r == nil {
-			t.Fatalf("fabric up made no organisation for region %s: %+v", id, fnet.Regions)
-		}
-		if _, err := os.Stat(r.keyFile); err != nil {
+		_, gw := fab.Member(t, id)
+		if _, err := os.Stat(fab.KeyFile(id)); err != nil {
 			t.Fatalf("fabric up wrote no node key for %s: %v", id, err)
 		}
-		regions = append(regions, r)
+		regions = append(regions, &region{id: id, gateway: gw})
 	}
 	sz := regions[0]
 
@@ -145,34 +90,10 @@ func TestFabricE2E(t *testing.T) {
 	t0 = time.Now()
 	var subject credit.USCC
 	for _, r := range regions {
-		r.dir = filepath.Join(root, "nodes", string(r.id))
-		if err := os.MkdirAll(r.dir, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		r.tokFile = filepath.Join(r.dir, "admin.token")
-		if err := os.WriteFile(r.tokFile, []byte("e2e-admin-"+string(r.id)+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		r.cfgPath = filepath.Join(r.dir, "ccnode.yaml")
-		cfg := fmt.Sprintf(`region: %q
-data_dir: %q
-key_file: %q
-p2p:
-  listen: ["/ip4/127.0.0.1/tcp/0"]
-http:
-  addr: "127.0.0.1:0"
-  admin_token_file: %q
-ledger:
-  embedded_dir: ""
-  fabric_gateway: %q
-  msp_id: %q
-anchor:
-  interval: 500ms
-`, r.id, r.dir, r.keyFile, r.tokFile, r.gateway, r.msp)
-		if err := os.WriteFile(r.cfgPath, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		feed := filepath.Join(r.dir, "feed.jsonl")
+		r.Node = fab.Node(t, r.id, filepath.Join(root, "nodes", string(r.id)), func(c *node.Config) {
+			c.Anchor.Interval = 500 * time.Millisecond
+		})
+		feed := filepath.Join(r.Dir, "feed.jsonl")
 		mustCLI("gen", "--region", string(r.id), "--enterprises", "3", "--seed", "7", "--quiet", "-o", feed)
 		if r == sz {
 			b, err := os.ReadFile(feed)
@@ -199,63 +120,17 @@ anchor:
 				t.Fatal(err)
 			}
 		}
-		mustCLI("import", "--data-dir", filepath.Join(r.dir, "db"), feed)
+		mustCLI("import", "--data-dir", filepath.Join(r.Dir, "db"), feed)
 	}
 	step("configs, gen and import", t0)
 
 	// Start the three nodes; each prints its bank API address first.
 	t0 = time.Now()
 	for _, r := range regions {
-		r.logs = &lockedBuffer{}
-		r.cmd = exec.Command(bin, "run", "--config", r.cfgPath, "--log-level", "info")
-		lines := make(chan string, 1)
-		r.cmd.Stdout = &firstLine{w: r.logs, line: lines}
-		r.cmd.Stderr = r.logs
-		if err := r.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		r.exited = make(chan struct{})
-		go func() { r.cmd.Wait(); close(r.exited) }()
-		t.Cleanup(func() {
-			select {
-			case <-r.exited:
-			default:
-				r.cmd.Process.Kill()
-				<-r.exited
-			}
-			if t.Failed() {
-				t.Logf("ccnode run %s output:\n%s", r.id, r.logs.String())
-			}
-		})
-		select {
-		case line := <-lines:
-			_, url, ok := strings.Cut(strings.TrimSpace(line), "bank API on ")
-			if !ok {
-				t.Fatalf("ccnode run %s printed %q, not its address:\n%s", r.id, line, r.logs.String())
-			}
-			r.url = url
-		case <-r.exited:
-			t.Fatalf("ccnode run %s exited before serving:\n%s", r.id, r.logs.String())
-		case <-time.After(2 * time.Minute):
-			t.Fatalf("ccnode run %s printed no address in 2m:\n%s", r.id, r.logs.String())
-		}
-		r.cl = &node.Client{Base: r.url, AdminToken: "e2e-admin-" + string(r.id)}
+		r.Start(t)
 	}
 	for _, r := range regions {
-		waitFor(t, time.Minute, "region "+string(r.id)+" ready", func() (bool, string) {
-			select {
-			case <-r.exited:
-				t.Fatalf("ccnode run %s exited:\n%s", r.id, r.logs.String())
-			default:
-			}
-			resp, err := http.Get(r.url + "/readyz")
-			if err != nil {
-				return false, err.Error()
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			return resp.StatusCode == http.StatusOK, fmt.Sprintf("%d %s", resp.StatusCode, b)
-		})
+		r.WaitReady(t, time.Minute)
 	}
 	step("three nodes ready", t0)
 
@@ -269,13 +144,13 @@ anchor:
 	if err := node.WriteKeyFile(bankKeyFile, bankKey); err != nil {
 		t.Fatal(err)
 	}
-	if err := sz.cl.RegisterBank(ctx, credit.BankMember{ID: "bank-e2e", Name: "E2E Bank", PubKey: bankKey.Public().(ed25519.PublicKey)}); err != nil {
+	if err := sz.Client().RegisterBank(ctx, credit.BankMember{ID: "bank-e2e", Name: "E2E Bank", PubKey: bankKey.Public().(ed25519.PublicKey)}); err != nil {
 		t.Fatalf("register bank at Shenzhen: %v", err)
 	}
 	step("bank registered", t0)
 	t0 = time.Now()
 	consentFile := filepath.Join(root, "consent.json")
-	mustCLI("consent", "grant", "--node", sz.url, "--admin-token-file", sz.tokFile,
+	mustCLI("consent", "grant", "--node", sz.URL(), "--admin-token-file", filepath.Join(sz.Dir, "admin.token"),
 		"--enterprise-key", filepath.Join(root, "enterprise.key"), "--uscc", string(subject), "--bank", "bank-e2e",
 		"--region", string(sz.id), "--categories", "registration,tax,judicial", "--out", consentFile)
 	var grant credit.ConsentGrant
@@ -288,8 +163,8 @@ anchor:
 	waitConsent := func(want credit.ConsentStatus) {
 		t.Helper()
 		for _, r := range regions {
-			waitFor(t, time.Minute, fmt.Sprintf("consent %s at %s", want, r.id), func() (bool, string) {
-				res, err := r.cl.ConsentStatus(ctx, grant.ID)
+			faults.WaitFor(t, time.Minute, fmt.Sprintf("consent %s at %s", want, r.id), func() (bool, string) {
+				res, err := r.Client().ConsentStatus(ctx, grant.ID)
 				if err != nil {
 					return false, err.Error()
 				}
@@ -308,8 +183,8 @@ anchor:
 	t0 = time.Now()
 	var res node.Consolidated
 	issued := map[credit.RegionID]uint64{} // receipts each region issued, over attempts
-	waitFor(t, 20*time.Second, "every region knows the bank", func() (bool, string) {
-		out := mustCLI("query", "--node", sz.url, "--bank", "bank-e2e", "--key", bankKeyFile, "--consent", consentFile, "--json")
+	faults.WaitFor(t, 20*time.Second, "every region knows the bank", func() (bool, string) {
+		out := mustCLI("query", "--node", sz.URL(), "--bank", "bank-e2e", "--key", bankKeyFile, "--consent", consentFile, "--json")
 		res = node.Consolidated{}
 		if err := json.Unmarshal([]byte(out), &res); err != nil {
 			t.Fatalf("query output: %v\n%s", err, out)
@@ -357,9 +232,9 @@ anchor:
 	// Revoke: once Shenzhen's view has the revocation, the same query is
 	// refused for that reason.
 	t0 = time.Now()
-	mustCLI("consent", "revoke", "--node", sz.url, "--admin-token-file", sz.tokFile, "--id", grant.ID)
-	waitFor(t, time.Minute, "query refused as revoked", func() (bool, string) {
-		out, errOut, code := cli("query", "--node", sz.url, "--bank", "bank-e2e", "--key", bankKeyFile, "--consent", consentFile, "--json")
+	mustCLI("consent", "revoke", "--node", sz.URL(), "--admin-token-file", filepath.Join(sz.Dir, "admin.token"), "--id", grant.ID)
+	faults.WaitFor(t, time.Minute, "query refused as revoked", func() (bool, string) {
+		out, errOut, code := cli("query", "--node", sz.URL(), "--bank", "bank-e2e", "--key", bankKeyFile, "--consent", consentFile, "--json")
 		return code != 0 && strings.Contains(errOut, string(node.ReasonConsentRevoked)), fmt.Sprintf("exit %d: %s%s", code, out, errOut)
 	})
 	step("revoked and refused", t0)
@@ -381,9 +256,9 @@ anchor:
 	defer led.Close()
 	for _, r := range regions {
 		var rp *node.ReceiptProof
-		waitFor(t, time.Minute, "receipt of "+string(r.id)+" anchored", func() (bool, string) {
+		faults.WaitFor(t, time.Minute, "receipt of "+string(r.id)+" anchored", func() (bool, string) {
 			var err error
-			rp, err = r.cl.Receipt(ctx, answered[r.id])
+			rp, err = r.Client().Receipt(ctx, answered[r.id])
 			if err != nil {
 				return false, err.Error()
 			}
@@ -424,17 +299,7 @@ anchor:
 	// Fabric through a connection file.
 	t0 = time.Now()
 	for _, r := range regions {
-		r.cmd.Process.Signal(syscall.SIGTERM)
-	}
-	for _, r := range regions {
-		select {
-		case <-r.exited:
-			if code := r.cmd.ProcessState.ExitCode(); code != 0 {
-				t.Errorf("ccnode run %s exited %d after SIGTERM", r.id, code)
-			}
-		case <-time.After(time.Minute):
-			t.Fatalf("ccnode run %s still running 1m after SIGTERM", r.id)
-		}
+		r.Stop(t)
 	}
 	step("nodes stopped", t0)
 	t0 = time.Now()
@@ -442,7 +307,7 @@ anchor:
 	for _, r := range regions {
 		for _, kind := range []credit.ExportKind{credit.ExportAnswered, credit.ExportReceived} {
 			p := filepath.Join(root, fmt.Sprintf("%s-%s.jsonl", r.id, kind))
-			mustCLI("receipts", "export", "--config", r.cfgPath, "--kind", string(kind), "--out", p)
+			r.Export(t, kind, p)
 			exports = append(exports, p)
 		}
 	}
@@ -484,75 +349,4 @@ anchor:
 		}
 	}
 	t.Logf("audit against Fabric: %d regions, %d received receipts cross-checked, no findings; total %.1fs", len(rep.Regions), rep.Received, time.Since(start).Seconds())
-}
-
-// waitFor polls cond every 50 ms until it holds, failing t with cond's
-// last word after d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %s (last: %s)", what, d, last)
-		}
-		<-tick.C
-	}
-}
-
-// logFabricTails logs the end of each Fabric process log.
-func logFabricTails(t *testing.T, dir string) {
-	files, _ := filepath.Glob(filepath.Join(dir, "*"))
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		if len(b) > 3000 {
-			b = b[len(b)-3000:]
-		}
-		t.Logf("--- %s (tail) ---\n%s", f, b)
-	}
-}
-
-// lockedBuffer collects a child's output from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// firstLine copies a child's stdout to w and sends its first line on line.
-type firstLine struct {
-	w    io.Writer
-	line chan<- string
-	buf  []byte
-	sent bool
-}
-
-func (f *firstLine) Write(p []byte) (int, error) {
-	if !f.sent {
-		f.buf = append(f.buf, p...)
-		if i := bytes.IndexByte(f.buf, '\n'); i >= 0 {
-			f.line <- string(f.buf[:i+1])
-			f.sent = true
-		}
-	}
-	return f.w.Write(p)
 }
