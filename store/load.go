@@ -102,6 +102,11 @@ func (db *DB) NewLoad(opts BulkOptions) (*Bulk, error) {
 func (b *Bulk) finishIncremental(ctx context.Context, progress []Progress) (WriteResult, error) {
 	db := b.db
 	var res WriteResult
+	if len(b.index) == 0 && len(b.runs) == 0 && len(progress) == 0 {
+		// Nothing to write (every input was already imported): writing
+		// the unchanged totals would still take a level of Badger's tree.
+		return res, nil
+	}
 	start := time.Now()
 	base, err := db.statsLocked(ctx)
 	if err != nil {

@@ -169,3 +169,25 @@ func TestLoadKilledWhileApplying(t *testing.T) {
 		})
 	}
 }
+
+// A Load with nothing to write (every input already imported) leaves
+// Badger's tree as it was: each written Load takes a level of it.
+func TestEmptyLoadWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, Options{Dir: t.TempDir(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := load(t, db, randomRecords(t, 31, 500), BulkOptions{TempDir: t.TempDir()}, nil); err != nil {
+		t.Fatal(err)
+	}
+	before := fmt.Sprint(db.bdb.Levels())
+	res, err := load(t, db, nil, BulkOptions{TempDir: t.TempDir()}, nil)
+	if err != nil || res != (WriteResult{}) {
+		t.Fatalf("empty load: %+v %v", res, err)
+	}
+	if after := fmt.Sprint(db.bdb.Levels()); after != before {
+		t.Fatalf("levels changed:\n%s\n%s", before, after)
+	}
+}
