@@ -55,8 +55,12 @@ func CanonicalAttrs(raw []byte) (json.RawMessage, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrAttrs, err)
 	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data after the object", ErrAttrs)
+	// Decoder.More only looks inside an array or object: after the top
+	// value a stray '}' or ']' passed it, so "{}}" was accepted as {}.
+	for _, c := range raw[dec.InputOffset():] {
+		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			return nil, fmt.Errorf("%w: trailing data after the object", ErrAttrs)
+		}
 	}
 	if _, ok := v.(map[string]any); !ok {
 		return nil, fmt.Errorf("%w: want a JSON object", ErrAttrs)
