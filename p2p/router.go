@@ -85,6 +85,8 @@ const DefaultRegionTimeout = 3 * time.Second
 type Router struct {
 	cfg RouterConfig
 	log *slog.Logger
+	// sigs batches the receipt checks of answers arriving together.
+	sigs sigGate
 }
 
 // NewRouter checks cfg and applies defaults.
@@ -267,8 +269,12 @@ func (r *Router) verify(q *credit.Query, qd [32]byte, m credit.RegionMember, res
 	if rc.Answerer != m.ID || rc.Requester != r.cfg.Region {
 		return fmt.Errorf("%w: receipt names %s→%s", ErrBadAnswer, rc.Answerer, rc.Requester)
 	}
-	if err := rc.Verify(m.PubKey); err != nil {
-		return fmt.Errorf("%w: %w", ErrBadAnswer, err)
+	msg, err := rc.SignedMessage()
+	if err != nil {
+		return fmt.Errorf("%w: receipt %s: %w", ErrBadAnswer, rc.ID, err)
+	}
+	if !r.sigs.verify(m.PubKey, msg, rc.Sig) {
+		return fmt.Errorf("%w: receipt %s of region %s: %w", ErrBadAnswer, rc.ID, rc.Answerer, credit.ErrBadSignature)
 	}
 	rd, err := rc.Query.Digest()
 	if err != nil || rd != qd {

@@ -104,13 +104,27 @@ type ServerConfig struct {
 	Logger        *slog.Logger
 }
 
+// verifyQuery checks the bank's signature on q through the server's
+// signature gate, which batches the checks of concurrent requests.
+func (s *Server) verifyQuery(q *credit.Query, bankPub []byte) error {
+	msg, err := q.SignedMessage()
+	if err != nil {
+		return fmt.Errorf("query of bank %s: %w", q.Bank, err)
+	}
+	if !s.sigs.verify(bankPub, msg, q.Sig) {
+		return fmt.Errorf("query of bank %s: %w", q.Bank, credit.ErrBadSignature)
+	}
+	return nil
+}
+
 // Server answers report requests and acks from other regions. It is given
 // a host and never builds one, and it reaches records, receipts and the
 // ledger only through its interfaces.
 type Server struct {
-	cfg ServerConfig
-	log *slog.Logger
-	sem chan struct{}
+	cfg  ServerConfig
+	log  *slog.Logger
+	sem  chan struct{}
+	sigs sigGate
 
 	mu       sync.Mutex
 	host     host.Host
@@ -296,7 +310,7 @@ func (s *Server) Answer(ctx context.Context, from peer.ID, req *Request) (resp *
 	if bank.Status != credit.StatusActive {
 		return nil, Refuse(CodeBankRetired, "bank %s is %s", q.Bank, bank.Status)
 	}
-	if err := q.Verify(bank.PubKey); err != nil {
+	if err := s.verifyQuery(q, bank.PubKey); err != nil {
 		return nil, Refuse(CodeBadSignature, "%w", err)
 	}
 	// The nonce is spent only once the bank's signature holds, so a forged
