@@ -113,7 +113,16 @@ func Start(ctx context.Context, o Options) (c *Consortium, err error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	c = &Consortium{Ledger: o.Ledger, Router: node.NewLocalRouter(node.DefaultRegionTimeout)}
+	// The in-process router waits for each region as long as the nodes'
+	// own config says (query.region_timeout, after Tune), so that a test
+	// or benchmark that lengthens it is not cut short by the default.
+	timeout := node.DefaultRegionTimeout
+	if o.Tune != nil && len(o.Regions) > 0 {
+		cfg := node.DefaultConfig(o.Regions[0].ID, "")
+		o.Tune(&cfg)
+		timeout = cfg.Query.RegionTimeout
+	}
+	c = &Consortium{Ledger: o.Ledger, Router: node.NewLocalRouter(timeout)}
 	if o.Ledger == nil {
 		eo := embedded.Options{InMemory: o.Dir == "", Logger: o.Logger}
 		if c.Embedded, err = embedded.Open(filepath.Join(o.Dir, "ledger"), eo); err != nil {
