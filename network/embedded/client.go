@@ -3,8 +3,6 @@ package embedded
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"time"
@@ -37,9 +35,7 @@ func (c *Client) Identity() string { return c.msp }
 func (c *Client) Close() error { return nil }
 
 func (c *Client) proposal(fn string, args ...string) (credit.LedgerTx, error) {
-	var nonce [12]byte
-	_, _ = rand.Read(nonce[:])
-	tx := credit.LedgerTx{Caller: c.msp, Function: fn, Args: args, Nonce: hex.EncodeToString(nonce[:])}
+	tx := credit.LedgerTx{Caller: c.msp, Function: fn, Args: args, Nonce: newNonce(c.s.now())}
 	sig, err := credit.SignLedgerTx(c.key, tx)
 	if err != nil {
 		return tx, &network.Error{Op: fn, Kind: network.ErrInvalid, Msg: err.Error()}

@@ -41,6 +41,7 @@ const (
 	keyHistory  = "h/" // h/<contract key>/<block:8> -> historyValue
 	keyBlock    = "b/" // b/<block:8> -> Block JSON
 	keyIdentity = "i/" // i/<msp id> -> ed25519 public key
+	// keyNonce (nonce.go): n/<msp id>/<nonce> -> proposals accepted lately
 	keyHeight   = "m/height"
 )
 
@@ -435,6 +436,9 @@ func (s *Server) submit(tx credit.LedgerTx, fn func(*txCtx) error) (string, erro
 	id := newTxID()
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
+	if err := s.checkNonce(txn, tx, s.now()); err != nil {
+		return "", err
+	}
 	c := &txCtx{s: s, txn: txn, msp: tx.Caller, id: id, at: at}
 	if err := fn(c); err != nil {
 		return "", err

@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,9 +29,10 @@ import (
 // with Dial. Nothing is trusted to the transport: every call is a
 // credit.LedgerTx signed by the caller's own ledger key and authenticated
 // by the Server exactly as an in-process Client's is, so the hosting
-// process cannot act for another region. It is a trial and benchmark
-// set-up for one machine — plain HTTP, no replay protection beyond what
-// the contract's rules give; a consortium runs Fabric.
+// process cannot act for another region, and a proposal copied off the
+// wire is refused when sent again (nonce.go). It is a trial and benchmark
+// set-up for one machine — plain HTTP, so readable by anyone on the
+// path; a consortium runs Fabric.
 
 // remoteFuncs are the contract functions a remote caller may run: submit
 // (a transaction) or evaluate (a read), and how the arguments map onto the
@@ -181,9 +180,7 @@ func (c *Remote) Close() error {
 }
 
 func (c *Remote) call(ctx context.Context, fn string, out any, args ...string) error {
-	var nonce [12]byte
-	_, _ = rand.Read(nonce[:])
-	tx := credit.LedgerTx{Caller: c.msp, Function: fn, Args: args, Nonce: hex.EncodeToString(nonce[:])}
+	tx := credit.LedgerTx{Caller: c.msp, Function: fn, Args: args, Nonce: newNonce(time.Now())}
 	sig, err := credit.SignLedgerTx(c.key, tx)
 	if err != nil {
 		return &network.Error{Op: fn, Kind: network.ErrInvalid, Msg: err.Error()}

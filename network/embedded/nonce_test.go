@@ -1,0 +1,102 @@
+package embedded
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/network"
+)
+
+// A signed proposal copied off the wire of the served ledger and sent
+// again is refused, and so is one made outside the proposal window: an
+// old UpdateRegion must not roll a region's record back.
+func TestRemoteReplayAndStaleRefused(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	s, err := Open("", Options{InMemory: true, Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	h := harness(t, s)
+	ctx := t.Context()
+	var members []credit.RegionMember
+	for _, r := range h.Regions {
+		members = append(members, r.Member)
+	}
+	if err := h.Regions[0].Ledger.Bootstrap(ctx, members, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// The wire: every transaction body a remote caller sends.
+	var mu sync.Mutex
+	var sent [][]byte
+	inner := s.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/tx" {
+			body, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			sent = append(sent, body)
+			mu.Unlock()
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	sz := h.Regions[0]
+	rc, err := Dial(srv.URL, sz.Ledger.Identity(), sz.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+
+	old := sz.Member
+	old.Addrs = []string{"/ip4/127.0.0.1/tcp/5001"}
+	if err := rc.UpdateRegion(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	oldTx := sent[len(sent)-1]
+	mu.Unlock()
+	current := sz.Member
+	current.Addrs = []string{"/ip4/127.0.0.1/tcp/6001"}
+	if err := rc.UpdateRegion(ctx, current); err != nil {
+		t.Fatal(err)
+	}
+
+	resp, err := http.Post(srv.URL+"/v1/tx", "application/json", bytes.NewReader(oldTx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refusal remoteError
+	_ = json.NewDecoder(resp.Body).Decode(&refusal)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK || refusal.Kind != network.ErrDenied.Error() || !strings.Contains(refusal.Msg, "replayed") {
+		t.Fatalf("replayed UpdateRegion: status %d, %+v; want it denied as replayed", resp.StatusCode, refusal)
+	}
+	got, err := rc.Region(ctx, sz.Member.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Addrs) != 1 || got.Addrs[0] != current.Addrs[0] {
+		t.Fatalf("region record after the replay: %v, want %v", got.Addrs, current.Addrs)
+	}
+
+	// The ledger's clock runs ahead of the caller's by more than the
+	// window: the caller's fresh proposal is stale to the ledger.
+	clock.Add(int64(ProposalWindow + time.Minute))
+	err = rc.UpdateRegion(ctx, old)
+	if !errors.Is(err, network.ErrDenied) || !strings.Contains(err.Error(), "stale") {
+		t.Fatalf("proposal outside the window: %v, want ErrDenied saying stale", err)
+	}
+}
