@@ -42,7 +42,7 @@ const (
 	keyBlock    = "b/" // b/<block:8> -> Block JSON
 	keyIdentity = "i/" // i/<msp id> -> ed25519 public key
 	// keyNonce (nonce.go): n/<msp id>/<nonce> -> proposals accepted lately
-	keyHeight   = "m/height"
+	keyHeight = "m/height"
 )
 
 // Options configures a Server.
