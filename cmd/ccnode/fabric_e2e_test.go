@@ -96,29 +96,11 @@ func TestFabricE2E(t *testing.T) {
 		feed := filepath.Join(r.Dir, "feed.jsonl")
 		mustCLI("gen", "--region", string(r.id), "--enterprises", "3", "--seed", "7", "--quiet", "-o", feed)
 		if r == sz {
-			b, err := os.ReadFile(feed)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var first struct {
-				USCC credit.USCC `json:"uscc"`
-			}
-			line, _, _ := bytes.Cut(b, []byte("\n"))
-			if err := json.Unmarshal(line, &first); err != nil || first.USCC == "" {
-				t.Fatalf("first generated line %q: %v", line, err)
-			}
-			subject = first.USCC
+			subject = faults.FirstSubject(t, feed)
 		} else {
 			// The other regions hold a court record on the Shenzhen
 			// subject, so the consolidated report has data from each.
-			f, err := os.OpenFile(feed, os.O_APPEND|os.O_WRONLY, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fmt.Fprintf(f, `{"uscc":%q,"source":"court-%s","source_id":"E2E-%s-1","category":"judicial","date":"2024-03-01","attrs":{"case_no":"e2e"}}`+"\n", subject, r.id, r.id)
-			if err := f.Close(); err != nil {
-				t.Fatal(err)
-			}
+			faults.AppendCourtRecord(t, feed, subject, r.id, "E2E")
 		}
 		mustCLI("import", "--data-dir", filepath.Join(r.Dir, "db"), feed)
 	}

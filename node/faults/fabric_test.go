@@ -1,7 +1,6 @@
 package faults_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -64,29 +63,11 @@ func startConsortium(t *testing.T) *consortium {
 		feed := filepath.Join(n.Dir, "feed.jsonl")
 		bin.Must(t, "gen", "--region", string(id), "--enterprises", "3", "--seed", "7", "--quiet", "-o", feed)
 		if subject == "" {
-			b, err := os.ReadFile(feed)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var first struct {
-				USCC credit.USCC `json:"uscc"`
-			}
-			line, _, _ := bytes.Cut(b, []byte("\n"))
-			if err := json.Unmarshal(line, &first); err != nil || first.USCC == "" {
-				t.Fatalf("first generated line %q: %v", line, err)
-			}
-			subject = first.USCC
+			subject = faults.FirstSubject(t, feed)
 		} else {
 			// The other regions hold a court record on the Shenzhen
 			// subject, so each has a slice to answer with.
-			f, err := os.OpenFile(feed, os.O_APPEND|os.O_WRONLY, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fmt.Fprintf(f, `{"uscc":%q,"source":"court-%s","source_id":"F-%s-1","category":"judicial","date":"2024-03-01","attrs":{"case_no":"faults"}}`+"\n", subject, id, id)
-			if err := f.Close(); err != nil {
-				t.Fatal(err)
-			}
+			faults.AppendCourtRecord(t, feed, subject, id, "F")
 		}
 		bin.Must(t, "import", "--quiet", "--data-dir", filepath.Join(n.Dir, "db"), feed)
 		c.regions = append(c.regions, n)

@@ -1,7 +1,6 @@
 package faults_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -55,22 +54,13 @@ func startRegion(t *testing.T, edit func(*node.Config)) *region {
 	n := faults.InitEmbedded(t, bin, "440300", filepath.Join(root, "sz"), edit)
 	feed := filepath.Join(root, "feed.jsonl")
 	bin.Must(t, "gen", "--region", "440300", "--enterprises", "4", "--seed", "11", "--quiet", "-o", feed)
-	b, err := os.ReadFile(feed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var first struct {
-		USCC credit.USCC `json:"uscc"`
-	}
-	line, _, _ := bytes.Cut(b, []byte("\n"))
-	if err := json.Unmarshal(line, &first); err != nil || first.USCC == "" {
-		t.Fatalf("first generated line %q: %v", line, err)
-	}
+	subject := faults.FirstSubject(t, feed)
 	bin.Must(t, "import", "--quiet", "--data-dir", filepath.Join(n.Dir, "db"), feed)
 	n.Start(t)
 	n.WaitReady(t, time.Minute)
 
 	r := &region{Node: n}
+	var err error
 	if r.bank, err = faults.NewBank("bank-faults"); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +69,7 @@ func startRegion(t *testing.T, edit func(*node.Config)) *region {
 	}
 	r.grantDoc = filepath.Join(root, "consent.json")
 	bin.Must(t, "consent", "grant", "--node", n.URL(), "--admin-token-file", filepath.Join(n.Dir, "admin.token"),
-		"--enterprise-key", filepath.Join(root, "enterprise.key"), "--uscc", string(first.USCC), "--bank", string(r.bank.ID),
+		"--enterprise-key", filepath.Join(root, "enterprise.key"), "--uscc", string(subject), "--bank", string(r.bank.ID),
 		"--region", "440300", "--categories", "registration,tax,penalty,judicial", "--out", r.grantDoc)
 	if b, err := os.ReadFile(r.grantDoc); err != nil || json.Unmarshal(b, &r.grant) != nil || len(r.grant.RegionSig) == 0 {
 		t.Fatalf("countersigned consent %s: %v %s", r.grantDoc, err, b)
