@@ -72,6 +72,8 @@ func auditCommand() *cli.Command {
 				Usage: "check receipts before this time (RFC 3339)"},
 			&cli.DurationFlag{Name: "anchor-delay", Category: catData, Value: audit.DefaultAnchorDelay, EnvVars: []string{"CCNODE_AUDIT_ANCHOR_DELAY"},
 				Usage: "longest a receipt may wait for an anchored checkpoint"},
+			&cli.DurationFlag{Name: "revocation-bound", Category: catData, EnvVars: []string{"CCNODE_AUDIT_REVOCATION_BOUND"},
+				Usage: "answers on a consent this long after its revocation's ledger time are counted, not findings: the consortium's propagation bound, its nodes' ledger.grace_period (0: none allowed)"},
 			&cli.IntFlag{Name: "workers", Category: catData, EnvVars: []string{"CCNODE_AUDIT_WORKERS"},
 				Usage: "verifying goroutines (0: one per core)"},
 			&cli.BoolFlag{Name: "json", Category: catOutput, EnvVars: []string{"CCNODE_AUDIT_JSON"},
@@ -138,10 +140,11 @@ func runAudit(c *cli.Context) error {
 		in.Consents = append(in.Consents, docs...)
 	}
 	opts := audit.Options{
-		AnchorDelay: c.Duration("anchor-delay"),
-		Workers:     c.Int("workers"),
-		MaxFindings: c.Int("max-findings"),
-		Logger:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		AnchorDelay:     c.Duration("anchor-delay"),
+		RevocationBound: c.Duration("revocation-bound"),
+		Workers:         c.Int("workers"),
+		MaxFindings:     c.Int("max-findings"),
+		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	if t := c.Timestamp("since"); t != nil {
 		opts.Since = *t

@@ -476,3 +476,47 @@ func TestInputErrors(t *testing.T) {
 		})
 	}
 }
+
+// An answer given on a consent shortly after its revocation, before the
+// revocation could reach every region, is within the consortium's promise
+// when the auditor allows the propagation bound: counted, not a finding.
+// Past the bound it is a finding, as without one.
+func TestRevocationBound(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		bound time.Duration
+		want  []want
+		count uint64
+	}{
+		{"no bound", 0, []want{{RuleConsentStatus, 7}}, 0},
+		{"answer inside the bound", 30 * time.Second, nil, 1},
+		{"answer past the bound", 5 * time.Second, []want{{RuleConsentStatus, 7}}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, 12)
+			f.grant("consent-a-0002", bankA, []credit.Category{credit.Penalty}, t0.Add(time.Minute))
+			c := f.snap.ConsentRecords["consent-a-0002"]
+			rev := f.when(7).Add(-10 * time.Second) // receipt 7 comes 10 s after the revocation
+			c.RevokedAt, c.Status = &rev, credit.ConsentRevoked
+			f.snap.ConsentRecords["consent-a-0002"] = c
+			for _, i := range []int{6, 7} {
+				f.receipts[i] = f.receipt(i, bankA, "consent-a-0002", []credit.Category{credit.Penalty})
+				f.resign(i)
+			}
+			f.anchor()
+			o := testOptions(t)
+			o.RevocationBound = tc.bound
+			rep := runAudit(t, f, f.answeredLines(), f.receivedLines(), o)
+			if rep.WithinRevocationBound != tc.count {
+				t.Errorf("answers within the bound: %d, want %d", rep.WithinRevocationBound, tc.count)
+			}
+			if tc.want == nil {
+				if rep.Total != 0 {
+					t.Fatalf("findings %v, want none", rep.ByRule)
+				}
+				return
+			}
+			checkFindings(t, rep, tc.want)
+		})
+	}
+}

@@ -97,6 +97,10 @@ type Report struct {
 	Total     int             `json:"total"`     // findings, including those not kept
 	ByRule    map[Rule]int    `json:"by_rule"`   // findings per rule, including those not kept
 	Truncated bool            `json:"truncated"` // Findings holds fewer than Total
+	// Answers on a revoked consent given no later than
+	// Options.RevocationBound after the revocation: not findings, but
+	// an auditor sees how many there were.
+	WithinRevocationBound uint64 `json:"within_revocation_bound"`
 }
 
 // OK reports whether the audit found nothing.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -60,10 +61,17 @@ type Options struct {
 	Since, Until time.Time         // receipts with Since <= Time < Until; zero is unbounded
 	Regions      []credit.RegionID // answering regions to audit; empty is all
 	AnchorDelay  time.Duration     // DefaultAnchorDelay when zero
-	Now          time.Time         // the audit's "now", for receipts not yet anchored; time.Now when zero
-	Workers      int               // GOMAXPROCS when zero
-	MaxFindings  int               // DefaultMaxFindings when zero
-	Logger       *slog.Logger      // discarded when nil
+	// RevocationBound is how long after a revocation's time on the
+	// ledger a region may still answer on the consent without a finding:
+	// the consortium's propagation bound (a node that has not learnt a
+	// revocation within its ledger grace period refuses everything).
+	// Such answers are counted in Report.WithinRevocationBound. Zero
+	// allows none: every answer after the revocation is a finding.
+	RevocationBound time.Duration
+	Now             time.Time    // the audit's "now", for receipts not yet anchored; time.Now when zero
+	Workers         int          // GOMAXPROCS when zero
+	MaxFindings     int          // DefaultMaxFindings when zero
+	Logger          *slog.Logger // discarded when nil
 	// Progress, when set, is told how many export bytes were read; it is
 	// called from one goroutine at a time.
 	Progress func(bytes int64)
@@ -94,17 +102,19 @@ type xentry struct {
 }
 
 type auditor struct {
-	view     LedgerView
-	keys     *keyBook
-	opts     Options
-	log      *slog.Logger
-	given    map[string][32]byte
-	regions  map[credit.RegionID]bool
-	out      *collector
-	xindex   map[xkey]*xentry
-	audited  map[credit.RegionID]bool
-	docCache sync.Map // [32]byte commitment -> error (nil when the document's signatures verify)
-	sigs     sigbatch.Verifier
+	view    LedgerView
+	keys    *keyBook
+	opts    Options
+	log     *slog.Logger
+	given   map[string][32]byte
+	regions map[credit.RegionID]bool
+	out     *collector
+	xindex  map[xkey]*xentry
+	audited map[credit.RegionID]bool
+	// answers on revoked consents within Options.RevocationBound
+	withinBound atomic.Uint64
+	docCache    sync.Map // [32]byte commitment -> error (nil when the document's signatures verify)
+	sigs        sigbatch.Verifier
 }
 
 // Run audits the exports in in against the ledger view v.
@@ -197,6 +207,7 @@ func Run(ctx context.Context, in Inputs, v LedgerView, opts Options) (Report, er
 	}
 	rep.Findings, rep.Total, rep.ByRule = a.out.list, a.out.total, a.out.byRule
 	rep.Truncated = len(rep.Findings) < rep.Total
+	rep.WithinRevocationBound = a.withinBound.Load()
 	for i := range rep.Regions {
 		rep.Regions[i].Findings = a.out.byRegion[rep.Regions[i].Region]
 	}

@@ -21,6 +21,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(w, "\nreceived receipts cross-checked: %d; audit took %s\n", r.Received, r.Finished.Sub(r.Started).Round(time.Millisecond))
+	if r.WithinRevocationBound > 0 {
+		fmt.Fprintf(w, "answers on a revoked consent within the revocation bound (allowed): %d\n", r.WithinRevocationBound)
+	}
 	if r.OK() {
 		_, err := fmt.Fprintln(w, "result: no findings")
 		return err

@@ -88,6 +88,8 @@ type auditReport struct {
 	Received uint64            `json:"received"`
 	Findings []json.RawMessage `json:"findings"`
 	Total    int               `json:"total"`
+	// Answers on a revoked consent inside --revocation-bound.
+	WithinRevocationBound uint64 `json:"within_revocation_bound"`
 }
 
 // audit runs `ccnode audit --json` and decodes its report; exit 0 and 2
