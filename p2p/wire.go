@@ -478,6 +478,21 @@ func sub(arena string, whole, part []byte) string {
 	return arena[off : off+len(part)]
 }
 
+// versionAndField reads a message of two fields, the wire version and one
+// bytes field (nil when absent), as acks and their answers are.
+func versionAndField(b []byte, field protowire.Number) (version uint64, body []byte, err error) {
+	err = walk(b, func(num protowire.Number, typ protowire.Type, v uint64, bs []byte) error {
+		switch {
+		case num == fVersion && typ == protowire.VarintType:
+			version = v
+		case num == field && typ == protowire.BytesType:
+			body = bs
+		}
+		return nil
+	})
+	return version, body, err
+}
+
 // walk calls f for every field of the message in b, skipping groups.
 func walk(b []byte, f func(num protowire.Number, typ protowire.Type, v uint64, bs []byte) error) error {
 	for len(b) > 0 {
@@ -522,17 +537,7 @@ func EncodeAck(a *credit.Ack) ([]byte, error) {
 
 // DecodeAck decodes an acknowledgement.
 func DecodeAck(b []byte) (*credit.Ack, error) {
-	var version uint64
-	var j []byte
-	err := walk(b, func(num protowire.Number, typ protowire.Type, v uint64, bs []byte) error {
-		switch {
-		case num == fVersion && typ == protowire.VarintType:
-			version = v
-		case num == fAckAck && typ == protowire.BytesType:
-			j = bs
-		}
-		return nil
-	})
+	version, j, err := versionAndField(b, fAckAck)
 	if err != nil {
 		return nil, err
 	}
@@ -564,17 +569,7 @@ func EncodeAckResponse(e *Error) []byte {
 
 // DecodeAckResponse decodes the answer to an ack: nil means stored.
 func DecodeAckResponse(b []byte) (*Error, error) {
-	var version uint64
-	var errb []byte
-	err := walk(b, func(num protowire.Number, typ protowire.Type, v uint64, bs []byte) error {
-		switch {
-		case num == fVersion && typ == protowire.VarintType:
-			version = v
-		case num == fRespError && typ == protowire.BytesType:
-			errb = bs
-		}
-		return nil
-	})
+	version, errb, err := versionAndField(b, fRespError)
 	if err != nil {
 		return nil, err
 	}
