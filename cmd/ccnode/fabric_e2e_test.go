@@ -19,6 +19,7 @@ import (
 	"github.com/prdcredit/ccnode/network/fabric"
 	"github.com/prdcredit/ccnode/network/fabricnet"
 	"github.com/prdcredit/ccnode/node"
+	"github.com/prdcredit/ccnode/node/audit"
 	"github.com/prdcredit/ccnode/node/faults"
 	"github.com/prdcredit/ccnode/store/receipts"
 )
@@ -301,17 +302,7 @@ func TestFabricE2E(t *testing.T) {
 	args := append([]string{"audit", "--fabric-config", sz.gateway, "--consents", consents, "--json", "--no-progress"}, exports...)
 	out, errOut, code := cli(args...)
 	step("export and audit", t0)
-	var rep struct {
-		Regions []struct {
-			Region   credit.RegionID `json:"region"`
-			Receipts uint64          `json:"receipts"`
-			Verified uint64          `json:"verified"`
-			Findings int             `json:"findings"`
-		} `json:"regions"`
-		Received uint64            `json:"received"`
-		Findings []json.RawMessage `json:"findings"`
-		Total    int               `json:"total"`
-	}
+	var rep audit.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("audit exit %d, output not a report: %v\n%s%s", code, err, out, errOut)
 	}

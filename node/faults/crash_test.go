@@ -93,18 +93,7 @@ func TestCrashKeepsAnsweredReceipts(t *testing.T) {
 
 	// Everything logged gets anchored after the restarts.
 	r.WaitReady(t, time.Minute)
-	faults.WaitFor(t, 2*time.Minute, "every logged receipt anchored", func() (bool, string) {
-		m, err := faults.Metrics(ctx, r.URL())
-		if err != nil {
-			return false, err.Error()
-		}
-		cp, err := r.Client().Checkpoint(ctx)
-		if err != nil {
-			return false, err.Error()
-		}
-		size := uint64(m["ccnode_receipt_log_size"])
-		return cp.Size == size, "anchored " + itoa(int(cp.Size)) + " of " + itoa(int(size))
-	})
+	r.WaitAnchored(t, 2*time.Minute)
 	r.Stop(t)
 
 	dir := t.TempDir()
@@ -119,7 +108,7 @@ func TestCrashKeepsAnsweredReceipts(t *testing.T) {
 			t.Fatalf("receipt %s that reached a bank is missing from the final export", id)
 		}
 	}
-	rep, res := audit(t, "--ledger-dir", filepath.Join(r.Dir, "ledger"), "--consents", r.grantDoc, answered, received)
+	rep, res := runAudit(t, "--ledger-dir", filepath.Join(r.Dir, "ledger"), "--consents", r.grantDoc, answered, received)
 	if res.Code != 0 || rep.Total != 0 {
 		t.Fatalf("audit of the crashed run: exit %d, %d findings:\n%s%s", res.Code, rep.Total, res.Stdout, res.Stderr)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/node"
+	"github.com/prdcredit/ccnode/node/audit"
 	"github.com/prdcredit/ccnode/node/faults"
 )
 
@@ -139,26 +140,14 @@ func (c *consortium) waitAllAnswer(t *testing.T, d time.Duration) {
 // covered by an anchored checkpoint.
 func (c *consortium) waitAnchored(t *testing.T, d time.Duration) {
 	t.Helper()
-	ctx := context.Background()
 	for _, n := range c.regions {
-		faults.WaitFor(t, d, "region "+string(n.Region)+" anchored", func() (bool, string) {
-			m, err := faults.Metrics(ctx, n.URL())
-			if err != nil {
-				return false, err.Error()
-			}
-			cp, err := n.Client().Checkpoint(ctx)
-			if err != nil {
-				return false, err.Error()
-			}
-			size := uint64(m["ccnode_receipt_log_size"])
-			return cp.Size == size, fmt.Sprintf("anchored %d of %d", cp.Size, size)
-		})
+		n.WaitAnchored(t, d)
 	}
 }
 
 // auditAll stops every region, exports its logs and audits them against
 // Fabric; it returns the report. The regions are left stopped.
-func (c *consortium) auditAll(t *testing.T) auditReport {
+func (c *consortium) auditAll(t *testing.T) audit.Report {
 	t.Helper()
 	for _, n := range c.regions {
 		if n.Running() {
@@ -181,7 +170,7 @@ func (c *consortium) auditAll(t *testing.T) auditReport {
 	_, gw := c.fab.Member(t, "440300")
 	// The revocation bound is the promise's: a region that has not learnt
 	// a revocation within the grace period refuses everything.
-	rep, res := audit(t, append([]string{"--fabric-config", gw, "--consents", c.grantDoc,
+	rep, res := runAudit(t, append([]string{"--fabric-config", gw, "--consents", c.grantDoc,
 		"--revocation-bound", fabGrace.String()}, files...)...)
 	t.Logf("audit against Fabric: exit %d, %d findings, %d received cross-checked", res.Code, rep.Total, rep.Received)
 	return rep
@@ -432,24 +421,14 @@ func revocationUnderLoad(t *testing.T, c *consortium) {
 	}
 	c.waitAnchored(t, time.Minute)
 	rep := c.auditAll(t)
-	for _, raw := range rep.Findings {
-		var f struct {
-			Rule    string     `json:"rule"`
-			Region  string     `json:"region"`
-			Receipt string     `json:"receipt"`
-			Time    *time.Time `json:"time"`
-			Detail  string     `json:"detail"`
-		}
-		if err := json.Unmarshal(raw, &f); err != nil {
-			t.Fatal(err)
-		}
+	for _, f := range rep.Findings {
 		// The hostile-peer part answered the test as Zhuhai and was, on
 		// purpose, never acknowledged: the audit must say so.
-		if f.Rule == "crosscheck.unacked" && c.unacked[f.Receipt] {
+		if f.Rule == audit.RuleUnacked && c.unacked[f.Receipt] {
 			delete(c.unacked, f.Receipt)
 			continue
 		}
-		t.Errorf("audit finding: %s", raw)
+		t.Errorf("audit finding: %s", f)
 	}
 	for id := range c.unacked {
 		t.Errorf("the audit did not report receipt %s, answered to the test acting as Zhuhai and never acknowledged", id)
@@ -458,12 +437,7 @@ func revocationUnderLoad(t *testing.T, c *consortium) {
 	// learnt it are inside the promise: the audit counts them (with
 	// --revocation-bound) and finds any answer past the bound.
 	t.Logf("audit: %d answers within the revocation bound after the revocation's ledger time (allowed), the unacknowledged answers to the hostile peer reported, no other finding", rep.WithinRevocationBound)
-	if slices.ContainsFunc(rep.Regions, func(r struct {
-		Region   credit.RegionID `json:"region"`
-		Receipts uint64          `json:"receipts"`
-		Verified uint64          `json:"verified"`
-		Findings int             `json:"findings"`
-	}) bool {
+	if slices.ContainsFunc(rep.Regions, func(r audit.RegionSummary) bool {
 		return r.Receipts != r.Verified
 	}) {
 		t.Errorf("not every receipt verified under anchored roots: %+v", rep.Regions)

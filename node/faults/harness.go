@@ -265,6 +265,25 @@ func (n *Node) WaitReady(t testing.TB, d time.Duration) {
 	})
 }
 
+// WaitAnchored polls until the node's latest anchored checkpoint covers
+// its whole receipt log (ccnode_receipt_log_size on /metrics).
+func (n *Node) WaitAnchored(t testing.TB, d time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	WaitFor(t, d, "region "+string(n.Region)+" anchored", func() (bool, string) {
+		m, err := Metrics(ctx, n.URL())
+		if err != nil {
+			return false, err.Error()
+		}
+		cp, err := n.Client().Checkpoint(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		size := uint64(m["ccnode_receipt_log_size"])
+		return cp.Size == size, fmt.Sprintf("anchored %d of %d", cp.Size, size)
+	})
+}
+
 // Kill sends SIGKILL and waits until the process is gone; the process
 // must die of that signal (not have exited already).
 func (n *Node) Kill(t testing.TB) {

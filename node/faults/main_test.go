@@ -11,6 +11,7 @@ import (
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/node"
+	"github.com/prdcredit/ccnode/node/audit"
 	"github.com/prdcredit/ccnode/node/faults"
 )
 
@@ -77,27 +78,12 @@ func startRegion(t *testing.T, edit func(*node.Config)) *region {
 	return r
 }
 
-// auditReport is the part of `ccnode audit --json` the suite reads.
-type auditReport struct {
-	Regions []struct {
-		Region   credit.RegionID `json:"region"`
-		Receipts uint64          `json:"receipts"`
-		Verified uint64          `json:"verified"`
-		Findings int             `json:"findings"`
-	} `json:"regions"`
-	Received uint64            `json:"received"`
-	Findings []json.RawMessage `json:"findings"`
-	Total    int               `json:"total"`
-	// Answers on a revoked consent inside --revocation-bound.
-	WithinRevocationBound uint64 `json:"within_revocation_bound"`
-}
-
-// audit runs `ccnode audit --json` and decodes its report; exit 0 and 2
+// runAudit runs `ccnode audit --json` and decodes its report; exit 0 and 2
 // are reports (no finding, findings), anything else fails t.
-func audit(t *testing.T, args ...string) (auditReport, faults.Result) {
+func runAudit(t *testing.T, args ...string) (audit.Report, faults.Result) {
 	t.Helper()
 	res := bin.Run(t, append([]string{"audit", "--json", "--no-progress"}, args...)...)
-	var rep auditReport
+	var rep audit.Report
 	if err := json.Unmarshal([]byte(res.Stdout), &rep); err != nil || (res.Code != 0 && res.Code != 2) {
 		t.Fatalf("audit exit %d, output not a report: %v\n%s%s", res.Code, err, res.Stdout, res.Stderr)
 	}
