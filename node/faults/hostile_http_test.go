@@ -115,6 +115,13 @@ func TestHostileClients(t *testing.T) {
 			t.Fatal(err)
 		}
 		g := r.grant // its own consent is not needed: the bank is refused before
+		// The registration reaches the node's view through a ledger event,
+		// as the retirement below does.
+		faults.WaitFor(t, 30*time.Second, "registered bank known", func() (bool, string) {
+			q, _ := old.Query(&g)
+			_, err := cl.Query(ctx, q)
+			return !isReason(err, node.ReasonBankUnknown), fmt.Sprint(err)
+		})
 		q, _ := old.Query(&g)
 		if _, err := cl.Query(ctx, q); err == nil || !isReason(err, node.ReasonWrongGrantee) {
 			t.Fatalf("active bank on another bank's consent: %v, want %s", err, node.ReasonWrongGrantee)
