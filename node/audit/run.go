@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,9 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
-
-	gojson "github.com/goccy/go-json"
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/credit/sigbatch"
@@ -435,7 +431,7 @@ func (a *auditor) stream(ctx context.Context, src Source, work func(lines [][]by
 func decodeLine(src string, h credit.ExportHeader, line []byte, no int, r *result) (l credit.ExportLine, rc credit.Receipt, msg []byte, ok bool) {
 	r.line = no
 	where := func() string { return fmt.Sprintf("%s:%d", src, no) }
-	l, rc, lineErr, rcErr := fastDecode(line)
+	l, rc, lineErr, rcErr := credit.DecodeExportEntry(line)
 	if lineErr != nil {
 		r.bad = &Finding{Rule: RuleExport, Region: h.Region, Source: where(), Detail: lineErr.Error()}
 		return l, credit.Receipt{}, nil, false
@@ -454,48 +450,6 @@ func decodeLine(src string, h credit.ExportHeader, line []byte, no int, r *resul
 	}
 	r.digest = d
 	return l, rc, msg, true
-}
-
-// fastDecode decodes an export line and its receipt with goccy/go-json,
-// after encoding/json's scanner has checked the line, about twice as fast
-// as encoding/json alone; decoding is a large part of an audit's cost. Whatever it refuses is decoded
-// again by credit's encoding/json decoders, so that what is refused, and
-// why, is theirs; on what both accept they agree (FuzzFastDecode).
-func fastDecode(line []byte) (l credit.ExportLine, rc credit.Receipt, lineErr, receiptErr error) {
-	// goccy skips unknown fields without checking them, so the line is
-	// first checked as JSON by encoding/json's scanner: a line that is not
-	// JSON must not pass here when it would not pass there.
-	if !json.Valid(line) {
-		l, lineErr = credit.DecodeExportLine(line)
-		if lineErr == nil {
-			lineErr = fmt.Errorf("%w: not JSON", credit.ErrExportFormat)
-		}
-		return l, rc, lineErr, nil
-	}
-	// encoding/json turns invalid UTF-8 into U+FFFD, goccy keeps it:
-	// such a line (no honest node writes one) takes the slow path.
-	if !utf8.Valid(line) {
-		l, lineErr = credit.DecodeExportLine(line)
-		if lineErr != nil {
-			return l, rc, lineErr, nil
-		}
-		rc, receiptErr = credit.DecodeReceipt(l.Receipt)
-		return l, rc, nil, receiptErr
-	}
-	if err := gojson.Unmarshal(line, &l); err == nil {
-		l.Receipt = bytes.TrimSpace(l.Receipt)
-		if len(l.Receipt) > 0 && l.Receipt[0] == '{' {
-			if err := gojson.Unmarshal(l.Receipt, &rc); err == nil {
-				return l, rc, nil, nil
-			}
-		}
-	}
-	l, lineErr = credit.DecodeExportLine(line)
-	if lineErr != nil {
-		return l, rc, lineErr, nil
-	}
-	rc, receiptErr = credit.DecodeReceipt(l.Receipt)
-	return l, rc, nil, receiptErr
 }
 
 // leafHash is RFC 6962's leaf hash, SHA-256(0x00 || leaf).

@@ -1,0 +1,170 @@
+package credit
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writtenLines returns export lines as the export writer writes them: an
+// answered line with its acknowledgement, a received line with its
+// received_at, a line without acks, and a receipt whose query carries a
+// consent document.
+func writtenLines(t testing.TB) [][]byte {
+	t.Helper()
+	r := exportReceipt(t)
+	g := ConsentGrant{Version: 1, ID: "consent-0001", Subject: r.Query.Subject, Grantee: "bank-a",
+		Categories: []Category{Tax, Penalty}, Purpose: PurposeCreditReview,
+		ValidFrom: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), ValidUntil: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
+		Region: "sz", EnterpriseKey: bytes.Repeat([]byte{1}, 32), EnterpriseSig: bytes.Repeat([]byte{2}, 64)}
+	withConsent := r
+	withConsent.Query.Consent = &g
+	withConsent.Time = withConsent.Time.Add(123456 * time.Nanosecond)
+	if err := withConsent.Sign(testKey(t, 3)); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w, err := NewExportWriter(&buf, ExportHeader{Kind: ExportAnswered, Region: "sz"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2028, 2, 29, 23, 59, 59, 999999999, time.UTC)
+	for i, rc := range []Receipt{r, withConsent, withConsent, r} {
+		leaf, err := rc.LeafBytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := ExportLine{Index: uint64(i), Receipt: leaf}
+		switch i {
+		case 1:
+			ack, err := NewAck(&rc, "gz", rc.Time.Add(time.Second), testKey(t, 4))
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.Acks = []Ack{ack, ack}
+		case 2:
+			l.ReceivedAt = &at
+		}
+		if err := w.Write(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Flush()
+	lines := bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n"))
+	return lines[1:]
+}
+
+// TestDecodeExportEntryFastPath: what the writer writes is decoded by hand,
+// not handed to encoding/json; were it not, the audit would silently be as
+// slow as before.
+func TestDecodeExportEntryFastPath(t *testing.T) {
+	for i, line := range writtenLines(t) {
+		l, rc, ok := fastExportEntry(line)
+		if !ok {
+			t.Fatalf("line %d not decoded by hand: %s", i, line)
+		}
+		sameAsReference(t, line, l, rc, nil, nil)
+	}
+}
+
+// sameAsReference fails t unless the decoded line, receipt and errors are
+// those of DecodeExportLine and DecodeReceipt.
+func sameAsReference(t *testing.T, line []byte, l ExportLine, rc Receipt, lineErr, rcErr error) {
+	t.Helper()
+	wl, wantLineErr := DecodeExportLine(line)
+	if (lineErr == nil) != (wantLineErr == nil) {
+		t.Fatalf("line error %v, reference %v: %q", lineErr, wantLineErr, line)
+	}
+	if wantLineErr != nil {
+		if lineErr.Error() != wantLineErr.Error() || !errors.Is(lineErr, ErrExportFormat) {
+			t.Fatalf("line error %v, reference %v", lineErr, wantLineErr)
+		}
+		return
+	}
+	if !reflect.DeepEqual(l, wl) {
+		t.Fatalf("lines differ:\n%+v\n%+v", l, wl)
+	}
+	wrc, wantRcErr := DecodeReceipt(wl.Receipt)
+	if (rcErr == nil) != (wantRcErr == nil) || (rcErr != nil && rcErr.Error() != wantRcErr.Error()) {
+		t.Fatalf("receipt error %v, reference %v: %q", rcErr, wantRcErr, line)
+	}
+	if wantRcErr == nil && !reflect.DeepEqual(rc, wrc) {
+		t.Fatalf("receipts differ:\n%+v\n%+v", rc, wrc)
+	}
+}
+
+func TestDecodeExportEntryRefuses(t *testing.T) {
+	line := string(writtenLines(t)[1])
+	// field is what the error names: encoding/json names the field of a
+	// type mismatch, the text of a bad time or base64 value.
+	tests := []struct{ name, from, to, field string }{
+		{"index as string", `"index":1`, `"index":"1"`, "index"},
+		{"negative index", `"index":1`, `"index":-1`, "index"},
+		{"receipt not an object", line[len(`{"index":1,"receipt":`):strings.Index(line, `,"acks"`)], `[1]`, "receipt"},
+		{"bad time", `"time":"2026-11-02T09:30:00.000123456Z"`, `"time":"2026-02-30T09:30:00Z"`, "time"},
+		{"bad base64", `"report_digest":"`, `"report_digest":"!`, "base64"},
+		{"version as float", `{"v":1,"id"`, `{"v":1.5,"id"`, "v"},
+		{"ack time", `"time":"2026-11-02T09:30:01.000123456Z"`, `"time":"2026-11-02T24:30:01Z"`, "time"},
+		{"trailing data", line, line + "x", "after top-level value"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := []byte(strings.Replace(line, tc.from, tc.to, 1))
+			if bytes.Equal(bad, []byte(line)) {
+				t.Fatalf("%q not in the line", tc.from)
+			}
+			l, rc, lineErr, rcErr := DecodeExportEntry(bad)
+			err := errors.Join(lineErr, rcErr)
+			if !errors.Is(err, ErrExportFormat) || !strings.Contains(err.Error(), tc.field) {
+				t.Fatalf("error %v, want ErrExportFormat naming %s", err, tc.field)
+			}
+			sameAsReference(t, bad, l, rc, lineErr, rcErr)
+		})
+	}
+}
+
+// FuzzDecodeExportEntry holds the hand-written decoder to encoding/json's:
+// the same lines accepted with the same line, receipt and
+// acknowledgements, the same refused with the same error.
+func FuzzDecodeExportEntry(f *testing.F) {
+	for _, l := range writtenLines(f) {
+		f.Add(l)
+		f.Add(bytes.Replace(l, []byte(`"acks":[`), []byte(`"acks":null,"x":[`), 1))
+		f.Add(bytes.Replace(l, []byte(`Z"`), []byte(`+08:00"`), 1))
+		f.Add(bytes.Replace(l, []byte(`"sig":"`), []byte(`"sig":null,"y":"`), 1))
+	}
+	f.Add([]byte(`{"index":1,"receipt":{"v":1,"id":"x\u00e9\ud800","time":"2026-01-01T00:00:00+08:00"}}`))
+	f.Add([]byte(`{"index":1,"receipt":{"v":1},"receipt":{"v":2}}`))
+	f.Add([]byte(`{"index":01,"receipt":{}}`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		l, rc, lineErr, rcErr := DecodeExportEntry(line)
+		sameAsReference(t, line, l, rc, lineErr, rcErr)
+	})
+}
+
+func BenchmarkDecodeExportEntry(b *testing.B) {
+	line := writtenLines(b)[1]
+	b.Run("decoder=hand-written", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, _, e1, e2 := DecodeExportEntry(line); e1 != nil || e2 != nil {
+				b.Fatal(e1, e2)
+			}
+		}
+	})
+	b.Run("decoder=encoding/json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			l, err := DecodeExportLine(line)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := DecodeReceipt(l.Receipt); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
