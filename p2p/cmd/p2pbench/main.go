@@ -62,10 +62,11 @@ func run() error {
 	records := flag.Int("records", 183, "records per answer")
 	perLevel := flag.Int("n", 0, "requests per measurement (default: 2000 at 1 in flight, 15000 otherwise)")
 	ack := flag.Bool("ack", false, "also send and check the signed ack of every answer")
+	security := flag.String("security", p2p.SecurityNoise, "handshake of TCP connections: noise or tls (QUIC always uses TLS 1.3)")
 	cpuprofile := flag.String("cpuprofile", "", "write CPU profiles of both processes, one pair per transport and run, to files starting with this path")
 	flag.Parse()
 	if *child != "" {
-		return serve(*child, flag.Arg(0), *cpuprofile)
+		return serve(*child, flag.Arg(0), *security, *cpuprofile)
 	}
 	fmt.Printf("p2pbench: load average %s", loadavg())
 	var levels []int
@@ -76,7 +77,7 @@ func run() error {
 		}
 		levels = append(levels, n)
 	}
-	fmt.Printf("p2pbench: %d records per answer, %d runs, ack=%v\n", *records, *runs, *ack)
+	fmt.Printf("p2pbench: %d records per answer, %d runs, ack=%v, security=%s\n", *records, *runs, *ack, *security)
 	for _, tr := range strings.Split(*transports, ",") {
 		listen := map[string]string{"tcp": "/ip4/127.0.0.1/tcp/0", "quic": "/ip4/127.0.0.1/udp/0/quic-v1"}[tr]
 		if listen == "" {
@@ -88,7 +89,7 @@ func run() error {
 			if *cpuprofile != "" {
 				prof = fmt.Sprintf("%s-%s-run%d", *cpuprofile, tr, r+1)
 			}
-			res, err := oneRun(listen, *records, levels, *perLevel, *ack, prof)
+			res, err := oneRun(listen, *security, *records, levels, *perLevel, *ack, prof)
 			if err != nil {
 				return err
 			}
@@ -153,7 +154,7 @@ func median(rs []stats, f func(stats) float64) float64 {
 // With prof set, the requester's CPU profile goes to prof-requester.pprof
 // and the answering child's to prof-answerer.pprof, both covering the
 // measured levels and the warm-up.
-func oneRun(listen string, records int, levels []int, perLevel int, ack bool, prof string) ([]stats, error) {
+func oneRun(listen, security string, records int, levels []int, perLevel int, ack bool, prof string) ([]stats, error) {
 	dir, err := os.MkdirTemp("", "p2pbench")
 	if err != nil {
 		return nil, err
@@ -191,7 +192,7 @@ func oneRun(listen string, records int, levels []int, perLevel int, ack bool, pr
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"-child", fxPath}
+	args := []string{"-child", fxPath, "-security", security}
 	if prof != "" {
 		args = append(args, "-cpuprofile", prof+"-answerer.pprof")
 	}
@@ -213,7 +214,7 @@ func oneRun(listen string, records int, levels []int, perLevel int, ack bool, pr
 	ansMember := ans.Member
 	ansMember.Addrs = strings.Fields(line)
 	members := p2p.NewMembership(nil, nil)
-	h, err := p2p.NewHost(p2p.HostConfig{Key: req.Key, Members: members})
+	h, err := p2p.NewHost(p2p.HostConfig{Key: req.Key, Members: members, Security: security})
 	if err != nil {
 		return nil, err
 	}
@@ -319,7 +320,7 @@ func measure(rt *p2p.Router, bank p2ptest.Bank, g *credit.ConsentGrant, cats []c
 
 // serve is the answering child: it prints its listen addresses on one line
 // and serves until its stdin closes.
-func serve(fxPath, listen, prof string) error {
+func serve(fxPath, listen, security, prof string) error {
 	if prof != "" {
 		stop, err := startProfile(prof)
 		if err != nil {
@@ -348,7 +349,7 @@ func serve(fxPath, listen, prof string) error {
 	if err := members.SetMembers([]credit.RegionMember{fx.Requester, fx.Answerer}); err != nil {
 		return err
 	}
-	h, err := p2p.NewHost(p2p.HostConfig{Key: fx.AnsKey, Listen: []string{listen}, Members: members})
+	h, err := p2p.NewHost(p2p.HostConfig{Key: fx.AnsKey, Listen: []string{listen}, Members: members, Security: security})
 	if err != nil {
 		return err
 	}
