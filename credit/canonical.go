@@ -24,13 +24,13 @@ func canonicalJSON(v any) ([]byte, error) {
 func appendCanonicalJSON(dst []byte, v any) ([]byte, error) {
 	switch d := v.(type) {
 	case Receipt:
-		return d.appendCanonical(dst)
+		return d.appendCanonical(dst, 0)
 	case Query:
-		return d.appendCanonical(dst)
+		return d.appendCanonical(dst, 0)
 	case ConsentGrant:
-		return d.appendCanonical(dst)
+		return d.appendCanonical(dst, 0)
 	case Ack:
-		return d.appendCanonical(dst)
+		return d.appendCanonical(dst, 0)
 	}
 	b, err := reflectJSON(v)
 	if err != nil {

@@ -21,12 +21,50 @@ import (
 // the two together; a field added to one of these types must be added
 // here too, or those tests fail.
 
-// canonicalAppender is a document that encodes itself canonically.
-type canonicalAppender interface {
-	appendCanonical(dst []byte) ([]byte, error)
+// encFlags change what appendCanonical writes.
+type encFlags uint8
+
+const (
+	// encNormalized writes the document as normalized() would make it
+	// (times in UTC, categories in report order), without the copies.
+	encNormalized encFlags = 1 << iota
+	// encUnsigned writes the document's own signature as null: the
+	// bytes its signer signed.
+	encUnsigned
+)
+
+// time returns t as the flags want it written.
+func (f encFlags) time(t time.Time) time.Time {
+	if f&encNormalized != 0 {
+		return utc(t)
+	}
+	return t
 }
 
-func (g ConsentGrant) appendCanonical(dst []byte) ([]byte, error) {
+// categories returns cs as the flags want them written.
+func (f encFlags) categories(cs []Category) []Category {
+	if f&encNormalized != 0 {
+		return normalizedCategories(cs)
+	}
+	return cs
+}
+
+// normalizedCategories is NormalizeCategories(cs) without its copy when cs
+// is already in report order without repeats, as in every document an
+// honest party signed.
+func normalizedCategories(cs []Category) []Category {
+	prev := -1
+	for i, c := range cs {
+		o := c.Ordinal()
+		if o < 0 || (i > 0 && o <= prev) {
+			return NormalizeCategories(cs)
+		}
+		prev = o
+	}
+	return cs
+}
+
+func (g *ConsentGrant) appendCanonical(dst []byte, f encFlags) ([]byte, error) {
 	var err error
 	dst = append(dst, `{"v":`...)
 	dst = strconv.AppendInt(dst, int64(g.Version), 10)
@@ -37,15 +75,15 @@ func (g ConsentGrant) appendCanonical(dst []byte) ([]byte, error) {
 	dst = append(dst, `,"grantee":`...)
 	dst = appendJSONString(dst, string(g.Grantee))
 	dst = append(dst, `,"categories":`...)
-	dst = appendJSONCategories(dst, g.Categories)
+	dst = appendJSONCategories(dst, f.categories(g.Categories))
 	dst = append(dst, `,"purpose":`...)
 	dst = appendJSONString(dst, string(g.Purpose))
 	dst = append(dst, `,"valid_from":`...)
-	if dst, err = appendJSONTime(dst, g.ValidFrom); err != nil {
+	if dst, err = appendJSONTime(dst, f.time(g.ValidFrom)); err != nil {
 		return nil, fmt.Errorf("consent valid_from: %w", err)
 	}
 	dst = append(dst, `,"valid_until":`...)
-	if dst, err = appendJSONTime(dst, g.ValidUntil); err != nil {
+	if dst, err = appendJSONTime(dst, f.time(g.ValidUntil)); err != nil {
 		return nil, fmt.Errorf("consent valid_until: %w", err)
 	}
 	dst = append(dst, `,"region":`...)
@@ -59,7 +97,7 @@ func (g ConsentGrant) appendCanonical(dst []byte) ([]byte, error) {
 	return append(dst, '}'), nil
 }
 
-func (q Query) appendCanonical(dst []byte) ([]byte, error) {
+func (q *Query) appendCanonical(dst []byte, f encFlags) ([]byte, error) {
 	var err error
 	dst = append(dst, `{"v":`...)
 	dst = strconv.AppendInt(dst, int64(q.Version), 10)
@@ -68,7 +106,7 @@ func (q Query) appendCanonical(dst []byte) ([]byte, error) {
 	dst = append(dst, `,"uscc":`...)
 	dst = appendJSONString(dst, string(q.Subject))
 	dst = append(dst, `,"categories":`...)
-	dst = appendJSONCategories(dst, q.Categories)
+	dst = appendJSONCategories(dst, f.categories(q.Categories))
 	dst = append(dst, `,"purpose":`...)
 	dst = appendJSONString(dst, string(q.Purpose))
 	dst = append(dst, `,"consent_id":`...)
@@ -76,28 +114,32 @@ func (q Query) appendCanonical(dst []byte) ([]byte, error) {
 	dst = append(dst, `,"consent":`...)
 	if q.Consent == nil {
 		dst = append(dst, "null"...)
-	} else if dst, err = q.Consent.appendCanonical(dst); err != nil {
+	} else if dst, err = q.Consent.appendCanonical(dst, f&^encUnsigned); err != nil {
 		return nil, fmt.Errorf("query consent: %w", err)
 	}
 	dst = append(dst, `,"nonce":`...)
 	dst = appendJSONString(dst, q.Nonce)
 	dst = append(dst, `,"time":`...)
-	if dst, err = appendJSONTime(dst, q.Time); err != nil {
+	if dst, err = appendJSONTime(dst, f.time(q.Time)); err != nil {
 		return nil, fmt.Errorf("query time: %w", err)
 	}
 	dst = append(dst, `,"sig":`...)
-	dst = appendJSONBytes(dst, q.Sig)
+	if f&encUnsigned != 0 {
+		dst = append(dst, "null"...)
+	} else {
+		dst = appendJSONBytes(dst, q.Sig)
+	}
 	return append(dst, '}'), nil
 }
 
-func (r Receipt) appendCanonical(dst []byte) ([]byte, error) {
+func (r *Receipt) appendCanonical(dst []byte, f encFlags) ([]byte, error) {
 	var err error
 	dst = append(dst, `{"v":`...)
 	dst = strconv.AppendInt(dst, int64(r.Version), 10)
 	dst = append(dst, `,"id":`...)
 	dst = appendJSONString(dst, r.ID)
 	dst = append(dst, `,"query":`...)
-	if dst, err = r.Query.appendCanonical(dst); err != nil {
+	if dst, err = r.Query.appendCanonical(dst, f&^encUnsigned); err != nil {
 		return nil, fmt.Errorf("receipt query: %w", err)
 	}
 	dst = append(dst, `,"requester":`...)
@@ -105,21 +147,25 @@ func (r Receipt) appendCanonical(dst []byte) ([]byte, error) {
 	dst = append(dst, `,"answerer":`...)
 	dst = appendJSONString(dst, string(r.Answerer))
 	dst = append(dst, `,"categories":`...)
-	dst = appendJSONCategories(dst, r.Categories)
+	dst = appendJSONCategories(dst, f.categories(r.Categories))
 	dst = append(dst, `,"report_digest":`...)
 	dst = appendJSONBytes(dst, r.ReportDigest)
 	dst = append(dst, `,"record_count":`...)
 	dst = strconv.AppendInt(dst, int64(r.RecordCount), 10)
 	dst = append(dst, `,"time":`...)
-	if dst, err = appendJSONTime(dst, r.Time); err != nil {
+	if dst, err = appendJSONTime(dst, f.time(r.Time)); err != nil {
 		return nil, fmt.Errorf("receipt time: %w", err)
 	}
 	dst = append(dst, `,"sig":`...)
-	dst = appendJSONBytes(dst, r.Sig)
+	if f&encUnsigned != 0 {
+		dst = append(dst, "null"...)
+	} else {
+		dst = appendJSONBytes(dst, r.Sig)
+	}
 	return append(dst, '}'), nil
 }
 
-func (a Ack) appendCanonical(dst []byte) ([]byte, error) {
+func (a *Ack) appendCanonical(dst []byte, f encFlags) ([]byte, error) {
 	var err error
 	dst = append(dst, `{"v":`...)
 	dst = strconv.AppendInt(dst, int64(a.Version), 10)
@@ -130,11 +176,15 @@ func (a Ack) appendCanonical(dst []byte) ([]byte, error) {
 	dst = append(dst, `,"requester":`...)
 	dst = appendJSONString(dst, string(a.Requester))
 	dst = append(dst, `,"time":`...)
-	if dst, err = appendJSONTime(dst, a.Time); err != nil {
+	if dst, err = appendJSONTime(dst, f.time(a.Time)); err != nil {
 		return nil, fmt.Errorf("ack time: %w", err)
 	}
 	dst = append(dst, `,"sig":`...)
-	dst = appendJSONBytes(dst, a.Sig)
+	if f&encUnsigned != 0 {
+		dst = append(dst, "null"...)
+	} else {
+		dst = appendJSONBytes(dst, a.Sig)
+	}
 	return append(dst, '}'), nil
 }
 

@@ -105,6 +105,7 @@ func FuzzCanonicalDocs(f *testing.F) {
 			var a Ack
 			_ = json.Unmarshal(doc, &a)
 			sameAsReflection(t, docsOf(r, a)...)
+			sameSignedMessages(t, &r, &a)
 		}
 		at := time.Unix(sec, nsec).In(time.FixedZone("z", off%(48*3600)))
 		g := ConsentGrant{Version: off, ID: s, Subject: USCC(s), Grantee: BankID(s), Categories: []Category{Category(s)},
@@ -115,6 +116,7 @@ func FuzzCanonicalDocs(f *testing.F) {
 				ConsentID: s, Consent: &g, Nonce: s, Time: at, Sig: b}}
 		a := Ack{Version: int(sec), ReceiptID: s, ReceiptDigest: b, Requester: RegionID(s), Time: at, Sig: b}
 		sameAsReflection(t, docsOf(r, a)...)
+		sameSignedMessages(t, &r, &a)
 	})
 }
 
@@ -137,5 +139,78 @@ func BenchmarkCanonicalReceipt(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestAppendSignedMessages holds the append forms to SignedMessage and
+// Digest, on documents that need normalising and documents that do not.
+func TestAppendSignedMessages(t *testing.T) {
+	r := exportReceipt(t)
+	g := ConsentGrant{Version: 1, ID: "consent-0001", Subject: r.Query.Subject, Grantee: "bank-a",
+		Categories: []Category{Tax, Penalty, Tax}, Purpose: PurposeCreditReview,
+		ValidFrom: time.Date(2026, 1, 1, 8, 0, 0, 0, time.FixedZone("CST", 8*3600)), ValidUntil: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
+		Region: "sz", EnterpriseKey: bytes.Repeat([]byte{1}, 32)}
+	a, err := NewAck(&r, "gz", r.Time, testKey(t, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unnormalized := r
+	unnormalized.Query.Consent = &g
+	unnormalized.Categories = []Category{"unknown", Tax, Penalty}
+	unnormalized.Time = r.Time.In(time.FixedZone("CST", 8*3600))
+	unnormalized.Query.Categories = nil
+	ua := a
+	ua.Time = a.Time.In(time.FixedZone("CST", 8*3600))
+	for _, tc := range []struct {
+		name string
+		r    Receipt
+		a    Ack
+	}{{"normalized", r, a}, {"not normalized", unnormalized, ua}} {
+		t.Run(tc.name, func(t *testing.T) {
+			prefix := []byte("kept")
+			msg, d, err := tc.r.AppendSignedMessageAndDigest(prefix)
+			wantMsg, _ := tc.r.SignedMessage()
+			wantD, _ := tc.r.Digest()
+			if err != nil || !bytes.Equal(msg, append([]byte("kept"), wantMsg...)) || d != wantD {
+				t.Fatalf("receipt: %v\n%s\n%s", err, msg, wantMsg)
+			}
+			msg, err = tc.r.Query.AppendSignedMessage(prefix)
+			wantMsg, _ = tc.r.Query.SignedMessage()
+			if err != nil || !bytes.Equal(msg, append([]byte("kept"), wantMsg...)) {
+				t.Fatalf("query: %v\n%s\n%s", err, msg, wantMsg)
+			}
+			msg, err = tc.a.AppendSignedMessage(prefix)
+			wantMsg, _ = tc.a.SignedMessage()
+			if err != nil || !bytes.Equal(msg, append([]byte("kept"), wantMsg...)) {
+				t.Fatalf("ack: %v\n%s\n%s", err, msg, wantMsg)
+			}
+		})
+	}
+	bad := r
+	bad.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	if out, _, err := bad.AppendSignedMessageAndDigest([]byte("kept")); err == nil || string(out) != "kept" {
+		t.Fatalf("a time RFC 3339 cannot write: %v, %q", err, out)
+	}
+}
+
+// sameSignedMessages fails t unless the append forms agree with
+// SignedMessage and Digest, errors included.
+func sameSignedMessages(t *testing.T, r *Receipt, a *Ack) {
+	t.Helper()
+	msg, d, err := r.AppendSignedMessageAndDigest(nil)
+	wantMsg, err1 := r.SignedMessage()
+	wantD, err2 := r.Digest()
+	if (err == nil) != (err1 == nil && err2 == nil) || (err == nil && (!bytes.Equal(msg, wantMsg) || d != wantD)) {
+		t.Fatalf("receipt: %v / %v %v", err, err1, err2)
+	}
+	msg, err = r.Query.AppendSignedMessage(nil)
+	wantMsg, err1 = r.Query.SignedMessage()
+	if (err == nil) != (err1 == nil) || !bytes.Equal(msg, wantMsg) {
+		t.Fatalf("query: %v / %v", err, err1)
+	}
+	msg, err = a.AppendSignedMessage(nil)
+	wantMsg, err1 = a.SignedMessage()
+	if (err == nil) != (err1 == nil) || !bytes.Equal(msg, wantMsg) {
+		t.Fatalf("ack: %v / %v", err, err1)
 	}
 }

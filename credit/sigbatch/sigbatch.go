@@ -63,9 +63,9 @@ const MaxKeys = 1 << 14
 // concurrent use; make one per goroutine (they may share a Verifier).
 type Batch struct {
 	v      *Verifier
-	checks []check        // distinct signatures
-	of     []int          // for each Add, its index in checks
-	seen   map[string]int // string(sig) -> index in checks
+	checks []check                             // distinct signatures
+	of     []int                               // for each Add, its index in checks
+	seen   map[[ed25519.SignatureSize]byte]int // sig -> index in checks (a map keyed by an array copies no bytes to the heap)
 
 	// Work space of the batch equation, kept between Verify calls.
 	rs      []curve.EdwardsPoint
@@ -81,7 +81,7 @@ type check struct {
 
 // NewBatch returns an empty batch with room for n signatures.
 func (v *Verifier) NewBatch(n int) *Batch {
-	return &Batch{v: v, checks: make([]check, 0, n), of: make([]int, 0, n), seen: make(map[string]int, n)}
+	return &Batch{v: v, checks: make([]check, 0, n), of: make([]int, 0, n), seen: make(map[[ed25519.SignatureSize]byte]int, n)}
 }
 
 // Add queues a signature sig by pub over msg. The slices are kept, not
@@ -94,15 +94,20 @@ func (v *Verifier) NewBatch(n int) *Batch {
 // held by its answerer and its requester), is verified once.
 func (b *Batch) Add(pub, msg, sig []byte) {
 	if b.seen == nil {
-		b.seen = map[string]int{}
+		b.seen = map[[ed25519.SignatureSize]byte]int{}
 	}
-	if i, ok := b.seen[string(sig)]; ok {
-		if c := &b.checks[i]; bytes.Equal(c.pub, pub) && bytes.Equal(c.msg, msg) {
-			b.of = append(b.of, i)
-			return
+	// A signature of the wrong length fails anyway: it is not looked for
+	// among the others.
+	if len(sig) == ed25519.SignatureSize {
+		key := [ed25519.SignatureSize]byte(sig)
+		if i, ok := b.seen[key]; ok {
+			if c := &b.checks[i]; bytes.Equal(c.pub, pub) && bytes.Equal(c.msg, msg) {
+				b.of = append(b.of, i)
+				return
+			}
+		} else {
+			b.seen[key] = len(b.checks)
 		}
-	} else {
-		b.seen[string(sig)] = len(b.checks)
 	}
 	b.of = append(b.of, len(b.checks))
 	b.checks = append(b.checks, check{pub, msg, sig})

@@ -16,8 +16,8 @@ import (
 func (a *auditor) receivedPass1(ctx context.Context, s sourceHeader) (uint64, error) {
 	var n uint64
 	requester := s.h.Region
-	line := func(line []byte, no int, r *result, queue func(sigCheck, func(bool))) {
-		l, rc, rcMsg, ok := decodeLine(s.src.Name, s.h, line, no, r)
+	line := func(line []byte, no int, r *result, sq *sigQueue) {
+		l, rc, rcMsg, ok := decodeLine(s.src.Name, s.h, line, no, r, sq)
 		if !ok {
 			return
 		}
@@ -46,13 +46,13 @@ func (a *auditor) receivedPass1(ctx context.Context, s sourceHeader) (uint64, er
 			}
 			var msg []byte
 			if err == nil {
-				msg, err = ack.SignedMessage()
+				msg, err = sq.appendMsg(ack.AppendSignedMessage)
 			}
 			if err != nil {
 				add("%v", err)
 				continue
 			}
-			queue(sigCheck{key, msg, ack.Sig}, func(ok bool) {
+			sq.add(key, msg, ack.Sig, func(ok bool) {
 				if !ok {
 					add("ack of receipt %s by %s: %v", rc.ID, requester, credit.ErrBadSignature)
 					return
@@ -70,26 +70,22 @@ func (a *auditor) receivedPass1(ctx context.Context, s sourceHeader) (uint64, er
 		// batch of this export (sigbatch drops repeats); a failure here is
 		// only not remembered: the log's pass verifies and reports.
 		if key, err := a.keys.region(rc.Answerer, rc.Time); err == nil {
-			queue(sigCheck{key, rcMsg, rc.Sig}, func(ok bool) { r.receiptOK = ok })
+			sq.add(key, rcMsg, rc.Sig, func(ok bool) { r.receiptOK = ok })
 		}
 		q := &rc.Query
 		if key, err := a.keys.bank(q.Bank, q.Time); err == nil {
-			if msg, err := q.SignedMessage(); err == nil {
-				queue(sigCheck{key, msg, q.Sig}, func(ok bool) { r.queryOK = ok })
+			if msg, err := sq.appendMsg(q.AppendSignedMessage); err == nil {
+				sq.add(key, msg, q.Sig, func(ok bool) { r.queryOK = ok })
 			}
 		}
 	}
 	work := func(lines [][]byte, nos []int, res []result) {
-		sigs := a.sigs.NewBatch(3 * len(lines))
-		then := make([]func(bool), 0, 3*len(lines))
-		queue := func(c sigCheck, f func(bool)) { sigs.Add(c.pub, c.msg, c.sig); then = append(then, f) }
+		sq := a.getQueue()
+		defer a.putQueue(sq)
 		for i := range lines {
-			line(lines[i], nos[i], &res[i], queue)
+			line(lines[i], nos[i], &res[i], sq)
 		}
-		ok, _ := sigs.Verify()
-		for i := range ok {
-			then[i](ok[i])
-		}
+		sq.verify()
 	}
 	consume := func(r *result) error {
 		n++

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,6 +112,7 @@ type auditor struct {
 	withinBound atomic.Uint64
 	docCache    sync.Map // [32]byte commitment -> error (nil when the document's signatures verify)
 	sigs        sigbatch.Verifier
+	queues      sync.Pool // *sigQueue, a batch's work space
 }
 
 // Run audits the exports in in against the ledger view v.
@@ -289,10 +291,21 @@ type result struct {
 }
 
 type batch struct {
+	buf   []byte // the lines' bytes, one after the other
+	ends  []int  // where each line ends in buf
 	lines [][]byte
 	nos   []int
 	res   []result
 	done  chan struct{}
+}
+
+// reset empties b for the next lines, keeping its memory: batches go
+// round between the reader and the consumer, so reading a line allocates
+// nothing.
+func (b *batch) reset() {
+	clear(b.res)
+	b.buf, b.ends, b.lines, b.nos, b.res = b.buf[:0], b.ends[:0], b.lines[:0], b.nos[:0], b.res[:0]
+	b.done = make(chan struct{})
 }
 
 // batchLines is the lines a worker takes at once. Their signatures (about
@@ -339,16 +352,36 @@ func (a *auditor) stream(ctx context.Context, src Source, work func(lines [][]by
 			}
 		}()
 	}
+	// At most cap(order) batches are in flight, and one more is being
+	// filled: that many go round through free.
+	free := make(chan *batch, cap(order)+1)
+	for range cap(free) {
+		free <- &batch{}
+	}
 	go func() {
 		defer close(order)
 		defer close(jobs)
 		var read int64
 		newBatch := func() *batch {
-			return &batch{done: make(chan struct{}), lines: make([][]byte, 0, batchLines), nos: make([]int, 0, batchLines)}
+			select {
+			case b := <-free:
+				b.reset()
+				return b
+			case <-ctx.Done():
+				return nil
+			}
 		}
 		b := newBatch()
+		if b == nil {
+			return
+		}
 		send := func() bool {
-			b.res = make([]result, len(b.lines))
+			start := 0
+			for _, end := range b.ends {
+				b.lines = append(b.lines, b.buf[start:end:end])
+				start = end
+			}
+			b.res = slices.Grow(b.res, len(b.lines))[:len(b.lines)]
 			select {
 			case order <- b:
 			case <-ctx.Done():
@@ -364,7 +397,7 @@ func (a *auditor) stream(ctx context.Context, src Source, work func(lines [][]by
 				read = 0
 			}
 			b = newBatch()
-			return true
+			return b != nil
 		}
 		for {
 			line, err := er.Next()
@@ -378,13 +411,14 @@ func (a *auditor) stream(ctx context.Context, src Source, work func(lines [][]by
 			read += int64(len(line) + 1)
 			// A line too long to read is handed on as an empty line so
 			// that it is reported where it stands.
-			b.lines = append(b.lines, bytes.Clone(line))
+			b.buf = append(b.buf, line...)
+			b.ends = append(b.ends, len(b.buf))
 			b.nos = append(b.nos, er.Line())
-			if len(b.lines) == batchLines && !send() {
+			if len(b.ends) == batchLines && !send() {
 				return
 			}
 		}
-		if len(b.lines) > 0 {
+		if len(b.ends) > 0 {
 			send()
 		}
 	}()
@@ -409,7 +443,11 @@ func (a *auditor) stream(ctx context.Context, src Source, work func(lines [][]by
 		}
 		if firstErr != nil {
 			cancel()
+			continue
 		}
+		// Consumed: nothing refers to the batch's lines or results any
+		// more (what outlives a line is copied out of it).
+		free <- b
 	}
 	wg.Wait()
 	select {
@@ -428,7 +466,7 @@ func (a *auditor) stream(ctx context.Context, src Source, work func(lines [][]by
 // decodeLine reads one export line into r; it returns false (with r.bad
 // set) when the line is not a receipt. msg is what the answering region's
 // signature covers, encoded with the digest in one pass.
-func decodeLine(src string, h credit.ExportHeader, line []byte, no int, r *result) (l credit.ExportLine, rc credit.Receipt, msg []byte, ok bool) {
+func decodeLine(src string, h credit.ExportHeader, line []byte, no int, r *result, sq *sigQueue) (l credit.ExportLine, rc credit.Receipt, msg []byte, ok bool) {
 	r.line = no
 	where := func() string { return fmt.Sprintf("%s:%d", src, no) }
 	l, rc, lineErr, rcErr := credit.DecodeExportEntry(line)
@@ -443,7 +481,11 @@ func decodeLine(src string, h credit.ExportHeader, line []byte, no int, r *resul
 		return l, rc, nil, false
 	}
 	r.id, r.answerer, r.requester, r.time, r.records = rc.ID, rc.Answerer, rc.Requester, rc.Time, rc.RecordCount
-	msg, d, err := rc.SignedMessageAndDigest()
+	n := len(sq.msgs)
+	var d [32]byte
+	var err error
+	sq.msgs, d, err = rc.AppendSignedMessageAndDigest(sq.msgs)
+	msg = sq.msgs[n:len(sq.msgs):len(sq.msgs)]
 	if err != nil {
 		r.bad = &Finding{Rule: RuleExport, Region: h.Region, Source: where(), Receipt: rc.ID, Detail: err.Error()}
 		return l, rc, nil, false

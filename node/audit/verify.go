@@ -10,38 +10,75 @@ import (
 	"time"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/credit/sigbatch"
 	"github.com/prdcredit/ccnode/network"
 )
 
-// sigCheck is one ed25519 signature to verify.
-type sigCheck struct {
-	pub, msg, sig []byte
+// sigQueue collects a batch's signatures for one sigbatch verification,
+// the messages they cover (in one buffer, reused from batch to batch, so
+// that no message is allocated on its own) and what to do with each
+// outcome.
+type sigQueue struct {
+	sigs *sigbatch.Batch
+	msgs []byte
+	then []func(ok bool)
+}
+
+// getQueue returns an empty queue; putQueue returns it after verify.
+func (a *auditor) getQueue() *sigQueue {
+	if q, ok := a.queues.Get().(*sigQueue); ok {
+		return q
+	}
+	return &sigQueue{sigs: a.sigs.NewBatch(3 * batchLines), then: make([]func(bool), 0, 3*batchLines)}
+}
+
+func (a *auditor) putQueue(q *sigQueue) {
+	q.sigs.Reset()
+	clear(q.then)
+	q.then, q.msgs = q.then[:0], q.msgs[:0]
+	a.queues.Put(q)
+}
+
+// add queues a signature by pub over msg (which may be in q.msgs).
+func (q *sigQueue) add(pub, msg, sig []byte, then func(ok bool)) {
+	q.sigs.Add(pub, msg, sig)
+	q.then = append(q.then, then)
+}
+
+// appendMsg runs an Append form of credit's signed messages on q.msgs and
+// returns the message it appended.
+func (q *sigQueue) appendMsg(f func([]byte) ([]byte, error)) ([]byte, error) {
+	n := len(q.msgs)
+	var err error
+	q.msgs, err = f(q.msgs)
+	return q.msgs[n:len(q.msgs):len(q.msgs)], err
+}
+
+// verify verifies the queued signatures together and applies each outcome.
+func (q *sigQueue) verify() {
+	ok, _ := q.sigs.Verify()
+	for i := range ok {
+		q.then[i](ok[i])
+	}
 }
 
 // checkAnsweredBatch checks a batch of lines of a region's own log. The
 // signatures of the whole batch are verified together (sigbatch); each
 // one's outcome is then applied to its line.
 func (a *auditor) checkAnsweredBatch(ctx context.Context, src string, h credit.ExportHeader, lines [][]byte, nos []int, res []result) {
-	sigs := a.sigs.NewBatch(3 * len(lines))
-	then := make([]func(bool), 0, 3*len(lines))
-	queue := func(c sigCheck, f func(ok bool)) {
-		sigs.Add(c.pub, c.msg, c.sig)
-		then = append(then, f)
-	}
+	q := a.getQueue()
+	defer a.putQueue(q)
 	for i := range lines {
-		a.checkAnswered(ctx, src, h, lines[i], nos[i], &res[i], queue)
+		a.checkAnswered(ctx, src, h, lines[i], nos[i], &res[i], q)
 	}
-	ok, _ := sigs.Verify()
-	for i := range ok {
-		then[i](ok[i])
-	}
+	q.verify()
 }
 
 // checkAnswered is the per-receipt work on a line of a region's own log:
 // everything that needs no other line. Signatures are handed to queue
 // with what to do with the outcome.
-func (a *auditor) checkAnswered(ctx context.Context, src string, h credit.ExportHeader, line []byte, no int, r *result, queue func(sigCheck, func(bool))) {
-	l, rc, rcMsg, ok := decodeLine(src, h, line, no, r)
+func (a *auditor) checkAnswered(ctx context.Context, src string, h credit.ExportHeader, line []byte, no int, r *result, sq *sigQueue) {
+	l, rc, rcMsg, ok := decodeLine(src, h, line, no, r, sq)
 	if !ok {
 		return
 	}
@@ -74,7 +111,7 @@ func (a *auditor) checkAnswered(ctx context.Context, src string, h credit.Export
 		r.receiptBad = true
 		add(RuleReceiptSig, rc.Answerer, "%v", err)
 	} else {
-		queue(sigCheck{key, rcMsg, rc.Sig}, func(ok bool) {
+		sq.add(key, rcMsg, rc.Sig, func(ok bool) {
 			if !ok {
 				r.receiptBad = true
 				add(RuleReceiptSig, rc.Answerer, "receipt %s of region %s: %v", rc.ID, rc.Answerer, credit.ErrBadSignature)
@@ -87,10 +124,10 @@ func (a *auditor) checkAnswered(ctx context.Context, src string, h credit.Export
 		// verified in the requester's export
 	} else if key, err := a.keys.bank(q.Bank, q.Time); err != nil {
 		add(RuleQuerySig, rc.Answerer, "%v", err)
-	} else if msg, err := q.SignedMessage(); err != nil {
+	} else if msg, err := sq.appendMsg(q.AppendSignedMessage); err != nil {
 		add(RuleQuerySig, rc.Answerer, "query of bank %s: %v", q.Bank, err)
 	} else {
-		queue(sigCheck{key, msg, q.Sig}, func(ok bool) {
+		sq.add(key, msg, q.Sig, func(ok bool) {
 			if !ok {
 				add(RuleQuerySig, rc.Answerer, "query of bank %s: %v", q.Bank, credit.ErrBadSignature)
 			}
@@ -121,13 +158,13 @@ func (a *auditor) checkAnswered(ctx context.Context, src string, h credit.Export
 			add(RuleAckSig, ack.Requester, "ack by %s does not name receipt %s: %v", ack.Requester, rc.ID, credit.ErrBadSignature)
 			continue
 		}
-		msg, err := ack.SignedMessage()
+		msg, err := sq.appendMsg(ack.AppendSignedMessage)
 		if err != nil {
 			add(RuleAckSig, ack.Requester, "ack of receipt %s: %v", rc.ID, err)
 			continue
 		}
 		requester := ack.Requester
-		queue(sigCheck{key, msg, ack.Sig}, func(ok bool) {
+		sq.add(key, msg, ack.Sig, func(ok bool) {
 			if ok {
 				r.hasAck = true
 				return

@@ -1,0 +1,60 @@
+package credit
+
+import (
+	"crypto/sha256"
+)
+
+// Append forms of the signed messages, for a verifier of many documents
+// (the auditor) that keeps the messages of a whole batch of signatures in
+// one reused buffer: no copy of the document is normalised and no buffer
+// is allocated per message. Each appends to dst exactly the bytes its
+// counterpart in sigmsg.go returns (TestAppendSignedMessages) and, on an
+// error, returns dst unchanged.
+
+// appendSigned appends tag, a newline and d's canonical encoding.
+func appendSigned(dst []byte, tag string, d interface {
+	appendCanonical([]byte, encFlags) ([]byte, error)
+}, f encFlags) ([]byte, error) {
+	n := len(dst)
+	dst = append(dst, tag...)
+	dst = append(dst, '\n')
+	out, err := d.appendCanonical(dst, f)
+	if err != nil {
+		return dst[:n], err
+	}
+	return out, nil
+}
+
+// AppendSignedMessage appends SignedMessage (what the bank's signature
+// covers) to dst.
+func (q *Query) AppendSignedMessage(dst []byte) ([]byte, error) {
+	return appendSigned(dst, tagQuery, q, encNormalized|encUnsigned)
+}
+
+// AppendSignedMessage appends SignedMessage (what the requesting region's
+// signature covers) to dst.
+func (a *Ack) AppendSignedMessage(dst []byte) ([]byte, error) {
+	return appendSigned(dst, tagAck, a, encNormalized|encUnsigned)
+}
+
+// AppendSignedMessageAndDigest appends SignedMessage to dst and returns
+// the receipt's Digest too, from the one encoding: the signed receipt
+// differs from the signed message only in its last field, the signature.
+func (r *Receipt) AppendSignedMessageAndDigest(dst []byte) (out []byte, digest [32]byte, err error) {
+	n := len(dst)
+	out, err = appendSigned(dst, tagReceipt, r, encNormalized|encUnsigned)
+	if err != nil {
+		return dst[:n], digest, err
+	}
+	// out ends with `,"sig":null}`; the digest covers the same bytes with
+	// the signature in place of null.
+	body := out[n+len(tagReceipt)+1 : len(out)-len("null}")]
+	h := sha256.New()
+	h.Write([]byte(tagReceiptDigest + "\n"))
+	h.Write(body)
+	var sig [128]byte
+	h.Write(appendJSONBytes(sig[:0], r.Sig))
+	h.Write([]byte("}"))
+	h.Sum(digest[:0])
+	return out, digest, nil
+}
