@@ -11,11 +11,16 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"slices"
+	"sync"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/pb"
 	"github.com/dgraph-io/ristretto/v2/z"
+
+	"github.com/prdcredit/ccnode/credit"
 )
 
 // BulkOptions configure a bulk load.
@@ -131,19 +136,110 @@ func (b *Bulk) Add(entries []Entry) error {
 	return nil
 }
 
+// A LoadBatch is records encoded by an import's parsers straight into the
+// layout a Bulk or Load sorts, so that AddBatch takes its memory over
+// instead of copying every record again on the import's single writer.
+// The zero value is ready to use.
+type LoadBatch struct {
+	buf  []byte
+	ends []int
+}
+
+// Reset empties the batch and makes it append to buf (which may be nil).
+func (lb *LoadBatch) Reset(buf []byte) { lb.buf, lb.ends = buf[:0], lb.ends[:0] }
+
+// Len is the number of records in the batch.
+func (lb *LoadBatch) Len() int { return len(lb.ends) }
+
+// Append encodes a normalised record (see Encode) at the end of the batch.
+func (lb *LoadBatch) Append(r *credit.Record) error {
+	if len(r.Subject) != usccLen {
+		return fmt.Errorf("subject %q: want a normalised USCC", r.Subject)
+	}
+	ord := r.Category.Ordinal()
+	if ord < 0 {
+		return fmt.Errorf("category %q: not in the vocabulary", r.Category)
+	}
+	d, err := packDate(r.Date)
+	if err != nil {
+		return err
+	}
+	id := r.Identity()
+	buf := lb.buf
+	buf = append(buf, prefixIdentity)
+	buf = append(buf, r.Subject...)
+	buf = append(buf, id[:idLen]...)
+	buf = binary.BigEndian.AppendUint64(buf, 0) // seq: AddBatch sets it
+	buf = append(buf, byte(ord))
+	buf = binary.BigEndian.AppendUint32(buf, d)
+	hashAt := len(buf)
+	buf = binary.BigEndian.AppendUint64(buf, 0)
+	vstart := len(buf)
+	buf = appendValue(buf, r)
+	binary.BigEndian.PutUint64(buf[hashAt:], xxhash.Sum64(buf[vstart:]))
+	lb.buf = buf
+	lb.ends = append(lb.ends, len(buf))
+	return nil
+}
+
+// AddBatch buffers a batch's records in input order after those added
+// before. The load keeps the batch's memory: the caller must not reuse it,
+// and gets an empty batch back.
+func (b *Bulk) AddBatch(lb *LoadBatch) error {
+	if b.done {
+		return errors.New("store: bulk: AddBatch after Finish")
+	}
+	start := 0
+	for _, end := range lb.ends {
+		e := lb.buf[start:end:end]
+		start = end
+		binary.BigEndian.PutUint64(e[bOffSeq:bOffPos], b.seq)
+		b.seq++
+		b.index = append(b.index, e)
+	}
+	b.size += cap(lb.buf) // what it holds, spare room included
+	b.blocks = append(b.blocks, lb.buf)
+	lb.buf, lb.ends = nil, lb.ends[:0]
+	if b.size >= b.opts.ChunkBytes {
+		return b.spill()
+	}
+	return nil
+}
+
 // bulkBlockSize: entries are kept in blocks this size, so buffering never
 // copies what it already holds.
 const bulkBlockSize = 4 << 20
 
-// sortChunk orders the buffered entries by (identity key, sequence).
-func (b *Bulk) sortChunk() {
-	slices.SortFunc(b.index, func(x, y []byte) int {
-		return bytes.Compare(x[:bOffPos], y[:bOffPos])
-	})
+// sortChunk orders the buffered entries by (identity key, sequence) in
+// parts sorted at the same time on the machine's cores; the merge that
+// follows (a spill's, or Finish's) merges the parts too.
+func (b *Bulk) sortChunk() [][][]byte {
+	n := min(runtime.GOMAXPROCS(0), len(b.index)/sortPartMin)
+	if n <= 1 {
+		slices.SortFunc(b.index, compareEntries)
+		return [][][]byte{b.index}
+	}
+	parts := make([][][]byte, n)
+	var wg sync.WaitGroup
+	for i := range parts {
+		parts[i] = b.index[i*len(b.index)/n : (i+1)*len(b.index)/n]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			slices.SortFunc(parts[i], compareEntries)
+		}()
+	}
+	wg.Wait()
+	return parts
 }
 
+// sortPartMin: below this many entries a part is not worth a goroutine.
+const sortPartMin = 16 << 10
+
+func compareEntries(x, y []byte) int { return bytes.Compare(x[:bOffPos], y[:bOffPos]) }
+
 func (b *Bulk) spill() error {
-	b.sortChunk()
+	parts := b.sortChunk()
 	f, err := os.CreateTemp(b.opts.TempDir, "ccnode-bulk-*.run")
 	if err != nil {
 		return fmt.Errorf("store: bulk: %w", err)
@@ -151,7 +247,20 @@ func (b *Bulk) spill() error {
 	b.runs = append(b.runs, f.Name())
 	w := bufio.NewWriterSize(f, 1<<20)
 	var hdr [binary.MaxVarintLen64]byte
-	for _, e := range b.index {
+	h := make(mergeHeap, 0, len(parts))
+	for _, p := range parts {
+		h = append(h, &memSource{index: p})
+	}
+	heap.Init(&h)
+	for h.Len() > 0 {
+		s := h[0]
+		e := s.peek()
+		s.next()
+		if s.peek() == nil {
+			heap.Pop(&h)
+		} else {
+			heap.Fix(&h, 0)
+		}
 		w.Write(hdr[:binary.PutUvarint(hdr[:], uint64(len(e)))])
 		w.Write(e)
 	}
@@ -191,15 +300,15 @@ type source interface {
 }
 
 type memSource struct {
-	b *Bulk
-	i int
+	index [][]byte // sorted
+	i     int
 }
 
 func (m *memSource) peek() []byte {
-	if m.i >= len(m.b.index) {
+	if m.i >= len(m.index) {
 		return nil
 	}
-	return m.b.index[m.i]
+	return m.index[m.i]
 }
 func (m *memSource) next() error { m.i++; return nil }
 
@@ -249,8 +358,10 @@ func (h *mergeHeap) Pop() any {
 // its identity as replacing or repeating the one before it, as ordinary
 // writes in input order would.
 func (b *Bulk) merge(ctx context.Context, res *WriteResult, fn func(group, firsts [][]byte) error) error {
-	b.sortChunk()
-	h := mergeHeap{&memSource{b: b}}
+	var h mergeHeap
+	for _, p := range b.sortChunk() {
+		h = append(h, &memSource{index: p})
+	}
 	for _, name := range b.runs {
 		f, err := os.Open(name)
 		if err != nil {

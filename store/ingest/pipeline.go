@@ -445,6 +445,9 @@ type parsed struct {
 	c       *chunk
 	entries []store.Entry
 	buf     []byte // backs entries
+	// batch: the records encoded for a bulk load or a Load instead of
+	// entries; the load takes its memory over.
+	batch   store.LoadBatch
 	rejects []Rejection
 }
 
@@ -501,7 +504,7 @@ func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk
 			defer wg.Done()
 			var scratch [][]byte
 			for c := range chunks {
-				p := im.parseChunk(c, in, &scratch)
+				p := im.parseChunk(c, in, &scratch, bulk != nil)
 				select {
 				case results <- p:
 				case <-ctx.Done():
@@ -542,10 +545,10 @@ func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk
 			prevOffset = q.c.endOffset
 			prog := &store.Progress{Input: in.id, Offset: q.c.endOffset, Line: line, Rejected: rejected}
 			if bulk != nil {
-				if err := bulk.Add(q.entries); err != nil {
+				sum.Inserted += int64(q.batch.Len()) // provisional: Finish gives the final split
+				if err := bulk.AddBatch(&q.batch); err != nil {
 					werr = fmt.Errorf("ingest: %w", err)
 				}
-				sum.Inserted += int64(len(q.entries)) // provisional: Finish gives the final split
 			} else {
 				var pp *store.Progress
 				if in.id != "" {
@@ -561,9 +564,7 @@ func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk
 			}
 			last = prog
 			putBuf(q.c.data)
-			if bulk != nil {
-				putBuf(q.buf)
-			} else if werr == nil {
+			if bulk == nil && werr == nil {
 				// The pipeline commits this batch while we prepare the next:
 				// its buffer is free once the next Write has succeeded
 				// (a failed Write may not have waited for it).
@@ -664,16 +665,24 @@ func (im *Importer) readChunks(ctx context.Context, in *input, out chan<- *chunk
 	return nil
 }
 
-// parseChunk parses, validates and encodes one chunk's lines.
-func (im *Importer) parseChunk(c *chunk, in *input, scratch *[][]byte) *parsed {
-	p := &parsed{c: c, entries: make([]store.Entry, 0, len(c.ends))}
+// parseChunk parses, validates and encodes one chunk's lines: for a load
+// (a bulk load or a Load) into p.batch, otherwise into p.entries.
+func (im *Importer) parseChunk(c *chunk, in *input, scratch *[][]byte, load bool) *parsed {
+	p := &parsed{c: c}
 	now := im.opts.Now()
 	tol := im.opts.FutureTolerance
 	if tol < 0 {
 		tol = 0
 	}
-	buf := getBuf(len(c.data) + len(c.ends)*64)
-	defer func() { p.buf = buf }()
+	var buf []byte
+	if load {
+		// A fresh buffer: the load keeps it until it sorts and spills.
+		p.batch.Reset(make([]byte, 0, len(c.data)+len(c.ends)*96))
+	} else {
+		p.entries = make([]store.Entry, 0, len(c.ends))
+		buf = getBuf(len(c.data) + len(c.ends)*64)
+		defer func() { p.buf = buf }()
+	}
 	start := 0
 	for i, end := range c.ends {
 		line := c.data[start:end]
@@ -721,6 +730,12 @@ func (im *Importer) parseChunk(c *chunk, in *input, scratch *[][]byte) *parsed {
 		}
 		if err != nil {
 			reject(err)
+			continue
+		}
+		if load {
+			if err := p.batch.Append(&r); err != nil {
+				reject(err)
+			}
 			continue
 		}
 		var e store.Entry
