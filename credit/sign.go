@@ -63,10 +63,25 @@ func verifyValue(pub []byte, tag string, v any, sig []byte) error {
 	if err != nil {
 		return err
 	}
-	if !ed25519.Verify(ed25519.PublicKey(pub), msg, sig) {
+	if !verifyMessage(pub, msg, sig) {
 		return ErrBadSignature
 	}
 	return nil
+}
+
+// stdlibRules makes curve25519-voi accept exactly what crypto/ed25519
+// accepts: the cofactorless equation, small-order and non-canonical keys
+// as crypto/ed25519 takes them (TestVerifyMessage).
+var stdlibRules = &voi.Options{Verify: voi.VerifyOptionsStdLib}
+
+// verifyMessage is ed25519.Verify(pub, msg, sig) computed by
+// curve25519-voi, in about 0.6 of the time (BenchmarkVerify): its vectorised
+// field arithmetic on this AVX2 hardware is faster than crypto/ed25519's.
+func verifyMessage(pub, msg, sig []byte) bool {
+	if len(pub) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize {
+		return false
+	}
+	return voi.VerifyWithOptions(voi.PublicKey(pub), msg, sig, stdlibRules)
 }
 
 // SignLedgerTx signs a ledger transaction proposal (function name and

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"sort"
@@ -63,8 +64,10 @@ func run() error {
 	perLevel := flag.Int("n", 0, "requests per measurement (default: 2000 at 1 in flight, 15000 otherwise)")
 	ack := flag.Bool("ack", false, "also send and check the signed ack of every answer")
 	security := flag.String("security", p2p.SecurityNoise, "handshake of TCP connections: noise or tls (QUIC always uses TLS 1.3)")
+	gogc := flag.Int("gogc", 100, "garbage collector target percentage (debug.SetGCPercent) in both processes; Go's default is 100")
 	cpuprofile := flag.String("cpuprofile", "", "write CPU profiles of both processes, one pair per transport and run, to files starting with this path")
 	flag.Parse()
+	debug.SetGCPercent(*gogc)
 	if *child != "" {
 		return serve(*child, flag.Arg(0), *security, *cpuprofile)
 	}
@@ -77,7 +80,7 @@ func run() error {
 		}
 		levels = append(levels, n)
 	}
-	fmt.Printf("p2pbench: %d records per answer, %d runs, ack=%v, security=%s\n", *records, *runs, *ack, *security)
+	fmt.Printf("p2pbench: %d records per answer, %d runs, ack=%v, security=%s, gogc=%d\n", *records, *runs, *ack, *security, *gogc)
 	for _, tr := range strings.Split(*transports, ",") {
 		listen := map[string]string{"tcp": "/ip4/127.0.0.1/tcp/0", "quic": "/ip4/127.0.0.1/udp/0/quic-v1"}[tr]
 		if listen == "" {
@@ -89,7 +92,7 @@ func run() error {
 			if *cpuprofile != "" {
 				prof = fmt.Sprintf("%s-%s-run%d", *cpuprofile, tr, r+1)
 			}
-			res, err := oneRun(listen, *security, *records, levels, *perLevel, *ack, prof)
+			res, err := oneRun(listen, *security, *gogc, *records, levels, *perLevel, *ack, prof)
 			if err != nil {
 				return err
 			}
@@ -154,7 +157,7 @@ func median(rs []stats, f func(stats) float64) float64 {
 // With prof set, the requester's CPU profile goes to prof-requester.pprof
 // and the answering child's to prof-answerer.pprof, both covering the
 // measured levels and the warm-up.
-func oneRun(listen, security string, records int, levels []int, perLevel int, ack bool, prof string) ([]stats, error) {
+func oneRun(listen, security string, gogc, records int, levels []int, perLevel int, ack bool, prof string) ([]stats, error) {
 	dir, err := os.MkdirTemp("", "p2pbench")
 	if err != nil {
 		return nil, err
@@ -192,7 +195,7 @@ func oneRun(listen, security string, records int, levels []int, perLevel int, ac
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"-child", fxPath, "-security", security}
+	args := []string{"-child", fxPath, "-security", security, "-gogc", strconv.Itoa(gogc)}
 	if prof != "" {
 		args = append(args, "-cpuprofile", prof+"-answerer.pprof")
 	}
