@@ -56,16 +56,6 @@ func parseDate(s string) (time.Time, error) {
 	return time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC), nil
 }
 
-func daysIn(m time.Month, year int) int {
-	if m == time.February {
-		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
-			return 29
-		}
-		return 28
-	}
-	return 31 - int(m-1)%7%2
-}
-
 // Time is the start of the date in UTC.
 func (d Date) Time() time.Time {
 	t, _ := time.Parse(time.DateOnly, string(d))
