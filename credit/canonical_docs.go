@@ -98,7 +98,13 @@ func (g *ConsentGrant) appendCanonical(dst []byte, f encFlags) ([]byte, error) {
 }
 
 func (q *Query) appendCanonical(dst []byte, f encFlags) ([]byte, error) {
-	var err error
+	dst, _, _, err := q.appendCanonicalSpan(dst, f)
+	return dst, err
+}
+
+// appendCanonicalSpan is appendCanonical that also says where in the
+// output the consent document is (an empty span when there is none).
+func (q *Query) appendCanonicalSpan(dst []byte, f encFlags) (out []byte, cStart, cEnd int, err error) {
 	dst = append(dst, `{"v":`...)
 	dst = strconv.AppendInt(dst, int64(q.Version), 10)
 	dst = append(dst, `,"bank":`...)
@@ -114,14 +120,18 @@ func (q *Query) appendCanonical(dst []byte, f encFlags) ([]byte, error) {
 	dst = append(dst, `,"consent":`...)
 	if q.Consent == nil {
 		dst = append(dst, "null"...)
-	} else if dst, err = q.Consent.appendCanonical(dst, f&^encUnsigned); err != nil {
-		return nil, fmt.Errorf("query consent: %w", err)
+	} else {
+		cStart = len(dst)
+		if dst, err = q.Consent.appendCanonical(dst, f&^encUnsigned); err != nil {
+			return nil, 0, 0, fmt.Errorf("query consent: %w", err)
+		}
+		cEnd = len(dst)
 	}
 	dst = append(dst, `,"nonce":`...)
 	dst = appendJSONString(dst, q.Nonce)
 	dst = append(dst, `,"time":`...)
 	if dst, err = appendJSONTime(dst, f.time(q.Time)); err != nil {
-		return nil, fmt.Errorf("query time: %w", err)
+		return nil, 0, 0, fmt.Errorf("query time: %w", err)
 	}
 	dst = append(dst, `,"sig":`...)
 	if f&encUnsigned != 0 {
@@ -129,7 +139,7 @@ func (q *Query) appendCanonical(dst []byte, f encFlags) ([]byte, error) {
 	} else {
 		dst = appendJSONBytes(dst, q.Sig)
 	}
-	return append(dst, '}'), nil
+	return append(dst, '}'), cStart, cEnd, nil
 }
 
 func (r *Receipt) appendCanonical(dst []byte, f encFlags) ([]byte, error) {

@@ -179,6 +179,7 @@ func TestAppendSignedMessages(t *testing.T) {
 			if err != nil || !bytes.Equal(msg, append([]byte("kept"), wantMsg...)) {
 				t.Fatalf("query: %v\n%s\n%s", err, msg, wantMsg)
 			}
+			sameSignedMessages(t, &tc.r, &tc.a)
 			msg, err = tc.a.AppendSignedMessage(prefix)
 			wantMsg, _ = tc.a.SignedMessage()
 			if err != nil || !bytes.Equal(msg, append([]byte("kept"), wantMsg...)) {
@@ -207,6 +208,15 @@ func sameSignedMessages(t *testing.T, r *Receipt, a *Ack) {
 	wantMsg, err1 = r.Query.SignedMessage()
 	if (err == nil) != (err1 == nil) || !bytes.Equal(msg, wantMsg) {
 		t.Fatalf("query: %v / %v", err, err1)
+	}
+	msg, c, has, err := r.Query.AppendSignedMessageAndCommitment(nil)
+	if (err == nil) != (err1 == nil) || !bytes.Equal(msg, wantMsg) || has != (err == nil && r.Query.Consent != nil) {
+		t.Fatalf("query with commitment: %v / %v", err, err1)
+	}
+	if has {
+		if want, err := r.Query.Consent.Commitment(); err != nil || c != want {
+			t.Fatalf("commitment %x, want %x (%v)", c, want, err)
+		}
 	}
 	msg, err = a.AppendSignedMessage(nil)
 	wantMsg, err1 = a.SignedMessage()

@@ -173,8 +173,11 @@ func (g *ConsentGrant) VerifyRegion(regionPub []byte) error {
 // Commitment is SHA-256 over the canonical signed document: what the
 // ledger stores instead of the document.
 func (g *ConsentGrant) Commitment() ([32]byte, error) {
-	return digest("ccnode/consent/v1", g.normalized())
+	return digest(tagConsentCommitment, g.normalized())
 }
+
+// tagConsentCommitment is the domain of a consent's commitment.
+const tagConsentCommitment = "ccnode/consent/v1"
 
 // Covers reports whether the consent's window contains t.
 func (g *ConsentGrant) Covers(t time.Time) bool {

@@ -67,6 +67,9 @@ type exportScanner struct {
 	b  []byte
 	i  int
 	ok bool
+	// arena holds the decoded []byte fields of one line (keys,
+	// signatures, digests: about 400 bytes) in one allocation.
+	arena []byte
 }
 
 func (s *exportScanner) fail() { s.ok = false }
@@ -143,13 +146,19 @@ func (s *exportScanner) bytes() []byte {
 	if !s.ok {
 		return nil
 	}
-	out := make([]byte, base64.StdEncoding.DecodedLen(len(enc)))
+	n := base64.StdEncoding.DecodedLen(len(enc))
+	if cap(s.arena)-len(s.arena) < n {
+		s.arena = make([]byte, 0, max(512, n))
+	}
+	start := len(s.arena)
+	out := s.arena[start : start+n]
 	n, err := base64.StdEncoding.Decode(out, enc)
 	if err != nil {
 		s.fail()
 		return nil
 	}
-	return out[:n]
+	s.arena = s.arena[:start+n]
+	return out[:n:n]
 }
 
 func (s *exportScanner) categories() []Category {

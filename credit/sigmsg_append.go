@@ -58,3 +58,25 @@ func (r *Receipt) AppendSignedMessageAndDigest(dst []byte) (out []byte, digest [
 	h.Sum(digest[:0])
 	return out, digest, nil
 }
+
+// AppendSignedMessageAndCommitment appends SignedMessage to dst and
+// returns the Commitment of the consent document the query carries, from
+// the one encoding: the signed query holds the document's canonical form.
+// hasConsent is false (and commitment zero) when the query carries none.
+func (q *Query) AppendSignedMessageAndCommitment(dst []byte) (out []byte, commitment [32]byte, hasConsent bool, err error) {
+	n := len(dst)
+	dst = append(dst, tagQuery...)
+	dst = append(dst, '\n')
+	out, cStart, cEnd, err := q.appendCanonicalSpan(dst, encNormalized|encUnsigned)
+	if err != nil {
+		return dst[:n], commitment, false, err
+	}
+	if q.Consent == nil {
+		return out, commitment, false, nil
+	}
+	h := sha256.New()
+	h.Write([]byte(tagConsentCommitment + "\n"))
+	h.Write(out[cStart:cEnd])
+	h.Sum(commitment[:0])
+	return out, commitment, true, nil
+}

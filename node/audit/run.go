@@ -110,7 +110,8 @@ type auditor struct {
 	audited map[credit.RegionID]bool
 	// answers on revoked consents within Options.RevocationBound
 	withinBound atomic.Uint64
-	docCache    sync.Map // [32]byte commitment -> error (nil when the document's signatures verify)
+	docMu       sync.RWMutex
+	docCache    map[[32]byte]error // commitment -> nil when the document's signatures verify
 	sigs        sigbatch.Verifier
 	queues      sync.Pool // *sigQueue, a batch's work space
 }
@@ -139,10 +140,11 @@ func Run(ctx context.Context, in Inputs, v LedgerView, opts Options) (Report, er
 	}
 	a := &auditor{
 		view: v, keys: kb, opts: opts, log: opts.Logger,
-		given:   map[string][32]byte{},
-		out:     newCollector(opts.MaxFindings),
-		xindex:  map[xkey]*xentry{},
-		audited: map[credit.RegionID]bool{},
+		given:    map[string][32]byte{},
+		out:      newCollector(opts.MaxFindings),
+		xindex:   map[xkey]*xentry{},
+		audited:  map[credit.RegionID]bool{},
+		docCache: map[[32]byte]error{},
 	}
 	if len(opts.Regions) > 0 {
 		a.regions = map[credit.RegionID]bool{}

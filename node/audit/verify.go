@@ -54,6 +54,14 @@ func (q *sigQueue) appendMsg(f func([]byte) ([]byte, error)) ([]byte, error) {
 	return q.msgs[n:len(q.msgs):len(q.msgs)], err
 }
 
+// appendQueryMsg is appendMsg of the query's signed message, with the
+// commitment of its consent document from the same encoding.
+func (q *sigQueue) appendQueryMsg(query *credit.Query) (msg []byte, comm [32]byte, hasConsent bool, err error) {
+	n := len(q.msgs)
+	q.msgs, comm, hasConsent, err = query.AppendSignedMessageAndCommitment(q.msgs)
+	return q.msgs[n:len(q.msgs):len(q.msgs)], comm, hasConsent, err
+}
+
 // verify verifies the queued signatures together and applies each outcome.
 func (q *sigQueue) verify() {
 	ok, _ := q.sigs.Verify()
@@ -83,9 +91,13 @@ func (a *auditor) checkAnswered(ctx context.Context, src string, h credit.Export
 		return
 	}
 	where := func() string { return fmt.Sprintf("%s:%d", src, no) } // only for findings
+	// The callbacks that outlive this call (run after the batch's
+	// signatures are verified) capture these copies, not rc, so that rc
+	// stays on the stack.
+	id, answerer, at, leaf := rc.ID, rc.Answerer, rc.Time, l.Index
 	add := func(rule Rule, region credit.RegionID, format string, args ...any) {
-		t := rc.Time
-		r.findings = append(r.findings, Finding{Rule: rule, Region: region, Receipt: rc.ID, Leaf: leafPtr(l.Index),
+		t := at
+		r.findings = append(r.findings, Finding{Rule: rule, Region: region, Receipt: id, Leaf: leafPtr(leaf),
 			Source: where(), Time: &t, Detail: fmt.Sprintf(format, args...)})
 	}
 	if rc.Answerer != h.Region {
@@ -114,27 +126,32 @@ func (a *auditor) checkAnswered(ctx context.Context, src string, h credit.Export
 		sq.add(key, rcMsg, rc.Sig, func(ok bool) {
 			if !ok {
 				r.receiptBad = true
-				add(RuleReceiptSig, rc.Answerer, "receipt %s of region %s: %v", rc.ID, rc.Answerer, credit.ErrBadSignature)
+				add(RuleReceiptSig, answerer, "receipt %s of region %s: %v", id, answerer, credit.ErrBadSignature)
 			}
 		})
 	}
 	// (1) the bank's signature on the query.
 	q := &rc.Query
+	var comm *[32]byte // the consent's commitment, when it came with the query's message
 	if xe != nil && xe.queryOK {
 		// verified in the requester's export
 	} else if key, err := a.keys.bank(q.Bank, q.Time); err != nil {
 		add(RuleQuerySig, rc.Answerer, "%v", err)
-	} else if msg, err := sq.appendMsg(q.AppendSignedMessage); err != nil {
+	} else if msg, c, has, err := sq.appendQueryMsg(q); err != nil {
 		add(RuleQuerySig, rc.Answerer, "query of bank %s: %v", q.Bank, err)
 	} else {
+		if has {
+			comm = &c
+		}
+		bank := q.Bank
 		sq.add(key, msg, q.Sig, func(ok bool) {
 			if !ok {
-				add(RuleQuerySig, rc.Answerer, "query of bank %s: %v", q.Bank, credit.ErrBadSignature)
+				add(RuleQuerySig, answerer, "query of bank %s: %v", bank, credit.ErrBadSignature)
 			}
 		})
 	}
 	// (2) the consent at the time of the answer.
-	if err := a.checkConsent(ctx, &rc, add); err != nil {
+	if err := a.checkConsent(ctx, &rc, comm, add); err != nil {
 		r.opErr = err
 		return
 	}
@@ -169,14 +186,14 @@ func (a *auditor) checkAnswered(ctx context.Context, src string, h credit.Export
 				r.hasAck = true
 				return
 			}
-			add(RuleAckSig, requester, "ack of receipt %s by %s: %v", rc.ID, requester, credit.ErrBadSignature)
+			add(RuleAckSig, requester, "ack of receipt %s by %s: %v", id, requester, credit.ErrBadSignature)
 		})
 	}
 }
 
 // checkConsent applies rule (2) to a receipt; it returns an error only when
 // the ledger view fails.
-func (a *auditor) checkConsent(ctx context.Context, rc *credit.Receipt, add func(Rule, credit.RegionID, string, ...any)) error {
+func (a *auditor) checkConsent(ctx context.Context, rc *credit.Receipt, known *[32]byte, add func(Rule, credit.RegionID, string, ...any)) error {
 	q := &rc.Query
 	reg := rc.Answerer
 	doc := q.Consent
@@ -188,10 +205,14 @@ func (a *auditor) checkConsent(ctx context.Context, rc *credit.Receipt, add func
 		add(RuleConsentDocument, reg, "query names consent %s but carries document %s", q.ConsentID, doc.ID)
 		return nil
 	}
-	comm, err := doc.Commitment()
-	if err != nil {
+	var comm [32]byte
+	if known != nil {
+		comm = *known
+	} else if c, err := doc.Commitment(); err != nil {
 		add(RuleConsentDocument, reg, "consent %s: %v", doc.ID, err)
 		return nil
+	} else {
+		comm = c
 	}
 	if want, ok := a.given[doc.ID]; ok && want != comm {
 		add(RuleConsentDocument, reg, "consent %s differs from the document the auditor holds", doc.ID)
@@ -249,23 +270,21 @@ func (a *auditor) checkConsent(ctx context.Context, rc *credit.Receipt, add func
 // home region's countersignature (with the key the region had when the
 // commitment was recorded), once per document.
 func (a *auditor) docSignatures(doc *credit.ConsentGrant, comm [32]byte, cc credit.ConsentCommitment) error {
-	if v, ok := a.docCache.Load(comm); ok {
-		if v == nil {
-			return nil
-		}
-		return v.(error)
+	a.docMu.RLock()
+	err, ok := a.docCache[comm]
+	a.docMu.RUnlock()
+	if ok {
+		return err
 	}
-	err := doc.VerifyEnterprise()
+	err = doc.VerifyEnterprise()
 	if err == nil {
 		var key []byte
 		if key, err = a.keys.region(doc.Region, cc.RecordedAt); err == nil {
 			err = doc.VerifyRegion(key)
 		}
 	}
-	if err == nil {
-		a.docCache.Store(comm, nil)
-	} else {
-		a.docCache.Store(comm, err)
-	}
+	a.docMu.Lock()
+	a.docCache[comm] = err
+	a.docMu.Unlock()
 	return err
 }
