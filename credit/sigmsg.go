@@ -68,3 +68,20 @@ func (r *Receipt) SignedMessageAndDigest() (msg []byte, digest [32]byte, err err
 	h.Sum(digest[:0])
 	return msg, digest, nil
 }
+
+// tagQueryDigest is the domain of Query.Digest (TestQueryCanonicalAndDigest
+// holds the two together).
+const tagQueryDigest = "ccnode/query-digest/v1"
+
+// CanonicalAndDigest returns the signed query's canonical encoding (its
+// signature included) and its Digest, from one encoding: a requesting node
+// sends the one and checks receipts against the other.
+func (q *Query) CanonicalAndDigest() (canonical []byte, digest [32]byte, err error) {
+	b := make([]byte, 0, 4096)
+	b = append(b, tagQueryDigest+"\n"...)
+	b, err = q.appendCanonical(b, encNormalized)
+	if err != nil {
+		return nil, digest, err
+	}
+	return b[len(tagQueryDigest)+1:], sha256.Sum256(b), nil
+}

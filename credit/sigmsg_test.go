@@ -2,7 +2,9 @@ package credit
 
 import (
 	"bytes"
+	"slices"
 	"testing"
+	"time"
 )
 
 // TestSignedMessageAndDigest checks the one-encoding path against
@@ -35,6 +37,39 @@ func TestSignedMessageAndDigest(t *testing.T) {
 			}
 			if !bytes.Equal(msg, wantMsg) {
 				t.Errorf("message differs from SignedMessage:\n%s\n%s", msg, wantMsg)
+			}
+			if d != wantD {
+				t.Errorf("digest %x, Digest says %x", d, wantD)
+			}
+		})
+	}
+}
+
+// TestQueryCanonicalAndDigest: one encoding gives what canonicalJSON and
+// Digest give, for a query as signed and one whose time and categories
+// are not yet normalised.
+func TestQueryCanonicalAndDigest(t *testing.T) {
+	signed := exportReceipt(t).Query
+	odd := signed
+	odd.Time = odd.Time.In(time.FixedZone("CST", 8*3600))
+	odd.Categories = append([]Category{}, odd.Categories...)
+	slices.Reverse(odd.Categories)
+	for name, q := range map[string]Query{"signed": signed, "not normalised": odd} {
+		t.Run(name, func(t *testing.T) {
+			b, d, err := q.CanonicalAndDigest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := canonicalJSON(q.normalized())
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantD, err := q.Digest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(b, want) {
+				t.Errorf("encoding differs:\n%s\n%s", b, want)
 			}
 			if d != wantD {
 				t.Errorf("digest %x, Digest says %x", d, wantD)

@@ -137,17 +137,14 @@ func (r *Router) Query(ctx context.Context, q *credit.Query) Result {
 func (r *Router) QueryRegions(ctx context.Context, q *credit.Query, regions []credit.RegionID) Result {
 	reg, _ := r.cfg.Members.RegistrationRegion(q.Subject)
 	res := Result{Regions: make([]RegionResult, len(regions))}
-	qd, err := q.Digest()
-	var frame []byte
-	if err == nil {
-		frame, err = EncodeRequest(&Request{Requester: r.cfg.Region, Query: *q})
-	}
+	qj, qd, err := q.CanonicalAndDigest()
 	if err != nil {
 		for i, id := range regions {
 			res.Regions[i] = RegionResult{Region: id, Status: StatusRefused, Err: &Error{Code: CodeBadRequest, Msg: err.Error(), Err: err}}
 		}
 		return res
 	}
+	frame := appendRequest(r.cfg.Region, qj)
 	var wg sync.WaitGroup
 	for i, id := range regions {
 		wg.Add(1)

@@ -116,6 +116,12 @@ func TestAckRefused(t *testing.T) {
 			a, _ := credit.NewAck(r.Receipt, home.region.Member.ID, c.now, c.nodes[2].region.Key)
 			return a
 		}, p2p.CodeBadSignature},
+		{"names another digest", func() credit.Ack {
+			rc := *r.Receipt
+			rc.RecordCount++
+			a, _ := credit.NewAck(&rc, home.region.Member.ID, c.now, home.region.Key)
+			return a
+		}, p2p.CodeBadSignature},
 		{"unknown receipt", func() credit.Ack {
 			rc := *r.Receipt
 			rc.ID = "0123456789abcdef0123456789abcdef"

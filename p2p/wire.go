@@ -136,18 +136,24 @@ const (
 
 // EncodeRequest encodes r.
 func EncodeRequest(r *Request) ([]byte, error) {
-	q, err := json.Marshal(&r.Query)
+	q, _, err := r.Query.CanonicalAndDigest()
 	if err != nil {
 		return nil, err
 	}
+	return appendRequest(r.Requester, q), nil
+}
+
+// appendRequest encodes a request whose query is already encoded, in its
+// canonical form: the requester encodes it once for the wire and for the
+// digest it checks receipts against.
+func appendRequest(requester credit.RegionID, q []byte) []byte {
 	b := make([]byte, 0, len(q)+64)
 	b = protowire.AppendTag(b, fVersion, protowire.VarintType)
 	b = protowire.AppendVarint(b, wireVersion)
 	b = protowire.AppendTag(b, fReqRequester, protowire.BytesType)
-	b = protowire.AppendString(b, string(r.Requester))
+	b = protowire.AppendString(b, string(requester))
 	b = protowire.AppendTag(b, fReqQuery, protowire.BytesType)
-	b = protowire.AppendBytes(b, q)
-	return b, nil
+	return protowire.AppendBytes(b, q)
 }
 
 // DecodeRequest decodes and validates a request (fields only; signatures are
