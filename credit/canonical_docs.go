@@ -129,17 +129,10 @@ func (q *Query) appendCanonicalSpan(dst []byte, f encFlags) (out []byte, cStart,
 	}
 	dst = append(dst, `,"nonce":`...)
 	dst = appendJSONString(dst, q.Nonce)
-	dst = append(dst, `,"time":`...)
-	if dst, err = appendJSONTime(dst, f.time(q.Time)); err != nil {
-		return nil, 0, 0, fmt.Errorf("query time: %w", err)
+	if dst, err = appendTimeSig(dst, f, "query", q.Time, q.Sig); err != nil {
+		return nil, 0, 0, err
 	}
-	dst = append(dst, `,"sig":`...)
-	if f&encUnsigned != 0 {
-		dst = append(dst, "null"...)
-	} else {
-		dst = appendJSONBytes(dst, q.Sig)
-	}
-	return append(dst, '}'), cStart, cEnd, nil
+	return dst, cStart, cEnd, nil
 }
 
 func (r *Receipt) appendCanonical(dst []byte, f encFlags) ([]byte, error) {
@@ -162,21 +155,10 @@ func (r *Receipt) appendCanonical(dst []byte, f encFlags) ([]byte, error) {
 	dst = appendJSONBytes(dst, r.ReportDigest)
 	dst = append(dst, `,"record_count":`...)
 	dst = strconv.AppendInt(dst, int64(r.RecordCount), 10)
-	dst = append(dst, `,"time":`...)
-	if dst, err = appendJSONTime(dst, f.time(r.Time)); err != nil {
-		return nil, fmt.Errorf("receipt time: %w", err)
-	}
-	dst = append(dst, `,"sig":`...)
-	if f&encUnsigned != 0 {
-		dst = append(dst, "null"...)
-	} else {
-		dst = appendJSONBytes(dst, r.Sig)
-	}
-	return append(dst, '}'), nil
+	return appendTimeSig(dst, f, "receipt", r.Time, r.Sig)
 }
 
 func (a *Ack) appendCanonical(dst []byte, f encFlags) ([]byte, error) {
-	var err error
 	dst = append(dst, `{"v":`...)
 	dst = strconv.AppendInt(dst, int64(a.Version), 10)
 	dst = append(dst, `,"receipt_id":`...)
@@ -185,15 +167,22 @@ func (a *Ack) appendCanonical(dst []byte, f encFlags) ([]byte, error) {
 	dst = appendJSONBytes(dst, a.ReceiptDigest)
 	dst = append(dst, `,"requester":`...)
 	dst = appendJSONString(dst, string(a.Requester))
+	return appendTimeSig(dst, f, "ack", a.Time, a.Sig)
+}
+
+// appendTimeSig appends the "time" and "sig" fields that end the query,
+// the receipt and the acknowledgement, and the closing brace.
+func appendTimeSig(dst []byte, f encFlags, doc string, t time.Time, sig []byte) ([]byte, error) {
 	dst = append(dst, `,"time":`...)
-	if dst, err = appendJSONTime(dst, f.time(a.Time)); err != nil {
-		return nil, fmt.Errorf("ack time: %w", err)
+	dst, err := appendJSONTime(dst, f.time(t))
+	if err != nil {
+		return nil, fmt.Errorf("%s time: %w", doc, err)
 	}
 	dst = append(dst, `,"sig":`...)
 	if f&encUnsigned != 0 {
 		dst = append(dst, "null"...)
 	} else {
-		dst = appendJSONBytes(dst, a.Sig)
+		dst = appendJSONBytes(dst, sig)
 	}
 	return append(dst, '}'), nil
 }
