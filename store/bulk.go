@@ -45,14 +45,13 @@ const DefaultChunkBytes = 256 << 20
 // A bulk load that dies leaves records without statistics; Open then
 // reports ErrIncompleteBulk and a new bulk load starts over.
 type Bulk struct {
-	db     *DB
-	opts   BulkOptions
-	seq    uint64
-	blocks [][]byte // entries are appended to the last; full blocks are never moved
-	size   int      // bytes in blocks
-	index  [][]byte // the entries, pointing into blocks
-	runs   []string
-	done   bool
+	db    *DB
+	opts  BulkOptions
+	seq   uint64
+	arena *sortArena // nil until the first entry
+	index [][]byte   // the entries, pointing into arena (or, larger than it, the heap)
+	runs  []string
+	done  bool
 
 	// incremental: a Load into a store that may hold data (see NewLoad).
 	incremental bool
@@ -114,32 +113,52 @@ func (b *Bulk) Add(entries []Entry) error {
 	}
 	for i := range entries {
 		e := &entries[i]
-		n := bOffVal + len(e.Value)
-		if len(b.blocks) == 0 || cap(b.blocks[len(b.blocks)-1])-len(b.blocks[len(b.blocks)-1]) < n {
-			b.blocks = append(b.blocks, make([]byte, 0, max(bulkBlockSize, n)))
+		dst, err := b.alloc(bOffVal + len(e.Value))
+		if err != nil {
+			return err
 		}
-		blk := b.blocks[len(b.blocks)-1]
-		start := len(blk)
+		blk := dst[:0]
 		blk = append(blk, e.IDKey...)
 		blk = binary.BigEndian.AppendUint64(blk, b.seq)
 		blk = append(blk, e.RecKey[1+usccLen:1+usccLen+1+dateLen]...)
 		blk = binary.BigEndian.AppendUint64(blk, e.Hash)
 		blk = append(blk, e.Value...)
-		b.blocks[len(b.blocks)-1] = blk
-		b.index = append(b.index, blk[start:len(blk):len(blk)])
-		b.size += n
+		b.index = append(b.index, dst)
 		b.seq++
-	}
-	if b.size >= b.opts.ChunkBytes {
-		return b.spill()
 	}
 	return nil
 }
 
-// A LoadBatch is records encoded by an import's parsers straight into the
-// layout a Bulk or Load sorts, so that AddBatch takes its memory over
-// instead of copying every record again on the import's single writer.
-// The zero value is ready to use.
+// alloc returns room for an entry of n bytes in the sort buffer, spilling
+// a sorted run when the buffer is full.
+func (b *Bulk) alloc(n int) ([]byte, error) {
+	if b.arena == nil {
+		a, err := newSortArena(b.opts.ChunkBytes)
+		if err != nil {
+			return nil, err
+		}
+		b.arena = a
+	}
+	if dst := b.arena.alloc(n); dst != nil {
+		return dst, nil
+	}
+	if len(b.index) > 0 {
+		if err := b.spill(); err != nil {
+			return nil, err
+		}
+		if dst := b.arena.alloc(n); dst != nil {
+			return dst, nil
+		}
+	}
+	// Larger than the whole buffer (a tiny ChunkBytes): on the heap, until
+	// the next spill.
+	return make([]byte, n), nil
+}
+
+// A LoadBatch is records encoded by an import's parsers, in parallel, in
+// the layout a Bulk or Load sorts, so that the import's single writer only
+// copies them into the sort buffer (AddBatch). The zero value is ready to
+// use.
 type LoadBatch struct {
 	buf  []byte
 	ends []int
@@ -182,33 +201,31 @@ func (lb *LoadBatch) Append(r *credit.Record) error {
 	return nil
 }
 
-// AddBatch buffers a batch's records in input order after those added
-// before. The load keeps the batch's memory: the caller must not reuse it,
-// and gets an empty batch back.
+// Bytes returns the batch's memory, for the caller to reuse once the batch
+// was added.
+func (lb *LoadBatch) Bytes() []byte { return lb.buf }
+
+// AddBatch buffers a batch's records (copied) in input order after those
+// added before.
 func (b *Bulk) AddBatch(lb *LoadBatch) error {
 	if b.done {
 		return errors.New("store: bulk: AddBatch after Finish")
 	}
 	start := 0
 	for _, end := range lb.ends {
-		e := lb.buf[start:end:end]
+		e := lb.buf[start:end]
 		start = end
-		binary.BigEndian.PutUint64(e[bOffSeq:bOffPos], b.seq)
+		dst, err := b.alloc(len(e))
+		if err != nil {
+			return err
+		}
+		copy(dst, e)
+		binary.BigEndian.PutUint64(dst[bOffSeq:bOffPos], b.seq)
 		b.seq++
-		b.index = append(b.index, e)
-	}
-	b.size += cap(lb.buf) // what it holds, spare room included
-	b.blocks = append(b.blocks, lb.buf)
-	lb.buf, lb.ends = nil, lb.ends[:0]
-	if b.size >= b.opts.ChunkBytes {
-		return b.spill()
+		b.index = append(b.index, dst)
 	}
 	return nil
 }
-
-// bulkBlockSize: entries are kept in blocks this size, so buffering never
-// copies what it already holds.
-const bulkBlockSize = 4 << 20
 
 // sortChunk orders the buffered entries by (identity key, sequence) in
 // parts sorted at the same time on the machine's cores; the merge that
@@ -271,8 +288,21 @@ func (b *Bulk) spill() error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("store: bulk: spill: %w", err)
 	}
-	b.blocks, b.index, b.size = nil, b.index[:0], 0
+	clear(b.index) // drop references to entries on the heap
+	b.index = b.index[:0]
+	b.arena.reset()
 	return nil
+}
+
+// freeSortBuffer returns the sort buffer to the system once the merge no
+// longer reads it, so that it does not add to the peak while the tables
+// are written.
+func (b *Bulk) freeSortBuffer() {
+	b.index = nil
+	if b.arena != nil {
+		b.arena.free()
+		b.arena = nil
+	}
 }
 
 // Close removes temporary runs. Safe to call more than once and after
@@ -285,7 +315,7 @@ func (b *Bulk) Close() error {
 		}
 	}
 	b.runs = nil
-	b.blocks, b.index = nil, nil
+	b.freeSortBuffer()
 	if b.release != nil {
 		b.release()
 		b.release = nil
@@ -313,9 +343,10 @@ func (m *memSource) peek() []byte {
 func (m *memSource) next() error { m.i++; return nil }
 
 type runSource struct {
-	f   *os.File
-	r   *bufio.Reader
-	cur []byte
+	f    *os.File
+	r    *bufio.Reader
+	cur  []byte
+	slab []byte // entries are read into it; a full slab is left to the ones that still hold it
 }
 
 func (r *runSource) peek() []byte { return r.cur }
@@ -328,13 +359,22 @@ func (r *runSource) next() error {
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, n) // fresh: the previous entry may still be held
+	// Never over an entry read before: the merge may still hold it.
+	if uint64(cap(r.slab)-len(r.slab)) < n {
+		r.slab = make([]byte, 0, max(runSlabSize, n))
+	}
+	buf := r.slab[len(r.slab) : len(r.slab)+int(n) : len(r.slab)+int(n)]
+	r.slab = r.slab[:len(r.slab)+int(n)]
 	if _, err := io.ReadFull(r.r, buf); err != nil {
 		return err
 	}
 	r.cur = buf
 	return nil
 }
+
+// runSlabSize: run entries are read into slabs this size, one allocation
+// for thousands of entries.
+const runSlabSize = 1 << 20
 
 type mergeHeap []source
 
@@ -455,6 +495,7 @@ func (b *Bulk) Finish(ctx context.Context, progress []Progress) (WriteResult, er
 	if err != nil {
 		return res, err
 	}
+	b.freeSortBuffer()
 	if err := out.close(); err != nil {
 		return res, err
 	}

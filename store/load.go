@@ -230,6 +230,7 @@ func (b *Bulk) finishIncremental(ctx context.Context, progress []Progress) (Writ
 	if err != nil {
 		return res, err
 	}
+	b.freeSortBuffer()
 	it.Close()
 	rt.Discard()
 

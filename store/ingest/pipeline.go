@@ -446,7 +446,7 @@ type parsed struct {
 	entries []store.Entry
 	buf     []byte // backs entries
 	// batch: the records encoded for a bulk load or a Load instead of
-	// entries; the load takes its memory over.
+	// entries; its memory is reused once the load has copied it.
 	batch   store.LoadBatch
 	rejects []Rejection
 }
@@ -549,6 +549,7 @@ func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk
 				if err := bulk.AddBatch(&q.batch); err != nil {
 					werr = fmt.Errorf("ingest: %w", err)
 				}
+				putBuf(q.batch.Bytes())
 			} else {
 				var pp *store.Progress
 				if in.id != "" {
@@ -676,8 +677,7 @@ func (im *Importer) parseChunk(c *chunk, in *input, scratch *[][]byte, load bool
 	}
 	var buf []byte
 	if load {
-		// A fresh buffer: the load keeps it until it sorts and spills.
-		p.batch.Reset(make([]byte, 0, len(c.data)+len(c.ends)*96))
+		p.batch.Reset(getBuf(len(c.data) + len(c.ends)*96))
 	} else {
 		p.entries = make([]store.Entry, 0, len(c.ends))
 		buf = getBuf(len(c.data) + len(c.ends)*64)
