@@ -486,7 +486,13 @@ func decodeReport(b []byte) (credit.Report, error) {
 // reportOf is credit.NewReport without copying every record again: its
 // sections slice recs, which the caller must not change afterwards.
 func reportOf(u credit.USCC, recs []credit.Record) credit.Report {
-	rep := credit.Report{Subject: u, Sections: []credit.Section{}}
+	n := 0
+	for i := range recs {
+		if i == 0 || recs[i].Category != recs[i-1].Category {
+			n++
+		}
+	}
+	rep := credit.Report{Subject: u, Sections: make([]credit.Section, 0, n)}
 	start := 0
 	for i := range recs {
 		if i > start && recs[i].Category != recs[start].Category {
