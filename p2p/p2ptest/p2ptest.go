@@ -220,8 +220,8 @@ func (l *Ledger) Check(_ context.Context, q *credit.Query, at time.Time) error {
 // Store is an in-memory region store: records, receipt log, acks. It
 // implements p2p.ReportSource, p2p.ReceiptLog and p2p.AckStore.
 type Store struct {
-	mu       sync.Mutex
-	records  map[credit.USCC][]credit.Record
+	mu      sync.Mutex
+	records map[credit.USCC][]credit.Record
 	// receipts are kept by pointer: a benchmark logs tens of thousands,
 	// and a slice of receipt values was copied whole on every growth and
 	// took a visible share of the answering process's CPU.
