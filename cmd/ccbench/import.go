@@ -152,7 +152,7 @@ func runImportBench(c *cli.Context) error {
 	}
 	os.RemoveAll(filepath.Join(dir, "store-normal"))
 
-	lat, err := ourLatency(ctx, filepath.Join(dir, "store-bulk"), g, c.IntSlice("readers"), c.Int("lookups"))
+	lat, err := ourLatency(ctx, filepath.Join(dir, "store-bulk"), g.Enterprises(), c.IntSlice("readers"), c.Int("lookups"))
 	if err != nil {
 		return err
 	}
@@ -296,86 +296,152 @@ func diskUsage(dir string) int64 {
 
 // latency is one report-latency run.
 type latency struct {
-	readers  int
-	p50, p99 time.Duration
-	perSec   float64
-	records  float64 // mean records per report
+	readers        int
+	p50, p99, p999 time.Duration
+	perSec         float64
+	records        float64       // mean records per report
+	cpu            time.Duration // CPU time of this process per report; 0 when the work is elsewhere (PostgreSQL)
 }
 
-// measureReads runs lookups reads spread over readers goroutines after a
-// warm-up pass of the same size, and returns the distribution.
-func measureReads(readers, lookups, n int, read func(worker, enterprise int) (int, error)) (latency, error) {
-	run := func() ([]time.Duration, int64, time.Duration, error) {
-		per := max(1, lookups/readers)
-		durs := make([][]time.Duration, readers)
-		recs := make([]int64, readers)
-		errs := make([]error, readers)
-		var wg sync.WaitGroup
-		start := time.Now()
-		for w := range readers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				rng := rand.New(rand.NewPCG(uint64(w), uint64(readers)))
-				for range per {
-					i := rng.IntN(n)
-					t := time.Now()
-					k, err := read(w, i)
-					durs[w] = append(durs[w], time.Since(t))
-					if err != nil {
-						errs[w] = err
-						return
-					}
-					recs[w] += int64(k)
+// warmReads reads every enterprise once, spread over readers goroutines, so
+// that a measurement that follows is warm: every block a report needs has
+// been read once (the page cache, the store's caches, the server's buffers).
+// A pass of random lookups leaves a third of the enterprises unread.
+func warmReads(readers, n int, read func(worker, enterprise int) (int, error)) error {
+	errs := make([]error, readers)
+	var wg sync.WaitGroup
+	for w := range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += readers {
+				if _, err := read(w, i); err != nil {
+					errs[w] = fmt.Errorf("warm-up, enterprise %d: %w", i, err)
+					return
 				}
-			}()
-		}
-		wg.Wait()
-		el := time.Since(start)
-		var all []time.Duration
-		var rs int64
-		for w := range readers {
-			all = append(all, durs[w]...)
-			rs += recs[w]
-		}
-		return all, rs, el, errors.Join(errs...)
+			}
+		}()
 	}
-	if _, _, _, err := run(); err != nil { // warm-up
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// measureReads runs lookups reads of random enterprises spread over readers
+// goroutines and returns the distribution. Call warmReads first. Each
+// reader's latencies go into a slice allocated beforehand, so that the
+// timing holds the read and nothing of the benchmark's own bookkeeping;
+// ownCPU says whether the reads run in this process (ours) so that CPU per
+// report is meaningful.
+func measureReads(readers, lookups, n int, ownCPU bool, read func(worker, enterprise int) (int, error)) (latency, error) {
+	per := max(1, lookups/readers)
+	durs := make([][]time.Duration, readers)
+	for w := range durs {
+		durs[w] = make([]time.Duration, 0, per)
+	}
+	picks := make([][]int, readers)
+	for w := range picks {
+		rng := rand.New(rand.NewPCG(uint64(w), uint64(readers)))
+		picks[w] = make([]int, per)
+		for k := range picks[w] {
+			picks[w][k] = rng.IntN(n)
+		}
+	}
+	recs := make([]int64, readers)
+	errs := make([]error, readers)
+	var wg sync.WaitGroup
+	cpu0 := selfCPU()
+	start := time.Now()
+	for w := range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mine := durs[w]
+			for _, i := range picks[w] {
+				t := time.Now()
+				k, err := read(w, i)
+				mine = append(mine, time.Since(t)) // within capacity: no allocation
+				if err != nil {
+					errs[w] = err
+					break
+				}
+				recs[w] += int64(k)
+			}
+			durs[w] = mine
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	cpu := selfCPU() - cpu0
+	if err := errors.Join(errs...); err != nil {
 		return latency{}, err
 	}
-	all, rs, el, err := run()
-	if err != nil {
-		return latency{}, err
+	all := slices.Concat(durs...)
+	var rs int64
+	for _, r := range recs {
+		rs += r
 	}
 	slices.Sort(all)
-	return latency{
-		readers: readers, p50: all[len(all)/2], p99: all[len(all)*99/100],
+	l := latency{
+		readers: readers, p50: all[len(all)/2], p99: all[len(all)*99/100], p999: all[len(all)*999/1000],
 		perSec: float64(len(all)) / el.Seconds(), records: float64(rs) / float64(len(all)),
-	}, nil
+	}
+	if ownCPU {
+		l.cpu = cpu / time.Duration(len(all))
+	}
+	return l, nil
 }
 
-func ourLatency(ctx context.Context, dir string, g *synth.Generator, readers []int, lookups int) ([]latency, error) {
+// selfCPU is this process's user + system CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// ourLatency opens the store in process and times reports of random
+// enterprises (us), warm, at each reader count.
+func ourLatency(ctx context.Context, dir string, us []credit.USCC, readers []int, lookups int) ([]latency, error) {
 	db, err := store.Open(ctx, store.Options{Dir: dir})
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
-	us := g.Enterprises()
+	read := func(_, i int) (int, error) {
+		recs, err := db.Report(ctx, us[i], store.Filter{})
+		if err == nil && len(recs) == 0 {
+			err = fmt.Errorf("no records for %s", us[i])
+		}
+		return len(recs), err
+	}
+	if err := warmReads(max(slices.Max(readers), 1), len(us), read); err != nil {
+		return nil, err
+	}
 	var out []latency
 	for _, r := range readers {
-		l, err := measureReads(r, lookups, len(us), func(_, i int) (int, error) {
-			recs, err := db.Report(ctx, us[i], store.Filter{})
-			if err == nil && len(recs) == 0 {
-				err = fmt.Errorf("no records for %s", us[i])
-			}
-			return len(recs), err
-		})
+		l, err := measureReads(r, lookups, len(us), true, read)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, l)
 	}
 	return out, nil
+}
+
+func printLatencyHeader(tw io.Writer) {
+	fmt.Fprintln(tw, "report of one random enterprise, warm\t\t\t\t\t\t\t")
+	fmt.Fprintln(tw, "store\treaders\tp50\tp99\tp99.9\treports/s\trecords/report\tCPU/report")
+}
+
+func printLatency(tw io.Writer, name string, lat []latency) {
+	for _, l := range lat {
+		cpu := "-"
+		if l.cpu > 0 {
+			cpu = ms(l.cpu)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%.0f\t%.0f\t%s\n", name, l.readers, ms(l.p50), ms(l.p99), ms(l.p999), l.perSec, l.records, cpu)
+	}
 }
 
 func median(xs []float64) float64 {
@@ -427,15 +493,11 @@ func printSummary(out io.Writer, normal, bulk, txn []procRun, lat []latency, pg 
 		fmt.Fprintf(tw, "PostgreSQL COPY + (uscc, category, date) index\t%.0f\t-\t(server)\t%.0f\n", pg.copyRate, pg.bytesPerRecord)
 	}
 	tw.Flush()
-	fmt.Fprintln(tw, "\nreport of one random enterprise, warm\t\t\t\t")
-	fmt.Fprintln(tw, "store\treaders\tp50\tp99\treports/s")
-	for _, l := range lat {
-		fmt.Fprintf(tw, "ccnode (Badger, in process)\t%d\t%s\t%s\t%.0f\n", l.readers, ms(l.p50), ms(l.p99), l.perSec)
-	}
+	fmt.Fprintln(tw)
+	printLatencyHeader(tw)
+	printLatency(tw, "ccnode (Badger, in process)", lat)
 	if pg != nil {
-		for _, l := range pg.lat {
-			fmt.Fprintf(tw, "PostgreSQL (pgx, prepared, loopback)\t%d\t%s\t%s\t%.0f\n", l.readers, ms(l.p50), ms(l.p99), l.perSec)
-		}
+		printLatency(tw, "PostgreSQL (pgx, prepared, loopback)", pg.lat)
 	}
 	tw.Flush()
 	if tr > 0 {
@@ -450,8 +512,8 @@ func printSummary(out io.Writer, normal, bulk, txn []procRun, lat []latency, pg 
 	for k, l := range lat {
 		if k < len(pg.lat) {
 			p := pg.lat[k]
-			fmt.Fprintf(out, "  report, %d reader(s): throughput %.2f, p50 PostgreSQL/ours %.2f, p99 PostgreSQL/ours %.2f\n",
-				l.readers, l.perSec/p.perSec, float64(p.p50)/float64(l.p50), float64(p.p99)/float64(l.p99))
+			fmt.Fprintf(out, "  report, %d reader(s): throughput %.2f, p50 PostgreSQL/ours %.2f, p99 PostgreSQL/ours %.2f, p99.9 PostgreSQL/ours %.2f\n",
+				l.readers, l.perSec/p.perSec, float64(p.p50)/float64(l.p50), float64(p.p99)/float64(l.p99), float64(p.p999)/float64(l.p999))
 		}
 	}
 }

@@ -23,6 +23,7 @@ func main() {
 		Commands: []*cli.Command{
 			importCommand(),
 			nodeCommand(),
+			reportCommand(),
 		},
 	}
 	if err := app.Run(os.Args); err != nil {
