@@ -54,6 +54,14 @@ func (db *DB) Report(ctx context.Context, subject credit.USCC, f Filter) ([]cred
 
 	prefix := make([]byte, 0, recKeyLen)
 	prefix = append(append(prefix, prefixRecord), subject...)
+	if db.readSlots != nil {
+		select {
+		case db.readSlots <- struct{}{}:
+			defer func() { <-db.readSlots }()
+		case <-ctx.Done():
+			return nil, fmt.Errorf("store: report %s: waiting for a turn: %w", subject, ctx.Err())
+		}
+	}
 	txn := db.bdb.NewTransaction(false)
 	defer txn.Discard()
 	// Values are read in the loop: with prefetching, Badger v4.9.6 starts a

@@ -1,0 +1,128 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prdcredit/ccnode/credit"
+)
+
+// TestReportsDoNotShareMemory: reports reuse pooled buffers and copy
+// attributes into chunks; a report returned earlier must stay intact
+// while other reports, large and small, run concurrently after it, at any
+// read concurrency.
+func TestReportsDoNotShareMemory(t *testing.T) {
+	for _, conc := range []int{-1, 1, 3} {
+		t.Run(fmt.Sprintf("ReadConcurrency=%d", conc), func(t *testing.T) {
+			ctx := context.Background()
+			db, err := Open(ctx, Options{InMemory: true, ReadConcurrency: conc, Logger: testLogger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			const subjects = 6
+			cats := credit.AllCategories()
+			for s := range subjects {
+				var recs []credit.Record
+				// Subject s has 20*s+1 records; its attributes grow with s so
+				// that later subjects cross many 16 KiB chunks, and one is
+				// larger than a chunk on its own.
+				for i := range 20*s + 1 {
+					pad := strings.Repeat(string(rune('a'+s)), 50*s+i)
+					if s == subjects-1 && i == 3 {
+						pad = strings.Repeat("z", attrsChunk+100)
+					}
+					recs = append(recs, rec(t, s, fmt.Sprintf("dept%d", i%4), fmt.Sprintf("r%d-%d", s, i), cats[i%len(cats)],
+						fmt.Sprintf("20%02d-%02d-%02d", 10+i%13, 1+i%12, 1+i%28), fmt.Sprintf(`{"n":%d,"pad":%q}`, i, pad)))
+				}
+				put(t, db, recs...)
+			}
+			want := make([][]string, subjects)
+			for s := range subjects {
+				got, err := db.Report(ctx, uscc(t, s), Filter{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != 20*s+1 {
+					t.Fatalf("subject %d: %d records, want %d", s, len(got), 20*s+1)
+				}
+				want[s] = reportKeys(got)
+			}
+			kept, err := db.Report(ctx, uscc(t, subjects-1), Filter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			for g := range 8 {
+				wg.Go(func() {
+					for k := range 50 {
+						s := (g + k) % subjects
+						got, err := db.Report(ctx, uscc(t, s), Filter{})
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if !slices.Equal(reportKeys(got), want[s]) {
+							t.Errorf("subject %d: a concurrent report differs from the first", s)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if !slices.Equal(reportKeys(kept), want[subjects-1]) {
+				t.Fatal("a report changed after later reports ran")
+			}
+		})
+	}
+}
+
+// reportKeys keeps the order: it is part of what a report promises.
+func reportKeys(rs []credit.Record) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = keyOf(r)
+	}
+	return out
+}
+
+// TestReportWaitsForItsTurn: with every read slot taken, a report waits,
+// and gives up with its context.
+func TestReportWaitsForItsTurn(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, Options{InMemory: true, ReadConcurrency: 1, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	put(t, db, rec(t, 1, "tax", "x", credit.Tax, "2020-01-01", `{}`))
+
+	db.readSlots <- struct{}{} // another report holds the only slot
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := db.Report(cctx, uscc(t, 1), Filter{})
+		done <- err
+	}()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("report while every slot is taken, context cancelled: %v, want context.Canceled", err)
+	}
+
+	go func() {
+		recs, err := db.Report(ctx, uscc(t, 1), Filter{})
+		if err == nil && len(recs) != 1 {
+			err = fmt.Errorf("%d records, want 1", len(recs))
+		}
+		done <- err
+	}()
+	<-db.readSlots // the other report finishes
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
