@@ -30,12 +30,12 @@ func TestReportsDoNotShareMemory(t *testing.T) {
 			for s := range subjects {
 				var recs []credit.Record
 				// Subject s has 20*s+1 records; its attributes grow with s so
-				// that later subjects cross many 16 KiB chunks, and one is
-				// larger than a chunk on its own.
+				// that later subjects cross many 16 KiB chunks, and one nearly
+				// fills a chunk on its own.
 				for i := range 20*s + 1 {
 					pad := strings.Repeat(string(rune('a'+s)), 50*s+i)
 					if s == subjects-1 && i == 3 {
-						pad = strings.Repeat("z", attrsChunk+100)
+						pad = strings.Repeat("z", attrsChunk-100)
 					}
 					recs = append(recs, rec(t, s, fmt.Sprintf("dept%d", i%4), fmt.Sprintf("r%d-%d", s, i), cats[i%len(cats)],
 						fmt.Sprintf("20%02d-%02d-%02d", 10+i%13, 1+i%12, 1+i%28), fmt.Sprintf(`{"n":%d,"pad":%q}`, i, pad)))
