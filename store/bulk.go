@@ -485,7 +485,7 @@ func (b *Bulk) Finish(ctx context.Context, progress []Progress) (WriteResult, er
 	if err := sw.Prepare(); err != nil {
 		return WriteResult{}, fmt.Errorf("store: bulk: prepare: %w", err)
 	}
-	out := newStreamOut(sw)
+	out := newStreamOut(b.db, sw)
 	var res WriteResult
 	d := statDelta{srcs: map[string]int64{}}
 	err := b.merge(ctx, &res, func(group, _ [][]byte) error {
@@ -501,6 +501,9 @@ func (b *Bulk) Finish(ctx context.Context, progress []Progress) (WriteResult, er
 	}
 	if err := sw.Flush(); err != nil {
 		return res, fmt.Errorf("store: bulk: flush: %w", err)
+	}
+	if err := b.db.dropTablePages(); err != nil {
+		return res, err
 	}
 	err = b.db.bdb.Update(func(txn *badger.Txn) error {
 		if err := applyDelta(txn, &d); err != nil {
@@ -540,15 +543,21 @@ const (
 
 type streamOut struct {
 	sw       *badger.StreamWriter
+	db       *DB
 	buf      *z.Buffer
+	flushed  int // bytes handed to the stream writer since its mapped pages were last released
 	kv       pb.KV
 	version  uint64 // of every key written; 1 for a bulk load into an empty store
 	subjects []byte // subjects written by subject, usccLen bytes each, in order
 }
 
-func newStreamOut(sw *badger.StreamWriter) *streamOut {
-	return &streamOut{sw: sw, buf: z.NewBuffer(8<<20, "ccnode.bulk"), version: 1}
+func newStreamOut(db *DB, sw *badger.StreamWriter) *streamOut {
+	return &streamOut{sw: sw, db: db, buf: z.NewBuffer(8<<20, "ccnode.bulk"), version: 1}
 }
+
+// releaseEvery: the pages of the tables written are released from the
+// process (see dropTablePages) every this many bytes of entries written.
+const releaseEvery = 128 << 20
 
 func (o *streamOut) put(stream uint32, k, v []byte) error { return o.putKV(stream, k, v, false) }
 
@@ -574,10 +583,15 @@ func (o *streamOut) flush() error {
 	}
 	// Write decodes and copies every entry before it returns, so the
 	// buffer can be reused; a fresh 8 MiB buffer per call costs page faults.
+	o.flushed += o.buf.LenNoPadding()
 	err := o.sw.Write(o.buf)
 	o.buf.Reset()
 	if err != nil {
 		return fmt.Errorf("store: bulk: write: %w", err)
+	}
+	if o.flushed >= releaseEvery {
+		o.flushed = 0
+		return o.db.dropTablePages()
 	}
 	return nil
 }

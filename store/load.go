@@ -152,7 +152,15 @@ func (b *Bulk) finishIncremental(ctx context.Context, progress []Progress) (Writ
 	seek := make([]byte, 0, 1+usccLen)
 	var old [idValLen]byte
 	var newSubjects []byte // usccLen bytes each, in order
+	merged := 0
 	err = b.merge(ctx, &res, func(group, firsts [][]byte) error {
+		// The identities read from the store's tables stay mapped (and
+		// resident) otherwise; see dropTablePages.
+		if merged++; merged%(64<<10) == 0 {
+			if err := db.dropTablePages(); err != nil {
+				return err
+			}
+		}
 		subj := group[0][1 : 1+usccLen]
 		seek = append(append(seek[:0], prefixIdentity), subj...)
 		it.Seek(seek)
@@ -517,7 +525,7 @@ func (db *DB) applyPlan(path string) error {
 		return db.applyPlanBatches(path)
 	}
 	defer sw.Cancel()
-	out := newStreamOut(sw)
+	out := newStreamOut(db, sw)
 	out.version = version
 	err := readPlan(path, func(stream, flags byte, k, v []byte) error {
 		return out.putKV(uint32(stream), k, v, flags&planDelete != 0)
@@ -532,7 +540,7 @@ func (db *DB) applyPlan(path string) error {
 	if err := sw.Flush(); err != nil {
 		return fmt.Errorf("store: load: flush: %w", err)
 	}
-	return nil
+	return db.dropTablePages()
 }
 
 func (db *DB) applyPlanBatches(path string) error {

@@ -98,6 +98,7 @@ type DB struct {
 	log    *slog.Logger
 	inMem  bool
 	dir    string
+	absDir string     // dir resolved, once dropTablePages needs it
 	wmu    sync.Mutex // serialises this package's writers: they all touch the stats keys
 	closed sync.Once
 	cerr   error

@@ -122,15 +122,17 @@ func runImport(c *cli.Context) error {
 		return errors.New("import: no input files (use '-' for standard input)")
 	}
 	// An import allocates at a high rate; a lazier collector held under a
-	// memory limit costs far less CPU. The limit leaves room for the sort
-	// buffer (--bulk-chunk-mb) and Badger's caches under 2 GiB of RSS: at
-	// 1 GiB the collector ran nearly all the time and the import at half
-	// speed. GOGC / GOMEMLIMIT still win.
+	// memory limit costs far less CPU. The limit covers the Go heap only:
+	// the sort buffer (--bulk-chunk-mb) is mapped outside it and the
+	// table files' pages are released as they are written, so heap, sort
+	// buffer and mapped pages stay under 2 GiB of RSS. At 1 GiB the
+	// collector ran nearly all the time and the import at half speed.
+	// GOGC / GOMEMLIMIT still win.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(1536 << 20)
+		debug.SetMemoryLimit(1280 << 20)
 	}
 	if p := c.String("cpuprofile"); p != "" {
 		f, err := os.Create(p)
