@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
+	"github.com/oasisprotocol/curve25519-voi/primitives/ed25519/extra/cache"
 )
 
 // ErrBadSignature is returned when a signature does not verify.
@@ -82,6 +83,30 @@ func verifyMessage(pub, msg, sig []byte) bool {
 		return false
 	}
 	return voi.VerifyWithOptions(voi.PublicKey(pub), msg, sig, stdlibRules)
+}
+
+// SignatureVerifier verifies ed25519 signatures with crypto/ed25519's
+// verdicts, keeping the signers' public keys expanded (decompressed, with
+// their multiples precomputed) between calls, which takes about 0.4 of
+// crypto/ed25519.Verify's time for a signer seen before (BenchmarkVerify).
+// For a verifier whose signers are few, as a node's are (a consortium's
+// banks and regions). Safe for concurrent use.
+type SignatureVerifier struct {
+	c *cache.Verifier
+}
+
+// NewSignatureVerifier keeps the expanded keys of up to maxKeys signers,
+// the least recently used dropped first.
+func NewSignatureVerifier(maxKeys int) *SignatureVerifier {
+	return &SignatureVerifier{c: cache.NewVerifier(cache.NewLRUCache(max(maxKeys, 1)))}
+}
+
+// Verify reports whether sig is pub's signature over msg.
+func (v *SignatureVerifier) Verify(pub, msg, sig []byte) bool {
+	if len(pub) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize {
+		return false
+	}
+	return v.c.VerifyWithOptions(pub, msg, sig, stdlibRules)
 }
 
 // SignLedgerTx signs a ledger transaction proposal (function name and

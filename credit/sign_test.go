@@ -37,7 +37,8 @@ func BenchmarkSign(b *testing.B) {
 	})
 }
 
-// TestVerifyMessage: verifyMessage's verdict is crypto/ed25519's, also in
+// TestVerifyMessage: verifyMessage's and SignatureVerifier's verdicts are
+// crypto/ed25519's, also in
 // the cases where ed25519 implementations disagree (small-order keys and
 // R, non-canonical encodings, S out of range).
 func TestVerifyMessage(t *testing.T) {
@@ -64,16 +65,23 @@ func TestVerifyMessage(t *testing.T) {
 		"short key":                  {pub[:31], msg, good},
 		"all-zero key and signature": {make([]byte, 32), msg, make([]byte, 64)},
 	}
+	v := NewSignatureVerifier(4)
 	for name, c := range cases {
 		want := len(c.pub) == ed25519.PublicKeySize && ed25519.Verify(c.pub, c.msg, c.sig)
 		if got := verifyMessage(c.pub, c.msg, c.sig); got != want {
 			t.Errorf("%s: verifyMessage %v, crypto/ed25519 %v", name, got, want)
 		}
+		for range 2 { // the second time from the expanded-key cache
+			if got := v.Verify(c.pub, c.msg, c.sig); got != want {
+				t.Errorf("%s: SignatureVerifier %v, crypto/ed25519 %v", name, got, want)
+			}
+		}
 	}
 }
 
-// BenchmarkVerify compares crypto/ed25519.Verify with verifyMessage on a
-// receipt-sized message, side by side in one run.
+// BenchmarkVerify compares crypto/ed25519.Verify with verifyMessage and
+// SignatureVerifier (a signer seen before) on a receipt-sized message,
+// side by side in one run.
 func BenchmarkVerify(b *testing.B) {
 	key := testKey(b, 7)
 	pub := key.Public().(ed25519.PublicKey)
@@ -87,6 +95,12 @@ func BenchmarkVerify(b *testing.B) {
 	b.Run("curve25519-voi", func(b *testing.B) {
 		for b.Loop() {
 			verifyMessage(pub, msg, sig)
+		}
+	})
+	b.Run("SignatureVerifier", func(b *testing.B) {
+		v := NewSignatureVerifier(4)
+		for b.Loop() {
+			v.Verify(pub, msg, sig)
 		}
 	})
 }

@@ -150,6 +150,7 @@ func (r *Router) QueryRegions(ctx context.Context, q *credit.Query, regions []cr
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			growStack()
 			res.Regions[i] = r.ask(ctx, id, q, qd, frame)
 			res.Regions[i].Registration = id == reg
 		}()

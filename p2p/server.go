@@ -232,6 +232,7 @@ func (s *Server) begin(st network.Stream) bool {
 // handleReport runs one exchange: deadline, read, CloseRead, answer within
 // the timeout, write, Close; Reset when the response cannot be written.
 func (s *Server) handleReport(st network.Stream) {
+	growStack()
 	if !s.begin(st) {
 		return
 	}
@@ -376,6 +377,7 @@ func (s *Server) Answer(ctx context.Context, from peer.ID, req *Request) (resp *
 }
 
 func (s *Server) handleAck(st network.Stream) {
+	growStack()
 	if !s.begin(st) {
 		return
 	}

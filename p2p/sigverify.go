@@ -1,12 +1,9 @@
 package p2p
 
 import (
-	"crypto/ed25519"
 	"sync"
 
-	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
-	"github.com/oasisprotocol/curve25519-voi/primitives/ed25519/extra/cache"
-
+	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/credit/sigbatch"
 )
 
@@ -28,7 +25,7 @@ import (
 type sigGate struct {
 	v sigbatch.Verifier
 	// one verifies a signature alone (see verifyOne).
-	one     *cache.Verifier
+	one     *credit.SignatureVerifier
 	oneInit sync.Once
 
 	mu      sync.Mutex
@@ -105,20 +102,9 @@ func (g *sigGate) handOff() {
 // and regions of a consortium are a few hundred.
 const sigKeys = 1024
 
-// stdlibRules makes curve25519-voi accept exactly what crypto/ed25519
-// accepts (cofactorless equation, small-order and non-canonical keys
-// allowed as crypto/ed25519 allows them; TestVerifyOneMatchesStdlib).
-var stdlibRules = &voi.Options{Verify: voi.VerifyOptionsStdLib}
-
-// verifyOne verifies one signature with curve25519-voi, keeping each
-// signer's public key expanded (decompressed, with its multiples
-// precomputed) across calls: the signers are a consortium's few banks and
-// regions, and this takes about half of crypto/ed25519.Verify's time
-// (BenchmarkVerifyOne).
+// verifyOne verifies one signature, with crypto/ed25519's verdict, keeping
+// each signer's key expanded across calls (credit.SignatureVerifier).
 func (g *sigGate) verifyOne(pub, msg, sig []byte) bool {
-	if len(pub) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize {
-		return false
-	}
-	g.oneInit.Do(func() { g.one = cache.NewVerifier(cache.NewLRUCache(sigKeys)) })
-	return g.one.VerifyWithOptions(pub, msg, sig, stdlibRules)
+	g.oneInit.Do(func() { g.one = credit.NewSignatureVerifier(sigKeys) })
+	return g.one.Verify(pub, msg, sig)
 }
