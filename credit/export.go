@@ -29,6 +29,13 @@ import (
 // log; Receipt is the receipt as received (canonical JSON); Acks holds the
 // acknowledgement this region signed for it.
 //
+// Each line is written canonically (ExportWriter): fields in the order of
+// ExportLine and of the documents' types, no insignificant space, times in
+// UTC, []byte fields in standard base64; that layout is what
+// DecodeExportEntry reads in one pass. Any other spelling of the same JSON
+// is still read (by encoding/json, more slowly), so a file edited by a
+// tool that reorders or indents fields is not refused for that.
+//
 // Readers must refuse a header whose Format they do not know. Writers add
 // fields only with a new format version.
 const ExportFormat = "ccnode-receipts/1"
