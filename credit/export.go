@@ -34,7 +34,7 @@ import (
 // UTC, []byte fields in standard base64; that layout is what
 // DecodeExportEntry reads in one pass. Any other spelling of the same JSON
 // is still read (by encoding/json, more slowly), so a file edited by a
-// tool that reorders or indents fields is not refused for that.
+// tool that reorders fields or adds spaces is not refused for that.
 //
 // Readers must refuse a header whose Format they do not know. Writers add
 // fields only with a new format version.
