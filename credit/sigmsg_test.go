@@ -24,23 +24,7 @@ func TestSignedMessageAndDigest(t *testing.T) {
 	for name, r := range map[string]Receipt{"signed": signed, "no signature": unsigned, "empty signature": empty, "short signature": odd} {
 		t.Run(name, func(t *testing.T) {
 			msg, d, err := r.SignedMessageAndDigest()
-			if err != nil {
-				t.Fatal(err)
-			}
-			wantMsg, err := r.SignedMessage()
-			if err != nil {
-				t.Fatal(err)
-			}
-			wantD, err := r.Digest()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(msg, wantMsg) {
-				t.Errorf("message differs from SignedMessage:\n%s\n%s", msg, wantMsg)
-			}
-			if d != wantD {
-				t.Errorf("digest %x, Digest says %x", d, wantD)
-			}
+			sameAsTwoEncodings(t, msg, d, err, r.SignedMessage, r.Digest)
 		})
 	}
 }
@@ -57,23 +41,30 @@ func TestQueryCanonicalAndDigest(t *testing.T) {
 	for name, q := range map[string]Query{"signed": signed, "not normalised": odd} {
 		t.Run(name, func(t *testing.T) {
 			b, d, err := q.CanonicalAndDigest()
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := canonicalJSON(q.normalized())
-			if err != nil {
-				t.Fatal(err)
-			}
-			wantD, err := q.Digest()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(b, want) {
-				t.Errorf("encoding differs:\n%s\n%s", b, want)
-			}
-			if d != wantD {
-				t.Errorf("digest %x, Digest says %x", d, wantD)
-			}
+			sameAsTwoEncodings(t, b, d, err, func() ([]byte, error) { return canonicalJSON(q.normalized()) }, q.Digest)
 		})
+	}
+}
+
+// sameAsTwoEncodings fails t unless the bytes and digest that one encoding
+// gave (b, d, err) are what the two separate encodings give.
+func sameAsTwoEncodings(t *testing.T, b []byte, d [32]byte, err error, bytesOf func() ([]byte, error), digestOf func() ([32]byte, error)) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := bytesOf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantD, err := digestOf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b, want) {
+		t.Errorf("bytes differ from the separate encoding:\n%s\n%s", b, want)
+	}
+	if d != wantD {
+		t.Errorf("digest %x, the separate digest %x", d, wantD)
 	}
 }
