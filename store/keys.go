@@ -61,18 +61,10 @@ func Encode(r *credit.Record) (Entry, error) {
 // EncodeInto is Encode that appends the keys and value to buf (which may be
 // nil) so a worker can encode a whole batch into one allocation.
 func EncodeInto(e *Entry, r *credit.Record, buf []byte) error {
-	if len(r.Subject) != usccLen {
-		return fmt.Errorf("subject %q: want a normalised USCC", r.Subject)
-	}
-	ord := r.Category.Ordinal()
-	if ord < 0 {
-		return fmt.Errorf("category %q: not in the vocabulary", r.Category)
-	}
-	d, err := packDate(r.Date)
+	ord, d, id, err := keyParts(r)
 	if err != nil {
 		return err
 	}
-	id := r.Identity()
 	start := len(buf)
 	buf = append(buf, prefixRecord)
 	buf = append(buf, r.Subject...)
@@ -92,6 +84,22 @@ func EncodeInto(e *Entry, r *credit.Record, buf []byte) error {
 	e.Category = ord
 	e.Source = r.Source
 	return nil
+}
+
+// keyParts checks a normalised record and returns what its keys are made
+// of: category ordinal, packed date and identity digest.
+func keyParts(r *credit.Record) (ord int, date uint32, id [32]byte, err error) {
+	if len(r.Subject) != usccLen {
+		return 0, 0, id, fmt.Errorf("subject %q: want a normalised USCC", r.Subject)
+	}
+	ord = r.Category.Ordinal()
+	if ord < 0 {
+		return 0, 0, id, fmt.Errorf("category %q: not in the vocabulary", r.Category)
+	}
+	if date, err = packDate(r.Date); err != nil {
+		return 0, 0, id, err
+	}
+	return ord, date, r.Identity(), nil
 }
 
 func appendValue(b []byte, r *credit.Record) []byte {
