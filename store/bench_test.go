@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -124,7 +125,16 @@ func BenchmarkReportDir(b *testing.B) {
 		b.Skip("set CCNODE_BENCH_DIR to a data directory made by ccnode import")
 	}
 	ctx := context.Background()
-	db, err := Open(ctx, Options{Dir: dir})
+	o := Options{Dir: dir}
+	// CCNODE_BENCH_BLOCK_CACHE_MB sizes the block cache (negative: none).
+	if mb := os.Getenv("CCNODE_BENCH_BLOCK_CACHE_MB"); mb != "" {
+		n, err := strconv.ParseInt(mb, 10, 64)
+		if err != nil {
+			b.Fatalf("CCNODE_BENCH_BLOCK_CACHE_MB: %v", err)
+		}
+		o.BlockCacheSize = n << 20
+	}
+	db, err := Open(ctx, o)
 	if err != nil {
 		b.Fatal(err)
 	}

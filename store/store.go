@@ -66,7 +66,8 @@ type Options struct {
 	// NoCompression turns compression off (Compression's zero value is
 	// already "none" in Badger, so a flag is needed to ask for it).
 	NoCompression bool
-	// BlockCacheSize (default 256 MiB).
+	// BlockCacheSize (default 256 MiB; negative: no block cache) holds
+	// decompressed table blocks.
 	BlockCacheSize int64
 	// ReadConcurrency is how many reports may scan at once (default
 	// GOMAXPROCS; negative: no limit); the others wait their turn in
@@ -126,7 +127,7 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	bo = bo.WithLogger(badgerLogger{log}).
 		WithMemTableSize(orDefault(o.MemTableSize, DefaultMemTableSize)).
 		WithNumCompactors(int(orDefault(int64(o.NumCompactors), DefaultNumCompactors))).
-		WithBlockCacheSize(orDefault(o.BlockCacheSize, DefaultBlockCacheSize)).
+		WithBlockCacheSize(max(0, orDefault(o.BlockCacheSize, DefaultBlockCacheSize))).
 		WithSyncWrites(o.SyncWrites).
 		// Every record value (attrs are at most 16 KiB) stays in the LSM
 		// tables: a report is then one scan with no value-log reads.
