@@ -29,8 +29,7 @@ func newSortArena(size int) (*sortArena, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: sort buffer of %d bytes: %w", size, err)
 	}
-	// Only a hint: without huge pages the buffer works the same.
-	_ = syscall.Madvise(mem, syscall.MADV_HUGEPAGE)
+	adviseHugePages(mem)
 	return &sortArena{mem: mem}, nil
 }
 

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -386,10 +385,6 @@ type planWriter struct {
 // it all in the page cache until then).
 const planWriteback = 16 << 20
 
-// syncFileRangeWrite is SYNC_FILE_RANGE_WRITE of sync_file_range(2): start
-// write-back, do not wait for it.
-const syncFileRangeWrite = 2
-
 func createPlan(path string) (*planWriter, error) {
 	f, err := os.Create(path)
 	if err != nil {
@@ -418,8 +413,7 @@ func (p *planWriter) add(stream, flags byte, k, v []byte) error {
 		if off, err := p.f.Seek(0, io.SeekCurrent); err == nil {
 			end = off
 		}
-		// Only a hint: errors (a file system without it) change nothing.
-		_ = syscall.SyncFileRange(int(p.f.Fd()), p.started, end-p.started, syncFileRangeWrite)
+		startWriteback(p.f, p.started, end-p.started)
 		p.started, p.written = end, end
 	}
 	return nil

@@ -3,7 +3,9 @@ package store
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,6 +38,11 @@ func (db *DB) dropTablePages() error {
 		db.absDir = d
 	}
 	f, err := os.Open("/proc/self/maps")
+	if errors.Is(err, fs.ErrNotExist) {
+		// Not Linux (or no /proc): releasing pages is only a way to keep
+		// the resident set small, so the import goes on without it.
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("store: release table pages: %w", err)
 	}

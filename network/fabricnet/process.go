@@ -83,7 +83,7 @@ func launch(dir, name, bin string, args, env []string, withParent bool, ex *exit
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if withParent {
-		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+		dieWithParent(cmd.SysProcAttr)
 		err = startOnLockedThread(cmd)
 	} else {
 		err = cmd.Start()

@@ -10,4 +10,8 @@
 // the node only from outside — through the binary, its HTTP API and its
 // files — so what it proves holds for the program users run. It must not
 // reach into a node's store or ledger while the node runs.
+//
+// Linux only: it cuts regions off with network namespaces and ties the
+// processes it starts to its own life with the parent-death signal. On
+// other systems the package is empty and its tests do not build.
 package faults
