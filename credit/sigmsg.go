@@ -1,10 +1,6 @@
 package credit
 
-import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/base64"
-)
+import "crypto/sha256"
 
 // The exact bytes each signature covers, for verifiers that check many
 // signatures at once (the auditor batches them) instead of calling Verify
@@ -31,42 +27,6 @@ func (a *Ack) SignedMessage() ([]byte, error) {
 	n := *a
 	n.Time, n.Sig = utc(n.Time), nil
 	return signingMessage(tagAck, n)
-}
-
-// SignedMessageAndDigest returns SignedMessage and Digest of a receipt from
-// one canonical encoding instead of two: the auditor needs both for every
-// receipt it reads. The two encodings differ only in the last field, the
-// signature, empty in the signed message.
-func (r *Receipt) SignedMessageAndDigest() (msg []byte, digest [32]byte, err error) {
-	n := r.normalized()
-	sig := n.Sig
-	n.Sig = nil
-	msg, err = signingMessage(tagReceipt, n)
-	if err != nil {
-		return nil, digest, err
-	}
-	const emptySig = `,"sig":null}`
-	if !bytes.HasSuffix(msg, []byte(emptySig)) {
-		// Not the layout this relies on: encode the signed receipt too.
-		digest, err = r.Digest()
-		return msg, digest, err
-	}
-	body := msg[len(tagReceipt)+1 : len(msg)-len("null}")]
-	h := sha256.New()
-	h.Write([]byte(tagReceiptDigest + "\n"))
-	h.Write(body)
-	switch {
-	case sig == nil:
-		h.Write([]byte("null"))
-	default:
-		b := make([]byte, 0, 2+base64.StdEncoding.EncodedLen(len(sig)))
-		b = append(b, '"')
-		b = base64.StdEncoding.AppendEncode(b, sig)
-		h.Write(append(b, '"'))
-	}
-	h.Write([]byte("}"))
-	h.Sum(digest[:0])
-	return msg, digest, nil
 }
 
 // tagQueryDigest is the domain of Query.Digest (TestQueryCanonicalAndDigest

@@ -7,10 +7,10 @@ import (
 	"time"
 )
 
-// TestSignedMessageAndDigest checks the one-encoding path against
+// TestAppendSignedMessageAndDigest checks the one-encoding path against
 // SignedMessage and Digest, for a signed receipt and for receipts whose
-// signature is absent or empty.
-func TestSignedMessageAndDigest(t *testing.T) {
+// signature is absent, empty or short.
+func TestAppendSignedMessageAndDigest(t *testing.T) {
 	signed := exportReceipt(t)
 	if err := signed.Sign(testKey(t, 3)); err != nil {
 		t.Fatal(err)
@@ -23,7 +23,7 @@ func TestSignedMessageAndDigest(t *testing.T) {
 	odd.Sig = []byte{0xff, 0x00, 0x3e}
 	for name, r := range map[string]Receipt{"signed": signed, "no signature": unsigned, "empty signature": empty, "short signature": odd} {
 		t.Run(name, func(t *testing.T) {
-			msg, d, err := r.SignedMessageAndDigest()
+			msg, d, err := r.AppendSignedMessageAndDigest(nil)
 			sameAsTwoEncodings(t, msg, d, err, r.SignedMessage, r.Digest)
 		})
 	}
