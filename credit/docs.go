@@ -1,6 +1,7 @@
 package credit
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
@@ -264,10 +265,15 @@ func (q *Query) Sign(bankKey ed25519.PrivateKey) error {
 }
 
 // Verify checks the bank's signature.
-func (q *Query) Verify(bankPub []byte) error {
-	n := q.normalized()
-	n.Sig = nil
-	if err := verifyValue(bankPub, tagQuery, n, q.Sig); err != nil {
+func (q *Query) Verify(bankPub []byte) error { return q.VerifyWith(bankPub, verifyMessage) }
+
+// VerifyWith is Verify with the signature checked by check.
+func (q *Query) VerifyWith(bankPub []byte, check SigCheck) error {
+	msg, err := q.SignedMessage()
+	if err == nil {
+		err = checkSigned(check, bankPub, msg, q.Sig)
+	}
+	if err != nil {
 		return fmt.Errorf("query of bank %s: %w", q.Bank, err)
 	}
 	return nil
@@ -329,10 +335,15 @@ func (r *Receipt) Sign(regionKey ed25519.PrivateKey) error {
 }
 
 // Verify checks the answering region's signature.
-func (r *Receipt) Verify(regionPub []byte) error {
-	n := r.normalized()
-	n.Sig = nil
-	if err := verifyValue(regionPub, tagReceipt, n, r.Sig); err != nil {
+func (r *Receipt) Verify(regionPub []byte) error { return r.VerifyWith(regionPub, verifyMessage) }
+
+// VerifyWith is Verify with the signature checked by check.
+func (r *Receipt) VerifyWith(regionPub []byte, check SigCheck) error {
+	msg, err := r.SignedMessage()
+	if err == nil {
+		err = checkSigned(check, regionPub, msg, r.Sig)
+	}
+	if err != nil {
 		return fmt.Errorf("receipt %s of region %s: %w", r.ID, r.Answerer, err)
 	}
 	return nil
@@ -377,16 +388,23 @@ func NewAck(r *Receipt, requester RegionID, now time.Time, key ed25519.PrivateKe
 
 // Verify checks the acknowledgement's signature and that it names r.
 func (a *Ack) Verify(r *Receipt, requesterPub []byte) error {
+	return a.VerifyWith(r, requesterPub, verifyMessage)
+}
+
+// VerifyWith is Verify with the signature checked by check.
+func (a *Ack) VerifyWith(r *Receipt, requesterPub []byte, check SigCheck) error {
 	d, err := r.Digest()
 	if err != nil {
 		return err
 	}
-	if a.ReceiptID != r.ID || hex.EncodeToString(a.ReceiptDigest) != hex.EncodeToString(d[:]) {
+	if a.ReceiptID != r.ID || !bytes.Equal(a.ReceiptDigest, d[:]) {
 		return fmt.Errorf("ack by %s does not name receipt %s: %w", a.Requester, r.ID, ErrBadSignature)
 	}
-	n := *a
-	n.Time, n.Sig = utc(n.Time), nil
-	if err := verifyValue(requesterPub, tagAck, n, a.Sig); err != nil {
+	msg, err := a.SignedMessage()
+	if err == nil {
+		err = checkSigned(check, requesterPub, msg, a.Sig)
+	}
+	if err != nil {
 		return fmt.Errorf("ack of receipt %s by %s: %w", r.ID, a.Requester, err)
 	}
 	return nil

@@ -57,14 +57,26 @@ func signMessage(key ed25519.PrivateKey, msg []byte) []byte {
 }
 
 func verifyValue(pub []byte, tag string, v any, sig []byte) error {
-	if len(pub) != ed25519.PublicKeySize {
-		return fmt.Errorf("%w: public key has %d bytes, want %d", ErrBadSignature, len(pub), ed25519.PublicKeySize)
-	}
 	msg, err := signingMessage(tag, v)
 	if err != nil {
 		return err
 	}
-	if !verifyMessage(pub, msg, sig) {
+	return checkSigned(verifyMessage, pub, msg, sig)
+}
+
+// SigCheck reports whether sig is pub's ed25519 signature over msg, with
+// crypto/ed25519's verdicts. The Verify methods check with curve25519-voi
+// one signature at a time; a node that keeps its signers' keys expanded or
+// batches concurrent checks (p2p's signature gate) passes its own to the
+// VerifyWith methods, which check everything else exactly as Verify does.
+type SigCheck func(pub, msg, sig []byte) bool
+
+// checkSigned is verifyValue's verdict on an already encoded message.
+func checkSigned(check SigCheck, pub, msg, sig []byte) error {
+	if len(pub) != ed25519.PublicKeySize {
+		return fmt.Errorf("%w: public key has %d bytes, want %d", ErrBadSignature, len(pub), ed25519.PublicKeySize)
+	}
+	if !check(pub, msg, sig) {
 		return ErrBadSignature
 	}
 	return nil

@@ -267,12 +267,8 @@ func (r *Router) verify(q *credit.Query, qd [32]byte, m credit.RegionMember, res
 	if rc.Answerer != m.ID || rc.Requester != r.cfg.Region {
 		return fmt.Errorf("%w: receipt names %s→%s", ErrBadAnswer, rc.Answerer, rc.Requester)
 	}
-	msg, err := rc.SignedMessage()
-	if err != nil {
-		return fmt.Errorf("%w: receipt %s: %w", ErrBadAnswer, rc.ID, err)
-	}
-	if !r.sigs.verify(m.PubKey, msg, rc.Sig) {
-		return fmt.Errorf("%w: receipt %s of region %s: %w", ErrBadAnswer, rc.ID, rc.Answerer, credit.ErrBadSignature)
+	if err := rc.VerifyWith(m.PubKey, r.sigs.verify); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadAnswer, err)
 	}
 	rd, err := rc.Query.Digest()
 	if err != nil || rd != qd {

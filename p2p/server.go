@@ -1,7 +1,6 @@
 package p2p
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -108,14 +107,7 @@ type ServerConfig struct {
 // verifyQuery checks the bank's signature on q through the server's
 // signature gate, which batches the checks of concurrent requests.
 func (s *Server) verifyQuery(q *credit.Query, bankPub []byte) error {
-	msg, err := q.SignedMessage()
-	if err != nil {
-		return fmt.Errorf("query of bank %s: %w", q.Bank, err)
-	}
-	if !s.sigs.verify(bankPub, msg, q.Sig) {
-		return fmt.Errorf("query of bank %s: %w", q.Bank, credit.ErrBadSignature)
-	}
-	return nil
+	return q.VerifyWith(bankPub, s.sigs.verify)
 }
 
 // verifyAck is credit.Ack.Verify with the signature checked through the
@@ -123,21 +115,7 @@ func (s *Server) verifyQuery(q *credit.Query, bankPub []byte) error {
 // their expanded keys are kept, and the acks of concurrent answers are
 // verified as one batch.
 func (s *Server) verifyAck(a *credit.Ack, r *credit.Receipt, requesterPub []byte) error {
-	d, err := r.Digest()
-	if err != nil {
-		return fmt.Errorf("receipt %s: %w", r.ID, err)
-	}
-	if a.ReceiptID != r.ID || !bytes.Equal(a.ReceiptDigest, d[:]) {
-		return fmt.Errorf("ack by %s does not name receipt %s: %w", a.Requester, r.ID, credit.ErrBadSignature)
-	}
-	msg, err := a.SignedMessage()
-	if err != nil {
-		return fmt.Errorf("ack of receipt %s: %w", r.ID, err)
-	}
-	if !s.sigs.verify(requesterPub, msg, a.Sig) {
-		return fmt.Errorf("ack of receipt %s by %s: %w", r.ID, a.Requester, credit.ErrBadSignature)
-	}
-	return nil
+	return a.VerifyWith(r, requesterPub, s.sigs.verify)
 }
 
 // Server answers report requests and acks from other regions. It is given
