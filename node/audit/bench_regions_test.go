@@ -123,27 +123,11 @@ func generateRegionExports(dir string, n int) (*Snapshot, error) {
 	}
 	docs := make([]credit.ConsentGrant, 300)
 	for i := range docs {
-		u, err := credit.CompleteUSCC(fmt.Sprintf("9144030070%07d", i))
-		if err != nil {
-			return nil, err
-		}
-		home := benchRegions[i%len(benchRegions)]
-		g := credit.ConsentGrant{Version: 1, ID: fmt.Sprintf("consent-%06d", i), Subject: u, Grantee: banks[i%len(banks)],
-			Categories: []credit.Category{credit.Penalty, credit.Tax, credit.Judicial}, Purpose: credit.PurposeLoanApplication,
-			ValidFrom: start.Add(-time.Hour), ValidUntil: start.Add(60 * 24 * time.Hour), Region: home}
-		if err := g.SignEnterprise(key("enterprise-" + string(u))); err != nil {
-			return nil, err
-		}
-		if err := g.Countersign(key(string(home))); err != nil {
-			return nil, err
-		}
-		c, err := g.Commitment()
+		g, err := benchConsent(snap, i, banks[i%len(banks)], benchRegions[i%len(benchRegions)], start)
 		if err != nil {
 			return nil, err
 		}
 		docs[i] = g
-		snap.ConsentRecords[g.ID] = credit.ConsentCommitment{ID: g.ID, Commitment: c[:], Region: home, ValidFrom: g.ValidFrom,
-			ValidUntil: g.ValidUntil, Status: credit.ConsentActive, RecordedAt: start.Add(-time.Minute)}
 	}
 	open := func(r credit.RegionID, kind credit.ExportKind, size int) (*benchExportFile, error) {
 		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%s.jsonl", r, kind)))

@@ -162,6 +162,32 @@ func writeSnapshotFile(path string, s *Snapshot) error {
 	return f.Close()
 }
 
+// benchConsent makes the i-th consent document of a benchmark's exports,
+// granted to grantee, signed by its enterprise and countersigned by its
+// home region, and records its commitment in snap as active before start.
+func benchConsent(snap *Snapshot, i int, grantee credit.BankID, home credit.RegionID, start time.Time) (credit.ConsentGrant, error) {
+	u, err := credit.CompleteUSCC(fmt.Sprintf("9144030070%07d", i))
+	if err != nil {
+		return credit.ConsentGrant{}, err
+	}
+	g := credit.ConsentGrant{Version: 1, ID: fmt.Sprintf("consent-%06d", i), Subject: u, Grantee: grantee,
+		Categories: []credit.Category{credit.Penalty, credit.Tax, credit.Judicial}, Purpose: credit.PurposeLoanApplication,
+		ValidFrom: start.Add(-time.Hour), ValidUntil: start.Add(60 * 24 * time.Hour), Region: home}
+	if err := g.SignEnterprise(key("enterprise-" + string(u))); err != nil {
+		return g, err
+	}
+	if err := g.Countersign(key(string(home))); err != nil {
+		return g, err
+	}
+	c, err := g.Commitment()
+	if err != nil {
+		return g, err
+	}
+	snap.ConsentRecords[g.ID] = credit.ConsentCommitment{ID: g.ID, Commitment: c[:], Region: home, ValidFrom: g.ValidFrom,
+		ValidUntil: g.ValidUntil, Status: credit.ConsentActive, RecordedAt: start.Add(-time.Minute)}
+	return g, nil
+}
+
 func generateExport(path string, n int) (*Snapshot, error) {
 	snap := NewSnapshot()
 	start := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
@@ -179,26 +205,11 @@ func generateExport(path string, n int) (*Snapshot, error) {
 	}
 	docs := make([]credit.ConsentGrant, benchConsents)
 	for i := range docs {
-		u, err := credit.CompleteUSCC(fmt.Sprintf("9144030070%07d", i))
-		if err != nil {
-			return nil, err
-		}
-		g := credit.ConsentGrant{Version: 1, ID: fmt.Sprintf("consent-%06d", i), Subject: u, Grantee: banks[i%len(banks)],
-			Categories: []credit.Category{credit.Penalty, credit.Tax, credit.Judicial}, Purpose: credit.PurposeLoanApplication,
-			ValidFrom: start.Add(-time.Hour), ValidUntil: start.Add(60 * 24 * time.Hour), Region: sz}
-		if err := g.SignEnterprise(key("enterprise-" + string(u))); err != nil {
-			return nil, err
-		}
-		if err := g.Countersign(key("sz")); err != nil {
-			return nil, err
-		}
-		c, err := g.Commitment()
+		g, err := benchConsent(snap, i, banks[i%len(banks)], sz, start)
 		if err != nil {
 			return nil, err
 		}
 		docs[i] = g
-		snap.ConsentRecords[g.ID] = credit.ConsentCommitment{ID: g.ID, Commitment: c[:], Region: sz, ValidFrom: g.ValidFrom,
-			ValidUntil: g.ValidUntil, Status: credit.ConsentActive, RecordedAt: start.Add(-time.Minute)}
 	}
 	when := func(i int) time.Time { return start.Add(time.Duration(i) * 100 * time.Millisecond) }
 
