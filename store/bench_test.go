@@ -239,16 +239,7 @@ func BenchmarkImportPaths(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				l, err := db.NewLoad(BulkOptions{TempDir: b.TempDir()})
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := l.Add(first); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := l.Finish(ctx, nil); err != nil {
-					b.Fatal(err)
-				}
+				benchLoad(ctx, b, db, first)
 				if err := db.Close(); err != nil {
 					b.Fatal(err)
 				}
@@ -259,16 +250,7 @@ func BenchmarkImportPaths(b *testing.B) {
 				cpu0 := processCPU()
 				switch path {
 				case "load":
-					l, err := db.NewLoad(BulkOptions{TempDir: b.TempDir()})
-					if err != nil {
-						b.Fatal(err)
-					}
-					if err := l.Add(rest); err != nil {
-						b.Fatal(err)
-					}
-					if _, err := l.Finish(ctx, nil); err != nil {
-						b.Fatal(err)
-					}
+					benchLoad(ctx, b, db, rest)
 				case "pipeline":
 					p, err := db.NewPipeline(ctx)
 					if err != nil {
@@ -303,4 +285,19 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchLoad imports es into db as one Load.
+func benchLoad(ctx context.Context, b *testing.B, db *DB, es []Entry) {
+	b.Helper()
+	l, err := db.NewLoad(BulkOptions{TempDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := l.Add(es); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := l.Finish(ctx, nil); err != nil {
+		b.Fatal(err)
+	}
 }
