@@ -6,11 +6,20 @@
 // requests in flight over TCP and QUIC and prints p50/p99 latency and
 // answers per second, run by run and as medians.
 //
+// With -bare it also measures, alternately with the full exchange and over
+// the same connection, the transport's floor: the same hosts, security,
+// muxer, one stream per exchange, the same request bytes and the same
+// ~40 KB answer bytes (one real answer encoded once at start), but no
+// application work at all (no signature, digest, encoding, decoding or
+// store read on either side).
+//
 //	go run ./p2p/cmd/p2pbench -runs 5
+//	go run ./p2p/cmd/p2pbench -runs 3 -bare -inflight 1,16,64
 package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,6 +39,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/p2p"
 	"github.com/prdcredit/ccnode/p2p/p2ptest"
@@ -46,7 +59,20 @@ type fixture struct {
 	Consent   *credit.ConsentGrant `json:"consent"`
 	Subject   credit.USCC          `json:"subject"`
 	Records   int                  `json:"records"`
+	// BankKey lets the child make one real answer, whose bytes the bare
+	// mode sends (a synthetic bank's key, made for this run).
+	BankKey []byte `json:"bank_key"`
 }
+
+// bareProtocol is the bare mode's protocol: the report protocol's stream
+// lifecycle with canned bytes.
+const bareProtocol = "/ccnode/" + networkID + "/bench-bare/1.0.0"
+
+// Exchange modes of a run.
+const (
+	modeFull = "full"
+	modeBare = "bare"
+)
 
 func main() {
 	if err := run(); err != nil {
@@ -66,6 +92,7 @@ func run() error {
 	security := flag.String("security", p2p.SecurityNoise, "handshake of TCP connections: noise or tls (QUIC always uses TLS 1.3)")
 	gogc := flag.Int("gogc", 100, "garbage collector target percentage (debug.SetGCPercent) in both processes; Go's default is 100")
 	cpuprofile := flag.String("cpuprofile", "", "write CPU profiles of both processes, one pair per transport and run, to files starting with this path")
+	bare := flag.Bool("bare", false, "also measure the transport alone (same hosts, streams and bytes, no application work), alternately with the full exchange")
 	flag.Parse()
 	debug.SetGCPercent(*gogc)
 	if *child != "" {
@@ -80,35 +107,68 @@ func run() error {
 		}
 		levels = append(levels, n)
 	}
-	fmt.Printf("p2pbench: %d records per answer, %d runs, ack=%v, security=%s, gogc=%d\n", *records, *runs, *ack, *security, *gogc)
+	fmt.Printf("p2pbench: %d records per answer, %d runs, ack=%v, security=%s, gogc=%d, bare=%v\n", *records, *runs, *ack, *security, *gogc, *bare)
+	modes := []string{modeFull}
+	if *bare {
+		modes = append(modes, modeBare)
+	}
 	for _, tr := range strings.Split(*transports, ",") {
 		listen := map[string]string{"tcp": "/ip4/127.0.0.1/tcp/0", "quic": "/ip4/127.0.0.1/udp/0/quic-v1"}[tr]
 		if listen == "" {
 			return fmt.Errorf("unknown transport %q", tr)
 		}
-		results := map[int][]stats{}
+		type key struct {
+			mode  string
+			level int
+		}
+		results := map[key][]stats{}
 		for r := 0; r < *runs; r++ {
 			prof := ""
 			if *cpuprofile != "" {
 				prof = fmt.Sprintf("%s-%s-run%d", *cpuprofile, tr, r+1)
 			}
-			res, err := oneRun(listen, *security, *gogc, *records, levels, *perLevel, *ack, prof)
+			// The order of the modes alternates from run to run, so that
+			// neither always runs first on a warm or a cold machine.
+			order := slices.Clone(modes)
+			if r%2 == 1 {
+				slices.Reverse(order)
+			}
+			res, err := oneRun(listen, *security, *gogc, *records, levels, order, *perLevel, *ack, prof)
 			if err != nil {
 				return err
 			}
 			for i, l := range levels {
-				results[l] = append(results[l], res[i])
-				fmt.Printf("  %-4s run %d  %2d in flight: p50 %6.3f ms  p99 %6.3f ms  %7.0f answers/s  %.3f ms CPU/answer  (%d ok, %d failed)\n",
-					tr, r+1, l, ms(res[i].p50), ms(res[i].p99), res[i].rate, ms(res[i].cpu), res[i].ok, res[i].failed)
+				for j, mode := range order {
+					s := res[i*len(order)+j]
+					results[key{mode, l}] = append(results[key{mode, l}], s)
+					fmt.Printf("  %-4s %-4s run %d  %2d in flight: p50 %6.3f ms  p99 %6.3f ms  %7.0f answers/s  %.3f ms CPU/answer  (%d ok, %d failed)\n",
+						tr, mode, r+1, l, ms(s.p50), ms(s.p99), s.rate, ms(s.cpu), s.ok, s.failed)
+				}
 			}
 		}
 		for _, l := range levels {
-			rs := results[l]
-			fmt.Printf("%-4s %2d in flight, median of %d: p50 %.3f ms  p99 %.3f ms  %.0f answers/s  %.3f ms CPU/answer (both processes)\n", tr, l, len(rs),
-				ms(median(rs, func(s stats) float64 { return float64(s.p50) })),
-				ms(median(rs, func(s stats) float64 { return float64(s.p99) })),
-				median(rs, func(s stats) float64 { return s.rate }),
-				ms(median(rs, func(s stats) float64 { return float64(s.cpu) })))
+			for _, mode := range modes {
+				rs := results[key{mode, l}]
+				fmt.Printf("%-4s %-4s %2d in flight, median of %d: p50 %.3f ms  p99 %.3f ms  %.0f answers/s  %.3f ms CPU/answer (both processes)\n", tr, mode, l, len(rs),
+					ms(median(rs, func(s stats) float64 { return float64(s.p50) })),
+					ms(median(rs, func(s stats) float64 { return float64(s.p99) })),
+					median(rs, func(s stats) float64 { return s.rate }),
+					ms(median(rs, func(s stats) float64 { return float64(s.cpu) })))
+			}
+			if len(modes) == 2 {
+				// Ratios run by run (each pair shared one run's load), then
+				// their median.
+				full, bare := results[key{modeFull, l}], results[key{modeBare, l}]
+				var cpu, rate []stats
+				for i := range full {
+					cpu = append(cpu, stats{rate: float64(full[i].cpu) / float64(bare[i].cpu)})
+					rate = append(rate, stats{rate: bare[i].rate / full[i].rate})
+				}
+				get := func(s stats) float64 { return s.rate }
+				fmt.Printf("%-4s      %2d in flight, full against bare, median of %d runs: CPU per answer %.2fx, answers/s %.2fx lower; CPU of the application work %.3f ms per answer\n", tr, l, len(full),
+					median(cpu, get), median(rate, get),
+					ms(median(full, func(s stats) float64 { return float64(s.cpu) })-median(bare, func(s stats) float64 { return float64(s.cpu) })))
+			}
 		}
 	}
 	return nil
@@ -123,8 +183,6 @@ type stats struct {
 	// cpu is the CPU time (user+system) of both processes per answer: the
 	// figure that does not depend on what else the machine runs.
 	cpu time.Duration
-	// signing is the CPU the bank-side query signing took (not counted).
-	signing time.Duration
 }
 
 // cpuTime reads a process's user+system CPU time from /proc (clock ticks
@@ -157,7 +215,10 @@ func median(rs []stats, f func(stats) float64) float64 {
 // With prof set, the requester's CPU profile goes to prof-requester.pprof
 // and the answering child's to prof-answerer.pprof, both covering the
 // measured levels and the warm-up.
-func oneRun(listen, security string, gogc, records int, levels []int, perLevel int, ack bool, prof string) ([]stats, error) {
+//
+// Every level is measured once in each of modes, in that order; the
+// results are level by level, mode by mode.
+func oneRun(listen, security string, gogc, records int, levels []int, modes []string, perLevel int, ack bool, prof string) ([]stats, error) {
 	dir, err := os.MkdirTemp("", "p2pbench")
 	if err != nil {
 		return nil, err
@@ -185,7 +246,7 @@ func oneRun(listen, security string, gogc, records int, levels []int, perLevel i
 	if err != nil {
 		return nil, err
 	}
-	fx := fixture{Requester: req.Member, Answerer: ans.Member, AnsKey: ans.Key, Bank: bank.Member, Consent: g, Subject: subject, Records: records}
+	fx := fixture{Requester: req.Member, Answerer: ans.Member, AnsKey: ans.Key, Bank: bank.Member, Consent: g, Subject: subject, Records: records, BankKey: bank.Key}
 	fxPath := filepath.Join(dir, "fixture.json")
 	b, _ := json.Marshal(fx)
 	if err := os.WriteFile(fxPath, b, 0o600); err != nil {
@@ -236,10 +297,19 @@ func oneRun(listen, security string, gogc, records int, levels []int, perLevel i
 		}
 		defer stop()
 	}
+	ansPeer, ok := members.Peer(ans.Member.ID)
+	if !ok {
+		return nil, fmt.Errorf("answering region %s has no peer", ans.Member.ID)
+	}
 	var out []stats
 	// Warm up: connection, protocol negotiation, caches.
-	if _, err := measure(rt, bank, g, cats, ans.Member.ID, 4, 200, ack); err != nil {
+	if _, err := measure(fullAsk(rt, bank, g, cats, ans.Member.ID, ack), 4, 200); err != nil {
 		return nil, err
+	}
+	if slices.Contains(modes, modeBare) {
+		if _, err := measure(bareAsk(h, ansPeer, bank, g, cats), 4, 200); err != nil {
+			return nil, err
+		}
 	}
 	for _, l := range levels {
 		n := perLevel
@@ -249,30 +319,115 @@ func oneRun(listen, security string, gogc, records int, levels []int, perLevel i
 				n = 2000
 			}
 		}
-		c0 := cpuTime(os.Getpid()) + cpuTime(cmd.Process.Pid)
-		s, err := measure(rt, bank, g, cats, ans.Member.ID, l, n, ack)
-		if err != nil {
-			return nil, err
+		for _, mode := range modes {
+			ask := fullAsk(rt, bank, g, cats, ans.Member.ID, ack)
+			if mode == modeBare {
+				ask = bareAsk(h, ansPeer, bank, g, cats)
+			}
+			// The bank signs its queries, not the node: they are made
+			// before the clock and the CPU counters start.
+			do, err := ask(n)
+			if err != nil {
+				return nil, err
+			}
+			c0 := cpuTime(os.Getpid()) + cpuTime(cmd.Process.Pid)
+			s, err := measure(func(int) (func(int) error, error) { return do, nil }, l, n)
+			if err != nil {
+				return nil, err
+			}
+			s.cpu = (cpuTime(os.Getpid()) + cpuTime(cmd.Process.Pid) - c0) / time.Duration(s.ok)
+			out = append(out, s)
 		}
-		s.cpu = (cpuTime(os.Getpid()) + cpuTime(cmd.Process.Pid) - c0 - s.signing) / time.Duration(s.ok)
-		out = append(out, s)
 	}
 	return out, nil
 }
 
-// measure sends n queries, signed beforehand (the bank signs them, not the
-// node), with inflight of them outstanding at a time.
-func measure(rt *p2p.Router, bank p2ptest.Bank, g *credit.ConsentGrant, cats []credit.Category, region credit.RegionID, inflight, n int, ack bool) (stats, error) {
-	s0 := cpuTime(os.Getpid())
+// asker prepares n exchanges (the queries signed by the bank) and returns
+// the function that runs exchange i.
+type asker func(n int) (func(i int) error, error)
+
+// signQueries makes n queries the bank signed.
+func signQueries(bank p2ptest.Bank, g *credit.ConsentGrant, cats []credit.Category, n int) ([]*credit.Query, error) {
 	qs := make([]*credit.Query, n)
 	for i := range qs {
 		q, err := p2ptest.Query(bank, g, cats, time.Now())
 		if err != nil {
-			return stats{}, err
+			return nil, err
 		}
 		qs[i] = q
 	}
-	signing := cpuTime(os.Getpid()) - s0
+	return qs, nil
+}
+
+// fullAsk is the whole exchange through the router: the answering
+// pipeline on the other side and the receipt's checks on this one.
+func fullAsk(rt *p2p.Router, bank p2ptest.Bank, g *credit.ConsentGrant, cats []credit.Category, region credit.RegionID, ack bool) asker {
+	return func(n int) (func(int) error, error) {
+		qs, err := signQueries(bank, g, cats, n)
+		if err != nil {
+			return nil, err
+		}
+		return func(i int) error {
+			r := rt.Ask(context.Background(), region, qs[i])
+			if r.Status == p2p.StatusAnswered && ack {
+				if _, err := rt.Ack(context.Background(), r.Receipt); err != nil {
+					return fmt.Errorf("%s: %w", p2p.StatusUnreachable, err)
+				}
+			}
+			if r.Status != p2p.StatusAnswered {
+				return fmt.Errorf("%s: %w", r.Status, r.Err)
+			}
+			return nil
+		}, nil
+	}
+}
+
+// bareAsk is the report protocol's stream lifecycle (Router.remote's)
+// with no work around it: the request's bytes are encoded before the
+// clock starts and the answer's are read and dropped.
+func bareAsk(h host.Host, p peer.ID, bank p2ptest.Bank, g *credit.ConsentGrant, cats []credit.Category) asker {
+	return func(n int) (func(int) error, error) {
+		qs, err := signQueries(bank, g, cats, n)
+		if err != nil {
+			return nil, err
+		}
+		frames := make([][]byte, n)
+		for i, q := range qs {
+			if frames[i], err = p2p.EncodeRequest(&p2p.Request{Requester: "440300", Query: *q}); err != nil {
+				return nil, err
+			}
+		}
+		return func(i int) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			st, err := h.NewStream(ctx, p, bareProtocol)
+			if err != nil {
+				return err
+			}
+			stop := context.AfterFunc(ctx, func() { _ = st.Reset() })
+			defer stop()
+			dl, _ := ctx.Deadline()
+			_ = st.SetDeadline(dl)
+			if err := p2p.WriteFrame(st, frames[i]); err != nil {
+				_ = st.Reset()
+				return err
+			}
+			_ = st.CloseWrite()
+			if _, err := p2p.ReadFrame(st, p2p.MaxResponseFrame); err != nil {
+				_ = st.Reset()
+				return err
+			}
+			return st.Close()
+		}, nil
+	}
+}
+
+// measure prepares n exchanges with ask and runs them, inflight at a time.
+func measure(ask asker, inflight, n int) (stats, error) {
+	do, err := ask(n)
+	if err != nil {
+		return stats{}, err
+	}
 	lat := make([]time.Duration, n)
 	var next atomic.Int64
 	var failed atomic.Int64
@@ -290,16 +445,11 @@ func measure(rt *p2p.Router, bank p2ptest.Bank, g *credit.ConsentGrant, cats []c
 					return
 				}
 				t0 := time.Now()
-				r := rt.Ask(context.Background(), region, qs[i])
-				if r.Status == p2p.StatusAnswered && ack {
-					if _, err := rt.Ack(context.Background(), r.Receipt); err != nil {
-						r.Status, r.Err = p2p.StatusUnreachable, err
-					}
-				}
+				err := do(i)
 				lat[i] = time.Since(t0)
-				if r.Status != p2p.StatusAnswered {
+				if err != nil {
 					failed.Add(1)
-					errOnce.Do(func() { firstErr = fmt.Errorf("%s: %w", r.Status, r.Err) })
+					errOnce.Do(func() { firstErr = err })
 					lat[i] = -1
 				}
 			}
@@ -317,7 +467,7 @@ func measure(rt *p2p.Router, bank p2ptest.Bank, g *credit.ConsentGrant, cats []c
 	slices.Sort(ok)
 	return stats{
 		p50: ok[len(ok)/2], p99: ok[len(ok)*99/100], rate: float64(len(ok)) / wall.Seconds(),
-		ok: len(ok), failed: int(failed.Load()), signing: signing,
+		ok: len(ok), failed: int(failed.Load()),
 	}, nil
 }
 
@@ -366,6 +516,26 @@ func serve(fxPath, listen, security, prof string) error {
 	}
 	srv.Register(h)
 	defer srv.Close()
+	answer, err := bareAnswer(srv, fx)
+	if err != nil {
+		return err
+	}
+	h.SetStreamHandler(bareProtocol, func(st network.Stream) {
+		// The report handler's lifecycle: deadline, read, CloseRead,
+		// write, Close.
+		_ = st.SetDeadline(time.Now().Add(10 * time.Second))
+		_, err := p2p.ReadFrame(st, p2p.MaxRequestFrame)
+		_ = st.CloseRead()
+		if err != nil {
+			_ = st.Reset()
+			return
+		}
+		if _, err := st.Write(answer); err != nil {
+			_ = st.Reset()
+			return
+		}
+		_ = st.Close()
+	})
 	var addrs []string
 	for _, a := range h.Addrs() {
 		addrs = append(addrs, a.String())
@@ -373,6 +543,33 @@ func serve(fxPath, listen, security, prof string) error {
 	fmt.Println(strings.Join(addrs, " "))
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	return nil
+}
+
+// bareAnswer is one real answer of srv as a whole frame: the bytes the
+// bare mode sends for every exchange.
+func bareAnswer(srv *p2p.Server, fx fixture) ([]byte, error) {
+	bank := p2ptest.Bank{Member: fx.Bank, Key: fx.BankKey}
+	q, err := p2ptest.Query(bank, fx.Consent, credit.AllCategories(), time.Now())
+	if err != nil {
+		return nil, err
+	}
+	from, err := peer.Decode(fx.Requester.PeerID)
+	if err != nil {
+		return nil, fmt.Errorf("requester peer id: %w", err)
+	}
+	resp, err := srv.Answer(context.Background(), from, &p2p.Request{Requester: fx.Requester.ID, Query: *q})
+	if err != nil {
+		return nil, fmt.Errorf("the bare mode's answer: %w", err)
+	}
+	b, err := p2p.EncodeResponse(resp)
+	if err != nil {
+		return nil, err
+	}
+	var frame bytes.Buffer
+	if err := p2p.WriteFrame(&frame, b); err != nil {
+		return nil, err
+	}
+	return frame.Bytes(), nil
 }
 
 // startProfile starts the CPU profiler writing to path; the returned
