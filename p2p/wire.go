@@ -185,7 +185,7 @@ func DecodeRequest(b []byte) (*Request, error) {
 	if query == nil {
 		return nil, fmt.Errorf("%w: no query", ErrMalformed)
 	}
-	if err := decodeJSON(query, &r.Query); err != nil {
+	if err := decodeQuery(query, &r.Query); err != nil {
 		return nil, fmt.Errorf("%w: query: %w", ErrMalformed, err)
 	}
 	if err := r.Query.Validate(); err != nil {
@@ -368,7 +368,7 @@ func DecodeResponse(b []byte) (*Response, error) {
 	if receipt == nil || !haveReport {
 		return nil, fmt.Errorf("%w: answer without receipt or report", ErrMalformed)
 	}
-	if err := decodeJSON(receipt, &r.Receipt); err != nil {
+	if err := decodeReceipt(receipt, &r.Receipt); err != nil {
 		return nil, fmt.Errorf("%w: receipt: %w", ErrMalformed, err)
 	}
 	rep, err := decodeReport(report)
@@ -399,6 +399,27 @@ func decodeJSON[T any](b []byte, v *T) error {
 		*v = zero
 	}
 	return json.Unmarshal(b, v)
+}
+
+// decodeQuery decodes the bank's signed query of a request. A requesting
+// node sends it in its canonical form, which credit decodes by hand in one
+// pass (DecodeCanonicalQuery); anything else goes through decodeJSON.
+func decodeQuery(b []byte, q *credit.Query) error {
+	if v, ok := credit.DecodeCanonicalQuery(b); ok {
+		*q = v
+		return nil
+	}
+	return decodeJSON(b, q)
+}
+
+// decodeReceipt is decodeQuery for the receipt of an answer, which an
+// answering node sends in its canonical form (LeafBytes).
+func decodeReceipt(b []byte, r *credit.Receipt) error {
+	if v, ok := credit.DecodeCanonicalReceipt(b); ok {
+		*r = v
+		return nil
+	}
+	return decodeJSON(b, r)
 }
 
 // recordSize is the encoded size of a record message's fields.

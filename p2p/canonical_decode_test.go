@@ -1,0 +1,57 @@
+package p2p_test
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/p2p"
+	"github.com/prdcredit/ccnode/p2p/p2ptest"
+)
+
+// TestCanonicalDecodersTakeTheWireForms: the query and the receipt as the
+// report protocol carries them (their canonical forms) are decoded by
+// credit's one-pass decoders, not left to encoding/json, and to what
+// encoding/json gives.
+func TestCanonicalDecodersTakeTheWireForms(t *testing.T) {
+	c := newCluster(t, 2, 2)
+	home, reg := c.nodes[0], c.nodes[1]
+	reg.store.Put(c.subject, p2ptest.Records(c.subject, 20))
+	q := c.query(c.bank, c.consent, c.cats)
+	qc, _, err := q.CanonicalAndDigest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := credit.DecodeCanonicalQuery(qc)
+	if !ok {
+		t.Fatalf("the one-pass decoder refused the canonical query %s", qc)
+	}
+	var want credit.Query
+	if err := json.Unmarshal(qc, &want); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("query: one-pass %+v, encoding/json %+v", got, want)
+	}
+	resp, err := reg.server.Answer(context.Background(), home.host.ID(), &p2p.Request{Requester: home.region.Member.ID, Query: *q})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := resp.Receipt.LeafBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, ok := credit.DecodeCanonicalReceipt(leaf)
+	if !ok {
+		t.Fatalf("the one-pass decoder refused the canonical receipt %s", leaf)
+	}
+	var wantRC credit.Receipt
+	if err := json.Unmarshal(leaf, &wantRC); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(rc, wantRC) {
+		t.Fatalf("receipt: one-pass %+v, encoding/json %+v", rc, wantRC)
+	}
+}
