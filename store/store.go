@@ -66,8 +66,9 @@ type Options struct {
 	// NoCompression turns compression off (Compression's zero value is
 	// already "none" in Badger, so a flag is needed to ask for it).
 	NoCompression bool
-	// BlockCacheSize (default 256 MiB; negative: no block cache) holds
-	// decompressed table blocks.
+	// BlockCacheSize (default 256 MiB) holds decompressed table blocks.
+	// Negative: no block cache, which Badger allows only for uncompressed
+	// tables (NoCompression); Open refuses it otherwise.
 	BlockCacheSize int64
 	// ReadConcurrency is how many reports may scan at once (default
 	// GOMAXPROCS; negative: no limit); the others wait their turn in
@@ -127,7 +128,7 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	bo = bo.WithLogger(badgerLogger{log}).
 		WithMemTableSize(orDefault(o.MemTableSize, DefaultMemTableSize)).
 		WithNumCompactors(int(orDefault(int64(o.NumCompactors), DefaultNumCompactors))).
-		WithBlockCacheSize(max(0, orDefault(o.BlockCacheSize, DefaultBlockCacheSize))).
+		WithBlockCacheSize(blockCacheSize(o.BlockCacheSize)).
 		WithSyncWrites(o.SyncWrites).
 		// Every record value (attrs are at most 16 KiB) stays in the LSM
 		// tables: a report is then one scan with no value-log reads.
@@ -138,6 +139,10 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	}
 	if o.NoCompression {
 		bo = bo.WithCompression(options.None)
+	}
+	if bo.BlockCacheSize == 0 && bo.Compression != options.None {
+		// Badger panics on this combination rather than returning an error.
+		return nil, errors.New("store: Options.BlockCacheSize is negative (no block cache), which needs NoCompression")
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -169,6 +174,15 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		log.Warn("store holds an interrupted bulk load", "dir", o.Dir)
 	}
 	return db, nil
+}
+
+// blockCacheSize is Options.BlockCacheSize for Badger: zero is the
+// default and negative is none (zero to Badger).
+func blockCacheSize(n int64) int64 {
+	if n < 0 {
+		return 0
+	}
+	return orDefault(n, DefaultBlockCacheSize)
 }
 
 func orDefault(v, d int64) int64 {
