@@ -111,23 +111,28 @@ func (db *DB) Report(ctx context.Context, subject credit.USCC, f Filter) ([]cred
 }
 
 // reportBuf gathers a report while Badger's iterator holds the bytes, and
-// is reused through reportBufs: a report's records are then built in a few
-// allocations of about their size (the records, one string for every date
-// and source id, attributes in chunks) instead of growing buffers and
-// copying them record by record, which was a third of a report's CPU time
-// and most of its garbage.
+// is reused through reportBufs. Dates, source ids and attributes are
+// appended to scratch buffers that stay warm in the CPU's caches from one
+// report to the next; the report is then built with one copy of each into
+// memory of exactly its size: a string for the dates and source ids, a
+// byte slice for every attribute. New memory for the copies is not zeroed
+// first (the runtime skips that for a slice that is made and filled by
+// one copy), where attributes copied record by record into fresh chunks
+// were written twice, once by the zeroing and once by the copy, in memory
+// cold in the caches.
 type reportBuf struct {
 	strs    []byte      // per record: date (10 bytes), then source id
+	attrs   []byte      // per record: attributes
 	recs    []bufRecord // per record, in order
-	arena   []byte      // the chunk attributes are being copied into; it belongs to the report
 	sources map[string]string
+	lastSrc string // the source of the record before, when the same as most often
 }
 
 type bufRecord struct {
-	source  string
-	attrs   []byte // in an arena chunk
-	strsEnd int32  // end of this record's date and source id in strs
-	cat     uint8
+	source   string
+	strsEnd  int32 // end of this record's date and source id in strs
+	attrsEnd int32 // end of this record's attributes in attrs
+	cat      uint8
 }
 
 var reportBufs = sync.Pool{New: func() any {
@@ -139,18 +144,12 @@ var reportBufs = sync.Pool{New: func() any {
 // subject is dropped rather than held forever.
 const (
 	maxPooledRecords = 1 << 16
+	maxPooledBytes   = 16 << 20
 	maxPooledSources = 4096
 )
 
-// attrsChunk is the size of the chunks attributes are copied into. An
-// allocation above 32 KiB is a fresh span of the heap, zeroed and cold in
-// the CPU's caches; chunks among the small size classes are not, and one
-// arena of a whole report's size (45 KB on average) made the copy cost as
-// much as the scan.
-const attrsChunk = 16 << 10
-
 func (b *reportBuf) release() {
-	if cap(b.recs) > maxPooledRecords {
+	if cap(b.recs) > maxPooledRecords || cap(b.attrs) > maxPooledBytes || cap(b.strs) > maxPooledBytes {
 		return
 	}
 	if len(b.sources) > maxPooledSources {
@@ -160,11 +159,10 @@ func (b *reportBuf) release() {
 	reportBufs.Put(b)
 }
 
-// reset forgets the records gathered, and the memory they point to, which
-// belongs to the report returned.
+// reset forgets the records gathered.
 func (b *reportBuf) reset() {
-	clear(b.recs)
-	b.strs, b.recs, b.arena = b.strs[:0], b.recs[:0], nil
+	clear(b.recs) // the source strings
+	b.strs, b.attrs, b.recs, b.lastSrc = b.strs[:0], b.attrs[:0], b.recs[:0], ""
 }
 
 // add decodes one stored record (key and value) into the buffer.
@@ -188,23 +186,21 @@ func (b *reportBuf) add(key, val []byte) error {
 		return fmt.Errorf("%w: record value %x", ErrCorrupt, key)
 	}
 	// Departments are few: their names are made into strings once per
-	// buffer, not once per record.
-	src, ok := b.sources[string(srcB)]
-	if !ok {
-		src = string(srcB)
-		b.sources[src] = src
+	// buffer, not once per record, and neighbouring records (one category)
+	// mostly share one.
+	src := b.lastSrc
+	if string(srcB) != src {
+		var ok bool
+		if src, ok = b.sources[string(srcB)]; !ok {
+			src = string(srcB)
+			b.sources[src] = src
+		}
+		b.lastSrc = src
 	}
 	b.strs = appendDate(b.strs, key[1+usccLen+1:])
 	b.strs = append(b.strs, p[w:w+int(m)]...)
-	attrs := p[w+int(m):]
-	if len(attrs) > cap(b.arena)-len(b.arena) {
-		b.arena = make([]byte, 0, max(len(attrs), attrsChunk))
-	}
-	start := len(b.arena)
-	b.arena = append(b.arena, attrs...)
-	b.recs = append(b.recs, bufRecord{
-		source: src, attrs: b.arena[start:len(b.arena):len(b.arena)], strsEnd: int32(len(b.strs)), cat: ord,
-	})
+	b.attrs = append(b.attrs, p[w+int(m):]...)
+	b.recs = append(b.recs, bufRecord{source: src, strsEnd: int32(len(b.strs)), attrsEnd: int32(len(b.attrs)), cat: ord})
 	return nil
 }
 
@@ -212,7 +208,9 @@ func (b *reportBuf) add(key, val []byte) error {
 func (b *reportBuf) records(subject credit.USCC) []credit.Record {
 	out := make([]credit.Record, len(b.recs))
 	strs := string(b.strs)
-	var s int32
+	attrs := make([]byte, len(b.attrs))
+	copy(attrs, b.attrs)
+	var s, a int32
 	for i, r := range b.recs {
 		out[i] = credit.Record{
 			Subject:  subject,
@@ -220,9 +218,11 @@ func (b *reportBuf) records(subject credit.USCC) []credit.Record {
 			SourceID: strs[s+dateLen*2+2 : r.strsEnd],
 			Category: allCats[r.cat],
 			Date:     credit.Date(strs[s : s+dateLen*2+2]),
-			Attrs:    r.attrs,
+			// Capped: a caller appending to one record's attributes must
+			// not write over the next record's.
+			Attrs: attrs[a:r.attrsEnd:r.attrsEnd],
 		}
-		s = r.strsEnd
+		s, a = r.strsEnd, r.attrsEnd
 	}
 	return out
 }

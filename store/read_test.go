@@ -30,12 +30,12 @@ func TestReportsDoNotShareMemory(t *testing.T) {
 			for s := range subjects {
 				var recs []credit.Record
 				// Subject s has 20*s+1 records; its attributes grow with s so
-				// that later subjects cross many 16 KiB chunks, and one nearly
-				// fills a chunk on its own.
+				// that later subjects grow the pooled buffers, and one record's
+				// attributes are 16 KiB on their own.
 				for i := range 20*s + 1 {
 					pad := strings.Repeat(string(rune('a'+s)), 50*s+i)
 					if s == subjects-1 && i == 3 {
-						pad = strings.Repeat("z", attrsChunk-100)
+						pad = strings.Repeat("z", 16<<10-100)
 					}
 					recs = append(recs, rec(t, s, fmt.Sprintf("dept%d", i%4), fmt.Sprintf("r%d-%d", s, i), cats[i%len(cats)],
 						fmt.Sprintf("20%02d-%02d-%02d", 10+i%13, 1+i%12, 1+i%28), fmt.Sprintf(`{"n":%d,"pad":%q}`, i, pad)))
@@ -77,6 +77,12 @@ func TestReportsDoNotShareMemory(t *testing.T) {
 			wg.Wait()
 			if !slices.Equal(reportKeys(kept), want[subjects-1]) {
 				t.Fatal("a report changed after later reports ran")
+			}
+			// A caller appending to one record's attributes leaves the
+			// next record's alone.
+			kept[0].Attrs = append(kept[0].Attrs, "garbage"...)
+			if !slices.Equal(reportKeys(kept[1:]), want[subjects-1][1:]) {
+				t.Fatal("appending to a record's attributes changed the next record")
 			}
 		})
 	}
@@ -124,5 +130,37 @@ func TestReportWaitsForItsTurn(t *testing.T) {
 	<-db.readSlots // the other report finishes
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestNoBlockCache: a negative BlockCacheSize means no block cache; Badger
+// allows that only for uncompressed tables, so Open refuses it otherwise
+// instead of reaching Badger's panic, and reports work without one.
+func TestNoBlockCache(t *testing.T) {
+	ctx := context.Background()
+	if db, err := Open(ctx, Options{Dir: t.TempDir(), BlockCacheSize: -1, Logger: testLogger(t)}); err == nil {
+		db.Close()
+		t.Fatal("Open with no block cache and compressed tables: no error")
+	}
+	dir := t.TempDir()
+	db, err := Open(ctx, Options{Dir: dir, BlockCacheSize: -1, NoCompression: true, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, db, rec(t, 1, "tax", "x", credit.Tax, "2020-01-01", `{"a":1}`), rec(t, 1, "szmr", "y", credit.Penalty, "2021-01-01", `{"b":2}`))
+	// Closed and opened again, the records are read from a table.
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if db, err = Open(ctx, Options{Dir: dir, BlockCacheSize: -1, NoCompression: true, Logger: testLogger(t)}); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got := db.Badger().Opts().BlockCacheSize; got != 0 {
+		t.Fatalf("Badger's BlockCacheSize %d, want 0", got)
+	}
+	got, err := db.Report(ctx, uscc(t, 1), Filter{})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("report without a block cache: %d records, %v", len(got), err)
 	}
 }
