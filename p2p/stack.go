@@ -3,7 +3,7 @@ package p2p
 // presizedStack is the stack, in bytes, that growStack leaves a goroutine:
 // enough for an answer's deepest path (libp2p's stream handling, the
 // answering pipeline, credit's encoders and the ed25519 arithmetic).
-const presizedStack = 32 << 10
+const presizedStack = 16 << 10
 
 // growStack grows the calling goroutine's stack to presizedStack bytes
 // while the goroutine is still shallow. libp2p runs every stream's handler
