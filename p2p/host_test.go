@@ -343,3 +343,61 @@ func TestConnectorReconnects(t *testing.T) {
 	}
 	c.Close() // twice is fine
 }
+
+// TestDefaultSecurityIsTLS: two hosts with the default settings secure
+// their TCP connection with TLS 1.3, and a host that prefers Noise still
+// reaches a default one (each offers the other handshake second).
+func TestDefaultSecurityIsTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real transports on loopback")
+	}
+	tests := []struct {
+		name, dialer, want string
+	}{
+		{"both default", "", "/tls/1.0.0"},
+		{"dialer prefers noise", p2p.SecurityNoise, "/noise"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := p2ptest.NewRegion(regionIDs[0], divisions[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := p2ptest.NewRegion(regionIDs[1], divisions[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			listen := p2p.NewMembership(testLogger(t), nil)
+			lh, err := p2p.NewHost(p2p.HostConfig{Key: b.Key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Members: listen, Logger: testLogger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { lh.Close() })
+			dial := p2p.NewMembership(testLogger(t), nil)
+			dh, err := p2p.NewHost(p2p.HostConfig{Key: a.Key, Security: tt.dialer, Members: dial, Logger: testLogger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { dh.Close() })
+			bm := b.Member
+			for _, ad := range lh.Addrs() {
+				bm.Addrs = append(bm.Addrs, ad.String())
+			}
+			for _, m := range []*p2p.Membership{listen, dial} {
+				if err := m.SetMembers([]credit.RegionMember{a.Member, bm}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := dh.Connect(context.Background(), peer.AddrInfo{ID: lh.ID(), Addrs: lh.Addrs()}); err != nil {
+				t.Fatal(err)
+			}
+			conns := dh.Network().ConnsToPeer(lh.ID())
+			if len(conns) == 0 {
+				t.Fatal("no connection")
+			}
+			if got := string(conns[0].ConnState().Security); got != tt.want {
+				t.Fatalf("security %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -89,7 +89,7 @@ func run() error {
 	records := flag.Int("records", 183, "records per answer")
 	perLevel := flag.Int("n", 0, "requests per measurement (default: 2000 at 1 in flight, 15000 otherwise)")
 	ack := flag.Bool("ack", false, "also send and check the signed ack of every answer")
-	security := flag.String("security", p2p.SecurityNoise, "handshake of TCP connections: noise or tls (QUIC always uses TLS 1.3)")
+	security := flag.String("security", p2p.SecurityTLS, "handshake of TCP connections: tls (the host's default) or noise (QUIC always uses TLS 1.3)")
 	gogc := flag.Int("gogc", 100, "garbage collector target percentage (debug.SetGCPercent) in both processes; Go's default is 100")
 	cpuprofile := flag.String("cpuprofile", "", "write CPU profiles of both processes, one pair per transport and run, to files starting with this path")
 	bare := flag.Bool("bare", false, "also measure the transport alone (same hosts, streams and bytes, no application work), alternately with the full exchange")
