@@ -125,13 +125,16 @@ func BenchmarkReportDir(b *testing.B) {
 	}
 	ctx := context.Background()
 	o := Options{Dir: dir}
-	// CCNODE_BENCH_BLOCK_CACHE_MB sizes the block cache (negative: none).
+	// CCNODE_BENCH_BLOCK_CACHE_MB sizes the block cache. Negative: none,
+	// which Open allows only with NoCompression; that option only says how
+	// tables this process writes are compressed (none here), each table
+	// read keeps its own.
 	if mb := os.Getenv("CCNODE_BENCH_BLOCK_CACHE_MB"); mb != "" {
 		n, err := strconv.ParseInt(mb, 10, 64)
 		if err != nil {
 			b.Fatalf("CCNODE_BENCH_BLOCK_CACHE_MB: %v", err)
 		}
-		o.BlockCacheSize = n << 20
+		o.BlockCacheSize, o.NoCompression = n<<20, n < 0
 	}
 	db, err := Open(ctx, o)
 	if err != nil {

@@ -301,6 +301,46 @@ type latency struct {
 	perSec         float64
 	records        float64       // mean records per report
 	cpu            time.Duration // CPU time of this process per report; 0 when the work is elsewhere (PostgreSQL)
+	tail           tail
+}
+
+// tail tells what made the reports over a threshold slow: the size of the
+// enterprise (the p99 enterprise has ten times the median's records) or a
+// stall (the report took far longer per record than the median report).
+type tail struct {
+	over, stalled int           // reports over the threshold; of those, over stallFactor times the median time per record
+	perRecord     time.Duration // median time per record over all reports
+	records       int           // median records of the reports over the threshold
+}
+
+const (
+	tailThreshold = time.Millisecond // the p99 target
+	stallFactor   = 3
+)
+
+func tailOf(durs []time.Duration, sizes []int) tail {
+	per := make([]time.Duration, len(durs))
+	for i, d := range durs {
+		per[i] = d / time.Duration(max(1, sizes[i]))
+	}
+	slices.Sort(per)
+	t := tail{perRecord: per[len(per)/2]}
+	var big []int
+	for i, d := range durs {
+		if d <= tailThreshold {
+			continue
+		}
+		t.over++
+		big = append(big, sizes[i])
+		if d > stallFactor*t.perRecord*time.Duration(max(1, sizes[i])) {
+			t.stalled++
+		}
+	}
+	if len(big) > 0 {
+		slices.Sort(big)
+		t.records = big[len(big)/2]
+	}
+	return t
 }
 
 // warmReads reads every enterprise once, spread over readers goroutines, so
@@ -335,8 +375,10 @@ func warmReads(readers, n int, read func(worker, enterprise int) (int, error)) e
 func measureReads(readers, lookups, n int, ownCPU bool, read func(worker, enterprise int) (int, error)) (latency, error) {
 	per := max(1, lookups/readers)
 	durs := make([][]time.Duration, readers)
+	sizes := make([][]int, readers)
 	for w := range durs {
 		durs[w] = make([]time.Duration, 0, per)
+		sizes[w] = make([]int, 0, per)
 	}
 	picks := make([][]int, readers)
 	for w := range picks {
@@ -355,7 +397,7 @@ func measureReads(readers, lookups, n int, ownCPU bool, read func(worker, enterp
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			mine := durs[w]
+			mine, ks := durs[w], sizes[w]
 			for _, i := range picks[w] {
 				t := time.Now()
 				k, err := read(w, i)
@@ -364,9 +406,10 @@ func measureReads(readers, lookups, n int, ownCPU bool, read func(worker, enterp
 					errs[w] = err
 					break
 				}
+				ks = append(ks, k)
 				recs[w] += int64(k)
 			}
-			durs[w] = mine
+			durs[w], sizes[w] = mine, ks
 		}()
 	}
 	wg.Wait()
@@ -380,10 +423,11 @@ func measureReads(readers, lookups, n int, ownCPU bool, read func(worker, enterp
 	for _, r := range recs {
 		rs += r
 	}
+	t := tailOf(all, slices.Concat(sizes...))
 	slices.Sort(all)
 	l := latency{
 		readers: readers, p50: all[len(all)/2], p99: all[len(all)*99/100], p999: all[len(all)*999/1000],
-		perSec: float64(len(all)) / el.Seconds(), records: float64(rs) / float64(len(all)),
+		perSec: float64(len(all)) / el.Seconds(), records: float64(rs) / float64(len(all)), tail: t,
 	}
 	if ownCPU {
 		l.cpu = cpu / time.Duration(len(all))

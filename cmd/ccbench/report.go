@@ -21,6 +21,10 @@ func reportCommand() *cli.Command {
 		Description: `Opens --data-dir in process, reads every enterprise of the data set once (warm-up),
 then times --lookups reports of random enterprises at each --readers count, --runs times,
 and prints p50, p99, p99.9, reports/s and CPU per report of each run and their medians.
+After each run, a line per reader count says what made the reports over 1 ms slow: how
+many there were, the median size of their enterprises, and how many were stalls (over 3x
+the median report's time per record: GC, preemption, a cold block) rather than large
+enterprises.
 --records and --seed name the data set the store holds (as for 'ccbench import'), e.g.
   ccbench report --records 1000000 --data-dir /tmp/ccbench-1m/store-bulk
 To compare two builds of the store, run two builds of ccbench alternately on one store.`,
@@ -57,6 +61,11 @@ To compare two builds of the store, run two builds of ccbench alternately on one
 				tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 				printLatency(tw, fmt.Sprintf("run %d", r+1), lat)
 				tw.Flush()
+				for _, l := range lat {
+					t := l.tail
+					fmt.Fprintf(out, "  %d readers: %d reports over %v (median %d records); %d of them stalled (over %dx the median %v per record)\n",
+						l.readers, t.over, tailThreshold, t.records, t.stalled, stallFactor, t.perRecord)
+				}
 				runs = append(runs, lat)
 			}
 			tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
