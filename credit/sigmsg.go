@@ -1,6 +1,12 @@
 package credit
 
-import "crypto/sha256"
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"fmt"
+	"strconv"
+)
 
 // The exact bytes each signature covers, for verifiers that check many
 // signatures at once (the auditor batches them) instead of calling Verify
@@ -44,4 +50,56 @@ func (q *Query) CanonicalAndDigest() (canonical []byte, digest [32]byte, err err
 		return nil, digest, err
 	}
 	return b[len(tagQueryDigest)+1:], sha256.Sum256(b), nil
+}
+
+// SignLeaf signs the receipt, as Sign does, and returns its LeafBytes,
+// both from one encoding: the leaf differs from the signed message only in
+// the tag before it and the signature in place of the null that ends it.
+// An answering node signs every receipt and sends it in this form.
+func (r *Receipt) SignLeaf(regionKey ed25519.PrivateKey) (leaf []byte, err error) {
+	if len(regionKey) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("signing key: want %d bytes, got %d", ed25519.PrivateKeySize, len(regionKey))
+	}
+	msg, err := appendSigned(make([]byte, 0, 2048), tagReceipt, r, encNormalized|encUnsigned)
+	if err != nil {
+		return nil, err
+	}
+	sig := signMessage(regionKey, msg)
+	body := msg[len(tagReceipt)+1 : len(msg)-len("null}")]
+	leaf = make([]byte, 0, len(body)+96)
+	leaf = append(leaf, body...)
+	leaf = appendJSONBytes(leaf, sig)
+	r.Sig = sig
+	return append(leaf, '}'), nil
+}
+
+// VerifyNamesQuery is VerifyWith, and also reports whether the receipt
+// names the query whose canonical encoding is query (as
+// Query.CanonicalAndDigest returns it), from the one encoding of the
+// receipt: the signed message holds the query in that same encoding, so
+// comparing the bytes says what comparing the query digests would, without
+// encoding and hashing the query again.
+func (r *Receipt) VerifyNamesQuery(regionPub, query []byte, check SigCheck) (names bool, err error) {
+	msg, err := appendSigned(make([]byte, 0, 2048), tagReceipt, r, encNormalized|encUnsigned)
+	if err == nil {
+		err = checkSigned(check, regionPub, msg, r.Sig)
+	}
+	if err != nil {
+		return false, fmt.Errorf("receipt %s of region %s: %w", r.ID, r.Answerer, err)
+	}
+	// The query is the receipt's third field, after its version and id.
+	var head [128]byte
+	h := append(head[:0], tagReceipt+"\n"+`{"v":`...)
+	h = strconv.AppendInt(h, int64(r.Version), 10)
+	h = append(h, `,"id":`...)
+	h = appendJSONString(h, r.ID)
+	h = append(h, `,"query":`...)
+	if !bytes.HasPrefix(msg, h) {
+		return false, nil
+	}
+	// A JSON object ends where its closing brace is, so an encoded query
+	// that starts with all of query, a whole object, is query: it must be
+	// followed by the receipt's next field.
+	rest := msg[len(h):]
+	return bytes.HasPrefix(rest, query) && bytes.HasPrefix(rest[len(query):], []byte(`,"requester":`)), nil
 }

@@ -2,6 +2,8 @@ package credit
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -66,5 +68,87 @@ func sameAsTwoEncodings(t *testing.T, b []byte, d [32]byte, err error, bytesOf f
 	}
 	if d != wantD {
 		t.Errorf("digest %x, the separate digest %x", d, wantD)
+	}
+}
+
+// TestSignLeaf: one encoding gives the signature Sign gives and the bytes
+// LeafBytes gives, for a receipt as built and one whose time and
+// categories are not yet normalised.
+func TestSignLeaf(t *testing.T) {
+	key := testKey(t, 4)
+	plain := exportReceipt(t)
+	odd := plain
+	odd.Time = odd.Time.In(time.FixedZone("CST", 8*3600))
+	odd.Categories = []Category{Tax, Penalty}
+	for name, r := range map[string]Receipt{"normalised": plain, "not normalised": odd} {
+		t.Run(name, func(t *testing.T) {
+			want := r
+			if err := want.Sign(key); err != nil {
+				t.Fatal(err)
+			}
+			wantLeaf, err := want.LeafBytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := r
+			leaf, err := got.SignLeaf(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Sig, want.Sig) || !bytes.Equal(leaf, wantLeaf) {
+				t.Fatalf("SignLeaf:\n%x\n%s\nSign and LeafBytes:\n%x\n%s", got.Sig, leaf, want.Sig, wantLeaf)
+			}
+			if err := got.Verify(key.Public().(ed25519.PublicKey)); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	if _, err := plain.SignLeaf(key[:10]); err == nil {
+		t.Fatal("a short key signed")
+	}
+}
+
+// TestVerifyNamesQuery: the byte comparison agrees with comparing query
+// digests, and the signature is checked as VerifyWith checks it.
+func TestVerifyNamesQuery(t *testing.T) {
+	key := testKey(t, 3)
+	pub := key.Public().(ed25519.PublicKey)
+	r := exportReceipt(t) // signed by testKey(t, 3)
+	other := r.Query
+	other.Nonce = "nonce-0002"
+	longerNonce := r.Query
+	longerNonce.Nonce = "nonce-00011"
+	shifted := r.Query
+	shifted.Time = shifted.Time.In(time.FixedZone("CST", 8*3600)) // the same query, not normalised
+	for name, q := range map[string]Query{"its query": r.Query, "another nonce": other, "a longer nonce": longerNonce, "same query in another zone": shifted} {
+		t.Run(name, func(t *testing.T) {
+			qc, qd, err := q.CanonicalAndDigest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rd, err := r.Query.Digest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			names, err := r.VerifyNamesQuery(pub, qc, verifyMessage)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if names != (rd == qd) {
+				t.Fatalf("names %v, digests equal %v", names, rd == qd)
+			}
+			// A prefix of the query is not the query.
+			if names, _ := r.VerifyNamesQuery(pub, qc[:len(qc)-1], verifyMessage); names {
+				t.Fatal("a prefix of the query named")
+			}
+		})
+	}
+	bad := r
+	bad.RecordCount++
+	if _, err := bad.VerifyNamesQuery(pub, nil, verifyMessage); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("changed receipt: %v", err)
+	}
+	if _, err := r.VerifyNamesQuery(testKey(t, 9).Public().(ed25519.PublicKey), nil, verifyMessage); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("another key: %v", err)
 	}
 }

@@ -137,7 +137,7 @@ func (r *Router) Query(ctx context.Context, q *credit.Query) Result {
 func (r *Router) QueryRegions(ctx context.Context, q *credit.Query, regions []credit.RegionID) Result {
 	reg, _ := r.cfg.Members.RegistrationRegion(q.Subject)
 	res := Result{Regions: make([]RegionResult, len(regions))}
-	qj, qd, err := q.CanonicalAndDigest()
+	qj, _, err := q.CanonicalAndDigest()
 	if err != nil {
 		for i, id := range regions {
 			res.Regions[i] = RegionResult{Region: id, Status: StatusRefused, Err: &Error{Code: CodeBadRequest, Msg: err.Error(), Err: err}}
@@ -147,7 +147,7 @@ func (r *Router) QueryRegions(ctx context.Context, q *credit.Query, regions []cr
 	frame := appendRequest(r.cfg.Region, qj)
 	var wg sync.WaitGroup
 	one := func(i int, id credit.RegionID) {
-		res.Regions[i] = r.ask(ctx, id, q, qd, frame)
+		res.Regions[i] = r.ask(ctx, id, q, qj, frame)
 		res.Regions[i].Registration = id == reg
 	}
 	// The last region is asked on the caller's goroutine, which would
@@ -175,7 +175,7 @@ func (r *Router) Ask(ctx context.Context, region credit.RegionID, q *credit.Quer
 	return res.Regions[0]
 }
 
-func (r *Router) ask(ctx context.Context, region credit.RegionID, q *credit.Query, qd [32]byte, frame []byte) RegionResult {
+func (r *Router) ask(ctx context.Context, region credit.RegionID, q *credit.Query, qj, frame []byte) RegionResult {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
@@ -209,7 +209,7 @@ func (r *Router) ask(ctx context.Context, region credit.RegionID, q *credit.Quer
 		out.Status, out.Err = StatusRefused, resp.Err
 		return out
 	}
-	if err := r.verify(q, qd, m, resp); err != nil {
+	if err := r.verify(q, qj, m, resp); err != nil {
 		r.log.Warn("answer failed verification", "region", region, "err", err)
 		out.Status, out.Err = StatusBadAnswer, err
 		return out
@@ -270,18 +270,19 @@ func (r *Router) remote(ctx context.Context, region credit.RegionID, frame []byt
 }
 
 // verify checks an answer before its data is used: the receipt is signed
-// by the answering region's ledger key, names this query and both regions,
-// and its digest and count match the slice received.
-func (r *Router) verify(q *credit.Query, qd [32]byte, m credit.RegionMember, resp *Response) error {
+// by the answering region's ledger key, names this query (whose canonical
+// encoding is qj) and both regions, and its digest and count match the
+// slice received.
+func (r *Router) verify(q *credit.Query, qj []byte, m credit.RegionMember, resp *Response) error {
 	rc := &resp.Receipt
 	if rc.Answerer != m.ID || rc.Requester != r.cfg.Region {
 		return fmt.Errorf("%w: receipt names %s→%s", ErrBadAnswer, rc.Answerer, rc.Requester)
 	}
-	if err := rc.VerifyWith(m.PubKey, r.sigs.verify); err != nil {
+	names, err := rc.VerifyNamesQuery(m.PubKey, qj, r.sigs.verify)
+	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadAnswer, err)
 	}
-	rd, err := rc.Query.Digest()
-	if err != nil || rd != qd {
+	if !names {
 		return fmt.Errorf("%w: receipt %s names another query", ErrBadAnswer, rc.ID)
 	}
 	d := resp.Report.Digest()

@@ -223,12 +223,12 @@ func (s *Server) handleReport(st network.Stream) {
 	}()
 	start := s.cfg.Now()
 	_ = st.SetDeadline(time.Now().Add(s.cfg.Timeout))
-	resp := s.serve(st)
+	resp, leaf := s.serve(st)
 	buf := frameBufs.Get().(*[]byte)
-	frame, storage, err := responseFrame(*buf, resp)
+	frame, storage, err := responseFrame(*buf, resp, leaf)
 	if err != nil {
 		s.log.Error("encoding answer", "peer", st.Conn().RemotePeer(), "err", err)
-		frame, storage, _ = responseFrame(storage, &Response{Err: &Error{Code: CodeInternal, Msg: "encoding the answer"}})
+		frame, storage, _ = responseFrame(storage, &Response{Err: &Error{Code: CodeInternal, Msg: "encoding the answer"}}, nil)
 	}
 	defer putFrameBuf(buf, storage)
 	if resp.Err != nil {
@@ -242,26 +242,28 @@ func (s *Server) handleReport(st network.Stream) {
 	_ = st.Close()
 }
 
-func (s *Server) serve(st network.Stream) *Response {
+// serve reads and answers one request; leaf is the receipt's LeafBytes
+// when answered.
+func (s *Server) serve(st network.Stream) (resp *Response, leaf []byte) {
 	b, err := ReadFrame(st, MaxRequestFrame)
 	_ = st.CloseRead()
 	if err != nil {
 		if errors.Is(err, ErrFrameTooLarge) {
-			return &Response{Err: &Error{Code: CodeTooLarge, Msg: err.Error()}}
+			return &Response{Err: &Error{Code: CodeTooLarge, Msg: err.Error()}}, nil
 		}
-		return &Response{Err: &Error{Code: CodeBadRequest, Msg: err.Error()}}
+		return &Response{Err: &Error{Code: CodeBadRequest, Msg: err.Error()}}, nil
 	}
 	req, err := DecodeRequest(b)
 	if err != nil {
-		return &Response{Err: &Error{Code: CodeBadRequest, Msg: err.Error()}}
+		return &Response{Err: &Error{Code: CodeBadRequest, Msg: err.Error()}}, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
 	defer cancel()
-	ans, err := s.Answer(ctx, st.Conn().RemotePeer(), req)
+	ans, leaf, err := s.answer(ctx, st.Conn().RemotePeer(), req)
 	if err != nil {
-		return &Response{Err: asRefusal(err)}
+		return &Response{Err: asRefusal(err)}, nil
 	}
-	return ans
+	return ans, leaf
 }
 
 // Answer runs the answering pipeline for a request from peer from. The
@@ -269,18 +271,25 @@ func (s *Server) serve(st network.Stream) *Response {
 // Router calls it in-process for the node's own region (libp2p cannot open
 // a stream to its own host), so both take exactly the same checks. A
 // handler panic becomes CodeInternal. Refusals are *Error values.
-func (s *Server) Answer(ctx context.Context, from peer.ID, req *Request) (resp *Response, err error) {
+func (s *Server) Answer(ctx context.Context, from peer.ID, req *Request) (*Response, error) {
+	resp, _, err := s.answer(ctx, from, req)
+	return resp, err
+}
+
+// answer is Answer, also returning the receipt in its leaf form (LeafBytes),
+// made while signing it, for the handler to send as it is.
+func (s *Server) answer(ctx context.Context, from peer.ID, req *Request) (resp *Response, leaf []byte, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("answer panic", "panic", p, "stack", string(debug.Stack()))
-			resp, err = nil, &Error{Code: CodeInternal, Msg: "the answering node failed"}
+			resp, leaf, err = nil, nil, &Error{Code: CodeInternal, Msg: "the answering node failed"}
 		}
 	}()
 	select {
 	case s.sem <- struct{}{}:
 		defer func() { <-s.sem }()
 	default:
-		return nil, &Error{Code: CodeUnavailable, Msg: "too many requests in progress"}
+		return nil, nil, &Error{Code: CodeUnavailable, Msg: "too many requests in progress"}
 	}
 	q := &req.Query
 	now := s.cfg.Now()
@@ -289,69 +298,71 @@ func (s *Server) Answer(ctx context.Context, from peer.ID, req *Request) (resp *
 	rm, err := s.cfg.Members.Region(req.Requester)
 	if err != nil {
 		if errors.Is(err, ErrUnknownMember) {
-			return nil, Refuse(CodeNotMember, "region %s is not a member", req.Requester)
+			return nil, nil, Refuse(CodeNotMember, "region %s is not a member", req.Requester)
 		}
-		return nil, fmt.Errorf("membership: %w", err)
+		return nil, nil, fmt.Errorf("membership: %w", err)
 	}
 	if rm.Status != credit.StatusActive {
-		return nil, Refuse(CodeNotMember, "region %s is %s", req.Requester, rm.Status)
+		return nil, nil, Refuse(CodeNotMember, "region %s is %s", req.Requester, rm.Status)
 	}
 	if p, err := peer.Decode(rm.PeerID); err != nil || p != from {
-		return nil, Refuse(CodeNotMember, "peer %s is not region %s", from, req.Requester)
+		return nil, nil, Refuse(CodeNotMember, "peer %s is not region %s", from, req.Requester)
 	}
 	if skew := now.Sub(q.Time); skew > s.cfg.Window || skew < -s.cfg.Window {
-		return nil, Refuse(CodeStale, "query time is %s from this node's clock (window %s)", skew.Round(time.Millisecond), s.cfg.Window)
+		return nil, nil, Refuse(CodeStale, "query time is %s from this node's clock (window %s)", skew.Round(time.Millisecond), s.cfg.Window)
 	}
 	bank, err := s.cfg.Members.Bank(q.Bank)
 	if err != nil {
 		if errors.Is(err, ErrUnknownMember) {
-			return nil, Refuse(CodeBankUnknown, "bank %s", q.Bank)
+			return nil, nil, Refuse(CodeBankUnknown, "bank %s", q.Bank)
 		}
-		return nil, fmt.Errorf("membership: %w", err)
+		return nil, nil, fmt.Errorf("membership: %w", err)
 	}
 	if bank.Status != credit.StatusActive {
-		return nil, Refuse(CodeBankRetired, "bank %s is %s", q.Bank, bank.Status)
+		return nil, nil, Refuse(CodeBankRetired, "bank %s is %s", q.Bank, bank.Status)
 	}
 	if err := s.verifyQuery(q, bank.PubKey); err != nil {
-		return nil, Refuse(CodeBadSignature, "%w", err)
+		return nil, nil, Refuse(CodeBadSignature, "%w", err)
 	}
 	// The nonce is spent only once the bank's signature holds, so a forged
 	// request cannot burn a real query's nonce.
 	seen, err := s.cfg.Nonces.Seen(q.Bank, q.Nonce, q.Time.Add(s.cfg.Window))
 	if err != nil {
-		return nil, fmt.Errorf("nonce store: %w", err)
+		return nil, nil, fmt.Errorf("nonce store: %w", err)
 	}
 	if seen {
-		return nil, Refuse(CodeReplayed, "nonce %s of bank %s was already used", q.Nonce, q.Bank)
+		return nil, nil, Refuse(CodeReplayed, "nonce %s of bank %s was already used", q.Nonce, q.Bank)
 	}
 	if err := s.cfg.Consent.Check(ctx, q, now); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	recs, err := s.cfg.Source.Report(ctx, q.Subject, q.Categories)
 	if err != nil {
-		return nil, Refuse(CodeUnavailable, "reading records: %w", err)
+		return nil, nil, Refuse(CodeUnavailable, "reading records: %w", err)
 	}
 	// The records are this answer's own: the report's sections slice them.
 	rep := reportOf(q.Subject, recs)
 	id, err := credit.ReceiptID(s.cfg.Region, q)
 	if err != nil {
-		return nil, Refuse(CodeInternal, "receipt id: %w", err)
+		return nil, nil, Refuse(CodeInternal, "receipt id: %w", err)
 	}
 	d := rep.Digest()
 	r := credit.Receipt{
 		Version: 1, ID: id, Query: *q, Requester: req.Requester, Answerer: s.cfg.Region,
 		Categories: rep.Categories(), ReportDigest: d[:], RecordCount: rep.Count(), Time: now,
 	}
-	if err := r.Sign(s.cfg.Key); err != nil {
-		return nil, Refuse(CodeInternal, "signing receipt: %w", err)
+	// The receipt is signed and put in the form it travels in from one
+	// encoding of it.
+	if leaf, err = r.SignLeaf(s.cfg.Key); err != nil {
+		return nil, nil, Refuse(CodeInternal, "signing receipt: %w", err)
 	}
 	// Durable before the answer leaves: a receipt the requester holds is
 	// always in this node's log.
 	idx, err := s.cfg.Receipts.Append(ctx, &r)
 	if err != nil {
-		return nil, Refuse(CodeUnavailable, "logging receipt: %w", err)
+		return nil, nil, Refuse(CodeUnavailable, "logging receipt: %w", err)
 	}
-	return &Response{Receipt: r, Report: rep, LeafIndex: idx}, nil
+	return &Response{Receipt: r, Report: rep, LeafIndex: idx}, leaf, nil
 }
 
 func (s *Server) handleAck(st network.Stream) {

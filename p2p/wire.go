@@ -211,7 +211,7 @@ const maxErrMsg = 1024
 
 // EncodeResponse encodes r; a refusal carries only the error.
 func EncodeResponse(r *Response) ([]byte, error) {
-	return appendResponse(nil, r)
+	return appendResponse(nil, r, nil)
 }
 
 // framePrefix is the room responseFrame keeps for the length prefix of a
@@ -221,9 +221,10 @@ const framePrefix = binary.MaxVarintLen32
 // responseFrame encodes r as a whole frame (length prefix and message) in
 // buf's storage, so the answer's ~40 KB is written once and not copied
 // again into a frame as WriteFrame would. It returns the frame and the
-// storage it used (to be reused once the frame is written).
-func responseFrame(buf []byte, r *Response) (frame, storage []byte, err error) {
-	b, err := appendResponse(append(buf[:0], make([]byte, framePrefix)...), r)
+// storage it used (to be reused once the frame is written). leaf is as
+// for appendResponse.
+func responseFrame(buf []byte, r *Response, leaf []byte) (frame, storage []byte, err error) {
+	b, err := appendResponse(append(buf[:0], make([]byte, framePrefix)...), r, leaf)
 	if err != nil {
 		return nil, b, err
 	}
@@ -256,8 +257,9 @@ func putFrameBuf(p *[]byte, b []byte) {
 	frameBufs.Put(p)
 }
 
-// appendResponse appends r's encoding to b.
-func appendResponse(b []byte, r *Response) ([]byte, error) {
+// appendResponse appends r's encoding to b. leaf, when not nil, is
+// r.Receipt.LeafBytes() as the answering pipeline made it while signing.
+func appendResponse(b []byte, r *Response, leaf []byte) ([]byte, error) {
 	b = protowire.AppendTag(b, fVersion, protowire.VarintType)
 	b = protowire.AppendVarint(b, wireVersion)
 	if r.Err != nil {
@@ -269,9 +271,12 @@ func appendResponse(b []byte, r *Response) ([]byte, error) {
 	}
 	// The receipt travels in its canonical form, which credit encodes by
 	// hand at a fraction of encoding/json's reflection cost.
-	rc, err := r.Receipt.LeafBytes()
-	if err != nil {
-		return nil, err
+	rc := leaf
+	if rc == nil {
+		var err error
+		if rc, err = r.Receipt.LeafBytes(); err != nil {
+			return nil, err
+		}
 	}
 	size := len(b) + len(rc) + 64
 	for _, s := range r.Report.Sections {
