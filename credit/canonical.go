@@ -102,44 +102,54 @@ func CanonicalAttrs(raw []byte) (json.RawMessage, error) {
 }
 
 // alreadyCanonicalObject recognises, without allocating a tree, the common
-// case of a flat object whose keys are sorted, whose values are strings,
-// numbers, booleans or null, that has no insignificant space and whose
-// strings need no escaping. Import sees millions of such lines; anything
-// else takes the general path.
+// case of attributes already in canonical form (see CanonicalObjectLen).
 func alreadyCanonicalObject(raw []byte) (json.RawMessage, bool) {
-	if len(raw) < 2 || raw[0] != '{' || raw[len(raw)-1] != '}' || len(raw) > MaxAttrsBytes {
-		return nil, false
-	}
-	if len(raw) == 2 {
+	if n, ok := CanonicalObjectLen(raw); ok && n == len(raw) {
 		return raw, true
+	}
+	return nil, false
+}
+
+// CanonicalObjectLen reports whether raw starts with a flat JSON object
+// that CanonicalAttrs would return unchanged, and its length: keys sorted,
+// values strings, numbers, booleans or null, no insignificant space,
+// strings of valid UTF-8 that need no escaping, at most MaxAttrsBytes.
+// Import sees millions of such lines and checks them, and finds where the
+// object ends, in this one pass; anything else takes CanonicalAttrs.
+func CanonicalObjectLen(raw []byte) (int, bool) {
+	if len(raw) < 2 || raw[0] != '{' {
+		return 0, false
+	}
+	if raw[1] == '}' {
+		return 2, true
 	}
 	i := 1
 	var prevKey []byte
 	for {
 		key, next, ok := scanPlainString(raw, i)
 		if !ok || (prevKey != nil && bytes.Compare(prevKey, key) >= 0) {
-			return nil, false
+			return 0, false
 		}
 		prevKey = key
 		i = next
 		if i >= len(raw) || raw[i] != ':' {
-			return nil, false
+			return 0, false
 		}
 		i++
 		if i >= len(raw) {
-			return nil, false
+			return 0, false
 		}
 		switch c := raw[i]; {
 		case c == '"':
 			_, next, ok = scanPlainString(raw, i)
 			if !ok {
-				return nil, false
+				return 0, false
 			}
 			i = next
 		case c == '-' || (c >= '0' && c <= '9'):
 			next, ok = scanNumber(raw, i)
 			if !ok {
-				return nil, false
+				return 0, false
 			}
 			i = next
 		case bytes.HasPrefix(raw[i:], []byte("true")):
@@ -149,16 +159,16 @@ func alreadyCanonicalObject(raw []byte) (json.RawMessage, bool) {
 		case bytes.HasPrefix(raw[i:], []byte("null")):
 			i += 4
 		default:
-			return nil, false
+			return 0, false
 		}
-		if i >= len(raw) {
-			return nil, false
+		if i >= len(raw) || i >= MaxAttrsBytes {
+			return 0, false
 		}
 		if raw[i] == '}' {
-			return raw, i == len(raw)-1
+			return i + 1, true
 		}
 		if raw[i] != ',' {
-			return nil, false
+			return 0, false
 		}
 		i++
 	}

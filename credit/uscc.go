@@ -89,44 +89,78 @@ func (e *USCCError) Error() string {
 
 func (e *USCCError) Is(target error) bool { return target == ErrInvalidUSCC }
 
+// entityTypeOK[a] has bit t-'0' set when entity type t (position 2)
+// belongs to registration authority a (position 1); every character of the
+// alphabet is within 64 of '0': entityTypes as a table, because
+// every imported line checks its code and a map lookup per line showed in
+// the import's profile.
+var entityTypeOK = func() (t [256]uint64) {
+	for a, types := range entityTypes {
+		for i := 0; i < len(types); i++ {
+			t[a] |= 1 << (types[i] - '0')
+		}
+	}
+	return t
+}()
+
+// provinceOK is provinces indexed by the two digits' value.
+var provinceOK = func() (t [100]bool) {
+	for p := range provinces {
+		t[int(p[0]-'0')*10+int(p[1]-'0')] = true
+	}
+	return t
+}()
+
 // ParseUSCC validates s as a unified social credit code. Lower-case letters
 // are accepted and normalised; surrounding space is not.
 func ParseUSCC(s string) (USCC, error) {
+	b, lower, err := parseUSCC(s)
+	if err != nil {
+		return "", err
+	}
+	if !lower {
+		return USCC(s), nil // already normal: no copy
+	}
+	return USCC(b[:]), nil
+}
+
+// parseUSCC checks s and returns it in upper case; lower says whether that
+// differs from s.
+func parseUSCC(s string) (b [18]byte, lower bool, err error) {
 	in := s
 	if len(s) != 18 {
-		return "", &USCCError{Input: in, Rule: RuleLength, Detail: fmt.Sprintf("want 18 characters, got %d bytes", len(s))}
+		return b, false, &USCCError{Input: in, Rule: RuleLength, Detail: fmt.Sprintf("want 18 characters, got %d bytes", len(s))}
 	}
-	var b [18]byte
 	for i := 0; i < 18; i++ {
 		c := s[i]
 		if 'a' <= c && c <= 'z' {
 			c -= 'a' - 'A'
+			lower = true
 		}
 		if usccValue[c] < 0 {
-			return "", &USCCError{Input: in, Rule: RuleCharset, Position: i + 1, Detail: fmt.Sprintf("%q is not one of %s", rune(s[i]), usccAlphabet)}
+			return b, false, &USCCError{Input: in, Rule: RuleCharset, Position: i + 1, Detail: fmt.Sprintf("%q is not one of %s", rune(s[i]), usccAlphabet)}
 		}
 		b[i] = c
 	}
-	types, ok := entityTypes[b[0]]
-	if !ok {
-		return "", &USCCError{Input: in, Rule: RuleAuthority, Position: 1, Detail: fmt.Sprintf("%q is not a registration authority code", rune(b[0]))}
+	if entityTypeOK[b[0]] == 0 {
+		return b, false, &USCCError{Input: in, Rule: RuleAuthority, Position: 1, Detail: fmt.Sprintf("%q is not a registration authority code", rune(b[0]))}
 	}
-	if strings.IndexByte(types, b[1]) < 0 {
-		return "", &USCCError{Input: in, Rule: RuleEntityType, Position: 2, Detail: fmt.Sprintf("%q is not an entity type of authority %q", rune(b[1]), rune(b[0]))}
+	if entityTypeOK[b[0]]&(1<<(b[1]-'0')) == 0 {
+		return b, false, &USCCError{Input: in, Rule: RuleEntityType, Position: 2, Detail: fmt.Sprintf("%q is not an entity type of authority %q", rune(b[1]), rune(b[0]))}
 	}
 	for i := 2; i < 8; i++ {
 		if b[i] < '0' || b[i] > '9' {
-			return "", &USCCError{Input: in, Rule: RuleDivision, Position: i + 1, Detail: "division code must be six digits"}
+			return b, false, &USCCError{Input: in, Rule: RuleDivision, Position: i + 1, Detail: "division code must be six digits"}
 		}
 	}
-	if !provinces[string(b[2:4])] {
-		return "", &USCCError{Input: in, Rule: RuleDivision, Position: 3, Detail: fmt.Sprintf("%s is not a province code", b[2:4])}
+	if !provinceOK[int(b[2]-'0')*10+int(b[3]-'0')] {
+		return b, false, &USCCError{Input: in, Rule: RuleDivision, Position: 3, Detail: fmt.Sprintf("%s is not a province code", b[2:4])}
 	}
 	want := checkChar(b[:17])
 	if b[17] != want {
-		return "", &USCCError{Input: in, Rule: RuleCheck, Position: 18, Detail: fmt.Sprintf("got %q, want %q", rune(b[17]), rune(want))}
+		return b, false, &USCCError{Input: in, Rule: RuleCheck, Position: 18, Detail: fmt.Sprintf("got %q, want %q", rune(b[17]), rune(want))}
 	}
-	return USCC(b[:]), nil
+	return b, lower, nil
 }
 
 // checkChar computes the 18th character from the first 17, which must all be

@@ -2,6 +2,8 @@ package credit
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -116,4 +118,46 @@ func BenchmarkParseUSCC(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// The tables ParseUSCC checks positions 1-4 with must say what the maps
+// they are built from say.
+func TestParseUSCCTablesAgreeWithMaps(t *testing.T) {
+	for i := 0; i < len(usccAlphabet); i++ {
+		for j := 0; j < len(usccAlphabet); j++ {
+			a, e := usccAlphabet[i], usccAlphabet[j]
+			first := []byte{a, e, '4', '4', '0', '3', '0', '0', '7', '0', '8', '4', '6', '1', '1', '3', '6'}
+			_, err := ParseUSCC(string(append(first, checkChar(first))))
+			types, known := entityTypes[a]
+			want := USCCRule("")
+			switch {
+			case !known:
+				want = RuleAuthority
+			case !strings.ContainsRune(types, rune(e)):
+				want = RuleEntityType
+			}
+			if got := ruleOf(err); got != want {
+				t.Errorf("%c%c: rule %q, want %q", a, e, got, want)
+			}
+		}
+	}
+	for p := 0; p < 100; p++ {
+		first := []byte(fmt.Sprintf("91%02d0300708461136", p))
+		_, err := ParseUSCC(string(append(first, checkChar(first))))
+		want := USCCRule("")
+		if !provinces[fmt.Sprintf("%02d", p)] {
+			want = RuleDivision
+		}
+		if got := ruleOf(err); got != want {
+			t.Errorf("province %02d: rule %q, want %q", p, got, want)
+		}
+	}
+}
+
+func ruleOf(err error) USCCRule {
+	var ue *USCCError
+	if errors.As(err, &ue) {
+		return ue.Rule
+	}
+	return ""
 }

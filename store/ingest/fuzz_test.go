@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/store"
 )
 
 // FuzzParseJSONLine checks the hand-written fast path against
@@ -95,6 +96,59 @@ func TestCSVRoundTrip(t *testing.T) {
 	for i := range got {
 		if string(got[i]) != fields[i] {
 			t.Fatalf("field %d: %q, want %q", i, got[i], fields[i])
+		}
+	}
+}
+
+// FuzzAppendFastJSON checks the one-pass fast path of a load against the
+// general path it stands in for: whenever it accepts a line, the general
+// path (utf8.Valid, ParseJSONLine, Normalize, LoadBatch.Append) accepts it
+// too and encodes exactly the same bytes; when it declines, it has
+// appended nothing.
+func FuzzAppendFastJSON(f *testing.F) {
+	f.Add([]byte(`{"uscc":"91440300MA5F123452","source":"szmr","source_id":"R1","category":"penalty","date":"2024-03-01","attrs":{"amount":5000}}`))
+	f.Add([]byte(`{"uscc":"9144030035PN1J9H0G","source":"sz-tax","source_id":"TAX-20230504-000001","category":"tax","date":"2023-05-04","attrs":{"amount_cny":12246.98,"authority":"国家税务总局深圳市税务局","credit_grade":"A","declared":"2023-05-10","kind":"stamp_duty","period":"2023-05","status":"paid"}}`))
+	f.Add([]byte(` {"attrs":{},"date":"2024-03-01","category":"tax","source_id":"编号1","source":"s","uscc":"91440300ma5f123452"} `))
+	f.Add([]byte(`{"uscc":"91440300MA5F123452","source":"szmr","source_id":"R1","category":"penalty","date":"2024-03-01","attrs":{"b":1,"a":2}}`))
+	f.Add([]byte(`{"uscc":"91440300MA5F123452","source":"szmr","source_id":"R1","category":"penalty","date":"2999-03-01","attrs":{"a":"\u2028"}}`))
+	f.Add([]byte(`{"uscc":"91440300MA5F123452","source":"szmr","source_id":"R1","category":"penalty","date":"2024-03-01","attrs":{"a":true,"b":null,"c":-1.5e3}}`))
+	f.Add([]byte(`{"uscc":"91440300MA5F123452","source":"szmr","source_id":"R1","category":"penalty","date":"2024-03-01","attrs":{"a":"` + "\xff" + `"}}`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		var fast store.LoadBatch
+		if !appendFastJSON(&fast, line, testNow, 0) {
+			if fast.Len() != 0 {
+				t.Fatalf("declined %q after appending", line)
+			}
+			return
+		}
+		if !utf8.Valid(line) {
+			t.Fatalf("accepted invalid UTF-8 %q", line)
+		}
+		var r credit.Record
+		if err := ParseJSONLine(line, &r); err != nil {
+			t.Fatalf("accepted %q, general path: %v", line, err)
+		}
+		if err := r.Normalize(testNow, 0); err != nil {
+			t.Fatalf("accepted %q, general path: %v", line, err)
+		}
+		var slow store.LoadBatch
+		if err := slow.Append(&r); err != nil {
+			t.Fatalf("accepted %q, general path: %v", line, err)
+		}
+		if fast.Len() != 1 || !bytes.Equal(fast.Bytes(), slow.Bytes()) {
+			t.Fatalf("line %q: fast path encoded %x, general path %x", line, fast.Bytes(), slow.Bytes())
+		}
+	})
+}
+
+// The fast path must take the usual line, or it only costs time.
+func TestAppendFastJSONTakesUsualLines(t *testing.T) {
+	lines := append(jsonl(t, 50), string(benchLine),
+		`{"uscc":"9144030035PN1J9H0G","source":"sz-tax","source_id":"TAX-20230504-000001","category":"tax","date":"2023-05-04","attrs":{"amount_cny":12246.98,"authority":"国家税务总局深圳市税务局","credit_grade":"A","kind":"stamp_duty"}}`)
+	for _, l := range lines {
+		var lb store.LoadBatch
+		if !appendFastJSON(&lb, []byte(l), testNow, 0) {
+			t.Errorf("fast path declined %s", l)
 		}
 	}
 }

@@ -714,6 +714,9 @@ func (im *Importer) parseChunk(c *chunk, in *input, scratch *[][]byte, load bool
 		if isBlank(line) {
 			continue // blank lines, e.g. a trailing one, are not records
 		}
+		if load && in.format == FormatJSONL && appendFastJSON(&p.batch, line, now, tol) {
+			continue
+		}
 		if !utf8.Valid(line) {
 			reject(&LineError{Err: ErrInvalidUTF8})
 			continue

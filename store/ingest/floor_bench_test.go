@@ -1,0 +1,115 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"testing"
+	"time"
+)
+
+// floorFile is a real import feed for BenchmarkFloor, which skips without
+// one. ccbench's 1M data set (--dir /tmp/ccbench-1m) leaves one at the
+// default path.
+func floorFile(b *testing.B) []byte {
+	name := os.Getenv("CCNODE_FLOOR_JSONL")
+	if name == "" {
+		name = "/tmp/ccbench-1m/data-440300-5464-1-rest.jsonl"
+	}
+	data, err := os.ReadFile(name)
+	if err != nil {
+		b.Skipf("no feed to measure (set CCNODE_FLOOR_JSONL): %v", err)
+	}
+	return data
+}
+
+// BenchmarkFloor measures on one goroutine what the import's front half
+// costs per record of a real feed: a bare line split (the lower bound of
+// any reader), the reader (lines copied into chunks), and the parsers
+// (parse, validate, encode into the sort layout). One op is the whole
+// feed; ns/record and MB/s are per core.
+func BenchmarkFloor(b *testing.B) {
+	data := floorFile(b)
+	lines := bytes.Count(data, []byte{'\n'})
+	im := &Importer{opts: Options{
+		Now:             func() time.Time { return testNow },
+		FutureTolerance: DefaultFutureTolerance,
+		MaxLineBytes:    DefaultMaxLineBytes,
+		BatchLines:      DefaultBatchLines,
+	}}
+	newInput := func() *input {
+		return &input{name: "floor.jsonl", format: FormatJSONL, br: bufio.NewReaderSize(bytes.NewReader(data), im.bufSize())}
+	}
+	report := func(b *testing.B) {
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*lines), "ns/record")
+	}
+	b.Run("split", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		n := 0
+		for b.Loop() {
+			for rest := data; len(rest) > 0; n++ {
+				i := bytes.IndexByte(rest, '\n')
+				if i < 0 {
+					break
+				}
+				rest = rest[i+1:]
+			}
+		}
+		if n != b.N*lines {
+			b.Fatalf("%d lines, want %d", n, b.N*lines)
+		}
+		report(b)
+	})
+	b.Run("read", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			ch := make(chan *chunk, 4)
+			done := make(chan int)
+			go func() {
+				n := 0
+				for c := range ch {
+					n += len(c.ends)
+					putBuf(c.data)
+				}
+				done <- n
+			}()
+			err := im.readChunks(context.Background(), newInput(), ch)
+			close(ch)
+			if n := <-done; err != nil || n != lines {
+				b.Fatalf("%d lines, %v", n, err)
+			}
+		}
+		report(b)
+	})
+	b.Run("parse", func(b *testing.B) {
+		ch := make(chan *chunk, lines/DefaultBatchLines+1)
+		if err := im.readChunks(context.Background(), newInput(), ch); err != nil {
+			b.Fatal(err)
+		}
+		close(ch)
+		var chunks []*chunk
+		for c := range ch {
+			chunks = append(chunks, c)
+		}
+		in := newInput()
+		var scratch [][]byte
+		b.SetBytes(int64(len(data)))
+		b.ResetTimer()
+		for b.Loop() {
+			n := 0
+			for _, c := range chunks {
+				p := im.parseChunk(c, in, &scratch, true)
+				if len(p.rejects) > 0 {
+					b.Fatalf("line %d rejected: %s", p.rejects[0].Line, p.rejects[0].Reason)
+				}
+				n += p.batch.Len()
+				putBuf(p.batch.Bytes())
+			}
+			if n != lines {
+				b.Fatalf("%d records, want %d", n, lines)
+			}
+		}
+		report(b)
+	})
+}
