@@ -66,15 +66,16 @@ func BenchmarkFloor(b *testing.B) {
 		for b.Loop() {
 			ch := make(chan *chunk, 4)
 			done := make(chan int)
+			rc := newRecycler(1)
 			go func() {
 				n := 0
 				for c := range ch {
 					n += len(c.ends)
-					putBuf(c.data)
+					rc.putChunk(c)
 				}
 				done <- n
 			}()
-			err := im.readChunks(context.Background(), newInput(), ch)
+			err := im.readChunks(context.Background(), newInput(), ch, rc)
 			close(ch)
 			if n := <-done; err != nil || n != lines {
 				b.Fatalf("%d lines, %v", n, err)
@@ -84,7 +85,7 @@ func BenchmarkFloor(b *testing.B) {
 	})
 	b.Run("parse", func(b *testing.B) {
 		ch := make(chan *chunk, lines/DefaultBatchLines+1)
-		if err := im.readChunks(context.Background(), newInput(), ch); err != nil {
+		if err := im.readChunks(context.Background(), newInput(), ch, newRecycler(1)); err != nil {
 			b.Fatal(err)
 		}
 		close(ch)
@@ -94,17 +95,18 @@ func BenchmarkFloor(b *testing.B) {
 		}
 		in := newInput()
 		var scratch [][]byte
+		rc := newRecycler(1)
 		b.SetBytes(int64(len(data)))
 		b.ResetTimer()
 		for b.Loop() {
 			n := 0
 			for _, c := range chunks {
-				p := im.parseChunk(c, in, &scratch, true)
+				p := im.parseChunk(c, in, &scratch, true, rc)
 				if len(p.rejects) > 0 {
 					b.Fatalf("line %d rejected: %s", p.rejects[0].Line, p.rejects[0].Reason)
 				}
 				n += p.batch.Len()
-				putBuf(p.batch.Bytes())
+				rc.putParsed(p)
 			}
 			if n != lines {
 				b.Fatalf("%d records, want %d", n, lines)

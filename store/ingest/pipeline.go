@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -100,6 +101,10 @@ type Importer struct {
 	db   *store.DB
 	opts Options
 	log  *slog.Logger
+	// readBlock, when set, is the reader's block size and makes its chunk
+	// buffers as small as they may be: tests use it to reach a chunk's
+	// edges with small inputs.
+	readBlock int
 }
 
 // New makes an Importer; db stays the caller's to close.
@@ -434,11 +439,64 @@ func readLine(br *bufio.Reader, maxLen int) ([]byte, int, error) {
 // chunk is a run of consecutive lines: one store transaction.
 type chunk struct {
 	seq       int
-	data      []byte
-	ends      []int   // end of each line in data
+	data      []byte  // the lines as read, line ends included
+	ends      []int   // end of each line in data, its line end included
 	bad       []error // per line: set when the reader already rejected it
 	firstLine int64   // number of the first line (1-based)
 	endOffset int64   // decoded offset after the last line
+}
+
+// recycler keeps an import's chunks and parsed batches circulating
+// between the reader, the parsers and the writer. Fresh memory costs more
+// than the work done in it (on this kind of VM a first touch of a page
+// costs microseconds of CPU), and a sync.Pool gives its buffers up to
+// the collector, which then returns their pages and takes them back. The
+// free lists are bounded: what does not fit is left to the collector.
+type recycler struct {
+	chunks chan *chunk
+	parsed chan *parsed
+}
+
+func newRecycler(workers int) *recycler {
+	// Enough for every chunk in flight: the two channels, the parsers,
+	// the reader, the writer and results waiting for their turn.
+	n := 6*workers + 4
+	return &recycler{chunks: make(chan *chunk, n), parsed: make(chan *parsed, n)}
+}
+
+func (r *recycler) chunk() *chunk {
+	select {
+	case c := <-r.chunks:
+		return c
+	default:
+		return &chunk{}
+	}
+}
+
+func (r *recycler) putChunk(c *chunk) {
+	select {
+	case r.chunks <- c:
+	default:
+	}
+}
+
+func (r *recycler) parsedFor(c *chunk) *parsed {
+	select {
+	case p := <-r.parsed:
+		p.c, p.rejects = c, p.rejects[:0]
+		return p
+	default:
+		return &parsed{c: c}
+	}
+}
+
+func (r *recycler) putParsed(p *parsed) {
+	p.c = nil
+	clear(p.rejects)
+	select {
+	case r.parsed <- p:
+	default:
+	}
 }
 
 type parsed struct {
@@ -446,13 +504,14 @@ type parsed struct {
 	entries []store.Entry
 	buf     []byte // backs entries
 	// batch: the records encoded for a bulk load or a Load instead of
-	// entries; its memory is reused once the load has copied it.
+	// entries; its memory is reused (recycler) once the load has copied it.
 	batch   store.LoadBatch
 	rejects []Rejection
 }
 
-// bufPool recycles chunk and encoding buffers once a batch is written:
-// without it the garbage collector works as hard as the parsers.
+// bufPool recycles the encoding buffers of a transactional import once a
+// batch is written: without it the garbage collector works as hard as the
+// parsers.
 var bufPool sync.Pool
 
 func getBuf(n int) []byte {
@@ -493,9 +552,10 @@ func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk
 	chunks := make(chan *chunk, im.opts.Workers*2)
 	results := make(chan *parsed, im.opts.Workers*2)
 	readDone := make(chan error, 1)
+	rc := newRecycler(im.opts.Workers)
 	go func() {
 		defer close(chunks)
-		readDone <- im.readChunks(ctx, in, chunks)
+		readDone <- im.readChunks(ctx, in, chunks, rc)
 	}()
 	var wg sync.WaitGroup
 	for w := 0; w < im.opts.Workers; w++ {
@@ -504,7 +564,7 @@ func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk
 			defer wg.Done()
 			var scratch [][]byte
 			for c := range chunks {
-				p := im.parseChunk(c, in, &scratch, bulk != nil)
+				p := im.parseChunk(c, in, &scratch, bulk != nil, rc)
 				select {
 				case results <- p:
 				case <-ctx.Done():
@@ -549,7 +609,6 @@ func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk
 				if err := bulk.AddBatch(&q.batch); err != nil {
 					werr = fmt.Errorf("ingest: %w", err)
 				}
-				putBuf(q.batch.Bytes())
 			} else {
 				var pp *store.Progress
 				if in.id != "" {
@@ -564,7 +623,10 @@ func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk
 				sum.Unchanged += res.Unchanged
 			}
 			last = prog
-			putBuf(q.c.data)
+			rc.putChunk(q.c)
+			if bulk != nil {
+				rc.putParsed(q)
+			}
 			if bulk == nil && werr == nil {
 				// The pipeline commits this batch while we prepare the next:
 				// its buffer is free once the next Write has succeeded
@@ -614,62 +676,142 @@ func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk
 	return nil, nil
 }
 
-// readChunks splits the input into chunks of BatchLines lines.
-func (im *Importer) readChunks(ctx context.Context, in *input, out chan<- *chunk) error {
-	seq := 0
-	newChunk := func() *chunk {
-		return &chunk{seq: seq, firstLine: in.line + 1, data: getBuf(im.opts.BatchLines * 400)}
+// readChunks splits the input into chunks of at most BatchLines lines.
+// It reads large blocks straight into a chunk's buffer and finds the lines
+// there, so every byte is copied once (by the read) and scanned once
+// before the parsers; a line longer than MaxLineBytes is dropped as it
+// streams past and passed on as a rejected line.
+func (im *Importer) readChunks(ctx context.Context, in *input, out chan<- *chunk, rc *recycler) error {
+	maxLine := im.opts.MaxLineBytes
+	// At least in.br's buffer, so that reads past what it holds go
+	// straight from the input into the chunk.
+	readSize := im.bufSize()
+	if im.readBlock > 0 {
+		readSize = im.readBlock
 	}
-	c := newChunk()
-	send := func() error {
+	// Room for a whole line of maxLine (plus "\r\n") after a partial one.
+	capacity := max(im.opts.BatchLines*400, maxLine+3+readSize, 4*readSize)
+	if im.readBlock > 0 {
+		capacity = maxLine + 3 + readSize
+	}
+	seq := 0
+	newChunk := func(carry []byte) *chunk {
+		c := rc.chunk()
+		if cap(c.data) < capacity {
+			c.data = make([]byte, 0, capacity)
+		}
+		c.seq, c.firstLine, c.endOffset = seq, in.line+1, 0
+		c.data = append(c.data[:0], carry...)
+		c.ends, c.bad = c.ends[:0], c.bad[:0]
+		return c
+	}
+	c := newChunk(nil)
+	lineStart := 0 // in c.data: where the line being read starts
+	scanned := 0   // in c.data: bytes already searched for a line end
+	skipped := 0   // bytes of an oversized line already dropped
+	// send passes on c.data[:cut] and carries the rest into a new chunk.
+	send := func(cut int) error {
+		c.endOffset = in.offset
+		seq++
+		next := newChunk(c.data[cut:])
+		c.data = c.data[:cut]
+		select {
+		case out <- c:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		c, lineStart, scanned = next, 0, 0
+		return nil
+	}
+	// addLine takes c.data[lineStart:end] (with skipped bytes before it)
+	// as the next line; term is the length of its line end.
+	addLine := func(end int, term int) error {
+		n := skipped + end - lineStart
+		in.offset += int64(n)
+		in.line++
+		content := n - term
+		if term == 1 && end-2 >= lineStart && c.data[end-2] == '\r' {
+			content--
+		} else if term == 0 && end-1 >= lineStart && c.data[end-1] == '\r' {
+			content--
+		}
+		var bad error
+		if skipped > 0 || content > maxLine {
+			bad = fmt.Errorf("%w: %d bytes, limit %d", ErrOversized, content, maxLine)
+			// Drop its bytes: a rejected line of that size is reported
+			// without its text.
+			c.data = append(c.data[:lineStart], c.data[end:]...)
+			scanned -= end - lineStart
+			end = lineStart
+			skipped = 0
+		}
+		c.ends = append(c.ends, end)
+		if bad != nil || len(c.bad) > 0 {
+			for len(c.bad) < len(c.ends)-1 {
+				c.bad = append(c.bad, nil)
+			}
+			c.bad = append(c.bad, bad)
+		}
+		lineStart = end
+		if len(c.ends) >= im.opts.BatchLines {
+			return send(end)
+		}
+		return nil
+	}
+	for eof := false; ; {
+		for {
+			k := bytes.IndexByte(c.data[scanned:], '\n')
+			if k < 0 {
+				scanned = len(c.data)
+				break
+			}
+			scanned += k + 1
+			if err := addLine(scanned, 1); err != nil {
+				return err
+			}
+		}
+		if eof {
+			break
+		}
+		if len(c.data) == cap(c.data) {
+			if partial := len(c.data) - lineStart; partial > maxLine+2 {
+				// Too long whatever its end: drop what was read of it.
+				skipped += partial
+				c.data = c.data[:lineStart]
+				scanned = lineStart
+			} else if err := send(lineStart); err != nil {
+				return err
+			}
+		}
+		n, err := in.br.Read(c.data[len(c.data):min(cap(c.data), len(c.data)+readSize)])
+		c.data = c.data[:len(c.data)+n]
+		if errors.Is(err, io.EOF) {
+			eof = true
+		} else if err != nil {
+			return err
+		}
+	}
+	if len(c.data) > lineStart || skipped > 0 {
+		// The last line has no line end.
+		if err := addLine(len(c.data), 0); err != nil {
+			return err
+		}
+	}
+	if len(c.ends) > 0 {
 		c.endOffset = in.offset
 		select {
 		case out <- c:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		seq++
-		c = newChunk()
-		return nil
-	}
-	for {
-		line, n, err := readLine(in.br, im.opts.MaxLineBytes)
-		if errors.Is(err, io.EOF) && n == 0 {
-			break
-		}
-		var bad error
-		if err != nil {
-			if !errors.Is(err, ErrOversized) {
-				return err
-			}
-			bad = err
-		}
-		in.offset += int64(n)
-		in.line++
-		c.data = append(c.data, line...)
-		c.ends = append(c.ends, len(c.data))
-		if bad != nil || c.bad != nil {
-			for len(c.bad) < len(c.ends)-1 {
-				c.bad = append(c.bad, nil)
-			}
-			c.bad = append(c.bad, bad)
-		}
-		if len(c.ends) >= im.opts.BatchLines {
-			if err := send(); err != nil {
-				return err
-			}
-		}
-	}
-	if len(c.ends) > 0 {
-		return send()
 	}
 	return nil
 }
 
 // parseChunk parses, validates and encodes one chunk's lines: for a load
 // (a bulk load or a Load) into p.batch, otherwise into p.entries.
-func (im *Importer) parseChunk(c *chunk, in *input, scratch *[][]byte, load bool) *parsed {
-	p := &parsed{c: c}
+func (im *Importer) parseChunk(c *chunk, in *input, scratch *[][]byte, load bool, rc *recycler) *parsed {
+	p := rc.parsedFor(c)
 	now := im.opts.Now()
 	tol := im.opts.FutureTolerance
 	if tol < 0 {
@@ -677,7 +819,7 @@ func (im *Importer) parseChunk(c *chunk, in *input, scratch *[][]byte, load bool
 	}
 	var buf []byte
 	if load {
-		p.batch.Reset(getBuf(len(c.data) + len(c.ends)*96))
+		p.batch.Reset(p.batch.Bytes())
 	} else {
 		p.entries = make([]store.Entry, 0, len(c.ends))
 		buf = getBuf(len(c.data) + len(c.ends)*64)
@@ -687,6 +829,12 @@ func (im *Importer) parseChunk(c *chunk, in *input, scratch *[][]byte, load bool
 	for i, end := range c.ends {
 		line := c.data[start:end]
 		start = end
+		if len(line) > 0 && line[len(line)-1] == '\n' {
+			line = line[:len(line)-1]
+		}
+		if len(line) > 0 && line[len(line)-1] == '\r' {
+			line = line[:len(line)-1]
+		}
 		lineNo := c.firstLine + int64(i)
 		reject := func(err error) {
 			r := Rejection{File: in.name, Line: lineNo, Reason: err.Error()}
