@@ -185,12 +185,16 @@ func scanPlainString(raw []byte, i int) (content []byte, next int, ok bool) {
 	for j < len(raw) {
 		c := raw[j]
 		switch {
+		case plainASCII[c]:
+			j++
 		case c == '"':
 			return raw[i+1 : j], j + 1, true
-		case c == '\\' || c < 0x20:
+		case c < utf8.RuneSelf: // a control character or a backslash
 			return nil, 0, false
-		case c < utf8.RuneSelf:
-			j++
+		case c&0xf0 == 0xe0 && j+2 < len(raw) && plain3(c, raw[j+1], raw[j+2]):
+			// Three bytes, the CJK text of most attributes, checked
+			// without decoding.
+			j += 3
 		default:
 			r, size := utf8.DecodeRune(raw[j:])
 			if r == utf8.RuneError || r == '\u2028' || r == '\u2029' {
@@ -200,6 +204,40 @@ func scanPlainString(raw []byte, i int) (content []byte, next int, ok bool) {
 		}
 	}
 	return nil, 0, false
+}
+
+// plainASCII marks the bytes a JSON string holds as they are: printable
+// ASCII but the quote and the backslash. One table lookup per byte instead
+// of three comparisons: import scans every attribute string with it.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// plain3 reports whether c0 c1 c2 (c0 = 0xe0-0xef) is a valid three-byte
+// UTF-8 sequence other than U+2028 and U+2029, which encoding/json escapes,
+// and U+FFFD, which is also what utf8.DecodeRune says of invalid input:
+// what the DecodeRune branch accepts, by the ranges of RFC 3629 (no
+// overlong forms, no surrogates).
+func plain3(c0, c1, c2 byte) bool {
+	lo, hi := byte(0x80), byte(0xbf)
+	switch c0 {
+	case 0xe0:
+		lo = 0xa0
+	case 0xed:
+		hi = 0x9f
+	case 0xe2:
+		if c1 == 0x80 && (c2 == 0xa8 || c2 == 0xa9) {
+			return false
+		}
+	case 0xef:
+		if c1 == 0xbf && c2 == 0xbd {
+			return false
+		}
+	}
+	return lo <= c1 && c1 <= hi && c2&0xc0 == 0x80
 }
 
 // scanNumber checks the JSON number grammar from raw[i].

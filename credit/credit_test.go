@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func testKey(t testing.TB, seed byte) ed25519.PrivateKey {
@@ -342,6 +343,23 @@ func BenchmarkCanonicalAttrsSlow(b *testing.B) {
 	for b.Loop() {
 		if _, err := CanonicalAttrs(in); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// plain3 must accept exactly the three-byte sequences scanPlainString took
+// through utf8.DecodeRune before.
+func TestPlain3AgreesWithDecodeRune(t *testing.T) {
+	for c0 := 0xe0; c0 <= 0xef; c0++ {
+		for c1 := 0; c1 < 256; c1++ {
+			for c2 := 0; c2 < 256; c2++ {
+				b := []byte{byte(c0), byte(c1), byte(c2)}
+				r, size := utf8.DecodeRune(b)
+				want := size == 3 && r != utf8.RuneError && r != '\u2028' && r != '\u2029'
+				if got := plain3(b[0], b[1], b[2]); got != want {
+					t.Fatalf("% x: plain3 %v, DecodeRune %U size %d", b, got, r, size)
+				}
+			}
 		}
 	}
 }

@@ -161,3 +161,17 @@ func ruleOf(err error) USCCRule {
 	}
 	return ""
 }
+
+// FuzzValidNormalUSCC holds the one-pass check of an upper-case code to
+// parseUSCC, which reports what is wrong with any other.
+func FuzzValidNormalUSCC(f *testing.F) {
+	for _, s := range []string{"91440300708461136T", "914403001922038216", "91440300708461136t", "", "0000000000000000000", "Y1440300708461136T", "9I440300708461136T"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		_, lower, err := parseUSCC(s)
+		if want := err == nil && !lower; validNormalUSCC(s) != want {
+			t.Fatalf("%q: validNormalUSCC %v, parseUSCC says %v (%v)", s, !want, want, err)
+		}
+	})
+}

@@ -112,6 +112,8 @@ Exit codes: 0 every line imported; 2 some lines rejected (the rest imported); 1 
 				Usage: "no progress bar or progress log lines"},
 			&cli.StringFlag{Name: "cpuprofile", Category: catOutput, EnvVars: []string{"CCNODE_IMPORT_CPUPROFILE"},
 				Usage: "write a CPU profile of the import to this file (for tuning)"},
+			&cli.StringFlag{Name: "memprofile", Category: catOutput, EnvVars: []string{"CCNODE_IMPORT_MEMPROFILE"},
+				Usage: "write a profile of the import's allocations to this file at its end (for tuning)"},
 		},
 		Action: runImport,
 	}
@@ -144,6 +146,20 @@ func runImport(c *cli.Context) error {
 			return fmt.Errorf("import: cpu profile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if p := c.String("memprofile"); p != "" {
+		// Every allocation since the start counts: on a machine where a
+		// fresh page costs more than the work done in it, what an import
+		// allocates matters more than what it keeps.
+		defer func() {
+			f, err := os.Create(p)
+			if err == nil {
+				err = errors.Join(pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
+			}
+			if err != nil {
+				fmt.Fprintf(c.App.ErrWriter, "import: memory profile: %v\n", err)
+			}
+		}()
 	}
 	ctx, stop := signal.NotifyContext(contextOf(c), os.Interrupt, syscall.SIGTERM)
 	defer stop()

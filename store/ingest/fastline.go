@@ -51,8 +51,8 @@ func appendFastJSON(lb *store.LoadBatch, line []byte, now time.Time, tol time.Du
 			r.Attrs = line[i : i+n : i+n]
 			i += n
 		} else {
-			val, next, ok := plainString(line, i)
-			if !ok || !validUTF8(val) {
+			val, next, hi, ok := plainStringHi(line, i)
+			if !ok || hi && !utf8.Valid(val) {
 				return false
 			}
 			i = next
@@ -103,14 +103,4 @@ func appendFastJSON(lb *store.LoadBatch, line []byte, now time.Time, tol time.Du
 		return false
 	}
 	return lb.Append(&r) == nil
-}
-
-// validUTF8 is utf8.Valid with the ASCII case, nearly every field, first.
-func validUTF8(b []byte) bool {
-	for _, c := range b {
-		if c >= utf8.RuneSelf {
-			return utf8.Valid(b)
-		}
-	}
-	return true
 }

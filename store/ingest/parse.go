@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/prdcredit/ccnode/credit"
 )
@@ -189,21 +190,31 @@ func skipWS(b []byte, i int) int {
 // plainString reads a string with no escapes and no control characters.
 // The line is already known to be valid UTF-8.
 func plainString(b []byte, i int) ([]byte, int, bool) {
+	s, next, _, ok := plainStringHi(b, i)
+	return s, next, ok
+}
+
+// plainStringHi is plainString that also says whether the string has a
+// byte outside ASCII, which only then needs checking as UTF-8.
+func plainStringHi(b []byte, i int) (s []byte, next int, hi, ok bool) {
 	if i >= len(b) || b[i] != '"' {
-		return nil, 0, false
+		return nil, 0, false, false
 	}
 	j := i + 1
 	for j < len(b) {
 		c := b[j]
-		if c == '"' {
-			return b[i+1 : j], j + 1, true
-		}
-		if c == '\\' || c < 0x20 {
-			return nil, 0, false
+		switch {
+		case c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf:
+		case c == '"':
+			return b[i+1 : j], j + 1, hi, true
+		case c >= utf8.RuneSelf:
+			hi = true
+		default:
+			return nil, 0, false, false
 		}
 		j++
 	}
-	return nil, 0, false
+	return nil, 0, false, false
 }
 
 // objectEnd finds the end of the object starting at b[i] by bracket

@@ -819,7 +819,13 @@ func (im *Importer) parseChunk(c *chunk, in *input, scratch *[][]byte, load bool
 	}
 	var buf []byte
 	if load {
-		p.batch.Reset(p.batch.Bytes())
+		buf := p.batch.Bytes()
+		if cap(buf) < len(c.data) {
+			// A record's encoding is smaller than its line: one buffer of
+			// the chunk's size, grown by doubling no more.
+			buf = make([]byte, 0, len(c.data)+len(c.data)/8)
+		}
+		p.batch.Reset(buf)
 	} else {
 		p.entries = make([]store.Entry, 0, len(c.ends))
 		buf = getBuf(len(c.data) + len(c.ends)*64)
