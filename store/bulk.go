@@ -6,11 +6,11 @@ import (
 	"container/heap"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
@@ -42,8 +42,9 @@ const DefaultChunkBytes = 256 << 20
 // spilled to disk and merged. Later input wins over earlier input with the
 // same identity, as it would in an ordinary import.
 //
-// A bulk load that dies leaves records without statistics; Open then
-// reports ErrIncompleteBulk and a new bulk load starts over.
+// A bulk load that dies after it started writing leaves its marker file
+// (see bulkMarkerName); Open then reports ErrIncompleteBulk and a new bulk
+// load starts over.
 type Bulk struct {
 	db    *DB
 	opts  BulkOptions
@@ -52,6 +53,13 @@ type Bulk struct {
 	index [][]byte   // the entries, pointing into arena (or, larger than it, the heap)
 	runs  []string
 	done  bool
+
+	// started: Finish began writing into the store.
+	started bool
+	// clearIfUnused: the store was empty, so a bulk load closed before it
+	// started writing leaves it usable again. Over an interrupted bulk
+	// load the marker stays until one finishes.
+	clearIfUnused bool
 
 	// incremental: a Load into a store that may hold data (see NewLoad).
 	incremental bool
@@ -102,8 +110,32 @@ func (db *DB) NewBulk(opts BulkOptions) (*Bulk, error) {
 		opts.TempDir = os.TempDir()
 	}
 	// Nothing else may use the store until Finish: its content is partial.
+	// The marker says so to a later Open if this process dies first.
+	if !db.inMem {
+		if err := writeMarker(db.dir, bulkMarkerName, "bulk load"); err != nil {
+			return nil, err
+		}
+	}
+	b := &Bulk{db: db, opts: opts, clearIfUnused: !db.incomplete}
 	db.incomplete = true
-	return &Bulk{db: db, opts: opts}, nil
+	return b, nil
+}
+
+// bulkMarkerName is the file in the data directory that exists from the
+// start of a bulk load until everything it wrote is durable: the tables of
+// a stream become visible one by one as they are written, statistics
+// included, so only the marker tells a finished bulk load from a killed one.
+const bulkMarkerName = "ccnode-bulk.pending"
+
+// clearBulk removes the bulk marker once the bulk load is durable.
+func (db *DB) clearBulk() error {
+	if db.inMem {
+		return nil
+	}
+	if err := os.Remove(filepath.Join(db.dir, bulkMarkerName)); err != nil {
+		return fmt.Errorf("store: marker %s: %w", bulkMarkerName, err)
+	}
+	return syncDir(db.dir)
 }
 
 // Add buffers entries (copied; the caller may reuse them).
@@ -308,6 +340,18 @@ func (b *Bulk) Close() error {
 	}
 	b.runs = nil
 	b.freeSortBuffer()
+	if b.clearIfUnused && !b.started {
+		// Abandoned before writing anything: the store is as empty as it
+		// was.
+		b.started = true
+		if err := b.db.clearBulk(); err != nil {
+			errs = append(errs, err)
+		} else {
+			b.db.mu.Lock()
+			b.db.incomplete = false
+			b.db.mu.Unlock()
+		}
+	}
 	if b.release != nil {
 		b.release()
 		b.release = nil
@@ -459,9 +503,9 @@ func (b *Bulk) merge(ctx context.Context, res *WriteResult, fn func(group, first
 	return nil
 }
 
-// Finish sorts, merges and writes everything, then writes the statistics
-// and the given progress markers in one ordinary transaction, syncs, and
-// opens the store for use.
+// Finish sorts, merges and writes everything with the given progress
+// markers and the statistics, syncs, removes the bulk marker and opens the
+// store for use.
 func (b *Bulk) Finish(ctx context.Context, progress []Progress) (WriteResult, error) {
 	if b.done {
 		return WriteResult{}, errors.New("store: bulk: Finish twice")
@@ -472,6 +516,7 @@ func (b *Bulk) Finish(ctx context.Context, progress []Progress) (WriteResult, er
 		return b.finishIncremental(ctx, progress)
 	}
 
+	b.started = true
 	sw := b.db.bdb.NewStreamWriter()
 	defer sw.Cancel()
 	if err := sw.Prepare(); err != nil {
@@ -480,14 +525,30 @@ func (b *Bulk) Finish(ctx context.Context, progress []Progress) (WriteResult, er
 	out := newStreamOut(b.db, sw)
 	var res WriteResult
 	d := statDelta{srcs: map[string]int64{}}
+	// Everything goes through the stream writer, progress markers (P,
+	// before the records) and statistics (S, after them) included, so
+	// nothing is left in Badger's memtable: at Close it would become a
+	// level-0 table, and a Load into a store with level-0 tables takes the
+	// write-batch path, several times slower.
+	if err := putProgress(progress, func(k, v []byte) error { return out.put(streamRecord, k, v) }); err != nil {
+		out.buf.Release()
+		return res, err
+	}
 	err := b.merge(ctx, &res, func(group, _ [][]byte) error {
 		res.Inserted += int64(len(group))
 		return out.subject(group, &d)
 	})
 	if err != nil {
+		out.buf.Release()
 		return res, err
 	}
 	b.freeSortBuffer()
+	// An empty bulk load leaves the store empty (and open to another).
+	err = putStats(Stats{}, &d, d.records > 0, func(k, v []byte) error { return out.put(streamRecord, k, v) })
+	if err != nil {
+		out.buf.Release()
+		return res, err
+	}
 	if err := out.close(); err != nil {
 		return res, err
 	}
@@ -497,25 +558,10 @@ func (b *Bulk) Finish(ctx context.Context, progress []Progress) (WriteResult, er
 	if err := b.db.dropTablePages(); err != nil {
 		return res, err
 	}
-	err = b.db.bdb.Update(func(txn *badger.Txn) error {
-		if err := applyDelta(txn, &d); err != nil {
-			return err
-		}
-		for _, p := range progress {
-			v, err := json.Marshal(p)
-			if err != nil {
-				return err
-			}
-			if err := txn.Set(progressKey(p.Input), v); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return res, fmt.Errorf("store: bulk: stats: %w", err)
-	}
 	if err := b.db.Sync(); err != nil {
+		return res, err
+	}
+	if err := b.db.clearBulk(); err != nil {
 		return res, err
 	}
 	b.db.mu.Lock()
@@ -524,17 +570,24 @@ func (b *Bulk) Finish(ctx context.Context, progress []Progress) (WriteResult, er
 	return res, nil
 }
 
-// Stream ids of a bulk load; their key ranges never overlap. The subject
-// markers (U) follow the records (R) in the records' stream, after all of
-// them, rather than having a stream of their own: every stream costs a
-// table builder that allocates 128 MiB up front (see loadStreamRest).
+// Stream ids of a bulk load; their key ranges never overlap. The progress
+// markers (P), statistics (S) and subject markers (U) share the records'
+// stream (R), in key order, rather than having streams of their own: every
+// stream costs a table builder that allocates 128 MiB up front (see
+// loadStreamRest).
 const (
 	streamIdentity = 1 // I
-	streamRecord   = 2 // R, then U
+	streamRecord   = 2 // P, R, S, U
 )
 
+// kvSink takes encoded key-value buffers: Badger's StreamWriter, or what
+// the floor benchmark records in place of it.
+type kvSink interface {
+	Write(buf *z.Buffer) error
+}
+
 type streamOut struct {
-	sw       *badger.StreamWriter
+	sw       kvSink
 	db       *DB
 	buf      *z.Buffer
 	flushed  int    // bytes handed to the stream writer since its mapped pages were last released
@@ -542,7 +595,7 @@ type streamOut struct {
 	subjects []byte // subjects written by subject, usccLen bytes each, in order
 }
 
-func newStreamOut(db *DB, sw *badger.StreamWriter) *streamOut {
+func newStreamOut(db *DB, sw kvSink) *streamOut {
 	return &streamOut{sw: sw, db: db, buf: z.NewBuffer(8<<20, "ccnode.bulk"), version: 1}
 }
 

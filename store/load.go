@@ -126,21 +126,8 @@ func (b *Bulk) finishIncremental(ctx context.Context, progress []Progress) (Writ
 	it := rt.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixIdentity}})
 	defer it.Close()
 
-	// Progress markers, in key order.
-	type kv struct{ k, v []byte }
-	var prog []kv
-	for _, p := range progress {
-		v, err := json.Marshal(p)
-		if err != nil {
-			return res, fmt.Errorf("store: load: %w", err)
-		}
-		prog = append(prog, kv{progressKey(p.Input), v})
-	}
-	slices.SortFunc(prog, func(x, y kv) int { return bytes.Compare(x.k, y.k) })
-	for _, p := range prog {
-		if err := pw.add(loadStreamRest, 0, p.k, p.v); err != nil {
-			return res, err
-		}
+	if err := putProgress(progress, func(k, v []byte) error { return pw.add(loadStreamRest, 0, k, v) }); err != nil {
+		return res, err
 	}
 	d := statDelta{srcs: map[string]int64{}}
 	type rec struct {
@@ -241,31 +228,8 @@ func (b *Bulk) finishIncremental(ctx context.Context, progress []Progress) (Writ
 	it.Close()
 	rt.Discard()
 
-	// Statistics as absolute values, in key order: S|c|ordinal, S|s|source,
-	// S|t (the totals, always written; see checkIncomplete).
-	u64 := func(n int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(n)) }
-	for ord, x := range d.cats {
-		if x == 0 {
-			continue
-		}
-		if err := pw.add(loadStreamRest, 0, statsCatKey(ord), u64(base.Categories[allCats[ord]]+x)); err != nil {
-			return res, err
-		}
-	}
-	srcs := make([]string, 0, len(d.srcs))
-	for s, x := range d.srcs {
-		if x != 0 {
-			srcs = append(srcs, s)
-		}
-	}
-	slices.Sort(srcs)
-	for _, s := range srcs {
-		if err := pw.add(loadStreamRest, 0, statsSrcKey(s), u64(base.Sources[s]+d.srcs[s])); err != nil {
-			return res, err
-		}
-	}
-	tot := binary.BigEndian.AppendUint64(u64(base.Records+d.records), uint64(base.Subjects+d.subjects))
-	if err := pw.add(loadStreamRest, 0, statsTotalsKey, tot); err != nil {
+	add := func(k, v []byte) error { return pw.add(loadStreamRest, 0, k, v) }
+	if err := putStats(base, &d, true, add); err != nil {
 		return res, err
 	}
 	for i := 0; i < len(newSubjects); i += usccLen {
@@ -286,7 +250,7 @@ func (b *Bulk) finishIncremental(ctx context.Context, progress []Progress) (Writ
 	if db.inMem {
 		return res, db.applyPlan(planPath)
 	}
-	if err := writeMarker(db.dir); err != nil {
+	if err := writeMarker(db.dir, loadMarkerName, loadPlanName); err != nil {
 		return res, err
 	}
 	if b.beforeApply != nil {
@@ -310,7 +274,7 @@ func (db *DB) resumeLoad() error {
 		}
 		return nil
 	} else if err != nil {
-		return fmt.Errorf("store: load marker: %w", err)
+		return fmt.Errorf("store: marker %s: %w", loadMarkerName, err)
 	}
 	db.log.Warn("applying the plan of an interrupted import", "dir", db.dir)
 	if err := db.applyPlan(filepath.Join(db.dir, loadPlanName)); err != nil {
@@ -326,7 +290,7 @@ func (db *DB) clearLoad() error {
 		return err
 	}
 	if err := os.Remove(filepath.Join(db.dir, loadMarkerName)); err != nil {
-		return fmt.Errorf("store: load marker: %w", err)
+		return fmt.Errorf("store: marker %s: %w", loadMarkerName, err)
 	}
 	if err := syncDir(db.dir); err != nil {
 		return err
@@ -337,22 +301,75 @@ func (db *DB) clearLoad() error {
 	return nil
 }
 
-func writeMarker(dir string) error {
-	tmp := filepath.Join(dir, loadMarkerName+".tmp")
-	if err := os.WriteFile(tmp, []byte(loadPlanName+"\n"), 0o644); err != nil {
-		return fmt.Errorf("store: load marker: %w", err)
+// putProgress emits the progress markers in key order.
+func putProgress(progress []Progress, put func(k, v []byte) error) error {
+	type kv struct{ k, v []byte }
+	prog := make([]kv, 0, len(progress))
+	for _, p := range progress {
+		v, err := json.Marshal(p)
+		if err != nil {
+			return fmt.Errorf("store: progress of %s: %w", p.Input, err)
+		}
+		prog = append(prog, kv{progressKey(p.Input), v})
+	}
+	slices.SortFunc(prog, func(x, y kv) int { return bytes.Compare(x.k, y.k) })
+	for _, p := range prog {
+		if err := put(p.k, p.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// putStats emits the statistics of base plus d as absolute values, in key
+// order: S|c|ordinal, S|s|source, then S|t, the totals (always when
+// totals is set; see checkIncomplete). Counters d leaves unchanged are not
+// written.
+func putStats(base Stats, d *statDelta, totals bool, put func(k, v []byte) error) error {
+	u64 := func(n int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(n)) }
+	for ord, x := range d.cats {
+		if x == 0 {
+			continue
+		}
+		if err := put(statsCatKey(ord), u64(base.Categories[allCats[ord]]+x)); err != nil {
+			return err
+		}
+	}
+	srcs := make([]string, 0, len(d.srcs))
+	for s, x := range d.srcs {
+		if x != 0 {
+			srcs = append(srcs, s)
+		}
+	}
+	slices.Sort(srcs)
+	for _, s := range srcs {
+		if err := put(statsSrcKey(s), u64(base.Sources[s]+d.srcs[s])); err != nil {
+			return err
+		}
+	}
+	if !totals {
+		return nil
+	}
+	return put(statsTotalsKey, binary.BigEndian.AppendUint64(u64(base.Records+d.records), uint64(base.Subjects+d.subjects)))
+}
+
+// writeMarker durably creates the file name in dir, holding content.
+func writeMarker(dir, name, content string) error {
+	tmp := filepath.Join(dir, name+".tmp")
+	if err := os.WriteFile(tmp, []byte(content+"\n"), 0o644); err != nil {
+		return fmt.Errorf("store: marker %s: %w", name, err)
 	}
 	f, err := os.Open(tmp)
 	if err != nil {
-		return fmt.Errorf("store: load marker: %w", err)
+		return fmt.Errorf("store: marker %s: %w", name, err)
 	}
 	err = f.Sync()
 	f.Close()
 	if err != nil {
-		return fmt.Errorf("store: load marker: %w", err)
+		return fmt.Errorf("store: marker %s: %w", name, err)
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, loadMarkerName)); err != nil {
-		return fmt.Errorf("store: load marker: %w", err)
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		return fmt.Errorf("store: marker %s: %w", name, err)
 	}
 	return syncDir(dir)
 }

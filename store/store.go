@@ -237,10 +237,18 @@ func orDefault(v, d int64) int64 {
 	return v
 }
 
-// checkIncomplete: records without a totals counter can only be the
-// remains of a bulk load killed before its last step, because every
-// ordinary write updates the totals in the transaction that adds records.
+// checkIncomplete: a bulk load's marker file, or records without a totals
+// counter, can only be the remains of a bulk load killed before its last
+// step, because every ordinary write updates the totals in the transaction
+// that adds records.
 func (db *DB) checkIncomplete() (bool, error) {
+	if !db.inMem {
+		if _, err := os.Stat(filepath.Join(db.dir, bulkMarkerName)); err == nil {
+			return true, nil
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return false, fmt.Errorf("store: bulk marker: %w", err)
+		}
+	}
 	var hasRecords, hasTotals bool
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		_, err := txn.Get(statsTotalsKey)
