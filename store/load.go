@@ -555,6 +555,11 @@ func (db *DB) applyPlan(path string) error {
 }
 
 func (db *DB) applyPlanBatches(path string) error {
+	if db.noCompactors {
+		// A plan is as large as the import: its batches would fill level
+		// 0 and stall for ever with no compactor to drain it.
+		return fmt.Errorf("store: load: the plan needs write batches, and the store was opened without compactions: %w", ErrNoCompactions)
+	}
 	wb := db.bdb.NewWriteBatch()
 	defer wb.Cancel()
 	err := readPlan(path, func(_, flags byte, k, v []byte) error {

@@ -191,3 +191,79 @@ func TestEmptyLoadWritesNothing(t *testing.T) {
 		t.Fatalf("levels changed:\n%s\n%s", before, after)
 	}
 }
+
+// Loads into a store opened without compactions, one process (Open) each,
+// more Loads than Badger has levels, after a bulk load and with ordinary
+// writes in between (which leave level 0 tables at Close): Open keeps the
+// compactors whenever the tree needs them, and the store and statistics
+// stay those of ordinary writes.
+func TestLoadsWithoutCompactions(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	ref, err := Open(ctx, Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	var without, with int // opens without and with compactors
+	open := func() *DB {
+		t.Helper()
+		db, err := Open(ctx, Options{Dir: dir, NoCompactions: true, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if db.noCompactors {
+			without++
+		} else {
+			with++
+		}
+		return db
+	}
+	db := open()
+	first := randomRecords(t, 20, 800)
+	put(t, ref, first...)
+	b, err := db.NewBulk(BulkOptions{TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Add(encodeAll(t, first)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Finish(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		db.Close()
+		db = open()
+		part := randomRecords(t, uint64(21+i), 400)
+		want := put(t, ref, part...)
+		var got WriteResult
+		if i == 4 {
+			got = put(t, db, part...)
+		} else if got, err = load(t, db, part, BulkOptions{TempDir: t.TempDir()}, nil); err != nil {
+			t.Fatalf("load %d: %v", i, err)
+		}
+		if got != want {
+			t.Fatalf("part %d: result %+v, ordinary writes %+v", i, got, want)
+		}
+	}
+	db.Close()
+	db = open()
+	defer db.Close()
+	if d1, d2 := dump(t, db), dump(t, ref); d1 != d2 {
+		t.Fatalf("store differs from ordinary writes:\n%s\n----\n%s", tail(d1), tail(d2))
+	}
+	st, err := db.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := modelStats(t, db); fmt.Sprint(st) != fmt.Sprint(want) {
+		t.Fatalf("stats %+v, recomputed %+v", st, want)
+	}
+	// The ordinary writes left level 0 tables, and the Loads climb a
+	// level each: both make Open keep the compactors at least once.
+	if without == 0 || with == 0 {
+		t.Fatalf("opened %d times without compactors and %d with; want both", without, with)
+	}
+	t.Logf("opened %d times without compactors and %d with", without, with)
+}

@@ -27,6 +27,9 @@ var (
 	// store holds part of it and no statistics. Run the bulk load again
 	// (it starts over) or remove the data directory.
 	ErrIncompleteBulk = errors.New("store holds an interrupted bulk load")
+	// ErrNoCompactions: a write that needs Badger's compactors was asked
+	// of a store opened with Options.NoCompactions. Open it without.
+	ErrNoCompactions = errors.New("store opened without compactions")
 )
 
 // RecordWriter stores records idempotently: a record whose identity
@@ -91,6 +94,16 @@ type Options struct {
 	// of it, and throughput is the same. Raise it for stores much larger
 	// than the page cache, whose scans wait on the disk.
 	ReadConcurrency int
+	// NoCompactions asks for a store without Badger's compactors, for a
+	// process that only imports with Load or Bulk: their tables go to
+	// levels of their own, and a compaction that starts meanwhile (moving
+	// a Load's new level into the one below) is waited for at Close, which
+	// cost 2-5 CPU-seconds per million records. Open keeps the compactors
+	// when the tree needs them: tables in level 0 (left by ordinary
+	// writes, which would then fill it and stall with nothing to drain
+	// it), or fewer than two empty levels above the data (the next Load
+	// would land in level 0).
+	NoCompactions bool
 	// SyncWrites makes every commit wait for fsync. Off by default: the
 	// import syncs once at the end and the receipt log syncs what it must.
 	SyncWrites bool
@@ -110,10 +123,13 @@ type DB struct {
 	log    *slog.Logger
 	inMem  bool
 	dir    string
-	absDir string     // dir resolved, once dropTablePages needs it
-	wmu    sync.Mutex // serialises this package's writers: they all touch the stats keys
-	closed sync.Once
-	cerr   error
+	absDir string // dir resolved, once dropTablePages needs it
+	// noCompactors: opened with Options.NoCompactions granted; nothing
+	// drains level 0, so ordinary write batches must not fill it.
+	noCompactors bool
+	wmu          sync.Mutex // serialises this package's writers: they all touch the stats keys
+	closed       sync.Once
+	cerr         error
 
 	readSlots chan struct{} // see Options.ReadConcurrency; nil: no limit
 
@@ -166,11 +182,24 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if o.NoCompactions && !o.InMemory {
+		bo = bo.WithNumCompactors(0)
+	}
 	bdb, err := badger.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", o.Dir, err)
 	}
-	db := &DB{bdb: bdb, log: log, inMem: o.InMemory, dir: o.Dir}
+	if bo.NumCompactors == 0 && needsCompactors(bdb) {
+		log.Info("the store's tree needs compactions; importing with compactors")
+		if err := bdb.Close(); err != nil {
+			return nil, fmt.Errorf("store: open %s: %w", o.Dir, err)
+		}
+		bo = bo.WithNumCompactors(int(orDefault(int64(o.NumCompactors), DefaultNumCompactors)))
+		if bdb, err = badger.Open(bo); err != nil {
+			return nil, fmt.Errorf("store: open %s: %w", o.Dir, err)
+		}
+	}
+	db := &DB{bdb: bdb, log: log, inMem: o.InMemory, dir: o.Dir, noCompactors: bo.NumCompactors == 0}
 	if n := o.ReadConcurrency; n >= 0 {
 		if n == 0 {
 			n = runtime.GOMAXPROCS(0)
@@ -228,6 +257,16 @@ func blockCacheSize(n int64) int64 {
 		return 0
 	}
 	return orDefault(n, DefaultBlockCacheSize)
+}
+
+// needsCompactors: see Options.NoCompactions.
+func needsCompactors(bdb *badger.DB) bool {
+	for _, l := range bdb.Levels() {
+		if l.NumTables > 0 {
+			return l.Level < 2
+		}
+	}
+	return false // empty
 }
 
 func orDefault(v, d int64) int64 {

@@ -181,7 +181,11 @@ func runImport(c *cli.Context) error {
 		defer f.Close()
 		errOut = f
 	}
-	so := store.Options{Dir: c.String("data-dir"), Logger: log, MemTableSize: int64(c.Int("memtable-mb")) << 20}
+	// Without --transactional nothing of an import goes through Badger's
+	// memtable, so its compactors would only move tables the import just
+	// wrote, and Close would wait for them (see store.Options).
+	so := store.Options{Dir: c.String("data-dir"), Logger: log, MemTableSize: int64(c.Int("memtable-mb")) << 20,
+		NoCompactions: !c.Bool("transactional")}
 	switch c.String("compression") {
 	case "snappy":
 		so.Compression = options.Snappy
