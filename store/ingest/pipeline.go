@@ -3,7 +3,6 @@ package ingest
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,8 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/store"
@@ -356,6 +357,9 @@ func (im *Importer) open(ctx context.Context, name string, bulk bool) (in *input
 		}
 	}
 	// Gzip is recognised by its magic bytes, whatever the name says.
+	// klauspost/compress inflates about 1.5 times as fast as the standard
+	// library (BenchmarkGunzip), and for a gzip feed inflating costs more
+	// than parsing.
 	peek := bufio.NewReaderSize(in.raw, 64<<10)
 	magic, _ := peek.Peek(2)
 	gz := len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b
