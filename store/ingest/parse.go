@@ -105,79 +105,118 @@ func slowJSONLine(line []byte, r *credit.Record) error {
 // whose behaviour (case-insensitive keys, escapes, last duplicate wins,
 // errors) the fuzz test checks this agrees with.
 func fastJSONLine(line []byte, r *credit.Record) bool {
-	i := skipWS(line, 0)
-	if i >= len(line) || line[i] != '{' {
+	f, ok := scanFlatLine(line, false)
+	if !ok {
 		return false
 	}
+	*r = credit.Record{
+		Subject:  credit.USCC(f.val[0]),
+		Source:   string(f.val[1]),
+		SourceID: string(f.val[2]),
+		Category: credit.Category(f.val[3]),
+		Date:     credit.Date(f.val[4]),
+		Attrs:    f.attrs,
+	}
+	return true
+}
+
+// flatLine is a line of the usual shape, its fields as slices of it.
+type flatLine struct {
+	val   [5][]byte // uscc, source, source_id, category, date
+	attrs []byte
+	seen  uint8 // bit k: val[k] was there; bit 5: attrs
+	hi    uint8 // bit k: val[k] holds a byte outside ASCII
+}
+
+const allFields = 1<<6 - 1
+
+// scanFlatLine reads one flat object of the known keys, each at most once,
+// string values without escapes or control characters, and attrs an
+// object: found by bracket matching (checked later by
+// credit.CanonicalAttrs), or with canonical, only one already in canonical
+// form (credit.CanonicalObjectLen), which it checks in the same pass.
+func scanFlatLine(line []byte, canonical bool) (f flatLine, ok bool) {
+	i := skipWS(line, 0)
+	if i >= len(line) || line[i] != '{' {
+		return f, false
+	}
 	i++
-	var seen uint8
-	var out credit.Record
 	for {
 		i = skipWS(line, i)
 		key, next, ok := plainString(line, i)
 		if !ok {
-			return false
+			return f, false
 		}
 		i = skipWS(line, next)
 		if i >= len(line) || line[i] != ':' {
-			return false
+			return f, false
 		}
 		i = skipWS(line, i+1)
 		var bit uint8
 		if string(key) == "attrs" {
 			bit = 1 << 5
-			end, ok := objectEnd(line, i)
-			if !ok {
-				return false
+			end := 0
+			if canonical {
+				var n int
+				n, ok = credit.CanonicalObjectLen(line[i:])
+				end = i + n
+			} else {
+				end, ok = objectEnd(line, i)
 			}
-			out.Attrs = line[i:end:end]
+			if !ok {
+				return f, false
+			}
+			f.attrs = line[i:end:end]
 			i = end
 		} else {
-			val, next, ok := plainString(line, i)
+			k := fieldIndex(key)
+			if k < 0 {
+				return f, false
+			}
+			val, next, hi, ok := plainStringHi(line, i)
 			if !ok {
-				return false
+				return f, false
 			}
 			i = next
-			switch string(key) {
-			case "uscc":
-				bit = 1 << 0
-				out.Subject = credit.USCC(val)
-			case "source":
-				bit = 1 << 1
-				out.Source = string(val)
-			case "source_id":
-				bit = 1 << 2
-				out.SourceID = string(val)
-			case "category":
-				bit = 1 << 3
-				out.Category = credit.Category(val)
-			case "date":
-				bit = 1 << 4
-				out.Date = credit.Date(val)
-			default:
-				return false
+			bit = 1 << k
+			f.val[k] = val
+			if hi {
+				f.hi |= bit
 			}
 		}
-		if seen&bit != 0 {
-			return false
+		if f.seen&bit != 0 {
+			return f, false
 		}
-		seen |= bit
+		f.seen |= bit
 		i = skipWS(line, i)
 		if i >= len(line) {
-			return false
+			return f, false
 		}
 		if line[i] == '}' {
-			if skipWS(line, i+1) != len(line) {
-				return false
-			}
-			*r = out
-			return true
+			return f, skipWS(line, i+1) == len(line)
 		}
 		if line[i] != ',' {
-			return false
+			return f, false
 		}
 		i++
 	}
+}
+
+// fieldIndex is the index in flatLine.val of a string-valued key, or -1.
+func fieldIndex(key []byte) int {
+	switch string(key) {
+	case "uscc":
+		return 0
+	case "source":
+		return 1
+	case "source_id":
+		return 2
+	case "category":
+		return 3
+	case "date":
+		return 4
+	}
+	return -1
 }
 
 func skipWS(b []byte, i int) int {
