@@ -7,8 +7,8 @@
 //
 // # Protocols (README)
 //
-// Regional nodes talk to each other directly over libp2p (TCP or QUIC,
-// Noise or TLS), never through the ledger. A node's libp2p identity is its
+// Regional nodes talk to each other directly over libp2p (TCP with TLS 1.3
+// preferred or Noise, or QUIC), never through the ledger. A node's libp2p identity is its
 // ed25519 receipt-signing key, and its peer id is registered in its
 // region's member record on the ledger; every node's connection gater
 // admits exactly the peers of active member regions and drops a region the
