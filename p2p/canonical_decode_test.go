@@ -24,17 +24,7 @@ func TestCanonicalDecodersTakeTheWireForms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, ok := credit.DecodeCanonicalQuery(qc)
-	if !ok {
-		t.Fatalf("the one-pass decoder refused the canonical query %s", qc)
-	}
-	var want credit.Query
-	if err := json.Unmarshal(qc, &want); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("query: one-pass %+v, encoding/json %+v", got, want)
-	}
+	takesAsJSON(t, qc, credit.DecodeCanonicalQuery)
 	resp, err := reg.server.Answer(context.Background(), home.host.ID(), &p2p.Request{Requester: home.region.Member.ID, Query: *q})
 	if err != nil {
 		t.Fatal(err)
@@ -43,15 +33,22 @@ func TestCanonicalDecodersTakeTheWireForms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, ok := credit.DecodeCanonicalReceipt(leaf)
+	takesAsJSON(t, leaf, credit.DecodeCanonicalReceipt)
+}
+
+// takesAsJSON fails t unless decode accepts b and gives what encoding/json
+// gives.
+func takesAsJSON[T any](t *testing.T, b []byte, decode func([]byte) (T, bool)) {
+	t.Helper()
+	got, ok := decode(b)
 	if !ok {
-		t.Fatalf("the one-pass decoder refused the canonical receipt %s", leaf)
+		t.Fatalf("%T: the one-pass decoder refused its canonical form %s", got, b)
 	}
-	var wantRC credit.Receipt
-	if err := json.Unmarshal(leaf, &wantRC); err != nil {
+	var want T
+	if err := json.Unmarshal(b, &want); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(rc, wantRC) {
-		t.Fatalf("receipt: one-pass %+v, encoding/json %+v", rc, wantRC)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%T: one-pass %+v, encoding/json %+v", got, got, want)
 	}
 }
