@@ -49,3 +49,44 @@ func appendFastJSON(lb *store.LoadBatch, line []byte, now time.Time, tol time.Du
 	}
 	return lb.Append(&r) == nil
 }
+
+// csvScratch is a parser's memory for CSV lines, reused line after line.
+type csvScratch struct {
+	fields [][]byte
+	unq    []byte // unquoted fields
+}
+
+// appendFastCSV is appendFastJSON for a CSV row: the fields are split
+// into reused memory and validated as views of it, and the record is
+// appended only when every field is valid. It appends nothing and returns
+// false for anything else; the general path (ParseCSVLine, Normalize,
+// LoadBatch.Append) then says what is wrong. FuzzAppendFastCSV holds the
+// two paths to the same bytes.
+func appendFastCSV(lb *store.LoadBatch, h *CSVHeader, line []byte, sc *csvScratch, now time.Time, tol time.Duration) bool {
+	if !utf8.Valid(line) {
+		return false
+	}
+	var err error
+	sc.fields, sc.unq, err = splitCSVInto(line, sc.fields[:0], sc.unq[:0])
+	if err != nil || len(sc.fields) != h.ncols {
+		return false
+	}
+	// Views, as in appendFastJSON: r does not outlive Append, and an
+	// error only says to take the general path.
+	view := func(k int) string {
+		b := sc.fields[h.pos[k]]
+		return unsafe.String(unsafe.SliceData(b), len(b))
+	}
+	r := credit.Record{
+		Subject:  credit.USCC(view(0)),
+		Source:   view(1),
+		SourceID: view(2),
+		Category: credit.Category(view(3)),
+		Date:     credit.Date(view(4)),
+		Attrs:    sc.fields[h.pos[5]],
+	}
+	if r.Normalize(now, tol) != nil {
+		return false
+	}
+	return lb.Append(&r) == nil
+}

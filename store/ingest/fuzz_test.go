@@ -152,3 +152,59 @@ func TestAppendFastJSONTakesUsualLines(t *testing.T) {
 		}
 	}
 }
+
+// FuzzAppendFastCSV holds a load's CSV fast path to the general path:
+// whenever it accepts a row, ParseCSVLine, Normalize and LoadBatch.Append
+// accept it too and encode the same bytes; when it declines, it has
+// appended nothing.
+func FuzzAppendFastCSV(f *testing.F) {
+	f.Add([]byte(`91440300MA5F123452,szmr,R1,penalty,2024-03-01,"{""amount"":5000}"`))
+	f.Add([]byte(`91440300ma5f123452,szmr,"R,1",tax,2024-03-01,"{ ""b"":1, ""a"":""深圳"" }"`))
+	f.Add([]byte(`91440300MA5F123452,szmr,编号,tax,2024-03-01,{}`))
+	f.Add([]byte(`91440300MA5F123452,szmr,R1,tax,2999-03-01,{}`))
+	f.Add([]byte(`91440300MA5F123452,szmr,R1,tax,2024-03-01,"{""a"":""x""}",extra`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		h := &CSVHeader{pos: [6]int{0, 1, 2, 3, 4, 5}, ncols: 6}
+		var fast store.LoadBatch
+		var sc csvScratch
+		if !appendFastCSV(&fast, h, line, &sc, testNow, 0) {
+			if fast.Len() != 0 {
+				t.Fatalf("declined %q after appending", line)
+			}
+			return
+		}
+		var r credit.Record
+		if _, err := h.ParseCSVLine(line, &r, nil); err != nil {
+			t.Fatalf("accepted %q, general path: %v", line, err)
+		}
+		if err := r.Normalize(testNow, 0); err != nil {
+			t.Fatalf("accepted %q, general path: %v", line, err)
+		}
+		var slow store.LoadBatch
+		if err := slow.Append(&r); err != nil {
+			t.Fatalf("accepted %q, general path: %v", line, err)
+		}
+		if fast.Len() != 1 || !bytes.Equal(fast.Bytes(), slow.Bytes()) {
+			t.Fatalf("row %q: fast path encoded %x, general path %x", line, fast.Bytes(), slow.Bytes())
+		}
+	})
+}
+
+// The CSV fast path must take the usual row too.
+func TestAppendFastCSVTakesUsualRows(t *testing.T) {
+	h, err := ParseCSVHeader([]byte("uscc,source,source_id,category,date,attrs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := []string{
+		`9144030035PN1J9H0G,sz-amr,REG-20190210-000000,registration,2019-02-10,"{""authority"":""深圳市市场监督管理局"",""capital_cny"":7120000,""status"":""存续""}"`,
+		string(uscc(t, 7)) + `,dept1,r1,tax,2020-01-02,{}`,
+	}
+	var sc csvScratch
+	for _, row := range rows {
+		var lb store.LoadBatch
+		if !appendFastCSV(&lb, h, []byte(row), &sc, testNow, 0) {
+			t.Errorf("fast path declined %s", row)
+		}
+	}
+}

@@ -360,38 +360,49 @@ var errQuote = errors.New("bare or unterminated quote")
 // splitCSV splits an RFC 4180 row that fits on one line. Unquoted fields
 // alias line; a quoted field with doubled quotes is copied.
 func splitCSV(line []byte, out [][]byte) ([][]byte, error) {
+	out, _, err := splitCSVInto(line, out, nil)
+	return out, err
+}
+
+// splitCSVInto is splitCSV copying quoted fields with doubled quotes to
+// the end of unq, which it returns, so that a caller can reuse that memory
+// for every line.
+func splitCSVInto(line []byte, out [][]byte, unq []byte) ([][]byte, []byte, error) {
 	line = bytes.TrimSuffix(line, []byte{'\r'})
 	i := 0
 	for {
 		if i < len(line) && line[i] == '"' {
 			j := i + 1
-			var buf []byte
+			copied := false
+			from := len(unq)
 			start := j
 			for {
 				k := bytes.IndexByte(line[j:], '"')
 				if k < 0 {
-					return out, errQuote
+					return out, unq, errQuote
 				}
 				j += k
 				if j+1 < len(line) && line[j+1] == '"' {
-					buf = append(buf, line[start:j+1]...)
+					unq = append(unq, line[start:j+1]...)
+					copied = true
 					j += 2
 					start = j
 					continue
 				}
 				break
 			}
-			if buf != nil {
-				out = append(out, append(buf, line[start:j]...))
+			if copied {
+				unq = append(unq, line[start:j]...)
+				out = append(out, unq[from:len(unq):len(unq)])
 			} else {
 				out = append(out, line[start:j:j])
 			}
 			i = j + 1
 			if i == len(line) {
-				return out, nil
+				return out, unq, nil
 			}
 			if line[i] != ',' {
-				return out, errQuote
+				return out, unq, errQuote
 			}
 			i++
 			continue
@@ -404,11 +415,11 @@ func splitCSV(line []byte, out [][]byte) ([][]byte, error) {
 			f = line[i : i+k : i+k]
 		}
 		if bytes.IndexByte(f, '"') >= 0 {
-			return out, errQuote
+			return out, unq, errQuote
 		}
 		out = append(out, f)
 		if k < 0 {
-			return out, nil
+			return out, unq, nil
 		}
 		i += k + 1
 	}

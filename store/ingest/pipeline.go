@@ -567,8 +567,9 @@ func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk
 		go func() {
 			defer wg.Done()
 			var scratch [][]byte
+			var csv csvScratch
 			for c := range chunks {
-				p := im.parseChunk(c, in, &scratch, bulk != nil, rc)
+				p := im.parseChunk(c, in, &scratch, &csv, bulk != nil, rc)
 				select {
 				case results <- p:
 				case <-ctx.Done():
@@ -814,7 +815,7 @@ func (im *Importer) readChunks(ctx context.Context, in *input, out chan<- *chunk
 
 // parseChunk parses, validates and encodes one chunk's lines: for a load
 // (a bulk load or a Load) into p.batch, otherwise into p.entries.
-func (im *Importer) parseChunk(c *chunk, in *input, scratch *[][]byte, load bool, rc *recycler) *parsed {
+func (im *Importer) parseChunk(c *chunk, in *input, scratch *[][]byte, csv *csvScratch, load bool, rc *recycler) *parsed {
 	p := rc.parsedFor(c)
 	now := im.opts.Now()
 	tol := im.opts.FutureTolerance
@@ -873,6 +874,9 @@ func (im *Importer) parseChunk(c *chunk, in *input, scratch *[][]byte, load bool
 			continue // blank lines, e.g. a trailing one, are not records
 		}
 		if load && in.format == FormatJSONL && appendFastJSON(&p.batch, line, now, tol) {
+			continue
+		}
+		if load && in.format == FormatCSV && appendFastCSV(&p.batch, in.header, line, csv, now, tol) {
 			continue
 		}
 		if !utf8.Valid(line) {
