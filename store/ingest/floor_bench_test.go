@@ -10,17 +10,17 @@ import (
 	"time"
 )
 
-// floorFile is a real import feed for BenchmarkFloor, which skips without
-// one. ccbench's 1M data set (--dir /tmp/ccbench-1m) leaves one at the
-// default path.
-func floorFile(b *testing.B) []byte {
-	name := os.Getenv("CCNODE_FLOOR_JSONL")
+// floorFile is a real import feed for BenchmarkFloor, named by the
+// environment variable env, which skips without one. ccbench's 1M data set
+// (--dir /tmp/ccbench-1m) leaves both formats at the default paths.
+func floorFile(b *testing.B, env, ext string) []byte {
+	name := os.Getenv(env)
 	if name == "" {
-		name = "/tmp/ccbench-1m/data-440300-5464-1-rest.jsonl"
+		name = "/tmp/ccbench-1m/data-440300-5464-1-rest." + ext
 	}
 	data, err := os.ReadFile(name)
 	if err != nil {
-		b.Skipf("no feed to measure (set CCNODE_FLOOR_JSONL): %v", err)
+		b.Skipf("no feed to measure (set %s): %v", env, err)
 	}
 	return data
 }
@@ -31,7 +31,7 @@ func floorFile(b *testing.B) []byte {
 // (parse, validate, encode into the sort layout). One op is the whole
 // feed; ns/record and MB/s are per core.
 func BenchmarkFloor(b *testing.B) {
-	data := floorFile(b)
+	data := floorFile(b, "CCNODE_FLOOR_JSONL", "jsonl")
 	lines := bytes.Count(data, []byte{'\n'})
 	im := &Importer{opts: Options{
 		Now:             func() time.Time { return testNow },
@@ -141,14 +141,7 @@ func BenchmarkFloor(b *testing.B) {
 	b.Run("parse-csv", func(b *testing.B) {
 		// The same records as CSV, when ccbench left them next to the
 		// feed: the header row is read as an import reads it.
-		name := os.Getenv("CCNODE_FLOOR_CSV")
-		if name == "" {
-			name = "/tmp/ccbench-1m/data-440300-5464-1-rest.csv"
-		}
-		csv, err := os.ReadFile(name)
-		if err != nil {
-			b.Skipf("no CSV feed (set CCNODE_FLOOR_CSV): %v", err)
-		}
+		csv := floorFile(b, "CCNODE_FLOOR_CSV", "csv")
 		nl := bytes.IndexByte(csv, '\n')
 		h, err := ParseCSVHeader(csv[:max(nl, 0)])
 		if err != nil {

@@ -121,24 +121,32 @@ func FuzzAppendFastJSON(f *testing.F) {
 			}
 			return
 		}
-		if !utf8.Valid(line) {
-			t.Fatalf("accepted invalid UTF-8 %q", line)
-		}
-		var r credit.Record
-		if err := ParseJSONLine(line, &r); err != nil {
-			t.Fatalf("accepted %q, general path: %v", line, err)
-		}
-		if err := r.Normalize(testNow, 0); err != nil {
-			t.Fatalf("accepted %q, general path: %v", line, err)
-		}
-		var slow store.LoadBatch
-		if err := slow.Append(&r); err != nil {
-			t.Fatalf("accepted %q, general path: %v", line, err)
-		}
-		if fast.Len() != 1 || !bytes.Equal(fast.Bytes(), slow.Bytes()) {
-			t.Fatalf("line %q: fast path encoded %x, general path %x", line, fast.Bytes(), slow.Bytes())
-		}
+		sameAsGeneralPath(t, line, &fast, func(r *credit.Record) error { return ParseJSONLine(line, r) })
 	})
+}
+
+// sameAsGeneralPath checks that a line a fast path accepted into fast is
+// valid UTF-8 and that the general path (parse, Normalize, Append) also
+// accepts it and encodes the same bytes.
+func sameAsGeneralPath(t *testing.T, line []byte, fast *store.LoadBatch, parse func(*credit.Record) error) {
+	t.Helper()
+	if !utf8.Valid(line) {
+		t.Fatalf("accepted invalid UTF-8 %q", line)
+	}
+	var r credit.Record
+	if err := parse(&r); err != nil {
+		t.Fatalf("accepted %q, general path: %v", line, err)
+	}
+	if err := r.Normalize(testNow, 0); err != nil {
+		t.Fatalf("accepted %q, general path: %v", line, err)
+	}
+	var slow store.LoadBatch
+	if err := slow.Append(&r); err != nil {
+		t.Fatalf("accepted %q, general path: %v", line, err)
+	}
+	if fast.Len() != 1 || !bytes.Equal(fast.Bytes(), slow.Bytes()) {
+		t.Fatalf("line %q: fast path encoded %x, general path %x", line, fast.Bytes(), slow.Bytes())
+	}
 }
 
 // The fast path must take the usual line, or it only costs time.
@@ -173,20 +181,10 @@ func FuzzAppendFastCSV(f *testing.F) {
 			}
 			return
 		}
-		var r credit.Record
-		if _, err := h.ParseCSVLine(line, &r, nil); err != nil {
-			t.Fatalf("accepted %q, general path: %v", line, err)
-		}
-		if err := r.Normalize(testNow, 0); err != nil {
-			t.Fatalf("accepted %q, general path: %v", line, err)
-		}
-		var slow store.LoadBatch
-		if err := slow.Append(&r); err != nil {
-			t.Fatalf("accepted %q, general path: %v", line, err)
-		}
-		if fast.Len() != 1 || !bytes.Equal(fast.Bytes(), slow.Bytes()) {
-			t.Fatalf("row %q: fast path encoded %x, general path %x", line, fast.Bytes(), slow.Bytes())
-		}
+		sameAsGeneralPath(t, line, &fast, func(r *credit.Record) error {
+			_, err := h.ParseCSVLine(line, r, nil)
+			return err
+		})
 	})
 }
 
