@@ -45,6 +45,12 @@ func fastExportEntry(line []byte) (l ExportLine, rc Receipt, ok bool) {
 	if !s.ok {
 		return l, rc, false
 	}
+	// The scanner reads codes as plain strings; one that USCC's own
+	// decoding would refuse or rewrite goes to encoding/json, which
+	// gives its error.
+	if !rc.Query.canonicalUSCCs() {
+		return l, rc, false
+	}
 	l.Receipt = line[start:s.i]
 	if s.has(`,"acks":`) {
 		l.Acks = s.acks()
@@ -145,6 +151,10 @@ func (s *exportScanner) bytes() []byte {
 	enc := s.str()
 	if !s.ok {
 		return nil
+	}
+	if len(enc) == 0 {
+		// encoding/json gives an empty, not a nil, slice for "".
+		return []byte{}
 	}
 	n := base64.StdEncoding.DecodedLen(len(enc))
 	if cap(s.arena)-len(s.arena) < n {

@@ -2,6 +2,7 @@ package credit
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -126,6 +127,69 @@ func TestDecodeExportEntryRefuses(t *testing.T) {
 	}
 }
 
+// TestDecodeExportEntryCodesAndEmptyBytes: the layout scanner reads a
+// code as a plain string and base64 by hand, so a code USCC's decoding
+// refuses (wrong check character) or rewrites (lower case), and an empty
+// base64 value, must still come out as encoding/json's DecodeReceipt has
+// them: refused, normalised, and an empty rather than a nil slice.
+func TestDecodeExportEntryCodesAndEmptyBytes(t *testing.T) {
+	line := string(writtenLines(t)[0])
+	el, err := DecodeExportLine([]byte(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := DecodeReceipt(el.Receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := string(rc.Query.Subject)
+	last := code[17]
+	wrong := byte('0')
+	if last == '0' {
+		wrong = '1'
+	}
+	tests := []struct {
+		name, from, to string
+		refused        bool
+	}{
+		{"wrong check character", `"` + code + `"`, `"` + code[:17] + string(wrong) + `"`, true},
+		{"lower case code", `"` + code + `"`, `"` + strings.ToLower(code) + `"`, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "lower case code" && strings.ToLower(code) == code {
+				t.Skip("the code has no letters")
+			}
+			bad := []byte(strings.Replace(line, tc.from, tc.to, 1))
+			if bytes.Equal(bad, []byte(line)) {
+				t.Fatalf("%q not in the line", tc.from)
+			}
+			l, rc, lineErr, rcErr := DecodeExportEntry(bad)
+			if lineErr != nil {
+				t.Fatalf("line refused: %v", lineErr)
+			}
+			if tc.refused != (rcErr != nil) {
+				t.Fatalf("receipt error %v, want refused=%v", rcErr, tc.refused)
+			}
+			if tc.refused && !errors.Is(rcErr, ErrInvalidUSCC) {
+				t.Fatalf("receipt error %v, want ErrInvalidUSCC", rcErr)
+			}
+			sameAsReference(t, bad, l, rc, lineErr, rcErr)
+		})
+	}
+	t.Run("empty base64 first", func(t *testing.T) {
+		// The scanner's arena is empty before its first []byte field.
+		s := exportScanner{b: []byte(`""`), ok: true}
+		var want []byte
+		if err := json.Unmarshal([]byte(`""`), &want); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.bytes(); !s.ok || !reflect.DeepEqual(got, want) {
+			t.Fatalf("scanner gives %#v (ok %v), encoding/json %#v", got, s.ok, want)
+		}
+	})
+}
+
 // FuzzDecodeExportEntry holds the hand-written decoder to encoding/json's:
 // the same lines accepted with the same line, receipt and
 // acknowledgements, the same refused with the same error.
@@ -135,6 +199,16 @@ func FuzzDecodeExportEntry(f *testing.F) {
 		f.Add(bytes.Replace(l, []byte(`"acks":[`), []byte(`"acks":null,"x":[`), 1))
 		f.Add(bytes.Replace(l, []byte(`Z"`), []byte(`+08:00"`), 1))
 		f.Add(bytes.Replace(l, []byte(`"sig":"`), []byte(`"sig":null,"y":"`), 1))
+		// Codes USCC decoding refuses (check character) or rewrites.
+		if i := bytes.Index(l, []byte(`"uscc":"`)); i >= 0 {
+			at := i + len(`"uscc":"`)
+			bad := bytes.Clone(l)
+			bad[at+17] ^= 1
+			f.Add(bad)
+			lower := bytes.Clone(l)
+			copy(lower[at:at+18], bytes.ToLower(lower[at:at+18]))
+			f.Add(lower)
+		}
 	}
 	f.Add([]byte(`{"index":1,"receipt":{"v":1,"id":"x\u00e9\ud800","time":"2026-01-01T00:00:00+08:00"}}`))
 	f.Add([]byte(`{"index":1,"receipt":{"v":1},"receipt":{"v":2}}`))

@@ -52,7 +52,7 @@ type Options struct {
 	Regions []credit.Region // default PRD3
 	Banks   []BankSpec      // default: one bank in each of the first two regions
 	Logger  *slog.Logger
-	// P2P routes queries over real libp2p hosts on 127.0.0.1 (TCP, Noise,
+	// P2P routes queries over real libp2p hosts on 127.0.0.1 (TCP with TLS 1.3 or Noise,
 	// the membership gater) instead of in-process calls.
 	P2P bool
 	// Tune adjusts each region's config before its node is built.

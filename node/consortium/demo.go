@@ -204,7 +204,7 @@ func RunDemo(ctx context.Context, o DemoOptions) (*Demo, error) {
 func (d *Demo) run(ctx context.Context, o DemoOptions, start time.Time) error {
 	c, rep := d.Consortium, &d.Report
 	rep.DataDir = o.Dir
-	rep.Transport, rep.LedgerKind = "libp2p on 127.0.0.1 (TCP, Noise, membership gater)", "embedded (network/embedded)"
+	rep.Transport, rep.LedgerKind = "libp2p on 127.0.0.1 (TCP, TLS 1.3, membership gater)", "embedded (network/embedded)"
 	if o.InProcess {
 		rep.Transport = "in-process calls"
 	}
