@@ -67,7 +67,9 @@ type Options struct {
 	// core count only compete with the import's parsers.
 	NumCompactors int
 	// Compression of tables (default snappy); values are inline in the
-	// tables, so this is what saves disk.
+	// tables, so this is what saves disk. ccnode import, which writes
+	// nearly all of a store's tables, asks for none unless told otherwise
+	// (its --compression): reports then cost a third of the CPU.
 	Compression options.CompressionType
 	// NoCompression turns compression off (Compression's zero value is
 	// already "none" in Badger, so a flag is needed to ask for it).
