@@ -31,9 +31,5 @@ func DecodeCanonicalReceipt(b []byte) (r Receipt, ok bool) {
 // parsed form. The layout scanner reads them as plain strings, so a code
 // that is not is left to encoding/json, which refuses or rewrites it.
 func (q *Query) canonicalUSCCs() bool {
-	ok := func(u USCC) bool {
-		v, err := ParseUSCC(string(u))
-		return err == nil && v == u
-	}
-	return ok(q.Subject) && (q.Consent == nil || ok(q.Consent.Subject))
+	return validNormalUSCC(string(q.Subject)) && (q.Consent == nil || validNormalUSCC(string(q.Consent.Subject)))
 }
