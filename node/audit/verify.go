@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/credit/sigbatch"
@@ -203,6 +204,7 @@ func (a *auditor) checkAnswered(ctx context.Context, src string, h credit.Export
 func (a *auditor) checkConsent(ctx context.Context, rc *credit.Receipt, known *[32]byte, report func(Rule, credit.Code, string)) error {
 	q := &rc.Query
 	f := credit.ConsentFacts{Query: q, At: rc.Time, Commitment: known}
+	bounded := false // revoked, answered within Options.RevocationBound
 	if doc := q.Consent; doc != nil {
 		if f.Commitment == nil {
 			// On an error DecideConsent computes it again and says why.
@@ -226,7 +228,7 @@ func (a *auditor) checkConsent(ctx context.Context, rc *credit.Receipt, known *[
 				// region: the consortium's promise allows it, so the
 				// consent is judged as it stood before; the auditor is
 				// told how many.
-				a.withinBound.Add(1)
+				bounded = true
 				before := cc
 				before.RevokedAt = nil
 				st = before.StatusAt(rc.Time)
@@ -243,6 +245,9 @@ func (a *auditor) checkConsent(ctx context.Context, rc *credit.Receipt, known *[
 	refusals := credit.DecideConsent(f)
 	for _, r := range refusals {
 		report(RuleConsent, r.Code, r.Msg)
+	}
+	if bounded && !slices.ContainsFunc(refusals, func(r *credit.Refusal) bool { return r.Code == credit.CodeConsentMismatch }) {
+		a.withinBound.Add(1) // counted only when the document is the one recorded
 	}
 	if !f.SignaturesVerified && f.Ledger != nil && f.IssuerKey != nil && f.Commitment != nil && signaturesHeld(refusals) {
 		a.docMu.Lock()
