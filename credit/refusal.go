@@ -21,6 +21,15 @@ const (
 	CodeInvalidQuery Code = "invalid_query"
 	// CodeTooLarge: a request or frame exceeds its size limit.
 	CodeTooLarge Code = "too_large"
+	// CodeUnauthorized: an operator call without valid admin credentials
+	// (a bank's query is authenticated by its signature instead).
+	CodeUnauthorized Code = "unauthorized"
+	// CodeNotFound: the receipt, consent or checkpoint asked for by id is
+	// not on this node.
+	CodeNotFound Code = "not_found"
+	// CodeConflict: an operator call conflicts with what the ledger holds
+	// (a consent id already recorded with another document).
+	CodeConflict Code = "conflict"
 	// CodeNotMember: the calling peer is not the active member region it
 	// claims to be. Retrying helps only once the ledger says otherwise.
 	CodeNotMember Code = "not_member"
@@ -88,6 +97,9 @@ type codeInfo struct {
 var codes = map[Code]codeInfo{
 	CodeInvalidQuery:       {http.StatusBadRequest, false},
 	CodeTooLarge:           {http.StatusRequestEntityTooLarge, false},
+	CodeUnauthorized:       {http.StatusUnauthorized, false},
+	CodeNotFound:           {http.StatusNotFound, false},
+	CodeConflict:           {http.StatusConflict, false},
 	CodeNotMember:          {http.StatusForbidden, false},
 	CodeWrongHomeRegion:    {http.StatusForbidden, false},
 	CodeBankUnknown:        {http.StatusUnauthorized, true},
@@ -114,7 +126,8 @@ var codes = map[Code]codeInfo{
 // Codes lists the closed set in documentation order.
 func Codes() []Code {
 	return []Code{
-		CodeInvalidQuery, CodeTooLarge, CodeNotMember, CodeWrongHomeRegion,
+		CodeInvalidQuery, CodeTooLarge, CodeUnauthorized, CodeNotFound, CodeConflict,
+		CodeNotMember, CodeWrongHomeRegion,
 		CodeBankUnknown, CodeBankInactive, CodeBadSignature, CodeStaleQuery, CodeReplayedNonce,
 		CodeConsentNotFound, CodeConsentMismatch, CodeConsentSignature, CodeConsentRevoked,
 		CodeConsentExpired, CodeConsentNotYetValid, CodeConsentOtherBank, CodeSubjectMismatch,
@@ -127,16 +140,21 @@ func Codes() []Code {
 func (c Code) Known() bool { _, ok := codes[c]; return ok }
 
 // Retryable reports whether asking again (later, or with a new query) can
-// succeed.
-func (c Code) Retryable() bool { return codes[c].retry }
+// succeed; an unknown code answers as CodeInternal, as a peer treats it.
+func (c Code) Retryable() bool {
+	if i, ok := codes[c]; ok {
+		return i.retry
+	}
+	return codes[CodeInternal].retry
+}
 
 // HTTPStatus is the bank API's status for a refusal with this code; an
-// unknown code is a 500.
+// unknown code answers as CodeInternal (500).
 func (c Code) HTTPStatus() int {
 	if i, ok := codes[c]; ok {
 		return i.status
 	}
-	return http.StatusInternalServerError
+	return codes[CodeInternal].status
 }
 
 // Refusal is a refused query, ack or consent: a code from the closed set

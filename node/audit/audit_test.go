@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,6 +52,20 @@ func checkFindings(t *testing.T, rep Report, want []want) {
 		if got.Region == "" || got.Detail == "" {
 			t.Errorf("finding %d names no region or says nothing: %+v", i, got)
 		}
+		// A consent finding carries the refusal a node owed; no other does.
+		if (got.Rule == RuleConsent) != got.Code.Known() || (got.Rule != RuleConsent && got.Code != "") {
+			t.Errorf("finding %d: rule %s with code %q", i, got.Rule, got.Code)
+		}
+	}
+}
+
+// checkCodes checks the codes of the first findings.
+func checkCodes(t *testing.T, rep Report, codes []credit.Code) {
+	t.Helper()
+	for i, c := range codes {
+		if i >= len(rep.Findings) || rep.Findings[i].Code != c {
+			t.Errorf("finding %d: want code %s; findings %v", i, c, rep.Findings)
+		}
 	}
 }
 
@@ -81,6 +97,7 @@ func TestTamper(t *testing.T) {
 		// afterReceived changes the requester's export.
 		afterReceived func(f *fixture, lines []credit.ExportLine) []credit.ExportLine
 		want          []want
+		codes         []credit.Code // of the first findings, in order
 	}{
 		{
 			name: "altered report digest",
@@ -197,7 +214,8 @@ func TestTamper(t *testing.T) {
 				}
 			},
 			withReceived: true,
-			want:         []want{{RuleConsentStatus, 7}},
+			want:         []want{{RuleConsent, 7}},
+			codes:        []credit.Code{credit.CodeConsentRevoked},
 		},
 		{
 			name: "receipt after its consent expired",
@@ -225,7 +243,8 @@ func TestTamper(t *testing.T) {
 				}
 			},
 			withReceived: true,
-			want:         []want{{RuleConsentStatus, 6}},
+			want:         []want{{RuleConsent, 6}},
+			codes:        []credit.Code{credit.CodeConsentExpired},
 		},
 		{
 			name: "categories out of scope",
@@ -234,7 +253,90 @@ func TestTamper(t *testing.T) {
 				f.resign(2)
 			},
 			withReceived: true,
-			want:         []want{{RuleConsentScope, 2}},
+			want:         []want{{RuleConsent, 2}},
+			codes:        []credit.Code{credit.CodeCategoryOutOfScope},
+		},
+		{
+			name: "answer outside its query",
+			before: func(f *fixture) {
+				f.receipts[2].Categories = []credit.Category{credit.Judicial, credit.Penalty}
+				f.resign(2)
+			},
+			withReceived: true,
+			want:         []want{{RuleReceiptScope, 2}},
+		},
+		{
+			name: "consent not on the ledger",
+			before: func(f *fixture) {
+				f.grant("consent-a-0004", bankA, []credit.Category{credit.Penalty}, t0.Add(time.Minute))
+				delete(f.snap.ConsentRecords, "consent-a-0004")
+				f.receipts[3] = f.receipt(3, bankA, "consent-a-0004", []credit.Category{credit.Penalty})
+				f.resign(3)
+			},
+			withReceived: true,
+			want:         []want{{RuleConsent, 3}},
+			codes:        []credit.Code{credit.CodeConsentNotFound},
+		},
+		{
+			name: "consent recorded after the answer",
+			before: func(f *fixture) {
+				f.grant("consent-a-0005", bankA, []credit.Category{credit.Penalty}, f.when(3).Add(time.Second))
+				f.receipts[3] = f.receipt(3, bankA, "consent-a-0005", []credit.Category{credit.Penalty})
+				f.resign(3)
+			},
+			withReceived: true,
+			want:         []want{{RuleConsent, 3}},
+			codes:        []credit.Code{credit.CodeConsentNotFound},
+		},
+		{
+			name: "document changed after its commitment was recorded",
+			before: func(f *fixture) {
+				g := f.consents["consent-a-0001"]
+				g.Categories = append(slices.Clone(g.Categories), credit.Judicial)
+				f.consents["consent-a-0001"] = g
+				f.receipts[4] = f.receipt(4, bankA, "consent-a-0001", []credit.Category{credit.Penalty})
+				f.resign(4)
+			},
+			withReceived: true,
+			want:         []want{{RuleConsent, 4}},
+			codes:        []credit.Code{credit.CodeConsentMismatch},
+		},
+		{
+			// The ledger recorded a document whose countersignature is
+			// not the issuing region's: every answer on it is a finding
+			// (a failed verification is never cached as a success).
+			name: "consent countersigned by another key",
+			before: func(f *fixture) {
+				g := f.grant("consent-a-0006", bankA, []credit.Category{credit.Penalty}, t0.Add(time.Minute))
+				if err := g.Countersign(key("someone")); err != nil {
+					t.Fatal(err)
+				}
+				c, err := g.Commitment()
+				if err != nil {
+					t.Fatal(err)
+				}
+				rec := f.snap.ConsentRecords[g.ID]
+				rec.Commitment = c[:]
+				f.snap.ConsentRecords[g.ID] = rec
+				f.consents[g.ID] = g
+				for _, i := range []int{5, 6} {
+					f.receipts[i] = f.receipt(i, bankA, g.ID, []credit.Category{credit.Penalty})
+					f.resign(i)
+				}
+			},
+			withReceived: true,
+			want:         []want{{RuleConsent, 5}, {RuleConsent, 6}},
+			codes:        []credit.Code{credit.CodeConsentSignature, credit.CodeConsentSignature},
+		},
+		{
+			name: "several rules broken by one answer, all reported in the decision's order",
+			before: func(f *fixture) {
+				f.receipts[8] = f.receipt(8, bankB, "consent-a-0001", []credit.Category{credit.Penalty, credit.Judicial})
+				f.resign(8)
+			},
+			withReceived: true,
+			want:         []want{{RuleConsent, 8}, {RuleConsent, 8}},
+			codes:        []credit.Code{credit.CodeConsentOtherBank, credit.CodeCategoryOutOfScope},
 		},
 		{
 			name: "another bank's consent",
@@ -243,7 +345,8 @@ func TestTamper(t *testing.T) {
 				f.resign(8)
 			},
 			withReceived: true,
-			want:         []want{{RuleConsentGrantee, 8}},
+			want:         []want{{RuleConsent, 8}},
+			codes:        []credit.Code{credit.CodeConsentOtherBank},
 		},
 		{
 			name: "missing acknowledgement",
@@ -327,6 +430,7 @@ func TestTamper(t *testing.T) {
 			}
 			rep := runAudit(t, f, lines, received, testOptions(t))
 			checkFindings(t, rep, tc.want)
+			checkCodes(t, rep, tc.codes)
 			if tc.want[0].rule == RuleUnlogged && rep.Findings[0].Receipt != f.extra[0].ID {
 				t.Errorf("unlogged finding names %s, want %s", rep.Findings[0].Receipt, f.extra[0].ID)
 			}
@@ -488,9 +592,9 @@ func TestRevocationBound(t *testing.T) {
 		want  []want
 		count uint64
 	}{
-		{"no bound", 0, []want{{RuleConsentStatus, 7}}, 0},
+		{"no bound", 0, []want{{RuleConsent, 7}}, 0},
 		{"answer inside the bound", 30 * time.Second, nil, 1},
-		{"answer past the bound", 5 * time.Second, []want{{RuleConsentStatus, 7}}, 0},
+		{"answer past the bound", 5 * time.Second, []want{{RuleConsent, 7}}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, 12)
@@ -517,6 +621,60 @@ func TestRevocationBound(t *testing.T) {
 				return
 			}
 			checkFindings(t, rep, tc.want)
+			checkCodes(t, rep, []credit.Code{credit.CodeConsentRevoked})
 		})
+	}
+}
+
+// The auditor's own check: a query that carries another document than the
+// copy the auditor was given (--consents) under the same id. A query that
+// carries no document at all is the decision's consent_mismatch. The code
+// is in the JSON report and the table.
+func TestConsentDocumentAndCode(t *testing.T) {
+	f := newFixture(t, 12)
+	given := f.consents["consent-a-0001"]
+	given.Purpose = credit.PurposeGuarantee // the auditor's copy differs
+	f.receipts[4].Query.Consent = nil
+	if err := f.receipts[4].Query.Sign(key(string(bankA))); err != nil {
+		t.Fatal(err)
+	}
+	f.resign(4)
+	f.anchor()
+	in := Inputs{Exports: []Source{BytesSource("sz.jsonl", encodeExport(t, credit.ExportAnswered, sz, f.answeredLines()))}}
+	rep, err := Run(context.Background(), in, f.snap, testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFindings(t, rep, []want{{RuleConsent, 4}})
+	checkCodes(t, rep, []credit.Code{credit.CodeConsentMismatch})
+
+	in.Consents = []credit.ConsentGrant{given}
+	rep, err = Run(context.Background(), in, f.snap, testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w []want
+	for i := range 12 {
+		if i == 4 {
+			w = append(w, want{RuleConsent, 4})
+		} else {
+			w = append(w, want{RuleConsentDocument, i})
+		}
+	}
+	checkFindings(t, rep, w)
+
+	b, err := json.Marshal(rep.Findings[4])
+	if err != nil || !strings.Contains(string(b), `"code":"consent_mismatch"`) {
+		t.Errorf("JSON finding %s (%v): want its code", b, err)
+	}
+	if b, _ := json.Marshal(rep.Findings[0]); strings.Contains(string(b), `"code"`) {
+		t.Errorf("JSON finding %s: a finding without a code has no code field", b)
+	}
+	var text strings.Builder
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "CODE") || !regexp.MustCompile(`(?m)^consent +consent_mismatch +sz `).MatchString(text.String()) {
+		t.Errorf("table without the code:\n%s", text.String())
 	}
 }

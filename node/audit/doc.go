@@ -5,7 +5,10 @@
 // receipt under an anchored checkpoint, consistency of successive anchored
 // checkpoints, completeness of each region's log, the requesters'
 // acknowledgements against the answerers' logs, and how soon receipts were
-// anchored. It reports findings; it never changes anything.
+// anchored. It reports findings; it never changes anything. A consent is
+// judged by credit.DecideConsent, the rule every node applies, on the
+// ledger's facts at the receipt's time; a consent finding carries the
+// refusal code the node owed.
 //
 // It imports credit/ and network/ only (the interface package, never a
 // backend), so an auditor can build and run it without a node: the command

@@ -21,18 +21,21 @@ const (
 	RuleQuerySig      Rule = "signature.query"      // the bank's, on the query
 	RuleReceiptSig    Rule = "signature.receipt"    // the answering region's
 	RuleAckSig        Rule = "signature.ack"        // the requesting region's
-	RuleConsentSig    Rule = "signature.consent"    // enterprise and home region on the consent document
 	RuleCheckpointSig Rule = "signature.checkpoint" // the region's, on an anchored checkpoint
 
 	// (2) consent at the time of the answer.
-	RuleConsentMissing    Rule = "consent.missing"    // no commitment on the ledger at that time
-	RuleConsentCommitment Rule = "consent.commitment" // the document does not match the commitment
-	RuleConsentDocument   Rule = "consent.document"   // the document differs from the one the auditor holds
-	RuleConsentStatus     Rule = "consent.status"     // revoked, expired or not yet valid at that time
-	RuleConsentGrantee    Rule = "consent.grantee"    // granted to another bank
-	RuleConsentSubject    Rule = "consent.subject"    // granted by another enterprise
-	RuleConsentScope      Rule = "consent.scope"      // categories answered outside the scope
-	RuleConsentPurpose    Rule = "consent.purpose"    // the query's purpose is not the consent's
+	//
+	// RuleConsent: credit.DecideConsent, the rule every node applies,
+	// refuses the query with the ledger's facts at the receipt's time
+	// (the enterprise's and issuing region's signatures included); the
+	// finding's Code is the refusal's, one finding per rule broken.
+	RuleConsent Rule = "consent"
+	// RuleConsentDocument: the document differs from the copy the
+	// auditor was given (an auditor-only check).
+	RuleConsentDocument Rule = "consent.document"
+	// RuleReceiptScope: the receipt lists categories its query did not
+	// ask (with the consent covering the query, the answer is inside it).
+	RuleReceiptScope Rule = "receipt.scope"
 
 	// (3) inclusion: a receipt older than the anchoring delay that no
 	// anchored checkpoint covers.
@@ -52,6 +55,7 @@ const (
 // Finding is one failed check.
 type Finding struct {
 	Rule    Rule            `json:"rule"`
+	Code    credit.Code     `json:"code,omitempty"`    // the refusal a node owed, for a consent finding
 	Region  credit.RegionID `json:"region"`            // the region whose log, receipt or export is at fault
 	Receipt string          `json:"receipt,omitempty"` // receipt id, when one receipt is concerned
 	Leaf    *uint64         `json:"leaf,omitempty"`    // leaf index in the region's log, when known
@@ -62,6 +66,9 @@ type Finding struct {
 
 func (f Finding) String() string {
 	s := fmt.Sprintf("%s region=%s", f.Rule, f.Region)
+	if f.Code != "" {
+		s += " code=" + string(f.Code)
+	}
 	if f.Receipt != "" {
 		s += " receipt=" + f.Receipt
 	}

@@ -111,7 +111,7 @@ type auditor struct {
 	// answers on revoked consents within Options.RevocationBound
 	withinBound atomic.Uint64
 	docMu       sync.RWMutex
-	docCache    map[[32]byte]error // commitment -> nil when the document's signatures verify
+	docOK       map[[32]byte]bool // commitments of documents whose two signatures verified
 	sigs        sigbatch.Verifier
 	queues      sync.Pool // *sigQueue, a batch's work space
 }
@@ -140,11 +140,11 @@ func Run(ctx context.Context, in Inputs, v LedgerView, opts Options) (Report, er
 	}
 	a := &auditor{
 		view: v, keys: kb, opts: opts, log: opts.Logger,
-		given:    map[string][32]byte{},
-		out:      newCollector(opts.MaxFindings),
-		xindex:   map[xkey]*xentry{},
-		audited:  map[credit.RegionID]bool{},
-		docCache: map[[32]byte]error{},
+		given:   map[string][32]byte{},
+		out:     newCollector(opts.MaxFindings),
+		xindex:  map[xkey]*xentry{},
+		audited: map[credit.RegionID]bool{},
+		docOK:   map[[32]byte]bool{},
 	}
 	if len(opts.Regions) > 0 {
 		a.regions = map[credit.RegionID]bool{}

@@ -44,13 +44,13 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "RULE\tREGION\tRECEIPT\tLEAF\tWHERE\tDETAIL\n")
+	fmt.Fprintf(tw, "RULE\tCODE\tREGION\tRECEIPT\tLEAF\tWHERE\tDETAIL\n")
 	for _, f := range r.Findings {
 		leaf := "-"
 		if f.Leaf != nil {
 			leaf = fmt.Sprint(*f.Leaf)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.Rule, f.Region, dash(f.Receipt), leaf, dash(f.Source), strings.ReplaceAll(f.Detail, "\n", " "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Rule, dash(string(f.Code)), f.Region, dash(f.Receipt), leaf, dash(f.Source), strings.ReplaceAll(f.Detail, "\n", " "))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

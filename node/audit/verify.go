@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
-	"time"
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/credit/sigbatch"
@@ -150,10 +148,19 @@ func (a *auditor) checkAnswered(ctx context.Context, src string, h credit.Export
 			}
 		})
 	}
-	// (2) the consent at the time of the answer.
-	if err := a.checkConsent(ctx, &rc, comm, add); err != nil {
+	// (2) the consent at the time of the answer, and the answer inside
+	// the query (so inside the consent when the query is).
+	consent := func(rule Rule, code credit.Code, detail string) {
+		t := at
+		r.findings = append(r.findings, Finding{Rule: rule, Code: code, Region: answerer, Receipt: id, Leaf: leafPtr(leaf),
+			Source: where(), Time: &t, Detail: detail})
+	}
+	if err := a.checkConsent(ctx, &rc, comm, consent); err != nil {
 		r.opErr = err
 		return
+	}
+	if !credit.CategoriesSubset(rc.Categories, q.Categories) {
+		add(RuleReceiptScope, rc.Answerer, "receipt %s answers %v, the query asks %v", rc.ID, rc.Categories, q.Categories)
 	}
 	// (1) the requesting region's acknowledgements; (6) is finished by
 	// the consumer, which knows the requesters' exports.
@@ -191,100 +198,82 @@ func (a *auditor) checkAnswered(ctx context.Context, src string, h credit.Export
 	}
 }
 
-// checkConsent applies rule (2) to a receipt; it returns an error only when
-// the ledger view fails.
-func (a *auditor) checkConsent(ctx context.Context, rc *credit.Receipt, known *[32]byte, add func(Rule, credit.RegionID, string, ...any)) error {
+// checkConsent applies rule (2) to a receipt: credit.DecideConsent, the
+// rule a node applies, with the facts the ledger's history gives at the
+// receipt's time. It returns an error only when the ledger view fails.
+func (a *auditor) checkConsent(ctx context.Context, rc *credit.Receipt, known *[32]byte, report func(Rule, credit.Code, string)) error {
 	q := &rc.Query
-	reg := rc.Answerer
-	doc := q.Consent
-	if doc == nil {
-		add(RuleConsentMissing, reg, "query carries no consent document")
-		return nil
-	}
-	if doc.ID != q.ConsentID {
-		add(RuleConsentDocument, reg, "query names consent %s but carries document %s", q.ConsentID, doc.ID)
-		return nil
-	}
-	var comm [32]byte
-	if known != nil {
-		comm = *known
-	} else if c, err := doc.Commitment(); err != nil {
-		add(RuleConsentDocument, reg, "consent %s: %v", doc.ID, err)
-		return nil
-	} else {
-		comm = c
-	}
-	if want, ok := a.given[doc.ID]; ok && want != comm {
-		add(RuleConsentDocument, reg, "consent %s differs from the document the auditor holds", doc.ID)
-		return nil
-	}
-	cc, st, err := a.view.ConsentAt(ctx, doc.ID, rc.Time)
-	if errors.Is(err, network.ErrNotFound) {
-		add(RuleConsentMissing, reg, "consent %s not on the ledger at %s", doc.ID, rc.Time.UTC().Format("2006-01-02T15:04:05Z07:00"))
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("ledger: consent %s: %w", doc.ID, err)
-	}
-	if !bytes.Equal(cc.Commitment, comm[:]) {
-		add(RuleConsentCommitment, reg, "consent %s: document does not match the ledger's commitment", doc.ID)
-		return nil
-	}
-	if st == credit.ConsentRevoked && cc.RevokedAt != nil && rc.Time.Sub(*cc.RevokedAt) <= a.opts.RevocationBound {
-		// Answered before the revocation could reach every region: the
-		// consortium's promise allows it, the auditor is told how many.
-		a.withinBound.Add(1)
-	} else if st != credit.ConsentActive {
-		add(RuleConsentStatus, reg, "consent %s was %s at the time of the answer", doc.ID, st)
-	} else if !doc.Covers(rc.Time) {
-		// The commitment's window on the ledger and the document's differ;
-		// the document's is what the enterprise signed.
-		add(RuleConsentStatus, reg, "consent %s: the answer at %s is outside the document's window %s..%s", doc.ID,
-			rc.Time.UTC().Format(time.RFC3339), doc.ValidFrom.UTC().Format(time.RFC3339), doc.ValidUntil.UTC().Format(time.RFC3339))
-	}
-	if err := a.docSignatures(doc, comm, cc); err != nil {
-		add(RuleConsentSig, doc.Region, "%v", err)
-	}
-	if doc.Grantee != q.Bank {
-		add(RuleConsentGrantee, reg, "consent %s was granted to %s, the query is by %s", doc.ID, doc.Grantee, q.Bank)
-	}
-	if doc.Subject != q.Subject {
-		add(RuleConsentSubject, reg, "consent %s was given by %s, the query is about %s", doc.ID, doc.Subject, q.Subject)
-	}
-	if !credit.CategoriesSubset(rc.Categories, doc.Categories) {
-		var out []string
-		for _, c := range rc.Categories {
-			if !slices.Contains(doc.Categories, c) {
-				out = append(out, string(c))
+	f := credit.ConsentFacts{Query: q, At: rc.Time, Commitment: known}
+	bounded := false // revoked, answered within Options.RevocationBound
+	if doc := q.Consent; doc != nil {
+		if f.Commitment == nil {
+			// On an error DecideConsent computes it again and says why.
+			if c, err := doc.Commitment(); err == nil {
+				f.Commitment = &c
 			}
 		}
-		add(RuleConsentScope, reg, "answered %s outside consent %s", strings.Join(out, ","), doc.ID)
+		if want, ok := a.given[doc.ID]; ok && (f.Commitment == nil || want != *f.Commitment) {
+			report(RuleConsentDocument, "", fmt.Sprintf("consent %s differs from the document the auditor holds", doc.ID))
+			return nil
+		}
+		cc, st, err := a.view.ConsentAt(ctx, q.ConsentID, rc.Time)
+		switch {
+		case errors.Is(err, network.ErrNotFound):
+			// f.Ledger stays nil: not on the ledger at that time.
+		case err != nil:
+			return fmt.Errorf("ledger: consent %s: %w", q.ConsentID, err)
+		default:
+			if st == credit.ConsentRevoked && cc.RevokedAt != nil && rc.Time.Sub(*cc.RevokedAt) <= a.opts.RevocationBound {
+				// Answered before the revocation could reach every
+				// region: the consortium's promise allows it, so the
+				// consent is judged as it stood before; the auditor is
+				// told how many.
+				bounded = true
+				before := cc
+				before.RevokedAt = nil
+				st = before.StatusAt(rc.Time)
+			}
+			f.Ledger, f.Status = &cc, st
+			// The issuing region countersigned when it recorded the
+			// commitment: its key at that time.
+			if key, err := a.keys.region(doc.Region, cc.RecordedAt); err == nil {
+				f.IssuerKey = key
+			}
+			f.SignaturesVerified = f.Commitment != nil && a.docVerified(*f.Commitment)
+		}
 	}
-	if doc.Purpose != q.Purpose {
-		add(RuleConsentPurpose, reg, "query purpose %s, consent %s allows %s", q.Purpose, doc.ID, doc.Purpose)
+	refusals := credit.DecideConsent(f)
+	for _, r := range refusals {
+		report(RuleConsent, r.Code, r.Msg)
+	}
+	if bounded && !slices.ContainsFunc(refusals, func(r *credit.Refusal) bool { return r.Code == credit.CodeConsentMismatch }) {
+		a.withinBound.Add(1) // counted only when the document is the one recorded
+	}
+	if !f.SignaturesVerified && f.Ledger != nil && f.IssuerKey != nil && f.Commitment != nil && signaturesHeld(refusals) {
+		a.docMu.Lock()
+		a.docOK[*f.Commitment] = true
+		a.docMu.Unlock()
 	}
 	return nil
 }
 
-// docSignatures checks a consent document's enterprise signature and its
-// home region's countersignature (with the key the region had when the
-// commitment was recorded), once per document.
-func (a *auditor) docSignatures(doc *credit.ConsentGrant, comm [32]byte, cc credit.ConsentCommitment) error {
+// docVerified reports whether the document with this commitment was
+// found, earlier in the audit, to carry the enterprise's signature and its
+// issuing region's countersignature.
+func (a *auditor) docVerified(comm [32]byte) bool {
 	a.docMu.RLock()
-	err, ok := a.docCache[comm]
-	a.docMu.RUnlock()
-	if ok {
-		return err
-	}
-	err = doc.VerifyEnterprise()
-	if err == nil {
-		var key []byte
-		if key, err = a.keys.region(doc.Region, cc.RecordedAt); err == nil {
-			err = doc.VerifyRegion(key)
+	defer a.docMu.RUnlock()
+	return a.docOK[comm]
+}
+
+// signaturesHeld reports whether a decision that had the ledger's record
+// and the issuer's key got past the document checks (which stop it before
+// the signatures) and found both signatures good.
+func signaturesHeld(refusals []*credit.Refusal) bool {
+	for _, r := range refusals {
+		if r.Code == credit.CodeConsentMismatch || r.Code == credit.CodeConsentSignature {
+			return false
 		}
 	}
-	a.docMu.Lock()
-	a.docCache[comm] = err
-	a.docMu.Unlock()
-	return err
+	return true
 }
