@@ -261,7 +261,7 @@ func (l *Log) commit(batch []*appendReq) {
 		return txn.Set(sizeKey, sb)
 	})
 	if err == nil {
-		err = l.db.Sync()
+		err = syncDB(l.db)
 	}
 	if err != nil {
 		l.rng = saved
