@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -23,7 +24,9 @@ func runCommand() *cli.Command {
 			"it in ledger.embedded_url (and prints its address on a second line).",
 		Flags: append(runFlags,
 			&cli.StringFlag{Name: "log-level", Category: catOutput, Value: "info", EnvVars: []string{"CCNODE_LOG_LEVEL"},
-				Usage: "debug, info, warn or error"}),
+				Usage: "debug, info, warn or error"},
+			&cli.StringFlag{Name: "cpuprofile", Category: catOutput, EnvVars: []string{"CCNODE_RUN_CPUPROFILE"},
+				Usage: "write a pprof CPU profile of the whole run to `FILE` (written at shutdown)"}),
 		Action: func(c *cli.Context) error {
 			cfg, err := loadConfig(c)
 			if err != nil {
@@ -34,6 +37,19 @@ func runCommand() *cli.Command {
 				return fmt.Errorf("--log-level: %w", err)
 			}
 			log := slog.New(slog.NewJSONHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: lvl}))
+			if p := c.String("cpuprofile"); p != "" {
+				f, err := os.Create(p)
+				if err != nil {
+					return fmt.Errorf("run: cpu profile: %w", err)
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return fmt.Errorf("run: cpu profile: %w", err)
+				}
+				// Deferred after f.Close, so it runs first and flushes the
+				// profile once the node has shut down.
+				defer pprof.StopCPUProfile()
+			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			s, err := consortium.OpenStandalone(ctx, cfg, log)

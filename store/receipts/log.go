@@ -261,7 +261,7 @@ func (l *Log) commit(batch []*appendReq) {
 		return txn.Set(sizeKey, sb)
 	})
 	if err == nil {
-		err = l.db.Sync()
+		err = syncDB(l.db)
 	}
 	if err != nil {
 		l.rng = saved
@@ -368,11 +368,21 @@ type Entry struct {
 	Leaf       []byte // the receipt's LeafBytes
 }
 
-// Receipt decodes the entry's receipt.
+// Receipt decodes the entry's receipt. A leaf is the receipt's canonical
+// LeafBytes, which credit.DecodeCanonicalReceipt reads in one pass without
+// reflection (it gives what encoding/json gives, or refuses); anything
+// else goes to encoding/json.
 func (e *Entry) Receipt() (credit.Receipt, error) {
+	return decodeLeaf(e.Index, e.Leaf)
+}
+
+func decodeLeaf(index uint64, leaf []byte) (credit.Receipt, error) {
+	if r, ok := credit.DecodeCanonicalReceipt(leaf); ok {
+		return r, nil
+	}
 	var r credit.Receipt
-	if err := json.Unmarshal(e.Leaf, &r); err != nil {
-		return r, fmt.Errorf("%w: leaf %d: %w", ErrCorrupt, e.Index, err)
+	if err := json.Unmarshal(leaf, &r); err != nil {
+		return r, fmt.Errorf("%w: leaf %d: %w", ErrCorrupt, index, err)
 	}
 	return r, nil
 }
@@ -407,37 +417,52 @@ func (l *Log) Entry(index uint64) (Entry, error) {
 // IndexOf returns the leaf index of a logged receipt id.
 func (l *Log) IndexOf(id string) (uint64, error) {
 	var idx uint64
-	err := l.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(indexKey(id))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return fmt.Errorf("receipt %s: %w", id, ErrNotFound)
-		}
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
-			if len(v) != 8 {
-				return fmt.Errorf("%w: index of %s", ErrCorrupt, id)
-			}
-			idx = binary.BigEndian.Uint64(v)
-			return nil
-		})
+	err := l.db.View(func(txn *badger.Txn) (err error) {
+		idx, err = indexIn(txn, id)
+		return err
 	})
 	return idx, err
 }
 
 // Lookup returns a logged receipt and its entry by id.
 func (l *Log) Lookup(id string) (credit.Receipt, Entry, error) {
-	idx, err := l.IndexOf(id)
-	if err != nil {
-		return credit.Receipt{}, Entry{}, err
-	}
-	e, err := l.Entry(idx)
+	var e Entry
+	err := l.db.View(func(txn *badger.Txn) error {
+		idx, err := indexIn(txn, id)
+		if err != nil {
+			return err
+		}
+		item, err := txn.Get(leafKey(idx))
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) (err error) { e, err = decodeEntry(idx, v); return })
+	})
 	if err != nil {
 		return credit.Receipt{}, Entry{}, err
 	}
 	r, err := e.Receipt()
 	return r, e, err
+}
+
+// indexIn reads a logged receipt's leaf index in txn.
+func indexIn(txn *badger.Txn, id string) (uint64, error) {
+	item, err := txn.Get(indexKey(id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, fmt.Errorf("receipt %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return 0, err
+	}
+	var idx uint64
+	err = item.Value(func(v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("%w: index of %s", ErrCorrupt, id)
+		}
+		idx = binary.BigEndian.Uint64(v)
+		return nil
+	})
+	return idx, err
 }
 
 // Scan calls fn for every leaf in [from, to) in order; to beyond the size
@@ -476,16 +501,23 @@ func (l *Log) Scan(from, to uint64, fn func(Entry) error) error {
 // PutAck stores a requester's acknowledgement beside the receipt it
 // names; storing the same requester's ack again replaces it.
 func (l *Log) PutAck(a credit.Ack) error {
-	if _, err := l.IndexOf(a.ReceiptID); err != nil {
-		return fmt.Errorf("ack by %s: %w", a.Requester, err)
-	}
 	b, err := json.Marshal(a)
 	if err != nil {
 		return err
 	}
+	// The receipt's presence is checked in the transaction that stores
+	// the ack: one transaction instead of a read and then a write.
+	var missing error
 	err = l.db.Update(func(txn *badger.Txn) error {
+		if _, err := indexIn(txn, a.ReceiptID); err != nil {
+			missing = err
+			return err
+		}
 		return txn.Set(append(ackPrefix(a.ReceiptID), a.Requester...), b)
 	})
+	if missing != nil {
+		return fmt.Errorf("ack by %s: %w", a.Requester, missing)
+	}
 	if err != nil {
 		return fmt.Errorf("store ack of %s: %w", a.ReceiptID, err)
 	}

@@ -46,7 +46,7 @@ func (s *Requested) Put(hs ...Held) error {
 	if err != nil {
 		return fmt.Errorf("store %d received receipts: %w", len(hs), err)
 	}
-	return s.db.Sync()
+	return syncDB(s.db)
 }
 
 // Get returns a received receipt by id.
@@ -141,7 +141,7 @@ func putJSON(db *badger.DB, key []byte, v any) error {
 	if err := db.Update(func(txn *badger.Txn) error { return txn.Set(key, b) }); err != nil {
 		return err
 	}
-	return db.Sync()
+	return syncDB(db)
 }
 
 // SetPending replaces the pending checkpoint, durably.
@@ -184,7 +184,7 @@ func (o *Outbox) MarkAnchored(ac credit.AnchoredCheckpoint) error {
 		return txn.Set(outboxAnchored, b)
 	})
 	if err == nil {
-		err = o.db.Sync()
+		err = syncDB(o.db)
 	}
 	if err != nil {
 		return fmt.Errorf("outbox: mark anchored at %d: %w", ac.Size, err)
@@ -255,5 +255,5 @@ func (o *Outbox) ClearPending() error {
 	if err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
-	return o.db.Sync()
+	return syncDB(o.db)
 }
