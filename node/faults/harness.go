@@ -26,23 +26,12 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 	"github.com/prdcredit/ccnode/node"
 )
 
-// Bin is the path of a built ccnode binary.
+// Bin is the path of a built ccnode binary (testkit.CCNode).
 type Bin string
-
-// Build compiles ./cmd/ccnode of this module into dir. The go tool finds
-// the module from the working directory, which for a test is its
-// package's folder inside the module.
-func Build(ctx context.Context, dir string) (Bin, error) {
-	out := filepath.Join(dir, "ccnode")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "github.com/prdcredit/ccnode/cmd/ccnode")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("faults: go build ccnode: %w\n%s", err, b)
-	}
-	return Bin(out), nil
-}
 
 // Result is what a finished ccnode command left.
 type Result struct {
@@ -465,23 +454,16 @@ func ReadProc(pid int) (Proc, error) {
 	return p, nil
 }
 
-// WaitFor polls cond every 50 ms until it holds, failing t with cond's
-// last word after d.
+// WaitFor is testkit.Eventually for a condition that says what it saw
+// when it does not hold yet.
 func WaitFor(t testing.TB, d time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, last := cond()
-		if ok {
-			return
+	testkit.Eventually(t, d, func() error {
+		if ok, last := cond(); !ok {
+			return fmt.Errorf("%s (last: %s)", what, last)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %s (last: %s)", what, d, last)
-		}
-		<-tick.C
-	}
+		return nil
+	})
 }
 
 func tailString(s string, n int) string {
