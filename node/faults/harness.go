@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/procfs"
 	"gopkg.in/yaml.v3"
 
 	"github.com/prdcredit/ccnode/credit"
@@ -422,36 +422,27 @@ type Proc struct {
 	FDs     int // open file descriptors (sockets included)
 }
 
-// ReadProc reads /proc/<pid>/status and /proc/<pid>/fd.
+// ReadProc reads /proc/<pid>/status, stat and fd.
 func ReadProc(pid int) (Proc, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	pr, err := procfs.NewProc(pid)
 	if err != nil {
 		return Proc{}, fmt.Errorf("faults: %w", err)
 	}
-	var p Proc
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(v)
-		if len(f) == 0 {
-			continue
-		}
-		switch k {
-		case "VmRSS":
-			kb, _ := strconv.ParseInt(f[0], 10, 64)
-			p.RSS = kb << 10
-		case "Threads":
-			p.Threads, _ = strconv.Atoi(f[0])
-		}
-	}
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	status, err := pr.NewStatus()
 	if err != nil {
 		return Proc{}, fmt.Errorf("faults: %w", err)
 	}
-	p.FDs = len(fds)
-	return p, nil
+	// The thread count of status is not parsed by procfs; stat's is the
+	// same counter.
+	stat, err := pr.Stat()
+	if err != nil {
+		return Proc{}, fmt.Errorf("faults: %w", err)
+	}
+	fds, err := pr.FileDescriptorsLen()
+	if err != nil {
+		return Proc{}, fmt.Errorf("faults: %w", err)
+	}
+	return Proc{RSS: int64(status.VmRSS), Threads: stat.NumThreads, FDs: fds}, nil
 }
 
 // WaitFor is testkit.Eventually for a condition that says what it saw
