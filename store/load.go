@@ -21,13 +21,13 @@ import (
 //
 // Going through Badger's transactions, every record costs a write-ahead
 // log entry, a memtable insert, a level-0 table and then compactions that
-// rewrite it again and again as the tree grows: about 25 µs of CPU per
-// record, and the rate fell from 55,000 to 16,000 records/s as a store grew
-// to 7 million records. A Load instead sorts the whole input (like Bulk),
-// merges it in key order with the identities already stored (one seek per
-// subject instead of a random read per record) and writes the outcome as
-// sorted tables with Badger's incremental StreamWriter, one level above the
-// data already there: no log, no memtable, no compaction during the import.
+// rewrite it again and again as the tree grows, so the rate falls as the
+// store grows (BenchmarkImportPaths). A Load instead sorts the whole input
+// (like Bulk), merges it in key order with the identities already stored
+// (one seek per subject instead of a random read per record) and writes
+// the outcome as sorted tables with Badger's incremental StreamWriter, one
+// level above the data already there: no log, no memtable, no compaction
+// during the import.
 //
 // Crash safety: the outcome is first written to a plan file in the data
 // directory — every key to put or delete, the statistics as absolute values
@@ -60,8 +60,8 @@ const (
 
 // A Load writes two streams. Each stream gets its own table builder, and
 // Badger's builder allocates (and zeroes) twice the table size, 128 MiB,
-// up front: a stream per prefix cost about a CPU-second per import in
-// allocation alone. Keys of one stream must come in key order, so the
+// up front, so a stream per prefix would cost an import CPU in allocation
+// alone. Keys of one stream must come in key order, so the
 // second carries P (progress, known before the merge), R (during it), S
 // (statistics, after it) and U (subjects, gathered during it and written
 // last), in that order, which is the key order of those prefixes.
