@@ -222,8 +222,9 @@ func (im *Importer) Import(ctx context.Context, names []string) (sum Summary, er
 	return sum, errors.Join(errs...)
 }
 
+// errorWriter writes the error file. Only the goroutine that writes the
+// chunks in input order uses it, so it has no lock.
 type errorWriter struct {
-	mu  sync.Mutex
 	enc *json.Encoder
 	w   *bufio.Writer
 }
