@@ -2,8 +2,8 @@
 // that writes to t.Log, a polling wait with a deadline, valid USCCs, and
 // the ccnode binary built once per test binary.
 //
-// It is for tests (and test harnesses such as node/faults) only: nothing
-// a node runs may import it.
+// It is for tests and the test helpers packages export for them
+// (node/faults, fabricnet.StartForTest); no code a node runs calls it.
 package testkit
 
 import (
