@@ -15,6 +15,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 )
 
 func benchRecord(b *testing.B, subj, i int) credit.Record {
@@ -58,7 +59,7 @@ func BenchmarkReport(b *testing.B) {
 	}
 	us := make([]credit.USCC, subjects)
 	for i := range us {
-		us[i] = uscc(b, i)
+		us[i] = testkit.USCC(b, "440300", i)
 	}
 	run := func(pb interface{ Next() bool }, rng *rand.Rand) {
 		for pb.Next() {

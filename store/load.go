@@ -21,13 +21,13 @@ import (
 //
 // Going through Badger's transactions, every record costs a write-ahead
 // log entry, a memtable insert, a level-0 table and then compactions that
-// rewrite it again and again as the tree grows: about 25 µs of CPU per
-// record, and the rate fell from 55,000 to 16,000 records/s as a store grew
-// to 7 million records. A Load instead sorts the whole input (like Bulk),
-// merges it in key order with the identities already stored (one seek per
-// subject instead of a random read per record) and writes the outcome as
-// sorted tables with Badger's incremental StreamWriter, one level above the
-// data already there: no log, no memtable, no compaction during the import.
+// rewrite it again and again as the tree grows, so the rate falls as the
+// store grows (BenchmarkImportPaths). A Load instead sorts the whole input
+// (like Bulk), merges it in key order with the identities already stored
+// (one seek per subject instead of a random read per record) and writes
+// the outcome as sorted tables with Badger's incremental StreamWriter, one
+// level above the data already there: no log, no memtable, no compaction
+// during the import.
 //
 // Crash safety: the outcome is first written to a plan file in the data
 // directory — every key to put or delete, the statistics as absolute values
@@ -60,8 +60,8 @@ const (
 
 // A Load writes two streams. Each stream gets its own table builder, and
 // Badger's builder allocates (and zeroes) twice the table size, 128 MiB,
-// up front: a stream per prefix cost about a CPU-second per import in
-// allocation alone. Keys of one stream must come in key order, so the
+// up front, so a stream per prefix would cost an import CPU in allocation
+// alone. Keys of one stream must come in key order, so the
 // second carries P (progress, known before the merge), R (during it), S
 // (statistics, after it) and U (subjects, gathered during it and written
 // last), in that order, which is the key order of those prefixes.
@@ -120,148 +120,183 @@ func (b *Bulk) finishIncremental(ctx context.Context, progress []Progress) (Writ
 		return res, err
 	}
 	defer pw.discard()
-
-	rt := db.bdb.NewTransaction(false)
-	defer rt.Discard()
-	it := rt.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixIdentity}})
-	defer it.Close()
-
 	if err := putProgress(progress, func(k, v []byte) error { return pw.add(loadStreamRest, 0, k, v) }); err != nil {
 		return res, err
 	}
-	d := statDelta{srcs: map[string]int64{}}
-	type rec struct {
-		key, val []byte
-		del      bool
-	}
-	var recs []rec
-	seek := make([]byte, 0, 1+usccLen)
-	var old [idValLen]byte
-	var newSubjects []byte // usccLen bytes each, in order
-	merged := 0
-	err = b.merge(ctx, &res, func(group, firsts [][]byte) error {
-		// The identities read from the store's tables stay mapped (and
-		// resident) otherwise; see dropTablePages.
-		if merged++; merged%(64<<10) == 0 {
-			if err := db.dropTablePages(); err != nil {
-				return err
-			}
-		}
-		subj := group[0][1 : 1+usccLen]
-		seek = append(append(seek[:0], prefixIdentity), subj...)
-		it.Seek(seek)
-		existed := it.ValidForPrefix(seek)
-		inserted := false
-		recs = recs[:0]
-		for i, e := range group {
-			k := e[:idKeyLen]
-			for it.ValidForPrefix(seek) && bytes.Compare(it.Item().Key(), k) < 0 {
-				it.Next()
-			}
-			newPos := e[bOffPos:bOffHash]
-			if it.ValidForPrefix(seek) && bytes.Equal(it.Item().Key(), k) {
-				v, err := it.Item().ValueCopy(old[:0])
-				if err != nil {
-					return fmt.Errorf("store: load: %w", err)
-				}
-				if len(v) != idValLen || int(v[0]) >= len(allCats) {
-					return fmt.Errorf("%w: identity value %x", ErrCorrupt, k)
-				}
-				// Counted as ordinary writes in input order count: the
-				// first of the identity against what is stored.
-				if bytes.Equal(v, firsts[i][bOffPos:bOffVal]) {
-					res.Unchanged++
-				} else {
-					res.Replaced++
-				}
-				if bytes.Equal(v, e[bOffPos:bOffVal]) {
-					continue // the winner is what is stored
-				}
-				if !bytes.Equal(v[:1+dateLen], newPos) {
-					// The correction moved the record (category or date):
-					// the old key goes.
-					recs = append(recs, rec{key: recordKeyFromIndex(k, v), del: true})
-					d.cats[v[0]]--
-					d.cats[newPos[0]]++
-				}
-			} else {
-				res.Inserted++
-				inserted = true
-				d.records++
-				d.cats[newPos[0]]++
-				src, err := sourceOfValue(e[bOffVal:])
-				if err != nil {
-					return fmt.Errorf("store: load: %w", err)
-				}
-				d.srcs[src]++
-			}
-			if err := pw.add(loadStreamIdentity, 0, k, e[bOffPos:bOffVal]); err != nil {
-				return err
-			}
-			rk := make([]byte, 0, recKeyLen)
-			rk = append(rk, prefixRecord)
-			rk = append(rk, subj...)
-			rk = append(rk, newPos...)
-			rk = append(rk, e[1+usccLen:idKeyLen]...)
-			recs = append(recs, rec{key: rk, val: e[bOffVal:]})
-		}
-		slices.SortFunc(recs, func(x, y rec) int { return bytes.Compare(x.key, y.key) })
-		for _, r := range recs {
-			var fl byte
-			if r.del {
-				fl = planDelete
-			}
-			if err := pw.add(loadStreamRest, fl, r.key, r.val); err != nil {
-				return err
-			}
-		}
-		if !existed && inserted {
-			d.subjects++
-			newSubjects = append(newSubjects, subj...)
-		}
-		return nil
-	})
+	m, err := b.mergeIntoPlan(ctx, pw, &res)
 	if err != nil {
 		return res, err
 	}
-	b.freeSortBuffer()
-	it.Close()
-	rt.Discard()
-
-	add := func(k, v []byte) error { return pw.add(loadStreamRest, 0, k, v) }
-	if err := putStats(base, &d, true, add); err != nil {
-		return res, err
-	}
-	for i := 0; i < len(newSubjects); i += usccLen {
-		if err := pw.add(loadStreamRest, 0, subjectKey(newSubjects[i:i+usccLen]), nil); err != nil {
-			return res, err
-		}
-	}
-	if err := pw.finish(); err != nil {
+	if err := m.finishPlan(base); err != nil {
 		return res, err
 	}
 	db.log.Info("import merged with the store", "elapsed", time.Since(start).Round(time.Millisecond),
 		"inserted", res.Inserted, "replaced", res.Replaced, "unchanged", res.Unchanged)
 	start = time.Now()
 	defer func() { db.log.Info("import written", "elapsed", time.Since(start).Round(time.Millisecond)) }()
+	return res, b.applyLoad(ctx, planPath)
+}
+
+// planMerger merges the sorted input, a subject at a time, with the
+// identities already stored and writes the outcome to the plan.
+type planMerger struct {
+	db   *DB
+	pw   *planWriter
+	it   *badger.Iterator
+	res  *WriteResult
+	d    statDelta
+	recs []planRec
+	seek []byte
+	old  [idValLen]byte
+	// newSubjects are the subjects the store did not hold, usccLen bytes
+	// each, in order.
+	newSubjects []byte
+	groups      int
+}
+
+type planRec struct {
+	key, val []byte
+	del      bool
+}
+
+// mergeIntoPlan runs the merge; what it returns writes the plan's tail.
+func (b *Bulk) mergeIntoPlan(ctx context.Context, pw *planWriter, res *WriteResult) (*planMerger, error) {
+	rt := b.db.bdb.NewTransaction(false)
+	defer rt.Discard()
+	it := rt.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixIdentity}})
+	defer it.Close()
+	m := &planMerger{db: b.db, pw: pw, it: it, res: res, d: statDelta{srcs: map[string]int64{}},
+		seek: make([]byte, 0, 1+usccLen)}
+	if err := b.merge(ctx, res, m.group); err != nil {
+		return nil, err
+	}
+	b.freeSortBuffer()
+	return m, nil
+}
+
+// group merges one subject's entries (the winner of each identity, and
+// the first of it in input order) with what the store holds on it.
+func (m *planMerger) group(group, firsts [][]byte) error {
+	// The identities read from the store's tables stay mapped (and
+	// resident) otherwise; see dropTablePages.
+	if m.groups++; m.groups%(64<<10) == 0 {
+		if err := m.db.dropTablePages(); err != nil {
+			return err
+		}
+	}
+	it, res, d := m.it, m.res, &m.d
+	subj := group[0][1 : 1+usccLen]
+	m.seek = append(append(m.seek[:0], prefixIdentity), subj...)
+	it.Seek(m.seek)
+	existed := it.ValidForPrefix(m.seek)
+	inserted := false
+	m.recs = m.recs[:0]
+	for i, e := range group {
+		k := e[:idKeyLen]
+		for it.ValidForPrefix(m.seek) && bytes.Compare(it.Item().Key(), k) < 0 {
+			it.Next()
+		}
+		newPos := e[bOffPos:bOffHash]
+		if it.ValidForPrefix(m.seek) && bytes.Equal(it.Item().Key(), k) {
+			v, err := it.Item().ValueCopy(m.old[:0])
+			if err != nil {
+				return fmt.Errorf("store: load: %w", err)
+			}
+			if len(v) != idValLen || int(v[0]) >= len(allCats) {
+				return fmt.Errorf("%w: identity value %x", ErrCorrupt, k)
+			}
+			// Counted as ordinary writes in input order count: the
+			// first of the identity against what is stored.
+			if bytes.Equal(v, firsts[i][bOffPos:bOffVal]) {
+				res.Unchanged++
+			} else {
+				res.Replaced++
+			}
+			if bytes.Equal(v, e[bOffPos:bOffVal]) {
+				continue // the winner is what is stored
+			}
+			if !bytes.Equal(v[:1+dateLen], newPos) {
+				// The correction moved the record (category or date):
+				// the old key goes.
+				m.recs = append(m.recs, planRec{key: recordKeyFromIndex(k, v), del: true})
+				d.cats[v[0]]--
+				d.cats[newPos[0]]++
+			}
+		} else {
+			res.Inserted++
+			inserted = true
+			d.records++
+			d.cats[newPos[0]]++
+			src, err := sourceOfValue(e[bOffVal:])
+			if err != nil {
+				return fmt.Errorf("store: load: %w", err)
+			}
+			d.srcs[src]++
+		}
+		if err := m.pw.add(loadStreamIdentity, 0, k, e[bOffPos:bOffVal]); err != nil {
+			return err
+		}
+		rk := make([]byte, 0, recKeyLen)
+		rk = append(rk, prefixRecord)
+		rk = append(rk, subj...)
+		rk = append(rk, newPos...)
+		rk = append(rk, e[1+usccLen:idKeyLen]...)
+		m.recs = append(m.recs, planRec{key: rk, val: e[bOffVal:]})
+	}
+	slices.SortFunc(m.recs, func(x, y planRec) int { return bytes.Compare(x.key, y.key) })
+	for _, r := range m.recs {
+		var fl byte
+		if r.del {
+			fl = planDelete
+		}
+		if err := m.pw.add(loadStreamRest, fl, r.key, r.val); err != nil {
+			return err
+		}
+	}
+	if !existed && inserted {
+		d.subjects++
+		m.newSubjects = append(m.newSubjects, subj...)
+	}
+	return nil
+}
+
+// finishPlan writes the statistics (base plus what the merge changed) and
+// the new subjects, and ends the plan.
+func (m *planMerger) finishPlan(base Stats) error {
+	add := func(k, v []byte) error { return m.pw.add(loadStreamRest, 0, k, v) }
+	if err := putStats(base, &m.d, true, add); err != nil {
+		return err
+	}
+	for i := 0; i < len(m.newSubjects); i += usccLen {
+		if err := add(subjectKey(m.newSubjects[i:i+usccLen]), nil); err != nil {
+			return err
+		}
+	}
+	return m.pw.finish()
+}
+
+// applyLoad applies a finished plan: on disk after its marker is durable,
+// so that a crash part way leaves a plan the next Open applies again.
+func (b *Bulk) applyLoad(ctx context.Context, planPath string) error {
+	db := b.db
 	if err := ctx.Err(); err != nil {
-		return res, err
+		return err
 	}
 	if db.inMem {
-		return res, db.applyPlan(planPath)
+		return db.applyPlan(planPath)
 	}
 	if err := writeMarker(db.dir, loadMarkerName, loadPlanName); err != nil {
-		return res, err
+		return err
 	}
 	if b.beforeApply != nil {
 		if err := b.beforeApply(planPath); err != nil {
-			return res, err
+			return err
 		}
 	}
 	if err := db.applyPlan(planPath); err != nil {
-		return res, err
+		return err
 	}
-	return res, db.clearLoad()
+	return db.clearLoad()
 }
 
 // resumeLoad applies the plan of a load that was killed while applying it.

@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"testing"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 )
 
 func encodeAll(t testing.TB, recs []credit.Record) []Entry {
@@ -109,7 +111,7 @@ func TestLoadKilledWhileApplying(t *testing.T) {
 	for _, frac := range []float64{0, 0.3, 0.7, 1} {
 		t.Run(fmt.Sprintf("applied=%.1f", frac), func(t *testing.T) {
 			dir := t.TempDir()
-			db, err := Open(ctx, Options{Dir: dir, Logger: testLogger(t)})
+			db, err := Open(ctx, Options{Dir: dir, Logger: testkit.LoggerAt(t, slog.LevelWarn)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -151,7 +153,7 @@ func TestLoadKilledWhileApplying(t *testing.T) {
 			if err := db.Close(); err != nil {
 				t.Fatal(err)
 			}
-			db, err = Open(ctx, Options{Dir: dir, Logger: testLogger(t)})
+			db, err = Open(ctx, Options{Dir: dir, Logger: testkit.LoggerAt(t, slog.LevelWarn)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -174,7 +176,7 @@ func TestLoadKilledWhileApplying(t *testing.T) {
 // Badger's tree as it was: each written Load takes a level of it.
 func TestEmptyLoadWritesNothing(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, Options{Dir: t.TempDir(), Logger: testLogger(t)})
+	db, err := Open(ctx, Options{Dir: t.TempDir(), Logger: testkit.LoggerAt(t, slog.LevelWarn)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +210,7 @@ func TestLoadsWithoutCompactions(t *testing.T) {
 	var without, with int // opens without and with compactors
 	open := func() *DB {
 		t.Helper()
-		db, err := Open(ctx, Options{Dir: dir, NoCompactions: true, Logger: testLogger(t)})
+		db, err := Open(ctx, Options{Dir: dir, NoCompactions: true, Logger: testkit.LoggerAt(t, slog.LevelWarn)})
 		if err != nil {
 			t.Fatal(err)
 		}

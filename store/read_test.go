@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 )
 
 // TestReportsDoNotShareMemory: reports reuse pooled buffers and copy
@@ -22,7 +24,7 @@ func TestReportsDoNotShareMemory(t *testing.T) {
 	for _, conc := range []int{-1, 1, 3} {
 		t.Run(fmt.Sprintf("ReadConcurrency=%d", conc), func(t *testing.T) {
 			ctx := context.Background()
-			db, err := Open(ctx, Options{InMemory: true, ReadConcurrency: conc, Logger: testLogger(t)})
+			db, err := Open(ctx, Options{InMemory: true, ReadConcurrency: conc, Logger: testkit.LoggerAt(t, slog.LevelWarn)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -46,7 +48,7 @@ func TestReportsDoNotShareMemory(t *testing.T) {
 			}
 			want := make([][]string, subjects)
 			for s := range subjects {
-				got, err := db.Report(ctx, uscc(t, s), Filter{})
+				got, err := db.Report(ctx, testkit.USCC(t, "440300", s), Filter{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -55,7 +57,7 @@ func TestReportsDoNotShareMemory(t *testing.T) {
 				}
 				want[s] = reportKeys(got)
 			}
-			kept, err := db.Report(ctx, uscc(t, subjects-1), Filter{})
+			kept, err := db.Report(ctx, testkit.USCC(t, "440300", subjects-1), Filter{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -64,7 +66,7 @@ func TestReportsDoNotShareMemory(t *testing.T) {
 				wg.Go(func() {
 					for k := range 50 {
 						s := (g + k) % subjects
-						got, err := db.Report(ctx, uscc(t, s), Filter{})
+						got, err := db.Report(ctx, testkit.USCC(t, "440300", s), Filter{})
 						if err != nil {
 							t.Error(err)
 							return
@@ -103,7 +105,7 @@ func reportKeys(rs []credit.Record) []string {
 // and gives up with its context.
 func TestReportWaitsForItsTurn(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, Options{InMemory: true, ReadConcurrency: 1, Logger: testLogger(t)})
+	db, err := Open(ctx, Options{InMemory: true, ReadConcurrency: 1, Logger: testkit.LoggerAt(t, slog.LevelWarn)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +116,7 @@ func TestReportWaitsForItsTurn(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		_, err := db.Report(cctx, uscc(t, 1), Filter{})
+		_, err := db.Report(cctx, testkit.USCC(t, "440300", 1), Filter{})
 		done <- err
 	}()
 	cancel()
@@ -123,7 +125,7 @@ func TestReportWaitsForItsTurn(t *testing.T) {
 	}
 
 	go func() {
-		recs, err := db.Report(ctx, uscc(t, 1), Filter{})
+		recs, err := db.Report(ctx, testkit.USCC(t, "440300", 1), Filter{})
 		if err == nil && len(recs) != 1 {
 			err = fmt.Errorf("%d records, want 1", len(recs))
 		}
@@ -140,12 +142,12 @@ func TestReportWaitsForItsTurn(t *testing.T) {
 // instead of reaching Badger's panic, and reports work without one.
 func TestNoBlockCache(t *testing.T) {
 	ctx := context.Background()
-	if db, err := Open(ctx, Options{Dir: t.TempDir(), BlockCacheSize: -1, Logger: testLogger(t)}); err == nil {
+	if db, err := Open(ctx, Options{Dir: t.TempDir(), BlockCacheSize: -1, Logger: testkit.LoggerAt(t, slog.LevelWarn)}); err == nil {
 		db.Close()
 		t.Fatal("Open with no block cache and compressed tables: no error")
 	}
 	dir := t.TempDir()
-	db, err := Open(ctx, Options{Dir: dir, BlockCacheSize: -1, NoCompression: true, Logger: testLogger(t)})
+	db, err := Open(ctx, Options{Dir: dir, BlockCacheSize: -1, NoCompression: true, Logger: testkit.LoggerAt(t, slog.LevelWarn)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +158,7 @@ func TestNoBlockCache(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if db, err = Open(ctx, Options{Dir: dir, Logger: testLogger(t)}); err != nil {
+	if db, err = Open(ctx, Options{Dir: dir, Logger: testkit.LoggerAt(t, slog.LevelWarn)}); err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
@@ -166,7 +168,7 @@ func TestNoBlockCache(t *testing.T) {
 	if len(db.Badger().Tables()) == 0 {
 		t.Fatal("no table was written")
 	}
-	got, err := db.Report(ctx, uscc(t, 1), Filter{})
+	got, err := db.Report(ctx, testkit.USCC(t, "440300", 1), Filter{})
 	if err != nil || len(got) != 2 {
 		t.Fatalf("report without a block cache: %d records, %v", len(got), err)
 	}
@@ -177,7 +179,7 @@ func TestNoBlockCache(t *testing.T) {
 func TestCompressedStoreKeepsItsCache(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	db, err := Open(ctx, Options{Dir: dir, Logger: testLogger(t)})
+	db, err := Open(ctx, Options{Dir: dir, Logger: testkit.LoggerAt(t, slog.LevelWarn)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +187,7 @@ func TestCompressedStoreKeepsItsCache(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if db, err = Open(ctx, Options{Dir: dir, Logger: testLogger(t)}); err != nil {
+	if db, err = Open(ctx, Options{Dir: dir, Logger: testkit.LoggerAt(t, slog.LevelWarn)}); err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()

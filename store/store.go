@@ -50,11 +50,10 @@ type StatsReader interface {
 }
 
 // Options configure Open. The zero value of every tuning field means the
-// default named beside it. On a 2-core machine, snappy against no
-// compression cost the same import CPU per record and saved 2.5x disk
-// (131 against 315 bytes per record); no compression made warm reports
-// about twice as fast, because blocks are then read straight from the
-// mapped files instead of being decompressed on every block-cache miss.
+// default named beside it. Compression saves disk at the same import CPU;
+// without it warm reports are faster, because blocks are read straight
+// from the mapped files instead of being decompressed on every block-cache
+// miss (BENCHMARKS.md, "Compression"; BenchmarkReportDir).
 type Options struct {
 	Dir      string // data directory; ignored when InMemory
 	InMemory bool
@@ -82,9 +81,8 @@ type Options struct {
 	// store is uncompressed (imported with --compression none), Open keeps
 	// it so: no block cache, and new tables uncompressed too. Uncompressed
 	// blocks are read straight from the mapped files; a cache in front of
-	// them only adds its bookkeeping. On the 20M store a report cost
-	// 158-184 CPU-µs without a cache and 199-290 with the default one
-	// (snappy tables and that cache: 262-313).
+	// them only adds its bookkeeping (BenchmarkReportDir; BENCHMARKS.md,
+	// "Block cache and compression on the 20M store").
 	BlockCacheSize int64
 	// ReadConcurrency is how many reports may scan at once (default
 	// GOMAXPROCS; negative: no limit); the others wait their turn in
@@ -92,16 +90,16 @@ type Options struct {
 	// never blocks on a warm store, so scans beyond the core count only
 	// share the cores in the Go scheduler's 10 ms slices: a report
 	// preempted mid-scan waits tens of milliseconds for its turn, which
-	// made the p99 of 8 concurrent readers 40-100 ms where the median was
-	// 0.06 ms. Queued in order, a report waits only for the reports ahead
-	// of it, and throughput is the same. Raise it for stores much larger
-	// than the page cache, whose scans wait on the disk.
+	// makes the tail of concurrent readers (`ccbench report`). Queued in
+	// order, a report waits only for the reports ahead of it, and
+	// throughput is the same. Raise it for stores much larger than the
+	// page cache, whose scans wait on the disk.
 	ReadConcurrency int
 	// NoCompactions asks for a store without Badger's compactors, for a
 	// process that only imports with Load or Bulk: their tables go to
 	// levels of their own, and a compaction that starts meanwhile (moving
-	// a Load's new level into the one below) is waited for at Close, which
-	// cost 2-5 CPU-seconds per million records. Open keeps the compactors
+	// a Load's new level into the one below) is waited for at Close
+	// (BenchmarkImportPaths). Open keeps the compactors
 	// when the tree needs them: tables in level 0 (left by ordinary
 	// writes, which would then fill it and stall with nothing to drain
 	// it), or fewer than two empty levels above the data (the next Load

@@ -13,19 +13,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 )
-
-// tLogger sends slog output to t.Log.
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
 
 // eachMode runs body once on an in-memory store and once on disk.
 func eachMode(t *testing.T, body func(t *testing.T, open func() *DB)) {
@@ -33,7 +22,7 @@ func eachMode(t *testing.T, body func(t *testing.T, open func() *DB)) {
 		t.Run(mode, func(t *testing.T) {
 			dir := t.TempDir()
 			open := func() *DB {
-				db, err := Open(context.Background(), Options{Dir: dir, InMemory: mode == "memory", Logger: testLogger(t)})
+				db, err := Open(context.Background(), Options{Dir: dir, InMemory: mode == "memory", Logger: testkit.LoggerAt(t, slog.LevelWarn)})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -45,18 +34,9 @@ func eachMode(t *testing.T, body func(t *testing.T, open func() *DB)) {
 	}
 }
 
-func uscc(t testing.TB, n int) credit.USCC {
-	t.Helper()
-	u, err := credit.CompleteUSCC(fmt.Sprintf("91440300%09d", n))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
-}
-
 func rec(t testing.TB, subj int, src, sid string, cat credit.Category, date string, attrs string) credit.Record {
 	t.Helper()
-	r := credit.Record{Subject: uscc(t, subj), Source: src, SourceID: sid, Category: cat, Date: credit.Date(date), Attrs: []byte(attrs)}
+	r := credit.Record{Subject: testkit.USCC(t, "440300", subj), Source: src, SourceID: sid, Category: cat, Date: credit.Date(date), Attrs: []byte(attrs)}
 	if err := r.Normalize(credit.Date("2026-01-01").Time(), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +96,7 @@ func TestReportOrderAndFilters(t *testing.T) {
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
-				got, err := db.Report(ctx, uscc(t, 1), tc.f)
+				got, err := db.Report(ctx, testkit.USCC(t, "440300", 1), tc.f)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -142,7 +122,7 @@ func TestReportOrderAndFilters(t *testing.T) {
 				}
 			})
 		}
-		got, err := db.Report(ctx, uscc(t, 3), Filter{})
+		got, err := db.Report(ctx, testkit.USCC(t, "440300", 3), Filter{})
 		if err != nil || len(got) != 0 {
 			t.Fatalf("unknown subject: %v, %d records", err, len(got))
 		}
@@ -194,7 +174,7 @@ func TestDuplicatesAndCorrections(t *testing.T) {
 				if got := put(t, db, second); got != tc.want {
 					t.Fatalf("second put: got %+v, want %+v", got, tc.want)
 				}
-				got, err := db.Report(ctx, uscc(t, 5), Filter{})
+				got, err := db.Report(ctx, testkit.USCC(t, "440300", 5), Filter{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -385,7 +365,7 @@ func TestInterruptedBulkIsDetected(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.Report(ctx, uscc(t, 1), Filter{}); !errors.Is(err, ErrIncompleteBulk) {
+	if _, err := db.Report(ctx, testkit.USCC(t, "440300", 1), Filter{}); !errors.Is(err, ErrIncompleteBulk) {
 		t.Fatalf("report: %v, want ErrIncompleteBulk", err)
 	}
 	b, err := db.NewBulk(BulkOptions{TempDir: t.TempDir()})

@@ -90,9 +90,8 @@ func runImportBench(c *cli.Context) error {
 	bin := c.String("ccnode")
 	if bin == "" {
 		bin = filepath.Join(dir, "ccnode")
-		fmt.Fprintln(out, "building ccnode ...")
-		if b, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/prdcredit/ccnode/cmd/ccnode").CombinedOutput(); err != nil {
-			return fmt.Errorf("go build: %w\n%s", err, b)
+		if err := buildCCNode(ctx, out, bin); err != nil {
+			return err
 		}
 	}
 	ds, err := ensureData(ctx, out, dir, g, !c.Bool("no-postgres"))
@@ -101,9 +100,8 @@ func runImportBench(c *cli.Context) error {
 	}
 	total := ds.firstRecs + ds.restRecs
 	host, _ := os.Hostname()
-	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Fprintf(out, "\n%s  %s  %d cores  %s  %s  load average at start: %.14s\n",
-		time.Now().UTC().Format(time.RFC3339), host, runtime.NumCPU(), memTotal(), runtime.Version(), load)
+	fmt.Fprintf(out, "\n%s  %s  %d cores  %s  %s  load average at start: %s\n",
+		time.Now().UTC().Format(time.RFC3339), host, runtime.NumCPU(), memTotal(), runtime.Version(), loadAvg())
 	fmt.Fprintf(out, "data set: %d enterprises, %d records (%d first, %d measured on the normal path)\n\n", n, total, ds.firstRecs, ds.restRecs)
 
 	runs := max(1, c.Int("runs"))
@@ -163,8 +161,7 @@ func runImportBench(c *cli.Context) error {
 		}
 	}
 	printSummary(out, normal, bulk, txn, lat, pgr)
-	load, _ = os.ReadFile("/proc/loadavg")
-	fmt.Fprintf(out, "\n%s  load average at the end: %.14s\n", time.Now().UTC().Format(time.RFC3339), load)
+	fmt.Fprintf(out, "\n%s  load average at the end: %s\n", time.Now().UTC().Format(time.RFC3339), loadAvg())
 	return nil
 }
 
@@ -508,16 +505,6 @@ func medians(rs []procRun) (rate, cpuRate, rss, perRecord float64) {
 func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/1e6) }
-
-func memTotal() string {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return "RAM unknown"
-	}
-	var kb int64
-	fmt.Sscanf(string(b), "MemTotal: %d kB", &kb)
-	return fmt.Sprintf("%.1f GiB RAM", float64(kb)/(1<<20))
-}
 
 func printSummary(out io.Writer, normal, bulk, txn []procRun, lat []latency, pg *pgResults) {
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -141,14 +140,12 @@ func runNodeBench(c *cli.Context) error {
 	o.bin = c.String("ccnode")
 	if o.bin == "" {
 		o.bin = filepath.Join(o.dir, "ccnode")
-		fmt.Fprintln(o.out, "building ccnode")
-		if out, err := exec.CommandContext(ctx, "go", "build", "-o", o.bin, "./cmd/ccnode").CombinedOutput(); err != nil {
-			return fmt.Errorf("go build ./cmd/ccnode (run ccbench from the repository): %w\n%s", err, out)
+		if err := buildCCNode(ctx, o.out, o.bin); err != nil {
+			return err
 		}
 	}
-	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Fprintf(o.out, "ccbench node: %d runs, modes %s, in flight %v, %s per level after %s warm-up; %d CPUs; load average at start %s",
-		o.runs, strings.Join(o.modes, ","), o.inflight, o.duration, o.warmup, runtime.NumCPU(), load)
+	fmt.Fprintf(o.out, "ccbench node: %d runs, modes %s, in flight %v, %s per level after %s warm-up; %d CPUs; load average at start %s\n",
+		o.runs, strings.Join(o.modes, ","), o.inflight, o.duration, o.warmup, runtime.NumCPU(), loadAvg())
 	for _, l := range strings.Split(c.String("ledger"), ",") {
 		if err := benchLedger(ctx, o, strings.TrimSpace(l)); err != nil {
 			return fmt.Errorf("ledger %s: %w", l, err)
@@ -649,28 +646,6 @@ func (c *benchConsortium) sample(ctx context.Context) ([]nodeSample, error) {
 	return out, nil
 }
 
-// procCPU is a process's user + system CPU time so far, from /proc.
-func procCPU(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name, which is in parentheses and may
-	// hold spaces: state is field 3, utime 14, stime 15.
-	_, rest, ok := bytes.Cut(b, []byte(") "))
-	f := strings.Fields(string(rest))
-	if !ok || len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	ut, err1 := strconv.ParseFloat(f[11], 64)
-	st, err2 := strconv.ParseFloat(f[12], 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-	}
-	const ticks = 100 // USER_HZ on Linux
-	return (ut + st) / ticks, nil
-}
-
 // drainResult: the first checkpoint after the off mode carries its backlog.
 type drainResult struct {
 	run      int
@@ -854,16 +829,6 @@ func quantile(xs []float64, q float64) float64 {
 }
 
 func medianOf(xs []float64) float64 { return quantile(xs, 0.5) }
-
-func load1() float64 {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return math.NaN()
-	}
-	v, _ := strconv.ParseFloat(f[0], 64)
-	return v
-}
 
 // pollUntil polls cond every 50 ms until it holds or d passes.
 func pollUntil(ctx context.Context, d time.Duration, what string, cond func() (bool, string)) error {

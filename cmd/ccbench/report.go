@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"runtime"
 	"slices"
 	"text/tabwriter"
@@ -48,9 +47,8 @@ To compare two builds of the store, run two builds of ccbench alternately on one
 			if err != nil {
 				return err
 			}
-			load, _ := os.ReadFile("/proc/loadavg")
-			fmt.Fprintf(out, "%s  %d cores  %s  load average at start: %.14s\n",
-				time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), runtime.Version(), load)
+			fmt.Fprintf(out, "%s  %d cores  %s  load average at start: %s\n",
+				time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), runtime.Version(), loadAvg())
 			readers := c.IntSlice("readers")
 			var runs [][]latency
 			for r := range max(1, c.Int("runs")) {
@@ -73,8 +71,7 @@ To compare two builds of the store, run two builds of ccbench alternately on one
 			printLatencyHeader(tw)
 			printLatency(tw, "ccnode (Badger, in process)", medianLatency(runs))
 			tw.Flush()
-			load, _ = os.ReadFile("/proc/loadavg")
-			fmt.Fprintf(out, "%s  load average at the end: %.14s\n", time.Now().UTC().Format(time.RFC3339), load)
+			fmt.Fprintf(out, "%s  load average at the end: %s\n", time.Now().UTC().Format(time.RFC3339), loadAvg())
 			return nil
 		},
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 	"github.com/prdcredit/ccnode/network/fabric"
 	"github.com/prdcredit/ccnode/network/fabricnet"
 	"github.com/prdcredit/ccnode/node"
@@ -47,10 +48,7 @@ func TestFabricE2E(t *testing.T) {
 	defer cancel()
 
 	t0 := time.Now()
-	bin, err := faults.Build(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := faults.Bin(testkit.CCNode(t))
 	step("build ccnode", t0)
 	cli := func(args ...string) (string, string, int) {
 		t.Helper()

@@ -130,9 +130,8 @@ func runImport(c *cli.Context) error {
 	// memory limit costs far less CPU. The limit covers the Go heap only:
 	// the sort buffer (--bulk-chunk-mb) is mapped outside it and the
 	// table files' pages are released as they are written, so heap, sort
-	// buffer and mapped pages stay under 2 GiB of RSS. At 1 GiB the
-	// collector ran nearly all the time and the import at half speed.
-	// GOGC / GOMEMLIMIT still win.
+	// buffer and mapped pages stay under 2 GiB of RSS; a lower limit keeps
+	// the collector running (`ccbench import`). GOGC / GOMEMLIMIT still win.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}

@@ -19,19 +19,9 @@ import (
 	"time"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 	"github.com/prdcredit/ccnode/store"
 )
-
-// buildCcnode builds the binary under test.
-func buildCcnode(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ccnode")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // feed writes n record lines over n/150+1 enterprises, then a tail of
 // duplicates, corrections and bad lines.
@@ -42,11 +32,7 @@ func feed(t *testing.T, dir string, n int) (path string, subjects []credit.USCC,
 	var lines []string
 	for i := 0; i < n; i++ {
 		if i%150 == 0 {
-			u, err := credit.CompleteUSCC(fmt.Sprintf("91440300%09d", 1000+i/150))
-			if err != nil {
-				t.Fatal(err)
-			}
-			subjects = append(subjects, u)
+			subjects = append(subjects, testkit.USCC(t, "440300", 1000+i/150))
 		}
 		lines = append(lines, fmt.Sprintf(`{"uscc":%q,"source":"dept%02d","source_id":"r%d","category":%q,"date":"20%02d-%02d-%02d","attrs":{"amount":%d,"authority":"Shenzhen Municipal Administration of Market Regulation"}}`,
 			subjects[len(subjects)-1], i%37, i, cats[i%len(cats)], 10+i%15, 1+i%12, 1+i%28, i))
@@ -127,7 +113,7 @@ func TestImportCommand(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin := buildCcnode(t)
+	bin := testkit.CCNode(t)
 	tmp := t.TempDir()
 	path, subjects, bad := feed(t, tmp, 40000)
 	refDir := filepath.Join(tmp, "ref")

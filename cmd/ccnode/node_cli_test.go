@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,25 +17,15 @@ import (
 	"time"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 	"github.com/prdcredit/ccnode/node"
 )
-
-// buildBinary builds ccnode once per test run into dir.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ccnode")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 func TestNodeCommandsEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin := buildBinary(t)
+	bin := testkit.CCNode(t)
 	dir := t.TempDir()
 	cli := func(args ...string) string {
 		t.Helper()
@@ -80,18 +71,14 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 	tok, _ := os.ReadFile(filepath.Join(dir, "admin.token"))
 	cl := &node.Client{Base: url, AdminToken: strings.TrimSpace(string(tok))}
 	ctx := context.Background()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testkit.Eventually(t, 10*time.Second, func() error {
 		_, err := cl.Checkpoint(ctx)
 		var se *node.StatusError
 		if errors.As(err, &se) && se.Status == 404 {
-			break // serving, nothing anchored yet
+			return nil // serving, nothing anchored yet
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node never served: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("node not serving: checkpoint: %v", err)
+	})
 
 	_, bankKey, _ := ed25519.GenerateKey(rand.Reader)
 	if err := cl.RegisterBank(ctx, credit.BankMember{ID: "bank-a", PubKey: bankKey.Public().(ed25519.PublicKey)}); err != nil {
@@ -101,7 +88,7 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 	if err := node.WriteKeyFile(bankKeyFile, bankKey); err != nil {
 		t.Fatal(err)
 	}
-	u, _ := credit.CompleteUSCC("91440300MA0000001")
+	u := testkit.USCC(t, "440300", 1)
 	consentFile := filepath.Join(dir, "consent.json")
 	cli("consent", "grant", "--node", url, "--admin-token-file", filepath.Join(dir, "admin.token"),
 		"--enterprise-key", filepath.Join(dir, "enterprise.key"), "--uscc", string(u), "--bank", "bank-a",
@@ -125,16 +112,13 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 		t.Fatalf("query table:\n%s", out)
 	}
 	// Anchored by the loop within a few intervals.
-	for {
+	testkit.Eventually(t, 20*time.Second, func() error {
 		rp, err := cl.Receipt(ctx, rid)
-		if err == nil && rp.Checkpoint != nil {
-			break
+		if err == nil && rp.Checkpoint == nil {
+			err = errors.New("not anchored")
 		}
-		if time.Now().After(deadline.Add(10 * time.Second)) {
-			t.Fatalf("receipt never anchored: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err
+	})
 	// Refused by reason through the CLI's exit status and message.
 	qout, err := exec.Command(bin, "query", "--node", url, "--bank", "bank-a", "--key", bankKeyFile, "--consent", consentFile, "--categories", "customs").CombinedOutput()
 	if err == nil || !strings.Contains(string(qout), string(node.ReasonCategoryScope)) {
@@ -175,32 +159,24 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 	_, url = startNode("150ms")
 	cl = &node.Client{Base: url}
 	waitServing(t, cl)
-	deadline = time.Now().Add(20 * time.Second)
-	for {
+	testkit.Eventually(t, 20*time.Second, func() error {
 		rp, err := cl.Receipt(ctx, unanchored)
-		if err == nil && rp.Checkpoint != nil && rp.LeafIndex == 2 {
-			break
+		if err == nil && (rp.Checkpoint == nil || rp.LeafIndex != 2) {
+			err = fmt.Errorf("receipt acknowledged before the kill not anchored after restart: %+v", rp)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("receipt acknowledged before the kill never anchored after restart: %+v %v", rp, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err
+	})
 }
 
 // waitServing polls the node until its bank API answers.
 func waitServing(t *testing.T, cl *node.Client) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testkit.Eventually(t, 10*time.Second, func() error {
 		_, err := cl.ConsentStatus(context.Background(), "consent-probe")
 		var se *node.StatusError
 		if errors.As(err, &se) && se.Status == 404 {
-			return
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node never served: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("node not serving: consent status: %v", err)
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 	"github.com/prdcredit/ccnode/network"
 )
 
@@ -254,7 +256,7 @@ func TestUnreachableIsUnavailable(t *testing.T) {
 	l, err := Dial(context.Background(), Config{
 		Endpoint: addr, TLSCACertPath: pki.caPath, MSPID: "SZMSP", CertPath: pki.certPath, KeyPath: pki.keyPath,
 		Channel: "prdcredit", Chaincode: "ccnode", MaxAttempts: 2,
-	}, testLogger(t))
+	}, testkit.LoggerAt(t, slog.LevelDebug))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,12 @@
 package fabric
 
 import (
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 	"github.com/prdcredit/ccnode/network/ledgertest"
 )
 
@@ -16,7 +18,7 @@ import (
 // ordering and validation are not in it; TestConformanceFabric has them.
 func TestConformanceSimulated(t *testing.T) {
 	msps := []string{"SZMSP", "GZMSP", "ZHMSP", "OUTSIDERMSP"}
-	_, ls := startSim(t, testLogger(t), msps...)
+	_, ls := startSim(t, testkit.LoggerAt(t, slog.LevelDebug), msps...)
 	var h ledgertest.Harness
 	for i, r := range []struct{ id, name, div string }{
 		{"440300", "Shenzhen", "4403"},

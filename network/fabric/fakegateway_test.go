@@ -27,6 +27,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/prdcredit/ccnode/internal/testkit"
 )
 
 // fakeGateway is a Fabric Gateway gRPC service in the test process. It
@@ -342,7 +344,7 @@ func newTestPKI(t testing.TB) testPKI {
 // cfgEdit adjusts the client config (timeouts) before Dial.
 func startFake(t *testing.T, g *fakeGateway, cfgEdit func(*Config)) *Ledger {
 	t.Helper()
-	return startFakeWith(t, testLogger(t), g, cfgEdit)
+	return startFakeWith(t, testkit.LoggerAt(t, slog.LevelDebug), g, cfgEdit)
 }
 
 // startFakeTB is startFake for benchmarks: logs are discarded.
@@ -389,17 +391,4 @@ func startFakeServer(t testing.TB, logger *slog.Logger, g *fakeGateway, cfgEdit 
 	}
 	t.Cleanup(func() { l.Close() })
 	return l, stop
-}
-
-// testLogger logs through t.Log so output appears only for failing tests.
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(string(p))
-	return len(p), nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 	"github.com/prdcredit/ccnode/network"
 )
 
@@ -357,7 +359,7 @@ func TestRemoteOnlyRefusalIsEndorsedAgain(t *testing.T) {
 func TestSubscribeEndsWhenGatewayFails(t *testing.T) {
 	g := newFakeGateway()
 	g.events = eventsFixture(t)[:1]
-	l, stop := startFakeServer(t, testLogger(t), g, nil)
+	l, stop := startFakeServer(t, testkit.LoggerAt(t, slog.LevelDebug), g, nil)
 	ch, err := l.Subscribe(context.Background(), network.Position{})
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 	"github.com/prdcredit/ccnode/network"
 )
 
@@ -60,7 +61,7 @@ func simRegions(t *testing.T) []simRegion {
 	t.Helper()
 	var out []simRegion
 	msps := []string{"SZMSP", "GZMSP", "ZHMSP"}
-	_, ls := startSim(t, testLogger(t), msps...)
+	_, ls := startSim(t, testkit.LoggerAt(t, slog.LevelDebug), msps...)
 	for i, r := range []credit.Region{
 		{ID: "440300", Name: "Shenzhen", Divisions: []string{"4403"}},
 		{ID: "440100", Name: "Guangzhou", Divisions: []string{"4401"}},

@@ -3,7 +3,6 @@ package fabricnet
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,12 +12,13 @@ import (
 	"time"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 )
 
 func testConfig(t *testing.T, dir string) Config {
 	return Config{
 		Dir:    dir,
-		Logger: slog.New(slog.NewTextHandler(tbWriter{t}, nil)),
+		Logger: testkit.Logger(t),
 		// The test binary may die; its network must not outlive it.
 		StopWithParent: true,
 	}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/prometheus/procfs"
 )
 
 // ErrPortTaken: another program listens on a port Up chose for one of its
@@ -94,52 +96,53 @@ func listening(pid int, ports []int) (bool, error) {
 	return all, nil
 }
 
-// socketInodes are the inodes of pid's open sockets (/proc/<pid>/fd links
-// read "socket:[inode]").
-func socketInodes(pid int) (map[string]bool, error) {
-	dir := fmt.Sprintf("/proc/%d/fd", pid)
-	ents, err := os.ReadDir(dir)
+// socketInodes are the inodes of pid's open sockets. procfs gives the
+// /proc/<pid>/fd links; reading "socket:[inode]" in them is ours.
+func socketInodes(pid int) (map[uint64]bool, error) {
+	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return nil, fmt.Errorf("fabricnet: %w", err)
 	}
-	out := map[string]bool{}
-	for _, e := range ents {
-		link, err := os.Readlink(dir + "/" + e.Name())
-		if err == nil && strings.HasPrefix(link, "socket:[") {
-			out[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] = true
+	links, err := p.FileDescriptorTargets()
+	if err != nil {
+		return nil, fmt.Errorf("fabricnet: %w", err)
+	}
+	out := map[uint64]bool{}
+	for _, link := range links {
+		ino, ok := strings.CutPrefix(link, "socket:[")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseUint(strings.TrimSuffix(ino, "]"), 10, 64); err == nil {
+			out[n] = true
 		}
 	}
 	return out, nil
 }
 
-// tcpListeners maps local ports to the inodes of sockets listening on them
-// on 127.0.0.1 or any address, from /proc/net/tcp and /proc/net/tcp6.
-func tcpListeners() (map[int][]string, error) {
-	out := map[int][]string{}
-	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		b, err := os.ReadFile(f)
+// tcpListen is the state of a listening socket in /proc/net/tcp.
+const tcpListen = 0x0A
+
+// tcpListeners maps local ports to the inodes of sockets listening on them,
+// from /proc/net/tcp and /proc/net/tcp6 (absent without IPv6).
+func tcpListeners() (map[int][]uint64, error) {
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return nil, fmt.Errorf("fabricnet: %w", err)
+	}
+	out := map[int][]uint64{}
+	for _, read := range []func() (procfs.NetTCP, error){fs.NetTCP, fs.NetTCP6} {
+		socks, err := read()
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("fabricnet: %w", err)
 		}
-		lines := strings.Split(string(b), "\n")
-		for _, line := range lines[1:] {
-			fs := strings.Fields(line)
-			// sl local rem st tx:rx tr:when retrnsmt uid timeout inode
-			if len(fs) < 10 || fs[3] != "0A" { // 0A: LISTEN
-				continue
+		for _, s := range socks {
+			if s.St == tcpListen {
+				out[int(s.LocalPort)] = append(out[int(s.LocalPort)], s.Inode)
 			}
-			i := strings.LastIndexByte(fs[1], ':')
-			if i < 0 {
-				continue
-			}
-			port, err := strconv.ParseUint(fs[1][i+1:], 16, 16)
-			if err != nil {
-				continue
-			}
-			out[int(port)] = append(out[int(port)], fs[9])
 		}
 	}
 	return out, nil

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 const (
@@ -157,28 +159,25 @@ func childEnv() []string {
 	return out
 }
 
-// startTime is field 22 of /proc/<pid>/stat. The command name (field 2) may
-// hold spaces and parentheses, so fields are counted after its last ')'.
+// startTime is when pid started, in clock ticks after boot: with the pid,
+// it names one process.
 func startTime(pid int) (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return 0, err
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	st, err := p.Stat()
+	if err != nil {
+		return 0, err
 	}
-	f := strings.Fields(s[i+1:])
-	// f[0] is field 3 (state); field 22 is f[19].
-	if len(f) < 20 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
-	}
-	if f[0] == "Z" || f[0] == "X" {
+	if gone(st) {
 		return 0, fmt.Errorf("pid %d has exited", pid)
 	}
-	return strconv.ParseUint(f[19], 10, 64)
+	return st.Starttime, nil
 }
+
+// gone: a zombie or a dead process still in the table.
+func gone(st procfs.ProcStat) bool { return st.State == "Z" || st.State == "X" }
 
 // alive reports whether the recorded process still runs: same pid, same
 // start time, not a zombie. A pid the kernel gave to another program since
@@ -196,28 +195,15 @@ func (p Process) alive() bool {
 func (p Process) running() bool { return p.alive() || groupHasMembers(p.Pid) }
 
 // groupHasMembers reports whether a process other than a zombie has
-// process group pgid, by reading /proc/<pid>/stat field 5.
+// process group pgid.
 func groupHasMembers(pgid int) bool {
-	ents, err := os.ReadDir("/proc")
+	procs, err := procfs.AllProcs()
 	if err != nil {
 		return false
 	}
-	want := strconv.Itoa(pgid)
-	for _, e := range ents {
-		if e.Name()[0] < '0' || e.Name()[0] > '9' {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:]) // f[0] state, f[1] ppid, f[2] pgrp
-		if len(f) > 2 && f[2] == want && f[0] != "Z" && f[0] != "X" {
+	for _, p := range procs {
+		st, err := p.Stat()
+		if err == nil && st.PGRP == pgid && !gone(st) {
 			return true
 		}
 	}

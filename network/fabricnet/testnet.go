@@ -2,11 +2,12 @@ package fabricnet
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prdcredit/ccnode/internal/testkit"
 )
 
 // SkipEnv is the environment variable that, set to 1, makes StartForTest
@@ -56,7 +57,9 @@ func StartForTest(t testing.TB, cfg Config) *Network {
 			cfg.Dir = dir
 		}
 		if cfg.Logger == nil {
-			cfg.Logger = slog.New(slog.NewTextHandler(tbWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			// Up only logs while it runs, so the logger does not
+			// outlive the test that started the network.
+			cfg.Logger = testkit.Logger(t)
 		}
 		cfg.StopWithParent = true
 		// Generous: the first run builds Fabric (minutes on 2 cores).
@@ -91,21 +94,4 @@ func StartForTest(t testing.TB, cfg Config) *Network {
 		}
 	})
 	return n
-}
-
-// tbWriter sends the network's progress log to t.Log. The logger must not
-// outlive the test that started the network; Up only logs while it runs.
-type tbWriter struct{ t testing.TB }
-
-func (w tbWriter) Write(b []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(string(trimNewline(b)))
-	return len(b), nil
-}
-
-func trimNewline(b []byte) []byte {
-	if len(b) > 0 && b[len(b)-1] == '\n' {
-		return b[:len(b)-1]
-	}
-	return b
 }

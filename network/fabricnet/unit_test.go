@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/prdcredit/ccnode/internal/testkit"
 )
 
 func TestValidate(t *testing.T) {
@@ -327,12 +330,14 @@ func TestStopWithParent(t *testing.T) {
 	if err != nil || len(ps) != 1 {
 		t.Fatalf("Status = %+v, %v", ps, err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for ps[0].running() && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if ps[0].running() {
-		t.Errorf("the process (pid %d) outlived its parent", ps[0].Pid)
+	err = testkit.Poll(10*time.Second, func() error {
+		if ps[0].running() {
+			return fmt.Errorf("pid %d still running", ps[0].Pid)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("the process outlived its parent: %v", err)
 		down(dir, 0)
 	}
 }

@@ -3,17 +3,17 @@
 package faults
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/procfs"
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network/fabric"
@@ -156,21 +156,28 @@ func (f *Fabric) KillFabric(t testing.TB, name string) *Stopped {
 		t.Fatalf("no running Fabric process %q in %s", name, f.Dir)
 	}
 	s := &Stopped{Name: name, log: filepath.Join(f.Dir, "logs", name+".log")}
-	s.args = splitNUL(mustRead(t, fmt.Sprintf("/proc/%d/cmdline", pid)))
-	s.env = splitNUL(mustRead(t, fmt.Sprintf("/proc/%d/environ", pid)))
-	if s.dir, err = os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err != nil {
-		t.Fatal(err)
+	pr, err := procfs.NewProc(pid)
+	if err == nil {
+		s.args, err = pr.CmdLine()
+	}
+	if err == nil {
+		s.env, err = pr.Environ()
+	}
+	if err == nil {
+		s.dir, err = pr.Cwd()
+	}
+	if err != nil {
+		t.Fatalf("%s (pid %d): %v", name, pid, err)
 	}
 	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
 		t.Fatalf("SIGKILL %s (pid %d): %v", name, pid, err)
 	}
 	WaitFor(t, time.Minute, name+" gone", func() (bool, string) {
-		_, err := os.Stat(fmt.Sprintf("/proc/%d/cmdline", pid))
+		st, err := pr.Stat()
 		if err != nil {
-			return true, ""
+			return true, "" // reaped
 		}
-		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		return bytes.Contains(st, []byte(") Z ")), "still running"
+		return st.State == "Z", "still running"
 	})
 	return s
 }
@@ -211,7 +218,7 @@ func (f *Fabric) restarted(name string) (int, bool) {
 	if _, err := fmt.Sscan(string(b), &pid); err != nil {
 		return 0, false
 	}
-	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+	if _, err := procfs.NewProc(pid); err != nil {
 		return 0, false
 	}
 	return pid, true
@@ -232,19 +239,6 @@ func WaitHealthy(t testing.TB, endpoint string, d time.Duration) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, resp.Status
 	})
-}
-
-func splitNUL(b []byte) []string {
-	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-}
-
-func mustRead(t testing.TB, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // logTails logs the end of each Fabric process log.

@@ -53,6 +53,7 @@ func (c *consortium) zh() *faults.Node { return c.regions[2] }
 
 func startConsortium(t *testing.T) *consortium {
 	t.Helper()
+	bin := ccnode(t)
 	root := t.TempDir()
 	c := &consortium{t: t, root: root, unacked: map[string]bool{}, fab: faults.StartFabric(t, bin, filepath.Join(root, "fabric"))}
 	var subject credit.USCC

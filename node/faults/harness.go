@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,26 +22,16 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/procfs"
 	"gopkg.in/yaml.v3"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 	"github.com/prdcredit/ccnode/node"
 )
 
-// Bin is the path of a built ccnode binary.
+// Bin is the path of a built ccnode binary (testkit.CCNode).
 type Bin string
-
-// Build compiles ./cmd/ccnode of this module into dir. The go tool finds
-// the module from the working directory, which for a test is its
-// package's folder inside the module.
-func Build(ctx context.Context, dir string) (Bin, error) {
-	out := filepath.Join(dir, "ccnode")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "github.com/prdcredit/ccnode/cmd/ccnode")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("faults: go build ccnode: %w\n%s", err, b)
-	}
-	return Bin(out), nil
-}
 
 // Result is what a finished ccnode command left.
 type Result struct {
@@ -433,55 +422,39 @@ type Proc struct {
 	FDs     int // open file descriptors (sockets included)
 }
 
-// ReadProc reads /proc/<pid>/status and /proc/<pid>/fd.
+// ReadProc reads /proc/<pid>/status, stat and fd.
 func ReadProc(pid int) (Proc, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	pr, err := procfs.NewProc(pid)
 	if err != nil {
 		return Proc{}, fmt.Errorf("faults: %w", err)
 	}
-	var p Proc
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(v)
-		if len(f) == 0 {
-			continue
-		}
-		switch k {
-		case "VmRSS":
-			kb, _ := strconv.ParseInt(f[0], 10, 64)
-			p.RSS = kb << 10
-		case "Threads":
-			p.Threads, _ = strconv.Atoi(f[0])
-		}
-	}
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	status, err := pr.NewStatus()
 	if err != nil {
 		return Proc{}, fmt.Errorf("faults: %w", err)
 	}
-	p.FDs = len(fds)
-	return p, nil
+	// The thread count of status is not parsed by procfs; stat's is the
+	// same counter.
+	stat, err := pr.Stat()
+	if err != nil {
+		return Proc{}, fmt.Errorf("faults: %w", err)
+	}
+	fds, err := pr.FileDescriptorsLen()
+	if err != nil {
+		return Proc{}, fmt.Errorf("faults: %w", err)
+	}
+	return Proc{RSS: int64(status.VmRSS), Threads: stat.NumThreads, FDs: fds}, nil
 }
 
-// WaitFor polls cond every 50 ms until it holds, failing t with cond's
-// last word after d.
+// WaitFor is testkit.Eventually for a condition that says what it saw
+// when it does not hold yet.
 func WaitFor(t testing.TB, d time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, last := cond()
-		if ok {
-			return
+	testkit.Eventually(t, d, func() error {
+		if ok, last := cond(); !ok {
+			return fmt.Errorf("%s (last: %s)", what, last)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %s (last: %s)", what, d, last)
-		}
-		<-tick.C
-	}
+		return nil
+	})
 }
 
 func tailString(s string, n int) string {

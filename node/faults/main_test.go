@@ -12,33 +12,17 @@ import (
 	"time"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 	"github.com/prdcredit/ccnode/node"
 	"github.com/prdcredit/ccnode/node/audit"
 	"github.com/prdcredit/ccnode/node/faults"
 )
 
-// bin is the ccnode binary every test of the suite runs, built once by
-// TestMain (building it per test would cost the suite minutes).
-var bin faults.Bin
+// TestMain removes the ccnode binary every test of the suite shares.
+func TestMain(m *testing.M) { testkit.Main(m) }
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "ccnode-faults-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	bin, err = faults.Build(ctx, dir)
-	cancel()
-	if err != nil {
-		os.RemoveAll(dir)
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+// ccnode is the suite's ccnode binary, built by the first test that asks.
+func ccnode(t testing.TB) faults.Bin { return faults.Bin(testkit.CCNode(t)) }
 
 // region is one region on its own embedded ledger, with records on a
 // subject, a registered bank and that bank's consent on the subject.
@@ -53,6 +37,7 @@ type region struct {
 // ledger, its config changed by edit (when not nil).
 func startRegion(t *testing.T, edit func(*node.Config)) *region {
 	t.Helper()
+	bin := ccnode(t)
 	root := t.TempDir()
 	n := faults.InitEmbedded(t, bin, "440300", filepath.Join(root, "sz"), edit)
 	feed := filepath.Join(root, "feed.jsonl")
@@ -84,7 +69,7 @@ func startRegion(t *testing.T, edit func(*node.Config)) *region {
 // are reports (no finding, findings), anything else fails t.
 func runAudit(t *testing.T, args ...string) (audit.Report, faults.Result) {
 	t.Helper()
-	res := bin.Run(t, append([]string{"audit", "--json", "--no-progress"}, args...)...)
+	res := ccnode(t).Run(t, append([]string{"audit", "--json", "--no-progress"}, args...)...)
 	var rep audit.Report
 	if err := json.Unmarshal([]byte(res.Stdout), &rep); err != nil || (res.Code != 0 && res.Code != 2) {
 		t.Fatalf("audit exit %d, output not a report: %v\n%s%s", res.Code, err, res.Stdout, res.Stderr)

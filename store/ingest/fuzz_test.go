@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 	"github.com/prdcredit/ccnode/store"
 )
 
@@ -196,7 +197,7 @@ func TestAppendFastCSVTakesUsualRows(t *testing.T) {
 	}
 	rows := []string{
 		`9144030035PN1J9H0G,sz-amr,REG-20190210-000000,registration,2019-02-10,"{""authority"":""深圳市市场监督管理局"",""capital_cny"":7120000,""status"":""存续""}"`,
-		string(uscc(t, 7)) + `,dept1,r1,tax,2020-01-02,{}`,
+		string(testkit.USCC(t, "440300", 7)) + `,dept1,r1,tax,2020-01-02,{}`,
 	}
 	var sc csvScratch
 	for _, row := range rows {

@@ -16,30 +16,11 @@ import (
 	"time"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 	"github.com/prdcredit/ccnode/store"
 )
 
 var testNow = time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-func uscc(t testing.TB, n int) credit.USCC {
-	t.Helper()
-	u, err := credit.CompleteUSCC(fmt.Sprintf("91440300%09d", n))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
-}
 
 // jsonl makes n valid lines over n/10+1 subjects.
 func jsonl(t testing.TB, n int) []string {
@@ -47,14 +28,14 @@ func jsonl(t testing.TB, n int) []string {
 	out := make([]string, n)
 	for i := range out {
 		out[i] = fmt.Sprintf(`{"uscc":%q,"source":"dept%d","source_id":"r%d","category":%q,"date":"20%02d-%02d-%02d","attrs":{"amount":%d,"note":"x"}}`,
-			uscc(t, i/10), i%5, i, cats[i%len(cats)], 10+i%15, 1+i%12, 1+i%28, i)
+			testkit.USCC(t, "440300", i/10), i%5, i, cats[i%len(cats)], 10+i%15, 1+i%12, 1+i%28, i)
 	}
 	return out
 }
 
 func openDB(t testing.TB, dir string) *store.DB {
 	t.Helper()
-	db, err := store.Open(context.Background(), store.Options{Dir: dir, InMemory: dir == "", Logger: testLogger(t)})
+	db, err := store.Open(context.Background(), store.Options{Dir: dir, InMemory: dir == "", Logger: testkit.LoggerAt(t, slog.LevelWarn)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +57,7 @@ func run(t testing.TB, db *store.DB, o Options, names ...string) (Summary, []Rej
 	var errs bytes.Buffer
 	o.Errors = &errs
 	o.Now = func() time.Time { return testNow }
-	o.Logger = testLogger(t)
+	o.Logger = testkit.LoggerAt(t, slog.LevelWarn)
 	if o.BatchLines == 0 {
 		o.BatchLines = 7 // many batches even in small tests
 	}
@@ -117,7 +98,7 @@ func dump(t testing.TB, db *store.DB) string {
 
 func TestBadLines(t *testing.T) {
 	good := jsonl(t, 3)
-	u := string(uscc(t, 1))
+	u := string(testkit.USCC(t, "440300", 1))
 	badCheck := u[:17] + map[bool]string{true: "1", false: "0"}[u[17] == '0']
 	line := func(uscc, src, sid, cat, date, attrs string) string {
 		return fmt.Sprintf(`{"uscc":%q,"source":%q,"source_id":%q,"category":%q,"date":%q,"attrs":%s}`, uscc, src, sid, cat, date, attrs)
@@ -176,7 +157,7 @@ func TestBadLines(t *testing.T) {
 }
 
 func TestCSV(t *testing.T) {
-	u := string(uscc(t, 3))
+	u := string(testkit.USCC(t, "440300", 3))
 	csv := []string{
 		"\xef\xbb\xbfdate,uscc,source,source_id,category,attrs,extra",
 		`2021-05-06,` + u + `,tax-bureau,T1,tax,"{""rating"":""A"",""year"":2020}",ignored`,

@@ -222,8 +222,9 @@ func (im *Importer) Import(ctx context.Context, names []string) (sum Summary, er
 	return sum, errors.Join(errs...)
 }
 
+// errorWriter writes the error file. Only the goroutine that writes the
+// chunks in input order uses it, so it has no lock.
 type errorWriter struct {
-	mu  sync.Mutex
 	enc *json.Encoder
 	w   *bufio.Writer
 }
@@ -530,6 +531,9 @@ func putBuf(b []byte) {
 	bufPool.Put(&b)
 }
 
+// importOne imports one input: a reader splits it into chunks, workers
+// parse them, and the chunks are written in input order. It returns the
+// input's final progress when the bulk load is to record it.
 func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk, pl *store.Pipeline, ew *errorWriter, sum *Summary, start time.Time) (*store.Progress, error) {
 	in, done, err := im.open(ctx, name, im.opts.Bulk)
 	if err != nil {
@@ -548,15 +552,46 @@ func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk
 	defer cancel()
 
 	// The reader goroutine advances in.line and in.offset from here on.
-	rejected := in.rejected
-	line := in.line
-	prevOffset := in.offset
-	final := store.Progress{Input: in.id, Offset: in.offset, Line: in.line, Rejected: rejected, Done: true}
+	final := store.Progress{Input: in.id, Offset: in.offset, Line: in.line, Rejected: in.rejected, Done: true}
+	w := &inputWriter{im: im, in: in, bulk: bulk, pl: pl, ew: ew, sum: sum, start: start,
+		rc: newRecycler(im.opts.Workers), rejected: in.rejected, prevOffset: in.offset}
+	results, readDone := im.parse(ctx, in, bulk != nil, w.rc)
+	if err := w.writeInOrder(ctx, results, cancel); err != nil {
+		return nil, err
+	}
+	// The reader has ended: chunks is closed, or ctx is cancelled and it
+	// returns at its next send.
+	readErr := <-readDone
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if readErr != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrInput, name, readErr)
+	}
+	final.Rejected = w.rejected
+	if w.last != nil {
+		final.Offset, final.Line = w.last.Offset, w.last.Line
+	}
+	if in.id == "" {
+		return nil, nil
+	}
+	if bulk != nil {
+		return &final, nil
+	}
+	// Mark the input done so a later run skips it without reading.
+	if _, err := pl.Write(ctx, nil, &final); err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	return nil, nil
+}
 
+// parse starts the reader and the parsing workers of one input. Parsed
+// chunks come on the first channel in the order the workers finish them;
+// the reader's error comes on the second once it has ended.
+func (im *Importer) parse(ctx context.Context, in *input, bulk bool, rc *recycler) (<-chan *parsed, <-chan error) {
 	chunks := make(chan *chunk, im.opts.Workers*2)
 	results := make(chan *parsed, im.opts.Workers*2)
 	readDone := make(chan error, 1)
-	rc := newRecycler(im.opts.Workers)
 	go func() {
 		defer close(chunks)
 		readDone <- im.readChunks(ctx, in, chunks, rc)
@@ -569,7 +604,7 @@ func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk
 			var scratch [][]byte
 			var csv csvScratch
 			for c := range chunks {
-				p := im.parseChunk(c, in, &scratch, &csv, bulk != nil, rc)
+				p := im.parseChunk(c, in, &scratch, &csv, bulk, rc)
 				select {
 				case results <- p:
 				case <-ctx.Done():
@@ -579,11 +614,34 @@ func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk
 		}()
 	}
 	go func() { wg.Wait(); close(results) }()
+	return results, readDone
+}
 
+// inputWriter writes one input's parsed chunks, in input order, to the
+// bulk load or the transactional pipeline, and counts them in the summary.
+type inputWriter struct {
+	im    *Importer
+	in    *input
+	bulk  *store.Bulk // nil: the pipeline writes
+	pl    *store.Pipeline
+	ew    *errorWriter
+	sum   *Summary
+	start time.Time
+	rc    *recycler
+
+	rejected   int64
+	prevOffset int64
+	last       *store.Progress // of the last chunk written
+	// inFlightBuf is the buffer of the batch the pipeline may still be
+	// committing.
+	inFlightBuf []byte
+}
+
+// writeInOrder writes the chunks as their turn comes. After a failed
+// write it cancels the input and drains what is still in flight.
+func (w *inputWriter) writeInOrder(ctx context.Context, results <-chan *parsed, cancel func()) error {
 	pending := map[int]*parsed{}
 	next := 0
-	var inFlightBuf []byte
-	var last *store.Progress
 	var werr error
 	for p := range results {
 		if werr != nil {
@@ -597,88 +655,70 @@ func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk
 			}
 			delete(pending, next)
 			next++
-			for _, r := range q.rejects {
-				if err := ew.write(r); err != nil {
-					werr = fmt.Errorf("ingest: error file: %w", err)
-				}
-			}
-			rejected += int64(len(q.rejects))
-			line = q.c.firstLine + int64(len(q.c.ends)) - 1
-			sum.Lines += int64(len(q.c.ends))
-			sum.Rejected += int64(len(q.rejects))
-			sum.Bytes += q.c.endOffset - prevOffset
-			prevOffset = q.c.endOffset
-			prog := &store.Progress{Input: in.id, Offset: q.c.endOffset, Line: line, Rejected: rejected}
-			if bulk != nil {
-				sum.Inserted += int64(q.batch.Len()) // provisional: Finish gives the final split
-				if err := bulk.AddBatch(&q.batch); err != nil {
-					werr = fmt.Errorf("ingest: %w", err)
-				}
-			} else {
-				var pp *store.Progress
-				if in.id != "" {
-					pp = prog
-				}
-				res, err := pl.Write(ctx, q.entries, pp)
-				if err != nil {
-					werr = fmt.Errorf("ingest: %w", err)
-				}
-				sum.Inserted += res.Inserted
-				sum.Replaced += res.Replaced
-				sum.Unchanged += res.Unchanged
-			}
-			last = prog
-			rc.putChunk(q.c)
-			if bulk != nil {
-				rc.putParsed(q)
-			}
-			if bulk == nil && werr == nil {
-				// The pipeline commits this batch while we prepare the next:
-				// its buffer is free once the next Write has succeeded
-				// (a failed Write may not have waited for it).
-				if inFlightBuf != nil {
-					putBuf(inFlightBuf)
-				}
-				inFlightBuf = q.buf
-			}
-			if werr != nil {
+			if werr = w.write(ctx, q); werr != nil {
 				cancel()
 				break
 			}
-			if im.opts.Progress != nil {
-				s := *sum
-				s.Elapsed = time.Since(start)
-				im.opts.Progress.Update(s, in.raw.count())
+			if w.im.opts.Progress != nil {
+				s := *w.sum
+				s.Elapsed = time.Since(w.start)
+				w.im.opts.Progress.Update(s, w.in.raw.count())
 			}
 		}
 	}
-	if werr != nil {
-		return nil, werr
+	return werr
+}
+
+// write writes one chunk: its rejected lines to the error file, its
+// records to the store, with the progress marker of its end.
+func (w *inputWriter) write(ctx context.Context, q *parsed) error {
+	var werr error
+	for _, r := range q.rejects {
+		if err := w.ew.write(r); err != nil {
+			werr = fmt.Errorf("ingest: error file: %w", err)
+		}
 	}
-	// The reader has ended: chunks is closed, or ctx is cancelled and it
-	// returns at its next send.
-	readErr := <-readDone
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	sum := w.sum
+	w.rejected += int64(len(q.rejects))
+	line := q.c.firstLine + int64(len(q.c.ends)) - 1
+	sum.Lines += int64(len(q.c.ends))
+	sum.Rejected += int64(len(q.rejects))
+	sum.Bytes += q.c.endOffset - w.prevOffset
+	w.prevOffset = q.c.endOffset
+	prog := &store.Progress{Input: w.in.id, Offset: q.c.endOffset, Line: line, Rejected: w.rejected}
+	if w.bulk != nil {
+		sum.Inserted += int64(q.batch.Len()) // provisional: Finish gives the final split
+		if err := w.bulk.AddBatch(&q.batch); err != nil {
+			werr = fmt.Errorf("ingest: %w", err)
+		}
+	} else {
+		var pp *store.Progress
+		if w.in.id != "" {
+			pp = prog
+		}
+		res, err := w.pl.Write(ctx, q.entries, pp)
+		if err != nil {
+			werr = fmt.Errorf("ingest: %w", err)
+		}
+		sum.Inserted += res.Inserted
+		sum.Replaced += res.Replaced
+		sum.Unchanged += res.Unchanged
 	}
-	if readErr != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrInput, name, readErr)
+	w.last = prog
+	w.rc.putChunk(q.c)
+	if w.bulk != nil {
+		w.rc.putParsed(q)
 	}
-	final.Rejected = rejected
-	if last != nil {
-		final.Offset, final.Line = last.Offset, last.Line
+	if w.bulk == nil && werr == nil {
+		// The pipeline commits this batch while we prepare the next:
+		// its buffer is free once the next Write has succeeded
+		// (a failed Write may not have waited for it).
+		if w.inFlightBuf != nil {
+			putBuf(w.inFlightBuf)
+		}
+		w.inFlightBuf = q.buf
 	}
-	if in.id == "" {
-		return nil, nil
-	}
-	if bulk != nil {
-		return &final, nil
-	}
-	// Mark the input done so a later run skips it without reading.
-	if _, err := pl.Write(ctx, nil, &final); err != nil {
-		return nil, fmt.Errorf("ingest: %w", err)
-	}
-	return nil, nil
+	return werr
 }
 
 // readChunks splits the input into chunks of at most BatchLines lines.

@@ -14,6 +14,7 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 )
 
 // modes runs a test body on an in-memory and an on-disk database.
@@ -48,10 +49,7 @@ var testKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))
 
 func receipt(t testing.TB, i int) *credit.Receipt {
 	t.Helper()
-	subject, err := credit.CompleteUSCC(fmt.Sprintf("91440300MA%07d", i%10_000_000))
-	if err != nil {
-		t.Fatal(err)
-	}
+	subject := testkit.USCC(t, "440300", i%10_000_000)
 	r := &credit.Receipt{
 		Version: 1, ID: fmt.Sprintf("receipt-%08d", i),
 		Query: credit.Query{Version: 1, Bank: "bank-a", Subject: subject, Categories: []credit.Category{credit.Tax},
@@ -331,13 +329,7 @@ func TestNonces(t *testing.T) {
 	if err := n.Use("bank-a", "nonce-0002", time.Second); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for n.Use("bank-a", "nonce-0002", time.Second) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("nonce never expired")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.Eventually(t, 5*time.Second, func() error { return n.Use("bank-a", "nonce-0002", time.Second) })
 }
 
 func BenchmarkAppend(b *testing.B) {

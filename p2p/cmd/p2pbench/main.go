@@ -42,6 +42,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/procfs"
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/p2p"
@@ -98,7 +99,7 @@ func run() error {
 	if *child != "" {
 		return serve(*child, flag.Arg(0), *security, *cpuprofile)
 	}
-	fmt.Printf("p2pbench: load average %s", loadavg())
+	fmt.Printf("p2pbench: load average %s\n", loadavg())
 	var levels []int
 	for _, s := range strings.Split(*inflight, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -185,21 +186,18 @@ type stats struct {
 	cpu time.Duration
 }
 
-// cpuTime reads a process's user+system CPU time from /proc (clock ticks
-// of 10 ms, plenty over thousands of answers).
+// cpuTime is a process's user+system CPU time (clock ticks of 10 ms,
+// plenty over thousands of answers).
 func cpuTime(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return 0
 	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
+	st, err := p.Stat()
+	if err != nil {
 		return 0
 	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	k, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+k) * 10 * time.Millisecond
+	return time.Duration(st.UTime+st.STime) * 10 * time.Millisecond
 }
 
 func median(rs []stats, f func(stats) float64) float64 {
@@ -589,10 +587,15 @@ func startProfile(path string) (func(), error) {
 	}, nil
 }
 
+// loadavg is the 1, 5 and 15 minute load averages.
 func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
-		return "unknown\n"
+		return "unknown"
 	}
-	return string(b)
+	l, err := fs.LoadAvg()
+	if err != nil {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.2f %.2f %.2f", l.Load1, l.Load5, l.Load15)
 }
