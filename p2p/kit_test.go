@@ -281,3 +281,5 @@ func newPair(t testing.TB, h p2p.Handler, cfg p2p.ServerConfig) *pair {
 func (p *pair) ask(ctx context.Context) (*p2p.Reply, error) {
 	return p.client.Ask(ctx, p.ans.Member.ID, p.request)
 }
+
+func ackJSON(a credit.Ack) ([]byte, error) { return json.Marshal(a) }
