@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime/debug"
 	"sync"
@@ -253,7 +254,7 @@ func (s *Server) callAnswer(ctx context.Context, from peer.ID, req *Request, w *
 // Response frame, Records fills a chunk and writes it when the next record
 // would not fit.
 type answerWriter struct {
-	st     network.Stream
+	st     io.Writer // the stream
 	max    int
 	begun  bool
 	broken bool // a write failed, or the answer failed after Begin
