@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/prdcredit/ccnode/credit"
@@ -18,7 +20,7 @@ import (
 func BenchmarkWire(b *testing.B) {
 	u, _ := credit.CompleteUSCC("91440100MA5FABCD1")
 	for _, n := range []int{183, 100_000} {
-		recs := benchRecords(u, n)
+		recs := SyntheticRecords(u, n, true)
 		var frames bytes.Buffer
 		w := &answerWriter{st: &frames, max: DefaultChunkBytes}
 		w.begun = true
@@ -71,18 +73,33 @@ func BenchmarkWire(b *testing.B) {
 	}
 }
 
-// benchRecords are records of about 220 bytes, as an average enterprise's.
-func benchRecords(u credit.USCC, n int) []credit.Record {
-	out := make([]credit.Record, n)
-	for i := range out {
-		attrs, _ := json.Marshal(map[string]any{
-			"amount": 1000 + i*37, "authority": "Shenzhen Market Supervision Administration",
-			"decision": "DOC-" + strconv.Itoa(100000+i), "note": "synthetic record for protocol tests and benchmarks",
-			"status": "closed",
+// SyntheticRecords makes n records on u in report order for the tests
+// and benchmarks; big ones are about 220 bytes (183 make an average
+// enterprise's ~40 KB slice), small ones about 70.
+func SyntheticRecords(u credit.USCC, n int, big bool) []credit.Record {
+	cats := credit.AllCategories()
+	out := make([]credit.Record, 0, n)
+	for i := 0; i < n; i++ {
+		c := cats[i*len(cats)/n]
+		attrs := json.RawMessage(`{"n":` + strconv.Itoa(i) + `}`)
+		if big {
+			b, _ := json.Marshal(map[string]any{
+				"amount": 1000 + i*37, "authority": "Shenzhen Market Supervision Administration",
+				"decision": "DOC-" + strconv.Itoa(100000+i), "note": "synthetic record for protocol tests and benchmarks",
+				"status": "closed",
+			})
+			attrs, _ = credit.CanonicalAttrs(b)
+		}
+		out = append(out, credit.Record{
+			Subject: u, Source: "dept-" + string(c), SourceID: "src-" + strconv.Itoa(i), Category: c,
+			Date: credit.Date(fmt.Sprintf("20%02d-%02d-%02d", 10+i%15, 1+i%12, 1+i%28)), Attrs: attrs,
 		})
-		a, _ := credit.CanonicalAttrs(attrs)
-		out[i] = credit.Record{Subject: u, Source: "dept-tax", SourceID: "src-" + strconv.Itoa(i), Category: credit.Tax,
-			Date: credit.Date(fmt.Sprintf("20%02d-%02d-%02d", 10+i%15, 1+i%12, 1+i%28)), Attrs: a}
 	}
+	slices.SortStableFunc(out, func(a, b credit.Record) int {
+		if d := a.Category.Ordinal() - b.Category.Ordinal(); d != 0 {
+			return d
+		}
+		return strings.Compare(string(a.Date), string(b.Date))
+	})
 	return out
 }
