@@ -17,27 +17,13 @@ import (
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/p2p"
-	"github.com/prdcredit/ccnode/p2p/p2ptest"
 )
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition, not waiting a guessed time
-	}
-}
-
 type realNode struct {
-	region  p2ptest.Region
+	region  region
 	host    host.Host
 	members *p2p.Membership
-	store   *p2ptest.Store
-	router  *p2p.Router
+	client  *p2p.Client
 }
 
 func TestHostConsortiumOnly(t *testing.T) {
@@ -61,18 +47,9 @@ func TestHostConsortiumOnly(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ledger := p2ptest.NewLedger()
-			now := time.Now()
 			var nodes []*realNode
-			for i := 0; i < 4; i++ {
-				r, err := p2ptest.NewRegion(regionIDs[i], divisions[i])
-				if err != nil {
-					t.Fatal(err)
-				}
-				if i < 3 { // the fourth is not a member
-					ledger.PutRegion(r.Member)
-				}
-				nodes = append(nodes, &realNode{region: r, store: p2ptest.NewStore()})
+			for i := 0; i < 4; i++ { // the fourth is not a member
+				nodes = append(nodes, &realNode{region: newRegion(t, i)})
 			}
 			for i, nd := range nodes {
 				nd.members = p2p.NewMembership(testLogger(t), nil)
@@ -95,61 +72,48 @@ func TestHostConsortiumOnly(t *testing.T) {
 				for _, a := range nd.host.Addrs() {
 					m.Addrs = append(m.Addrs, a.String())
 				}
-				if nd != nodes[3] {
-					ledger.PutRegion(m)
-				}
 				all = append(all, m)
 			}
-			for _, nd := range nodes {
-				view := ledger.Regions()
+			subject := testSubject(t)
+			for i, nd := range nodes {
+				view := all[:3]
 				if nd == nodes[3] {
 					view = all
 				}
 				if err := nd.members.SetMembers(view); err != nil {
 					t.Fatal(err)
 				}
-				srv, err := p2p.NewServer(p2p.ServerConfig{NetworkID: testNet, Region: nd.region.Member.ID, Key: nd.region.Key,
-					Members: ledger, Consent: ledger, Source: nd.store, Receipts: nd.store, Acks: nd.store, Nonces: p2ptest.NewNonces(), Logger: testLogger(t)})
+				recs := testRecords(subject, 183*(i%2), true) // region 1 holds the subject's records
+				srv, err := p2p.NewServer(p2p.ServerConfig{NetworkID: testNet, Handler: answering(t, nd.region, recs, 64), Logger: testLogger(t)})
 				if err != nil {
 					t.Fatal(err)
 				}
 				srv.Register(nd.host)
 				t.Cleanup(func() { srv.Close() })
-				nd.router, err = p2p.NewRouter(p2p.RouterConfig{Host: nd.host, NetworkID: testNet, Region: nd.region.Member.ID, Key: nd.region.Key, Members: nd.members, Local: srv, Timeout: 5 * time.Second, Logger: testLogger(t)})
+				nd.client, err = p2p.NewClient(p2p.ClientConfig{Host: nd.host, NetworkID: testNet, Members: nd.members, Timeout: 5 * time.Second, Logger: testLogger(t)})
 				if err != nil {
 					t.Fatal(err)
 				}
 			}
-			bank, _ := p2ptest.NewBank("bank-a", regionIDs[0])
-			ledger.PutBank(bank.Member)
-			subject, _ := credit.CompleteUSCC("91440100MA5FABCD1")
-			cats := credit.AllCategories()
-			g, err := p2ptest.Consent("consent-0001", subject, bank.Member.ID, cats, nodes[1].region, now.Add(-time.Hour), now.Add(time.Hour))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := ledger.PutConsent(g, now.Add(-time.Hour)); err != nil {
-				t.Fatal(err)
-			}
-			nodes[1].store.Put(subject, p2ptest.Records(subject, 183))
-			ask := func(from *realNode) map[credit.RegionID]p2p.RegionResult {
-				q, err := p2ptest.Query(bank, g, cats, time.Now())
-				if err != nil {
-					t.Fatal(err)
-				}
-				return byRegion(t, from.router.QueryRegions(context.Background(), q, []credit.RegionID{regionIDs[0], regionIDs[1], regionIDs[2]}))
+			ask := func(from *realNode, to credit.RegionID) (*p2p.Reply, error) {
+				_, qj := newQuery(t, subject, nodes[1].region)
+				return from.client.Ask(context.Background(), to, p2p.EncodeRequest(from.region.Member.ID, qj))
 			}
 
 			// Members reach each other with no explicit connect: addresses
 			// come from the member records.
-			got := ask(nodes[0])
-			if r := got[regionIDs[1]]; r.Status != p2p.StatusAnswered || r.Report.Count() != 183 {
-				t.Fatalf("registration region: %s %v", r.Status, r.Err)
+			r, err := ask(nodes[0], regionIDs[1])
+			if err != nil || len(r.Records) != 183 {
+				t.Fatalf("registration region: %v", err)
 			}
-			if r := got[regionIDs[2]]; r.Status != p2p.StatusNoData {
-				t.Fatalf("third region: %s %v", r.Status, r.Err)
+			if r, err := ask(nodes[0], regionIDs[2]); err != nil || len(r.Records) != 0 {
+				t.Fatalf("third region: %v", err)
 			}
-			if _, err := nodes[0].router.Ack(context.Background(), got[regionIDs[1]].Receipt); err != nil {
+			ack, err := credit.NewAck(&r.Receipt, regionIDs[0], time.Now(), nodes[0].region.Key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := nodes[0].client.Acknowledge(context.Background(), regionIDs[1], ack); err != nil {
 				t.Fatalf("ack: %v", err)
 			}
 
@@ -168,18 +132,16 @@ func TestHostConsortiumOnly(t *testing.T) {
 			if err := nodes[0].host.Connect(context.Background(), peer.AddrInfo{ID: stranger.host.ID(), Addrs: stranger.host.Addrs()}); err == nil {
 				t.Error("a member dialled the stranger")
 			}
-			q, _ := p2ptest.Query(bank, g, cats, time.Now())
-			if r := stranger.router.Ask(context.Background(), regionIDs[1], q); r.Status == p2p.StatusAnswered || r.Status == p2p.StatusNoData {
-				t.Fatalf("the stranger got an answer: %s", r.Status)
+			if _, err := ask(stranger, regionIDs[1]); !errors.Is(err, p2p.ErrUnreachable) {
+				t.Fatalf("the stranger: %v", err)
 			}
 
 			// Region 2 retires on the ledger: the others cut it off and
 			// refuse it, and stop asking it.
-			retired := nodes[2].region.Member
+			retired := all[2]
 			retired.Status = credit.StatusRetired
-			ledger.PutRegion(retired)
 			for _, nd := range nodes[:2] {
-				if err := nd.members.SetMembers(ledger.Regions()); err != nil {
+				if err := nd.members.SetMembers([]credit.RegionMember{all[0], all[1], retired}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -188,26 +150,24 @@ func TestHostConsortiumOnly(t *testing.T) {
 					return nd.host.Network().Connectedness(nodes[2].host.ID()) != network.Connected
 				})
 			}
-			q, _ = p2ptest.Query(bank, g, cats, time.Now())
-			if r := nodes[2].router.Ask(context.Background(), regionIDs[1], q); r.Status == p2p.StatusAnswered || r.Status == p2p.StatusNoData {
-				t.Fatalf("the retired region got an answer: %s", r.Status)
+			if _, err := ask(nodes[2], regionIDs[1]); !errors.Is(err, p2p.ErrUnreachable) {
+				t.Fatalf("the retired region: %v", err)
 			}
 			if n := len(nodes[1].host.Network().ConnsToPeer(nodes[2].host.ID())); n != 0 {
 				t.Errorf("a member holds %d connections to the retired region", n)
 			}
-			got = ask(nodes[0])
-			if r := got[regionIDs[2]]; r.Status != p2p.StatusUnreachable {
-				t.Errorf("retired region asked: %s", r.Status)
+			if _, err := ask(nodes[0], regionIDs[2]); !errors.Is(err, p2p.ErrUnreachable) {
+				t.Errorf("retired region asked: %v", err)
 			}
-			if r := got[regionIDs[1]]; r.Status != p2p.StatusAnswered {
-				t.Errorf("after the retirement: %s %v", r.Status, r.Err)
+			if _, err := ask(nodes[0], regionIDs[1]); err != nil {
+				t.Errorf("after the retirement: %v", err)
 			}
 		})
 	}
 }
 
 func TestHostConfigErrors(t *testing.T) {
-	_, key, _ := p2ptestKey(t)
+	_, key, _ := testKey(t)
 	psk := make(pnet.PSK, 32)
 	m := p2p.NewMembership(nil, nil)
 	tests := []struct {
@@ -241,12 +201,9 @@ func TestHostConfigErrors(t *testing.T) {
 	}
 }
 
-func p2ptestKey(t *testing.T) (credit.RegionID, []byte, peer.ID) {
+func testKey(t *testing.T) (credit.RegionID, []byte, peer.ID) {
 	t.Helper()
-	r, err := p2ptest.NewRegion("440300", "4403")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRegion(t, 0)
 	id, _ := peer.Decode(r.Member.PeerID)
 	return r.Member.ID, r.Key, id
 }
@@ -279,9 +236,7 @@ func TestLoadOrCreateKey(t *testing.T) {
 }
 
 func TestSetMembersRejectsMismatchedKey(t *testing.T) {
-	a, _ := p2ptest.NewRegion("440300", "4403")
-	b, _ := p2ptest.NewRegion("440100", "4401")
-	c, _ := p2ptest.NewRegion("440400", "4404")
+	a, b, c := newRegion(t, 0), newRegion(t, 1), newRegion(t, 2)
 	forged := b.Member
 	forged.PubKey = c.Member.PubKey // b's peer id with c's key
 	m := p2p.NewMembership(nil, nil)
@@ -307,11 +262,11 @@ func TestConnectorReconnects(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real transports on loopback")
 	}
-	var regs []p2ptest.Region
+	var regs []region
 	var hosts []host.Host
 	var views []*p2p.Membership
 	for i := 0; i < 2; i++ {
-		r, _ := p2ptest.NewRegion(regionIDs[i], divisions[i])
+		r := newRegion(t, i)
 		m := p2p.NewMembership(testLogger(t), nil)
 		h, err := p2p.NewHost(p2p.HostConfig{Key: r.Key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Members: m})
 		if err != nil {
@@ -359,14 +314,7 @@ func TestDefaultSecurityIsTLS(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, err := p2ptest.NewRegion(regionIDs[0], divisions[0])
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := p2ptest.NewRegion(regionIDs[1], divisions[1])
-			if err != nil {
-				t.Fatal(err)
-			}
+			a, b := newRegion(t, 0), newRegion(t, 1)
 			listen := p2p.NewMembership(testLogger(t), nil)
 			lh, err := p2p.NewHost(p2p.HostConfig{Key: b.Key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Members: listen, Logger: testLogger(t)})
 			if err != nil {

@@ -7,25 +7,24 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/p2p"
-	"github.com/prdcredit/ccnode/p2p/p2ptest"
 )
 
-// gatedSource holds every report read until n of them are waiting at
-// once, so a test knows that n requests from one peer were in progress
-// together on the answering host.
-type gatedSource struct {
-	inner *p2ptest.Store
-	n     int
+// gated holds every answer until n of them are waiting at once, so a test
+// knows that n requests from one peer were in progress together on the
+// answering host.
+type gated struct {
+	n int
 
 	mu      sync.Mutex
 	waiting int
 	all     chan struct{}
 }
 
-func (g *gatedSource) Report(ctx context.Context, u credit.USCC, cats []credit.Category) ([]credit.Record, error) {
+func (g *gated) wait(ctx context.Context) error {
 	g.mu.Lock()
 	g.waiting++
 	if g.waiting == g.n {
@@ -34,10 +33,10 @@ func (g *gatedSource) Report(ctx context.Context, u credit.USCC, cats []credit.C
 	g.mu.Unlock()
 	select {
 	case <-g.all:
+		return nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
-	return g.inner.Report(ctx, u, cats)
 }
 
 // TestManyInFlightFromOnePeer: a home region with more queries in flight
@@ -53,29 +52,19 @@ func TestManyInFlightFromOnePeer(t *testing.T) {
 		{"quic", "/ip4/127.0.0.1/udp/0/quic-v1"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			ledger := p2ptest.NewLedger()
-			now := time.Now()
-			home, err := p2ptest.NewRegion(regionIDs[0], divisions[0])
-			if err != nil {
-				t.Fatal(err)
-			}
-			ans, err := p2ptest.NewRegion(regionIDs[1], divisions[1])
-			if err != nil {
-				t.Fatal(err)
-			}
+			home, ans := newRegion(t, 0), newRegion(t, 1)
 			homeMembers, ansMembers := p2p.NewMembership(testLogger(t), nil), p2p.NewMembership(testLogger(t), nil)
 			homeHost := newTestHost(t, home, tt.listen, homeMembers)
 			ansHost := newTestHost(t, ans, tt.listen, ansMembers)
 			var members []credit.RegionMember
 			for _, x := range []struct {
-				r p2ptest.Region
+				r region
 				h host.Host
 			}{{home, homeHost}, {ans, ansHost}} {
 				m := x.r.Member
 				for _, a := range x.h.Addrs() {
 					m.Addrs = append(m.Addrs, a.String())
 				}
-				ledger.PutRegion(m)
 				members = append(members, m)
 			}
 			for _, m := range []*p2p.Membership{homeMembers, ansMembers} {
@@ -83,58 +72,43 @@ func TestManyInFlightFromOnePeer(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			bank, err := p2ptest.NewBank("bank-a", home.Member.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ledger.PutBank(bank.Member)
-			subject, err := credit.CompleteUSCC("91440100MA5FABCD1")
-			if err != nil {
-				t.Fatal(err)
-			}
-			cats := credit.AllCategories()
-			g, err := p2ptest.Consent("consent-0001", subject, bank.Member.ID, cats, ans, now.Add(-time.Hour), now.Add(time.Hour))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := ledger.PutConsent(g, now.Add(-time.Hour)); err != nil {
-				t.Fatal(err)
-			}
-			store := p2ptest.NewStore()
-			store.Put(subject, p2ptest.Records(subject, 5))
-			src := &gatedSource{inner: store, n: inflight, all: make(chan struct{})}
-			srv, err := p2p.NewServer(p2p.ServerConfig{NetworkID: testNet, Region: ans.Member.ID, Key: ans.Key,
-				Members: ledger, Consent: ledger, Source: src, Receipts: store, Acks: store, Nonces: p2ptest.NewNonces(),
-				Timeout: 20 * time.Second, Logger: testLogger(t)})
+			subject := testSubject(t)
+			inner := answering(t, ans, testRecords(subject, 5, true), 5)
+			g := &gated{n: inflight, all: make(chan struct{})}
+			h := &handler{answer: func(ctx context.Context, from peer.ID, req *p2p.Request, w p2p.AnswerWriter) error {
+				if err := g.wait(ctx); err != nil {
+					return err
+				}
+				return inner.answer(ctx, from, req, w)
+			}}
+			srv, err := p2p.NewServer(p2p.ServerConfig{NetworkID: testNet, Handler: h, Timeout: 20 * time.Second, Logger: testLogger(t)})
 			if err != nil {
 				t.Fatal(err)
 			}
 			srv.Register(ansHost)
 			t.Cleanup(func() { srv.Close() })
-			rt, err := p2p.NewRouter(p2p.RouterConfig{Host: homeHost, NetworkID: testNet, Region: home.Member.ID, Key: home.Key,
-				Members: homeMembers, Timeout: 20 * time.Second, Logger: testLogger(t)})
+			c, err := p2p.NewClient(p2p.ClientConfig{Host: homeHost, NetworkID: testNet, Members: homeMembers, Timeout: 20 * time.Second, Logger: testLogger(t)})
 			if err != nil {
 				t.Fatal(err)
 			}
-			qs := make([]*credit.Query, inflight)
-			for i := range qs {
-				if qs[i], err = p2ptest.Query(bank, g, cats, time.Now()); err != nil {
-					t.Fatal(err)
-				}
+			reqs := make([][]byte, inflight)
+			for i := range reqs {
+				_, qj := newQuery(t, subject, ans)
+				reqs[i] = p2p.EncodeRequest(home.Member.ID, qj)
 			}
-			results := make([]p2p.RegionResult, inflight)
+			errs := make([]error, inflight)
 			var wg sync.WaitGroup
-			for i := range qs {
+			for i := range reqs {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					results[i] = rt.Ask(context.Background(), ans.Member.ID, qs[i])
+					_, errs[i] = c.Ask(context.Background(), ans.Member.ID, reqs[i])
 				}()
 			}
 			wg.Wait()
-			for i, r := range results {
-				if r.Status != p2p.StatusAnswered {
-					t.Fatalf("request %d of %d in flight: %s: %v", i, inflight, r.Status, r.Err)
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("request %d of %d in flight: %v", i, inflight, err)
 				}
 			}
 		})
@@ -142,7 +116,7 @@ func TestManyInFlightFromOnePeer(t *testing.T) {
 }
 
 // newTestHost builds a real host for r listening on listen.
-func newTestHost(t *testing.T, r p2ptest.Region, listen string, m *p2p.Membership) host.Host {
+func newTestHost(t *testing.T, r region, listen string, m *p2p.Membership) host.Host {
 	t.Helper()
 	h, err := p2p.NewHost(p2p.HostConfig{Key: r.Key, Listen: []string{listen}, Members: m, Logger: testLogger(t)})
 	if err != nil {
