@@ -141,3 +141,5 @@ require (
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20250804133106-a7a43d27e69b // indirect
 	lukechampine.com/blake3 v1.4.1 // indirect
 )
+
+tool google.golang.org/protobuf/cmd/protoc-gen-go

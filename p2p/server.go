@@ -2,7 +2,7 @@ package p2p
 
 import (
 	"context"
-	"crypto/ed25519"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,118 +14,81 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/p2p/pb"
 )
 
-// ReportProtocol is the report request/response protocol of a consortium.
+// ReportProtocol is the report protocol of a consortium: one request
+// frame, then a Response frame and, after a receipt, Chunk frames.
 func ReportProtocol(networkID string) protocol.ID {
-	return protocol.ID("/ccnode/" + networkID + "/report/1.0.0")
+	return protocol.ID("/ccnode/" + networkID + "/report/2.0.0")
 }
 
 // AckProtocol is the acknowledgement protocol. Acks travel on their own
-// stream, not as a last frame of the report stream: the requester acks only
-// after it has verified every region's receipt and stored them durably,
-// which can take longer than one answer, and an answering handler must not
-// hold a stream (and a goroutine) open waiting for that. The ack is
-// self-contained (it names the receipt by id and digest) and is checked
-// against the answerer's durable receipt log, not an in-memory pending
-// table, so it can also be resent later.
+// stream: the requester acks only after it verified and stored every
+// region's receipt, and an answering handler must not hold a stream open
+// waiting for that.
 func AckProtocol(networkID string) protocol.ID {
-	return protocol.ID("/ccnode/" + networkID + "/ack/1.0.0")
+	return protocol.ID("/ccnode/" + networkID + "/ack/2.0.0")
 }
 
-// The answering side's dependencies, provided by the node.
-
-// Members is the node's ledger view of regions and banks. Unknown ids wrap
-// ErrUnknownMember.
-type Members interface {
-	Region(id credit.RegionID) (credit.RegionMember, error)
-	Bank(id credit.BankID) (credit.BankMember, error)
+// Request is a report request as the answering side receives it.
+type Request struct {
+	Requester credit.RegionID
+	Query     credit.Query // decoded from QueryJSON
+	QueryJSON []byte       // the query's canonical JSON bytes as sent
 }
 
-// ConsentChecker checks a query's consent against the ledger at a time. It
-// returns nil or a refusal: an *Error (see Refuse) with one of the consent
-// codes; any other error is answered as CodeUnavailable (fail closed).
-// The server calls it only for a query that decoded and validated and
-// whose bank signature it verified against Members.Bank's key, so Check
-// need not verify the bank's signature again.
-type ConsentChecker interface {
-	Check(ctx context.Context, q *credit.Query, at time.Time) error
+// Handler is the node's answering pipeline as the transport sees it.
+type Handler interface {
+	// Answer answers req from the remote peer `from`, writing to w. Before w.Begin it may
+	// return a refusal (*credit.Refusal; any other error is sent as credit.CodeUnavailable).
+	// After w.Begin an error resets the stream (the requester sees the region unreachable).
+	Answer(ctx context.Context, from peer.ID, req *Request, w AnswerWriter) error
+	// Acknowledge checks and stores an ack from the remote peer `from`: nil or a refusal.
+	Acknowledge(ctx context.Context, from peer.ID, ack *credit.Ack) error
 }
 
-// ReportSource reads this region's records on a subject, in (category,
-// date) order.
-type ReportSource interface {
-	Report(ctx context.Context, subject credit.USCC, categories []credit.Category) ([]credit.Record, error)
+// AnswerWriter carries one answer: Begin once with the signed receipt in its leaf form
+// (credit.Receipt.SignLeaf's bytes; already durable in the answerer's log) and its leaf index,
+// then the slice's records in (category, date) order over any number of Records calls.
+// The server cuts them into frames of at most ServerConfig.ChunkBytes; memory stays bounded
+// by a chunk, never the whole slice.
+type AnswerWriter interface {
+	Begin(receiptLeaf []byte, leafIndex uint64) error
+	Records(recs []credit.Record) error
 }
 
-// ReceiptLog appends an issued receipt and returns once it is durable,
-// with its leaf index.
-type ReceiptLog interface {
-	Append(ctx context.Context, r *credit.Receipt) (uint64, error)
-}
-
-// AckStore finds issued receipts and keeps the acks that name them.
-type AckStore interface {
-	Receipt(id string) (credit.Receipt, error)
-	PutAck(a credit.Ack) error
-}
-
-// NonceStore remembers a bank's nonces until a time. Seen records the
-// nonce and reports whether it was already there. It must be the answering
-// side's own store: the home node spends the nonce at its bank-facing API
-// first and then answers for its own region through this same path.
-type NonceStore interface {
-	Seen(bank credit.BankID, nonce string, until time.Time) (bool, error)
-}
-
-// ServerConfig holds an answering node's identity, policy and dependencies.
+// ServerConfig configures the answering side's transport.
 type ServerConfig struct {
-	NetworkID string
-	Region    credit.RegionID
-	Key       ed25519.PrivateKey
-	Members   Members
-	Consent   ConsentChecker
-	Source    ReportSource
-	Receipts  ReceiptLog
-	Acks      AckStore
-	Nonces    NonceStore
-	// Now is the clock (time.Now when nil).
-	Now func() time.Time
-	// Window: a query's time must be within this of Now (default 2 min).
-	Window time.Duration
-	// Timeout bounds one exchange, from the first byte read to the last
-	// written (default 10 s).
-	Timeout time.Duration
-	// MaxConcurrent bounds the requests handled at once (default 256); the
-	// rest are refused as unavailable rather than queued without bound.
-	MaxConcurrent int
+	NetworkID     string
+	Handler       Handler
+	Timeout       time.Duration // one exchange, first byte read to last written (default 10 s)
+	MaxConcurrent int           // default 256; beyond: refused credit.CodeUnavailable
+	ChunkBytes    int           // default 1 MiB
 	Logger        *slog.Logger
 }
 
-// verifyQuery checks the bank's signature on q through the server's
-// signature gate, which batches the checks of concurrent requests.
-func (s *Server) verifyQuery(q *credit.Query, bankPub []byte) error {
-	return q.VerifyWith(bankPub, s.sigs.verify)
-}
+// Defaults and bounds.
+const (
+	DefaultTimeout       = 10 * time.Second
+	DefaultMaxConcurrent = 256
+	DefaultChunkBytes    = 1 << 20
+	// MinChunkBytes holds the largest valid record (credit.MaxAttrsBytes
+	// of attributes and its short fields) in one chunk.
+	MinChunkBytes = 32 << 10
+)
 
-// verifyAck is credit.Ack.Verify with the signature checked through the
-// server's gate, as the bank's are: the requesting regions are few, so
-// their expanded keys are kept, and the acks of concurrent answers are
-// verified as one batch.
-func (s *Server) verifyAck(a *credit.Ack, r *credit.Receipt, requesterPub []byte) error {
-	return a.VerifyWith(r, requesterPub, s.sigs.verify)
-}
-
-// Server answers report requests and acks from other regions. It is given
-// a host and never builds one, and it reaches records, receipts and the
-// ledger only through its interfaces.
+// Server serves the report and ack protocols: it reads frames, hands them
+// to the Handler and writes what the Handler answers. It makes no credit
+// decision of its own.
 type Server struct {
-	cfg  ServerConfig
-	log  *slog.Logger
-	sem  chan struct{}
-	sigs sigGate
+	cfg ServerConfig
+	log *slog.Logger
+	sem chan struct{}
 
 	mu       sync.Mutex
 	host     host.Host
@@ -133,30 +96,15 @@ type Server struct {
 	handlers sync.WaitGroup
 }
 
-// Defaults.
-const (
-	DefaultWindow        = 2 * time.Minute
-	DefaultTimeout       = 10 * time.Second
-	DefaultMaxConcurrent = 256
-)
-
 // NewServer checks cfg and applies defaults.
 func NewServer(cfg ServerConfig) (*Server, error) {
 	switch {
 	case cfg.NetworkID == "":
 		return nil, &ConfigError{"network_id", credit.ErrMissing}
-	case credit.ValidateRegionID(cfg.Region) != nil:
-		return nil, &ConfigError{"region", credit.ValidateRegionID(cfg.Region)}
-	case len(cfg.Key) != ed25519.PrivateKeySize:
-		return nil, &ConfigError{"key", ErrBadKey}
-	case cfg.Members == nil || cfg.Consent == nil || cfg.Source == nil || cfg.Receipts == nil || cfg.Acks == nil || cfg.Nonces == nil:
-		return nil, &ConfigError{"dependencies", errors.New("members, consent, source, receipts, acks and nonces are required")}
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Window <= 0 {
-		cfg.Window = DefaultWindow
+	case cfg.Handler == nil:
+		return nil, &ConfigError{"handler", credit.ErrMissing}
+	case cfg.ChunkBytes != 0 && (cfg.ChunkBytes < MinChunkBytes || cfg.ChunkBytes > MaxChunkFrame):
+		return nil, &ConfigError{"chunk_bytes", fmt.Errorf("%d: want %d to %d", cfg.ChunkBytes, MinChunkBytes, MaxChunkFrame)}
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
@@ -164,14 +112,17 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.MaxConcurrent <= 0 {
 		cfg.MaxConcurrent = DefaultMaxConcurrent
 	}
+	if cfg.ChunkBytes == 0 {
+		cfg.ChunkBytes = DefaultChunkBytes
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: log.With("region", cfg.Region), sem: make(chan struct{}, cfg.MaxConcurrent)}, nil
+	return &Server{cfg: cfg, log: log, sem: make(chan struct{}, cfg.MaxConcurrent)}, nil
 }
 
-// Register serves the protocols on h until Close.
+// Register serves both protocols on h until Close.
 func (s *Server) Register(h host.Host) {
 	s.mu.Lock()
 	s.host = h
@@ -195,8 +146,8 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// begin registers a stream handler in progress; false once closed.
-func (s *Server) begin(st network.Stream) bool {
+// enter registers a stream handler in progress; false once closed.
+func (s *Server) enter(st network.Stream) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -207,231 +158,245 @@ func (s *Server) begin(st network.Stream) bool {
 	return true
 }
 
-// handleReport runs one exchange: deadline, read, CloseRead, answer within
-// the timeout, write, Close; Reset when the response cannot be written.
+// handleReport runs one exchange: deadline, read, CloseRead, answer,
+// write the Response frame and the Chunk frames, Close; Reset when a
+// frame cannot be written or the answer fails after it began.
 func (s *Server) handleReport(st network.Stream) {
 	growStack()
-	if !s.begin(st) {
+	if !s.enter(st) {
 		return
 	}
 	defer s.handlers.Done()
-	defer func() {
-		if p := recover(); p != nil {
-			s.log.Error("report stream panic", "panic", p, "stack", string(debug.Stack()))
-			_ = st.Reset()
-		}
-	}()
-	start := s.cfg.Now()
+	from := st.Conn().RemotePeer()
 	_ = st.SetDeadline(time.Now().Add(s.cfg.Timeout))
-	resp, leaf := s.serve(st)
-	buf := frameBufs.Get().(*[]byte)
-	frame, storage, err := responseFrame(*buf, resp, leaf)
-	if err != nil {
-		s.log.Error("encoding answer", "peer", st.Conn().RemotePeer(), "err", err)
-		frame, storage, _ = responseFrame(storage, &Response{Err: &Error{Code: CodeInternal, Msg: "encoding the answer"}}, nil)
-	}
-	defer putFrameBuf(buf, storage)
-	if resp.Err != nil {
-		s.log.Debug("refused", "peer", st.Conn().RemotePeer(), "code", resp.Err.Code, "msg", resp.Err.Msg, "elapsed", s.cfg.Now().Sub(start))
-	}
-	if _, err := st.Write(frame); err != nil {
-		s.log.Debug("writing answer", "peer", st.Conn().RemotePeer(), "err", err)
+	w := &answerWriter{st: st, max: s.cfg.ChunkBytes}
+	refusal := s.answer(st, from, w)
+	switch {
+	case w.broken:
 		_ = st.Reset()
 		return
+	case refusal != nil:
+		s.log.Debug("refused", "peer", from, "code", refusal.Code, "msg", refusal.Msg)
+		if err := w.writeMessage(&pb.Response{Error: wireError(refusal)}); err != nil {
+			_ = st.Reset()
+			return
+		}
+	default:
+		if err := w.flush(true); err != nil {
+			s.log.Debug("writing answer", "peer", from, "err", err)
+			_ = st.Reset()
+			return
+		}
 	}
 	_ = st.Close()
 }
 
-// serve reads and answers one request; leaf is the receipt's LeafBytes
-// when answered.
-func (s *Server) serve(st network.Stream) (resp *Response, leaf []byte) {
+// answer reads the request and runs the handler; it returns the refusal
+// to send, or nil once the handler answered through w (w.broken when the
+// answer failed after it began).
+func (s *Server) answer(st network.Stream, from peer.ID, w *answerWriter) *credit.Refusal {
 	b, err := ReadFrame(st, MaxRequestFrame)
 	_ = st.CloseRead()
 	if err != nil {
 		if errors.Is(err, ErrFrameTooLarge) {
-			return &Response{Err: &Error{Code: CodeTooLarge, Msg: err.Error()}}, nil
+			return credit.Refuse(credit.CodeTooLarge, "%w", err)
 		}
-		return &Response{Err: &Error{Code: CodeBadRequest, Msg: err.Error()}}, nil
+		return credit.Refuse(credit.CodeInvalidQuery, "reading the request: %w", err)
 	}
 	req, err := DecodeRequest(b)
 	if err != nil {
-		return &Response{Err: &Error{Code: CodeBadRequest, Msg: err.Error()}}, nil
+		return credit.Refuse(credit.CodeInvalidQuery, "%w", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
-	defer cancel()
-	ans, leaf, err := s.answer(ctx, st.Conn().RemotePeer(), req)
-	if err != nil {
-		return &Response{Err: asRefusal(err)}, nil
-	}
-	return ans, leaf
-}
-
-// Answer runs the answering pipeline for a request from peer from. The
-// report protocol handler calls it for requests off the wire, and the
-// Router calls it in-process for the node's own region (libp2p cannot open
-// a stream to its own host), so both take exactly the same checks. A
-// handler panic becomes CodeInternal. Refusals are *Error values.
-func (s *Server) Answer(ctx context.Context, from peer.ID, req *Request) (*Response, error) {
-	resp, _, err := s.answer(ctx, from, req)
-	return resp, err
-}
-
-// answer is Answer, also returning the receipt in its leaf form (LeafBytes),
-// made while signing it, for the handler to send as it is.
-func (s *Server) answer(ctx context.Context, from peer.ID, req *Request) (resp *Response, leaf []byte, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			s.log.Error("answer panic", "panic", p, "stack", string(debug.Stack()))
-			resp, leaf, err = nil, nil, &Error{Code: CodeInternal, Msg: "the answering node failed"}
-		}
-	}()
 	select {
 	case s.sem <- struct{}{}:
 		defer func() { <-s.sem }()
 	default:
-		return nil, nil, &Error{Code: CodeUnavailable, Msg: "too many requests in progress"}
+		return &credit.Refusal{Code: credit.CodeUnavailable, Msg: "too many requests in progress"}
 	}
-	q := &req.Query
-	now := s.cfg.Now()
-	// The claimed requesting region must be an active member whose peer
-	// is the one on the other end of the stream.
-	rm, err := s.cfg.Members.Region(req.Requester)
-	if err != nil {
-		if errors.Is(err, ErrUnknownMember) {
-			return nil, nil, Refuse(CodeNotMember, "region %s is not a member", req.Requester)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+	defer cancel()
+	err = s.callAnswer(ctx, from, req, w)
+	switch {
+	case w.broken:
+		return nil
+	case w.begun && err != nil:
+		s.log.Warn("answer failed after it began", "peer", from, "err", err)
+		w.broken = true
+		return nil
+	case w.begun:
+		return nil
+	case err == nil:
+		s.log.Error("handler returned without an answer", "peer", from)
+		return &credit.Refusal{Code: credit.CodeInternal, Msg: "the answering node gave no answer"}
+	}
+	if r := credit.RefusalOf(err); r != nil {
+		return r
+	}
+	s.log.Warn("answer failed", "peer", from, "err", err)
+	return &credit.Refusal{Code: credit.CodeUnavailable, Msg: "the answering node cannot answer now", Err: err}
+}
+
+// callAnswer runs the handler, turning a panic into a refusal (before
+// Begin) or a broken answer (after).
+func (s *Server) callAnswer(ctx context.Context, from peer.ID, req *Request, w *answerWriter) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("answer panic", "peer", from, "panic", p, "stack", string(debug.Stack()))
+			w.broken = w.broken || w.begun
+			err = &credit.Refusal{Code: credit.CodeInternal, Msg: "the answering node failed"}
 		}
-		return nil, nil, fmt.Errorf("membership: %w", err)
+	}()
+	return s.cfg.Handler.Answer(ctx, from, req, w)
+}
+
+// answerWriter is the stream-backed AnswerWriter: Begin writes the
+// Response frame, Records fills a chunk and writes it when the next record
+// would not fit.
+type answerWriter struct {
+	st     network.Stream
+	max    int
+	begun  bool
+	broken bool // a write failed, or the answer failed after Begin
+	size   int  // encoded size of the chunk's records so far
+	n      int  // records in the chunk
+	recs   []*pb.Record
+	buf    []byte
+}
+
+// chunkTail is the size of a chunk's last=true field.
+const chunkTail = 2
+
+func (w *answerWriter) Begin(receiptLeaf []byte, leafIndex uint64) error {
+	if w.begun || w.broken {
+		return errors.New("p2p: AnswerWriter.Begin called twice")
 	}
-	if rm.Status != credit.StatusActive {
-		return nil, nil, Refuse(CodeNotMember, "region %s is %s", req.Requester, rm.Status)
+	if len(receiptLeaf) == 0 {
+		return errors.New("p2p: AnswerWriter.Begin without a receipt")
 	}
-	if p, err := peer.Decode(rm.PeerID); err != nil || p != from {
-		return nil, nil, Refuse(CodeNotMember, "peer %s is not region %s", from, req.Requester)
+	w.begun = true
+	return w.writeMessage(&pb.Response{Receipt: receiptLeaf, LeafIndex: leafIndex})
+}
+
+func (w *answerWriter) Records(recs []credit.Record) error {
+	if !w.begun {
+		return errors.New("p2p: AnswerWriter.Records before Begin")
 	}
-	if skew := now.Sub(q.Time); skew > s.cfg.Window || skew < -s.cfg.Window {
-		return nil, nil, Refuse(CodeStale, "query time is %s from this node's clock (window %s)", skew.Round(time.Millisecond), s.cfg.Window)
+	if w.broken {
+		return errors.New("p2p: the answer's stream failed")
 	}
-	bank, err := s.cfg.Members.Bank(q.Bank)
-	if err != nil {
-		if errors.Is(err, ErrUnknownMember) {
-			return nil, nil, Refuse(CodeBankUnknown, "bank %s", q.Bank)
+	for i := range recs {
+		r := &recs[i]
+		n := recordSize(r)
+		n += 1 + protowire.SizeVarint(uint64(n))
+		if n+chunkTail > w.max {
+			return fmt.Errorf("p2p: a record of %d bytes exceeds the chunk size %d", n, w.max)
 		}
-		return nil, nil, fmt.Errorf("membership: %w", err)
+		if w.size+n+chunkTail > w.max {
+			if err := w.flush(false); err != nil {
+				return err
+			}
+		}
+		if w.n == len(w.recs) {
+			w.recs = append(w.recs, new(pb.Record))
+		}
+		p := w.recs[w.n]
+		p.Source, p.SourceId, p.Category, p.Date, p.Attrs = r.Source, r.SourceID, string(r.Category), string(r.Date), r.Attrs
+		w.n++
+		w.size += n
 	}
-	if bank.Status != credit.StatusActive {
-		return nil, nil, Refuse(CodeBankRetired, "bank %s is %s", q.Bank, bank.Status)
+	return nil
+}
+
+// flush writes the records held as one Chunk frame.
+func (w *answerWriter) flush(last bool) error {
+	err := w.writeMessage(&pb.Chunk{Records: w.recs[:w.n], Last: last})
+	for _, p := range w.recs[:w.n] {
+		p.Attrs = nil // the caller's memory is not kept past the call
 	}
-	if err := s.verifyQuery(q, bank.PubKey); err != nil {
-		return nil, nil, Refuse(CodeBadSignature, "%w", err)
-	}
-	// The nonce is spent only once the bank's signature holds, so a forged
-	// request cannot burn a real query's nonce.
-	seen, err := s.cfg.Nonces.Seen(q.Bank, q.Nonce, q.Time.Add(s.cfg.Window))
+	w.n, w.size = 0, 0
+	return err
+}
+
+// framePrefix is the room kept in front of a message for its length.
+const framePrefix = binary.MaxVarintLen32
+
+// writeMessage writes m as one frame from the writer's reused buffer.
+func (w *answerWriter) writeMessage(m proto.Message) error {
+	b, err := proto.MarshalOptions{}.MarshalAppend(append(w.buf[:0], make([]byte, framePrefix)...), m)
 	if err != nil {
-		return nil, nil, fmt.Errorf("nonce store: %w", err)
+		w.broken = true
+		return err
 	}
-	if seen {
-		return nil, nil, Refuse(CodeReplayed, "nonce %s of bank %s was already used", q.Nonce, q.Bank)
+	w.buf = b
+	var pre [binary.MaxVarintLen64]byte
+	p := binary.PutUvarint(pre[:], uint64(len(b)-framePrefix))
+	copy(b[framePrefix-p:], pre[:p])
+	if _, err := w.st.Write(b[framePrefix-p:]); err != nil {
+		w.broken = true
+		return err
 	}
-	if err := s.cfg.Consent.Check(ctx, q, now); err != nil {
-		return nil, nil, err
+	return nil
+}
+
+// recordSize is the encoded size of a Record message's fields (proto3
+// leaves empty ones out; tags 1-5 take one byte).
+func recordSize(r *credit.Record) int {
+	n := 0
+	for _, l := range [...]int{len(r.Source), len(r.SourceID), len(r.Category), len(r.Date), len(r.Attrs)} {
+		if l > 0 {
+			n += 1 + protowire.SizeVarint(uint64(l)) + l
+		}
 	}
-	recs, err := s.cfg.Source.Report(ctx, q.Subject, q.Categories)
-	if err != nil {
-		return nil, nil, Refuse(CodeUnavailable, "reading records: %w", err)
-	}
-	// The records are this answer's own: the report's sections slice them.
-	rep := reportOf(q.Subject, recs)
-	id, err := credit.ReceiptID(s.cfg.Region, q)
-	if err != nil {
-		return nil, nil, Refuse(CodeInternal, "receipt id: %w", err)
-	}
-	d := rep.Digest()
-	r := credit.Receipt{
-		Version: 1, ID: id, Query: *q, Requester: req.Requester, Answerer: s.cfg.Region,
-		Categories: rep.Categories(), ReportDigest: d[:], RecordCount: rep.Count(), Time: now,
-	}
-	// The receipt is signed and put in the form it travels in from one
-	// encoding of it.
-	if leaf, err = r.SignLeaf(s.cfg.Key); err != nil {
-		return nil, nil, Refuse(CodeInternal, "signing receipt: %w", err)
-	}
-	// Durable before the answer leaves: a receipt the requester holds is
-	// always in this node's log.
-	idx, err := s.cfg.Receipts.Append(ctx, &r)
-	if err != nil {
-		return nil, nil, Refuse(CodeUnavailable, "logging receipt: %w", err)
-	}
-	return &Response{Receipt: r, Report: rep, LeafIndex: idx}, leaf, nil
+	return n
 }
 
 func (s *Server) handleAck(st network.Stream) {
 	growStack()
-	if !s.begin(st) {
+	if !s.enter(st) {
 		return
 	}
 	defer s.handlers.Done()
-	defer func() {
-		if p := recover(); p != nil {
-			s.log.Error("ack stream panic", "panic", p, "stack", string(debug.Stack()))
-			_ = st.Reset()
-		}
-	}()
+	from := st.Conn().RemotePeer()
 	_ = st.SetDeadline(time.Now().Add(s.cfg.Timeout))
-	var refusal *Error
+	var refusal *credit.Refusal
 	b, err := ReadFrame(st, MaxAckFrame)
 	_ = st.CloseRead()
 	switch {
 	case errors.Is(err, ErrFrameTooLarge):
-		refusal = &Error{Code: CodeTooLarge, Msg: err.Error()}
+		refusal = credit.Refuse(credit.CodeTooLarge, "%w", err)
 	case err != nil:
-		refusal = &Error{Code: CodeBadRequest, Msg: err.Error()}
+		refusal = credit.Refuse(credit.CodeInvalidQuery, "reading the ack: %w", err)
 	default:
 		a, err := DecodeAck(b)
 		if err != nil {
-			refusal = &Error{Code: CodeBadRequest, Msg: err.Error()}
-		} else if err := s.Acknowledge(context.Background(), st.Conn().RemotePeer(), a); err != nil {
-			refusal = asRefusal(err)
+			refusal = credit.Refuse(credit.CodeInvalidQuery, "%w", err)
+		} else if err := s.callAcknowledge(from, a); err != nil {
+			if refusal = credit.RefusalOf(err); refusal == nil {
+				s.log.Warn("ack failed", "peer", from, "err", err)
+				refusal = &credit.Refusal{Code: credit.CodeUnavailable, Msg: "the answering node cannot store the ack now", Err: err}
+			}
 		}
 	}
-	if err := WriteFrame(st, EncodeAckResponse(refusal)); err != nil {
+	m := &pb.AckResponse{}
+	if refusal != nil {
+		m.Error = wireError(refusal)
+	}
+	w := &answerWriter{st: st}
+	if err := w.writeMessage(m); err != nil {
 		_ = st.Reset()
 		return
 	}
 	_ = st.Close()
 }
 
-// Acknowledge checks an ack from peer from against the receipt it names
-// and stores it. The router calls it in-process for the node's own region.
-func (s *Server) Acknowledge(_ context.Context, from peer.ID, a *credit.Ack) (err error) {
+func (s *Server) callAcknowledge(from peer.ID, a *credit.Ack) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.Error("ack panic", "panic", p, "stack", string(debug.Stack()))
-			err = &Error{Code: CodeInternal, Msg: "the answering node failed"}
+			s.log.Error("ack panic", "peer", from, "panic", p, "stack", string(debug.Stack()))
+			err = &credit.Refusal{Code: credit.CodeInternal, Msg: "the answering node failed"}
 		}
 	}()
-	rm, err := s.cfg.Members.Region(a.Requester)
-	if err != nil {
-		if errors.Is(err, ErrUnknownMember) {
-			return Refuse(CodeNotMember, "region %s is not a member", a.Requester)
-		}
-		return fmt.Errorf("membership: %w", err)
-	}
-	if p, err := peer.Decode(rm.PeerID); err != nil || p != from || rm.Status != credit.StatusActive {
-		return Refuse(CodeNotMember, "peer %s is not active region %s", from, a.Requester)
-	}
-	r, err := s.cfg.Acks.Receipt(a.ReceiptID)
-	if err != nil {
-		return Refuse(CodeBadRequest, "receipt %s: %w", a.ReceiptID, err)
-	}
-	if r.Requester != a.Requester {
-		return Refuse(CodeBadRequest, "receipt %s was issued to %s", r.ID, r.Requester)
-	}
-	if err := s.verifyAck(a, &r, rm.PubKey); err != nil {
-		return Refuse(CodeBadSignature, "%w", err)
-	}
-	if err := s.cfg.Acks.PutAck(*a); err != nil {
-		return Refuse(CodeUnavailable, "storing ack: %w", err)
-	}
-	return nil
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+	defer cancel()
+	return s.cfg.Handler.Acknowledge(ctx, from, a)
 }

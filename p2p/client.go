@@ -1,0 +1,249 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/p2p/pb"
+)
+
+// ClientConfig configures the requesting side's transport.
+type ClientConfig struct {
+	Host      host.Host
+	NetworkID string
+	Members   *Membership
+	Timeout   time.Duration // per exchange (default 3 s)
+	// MaxAnswerBytes bounds one answer's records on the wire (default 512 MiB): beyond it the
+	// answer is dropped as ErrBadAnswer.
+	MaxAnswerBytes int64
+	Logger         *slog.Logger
+}
+
+// Client defaults.
+const (
+	DefaultClientTimeout  = 3 * time.Second
+	DefaultMaxAnswerBytes = 512 << 20
+)
+
+// Client is the requesting side's transport: it sends requests and acks
+// to regions' peers and reads their answers. It verifies nothing: the node
+// checks every receipt.
+type Client struct {
+	cfg ClientConfig
+	log *slog.Logger
+}
+
+// NewClient checks cfg and applies defaults.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	switch {
+	case cfg.Host == nil:
+		return nil, &ConfigError{"host", credit.ErrMissing}
+	case cfg.NetworkID == "":
+		return nil, &ConfigError{"network_id", credit.ErrMissing}
+	case cfg.Members == nil:
+		return nil, &ConfigError{"members", credit.ErrMissing}
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultClientTimeout
+	}
+	if cfg.MaxAnswerBytes <= 0 {
+		cfg.MaxAnswerBytes = DefaultMaxAnswerBytes
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Client{cfg: cfg, log: log}, nil
+}
+
+// Reply is a region's answer as received.
+type Reply struct {
+	Receipt     credit.Receipt // decoded, NOT verified (the node verifies)
+	ReceiptJSON []byte         // the receipt bytes as received
+	LeafIndex   uint64
+	Records     []credit.Record // in the order sent; USCC filled from the receipt's query subject
+}
+
+// exchange is one stream to a region: opened within ctx, reset when ctx
+// ends first.
+type exchange struct {
+	ctx    context.Context
+	region credit.RegionID
+	st     network.Stream
+	stop   func() bool
+}
+
+func (c *Client) open(ctx context.Context, region credit.RegionID, proto protocol.ID) (*exchange, error) {
+	p, ok := c.cfg.Members.Peer(region)
+	if !ok {
+		return nil, fmt.Errorf("%w: region %s is not a member", ErrUnreachable, region)
+	}
+	st, err := c.cfg.Host.NewStream(ctx, p, proto)
+	if err != nil {
+		return nil, fmt.Errorf("%w: region %s: %w", ErrUnreachable, region, err)
+	}
+	// Cancelling ctx must unblock a read that is waiting on the peer.
+	stop := context.AfterFunc(ctx, func() { _ = st.Reset() })
+	if dl, ok := ctx.Deadline(); ok {
+		_ = st.SetDeadline(dl)
+	}
+	return &exchange{ctx: ctx, region: region, st: st, stop: stop}, nil
+}
+
+// send writes the request frame and closes the stream's write side.
+func (x *exchange) send(frame []byte) error {
+	if _, err := x.st.Write(frame); err != nil {
+		return x.unreachable("sending", err)
+	}
+	_ = x.st.CloseWrite()
+	return nil
+}
+
+// read reads one frame of at most max bytes; a frame over the limit is a
+// bad answer, anything else failing is the region unreachable.
+func (x *exchange) read(max int, buf []byte) ([]byte, error) {
+	b, err := readFrame(x.st, max, buf)
+	switch {
+	case err == nil:
+		return b, nil
+	case errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrMalformed):
+		return nil, x.bad("%w", err)
+	}
+	return nil, x.unreachable("reading", err)
+}
+
+func (x *exchange) unreachable(what string, err error) error {
+	if cerr := x.ctx.Err(); cerr != nil {
+		err = cerr
+	}
+	return fmt.Errorf("%w: region %s: %s: %w", ErrUnreachable, x.region, what, err)
+}
+
+func (x *exchange) bad(format string, args ...any) error {
+	return fmt.Errorf("%w: region %s: %w", ErrBadAnswer, x.region, fmt.Errorf(format, args...))
+}
+
+// end closes the stream after a whole exchange (an answer or a refusal),
+// or resets it after a failed one.
+func (x *exchange) end(err error) {
+	x.stop()
+	if err != nil && credit.RefusalOf(err) == nil {
+		_ = x.st.Reset()
+		return
+	}
+	_ = x.st.Close()
+}
+
+// Ask sends the request to the region's peer and reads the whole answer.
+// Errors: a *credit.Refusal exactly as the region sent it (code and message);
+// an error wrapping ErrUnreachable (no peer, dial, stream, timeout); or wrapping ErrBadAnswer
+// (frames that do not decode, too large, records after the end...).
+func (c *Client) Ask(ctx context.Context, region credit.RegionID, request []byte) (_ *Reply, err error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	x, err := c.open(ctx, region, ReportProtocol(c.cfg.NetworkID))
+	if err != nil {
+		return nil, err
+	}
+	defer func() { x.end(err) }()
+	if err := x.send(request); err != nil {
+		return nil, err
+	}
+	b, err := x.read(MaxResponseFrame, nil)
+	if err != nil {
+		return nil, err
+	}
+	receipt, leaf, err := DecodeResponse(b)
+	if err != nil {
+		if r := credit.RefusalOf(err); r != nil {
+			return nil, r
+		}
+		return nil, x.bad("%w", err)
+	}
+	rc, err := decodeReceipt(receipt)
+	if err != nil {
+		return nil, x.bad("receipt: %w", err)
+	}
+	reply := &Reply{Receipt: rc, ReceiptJSON: receipt, LeafIndex: leaf}
+	if reply.Records, err = c.readChunks(x, rc.Query.Subject, rc.RecordCount); err != nil {
+		return nil, err
+	}
+	return reply, nil
+}
+
+// readChunks reads Chunk frames up to the last, within MaxAnswerBytes,
+// and checks that nothing follows it.
+func (c *Client) readChunks(x *exchange, subject credit.USCC, count int) ([]credit.Record, error) {
+	// The receipt's count sizes the slice, within what MaxAnswerBytes can
+	// hold (a record takes at least a few bytes on the wire).
+	recs := make([]credit.Record, 0, min(max(count, 0), int(c.cfg.MaxAnswerBytes/16), 1<<20))
+	var total int64
+	var buf []byte
+	for {
+		b, err := x.read(MaxChunkFrame, buf)
+		if err != nil {
+			return nil, err
+		}
+		buf = b[:0]
+		if total += int64(len(b)); total > c.cfg.MaxAnswerBytes {
+			return nil, x.bad("answer exceeds %d bytes", c.cfg.MaxAnswerBytes)
+		}
+		var last bool
+		if recs, last, err = DecodeChunk(b, subject, recs); err != nil {
+			return nil, x.bad("%w", err)
+		}
+		if last {
+			break
+		}
+	}
+	var one [1]byte
+	if n, err := x.st.Read(one[:]); n > 0 || !errors.Is(err, io.EOF) {
+		if n > 0 {
+			return nil, x.bad("data after the last chunk")
+		}
+		return nil, x.unreachable("reading the end", err)
+	}
+	return recs, nil
+}
+
+// Acknowledge delivers a signed ack to the answering region: nil once it
+// stored it, its *credit.Refusal, or an error wrapping ErrUnreachable or
+// ErrBadAnswer.
+func (c *Client) Acknowledge(ctx context.Context, region credit.RegionID, ack credit.Ack) (err error) {
+	frame, err := encodeAck(&ack)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	x, err := c.open(ctx, region, AckProtocol(c.cfg.NetworkID))
+	if err != nil {
+		return err
+	}
+	defer func() { x.end(err) }()
+	if err := x.send(frame); err != nil {
+		return err
+	}
+	b, err := x.read(MaxAckFrame, nil)
+	if err != nil {
+		return err
+	}
+	var m pb.AckResponse
+	if err := proto.Unmarshal(b, &m); err != nil {
+		return x.bad("%w: %w", ErrMalformed, err)
+	}
+	if m.Error != nil {
+		return refusalOf(m.Error)
+	}
+	return nil
+}
