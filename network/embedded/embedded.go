@@ -49,7 +49,9 @@ const (
 type Options struct {
 	InMemory bool
 	Logger   *slog.Logger
-	// Now is the clock that stamps transactions (default time.Now).
+	// Now is the clock that stamps transactions and times proposal nonces
+	// (default time.Now); tests pass one they move. Block times still
+	// strictly increase: a clock set back stamps 1 µs after the last block.
 	Now func() time.Time
 	// Identities are registered at opening, as AddIdentity would (the
 	// embedded counterpart of a channel's MSP configuration).

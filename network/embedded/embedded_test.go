@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -345,5 +346,53 @@ func TestCloseDuringReads(t *testing.T) {
 		}
 	}
 	for range ch {
+	}
+}
+
+// A test moves the ledger's clock: transactions, their events and consent
+// history carry its time, and a clock set back never makes a block older
+// than the one before.
+func TestClock(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	set := func(t time.Time) { mu.Lock(); defer mu.Unlock(); now = t }
+	s, err := Open("", Options{InMemory: true, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	h := harness(t, s)
+	a := h.Regions[0]
+	if err := ledgertest.Bootstrap(t.Context(), h.Regions); err != nil {
+		t.Fatal(err)
+	}
+	recorded := now.Add(time.Hour)
+	set(recorded)
+	c := credit.ConsentCommitment{ID: "consent-clock-1", Commitment: make([]byte, 32), Region: a.Member.ID,
+		ValidFrom: recorded, ValidUntil: recorded.Add(24 * time.Hour)}
+	if err := a.Ledger.RecordConsent(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	set(recorded.Add(-time.Minute)) // set back
+	rev, err := a.Ledger.RevokeConsent(t.Context(), c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := recorded.Add(time.Microsecond); !rev.RevokedAt.Equal(want) {
+		t.Fatalf("revoked at %s under a clock set back, want %s", rev.RevokedAt, want)
+	}
+	got, st, err := a.Ledger.ConsentAt(t.Context(), c.ID, recorded)
+	if err != nil || st != credit.ConsentActive || !got.RecordedAt.Equal(recorded) {
+		t.Fatalf("ConsentAt(recorded) = %s %+v, %v; want active, recorded at %s", st, got, err, recorded)
+	}
+	ch, err := a.Ledger.Subscribe(t.Context(), network.Position{Block: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []time.Time{recorded, recorded.Add(time.Microsecond)} {
+		if ev := <-ch; !ev.Time.Equal(want) {
+			t.Fatalf("event %s at %s, want %s", ev.Kind, ev.Time, want)
+		}
 	}
 }

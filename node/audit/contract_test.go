@@ -1,14 +1,13 @@
 package audit
 
-// This test runs the ledger side on node/memledger, the in-memory ledger
-// that applies the contract's rules (members by MSP id, checkpoints by
-// signature and consistency proof). Only the test depends on it: the audit
-// package itself reads a ledger through network's interface alone.
-// TODO(network/embedded): run the same test on the embedded ledger once it
-// lands.
+// This test runs the ledger side on the embedded ledger in memory: the
+// contract Fabric runs, under a clock the test moves. Only the test
+// depends on it: the audit package itself reads a ledger through
+// network's interface alone.
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"sync"
 	"testing"
@@ -16,7 +15,7 @@ import (
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network"
-	"github.com/prdcredit/ccnode/node/memledger"
+	"github.com/prdcredit/ccnode/network/embedded"
 )
 
 type testClock struct {
@@ -42,12 +41,25 @@ func TestContractRefusesRewrittenLog(t *testing.T) {
 	rw.anchor()
 
 	clock := &testClock{t: t0.Add(-time.Hour)}
-	srv := memledger.New(clock.now)
-	szl := srv.Client("szMSP")
+	// Each MSP identity signs its proposals with the key of its name.
+	ids := map[string]ed25519.PublicKey{}
+	for _, msp := range []string{"szMSP", "gzMSP", "auditorMSP"} {
+		ids[msp] = pub(msp)
+	}
+	srv, err := embedded.Open("", embedded.Options{InMemory: true, Now: clock.now, Identities: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	szl := srv.Client("szMSP", key("szMSP"))
 	var regions []credit.RegionMember
-	for _, r := range []credit.RegionID{sz, gz} {
-		m := f.snap.RegionVersions[r][0]
-		m.MSPID = string(r) + "MSP"
+	for _, r := range []struct {
+		id       credit.RegionID
+		division string
+	}{{sz, "4403"}, {gz, "4401"}} {
+		m := f.snap.RegionVersions[r.id][0]
+		// The contract wants what a node needs to reach the region.
+		m.MSPID, m.PeerID, m.Divisions = string(r.id)+"MSP", "peer-"+string(r.id), []string{r.division}
 		regions = append(regions, m)
 	}
 	var banks []credit.BankMember
@@ -87,7 +99,7 @@ func TestContractRefusesRewrittenLog(t *testing.T) {
 
 	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	snap, err := TakeSnapshot(tctx, srv.Client("auditorMSP"), 50*time.Millisecond, t0.Add(48*time.Hour))
+	snap, err := TakeSnapshot(tctx, srv.Client("auditorMSP", key("auditorMSP")), 50*time.Millisecond, t0.Add(48*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
