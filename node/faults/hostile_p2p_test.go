@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -119,7 +120,7 @@ func hostilePeers(t *testing.T, c *consortium) {
 	// returns the refusal code of the answer ("" for an answer, whose
 	// receipt the test as requester deliberately never acknowledges: the
 	// audit must and does report it, see revocationUnderLoad).
-	exchange := func(t *testing.T, write func(s network.Stream) error) p2p.Code {
+	exchange := func(t *testing.T, write func(s network.Stream) error) credit.Code {
 		t.Helper()
 		s, err := zh.NewStream(ctx, gzPeer, proto)
 		if err != nil {
@@ -134,22 +135,27 @@ func hostilePeers(t *testing.T, c *consortium) {
 		if err != nil {
 			t.Fatalf("reading Guangzhou's answer: %v", err)
 		}
-		resp, err := p2p.DecodeResponse(b)
+		receipt, _, err := p2p.DecodeResponse(b)
+		if r := credit.RefusalOf(err); r != nil {
+			return r.Code
+		}
 		if err != nil {
 			t.Fatalf("decoding Guangzhou's answer: %v", err)
 		}
-		if resp.Err == nil {
-			c.unacked[resp.Receipt.ID] = true
-			return ""
+		var rc credit.Receipt
+		if err := json.Unmarshal(receipt, &rc); err != nil {
+			t.Fatalf("decoding Guangzhou's receipt: %v", err)
 		}
-		return resp.Err.Code
+		c.unacked[rc.ID] = true
+		return ""
 	}
 	request := func(t *testing.T, req *p2p.Request) func(network.Stream) error {
-		b, err := p2p.EncodeRequest(req)
+		qj, _, err := req.Query.CanonicalAndDigest()
 		if err != nil {
 			t.Fatal(err)
 		}
-		return func(s network.Stream) error { return p2p.WriteFrame(s, b) }
+		b := p2p.EncodeRequest(req.Requester, qj)
+		return func(s network.Stream) error { _, err := s.Write(b); return err }
 	}
 	fresh := func(t *testing.T) credit.Query {
 		q, err := c.bank.Query(&c.grant)
@@ -164,14 +170,14 @@ func hostilePeers(t *testing.T, c *consortium) {
 		if code := exchange(t, request(t, req)); code != "" {
 			t.Fatalf("first request refused: %s", code)
 		}
-		if code := exchange(t, request(t, req)); code != p2p.CodeReplayed {
-			t.Fatalf("replayed request: %q, want %q", code, p2p.CodeReplayed)
+		if code := exchange(t, request(t, req)); code != credit.CodeReplayedNonce {
+			t.Fatalf("replayed request: %q, want %q", code, credit.CodeReplayedNonce)
 		}
 		gzServes(t)
 	})
 	t.Run("member claiming another region", func(t *testing.T) {
-		if code := exchange(t, request(t, &p2p.Request{Requester: c.sz().Region, Query: fresh(t)})); code != p2p.CodeNotMember {
-			t.Fatalf("Zhuhai claiming Shenzhen: %q, want %q", code, p2p.CodeNotMember)
+		if code := exchange(t, request(t, &p2p.Request{Requester: c.sz().Region, Query: fresh(t)})); code != credit.CodeNotMember {
+			t.Fatalf("Zhuhai claiming Shenzhen: %q, want %q", code, credit.CodeNotMember)
 		}
 	})
 	t.Run("stale query", func(t *testing.T) {
@@ -180,8 +186,8 @@ func hostilePeers(t *testing.T, c *consortium) {
 		if err := q.Sign(c.bank.Key); err != nil {
 			t.Fatal(err)
 		}
-		if code := exchange(t, request(t, &p2p.Request{Requester: c.zh().Region, Query: q})); code != p2p.CodeStale {
-			t.Fatalf("query an hour old: %q, want %q", code, p2p.CodeStale)
+		if code := exchange(t, request(t, &p2p.Request{Requester: c.zh().Region, Query: q})); code != credit.CodeStaleQuery {
+			t.Fatalf("query an hour old: %q, want %q", code, credit.CodeStaleQuery)
 		}
 	})
 	t.Run("oversized frame", func(t *testing.T) {
@@ -190,8 +196,8 @@ func hostilePeers(t *testing.T, c *consortium) {
 			_, err := s.Write(append(hdr, make([]byte, 1024)...))
 			return err
 		})
-		if code != p2p.CodeTooLarge {
-			t.Fatalf("a 1 GiB frame header: %q, want %q", code, p2p.CodeTooLarge)
+		if code != credit.CodeTooLarge {
+			t.Fatalf("a 1 GiB frame header: %q, want %q", code, credit.CodeTooLarge)
 		}
 		gzServes(t)
 	})
@@ -208,8 +214,8 @@ func hostilePeers(t *testing.T, c *consortium) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if code := exchange(t, write); code != p2p.CodeBadRequest {
-				t.Fatalf("%s: %q, want %q", name, code, p2p.CodeBadRequest)
+			if code := exchange(t, write); code != credit.CodeInvalidQuery {
+				t.Fatalf("%s: %q, want %q", name, code, credit.CodeInvalidQuery)
 			}
 		})
 	}
