@@ -156,18 +156,25 @@ func (c *Client) Ask(ctx context.Context, region credit.RegionID, request []byte
 		return nil, err
 	}
 	defer func() { x.end(err) }()
-	if err := x.send(request); err != nil {
-		return nil, err
-	}
+	// A region that refuses a request before reading all of it (too
+	// large) closes its read side, so writing can fail while its refusal
+	// is on the way: read it all the same.
+	sendErr := x.send(request)
 	b, err := x.read(MaxResponseFrame, nil)
 	if err != nil {
+		if sendErr != nil {
+			return nil, sendErr
+		}
 		return nil, err
 	}
 	receipt, leaf, err := DecodeResponse(b)
+	if r := credit.RefusalOf(err); r != nil {
+		return nil, r
+	}
+	if sendErr != nil {
+		return nil, sendErr
+	}
 	if err != nil {
-		if r := credit.RefusalOf(err); r != nil {
-			return nil, r
-		}
 		return nil, x.bad("%w", err)
 	}
 	rc, err := decodeReceipt(receipt)

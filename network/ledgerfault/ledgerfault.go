@@ -6,7 +6,9 @@
 // through unchanged, and it runs under network/ledgertest to prove it.
 //
 // It changes only whether and when a call reaches the wrapped ledger, never
-// what the ledger answers, and owns no ledger state.
+// what the ledger answers, and owns no ledger state: what has committed is
+// the wrapped ledger's to say (the embedded Server's Height counts its
+// transactions).
 package ledgerfault
 
 import (

@@ -1,0 +1,283 @@
+package p2p_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/p2p"
+)
+
+// The p2p tests' kit: synthetic regions, queries and records, a fake
+// Handler, and pairs of hosts on libp2p's mocknet. No ledger, no consent
+// checks: the transport makes no credit decision.
+
+const testNet = "test-net"
+
+var regionIDs = []credit.RegionID{"440300", "440100", "440400", "440600"}
+var divisions = []string{"4403", "4401", "4404", "4406"}
+
+// tlog writes a logger's lines to t.Log.
+type tlog struct{ t testing.TB }
+
+func (w tlog) Write(b []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition, not waiting a guessed time
+	}
+}
+
+// region is a synthetic member region with its key.
+type region struct {
+	Member credit.RegionMember
+	Key    ed25519.PrivateKey
+}
+
+func newRegion(t testing.TB, i int) region {
+	t.Helper()
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := p2p.PeerID(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return region{Key: key, Member: credit.RegionMember{
+		ID: regionIDs[i], Name: "region " + string(regionIDs[i]), Divisions: []string{divisions[i]},
+		PeerID: pid.String(), PubKey: pub, Status: credit.StatusActive,
+	}}
+}
+
+func (r region) peer(t testing.TB) peer.ID {
+	t.Helper()
+	p, err := peer.Decode(r.Member.PeerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func testSubject(t testing.TB) credit.USCC {
+	t.Helper()
+	u, err := credit.CompleteUSCC("91440100MA5FABCD1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+var nonces atomic.Uint64
+
+// newQuery is a bank's signed query on u under a consent issued by
+// issuer, and its canonical JSON.
+func newQuery(t testing.TB, u credit.USCC, issuer region) (*credit.Query, []byte) {
+	t.Helper()
+	_, bankKey, _ := ed25519.GenerateKey(rand.Reader)
+	_, entKey, _ := ed25519.GenerateKey(rand.Reader)
+	now := time.Now().UTC()
+	cats := credit.AllCategories()
+	g := &credit.ConsentGrant{
+		Version: 1, ID: "consent-0001", Subject: u, Grantee: "bank-a", Categories: cats, Purpose: credit.PurposeLoanApplication,
+		ValidFrom: now.Add(-time.Hour), ValidUntil: now.Add(time.Hour), Region: issuer.Member.ID,
+	}
+	if err := g.SignEnterprise(entKey); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Countersign(issuer.Key); err != nil {
+		t.Fatal(err)
+	}
+	q := &credit.Query{
+		Version: 1, Bank: "bank-a", Subject: u, Categories: cats, Purpose: g.Purpose,
+		ConsentID: g.ID, Consent: g, Nonce: fmt.Sprintf("n%015d", nonces.Add(1)), Time: now,
+	}
+	if err := q.Sign(bankKey); err != nil {
+		t.Fatal(err)
+	}
+	qj, _, err := q.CanonicalAndDigest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q, qj
+}
+
+// testRecords makes n synthetic records on u in report order; big ones
+// are about 220 bytes (183 make an average enterprise's ~40 KB slice),
+// small ones about 70.
+func testRecords(u credit.USCC, n int, big bool) []credit.Record {
+	cats := credit.AllCategories()
+	out := make([]credit.Record, 0, n)
+	for i := 0; i < n; i++ {
+		c := cats[i*len(cats)/n]
+		attrs := json.RawMessage(`{"n":` + strconv.Itoa(i) + `}`)
+		if big {
+			b, _ := json.Marshal(map[string]any{
+				"amount": 1000 + i*37, "authority": "Shenzhen Market Supervision Administration",
+				"decision": "DOC-" + strconv.Itoa(100000+i), "note": "synthetic record for protocol tests and benchmarks",
+				"status": "closed",
+			})
+			attrs, _ = credit.CanonicalAttrs(b)
+		}
+		out = append(out, credit.Record{
+			Subject: u, Source: "dept-" + string(c), SourceID: "src-" + strconv.Itoa(i), Category: c,
+			Date: credit.Date(fmt.Sprintf("20%02d-%02d-%02d", 10+i%15, 1+i%12, 1+i%28)), Attrs: attrs,
+		})
+	}
+	slices.SortStableFunc(out, func(a, b credit.Record) int {
+		if d := a.Category.Ordinal() - b.Category.Ordinal(); d != 0 {
+			return d
+		}
+		return strings.Compare(string(a.Date), string(b.Date))
+	})
+	return out
+}
+
+// signedReceipt is the answering region's receipt over recs, in its leaf
+// form.
+func signedReceipt(t testing.TB, by region, req *p2p.Request, recs []credit.Record) []byte {
+	t.Helper()
+	rep := credit.NewReport(req.Query.Subject, recs)
+	id, err := credit.ReceiptID(by.Member.ID, &req.Query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := rep.Digest()
+	r := credit.Receipt{
+		Version: 1, ID: id, Query: req.Query, Requester: req.Requester, Answerer: by.Member.ID,
+		Categories: rep.Categories(), ReportDigest: d[:], RecordCount: rep.Count(), Time: time.Now(),
+	}
+	leaf, err := r.SignLeaf(by.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return leaf
+}
+
+// handler is a fake p2p.Handler built from two functions.
+type handler struct {
+	answer func(ctx context.Context, from peer.ID, req *p2p.Request, w p2p.AnswerWriter) error
+	ack    func(ctx context.Context, from peer.ID, a *credit.Ack) error
+}
+
+func (h *handler) Answer(ctx context.Context, from peer.ID, req *p2p.Request, w p2p.AnswerWriter) error {
+	return h.answer(ctx, from, req, w)
+}
+
+func (h *handler) Acknowledge(ctx context.Context, from peer.ID, a *credit.Ack) error {
+	if h.ack == nil {
+		return nil
+	}
+	return h.ack(ctx, from, a)
+}
+
+// answering answers every request with recs under a receipt signed by
+// by, handing them to the writer batch records at a time.
+func answering(t testing.TB, by region, recs []credit.Record, batch int) *handler {
+	return &handler{answer: func(_ context.Context, _ peer.ID, req *p2p.Request, w p2p.AnswerWriter) error {
+		if err := w.Begin(signedReceipt(t, by, req, recs), 7); err != nil {
+			return err
+		}
+		for i := 0; i < len(recs); i += batch {
+			if err := w.Records(recs[i:min(i+batch, len(recs))]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}}
+}
+
+// pair is a requesting and an answering region on one mocknet.
+type pair struct {
+	mn         mocknet.Mocknet
+	req, ans   region
+	reqHost    host.Host
+	ansHost    host.Host
+	client     *p2p.Client
+	server     *p2p.Server
+	query      *credit.Query
+	queryJSON  []byte
+	request    []byte // the request frame
+	serverConf p2p.ServerConfig
+}
+
+// newPair builds the two regions, linked and connected, the answering
+// one serving h (cfg's other fields apply), and a request frame.
+func newPair(t testing.TB, h p2p.Handler, cfg p2p.ServerConfig) *pair {
+	t.Helper()
+	p := &pair{mn: mocknet.New(), req: newRegion(t, 0), ans: newRegion(t, 1)}
+	t.Cleanup(func() { p.mn.Close() })
+	add := func(r region, i int) host.Host {
+		sk, err := crypto.UnmarshalEd25519PrivateKey(r.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// An address in mocknet's own shared range: nothing listens on it.
+		h, err := p.mn.AddPeer(sk, ma.StringCast(fmt.Sprintf("/ip4/100.64.0.%d/tcp/4242", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	p.reqHost, p.ansHost = add(p.req, 1), add(p.ans, 2)
+	if err := p.mn.LinkAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.mn.ConnectAllButSelf(); err != nil {
+		t.Fatal(err)
+	}
+	members := p2p.NewMembership(testLogger(t), nil)
+	if err := members.SetMembers([]credit.RegionMember{p.req.Member, p.ans.Member}); err != nil {
+		t.Fatal(err)
+	}
+	cfg.NetworkID, cfg.Handler, cfg.Logger = testNet, h, testLogger(t)
+	srv, err := p2p.NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Register(p.ansHost)
+	t.Cleanup(func() { srv.Close() })
+	p.server, p.serverConf = srv, cfg
+	p.client, err = p2p.NewClient(p2p.ClientConfig{Host: p.reqHost, NetworkID: testNet, Members: members, Timeout: 20 * time.Second, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.query, p.queryJSON = newQuery(t, testSubject(t), p.ans)
+	p.request = p2p.EncodeRequest(p.req.Member.ID, p.queryJSON)
+	return p
+}
+
+// ask is the client's Ask of the answering region.
+func (p *pair) ask(ctx context.Context) (*p2p.Reply, error) {
+	return p.client.Ask(ctx, p.ans.Member.ID, p.request)
+}
