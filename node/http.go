@@ -143,7 +143,9 @@ func (n *Node) handleQuery(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, c)
+	if err := writeConsolidated(w, c); err != nil {
+		n.log.Debug("writing a consolidated report", "err", err)
+	}
 }
 
 func (n *Node) handleReceipt(w http.ResponseWriter, r *http.Request) {

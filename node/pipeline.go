@@ -176,7 +176,7 @@ func (n *Node) Acknowledge(ctx context.Context, from peer.ID, a *credit.Ack) (er
 	if err := n.requesterIs(from, a.Requester); err != nil {
 		return err
 	}
-	r, err := n.rlog.Receipt(a.ReceiptID)
+	r, err := n.loggedReceipt(a.ReceiptID)
 	if errors.Is(err, receipts.ErrNotFound) {
 		return credit.Refuse(credit.CodeInvalidQuery, "receipt %s is not in this node's log", a.ReceiptID)
 	}
@@ -194,6 +194,23 @@ func (n *Node) Acknowledge(ctx context.Context, from peer.ID, a *credit.Ack) (er
 		return credit.Refuse(credit.CodeUnavailable, "keeping ack: %w", err)
 	}
 	return nil
+}
+
+// loggedReceipt reads a receipt of this node's log; its leaf is in the
+// canonical form credit decodes in one pass.
+func (n *Node) loggedReceipt(id string) (credit.Receipt, error) {
+	idx, err := n.rlog.IndexOf(id)
+	if err != nil {
+		return credit.Receipt{}, err
+	}
+	e, err := n.rlog.Entry(idx)
+	if err != nil {
+		return credit.Receipt{}, err
+	}
+	if r, ok := credit.DecodeCanonicalReceipt(e.Leaf); ok {
+		return r, nil
+	}
+	return e.Receipt()
 }
 
 // requesterIs checks that region is an active member whose peer is from.
