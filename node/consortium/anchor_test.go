@@ -9,8 +9,8 @@ import (
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network"
-	"github.com/prdcredit/ccnode/node"
 	"github.com/prdcredit/ccnode/network/ledgerfault"
+	"github.com/prdcredit/ccnode/node"
 )
 
 // While the ledger is down (within the grace period) queries are answered

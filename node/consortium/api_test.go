@@ -17,8 +17,8 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/prdcredit/ccnode/credit"
-	"github.com/prdcredit/ccnode/node"
 	"github.com/prdcredit/ccnode/network/ledgerfault"
+	"github.com/prdcredit/ccnode/node"
 )
 
 type apiClient struct {

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/prdcredit/ccnode/credit"
-	"github.com/prdcredit/ccnode/node"
 	"github.com/prdcredit/ccnode/network/ledgerfault"
+	"github.com/prdcredit/ccnode/node"
 )
 
 // BenchmarkQuery measures consented bank queries through the bank API of

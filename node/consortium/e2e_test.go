@@ -16,8 +16,8 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 
 	"github.com/prdcredit/ccnode/credit"
-	"github.com/prdcredit/ccnode/node"
 	"github.com/prdcredit/ccnode/network/ledgerfault"
+	"github.com/prdcredit/ccnode/node"
 	"github.com/prdcredit/ccnode/p2p"
 	"github.com/prdcredit/ccnode/store"
 	"github.com/prdcredit/ccnode/store/receipts"
