@@ -76,7 +76,6 @@ type Node struct {
 	view      *View
 	members   *p2p.Membership
 	host      host.Host
-	server    *p2p.Server
 	client    *p2p.Client
 	sigs      sigGate
 	metrics   *metrics
@@ -86,8 +85,7 @@ type Node struct {
 	each             eachReceipt // anchor.mode per_receipt
 	kick             chan struct{}
 
-	httpSrv *http.Server
-	httpLn  net.Listener
+	httpLn net.Listener
 
 	mu     sync.Mutex
 	closed bool
@@ -228,7 +226,6 @@ func (n *Node) startServer(context.Context) (func() error, error) {
 		return nil, err
 	}
 	s.Register(n.host)
-	n.server = s
 	return s.Close, nil
 }
 
@@ -269,7 +266,7 @@ func (n *Node) startHTTP(context.Context) (func() error, error) {
 		return nil, err
 	}
 	n.httpLn = ln
-	n.httpSrv = &http.Server{
+	srv := &http.Server{
 		Handler:           n.Handler(),
 		ReadHeaderTimeout: n.cfg.HTTP.ReadTimeout,
 		ReadTimeout:       n.cfg.HTTP.ReadTimeout,
@@ -280,21 +277,21 @@ func (n *Node) startHTTP(context.Context) (func() error, error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := n.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("http server stopped", "err", err)
 		}
 	}()
 	return func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		err := n.httpSrv.Shutdown(ctx)
+		err := srv.Shutdown(ctx)
 		if errors.Is(err, context.DeadlineExceeded) {
 			// A query still waiting on a region that is itself shutting
 			// down must not turn a clean stop into a failed one: every
 			// receipt was durable before its answer, so the stragglers'
 			// connections are closed.
 			n.log.Warn("bank API requests still running after 5s; closing their connections")
-			err = n.httpSrv.Close()
+			err = srv.Close()
 		}
 		<-done
 		return err
@@ -347,11 +344,14 @@ func (n *Node) Ready() error {
 // to call twice.
 func (n *Node) Close() error {
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.closed {
+	closed := n.closed
+	n.closed = true
+	n.mu.Unlock()
+	if closed {
 		return nil
 	}
-	n.closed = true
+	// Not under mu: the HTTP server's shutdown waits for handlers that
+	// call Ready.
 	return n.stopAll()
 }
 
@@ -366,7 +366,7 @@ func (n *Node) stopAll() error {
 	return errors.Join(errs...)
 }
 
-// Log is the node's receipt log (nil before Start).
+// Log is the node's receipt log.
 func (n *Node) Log() *receipts.Log { return n.rlog }
 
 // Requested holds the receipts this node received as requester.
