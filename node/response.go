@@ -6,10 +6,14 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/prdcredit/ccnode/credit"
 )
+
+// responseWriters are the buffers bank API answers are written through.
+var responseWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
 
 // writeConsolidated writes c as the JSON of Consolidated, region by region
 // through a bounded buffer: each report in its canonical encoding straight
@@ -18,7 +22,12 @@ import (
 func writeConsolidated(w http.ResponseWriter, c *Consolidated) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriterSize(w, 32<<10)
+	bw := responseWriters.Get().(*bufio.Writer)
+	bw.Reset(w)
+	defer func() {
+		bw.Reset(nil)
+		responseWriters.Put(bw)
+	}()
 	b := make([]byte, 0, 4096)
 	b = append(b, `{"query_digest":`...)
 	b = appendString(b, c.QueryDigest)
