@@ -21,7 +21,6 @@ var ErrForked = errors.New("anchored checkpoint is not a prefix of the local log
 // waiting, retrying with backoff while the ledger is unavailable. It runs
 // beside the query path and never holds anything a query needs.
 func (n *Node) anchorLoop(ctx context.Context) {
-	defer close(n.anchorDone)
 	tick := time.NewTicker(n.cfg.Anchor.Interval)
 	defer tick.Stop()
 	backoff := n.cfg.Anchor.RetryMin
@@ -54,7 +53,7 @@ func (n *Node) anchorLoop(ctx context.Context) {
 	}
 }
 
-// receiptAppended is the answerer's hook: it wakes the anchoring loop when
+// receiptAppended is told of every durable receipt: it wakes the anchoring loop when
 // the size threshold is reached.
 func (n *Node) receiptAppended() {
 	last := n.lastAnchoredSize.Load()
@@ -214,24 +213,7 @@ func (e *eachReceipt) start(next uint64) {
 	e.next = next
 }
 
-// anchoredEach is the in-process answerer's receipt log in anchor.mode
-// per_receipt (the p2p server's goes through p2pLog):
-// Append returns once the receipt is durable AND a checkpoint covering it
-// has committed on the ledger.
-type anchoredEach struct {
-	*receipts.Log
-	n *Node
-}
-
-func (l anchoredEach) Append(ctx context.Context, r *credit.Receipt) (uint64, error) {
-	idx, err := l.Log.Append(ctx, r)
-	if err != nil {
-		return idx, err
-	}
-	return idx, l.n.anchorIfPerReceipt(ctx, idx)
-}
-
-// anchorIfPerReceipt is every answering path's step after a receipt is
+// anchorIfPerReceipt is the answering pipeline's step after a receipt is
 // durable: in anchor.mode per_receipt it anchors the receipt before the
 // answer may leave.
 func (n *Node) anchorIfPerReceipt(ctx context.Context, idx uint64) error {

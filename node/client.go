@@ -32,8 +32,8 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("HTTP %d %s: %s", e.Status, e.Code, e.Message)
 }
 
-// Reason returns the refusal reason an error response carries (its code).
-func (e *StatusError) Reason() Reason { return Reason(e.Code) }
+// Reason returns the refusal code an error response carries.
+func (e *StatusError) Reason() credit.Code { return credit.Code(e.Code) }
 
 func (c *Client) do(ctx context.Context, method, path string, admin bool, in, out any) error {
 	var body io.Reader

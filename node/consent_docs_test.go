@@ -15,7 +15,7 @@ import (
 // A consent document whose signatures verified once is not verified
 // again, but a document that differs in any byte, or an issuer whose key
 // changed on the ledger, is checked afresh and refused if it is forged.
-func TestCheckQueryRemembersOnlyVerifiedDocuments(t *testing.T) {
+func TestDecideConsentRemembersOnlyVerifiedDocuments(t *testing.T) {
 	now := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
 	_, bankKey, _ := ed25519.GenerateKey(rand.Reader)
 	_, entKey, _ := ed25519.GenerateKey(rand.Reader)
@@ -54,7 +54,7 @@ func TestCheckQueryRemembersOnlyVerifiedDocuments(t *testing.T) {
 	ctx := context.Background()
 	record(doc)
 	for i, nonce := range []string{"nonce-00000001", "nonce-00000002"} {
-		if err := v.CheckQuery(ctx, query(doc, nonce), now); err != nil {
+		if err := v.DecideConsent(ctx, query(doc, nonce), now, nil); err != nil {
 			t.Fatalf("query %d: %v", i, err)
 		}
 	}
@@ -70,13 +70,13 @@ func TestCheckQueryRemembersOnlyVerifiedDocuments(t *testing.T) {
 		t.Fatal(err)
 	}
 	record(forged)
-	if err := v.CheckQuery(ctx, query(forged, "nonce-00000003"), now); ReasonOf(err) != ReasonConsentSignature {
+	if err := v.DecideConsent(ctx, query(forged, "nonce-00000003"), now, nil); credit.CodeOf(err) != credit.CodeConsentSignature {
 		t.Fatalf("forged countersignature: %v", err)
 	}
 	// The issuer's key rotates on the ledger: the remembered verification
 	// no longer applies and the old countersignature fails.
 	v.regions["440300"] = credit.RegionMember{ID: "440300", PubKey: otherKey.Public().(ed25519.PublicKey), Status: credit.StatusActive}
-	if err := v.CheckQuery(ctx, query(doc, "nonce-00000004"), now); ReasonOf(err) != ReasonConsentSignature {
+	if err := v.DecideConsent(ctx, query(doc, "nonce-00000004"), now, nil); credit.CodeOf(err) != credit.CodeConsentSignature {
 		t.Fatalf("after key rotation: %v", err)
 	}
 }

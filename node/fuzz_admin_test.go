@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bytes"
@@ -7,6 +7,9 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"testing"
+
+	"github.com/prdcredit/ccnode/node"
+	"github.com/prdcredit/ccnode/node/consortium"
 )
 
 // FuzzAdminEndpoints feeds arbitrary bodies and path ids to the bank
@@ -39,7 +42,7 @@ func FuzzAdminEndpoints(f *testing.F) {
 		default:
 			req = httptest.NewRequest(http.MethodGet, "/v1/consents/"+escaped, nil)
 		}
-		req.Header.Set("Authorization", "Bearer tok")
+		req.Header.Set("Authorization", "Bearer "+consortium.AdminToken)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		if rec.Code >= 500 && rec.Code != http.StatusServiceUnavailable {
@@ -56,7 +59,7 @@ func FuzzAdminEndpoints(f *testing.F) {
 			}
 			t.Fatalf("%s %s: status %d with a %q body: %q", req.Method, req.URL, rec.Code, rec.Header().Get("Content-Type"), rec.Body)
 		}
-		var e APIError
+		var e node.APIError
 		if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Code == "" {
 			t.Fatalf("%s %s: error body %q: %v", req.Method, req.URL, rec.Body, err)
 		}

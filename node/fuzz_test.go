@@ -1,59 +1,29 @@
-package node
+package node_test
 
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"testing"
-	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
-	"github.com/prdcredit/ccnode/credit"
-	"github.com/prdcredit/ccnode/node/memledger"
+	"github.com/prdcredit/ccnode/node"
+	"github.com/prdcredit/ccnode/node/consortium"
 )
 
-type emptyRecords struct{}
-
-func (emptyRecords) Report(_ context.Context, u credit.USCC, _ []credit.Category) (credit.Report, error) {
-	return credit.NewReport(u, nil), nil
-}
-
-// fuzzNode is one started region on an in-memory ledger and store.
-func fuzzNode(t testing.TB) *Node {
+// fuzzNode is one started region, the production node on an in-memory
+// ledger, store and mocknet host.
+func fuzzNode(t testing.TB) *node.Node {
 	t.Helper()
-	db, err := badger.Open(badger.DefaultOptions("").WithInMemory(true).WithLogger(nil))
+	c, err := consortium.Start(context.Background(), consortium.Options{
+		Regions: consortium.PRD3()[:1], Banks: []consortium.BankSpec{{ID: "bank-a", Name: "A", Region: "440300"}}, Mocknet: true,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
-	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{1}, 32))
-	led := memledger.New(nil)
-	cfg := DefaultConfig("440300", "mem")
-	cfg.HTTP.Addr = "127.0.0.1:0"
-	if err := led.Client("x").Bootstrap(context.Background(), []credit.RegionMember{{
-		ID: "440300", MSPID: cfg.Ledger.MSPID, PubKey: key.Public().(ed25519.PublicKey), Status: credit.StatusActive,
-	}}, []credit.BankMember{{ID: "bank-a", Region: "440300", PubKey: key.Public().(ed25519.PublicKey), Status: credit.StatusActive}}); err != nil {
-		t.Fatal(err)
-	}
-	router := NewLocalRouter(time.Second)
-	n, err := New(cfg, Deps{DB: db, Records: emptyRecords{}, Ledger: led.Client(cfg.Ledger.MSPID), Router: router, Key: key, AdminToken: "tok"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	router.Add("440300", n.Answerer())
-	if err := n.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	deadline := time.Now().Add(5 * time.Second)
-	for n.Ready() != nil && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	return n
+	t.Cleanup(func() { c.Close() })
+	return c.Regions[0].Node
 }
 
 // FuzzQueryEndpoint feeds arbitrary bodies to the bank API's query
@@ -74,7 +44,7 @@ func FuzzQueryEndpoint(f *testing.F) {
 			t.Fatalf("status %d for %q: %s", rec.Code, body, rec.Body)
 		}
 		if rec.Code != http.StatusOK {
-			var e APIError
+			var e node.APIError
 			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Code == "" {
 				t.Fatalf("error body %q: %v", rec.Body, err)
 			}

@@ -20,23 +20,22 @@ import (
 //go:embed openapi.yaml
 var OpenAPI []byte
 
-// APIError is the JSON body of every error response. Code is stable;
-// Message is for humans.
+// APIError is the JSON body of every error response. Code is stable:
+// a refusal's credit.Code (the bank API's one vocabulary for a query's or
+// a consent's refusal, also when a remote region refused), or for the
+// lookups and admin calls one of CodeNotFound, CodeConflict and
+// CodeUnauthorized. Message is for humans.
 type APIError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
 
-// Stable error codes besides the refusal reasons.
+// Error codes of the lookups and admin calls, which are not refusals of a
+// query.
 const (
-	CodeBadRequest   = "bad_request"
-	CodeUnauthorized = "unauthorized"
 	CodeNotFound     = "not_found"
-	CodeTooLarge     = "payload_too_large"
-	CodeNotReady     = "not_ready"
-	CodeUnavailable  = "ledger_unavailable"
 	CodeConflict     = "conflict"
-	CodeInternal     = "internal"
+	CodeUnauthorized = "unauthorized"
 )
 
 // Handler is the bank API.
@@ -47,7 +46,7 @@ const (
 // signature and need no token.
 func (n *Node) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/query", n.ready(n.handleQuery))
+	mux.HandleFunc("POST /v1/query", n.handleQuery)
 	mux.HandleFunc("GET /v1/receipts/{id}", n.handleReceipt)
 	mux.HandleFunc("POST /v1/consents", n.admin(n.handleRecordConsent))
 	mux.HandleFunc("POST /v1/consents/{id}/revoke", n.admin(n.handleRevokeConsent))
@@ -77,36 +76,28 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, APIError{Code: code, Message: msg})
 }
 
-// statusOf maps an error to an HTTP status and a stable code: 4xx for the
-// caller's fault, 503 when the node or ledger cannot serve now.
+// statusOf maps an error to an HTTP status and a stable code: a refusal
+// by its code, 4xx for the caller's fault, 503 when the node or ledger
+// cannot serve now.
 func statusOf(err error) (int, string) {
-	var d *Denial
 	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &d):
-		switch d.Reason {
-		case ReasonInvalidQuery:
-			return http.StatusBadRequest, string(d.Reason)
-		case ReasonBankUnknown, ReasonBankInactive, ReasonBadSignature, ReasonStaleQuery, ReasonReplay:
-			return http.StatusUnauthorized, string(d.Reason)
-		case ReasonLedgerStale, ReasonLedgerUnavail:
-			return http.StatusServiceUnavailable, string(d.Reason)
-		}
-		return http.StatusForbidden, string(d.Reason)
+	switch r := credit.RefusalOf(err); {
+	case r != nil:
+		return r.Code.HTTPStatus(), string(r.Code)
 	case errors.As(err, &mbe):
-		return http.StatusRequestEntityTooLarge, CodeTooLarge
+		return http.StatusRequestEntityTooLarge, string(credit.CodeTooLarge)
 	case errors.Is(err, ErrNotReady):
-		return http.StatusServiceUnavailable, CodeNotReady
+		return http.StatusServiceUnavailable, string(credit.CodeUnavailable)
 	case errors.Is(err, receipts.ErrNotFound), errors.Is(err, network.ErrNotFound):
 		return http.StatusNotFound, CodeNotFound
 	case errors.Is(err, network.ErrConflict):
 		return http.StatusConflict, CodeConflict
 	case errors.Is(err, network.ErrDenied), errors.Is(err, network.ErrInvalid):
-		return http.StatusBadRequest, CodeBadRequest
+		return http.StatusBadRequest, string(credit.CodeInvalidQuery)
 	case errors.Is(err, network.ErrUnavailable):
-		return http.StatusServiceUnavailable, CodeUnavailable
+		return http.StatusServiceUnavailable, string(credit.CodeLedgerUnavailable)
 	}
-	return http.StatusInternalServerError, CodeInternal
+	return http.StatusInternalServerError, string(credit.CodeInternal)
 }
 
 func (n *Node) fail(w http.ResponseWriter, err error) {
@@ -115,19 +106,6 @@ func (n *Node) fail(w http.ResponseWriter, err error) {
 		n.log.Warn("request failed", "code", code, "err", err)
 	}
 	writeError(w, status, code, err.Error())
-}
-
-func (n *Node) ready(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if err := n.Ready(); err != nil {
-			// A stale ledger view carries its refusal reason
-			// (ledger_view_stale), which a bank must see as the code.
-			status, code := statusOf(err)
-			writeError(w, status, code, err.Error())
-			return
-		}
-		h(w, r)
-	}
 }
 
 func (n *Node) admin(h http.HandlerFunc) http.HandlerFunc {
@@ -149,7 +127,7 @@ func decode(r *http.Request, v any) error {
 		if errors.As(err, &mbe) {
 			return err
 		}
-		return deny(ReasonInvalidQuery, "request body: %v", err)
+		return credit.Refuse(credit.CodeInvalidQuery, "request body: %w", err)
 	}
 	return nil
 }
@@ -165,7 +143,9 @@ func (n *Node) handleQuery(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, c)
+	if err := writeConsolidated(w, c); err != nil {
+		n.log.Debug("writing a consolidated report", "err", err)
+	}
 }
 
 func (n *Node) handleReceipt(w http.ResponseWriter, r *http.Request) {
@@ -231,7 +211,8 @@ func (n *Node) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 
 func (n *Node) handleReady(w http.ResponseWriter, r *http.Request) {
 	if err := n.Ready(); err != nil {
-		writeError(w, http.StatusServiceUnavailable, CodeNotReady, err.Error())
+		_, code := statusOf(err)
+		writeError(w, http.StatusServiceUnavailable, code, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
@@ -244,7 +225,7 @@ func (n *Node) handleRegisterBank(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := credit.ValidateBankID(b.ID); err != nil {
-		n.fail(w, deny(ReasonInvalidQuery, "%v", err))
+		n.fail(w, credit.Refuse(credit.CodeInvalidQuery, "%w", err))
 		return
 	}
 	if b.Region == "" {

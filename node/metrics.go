@@ -1,6 +1,7 @@
 package node
 
 import (
+	"github.com/prdcredit/ccnode/credit"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -77,17 +78,19 @@ func newMetrics(n *Node) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "ccnode_peers_connected", Help: "Consortium peers connected over libp2p.",
 		}, func() float64 {
-			if n.deps.Peers == nil {
+			if n.host == nil {
 				return 0
 			}
-			return float64(n.deps.Peers())
+			return float64(len(n.host.Network().Peers()))
 		}),
 	)
 	return m
 }
 
-func (m *metrics) denied(stage string, r Reason) {
-	if r != "" {
-		m.denials.WithLabelValues(stage, string(r)).Inc()
+// denied counts a refusal by its code; err that is no refusal is not
+// counted.
+func (m *metrics) denied(stage string, err error) {
+	if r := credit.RefusalOf(err); r != nil {
+		m.denials.WithLabelValues(stage, string(r.Code)).Inc()
 	}
 }

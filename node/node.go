@@ -1,14 +1,16 @@
-// Package node is the regional node: it wires a region's record store,
-// its receipt store, the shared ledger and the consortium router into one
-// running service, and owns the query pipeline (authenticate the bank,
-// check consent, fan out, verify receipts, acknowledge, consolidate), the
-// answering side (check, read, sign and durably log a receipt), the
-// consent view fed by ledger events, the anchoring loop, and the
-// bank-facing HTTP API with its metrics.
+// Package node is the regional node. It owns the one answering pipeline
+// (admit: authenticate the bank, check the query's time, decide consent
+// with credit.DecideConsent, spend the nonce; serve: read the region's
+// records, digest, sign and durably log a receipt, write the answer), the
+// home node's query (admit once, serve its own slice, ask the other
+// regions over p2p, verify their receipts in one place, acknowledge,
+// consolidate), the ledger view fed by ledger events, the anchoring loop,
+// the bank-facing HTTP API with its metrics, and its own lifecycle: New
+// builds the parts in order and Close stops them in reverse.
 //
 // It must not hold storage or protocol details that belong below it:
-// Badger keys live in store/receipts, libp2p in p2p, the ledger's
-// transport in network. Its dependencies are handed to New.
+// Badger keys live in store and store/receipts, frames and streams in p2p,
+// the ledger's transport in network.
 package node
 
 import (
@@ -19,45 +21,44 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/pnet"
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network"
+	"github.com/prdcredit/ccnode/p2p"
+	"github.com/prdcredit/ccnode/store"
 	"github.com/prdcredit/ccnode/store/receipts"
 )
 
-// Deps are the parts a node runs on. The caller owns them: Close does not
-// close DB, Ledger or the router's host.
+// Deps are the parts a node runs on that its caller owns: Close closes
+// none of them.
 type Deps struct {
-	// DB is the region's Badger database (the record store's); the node
-	// keeps its receipt state under its own key prefixes.
-	DB *badger.DB
-	// Records reads this region's records.
-	Records ReportSource
+	// Store is the region's record store; the node keeps its receipt
+	// state in the same Badger database under its own key prefixes.
+	Store *store.DB
 	// Ledger acts as this region's identity.
 	Ledger network.Ledger
-	// Router reaches every region, this one included.
-	Router Router
-	// Key is the region's signing key (its libp2p identity key).
+	// Key is the region's signing key and libp2p identity.
 	Key ed25519.PrivateKey
-	// Peers counts connected consortium peers, for metrics; optional.
-	Peers  func() int
-	Logger *slog.Logger
-	// Now is the clock; default time.Now.
-	Now func() time.Time
-	// OnRegions, if set, is told the ledger's region records whenever the
-	// node refreshes them (to keep the p2p gater's members current).
-	OnRegions func([]credit.RegionMember)
+	// Host, when set, is the libp2p host the node serves and asks on
+	// (tests pass mocknet hosts; the caller closes it). Nil: New builds
+	// one from cfg.P2P, gated by the node's membership, and owns it.
+	Host host.Host
 	// AdminToken authorises admin calls of the HTTP API; empty refuses
 	// every admin call.
 	AdminToken string
+	Logger     *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
 }
 
-// ErrNotReady: the node is not started, is closed, or cannot answer.
+// ErrNotReady: the node is closed, or cannot answer now.
 var ErrNotReady = errors.New("node not ready")
 
 // Node is one running regional node.
@@ -73,41 +74,37 @@ type Node struct {
 	requested *receipts.Requested
 	nonces    *receipts.Nonces
 	view      *View
-	answerer  *Answerer
-	router    Router
+	members   *p2p.Membership
+	host      host.Host
+	client    *p2p.Client
+	sigs      sigGate
 	metrics   *metrics
 
 	anchorMu         sync.Mutex
 	lastAnchoredSize atomic.Uint64
 	each             eachReceipt // anchor.mode per_receipt
 	kick             chan struct{}
-	anchorCancel     context.CancelFunc
-	anchorDone       chan struct{}
 
-	httpSrv  *http.Server
-	httpLn   net.Listener
-	httpDone chan struct{}
+	httpLn net.Listener
 
-	mu      sync.Mutex
-	started bool
-	closed  bool
-	stops   []func() error // in start order; Close runs them in reverse
+	mu     sync.Mutex
+	closed bool
+	stops  []func() error // in start order; Close runs them in reverse
 }
 
-// New checks cfg and deps and builds a node; Start runs it.
-func New(cfg Config, deps Deps) (*Node, error) {
+// New checks cfg and deps and starts a node, part by part — receipt log,
+// ledger view (which feeds the p2p membership), libp2p host, p2p server
+// and client, anchoring, HTTP API — stopping what started if one fails.
+// ctx bounds the start only.
+func New(ctx context.Context, cfg Config, deps Deps) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	switch {
-	case deps.DB == nil:
-		return nil, errors.New("node: Deps.DB is required")
-	case deps.Records == nil:
-		return nil, errors.New("node: Deps.Records is required")
+	case deps.Store == nil:
+		return nil, errors.New("node: Deps.Store is required")
 	case deps.Ledger == nil:
 		return nil, errors.New("node: Deps.Ledger is required")
-	case deps.Router == nil:
-		return nil, errors.New("node: Deps.Router is required")
 	case len(deps.Key) != ed25519.PrivateKeySize:
 		return nil, errors.New("node: Deps.Key must be an ed25519 private key")
 	}
@@ -117,43 +114,26 @@ func New(cfg Config, deps Deps) (*Node, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
+	db := deps.Store.Badger()
 	n := &Node{
-		cfg: cfg, deps: deps, key: deps.Key, router: deps.Router,
+		cfg: cfg, deps: deps, key: deps.Key,
 		log: deps.Logger.With("region", string(cfg.Region)), now: deps.Now,
-		outbox:    receipts.NewOutbox(deps.DB),
-		requested: receipts.NewRequested(deps.DB),
-		nonces:    receipts.NewNonces(deps.DB),
+		outbox:    receipts.NewOutbox(db),
+		requested: receipts.NewRequested(db),
+		nonces:    receipts.NewNonces(db),
 		kick:      make(chan struct{}, 1),
 	}
+	n.members = p2p.NewMembership(n.log.With("part", "p2p"), nil)
 	n.view = NewView(deps.Ledger, n.outbox, cfg.Ledger.GracePeriod, deps.Now, n.log.With("part", "view"))
-	n.view.onRegions = deps.OnRegions
+	n.view.onRegions = func(rs []credit.RegionMember) {
+		if err := n.members.SetMembers(rs); err != nil {
+			n.log.Warn("p2p members", "err", err)
+		}
+	}
 	n.metrics = newMetrics(n)
-	n.answerer = &Answerer{
-		region: cfg.Region, key: deps.Key, view: n.view, source: deps.Records,
-		now: deps.Now, metrics: n.metrics, appended: n.receiptAppended,
-	}
-	return n, nil
-}
-
-// Config returns the node's configuration.
-func (n *Node) Config() Config { return n.cfg }
-
-// Answerer is the answering side, for the router of this node's region.
-// Its receipt log is attached by Start; answers before Start fail closed.
-func (n *Node) Answerer() *Answerer { return n.answerer }
-
-// Start runs the parts in order — receipt log, ledger view, anchoring,
-// HTTP API — rolling back what started if one fails.
-func (n *Node) Start(ctx context.Context) (err error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.started || n.closed {
-		return fmt.Errorf("%w: start called twice", ErrNotReady)
-	}
-	n.started = true
 	defer func() {
 		if err != nil {
-			n.stopAll()
+			err = errors.Join(err, n.stopAll())
 		}
 	}()
 	steps := []struct {
@@ -162,32 +142,36 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}{
 		{"receipt log", n.startLog},
 		{"ledger view", n.startView},
+		{"p2p host", n.startHost},
+		{"p2p server", n.startServer},
+		{"p2p client", n.startClient},
 		{"anchoring", n.startAnchoring},
 		{"http api", n.startHTTP},
 	}
 	for _, s := range steps {
 		stop, err := s.start(ctx)
 		if err != nil {
-			return fmt.Errorf("node %s: start %s: %w", n.cfg.Region, s.name, err)
+			return nil, fmt.Errorf("node %s: start %s: %w", cfg.Region, s.name, err)
 		}
 		n.stops = append(n.stops, stop)
 	}
-	n.log.Info("node started", "http", n.HTTPAddr(), "log_size", n.rlog.Size())
-	return nil
+	n.log.Info("node started", "http", n.HTTPAddr(), "peer", n.host.ID(), "log_size", n.rlog.Size())
+	return n, nil
 }
 
+// Config returns the node's configuration.
+func (n *Node) Config() Config { return n.cfg }
+
 func (n *Node) startLog(context.Context) (func() error, error) {
-	l, err := receipts.OpenLog(n.deps.DB, receipts.LogOptions{Logger: n.log.With("part", "receipts"), Now: n.now})
+	l, err := receipts.OpenLog(n.deps.Store.Badger(), receipts.LogOptions{Logger: n.log.With("part", "receipts"), Now: n.now})
 	if err != nil {
 		return nil, err
 	}
 	n.rlog = l
-	n.answerer.log = l
 	if n.cfg.Anchor.Mode == AnchorPerReceipt {
 		// Receipts already in the log ride on the first new receipt's
 		// checkpoint.
 		n.each.start(l.Size())
-		n.answerer.log = anchoredEach{Log: l, n: n}
 	}
 	ac, ok, err := n.outbox.LastAnchored()
 	if err != nil {
@@ -207,6 +191,56 @@ func (n *Node) startView(ctx context.Context) (func() error, error) {
 	return n.view.Close, nil
 }
 
+// startHost takes the caller's host or builds one, and publishes its
+// addresses in this region's ledger record (ports are chosen at start).
+func (n *Node) startHost(ctx context.Context) (func() error, error) {
+	stop := func() error { return nil }
+	if n.host = n.deps.Host; n.host == nil {
+		var psk pnet.PSK
+		if n.cfg.P2P.PSKFile != "" {
+			var err error
+			if psk, err = p2p.LoadPSK(n.cfg.P2P.PSKFile); err != nil {
+				return nil, &ConfigError{Key: "p2p.psk_file", Err: err}
+			}
+		}
+		h, err := p2p.NewHost(p2p.HostConfig{Key: n.key, Listen: n.cfg.P2P.Listen, PSK: psk, Members: n.members, Logger: n.log.With("part", "p2p")})
+		if err != nil {
+			return nil, err
+		}
+		n.host, stop = h, h.Close
+	}
+	addrs := make([]string, 0, len(n.host.Addrs()))
+	for _, a := range n.host.Addrs() {
+		addrs = append(addrs, a.String())
+	}
+	publishAddrs(ctx, n.deps.Ledger, n.cfg.Region, addrs, n.log)
+	return stop, nil
+}
+
+func (n *Node) startServer(context.Context) (func() error, error) {
+	s, err := p2p.NewServer(p2p.ServerConfig{
+		NetworkID: n.cfg.P2P.NetworkID, Handler: n, Timeout: 3 * n.cfg.Query.RegionTimeout,
+		ChunkBytes: answerChunkBytes, Logger: n.log.With("part", "p2p"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.Register(n.host)
+	return s.Close, nil
+}
+
+func (n *Node) startClient(context.Context) (func() error, error) {
+	c, err := p2p.NewClient(p2p.ClientConfig{
+		Host: n.host, NetworkID: n.cfg.P2P.NetworkID, Members: n.members,
+		Timeout: n.cfg.Query.RegionTimeout, Logger: n.log.With("part", "p2p"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.client = c
+	return func() error { return nil }, nil
+}
+
 func (n *Node) startAnchoring(context.Context) (func() error, error) {
 	if n.cfg.Anchor.Mode != AnchorCheckpoint {
 		// per_receipt anchors on the answer path; off never anchors.
@@ -214,11 +248,14 @@ func (n *Node) startAnchoring(context.Context) (func() error, error) {
 		return func() error { return nil }, nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n.anchorCancel, n.anchorDone = cancel, make(chan struct{})
-	go n.anchorLoop(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.anchorLoop(ctx)
+	}()
 	return func() error {
 		cancel()
-		<-n.anchorDone
+		<-done
 		return nil
 	}, nil
 }
@@ -229,7 +266,7 @@ func (n *Node) startHTTP(context.Context) (func() error, error) {
 		return nil, err
 	}
 	n.httpLn = ln
-	n.httpSrv = &http.Server{
+	srv := &http.Server{
 		Handler:           n.Handler(),
 		ReadHeaderTimeout: n.cfg.HTTP.ReadTimeout,
 		ReadTimeout:       n.cfg.HTTP.ReadTimeout,
@@ -237,29 +274,49 @@ func (n *Node) startHTTP(context.Context) (func() error, error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
 	}
-	n.httpDone = make(chan struct{})
+	done := make(chan struct{})
 	go func() {
-		defer close(n.httpDone)
-		if err := n.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("http server stopped", "err", err)
 		}
 	}()
 	return func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		err := n.httpSrv.Shutdown(ctx)
+		err := srv.Shutdown(ctx)
 		if errors.Is(err, context.DeadlineExceeded) {
 			// A query still waiting on a region that is itself shutting
 			// down must not turn a clean stop into a failed one: every
 			// receipt was durable before its answer, so the stragglers'
 			// connections are closed.
 			n.log.Warn("bank API requests still running after 5s; closing their connections")
-			err = n.httpSrv.Close()
+			err = srv.Close()
 		}
-		<-n.httpDone
+		<-done
 		return err
 	}, nil
 }
+
+// publishAddrs updates this region's record with its current listen
+// addresses; failure is logged, the node still serves its own region.
+func publishAddrs(ctx context.Context, l network.Ledger, region credit.RegionID, addrs []string, log *slog.Logger) {
+	m, err := l.Region(ctx, region)
+	if err != nil {
+		log.Warn("reading own region record", "err", err)
+		return
+	}
+	if slices.Equal(m.Addrs, addrs) {
+		return
+	}
+	m.Addrs = addrs
+	if err := l.UpdateRegion(ctx, m); err != nil {
+		log.Warn("publishing p2p addresses", "err", err)
+	}
+}
+
+// Host is the node's libp2p host.
+func (n *Node) Host() host.Host { return n.host }
 
 // HTTPAddr is the bank API's listening address once started.
 func (n *Node) HTTPAddr() string {
@@ -272,10 +329,10 @@ func (n *Node) HTTPAddr() string {
 // Ready returns nil when the node can answer, else why it cannot.
 func (n *Node) Ready() error {
 	n.mu.Lock()
-	started, closed := n.started, n.closed
+	closed := n.closed
 	n.mu.Unlock()
-	if !started || closed {
-		return fmt.Errorf("%w: not running", ErrNotReady)
+	if closed {
+		return fmt.Errorf("%w: closed", ErrNotReady)
 	}
 	if err := n.view.Fresh(); err != nil {
 		return fmt.Errorf("%w: %w", ErrNotReady, err)
@@ -287,11 +344,14 @@ func (n *Node) Ready() error {
 // to call twice.
 func (n *Node) Close() error {
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.closed {
+	closed := n.closed
+	n.closed = true
+	n.mu.Unlock()
+	if closed {
 		return nil
 	}
-	n.closed = true
+	// Not under mu: the HTTP server's shutdown waits for handlers that
+	// call Ready.
 	return n.stopAll()
 }
 
@@ -306,7 +366,7 @@ func (n *Node) stopAll() error {
 	return errors.Join(errs...)
 }
 
-// Log is the node's receipt log (nil before Start).
+// Log is the node's receipt log.
 func (n *Node) Log() *receipts.Log { return n.rlog }
 
 // Requested holds the receipts this node received as requester.
@@ -320,13 +380,13 @@ func (n *Node) View() *View { return n.view }
 // countersigned document, which the bank presents with its queries.
 func (n *Node) RecordConsent(ctx context.Context, g credit.ConsentGrant) (credit.ConsentGrant, credit.ConsentCommitment, error) {
 	if err := g.Validate(); err != nil {
-		return g, credit.ConsentCommitment{}, deny(ReasonInvalidQuery, "consent: %v", err)
+		return g, credit.ConsentCommitment{}, credit.Refuse(credit.CodeInvalidQuery, "consent: %w", err)
 	}
 	if g.Region != n.cfg.Region {
-		return g, credit.ConsentCommitment{}, deny(ReasonWrongHomeRegion, "consent issued in %s cannot be recorded by %s", g.Region, n.cfg.Region)
+		return g, credit.ConsentCommitment{}, credit.Refuse(credit.CodeWrongHomeRegion, "consent issued in %s cannot be recorded by %s", g.Region, n.cfg.Region)
 	}
 	if err := g.VerifyEnterprise(); err != nil {
-		return g, credit.ConsentCommitment{}, deny(ReasonConsentSignature, "%v", err)
+		return g, credit.ConsentCommitment{}, credit.Refuse(credit.CodeConsentSignature, "%w", err)
 	}
 	if err := g.Countersign(n.key); err != nil {
 		return g, credit.ConsentCommitment{}, err

@@ -6,96 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/p2p"
 	"github.com/prdcredit/ccnode/store/receipts"
 )
-
-// Router fans a query out to the regions that may hold records on its
-// subject, this node's own region included, and carries acks back. The
-// p2p package provides the libp2p one; LocalRouter serves one process.
-type Router interface {
-	Query(ctx context.Context, requester credit.RegionID, q *credit.Query) []RegionResult
-	Acknowledge(ctx context.Context, region credit.RegionID, ack credit.Ack) error
-}
-
-// RegionResult is one region's outcome: an answer or an error (a *Denial
-// when the region refused).
-type RegionResult struct {
-	Region credit.RegionID
-	Answer *Answer
-	Err    error
-}
-
-// ErrRegionUnknown: the router has no route to the region.
-var ErrRegionUnknown = errors.New("no route to region")
-
-// LocalRouter routes to Answerers in this process: the embedded demo and
-// tests use it where a consortium would use libp2p.
-type LocalRouter struct {
-	timeout time.Duration
-	mu      sync.RWMutex
-	regions map[credit.RegionID]*Answerer
-}
-
-// NewLocalRouter makes an empty router; Add the regions' answerers.
-func NewLocalRouter(perRegionTimeout time.Duration) *LocalRouter {
-	return &LocalRouter{timeout: perRegionTimeout, regions: map[credit.RegionID]*Answerer{}}
-}
-
-// Add routes region to a.
-func (r *LocalRouter) Add(region credit.RegionID, a *Answerer) {
-	r.mu.Lock()
-	r.regions[region] = a
-	r.mu.Unlock()
-}
-
-// Query asks every routed region concurrently, each within the timeout.
-func (r *LocalRouter) Query(ctx context.Context, requester credit.RegionID, q *credit.Query) []RegionResult {
-	r.mu.RLock()
-	ids := make([]credit.RegionID, 0, len(r.regions))
-	for id := range r.regions {
-		ids = append(ids, id)
-	}
-	r.mu.RUnlock()
-	slices.Sort(ids)
-	out := make([]RegionResult, len(ids))
-	var wg sync.WaitGroup
-	for i, id := range ids {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rctx, cancel := context.WithTimeout(ctx, r.timeout)
-			defer cancel()
-			r.mu.RLock()
-			a := r.regions[id]
-			r.mu.RUnlock()
-			// Each region gets its own copy, as it would off the wire.
-			qc := *q
-			ans, err := a.Answer(rctx, requester, &qc)
-			out[i] = RegionResult{Region: id, Err: err}
-			if err == nil {
-				out[i].Answer = &ans
-			}
-		}()
-	}
-	wg.Wait()
-	return out
-}
-
-// Acknowledge hands an ack to the answering region.
-func (r *LocalRouter) Acknowledge(ctx context.Context, region credit.RegionID, ack credit.Ack) error {
-	r.mu.RLock()
-	a, ok := r.regions[region]
-	r.mu.RUnlock()
-	if !ok {
-		return fmt.Errorf("%w %s", ErrRegionUnknown, region)
-	}
-	return a.Acknowledge(ctx, ack)
-}
 
 // Region statuses in a consolidated report.
 const (
@@ -105,11 +22,12 @@ const (
 	StatusInvalidReceipt = "invalid_receipt"
 )
 
-// RegionStatus is one region's part of a consolidated report.
+// RegionStatus is one region's part of a consolidated report. A refused
+// region's Reason and Message are the code and message it gave.
 type RegionStatus struct {
 	Region      credit.RegionID `json:"region"`
 	Status      string          `json:"status"`
-	Reason      Reason          `json:"reason,omitempty"`
+	Reason      credit.Code     `json:"reason,omitempty"`
 	Message     string          `json:"message,omitempty"`
 	RecordCount int             `json:"record_count"`
 	Report      *credit.Report  `json:"report,omitempty"`
@@ -130,19 +48,20 @@ type Consolidated struct {
 	Elapsed     float64         `json:"elapsed_ms"`
 }
 
-// Query runs the home-node pipeline for a bank's signed query:
-// authenticate the bank (registered here, active, signed, fresh time and
-// unused nonce), check its consent, fan out to the regions, verify each
-// receipt, keep it with a signed ack, and consolidate.
+// Query runs a bank's signed query at its home node: admit it once (this
+// node must be the bank's home), then ask every region that may hold
+// records on the subject — this node's own slice served in-process, the
+// others over p2p — verify each remote receipt, keep every receipt with a
+// signed ack, and consolidate.
 func (n *Node) Query(ctx context.Context, q *credit.Query) (*Consolidated, error) {
 	start := n.now()
 	c, err := n.query(ctx, q, start)
 	outcome := "ok"
 	if err != nil {
 		outcome = "error"
-		if r := ReasonOf(err); r != "" {
+		if credit.RefusalOf(err) != nil {
 			outcome = "denied"
-			n.metrics.denied("home", r)
+			n.metrics.denied("home", err)
 		}
 	}
 	n.metrics.queries.WithLabelValues(outcome).Inc()
@@ -151,139 +70,204 @@ func (n *Node) Query(ctx context.Context, q *credit.Query) (*Consolidated, error
 }
 
 func (n *Node) query(ctx context.Context, q *credit.Query, now time.Time) (*Consolidated, error) {
-	if err := n.view.Fresh(); err != nil {
+	if err := n.admit(ctx, q, now, n.cfg.Region); err != nil {
 		return nil, err
 	}
-	if err := q.Validate(); err != nil {
-		return nil, deny(ReasonInvalidQuery, "%v", err)
-	}
-	bank, err := n.view.AuthenticateBank(q)
+	qj, qd, err := q.CanonicalAndDigest()
 	if err != nil {
-		return nil, err
-	}
-	if bank.Region != n.cfg.Region {
-		return nil, deny(ReasonWrongHomeRegion, "bank %s's home region is %s, not %s", bank.ID, bank.Region, n.cfg.Region)
-	}
-	if skew := now.Sub(q.Time); skew > n.cfg.Query.Window || skew < -n.cfg.Query.Window {
-		return nil, deny(ReasonStaleQuery, "query time %s is %s from the node's clock (window %s)", q.Time.UTC().Format(time.RFC3339), skew.Round(time.Second), n.cfg.Query.Window)
-	}
-	// The nonce is spent only by a query that passed every check, so a
-	// refused query does not fill the nonce store.
-	if err := n.view.CheckQuery(ctx, q, now); err != nil {
-		return nil, err
-	}
-	if err := n.nonces.Use(q.Bank, q.Nonce, 2*n.cfg.Query.Window); err != nil {
-		if errors.Is(err, receipts.ErrReplay) {
-			return nil, deny(ReasonReplay, "nonce %s was already used", q.Nonce)
-		}
-		return nil, err
-	}
-	qd, err := q.Digest()
-	if err != nil {
-		return nil, err
+		return nil, credit.Refuse(credit.CodeInvalidQuery, "%w", err)
 	}
 	// From here the exchange with the regions runs to its end even if the
 	// bank hangs up: an answering region logs its receipt before it
 	// answers, and a receipt this node drops or never acknowledges is an
 	// audit finding (crosscheck.unacked) that a bank could otherwise cause
-	// at will by disconnecting. The router bounds each region's exchange
-	// and each ack by the region timeout.
+	// at will by disconnecting. The p2p client bounds each exchange.
 	xctx := context.WithoutCancel(ctx)
-	results := n.router.Query(xctx, n.cfg.Region, q)
-	c := &Consolidated{QueryDigest: hex.EncodeToString(qd[:]), Subject: q.Subject, Bank: q.Bank, Home: n.cfg.Region}
-	sts := make([]RegionStatus, len(results))
-	var held []receipts.Held
-	var heldAt []int
-	for i, res := range results {
-		sts[i] = n.settle(q, qd, res)
-		if sts[i].Ack != nil {
-			held = append(held, receipts.Held{Receipt: *sts[i].Receipt, Ack: *sts[i].Ack, ReceivedAt: n.now()})
-			heldAt = append(heldAt, i)
-		}
-	}
-	// Every verified receipt is kept, with our ack, in one durable write
-	// before the bank sees the answer.
-	if err := n.requested.Put(held...); err != nil {
-		for _, i := range heldAt {
-			sts[i] = RegionStatus{Region: sts[i].Region, Status: StatusUnavailable, Message: fmt.Sprintf("keeping receipt: %v", err)}
-		}
-		held = nil
-	}
-	// The answering regions logged their receipts durably already; acks
-	// are evidence for audits and a lost one is logged, not fatal.
+	regions := n.regionsFor(q.Subject)
+	sts := make([]RegionStatus, len(regions))
+	request := p2p.EncodeRequest(n.cfg.Region, qj)
 	var wg sync.WaitGroup
-	for _, h := range held {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := n.router.Acknowledge(xctx, h.Receipt.Answerer, h.Ack); err != nil {
-				n.log.Warn("ack not delivered", "region", h.Receipt.Answerer, "receipt", h.Receipt.ID, "err", err)
+	for i, id := range regions {
+		one := func() {
+			if id == n.cfg.Region {
+				sts[i] = n.askOwn(xctx, q, now)
+			} else {
+				sts[i] = n.askRemote(xctx, q, qj, id, request)
 			}
-		}()
+		}
+		// The last region is asked on this goroutine, which would
+		// otherwise only wait.
+		if i == len(regions)-1 {
+			one()
+			continue
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); one() }()
 	}
 	wg.Wait()
+	if err := n.keep(sts); err != nil {
+		n.log.Warn("keeping received receipts", "err", err)
+	}
+	n.deliverAcks(xctx, sts)
+	c := &Consolidated{QueryDigest: hex.EncodeToString(qd[:]), Subject: q.Subject, Bank: q.Bank, Home: n.cfg.Region, Regions: sts}
 	for _, st := range sts {
 		c.RecordCount += st.RecordCount
-		c.Regions = append(c.Regions, st)
 	}
 	c.Elapsed = float64(n.now().Sub(now).Microseconds()) / 1000
 	return c, nil
 }
 
-// settle turns one region's result into its status, verifying the receipt
-// and signing this node's ack.
-func (n *Node) settle(q *credit.Query, qd [32]byte, res RegionResult) RegionStatus {
-	st := RegionStatus{Region: res.Region}
-	if res.Err != nil {
-		var d *Denial
-		if errors.As(res.Err, &d) {
-			st.Status, st.Reason, st.Message = StatusDenied, d.Reason, d.Detail
-		} else {
-			st.Status, st.Message = StatusUnavailable, res.Err.Error()
-		}
-		return st
+// regionsFor lists the regions asked about subject: its registration
+// region first, then every other active member region by id.
+func (n *Node) regionsFor(subject credit.USCC) []credit.RegionID {
+	reg, _ := n.members.RegistrationRegion(subject)
+	ids := make([]credit.RegionID, 0, 8)
+	if reg != "" {
+		ids = append(ids, reg)
 	}
-	a := res.Answer
-	if err := n.verifyReceipt(q, qd, res.Region, a); err != nil {
-		n.log.Warn("invalid receipt", "region", res.Region, "err", err)
+	for _, m := range n.members.Active() {
+		if m.ID != reg {
+			ids = append(ids, m.ID)
+		}
+	}
+	return ids
+}
+
+// askOwn serves this node's own slice of an admitted query: nothing is
+// checked again, and the ack is kept in this node's own log directly.
+func (n *Node) askOwn(ctx context.Context, q *credit.Query, now time.Time) RegionStatus {
+	st := RegionStatus{Region: n.cfg.Region}
+	var w memWriter
+	r, err := n.serve(ctx, n.cfg.Region, q, now, &w)
+	if err != nil {
+		return failed(st, err)
+	}
+	rep := credit.NewReport(q.Subject, w.records)
+	return n.settle(st, r, &rep, w.idx)
+}
+
+// askRemote asks another region and verifies its receipt.
+func (n *Node) askRemote(ctx context.Context, q *credit.Query, qj []byte, region credit.RegionID, request []byte) RegionStatus {
+	st := RegionStatus{Region: region}
+	reply, err := n.client.Ask(ctx, region, request)
+	if err != nil {
+		return failed(st, err)
+	}
+	rep := credit.NewReport(q.Subject, reply.Records)
+	if err := n.verifyReceipt(q, qj, region, &reply.Receipt, &rep); err != nil {
+		n.log.Warn("invalid receipt", "region", region, "err", err)
 		st.Status, st.Message = StatusInvalidReceipt, err.Error()
 		return st
 	}
-	ack, err := credit.NewAck(&a.Receipt, n.cfg.Region, n.now(), n.key)
+	return n.settle(st, &reply.Receipt, &rep, reply.LeafIndex)
+}
+
+// failed is a region's status when it gave no answer: the code and
+// message of its refusal, exactly as it gave them, with the status denied,
+// or unavailable when the refusal says it cannot answer now (a 5xx code)
+// or it could not be reached.
+func failed(st RegionStatus, err error) RegionStatus {
+	r := credit.RefusalOf(err)
+	if r == nil {
+		st.Status, st.Message = StatusUnavailable, err.Error()
+		return st
+	}
+	st.Status, st.Reason, st.Message = StatusDenied, r.Code, r.Msg
+	if r.Code.HTTPStatus() >= 500 {
+		st.Status = StatusUnavailable
+	}
+	return st
+}
+
+// settle signs this node's ack of a receipt and fills the region's status.
+func (n *Node) settle(st RegionStatus, r *credit.Receipt, rep *credit.Report, idx uint64) RegionStatus {
+	ack, err := credit.NewAck(r, n.cfg.Region, n.now(), n.key)
 	if err != nil {
 		st.Status, st.Message = StatusUnavailable, err.Error()
 		return st
 	}
-	idx := a.LeafIndex
-	st.Status, st.RecordCount = StatusOK, a.Report.Count()
-	st.Report, st.Receipt, st.LeafIndex, st.Ack = &a.Report, &a.Receipt, &idx, &ack
+	st.Status, st.RecordCount = StatusOK, r.RecordCount
+	st.Report, st.Receipt, st.LeafIndex, st.Ack = rep, r, &idx, &ack
 	return st
+}
+
+// keep stores every acknowledged receipt, with its ack, in one durable
+// write before the bank sees the answer; when that fails, those regions
+// are reported unavailable.
+func (n *Node) keep(sts []RegionStatus) error {
+	held := make([]receipts.Held, 0, len(sts))
+	at := n.now()
+	for _, st := range sts {
+		if st.Ack != nil {
+			held = append(held, receipts.Held{Receipt: *st.Receipt, Ack: *st.Ack, ReceivedAt: at})
+		}
+	}
+	err := n.requested.Put(held...)
+	if err == nil {
+		return nil
+	}
+	for i, st := range sts {
+		if st.Ack != nil {
+			sts[i] = RegionStatus{Region: st.Region, Status: StatusUnavailable, Message: fmt.Sprintf("keeping receipt: %v", err)}
+		}
+	}
+	return err
+}
+
+// deliverAcks hands each kept ack to the region that issued the receipt
+// (this node's own straight into its log). The receipts are durable at
+// both ends already; an ack is evidence for audits, and a lost one is
+// logged, not fatal.
+func (n *Node) deliverAcks(ctx context.Context, sts []RegionStatus) {
+	var wg sync.WaitGroup
+	for _, st := range sts {
+		if st.Ack == nil {
+			continue
+		}
+		if st.Region == n.cfg.Region {
+			if err := n.rlog.PutAck(*st.Ack); err != nil {
+				n.log.Warn("ack not kept", "receipt", st.Ack.ReceiptID, "err", err)
+			}
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.client.Acknowledge(ctx, st.Region, *st.Ack); err != nil {
+				n.log.Warn("ack not delivered", "region", st.Region, "receipt", st.Ack.ReceiptID, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // ErrBadReceipt: a region's receipt does not match its answer or query.
 var ErrBadReceipt = errors.New("receipt does not match the answer")
 
-func (n *Node) verifyReceipt(q *credit.Query, qd [32]byte, region credit.RegionID, a *Answer) error {
-	r := &a.Receipt
+// verifyReceipt is the one check of a receipt another region sent: signed
+// by the region's key on the ledger, naming this query (whose canonical
+// encoding is qj) and both regions, and matching the slice received in
+// digest, count and categories.
+func (n *Node) verifyReceipt(q *credit.Query, qj []byte, region credit.RegionID, r *credit.Receipt, rep *credit.Report) error {
 	m, ok := n.view.Region(region)
 	if !ok {
 		return fmt.Errorf("%w: region %s is not a member", ErrBadReceipt, region)
 	}
-	if err := r.Verify(m.PubKey); err != nil {
-		return err
-	}
-	rd, err := r.Query.Digest()
-	if err != nil || rd != qd {
-		return fmt.Errorf("%w: receipt %s names another query", ErrBadReceipt, r.ID)
-	}
 	if r.Answerer != region || r.Requester != n.cfg.Region {
 		return fmt.Errorf("%w: receipt %s names %s→%s", ErrBadReceipt, r.ID, r.Answerer, r.Requester)
 	}
-	d := a.Report.Digest()
-	if !bytes.Equal(d[:], r.ReportDigest) || r.RecordCount != a.Report.Count() || a.Report.Subject != q.Subject {
-		return fmt.Errorf("%w: receipt %s digest or count differs from the report", ErrBadReceipt, r.ID)
+	names, err := r.VerifyNamesQuery(m.PubKey, qj, n.sigs.verify)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadReceipt, err)
 	}
-	if !credit.CategoriesSubset(a.Report.Categories(), q.Categories) {
+	if !names {
+		return fmt.Errorf("%w: receipt %s names another query", ErrBadReceipt, r.ID)
+	}
+	d := rep.Digest()
+	if !bytes.Equal(d[:], r.ReportDigest) || r.RecordCount != rep.Count() {
+		return fmt.Errorf("%w: receipt %s: digest or count differs from the slice", ErrBadReceipt, r.ID)
+	}
+	if !credit.CategoriesSubset(rep.Categories(), q.Categories) {
 		return fmt.Errorf("%w: region %s returned categories outside the query", ErrBadReceipt, region)
 	}
 	return nil

@@ -22,55 +22,108 @@ type Filter struct {
 // Report returns the subject's records in report order: by category
 // (credit.AllCategories order), then date, then identity.
 func (db *DB) Report(ctx context.Context, subject credit.USCC, f Filter) ([]credit.Record, error) {
-	release, err := db.acquire()
+	s, err := db.OpenReport(subject, f)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
+	defer s.Close()
+	var out []credit.Record
+	err = s.Each(ctx, 0, func(recs []credit.Record) error { out = recs; return nil })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ReportSnapshot reads one subject's records, in report order, from one
+// read snapshot of the store, as often as its caller needs and in pieces
+// of bounded size: an answering node digests a large slice in one pass and
+// sends it in a second, and both see the same records without either
+// holding the whole slice. Close releases the snapshot.
+type ReportSnapshot struct {
+	db       *DB
+	subject  credit.USCC
+	prefix   []byte
+	ords     []int
+	from, to uint32
+	txn      *badger.Txn
+	release  func()
+}
+
+// OpenReport opens a snapshot of the subject's records that f selects.
+func (db *DB) OpenReport(subject credit.USCC, f Filter) (*ReportSnapshot, error) {
 	if len(subject) != usccLen {
 		return nil, fmt.Errorf("store: report: subject %q is not a USCC", subject)
 	}
-	var from, to uint32 = 0, ^uint32(0)
+	s := &ReportSnapshot{db: db, subject: subject, from: 0, to: ^uint32(0)}
+	var err error
 	if f.From != "" {
-		if from, err = packDate(f.From); err != nil {
+		if s.from, err = packDate(f.From); err != nil {
 			return nil, fmt.Errorf("store: report: from: %w", err)
 		}
 	}
 	if f.To != "" {
-		if to, err = packDate(f.To); err != nil {
+		if s.to, err = packDate(f.To); err != nil {
 			return nil, fmt.Errorf("store: report: to: %w", err)
 		}
 	}
-	var ords []int
 	for _, c := range f.Categories {
 		o := c.Ordinal()
 		if o < 0 {
 			return nil, fmt.Errorf("store: report: unknown category %q", c)
 		}
-		ords = append(ords, o)
+		s.ords = append(s.ords, o)
 	}
-	slices.Sort(ords)
-	ords = slices.Compact(ords)
+	slices.Sort(s.ords)
+	s.ords = slices.Compact(s.ords)
+	s.prefix = append(append(make([]byte, 0, recKeyLen), prefixRecord), subject...)
+	if s.release, err = db.acquire(); err != nil {
+		return nil, err
+	}
+	s.txn = db.bdb.NewTransaction(false)
+	return s, nil
+}
 
-	prefix := make([]byte, 0, recKeyLen)
-	prefix = append(append(prefix, prefixRecord), subject...)
+// Close releases the snapshot; safe twice.
+func (s *ReportSnapshot) Close() {
+	if s.txn == nil {
+		return
+	}
+	s.txn.Discard()
+	s.txn = nil
+	s.release()
+}
+
+// Each calls fn with the records in report order, in pieces whose stored
+// size is about maxBytes (0: one piece, every record; with no records fn
+// is called once with none). fn may keep the records it is given.
+func (s *ReportSnapshot) Each(ctx context.Context, maxBytes int, fn func([]credit.Record) error) error {
+	if s.txn == nil {
+		return ErrClosed
+	}
+	db := s.db
 	if db.readSlots != nil {
 		select {
 		case db.readSlots <- struct{}{}:
 			defer func() { <-db.readSlots }()
 		case <-ctx.Done():
-			return nil, fmt.Errorf("store: report %s: waiting for a turn: %w", subject, ctx.Err())
+			return fmt.Errorf("store: report %s: waiting for a turn: %w", s.subject, ctx.Err())
 		}
 	}
-	txn := db.bdb.NewTransaction(false)
-	defer txn.Discard()
 	// Values are read in the loop: with prefetching, Badger v4.9.6 starts a
 	// goroutine per item and a report is five times slower.
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	it := s.txn.NewIterator(badger.IteratorOptions{Prefix: s.prefix})
 	defer it.Close()
 
 	buf := reportBufs.Get().(*reportBuf)
 	defer buf.release()
+	sent := false
+	flush := func() error {
+		sent = true
+		recs := buf.records(s.subject)
+		buf.reset()
+		return fn(recs)
+	}
 	scan := func(seek []byte, within []byte) error {
 		for it.Seek(seek); it.ValidForPrefix(within); it.Next() {
 			item := it.Item()
@@ -79,8 +132,8 @@ func (db *DB) Report(ctx context.Context, subject credit.USCC, f Filter) ([]cred
 				return fmt.Errorf("%w: record key %x", ErrCorrupt, k)
 			}
 			d := binary.BigEndian.Uint32(k[1+usccLen+1:])
-			if d < from || d > to {
-				if len(ords) > 0 && d > to {
+			if d < s.from || d > s.to {
+				if len(s.ords) > 0 && d > s.to {
 					return nil // keys of one category are in date order
 				}
 				continue
@@ -88,26 +141,37 @@ func (db *DB) Report(ctx context.Context, subject credit.USCC, f Filter) ([]cred
 			if err := item.Value(func(v []byte) error { return buf.add(k, v) }); err != nil {
 				return err
 			}
+			if maxBytes > 0 && len(buf.strs)+len(buf.attrs) >= maxBytes {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if err := flush(); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	}
-	if len(ords) == 0 {
-		if err := scan(prefix, prefix); err != nil {
-			return nil, fmt.Errorf("store: report %s: %w", subject, err)
+	if len(s.ords) == 0 {
+		if err := scan(s.prefix, s.prefix); err != nil {
+			return fmt.Errorf("store: report %s: %w", s.subject, err)
 		}
 	} else {
-		for _, o := range ords {
-			within := append(bytes.Clone(prefix), byte(o))
-			seek := binary.BigEndian.AppendUint32(bytes.Clone(within), from)
+		for _, o := range s.ords {
+			within := append(bytes.Clone(s.prefix), byte(o))
+			seek := binary.BigEndian.AppendUint32(bytes.Clone(within), s.from)
 			if err := scan(seek, within); err != nil {
-				return nil, fmt.Errorf("store: report %s: %w", subject, err)
+				return fmt.Errorf("store: report %s: %w", s.subject, err)
 			}
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
-	return buf.records(subject), nil
+	if len(buf.recs) > 0 || !sent {
+		return flush()
+	}
+	return nil
 }
 
 // reportBuf gathers a report while Badger's iterator holds the bytes, and

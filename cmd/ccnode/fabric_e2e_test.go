@@ -177,7 +177,7 @@ func TestFabricE2E(t *testing.T) {
 			if st.Receipt != nil {
 				issued[st.Region]++
 			}
-			again = again || st.Reason == node.ReasonBankUnknown
+			again = again || st.Reason == credit.CodeBankUnknown
 		}
 		return !again, out
 	})
@@ -218,7 +218,7 @@ func TestFabricE2E(t *testing.T) {
 	mustCLI("consent", "revoke", "--node", sz.URL(), "--admin-token-file", filepath.Join(sz.Dir, "admin.token"), "--id", grant.ID)
 	faults.WaitFor(t, time.Minute, "query refused as revoked", func() (bool, string) {
 		out, errOut, code := cli("query", "--node", sz.URL(), "--bank", "bank-e2e", "--key", bankKeyFile, "--consent", consentFile, "--json")
-		return code != 0 && strings.Contains(errOut, string(node.ReasonConsentRevoked)), fmt.Sprintf("exit %d: %s%s", code, out, errOut)
+		return code != 0 && strings.Contains(errOut, string(credit.CodeConsentRevoked)), fmt.Sprintf("exit %d: %s%s", code, out, errOut)
 	})
 	step("revoked and refused", t0)
 	t0 = time.Now()

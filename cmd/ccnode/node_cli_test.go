@@ -121,7 +121,7 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 	})
 	// Refused by reason through the CLI's exit status and message.
 	qout, err := exec.Command(bin, "query", "--node", url, "--bank", "bank-a", "--key", bankKeyFile, "--consent", consentFile, "--categories", "customs").CombinedOutput()
-	if err == nil || !strings.Contains(string(qout), string(node.ReasonCategoryScope)) {
+	if err == nil || !strings.Contains(string(qout), string(credit.CodeCategoryOutOfScope)) {
 		t.Fatalf("out-of-scope query: %v\n%s", err, qout)
 	}
 

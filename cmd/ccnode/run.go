@@ -10,7 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/prdcredit/ccnode/node/consortium"
+	"github.com/prdcredit/ccnode/node"
 )
 
 func runCommand() *cli.Command {
@@ -52,12 +52,12 @@ func runCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			s, err := consortium.OpenStandalone(ctx, cfg, log)
+			s, err := node.Open(ctx, cfg, log)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			fmt.Fprintf(c.App.Writer, "region %s: bank API on http://%s\n", cfg.Region, s.Node.HTTPAddr())
+			fmt.Fprintf(c.App.Writer, "region %s: bank API on http://%s\n", cfg.Region, s.HTTPAddr())
 			if s.LedgerAddr != "" {
 				fmt.Fprintf(c.App.Writer, "region %s: embedded ledger served on http://%s\n", cfg.Region, s.LedgerAddr)
 			}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network"
+	"github.com/prdcredit/ccnode/network/ledgerfault"
 	"github.com/prdcredit/ccnode/node"
-	"github.com/prdcredit/ccnode/node/memledger"
 )
 
 // While the ledger is down (within the grace period) queries are answered
@@ -18,7 +18,8 @@ import (
 // the ledger returns.
 func TestAnchoringRetriesWithoutBlockingQueries(t *testing.T) {
 	ctx := context.Background()
-	c, err := Start(ctx, Options{Logger: testLogger(t), Ledger: memledger.New(nil), Tune: func(cfg *node.Config) {
+	faults := ledgerfault.New()
+	c, err := Start(ctx, Options{Logger: testLogger(t), Mocknet: true, WrapLedger: faults.Wrap, Tune: func(cfg *node.Config) {
 		cfg.Anchor.Interval = 50 * time.Millisecond
 		cfg.Anchor.RetryMin, cfg.Anchor.RetryMax = 20*time.Millisecond, 100*time.Millisecond
 		cfg.Ledger.GracePeriod = time.Minute
@@ -43,7 +44,7 @@ func TestAnchoringRetriesWithoutBlockingQueries(t *testing.T) {
 		})
 	}
 
-	c.Ledger.SetAvailable(false)
+	faults.SetDown(true)
 	if err := sz.Node.AnchorNow(ctx); err != nil && !errors.Is(err, network.ErrUnavailable) {
 		t.Fatalf("anchoring while down: %v", err)
 	}
@@ -60,7 +61,7 @@ func TestAnchoringRetriesWithoutBlockingQueries(t *testing.T) {
 	if _, ok, _ := sz.Node.LatestCheckpoint(); ok {
 		t.Fatal("anchored while the ledger was down")
 	}
-	c.Ledger.SetAvailable(true)
+	faults.SetDown(false)
 	poll(t, "anchoring to catch up", func() bool {
 		ac, err := sz.Ledger.LatestCheckpoint(ctx, sz.ID)
 		return err == nil && ac.Size >= size
@@ -69,17 +70,11 @@ func TestAnchoringRetriesWithoutBlockingQueries(t *testing.T) {
 
 // anchor.mode per_receipt: every receipt has its own checkpoint
 // transaction, committed before the answer leaves its node, even with
-// queries in flight together.
-// Both answering paths: in-process, and the p2p server `ccnode run` uses.
+// queries in flight together: the home node's own slice and the slices
+// the other regions answer over p2p.
 func TestAnchorPerReceiptCommitsBeforeAnswering(t *testing.T) {
-	for _, viaP2P := range []bool{false, true} {
-		t.Run(fmt.Sprintf("p2p=%v", viaP2P), func(t *testing.T) { testAnchorPerReceipt(t, viaP2P) })
-	}
-}
-
-func testAnchorPerReceipt(t *testing.T, viaP2P bool) {
 	ctx := context.Background()
-	c, err := Start(ctx, Options{Logger: testLogger(t), P2P: viaP2P, Tune: func(cfg *node.Config) {
+	c, err := Start(ctx, Options{Logger: testLogger(t), Mocknet: true, Tune: func(cfg *node.Config) {
 		cfg.Anchor.Mode = node.AnchorPerReceipt
 		// The answers wait for commits one after another; on a loaded
 		// machine under -race that may take longer than the default.

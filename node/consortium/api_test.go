@@ -17,8 +17,8 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/network/ledgerfault"
 	"github.com/prdcredit/ccnode/node"
-	"github.com/prdcredit/ccnode/node/memledger"
 )
 
 type apiClient struct {
@@ -93,7 +93,8 @@ func (c *apiClient) do(method, path, token string, body any) (int, []byte) {
 
 func TestBankAPIMatchesOpenAPI(t *testing.T) {
 	ctx := context.Background()
-	c, err := Start(ctx, Options{Logger: testLogger(t), Ledger: memledger.New(nil), Tune: func(cfg *node.Config) {
+	faults := ledgerfault.New()
+	c, err := Start(ctx, Options{Logger: testLogger(t), Mocknet: true, WrapLedger: faults.Wrap, Tune: func(cfg *node.Config) {
 		fastTune(cfg)
 		cfg.HTTP.MaxBodyBytes = 64 << 10
 	}})
@@ -147,18 +148,18 @@ func TestBankAPIMatchesOpenAPI(t *testing.T) {
 			rid = r.Receipt.ID
 		}
 	}
-	if st, b := api.do("POST", "/v1/query", "", q); st != 401 || code(b) != string(node.ReasonReplay) {
+	if st, b := api.do("POST", "/v1/query", "", q); st != 401 || code(b) != string(credit.CodeReplayedNonce) {
 		t.Fatalf("replay: %d %s", st, b)
 	}
 	forged := q
 	forged.Nonce, forged.Sig = "n-another-nonce", q.Sig
-	if st, b := api.do("POST", "/v1/query", "", forged); st != 401 || code(b) != string(node.ReasonBadSignature) {
+	if st, b := api.do("POST", "/v1/query", "", forged); st != 401 || code(b) != string(credit.CodeBadSignature) {
 		t.Fatalf("forged: %d %s", st, b)
 	}
-	if st, b := api.do("POST", "/v1/query", "", []byte(`{"v":1,`)); st != 400 || code(b) != string(node.ReasonInvalidQuery) {
+	if st, b := api.do("POST", "/v1/query", "", []byte(`{"v":1,`)); st != 400 || code(b) != string(credit.CodeInvalidQuery) {
 		t.Fatalf("malformed: %d %s", st, b)
 	}
-	if st, b := api.do("POST", "/v1/query", "", bytes.Repeat([]byte(" "), 70<<10)); st != 413 || code(b) != node.CodeTooLarge {
+	if st, b := api.do("POST", "/v1/query", "", bytes.Repeat([]byte(" "), 70<<10)); st != 413 || code(b) != string(credit.CodeTooLarge) {
 		t.Fatalf("oversized: %d %s", st, b)
 	}
 
@@ -203,9 +204,9 @@ func TestBankAPIMatchesOpenAPI(t *testing.T) {
 			t.Fatalf("metrics lack %s", m)
 		}
 	}
-	c.Ledger.SetAvailable(false)
+	faults.SetDown(true)
 	poll(t, "unready", func() bool { return sz.Node.Ready() != nil })
-	if st, b := api.do("GET", "/readyz", "", nil); st != 503 || !strings.Contains(string(b), string(node.ReasonLedgerStale)) {
+	if st, b := api.do("GET", "/readyz", "", nil); st != 503 || !strings.Contains(string(b), string(credit.CodeLedgerViewStale)) {
 		t.Fatalf("readyz with stale ledger: %d %s", st, b)
 	}
 	if st, _ := api.do("POST", "/v1/query", "", q); st != 503 {

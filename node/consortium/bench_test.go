@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/network/ledgerfault"
 	"github.com/prdcredit/ccnode/node"
-	"github.com/prdcredit/ccnode/node/memledger"
 )
 
 // BenchmarkQuery measures consented bank queries through the bank API of
@@ -23,8 +23,9 @@ import (
 //   - anchor=per-receipt: what a user would otherwise build, one ledger
 //     transaction per receipt submitted before answering.
 //
-// The ledger is in-process with a modelled commit delay of 260 ms (the
-// Fabric sequential submit measured in shared/FABRIC.md) on every write.
+// The ledger is the embedded one with a modelled commit delay of 260 ms
+// (the Fabric sequential submit measured in shared/FABRIC.md) on every
+// write (network/ledgerfault).
 // It reports p50/p99 latency, queries/s and ledger transactions per
 // receipt.
 func BenchmarkQuery(b *testing.B) {
@@ -39,11 +40,16 @@ func BenchmarkQuery(b *testing.B) {
 
 func benchQuery(b *testing.B, design string, inflight int) {
 	ctx := context.Background()
-	led := memledger.New(nil)
-	c, err := Start(ctx, Options{Dir: b.TempDir(), Ledger: led, Tune: func(cfg *node.Config) {
-		cfg.Anchor.Interval = time.Hour
-		if design == "interval" {
+	led := ledgerfault.New()
+	c, err := Start(ctx, Options{Dir: b.TempDir(), WrapLedger: led.Wrap, Tune: func(cfg *node.Config) {
+		switch design {
+		case "off":
+			cfg.Anchor.Mode = node.AnchorOff
+		case "interval":
 			cfg.Anchor.Interval = 100 * time.Millisecond
+		case "per-receipt":
+			cfg.Anchor.Mode = node.AnchorPerReceipt
+			cfg.Query.RegionTimeout = time.Minute
 		}
 		cfg.Query.Window = time.Hour
 	}})
@@ -73,7 +79,7 @@ func benchQuery(b *testing.B, design string, inflight int) {
 	for i := range qs {
 		qs[i], _ = bank.Query(ent.USCC, cats, credit.PurposeCreditReview, &g, time.Now())
 	}
-	txBefore := led.Transactions()
+	txBefore := c.LedgerTransactions()
 	lat := make([]time.Duration, b.N)
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -85,18 +91,9 @@ func benchQuery(b *testing.B, design string, inflight int) {
 			defer wg.Done()
 			for i := range next {
 				t0 := time.Now()
-				res, err := cl.Query(ctx, &qs[i])
-				if err != nil {
+				if _, err := cl.Query(ctx, &qs[i]); err != nil {
 					b.Error(err)
 					continue
-				}
-				if design == "per-receipt" {
-					var sw sync.WaitGroup
-					for range res.Regions {
-						sw.Add(1)
-						go func() { defer sw.Done(); led.Submit(ctx) }()
-					}
-					sw.Wait()
 				}
 				lat[i] = time.Since(t0)
 			}
@@ -120,5 +117,5 @@ func benchQuery(b *testing.B, design string, inflight int) {
 			}
 		}
 	}
-	b.ReportMetric(float64(led.Transactions()-txBefore)/float64(3*b.N), "ledger-tx/receipt")
+	b.ReportMetric(float64(c.LedgerTransactions()-txBefore)/float64(3*b.N), "ledger-tx/receipt")
 }

@@ -1,7 +1,8 @@
-// Package consortium builds a whole consortium of regional nodes in one
-// process — a shared ledger, one Badger database, record source and node
-// per region, banks and their keys — for the demo and for end-to-end
-// tests. It wires parts; every decision stays in package node.
+// Package consortium composes several regional nodes in one process — a
+// shared ledger, and per region a Badger store, a key and a node.New —
+// for the demo and for end-to-end tests, with banks and their keys. Every
+// node runs the production path (node.New, the p2p server and client);
+// this package only wires them together and makes no decision of its own.
 package consortium
 
 import (
@@ -18,14 +19,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network"
 	"github.com/prdcredit/ccnode/network/embedded"
 	"github.com/prdcredit/ccnode/node"
-	"github.com/prdcredit/ccnode/node/memledger"
-	"github.com/prdcredit/ccnode/p2p"
 	"github.com/prdcredit/ccnode/store"
 )
 
@@ -47,21 +49,21 @@ type BankSpec struct {
 
 // Options configure Start.
 type Options struct {
-	// Dir holds one folder per region; empty runs Badger in memory.
+	// Dir holds one folder per region and the ledger's; empty runs Badger
+	// and the embedded ledger in memory.
 	Dir     string
 	Regions []credit.Region // default PRD3
 	Banks   []BankSpec      // default: one bank in each of the first two regions
 	Logger  *slog.Logger
-	// P2P routes queries over real libp2p hosts on 127.0.0.1 (TCP with TLS 1.3 or Noise,
-	// the membership gater) instead of in-process calls.
-	P2P bool
-	// Tune adjusts each region's config before its node is built.
+	// Mocknet connects the regions over libp2p's mocknet, in memory and
+	// without ports (tests); otherwise each node builds its own host on
+	// 127.0.0.1 TCP, as `ccnode run` does.
+	Mocknet bool
+	// Tune adjusts each region's config before its node starts.
 	Tune func(*node.Config)
-	// Ledger, when set, is an in-memory ledger the caller controls (to
-	// take it down, or model commit latency). Otherwise the consortium
-	// runs the embedded ledger (network/embedded): in Dir/ledger, or in
-	// memory when Dir is empty.
-	Ledger *memledger.Server
+	// WrapLedger, when set, wraps each region's ledger client (tests wrap
+	// them in one network/ledgerfault controller).
+	WrapLedger func(network.Ledger) network.Ledger
 }
 
 // Region is one running region.
@@ -72,11 +74,7 @@ type Region struct {
 	Node   *node.Node
 	Ledger network.Ledger
 	Dir    string
-	// With Options.P2P: the region's libp2p host, gater and servers.
-	Host    host.Host
-	Members *p2p.Membership
-	Server  *p2p.Server
-	router  *node.P2PRouter
+	host   host.Host // the mocknet host, when Options.Mocknet
 }
 
 // Bank is a bank with its signing key.
@@ -87,20 +85,62 @@ type Bank struct {
 
 // Consortium is the running set.
 type Consortium struct {
-	Ledger   *memledger.Server // when Options.Ledger was set
-	Embedded *embedded.Server  // otherwise
-	Router   *node.LocalRouter
-	Regions  []*Region
-	Banks    []*Bank
-	once     sync.Once
+	Ledger  *embedded.Server
+	Regions []*Region
+	Banks   []*Bank
+	opts    Options
+	mock    mocknet.Mocknet
+	once    sync.Once
+	err     error
 }
 
 // AdminToken is the admin token of every node of an in-process
 // consortium (the demo prints it for --keep).
 const AdminToken = "demo-admin-token"
 
-// Start builds and starts every region. On failure what started is closed.
-func Start(ctx context.Context, o Options) (c *Consortium, err error) {
+// Start builds and starts every region, phase by phase; on failure what
+// started is closed.
+func Start(ctx context.Context, o Options) (_ *Consortium, err error) {
+	c := &Consortium{opts: withDefaults(o)}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, c.Close())
+		}
+	}()
+	eo := embedded.Options{InMemory: o.Dir == "", Logger: c.opts.Logger}
+	if c.Ledger, err = embedded.Open(filepath.Join(o.Dir, "ledger"), eo); err != nil {
+		return nil, err
+	}
+	members, err := c.openRegions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	banks, err := c.makeBanks()
+	if err != nil {
+		return nil, err
+	}
+	// A kept folder's ledger has its members already.
+	if err := c.Regions[0].Ledger.Bootstrap(ctx, members, banks); err != nil && !errors.Is(err, network.ErrConflict) {
+		return nil, err
+	}
+	if o.Mocknet {
+		if err := c.mockHosts(); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range c.Regions {
+		if r.Node, err = node.New(ctx, c.config(r), node.Deps{Store: r.Store, Ledger: r.Ledger, Key: r.Key, Host: r.host,
+			Logger: c.opts.Logger.With("region", string(r.ID)), AdminToken: AdminToken}); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.waitConnected(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func withDefaults(o Options) Options {
 	if o.Regions == nil {
 		o.Regions = PRD3()
 	}
@@ -113,27 +153,13 @@ func Start(ctx context.Context, o Options) (c *Consortium, err error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	// The in-process router waits for each region as long as the nodes'
-	// own config says (query.region_timeout, after Tune), so that a test
-	// or benchmark that lengthens it is not cut short by the default.
-	timeout := node.DefaultRegionTimeout
-	if o.Tune != nil && len(o.Regions) > 0 {
-		cfg := node.DefaultConfig(o.Regions[0].ID, "")
-		o.Tune(&cfg)
-		timeout = cfg.Query.RegionTimeout
-	}
-	c = &Consortium{Ledger: o.Ledger, Router: node.NewLocalRouter(timeout)}
-	if o.Ledger == nil {
-		eo := embedded.Options{InMemory: o.Dir == "", Logger: o.Logger}
-		if c.Embedded, err = embedded.Open(filepath.Join(o.Dir, "ledger"), eo); err != nil {
-			return c, err
-		}
-	}
-	defer func() {
-		if err != nil {
-			c.Close()
-		}
-	}()
+	return o
+}
+
+// openRegions opens each region's key, store and ledger client and
+// returns the regions' member records.
+func (c *Consortium) openRegions(ctx context.Context) ([]credit.RegionMember, error) {
+	o := c.opts
 	var members []credit.RegionMember
 	for _, spec := range o.Regions {
 		r := &Region{Region: spec}
@@ -142,7 +168,7 @@ func Start(ctx context.Context, o Options) (c *Consortium, err error) {
 		}
 		key, err := regionKey(r.Dir)
 		if err != nil {
-			return c, err
+			return nil, err
 		}
 		r.Key = key
 		so := store.Options{InMemory: true, Logger: o.Logger}
@@ -150,149 +176,110 @@ func Start(ctx context.Context, o Options) (c *Consortium, err error) {
 			so = store.Options{Dir: filepath.Join(r.Dir, "db"), Logger: o.Logger}
 		}
 		if r.Store, err = store.Open(ctx, so); err != nil {
-			return c, fmt.Errorf("region %s: %w", spec.ID, err)
+			return nil, fmt.Errorf("region %s: %w", spec.ID, err)
 		}
 		c.Regions = append(c.Regions, r)
-		pid, err := node.PeerID(key.Public().(ed25519.PublicKey))
-		if err != nil {
-			return c, err
+		pub := key.Public().(ed25519.PublicKey)
+		if err := c.Ledger.AddIdentity(mspID(r.ID), pub); err != nil {
+			return nil, err
 		}
-		m := credit.RegionMember{
+		r.Ledger = c.Ledger.Client(mspID(r.ID), key)
+		if o.WrapLedger != nil {
+			r.Ledger = o.WrapLedger(r.Ledger)
+		}
+		pid, err := node.PeerID(pub)
+		if err != nil {
+			return nil, err
+		}
+		members = append(members, credit.RegionMember{
 			ID: spec.ID, Name: spec.Name, Divisions: spec.Divisions, MSPID: mspID(spec.ID),
-			PeerID: pid, PubKey: key.Public().(ed25519.PublicKey), Status: credit.StatusActive,
-		}
-		if o.P2P {
-			r.Members = p2p.NewMembership(o.Logger, nil)
-			if r.Host, err = p2p.NewHost(p2p.HostConfig{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Members: r.Members, Logger: o.Logger}); err != nil {
-				return c, fmt.Errorf("region %s: %w", spec.ID, err)
-			}
-			for _, a := range r.Host.Addrs() {
-				m.Addrs = append(m.Addrs, a.String())
-			}
-		}
-		members = append(members, m)
+			PeerID: pid, PubKey: pub, Status: credit.StatusActive,
+		})
 	}
-	var banks []credit.BankMember
-	for _, spec := range o.Banks {
-		key, err := bankKey(o.Dir, spec.ID)
-		if err != nil {
-			return c, err
-		}
-		c.Banks = append(c.Banks, &Bank{BankSpec: spec, Key: key})
-		banks = append(banks, credit.BankMember{ID: spec.ID, Name: spec.Name, Region: spec.Region, PubKey: key.Public().(ed25519.PublicKey), Status: credit.StatusActive})
-	}
-	for _, r := range c.Regions {
-		if r.Ledger, err = c.client(mspID(r.ID), r.Key); err != nil {
-			return c, err
-		}
-	}
-	// A kept folder's ledger already has its members: each region then
-	// publishes its new addresses.
-	if err := c.Regions[0].Ledger.Bootstrap(ctx, members, banks); errors.Is(err, network.ErrConflict) && o.P2P {
-		for i, r := range c.Regions {
-			if err := r.Ledger.UpdateRegion(ctx, members[i]); err != nil {
-				return c, err
-			}
-		}
-	} else if err != nil && !errors.Is(err, network.ErrConflict) {
-		return c, err
-	}
-	for _, r := range c.Regions {
-		dir := r.Dir
-		if dir == "" {
-			dir = "mem/" + string(r.ID)
-		}
-		cfg := node.DefaultConfig(r.ID, dir)
-		cfg.HTTP.Addr = "127.0.0.1:0"
-		cfg.Ledger.MSPID = mspID(r.ID)
-		if o.Tune != nil {
-			o.Tune(&cfg)
-		}
-		deps := node.Deps{
-			DB: r.Store.Badger(), Records: node.StoreRecords{Reader: r.Store}, Ledger: r.Ledger, Router: c.Router, Key: r.Key,
-			Logger: o.Logger, AdminToken: AdminToken,
-		}
-		if o.P2P {
-			r.router = &node.P2PRouter{}
-			deps.Router = r.router
-			members, h := r.Members, r.Host
-			deps.OnRegions = func(rs []credit.RegionMember) {
-				if err := members.SetMembers(rs); err != nil {
-					o.Logger.Warn("p2p members", "region", r.ID, "err", err)
-				}
-			}
-			deps.Peers = func() int { return len(h.Network().Peers()) }
-		}
-		if r.Node, err = node.New(cfg, deps); err != nil {
-			return c, err
-		}
-		c.Router.Add(r.ID, r.Node.Answerer())
-	}
-	for _, r := range c.Regions {
-		if err := r.Node.Start(ctx); err != nil {
-			return c, err
-		}
-		if !o.P2P {
-			continue
-		}
-		scfg, err := r.Node.P2PServerConfig(r.Store)
-		if err != nil {
-			return c, err
-		}
-		if r.Server, err = p2p.NewServer(scfg); err != nil {
-			return c, err
-		}
-		r.Server.Register(r.Host)
-		cfg := r.Node.Config()
-		rt, err := p2p.NewRouter(p2p.RouterConfig{Host: r.Host, NetworkID: cfg.P2P.NetworkID, Region: r.ID, Key: r.Key,
-			Members: r.Members, Local: r.Server, Timeout: cfg.Query.RegionTimeout, Logger: o.Logger})
-		if err != nil {
-			return c, err
-		}
-		r.router.Set(rt)
-	}
-	// Wait until every node's ledger view is confirmed.
-	for _, r := range c.Regions {
-		if err := waitReady(ctx, r.Node); err != nil {
-			return c, err
-		}
-	}
-	return c, nil
+	return members, nil
 }
 
-func waitReady(ctx context.Context, n *node.Node) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for n.Ready() != nil {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("node %s not ready: %w", n.Config().Region, n.Ready())
+// makeBanks makes (or, in Dir, loads) the banks' keys.
+func (c *Consortium) makeBanks() ([]credit.BankMember, error) {
+	var banks []credit.BankMember
+	for _, spec := range c.opts.Banks {
+		key, err := bankKey(c.opts.Dir, spec.ID)
+		if err != nil {
+			return nil, err
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
+		c.Banks = append(c.Banks, &Bank{BankSpec: spec, Key: key})
+		banks = append(banks, credit.BankMember{ID: spec.ID, Name: spec.Name, Region: spec.Region,
+			PubKey: key.Public().(ed25519.PublicKey), Status: credit.StatusActive})
+	}
+	return banks, nil
+}
+
+// mockHosts puts every region's host on one mocknet, linked and
+// connected.
+func (c *Consortium) mockHosts() error {
+	c.mock = mocknet.New()
+	for i, r := range c.Regions {
+		sk, err := crypto.UnmarshalEd25519PrivateKey(r.Key)
+		if err != nil {
+			return err
+		}
+		if r.host, err = c.mock.AddPeer(sk, ma.StringCast(fmt.Sprintf("/ip4/10.44.0.%d/tcp/4001", i+1))); err != nil {
+			return fmt.Errorf("region %s: mocknet host: %w", r.ID, err)
+		}
+	}
+	if err := c.mock.LinkAll(); err != nil {
+		return err
+	}
+	return c.mock.ConnectAllButSelf()
+}
+
+// config is a region's node config: the defaults in its folder, the bank
+// API on a free port of 127.0.0.1, then Options.Tune.
+func (c *Consortium) config(r *Region) node.Config {
+	dir := r.Dir
+	if dir == "" {
+		dir = "mem/" + string(r.ID)
+	}
+	cfg := node.DefaultConfig(r.ID, dir)
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.Ledger.MSPID = mspID(r.ID)
+	if c.opts.Tune != nil {
+		c.opts.Tune(&cfg)
+	}
+	return cfg
+}
+
+// waitConnected waits until every node's ledger view is confirmed and
+// holds every other region's p2p addresses (each node publishes its own
+// as it starts).
+func (c *Consortium) waitConnected(ctx context.Context) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for _, r := range c.Regions {
+		for {
+			err := r.Node.Ready()
+			for _, other := range c.Regions {
+				if m, ok := r.Node.View().Region(other.ID); err == nil && (!ok || len(m.Addrs) == 0) {
+					err = fmt.Errorf("region %s's addresses not known yet", other.ID)
+				}
+			}
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("node %s not ready: %w", r.ID, err)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(10 * time.Millisecond):
+			}
 		}
 	}
 	return nil
 }
 
-// client is a ledger client acting as a region's MSP identity.
-func (c *Consortium) client(msp string, key ed25519.PrivateKey) (network.Ledger, error) {
-	if c.Ledger != nil {
-		return c.Ledger.Client(msp), nil
-	}
-	if err := c.Embedded.AddIdentity(msp, key.Public().(ed25519.PublicKey)); err != nil {
-		return nil, err
-	}
-	return c.Embedded.Client(msp, key), nil
-}
-
 // LedgerTransactions counts the ledger's committed write transactions.
-func (c *Consortium) LedgerTransactions() int {
-	if c.Ledger != nil {
-		return c.Ledger.Transactions()
-	}
-	return int(c.Embedded.Height())
-}
+func (c *Consortium) LedgerTransactions() int { return int(c.Ledger.Height()) }
 
 // regionKey loads the region's key from dir/node.key, creating it; with
 // no dir it makes a fresh one.
@@ -344,29 +331,31 @@ func (c *Consortium) Bank(id credit.BankID) *Bank {
 	return nil
 }
 
-// Close stops every node and closes its database. Safe twice.
+// Close stops every node, its host and its store, then the ledger. Safe
+// twice.
 func (c *Consortium) Close() error {
-	var errs []error
 	c.once.Do(func() {
+		var errs []error
 		for _, r := range slices.Backward(c.Regions) {
 			if r.Node != nil {
 				errs = append(errs, r.Node.Close())
 			}
-			if r.Server != nil {
-				errs = append(errs, r.Server.Close())
-			}
-			if r.Host != nil {
-				errs = append(errs, r.Host.Close())
+			if r.host != nil {
+				errs = append(errs, r.host.Close())
 			}
 			if r.Store != nil {
 				errs = append(errs, r.Store.Close())
 			}
 		}
-		if c.Embedded != nil {
-			errs = append(errs, c.Embedded.Close())
+		if c.mock != nil {
+			errs = append(errs, c.mock.Close())
 		}
+		if c.Ledger != nil {
+			errs = append(errs, c.Ledger.Close())
+		}
+		c.err = errors.Join(errs...)
 	})
-	return errors.Join(errs...)
+	return c.err
 }
 
 // Enterprise is an enterprise with the key it signs consents with.

@@ -34,31 +34,29 @@ type DemoOptions struct {
 	// Queries is the number of consented queries per bank (default 20).
 	Queries int
 	Seed    uint64
-	// InProcess routes between regions by in-process calls instead of
-	// libp2p on 127.0.0.1.
-	InProcess bool
-	Options   Options // Logger, Tune and Ledger are honoured
+	// Options: Logger, Tune, Mocknet and WrapLedger are honoured.
+	Options Options
 }
 
 // DemoReport is the account of a demo run.
 type DemoReport struct {
-	Regions       []DemoRegion    `json:"regions"`
-	Records       int             `json:"records"`
-	Queries       int             `json:"queries_ok"`
-	Refusals      []DemoRefusal   `json:"refusals"`
-	RefusalCounts map[Reason]int  `json:"refusals_by_reason"`
-	Receipts      uint64          `json:"receipts"`
-	Checkpoints   int             `json:"checkpoints_anchored"`
-	LedgerTxs     int             `json:"ledger_transactions"`
-	LatencyMS     DemoLatency     `json:"query_latency_ms"`
-	Proof         DemoProof       `json:"inclusion_proof"`
-	Elapsed       float64         `json:"elapsed_s"`
-	DataDir       string          `json:"data_dir,omitempty"`
-	Example       *DemoConsolRows `json:"example_query"`
-	Audit         DemoAudit       `json:"audit"`
-	Try           []DemoTry       `json:"try,omitempty"`
-	Transport     string          `json:"transport"`
-	LedgerKind    string          `json:"ledger"`
+	Regions       []DemoRegion        `json:"regions"`
+	Records       int                 `json:"records"`
+	Queries       int                 `json:"queries_ok"`
+	Refusals      []DemoRefusal       `json:"refusals"`
+	RefusalCounts map[credit.Code]int `json:"refusals_by_reason"`
+	Receipts      uint64              `json:"receipts"`
+	Checkpoints   int                 `json:"checkpoints_anchored"`
+	LedgerTxs     int                 `json:"ledger_transactions"`
+	LatencyMS     DemoLatency         `json:"query_latency_ms"`
+	Proof         DemoProof           `json:"inclusion_proof"`
+	Elapsed       float64             `json:"elapsed_s"`
+	DataDir       string              `json:"data_dir,omitempty"`
+	Example       *DemoConsolRows     `json:"example_query"`
+	Audit         DemoAudit           `json:"audit"`
+	Try           []DemoTry           `json:"try,omitempty"`
+	Transport     string              `json:"transport"`
+	LedgerKind    string              `json:"ledger"`
 }
 
 // DemoTry is what a user needs to query a kept demo as one of its banks.
@@ -84,9 +82,6 @@ type DemoAudit struct {
 	ByRule       map[audit.Rule]int `json:"findings_by_rule,omitempty"`
 }
 
-// Reason is node.Reason, repeated so the JSON map keys read well.
-type Reason = node.Reason
-
 // DemoRegion is one region's figures.
 type DemoRegion struct {
 	ID          credit.RegionID `json:"id"`
@@ -100,12 +95,12 @@ type DemoRegion struct {
 
 // DemoRefusal is one query that had to be refused.
 type DemoRefusal struct {
-	Case     string `json:"case"`
-	Want     Reason `json:"want"`
-	Got      Reason `json:"got"`
-	HTTP     int    `json:"http_status"`
-	Message  string `json:"message"`
-	AsWanted bool   `json:"as_wanted"`
+	Case     string      `json:"case"`
+	Want     credit.Code `json:"want"`
+	Got      credit.Code `json:"got"`
+	HTTP     int         `json:"http_status"`
+	Message  string      `json:"message"`
+	AsWanted bool        `json:"as_wanted"`
 }
 
 // DemoLatency summarises consented query latency through the bank API.
@@ -178,7 +173,6 @@ func RunDemo(ctx context.Context, o DemoOptions) (*Demo, error) {
 	d := &Demo{}
 	so := o.Options
 	so.Dir = o.Dir
-	so.P2P = !o.InProcess
 	if so.Dir == "" {
 		tmp, err := os.MkdirTemp("", "ccnode-demo-")
 		if err != nil {
@@ -201,256 +195,311 @@ func RunDemo(ctx context.Context, o DemoOptions) (*Demo, error) {
 	return d, nil
 }
 
-func (d *Demo) run(ctx context.Context, o DemoOptions, start time.Time) error {
-	c, rep := d.Consortium, &d.Report
-	rep.DataDir = o.Dir
-	rep.Transport, rep.LedgerKind = "libp2p on 127.0.0.1 (TCP, TLS 1.3, membership gater)", "embedded (network/embedded)"
-	if o.InProcess {
-		rep.Transport = "in-process calls"
-	}
-	if c.Ledger != nil {
-		rep.LedgerKind = "in-memory (memledger)"
-	}
-	rng := rand.New(rand.NewPCG(o.Seed, 0x5eed))
+// demoRun is one run's state, shared by its phases.
+type demoRun struct {
+	*Demo
+	ctx      context.Context
+	o        DemoOptions
+	rep      *DemoReport
+	subjects map[credit.RegionID][]credit.USCC
+	home     *Region // bank A's home
+	second   *Region // bank B's home
+	bankA    *Bank
+	bankB    *Bank
+	// consentA and consentB are the banks' consents on their first
+	// subject; toRevoke is revoked after the consented queries.
+	consentA, consentB, toRevoke credit.ConsentGrant
+	proofReceipt                 string // a receipt of home's, for the inclusion proof
+}
 
-	// Data: each region's enterprises with their synthetic department
-	// records (credit/synth: ~183 records each, as on the Shenzhen
-	// platform); the first tenth of them also have a few records in the
-	// other regions (branches, lawsuits, utilities), which is what makes a
-	// consolidated report useful.
-	subjects := map[credit.RegionID][]credit.USCC{}
-	perRegion := map[credit.RegionID][]credit.Record{}
-	for _, r := range c.Regions {
-		g, err := synth.New(synth.Config{Region: r.ID, Enterprises: o.Enterprises, Seed: o.Seed})
-		if err != nil {
-			return fmt.Errorf("region %s: synthetic data: %w", r.ID, err)
+var demoScope = []credit.Category{credit.Registration, credit.Tax, credit.Penalty, credit.Judicial}
+
+func (d *Demo) run(ctx context.Context, o DemoOptions, start time.Time) error {
+	c := d.Consortium
+	r := &demoRun{Demo: d, ctx: ctx, o: o, rep: &d.Report,
+		home: c.Regions[0], second: c.Regions[min(1, len(c.Regions)-1)], bankA: c.Banks[0], bankB: c.Banks[len(c.Banks)-1]}
+	r.rep.DataDir = o.Dir
+	r.rep.Transport, r.rep.LedgerKind = "libp2p on 127.0.0.1 (TCP, TLS 1.3, membership gater)", "embedded (network/embedded)"
+	if o.Options.Mocknet {
+		r.rep.Transport = "libp2p mocknet (in memory)"
+	}
+	for _, phase := range []func() error{r.loadData, r.grantConsents, r.consentedQueries, r.revoke, r.refusals, r.anchorAndProve, r.figures} {
+		if err := phase(); err != nil {
+			return err
 		}
-		subjects[r.ID] = g.Enterprises()
+	}
+	if err := d.audit(ctx, o.Dir, []credit.ConsentGrant{r.consentA, r.consentB, r.toRevoke}); err != nil {
+		return err
+	}
+	r.rep.Elapsed = time.Since(start).Seconds()
+	return nil
+}
+
+// loadData stores each region's enterprises with their synthetic
+// department records (credit/synth: ~183 records each, as on the Shenzhen
+// platform); the first tenth of them also have a few records in the other
+// regions (branches, lawsuits, utilities), which is what makes a
+// consolidated report useful.
+func (r *demoRun) loadData() error {
+	c, o := r.Consortium, r.o
+	rng := rand.New(rand.NewPCG(o.Seed, 0x5eed))
+	r.subjects = map[credit.RegionID][]credit.USCC{}
+	perRegion := map[credit.RegionID][]credit.Record{}
+	for _, g := range c.Regions {
+		gen, err := synth.New(synth.Config{Region: g.ID, Enterprises: o.Enterprises, Seed: o.Seed})
+		if err != nil {
+			return fmt.Errorf("region %s: synthetic data: %w", g.ID, err)
+		}
+		r.subjects[g.ID] = gen.Enterprises()
 		for i := range o.Enterprises {
-			perRegion[r.ID] = append(perRegion[r.ID], g.EnterpriseRecords(i)...)
+			perRegion[g.ID] = append(perRegion[g.ID], gen.EnterpriseRecords(i)...)
 		}
 	}
 	seq := 0
-	addRecs := func(holder credit.RegionID, u credit.USCC, n int) error {
-		for range n {
-			seq++
-			cat := demoCats[rng.IntN(len(demoCats))]
-			r := credit.Record{Subject: u, Source: "dept-" + string(cat), SourceID: fmt.Sprintf("%s-%d", holder, seq), Category: cat,
-				Date:  credit.Date(fmt.Sprintf("20%02d-%02d-%02d", 18+rng.IntN(8), 1+rng.IntN(12), 1+rng.IntN(28))),
-				Attrs: []byte(fmt.Sprintf(`{"amount_cny":%d,"note":"synthetic"}`, 1000+rng.IntN(900000)))}
-			if err := r.Normalize(time.Time{}, 0); err != nil {
-				return err
-			}
-			perRegion[holder] = append(perRegion[holder], r)
-		}
-		return nil
-	}
-	for _, r := range c.Regions {
-		for i, u := range subjects[r.ID] {
-			if i < max(1, o.Enterprises/10) {
-				for _, other := range c.Regions {
-					if other.ID != r.ID {
-						if err := addRecs(other.ID, u, 2+rng.IntN(4)); err != nil {
-							return err
-						}
+	for _, g := range c.Regions {
+		for _, u := range r.subjects[g.ID][:max(1, o.Enterprises/10)] {
+			for _, other := range c.Regions {
+				if other.ID == g.ID {
+					continue
+				}
+				for range 2 + rng.IntN(4) {
+					seq++
+					rec, err := demoRecord(rng, other.ID, u, seq)
+					if err != nil {
+						return err
 					}
+					perRegion[other.ID] = append(perRegion[other.ID], rec)
 				}
 			}
 		}
 	}
-	for _, r := range c.Regions {
-		recs := perRegion[r.ID]
+	for _, g := range c.Regions {
+		recs := perRegion[g.ID]
 		for i := 0; i < len(recs); i += 2000 {
-			if _, err := r.Store.Put(ctx, recs[i:min(i+2000, len(recs))]); err != nil {
-				return fmt.Errorf("region %s: load records: %w", r.ID, err)
+			if _, err := g.Store.Put(r.ctx, recs[i:min(i+2000, len(recs))]); err != nil {
+				return fmt.Errorf("region %s: load records: %w", g.ID, err)
 			}
 		}
-		rep.Records += len(recs)
-		rep.Regions = append(rep.Regions, DemoRegion{ID: r.ID, Name: r.Name, Enterprises: len(subjects[r.ID]), Records: len(recs), BankAPI: "http://" + r.Node.HTTPAddr()})
+		r.rep.Records += len(recs)
+		r.rep.Regions = append(r.rep.Regions, DemoRegion{ID: g.ID, Name: g.Name, Enterprises: len(r.subjects[g.ID]), Records: len(recs), BankAPI: "http://" + g.Node.HTTPAddr()})
 	}
+	return nil
+}
 
-	home := c.Regions[0]
-	second := c.Regions[min(1, len(c.Regions)-1)]
-	bankA, bankB := c.Banks[0], c.Banks[len(c.Banks)-1]
-	clientOf := func(r *Region) *node.Client {
-		return &node.Client{Base: "http://" + r.Node.HTTPAddr(), AdminToken: AdminToken}
-	}
-	grant := func(r *Region, u credit.USCC, bank credit.BankID, cats []credit.Category, purpose credit.Purpose) (credit.ConsentGrant, error) {
-		g, err := NewEnterprise(u).Grant(bank, r.ID, cats, purpose, time.Now(), 365*24*time.Hour)
-		if err != nil {
-			return g, err
-		}
-		res, err := clientOf(r).RecordConsent(ctx, g)
-		if err != nil {
-			return g, fmt.Errorf("record consent at %s: %w", r.ID, err)
-		}
-		return *res.Consent, nil
-	}
-	scope := []credit.Category{credit.Registration, credit.Tax, credit.Penalty, credit.Judicial}
-	subjA, subjB := subjects[home.ID][0], subjects[second.ID][0]
-	consentA, err := grant(home, subjA, bankA.ID, scope, credit.PurposeLoanApplication)
+// demoRecord is a synthetic record that holder keeps on u.
+func demoRecord(rng *rand.Rand, holder credit.RegionID, u credit.USCC, seq int) (credit.Record, error) {
+	cat := demoCats[rng.IntN(len(demoCats))]
+	rec := credit.Record{Subject: u, Source: "dept-" + string(cat), SourceID: fmt.Sprintf("%s-%d", holder, seq), Category: cat,
+		Date:  credit.Date(fmt.Sprintf("20%02d-%02d-%02d", 18+rng.IntN(8), 1+rng.IntN(12), 1+rng.IntN(28))),
+		Attrs: []byte(fmt.Sprintf(`{"amount_cny":%d,"note":"synthetic"}`, 1000+rng.IntN(900000)))}
+	return rec, rec.Normalize(time.Time{}, 0)
+}
+
+func clientOf(g *Region) *node.Client {
+	return &node.Client{Base: "http://" + g.Node.HTTPAddr(), AdminToken: AdminToken}
+}
+
+// grant has u's enterprise sign a consent for bank and records it at g's
+// node through the admin API.
+func (r *demoRun) grant(g *Region, u credit.USCC, bank credit.BankID, purpose credit.Purpose) (credit.ConsentGrant, error) {
+	doc, err := NewEnterprise(u).Grant(bank, g.ID, demoScope, purpose, time.Now(), 365*24*time.Hour)
 	if err != nil {
+		return doc, err
+	}
+	res, err := clientOf(g).RecordConsent(r.ctx, doc)
+	if err != nil {
+		return doc, fmt.Errorf("record consent at %s: %w", g.ID, err)
+	}
+	return *res.Consent, nil
+}
+
+func (r *demoRun) grantConsents() (err error) {
+	if r.consentA, err = r.grant(r.home, r.subjects[r.home.ID][0], r.bankA.ID, credit.PurposeLoanApplication); err != nil {
 		return err
 	}
-	consentB, err := grant(second, subjB, bankB.ID, scope, credit.PurposeCreditReview)
-	if err != nil {
+	if r.consentB, err = r.grant(r.second, r.subjects[r.second.ID][0], r.bankB.ID, credit.PurposeCreditReview); err != nil {
 		return err
 	}
-	toRevoke, err := grant(home, subjects[home.ID][1], bankA.ID, scope, credit.PurposeLoanApplication)
-	if err != nil {
+	if r.toRevoke, err = r.grant(r.home, r.subjects[r.home.ID][1], r.bankA.ID, credit.PurposeLoanApplication); err != nil {
 		return err
 	}
-	if err := d.saveArtifacts(o.Dir, []credit.ConsentGrant{consentA, consentB}); err != nil {
+	if err := r.saveArtifacts(r.o.Dir, []credit.ConsentGrant{r.consentA, r.consentB}); err != nil {
 		return fmt.Errorf("write demo artifacts: %w", err)
 	}
+	return nil
+}
 
-	// Consented queries through each bank's home node.
+// consentedQueries runs each bank's queries through its home node's bank
+// API; every region must answer.
+func (r *demoRun) consentedQueries() error {
 	var lat []float64
-	var proofReceipt string
 	type asker struct {
 		bank    *Bank
 		home    *Region
-		subject credit.USCC
 		consent credit.ConsentGrant
-		purpose credit.Purpose
 	}
-	for _, a := range []asker{{bankA, home, subjA, consentA, credit.PurposeLoanApplication}, {bankB, second, subjB, consentB, credit.PurposeCreditReview}} {
-		for i := range o.Queries {
-			q, err := a.bank.Query(a.subject, scope, a.purpose, &a.consent, time.Now())
+	for _, a := range []asker{{r.bankA, r.home, r.consentA}, {r.bankB, r.second, r.consentB}} {
+		for range r.o.Queries {
+			q, err := a.bank.Query(a.consent.Subject, demoScope, a.consent.Purpose, &a.consent, time.Now())
 			if err != nil {
 				return err
 			}
 			t0 := time.Now()
-			res, err := clientOf(a.home).Query(ctx, &q)
+			res, err := clientOf(a.home).Query(r.ctx, &q)
 			if err != nil {
 				return fmt.Errorf("%w: consented query by %s: %w", ErrDemoFailed, a.bank.ID, err)
 			}
 			lat = append(lat, float64(time.Since(t0).Microseconds())/1000)
-			rep.Queries++
+			r.rep.Queries++
 			for _, st := range res.Regions {
 				if st.Status != node.StatusOK {
-					return fmt.Errorf("%w: region %s answered %s: %s", ErrDemoFailed, st.Region, st.Status, st.Message)
+					return fmt.Errorf("%w: region %s answered %s: %s %s", ErrDemoFailed, st.Region, st.Status, st.Reason, st.Message)
 				}
 			}
-			if i == 0 && rep.Example == nil {
-				ex := &DemoConsolRows{Bank: res.Bank, Subject: res.Subject}
-				for _, st := range res.Regions {
-					ex.Rows = append(ex.Rows, DemoRegionRow{Region: st.Region, Status: st.Status, Records: st.RecordCount, Receipt: st.Receipt.ID})
-					if st.Region == home.ID {
-						proofReceipt = st.Receipt.ID
-					}
-				}
-				rep.Example = ex
+			if r.rep.Example == nil {
+				r.example(res)
 			}
 		}
 	}
 	slices.Sort(lat)
-	rep.LatencyMS = DemoLatency{P50: lat[len(lat)/2], P99: lat[min(len(lat)-1, len(lat)*99/100)], Max: lat[len(lat)-1]}
+	r.rep.LatencyMS = DemoLatency{P50: lat[len(lat)/2], P99: lat[min(len(lat)-1, len(lat)*99/100)], Max: lat[len(lat)-1]}
+	return nil
+}
 
-	// Revoke one consent and wait until every node's view has it.
-	if _, err := clientOf(home).RevokeConsent(ctx, toRevoke.ID); err != nil {
+// example keeps the first consolidated answer's shape for the account.
+func (r *demoRun) example(res *node.Consolidated) {
+	ex := &DemoConsolRows{Bank: res.Bank, Subject: res.Subject}
+	for _, st := range res.Regions {
+		ex.Rows = append(ex.Rows, DemoRegionRow{Region: st.Region, Status: st.Status, Records: st.RecordCount, Receipt: st.Receipt.ID})
+		if st.Region == r.home.ID {
+			r.proofReceipt = st.Receipt.ID
+		}
+	}
+	r.rep.Example = ex
+}
+
+// revoke revokes one consent and waits until every node's view has it.
+func (r *demoRun) revoke() error {
+	if _, err := clientOf(r.home).RevokeConsent(r.ctx, r.toRevoke.ID); err != nil {
 		return err
 	}
-	for _, r := range c.Regions {
+	for _, g := range r.Consortium.Regions {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			_, st, err := r.Node.ConsentStatus(ctx, toRevoke.ID)
+			_, st, err := g.Node.ConsentStatus(r.ctx, r.toRevoke.ID)
 			if err == nil && st == credit.ConsentRevoked {
 				break
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("%w: revocation did not reach %s", ErrDemoFailed, r.ID)
+				return fmt.Errorf("%w: revocation did not reach %s", ErrDemoFailed, g.ID)
 			}
-			time.Sleep(20 * time.Millisecond)
+			select {
+			case <-r.ctx.Done():
+				return r.ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
 		}
 	}
+	return nil
+}
 
-	unrecorded, err := NewEnterprise(subjects[home.ID][2]).Grant(bankA.ID, home.ID, scope, credit.PurposeLoanApplication, time.Now(), time.Hour)
+// refusals runs the queries that must be refused, each with its code.
+func (r *demoRun) refusals() error {
+	home, second, bankA, bankB := r.home, r.second, r.bankA, r.bankB
+	subjA := r.consentA.Subject
+	unrecorded, err := NewEnterprise(r.subjects[home.ID][2]).Grant(bankA.ID, home.ID, demoScope, credit.PurposeLoanApplication, time.Now(), time.Hour)
 	if err != nil {
 		return err
 	}
 	cases := []struct {
 		name string
-		want Reason
+		want credit.Code
 		home *Region
 		q    func() (credit.Query, error)
 	}{
-		{"no consent on the ledger", node.ReasonNoConsent, home, func() (credit.Query, error) {
-			return bankA.Query(subjects[home.ID][2], scope, credit.PurposeLoanApplication, &unrecorded, time.Now())
+		{"no consent on the ledger", credit.CodeConsentNotFound, home, func() (credit.Query, error) {
+			return bankA.Query(unrecorded.Subject, demoScope, credit.PurposeLoanApplication, &unrecorded, time.Now())
 		}},
-		{"revoked consent", node.ReasonConsentRevoked, home, func() (credit.Query, error) {
-			return bankA.Query(subjects[home.ID][1], scope, credit.PurposeLoanApplication, &toRevoke, time.Now())
+		{"revoked consent", credit.CodeConsentRevoked, home, func() (credit.Query, error) {
+			return bankA.Query(r.toRevoke.Subject, demoScope, credit.PurposeLoanApplication, &r.toRevoke, time.Now())
 		}},
-		{"category outside the consent", node.ReasonCategoryScope, home, func() (credit.Query, error) {
-			return bankA.Query(subjA, []credit.Category{credit.Tax, credit.SocialInsurance}, credit.PurposeLoanApplication, &consentA, time.Now())
+		{"category outside the consent", credit.CodeCategoryOutOfScope, home, func() (credit.Query, error) {
+			return bankA.Query(subjA, []credit.Category{credit.Tax, credit.SocialInsurance}, credit.PurposeLoanApplication, &r.consentA, time.Now())
 		}},
-		{"another bank's consent", node.ReasonWrongGrantee, second, func() (credit.Query, error) {
-			return bankB.Query(subjA, scope, credit.PurposeLoanApplication, &consentA, time.Now())
+		{"another bank's consent", credit.CodeConsentOtherBank, second, func() (credit.Query, error) {
+			return bankB.Query(subjA, demoScope, credit.PurposeLoanApplication, &r.consentA, time.Now())
 		}},
-		{"forged bank signature", node.ReasonBadSignature, home, func() (credit.Query, error) {
-			q, err := bankA.Query(subjA, scope, credit.PurposeLoanApplication, &consentA, time.Now())
+		{"forged bank signature", credit.CodeBadSignature, home, func() (credit.Query, error) {
+			q, err := bankA.Query(subjA, demoScope, credit.PurposeLoanApplication, &r.consentA, time.Now())
 			q.Sig[7] ^= 0x40
 			return q, err
 		}},
 	}
-	rep.RefusalCounts = map[Reason]int{}
+	r.rep.RefusalCounts = map[credit.Code]int{}
 	var wrong []string
 	for _, tc := range cases {
 		q, err := tc.q()
 		if err != nil {
 			return err
 		}
-		_, err = clientOf(tc.home).Query(ctx, &q)
-		r := DemoRefusal{Case: tc.name, Want: tc.want}
+		_, err = clientOf(tc.home).Query(r.ctx, &q)
+		f := DemoRefusal{Case: tc.name, Want: tc.want}
 		var se *node.StatusError
 		if errors.As(err, &se) {
-			r.Got, r.HTTP, r.Message = se.Reason(), se.Status, se.Message
+			f.Got, f.HTTP, f.Message = se.Reason(), se.Status, se.Message
 		} else if err == nil {
-			r.Message = "answered"
+			f.Message = "answered"
 		} else {
 			return err
 		}
-		r.AsWanted = r.Got == tc.want
-		if !r.AsWanted {
-			wrong = append(wrong, fmt.Sprintf("%s: got %q, want %q", tc.name, r.Got, tc.want))
+		f.AsWanted = f.Got == tc.want
+		if !f.AsWanted {
+			wrong = append(wrong, fmt.Sprintf("%s: got %q, want %q", tc.name, f.Got, tc.want))
 		}
-		rep.RefusalCounts[r.Got]++
-		rep.Refusals = append(rep.Refusals, r)
+		r.rep.RefusalCounts[f.Got]++
+		r.rep.Refusals = append(r.rep.Refusals, f)
 	}
 	if len(wrong) > 0 {
-		return fmt.Errorf("%w: refusals with the wrong reason: %v", ErrDemoFailed, wrong)
+		return fmt.Errorf("%w: refusals with the wrong code: %v", ErrDemoFailed, wrong)
 	}
+	return nil
+}
 
-	// Anchor every region, then fetch and check one inclusion proof.
-	for _, r := range c.Regions {
-		if err := r.Node.AnchorNow(ctx); err != nil {
-			return fmt.Errorf("anchor %s: %w", r.ID, err)
+// anchorAndProve anchors every region, then fetches and checks one
+// inclusion proof through the bank API.
+func (r *demoRun) anchorAndProve() error {
+	for _, g := range r.Consortium.Regions {
+		if err := g.Node.AnchorNow(r.ctx); err != nil {
+			return fmt.Errorf("anchor %s: %w", g.ID, err)
 		}
 	}
-	rp, err := clientOf(home).Receipt(ctx, proofReceipt)
+	rp, err := clientOf(r.home).Receipt(r.ctx, r.proofReceipt)
 	if err != nil {
 		return err
 	}
-	if err := d.verifyProof(ctx, home, rp); err != nil {
+	if err := r.verifyProof(r.ctx, r.home, rp); err != nil {
 		return err
 	}
-	rep.Proof = DemoProof{Region: home.ID, ReceiptID: rp.Receipt.ID, LeafIndex: rp.LeafIndex, TreeSize: rp.TreeSize,
+	r.rep.Proof = DemoProof{Region: r.home.ID, ReceiptID: rp.Receipt.ID, LeafIndex: rp.LeafIndex, TreeSize: rp.TreeSize,
 		Hashes: len(rp.Proof), Verified: true, TxID: rp.Checkpoint.TxID}
+	return nil
+}
 
-	for i, r := range c.Regions {
-		rep.Regions[i].LogSize = r.Node.Log().Size()
-		rep.Receipts += rep.Regions[i].LogSize
-		if ac, ok, _ := r.Node.LatestCheckpoint(); ok {
-			rep.Regions[i].Anchored = ac.Size
+// figures counts receipts, anchored sizes and ledger transactions.
+func (r *demoRun) figures() error {
+	for i, g := range r.Consortium.Regions {
+		r.rep.Regions[i].LogSize = g.Node.Log().Size()
+		r.rep.Receipts += r.rep.Regions[i].LogSize
+		if ac, ok, _ := g.Node.LatestCheckpoint(); ok {
+			r.rep.Regions[i].Anchored = ac.Size
 		}
-		h, _ := r.Ledger.CheckpointHistory(ctx, r.ID)
-		rep.Checkpoints += len(h)
+		h, err := g.Ledger.CheckpointHistory(r.ctx, g.ID)
+		if err != nil {
+			return err
+		}
+		r.rep.Checkpoints += len(h)
 	}
-	rep.LedgerTxs = c.LedgerTransactions()
-	if err := d.audit(ctx, o.Dir, []credit.ConsentGrant{consentA, consentB, toRevoke, unrecorded}); err != nil {
-		return err
-	}
-	rep.Elapsed = time.Since(start).Seconds()
+	r.rep.LedgerTxs = r.Consortium.LedgerTransactions()
 	return nil
 }
 

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/prdcredit/ccnode/node"
+	"github.com/prdcredit/ccnode/credit"
 )
 
 func TestDemoScenario(t *testing.T) {
@@ -23,8 +23,8 @@ func TestDemoScenario(t *testing.T) {
 	if rep.Queries != 10 || rep.Records == 0 || len(rep.Regions) != 3 {
 		t.Fatalf("report: %+v", rep)
 	}
-	want := map[node.Reason]bool{node.ReasonNoConsent: true, node.ReasonConsentRevoked: true, node.ReasonCategoryScope: true,
-		node.ReasonWrongGrantee: true, node.ReasonBadSignature: true}
+	want := map[credit.Code]bool{credit.CodeConsentNotFound: true, credit.CodeConsentRevoked: true, credit.CodeCategoryOutOfScope: true,
+		credit.CodeConsentOtherBank: true, credit.CodeBadSignature: true}
 	for _, r := range rep.Refusals {
 		if !r.AsWanted || !want[r.Got] || r.HTTP < 400 || r.HTTP >= 500 {
 			t.Errorf("refusal %+v", r)

@@ -16,8 +16,9 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/network/ledgerfault"
 	"github.com/prdcredit/ccnode/node"
-	"github.com/prdcredit/ccnode/node/memledger"
+	"github.com/prdcredit/ccnode/p2p"
 	"github.com/prdcredit/ccnode/store"
 	"github.com/prdcredit/ccnode/store/receipts"
 )
@@ -62,6 +63,16 @@ func fastTune(c *node.Config) {
 	c.Ledger.GracePeriod = 2 * time.Second
 }
 
+// failWriter is an AnswerWriter for answers that must be refused.
+type failWriter struct{ t *testing.T }
+
+func (w failWriter) Begin([]byte, uint64) error {
+	w.t.Error("an answer began that must be refused")
+	return errors.New("refused answer began")
+}
+
+func (w failWriter) Records([]credit.Record) error { return errors.New("refused answer wrote records") }
+
 func poll(t *testing.T, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -75,7 +86,8 @@ func poll(t *testing.T, what string, ok func() bool) {
 
 func TestConsortiumScenario(t *testing.T) {
 	ctx := context.Background()
-	c, err := Start(ctx, Options{Logger: testLogger(t), Tune: fastTune, Ledger: memledger.New(nil)})
+	faults := ledgerfault.New()
+	c, err := Start(ctx, Options{Logger: testLogger(t), Tune: fastTune, Mocknet: true, WrapLedger: faults.Wrap})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +131,7 @@ func TestConsortiumScenario(t *testing.T) {
 	}
 
 	// The same query again is a replay.
-	if _, err := sz.Node.Query(ctx, &q); node.ReasonOf(err) != node.ReasonReplay {
+	if _, err := sz.Node.Query(ctx, &q); credit.CodeOf(err) != credit.CodeReplayedNonce {
 		t.Fatalf("replay: %v", err)
 	}
 
@@ -129,53 +141,61 @@ func TestConsortiumScenario(t *testing.T) {
 		name string
 		home *Region
 		q    func() credit.Query
-		want node.Reason
+		want credit.Code
 	}{
 		{"no consent", sz, func() credit.Query {
 			q, _ := bankSZ.Query(ent.USCC, cats, credit.PurposeLoanApplication, &unrecorded, time.Now())
 			return q
-		}, node.ReasonNoConsent},
+		}, credit.CodeConsentNotFound},
 		{"category out of scope", sz, func() credit.Query {
 			q, _ := bankSZ.Query(ent.USCC, []credit.Category{credit.Customs}, credit.PurposeLoanApplication, &grant, time.Now())
 			return q
-		}, node.ReasonCategoryScope},
+		}, credit.CodeCategoryOutOfScope},
 		{"another bank's consent", gz, func() credit.Query {
 			q, _ := otherBank.Query(ent.USCC, cats, credit.PurposeLoanApplication, &grant, time.Now())
 			return q
-		}, node.ReasonWrongGrantee},
+		}, credit.CodeConsentOtherBank},
 		{"forged signature", sz, func() credit.Query {
 			q, _ := bankSZ.Query(ent.USCC, cats, credit.PurposeLoanApplication, &grant, time.Now())
 			q.Sig[0] ^= 1
 			return q
-		}, node.ReasonBadSignature},
+		}, credit.CodeBadSignature},
 		{"wrong purpose", sz, func() credit.Query {
 			q, _ := bankSZ.Query(ent.USCC, cats, credit.PurposeGuarantee, &grant, time.Now())
 			return q
-		}, node.ReasonPurposeMismatch},
+		}, credit.CodePurposeMismatch},
 		{"stale time", sz, func() credit.Query {
 			q, _ := bankSZ.Query(ent.USCC, cats, credit.PurposeLoanApplication, &grant, time.Now().Add(-time.Hour))
 			return q
-		}, node.ReasonStaleQuery},
+		}, credit.CodeStaleQuery},
 		{"not the bank's home", gz, func() credit.Query {
 			q, _ := bankSZ.Query(ent.USCC, cats, credit.PurposeLoanApplication, &grant, time.Now())
 			return q
-		}, node.ReasonWrongHomeRegion},
+		}, credit.CodeWrongHomeRegion},
 	}
 	for _, tc := range refusals {
 		t.Run(tc.name, func(t *testing.T) {
 			q := tc.q()
 			_, err := tc.home.Node.Query(ctx, &q)
-			if got := node.ReasonOf(err); got != tc.want {
+			if got := credit.CodeOf(err); got != tc.want {
 				t.Fatalf("refusal %q: got %v, want reason %s", tc.name, err, tc.want)
 			}
 		})
 	}
 
-	// A region answering directly (as over p2p) refuses too: defence in
-	// depth against a home node that skips its checks.
+	// A region answering Shenzhen's peer directly (the p2p server's
+	// handler) refuses too: defence in depth against a home node that
+	// skips its checks.
 	fq, _ := bankSZ.Query(ent.USCC, []credit.Category{credit.Customs}, credit.PurposeLoanApplication, &grant, time.Now())
-	if _, err := gz.Node.Answerer().Answer(ctx, sz.ID, &fq); node.ReasonOf(err) != node.ReasonCategoryScope {
-		t.Fatalf("answerer let an out-of-scope query through: %v", err)
+	err = gz.Node.Answer(ctx, sz.Node.Host().ID(), &p2p.Request{Requester: sz.ID, Query: fq}, failWriter{t})
+	if credit.CodeOf(err) != credit.CodeCategoryOutOfScope {
+		t.Fatalf("answering side let an out-of-scope query through: %v", err)
+	}
+	// Nor does it answer a peer that is not the region it names.
+	fq, _ = bankSZ.Query(ent.USCC, cats, credit.PurposeLoanApplication, &grant, time.Now())
+	err = gz.Node.Answer(ctx, c.Region("440400").Node.Host().ID(), &p2p.Request{Requester: sz.ID, Query: fq}, failWriter{t})
+	if credit.CodeOf(err) != credit.CodeNotMember {
+		t.Fatalf("answering side answered a peer claiming another region: %v", err)
 	}
 
 	// Anchor, then prove the Shenzhen receipt against the anchored root.
@@ -223,22 +243,22 @@ func TestConsortiumScenario(t *testing.T) {
 		})
 	}
 	rq, _ := bankSZ.Query(ent.USCC, cats, credit.PurposeLoanApplication, &grant, time.Now())
-	if _, err := sz.Node.Query(ctx, &rq); node.ReasonOf(err) != node.ReasonConsentRevoked {
+	if _, err := sz.Node.Query(ctx, &rq); credit.CodeOf(err) != credit.CodeConsentRevoked {
 		t.Fatalf("revoked: %v", err)
 	}
 
 	// Fail closed: with the ledger down past the grace period the node
 	// refuses and says why; it recovers when the ledger returns.
-	c.Ledger.SetAvailable(false)
+	faults.SetDown(true)
 	poll(t, "node to go unready", func() bool { return sz.Node.Ready() != nil })
-	if err := sz.Node.Ready(); !errors.Is(err, node.ErrNotReady) || node.ReasonOf(err) != node.ReasonLedgerStale {
+	if err := sz.Node.Ready(); !errors.Is(err, node.ErrNotReady) || credit.CodeOf(err) != credit.CodeLedgerViewStale {
 		t.Fatalf("readiness: %v", err)
 	}
 	sq, _ := bankSZ.Query(ent.USCC, cats, credit.PurposeLoanApplication, &grant, time.Now())
-	if _, err := sz.Node.Query(ctx, &sq); node.ReasonOf(err) != node.ReasonLedgerStale {
+	if _, err := sz.Node.Query(ctx, &sq); credit.CodeOf(err) != credit.CodeLedgerViewStale {
 		t.Fatalf("stale view: %v", err)
 	}
-	c.Ledger.SetAvailable(true)
+	faults.SetDown(false)
 	poll(t, "node to recover", func() bool { return sz.Node.Ready() == nil })
 }
 
@@ -324,12 +344,9 @@ func TestCrashRestartKeepsAcknowledgedReceipts(t *testing.T) {
 	defer db.Close()
 	cfg := sz.Node.Config()
 	cfg.HTTP.Addr = "127.0.0.1:0"
-	n2, err := node.New(cfg, node.Deps{DB: db.Badger(), Records: node.StoreRecords{Reader: db}, Ledger: sz.Ledger, Router: c.Router, Key: sz.Key, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
 	sz.Node.Close() // the crashed process is gone; its successor takes over
-	if err := n2.Start(ctx); err != nil {
+	n2, err := node.New(ctx, cfg, node.Deps{Store: db, Ledger: sz.Ledger, Key: sz.Key, Logger: testLogger(t)})
+	if err != nil {
 		t.Fatal(err)
 	}
 	defer n2.Close()

@@ -120,7 +120,7 @@ func TestCrashKeepsAnsweredReceipts(t *testing.T) {
 	t.Logf("audit: %d receipts verified under anchored roots, %d received cross-checked, no findings", h.Size, rep.Received)
 }
 
-func sumReasons(m map[node.Reason]int) int {
+func sumReasons(m map[credit.Code]int) int {
 	n := 0
 	for _, v := range m {
 		n += v

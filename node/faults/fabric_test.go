@@ -332,16 +332,16 @@ func ledgerOutage(t *testing.T, c *consortium) {
 	// Past it, it refuses with the documented reason.
 	faults.WaitFor(t, fabGrace+time.Minute, "Shenzhen refusing past the grace period", func() (bool, string) {
 		_, err := c.query(ctx)
-		return isReason(err, node.ReasonLedgerStale), fmt.Sprint(err)
+		return isReason(err, credit.CodeLedgerViewStale), fmt.Sprint(err)
 	})
 	_, err := c.query(ctx)
 	var se *node.StatusError
-	if !asStatus(err, &se) || se.Status != 503 || se.Reason() != node.ReasonLedgerStale {
-		t.Fatalf("past the grace period: %v, want HTTP 503 %s", err, node.ReasonLedgerStale)
+	if !asStatus(err, &se) || se.Status != 503 || se.Reason() != credit.CodeLedgerViewStale {
+		t.Fatalf("past the grace period: %v, want HTTP 503 %s", err, credit.CodeLedgerViewStale)
 	}
 	st, code := get(t, c.sz().URL()+"/readyz")
-	if st != 503 || code != node.CodeNotReady {
-		t.Errorf("/readyz past the grace period: %d %s, want 503 %s", st, code, node.CodeNotReady)
+	if st != 503 || code != string(credit.CodeLedgerViewStale) {
+		t.Errorf("/readyz past the grace period: %d %s, want 503 %s", st, code, string(credit.CodeLedgerViewStale))
 	}
 	c.fab.Restart(t, orderer)
 	c.fab.Restart(t, peer)
@@ -401,7 +401,7 @@ func revocationUnderLoad(t *testing.T, c *consortium) {
 	// the ledger says it is unavailable (503), as an operator would.
 	faults.WaitFor(t, time.Minute, "consent revoked", func() (bool, string) {
 		_, err := c.sz().Client().RevokeConsent(ctx, c.grant.ID)
-		if err != nil && !isReason(err, node.ReasonLedgerUnavail) {
+		if err != nil && !isReason(err, credit.CodeLedgerUnavailable) {
 			t.Fatalf("revoke: %v", err)
 		}
 		return err == nil, fmt.Sprint(err)
@@ -419,7 +419,7 @@ func revocationUnderLoad(t *testing.T, c *consortium) {
 	ls := <-statsc
 	t.Logf("load: %d answered, refused %v, %d failed; revoked at %s, last receipt a bank received %s",
 		ls.OK, ls.Refused, ls.Failed, revokedAt.Format(time.RFC3339Nano), last.Format(time.RFC3339Nano))
-	if ls.Refused[node.ReasonConsentRevoked] == 0 {
+	if ls.Refused[credit.CodeConsentRevoked] == 0 {
 		t.Errorf("no query was refused as revoked")
 	}
 	c.waitAnchored(t, time.Minute)

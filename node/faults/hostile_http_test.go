@@ -79,7 +79,7 @@ func TestHostileClients(t *testing.T) {
 			t.Fatalf("first sending: %v", err)
 		}
 		_, err = cl.Query(ctx, q)
-		refused(t, err, http.StatusUnauthorized, string(node.ReasonReplay))
+		refused(t, err, http.StatusUnauthorized, string(credit.CodeReplayedNonce))
 		stillServed(t, since)
 	})
 
@@ -96,7 +96,7 @@ func TestHostileClients(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := cl.Query(ctx, q2)
-		refused(t, err, http.StatusUnauthorized, string(node.ReasonReplay))
+		refused(t, err, http.StatusUnauthorized, string(credit.CodeReplayedNonce))
 		stillServed(t, since)
 	})
 
@@ -104,7 +104,7 @@ func TestHostileClients(t *testing.T) {
 		q, _ := r.bank.Query(&r.grant)
 		q.Categories = []credit.Category{credit.Tax} // changed after signing
 		_, err := cl.Query(ctx, q)
-		refused(t, err, http.StatusUnauthorized, string(node.ReasonBadSignature))
+		refused(t, err, http.StatusUnauthorized, string(credit.CodeBadSignature))
 	})
 
 	t.Run("retired bank", func(t *testing.T) {
@@ -122,11 +122,11 @@ func TestHostileClients(t *testing.T) {
 		faults.WaitFor(t, 30*time.Second, "registered bank known", func() (bool, string) {
 			q, _ := old.Query(&g)
 			_, err := cl.Query(ctx, q)
-			return !isReason(err, node.ReasonBankUnknown), fmt.Sprint(err)
+			return !isReason(err, credit.CodeBankUnknown), fmt.Sprint(err)
 		})
 		q, _ := old.Query(&g)
-		if _, err := cl.Query(ctx, q); err == nil || !isReason(err, node.ReasonWrongGrantee) {
-			t.Fatalf("active bank on another bank's consent: %v, want %s", err, node.ReasonWrongGrantee)
+		if _, err := cl.Query(ctx, q); err == nil || !isReason(err, credit.CodeConsentOtherBank) {
+			t.Fatalf("active bank on another bank's consent: %v, want %s", err, credit.CodeConsentOtherBank)
 		}
 		m := old.Member()
 		m.Status = credit.StatusRetired
@@ -136,11 +136,11 @@ func TestHostileClients(t *testing.T) {
 		faults.WaitFor(t, 30*time.Second, "retired bank refused", func() (bool, string) {
 			q, _ := old.Query(&g)
 			_, err := cl.Query(ctx, q)
-			return isReason(err, node.ReasonBankInactive), fmt.Sprint(err)
+			return isReason(err, credit.CodeBankInactive), fmt.Sprint(err)
 		})
 		q, _ = old.Query(&g)
 		_, err = cl.Query(ctx, q)
-		refused(t, err, http.StatusUnauthorized, string(node.ReasonBankInactive))
+		refused(t, err, http.StatusUnauthorized, string(credit.CodeBankInactive))
 		stillServed(t, since)
 	})
 
@@ -154,15 +154,15 @@ func TestHostileClients(t *testing.T) {
 			status int
 			code   string
 		}{
-			{"oversized", append(append([]byte(`{"padding":"`), bytes.Repeat([]byte("A"), 300<<10)...), `"}`...), http.StatusRequestEntityTooLarge, node.CodeTooLarge},
-			{"oversized valid JSON", []byte(`{"nonce":"` + strings.Repeat("n", 300<<10) + `"}`), http.StatusRequestEntityTooLarge, node.CodeTooLarge},
-			{"not JSON", []byte("\x00\xff garbage"), http.StatusBadRequest, string(node.ReasonInvalidQuery)},
-			{"truncated", gb[:len(gb)/2], http.StatusBadRequest, string(node.ReasonInvalidQuery)},
-			{"unknown field", []byte(`{"bank":"b","evil":1}`), http.StatusBadRequest, string(node.ReasonInvalidQuery)},
-			{"wrong types", []byte(`{"bank":7,"categories":"tax"}`), http.StatusBadRequest, string(node.ReasonInvalidQuery)},
-			{"deep nesting", []byte(`{"consent":` + strings.Repeat(`{"attrs":`, 5000) + `1` + strings.Repeat(`}`, 5001)), http.StatusBadRequest, string(node.ReasonInvalidQuery)},
-			{"empty", nil, http.StatusBadRequest, string(node.ReasonInvalidQuery)},
-			{"empty object", []byte(`{}`), http.StatusBadRequest, string(node.ReasonInvalidQuery)},
+			{"oversized", append(append([]byte(`{"padding":"`), bytes.Repeat([]byte("A"), 300<<10)...), `"}`...), http.StatusRequestEntityTooLarge, string(credit.CodeTooLarge)},
+			{"oversized valid JSON", []byte(`{"nonce":"` + strings.Repeat("n", 300<<10) + `"}`), http.StatusRequestEntityTooLarge, string(credit.CodeTooLarge)},
+			{"not JSON", []byte("\x00\xff garbage"), http.StatusBadRequest, string(credit.CodeInvalidQuery)},
+			{"truncated", gb[:len(gb)/2], http.StatusBadRequest, string(credit.CodeInvalidQuery)},
+			{"unknown field", []byte(`{"bank":"b","evil":1}`), http.StatusBadRequest, string(credit.CodeInvalidQuery)},
+			{"wrong types", []byte(`{"bank":7,"categories":"tax"}`), http.StatusBadRequest, string(credit.CodeInvalidQuery)},
+			{"deep nesting", []byte(`{"consent":` + strings.Repeat(`{"attrs":`, 5000) + `1` + strings.Repeat(`}`, 5001)), http.StatusBadRequest, string(credit.CodeInvalidQuery)},
+			{"empty", nil, http.StatusBadRequest, string(credit.CodeInvalidQuery)},
+			{"empty object", []byte(`{}`), http.StatusBadRequest, string(credit.CodeInvalidQuery)},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
@@ -222,7 +222,7 @@ func TestHostileClients(t *testing.T) {
 	}
 }
 
-func isReason(err error, r node.Reason) bool {
+func isReason(err error, r credit.Code) bool {
 	var se *node.StatusError
 	return errors.As(err, &se) && se.Reason() == r
 }

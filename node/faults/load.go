@@ -63,7 +63,7 @@ type Load struct {
 // LoadStats counts the outcomes of a load run.
 type LoadStats struct {
 	OK        int
-	Refused   map[node.Reason]int // answered with an API error, by code
+	Refused   map[credit.Code]int // answered with an API error, by code
 	Failed    int                 // no HTTP answer (connection refused or reset, timeout)
 	Latencies []time.Duration     // of OK queries
 }
@@ -75,7 +75,7 @@ func (l Load) Run(ctx context.Context) LoadStats {
 		timeout = 10 * time.Second
 	}
 	var mu sync.Mutex
-	st := LoadStats{Refused: map[node.Reason]int{}}
+	st := LoadStats{Refused: map[credit.Code]int{}}
 	var wg sync.WaitGroup
 	for range l.Workers {
 		wg.Add(1)

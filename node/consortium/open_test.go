@@ -7,14 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
 	"time"
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/node"
 )
 
-// Two regions as `ccnode run` opens them, without Fabric: Shenzhen runs
+// Two regions as `ccnode run` opens them (node.Open), without Fabric: Shenzhen runs
 // the embedded ledger (bootstrapped with both regions from a file) and
 // serves it; Guangzhou reaches it over HTTP. Guangzhou learns a consent
 // from the served events, answers Shenzhen's query over libp2p, and
@@ -24,7 +23,9 @@ func TestStandaloneServesEmbeddedLedger(t *testing.T) {
 	root := t.TempDir()
 	ids := []credit.RegionID{"440300", "440100"}
 	var cfgs []node.Config
-	var boot bootstrapFile
+	var boot struct {
+		Regions []credit.RegionMember `json:"regions"`
+	}
 	for _, id := range ids {
 		dir := filepath.Join(root, string(id))
 		cfg := node.DefaultConfig(id, dir)
@@ -54,7 +55,7 @@ func TestStandaloneServesEmbeddedLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfgs[0].Ledger.ServeAddr, cfgs[0].Ledger.BootstrapFile = "127.0.0.1:0", bootFile
-	sz, err := OpenStandalone(ctx, cfgs[0], testLogger(t))
+	sz, err := node.Open(ctx, cfgs[0], testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func TestStandaloneServesEmbeddedLedger(t *testing.T) {
 		t.Fatal("ledger.serve_addr set, but no ledger address")
 	}
 	cfgs[1].Ledger.EmbeddedDir, cfgs[1].Ledger.EmbeddedURL = "", "http://"+sz.LedgerAddr
-	gz, err := OpenStandalone(ctx, cfgs[1], testLogger(t))
+	gz, err := node.Open(ctx, cfgs[1], testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func TestStandaloneServesEmbeddedLedger(t *testing.T) {
 	}
 
 	ent := NewEnterprise(uscc(t, "440300", 21))
-	for _, s := range []*Standalone{sz, gz} {
+	for _, s := range []*node.Running{sz, gz} {
 		if _, err := s.Store.Put(ctx, []credit.Record{rec(t, ent.USCC, credit.Tax, 1)}); err != nil {
 			t.Fatal(err)
 		}

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -15,55 +14,6 @@ import (
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network"
 )
-
-// Reason is the stable code of a refusal, shown to banks and counted in
-// metrics.
-type Reason string
-
-// Refusal reasons.
-const (
-	ReasonInvalidQuery     Reason = "invalid_query"
-	ReasonBankUnknown      Reason = "bank_unknown"
-	ReasonBankInactive     Reason = "bank_inactive"
-	ReasonWrongHomeRegion  Reason = "wrong_home_region"
-	ReasonBadSignature     Reason = "bad_signature"
-	ReasonStaleQuery       Reason = "stale_query"
-	ReasonReplay           Reason = "replayed_nonce"
-	ReasonNoConsent        Reason = "consent_not_found"
-	ReasonConsentMismatch  Reason = "consent_mismatch"
-	ReasonConsentRevoked   Reason = "consent_revoked"
-	ReasonConsentExpired   Reason = "consent_expired"
-	ReasonConsentNotYet    Reason = "consent_not_yet_valid"
-	ReasonWrongGrantee     Reason = "consent_other_bank"
-	ReasonCategoryScope    Reason = "category_out_of_scope"
-	ReasonPurposeMismatch  Reason = "purpose_mismatch"
-	ReasonSubjectMismatch  Reason = "subject_mismatch"
-	ReasonConsentSignature Reason = "consent_signature_invalid"
-	ReasonLedgerStale      Reason = "ledger_view_stale"
-	ReasonLedgerUnavail    Reason = "ledger_unavailable"
-)
-
-// Denial is a refusal of a query; its Reason is stable, its Detail is for
-// humans.
-type Denial struct {
-	Reason Reason
-	Detail string
-}
-
-func (d *Denial) Error() string { return string(d.Reason) + ": " + d.Detail }
-
-func deny(r Reason, format string, args ...any) error {
-	return &Denial{Reason: r, Detail: fmt.Sprintf(format, args...)}
-}
-
-// ReasonOf returns the refusal reason of err, or "" if err is no Denial.
-func ReasonOf(err error) Reason {
-	var d *Denial
-	if errors.As(err, &d) {
-		return d.Reason
-	}
-	return ""
-}
 
 // ViewStore persists the cached ledger view across restarts
 // (receipts.Outbox implements it).
@@ -369,9 +319,9 @@ func (v *View) Fresh() error {
 	last, never := v.lastErr, v.synced.IsZero()
 	v.mu.RUnlock()
 	if never {
-		return deny(ReasonLedgerStale, "ledger view not yet synchronised (last error: %v)", last)
+		return credit.Refuse(credit.CodeLedgerViewStale, "ledger view not yet synchronised (last error: %v)", last)
 	}
-	return deny(ReasonLedgerStale, "ledger view is %s old, grace period %s (last error: %v)", age.Round(time.Millisecond), v.grace, last)
+	return credit.Refuse(credit.CodeLedgerViewStale, "ledger view is %s old, grace period %s (last error: %v)", age.Round(time.Millisecond), v.grace, last)
 }
 
 // Region returns a region member.
@@ -425,106 +375,53 @@ func (v *View) Consent(ctx context.Context, id string) (credit.ConsentCommitment
 	return c, nil
 }
 
-// AuthenticateBank checks that the query's bank is registered and active
-// and that the query carries its valid signature.
-func (v *View) AuthenticateBank(q *credit.Query) (credit.BankMember, error) {
-	b, ok := v.Bank(q.Bank)
-	if !ok {
-		return b, deny(ReasonBankUnknown, "bank %s is not registered", q.Bank)
-	}
-	if b.Status != credit.StatusActive {
-		return b, deny(ReasonBankInactive, "bank %s is %s", q.Bank, b.Status)
-	}
-	if err := q.Verify(b.PubKey); err != nil {
-		return b, deny(ReasonBadSignature, "%v", err)
-	}
-	return b, nil
-}
-
-// CheckQuery decides whether q may be answered at now: the view is
-// fresh, the bank is authentic, and the consent document it carries is
-// recorded on the ledger, matches its commitment, is active and inside
-// its window, names this bank, covers the categories and the purpose,
-// and carries valid enterprise and issuing-region signatures. Anything
-// that cannot be checked is a denial.
-func (v *View) CheckQuery(ctx context.Context, q *credit.Query, now time.Time) error {
-	if err := v.Fresh(); err != nil {
-		return err
-	}
-	if err := q.Validate(); err != nil {
-		return deny(ReasonInvalidQuery, "%v", err)
-	}
-	if _, err := v.AuthenticateBank(q); err != nil {
-		return err
-	}
-	return v.checkConsent(ctx, q, now)
-}
-
-// CheckConsent is CheckQuery for a caller that has already authenticated
-// the bank's signature on the validated q against this view's bank record
-// (the p2p server does, before it spends the nonce), so the answer path
-// pays for that ed25519 verification once. The view's freshness and the
-// consent are checked as in CheckQuery.
-func (v *View) CheckConsent(ctx context.Context, q *credit.Query, now time.Time) error {
-	if err := v.Fresh(); err != nil {
-		return err
-	}
-	return v.checkConsent(ctx, q, now)
-}
-
-func (v *View) checkConsent(ctx context.Context, q *credit.Query, now time.Time) error {
+// ConsentFacts gathers what the view says of q's consent at time at, for
+// credit.DecideConsent. commitment is the document's commitment when the
+// caller has it (nil: computed when needed). A ledger that cannot be read
+// is a refusal (fail closed).
+func (v *View) ConsentFacts(ctx context.Context, q *credit.Query, at time.Time, commitment *[32]byte) (credit.ConsentFacts, error) {
+	f := credit.ConsentFacts{Query: q, At: at, Commitment: commitment}
 	doc := q.Consent
+	if doc == nil || doc.ID != q.ConsentID {
+		return f, nil // DecideConsent refuses it as it is
+	}
 	cm, err := v.Consent(ctx, q.ConsentID)
-	if errors.Is(err, network.ErrNotFound) {
-		return deny(ReasonNoConsent, "consent %s is not on the ledger", q.ConsentID)
+	switch {
+	case errors.Is(err, network.ErrNotFound):
+		return f, nil
+	case err != nil:
+		return f, credit.Refuse(credit.CodeLedgerUnavailable, "consent %s: %w", q.ConsentID, err)
 	}
+	f.Ledger, f.Status = &cm, cm.StatusAt(at)
+	if issuer, ok := v.Region(doc.Region); ok {
+		f.IssuerKey = issuer.PubKey
+	}
+	if f.IssuerKey != nil && f.Commitment != nil {
+		f.SignaturesVerified = v.docs.has(docKey(*f.Commitment, f.IssuerKey))
+	}
+	return f, nil
+}
+
+// DecideConsent applies credit.DecideConsent to q's consent at time at and
+// returns its first refusal, or nil; a document whose signatures verified
+// is remembered so that they are not verified again.
+func (v *View) DecideConsent(ctx context.Context, q *credit.Query, at time.Time, commitment *[32]byte) error {
+	if commitment == nil && q.Consent != nil {
+		c, err := q.Consent.Commitment()
+		if err != nil {
+			return credit.Refuse(credit.CodeConsentMismatch, "consent %s: %w", q.ConsentID, err)
+		}
+		commitment = &c
+	}
+	f, err := v.ConsentFacts(ctx, q, at, commitment)
 	if err != nil {
-		return deny(ReasonLedgerUnavail, "consent %s: %v", q.ConsentID, err)
+		return err
 	}
-	want, err := doc.Commitment()
-	if err != nil || !bytes.Equal(want[:], cm.Commitment) || cm.Region != doc.Region {
-		return deny(ReasonConsentMismatch, "consent %s document does not match its ledger commitment", q.ConsentID)
+	if rs := credit.DecideConsent(f); len(rs) > 0 {
+		return rs[0]
 	}
-	switch st := cm.StatusAt(now); st {
-	case credit.ConsentActive:
-	case credit.ConsentRevoked:
-		return deny(ReasonConsentRevoked, "consent %s was revoked", q.ConsentID)
-	case credit.ConsentExpired:
-		return deny(ReasonConsentExpired, "consent %s expired at %s", q.ConsentID, cm.ValidUntil)
-	case credit.ConsentNotYet:
-		return deny(ReasonConsentNotYet, "consent %s is valid from %s", q.ConsentID, cm.ValidFrom)
-	default:
-		return deny(ReasonNoConsent, "consent %s is %s", q.ConsentID, st)
+	if !f.SignaturesVerified {
+		v.docs.add(docKey(*f.Commitment, f.IssuerKey))
 	}
-	if !doc.Covers(now) {
-		return deny(ReasonConsentExpired, "consent %s window does not cover %s", q.ConsentID, now)
-	}
-	if doc.Grantee != q.Bank {
-		return deny(ReasonWrongGrantee, "consent %s was granted to %s, not %s", q.ConsentID, doc.Grantee, q.Bank)
-	}
-	if doc.Subject != q.Subject {
-		return deny(ReasonSubjectMismatch, "consent %s is about another enterprise", q.ConsentID)
-	}
-	if doc.Purpose != q.Purpose {
-		return deny(ReasonPurposeMismatch, "consent %s is for %s, not %s", q.ConsentID, doc.Purpose, q.Purpose)
-	}
-	if !credit.CategoriesSubset(q.Categories, doc.Categories) {
-		return deny(ReasonCategoryScope, "consent %s covers %v, query asks %v", q.ConsentID, doc.Categories, q.Categories)
-	}
-	issuer, ok := v.Region(doc.Region)
-	if !ok {
-		return deny(ReasonConsentSignature, "issuing region %s is not a member", doc.Region)
-	}
-	key := docKey(want, issuer.PubKey)
-	if v.docs.has(key) {
-		return nil
-	}
-	if err := doc.VerifyEnterprise(); err != nil {
-		return deny(ReasonConsentSignature, "%v", err)
-	}
-	if err := doc.VerifyRegion(issuer.PubKey); err != nil {
-		return deny(ReasonConsentSignature, "%v", err)
-	}
-	v.docs.add(key)
 	return nil
 }

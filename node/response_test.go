@@ -1,0 +1,53 @@
+package node
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/prdcredit/ccnode/credit"
+)
+
+// writeConsolidated writes the JSON encoding/json would write for the same
+// Consolidated, up to the encoding of strings: decoding either gives the
+// same value.
+func TestWriteConsolidatedDecodesAsEncodingJSON(t *testing.T) {
+	subject := credit.USCC("91440300708461136T")
+	recs := []credit.Record{
+		{Subject: subject, Source: "tax", SourceID: "t1", Category: credit.Tax, Date: "2024-01-02", Attrs: []byte(`{"n":1}`)},
+		{Subject: subject, Source: "court", SourceID: "j1", Category: credit.Judicial, Date: "2024-02-03", Attrs: []byte(`{"case":"<a&b>"}`)},
+	}
+	rep := credit.NewReport(subject, recs)
+	now := time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)
+	r := &credit.Receipt{Version: 1, ID: "r1", Requester: "440300", Answerer: "440100", Categories: []credit.Category{credit.Tax},
+		ReportDigest: []byte{1, 2}, RecordCount: 2, Time: now, Sig: []byte{3},
+		Query: credit.Query{Version: 1, Bank: "bank-a", Subject: subject, Categories: []credit.Category{credit.Tax}, Time: now}}
+	idx := uint64(7)
+	ack := &credit.Ack{Version: 1, ReceiptID: "r1", ReceiptDigest: []byte{4}, Requester: "440300", Time: now, Sig: []byte{5}}
+	c := &Consolidated{QueryDigest: "ab", Subject: subject, Bank: "bank-a", Home: "440300", RecordCount: 2, Elapsed: 12.5,
+		Regions: []RegionStatus{
+			{Region: "440100", Status: StatusOK, RecordCount: 2, Report: &rep, Receipt: r, LeafIndex: &idx, Ack: ack},
+			{Region: "440400", Status: StatusDenied, Reason: credit.CodePurposeMismatch, Message: "quote \" and \x01 and \xff"},
+			{Region: "440500", Status: StatusUnavailable, Message: "unreachable"},
+		}}
+	rec := httptest.NewRecorder()
+	if err := writeConsolidated(rec, c); err != nil {
+		t.Fatal(err)
+	}
+	want, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, exp any
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, rec.Body)
+	}
+	if err := json.Unmarshal(want, &exp); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, exp) {
+		t.Fatalf("written\n%s\nencoding/json\n%s", rec.Body, want)
+	}
+}
