@@ -179,7 +179,9 @@ func TestBadAnswers(t *testing.T) {
 		})
 	}
 	t.Run("unknown code", func(t *testing.T) {
-		rawServer(p, func(s network.Stream) { s.Write(frame(t, &pb.Response{Error: &pb.Error{Code: "from_the_future", Message: "later"}})) })
+		rawServer(p, func(s network.Stream) {
+			s.Write(frame(t, &pb.Response{Error: &pb.Error{Code: "from_the_future", Message: "later"}}))
+		})
 		_, err := p.ask(context.Background())
 		if r := credit.RefusalOf(err); r == nil || r.Code != credit.CodeInternal || r.Msg != "from_the_future: later" {
 			t.Fatalf("got %v", err)

@@ -17,7 +17,7 @@ import (
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/p2p"
-	)
+)
 
 type realNode struct {
 	region  region

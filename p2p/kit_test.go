@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -132,36 +130,7 @@ func newQuery(t testing.TB, u credit.USCC, issuer region) (*credit.Query, []byte
 	return q, qj
 }
 
-// testRecords makes n synthetic records on u in report order; big ones
-// are about 220 bytes (183 make an average enterprise's ~40 KB slice),
-// small ones about 70.
-func testRecords(u credit.USCC, n int, big bool) []credit.Record {
-	cats := credit.AllCategories()
-	out := make([]credit.Record, 0, n)
-	for i := 0; i < n; i++ {
-		c := cats[i*len(cats)/n]
-		attrs := json.RawMessage(`{"n":` + strconv.Itoa(i) + `}`)
-		if big {
-			b, _ := json.Marshal(map[string]any{
-				"amount": 1000 + i*37, "authority": "Shenzhen Market Supervision Administration",
-				"decision": "DOC-" + strconv.Itoa(100000+i), "note": "synthetic record for protocol tests and benchmarks",
-				"status": "closed",
-			})
-			attrs, _ = credit.CanonicalAttrs(b)
-		}
-		out = append(out, credit.Record{
-			Subject: u, Source: "dept-" + string(c), SourceID: "src-" + strconv.Itoa(i), Category: c,
-			Date: credit.Date(fmt.Sprintf("20%02d-%02d-%02d", 10+i%15, 1+i%12, 1+i%28)), Attrs: attrs,
-		})
-	}
-	slices.SortStableFunc(out, func(a, b credit.Record) int {
-		if d := a.Category.Ordinal() - b.Category.Ordinal(); d != 0 {
-			return d
-		}
-		return strings.Compare(string(a.Date), string(b.Date))
-	})
-	return out
-}
+var testRecords = p2p.SyntheticRecords
 
 // signedReceipt is the answering region's receipt over recs, in its leaf
 // form.
@@ -281,3 +250,5 @@ func newPair(t testing.TB, h p2p.Handler, cfg p2p.ServerConfig) *pair {
 func (p *pair) ask(ctx context.Context) (*p2p.Reply, error) {
 	return p.client.Ask(ctx, p.ans.Member.ID, p.request)
 }
+
+func ackJSON(a credit.Ack) ([]byte, error) { return json.Marshal(a) }

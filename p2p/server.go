@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime/debug"
 	"sync"
@@ -127,8 +128,8 @@ func (s *Server) Register(h host.Host) {
 	s.mu.Lock()
 	s.host = h
 	s.mu.Unlock()
-	h.SetStreamHandler(ReportProtocol(s.cfg.NetworkID), s.handleReport)
-	h.SetStreamHandler(AckProtocol(s.cfg.NetworkID), s.handleAck)
+	h.SetStreamHandler(ReportProtocol(s.cfg.NetworkID), s.handler(s.serveReport))
+	h.SetStreamHandler(AckProtocol(s.cfg.NetworkID), s.handler(s.serveAck))
 }
 
 // Close stops serving and waits for the streams in progress to finish.
@@ -158,17 +159,24 @@ func (s *Server) enter(st network.Stream) bool {
 	return true
 }
 
-// handleReport runs one exchange: deadline, read, CloseRead, answer,
-// write the Response frame and the Chunk frames, Close; Reset when a
-// frame cannot be written or the answer fails after it began.
-func (s *Server) handleReport(st network.Stream) {
-	growStack()
-	if !s.enter(st) {
-		return
+// handler is a protocol's stream handler: counted until it returns (Close
+// waits for it), within the exchange's deadline.
+func (s *Server) handler(serve func(st network.Stream, from peer.ID)) network.StreamHandler {
+	return func(st network.Stream) {
+		growStack()
+		if !s.enter(st) {
+			return
+		}
+		defer s.handlers.Done()
+		_ = st.SetDeadline(time.Now().Add(s.cfg.Timeout))
+		serve(st, st.Conn().RemotePeer())
 	}
-	defer s.handlers.Done()
-	from := st.Conn().RemotePeer()
-	_ = st.SetDeadline(time.Now().Add(s.cfg.Timeout))
+}
+
+// serveReport runs one exchange: read, CloseRead, answer, write the
+// Response frame and the Chunk frames, Close; Reset when a frame cannot
+// be written or the answer fails after it began.
+func (s *Server) serveReport(st network.Stream, from peer.ID) {
 	w := &answerWriter{st: st, max: s.cfg.ChunkBytes}
 	refusal := s.answer(st, from, w)
 	switch {
@@ -253,7 +261,7 @@ func (s *Server) callAnswer(ctx context.Context, from peer.ID, req *Request, w *
 // Response frame, Records fills a chunk and writes it when the next record
 // would not fit.
 type answerWriter struct {
-	st     network.Stream
+	st     io.Writer // the stream
 	max    int
 	begun  bool
 	broken bool // a write failed, or the answer failed after Begin
@@ -350,14 +358,8 @@ func recordSize(r *credit.Record) int {
 	return n
 }
 
-func (s *Server) handleAck(st network.Stream) {
-	growStack()
-	if !s.enter(st) {
-		return
-	}
-	defer s.handlers.Done()
-	from := st.Conn().RemotePeer()
-	_ = st.SetDeadline(time.Now().Add(s.cfg.Timeout))
+// serveAck reads one ack, hands it to the Handler and writes its answer.
+func (s *Server) serveAck(st network.Stream, from peer.ID) {
 	var refusal *credit.Refusal
 	b, err := ReadFrame(st, MaxAckFrame)
 	_ = st.CloseRead()

@@ -7,7 +7,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -135,15 +134,15 @@ func hostilePeers(t *testing.T, c *consortium) {
 		if err != nil {
 			t.Fatalf("reading Guangzhou's answer: %v", err)
 		}
-		receipt, _, err := p2p.DecodeResponse(b)
+		leaf, _, err := p2p.DecodeResponse(b)
 		if r := credit.RefusalOf(err); r != nil {
 			return r.Code
 		}
 		if err != nil {
 			t.Fatalf("decoding Guangzhou's answer: %v", err)
 		}
-		var rc credit.Receipt
-		if err := json.Unmarshal(receipt, &rc); err != nil {
+		rc, err := credit.DecodeReceipt(leaf)
+		if err != nil {
 			t.Fatalf("decoding Guangzhou's receipt: %v", err)
 		}
 		c.unacked[rc.ID] = true

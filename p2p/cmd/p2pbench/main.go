@@ -1,7 +1,9 @@
 // Command p2pbench measures the report protocol between two regions in
-// separate processes on loopback: a ~183-record (~40 KB) slice per answer,
-// with the bank-signature check, receipt signing, durable-log stand-in and
-// the requester's receipt and digest verification all included. It starts
+// separate processes on loopback: a ~183-record (~40 KB) slice per answer
+// through p2p.Server and p2p.Client, with the work an answering node does
+// around the transport (the bank's signature checked, the slice's digest,
+// the receipt signed and kept) and the requester's (the receipt's
+// signature and the digest over the records received) included. It starts
 // the answering region by re-executing itself, then asks at 1, 16 and 64
 // requests in flight over TCP and QUIC and prints p50/p99 latency and
 // answers per second, run by run and as medians.
@@ -42,10 +44,11 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/p2p"
-	"github.com/prdcredit/ccnode/p2p/p2ptest"
+	"github.com/prdcredit/ccnode/p2p/pb"
 )
 
 const networkID = "bench"
@@ -224,15 +227,15 @@ func oneRun(listen, security string, gogc, records int, levels []int, modes []st
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	req, err := p2ptest.NewRegion("440300", "4403")
+	req, err := newRegion("440300", "4403")
 	if err != nil {
 		return nil, err
 	}
-	ans, err := p2ptest.NewRegion("440100", "4401")
+	ans, err := newRegion("440100", "4401")
 	if err != nil {
 		return nil, err
 	}
-	bank, err := p2ptest.NewBank("bank-bench", "440300")
+	bank, err := newBank("bank-bench", "440300")
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +245,7 @@ func oneRun(listen, security string, gogc, records int, levels []int, modes []st
 	}
 	now := time.Now()
 	cats := credit.AllCategories()
-	g, err := p2ptest.Consent("consent-bench-1", subject, bank.Member.ID, cats, ans, now.Add(-time.Hour), now.Add(time.Hour))
+	g, err := newConsent("consent-bench-1", subject, bank.Member.ID, cats, ans, now.Add(-time.Hour), now.Add(time.Hour))
 	if err != nil {
 		return nil, err
 	}
@@ -286,10 +289,11 @@ func oneRun(listen, security string, gogc, records int, levels []int, modes []st
 	if err := members.SetMembers([]credit.RegionMember{req.Member, ansMember}); err != nil {
 		return nil, err
 	}
-	rt, err := p2p.NewRouter(p2p.RouterConfig{Host: h, NetworkID: networkID, Region: req.Member.ID, Key: req.Key, Members: members, Timeout: 10 * time.Second})
+	c, err := p2p.NewClient(p2p.ClientConfig{Host: h, NetworkID: networkID, Members: members, Timeout: 10 * time.Second})
 	if err != nil {
 		return nil, err
 	}
+	rq := &requester{client: c, region: req, answerer: ans.Member, ack: ack}
 	if prof != "" {
 		stop, err := startProfile(prof + "-requester.pprof")
 		if err != nil {
@@ -303,7 +307,7 @@ func oneRun(listen, security string, gogc, records int, levels []int, modes []st
 	}
 	var out []stats
 	// Warm up: connection, protocol negotiation, caches.
-	if _, err := measure(fullAsk(rt, bank, g, cats, ans.Member.ID, ack), 4, 200); err != nil {
+	if _, err := measure(fullAsk(rq, bank, g, cats), 4, 200); err != nil {
 		return nil, err
 	}
 	if slices.Contains(modes, modeBare) {
@@ -320,7 +324,7 @@ func oneRun(listen, security string, gogc, records int, levels []int, modes []st
 			}
 		}
 		for _, mode := range modes {
-			ask := fullAsk(rt, bank, g, cats, ans.Member.ID, ack)
+			ask := fullAsk(rq, bank, g, cats)
 			if mode == modeBare {
 				ask = bareAsk(h, ansPeer, bank, g, cats)
 			}
@@ -347,10 +351,10 @@ func oneRun(listen, security string, gogc, records int, levels []int, modes []st
 type asker func(n int) (func(i int) error, error)
 
 // signQueries makes n queries the bank signed.
-func signQueries(bank p2ptest.Bank, g *credit.ConsentGrant, cats []credit.Category, n int) ([]*credit.Query, error) {
+func signQueries(bank bankKey, g *credit.ConsentGrant, cats []credit.Category, n int) ([]*credit.Query, error) {
 	qs := make([]*credit.Query, n)
 	for i := range qs {
-		q, err := p2ptest.Query(bank, g, cats, time.Now())
+		q, err := newQuery(bank, g, cats, time.Now())
 		if err != nil {
 			return nil, err
 		}
@@ -359,33 +363,22 @@ func signQueries(bank p2ptest.Bank, g *credit.ConsentGrant, cats []credit.Catego
 	return qs, nil
 }
 
-// fullAsk is the whole exchange through the router: the answering
-// pipeline on the other side and the receipt's checks on this one.
-func fullAsk(rt *p2p.Router, bank p2ptest.Bank, g *credit.ConsentGrant, cats []credit.Category, region credit.RegionID, ack bool) asker {
+// fullAsk is the whole exchange: the query encoded once, Client.Ask, and
+// the requester's checks of the answer (and its ack with -ack).
+func fullAsk(rq *requester, bank bankKey, g *credit.ConsentGrant, cats []credit.Category) asker {
 	return func(n int) (func(int) error, error) {
 		qs, err := signQueries(bank, g, cats, n)
 		if err != nil {
 			return nil, err
 		}
-		return func(i int) error {
-			r := rt.Ask(context.Background(), region, qs[i])
-			if r.Status == p2p.StatusAnswered && ack {
-				if _, err := rt.Ack(context.Background(), r.Receipt); err != nil {
-					return fmt.Errorf("%s: %w", p2p.StatusUnreachable, err)
-				}
-			}
-			if r.Status != p2p.StatusAnswered {
-				return fmt.Errorf("%s: %w", r.Status, r.Err)
-			}
-			return nil
-		}, nil
+		return func(i int) error { return rq.ask(context.Background(), qs[i]) }, nil
 	}
 }
 
-// bareAsk is the report protocol's stream lifecycle (Router.remote's)
-// with no work around it: the request's bytes are encoded before the
+// bareAsk is the report protocol's stream lifecycle (Client.Ask's) with
+// no work around it: the request's bytes are encoded before the
 // clock starts and the answer's are read and dropped.
-func bareAsk(h host.Host, p peer.ID, bank p2ptest.Bank, g *credit.ConsentGrant, cats []credit.Category) asker {
+func bareAsk(h host.Host, p peer.ID, bank bankKey, g *credit.ConsentGrant, cats []credit.Category) asker {
 	return func(n int) (func(int) error, error) {
 		qs, err := signQueries(bank, g, cats, n)
 		if err != nil {
@@ -393,9 +386,11 @@ func bareAsk(h host.Host, p peer.ID, bank p2ptest.Bank, g *credit.ConsentGrant, 
 		}
 		frames := make([][]byte, n)
 		for i, q := range qs {
-			if frames[i], err = p2p.EncodeRequest(&p2p.Request{Requester: "440300", Query: *q}); err != nil {
+			qj, _, err := q.CanonicalAndDigest()
+			if err != nil {
 				return nil, err
 			}
+			frames[i] = p2p.EncodeRequest("440300", qj)
 		}
 		return func(i int) error {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -408,7 +403,7 @@ func bareAsk(h host.Host, p peer.ID, bank p2ptest.Bank, g *credit.ConsentGrant, 
 			defer stop()
 			dl, _ := ctx.Deadline()
 			_ = st.SetDeadline(dl)
-			if err := p2p.WriteFrame(st, frames[i]); err != nil {
+			if _, err := st.Write(frames[i]); err != nil {
 				_ = st.Reset()
 				return err
 			}
@@ -416,6 +411,17 @@ func bareAsk(h host.Host, p peer.ID, bank p2ptest.Bank, g *credit.ConsentGrant, 
 			if _, err := p2p.ReadFrame(st, p2p.MaxResponseFrame); err != nil {
 				_ = st.Reset()
 				return err
+			}
+			for {
+				b, err := p2p.ReadFrame(st, p2p.MaxChunkFrame)
+				if err != nil {
+					_ = st.Reset()
+					return err
+				}
+				// The last chunk's flag is its final bytes (field 2, true).
+				if bytes.HasSuffix(b, []byte{0x10, 0x01}) {
+					break
+				}
 			}
 			return st.Close()
 		}, nil
@@ -489,15 +495,7 @@ func serve(fxPath, listen, security, prof string) error {
 	if err := json.Unmarshal(b, &fx); err != nil {
 		return err
 	}
-	ledger := p2ptest.NewLedger()
-	ledger.PutRegion(fx.Requester)
-	ledger.PutRegion(fx.Answerer)
-	ledger.PutBank(fx.Bank)
-	if err := ledger.PutConsent(fx.Consent, fx.Consent.ValidFrom); err != nil {
-		return err
-	}
-	store := p2ptest.NewStore()
-	store.Put(fx.Subject, p2ptest.Records(fx.Subject, fx.Records))
+	recs := records(fx.Subject, fx.Records)
 	members := p2p.NewMembership(nil, nil)
 	if err := members.SetMembers([]credit.RegionMember{fx.Requester, fx.Answerer}); err != nil {
 		return err
@@ -507,16 +505,14 @@ func serve(fxPath, listen, security, prof string) error {
 		return err
 	}
 	defer h.Close()
-	srv, err := p2p.NewServer(p2p.ServerConfig{
-		NetworkID: networkID, Region: fx.Answerer.ID, Key: fx.AnsKey, Members: ledger, Consent: ledger,
-		Source: store, Receipts: store, Acks: store, Nonces: p2ptest.NewNonces(),
-	})
+	an := &answerer{region: fx.Answerer.ID, key: fx.AnsKey, bank: fx.Bank.PubKey, requester: fx.Requester.PubKey, records: recs}
+	srv, err := p2p.NewServer(p2p.ServerConfig{NetworkID: networkID, Handler: an})
 	if err != nil {
 		return err
 	}
 	srv.Register(h)
 	defer srv.Close()
-	answer, err := bareAnswer(srv, fx)
+	answer, err := bareAnswer(an, fx)
 	if err != nil {
 		return err
 	}
@@ -545,31 +541,33 @@ func serve(fxPath, listen, security, prof string) error {
 	return nil
 }
 
-// bareAnswer is one real answer of srv as a whole frame: the bytes the
-// bare mode sends for every exchange.
-func bareAnswer(srv *p2p.Server, fx fixture) ([]byte, error) {
-	bank := p2ptest.Bank{Member: fx.Bank, Key: fx.BankKey}
-	q, err := p2ptest.Query(bank, fx.Consent, credit.AllCategories(), time.Now())
+// bareAnswer is one real answer's frames (the Response and one Chunk, as
+// the server sends a ~40 KB slice): the bytes the bare mode sends for
+// every exchange.
+func bareAnswer(an *answerer, fx fixture) ([]byte, error) {
+	q, err := newQuery(bankKey{Member: fx.Bank, Key: fx.BankKey}, fx.Consent, credit.AllCategories(), time.Now())
 	if err != nil {
 		return nil, err
 	}
-	from, err := peer.Decode(fx.Requester.PeerID)
-	if err != nil {
-		return nil, fmt.Errorf("requester peer id: %w", err)
-	}
-	resp, err := srv.Answer(context.Background(), from, &p2p.Request{Requester: fx.Requester.ID, Query: *q})
+	leaf, err := an.receipt(&p2p.Request{Requester: fx.Requester.ID, Query: *q})
 	if err != nil {
 		return nil, fmt.Errorf("the bare mode's answer: %w", err)
 	}
-	b, err := p2p.EncodeResponse(resp)
-	if err != nil {
-		return nil, err
+	chunk := &pb.Chunk{Last: true}
+	for _, r := range an.records {
+		chunk.Records = append(chunk.Records, &pb.Record{Source: r.Source, SourceId: r.SourceID, Category: string(r.Category), Date: string(r.Date), Attrs: r.Attrs})
 	}
-	var frame bytes.Buffer
-	if err := p2p.WriteFrame(&frame, b); err != nil {
-		return nil, err
+	var frames bytes.Buffer
+	for _, m := range []proto.Message{&pb.Response{Receipt: leaf, LeafIndex: 1}, chunk} {
+		b, err := proto.Marshal(m)
+		if err != nil {
+			return nil, err
+		}
+		if err := p2p.WriteFrame(&frames, b); err != nil {
+			return nil, err
+		}
 	}
-	return frame.Bytes(), nil
+	return frames.Bytes(), nil
 }
 
 // startProfile starts the CPU profiler writing to path; the returned
