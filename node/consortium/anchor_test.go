@@ -29,20 +29,8 @@ func TestAnchoringRetriesWithoutBlockingQueries(t *testing.T) {
 	}
 	defer c.Close()
 	sz, bank := c.Region("440300"), c.Banks[0]
-	ent := NewEnterprise(uscc(t, "440300", 9))
-	mustPut(t, sz, rec(t, ent.USCC, credit.Tax, 1))
-	cats := []credit.Category{credit.Tax}
-	g, _ := ent.Grant(bank.ID, sz.ID, cats, credit.PurposeCreditReview, time.Now(), time.Hour)
-	if g, _, err = sz.Node.RecordConsent(ctx, g); err != nil {
-		t.Fatal(err)
-	}
-	// Let every view learn the consent from events before the outage.
-	for _, r := range c.Regions {
-		poll(t, "consent at "+string(r.ID), func() bool {
-			_, st, err := r.Node.ConsentStatus(ctx, g.ID)
-			return err == nil && st == credit.ConsentActive
-		})
-	}
+	ent, g := taxConsent(t, c, 9)
+	cats := g.Categories
 
 	faults.SetDown(true)
 	if err := sz.Node.AnchorNow(ctx); err != nil && !errors.Is(err, network.ErrUnavailable) {
@@ -85,19 +73,8 @@ func TestAnchorPerReceiptCommitsBeforeAnswering(t *testing.T) {
 	}
 	defer c.Close()
 	sz, bank := c.Region("440300"), c.Banks[0]
-	ent := NewEnterprise(uscc(t, "440300", 11))
-	mustPut(t, sz, rec(t, ent.USCC, credit.Tax, 1))
-	cats := []credit.Category{credit.Tax}
-	g, _ := ent.Grant(bank.ID, sz.ID, cats, credit.PurposeCreditReview, time.Now(), time.Hour)
-	if g, _, err = sz.Node.RecordConsent(ctx, g); err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range c.Regions {
-		poll(t, "consent at "+string(r.ID), func() bool {
-			_, st, err := r.Node.ConsentStatus(ctx, g.ID)
-			return err == nil && st == credit.ConsentActive
-		})
-	}
+	ent, g := taxConsent(t, c, 11)
+	cats := g.Categories
 	const queries = 8
 	errs := make(chan error, queries)
 	for range queries {
@@ -148,4 +125,27 @@ func TestAnchorPerReceiptCommitsBeforeAnswering(t *testing.T) {
 			}
 		}
 	}
+}
+
+// taxConsent stores a tax record of enterprise n at Shenzhen and records
+// the enterprise's consent for the first bank (credit review, tax); it
+// returns once every region's view holds the consent.
+func taxConsent(t *testing.T, c *Consortium, n int) (Enterprise, credit.ConsentGrant) {
+	t.Helper()
+	ctx := context.Background()
+	sz, bank := c.Region("440300"), c.Banks[0]
+	ent := NewEnterprise(uscc(t, "440300", n))
+	mustPut(t, sz, rec(t, ent.USCC, credit.Tax, 1))
+	g, _ := ent.Grant(bank.ID, sz.ID, []credit.Category{credit.Tax}, credit.PurposeCreditReview, time.Now(), time.Hour)
+	g, _, err := sz.Node.RecordConsent(ctx, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range c.Regions {
+		poll(t, "consent at "+string(r.ID), func() bool {
+			_, st, err := r.Node.ConsentStatus(ctx, g.ID)
+			return err == nil && st == credit.ConsentActive
+		})
+	}
+	return ent, g
 }
