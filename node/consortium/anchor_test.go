@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 	"github.com/prdcredit/ccnode/network"
 	"github.com/prdcredit/ccnode/network/ledgerfault"
 	"github.com/prdcredit/ccnode/node"
@@ -19,7 +21,7 @@ import (
 func TestAnchoringRetriesWithoutBlockingQueries(t *testing.T) {
 	ctx := context.Background()
 	faults := ledgerfault.New()
-	c, err := Start(ctx, Options{Logger: testLogger(t), Mocknet: true, WrapLedger: faults.Wrap, Tune: func(cfg *node.Config) {
+	c, err := Start(ctx, Options{Logger: testkit.LoggerAt(t, slog.LevelWarn), Mocknet: true, WrapLedger: faults.Wrap, Tune: func(cfg *node.Config) {
 		cfg.Anchor.Interval = 50 * time.Millisecond
 		cfg.Anchor.RetryMin, cfg.Anchor.RetryMax = 20*time.Millisecond, 100*time.Millisecond
 		cfg.Ledger.GracePeriod = time.Minute
@@ -62,7 +64,7 @@ func TestAnchoringRetriesWithoutBlockingQueries(t *testing.T) {
 // the other regions answer over p2p.
 func TestAnchorPerReceiptCommitsBeforeAnswering(t *testing.T) {
 	ctx := context.Background()
-	c, err := Start(ctx, Options{Logger: testLogger(t), Mocknet: true, Tune: func(cfg *node.Config) {
+	c, err := Start(ctx, Options{Logger: testkit.LoggerAt(t, slog.LevelWarn), Mocknet: true, Tune: func(cfg *node.Config) {
 		cfg.Anchor.Mode = node.AnchorPerReceipt
 		// The answers wait for commits one after another; on a loaded
 		// machine under -race that may take longer than the default.
@@ -134,7 +136,7 @@ func taxConsent(t *testing.T, c *Consortium, n int) (Enterprise, credit.ConsentG
 	t.Helper()
 	ctx := context.Background()
 	sz, bank := c.Region("440300"), c.Banks[0]
-	ent := NewEnterprise(uscc(t, "440300", n))
+	ent := NewEnterprise(testkit.USCC(t, "440300", n))
 	mustPut(t, sz, rec(t, ent.USCC, credit.Tax, 1))
 	g, _ := ent.Grant(bank.ID, sz.ID, []credit.Category{credit.Tax}, credit.PurposeCreditReview, time.Now(), time.Hour)
 	g, _, err := sz.Node.RecordConsent(ctx, g)

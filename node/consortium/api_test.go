@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 	"github.com/prdcredit/ccnode/network/ledgerfault"
 	"github.com/prdcredit/ccnode/node"
 )
@@ -94,7 +96,7 @@ func (c *apiClient) do(method, path, token string, body any) (int, []byte) {
 func TestBankAPIMatchesOpenAPI(t *testing.T) {
 	ctx := context.Background()
 	faults := ledgerfault.New()
-	c, err := Start(ctx, Options{Logger: testLogger(t), Mocknet: true, WrapLedger: faults.Wrap, Tune: func(cfg *node.Config) {
+	c, err := Start(ctx, Options{Logger: testkit.LoggerAt(t, slog.LevelWarn), Mocknet: true, WrapLedger: faults.Wrap, Tune: func(cfg *node.Config) {
 		fastTune(cfg)
 		cfg.HTTP.MaxBodyBytes = 64 << 10
 	}})
@@ -103,10 +105,10 @@ func TestBankAPIMatchesOpenAPI(t *testing.T) {
 	}
 	defer c.Close()
 	sz := c.Region("440300")
-	mustPut(t, sz, rec(t, uscc(t, "440300", 3), credit.Tax, 1))
+	mustPut(t, sz, rec(t, testkit.USCC(t, "440300", 3), credit.Tax, 1))
 	api := newAPIClient(t, sz.Node.HTTPAddr())
 	bank := c.Banks[0]
-	ent := NewEnterprise(uscc(t, "440300", 3))
+	ent := NewEnterprise(testkit.USCC(t, "440300", 3))
 	grant, _ := ent.Grant(bank.ID, sz.ID, []credit.Category{credit.Tax}, credit.PurposeCreditReview, time.Now(), time.Hour)
 
 	code := func(b []byte) string {

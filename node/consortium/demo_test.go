@@ -2,11 +2,13 @@ package consortium
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 )
 
 func TestDemoScenario(t *testing.T) {
@@ -14,7 +16,7 @@ func TestDemoScenario(t *testing.T) {
 		t.Skip("the demo scenario loads three stores")
 	}
 	dir := t.TempDir()
-	d, err := RunDemo(context.Background(), DemoOptions{Dir: dir, Enterprises: 40, Queries: 5, Options: Options{Logger: testLogger(t)}})
+	d, err := RunDemo(context.Background(), DemoOptions{Dir: dir, Enterprises: 40, Queries: 5, Options: Options{Logger: testkit.LoggerAt(t, slog.LevelWarn)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +59,7 @@ func TestDemoRemovesTemporaryFolder(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loads three stores")
 	}
-	d, err := RunDemo(context.Background(), DemoOptions{Enterprises: 10, Queries: 1, Options: Options{Logger: testLogger(t)}})
+	d, err := RunDemo(context.Background(), DemoOptions{Enterprises: 10, Queries: 1, Options: Options{Logger: testkit.LoggerAt(t, slog.LevelWarn)}})
 	if err != nil {
 		t.Fatal(err)
 	}

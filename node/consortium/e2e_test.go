@@ -16,21 +16,13 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 	"github.com/prdcredit/ccnode/network/ledgerfault"
 	"github.com/prdcredit/ccnode/node"
 	"github.com/prdcredit/ccnode/p2p"
 	"github.com/prdcredit/ccnode/store"
 	"github.com/prdcredit/ccnode/store/receipts"
 )
-
-// tLogger logs to t.Log.
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
 
 func rec(t testing.TB, u credit.USCC, cat credit.Category, i int) credit.Record {
 	t.Helper()
@@ -40,15 +32,6 @@ func rec(t testing.TB, u credit.USCC, cat credit.Category, i int) credit.Record 
 		t.Fatal(err)
 	}
 	return r
-}
-
-func uscc(t testing.TB, div string, n int) credit.USCC {
-	t.Helper()
-	u, err := credit.CompleteUSCC(fmt.Sprintf("91%sMA%07d", div, n))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
 }
 
 func mustPut(t testing.TB, r *Region, recs ...credit.Record) {
@@ -87,14 +70,14 @@ func poll(t *testing.T, what string, ok func() bool) {
 func TestConsortiumScenario(t *testing.T) {
 	ctx := context.Background()
 	faults := ledgerfault.New()
-	c, err := Start(ctx, Options{Logger: testLogger(t), Tune: fastTune, Mocknet: true, WrapLedger: faults.Wrap})
+	c, err := Start(ctx, Options{Logger: testkit.LoggerAt(t, slog.LevelWarn), Tune: fastTune, Mocknet: true, WrapLedger: faults.Wrap})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	sz, gz := c.Region("440300"), c.Region("440100")
 	bankSZ, bankGZ := c.Banks[0], c.Banks[1]
-	ent := NewEnterprise(uscc(t, "440300", 1))
+	ent := NewEnterprise(testkit.USCC(t, "440300", 1))
 	mustPut(t, sz, rec(t, ent.USCC, credit.Tax, 1), rec(t, ent.USCC, credit.Penalty, 2))
 	mustPut(t, gz, rec(t, ent.USCC, credit.Judicial, 3), rec(t, ent.USCC, credit.Customs, 4))
 
@@ -298,14 +281,14 @@ func copyDir(t *testing.T, src, dst string) {
 func TestCrashRestartKeepsAcknowledgedReceipts(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	c, err := Start(ctx, Options{Dir: dir, Logger: testLogger(t), Tune: fastTune})
+	c, err := Start(ctx, Options{Dir: dir, Logger: testkit.LoggerAt(t, slog.LevelWarn), Tune: fastTune})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	sz := c.Region("440300")
 	bank := c.Banks[0]
-	ent := NewEnterprise(uscc(t, "440300", 7))
+	ent := NewEnterprise(testkit.USCC(t, "440300", 7))
 	mustPut(t, sz, rec(t, ent.USCC, credit.Tax, 1))
 	cats := []credit.Category{credit.Tax}
 	grant, _ := ent.Grant(bank.ID, sz.ID, cats, credit.PurposeCreditReview, time.Now(), time.Hour)
@@ -345,7 +328,7 @@ func TestCrashRestartKeepsAcknowledgedReceipts(t *testing.T) {
 	cfg := sz.Node.Config()
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	sz.Node.Close() // the crashed process is gone; its successor takes over
-	n2, err := node.New(ctx, cfg, node.Deps{Store: db, Ledger: sz.Ledger, Key: sz.Key, Logger: testLogger(t)})
+	n2, err := node.New(ctx, cfg, node.Deps{Store: db, Ledger: sz.Ledger, Key: sz.Key, Logger: testkit.LoggerAt(t, slog.LevelWarn)})
 	if err != nil {
 		t.Fatal(err)
 	}

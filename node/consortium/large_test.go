@@ -3,10 +3,12 @@ package consortium
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 	"github.com/prdcredit/ccnode/node"
 )
 
@@ -19,7 +21,7 @@ func TestHundredThousandRecordSlice(t *testing.T) {
 		t.Skip("loads 120,000 records")
 	}
 	ctx := context.Background()
-	c, err := Start(ctx, Options{Logger: testLogger(t), Mocknet: true, Tune: func(cfg *node.Config) {
+	c, err := Start(ctx, Options{Logger: testkit.LoggerAt(t, slog.LevelWarn), Mocknet: true, Tune: func(cfg *node.Config) {
 		fastTune(cfg)
 		cfg.Query.RegionTimeout = 2 * time.Minute // -race on a loaded machine
 		cfg.HTTP.WriteTimeout = 5 * time.Minute
@@ -30,7 +32,7 @@ func TestHundredThousandRecordSlice(t *testing.T) {
 	defer c.Close()
 	sz, gz := c.Region("440300"), c.Region("440100")
 	bank := c.Banks[0]
-	ent := NewEnterprise(uscc(t, "440300", 42))
+	ent := NewEnterprise(testkit.USCC(t, "440300", 42))
 	cats := []credit.Category{credit.Tax, credit.Penalty, credit.Judicial}
 	load := func(r *Region, n int) {
 		batch := make([]credit.Record, 0, 5000)

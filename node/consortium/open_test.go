@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 	"github.com/prdcredit/ccnode/node"
 )
 
@@ -55,7 +57,7 @@ func TestStandaloneServesEmbeddedLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfgs[0].Ledger.ServeAddr, cfgs[0].Ledger.BootstrapFile = "127.0.0.1:0", bootFile
-	sz, err := node.Open(ctx, cfgs[0], testLogger(t))
+	sz, err := node.Open(ctx, cfgs[0], testkit.LoggerAt(t, slog.LevelWarn))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +66,7 @@ func TestStandaloneServesEmbeddedLedger(t *testing.T) {
 		t.Fatal("ledger.serve_addr set, but no ledger address")
 	}
 	cfgs[1].Ledger.EmbeddedDir, cfgs[1].Ledger.EmbeddedURL = "", "http://"+sz.LedgerAddr
-	gz, err := node.Open(ctx, cfgs[1], testLogger(t))
+	gz, err := node.Open(ctx, cfgs[1], testkit.LoggerAt(t, slog.LevelWarn))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +75,7 @@ func TestStandaloneServesEmbeddedLedger(t *testing.T) {
 		t.Fatalf("Guangzhou's addresses on the served ledger: %+v, %v", m, err)
 	}
 
-	ent := NewEnterprise(uscc(t, "440300", 21))
+	ent := NewEnterprise(testkit.USCC(t, "440300", 21))
 	for _, s := range []*node.Running{sz, gz} {
 		if _, err := s.Store.Put(ctx, []credit.Record{rec(t, ent.USCC, credit.Tax, 1)}); err != nil {
 			t.Fatal(err)
