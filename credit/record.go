@@ -231,6 +231,11 @@ func (r *Record) Identity() [32]byte {
 
 const hexDigits = "0123456789abcdef"
 
+// AppendJSONString appends s as a JSON string, as encoding/json writes it
+// with HTML escaping off: the one string encoder of every canonical
+// document and of the bank API's hand-written answers.
+func AppendJSONString(b []byte, s string) []byte { return appendJSONString(b, s) }
+
 // appendJSONString writes s as encoding/json does with HTML escaping off.
 func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')

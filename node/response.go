@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/prdcredit/ccnode/credit"
 )
@@ -30,13 +29,13 @@ func writeConsolidated(w http.ResponseWriter, c *Consolidated) error {
 	}()
 	b := make([]byte, 0, 4096)
 	b = append(b, `{"query_digest":`...)
-	b = appendString(b, c.QueryDigest)
+	b = credit.AppendJSONString(b, c.QueryDigest)
 	b = append(b, `,"uscc":`...)
-	b = appendString(b, string(c.Subject))
+	b = credit.AppendJSONString(b, string(c.Subject))
 	b = append(b, `,"bank":`...)
-	b = appendString(b, string(c.Bank))
+	b = credit.AppendJSONString(b, string(c.Bank))
 	b = append(b, `,"home_region":`...)
-	b = appendString(b, string(c.Home))
+	b = credit.AppendJSONString(b, string(c.Home))
 	b = append(b, `,"record_count":`...)
 	b = strconv.AppendInt(b, int64(c.RecordCount), 10)
 	b = append(b, `,"regions":[`...)
@@ -62,16 +61,16 @@ func writeConsolidated(w http.ResponseWriter, c *Consolidated) error {
 // when st carries one; it returns what is left to write.
 func appendRegionStatus(w io.Writer, b []byte, st *RegionStatus) ([]byte, error) {
 	b = append(b, `{"region":`...)
-	b = appendString(b, string(st.Region))
+	b = credit.AppendJSONString(b, string(st.Region))
 	b = append(b, `,"status":`...)
-	b = appendString(b, st.Status)
+	b = credit.AppendJSONString(b, st.Status)
 	if st.Reason != "" {
 		b = append(b, `,"reason":`...)
-		b = appendString(b, string(st.Reason))
+		b = credit.AppendJSONString(b, string(st.Reason))
 	}
 	if st.Message != "" {
 		b = append(b, `,"message":`...)
-		b = appendString(b, st.Message)
+		b = credit.AppendJSONString(b, st.Message)
 	}
 	b = append(b, `,"record_count":`...)
 	b = strconv.AppendInt(b, int64(st.RecordCount), 10)
@@ -110,34 +109,4 @@ func appendRegionStatus(w io.Writer, b []byte, st *RegionStatus) ([]byte, error)
 		b = append(append(b, `,"ack":`...), ack...)
 	}
 	return append(b, '}'), nil
-}
-
-// appendString appends s as a JSON string; invalid UTF-8 becomes U+FFFD,
-// as encoding/json writes it.
-func appendString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c < 0x20:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			default:
-				b = append(b, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, `\ufffd`...)
-		} else {
-			b = append(b, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(b, '"')
 }
