@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -151,9 +150,9 @@ func (n *Node) logReceipt(ctx context.Context, r *credit.Receipt) (uint64, error
 }
 
 // Answer is the p2p server's Handler: it answers a query that the active
-// member region whose peer is from sends for one of its banks.
+// member region whose peer is from sends for one of its banks. The server
+// turns a panic here into an internal refusal (or a reset stream).
 func (n *Node) Answer(ctx context.Context, from peer.ID, req *p2p.Request, w p2p.AnswerWriter) (err error) {
-	defer n.recoverPanic("answer", &err)
 	now := n.now()
 	q := &req.Query
 	if err := n.requesterIs(from, req.Requester); err != nil {
@@ -172,7 +171,6 @@ func (n *Node) Answer(ctx context.Context, from peer.ID, req *p2p.Request, w p2p
 // (the active member whose peer is from) acknowledges a receipt this node
 // issued to it; the ack is kept beside the receipt.
 func (n *Node) Acknowledge(ctx context.Context, from peer.ID, a *credit.Ack) (err error) {
-	defer n.recoverPanic("ack", &err)
 	if err := n.requesterIs(from, a.Requester); err != nil {
 		return err
 	}
@@ -223,14 +221,6 @@ func (n *Node) requesterIs(from peer.ID, region credit.RegionID) error {
 		return credit.Refuse(credit.CodeNotMember, "peer %s is not region %s", from, region)
 	}
 	return nil
-}
-
-// recoverPanic turns a panic in a handler into CodeInternal.
-func (n *Node) recoverPanic(what string, err *error) {
-	if p := recover(); p != nil {
-		n.log.Error(what+" panic", "panic", p, "stack", string(debug.Stack()))
-		*err = credit.Refuse(credit.CodeInternal, "the answering node failed")
-	}
 }
 
 // memWriter holds one answer in memory: the home node's own slice.
