@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/pnet"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 	"github.com/prdcredit/ccnode/p2p"
 )
 
@@ -52,12 +54,12 @@ func TestHostConsortiumOnly(t *testing.T) {
 				nodes = append(nodes, &realNode{region: newRegion(t, i)})
 			}
 			for i, nd := range nodes {
-				nd.members = p2p.NewMembership(testLogger(t), nil)
+				nd.members = p2p.NewMembership(testkit.LoggerAt(t, slog.LevelDebug), nil)
 				k := tt.psk
 				if i == 3 && k != nil {
 					k = strangerPSK
 				}
-				h, err := p2p.NewHost(p2p.HostConfig{Key: nd.region.Key, Listen: []string{tt.listen}, PSK: k, Security: tt.security, Members: nd.members, Logger: testLogger(t)})
+				h, err := p2p.NewHost(p2p.HostConfig{Key: nd.region.Key, Listen: []string{tt.listen}, PSK: k, Security: tt.security, Members: nd.members, Logger: testkit.LoggerAt(t, slog.LevelDebug)})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -84,13 +86,13 @@ func TestHostConsortiumOnly(t *testing.T) {
 					t.Fatal(err)
 				}
 				recs := testRecords(subject, 183*(i%2), true) // region 1 holds the subject's records
-				srv, err := p2p.NewServer(p2p.ServerConfig{NetworkID: testNet, Handler: answering(t, nd.region, recs, 64), Logger: testLogger(t)})
+				srv, err := p2p.NewServer(p2p.ServerConfig{NetworkID: testNet, Handler: answering(t, nd.region, recs, 64), Logger: testkit.LoggerAt(t, slog.LevelDebug)})
 				if err != nil {
 					t.Fatal(err)
 				}
 				srv.Register(nd.host)
 				t.Cleanup(func() { srv.Close() })
-				nd.client, err = p2p.NewClient(p2p.ClientConfig{Host: nd.host, NetworkID: testNet, Members: nd.members, Timeout: 5 * time.Second, Logger: testLogger(t)})
+				nd.client, err = p2p.NewClient(p2p.ClientConfig{Host: nd.host, NetworkID: testNet, Members: nd.members, Timeout: 5 * time.Second, Logger: testkit.LoggerAt(t, slog.LevelDebug)})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -267,7 +269,7 @@ func TestConnectorReconnects(t *testing.T) {
 	var views []*p2p.Membership
 	for i := 0; i < 2; i++ {
 		r := newRegion(t, i)
-		m := p2p.NewMembership(testLogger(t), nil)
+		m := p2p.NewMembership(testkit.LoggerAt(t, slog.LevelDebug), nil)
 		h, err := p2p.NewHost(p2p.HostConfig{Key: r.Key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Members: m})
 		if err != nil {
 			t.Fatal(err)
@@ -283,7 +285,7 @@ func TestConnectorReconnects(t *testing.T) {
 	}
 	var conns atomic.Int32
 	hosts[1].Network().Notify(&network.NotifyBundle{ConnectedF: func(network.Network, network.Conn) { conns.Add(1) }})
-	c := p2p.NewConnector(hosts[0], views[0], 20*time.Millisecond, 200*time.Millisecond, testLogger(t))
+	c := p2p.NewConnector(hosts[0], views[0], 20*time.Millisecond, 200*time.Millisecond, testkit.LoggerAt(t, slog.LevelDebug))
 	defer c.Close()
 	waitFor(t, "the connector to connect", func() bool { return conns.Load() >= 1 })
 	// The other side drops the connection: the connector dials again.
@@ -315,14 +317,14 @@ func TestDefaultSecurityIsTLS(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a, b := newRegion(t, 0), newRegion(t, 1)
-			listen := p2p.NewMembership(testLogger(t), nil)
-			lh, err := p2p.NewHost(p2p.HostConfig{Key: b.Key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Members: listen, Logger: testLogger(t)})
+			listen := p2p.NewMembership(testkit.LoggerAt(t, slog.LevelDebug), nil)
+			lh, err := p2p.NewHost(p2p.HostConfig{Key: b.Key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Members: listen, Logger: testkit.LoggerAt(t, slog.LevelDebug)})
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { lh.Close() })
-			dial := p2p.NewMembership(testLogger(t), nil)
-			dh, err := p2p.NewHost(p2p.HostConfig{Key: a.Key, Security: tt.dialer, Members: dial, Logger: testLogger(t)})
+			dial := p2p.NewMembership(testkit.LoggerAt(t, slog.LevelDebug), nil)
+			dh, err := p2p.NewHost(p2p.HostConfig{Key: a.Key, Security: tt.dialer, Members: dial, Logger: testkit.LoggerAt(t, slog.LevelDebug)})
 			if err != nil {
 				t.Fatal(err)
 			}

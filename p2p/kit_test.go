@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 	"github.com/prdcredit/ccnode/p2p"
 )
 
@@ -31,29 +31,15 @@ const testNet = "test-net"
 var regionIDs = []credit.RegionID{"440300", "440100", "440400", "440600"}
 var divisions = []string{"4403", "4401", "4404", "4406"}
 
-// tlog writes a logger's lines to t.Log.
-type tlog struct{ t testing.TB }
-
-func (w tlog) Write(b []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(b), "\n"))
-	return len(b), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	testkit.Eventually(t, 10*time.Second, func() error {
+		if cond() {
+			return nil
 		}
-		time.Sleep(10 * time.Millisecond) // polling a condition, not waiting a guessed time
-	}
+		return fmt.Errorf("timed out waiting for %s", what)
+	})
 }
 
 // region is a synthetic member region with its key.
@@ -225,11 +211,11 @@ func newPair(t testing.TB, h p2p.Handler, cfg p2p.ServerConfig) *pair {
 	if err := p.mn.ConnectAllButSelf(); err != nil {
 		t.Fatal(err)
 	}
-	members := p2p.NewMembership(testLogger(t), nil)
+	members := p2p.NewMembership(testkit.LoggerAt(t, slog.LevelDebug), nil)
 	if err := members.SetMembers([]credit.RegionMember{p.req.Member, p.ans.Member}); err != nil {
 		t.Fatal(err)
 	}
-	cfg.NetworkID, cfg.Handler, cfg.Logger = testNet, h, testLogger(t)
+	cfg.NetworkID, cfg.Handler, cfg.Logger = testNet, h, testkit.LoggerAt(t, slog.LevelDebug)
 	srv, err := p2p.NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -237,7 +223,7 @@ func newPair(t testing.TB, h p2p.Handler, cfg p2p.ServerConfig) *pair {
 	srv.Register(p.ansHost)
 	t.Cleanup(func() { srv.Close() })
 	p.server, p.serverConf = srv, cfg
-	p.client, err = p2p.NewClient(p2p.ClientConfig{Host: p.reqHost, NetworkID: testNet, Members: members, Timeout: 20 * time.Second, Logger: testLogger(t)})
+	p.client, err = p2p.NewClient(p2p.ClientConfig{Host: p.reqHost, NetworkID: testNet, Members: members, Timeout: 20 * time.Second, Logger: testkit.LoggerAt(t, slog.LevelDebug)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package p2p_test
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 	"github.com/prdcredit/ccnode/p2p"
 )
 
@@ -53,7 +55,7 @@ func TestManyInFlightFromOnePeer(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			home, ans := newRegion(t, 0), newRegion(t, 1)
-			homeMembers, ansMembers := p2p.NewMembership(testLogger(t), nil), p2p.NewMembership(testLogger(t), nil)
+			homeMembers, ansMembers := p2p.NewMembership(testkit.LoggerAt(t, slog.LevelDebug), nil), p2p.NewMembership(testkit.LoggerAt(t, slog.LevelDebug), nil)
 			homeHost := newTestHost(t, home, tt.listen, homeMembers)
 			ansHost := newTestHost(t, ans, tt.listen, ansMembers)
 			var members []credit.RegionMember
@@ -81,13 +83,13 @@ func TestManyInFlightFromOnePeer(t *testing.T) {
 				}
 				return inner.answer(ctx, from, req, w)
 			}}
-			srv, err := p2p.NewServer(p2p.ServerConfig{NetworkID: testNet, Handler: h, Timeout: 20 * time.Second, Logger: testLogger(t)})
+			srv, err := p2p.NewServer(p2p.ServerConfig{NetworkID: testNet, Handler: h, Timeout: 20 * time.Second, Logger: testkit.LoggerAt(t, slog.LevelDebug)})
 			if err != nil {
 				t.Fatal(err)
 			}
 			srv.Register(ansHost)
 			t.Cleanup(func() { srv.Close() })
-			c, err := p2p.NewClient(p2p.ClientConfig{Host: homeHost, NetworkID: testNet, Members: homeMembers, Timeout: 20 * time.Second, Logger: testLogger(t)})
+			c, err := p2p.NewClient(p2p.ClientConfig{Host: homeHost, NetworkID: testNet, Members: homeMembers, Timeout: 20 * time.Second, Logger: testkit.LoggerAt(t, slog.LevelDebug)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -118,7 +120,7 @@ func TestManyInFlightFromOnePeer(t *testing.T) {
 // newTestHost builds a real host for r listening on listen.
 func newTestHost(t *testing.T, r region, listen string, m *p2p.Membership) host.Host {
 	t.Helper()
-	h, err := p2p.NewHost(p2p.HostConfig{Key: r.Key, Listen: []string{listen}, Members: m, Logger: testLogger(t)})
+	h, err := p2p.NewHost(p2p.HostConfig{Key: r.Key, Listen: []string{listen}, Members: m, Logger: testkit.LoggerAt(t, slog.LevelDebug)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,13 +58,12 @@ func (w failWriter) Records([]credit.Record) error { return errors.New("refused 
 
 func poll(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	testkit.Eventually(t, 10*time.Second, func() error {
+		if ok() {
+			return nil
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return fmt.Errorf("timed out waiting for %s", what)
+	})
 }
 
 func TestConsortiumScenario(t *testing.T) {
