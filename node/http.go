@@ -20,23 +20,13 @@ import (
 //go:embed openapi.yaml
 var OpenAPI []byte
 
-// APIError is the JSON body of every error response. Code is stable:
-// a refusal's credit.Code (the bank API's one vocabulary for a query's or
-// a consent's refusal, also when a remote region refused), or for the
-// lookups and admin calls one of CodeNotFound, CodeConflict and
-// CodeUnauthorized. Message is for humans.
+// APIError is the JSON body of every error response. Code is stable, one
+// of credit.Codes() (also when a remote region refused); Message is for
+// humans.
 type APIError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
-
-// Error codes of the lookups and admin calls, which are not refusals of a
-// query.
-const (
-	CodeNotFound     = "not_found"
-	CodeConflict     = "conflict"
-	CodeUnauthorized = "unauthorized"
-)
 
 // Handler is the bank API.
 //
@@ -72,32 +62,41 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.Encode(v)
 }
 
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, APIError{Code: code, Message: msg})
+func writeError(w http.ResponseWriter, status int, code credit.Code, msg string) {
+	writeJSON(w, status, APIError{Code: string(code), Message: msg})
+}
+
+// messageOf is what an error body says for people: a refusal's own
+// message (its code is in the body's code), any other error's text.
+func messageOf(err error) string {
+	if r := credit.RefusalOf(err); r != nil {
+		return r.Msg
+	}
+	return err.Error()
 }
 
 // statusOf maps an error to an HTTP status and a stable code: a refusal
 // by its code, 4xx for the caller's fault, 503 when the node or ledger
 // cannot serve now.
-func statusOf(err error) (int, string) {
+func statusOf(err error) (int, credit.Code) {
 	var mbe *http.MaxBytesError
 	switch r := credit.RefusalOf(err); {
 	case r != nil:
-		return r.Code.HTTPStatus(), string(r.Code)
+		return r.Code.HTTPStatus(), r.Code
 	case errors.As(err, &mbe):
-		return http.StatusRequestEntityTooLarge, string(credit.CodeTooLarge)
+		return http.StatusRequestEntityTooLarge, credit.CodeTooLarge
 	case errors.Is(err, ErrNotReady):
-		return http.StatusServiceUnavailable, string(credit.CodeUnavailable)
+		return http.StatusServiceUnavailable, credit.CodeUnavailable
 	case errors.Is(err, receipts.ErrNotFound), errors.Is(err, network.ErrNotFound):
-		return http.StatusNotFound, CodeNotFound
+		return http.StatusNotFound, credit.CodeNotFound
 	case errors.Is(err, network.ErrConflict):
-		return http.StatusConflict, CodeConflict
+		return http.StatusConflict, credit.CodeConflict
 	case errors.Is(err, network.ErrDenied), errors.Is(err, network.ErrInvalid):
-		return http.StatusBadRequest, string(credit.CodeInvalidQuery)
+		return http.StatusBadRequest, credit.CodeInvalidQuery
 	case errors.Is(err, network.ErrUnavailable):
-		return http.StatusServiceUnavailable, string(credit.CodeLedgerUnavailable)
+		return http.StatusServiceUnavailable, credit.CodeLedgerUnavailable
 	}
-	return http.StatusInternalServerError, string(credit.CodeInternal)
+	return http.StatusInternalServerError, credit.CodeInternal
 }
 
 func (n *Node) fail(w http.ResponseWriter, err error) {
@@ -105,14 +104,14 @@ func (n *Node) fail(w http.ResponseWriter, err error) {
 	if status >= 500 {
 		n.log.Warn("request failed", "code", code, "err", err)
 	}
-	writeError(w, status, code, err.Error())
+	writeError(w, status, code, messageOf(err))
 }
 
 func (n *Node) admin(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if n.deps.AdminToken == "" || !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(n.deps.AdminToken)) != 1 {
-			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "admin token required")
+			writeError(w, http.StatusUnauthorized, credit.CodeUnauthorized, "admin token required")
 			return
 		}
 		h(w, r)
@@ -203,7 +202,7 @@ func (n *Node) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok {
-		writeError(w, http.StatusNotFound, CodeNotFound, "no checkpoint anchored yet")
+		writeError(w, http.StatusNotFound, credit.CodeNotFound, "no checkpoint anchored yet")
 		return
 	}
 	writeJSON(w, http.StatusOK, ac)
@@ -212,7 +211,7 @@ func (n *Node) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 func (n *Node) handleReady(w http.ResponseWriter, r *http.Request) {
 	if err := n.Ready(); err != nil {
 		_, code := statusOf(err)
-		writeError(w, http.StatusServiceUnavailable, code, err.Error())
+		writeError(w, http.StatusServiceUnavailable, code, messageOf(err))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -116,7 +116,7 @@ func TestBankAPIMatchesOpenAPI(t *testing.T) {
 		json.Unmarshal(b, &e)
 		return e.Code
 	}
-	if st, b := api.do("POST", "/v1/consents", "", grant); st != 401 || code(b) != node.CodeUnauthorized {
+	if st, b := api.do("POST", "/v1/consents", "", grant); st != 401 || code(b) != string(credit.CodeUnauthorized) {
 		t.Fatalf("consent without admin token: %d %s", st, b)
 	}
 	st, b := api.do("POST", "/v1/consents", AdminToken, grant)
