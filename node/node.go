@@ -70,6 +70,7 @@ type Node struct {
 	key  ed25519.PrivateKey
 
 	rlog      *receipts.Log
+	dbSync    *receipts.Syncer
 	outbox    *receipts.Outbox
 	requested *receipts.Requested
 	nonces    *receipts.Nonces
@@ -115,11 +116,14 @@ func New(ctx context.Context, cfg Config, deps Deps) (_ *Node, err error) {
 		deps.Now = time.Now
 	}
 	db := deps.Store.Badger()
+	// One Syncer for the database: the receipt log, the kept receipts and
+	// the outbox share its sync rounds.
+	dbSync := receipts.NewSyncer(db)
 	n := &Node{
-		cfg: cfg, deps: deps, key: deps.Key,
+		cfg: cfg, deps: deps, key: deps.Key, dbSync: dbSync,
 		log: deps.Logger.With("region", string(cfg.Region)), now: deps.Now,
-		outbox:    receipts.NewOutbox(db),
-		requested: receipts.NewRequested(db),
+		outbox:    receipts.NewOutbox(db, dbSync),
+		requested: receipts.NewRequested(db, dbSync),
 		nonces:    receipts.NewNonces(db),
 		kick:      make(chan struct{}, 1),
 	}
@@ -163,7 +167,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (_ *Node, err error) {
 func (n *Node) Config() Config { return n.cfg }
 
 func (n *Node) startLog(context.Context) (func() error, error) {
-	l, err := receipts.OpenLog(n.deps.Store.Badger(), receipts.LogOptions{Logger: n.log.With("part", "receipts"), Now: n.now})
+	l, err := receipts.OpenLog(n.deps.Store.Badger(), receipts.LogOptions{Logger: n.log.With("part", "receipts"), Now: n.now, Syncer: n.dbSync})
 	if err != nil {
 		return nil, err
 	}

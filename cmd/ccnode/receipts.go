@@ -76,7 +76,7 @@ func runReceiptsExport(c *cli.Context) (err error) {
 			return err
 		}
 	case credit.ExportReceived:
-		if n, err = node.ExportReceived(bw, cfg.Region, receipts.NewRequested(db.Badger()), time.Now()); err != nil {
+		if n, err = node.ExportReceived(bw, cfg.Region, receipts.NewRequested(db.Badger(), nil), time.Now()); err != nil {
 			return err
 		}
 	default:

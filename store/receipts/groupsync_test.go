@@ -17,7 +17,7 @@ import (
 // that started after it called has completed, and syncs never overlap.
 func TestGroupSyncCoversEveryCaller(t *testing.T) {
 	var started, lastDone, inFlight atomic.Int64
-	g := &groupSyncer{fn: func() error {
+	g := &Syncer{fn: func() error {
 		if inFlight.Add(1) != 1 {
 			t.Error("two syncs at once")
 		}
@@ -34,7 +34,7 @@ func TestGroupSyncCoversEveryCaller(t *testing.T) {
 			defer wg.Done()
 			for range 200 {
 				before := started.Load()
-				if err := g.sync(); err != nil {
+				if err := g.Sync(); err != nil {
 					t.Error(err)
 					return
 				}
@@ -58,7 +58,7 @@ func TestGroupSyncSharesOneRound(t *testing.T) {
 	entered := make(chan struct{}, 1)
 	boom := errors.New("sync failed")
 	var calls atomic.Int64
-	g := &groupSyncer{fn: func() error {
+	g := &Syncer{fn: func() error {
 		if calls.Add(1) == 1 {
 			entered <- struct{}{}
 			<-gate
@@ -67,12 +67,12 @@ func TestGroupSyncSharesOneRound(t *testing.T) {
 		return boom
 	}}
 	first := make(chan error, 1)
-	go func() { first <- g.sync() }()
+	go func() { first <- g.Sync() }()
 	<-entered // the first sync is running and blocked
 	const n = 8
 	errs := make(chan error, n)
 	for range n {
-		go func() { errs <- g.sync() }()
+		go func() { errs <- g.Sync() }()
 	}
 	// Wait until all n have queued on the next round (one made it, the
 	// others joined it).
@@ -105,9 +105,10 @@ func TestGroupSyncSharesOneRound(t *testing.T) {
 func TestDurableWritesShareSyncs(t *testing.T) {
 	db := openDB(t, false, t.TempDir())
 	defer db.Close()
-	l := openLog(t, db)
+	syncer := NewSyncer(db)
+	l := openLogSyncing(t, db, syncer)
 	defer l.Close()
-	req := NewRequested(db)
+	req := NewRequested(db, syncer)
 	const workers, per = 8, 20
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -137,7 +138,7 @@ func TestDurableWritesShareSyncs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if c := syncerOf(db).calls.Load(); c > 2*workers*per {
+	if c := syncer.calls.Load(); c > 2*workers*per {
 		t.Fatalf("%d syncs for %d durable writes", c, 2*workers*per)
 	}
 }
@@ -151,18 +152,17 @@ func BenchmarkDurableWrites(b *testing.B) {
 	for _, par := range []int{1, 64} {
 		for _, grouped := range []bool{false, true} {
 			b.Run(fmt.Sprintf("inflight=%d/grouped=%v", par, grouped), func(b *testing.B) {
-				ungroupedSync = !grouped
-				defer func() { ungroupedSync = false }()
 				db := openDB(b, false, b.TempDir())
 				defer db.Close()
-				l := openLog(b, db)
+				ctr := NewSyncer(db)
+				ctr.ungrouped = !grouped
+				l := openLogSyncing(b, db, ctr)
 				defer l.Close()
-				req := NewRequested(db)
+				req := NewRequested(db, ctr)
 				rs := make([]*credit.Receipt, b.N)
 				for i := range rs {
 					rs[i] = receipt(b, i)
 				}
-				ctr := syncerOf(db)
 				before := ctr.calls.Load()
 				b.ResetTimer()
 				var wg sync.WaitGroup

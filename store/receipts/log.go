@@ -40,6 +40,9 @@ type LogOptions struct {
 	MaxBatch int
 	// Now is the clock for append times; default time.Now.
 	Now func() time.Time
+	// Syncer is db's Syncer, shared with the other durable writers of db
+	// (nil: one of the log's own).
+	Syncer *Syncer
 }
 
 // Log is the append-only receipt log. Appends from many goroutines are
@@ -47,6 +50,7 @@ type LogOptions struct {
 // per batch, not per receipt.
 type Log struct {
 	db    *badger.DB
+	sync  *Syncer
 	log   *slog.Logger
 	now   func() time.Time
 	rf    *compact.RangeFactory
@@ -108,7 +112,7 @@ func OpenLog(db *badger.DB, opts LogOptions) (*Log, error) {
 		opts.Now = time.Now
 	}
 	l := &Log{
-		db: db, log: opts.Logger, now: opts.Now, max: opts.MaxBatch,
+		db: db, sync: syncerFor(db, opts.Syncer), log: opts.Logger, now: opts.Now, max: opts.MaxBatch,
 		rf:   &compact.RangeFactory{Hash: Hasher.HashChildren},
 		reqs: make(chan *appendReq),
 		stop: make(chan struct{}),
@@ -261,7 +265,7 @@ func (l *Log) commit(batch []*appendReq) {
 		return txn.Set(sizeKey, sb)
 	})
 	if err == nil {
-		err = syncDB(l.db)
+		err = l.sync.Sync()
 	}
 	if err != nil {
 		l.rng = saved

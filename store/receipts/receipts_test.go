@@ -36,9 +36,12 @@ func openDB(t testing.TB, memory bool, dir string) *badger.DB {
 	return db
 }
 
-func openLog(t testing.TB, db *badger.DB) *Log {
+func openLog(t testing.TB, db *badger.DB) *Log { t.Helper(); return openLogSyncing(t, db, nil) }
+
+// openLogSyncing opens db's log with s as its Syncer.
+func openLogSyncing(t testing.TB, db *badger.DB, s *Syncer) *Log {
 	t.Helper()
-	l, err := OpenLog(db, LogOptions{})
+	l, err := OpenLog(db, LogOptions{Syncer: s})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +275,7 @@ func TestAcksRequestedOutbox(t *testing.T) {
 				t.Fatalf("acks: %v %v", acks, err)
 			}
 
-			req := NewRequested(db)
+			req := NewRequested(db, nil)
 			if err := req.Put(Held{Receipt: *r, Ack: ack, ReceivedAt: time.Now()}); err != nil {
 				t.Fatal(err)
 			}
@@ -284,7 +287,7 @@ func TestAcksRequestedOutbox(t *testing.T) {
 				t.Fatalf("missing held: %v", err)
 			}
 
-			ob := NewOutbox(db)
+			ob := NewOutbox(db, nil)
 			if _, ok, err := ob.Pending(); ok || err != nil {
 				t.Fatalf("empty outbox: %v %v", ok, err)
 			}

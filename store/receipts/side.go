@@ -14,10 +14,13 @@ import (
 // Requested keeps the receipts this node received as a requester, with the
 // acknowledgement it signed for each: the evidence an auditor cross-checks
 // against the answering region's log.
-type Requested struct{ db *badger.DB }
+type Requested struct {
+	db   *badger.DB
+	sync *Syncer
+}
 
-// NewRequested uses db's C prefix.
-func NewRequested(db *badger.DB) *Requested { return &Requested{db: db} }
+// NewRequested uses db's C prefix; s is db's Syncer (nil: one of its own).
+func NewRequested(db *badger.DB, s *Syncer) *Requested { return &Requested{db: db, sync: syncerFor(db, s)} }
 
 // Held is a receipt received as requester.
 type Held struct {
@@ -46,7 +49,7 @@ func (s *Requested) Put(hs ...Held) error {
 	if err != nil {
 		return fmt.Errorf("store %d received receipts: %w", len(hs), err)
 	}
-	return syncDB(s.db)
+	return s.sync.Sync()
 }
 
 // Get returns a received receipt by id.
@@ -101,10 +104,22 @@ type Pending struct {
 // Outbox holds at most one pending checkpoint and the last anchored one.
 // Anchoring is idempotent on the ledger, so a pending checkpoint that was
 // in fact committed before a crash is simply anchored again.
-type Outbox struct{ db *badger.DB }
+type Outbox struct {
+	db   *badger.DB
+	sync *Syncer
+}
 
-// NewOutbox uses db's O prefix.
-func NewOutbox(db *badger.DB) *Outbox { return &Outbox{db: db} }
+// NewOutbox uses db's O prefix; s is db's Syncer (nil: one of its own).
+func NewOutbox(db *badger.DB, s *Syncer) *Outbox { return &Outbox{db: db, sync: syncerFor(db, s)} }
+
+// syncerFor is s, or a Syncer of db's own that groups only its owner's
+// calls.
+func syncerFor(db *badger.DB, s *Syncer) *Syncer {
+	if s == nil {
+		return NewSyncer(db)
+	}
+	return s
+}
 
 var (
 	outboxPending  = []byte{prefixOutbox, 'p'}
@@ -133,7 +148,7 @@ func getJSON(db *badger.DB, key []byte, v any) (bool, error) {
 	return found, err
 }
 
-func putJSON(db *badger.DB, key []byte, v any) error {
+func putJSON(db *badger.DB, s *Syncer, key []byte, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -141,12 +156,12 @@ func putJSON(db *badger.DB, key []byte, v any) error {
 	if err := db.Update(func(txn *badger.Txn) error { return txn.Set(key, b) }); err != nil {
 		return err
 	}
-	return syncDB(db)
+	return s.Sync()
 }
 
 // SetPending replaces the pending checkpoint, durably.
 func (o *Outbox) SetPending(p Pending) error {
-	if err := putJSON(o.db, outboxPending, p); err != nil {
+	if err := putJSON(o.db, o.sync, outboxPending, p); err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
 	return nil
@@ -184,7 +199,7 @@ func (o *Outbox) MarkAnchored(ac credit.AnchoredCheckpoint) error {
 		return txn.Set(outboxAnchored, b)
 	})
 	if err == nil {
-		err = syncDB(o.db)
+		err = o.sync.Sync()
 	}
 	if err != nil {
 		return fmt.Errorf("outbox: mark anchored at %d: %w", ac.Size, err)
@@ -202,7 +217,7 @@ func (o *Outbox) LastAnchored() (credit.AnchoredCheckpoint, bool, error) {
 // SaveView stores the node's cached ledger view (any JSON value, such as
 // the consent commitments and the event position they reflect).
 func (o *Outbox) SaveView(v any) error {
-	if err := putJSON(o.db, outboxView, v); err != nil {
+	if err := putJSON(o.db, o.sync, outboxView, v); err != nil {
 		return fmt.Errorf("save ledger view: %w", err)
 	}
 	return nil
@@ -214,22 +229,20 @@ func (o *Outbox) LoadView(v any) (bool, error) { return getJSON(o.db, outboxView
 // Nonces remembers bank query nonces until they expire, so that a replayed
 // query within its freshness window is refused. Badger drops expired keys
 // itself.
-type Nonces struct {
-	db *badger.DB
-	ns byte
-}
+type Nonces struct{ db *badger.DB }
 
-// NewNonces uses db's N prefix, in the home node's namespace.
-func NewNonces(db *badger.DB) *Nonces { return &Nonces{db: db, ns: 'h'} }
+// nonceSpace follows the N prefix of every nonce key; it was the home
+// node's namespace when the answering side kept nonces of its own, and
+// stays so that nonces stored before are still found.
+const nonceSpace = 'h'
 
-// NewNoncesIn uses db's N prefix in its own namespace: the answering side
-// keeps its nonces apart from the home node's, which spends a query's
-// nonce before answering for its own region.
-func NewNoncesIn(db *badger.DB, namespace byte) *Nonces { return &Nonces{db: db, ns: namespace} }
+// NewNonces uses db's N prefix. A node spends each query's nonce once,
+// whichever side it answers on.
+func NewNonces(db *badger.DB) *Nonces { return &Nonces{db: db} }
 
 // Use records (bank, nonce) for ttl; ErrReplay if it is already recorded.
 func (n *Nonces) Use(bank credit.BankID, nonce string, ttl time.Duration) error {
-	key := append(append(append([]byte{prefixNonce, n.ns}, bank...), 0), nonce...)
+	key := append(append(append([]byte{prefixNonce, nonceSpace}, bank...), 0), nonce...)
 	err := n.db.Update(func(txn *badger.Txn) error {
 		if _, err := txn.Get(key); err == nil {
 			return ErrReplay
@@ -255,5 +268,5 @@ func (o *Outbox) ClearPending() error {
 	if err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
-	return syncDB(o.db)
+	return o.sync.Sync()
 }
