@@ -105,10 +105,18 @@ func (n *Node) query(ctx context.Context, q *credit.Query, now time.Time) (*Cons
 		go func() { defer wg.Done(); one() }()
 	}
 	wg.Wait()
-	if err := n.keep(sts); err != nil {
-		n.log.Warn("keeping received receipts", "err", err)
-	}
+	// The received receipts are written durably while the acks travel:
+	// the bank sees its answer only after both, and neither waits for the
+	// other (an ack is evidence for the answerer's log; what this node
+	// keeps is its own copy).
+	kept := make(chan error, 1)
+	held := n.held(sts)
+	go func() { kept <- n.requested.Put(held...) }()
 	n.deliverAcks(xctx, sts)
+	if err := <-kept; err != nil {
+		n.log.Warn("keeping received receipts", "err", err)
+		unkept(sts, err)
+	}
 	c := &Consolidated{QueryDigest: hex.EncodeToString(qd[:]), Subject: q.Subject, Bank: q.Bank, Home: n.cfg.Region, Regions: sts}
 	for _, st := range sts {
 		c.RecordCount += st.RecordCount
@@ -191,10 +199,8 @@ func (n *Node) settle(st RegionStatus, r *credit.Receipt, rep *credit.Report, id
 	return st
 }
 
-// keep stores every acknowledged receipt, with its ack, in one durable
-// write before the bank sees the answer; when that fails, those regions
-// are reported unavailable.
-func (n *Node) keep(sts []RegionStatus) error {
+// held is every acknowledged receipt of sts, with its ack, to keep.
+func (n *Node) held(sts []RegionStatus) []receipts.Held {
 	held := make([]receipts.Held, 0, len(sts))
 	at := n.now()
 	for _, st := range sts {
@@ -202,21 +208,22 @@ func (n *Node) keep(sts []RegionStatus) error {
 			held = append(held, receipts.Held{Receipt: *st.Receipt, Ack: *st.Ack, ReceivedAt: at})
 		}
 	}
-	err := n.requested.Put(held...)
-	if err == nil {
-		return nil
-	}
+	return held
+}
+
+// unkept reports the regions whose receipts could not be kept as
+// unavailable: the bank gets no slice this node holds no evidence of.
+func unkept(sts []RegionStatus, err error) {
 	for i, st := range sts {
 		if st.Ack != nil {
 			sts[i] = RegionStatus{Region: st.Region, Status: StatusUnavailable, Message: fmt.Sprintf("keeping receipt: %v", err)}
 		}
 	}
-	return err
 }
 
-// deliverAcks hands each kept ack to the region that issued the receipt
-// (this node's own straight into its log). The receipts are durable at
-// both ends already; an ack is evidence for audits, and a lost one is
+// deliverAcks hands each ack to the region that issued the receipt (this
+// node's own straight into its log). The receipt is durable at the
+// answering end already; an ack is evidence for audits, and a lost one is
 // logged, not fatal.
 func (n *Node) deliverAcks(ctx context.Context, sts []RegionStatus) {
 	var wg sync.WaitGroup
