@@ -97,8 +97,9 @@ func (r *Running) Close() error {
 	return r.err
 }
 
-// openLedger connects to the configured ledger and publishes this
-// region's p2p addresses in its member record.
+// openLedger connects to the configured ledger: Fabric, an embedded ledger
+// another node serves, or one this node runs (and serves). The node
+// publishes its p2p addresses once its host listens (New).
 func openLedger(ctx context.Context, cfg Config, key ed25519.PrivateKey, log *slog.Logger) (network.Ledger, error) {
 	if cfg.Ledger.FabricGateway != "" {
 		fc, err := fabric.LoadConfig(cfg.Ledger.FabricGateway)
