@@ -127,7 +127,7 @@ type AnchorConfig struct {
 // QueryConfig configures the query pipeline.
 type QueryConfig struct {
 	// Window: a bank's query time must be within this of the node's clock;
-	// nonces are remembered for twice this.
+	// a query's nonce is remembered until the query's time plus this.
 	Window        time.Duration `yaml:"window"`
 	RegionTimeout time.Duration `yaml:"region_timeout"`
 }

@@ -73,8 +73,11 @@ func (n *Node) admit(ctx context.Context, q *credit.Query, now time.Time, home c
 		return err
 	}
 	// Last: a refused or forged query never fills the nonce store or burns
-	// a real query's nonce.
-	if err := n.nonces.Use(q.Bank, q.Nonce, 2*n.cfg.Query.Window); err != nil {
+	// a real query's nonce. This node accepts q until its clock reads
+	// q.Time+Window, so the nonce is kept until then: counted from the
+	// query's time, not from now, and rounded up to a whole second by the
+	// store.
+	if err := n.nonces.Use(q.Bank, q.Nonce, q.Time.Add(n.cfg.Query.Window).Sub(now)); err != nil {
 		if errors.Is(err, receipts.ErrReplay) {
 			return credit.Refuse(credit.CodeReplayedNonce, "nonce %s of bank %s was already used", q.Nonce, q.Bank)
 		}
@@ -121,6 +124,10 @@ func (n *Node) serve(ctx context.Context, requester credit.RegionID, q *credit.Q
 		return nil, credit.Refuse(credit.CodeInternal, "signing receipt: %w", err)
 	}
 	idx, err := n.logReceipt(ctx, &r)
+	if errors.Is(err, receipts.ErrDuplicateReceipt) {
+		// The id derives from the query: this query was answered before.
+		return nil, credit.Refuse(credit.CodeReplayedNonce, "query with nonce %s of bank %s was already answered: %w", q.Nonce, q.Bank, err)
+	}
 	if err != nil {
 		return nil, credit.Refuse(credit.CodeUnavailable, "logging receipt: %w", err)
 	}

@@ -85,8 +85,8 @@ anchor:
   retry_max: {{.Anchor.RetryMax}}
 
 query:
-  # A bank's query time must be within this of the node's clock; nonces
-  # are remembered for twice as long.
+  # A bank's query time must be within this of the node's clock; a
+  # query's nonce is remembered until the query's time plus this.
   window: {{.Query.Window}}
   # How long to wait for each region's answer.
   region_timeout: {{.Query.RegionTimeout}}

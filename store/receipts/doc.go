@@ -26,6 +26,9 @@ var (
 	ErrOutOfRange = errors.New("out of range")
 	// ErrReplay: the nonce was already used within its lifetime.
 	ErrReplay = errors.New("nonce already used")
+	// ErrDuplicateReceipt: the log already holds a receipt with this id (a
+	// receipt id derives from the query, so the query was answered before).
+	ErrDuplicateReceipt = errors.New("receipt id already in the log")
 	// ErrClosed: the log was closed.
 	ErrClosed = errors.New("receipt log closed")
 	// ErrCorrupt: stored bytes do not decode; the database was changed

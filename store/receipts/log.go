@@ -162,8 +162,8 @@ func (l *Log) Close() error {
 func (l *Log) Size() uint64 { return l.size.Load() }
 
 // Append adds r (signed) to the log and returns its leaf index once the
-// leaf is durable. Appending a receipt whose id is already logged returns
-// the existing index and adds nothing.
+// leaf is durable. A receipt whose id the log already holds is refused
+// with ErrDuplicateReceipt and adds nothing: an id is issued once.
 func (l *Log) Append(ctx context.Context, r *credit.Receipt) (uint64, error) {
 	leaf, err := r.LeafBytes()
 	if err != nil {
@@ -217,26 +217,22 @@ func (l *Log) commit(batch []*appendReq) {
 		stamp := make([]byte, 8)
 		binary.BigEndian.PutUint64(stamp, uint64(l.now().UnixNano()))
 		for i, req := range batch {
-			if idx, ok := seen[req.id]; ok {
-				results[i].index = idx
-				continue
+			// The id's index entry is read in the transaction that would
+			// write it (one point lookup), so two appends of one id never
+			// both succeed, whether in one batch or in two.
+			idx, ok := seen[req.id]
+			var err error
+			if !ok {
+				idx, err = indexIn(txn, req.id)
 			}
-			item, err := txn.Get(indexKey(req.id))
-			if err == nil {
-				if err := item.Value(func(v []byte) error {
-					if len(v) != 8 {
-						return fmt.Errorf("%w: index of %s", ErrCorrupt, req.id)
-					}
-					results[i].index = binary.BigEndian.Uint64(v)
-					return nil
-				}); err != nil {
-					return err
-				}
+			switch {
+			case err == nil:
+				results[i].err = fmt.Errorf("append receipt %s: %w at leaf %d", req.id, ErrDuplicateReceipt, idx)
 				continue
-			} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			case !errors.Is(err, ErrNotFound):
 				return err
 			}
-			idx := l.rng.End()
+			idx = l.rng.End()
 			results[i].index = idx
 			seen[req.id] = idx
 			var werr error

@@ -144,7 +144,7 @@ func TestLogProofs(t *testing.T) {
 	}
 }
 
-func TestLogIdempotentAndLookup(t *testing.T) {
+func TestLogLookup(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
 			db := openDB(t, m.memory, t.TempDir())
@@ -156,10 +156,6 @@ func TestLogIdempotentAndLookup(t *testing.T) {
 				if _, err := l.Append(ctx, receipt(t, i)); err != nil {
 					t.Fatal(err)
 				}
-			}
-			idx, err := l.Append(ctx, receipt(t, 1))
-			if err != nil || idx != 1 || l.Size() != 3 {
-				t.Fatalf("re-append: index %d size %d err %v; want 1, 3", idx, l.Size(), err)
 			}
 			r, e, err := l.Lookup("receipt-00000002")
 			if err != nil || e.Index != 2 || r.RecordCount != 2 {
@@ -368,5 +364,119 @@ func BenchmarkAppend(b *testing.B) {
 				wg.Wait()
 			})
 		}
+	}
+}
+
+// A receipt id is issued once: appending a receipt whose id the log holds
+// (a replayed query answered again, signed at another time) is refused
+// with ErrDuplicateReceipt and adds nothing, whether the first is in an
+// earlier batch, the same batch, or was logged before a restart.
+func TestLogIssuesReceiptIDOnce(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			dir := t.TempDir()
+			db := openDB(t, m.memory, dir)
+			defer db.Close()
+			l := openLog(t, db)
+			defer l.Close()
+			ctx := context.Background()
+			for i := range 3 {
+				if _, err := l.Append(ctx, receipt(t, i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			root, _ := l.Root(3)
+			again := receipt(t, 1)
+			again.Time = again.Time.Add(time.Minute)
+			if err := again.Sign(testKey); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range []*credit.Receipt{receipt(t, 1), again} {
+				idx, err := l.Append(ctx, r)
+				if !errors.Is(err, ErrDuplicateReceipt) {
+					t.Fatalf("second append of %s: index %d, err %v; want ErrDuplicateReceipt", r.ID, idx, err)
+				}
+			}
+			if got, _ := l.Root(3); l.Size() != 3 || !bytes.Equal(got, root) {
+				t.Fatalf("a refused append changed the log: size %d", l.Size())
+			}
+			if r, err := l.Receipt(again.ID); err != nil || !r.Time.Equal(receipt(t, 1).Time) {
+				t.Fatalf("logged receipt %s: %v, time %s; want the first one kept", again.ID, err, r.Time)
+			}
+
+			// Concurrent appends of one new id, batched together or not:
+			// exactly one is logged.
+			const n = 16
+			errs := make(chan error, n)
+			var wg sync.WaitGroup
+			for range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, err := l.Append(ctx, receipt(t, 7))
+					errs <- err
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			ok := 0
+			for err := range errs {
+				switch {
+				case err == nil:
+					ok++
+				case !errors.Is(err, ErrDuplicateReceipt):
+					t.Fatalf("concurrent append: %v", err)
+				}
+			}
+			if ok != 1 || l.Size() != 4 {
+				t.Fatalf("%d of %d concurrent appends of one id succeeded, log size %d; want 1 and 4", ok, n, l.Size())
+			}
+
+			if m.memory {
+				return
+			}
+			l.Close()
+			db.Close()
+			db = openDB(t, false, dir)
+			l = openLog(t, db)
+			if _, err := l.Append(ctx, receipt(t, 2)); !errors.Is(err, ErrDuplicateReceipt) {
+				t.Fatalf("append after reopen of a logged id: %v; want ErrDuplicateReceipt", err)
+			}
+		})
+	}
+}
+
+// A nonce is remembered for its whole ttl, up to the instant: Badger keeps
+// expiries in whole seconds, and truncating forgot a nonce up to a second
+// early. The ttl here ends late in a second S, and the nonce is replayed
+// after S has begun but before the ttl ends.
+func TestNoncesKeptForTheWholeTTL(t *testing.T) {
+	db := openDB(t, true, "")
+	defer db.Close()
+	n := NewNonces(db)
+	for attempt := 0; ; attempt++ {
+		nonce := fmt.Sprintf("nonce-edge-%d", attempt)
+		now := time.Now()
+		second := now.Truncate(time.Second).Add(time.Second)
+		end := second.Add(950 * time.Millisecond)
+		if err := n.Use("bank-a", nonce, end.Sub(now)); err != nil {
+			t.Fatal(err)
+		}
+		// Badger reads its expiries off the wall clock, so the wait is
+		// for the wall clock itself.
+		<-time.After(time.Until(second.Add(20 * time.Millisecond)))
+		err := n.Use("bank-a", nonce, time.Minute)
+		if time.Now().After(end) {
+			// The machine stalled past the ttl: this attempt proves
+			// nothing either way.
+			if attempt < 3 {
+				continue
+			}
+			t.Skip("could not replay within the ttl's last second in 4 attempts")
+		}
+		if !errors.Is(err, ErrReplay) {
+			t.Fatalf("nonce replayed %s before its ttl ended: %v; want ErrReplay", time.Until(end).Round(time.Millisecond), err)
+		}
+		return
 	}
 }

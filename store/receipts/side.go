@@ -248,16 +248,19 @@ const nonceSpace = 'h'
 // whichever side it answers on.
 func NewNonces(db *badger.DB) *Nonces { return &Nonces{db: db} }
 
-// Use records (bank, nonce) for ttl; ErrReplay if it is already recorded.
+// Use records (bank, nonce) for at least ttl from now; ErrReplay if it is
+// already recorded.
 func (n *Nonces) Use(bank credit.BankID, nonce string, ttl time.Duration) error {
 	key := append(append(append([]byte{prefixNonce, nonceSpace}, bank...), 0), nonce...)
+	e := badger.NewEntry(key, nil)
+	e.ExpiresAt = expiresAt(time.Now(), ttl)
 	err := n.db.Update(func(txn *badger.Txn) error {
 		if _, err := txn.Get(key); err == nil {
 			return ErrReplay
 		} else if !errors.Is(err, badger.ErrKeyNotFound) {
 			return err
 		}
-		return txn.SetEntry(badger.NewEntry(key, nil).WithTTL(ttl))
+		return txn.SetEntry(e)
 	})
 	if errors.Is(err, badger.ErrConflict) {
 		// A concurrent transaction wrote the same nonce first.
@@ -267,6 +270,15 @@ func (n *Nonces) Use(bank credit.BankID, nonce string, ttl time.Duration) error 
 		return fmt.Errorf("nonce %s of bank %s: %w", nonce, bank, err)
 	}
 	return nil
+}
+
+// expiresAt is Badger's expiry for a key that must live at least ttl from
+// now. Badger keeps expiries in whole Unix seconds of the wall clock and
+// drops a key once the clock reaches that second; WithTTL truncates, which
+// forgets the key up to a second early, so the second is rounded up past
+// now+ttl instead.
+func expiresAt(now time.Time, ttl time.Duration) uint64 {
+	return uint64(now.Add(ttl).Unix()) + 1
 }
 
 // ClearPending drops the pending checkpoint, when it was built on a base
