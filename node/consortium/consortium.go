@@ -64,6 +64,8 @@ type Options struct {
 	// WrapLedger, when set, wraps each region's ledger client (tests wrap
 	// them in one network/ledgerfault controller).
 	WrapLedger func(network.Ledger) network.Ledger
+	// Now, when set, is every node's clock (node.Deps.Now).
+	Now func() time.Time
 }
 
 // Region is one running region.
@@ -130,7 +132,7 @@ func Start(ctx context.Context, o Options) (_ *Consortium, err error) {
 	}
 	for _, r := range c.Regions {
 		if r.Node, err = node.New(ctx, c.config(r), node.Deps{Store: r.Store, Ledger: r.Ledger, Key: r.Key, Host: r.host,
-			Logger: c.opts.Logger.With("region", string(r.ID)), AdminToken: AdminToken}); err != nil {
+			Logger: c.opts.Logger.With("region", string(r.ID)), AdminToken: AdminToken, Now: c.opts.Now}); err != nil {
 			return nil, err
 		}
 	}
