@@ -2,7 +2,7 @@
 // Badger database, beside (never inside) the records of package store:
 //
 //   - the append-only receipt log (prefix L): every receipt this node
-//     issued, as a leaf of an RFC 6962 Merkle tree, with every completed
+//     issued, each id once, as a leaf of an RFC 6962 Merkle tree, with every completed
 //     tree node stored by (level, index) so that roots at any size,
 //     inclusion proofs and consistency proofs cost O(log n) reads, and
 //     the acknowledgements requesters returned for them;
