@@ -21,15 +21,16 @@ import (
 // sent again: an old UpdateRegion would roll a region's record back. Every
 // proposal's nonce therefore starts with the time it was made: the ledger
 // refuses a nonce whose time is more than ProposalWindow from its own
-// clock, and remembers every nonce it accepted for twice that long (in its
-// own Badger folder, so a restart forgets nothing), refusing it again.
+// clock, and remembers every nonce it accepted until the proposal's time
+// plus that window (in its own Badger folder, so a restart forgets
+// nothing), refusing it again.
 // Fabric gives the same guarantee with its transaction ids and the peers'
 // authentication time window.
 
 // ProposalWindow is how far a proposal's time may be from the ledger's.
 const ProposalWindow = 5 * time.Minute
 
-const keyNonce = "n/" // n/<msp id>/<nonce> -> nothing, with a TTL of 2×ProposalWindow
+const keyNonce = "n/" // n/<msp id>/<nonce> -> nothing, expiring after the proposal's time + ProposalWindow
 
 // newNonce is 8 bytes of the time (Unix nanoseconds, big-endian) then 12
 // random bytes, hex-encoded.
@@ -71,5 +72,10 @@ func (s *Server) checkNonce(txn *badger.Txn, tx credit.LedgerTx, now time.Time) 
 	case !errors.Is(err, badger.ErrKeyNotFound):
 		return &network.Error{Op: tx.Function, Kind: network.ErrUnavailable, Msg: err.Error()}
 	}
-	return txn.SetEntry(badger.NewEntry(key, nil).WithTTL(2 * ProposalWindow))
+	// Kept until the last instant the window accepts the proposal, counted
+	// from its own time, past the whole second Badger keeps expiries in
+	// (WithTTL truncates, forgetting a nonce up to a second early).
+	e := badger.NewEntry(key, nil)
+	e.ExpiresAt = uint64(time.Now().Add(made.Add(ProposalWindow).Sub(now)).Unix()) + 1
+	return txn.SetEntry(e)
 }

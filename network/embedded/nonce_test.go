@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network"
 )
@@ -98,5 +100,49 @@ func TestRemoteReplayAndStaleRefused(t *testing.T) {
 	err = rc.UpdateRegion(ctx, old)
 	if !errors.Is(err, network.ErrDenied) || !strings.Contains(err.Error(), "stale") {
 		t.Fatalf("proposal outside the window: %v, want ErrDenied saying stale", err)
+	}
+}
+
+// A proposal's nonce is kept past the last instant the window accepts the
+// proposal, at both edges: Badger keeps expiries in whole seconds, and a
+// nonce kept 2×ProposalWindow from its arrival, truncated, was forgotten up
+// to a second before a proposal dated ProposalWindow-ε ahead stopped
+// being accepted.
+func TestProposalNonceKeptForTheWholeWindow(t *testing.T) {
+	now := time.Now()
+	s, err := Open("", Options{InMemory: true, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, made := range []time.Time{now.Add(-ProposalWindow + 10*time.Millisecond), now.Add(ProposalWindow - 10*time.Millisecond)} {
+		tx := credit.LedgerTx{Caller: "Region440300MSP", Function: "UpdateRegion", Nonce: newNonce(made)}
+		// The ledger accepts the proposal until its clock (now, here)
+		// reads made+ProposalWindow: on the wall clock, which Badger's
+		// expiries are read off, no earlier than last.
+		last := time.Now().Add(made.Add(ProposalWindow).Sub(now))
+		txn := s.db.NewTransaction(true)
+		if err := s.checkNonce(txn, tx, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		err := s.db.View(func(txn *badger.Txn) error {
+			item, err := txn.Get([]byte(keyNonce + tx.Caller + "/" + tx.Nonce))
+			if err != nil {
+				return err
+			}
+			// Badger forgets the key once the wall clock reaches
+			// ExpiresAt.
+			if at := time.Unix(int64(item.ExpiresAt()), 0); !at.After(last) {
+				t.Errorf("nonce of a proposal made %s from the ledger's clock expires at %s, before the window's last instant %s",
+					made.Sub(now), at.Format(time.RFC3339), last.Format(time.RFC3339Nano))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
