@@ -21,7 +21,7 @@ import (
 
 // DefaultAdminAddr is the admin API's default address: loopback, so only
 // this machine reaches it.
-const DefaultAdminAddr = "127.0.0.1:8441"
+const DefaultAdminAddr = "127.0.0.1:9440"
 
 // AdminConfig configures the admin API.
 type AdminConfig struct {

@@ -21,7 +21,7 @@ import (
 type Client struct {
 	// Base is the bank API's URL, such as http://127.0.0.1:8440.
 	Base string
-	// Admin is the admin API's URL, such as http://127.0.0.1:8441.
+	// Admin is the admin API's URL, such as http://127.0.0.1:9440.
 	Admin string
 	// OperatorToken is the operator's token for admin calls.
 	OperatorToken string
