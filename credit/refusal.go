@@ -21,8 +21,9 @@ const (
 	CodeInvalidQuery Code = "invalid_query"
 	// CodeTooLarge: a request or frame exceeds its size limit.
 	CodeTooLarge Code = "too_large"
-	// CodeUnauthorized: an operator call without valid admin credentials
-	// (a bank's query is authenticated by its signature instead).
+	// CodeUnauthorized: an admin call without a valid operator token, or a
+	// receipt read without a bank's signed read (a bank's query is
+	// authenticated by its signature instead).
 	CodeUnauthorized Code = "unauthorized"
 	// CodeNotFound: the receipt, consent or checkpoint asked for by id is
 	// not on this node.

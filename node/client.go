@@ -3,23 +3,29 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/prdcredit/ccnode/credit"
 )
 
-// Client is a client of the bank API, for banks (Query, Receipt) and for
-// a region's operator (consents, with the admin token).
+// Client is a client of a node: of its bank API for banks (Query,
+// Receipt) and of its admin API for an operator (consents, banks,
+// OperatorReceipt, with the operator's token).
 type Client struct {
-	// Base is the node's URL, such as http://127.0.0.1:8440.
-	Base       string
-	AdminToken string
-	HTTP       *http.Client
+	// Base is the bank API's URL, such as http://127.0.0.1:8440.
+	Base string
+	// Admin is the admin API's URL, such as http://127.0.0.1:9440.
+	Admin string
+	// OperatorToken is the operator's token for admin calls.
+	OperatorToken string
+	HTTP          *http.Client
 }
 
 // StatusError is an error response of the API.
@@ -35,7 +41,13 @@ func (e *StatusError) Error() string {
 // Reason returns the refusal code an error response carries.
 func (e *StatusError) Reason() credit.Code { return credit.Code(e.Code) }
 
+// do calls the bank API, or the admin API with the operator's token when
+// admin is set; sign, when set, adds a bank's signed headers.
 func (c *Client) do(ctx context.Context, method, path string, admin bool, in, out any) error {
+	return c.call(ctx, method, path, admin, nil, in, out)
+}
+
+func (c *Client) call(ctx context.Context, method, path string, admin bool, sign func(*http.Request), in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -45,6 +57,11 @@ func (c *Client) do(ctx context.Context, method, path string, admin bool, in, ou
 		body = bytes.NewReader(b)
 	}
 	base := c.Base
+	if admin {
+		if base = c.Admin; base == "" {
+			return fmt.Errorf("%s %s: no admin API address (Client.Admin)", method, path)
+		}
+	}
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
@@ -56,7 +73,10 @@ func (c *Client) do(ctx context.Context, method, path string, admin bool, in, ou
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if admin {
-		req.Header.Set("Authorization", "Bearer "+c.AdminToken)
+		req.Header.Set("Authorization", "Bearer "+c.OperatorToken)
+	}
+	if sign != nil {
+		sign(req)
 	}
 	hc := c.HTTP
 	if hc == nil {
@@ -95,10 +115,27 @@ func (c *Client) Query(ctx context.Context, q *credit.Query) (*Consolidated, err
 	return &out, nil
 }
 
-// Receipt fetches a receipt with its inclusion proof.
-func (c *Client) Receipt(ctx context.Context, id string) (*ReceiptProof, error) {
+// Receipt fetches, as bank, a receipt of the bank's own query with its
+// inclusion proof: the read is signed with the bank's key at the current
+// time and names the receipt.
+func (c *Client) Receipt(ctx context.Context, bank credit.BankID, key ed25519.PrivateKey, id string) (*ReceiptProof, error) {
+	rr := credit.ReceiptRead{Version: 1, Bank: bank, ReceiptID: id, Time: time.Now().UTC()}
+	if err := rr.Sign(key); err != nil {
+		return nil, err
+	}
 	var out ReceiptProof
-	if err := c.do(ctx, "GET", "/v1/receipts/"+url.PathEscape(id), false, nil, &out); err != nil {
+	sign := func(req *http.Request) { SetReceiptReadHeaders(req, &rr) }
+	if err := c.call(ctx, "GET", "/v1/receipts/"+url.PathEscape(id), false, sign, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// OperatorReceipt fetches any receipt of the node's log with its
+// inclusion proof (admin).
+func (c *Client) OperatorReceipt(ctx context.Context, id string) (*ReceiptProof, error) {
+	var out ReceiptProof
+	if err := c.do(ctx, "GET", "/v1/receipts/"+url.PathEscape(id), true, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -43,6 +43,7 @@ type Config struct {
 	KeyFile string       `yaml:"key_file"`
 	P2P     P2PConfig    `yaml:"p2p"`
 	HTTP    HTTPConfig   `yaml:"http"`
+	Admin   AdminConfig  `yaml:"admin"`
 	Ledger  LedgerConfig `yaml:"ledger"`
 	Anchor  AnchorConfig `yaml:"anchor"`
 	Query   QueryConfig  `yaml:"query"`
@@ -60,14 +61,10 @@ type P2PConfig struct {
 
 // HTTPConfig configures the bank API.
 type HTTPConfig struct {
-	Addr string `yaml:"addr"`
-	// AdminTokenFile holds the bearer token of admin operations (consent
-	// recording and revocation). Required: admin calls are refused
-	// without it.
-	AdminTokenFile string        `yaml:"admin_token_file"`
-	MaxBodyBytes   int64         `yaml:"max_body_bytes"`
-	ReadTimeout    time.Duration `yaml:"read_timeout"`
-	WriteTimeout   time.Duration `yaml:"write_timeout"`
+	Addr         string        `yaml:"addr"`
+	MaxBodyBytes int64         `yaml:"max_body_bytes"`
+	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	WriteTimeout time.Duration `yaml:"write_timeout"`
 }
 
 // LedgerConfig picks the ledger backend: the embedded ledger in
@@ -140,9 +137,10 @@ func DefaultConfig(region credit.RegionID, dataDir string) Config {
 		KeyFile: dataDir + "/node.key",
 		P2P:     P2PConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, NetworkID: DefaultNetworkID},
 		HTTP: HTTPConfig{
-			Addr: DefaultHTTPAddr, AdminTokenFile: dataDir + "/admin.token",
+			Addr:         DefaultHTTPAddr,
 			MaxBodyBytes: DefaultMaxBodyBytes, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
 		},
+		Admin:  AdminConfig{Addr: DefaultAdminAddr, OperatorsFile: dataDir + "/operators"},
 		Ledger: LedgerConfig{EmbeddedDir: dataDir + "/ledger", MSPID: "Region" + string(region) + "MSP", GracePeriod: DefaultGracePeriod},
 		Anchor: AnchorConfig{Mode: AnchorCheckpoint, Interval: DefaultAnchorInterval, MaxLeaves: DefaultAnchorMaxLeaves, RetryMin: 500 * time.Millisecond, RetryMax: 30 * time.Second},
 		Query:  QueryConfig{Window: DefaultQueryWindow, RegionTimeout: DefaultRegionTimeout},
@@ -189,6 +187,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.WriteTimeout <= 0 {
 		return bad("http.write_timeout", errors.New("must be positive"))
+	}
+	if err := c.Admin.validate(); err != nil {
+		return err
 	}
 	set := 0
 	for _, v := range []string{c.Ledger.EmbeddedDir, c.Ledger.EmbeddedURL, c.Ledger.FabricGateway} {

@@ -9,28 +9,30 @@ import (
 	"testing"
 
 	"github.com/prdcredit/ccnode/node"
-	"github.com/prdcredit/ccnode/node/consortium"
 )
 
-// FuzzAdminEndpoints feeds arbitrary bodies and path ids to the bank
-// API's other endpoints that read outside bytes: consent recording and
-// revocation, bank registration (both behind the admin token, which an
-// operator's tooling or a stolen token could misuse), and the receipt and
-// consent lookups any bank can call. Nothing may crash the node or earn a
-// 5xx other than 503, and every refusal is a JSON error with a code.
+// FuzzAdminEndpoints feeds arbitrary bodies and path ids to the admin
+// API (consent recording and revocation, bank registration and receipt
+// reads, behind an operator's token, which an operator's tooling or a
+// stolen token could misuse) and to the bank API's receipt and consent
+// lookups. Nothing may crash the node or earn a 5xx other than 503, and
+// every refusal is a JSON error with a code.
 func FuzzAdminEndpoints(f *testing.F) {
 	f.Add(uint8(0), "", []byte(`{"v":1,"id":"consent-01","uscc":"91440300MA0000001L","grantee":"bank-a","categories":["tax"],"purpose":"loan_application","valid_from":"2026-01-01T00:00:00Z","valid_until":"2027-01-01T00:00:00Z","region":"440300","enterprise_key":"AAAA"}`))
 	f.Add(uint8(1), "consent-01", []byte(nil))
 	f.Add(uint8(2), "", []byte(`{"id":"bank-b","pub_key":"AAE=","status":"retired"}`))
 	f.Add(uint8(3), "r-00", []byte(nil))
-	f.Add(uint8(4), "..%2f", []byte(nil))
+	f.Add(uint8(4), "r-00", []byte("2026-01-01T00:00:00Z"))
+	f.Add(uint8(5), "..%2f", []byte(nil))
 	f.Add(uint8(2), "", []byte(`{"id":"","region":"999999"}`))
-	n := fuzzNode(f)
-	h := n.Handler()
+	c := fuzzConsortium(f)
+	n := c.Regions[0].Node
+	bank, admin := n.Handler(), n.AdminHandler()
 	f.Fuzz(func(t *testing.T, which uint8, id string, body []byte) {
 		var req *http.Request
+		h := admin
 		escaped := url.PathEscape(id)
-		switch which % 5 {
+		switch which % 6 {
 		case 0:
 			req = httptest.NewRequest(http.MethodPost, "/v1/consents", bytes.NewReader(body))
 		case 1:
@@ -39,10 +41,15 @@ func FuzzAdminEndpoints(f *testing.F) {
 			req = httptest.NewRequest(http.MethodPost, "/v1/banks", bytes.NewReader(body))
 		case 3:
 			req = httptest.NewRequest(http.MethodGet, "/v1/receipts/"+escaped, nil)
+		case 4:
+			req, h = httptest.NewRequest(http.MethodGet, "/v1/receipts/"+escaped, nil), bank
+			req.Header.Set(node.HeaderBank, "bank-a")
+			req.Header.Set(node.HeaderTime, string(body))
+			req.Header.Set(node.HeaderSignature, "AAAA")
 		default:
-			req = httptest.NewRequest(http.MethodGet, "/v1/consents/"+escaped, nil)
+			req, h = httptest.NewRequest(http.MethodGet, "/v1/consents/"+escaped, nil), bank
 		}
-		req.Header.Set("Authorization", "Bearer "+consortium.AdminToken)
+		req.Header.Set("Authorization", "Bearer "+c.OperatorToken)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		if rec.Code >= 500 && rec.Code != http.StatusServiceUnavailable {

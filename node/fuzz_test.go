@@ -14,7 +14,10 @@ import (
 
 // fuzzNode is one started region, the production node on an in-memory
 // ledger, store and mocknet host.
-func fuzzNode(t testing.TB) *node.Node {
+func fuzzNode(t testing.TB) *node.Node { return fuzzConsortium(t).Regions[0].Node }
+
+// fuzzConsortium is fuzzNode's consortium, for its operator's token.
+func fuzzConsortium(t testing.TB) *consortium.Consortium {
 	t.Helper()
 	c, err := consortium.Start(context.Background(), consortium.Options{
 		Regions: consortium.PRD3()[:1], Banks: []consortium.BankSpec{{ID: "bank-a", Name: "A", Region: "440300"}}, Mocknet: true,
@@ -23,7 +26,7 @@ func fuzzNode(t testing.TB) *node.Node {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return c.Regions[0].Node
+	return c
 }
 
 // FuzzQueryEndpoint feeds arbitrary bodies to the bank API's query

@@ -1,12 +1,10 @@
 package node
 
 import (
-	"crypto/subtle"
 	_ "embed"
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -28,21 +26,16 @@ type APIError struct {
 	Message string `json:"message"`
 }
 
-// Handler is the bank API.
-//
-// Admin calls (recording and revoking consents) carry
-// "Authorization: Bearer <token>" with the token from
-// http.admin_token_file; bank queries are authenticated by their own
-// signature and need no token.
+// Handler is the bank API. Bank queries and receipt reads are
+// authenticated by the bank's signature; operator calls are on the admin
+// API (AdminHandler), never here.
 func (n *Node) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/query", n.handleQuery)
-	mux.HandleFunc("GET /v1/receipts/{id}", n.handleReceipt)
-	mux.HandleFunc("POST /v1/consents", n.admin(n.handleRecordConsent))
-	mux.HandleFunc("POST /v1/consents/{id}/revoke", n.admin(n.handleRevokeConsent))
+	mux.HandleFunc("GET /v1/receipts/{id}", n.handleBankReceipt)
 	mux.HandleFunc("GET /v1/consents/{id}", n.handleConsentStatus)
 	mux.HandleFunc("GET /v1/checkpoint", n.handleCheckpoint)
-	mux.HandleFunc("POST /v1/banks", n.admin(n.handleRegisterBank))
+	mux.HandleFunc("/", notFound)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -107,17 +100,6 @@ func (n *Node) fail(w http.ResponseWriter, err error) {
 	writeError(w, status, code, messageOf(err))
 }
 
-func (n *Node) admin(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if n.deps.AdminToken == "" || !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(n.deps.AdminToken)) != 1 {
-			writeError(w, http.StatusUnauthorized, credit.CodeUnauthorized, "admin token required")
-			return
-		}
-		h(w, r)
-	}
-}
-
 func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
@@ -169,6 +151,7 @@ func (n *Node) handleRecordConsent(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, err)
 		return
 	}
+	noteTarget(r, g.ID)
 	g, c, err := n.RecordConsent(r.Context(), g)
 	if err != nil {
 		n.fail(w, err)
@@ -223,6 +206,7 @@ func (n *Node) handleRegisterBank(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, err)
 		return
 	}
+	noteTarget(r, string(b.ID))
 	if err := credit.ValidateBankID(b.ID); err != nil {
 		n.fail(w, credit.Refuse(credit.CodeInvalidQuery, "%w", err))
 		return

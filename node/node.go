@@ -50,10 +50,10 @@ type Deps struct {
 	// (tests pass mocknet hosts; the caller closes it). Nil: New builds
 	// one from cfg.P2P, gated by the node's membership, and owns it.
 	Host host.Host
-	// AdminToken authorises admin calls of the HTTP API; empty refuses
-	// every admin call.
-	AdminToken string
-	Logger     *slog.Logger
+	// Operators authenticates the admin API's callers; nil refuses every
+	// admin call.
+	Operators OperatorAuth
+	Logger    *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -86,7 +86,8 @@ type Node struct {
 	each             eachReceipt // anchor.mode per_receipt
 	kick             chan struct{}
 
-	httpLn net.Listener
+	httpLn  net.Listener
+	adminLn net.Listener
 
 	mu     sync.Mutex
 	closed bool
@@ -95,7 +96,7 @@ type Node struct {
 
 // New checks cfg and deps and starts a node, part by part — receipt log,
 // ledger view (which feeds the p2p membership), libp2p host, p2p server
-// and client, anchoring, HTTP API — stopping what started if one fails.
+// and client, anchoring, bank API, admin API — stopping what started if one fails.
 // ctx bounds the start only.
 func New(ctx context.Context, cfg Config, deps Deps) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
@@ -151,6 +152,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (_ *Node, err error) {
 		{"p2p client", n.startClient},
 		{"anchoring", n.startAnchoring},
 		{"http api", n.startHTTP},
+		{"admin api", n.startAdmin},
 	}
 	for _, s := range steps {
 		stop, err := s.start(ctx)
@@ -159,7 +161,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (_ *Node, err error) {
 		}
 		n.stops = append(n.stops, stop)
 	}
-	n.log.Info("node started", "http", n.HTTPAddr(), "peer", n.host.ID(), "log_size", n.rlog.Size())
+	n.log.Info("node started", "http", n.HTTPAddr(), "admin", n.AdminAddr(), "peer", n.host.ID(), "log_size", n.rlog.Size())
 	return n, nil
 }
 

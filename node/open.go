@@ -34,7 +34,7 @@ type Running struct {
 	err        error
 }
 
-// Open opens what cfg names — the node's key and admin token, the
+// Open opens what cfg names — the node's key and operators file, the
 // region's store, the ledger — and starts the node on them.
 //
 // With ledger.fabric_gateway the node acts on the Fabric network through
@@ -53,9 +53,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Running, err er
 	if err != nil {
 		return nil, err
 	}
-	tok, err := os.ReadFile(cfg.HTTP.AdminTokenFile)
-	if err != nil {
-		return nil, &ConfigError{Key: "http.admin_token_file", Err: err}
+	// Read once here so that a missing or broken file stops the start;
+	// the node reads it again on every admin call.
+	if _, err := ReadOperators(cfg.Admin.OperatorsFile); err != nil {
+		return nil, &ConfigError{Key: "admin.operators_file", Err: err}
 	}
 	r := &Running{}
 	defer func() {
@@ -72,7 +73,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Running, err er
 	if o, ok := r.Ledger.(*ownedLedger); ok && o.ln != nil {
 		r.LedgerAddr = o.ln.Addr().String()
 	}
-	r.Node, err = New(ctx, cfg, Deps{Store: r.Store, Ledger: r.Ledger, Key: key, Logger: log, AdminToken: strings.TrimSpace(string(tok))})
+	r.Node, err = New(ctx, cfg, Deps{Store: r.Store, Ledger: r.Ledger, Key: key, Logger: log, Operators: OperatorsFile(cfg.Admin.OperatorsFile)})
 	if err != nil {
 		return nil, err
 	}

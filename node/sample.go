@@ -33,16 +33,26 @@ p2p:
   psk_file: "{{.P2P.PSKFile}}"
 
 http:
-  # Address of the bank API (HTTP/JSON; see /openapi.yaml).
+  # Address of the bank API (HTTP/JSON; see /openapi.yaml). It serves
+  # banks only: operator calls are on the admin API (admin.addr).
   addr: {{.HTTP.Addr}}
-  # Bearer token for admin calls (recording and revoking consents,
-  # registering banks). Without it every admin call is refused.
-  admin_token_file: {{.HTTP.AdminTokenFile}}
   # Largest request body accepted (bytes); larger is refused with 413.
   max_body_bytes: {{.HTTP.MaxBodyBytes}}
   # Time to read a request, and to write its answer.
   read_timeout: {{.HTTP.ReadTimeout}}
   write_timeout: {{.HTTP.WriteTimeout}}
+
+admin:
+  # Address of the admin API: recording and revoking consents, registering
+  # banks, reading any receipt. Keep it on loopback (the default) or
+  # behind a firewall; it is a listener apart from the bank API's.
+  addr: {{.Admin.Addr}}
+  # The operators: one line per operator, its name and the SHA-256 of its
+  # token (never the token). Each admin call carries one operator's token
+  # and is logged with its name. 'ccnode operator add NAME' adds one and
+  # prints its token once; 'ccnode operator revoke NAME' revokes it, from
+  # the next call on, without a restart ('ccnode init' made "admin").
+  operators_file: {{.Admin.OperatorsFile}}
 
 ledger:
   # Exactly one of embedded_dir (the embedded ledger, one machine),

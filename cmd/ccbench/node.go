@@ -233,7 +233,8 @@ type benchRegion struct {
 	cfg     string // config file text; {{LEDGER_URL}} is filled at start
 	dir     string
 	cfgPath string
-	token   string
+	token   string // operator token
+	admin   string // admin API URL
 	logPath string
 	cmd     *exec.Cmd
 	exited  chan struct{}
@@ -315,12 +316,13 @@ func newBenchConsortium(ctx context.Context, o nodeBenchOpts, ledger string) (_ 
 	}
 	var subjects []credit.USCC
 	for i, id := range benchRegions {
-		r := &benchRegion{id: id, dir: filepath.Join(c.dir, "nodes", string(id)), token: "bench-admin-" + string(id)}
+		r := &benchRegion{id: id, dir: filepath.Join(c.dir, "nodes", string(id))}
 		if err := os.MkdirAll(r.dir, 0o700); err != nil {
 			return c, err
 		}
-		tokFile := filepath.Join(r.dir, "admin.token")
-		if err := os.WriteFile(tokFile, []byte(r.token+"\n"), 0o600); err != nil {
+		opsFile := filepath.Join(r.dir, "operators")
+		var err error
+		if r.token, err = node.AddOperator(opsFile, "bench"); err != nil {
 			return c, err
 		}
 		// Timeouts far above any latency the benchmark meets, so that a
@@ -332,14 +334,16 @@ p2p:
   listen: ["/ip4/127.0.0.1/tcp/0"]
 http:
   addr: "127.0.0.1:0"
-  admin_token_file: %q
   write_timeout: 5m
+admin:
+  addr: "127.0.0.1:0"
+  operators_file: %q
 ledger:
 %sanchor:
   interval: %s
 query:
   region_timeout: 2m
-`, id, r.dir, keyFiles[id], tokFile, ledgerYAML[id], c.o.anchorInterval)
+`, id, r.dir, keyFiles[id], opsFile, ledgerYAML[id], c.o.anchorInterval)
 		r.cfgPath = filepath.Join(r.dir, "ccnode.yaml")
 		r.cfg = cfg
 		r.logPath = filepath.Join(r.dir, "ccnode.log")
@@ -426,12 +430,12 @@ func (c *benchConsortium) start(ctx context.Context, mode string) error {
 			return fmt.Errorf("start ccnode run %s: %w", r.id, err)
 		}
 		r.exited = make(chan struct{})
-		// The node prints its bank API address, then the address it
-		// serves its embedded ledger on if it does.
-		lines := make(chan string, 2)
+		// The node prints its bank API address, its admin API's, then the
+		// address it serves its embedded ledger on if it does.
+		lines := make(chan string, 3)
 		go func() {
 			br := bufio.NewReader(stdout)
-			for range 2 {
+			for range 3 {
 				line, err := br.ReadString('\n')
 				if err != nil {
 					break
@@ -446,9 +450,9 @@ func (c *benchConsortium) start(ctx context.Context, mode string) error {
 			logf.Close()
 			close(r.exited)
 		}()
-		want := 1
+		want := 2 // the bank API's address, then the admin API's
 		if strings.Contains(cfg, "serve_addr") {
-			want = 2
+			want = 3
 		}
 		for range want {
 			select {
@@ -456,6 +460,8 @@ func (c *benchConsortium) start(ctx context.Context, mode string) error {
 				line = strings.TrimSpace(line)
 				if _, url, ok := strings.Cut(line, "bank API on "); ok {
 					r.url = url
+				} else if _, url, ok := strings.Cut(line, "admin API on "); ok {
+					r.admin = url
 				} else if _, url, ok := strings.Cut(line, "embedded ledger served on "); ok {
 					c.ledgerURL = url
 				} else {
@@ -465,7 +471,7 @@ func (c *benchConsortium) start(ctx context.Context, mode string) error {
 				return fmt.Errorf("ccnode run %s printed no address in 2m (log: %s)", r.id, r.logPath)
 			}
 		}
-		r.cl = &node.Client{Base: r.url, AdminToken: r.token, HTTP: c.hc}
+		r.cl = &node.Client{Base: r.url, Admin: r.admin, OperatorToken: r.token, HTTP: c.hc}
 	}
 	for _, r := range c.regions {
 		if err := pollUntil(ctx, time.Minute, "region "+string(r.id)+" ready", func() (bool, string) {

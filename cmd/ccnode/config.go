@@ -12,6 +12,8 @@ var runFlags = []cli.Flag{
 		Usage: "node config file (YAML; see 'ccnode init')"},
 	&cli.StringFlag{Name: "http-addr", Category: catNetwork, EnvVars: []string{"CCNODE_HTTP_ADDR"},
 		Usage: "override http.addr"},
+	&cli.StringFlag{Name: "admin-addr", Category: catNetwork, EnvVars: []string{"CCNODE_ADMIN_ADDR"},
+		Usage: "override admin.addr"},
 	&cli.StringFlag{Name: "data-dir", Category: catData, EnvVars: []string{"CCNODE_DATA_DIR"},
 		Usage: "override data_dir"},
 	&cli.DurationFlag{Name: "anchor-interval", Category: catLedger, EnvVars: []string{"CCNODE_ANCHOR_INTERVAL"},
@@ -30,6 +32,9 @@ func loadConfig(c *cli.Context) (node.Config, error) {
 	}
 	if c.IsSet("http-addr") {
 		cfg.HTTP.Addr = c.String("http-addr")
+	}
+	if c.IsSet("admin-addr") {
+		cfg.Admin.Addr = c.String("admin-addr")
 	}
 	if c.IsSet("data-dir") {
 		cfg.DataDir = c.String("data-dir")

@@ -17,20 +17,29 @@ import (
 var nodeFlag = &cli.StringFlag{Name: "node", Category: catNetwork, Value: "http://" + node.DefaultHTTPAddr, EnvVars: []string{"CCNODE_NODE"},
 	Usage: "the node's bank API URL"}
 
+// operatorTokenEnv holds an operator's token itself, for callers that
+// keep it out of files; a flag would show it in the process list.
+const operatorTokenEnv = "CCNODE_OPERATOR_TOKEN"
+
 var adminFlags = []cli.Flag{
-	nodeFlag,
-	&cli.StringFlag{Name: "admin-token-file", Category: catNetwork, EnvVars: []string{"CCNODE_ADMIN_TOKEN_FILE"},
-		Usage: "file holding the node's admin token"},
+	&cli.StringFlag{Name: "admin", Category: catNetwork, Value: "http://" + node.DefaultAdminAddr, EnvVars: []string{"CCNODE_ADMIN"},
+		Usage: "the node's admin API URL (admin.addr; loopback by default)"},
+	&cli.StringFlag{Name: "operator-token-file", Category: catNetwork, EnvVars: []string{"CCNODE_OPERATOR_TOKEN_FILE"},
+		Usage: "file holding your operator token (from 'ccnode init' or 'ccnode operator add'); without it the token is read from $" + operatorTokenEnv},
 }
 
+// adminClient is a client of the admin API with the operator's token.
 func adminClient(c *cli.Context) (*node.Client, error) {
-	cl := &node.Client{Base: c.String("node")}
-	if p := c.String("admin-token-file"); p != "" {
+	cl := &node.Client{Admin: c.String("admin"), OperatorToken: strings.TrimSpace(os.Getenv(operatorTokenEnv))}
+	if p := c.String("operator-token-file"); p != "" {
 		b, err := os.ReadFile(p)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--operator-token-file: %w", err)
 		}
-		cl.AdminToken = strings.TrimSpace(string(b))
+		cl.OperatorToken = strings.TrimSpace(string(b))
+	}
+	if cl.OperatorToken == "" {
+		return nil, fmt.Errorf("no operator token: give --operator-token-file or set $%s", operatorTokenEnv)
 	}
 	return cl, nil
 }
@@ -50,7 +59,7 @@ func consentCommand() *cli.Command {
 				Name:  "grant",
 				Usage: "sign a consent as the enterprise and have the region's node record it (admin)",
 				Description: "Builds the consent document, signs it with the enterprise's key, and posts it to\n" +
-					"the node, which countersigns it and records its commitment on the ledger. The\n" +
+					"the node's admin API, which countersigns it and records its commitment on the ledger. The\n" +
 					"countersigned document, which the bank presents with its queries, goes to --out.",
 				Flags: append(append([]cli.Flag{}, adminFlags...),
 					&cli.StringFlag{Name: "enterprise-key", Required: true, Category: catData, EnvVars: []string{"CCNODE_ENTERPRISE_KEY"},

@@ -73,9 +73,9 @@ func runDemo(c *cli.Context) error {
 	}
 	fmt.Fprintln(c.App.ErrWriter, "\nKeeping the consortium running; Ctrl-C stops it.")
 	for _, r := range d.Report.Regions {
-		fmt.Fprintf(c.App.ErrWriter, "  %s %-9s bank API %s\n", r.ID, r.Name, r.BankAPI)
+		fmt.Fprintf(c.App.ErrWriter, "  %s %-9s bank API %s  admin API %s\n", r.ID, r.Name, r.BankAPI, r.AdminAPI)
 	}
-	fmt.Fprintf(c.App.ErrWriter, "  admin token: %s\n", consortium.AdminToken)
+	fmt.Fprintf(c.App.ErrWriter, "  operator %s's token (admin APIs; CCNODE_OPERATOR_TOKEN): %s\n", consortium.OperatorName, d.OperatorToken)
 	for _, t := range d.Report.Try {
 		fmt.Fprintf(c.App.ErrWriter, "  try: ccnode query --node %s --bank %s --key %s --consent %s\n", t.Node, t.Bank, t.KeyFile, t.ConsentFile)
 	}

@@ -133,7 +133,7 @@ func TestFabricE2E(t *testing.T) {
 	step("bank registered", t0)
 	t0 = time.Now()
 	consentFile := filepath.Join(root, "consent.json")
-	mustCLI("consent", "grant", "--node", sz.URL(), "--admin-token-file", filepath.Join(sz.Dir, "admin.token"),
+	mustCLI("consent", "grant", "--admin", sz.AdminURL(), "--operator-token-file", filepath.Join(sz.Dir, "operator.token"),
 		"--enterprise-key", filepath.Join(root, "enterprise.key"), "--uscc", string(subject), "--bank", "bank-e2e",
 		"--region", string(sz.id), "--categories", "registration,tax,judicial", "--out", consentFile)
 	var grant credit.ConsentGrant
@@ -215,7 +215,7 @@ func TestFabricE2E(t *testing.T) {
 	// Revoke: once Shenzhen's view has the revocation, the same query is
 	// refused for that reason.
 	t0 = time.Now()
-	mustCLI("consent", "revoke", "--node", sz.URL(), "--admin-token-file", filepath.Join(sz.Dir, "admin.token"), "--id", grant.ID)
+	mustCLI("consent", "revoke", "--admin", sz.AdminURL(), "--operator-token-file", filepath.Join(sz.Dir, "operator.token"), "--id", grant.ID)
 	faults.WaitFor(t, time.Minute, "query refused as revoked", func() (bool, string) {
 		out, errOut, code := cli("query", "--node", sz.URL(), "--bank", "bank-e2e", "--key", bankKeyFile, "--consent", consentFile, "--json")
 		return code != 0 && strings.Contains(errOut, string(credit.CodeConsentRevoked)), fmt.Sprintf("exit %d: %s%s", code, out, errOut)
@@ -241,7 +241,7 @@ func TestFabricE2E(t *testing.T) {
 		var rp *node.ReceiptProof
 		faults.WaitFor(t, time.Minute, "receipt of "+string(r.id)+" anchored", func() (bool, string) {
 			var err error
-			rp, err = r.Client().Receipt(ctx, answered[r.id])
+			rp, err = r.Client().Receipt(ctx, "bank-e2e", bankKey, answered[r.id])
 			if err != nil {
 				return false, err.Error()
 			}

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -17,10 +15,12 @@ import (
 func initCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "init",
-		Usage: "create a region's key, admin token and commented config",
+		Usage: "create a region's key, first operator and commented config",
 		Description: "Writes DIR/node.key (ed25519, the node's identity and signing key),\n" +
-			"DIR/admin.token and DIR/ccnode.yaml with every key commented. Refuses to\n" +
-			"overwrite an existing key.",
+			"DIR/operators with a first operator, admin, whose token goes to\n" +
+			"DIR/operator.token (mode 0600; the node keeps only its hash), and\n" +
+			"DIR/ccnode.yaml with every key commented. Refuses to overwrite an\n" +
+			"existing key. Add and revoke operators with 'ccnode operator'.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "region", Required: true, Category: catData, EnvVars: []string{"CCNODE_REGION"},
 				Usage: "region id (six-digit division code, such as 440300)"},
@@ -28,6 +28,8 @@ func initCommand() *cli.Command {
 				Usage: "data folder (default data/REGION)"},
 			&cli.StringFlag{Name: "http-addr", Category: catNetwork, Value: node.DefaultHTTPAddr, EnvVars: []string{"CCNODE_HTTP_ADDR"},
 				Usage: "bank API address written to the config"},
+			&cli.StringFlag{Name: "admin-addr", Category: catNetwork, Value: node.DefaultAdminAddr, EnvVars: []string{"CCNODE_ADMIN_ADDR"},
+				Usage: "admin API address written to the config (keep it on loopback)"},
 			&cli.StringFlag{Name: "fabric-gateway", Category: catLedger, EnvVars: []string{"CCNODE_FABRIC_GATEWAY"},
 				Usage: "use this Fabric gateway config instead of the embedded ledger"},
 		},
@@ -50,19 +52,26 @@ func runInit(c *cli.Context) error {
 	}
 	cfg := node.DefaultConfig(region, abs)
 	cfg.HTTP.Addr = c.String("http-addr")
+	cfg.Admin.Addr = c.String("admin-addr")
 	if gw := c.String("fabric-gateway"); gw != "" {
 		cfg.Ledger.FabricGateway, cfg.Ledger.EmbeddedDir = gw, ""
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if _, err := os.Stat(cfg.Admin.OperatorsFile); err == nil {
+		return fmt.Errorf("%s exists; not overwriting it", cfg.Admin.OperatorsFile)
+	}
 	key, err := node.GenerateKeyFile(cfg.KeyFile)
 	if err != nil {
 		return err
 	}
-	tok := make([]byte, 24)
-	rand.Read(tok)
-	if err := writeNew(cfg.HTTP.AdminTokenFile, []byte(hex.EncodeToString(tok)+"\n")); err != nil {
+	tokPath := filepath.Join(abs, "operator.token")
+	tok, err := node.AddOperator(cfg.Admin.OperatorsFile, "admin")
+	if err != nil {
+		return err
+	}
+	if err := writeNew(tokPath, []byte(tok+"\n")); err != nil {
 		return err
 	}
 	cfgPath := filepath.Join(abs, "ccnode.yaml")
@@ -70,8 +79,8 @@ func runInit(c *cli.Context) error {
 		return err
 	}
 	pub := key.Public()
-	fmt.Fprintf(c.App.Writer, "region %s initialised in %s\n  key:    %s (public %x)\n  token:  %s\n  config: %s\nStart it with: ccnode run --config %s\n",
-		region, abs, cfg.KeyFile, pub, cfg.HTTP.AdminTokenFile, cfgPath, cfgPath)
+	fmt.Fprintf(c.App.Writer, "region %s initialised in %s\n  key:       %s (public %x)\n  operators: %s (operator admin, token in %s)\n  config:    %s\nStart it with: ccnode run --config %s\n",
+		region, abs, cfg.KeyFile, pub, cfg.Admin.OperatorsFile, tokPath, cfgPath, cfgPath)
 	return nil
 }
 

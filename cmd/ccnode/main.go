@@ -39,6 +39,7 @@ func newApp() *cli.App {
 			importCommand(), reportCommand(), statsCommand(),
 			runCommand(),
 			configCommand(),
+			operatorCommand(),
 			consentCommand(),
 			queryCommand(),
 			receiptsCommand(),

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,8 +39,15 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 		}
 		return string(out)
 	}
-	cli("init", "--region", "440300", "--dir", dir, "--http-addr", "127.0.0.1:0")
+	cli("init", "--region", "440300", "--dir", dir, "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0")
 	cfgPath := filepath.Join(dir, "ccnode.yaml")
+	// A second operator, whose token `operator add` prints once; init
+	// made the first, admin, with its token in operator.token.
+	aliceTok := filepath.Join(dir, "alice.token")
+	if err := os.WriteFile(aliceTok, []byte(cli("operator", "add", "--config", cfgPath, "alice")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	adminTok := filepath.Join(dir, "operator.token")
 	if out := cli("config", "show", "--config", cfgPath, "--anchor-interval", "150ms"); !strings.Contains(out, "interval: 150ms") {
 		t.Fatalf("config show does not apply the flag:\n%s", out)
 	}
@@ -47,8 +55,8 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 		t.Fatalf("init overwrote an existing region:\n%s", out)
 	}
 
-	// startNode runs `ccnode run` and returns its bank API URL.
-	startNode := func(anchorEvery string) (*exec.Cmd, string) {
+	// startNode runs `ccnode run` and returns its bank and admin API URLs.
+	startNode := func(anchorEvery string) (*exec.Cmd, string, string) {
 		t.Helper()
 		run := exec.Command(bin, "run", "--config", cfgPath, "--anchor-interval", anchorEvery, "--log-level", "warn")
 		stdout, _ := run.StdoutPipe()
@@ -57,19 +65,24 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { run.Process.Kill(); run.Wait() })
-		line, err := bufio.NewReader(stdout).ReadString('\n')
-		if err != nil {
-			t.Fatalf("run printed no address: %v", err)
+		br := bufio.NewReader(stdout)
+		var urls []string
+		for _, prefix := range []string{"bank API on ", "admin API on "} {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("run printed no %saddress: %v", prefix, err)
+			}
+			_, url, ok := strings.Cut(strings.TrimSpace(line), prefix)
+			if !ok {
+				t.Fatalf("run: %q, want %s...", line, prefix)
+			}
+			urls = append(urls, url)
 		}
-		_, url, ok := strings.Cut(strings.TrimSpace(line), "bank API on ")
-		if !ok {
-			t.Fatalf("run: %q", line)
-		}
-		return run, url
+		return run, urls[0], urls[1]
 	}
-	run, url := startNode("150ms")
-	tok, _ := os.ReadFile(filepath.Join(dir, "admin.token"))
-	cl := &node.Client{Base: url, AdminToken: strings.TrimSpace(string(tok))}
+	run, url, adminURL := startNode("150ms")
+	tok, _ := os.ReadFile(adminTok)
+	cl := &node.Client{Base: url, Admin: adminURL, OperatorToken: strings.TrimSpace(string(tok))}
 	ctx := context.Background()
 	testkit.Eventually(t, 10*time.Second, func() error {
 		_, err := cl.Checkpoint(ctx)
@@ -90,9 +103,21 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 	}
 	u := testkit.USCC(t, "440300", 1)
 	consentFile := filepath.Join(dir, "consent.json")
-	cli("consent", "grant", "--node", url, "--admin-token-file", filepath.Join(dir, "admin.token"),
+	grant := func(tokenFile, out string) ([]byte, error) {
+		return exec.Command(bin, "consent", "grant", "--admin", adminURL, "--operator-token-file", tokenFile,
+			"--enterprise-key", filepath.Join(dir, "enterprise.key"), "--uscc", string(u), "--bank", "bank-a",
+			"--region", "440300", "--categories", "tax,penalty", "--out", out).CombinedOutput()
+	}
+	// The bank API serves no admin call, whatever the token.
+	if out, err := exec.Command(bin, "consent", "grant", "--admin", url, "--operator-token-file", adminTok,
 		"--enterprise-key", filepath.Join(dir, "enterprise.key"), "--uscc", string(u), "--bank", "bank-a",
-		"--region", "440300", "--categories", "tax,penalty", "--out", consentFile)
+		"--region", "440300", "--categories", "tax", "--out", filepath.Join(dir, "never.json")).CombinedOutput(); err == nil ||
+		!strings.Contains(string(out), "404") {
+		t.Fatalf("consent grant against the bank API: %v\n%s", err, out)
+	}
+	if out, err := grant(aliceTok, consentFile); err != nil {
+		t.Fatalf("consent grant as alice: %v\n%s", err, out)
+	}
 	var g credit.ConsentGrant
 	b, _ := os.ReadFile(consentFile)
 	if err := json.Unmarshal(b, &g); err != nil || len(g.RegionSig) == 0 {
@@ -101,6 +126,15 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 	if out := cli("consent", "status", "--node", url, "--id", g.ID); !strings.Contains(out, `"active"`) {
 		t.Fatalf("status: %s", out)
 	}
+	// alice revoked while the node runs: her next call is refused, the
+	// admin operator's is not.
+	cli("operator", "revoke", "--config", cfgPath, "alice")
+	if out, err := grant(aliceTok, filepath.Join(dir, "refused.json")); err == nil || !strings.Contains(string(out), string(credit.CodeUnauthorized)) {
+		t.Fatalf("consent grant by revoked alice: %v\n%s", err, out)
+	}
+	if out, err := grant(adminTok, filepath.Join(dir, "consent-2.json")); err != nil {
+		t.Fatalf("consent grant by admin after alice's revocation: %v\n%s", err, out)
+	}
 
 	out := cli("query", "--node", url, "--bank", "bank-a", "--key", bankKeyFile, "--consent", consentFile, "--json")
 	var res node.Consolidated
@@ -108,12 +142,24 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 		t.Fatalf("query: %v\n%s", err, out)
 	}
 	rid := res.Regions[0].Receipt.ID
+	// The bank reads its receipt with a signed read; without one, nothing.
+	if out := cli("receipts", "get", "--node", url, "--bank", "bank-a", "--key", bankKeyFile, "--id", rid); !strings.Contains(out, rid) {
+		t.Fatalf("receipts get as the bank:\n%s", out)
+	}
+	if out := cli("receipts", "get", "--admin", adminURL, "--operator-token-file", adminTok, "--id", rid); !strings.Contains(out, rid) {
+		t.Fatalf("receipts get as an operator:\n%s", out)
+	}
+	if resp, err := http.Get(url + "/v1/receipts/" + rid); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("unsigned receipt read: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	if out := cli("query", "--node", url, "--bank", "bank-a", "--key", bankKeyFile, "--consent", consentFile); !strings.Contains(out, "440300  ok") {
 		t.Fatalf("query table:\n%s", out)
 	}
 	// Anchored by the loop within a few intervals.
 	testkit.Eventually(t, 20*time.Second, func() error {
-		rp, err := cl.Receipt(ctx, rid)
+		rp, err := cl.Receipt(ctx, "bank-a", bankKey, rid)
 		if err == nil && rp.Checkpoint == nil {
 			err = errors.New("not anchored")
 		}
@@ -147,7 +193,7 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 
 	// Answer with anchoring out of reach, kill at once, restart: the
 	// acknowledged receipt is in the log and gets anchored afterwards.
-	run, url = startNode("1h")
+	run, url, _ = startNode("1h")
 	waitServing(t, &node.Client{Base: url})
 	out = cli("query", "--node", url, "--bank", "bank-a", "--key", bankKeyFile, "--consent", consentFile, "--json")
 	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Regions[0].Status != node.StatusOK {
@@ -156,11 +202,11 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 	unanchored := res.Regions[0].Receipt.ID
 	run.Process.Signal(syscall.SIGKILL)
 	run.Wait()
-	_, url = startNode("150ms")
+	_, url, _ = startNode("150ms")
 	cl = &node.Client{Base: url}
 	waitServing(t, cl)
 	testkit.Eventually(t, 20*time.Second, func() error {
-		rp, err := cl.Receipt(ctx, unanchored)
+		rp, err := cl.Receipt(ctx, "bank-a", bankKey, unanchored)
 		if err == nil && (rp.Checkpoint == nil || rp.LeafIndex != 2) {
 			err = fmt.Errorf("receipt acknowledged before the kill not anchored after restart: %+v", rp)
 		}

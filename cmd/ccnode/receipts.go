@@ -35,8 +35,48 @@ func receiptsCommand() *cli.Command {
 				&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Category: catOutput, Usage: "output file (default stdout)"},
 			},
 			Action: runReceiptsExport,
+		}, {
+			Name:  "get",
+			Usage: "read one receipt with its inclusion proof from a running node",
+			Description: "As a bank (--bank and --key): a read signed with the bank's key, naming the\n" +
+				"receipt, sent to the bank API (--node); a bank reads only receipts of its own\n" +
+				"queries. As an operator (without --bank): any receipt of the node's log, from\n" +
+				"the admin API (--admin) with the operator's token.",
+			Flags: append([]cli.Flag{
+				nodeFlag,
+				&cli.StringFlag{Name: "bank", Category: catData, EnvVars: []string{"CCNODE_BANK"}, Usage: "read as this bank"},
+				&cli.StringFlag{Name: "key", Category: catData, EnvVars: []string{"CCNODE_BANK_KEY"}, Usage: "the bank's ed25519 key file"},
+				&cli.StringFlag{Name: "id", Required: true, Category: catData, Usage: "receipt id"},
+			}, adminFlags...),
+			Action: runReceiptsGet,
 		}},
 	}
+}
+
+func runReceiptsGet(c *cli.Context) error {
+	var rp *node.ReceiptProof
+	if bank := c.String("bank"); bank != "" {
+		if c.String("key") == "" {
+			return fmt.Errorf("--bank needs --key, the bank's key file")
+		}
+		key, err := node.LoadKeyFile(c.String("key"))
+		if err != nil {
+			return err
+		}
+		rp, err = (&node.Client{Base: c.String("node")}).Receipt(c.Context, credit.BankID(bank), key, c.String("id"))
+		if err != nil {
+			return err
+		}
+	} else {
+		cl, err := adminClient(c)
+		if err != nil {
+			return err
+		}
+		if rp, err = cl.OperatorReceipt(c.Context, c.String("id")); err != nil {
+			return err
+		}
+	}
+	return printJSON(c, rp)
 }
 
 func runReceiptsExport(c *cli.Context) (err error) {

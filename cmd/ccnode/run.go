@@ -21,7 +21,8 @@ func runCommand() *cli.Command {
 			"anchors checkpoints until interrupted. The embedded ledger is the default; a\n" +
 			"config with ledger.fabric_gateway uses Fabric. With ledger.serve_addr the node\n" +
 			"serves its embedded ledger to other regions' nodes on this machine, which name\n" +
-			"it in ledger.embedded_url (and prints its address on a second line).",
+			"it in ledger.embedded_url. Prints the bank API's address, the admin API's on a\n" +
+			"second line, and the served ledger's (if any) on a third.",
 		Flags: append(runFlags,
 			&cli.StringFlag{Name: "log-level", Category: catOutput, Value: "info", EnvVars: []string{"CCNODE_LOG_LEVEL"},
 				Usage: "debug, info, warn or error"},
@@ -58,6 +59,7 @@ func runCommand() *cli.Command {
 			}
 			defer s.Close()
 			fmt.Fprintf(c.App.Writer, "region %s: bank API on http://%s\n", cfg.Region, s.HTTPAddr())
+			fmt.Fprintf(c.App.Writer, "region %s: admin API on http://%s\n", cfg.Region, s.AdminAddr())
 			if s.LedgerAddr != "" {
 				fmt.Fprintf(c.App.Writer, "region %s: embedded ledger served on http://%s\n", cfg.Region, s.LedgerAddr)
 			}

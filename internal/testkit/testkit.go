@@ -138,3 +138,49 @@ func build() (string, error) {
 	}
 	return out, nil
 }
+
+// LogCapture is a logger that writes to t.Log, as Logger does, and keeps
+// every record's text for the test to read (an admin action's log line,
+// for one).
+type LogCapture struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+// CaptureLogger returns a logger at level that logs through t.Log and
+// into the returned capture.
+func CaptureLogger(t testing.TB, level slog.Level) (*slog.Logger, *LogCapture) {
+	c := &LogCapture{}
+	return slog.New(slog.NewTextHandler(captureWriter{tb: tbWriter{t}, c: c}, &slog.HandlerOptions{Level: level})), c
+}
+
+type captureWriter struct {
+	tb tbWriter
+	c  *LogCapture
+}
+
+func (w captureWriter) Write(p []byte) (int, error) {
+	w.c.mu.Lock()
+	w.c.buf.Write(p)
+	w.c.mu.Unlock()
+	return w.tb.Write(p)
+}
+
+// Lines returns the records logged so far containing every one of
+// substrs, one text line each.
+func (c *LogCapture) Lines(substrs ...string) []string {
+	c.mu.Lock()
+	text := c.buf.String()
+	c.mu.Unlock()
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		ok := l != ""
+		for _, s := range substrs {
+			ok = ok && strings.Contains(l, s)
+		}
+		if ok {
+			out = append(out, l)
+		}
+	}
+	return out
+}

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/prdcredit/ccnode/chaincode"
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network"
@@ -77,35 +79,44 @@ type remoteError struct {
 var errKinds = []error{network.ErrNotFound, network.ErrDenied, network.ErrConflict, network.ErrInvalid, network.ErrUnavailable}
 
 // Handler serves the ledger to remote callers: POST /v1/tx runs a signed
-// transaction or read, GET /v1/events streams events (JSON lines) after a
-// position until the caller goes away or the ledger closes.
+// transaction or read; POST /v1/events streams events (JSON lines) after a
+// position until the caller goes away or the ledger closes. Both take a
+// credit.LedgerTx signed by a registered identity, authenticated the same
+// way: the event stream reveals every transaction's effects (members,
+// consent commitments, checkpoints), so it is no more public than the
+// reads.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/tx", s.serveTx)
-	mux.HandleFunc("GET /v1/events", s.serveEvents)
+	mux.HandleFunc("POST /v1/events", s.serveEvents)
 	return http.MaxBytesHandler(mux, 8<<20)
+}
+
+// eventsFunc is the function name of a signed subscription; its
+// arguments are the position after which to stream (block, tx id).
+const eventsFunc = "Events"
+
+// writeRemoteError answers a refused or failed call of op.
+func writeRemoteError(w http.ResponseWriter, op string, err error) {
+	kind, msg := network.ErrInvalid, err.Error()
+	var ne *network.Error
+	if errors.As(mapErr(op, err), &ne) {
+		kind, msg = ne.Kind, ne.Msg
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusUnprocessableEntity)
+	json.NewEncoder(w).Encode(remoteError{Op: op, Kind: kind.Error(), Msg: msg})
 }
 
 func (s *Server) serveTx(w http.ResponseWriter, r *http.Request) {
 	var tx credit.LedgerTx
-	fail := func(err error) {
-		op := tx.Function
-		kind, msg := network.ErrInvalid, err.Error()
-		var ne *network.Error
-		if errors.As(mapErr(op, err), &ne) {
-			kind, msg = ne.Kind, ne.Msg
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusUnprocessableEntity)
-		json.NewEncoder(w).Encode(remoteError{Op: op, Kind: kind.Error(), Msg: msg})
-	}
 	if err := json.NewDecoder(r.Body).Decode(&tx); err != nil {
-		fail(&network.Error{Op: "tx", Kind: network.ErrInvalid, Msg: "decoding the transaction: " + err.Error()})
+		writeRemoteError(w, "tx", &network.Error{Op: "tx", Kind: network.ErrInvalid, Msg: "decoding the transaction: " + err.Error()})
 		return
 	}
 	f, ok := remoteFuncs[tx.Function]
 	if !ok || len(tx.Args) != f.args {
-		fail(&network.Error{Op: tx.Function, Kind: network.ErrInvalid, Msg: fmt.Sprintf("unknown function or wrong argument count (%d)", len(tx.Args))})
+		writeRemoteError(w, tx.Function, &network.Error{Op: tx.Function, Kind: network.ErrInvalid, Msg: fmt.Sprintf("unknown function or wrong argument count (%d)", len(tx.Args))})
 		return
 	}
 	var out any
@@ -117,22 +128,42 @@ func (s *Server) serveTx(w http.ResponseWriter, r *http.Request) {
 		err = s.evaluate(tx, run)
 	}
 	if err != nil {
-		fail(err)
+		writeRemoteError(w, tx.Function, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(out)
 }
 
+// serveEvents streams events to a caller whose signed subscription
+// authenticates as a registered identity, with a fresh nonce (a copied
+// subscription is refused, as a copied transaction is).
 func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
-	block, err := strconv.ParseUint(r.URL.Query().Get("block"), 10, 64)
-	if err != nil && r.URL.Query().Get("block") != "" {
-		http.Error(w, "block: "+err.Error(), http.StatusBadRequest)
+	var tx credit.LedgerTx
+	if err := json.NewDecoder(r.Body).Decode(&tx); err != nil {
+		writeRemoteError(w, eventsFunc, &network.Error{Op: eventsFunc, Kind: network.ErrInvalid, Msg: "decoding the subscription: " + err.Error()})
 		return
 	}
-	ch, err := s.subscribe(r.Context(), network.Position{Block: block, TxID: r.URL.Query().Get("tx")})
+	if tx.Function != eventsFunc || len(tx.Args) != 2 {
+		writeRemoteError(w, eventsFunc, &network.Error{Op: eventsFunc, Kind: network.ErrInvalid, Msg: "want a signed " + eventsFunc + " proposal with two arguments (block, tx id)"})
+		return
+	}
+	if err := s.authenticate(tx); err != nil {
+		writeRemoteError(w, eventsFunc, err)
+		return
+	}
+	if err := s.update(func(txn *badger.Txn) error { return s.checkNonce(txn, tx, s.now()) }); err != nil {
+		writeRemoteError(w, eventsFunc, err)
+		return
+	}
+	block, err := strconv.ParseUint(tx.Args[0], 10, 64)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		writeRemoteError(w, eventsFunc, &network.Error{Op: eventsFunc, Kind: network.ErrInvalid, Msg: "block: " + err.Error()})
+		return
+	}
+	ch, err := s.subscribe(r.Context(), network.Position{Block: block, TxID: tx.Args[1]})
+	if err != nil {
+		writeRemoteError(w, eventsFunc, &network.Error{Op: eventsFunc, Kind: network.ErrUnavailable, Msg: err.Error()})
 		return
 	}
 	w.Header().Set("Content-Type", "application/jsonl")
@@ -179,25 +210,49 @@ func (c *Remote) Close() error {
 	return nil
 }
 
-func (c *Remote) call(ctx context.Context, fn string, out any, args ...string) error {
+// post sends fn with args as a signed proposal to path.
+func (c *Remote) post(ctx context.Context, path, fn string, args []string) (*http.Response, error) {
 	tx := credit.LedgerTx{Caller: c.msp, Function: fn, Args: args, Nonce: newNonce(time.Now())}
 	sig, err := credit.SignLedgerTx(c.key, tx)
 	if err != nil {
-		return &network.Error{Op: fn, Kind: network.ErrInvalid, Msg: err.Error()}
+		return nil, &network.Error{Op: fn, Kind: network.ErrInvalid, Msg: err.Error()}
 	}
 	tx.Sig = sig
 	body, err := json.Marshal(tx)
 	if err != nil {
-		return &network.Error{Op: fn, Kind: network.ErrInvalid, Msg: err.Error()}
+		return nil, &network.Error{Op: fn, Kind: network.ErrInvalid, Msg: err.Error()}
 	}
-	req, err := http.NewRequestWithContext(ctx, "POST", c.base+"/v1/tx", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, "POST", c.base+path, bytes.NewReader(body))
 	if err != nil {
-		return &network.Error{Op: fn, Kind: network.ErrInvalid, Msg: err.Error()}
+		return nil, &network.Error{Op: fn, Kind: network.ErrInvalid, Msg: err.Error()}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return &network.Error{Op: fn, Kind: network.ErrUnavailable, Msg: err.Error()}
+		return nil, &network.Error{Op: fn, Kind: network.ErrUnavailable, Msg: err.Error()}
+	}
+	return resp, nil
+}
+
+// remoteErr turns a refused call's response into a *network.Error.
+func remoteErr(fn string, status int, b []byte) error {
+	var re remoteError
+	if json.Unmarshal(b, &re) != nil || re.Kind == "" {
+		return &network.Error{Op: fn, Kind: network.ErrUnavailable, Msg: fmt.Sprintf("HTTP %d: %s", status, bytes.TrimSpace(b))}
+	}
+	kind := network.ErrUnavailable
+	for _, k := range errKinds {
+		if k.Error() == re.Kind {
+			kind = k
+		}
+	}
+	return &network.Error{Op: fn, Kind: kind, Msg: re.Msg}
+}
+
+func (c *Remote) call(ctx context.Context, fn string, out any, args ...string) error {
+	resp, err := c.post(ctx, "/v1/tx", fn, args)
+	if err != nil {
+		return err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -205,17 +260,7 @@ func (c *Remote) call(ctx context.Context, fn string, out any, args ...string) e
 		return &network.Error{Op: fn, Kind: network.ErrUnavailable, Msg: err.Error()}
 	}
 	if resp.StatusCode != http.StatusOK {
-		var re remoteError
-		if json.Unmarshal(b, &re) != nil || re.Kind == "" {
-			return &network.Error{Op: fn, Kind: network.ErrUnavailable, Msg: fmt.Sprintf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(b))}
-		}
-		kind := network.ErrUnavailable
-		for _, k := range errKinds {
-			if k.Error() == re.Kind {
-				kind = k
-			}
-		}
-		return &network.Error{Op: fn, Kind: kind, Msg: re.Msg}
+		return remoteErr(fn, resp.StatusCode, b)
 	}
 	if out == nil {
 		return nil
@@ -310,23 +355,19 @@ func (c *Remote) CheckpointHistory(ctx context.Context, region credit.RegionID) 
 	return out, c.call(ctx, "GetCheckpointHistory", &out, string(region))
 }
 
-// Subscribe implements network.Events: one streaming request; the channel
-// closes when ctx ends or the stream breaks, and the caller resubscribes
-// from the last position it processed.
+// Subscribe implements network.Events: one streaming request, signed as
+// a transaction is; the channel closes when ctx ends or the stream
+// breaks, and the caller resubscribes from the last position it
+// processed.
 func (c *Remote) Subscribe(ctx context.Context, from network.Position) (<-chan network.Event, error) {
-	q := url.Values{"block": {strconv.FormatUint(from.Block, 10)}, "tx": {from.TxID}}
-	req, err := http.NewRequestWithContext(ctx, "GET", c.base+"/v1/events?"+q.Encode(), nil)
+	resp, err := c.post(ctx, "/v1/events", eventsFunc, []string{strconv.FormatUint(from.Block, 10), from.TxID})
 	if err != nil {
-		return nil, &network.Error{Op: "Subscribe", Kind: network.ErrInvalid, Msg: err.Error()}
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, &network.Error{Op: "Subscribe", Kind: network.ErrUnavailable, Msg: err.Error()}
+		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		resp.Body.Close()
-		return nil, &network.Error{Op: "Subscribe", Kind: network.ErrUnavailable, Msg: fmt.Sprintf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(b))}
+		return nil, remoteErr("Subscribe", resp.StatusCode, b)
 	}
 	ch := make(chan network.Event, 64)
 	go func() {

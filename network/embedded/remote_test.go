@@ -1,11 +1,21 @@
 package embedded
 
 import (
+	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/prdcredit/ccnode/credit"
 
 	"github.com/prdcredit/ccnode/network"
 	"github.com/prdcredit/ccnode/network/ledgertest"
@@ -71,5 +81,116 @@ func TestRemoteWrongKeyDenied(t *testing.T) {
 	}
 	if _, err := Dial("ftp://x", "SZMSP", stranger); !errors.Is(err, network.ErrInvalid) {
 		t.Fatalf("dial of a non-HTTP address: %v", err)
+	}
+}
+
+// The event stream reveals every transaction's effects, so a subscription
+// must be a proposal signed by a registered identity, fresh and never seen
+// before, as a transaction is: an unsigned request, one signed by a key
+// not the identity's, and a copied subscription get no stream.
+func TestRemoteEventsNeedAuthentication(t *testing.T) {
+	s, err := Open("", Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	h := harness(t, s)
+	ctx := t.Context()
+	var members []credit.RegionMember
+	for _, r := range h.Regions {
+		members = append(members, r.Member)
+	}
+	if err := h.Regions[0].Ledger.Bootstrap(ctx, members, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Capture the subscription bodies a caller sends.
+	var mu sync.Mutex
+	var subs [][]byte
+	inner := s.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/events" && r.Method == http.MethodPost {
+			body, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			subs = append(subs, body)
+			mu.Unlock()
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+
+	// No stream without a signed subscription.
+	for _, req := range []struct{ method, body string }{
+		{http.MethodGet, ""},
+		{http.MethodPost, ""},
+		{http.MethodPost, `{"caller":"` + h.Regions[0].Ledger.Identity() + `","function":"Events","args":["0",""],"nonce":"00"}`},
+	} {
+		r, _ := http.NewRequestWithContext(ctx, req.method, srv.URL+"/v1/events?block=0", strings.NewReader(req.body))
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK || bytes.Contains(b, []byte(`"position"`)) {
+			t.Fatalf("%s /v1/events with body %q: status %d, %s; want no stream", req.method, req.body, resp.StatusCode, b)
+		}
+	}
+
+	// A key that is not the identity's is denied.
+	_, stranger, _ := ed25519.GenerateKey(rand.Reader)
+	forged, err := Dial(srv.URL, h.Regions[0].Ledger.Identity(), stranger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer forged.Close()
+	if ch, err := forged.Subscribe(ctx, network.Position{}); !errors.Is(err, network.ErrDenied) {
+		if ch != nil {
+			for range ch {
+			}
+		}
+		t.Fatalf("subscription signed by a stranger for %s: %v, want ErrDenied", h.Regions[0].Ledger.Identity(), err)
+	}
+
+	// The identity's own subscription streams the ledger's events.
+	sz := h.Regions[0]
+	rc, err := Dial(srv.URL, sz.Ledger.Identity(), sz.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	sctx, cancel := context.WithCancel(ctx)
+	ch, err := rc.Subscribe(sctx, network.Position{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev, ok := <-ch:
+		if !ok {
+			t.Fatal("the stream closed before its first event")
+		}
+		if ev.Position.Block == 0 {
+			t.Fatalf("first event %+v has no block", ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event within 10s on an authenticated subscription")
+	}
+	cancel()
+	for range ch {
+	}
+
+	// Its subscription copied off the wire and sent again is refused.
+	mu.Lock()
+	copied := subs[len(subs)-1]
+	mu.Unlock()
+	resp, err := http.Post(srv.URL+"/v1/events", "application/json", bytes.NewReader(copied))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refusal remoteError
+	_ = json.NewDecoder(resp.Body).Decode(&refusal)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK || refusal.Kind != network.ErrDenied.Error() || !strings.Contains(refusal.Msg, "replayed") {
+		t.Fatalf("replayed subscription: status %d, %+v; want it denied as replayed", resp.StatusCode, refusal)
 	}
 }

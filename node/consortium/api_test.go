@@ -50,6 +50,16 @@ func newAPIClient(t *testing.T, addr string) *apiClient {
 // document; it returns the status and body.
 func (c *apiClient) do(method, path, token string, body any) (int, []byte) {
 	c.t.Helper()
+	h := http.Header{}
+	if token != "" {
+		h.Set("Authorization", "Bearer "+token)
+	}
+	return c.doH(method, path, h, body)
+}
+
+// doH is do with the request's headers given.
+func (c *apiClient) doH(method, path string, hdr http.Header, body any) (int, []byte) {
+	c.t.Helper()
 	var rd io.Reader
 	var raw []byte
 	if body != nil {
@@ -67,8 +77,8 @@ func (c *apiClient) do(method, path, token string, body any) (int, []byte) {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -78,6 +88,7 @@ func (c *apiClient) do(method, path, token string, body any) (int, []byte) {
 	out, _ := io.ReadAll(resp.Body)
 
 	vreq, _ := http.NewRequest(method, c.base+path, bytes.NewReader(raw))
+	vreq.Header = req.Header.Clone()
 	route, params, err := c.router.FindRoute(vreq)
 	if err != nil {
 		c.t.Fatalf("%s %s: not in openapi.yaml: %v", method, path, err)
@@ -107,6 +118,8 @@ func TestBankAPIMatchesOpenAPI(t *testing.T) {
 	sz := c.Region("440300")
 	mustPut(t, sz, rec(t, testkit.USCC(t, "440300", 3), credit.Tax, 1))
 	api := newAPIClient(t, sz.Node.HTTPAddr())
+	adm := newAPIClient(t, sz.Node.AdminAddr())
+	tok := c.OperatorToken
 	bank := c.Banks[0]
 	ent := NewEnterprise(testkit.USCC(t, "440300", 3))
 	grant, _ := ent.Grant(bank.ID, sz.ID, []credit.Category{credit.Tax}, credit.PurposeCreditReview, time.Now(), time.Hour)
@@ -116,10 +129,14 @@ func TestBankAPIMatchesOpenAPI(t *testing.T) {
 		json.Unmarshal(b, &e)
 		return e.Code
 	}
-	if st, b := api.do("POST", "/v1/consents", "", grant); st != 401 || code(b) != string(credit.CodeUnauthorized) {
-		t.Fatalf("consent without admin token: %d %s", st, b)
+	if st, b := adm.do("POST", "/v1/consents", "", grant); st != 401 || code(b) != string(credit.CodeUnauthorized) {
+		t.Fatalf("consent without operator token: %d %s", st, b)
 	}
-	st, b := api.do("POST", "/v1/consents", AdminToken, grant)
+	// The bank API serves no admin operation, token or not.
+	if st, b := api.do("POST", "/v1/consents", tok, grant); st != 404 || code(b) != string(credit.CodeNotFound) {
+		t.Fatalf("consent on the bank API: %d %s", st, b)
+	}
+	st, b := adm.do("POST", "/v1/consents", tok, grant)
 	if st != 201 {
 		t.Fatalf("record consent: %d %s", st, b)
 	}
@@ -168,7 +185,10 @@ func TestBankAPIMatchesOpenAPI(t *testing.T) {
 	if st, _ := api.do("GET", "/v1/checkpoint", "", nil); st != 404 {
 		t.Fatalf("checkpoint before anchoring: %d", st)
 	}
-	if st, b := api.do("GET", "/v1/receipts/"+rid, "", nil); st != 200 || !strings.Contains(string(b), `"checkpoint":null`) {
+	if st, b := api.do("GET", "/v1/receipts/"+rid, "", nil); st != 401 || code(b) != string(credit.CodeUnauthorized) {
+		t.Fatalf("unsigned receipt read: %d %s", st, b)
+	}
+	if st, b := api.doH("GET", "/v1/receipts/"+rid, signedRead(t, bank, rid), nil); st != 200 || !strings.Contains(string(b), `"checkpoint":null`) {
 		t.Fatalf("receipt before anchoring: %d %s", st, b)
 	}
 	if err := sz.Node.AnchorNow(ctx); err != nil {
@@ -177,20 +197,29 @@ func TestBankAPIMatchesOpenAPI(t *testing.T) {
 	if st, b := api.do("GET", "/v1/checkpoint", "", nil); st != 200 {
 		t.Fatalf("checkpoint: %d %s", st, b)
 	}
-	if st, b := api.do("GET", "/v1/receipts/"+rid, "", nil); st != 200 || strings.Contains(string(b), `"checkpoint":null`) {
+	if st, b := api.doH("GET", "/v1/receipts/"+rid, signedRead(t, bank, rid), nil); st != 200 || strings.Contains(string(b), `"checkpoint":null`) {
 		t.Fatalf("receipt after anchoring: %d %s", st, b)
 	}
-	if st, _ := api.do("GET", "/v1/receipts/nope-nope-nope", "", nil); st != 404 {
+	if st, b := adm.do("GET", "/v1/receipts/"+rid, tok, nil); st != 200 || strings.Contains(string(b), `"checkpoint":null`) {
+		t.Fatalf("receipt read by an operator: %d %s", st, b)
+	}
+	if st, _ := api.doH("GET", "/v1/receipts/nope-nope-nope", signedRead(t, bank, "nope-nope-nope"), nil); st != 404 {
 		t.Fatalf("missing receipt: %d", st)
 	}
-	if st, b := api.do("POST", "/v1/consents/"+grant.ID+"/revoke", AdminToken, nil); st != 200 || !strings.Contains(string(b), `"revoked"`) {
+	if st, b := api.do("POST", "/v1/consents/"+grant.ID+"/revoke", tok, nil); st != 404 || code(b) != string(credit.CodeNotFound) {
+		t.Fatalf("revoke on the bank API: %d %s", st, b)
+	}
+	if st, b := adm.do("POST", "/v1/consents/"+grant.ID+"/revoke", tok, nil); st != 200 || !strings.Contains(string(b), `"revoked"`) {
 		t.Fatalf("revoke: %d %s", st, b)
 	}
 	newBank := credit.BankMember{ID: "bank-sz-new", Name: "New Bank", PubKey: bank.Key.Public().(ed25519.PublicKey)}
-	if st, _ := api.do("POST", "/v1/banks", "", newBank); st != 401 {
+	if st, _ := adm.do("POST", "/v1/banks", "", newBank); st != 401 {
 		t.Fatalf("bank registration without token: %d", st)
 	}
-	if st, b := api.do("POST", "/v1/banks", AdminToken, newBank); st != 200 || !strings.Contains(string(b), `"region":"440300"`) {
+	if st, b := api.do("POST", "/v1/banks", tok, newBank); st != 404 || code(b) != string(credit.CodeNotFound) {
+		t.Fatalf("bank registration on the bank API: %d %s", st, b)
+	}
+	if st, b := adm.do("POST", "/v1/banks", tok, newBank); st != 200 || !strings.Contains(string(b), `"region":"440300"`) {
 		t.Fatalf("bank registration: %d %s", st, b)
 	}
 	if st, _ := api.do("GET", "/healthz", "", nil); st != 200 {
@@ -214,4 +243,16 @@ func TestBankAPIMatchesOpenAPI(t *testing.T) {
 	if st, _ := api.do("POST", "/v1/query", "", q); st != 503 {
 		t.Fatalf("query with stale ledger: %d", st)
 	}
+}
+
+// signedRead is the headers of bank's signed read of receipt id, now.
+func signedRead(t *testing.T, bank *Bank, id string) http.Header {
+	t.Helper()
+	rr := credit.ReceiptRead{Version: 1, Bank: bank.ID, ReceiptID: id, Time: time.Now()}
+	if err := rr.Sign(bank.Key); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", "/", nil)
+	node.SetReceiptReadHeaders(req, &rr)
+	return req.Header
 }

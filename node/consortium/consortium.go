@@ -66,7 +66,14 @@ type Options struct {
 	WrapLedger func(network.Ledger) network.Ledger
 	// Now, when set, is every node's clock (node.Deps.Now).
 	Now func() time.Time
+	// Operators authenticates every node's admin API; nil gives each node
+	// one operator, OperatorName, holding the consortium's OperatorToken.
+	Operators node.OperatorAuth
 }
+
+// OperatorName is the operator of an in-process consortium's nodes when
+// Options.Operators is nil.
+const OperatorName = "operator"
 
 // Region is one running region.
 type Region struct {
@@ -90,20 +97,23 @@ type Consortium struct {
 	Ledger  *embedded.Server
 	Regions []*Region
 	Banks   []*Bank
-	opts    Options
-	mock    mocknet.Mocknet
-	once    sync.Once
-	err     error
+	// OperatorToken is OperatorName's token (random per Start) for every
+	// node's admin API, when Options.Operators is nil.
+	OperatorToken string
+	opts          Options
+	mock          mocknet.Mocknet
+	once          sync.Once
+	err           error
 }
-
-// AdminToken is the admin token of every node of an in-process
-// consortium (the demo prints it for --keep).
-const AdminToken = "demo-admin-token"
 
 // Start builds and starts every region, phase by phase; on failure what
 // started is closed.
 func Start(ctx context.Context, o Options) (_ *Consortium, err error) {
 	c := &Consortium{opts: withDefaults(o)}
+	if c.opts.Operators == nil {
+		c.OperatorToken = randHex(32)
+		c.opts.Operators = node.OperatorList{{Name: OperatorName, TokenHash: node.HashOperatorToken(c.OperatorToken)}}
+	}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, c.Close())
@@ -132,7 +142,7 @@ func Start(ctx context.Context, o Options) (_ *Consortium, err error) {
 	}
 	for _, r := range c.Regions {
 		if r.Node, err = node.New(ctx, c.config(r), node.Deps{Store: r.Store, Ledger: r.Ledger, Key: r.Key, Host: r.host,
-			Logger: c.opts.Logger.With("region", string(r.ID)), AdminToken: AdminToken, Now: c.opts.Now}); err != nil {
+			Logger: c.opts.Logger.With("region", string(r.ID)), Operators: c.opts.Operators, Now: c.opts.Now}); err != nil {
 			return nil, err
 		}
 	}
@@ -236,7 +246,7 @@ func (c *Consortium) mockHosts() error {
 }
 
 // config is a region's node config: the defaults in its folder, the bank
-// API on a free port of 127.0.0.1, then Options.Tune.
+// and admin APIs on free ports of 127.0.0.1, then Options.Tune.
 func (c *Consortium) config(r *Region) node.Config {
 	dir := r.Dir
 	if dir == "" {
@@ -244,6 +254,7 @@ func (c *Consortium) config(r *Region) node.Config {
 	}
 	cfg := node.DefaultConfig(r.ID, dir)
 	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.Admin.Addr = "127.0.0.1:0"
 	cfg.Ledger.MSPID = mspID(r.ID)
 	if c.opts.Tune != nil {
 		c.opts.Tune(&cfg)
@@ -321,6 +332,12 @@ func (c *Consortium) Region(id credit.RegionID) *Region {
 		}
 	}
 	return nil
+}
+
+// Client is a client of the region's bank API and of its admin API as
+// the consortium's operator.
+func (c *Consortium) Client(r *Region) *node.Client {
+	return &node.Client{Base: "http://" + r.Node.HTTPAddr(), Admin: "http://" + r.Node.AdminAddr(), OperatorToken: c.OperatorToken}
 }
 
 // Bank returns a bank by id.

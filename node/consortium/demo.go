@@ -91,6 +91,7 @@ type DemoRegion struct {
 	LogSize     uint64          `json:"receipt_log_size"`
 	Anchored    uint64          `json:"anchored_size"`
 	BankAPI     string          `json:"bank_api"`
+	AdminAPI    string          `json:"admin_api"`
 }
 
 // DemoRefusal is one query that had to be refused.
@@ -209,7 +210,8 @@ type demoRun struct {
 	// consentA and consentB are the banks' consents on their first
 	// subject; toRevoke is revoked after the consented queries.
 	consentA, consentB, toRevoke credit.ConsentGrant
-	proofReceipt                 string // a receipt of home's, for the inclusion proof
+	proofReceipt                 string        // a receipt of home's, for the inclusion proof
+	proofBank                    credit.BankID // the bank whose query it answered
 }
 
 var demoScope = []credit.Category{credit.Registration, credit.Tax, credit.Penalty, credit.Judicial}
@@ -281,7 +283,8 @@ func (r *demoRun) loadData() error {
 			}
 		}
 		r.rep.Records += len(recs)
-		r.rep.Regions = append(r.rep.Regions, DemoRegion{ID: g.ID, Name: g.Name, Enterprises: len(r.subjects[g.ID]), Records: len(recs), BankAPI: "http://" + g.Node.HTTPAddr()})
+		r.rep.Regions = append(r.rep.Regions, DemoRegion{ID: g.ID, Name: g.Name, Enterprises: len(r.subjects[g.ID]), Records: len(recs),
+			BankAPI: "http://" + g.Node.HTTPAddr(), AdminAPI: "http://" + g.Node.AdminAddr()})
 	}
 	return nil
 }
@@ -295,10 +298,6 @@ func demoRecord(rng *rand.Rand, holder credit.RegionID, u credit.USCC, seq int) 
 	return rec, rec.Normalize(time.Time{}, 0)
 }
 
-func clientOf(g *Region) *node.Client {
-	return &node.Client{Base: "http://" + g.Node.HTTPAddr(), AdminToken: AdminToken}
-}
-
 // grant has u's enterprise sign a consent for bank and records it at g's
 // node through the admin API.
 func (r *demoRun) grant(g *Region, u credit.USCC, bank credit.BankID, purpose credit.Purpose) (credit.ConsentGrant, error) {
@@ -306,7 +305,7 @@ func (r *demoRun) grant(g *Region, u credit.USCC, bank credit.BankID, purpose cr
 	if err != nil {
 		return doc, err
 	}
-	res, err := clientOf(g).RecordConsent(r.ctx, doc)
+	res, err := r.Client(g).RecordConsent(r.ctx, doc)
 	if err != nil {
 		return doc, fmt.Errorf("record consent at %s: %w", g.ID, err)
 	}
@@ -345,7 +344,7 @@ func (r *demoRun) consentedQueries() error {
 				return err
 			}
 			t0 := time.Now()
-			res, err := clientOf(a.home).Query(r.ctx, &q)
+			res, err := r.Client(a.home).Query(r.ctx, &q)
 			if err != nil {
 				return fmt.Errorf("%w: consented query by %s: %w", ErrDemoFailed, a.bank.ID, err)
 			}
@@ -372,7 +371,7 @@ func (r *demoRun) example(res *node.Consolidated) {
 	for _, st := range res.Regions {
 		ex.Rows = append(ex.Rows, DemoRegionRow{Region: st.Region, Status: st.Status, Records: st.RecordCount, Receipt: st.Receipt.ID})
 		if st.Region == r.home.ID {
-			r.proofReceipt = st.Receipt.ID
+			r.proofReceipt, r.proofBank = st.Receipt.ID, res.Bank
 		}
 	}
 	r.rep.Example = ex
@@ -380,7 +379,7 @@ func (r *demoRun) example(res *node.Consolidated) {
 
 // revoke revokes one consent and waits until every node's view has it.
 func (r *demoRun) revoke() error {
-	if _, err := clientOf(r.home).RevokeConsent(r.ctx, r.toRevoke.ID); err != nil {
+	if _, err := r.Client(r.home).RevokeConsent(r.ctx, r.toRevoke.ID); err != nil {
 		return err
 	}
 	for _, g := range r.Consortium.Regions {
@@ -442,7 +441,7 @@ func (r *demoRun) refusals() error {
 		if err != nil {
 			return err
 		}
-		_, err = clientOf(tc.home).Query(r.ctx, &q)
+		_, err = r.Client(tc.home).Query(r.ctx, &q)
 		f := DemoRefusal{Case: tc.name, Want: tc.want}
 		var se *node.StatusError
 		if errors.As(err, &se) {
@@ -473,7 +472,12 @@ func (r *demoRun) anchorAndProve() error {
 			return fmt.Errorf("anchor %s: %w", g.ID, err)
 		}
 	}
-	rp, err := clientOf(r.home).Receipt(r.ctx, r.proofReceipt)
+	// The bank reads its receipt with a read signed by its own key.
+	b := r.Bank(r.proofBank)
+	if b == nil {
+		return fmt.Errorf("%w: no bank %s for the inclusion proof", ErrDemoFailed, r.proofBank)
+	}
+	rp, err := r.Client(r.home).Receipt(r.ctx, b.ID, b.Key, r.proofReceipt)
 	if err != nil {
 		return err
 	}

@@ -31,11 +31,8 @@ func TestStandaloneServesEmbeddedLedger(t *testing.T) {
 	for _, id := range ids {
 		dir := filepath.Join(root, string(id))
 		cfg := node.DefaultConfig(id, dir)
-		cfg.HTTP.Addr = "127.0.0.1:0"
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(cfg.HTTP.AdminTokenFile, []byte("t\n"), 0o600); err != nil {
+		cfg.HTTP.Addr, cfg.Admin.Addr = "127.0.0.1:0", "127.0.0.1:0"
+		if _, err := node.AddOperator(cfg.Admin.OperatorsFile, "admin"); err != nil {
 			t.Fatal(err)
 		}
 		key, err := node.GenerateKeyFile(cfg.KeyFile)

@@ -74,8 +74,8 @@ func (f *Fabric) KeyFile(id credit.RegionID) string {
 	return filepath.Join(f.Dir, "nodes", string(id), "node.key")
 }
 
-// Node prepares a region's node on this network in dir: admin token and
-// config (defaults for dir, bank API and libp2p on free loopback ports,
+// Node prepares a region's node on this network in dir: an operator
+// ("admin", its token in dir/operator.token) and config (defaults for dir, bank API and libp2p on free loopback ports,
 // the region's gateway and key), changed by edit when not nil.
 func (f *Fabric) Node(t testing.TB, id credit.RegionID, dir string, edit func(*node.Config)) *Node {
 	t.Helper()
@@ -83,13 +83,17 @@ func (f *Fabric) Node(t testing.TB, id credit.RegionID, dir string, edit func(*n
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	tok := "faults-admin-" + string(id)
-	if err := os.WriteFile(filepath.Join(dir, "admin.token"), []byte(tok+"\n"), 0o600); err != nil {
+	cfg := node.DefaultConfig(id, dir)
+	tok, err := node.AddOperator(cfg.Admin.OperatorsFile, "admin")
+	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := node.DefaultConfig(id, dir)
+	if err := os.WriteFile(filepath.Join(dir, "operator.token"), []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cfg.KeyFile = f.KeyFile(id)
 	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.Admin.Addr = "127.0.0.1:0"
 	cfg.Ledger.EmbeddedDir = ""
 	cfg.Ledger.FabricGateway = gw
 	cfg.Ledger.MSPID = org.MSPID

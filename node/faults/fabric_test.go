@@ -91,7 +91,7 @@ func startConsortium(t *testing.T) *consortium {
 		t.Fatalf("register bank at Shenzhen: %v", err)
 	}
 	c.grantDoc = filepath.Join(root, "consent.json")
-	bin.Must(t, "consent", "grant", "--node", c.sz().URL(), "--admin-token-file", filepath.Join(c.sz().Dir, "admin.token"),
+	bin.Must(t, "consent", "grant", "--admin", c.sz().AdminURL(), "--operator-token-file", filepath.Join(c.sz().Dir, "operator.token"),
 		"--enterprise-key", filepath.Join(root, "enterprise.key"), "--uscc", string(subject), "--bank", string(c.bank.ID),
 		"--region", "440300", "--categories", "registration,tax,judicial", "--out", c.grantDoc)
 	if b, err := os.ReadFile(c.grantDoc); err != nil || json.Unmarshal(b, &c.grant) != nil || len(c.grant.RegionSig) == 0 {

@@ -74,7 +74,7 @@ type Node struct {
 	Region credit.RegionID
 	Dir    string // data folder (store in Dir/db, embedded ledger in Dir/ledger)
 	Config string // its ccnode.yaml
-	Token  string // admin token
+	Token  string // operator token ("admin", made by ccnode init)
 	Args   []string
 	// Wrap, when set, is a command prefix the process runs under (such
 	// as Netns.Exec, to run it inside a network namespace); it must exec
@@ -89,6 +89,7 @@ type Node struct {
 	exited chan struct{}
 	logs   *lockedBuffer
 	url    string
+	admin  string
 }
 
 // InitEmbedded runs `ccnode init` for a region on the embedded ledger in
@@ -97,12 +98,13 @@ type Node struct {
 func InitEmbedded(t testing.TB, bin Bin, region credit.RegionID, dir string, edit func(*node.Config)) *Node {
 	t.Helper()
 	bin.Must(t, "init", "--region", string(region), "--dir", dir, "--http-addr", "127.0.0.1:0")
-	tok, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+	tok, err := os.ReadFile(filepath.Join(dir, "operator.token"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := node.DefaultConfig(region, dir)
 	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.Admin.Addr = "127.0.0.1:0"
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -160,8 +162,8 @@ func (n *Node) Start(t testing.TB, extra ...string) {
 	}
 	cmd := exec.Command(name, args...)
 	logs := &lockedBuffer{}
-	lines := make(chan string, 1)
-	cmd.Stdout = &firstLine{w: logs, line: lines}
+	lines := make(chan string, 2)
+	cmd.Stdout = &firstLines{w: logs, line: lines, n: 2}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -184,17 +186,23 @@ func (n *Node) Start(t testing.TB, extra ...string) {
 		}
 	})
 	n.cmd, n.exited, n.logs = cmd, exited, logs
-	select {
-	case line := <-lines:
-		_, url, ok := strings.Cut(strings.TrimSpace(line), "bank API on ")
-		if !ok {
-			t.Fatalf("ccnode run %s printed %q, not its address", n.Region, line)
+	// The bank API's address, then the admin API's.
+	for _, what := range []struct {
+		prefix string
+		url    *string
+	}{{"bank API on ", &n.url}, {"admin API on ", &n.admin}} {
+		select {
+		case line := <-lines:
+			_, url, ok := strings.Cut(strings.TrimSpace(line), what.prefix)
+			if !ok {
+				t.Fatalf("ccnode run %s printed %q, not its %saddress", n.Region, line, what.prefix)
+			}
+			*what.url = url
+		case <-exited:
+			t.Fatalf("ccnode run %s exited before serving:\n%s", n.Region, logs.String())
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("ccnode run %s printed no address in 2m:\n%s", n.Region, logs.String())
 		}
-		n.url = url
-	case <-exited:
-		t.Fatalf("ccnode run %s exited before serving:\n%s", n.Region, logs.String())
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("ccnode run %s printed no address in 2m:\n%s", n.Region, logs.String())
 	}
 }
 
@@ -205,9 +213,17 @@ func (n *Node) URL() string {
 	return n.url
 }
 
-// Client is a bank API client of the running process, with the admin token.
+// AdminURL is the admin API of the running process.
+func (n *Node) AdminURL() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.admin
+}
+
+// Client is a client of the running process's bank API and of its admin
+// API with the operator token.
 func (n *Node) Client() *node.Client {
-	return &node.Client{Base: n.URL(), AdminToken: n.Token}
+	return &node.Client{Base: n.URL(), Admin: n.AdminURL(), OperatorToken: n.Token}
 }
 
 // Pid is the running process's id.
@@ -482,20 +498,21 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// firstLine copies a child's stdout to w and sends its first line on line.
-type firstLine struct {
+// firstLines copies a child's stdout to w and sends its first n lines on
+// line (which must hold n).
+type firstLines struct {
 	w    io.Writer
 	line chan<- string
+	n    int
 	buf  []byte
-	sent bool
 }
 
-func (f *firstLine) Write(p []byte) (int, error) {
-	if !f.sent {
+func (f *firstLines) Write(p []byte) (int, error) {
+	if f.n > 0 {
 		f.buf = append(f.buf, p...)
-		if i := bytes.IndexByte(f.buf, '\n'); i >= 0 {
+		for i := bytes.IndexByte(f.buf, '\n'); i >= 0 && f.n > 0; i = bytes.IndexByte(f.buf, '\n') {
 			f.line <- string(f.buf[:i+1])
-			f.sent = true
+			f.buf, f.n = f.buf[i+1:], f.n-1
 		}
 	}
 	return f.w.Write(p)

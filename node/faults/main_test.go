@@ -56,7 +56,7 @@ func startRegion(t *testing.T, edit func(*node.Config)) *region {
 		t.Fatalf("register bank: %v", err)
 	}
 	r.grantDoc = filepath.Join(root, "consent.json")
-	bin.Must(t, "consent", "grant", "--node", n.URL(), "--admin-token-file", filepath.Join(n.Dir, "admin.token"),
+	bin.Must(t, "consent", "grant", "--admin", n.AdminURL(), "--operator-token-file", filepath.Join(n.Dir, "operator.token"),
 		"--enterprise-key", filepath.Join(root, "enterprise.key"), "--uscc", string(subject), "--bank", string(r.bank.ID),
 		"--region", "440300", "--categories", "registration,tax,penalty,judicial", "--out", r.grantDoc)
 	if b, err := os.ReadFile(r.grantDoc); err != nil || json.Unmarshal(b, &r.grant) != nil || len(r.grant.RegionSig) == 0 {

@@ -1,0 +1,175 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prdcredit/ccnode/credit"
+)
+
+// The admin API: operator calls (recording and revoking consents,
+// registering banks, reading any receipt) on a listener of their own,
+// loopback by default, apart from the bank API. Every call carries one
+// named operator's token ("Authorization: Bearer <token>") and is logged
+// with the operator's name, the action and its target.
+
+// DefaultAdminAddr is the admin API's default address: loopback, so only
+// this machine reaches it.
+const DefaultAdminAddr = "127.0.0.1:9440"
+
+// AdminConfig configures the admin API.
+type AdminConfig struct {
+	// Addr is the admin API's listen address.
+	Addr string `yaml:"addr"`
+	// OperatorsFile lists the operators: a name and the SHA-256 of the
+	// token of each (see operators.go). Read on every admin call.
+	OperatorsFile string `yaml:"operators_file"`
+}
+
+func (a AdminConfig) validate() error {
+	if _, _, err := net.SplitHostPort(a.Addr); err != nil {
+		return &ConfigError{Key: "admin.addr", Err: err}
+	}
+	if a.OperatorsFile == "" {
+		return &ConfigError{Key: "admin.operators_file", Err: errRequired}
+	}
+	return nil
+}
+
+// adminCall is what an admin call's log line says; the handler fills in
+// the target once it has decoded it.
+type adminCall struct {
+	operator, action, target string
+}
+
+type adminCallKey struct{}
+
+// noteTarget records what an admin call acts on (a consent or bank id)
+// for its log line; outside an admin call it does nothing.
+func noteTarget(r *http.Request, target string) {
+	if c, ok := r.Context().Value(adminCallKey{}).(*adminCall); ok {
+		c.target = target
+	}
+}
+
+// statusRecorder keeps the status a handler wrote, for the log line.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// operator authenticates an admin call and logs it: refused calls at
+// Warn with the caller's address, accepted ones at Info with the
+// operator's name, the action, its target and the status answered.
+func (n *Node) operator(action string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		name, err := "", ErrNoOperator
+		if ok && n.deps.Operators != nil {
+			name, err = n.deps.Operators.Operator(strings.TrimSpace(tok))
+		}
+		if err != nil {
+			if !errors.Is(err, ErrNoOperator) {
+				// The operators file is unreadable: refuse (fail closed)
+				// and tell the operator why in the log, not the caller.
+				n.log.Error("admin call refused: operators unreadable", "action", action, "err", err)
+				writeError(w, http.StatusServiceUnavailable, credit.CodeUnavailable, "operator credentials cannot be checked now")
+				return
+			}
+			n.log.Warn("admin call refused", "action", action, "remote", r.RemoteAddr, "reason", "no valid operator token")
+			writeError(w, http.StatusUnauthorized, credit.CodeUnauthorized, "an operator token is required (Authorization: Bearer <token>)")
+			return
+		}
+		call := &adminCall{operator: name, action: action, target: r.PathValue("id")}
+		rec := &statusRecorder{ResponseWriter: w}
+		start := time.Now()
+		h(rec, r.WithContext(context.WithValue(r.Context(), adminCallKey{}, call)))
+		n.log.Info("admin action", "operator", call.operator, "action", call.action, "target", call.target,
+			"status", rec.status, "remote", r.RemoteAddr, "elapsed", time.Since(start).Round(time.Microsecond))
+	}
+}
+
+// AdminHandler is the admin API. Every route but /healthz needs an
+// operator's token.
+func (n *Node) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/consents", n.operator("record_consent", n.handleRecordConsent))
+	mux.HandleFunc("POST /v1/consents/{id}/revoke", n.operator("revoke_consent", n.handleRevokeConsent))
+	mux.HandleFunc("POST /v1/banks", n.operator("register_bank", n.handleRegisterBank))
+	mux.HandleFunc("GET /v1/receipts/{id}", n.operator("read_receipt", n.handleReceipt))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("/", notFound)
+	return http.MaxBytesHandler(mux, n.cfg.HTTP.MaxBodyBytes)
+}
+
+// notFound answers a path no route serves with a JSON error, as every
+// other refusal is.
+func notFound(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusNotFound, credit.CodeNotFound, "no such endpoint")
+}
+
+func (n *Node) startAdmin(context.Context) (func() error, error) {
+	ln, err := net.Listen("tcp", n.cfg.Admin.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin.addr: %w", err)
+	}
+	n.adminLn = ln
+	if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
+		n.log.Warn("admin API listens beyond this machine; keep it behind a firewall", "addr", ln.Addr().String())
+	}
+	srv := &http.Server{
+		Handler:           n.AdminHandler(),
+		ReadHeaderTimeout: n.cfg.HTTP.ReadTimeout,
+		ReadTimeout:       n.cfg.HTTP.ReadTimeout,
+		WriteTimeout:      n.cfg.HTTP.WriteTimeout,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("admin server stopped", "err", err)
+		}
+	}()
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err := srv.Shutdown(ctx)
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = srv.Close()
+		}
+		<-done
+		return err
+	}, nil
+}
+
+// AdminAddr is the admin API's listening address once started.
+func (n *Node) AdminAddr() string {
+	if n.adminLn == nil {
+		return ""
+	}
+	return n.adminLn.Addr().String()
+}
