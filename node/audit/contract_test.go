@@ -34,7 +34,7 @@ func (c *testClock) set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t
 func TestContractRefusesRewrittenLog(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, 8)
-	rw := newFixture(t, 8)
+	rw := newFixtureWith(t, 8, f.pki)
 	rw.receipts[2] = rw.receipt(2, bankA, "consent-a-0001", []credit.Category{credit.Licensing})
 	rw.resign(2)
 	f.anchor()
