@@ -43,6 +43,9 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/consents/{id}", n.handleConsentStatus)
 	mux.HandleFunc("GET /v1/checkpoint", n.handleCheckpoint)
 	mux.HandleFunc("POST /v1/banks", n.admin(n.handleRegisterBank))
+	mux.HandleFunc("POST /v1/authorities", n.admin(n.handleRegisterAuthority))
+	mux.HandleFunc("POST /v1/authorities/{id}/retire", n.admin(n.handleRetireAuthority))
+	mux.HandleFunc("POST /v1/revocations", n.admin(n.handleRevokeCertificate))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

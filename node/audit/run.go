@@ -113,15 +113,15 @@ type auditor struct {
 	// trust is the ledger's whole record of enterprise identity: the
 	// consent decision judges each certificate chain against it at the
 	// receipt's time.
-	trust       *credit.TrustSet
-	docMu       sync.RWMutex
-	docOK       map[[32]byte]bool // commitments of documents whose two signatures verified
+	trust *credit.TrustSet
+	docMu sync.RWMutex
+	docOK map[[32]byte]bool // commitments of documents whose two signatures verified
 	// chains caches credit.VerifyEnterpriseChain by commitment: trust
 	// does not change during an audit, so a document's chain is
 	// verified once however many receipts carry it.
 	chains map[[32]byte]*credit.CertifiedKey
-	sigs        sigbatch.Verifier
-	queues      sync.Pool // *sigQueue, a batch's work space
+	sigs   sigbatch.Verifier
+	queues sync.Pool // *sigQueue, a batch's work space
 }
 
 // Run audits the exports in in against the ledger view v.
