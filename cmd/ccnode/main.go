@@ -39,6 +39,7 @@ func newApp() *cli.App {
 			importCommand(), reportCommand(), statsCommand(),
 			runCommand(),
 			configCommand(),
+			authorityCommand(),
 			consentCommand(),
 			queryCommand(),
 			receiptsCommand(),
