@@ -89,10 +89,38 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := testkit.USCC(t, "440300", 1)
+	tokFile := filepath.Join(dir, "admin.token")
+	// The trust chain as the README sets it up: a development authority,
+	// registered by this region, certifies the enterprise's key.
+	caDir, entDir := filepath.Join(dir, "authority"), filepath.Join(dir, "enterprise")
+	cli("authority", "create", "--name", "Shenzhen Test Authority", "--out", caDir)
+	cli("authority", "issue", "--authority", caDir, "--uscc", string(u), "--name", "Test Enterprise", "--out", entDir)
+	var auth credit.IdentityAuthority
+	if out := cli("authority", "register", "--node", url, "--admin-token-file", tokFile, "--authority", caDir); json.Unmarshal([]byte(out), &auth) != nil ||
+		auth.Region != "440300" || len(auth.Divisions) != 1 || auth.Divisions[0] != "4403" || auth.RegisteredAt.IsZero() {
+		t.Fatalf("authority register: %s", out)
+	}
+	grant := func(entDir, out string) ([]byte, error) {
+		return exec.Command(bin, "consent", "grant", "--node", url, "--admin-token-file", tokFile,
+			"--enterprise-key", filepath.Join(entDir, "enterprise.key"), "--enterprise-cert", filepath.Join(entDir, "enterprise.pem"),
+			"--uscc", string(u), "--bank", "bank-a", "--region", "440300", "--categories", "tax,penalty", "--out", out).CombinedOutput()
+	}
 	consentFile := filepath.Join(dir, "consent.json")
-	cli("consent", "grant", "--node", url, "--admin-token-file", filepath.Join(dir, "admin.token"),
-		"--enterprise-key", filepath.Join(dir, "enterprise.key"), "--uscc", string(u), "--bank", "bank-a",
-		"--region", "440300", "--categories", "tax,penalty", "--out", consentFile)
+	if out, err := grant(entDir, consentFile); err != nil {
+		t.Fatalf("consent grant: %v\n%s", err, out)
+	}
+	// The attack of issue 14: a key certified by an authority nobody
+	// registered, for this region's enterprise, through this region's own
+	// admin token. Refused at recording.
+	rogueDir, rogueEnt := filepath.Join(dir, "rogue"), filepath.Join(dir, "rogue-enterprise")
+	cli("authority", "create", "--name", "Rogue Authority", "--out", rogueDir)
+	cli("authority", "issue", "--authority", rogueDir, "--uscc", string(u), "--name", "Test Enterprise", "--out", rogueEnt)
+	if out, err := grant(rogueEnt, filepath.Join(dir, "rogue-consent.json")); err == nil || !strings.Contains(string(out), string(credit.CodeConsentUncertified)) {
+		t.Fatalf("consent signed under an unregistered authority: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "rogue-consent.json")); err == nil {
+		t.Fatal("a refused consent was written")
+	}
 	var g credit.ConsentGrant
 	b, _ := os.ReadFile(consentFile)
 	if err := json.Unmarshal(b, &g); err != nil || len(g.RegionSig) == 0 {
