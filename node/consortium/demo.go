@@ -302,7 +302,11 @@ func clientOf(g *Region) *node.Client {
 // grant has u's enterprise sign a consent for bank and records it at g's
 // node through the admin API.
 func (r *demoRun) grant(g *Region, u credit.USCC, bank credit.BankID, purpose credit.Purpose) (credit.ConsentGrant, error) {
-	doc, err := NewEnterprise(u).Grant(bank, g.ID, demoScope, purpose, time.Now(), 365*24*time.Hour)
+	ent, err := r.Enterprise(u)
+	if err != nil {
+		return credit.ConsentGrant{}, err
+	}
+	doc, err := ent.Grant(bank, g.ID, demoScope, purpose, time.Now(), 365*24*time.Hour)
 	if err != nil {
 		return doc, err
 	}
@@ -407,7 +411,11 @@ func (r *demoRun) revoke() error {
 func (r *demoRun) refusals() error {
 	home, second, bankA, bankB := r.home, r.second, r.bankA, r.bankB
 	subjA := r.consentA.Subject
-	unrecorded, err := NewEnterprise(r.subjects[home.ID][2]).Grant(bankA.ID, home.ID, demoScope, credit.PurposeLoanApplication, time.Now(), time.Hour)
+	ent, err := r.Enterprise(r.subjects[home.ID][2])
+	if err != nil {
+		return err
+	}
+	unrecorded, err := ent.Grant(bankA.ID, home.ID, demoScope, credit.PurposeLoanApplication, time.Now(), time.Hour)
 	if err != nil {
 		return err
 	}
