@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/prdcredit/ccnode/credit"
 )
@@ -69,8 +70,36 @@ func (n *Node) RegisterAuthority(ctx context.Context, req AuthorityRequest) (cre
 	if got, ok, err := n.authority(ctx, a.ID); err == nil && ok {
 		a = got
 	}
+	n.awaitTrust(ctx, func(t *credit.TrustSet) bool { _, ok := t.Authority(a.ID); return ok })
 	n.log.Info("identity authority registered", "authority", a.ID, "name", a.Name, "divisions", a.Divisions)
 	return a, nil
+}
+
+// awaitTrustFor bounds how long an admin call waits for the node's own
+// view to show its change.
+const awaitTrustFor = 10 * time.Second
+
+// awaitTrust waits until the node's ledger view shows a change this node
+// just made, so that when the admin call returns, the node's next
+// decision (a consent recorded by the next command) already applies it.
+// The ledger has the change either way: past the bound the call returns
+// and the view catches up on its own.
+func (n *Node) awaitTrust(ctx context.Context, done func(*credit.TrustSet) bool) {
+	if n.view == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, awaitTrustFor)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !done(n.view.Trust()) {
+		select {
+		case <-ctx.Done():
+			n.log.Warn("the ledger view does not show this node's identity change yet", "err", ctx.Err())
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // RetireAuthority retires one of this region's identity authorities:
@@ -84,6 +113,7 @@ func (n *Node) RetireAuthority(ctx context.Context, id string) (credit.IdentityA
 	if err != nil {
 		return a, err
 	}
+	n.awaitTrust(ctx, func(t *credit.TrustSet) bool { got, ok := t.Authority(id); return !ok || got.RetiredAt != nil })
 	n.log.Info("identity authority retired", "authority", a.ID, "name", a.Name)
 	return a, nil
 }
@@ -120,6 +150,13 @@ func (n *Node) RevokeCertificate(ctx context.Context, req RevocationRequest) (cr
 	if err != nil {
 		return r, err
 	}
+	// Revoked in the view when a consent signed now under the certificate
+	// would be refused.
+	probe := credit.CertifiedKey{Authority: got.Authority, Revocation: got.ID}
+	n.awaitTrust(ctx, func(t *credit.TrustSet) bool {
+		now := n.now()
+		return credit.CheckCertified(probe, &credit.ConsentGrant{ID: "probe", SignedAt: now}, t, now, now) != nil
+	})
 	n.log.Info("enterprise certificate revoked", "revocation", got.ID, "authority", got.Authority)
 	return got, nil
 }

@@ -136,6 +136,17 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 		t.Fatalf("query: %v\n%s", err, out)
 	}
 	rid := res.Regions[0].Receipt.ID
+
+	// The enterprise's certificate is revoked: a consent it signs now is
+	// refused at recording; the consent recorded before still answers.
+	var rev credit.CertRevocation
+	if out := cli("authority", "revoke", "--node", url, "--admin-token-file", tokFile, "--cert", filepath.Join(entDir, "enterprise.pem")); json.Unmarshal([]byte(out), &rev) != nil ||
+		rev.Authority != auth.ID || rev.RevokedAt.IsZero() || strings.Contains(out, string(u)) {
+		t.Fatalf("authority revoke: %s", out)
+	}
+	if out, err := grant(entDir, filepath.Join(dir, "after-revocation.json")); err == nil || !strings.Contains(string(out), string(credit.CodeConsentUncertified)) {
+		t.Fatalf("consent signed under a revoked certificate: %v\n%s", err, out)
+	}
 	if out := cli("query", "--node", url, "--bank", "bank-a", "--key", bankKeyFile, "--consent", consentFile); !strings.Contains(out, "440300  ok") {
 		t.Fatalf("query table:\n%s", out)
 	}
