@@ -140,7 +140,7 @@ func runConsentGrant(c *cli.Context) error {
 	}
 	res, err := cl.RecordConsent(c.Context, g)
 	if err != nil {
-		return err
+		return fmt.Errorf("consent grant: %w", err)
 	}
 	b, err := json.MarshalIndent(res.Consent, "", "  ")
 	if err != nil {

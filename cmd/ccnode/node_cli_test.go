@@ -95,6 +95,13 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 	caDir, entDir := filepath.Join(dir, "authority"), filepath.Join(dir, "enterprise")
 	cli("authority", "create", "--name", "Shenzhen Test Authority", "--out", caDir)
 	cli("authority", "issue", "--authority", caDir, "--uscc", string(u), "--name", "Test Enterprise", "--out", entDir)
+	// Another region's divisions are not this region's to vouch for.
+	if out, err := exec.Command(bin, "authority", "register", "--node", url, "--admin-token-file", tokFile, "--authority", caDir,
+		"--divisions", "4401").CombinedOutput(); err == nil || !strings.Contains(string(out), "4401") {
+		t.Fatalf("authority register for another region's divisions: %v\n%s", err, out)
+	} else {
+		t.Logf("authority register for another region's divisions: %s", out)
+	}
 	var auth credit.IdentityAuthority
 	if out := cli("authority", "register", "--node", url, "--admin-token-file", tokFile, "--authority", caDir); json.Unmarshal([]byte(out), &auth) != nil ||
 		auth.Region != "440300" || len(auth.Divisions) != 1 || auth.Divisions[0] != "4403" || auth.RegisteredAt.IsZero() {
@@ -117,6 +124,8 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 	cli("authority", "issue", "--authority", rogueDir, "--uscc", string(u), "--name", "Test Enterprise", "--out", rogueEnt)
 	if out, err := grant(rogueEnt, filepath.Join(dir, "rogue-consent.json")); err == nil || !strings.Contains(string(out), string(credit.CodeConsentUncertified)) {
 		t.Fatalf("consent signed under an unregistered authority: %v\n%s", err, out)
+	} else {
+		t.Logf("consent signed under an unregistered authority: %s", out)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "rogue-consent.json")); err == nil {
 		t.Fatal("a refused consent was written")
@@ -205,6 +214,15 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 		}
 		return err
 	})
+
+	// Retiring the authority ends every consent it certified.
+	if out := cli("authority", "retire", "--node", url, "--admin-token-file", tokFile, "--authority", caDir); !strings.Contains(out, `"retired_at"`) {
+		t.Fatalf("authority retire: %s", out)
+	}
+	qout, err = exec.Command(bin, "query", "--node", url, "--bank", "bank-a", "--key", bankKeyFile, "--consent", consentFile).CombinedOutput()
+	if err == nil || !strings.Contains(string(qout), string(credit.CodeConsentUncertified)) {
+		t.Fatalf("query on a consent of a retired authority: %v\n%s", err, qout)
+	}
 }
 
 // waitServing polls the node until its bank API answers.
