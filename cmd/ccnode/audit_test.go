@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -260,6 +262,32 @@ func TestAuditEmbeddedLedger(t *testing.T) {
 	if _, err := szl.AnchorCheckpoint(ctx, cps[0].Checkpoint, nil); err != nil {
 		t.Fatal(err)
 	}
+	// Served, as a running node serves it (ledger.serve_addr): the
+	// auditor reads it as an identity the ledger knows.
+	if err := srv.AddIdentity("auditorMSP", auditKey("auditor").Public().(ed25519.PublicKey)); err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "auditor.key")
+	if err := os.WriteFile(keyFile, []byte(hex.EncodeToString(auditKey("auditor").Seed())+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"audit", "--no-progress", "--ledger-url", hs.URL, "--ledger-msp", "auditorMSP", "--ledger-key", keyFile,
+			"--events-quiet", "50ms", "--anchor-delay", "24h", export}, 0, "result: no findings"},
+		{[]string{"audit", "--no-progress", "--ledger-url", hs.URL, "--events-quiet", "50ms", export}, 1, ""},
+	} {
+		res, code := runCLI(t, tc.args...)
+		t.Log(res)
+		if code != tc.code || !strings.Contains(res, tc.want) {
+			t.Fatalf("%v: exit %d, want %d with %q", tc.args, code, tc.code, tc.want)
+		}
+	}
+	hs.Close()
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}
