@@ -130,6 +130,11 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "rogue-consent.json")); err == nil {
 		t.Fatal("a refused consent was written")
 	}
+	// Nor can this region revoke a certificate no registered authority issued.
+	if out, err := exec.Command(bin, "authority", "revoke", "--node", url, "--admin-token-file", tokFile,
+		"--cert", filepath.Join(rogueEnt, "enterprise.pem")).CombinedOutput(); err == nil || !strings.Contains(string(out), "does not chain to a registered identity authority") {
+		t.Fatalf("revoking a certificate of an unregistered authority: %v\n%s", err, out)
+	}
 	var g credit.ConsentGrant
 	b, _ := os.ReadFile(consentFile)
 	if err := json.Unmarshal(b, &g); err != nil || len(g.RegionSig) == 0 {
