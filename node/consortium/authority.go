@@ -71,9 +71,10 @@ func (a *Authority) Certify(u credit.USCC, now time.Time) (Enterprise, error) {
 	return Enterprise{USCC: u, Key: key, Chain: [][]byte{der}}, nil
 }
 
-// regionAuthority loads the region's authority from dir (authority.key,
-// authority.pem, the files 'ccnode authority create' writes), creating both; with no dir it makes a fresh one. A kept
-// folder keeps its authority, so a restart registers the same one again.
+// regionAuthority loads the region's authority from dir (authority.key and
+// authority.pem, the files 'ccnode authority create' writes), creating
+// both; with no dir it makes a fresh one. A kept folder keeps its
+// authority, so a restart registers the same one again.
 func regionAuthority(dir string, region credit.Region, now time.Time) (*Authority, error) {
 	if dir == "" {
 		return NewAuthority(region, now)
