@@ -71,14 +71,15 @@ func (a *Authority) Certify(u credit.USCC, now time.Time) (Enterprise, error) {
 	return Enterprise{USCC: u, Key: key, Chain: [][]byte{der}}, nil
 }
 
-// regionAuthority loads the region's authority from dir (authority.key,
-// authority.crt), creating both; with no dir it makes a fresh one. A kept
-// folder keeps its authority, so a restart registers the same one again.
+// regionAuthority loads the region's authority from dir (authority.key and
+// authority.pem, the files 'ccnode authority create' writes), creating
+// both; with no dir it makes a fresh one. A kept folder keeps its
+// authority, so a restart registers the same one again.
 func regionAuthority(dir string, region credit.Region, now time.Time) (*Authority, error) {
 	if dir == "" {
 		return NewAuthority(region, now)
 	}
-	certPath := filepath.Join(dir, "authority.crt")
+	certPath := filepath.Join(dir, "authority.pem")
 	key, err := loadOrCreateKey(filepath.Join(dir, "authority.key"))
 	if err != nil {
 		return nil, fmt.Errorf("identity authority key: %w", err)

@@ -419,38 +419,57 @@ func (r *demoRun) refusals() error {
 	if err != nil {
 		return err
 	}
+	// The attack of a region's admin: a consent for another region's
+	// enterprise, signed with a key its own authority certified (which
+	// does not vouch for that region's divisions).
+	forger, err := home.Authority.Certify(r.subjects[second.ID][1], time.Now())
+	if err != nil {
+		return err
+	}
+	forged, err := forger.Grant(bankA.ID, home.ID, demoScope, credit.PurposeLoanApplication, time.Now(), time.Hour)
+	if err != nil {
+		return err
+	}
 	cases := []struct {
 		name string
 		want credit.Code
 		home *Region
 		q    func() (credit.Query, error)
+		// record, when set, is offered for recording instead of a query.
+		record *credit.ConsentGrant
 	}{
+		{name: "forged consent (recording)", want: credit.CodeConsentUncertified, home: home, record: &forged},
 		{"no consent on the ledger", credit.CodeConsentNotFound, home, func() (credit.Query, error) {
 			return bankA.Query(unrecorded.Subject, demoScope, credit.PurposeLoanApplication, &unrecorded, time.Now())
-		}},
+		}, nil},
 		{"revoked consent", credit.CodeConsentRevoked, home, func() (credit.Query, error) {
 			return bankA.Query(r.toRevoke.Subject, demoScope, credit.PurposeLoanApplication, &r.toRevoke, time.Now())
-		}},
+		}, nil},
 		{"category outside the consent", credit.CodeCategoryOutOfScope, home, func() (credit.Query, error) {
 			return bankA.Query(subjA, []credit.Category{credit.Tax, credit.SocialInsurance}, credit.PurposeLoanApplication, &r.consentA, time.Now())
-		}},
+		}, nil},
 		{"another bank's consent", credit.CodeConsentOtherBank, second, func() (credit.Query, error) {
 			return bankB.Query(subjA, demoScope, credit.PurposeLoanApplication, &r.consentA, time.Now())
-		}},
+		}, nil},
 		{"forged bank signature", credit.CodeBadSignature, home, func() (credit.Query, error) {
 			q, err := bankA.Query(subjA, demoScope, credit.PurposeLoanApplication, &r.consentA, time.Now())
 			q.Sig[7] ^= 0x40
 			return q, err
-		}},
+		}, nil},
 	}
 	r.rep.RefusalCounts = map[credit.Code]int{}
 	var wrong []string
 	for _, tc := range cases {
-		q, err := tc.q()
-		if err != nil {
-			return err
+		var err error
+		if tc.record != nil {
+			_, err = clientOf(tc.home).RecordConsent(r.ctx, *tc.record)
+		} else {
+			var q credit.Query
+			if q, err = tc.q(); err != nil {
+				return err
+			}
+			_, err = clientOf(tc.home).Query(r.ctx, &q)
 		}
-		_, err = clientOf(tc.home).Query(r.ctx, &q)
 		f := DemoRefusal{Case: tc.name, Want: tc.want}
 		var se *node.StatusError
 		if errors.As(err, &se) {

@@ -103,9 +103,10 @@ func TestStandaloneServesEmbeddedLedger(t *testing.T) {
 	if g, _, err = sz.Node.RecordConsent(ctx, g); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "Guangzhou learns the consent from the served events", func() bool {
+	poll(t, "Guangzhou learns the consent from the served events, Shenzhen the bank", func() bool {
 		_, st, err := gz.Node.ConsentStatus(ctx, g.ID)
-		return err == nil && st == credit.ConsentActive
+		_, known := sz.Node.View().Bank(bank.ID)
+		return err == nil && st == credit.ConsentActive && known
 	})
 	var res *node.Consolidated
 	poll(t, "both regions answer", func() bool {
