@@ -20,6 +20,8 @@ const (
 	EventConsentRecorded    = "consent_recorded"
 	EventConsentRevoked     = "consent_revoked"
 	EventCheckpointAnchored = "checkpoint_anchored"
+	EventAuthorityChanged   = "authority_changed"
+	EventCertRevoked        = "certificate_revoked"
 )
 
 // EventPayload is the JSON body of every contract event; one field is set.
@@ -28,6 +30,8 @@ type EventPayload struct {
 	Bank       *credit.BankMember         `json:"bank,omitempty"`
 	Consent    *credit.ConsentCommitment  `json:"consent,omitempty"`
 	Checkpoint *credit.AnchoredCheckpoint `json:"checkpoint,omitempty"`
+	Authority  *credit.IdentityAuthority  `json:"authority,omitempty"`
+	Revocation *credit.CertRevocation     `json:"revocation,omitempty"`
 }
 
 // ConsentAt is the answer of GetConsentAt.
@@ -44,6 +48,8 @@ const (
 	prefixConsent    = "consent/"
 	prefixCheckpoint = "checkpoint/"
 	prefixLatest     = "latest/"
+	prefixAuthority  = "authority/"
+	prefixRevocation = "revocation/"
 )
 
 // rangeEnd is the exclusive end of a prefix range: '/' + 1 = '0'.

@@ -480,6 +480,10 @@ func FuzzContractArgs(f *testing.F) {
 		{5, "[]", "[]"},
 		{0, `{"id":"consent-1","commitment":null}`, ""},
 		{1, `{"region":"440300","size":18446744073709551615,"root":"AAAA"}`, `["AAAA"]`},
+		{6, mustJSON(testAuthority(f, "SZ CA", "440300", "4403")), ""},
+		{6, mustJSON(testAuthority(f, "GZ CA", "440100", "4401")), ""},
+		{7, mustJSON(credit.CertRevocation{ID: revID("c"), Authority: revID("a")}), ""},
+		{8, revID("a"), ""},
 	}
 	for _, s := range seeds {
 		f.Add(s.fn, s.a, s.b)
@@ -488,7 +492,7 @@ func FuzzContractArgs(f *testing.F) {
 		l, _ := bootstrapped(t)
 		_, err := l.run("SZMSP", t0.Add(time.Minute), func(x TxContext) error {
 			var c Contract
-			switch fn % 6 {
+			switch fn % 9 {
 			case 0:
 				return c.RecordConsent(x, a)
 			case 1:
@@ -500,6 +504,14 @@ func FuzzContractArgs(f *testing.F) {
 				return c.RegisterBank(x, a)
 			case 4:
 				_, err := c.RevokeConsent(x, a)
+				return err
+			case 6:
+				return c.RegisterAuthority(x, a)
+			case 7:
+				_, err := c.RevokeCertificate(x, a)
+				return err
+			case 8:
+				_, err := c.RetireAuthority(x, a)
 				return err
 			default:
 				return c.Bootstrap(x, a, b)
@@ -517,6 +529,18 @@ func FuzzContractArgs(f *testing.F) {
 				if json.Unmarshal(v, &c) != nil || len(c.Commitment) != 32 || c.Region != "440300" || !c.ValidUntil.After(c.ValidFrom) {
 					t.Fatalf("accepted consent %s", v)
 				}
+			}
+			if strings.HasPrefix(k, prefixAuthority) {
+				var a credit.IdentityAuthority
+				if json.Unmarshal(v, &a) != nil || a.Validate() != nil || a.Region != "440300" || k != prefixAuthority+a.ID {
+					t.Fatalf("accepted authority %s", v)
+				}
+				if _, ok := covers([]string{"4403"}, a.Divisions); !ok {
+					t.Fatalf("accepted authority outside the region's divisions %s", v)
+				}
+			}
+			if strings.HasPrefix(k, prefixRevocation) {
+				t.Fatalf("revocation %s accepted with no authority registered", v)
 			}
 			if strings.HasPrefix(k, prefixRegion) {
 				var r credit.RegionMember

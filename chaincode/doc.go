@@ -1,6 +1,7 @@
 // Package chaincode is the consortium's ledger contract: member regions and
-// banks, consent commitments and receipt-log checkpoints, with the access
-// rules that bind each region to its own records.
+// banks, consent commitments, receipt-log checkpoints, and the enterprise
+// identity authorities with the certificates revoked under them, with the
+// access rules that bind each region to its own records.
 //
 // The rules live in Contract, written against the small TxContext
 // interface. FabricContract adapts them to fabric-contract-api-go for a
@@ -22,11 +23,14 @@
 // RevokeConsent(id), GetConsent(id), GetConsentAt(id, RFC 3339 time),
 // AnchorCheckpoint(checkpoint, proof — JSON array of base64 hashes, or ""
 // for a region's first checkpoint), GetLatestCheckpoint(region),
-// GetCheckpointHistory(region).
+// GetCheckpointHistory(region), RegisterAuthority(authority),
+// RetireAuthority(id), GetAuthorities, RevokeCertificate(revocation),
+// GetRevocations.
 //
 // Each writing transaction sets exactly one chaincode event, named by its
 // kind (member_changed, consent_recorded, consent_revoked,
-// checkpoint_anchored) with an EventPayload body; retries that change
+// checkpoint_anchored, authority_changed, certificate_revoked) with an
+// EventPayload body; retries that change
 // nothing set none. Bootstrap sets one member_changed for the whole
 // membership: subscribers re-read the members on any member_changed.
 // Refusals are errors whose message starts "ccnode:<code>: " (see

@@ -112,6 +112,31 @@ func (f *FabricContract) GetCheckpointHistory(ctx contractapi.TransactionContext
 	return asJSON(f.rules.GetCheckpointHistory(fabricCtx{ctx}, region))
 }
 
+// RegisterAuthority: see Contract.RegisterAuthority.
+func (f *FabricContract) RegisterAuthority(ctx contractapi.TransactionContextInterface, authorityJSON string) error {
+	return f.rules.RegisterAuthority(fabricCtx{ctx}, authorityJSON)
+}
+
+// RetireAuthority: see Contract.RetireAuthority.
+func (f *FabricContract) RetireAuthority(ctx contractapi.TransactionContextInterface, id string) (string, error) {
+	return asJSON(f.rules.RetireAuthority(fabricCtx{ctx}, id))
+}
+
+// GetAuthorities: see Contract.GetAuthorities.
+func (f *FabricContract) GetAuthorities(ctx contractapi.TransactionContextInterface) (string, error) {
+	return asJSON(f.rules.GetAuthorities(fabricCtx{ctx}))
+}
+
+// RevokeCertificate: see Contract.RevokeCertificate.
+func (f *FabricContract) RevokeCertificate(ctx contractapi.TransactionContextInterface, revocationJSON string) (string, error) {
+	return asJSON(f.rules.RevokeCertificate(fabricCtx{ctx}, revocationJSON))
+}
+
+// GetRevocations: see Contract.GetRevocations.
+func (f *FabricContract) GetRevocations(ctx contractapi.TransactionContextInterface) (string, error) {
+	return asJSON(f.rules.GetRevocations(fabricCtx{ctx}))
+}
+
 // fabricCtx adapts contractapi's transaction context to TxContext.
 type fabricCtx struct {
 	ctx contractapi.TransactionContextInterface

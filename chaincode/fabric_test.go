@@ -234,6 +234,43 @@ func TestFabricAdapterThroughContractAPI(t *testing.T) {
 		}
 	})
 
+	t.Run("authorities", func(t *testing.T) {
+		a := testAuthority(t, "SZ CA", sz.member.ID, "4403")
+		foreign := a
+		foreign.Region, foreign.Divisions = gz.member.ID, []string{"4403"}
+		_, msg, _ := invoke("GZMSP", "RegisterAuthority", mustJSON(foreign))
+		wantCode(t, msg, CodeDenied)
+		if _, msg, evs := invoke("SZMSP", "RegisterAuthority", mustJSON(a)); msg != "" || len(evs) != 1 || evs[0].name != EventAuthorityChanged {
+			t.Fatalf("register: %q %+v", msg, evs)
+		}
+		regAt := at
+		out, msg, _ := invoke("ZHMSP", "GetAuthorities")
+		var as []credit.IdentityAuthority
+		if json.Unmarshal([]byte(out), &as) != nil || len(as) != 1 || !as[0].RegisteredAt.Equal(regAt) || as[0].Status != credit.StatusActive {
+			t.Fatalf("GetAuthorities = %s, %q (registration must carry the proposal time %s)", out, msg, regAt)
+		}
+		r := credit.CertRevocation{ID: revID("fab-cert"), Authority: a.ID}
+		_, msg, _ = invoke("GZMSP", "RevokeCertificate", mustJSON(r))
+		wantCode(t, msg, CodeDenied)
+		out, msg, evs := invoke("SZMSP", "RevokeCertificate", mustJSON(r))
+		var rev credit.CertRevocation
+		if json.Unmarshal([]byte(out), &rev) != nil || !rev.RevokedAt.Equal(at) || len(evs) != 1 || evs[0].name != EventCertRevoked {
+			t.Fatalf("revoke = %s, %q, %+v", out, msg, evs)
+		}
+		out, _, _ = invoke("ZHMSP", "GetRevocations")
+		var revs []credit.CertRevocation
+		if json.Unmarshal([]byte(out), &revs) != nil || len(revs) != 1 || revs[0] != rev {
+			t.Fatalf("GetRevocations = %s", out)
+		}
+		_, msg, _ = invoke("GZMSP", "RetireAuthority", a.ID)
+		wantCode(t, msg, CodeDenied)
+		out, msg, _ = invoke("SZMSP", "RetireAuthority", a.ID)
+		var ret credit.IdentityAuthority
+		if json.Unmarshal([]byte(out), &ret) != nil || ret.RetiredAt == nil || !ret.RetiredAt.Equal(at) {
+			t.Fatalf("retire = %s, %q", out, msg)
+		}
+	})
+
 	t.Run("metadata names the fixed surface", func(t *testing.T) {
 		out, msg, _ := invoke("SZMSP", "org.hyperledger.fabric:GetMetadata")
 		var md struct {
@@ -249,7 +286,8 @@ func TestFabricAdapterThroughContractAPI(t *testing.T) {
 			have[tx.Name] = true
 		}
 		for _, fn := range []string{"Bootstrap", "GetRegions", "GetRegion", "UpdateRegion", "GetBanks", "GetBank", "RegisterBank", "RetireBank",
-			"RecordConsent", "RevokeConsent", "GetConsent", "GetConsentAt", "AnchorCheckpoint", "GetLatestCheckpoint", "GetCheckpointHistory"} {
+			"RecordConsent", "RevokeConsent", "GetConsent", "GetConsentAt", "AnchorCheckpoint", "GetLatestCheckpoint", "GetCheckpointHistory",
+			"RegisterAuthority", "RetireAuthority", "GetAuthorities", "RevokeCertificate", "GetRevocations"} {
 			if !have[fn] {
 				t.Errorf("transaction %s missing from the contract's metadata", fn)
 			}

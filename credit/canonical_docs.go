@@ -88,8 +88,23 @@ func (g *ConsentGrant) appendCanonical(dst []byte, f encFlags) ([]byte, error) {
 	}
 	dst = append(dst, `,"region":`...)
 	dst = appendJSONString(dst, string(g.Region))
-	dst = append(dst, `,"enterprise_key":`...)
-	dst = appendJSONBytes(dst, g.EnterpriseKey)
+	dst = append(dst, `,"signed_at":`...)
+	if dst, err = appendJSONTime(dst, f.time(g.SignedAt)); err != nil {
+		return nil, fmt.Errorf("consent signed_at: %w", err)
+	}
+	dst = append(dst, `,"enterprise_cert":`...)
+	if g.EnterpriseCert == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, '[')
+		for i, c := range g.EnterpriseCert {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONBytes(dst, c)
+		}
+		dst = append(dst, ']')
+	}
 	dst = append(dst, `,"enterprise_sig":`...)
 	dst = appendJSONBytes(dst, g.EnterpriseSig)
 	dst = append(dst, `,"region_sig":`...)

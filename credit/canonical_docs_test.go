@@ -38,7 +38,7 @@ func TestCanonicalDocsMatchReflection(t *testing.T) {
 	g := ConsentGrant{Version: 1, ID: "consent-0001", Subject: r.Query.Subject, Grantee: "bank-a",
 		Categories: []Category{Tax, Penalty}, Purpose: PurposeCreditReview,
 		ValidFrom: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), ValidUntil: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
-		Region: "sz", EnterpriseKey: bytes.Repeat([]byte{1}, 32), EnterpriseSig: bytes.Repeat([]byte{2}, 64), RegionSig: []byte{}}
+		Region: "sz", SignedAt: r.Query.Time, EnterpriseCert: [][]byte{bytes.Repeat([]byte{1}, 32), {5}}, EnterpriseSig: bytes.Repeat([]byte{2}, 64), RegionSig: []byte{}}
 	r.Query.Consent = &g
 	a, err := NewAck(&r, "gz", r.Time, testKey(t, 4))
 	if err != nil {
@@ -109,7 +109,7 @@ func FuzzCanonicalDocs(f *testing.F) {
 		}
 		at := time.Unix(sec, nsec).In(time.FixedZone("z", off%(48*3600)))
 		g := ConsentGrant{Version: off, ID: s, Subject: USCC(s), Grantee: BankID(s), Categories: []Category{Category(s)},
-			Purpose: Purpose(s), ValidFrom: at, ValidUntil: at, Region: RegionID(s), EnterpriseKey: b, EnterpriseSig: b, RegionSig: b}
+			Purpose: Purpose(s), ValidFrom: at, ValidUntil: at, Region: RegionID(s), SignedAt: at, EnterpriseCert: [][]byte{b, b}, EnterpriseSig: b, RegionSig: b}
 		r = Receipt{Version: off, ID: s, Requester: RegionID(s), Answerer: RegionID(s), Categories: []Category{Category(s), Category(s)},
 			ReportDigest: b, RecordCount: int(sec), Time: at, Sig: b,
 			Query: Query{Version: int(nsec), Bank: BankID(s), Subject: USCC(s), Categories: []Category{}, Purpose: Purpose(s),
@@ -125,7 +125,7 @@ func BenchmarkCanonicalReceipt(b *testing.B) {
 	g := ConsentGrant{Version: 1, ID: "consent-0001", Subject: r.Query.Subject, Grantee: "bank-a",
 		Categories: []Category{Tax, Penalty}, Purpose: PurposeCreditReview,
 		ValidFrom: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), ValidUntil: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
-		Region: "sz", EnterpriseKey: bytes.Repeat([]byte{1}, 32), EnterpriseSig: bytes.Repeat([]byte{2}, 64), RegionSig: bytes.Repeat([]byte{3}, 64)}
+		Region: "sz", SignedAt: r.Query.Time, EnterpriseCert: [][]byte{bytes.Repeat([]byte{1}, 32), {5}}, EnterpriseSig: bytes.Repeat([]byte{2}, 64), RegionSig: bytes.Repeat([]byte{3}, 64)}
 	r.Query.Consent = &g
 	for _, enc := range []struct {
 		name string
@@ -149,7 +149,7 @@ func TestAppendSignedMessages(t *testing.T) {
 	g := ConsentGrant{Version: 1, ID: "consent-0001", Subject: r.Query.Subject, Grantee: "bank-a",
 		Categories: []Category{Tax, Penalty, Tax}, Purpose: PurposeCreditReview,
 		ValidFrom: time.Date(2026, 1, 1, 8, 0, 0, 0, time.FixedZone("CST", 8*3600)), ValidUntil: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
-		Region: "sz", EnterpriseKey: bytes.Repeat([]byte{1}, 32)}
+		Region: "sz", SignedAt: r.Query.Time, EnterpriseCert: [][]byte{bytes.Repeat([]byte{1}, 32)}}
 	a, err := NewAck(&r, "gz", r.Time, testKey(t, 4))
 	if err != nil {
 		t.Fatal(err)

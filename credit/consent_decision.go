@@ -31,10 +31,19 @@ type ConsentFacts struct {
 	// nil makes DecideConsent compute it.
 	Commitment *[32]byte
 	// SignaturesVerified says the caller already verified exactly this
-	// document (by Commitment, which covers both signatures) under
-	// IssuerKey; the two ed25519 checks are then skipped. It is a cache,
-	// never a policy: leave it false when in doubt.
+	// document's region countersignature (by Commitment, which covers
+	// both signatures) under IssuerKey; the ed25519 check is then
+	// skipped. It is a cache, never a policy: leave it false when in doubt.
 	SignaturesVerified bool
+	// Trust is what the ledger says of enterprise identity authorities
+	// and revoked certificates; nil refuses every consent as uncertified
+	// (fail closed).
+	Trust *TrustSet
+	// Certified is VerifyEnterpriseChain(Query.Consent, Trust) when the
+	// caller cached it (by Commitment, dropped whenever Trust changes);
+	// nil makes DecideConsent verify the chain, which includes the
+	// enterprise's signature.
+	Certified *CertifiedKey
 }
 
 // DecideConsent applies the consent rules to f and returns every rule the
@@ -47,8 +56,10 @@ type ConsentFacts struct {
 // commitment and issuing region, the commitment is active at the answer's
 // time and the document's own window covers it, the consent names the
 // querying bank, the queried enterprise and the query's purpose, it covers
-// every category asked, and the enterprise's signature and the issuing
-// region's countersignature verify.
+// every category asked, the enterprise's signature verifies under a
+// certificate a registered identity authority issued for the consent's
+// subject (VerifyEnterpriseChain, CheckCertified), and the issuing
+// region's countersignature verifies.
 func DecideConsent(f ConsentFacts) []*Refusal {
 	q, doc := f.Query, f.Query.Consent
 	if doc == nil {
@@ -87,17 +98,26 @@ func DecideConsent(f ConsentFacts) []*Refusal {
 	if !CategoriesSubset(q.Categories, doc.Categories) {
 		out = append(out, Refuse(CodeCategoryOutOfScope, "consent %s covers %v, the query asks %v", doc.ID, doc.Categories, q.Categories))
 	}
+	ck := f.Certified
+	if ck == nil {
+		c := VerifyEnterpriseChain(doc, f.Trust)
+		ck = &c
+	}
+	if r := CheckCertified(*ck, doc, f.Trust, f.Ledger.RecordedAt, f.At); r != nil {
+		out = append(out, r)
+	}
 	switch {
 	case f.IssuerKey == nil:
 		out = append(out, Refuse(CodeConsentSignature, "consent %s: issuing region %s is not a member", doc.ID, doc.Region))
+	case ck.Refusal != nil && ck.Refusal.Code == CodeConsentSignature:
+		// The countersignature covers the enterprise's: one broken
+		// signature is one finding.
 	case f.SignaturesVerified:
 	default:
-		if err := doc.VerifyEnterprise(); err != nil {
-			out = append(out, Refuse(CodeConsentSignature, "%w", err))
-		} else if err := doc.VerifyRegion(bytes.Clone(f.IssuerKey)); err != nil {
-			// The clone keeps f from escaping (a verifier leaks its key,
-			// and escape analysis does not tell f's fields apart), so the
-			// caller's query and commitment stay on its stack.
+		// The clone keeps f from escaping (a verifier leaks its key, and
+		// escape analysis does not tell f's fields apart), so the
+		// caller's query and commitment stay on its stack.
+		if err := doc.VerifyRegion(bytes.Clone(f.IssuerKey)); err != nil {
 			out = append(out, Refuse(CodeConsentSignature, "%w", err))
 		}
 	}

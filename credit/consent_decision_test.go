@@ -16,6 +16,7 @@ type consentFixture struct {
 	facts  ConsentFacts
 	ent    ed25519.PrivateKey
 	region ed25519.PrivateKey
+	ca     *testCA
 }
 
 var (
@@ -30,10 +31,11 @@ func newConsentFixture(t testing.TB) *consentFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := &consentFixture{ent: testKey(t, 7), region: testKey(t, 9)}
-	doc := &ConsentGrant{Version: 1, ID: "consent-01", Subject: subject, Grantee: "bank-a",
+	x := &consentFixture{ent: testKey(t, 7), region: testKey(t, 9), ca: newTestCA(t, 13, "440300", "4403")}
+	doc := &ConsentGrant{Version: ConsentVersion, ID: "consent-01", Subject: subject, Grantee: "bank-a",
 		Categories: []Category{Tax, Penalty, Judicial}, Purpose: PurposeLoanApplication,
-		ValidFrom: decideFrom, ValidUntil: decideUntil, Region: "440300"}
+		ValidFrom: decideFrom, ValidUntil: decideUntil, Region: "440300",
+		SignedAt: decideFrom, EnterpriseCert: x.ca.issue(t, subject, x.ent, caFrom, decideUntil)}
 	x.sign(t, doc)
 	q := &Query{Version: 1, Bank: "bank-a", Subject: subject, Categories: []Category{Tax, Penalty},
 		Purpose: PurposeLoanApplication, ConsentID: doc.ID, Consent: doc, Nonce: "n-1", Time: decideAt}
@@ -43,6 +45,7 @@ func newConsentFixture(t testing.TB) *consentFixture {
 		Status:    ConsentActive,
 		At:        decideAt,
 		IssuerKey: x.region.Public().(ed25519.PublicKey),
+		Trust:     trustOf(t, nil, x.ca),
 	}
 	x.record(t)
 	return x
@@ -51,7 +54,7 @@ func newConsentFixture(t testing.TB) *consentFixture {
 // sign has the enterprise sign doc and its region countersign it.
 func (x *consentFixture) sign(t testing.TB, doc *ConsentGrant) {
 	t.Helper()
-	if err := doc.SignEnterprise(x.ent); err != nil {
+	if err := doc.SignEnterprise(x.ent, doc.EnterpriseCert, doc.SignedAt); err != nil {
 		t.Fatal(err)
 	}
 	if err := doc.Countersign(x.region); err != nil {
@@ -68,6 +71,23 @@ func (x *consentFixture) record(t testing.TB) {
 		t.Fatal(err)
 	}
 	x.facts.Ledger.Commitment = c[:]
+}
+
+// reissue has the enterprise sign the document again with chain at
+// signedAt and the ledger record the result.
+func (x *consentFixture) reissue(t testing.TB, chain [][]byte, signedAt time.Time) {
+	t.Helper()
+	doc := x.facts.Query.Consent
+	doc.EnterpriseCert, doc.SignedAt = chain, signedAt
+	x.sign(t, doc)
+	x.record(t)
+}
+
+// revoke puts a revocation of the document's leaf certificate at at.
+func (x *consentFixture) revoke(t testing.TB, at time.Time) {
+	t.Helper()
+	leaf := mustParse(t, x.facts.Query.Consent.EnterpriseCert[0])
+	x.facts.Trust = trustOf(t, []CertRevocation{{ID: RevocationID(leaf), Authority: x.ca.auth.ID, Region: "440300", RevokedAt: at}}, x.ca)
 }
 
 func codesOf(rs []*Refusal) []Code {
@@ -89,9 +109,12 @@ func codesOf(rs []*Refusal) []Code {
 // consent_not_found) → the querying bank is the grantee
 // (consent_other_bank) → the queried enterprise gave it (subject_mismatch)
 // → the purpose is the consent's (purpose_mismatch) → every category asked
-// is covered (category_out_of_scope) → the issuing region is a member and
-// the enterprise's signature and the region's countersignature verify
-// (consent_signature_invalid).
+// is covered (category_out_of_scope) → the enterprise's signature verifies
+// (consent_signature_invalid) under a certificate that a registered
+// identity authority, active when the consent was recorded and now,
+// issued for this USCC and that was valid at signing time and not revoked
+// by the recording (consent_uncertified) → the issuing region is a member
+// and its countersignature verifies (consent_signature_invalid).
 func TestDecideConsent(t *testing.T) {
 	other, err := CompleteUSCC("91440300MA0000002")
 	if err != nil {
@@ -180,15 +203,83 @@ func TestDecideConsent(t *testing.T) {
 			x.facts.Query.Consent.RegionSig[0] ^= 1
 			x.record(t)
 		}, []Code{CodeConsentSignature}},
-		{"SignaturesVerified skips the ed25519 checks", func(_ *testing.T, x *consentFixture) {
+		{"SignaturesVerified skips the countersignature check", func(_ *testing.T, x *consentFixture) {
 			// A cache says this document verified: the decision believes
 			// it, even with a key under which it would not.
 			x.facts.IssuerKey, x.facts.SignaturesVerified = otherKey, true
 		}, nil},
-		{"SignaturesVerified skips a broken signature too", func(t *testing.T, x *consentFixture) {
+		{"SignaturesVerified skips a broken countersignature too", func(t *testing.T, x *consentFixture) {
+			x.facts.Query.Consent.RegionSig[0] ^= 1
+			x.record(t)
+			x.facts.SignaturesVerified = true
+		}, nil},
+		{"SignaturesVerified does not skip the enterprise signature", func(t *testing.T, x *consentFixture) {
 			x.facts.Query.Consent.EnterpriseSig[0] ^= 1
 			x.record(t)
 			x.facts.SignaturesVerified = true
+		}, []Code{CodeConsentSignature}},
+		{"a cached Certified is believed (no x509 work)", func(t *testing.T, x *consentFixture) {
+			ck := VerifyEnterpriseChain(x.facts.Query.Consent, x.facts.Trust)
+			x.facts.Query.Consent.EnterpriseSig[0] ^= 1
+			if err := x.facts.Query.Consent.Countersign(x.region); err != nil {
+				t.Fatal(err)
+			}
+			x.record(t)
+			x.facts.Certified = &ck
+		}, nil},
+
+		// The enterprise's certificate.
+		{"no authority registered (nil Trust) fails closed", func(_ *testing.T, x *consentFixture) { x.facts.Trust = nil },
+			[]Code{CodeConsentUncertified}},
+		{"a fresh key with a certificate from an unregistered authority", func(t *testing.T, x *consentFixture) {
+			rogue := newTestCA(t, 31, "440300", "4403")
+			x.reissue(t, rogue.issue(t, x.facts.Query.Subject, x.ent, caFrom, decideUntil), decideFrom)
+		}, []Code{CodeConsentUncertified}},
+		{"a self-signed enterprise certificate", func(t *testing.T, x *consentFixture) {
+			self := newTestCA(t, 7, "440300", "4403") // the enterprise's own key as a CA
+			x.reissue(t, [][]byte{self.auth.Cert}, decideFrom)
+		}, []Code{CodeConsentUncertified}},
+		{"a certificate for another USCC", func(t *testing.T, x *consentFixture) {
+			x.reissue(t, x.ca.issue(t, other, x.ent, caFrom, decideUntil), decideFrom)
+		}, []Code{CodeConsentUncertified}},
+		{"a certificate that expired before signing", func(t *testing.T, x *consentFixture) {
+			x.reissue(t, x.ca.issue(t, x.facts.Query.Subject, x.ent, caFrom, decideFrom.Add(-time.Hour)), decideFrom)
+		}, []Code{CodeConsentUncertified}},
+		{"a certificate not yet valid at signing", func(t *testing.T, x *consentFixture) {
+			x.reissue(t, x.ca.issue(t, x.facts.Query.Subject, x.ent, decideFrom.Add(time.Hour), decideUntil), decideFrom)
+		}, []Code{CodeConsentUncertified}},
+		{"the certificate's key did not sign", func(t *testing.T, x *consentFixture) {
+			chain := x.ca.issue(t, x.facts.Query.Subject, testKey(t, 41), caFrom, decideUntil)
+			x.reissue(t, chain, decideFrom) // signed by x.ent, certifying another key
+		}, []Code{CodeConsentSignature}},
+		{"revoked before the recording", func(t *testing.T, x *consentFixture) {
+			x.revoke(t, decideFrom.Add(-time.Second))
+		}, []Code{CodeConsentUncertified}},
+		{"revoked at the recording", func(t *testing.T, x *consentFixture) { x.revoke(t, decideFrom) }, []Code{CodeConsentUncertified}},
+		{"holds: revoked after the recording", func(t *testing.T, x *consentFixture) { x.revoke(t, decideFrom.Add(time.Second)) }, nil},
+		{"an authority for other divisions", func(t *testing.T, x *consentFixture) {
+			x.ca.auth.Divisions = []string{"4401"}
+			x.facts.Trust = trustOf(t, nil, x.ca)
+		}, []Code{CodeConsentUncertified}},
+		{"an authority retired before the answer", func(t *testing.T, x *consentFixture) {
+			at := decideAt.Add(-time.Hour)
+			x.ca.auth.RetiredAt, x.ca.auth.Status = &at, StatusRetired
+			x.facts.Trust = trustOf(t, nil, x.ca)
+		}, []Code{CodeConsentUncertified}},
+		{"holds: an authority retired after the answer", func(t *testing.T, x *consentFixture) {
+			at := decideAt.Add(time.Hour)
+			x.ca.auth.RetiredAt = &at
+			x.facts.Trust = trustOf(t, nil, x.ca)
+		}, nil},
+		{"an authority registered after the recording", func(t *testing.T, x *consentFixture) {
+			x.ca.auth.RegisteredAt = decideFrom.Add(time.Second)
+			x.facts.Trust = trustOf(t, nil, x.ca)
+		}, []Code{CodeConsentUncertified}},
+		{"signed after its recording (beyond the skew)", func(t *testing.T, x *consentFixture) {
+			x.reissue(t, x.facts.Query.Consent.EnterpriseCert, decideFrom.Add(MaxSigningSkew+time.Second))
+		}, []Code{CodeConsentUncertified}},
+		{"holds: signed within the skew after its recording", func(t *testing.T, x *consentFixture) {
+			x.reissue(t, x.facts.Query.Consent.EnterpriseCert, decideFrom.Add(MaxSigningSkew))
 		}, nil},
 
 		// Several rules broken: all reported, in order.
@@ -249,11 +340,12 @@ func TestDecideConsentLeavesFactsAlone(t *testing.T) {
 }
 
 // A node decides on every query: with its caches (Commitment,
-// SignaturesVerified) a consent that holds costs no allocation.
+// SignaturesVerified, Certified) a consent that holds costs no allocation.
 func TestDecideConsentHoldsWithoutAllocating(t *testing.T) {
 	x := newConsentFixture(t)
 	c, _ := x.facts.Query.Consent.Commitment()
-	x.facts.Commitment, x.facts.SignaturesVerified = &c, true
+	ck := VerifyEnterpriseChain(x.facts.Query.Consent, x.facts.Trust)
+	x.facts.Commitment, x.facts.SignaturesVerified, x.facts.Certified = &c, true, &ck
 	if got := DecideConsent(x.facts); got != nil {
 		t.Fatalf("fixture does not hold: %v", got)
 	}

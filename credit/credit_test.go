@@ -163,10 +163,11 @@ func TestRecordNormalize(t *testing.T) {
 func TestSignaturesBindEveryField(t *testing.T) {
 	bank, region, ent, other := testKey(t, 1), testKey(t, 2), testKey(t, 3), testKey(t, 4)
 	now := time.Date(2026, 11, 26, 8, 0, 0, 0, time.FixedZone("CST", 8*3600))
-	g := ConsentGrant{Version: 1, ID: "consent-0001", Subject: "91440300708461136T", Grantee: "bank-a",
+	g := ConsentGrant{Version: ConsentVersion, ID: "consent-0001", Subject: "91440300708461136T", Grantee: "bank-a",
 		Categories: []Category{Tax, Registration}, Purpose: PurposeLoanApplication,
 		ValidFrom: now, ValidUntil: now.Add(90 * 24 * time.Hour), Region: "440300"}
-	if err := g.SignEnterprise(ent); err != nil {
+	chain := newTestCA(t, 5, "440300", "4403").issue(t, g.Subject, ent, caFrom, now.AddDate(1, 0, 0))
+	if err := g.SignEnterprise(ent, chain, now); err != nil {
 		t.Fatal(err)
 	}
 	if err := g.Countersign(region); err != nil {

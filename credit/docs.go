@@ -2,7 +2,9 @@ package credit
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ed25519"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"regexp"
@@ -66,30 +68,41 @@ func utc(t time.Time) time.Time {
 // signs it; its home region's node countersigns it. Only the commitment
 // (Commitment) goes on the ledger; the document travels with queries.
 type ConsentGrant struct {
-	Version       int        `json:"v"`
-	ID            string     `json:"id"`
-	Subject       USCC       `json:"uscc"`
-	Grantee       BankID     `json:"grantee"`
-	Categories    []Category `json:"categories"`
-	Purpose       Purpose    `json:"purpose"`
-	ValidFrom     time.Time  `json:"valid_from"`
-	ValidUntil    time.Time  `json:"valid_until"`
-	Region        RegionID   `json:"region"`
-	EnterpriseKey []byte     `json:"enterprise_key"`
-	EnterpriseSig []byte     `json:"enterprise_sig"`
-	RegionSig     []byte     `json:"region_sig"`
+	Version    int        `json:"v"`
+	ID         string     `json:"id"`
+	Subject    USCC       `json:"uscc"`
+	Grantee    BankID     `json:"grantee"`
+	Categories []Category `json:"categories"`
+	Purpose    Purpose    `json:"purpose"`
+	ValidFrom  time.Time  `json:"valid_from"`
+	ValidUntil time.Time  `json:"valid_until"`
+	Region     RegionID   `json:"region"`
+	// SignedAt is when the enterprise signed; its certificate must be
+	// valid then, and it cannot be later than the ledger's recording.
+	SignedAt time.Time `json:"signed_at"`
+	// EnterpriseCert is the enterprise's certificate chain in DER, leaf
+	// first, ending below a registered identity authority (see
+	// VerifyEnterpriseChain). The leaf's key made EnterpriseSig.
+	EnterpriseCert [][]byte `json:"enterprise_cert"`
+	EnterpriseSig  []byte   `json:"enterprise_sig"`
+	RegionSig      []byte   `json:"region_sig"`
 }
 
+// ConsentVersion is the consent document's format: 2 carries the
+// enterprise's certificate chain and signing time. Version 1 documents
+// named a bare key nothing tied to the enterprise and are refused.
+const ConsentVersion = 2
+
 func (g ConsentGrant) normalized() ConsentGrant {
-	g.ValidFrom, g.ValidUntil = utc(g.ValidFrom), utc(g.ValidUntil)
+	g.ValidFrom, g.ValidUntil, g.SignedAt = utc(g.ValidFrom), utc(g.ValidUntil), utc(g.SignedAt)
 	g.Categories = NormalizeCategories(g.Categories)
 	return g
 }
 
 // Validate checks the document's fields (not its signatures).
 func (g *ConsentGrant) Validate() error {
-	if g.Version != 1 {
-		return &FieldError{"v", fmt.Errorf("unsupported version %d", g.Version)}
+	if g.Version != ConsentVersion {
+		return &FieldError{"v", fmt.Errorf("unsupported version %d, want %d (a document signed with an enterprise certificate)", g.Version, ConsentVersion)}
 	}
 	if err := ValidateID("consent id", g.ID); err != nil {
 		return &FieldError{"id", err}
@@ -117,21 +130,39 @@ func (g *ConsentGrant) Validate() error {
 	if err := ValidateRegionID(g.Region); err != nil {
 		return &FieldError{"region", err}
 	}
-	if len(g.EnterpriseKey) != ed25519.PublicKeySize {
-		return &FieldError{"enterprise_key", fmt.Errorf("want %d bytes", ed25519.PublicKeySize)}
+	if g.SignedAt.IsZero() {
+		return &FieldError{"signed_at", ErrMissing}
+	}
+	if len(g.EnterpriseCert) == 0 {
+		return &FieldError{"enterprise_cert", ErrMissing}
+	}
+	if len(g.EnterpriseCert) > MaxCertChain {
+		return &FieldError{"enterprise_cert", fmt.Errorf("%d certificates, at most %d", len(g.EnterpriseCert), MaxCertChain)}
+	}
+	for i, c := range g.EnterpriseCert {
+		if len(c) == 0 || len(c) > MaxCertBytes {
+			return &FieldError{"enterprise_cert", fmt.Errorf("certificate %d: %d bytes, want 1..%d", i, len(c), MaxCertBytes)}
+		}
 	}
 	return nil
 }
 
-// SignEnterprise sets the enterprise's signature (and key) over the
-// document without signatures.
-func (g *ConsentGrant) SignEnterprise(key ed25519.PrivateKey) error {
-	g.EnterpriseKey = key.Public().(ed25519.PublicKey)
+// SignEnterprise sets the enterprise's certificate chain (DER, leaf first),
+// its signing time and its signature over the document without
+// signatures. key must be the leaf certificate's private key.
+func (g *ConsentGrant) SignEnterprise(key crypto.Signer, chain [][]byte, at time.Time) error {
+	g.EnterpriseCert, g.SignedAt = chain, at
 	n := g.normalized()
 	n.EnterpriseSig, n.RegionSig = nil, nil
-	sig, err := signValue(key, tagConsentEnterprise, n)
+	msg, err := signingMessage(tagConsentEnterprise, n)
 	if err != nil {
 		return err
+	}
+	// Ed25519 signs the message itself (crypto.Hash(0)); another
+	// algorithm (SM2 later) plugs in here and in verifyWithCert.
+	sig, err := key.Sign(nil, msg, crypto.Hash(0))
+	if err != nil {
+		return fmt.Errorf("consent %s: enterprise signature: %w", g.ID, err)
 	}
 	g.EnterpriseSig = sig
 	return nil
@@ -150,12 +181,28 @@ func (g *ConsentGrant) Countersign(regionKey ed25519.PrivateKey) error {
 	return nil
 }
 
-// VerifyEnterprise checks the enterprise's signature with the key the
-// document names.
+// VerifyEnterprise checks the enterprise's signature with the key of the
+// document's leaf certificate. It says nothing of whether that
+// certificate is trusted: VerifyEnterpriseChain does.
 func (g *ConsentGrant) VerifyEnterprise() error {
+	if len(g.EnterpriseCert) == 0 {
+		return fmt.Errorf("consent %s: no enterprise certificate", g.ID)
+	}
+	leaf, err := x509.ParseCertificate(g.EnterpriseCert[0])
+	if err != nil {
+		return fmt.Errorf("consent %s: enterprise certificate: %w", g.ID, err)
+	}
+	return g.verifyEnterpriseWith(leaf)
+}
+
+func (g *ConsentGrant) verifyEnterpriseWith(leaf *x509.Certificate) error {
 	n := g.normalized()
 	n.EnterpriseSig, n.RegionSig = nil, nil
-	if err := verifyValue(g.EnterpriseKey, tagConsentEnterprise, n, g.EnterpriseSig); err != nil {
+	msg, err := signingMessage(tagConsentEnterprise, n)
+	if err != nil {
+		return err
+	}
+	if err := verifyWithCert(leaf, msg, g.EnterpriseSig); err != nil {
 		return fmt.Errorf("consent %s: enterprise signature: %w", g.ID, err)
 	}
 	return nil

@@ -282,8 +282,15 @@ func (s *exportScanner) consent(g *ConsentGrant) {
 	g.ValidUntil = s.time()
 	s.lit(`,"region":`)
 	g.Region = RegionID(s.str())
-	s.lit(`,"enterprise_key":`)
-	g.EnterpriseKey = s.bytes()
+	s.lit(`,"signed_at":`)
+	g.SignedAt = s.time()
+	s.lit(`,"enterprise_cert":[`)
+	for i := 0; s.ok && !s.has("]"); i++ {
+		if i > 0 {
+			s.lit(",")
+		}
+		g.EnterpriseCert = append(g.EnterpriseCert, s.bytes())
+	}
 	s.lit(`,"enterprise_sig":`)
 	g.EnterpriseSig = s.bytes()
 	s.lit(`,"region_sig":`)

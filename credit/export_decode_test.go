@@ -20,7 +20,7 @@ func writtenLines(t testing.TB) [][]byte {
 	g := ConsentGrant{Version: 1, ID: "consent-0001", Subject: r.Query.Subject, Grantee: "bank-a",
 		Categories: []Category{Tax, Penalty}, Purpose: PurposeCreditReview,
 		ValidFrom: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), ValidUntil: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
-		Region: "sz", EnterpriseKey: bytes.Repeat([]byte{1}, 32), EnterpriseSig: bytes.Repeat([]byte{2}, 64)}
+		Region: "sz", SignedAt: r.Query.Time, EnterpriseCert: [][]byte{bytes.Repeat([]byte{1}, 32), {7, 8}}, EnterpriseSig: bytes.Repeat([]byte{2}, 64)}
 	withConsent := r
 	withConsent.Query.Consent = &g
 	withConsent.Time = withConsent.Time.Add(123456 * time.Nanosecond)

@@ -21,10 +21,11 @@ func FuzzConsentDocument(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	g := ConsentGrant{Version: 1, ID: "consent-01", Subject: u, Grantee: "bank-a", Categories: []Category{Tax, Penalty},
+	g := ConsentGrant{Version: ConsentVersion, ID: "consent-01", Subject: u, Grantee: "bank-a", Categories: []Category{Tax, Penalty},
 		Purpose: PurposeLoanApplication, ValidFrom: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 		ValidUntil: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), Region: "440300"}
-	if err := g.SignEnterprise(ent); err != nil {
+	chain := newTestCA(f, 5, "440300", "4403").issue(f, u, ent, caFrom, g.ValidUntil)
+	if err := g.SignEnterprise(ent, chain, g.ValidFrom); err != nil {
 		f.Fatal(err)
 	}
 	if err := g.Countersign(reg); err != nil {

@@ -60,6 +60,11 @@ const (
 	// CodeConsentSignature: the enterprise's signature or the issuing
 	// region's countersignature does not verify.
 	CodeConsentSignature Code = "consent_signature_invalid"
+	// CodeConsentUncertified: the enterprise's key is not certified for
+	// the consent's subject by a registered identity authority (no chain,
+	// an unregistered or retired authority, a certificate for another
+	// USCC, invalid at signing time, or revoked before recording).
+	CodeConsentUncertified Code = "consent_uncertified"
 	// CodeConsentRevoked: the consent was revoked.
 	CodeConsentRevoked Code = "consent_revoked"
 	// CodeConsentExpired: the consent's window ended.
@@ -111,6 +116,7 @@ var codes = map[Code]codeInfo{
 	CodeConsentNotFound:    {http.StatusForbidden, true},
 	CodeConsentMismatch:    {http.StatusForbidden, false},
 	CodeConsentSignature:   {http.StatusForbidden, false},
+	CodeConsentUncertified: {http.StatusForbidden, false},
 	CodeConsentRevoked:     {http.StatusForbidden, false},
 	CodeConsentExpired:     {http.StatusForbidden, false},
 	CodeConsentNotYetValid: {http.StatusForbidden, true},
@@ -130,7 +136,7 @@ func Codes() []Code {
 		CodeInvalidQuery, CodeTooLarge, CodeUnauthorized, CodeNotFound, CodeConflict,
 		CodeNotMember, CodeWrongHomeRegion,
 		CodeBankUnknown, CodeBankInactive, CodeBadSignature, CodeStaleQuery, CodeReplayedNonce,
-		CodeConsentNotFound, CodeConsentMismatch, CodeConsentSignature, CodeConsentRevoked,
+		CodeConsentNotFound, CodeConsentMismatch, CodeConsentSignature, CodeConsentUncertified, CodeConsentRevoked,
 		CodeConsentExpired, CodeConsentNotYetValid, CodeConsentOtherBank, CodeSubjectMismatch,
 		CodePurposeMismatch, CodeCategoryOutOfScope,
 		CodeLedgerViewStale, CodeLedgerUnavailable, CodeUnavailable, CodeInternal,

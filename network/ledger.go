@@ -63,6 +63,8 @@ const (
 	EventConsentRecorded    EventKind = "consent_recorded"
 	EventConsentRevoked     EventKind = "consent_revoked"
 	EventCheckpointAnchored EventKind = "checkpoint_anchored"
+	EventAuthorityChanged   EventKind = "authority_changed"
+	EventCertRevoked        EventKind = "certificate_revoked"
 )
 
 // Event is a committed contract event. Exactly one of the pointer fields is
@@ -75,6 +77,8 @@ type Event struct {
 	Bank       *credit.BankMember         `json:"bank,omitempty"`
 	Consent    *credit.ConsentCommitment  `json:"consent,omitempty"`
 	Checkpoint *credit.AnchoredCheckpoint `json:"checkpoint,omitempty"`
+	Authority  *credit.IdentityAuthority  `json:"authority,omitempty"`
+	Revocation *credit.CertRevocation     `json:"revocation,omitempty"`
 }
 
 // Membership reads and changes the consortium's member records.
@@ -109,6 +113,27 @@ type Consents interface {
 	ConsentAt(ctx context.Context, id string, t time.Time) (credit.ConsentCommitment, credit.ConsentStatus, error)
 }
 
+// Authorities records the enterprise identity authorities the consortium
+// trusts to certify enterprises' signing keys, and the certificates they
+// revoked. The region responsible for an authority's divisions registers,
+// retires and revokes under it.
+type Authorities interface {
+	// RegisterAuthority registers a; the contract sets its status and
+	// time and refuses divisions outside the caller region's own.
+	// Registering the identical authority again is a no-op.
+	RegisterAuthority(ctx context.Context, a credit.IdentityAuthority) error
+	// RetireAuthority retires at the transaction's time; consents it
+	// certified stop counting. Retiring twice returns the first retirement.
+	RetireAuthority(ctx context.Context, id string) (credit.IdentityAuthority, error)
+	// Authorities lists every authority ever registered, retired included.
+	Authorities(ctx context.Context) ([]credit.IdentityAuthority, error)
+	// RevokeCertificate records r (ID, Authority) at the transaction's
+	// time; revoking again returns the first revocation.
+	RevokeCertificate(ctx context.Context, r credit.CertRevocation) (credit.CertRevocation, error)
+	// Revocations lists every revoked certificate.
+	Revocations(ctx context.Context) ([]credit.CertRevocation, error)
+}
+
 // Checkpoints anchors and reads receipt-log checkpoints.
 type Checkpoints interface {
 	// AnchorCheckpoint anchors cp (signed by the caller's region) with an
@@ -135,6 +160,7 @@ type Events interface {
 type Ledger interface {
 	Membership
 	Consents
+	Authorities
 	Checkpoints
 	Events
 	// Identity is the MSP id this client acts as.

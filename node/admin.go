@@ -117,6 +117,9 @@ func (n *Node) AdminHandler() http.Handler {
 	mux.HandleFunc("POST /v1/consents/{id}/revoke", n.operator("revoke_consent", n.handleRevokeConsent))
 	mux.HandleFunc("POST /v1/banks", n.operator("register_bank", n.handleRegisterBank))
 	mux.HandleFunc("GET /v1/receipts/{id}", n.operator("read_receipt", n.handleReceipt))
+	mux.HandleFunc("POST /v1/authorities", n.operator("register_authority", n.handleRegisterAuthority))
+	mux.HandleFunc("POST /v1/authorities/{id}/retire", n.operator("retire_authority", n.handleRetireAuthority))
+	mux.HandleFunc("POST /v1/revocations", n.operator("revoke_certificate", n.handleRevokeCertificate))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -181,3 +181,32 @@ func (c *Client) Checkpoint(ctx context.Context) (*credit.AnchoredCheckpoint, er
 func (c *Client) RegisterBank(ctx context.Context, b credit.BankMember) error {
 	return c.do(ctx, "POST", "/v1/banks", true, b, nil)
 }
+
+// RegisterAuthority registers an enterprise identity authority of this
+// region on the ledger (admin) and returns the ledger's record.
+func (c *Client) RegisterAuthority(ctx context.Context, req AuthorityRequest) (*credit.IdentityAuthority, error) {
+	var out credit.IdentityAuthority
+	if err := c.do(ctx, "POST", "/v1/authorities", true, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RetireAuthority retires an identity authority of this region (admin).
+func (c *Client) RetireAuthority(ctx context.Context, id string) (*credit.IdentityAuthority, error) {
+	var out credit.IdentityAuthority
+	if err := c.do(ctx, "POST", "/v1/authorities/"+url.PathEscape(id)+"/retire", true, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RevokeCertificate revokes an enterprise certificate issued under one of
+// this region's authorities (admin).
+func (c *Client) RevokeCertificate(ctx context.Context, req RevocationRequest) (*credit.CertRevocation, error) {
+	var out credit.CertRevocation
+	if err := c.do(ctx, "POST", "/v1/revocations", true, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

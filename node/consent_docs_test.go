@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
+	"github.com/prdcredit/ccnode/network"
 )
 
 // A consent document whose signatures verified once is not verified
@@ -18,21 +20,20 @@ import (
 func TestDecideConsentRemembersOnlyVerifiedDocuments(t *testing.T) {
 	now := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
 	_, bankKey, _ := ed25519.GenerateKey(rand.Reader)
-	_, entKey, _ := ed25519.GenerateKey(rand.Reader)
 	_, regionKey, _ := ed25519.GenerateKey(rand.Reader)
 	_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
 
-	doc := credit.ConsentGrant{Version: 1, ID: "consent-cache-1", Subject: "91440300708461136T", Grantee: "bank-a",
+	doc := credit.ConsentGrant{Version: credit.ConsentVersion, ID: "consent-cache-1", Subject: "91440300708461136T", Grantee: "bank-a",
 		Categories: []credit.Category{credit.Tax}, Purpose: credit.PurposeLoanApplication,
 		ValidFrom: now.Add(-time.Hour), ValidUntil: now.Add(24 * time.Hour), Region: "440300"}
-	if err := doc.SignEnterprise(entKey); err != nil {
-		t.Fatal(err)
-	}
+	ca := testkit.NewAuthority(t, "440300", "4403")
+	ca.SignConsent(t, &doc, now.Add(-time.Hour))
 	if err := doc.Countersign(regionKey); err != nil {
 		t.Fatal(err)
 	}
 	v := NewView(nil, nil, time.Minute, func() time.Time { return now }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	v.synced = now
+	v.apply(network.Event{Kind: network.EventAuthorityChanged, Authority: &ca.Record})
 	v.regions["440300"] = credit.RegionMember{ID: "440300", PubKey: regionKey.Public().(ed25519.PublicKey), Status: credit.StatusActive}
 	v.banks["bank-a"] = credit.BankMember{ID: "bank-a", Region: "440300", PubKey: bankKey.Public().(ed25519.PublicKey), Status: credit.StatusActive}
 	record := func(g credit.ConsentGrant) {

@@ -384,6 +384,12 @@ func (n *Node) View() *View { return n.view }
 // RecordConsent countersigns an enterprise-signed grant issued in this
 // region and records its commitment on the ledger. It returns the
 // countersigned document, which the bank presents with its queries.
+//
+// The enterprise's signature must verify under a certificate that a
+// registered identity authority issued for the grant's subject and that
+// holds now (credit.VerifyEnterpriseChain, credit.CheckCertified): no
+// region, operator or admin token stands in for the enterprise. Every
+// answering region checks the same again against the ledger's recording.
 func (n *Node) RecordConsent(ctx context.Context, g credit.ConsentGrant) (credit.ConsentGrant, credit.ConsentCommitment, error) {
 	if err := g.Validate(); err != nil {
 		return g, credit.ConsentCommitment{}, credit.Refuse(credit.CodeInvalidQuery, "consent: %w", err)
@@ -391,8 +397,13 @@ func (n *Node) RecordConsent(ctx context.Context, g credit.ConsentGrant) (credit
 	if g.Region != n.cfg.Region {
 		return g, credit.ConsentCommitment{}, credit.Refuse(credit.CodeWrongHomeRegion, "consent issued in %s cannot be recorded by %s", g.Region, n.cfg.Region)
 	}
-	if err := g.VerifyEnterprise(); err != nil {
-		return g, credit.ConsentCommitment{}, credit.Refuse(credit.CodeConsentSignature, "%w", err)
+	// A stale view may miss a revocation or a retirement: fail closed.
+	if err := n.view.Fresh(); err != nil {
+		return g, credit.ConsentCommitment{}, err
+	}
+	trust, now := n.view.Trust(), n.now()
+	if r := credit.CheckCertified(credit.VerifyEnterpriseChain(&g, trust), &g, trust, now, now); r != nil {
+		return g, credit.ConsentCommitment{}, r
 	}
 	if err := g.Countersign(n.key); err != nil {
 		return g, credit.ConsentCommitment{}, err

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prdcredit/ccnode/credit"
@@ -22,8 +24,9 @@ type ViewStore interface {
 	LoadView(v any) (bool, error)
 }
 
-// View is the node's local view of the ledger's members and consent
-// commitments, fed by ledger events from a persisted position. Misses fall
+// View is the node's local view of the ledger's members, consent
+// commitments, enterprise identity authorities and certificate
+// revocations, fed by ledger events from a persisted position. Misses fall
 // through to a ledger read; a view that has not been confirmed current
 // within the grace period refuses every check (fail closed).
 type View struct {
@@ -46,11 +49,21 @@ type View struct {
 	// membership gater follows the ledger this way).
 	onRegions func([]credit.RegionMember)
 
+	// auths and revs are the ledger's identity records, from which trust
+	// is rebuilt on every change.
+	auths map[string]credit.IdentityAuthority
+	revs  map[string]credit.CertRevocation
+
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
 
 	docs verifiedDocs
+	// trust is the immutable TrustSet of auths and revs, swapped whole so
+	// that a decision reads one consistent set without the lock; nil
+	// until loaded, which refuses every consent (fail closed).
+	trust atomic.Pointer[credit.TrustSet]
+	certs certifiedKeys
 }
 
 // verifiedDocs remembers consent documents whose enterprise signature and
@@ -93,6 +106,53 @@ func (d *verifiedDocs) add(k [32]byte) {
 	d.m[k] = struct{}{}
 }
 
+// certifiedKeys remembers credit.VerifyEnterpriseChain's outcome by the
+// consent document's commitment (which covers its certificate chain and
+// signature), so a consent pays for x509 once, not on every query. An
+// outcome counts only under the TrustSet it was computed with: a trust
+// change clears the cache, and an entry computed concurrently with the
+// change, under the old set, never answers for the new one.
+type certifiedKeys struct {
+	mu sync.Mutex
+	m  map[[32]byte]certifiedEntry
+}
+
+type certifiedEntry struct {
+	trust *credit.TrustSet
+	ck    credit.CertifiedKey
+}
+
+func (c *certifiedKeys) get(commitment [32]byte, trust *credit.TrustSet) (credit.CertifiedKey, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[commitment]
+	if !ok || e.trust != trust {
+		return credit.CertifiedKey{}, false
+	}
+	return e.ck, true
+}
+
+func (c *certifiedKeys) put(commitment [32]byte, trust *credit.TrustSet, ck credit.CertifiedKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxVerifiedDocs {
+		c.m = make(map[[32]byte]certifiedEntry)
+	}
+	c.m[commitment] = certifiedEntry{trust: trust, ck: ck}
+}
+
+func (c *certifiedKeys) clear() {
+	c.mu.Lock()
+	c.m = nil
+	c.mu.Unlock()
+}
+
+func (c *certifiedKeys) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
+}
+
 type savedView struct {
 	Position network.Position                    `json:"position"`
 	Consents map[string]credit.ConsentCommitment `json:"consents"`
@@ -105,11 +165,14 @@ func NewView(l network.Ledger, store ViewStore, grace time.Duration, now func() 
 		consents: map[string]credit.ConsentCommitment{},
 		banks:    map[credit.BankID]credit.BankMember{},
 		regions:  map[credit.RegionID]credit.RegionMember{},
+		auths:    map[string]credit.IdentityAuthority{},
+		revs:     map[string]credit.CertRevocation{},
 	}
 }
 
-// Start loads the cached view, reads the members, and follows ledger
-// events until Close. It fails if the ledger cannot be read at all.
+// Start loads the cached view, reads the members, the identity
+// authorities and the revocations, and follows ledger events until Close.
+// It fails if the ledger cannot be read at all.
 func (v *View) Start(ctx context.Context) error {
 	var sv savedView
 	if v.store != nil {
@@ -123,6 +186,9 @@ func (v *View) Start(ctx context.Context) error {
 		}
 	}
 	if err := v.refreshMembers(ctx); err != nil {
+		return fmt.Errorf("ledger view: %w", err)
+	}
+	if err := v.loadTrust(ctx); err != nil {
 		return fmt.Errorf("ledger view: %w", err)
 	}
 	rctx, cancel := context.WithCancel(context.Background())
@@ -167,6 +233,73 @@ func (v *View) refreshMembers(ctx context.Context) error {
 	}
 	return nil
 }
+
+// loadTrust reads every identity authority and revocation; events keep
+// them current from then on.
+func (v *View) loadTrust(ctx context.Context) error {
+	auths, err := v.ledger.Authorities(ctx)
+	if err != nil {
+		return fmt.Errorf("identity authorities: %w", err)
+	}
+	revs, err := v.ledger.Revocations(ctx)
+	if err != nil {
+		return fmt.Errorf("certificate revocations: %w", err)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, a := range auths {
+		v.mergeAuthority(a)
+	}
+	for _, r := range revs {
+		v.mergeRevocation(r)
+	}
+	v.rebuildTrust()
+	return nil
+}
+
+// mergeAuthority keeps a retirement once seen: the events replayed from an
+// older position than the last read must not bring a retired authority
+// back. Called with mu held.
+func (v *View) mergeAuthority(a credit.IdentityAuthority) {
+	if old, ok := v.auths[a.ID]; ok && old.RetiredAt != nil && a.RetiredAt == nil {
+		return
+	}
+	v.auths[a.ID] = a
+}
+
+// mergeRevocation keeps the earliest revocation of a certificate. Called
+// with mu held.
+func (v *View) mergeRevocation(r credit.CertRevocation) {
+	if old, ok := v.revs[r.ID]; ok && !r.RevokedAt.Before(old.RevokedAt) {
+		return
+	}
+	v.revs[r.ID] = r
+}
+
+// rebuildTrust swaps in a TrustSet of auths and revs and forgets every
+// verified chain. A set that cannot be built leaves no trust at all: every
+// consent is refused until the ledger's records are readable again.
+// Called with mu held.
+func (v *View) rebuildTrust() {
+	auths := make([]credit.IdentityAuthority, 0, len(v.auths))
+	for _, a := range v.auths {
+		auths = append(auths, a)
+	}
+	revs := make([]credit.CertRevocation, 0, len(v.revs))
+	for _, r := range v.revs {
+		revs = append(revs, r)
+	}
+	ts, err := credit.NewTrustSet(auths, revs)
+	if err != nil {
+		v.log.Error("identity authorities on the ledger do not form a trust set; refusing every consent", "err", err)
+		ts = nil
+	}
+	v.trust.Store(ts)
+	v.certs.clear()
+}
+
+// Trust is the current TrustSet (nil: none, every consent refused).
+func (v *View) Trust() *credit.TrustSet { return v.trust.Load() }
 
 // run follows events and confirms currency every grace/4 with a read.
 func (v *View) run(ctx context.Context) {
@@ -245,6 +378,16 @@ func (v *View) apply(ev network.Event) {
 	v.mu.Lock()
 	var regions []credit.RegionMember // set when a region record changed
 	switch ev.Kind {
+	case network.EventAuthorityChanged:
+		if ev.Authority != nil {
+			v.mergeAuthority(*ev.Authority)
+			v.rebuildTrust()
+		}
+	case network.EventCertRevoked:
+		if ev.Revocation != nil {
+			v.mergeRevocation(*ev.Revocation)
+			v.rebuildTrust()
+		}
 	case network.EventConsentRecorded, network.EventConsentRevoked:
 		if ev.Consent != nil {
 			v.consents[ev.Consent.ID] = *ev.Consent
@@ -376,11 +519,13 @@ func (v *View) Consent(ctx context.Context, id string) (credit.ConsentCommitment
 }
 
 // ConsentFacts gathers what the view says of q's consent at time at, for
-// credit.DecideConsent. commitment is the document's commitment when the
-// caller has it (nil: computed when needed). A ledger that cannot be read
-// is a refusal (fail closed).
+// credit.DecideConsent: the ledger's commitment, the issuer's key, the
+// identity authorities (Trust) and the document's verified chain
+// (Certified, cached by commitment). commitment is the document's
+// commitment when the caller has it (nil: computed when needed). A ledger
+// that cannot be read is a refusal (fail closed).
 func (v *View) ConsentFacts(ctx context.Context, q *credit.Query, at time.Time, commitment *[32]byte) (credit.ConsentFacts, error) {
-	f := credit.ConsentFacts{Query: q, At: at, Commitment: commitment}
+	f := credit.ConsentFacts{Query: q, At: at, Commitment: commitment, Trust: v.trust.Load()}
 	doc := q.Consent
 	if doc == nil || doc.ID != q.ConsentID {
 		return f, nil // DecideConsent refuses it as it is
@@ -399,7 +544,23 @@ func (v *View) ConsentFacts(ctx context.Context, q *credit.Query, at time.Time, 
 	if f.IssuerKey != nil && f.Commitment != nil {
 		f.SignaturesVerified = v.docs.has(docKey(*f.Commitment, f.IssuerKey))
 	}
+	// Only a document the ledger commits to is worth the x509 work (and a
+	// cache entry); DecideConsent refuses any other before it looks.
+	if f.Commitment != nil && bytes.Equal(f.Commitment[:], cm.Commitment) {
+		f.Certified = v.certified(doc, *f.Commitment, f.Trust)
+	}
 	return f, nil
+}
+
+// certified is VerifyEnterpriseChain(doc, trust), from the cache when the
+// document (by its commitment) was verified under this very trust set.
+func (v *View) certified(doc *credit.ConsentGrant, commitment [32]byte, trust *credit.TrustSet) *credit.CertifiedKey {
+	if ck, ok := v.certs.get(commitment, trust); ok {
+		return &ck
+	}
+	ck := credit.VerifyEnterpriseChain(doc, trust)
+	v.certs.put(commitment, trust, ck)
+	return &ck
 }
 
 // DecideConsent applies credit.DecideConsent to q's consent at time at and

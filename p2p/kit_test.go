@@ -89,16 +89,13 @@ var nonces atomic.Uint64
 func newQuery(t testing.TB, u credit.USCC, issuer region) (*credit.Query, []byte) {
 	t.Helper()
 	_, bankKey, _ := ed25519.GenerateKey(rand.Reader)
-	_, entKey, _ := ed25519.GenerateKey(rand.Reader)
 	now := time.Now().UTC()
 	cats := credit.AllCategories()
 	g := &credit.ConsentGrant{
-		Version: 1, ID: "consent-0001", Subject: u, Grantee: "bank-a", Categories: cats, Purpose: credit.PurposeLoanApplication,
+		Version: credit.ConsentVersion, ID: "consent-0001", Subject: u, Grantee: "bank-a", Categories: cats, Purpose: credit.PurposeLoanApplication,
 		ValidFrom: now.Add(-time.Hour), ValidUntil: now.Add(time.Hour), Region: issuer.Member.ID,
 	}
-	if err := g.SignEnterprise(entKey); err != nil {
-		t.Fatal(err)
-	}
+	testkit.NewAuthority(t, issuer.Member.ID, issuer.Member.Divisions...).SignConsent(t, g, now.Add(-time.Hour))
 	if err := g.Countersign(issuer.Key); err != nil {
 		t.Fatal(err)
 	}

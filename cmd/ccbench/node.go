@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -224,6 +225,10 @@ type benchConsortium struct {
 	grants    []credit.ConsentGrant
 	setUp     bool
 	hc        *http.Client
+	// authorityPEM is the CA certificate of the development identity
+	// authority that certified the consents' enterprises; Shenzhen
+	// registers it at setup.
+	authorityPEM string
 	// ended is the nodes' last sample before they stopped.
 	ended []nodeSample
 }
@@ -367,8 +372,23 @@ query:
 		return c, err
 	}
 	c.bank = &consortium.Bank{BankSpec: consortium.BankSpec{ID: "bank-bench", Name: "Benchmark Bank", Region: benchRegions[0]}, Key: key}
+	// The subjects are Shenzhen's enterprises: Shenzhen's authority
+	// certifies their keys.
+	szRegion := credit.Region{ID: benchRegions[0], Name: "Shenzhen", Divisions: []string{strings.TrimRight(string(benchRegions[0]), "0")}}
+	auth, err := consortium.NewAuthority(szRegion, time.Now())
+	if err != nil {
+		return c, err
+	}
+	c.authorityPEM = filepath.Join(c.dir, "authority.pem")
+	if err := os.WriteFile(c.authorityPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: auth.Record.Cert}), 0o644); err != nil {
+		return c, err
+	}
 	for _, s := range subjects {
-		g, err := consortium.NewEnterprise(s).Grant(c.bank.ID, benchRegions[0], credit.AllCategories(), credit.PurposeCreditReview, time.Now(), 24*time.Hour)
+		ent, err := auth.Certify(s, time.Now())
+		if err != nil {
+			return c, err
+		}
+		g, err := ent.Grant(c.bank.ID, benchRegions[0], credit.AllCategories(), credit.PurposeCreditReview, time.Now(), 24*time.Hour)
 		if err != nil {
 			return c, err
 		}
@@ -511,6 +531,13 @@ func (c *benchConsortium) setup(ctx context.Context) error {
 	sz := c.regions[0]
 	if err := sz.cl.RegisterBank(ctx, credit.BankMember{ID: c.bank.ID, Name: c.bank.Name, PubKey: c.bank.Key.Public().(ed25519.PublicKey)}); err != nil {
 		return fmt.Errorf("register bank: %w", err)
+	}
+	// Shenzhen registers the authority of its enterprises' keys, as an
+	// operator does with the command.
+	reg := exec.CommandContext(ctx, c.o.bin, "authority", "register", "--admin", sz.admin, "--cert", c.authorityPEM)
+	reg.Env = append(os.Environ(), "CCNODE_OPERATOR_TOKEN="+sz.token)
+	if out, err := reg.CombinedOutput(); err != nil {
+		return fmt.Errorf("ccnode authority register: %w\n%s", err, out)
 	}
 	// Consents recorded a few at a time (each is a ledger transaction).
 	errs := make(chan error, len(c.grants))

@@ -39,8 +39,10 @@ var auditLedgerFlags = []cli.Flag{
 		Usage: "ledger snapshot file written by 'ccnode audit snapshot' (air-gapped audit)"},
 	&cli.StringFlag{Name: "ledger-dir", Category: catLedger, EnvVars: []string{"CCNODE_LEDGER_DIR"},
 		Usage: "data folder of an embedded ledger (stop the node that uses it first)"},
+	&cli.StringFlag{Name: "ledger-url", Category: catLedger, EnvVars: []string{"CCNODE_AUDIT_LEDGER_URL"},
+		Usage: "an embedded ledger a running node serves (its ledger.serve_addr, as http://host:port), read as --ledger-msp"},
 	&cli.StringFlag{Name: "ledger-msp", Category: catLedger, EnvVars: []string{"CCNODE_AUDIT_LEDGER_MSP"},
-		Usage: "embedded ledger: act as this registered identity (default: a fresh auditor identity)"},
+		Usage: "embedded ledger: act as this registered identity (default with --ledger-dir: a fresh auditor identity)"},
 	&cli.StringFlag{Name: "ledger-key", Category: catLedger, EnvVars: []string{"CCNODE_AUDIT_LEDGER_KEY"},
 		Usage: "embedded ledger: the ed25519 key file of --ledger-msp"},
 	&cli.StringFlag{Name: "fabric-config", Category: catLedger, EnvVars: []string{"CCNODE_FABRIC_CONFIG"},
@@ -232,6 +234,21 @@ func openAuditLedger(c *cli.Context) (network.Ledger, error) {
 	switch {
 	case c.String("ledger-dir") != "":
 		return openEmbeddedForAudit(c.String("ledger-dir"), c.String("ledger-msp"), c.String("ledger-key"), logger)
+	case c.String("ledger-url") != "":
+		// A served ledger reads only for identities it knows: the
+		// auditor's must be registered with it.
+		if c.String("ledger-msp") == "" || c.String("ledger-key") == "" {
+			return nil, errors.New("--ledger-url needs --ledger-msp and --ledger-key (an identity the serving node registered)")
+		}
+		b, err := os.ReadFile(c.String("ledger-key"))
+		if err != nil {
+			return nil, err
+		}
+		key, err := parseAuditKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c.String("ledger-key"), err)
+		}
+		return embedded.Dial(c.String("ledger-url"), c.String("ledger-msp"), key)
 	case c.String("fabric-config") != "":
 		cfg, err := fabric.LoadConfig(c.String("fabric-config"))
 		if err != nil {
@@ -239,7 +256,7 @@ func openAuditLedger(c *cli.Context) (network.Ledger, error) {
 		}
 		return fabric.Dial(c.Context, cfg, logger)
 	}
-	return nil, errors.New("audit: name the ledger: --snapshot FILE, --ledger-dir DIR or --fabric-config FILE")
+	return nil, errors.New("audit: name the ledger: --snapshot FILE, --ledger-dir DIR, --ledger-url URL or --fabric-config FILE")
 }
 
 // embeddedAuditLedger closes the server it opened with its client.

@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -40,9 +42,20 @@ func writeAuditWorld(t *testing.T, n int) (snapPath, exportPath string, lines []
 		snap.AddRegion(credit.RegionMember{ID: r, PubKey: pubOf(auditKey(string(r))), Status: credit.StatusActive, UpdatedAt: t0})
 	}
 	snap.AddBank(credit.BankMember{ID: "bank-a", Region: "gz", PubKey: pubOf(auditKey("bank-a")), Status: credit.StatusActive, UpdatedAt: t0})
-	g := credit.ConsentGrant{Version: 1, ID: "consent-0001", Subject: "91440300708461136T", Grantee: "bank-a",
+	// sz registered an identity authority that certified the enterprise.
+	ca, err := credit.NewAuthorityCert("Test Authority", auditKey("authority"), t0.Add(-24*time.Hour), t0.Add(365*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap.AddAuthority(credit.IdentityAuthority{ID: credit.AuthorityID(ca), Name: "Test Authority", Cert: ca, Region: "sz",
+		Divisions: []string{"4403"}, Status: credit.StatusActive, RegisteredAt: t0})
+	leaf, err := credit.IssueEnterpriseCert(ca, auditKey("authority"), "91440300708461136T", "Enterprise", auditKey("enterprise").Public(), t0.Add(-time.Hour), t0.Add(365*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := credit.ConsentGrant{Version: credit.ConsentVersion, ID: "consent-0001", Subject: "91440300708461136T", Grantee: "bank-a",
 		Categories: []credit.Category{credit.Penalty}, Purpose: credit.PurposeCreditReview, ValidFrom: t0, ValidUntil: t0.Add(48 * time.Hour), Region: "sz"}
-	if err := g.SignEnterprise(auditKey("enterprise")); err != nil {
+	if err := g.SignEnterprise(auditKey("enterprise"), [][]byte{leaf}, t0); err != nil {
 		t.Fatal(err)
 	}
 	if err := g.Countersign(auditKey("sz")); err != nil {
@@ -130,6 +143,28 @@ func runCLI(t *testing.T, args ...string) (string, int) {
 func TestAuditCommand(t *testing.T) {
 	snap, export, lines := writeAuditWorld(t, 5)
 	tampered := writeExportFile(t, t.TempDir(), "sz-tampered.jsonl", append(lines[:2:2], lines[3:]...))
+	// The same ledger without the authority: the enterprise's key is
+	// certified by nobody the consortium registered.
+	uncertified := filepath.Join(t.TempDir(), "uncertified.json")
+	{
+		f, err := os.Open(snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := audit.ReadSnapshot(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		clear(s.AuthorityRecords)
+		var b bytes.Buffer
+		if err := s.Write(&b); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(uncertified, b.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tests := []struct {
 		name     string
 		args     []string
@@ -140,6 +175,10 @@ func TestAuditCommand(t *testing.T) {
 		{"clean json", []string{"audit", "--json", "--snapshot", snap, "--anchor-delay", "24h", export}, 0, `"total": 0`},
 		{"deleted line", []string{"audit", "--no-progress", "--snapshot", snap, "--anchor-delay", "24h", tampered}, 2, "completeness"},
 		{"anchored late", []string{"audit", "--no-progress", "--snapshot", snap, "--anchor-delay", "1m", export}, 2, "timeliness"},
+		{"uncertified enterprise key", []string{"audit", "--no-progress", "--snapshot", uncertified, "--anchor-delay", "24h", export}, 2,
+			"consent_uncertified"},
+		{"uncertified, the reason", []string{"audit", "--no-progress", "--snapshot", uncertified, "--anchor-delay", "24h", export}, 2,
+			"consent consent-0001: no enterprise identity authority is registered"},
 		{"other region only", []string{"audit", "--no-progress", "--snapshot", snap, "--region", "gz", export}, 0, "result: no findings"},
 		{"no ledger", []string{"audit", export}, 1, ""},
 		{"no exports", []string{"audit", "--snapshot", snap}, 1, ""},
@@ -195,15 +234,22 @@ func TestAuditEmbeddedLedger(t *testing.T) {
 	}
 	szl := srv.Client("szMSP", auditKey("sz"))
 	regions, _ := want.Regions(ctx)
+	auths, _ := want.Authorities(ctx)
 	for i := range regions {
 		regions[i].MSPID = string(regions[i].ID) + "MSP"
 		regions[i].PeerID = "peer-" + string(regions[i].ID)
-		regions[i].Divisions = map[credit.RegionID][]string{"sz": {"440300"}, "gz": {"440100"}}[regions[i].ID]
+		regions[i].Divisions = map[credit.RegionID][]string{"sz": {"4403"}, "gz": {"4401"}}[regions[i].ID]
 	}
 	banks, _ := want.Banks(ctx)
 	clock = regions[0].UpdatedAt
 	if err := szl.Bootstrap(ctx, regions, banks); err != nil {
 		t.Fatal(err)
+	}
+	for _, a := range auths {
+		clock = a.RegisteredAt
+		if err := szl.RegisterAuthority(ctx, a); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, c := range want.ConsentRecords {
 		clock = c.RecordedAt
@@ -216,6 +262,32 @@ func TestAuditEmbeddedLedger(t *testing.T) {
 	if _, err := szl.AnchorCheckpoint(ctx, cps[0].Checkpoint, nil); err != nil {
 		t.Fatal(err)
 	}
+	// Served, as a running node serves it (ledger.serve_addr): the
+	// auditor reads it as an identity the ledger knows.
+	if err := srv.AddIdentity("auditorMSP", auditKey("auditor").Public().(ed25519.PublicKey)); err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "auditor.key")
+	if err := os.WriteFile(keyFile, []byte(hex.EncodeToString(auditKey("auditor").Seed())+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"audit", "--no-progress", "--ledger-url", hs.URL, "--ledger-msp", "auditorMSP", "--ledger-key", keyFile,
+			"--events-quiet", "50ms", "--anchor-delay", "24h", export}, 0, "result: no findings"},
+		{[]string{"audit", "--no-progress", "--ledger-url", hs.URL, "--events-quiet", "50ms", export}, 1, ""},
+	} {
+		res, code := runCLI(t, tc.args...)
+		t.Log(res)
+		if code != tc.code || !strings.Contains(res, tc.want) {
+			t.Fatalf("%v: exit %d, want %d with %q", tc.args, code, tc.code, tc.want)
+		}
+	}
+	hs.Close()
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,12 +59,16 @@ func consentCommand() *cli.Command {
 			{
 				Name:  "grant",
 				Usage: "sign a consent as the enterprise and have the region's node record it (admin)",
-				Description: "Builds the consent document, signs it with the enterprise's key, and posts it to\n" +
-					"the node's admin API, which countersigns it and records its commitment on the ledger. The\n" +
-					"countersigned document, which the bank presents with its queries, goes to --out.",
+				Description: "Builds the consent document, signs it with the enterprise's key under its certificate\n" +
+					"(from a registered identity authority, naming the enterprise's USCC; 'ccnode authority\n" +
+					"issue' makes one for trials), and posts it to the node's admin API, which checks the certificate,\n" +
+					"countersigns it and records its commitment on the ledger. The countersigned document,\n" +
+					"which the bank presents with its queries, goes to --out.",
 				Flags: append(append([]cli.Flag{}, adminFlags...),
 					&cli.StringFlag{Name: "enterprise-key", Required: true, Category: catData, EnvVars: []string{"CCNODE_ENTERPRISE_KEY"},
-						Usage: "enterprise's ed25519 key file (created if missing)"},
+						Usage: "the enterprise's private key, PKCS#8 PEM (" + enterpriseKeyFile + " of 'ccnode authority issue')"},
+					&cli.StringFlag{Name: "enterprise-cert", Required: true, Category: catData, EnvVars: []string{"CCNODE_ENTERPRISE_CERT"},
+						Usage: "the enterprise's certificate chain, PEM, leaf first (" + enterpriseCert + ")"},
 					&cli.StringFlag{Name: "uscc", Required: true, Category: catData, Usage: "the enterprise's USCC"},
 					&cli.StringFlag{Name: "bank", Required: true, Category: catData, Usage: "grantee bank id"},
 					&cli.StringFlag{Name: "region", Required: true, Category: catData, EnvVars: []string{"CCNODE_REGION"}, Usage: "issuing region (the node's)"},
@@ -109,16 +114,14 @@ func consentCommand() *cli.Command {
 }
 
 func runConsentGrant(c *cli.Context) error {
-	key, err := node.LoadKeyFile(c.String("enterprise-key"))
-	if errors.Is(err, os.ErrNotExist) {
-		key, err = node.GenerateKeyFile(c.String("enterprise-key"))
-	}
-	if err != nil {
-		return err
-	}
 	u, err := credit.ParseUSCC(c.String("uscc"))
 	if err != nil {
-		return err
+		return fmt.Errorf("consent grant: --uscc: %w", err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	key, chain, err := enterpriseSigner(c.String("enterprise-key"), c.String("enterprise-cert"), u, now)
+	if err != nil {
+		return fmt.Errorf("consent grant: %w", err)
 	}
 	cats, err := credit.ParseCategories(c.String("categories"))
 	if err != nil {
@@ -132,13 +135,12 @@ func runConsentGrant(c *cli.Context) error {
 		}
 		id = fmt.Sprintf("consent-%x", b)
 	}
-	now := time.Now().UTC().Truncate(time.Second)
 	g := credit.ConsentGrant{
-		Version: 1, ID: id, Subject: u, Grantee: credit.BankID(c.String("bank")), Categories: cats,
+		Version: credit.ConsentVersion, ID: id, Subject: u, Grantee: credit.BankID(c.String("bank")), Categories: cats,
 		Purpose: credit.Purpose(c.String("purpose")), ValidFrom: now, ValidUntil: now.Add(c.Duration("valid-for")),
 		Region: credit.RegionID(c.String("region")),
 	}
-	if err := g.SignEnterprise(key); err != nil {
+	if err := g.SignEnterprise(key, chain, now); err != nil {
 		return err
 	}
 	cl, err := adminClient(c)
@@ -147,7 +149,7 @@ func runConsentGrant(c *cli.Context) error {
 	}
 	res, err := cl.RecordConsent(c.Context, g)
 	if err != nil {
-		return err
+		return fmt.Errorf("consent grant: %w", err)
 	}
 	b, err := json.MarshalIndent(res.Consent, "", "  ")
 	if err != nil {
@@ -158,4 +160,37 @@ func runConsentGrant(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "consent %s recorded (%s); document in %s\n", g.ID, res.Status, c.String("out"))
 	return nil
+}
+
+// enterpriseSigner loads the enterprise's key and certificate chain and
+// checks what the node would refuse, so that a mistake is told before
+// anything is sent: the key is the certificate's, the certificate names
+// the consent's USCC and is valid now (the signing time).
+func enterpriseSigner(keyPath, certPath string, u credit.USCC, now time.Time) (crypto.Signer, [][]byte, error) {
+	key, err := loadSigningKey(keyPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, fmt.Errorf("%w (create an enterprise key and certificate with 'ccnode authority issue')", err)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	chain, certs, err := readCertChain(certPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	leaf := certs[0]
+	if leaf.IsCA {
+		return nil, nil, fmt.Errorf("certificate %s is a CA certificate, not an enterprise's", certPath)
+	}
+	if err := keyMatches(key, leaf); err != nil {
+		return nil, nil, fmt.Errorf("key %s does not match certificate %s: %w", keyPath, certPath, err)
+	}
+	if got := leaf.Subject.SerialNumber; got != string(u) {
+		return nil, nil, fmt.Errorf("certificate %s is for USCC %s, not %s", certPath, credit.Quote(got), u)
+	}
+	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
+		return nil, nil, fmt.Errorf("certificate %s is valid from %s to %s, not now (%s)", certPath,
+			leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339), now.Format(time.RFC3339))
+	}
+	return key, chain, nil
 }

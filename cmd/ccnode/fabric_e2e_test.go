@@ -132,9 +132,16 @@ func TestFabricE2E(t *testing.T) {
 	}
 	step("bank registered", t0)
 	t0 = time.Now()
+	// Shenzhen registers a development identity authority on Fabric; it
+	// certifies the enterprise's key, which signs the consent.
+	caDir, entDir := filepath.Join(root, "authority"), filepath.Join(root, "enterprise")
+	mustCLI("authority", "create", "--name", "Shenzhen E2E Authority", "--out", caDir)
+	mustCLI("authority", "issue", "--authority", caDir, "--uscc", string(subject), "--name", "E2E Enterprise", "--out", entDir)
+	mustCLI("authority", "register", "--admin", sz.AdminURL(), "--operator-token-file", filepath.Join(sz.Dir, "operator.token"), "--authority", caDir)
 	consentFile := filepath.Join(root, "consent.json")
 	mustCLI("consent", "grant", "--admin", sz.AdminURL(), "--operator-token-file", filepath.Join(sz.Dir, "operator.token"),
-		"--enterprise-key", filepath.Join(root, "enterprise.key"), "--uscc", string(subject), "--bank", "bank-e2e",
+		"--enterprise-key", filepath.Join(entDir, "enterprise.key"), "--enterprise-cert", filepath.Join(entDir, "enterprise.pem"),
+		"--uscc", string(subject), "--bank", "bank-e2e",
 		"--region", string(sz.id), "--categories", "registration,tax,judicial", "--out", consentFile)
 	var grant credit.ConsentGrant
 	if b, err := os.ReadFile(consentFile); err != nil || json.Unmarshal(b, &grant) != nil || len(grant.RegionSig) == 0 {

@@ -40,6 +40,7 @@ func newApp() *cli.App {
 			runCommand(),
 			configCommand(),
 			operatorCommand(),
+			authorityCommand(),
 			consentCommand(),
 			queryCommand(),
 			receiptsCommand(),

@@ -102,21 +102,57 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := testkit.USCC(t, "440300", 1)
+	// The trust chain as the README sets it up: a development authority,
+	// registered by this region, certifies the enterprise's key.
+	caDir, entDir := filepath.Join(dir, "authority"), filepath.Join(dir, "enterprise")
+	cli("authority", "create", "--name", "Shenzhen Test Authority", "--out", caDir)
+	cli("authority", "issue", "--authority", caDir, "--uscc", string(u), "--name", "Test Enterprise", "--out", entDir)
+	// Another region's divisions are not this region's to vouch for.
+	if out, err := exec.Command(bin, "authority", "register", "--admin", adminURL, "--operator-token-file", adminTok, "--authority", caDir,
+		"--divisions", "4401").CombinedOutput(); err == nil || !strings.Contains(string(out), "4401") {
+		t.Fatalf("authority register for another region's divisions: %v\n%s", err, out)
+	} else {
+		t.Logf("authority register for another region's divisions: %s", out)
+	}
+	var auth credit.IdentityAuthority
+	if out := cli("authority", "register", "--admin", adminURL, "--operator-token-file", adminTok, "--authority", caDir); json.Unmarshal([]byte(out), &auth) != nil ||
+		auth.Region != "440300" || len(auth.Divisions) != 1 || auth.Divisions[0] != "4403" || auth.RegisteredAt.IsZero() {
+		t.Fatalf("authority register: %s", out)
+	}
 	consentFile := filepath.Join(dir, "consent.json")
-	grant := func(tokenFile, out string) ([]byte, error) {
+	grant := func(tokenFile, entDir, out string) ([]byte, error) {
 		return exec.Command(bin, "consent", "grant", "--admin", adminURL, "--operator-token-file", tokenFile,
-			"--enterprise-key", filepath.Join(dir, "enterprise.key"), "--uscc", string(u), "--bank", "bank-a",
-			"--region", "440300", "--categories", "tax,penalty", "--out", out).CombinedOutput()
+			"--enterprise-key", filepath.Join(entDir, "enterprise.key"), "--enterprise-cert", filepath.Join(entDir, "enterprise.pem"),
+			"--uscc", string(u), "--bank", "bank-a", "--region", "440300", "--categories", "tax,penalty", "--out", out).CombinedOutput()
 	}
 	// The bank API serves no admin call, whatever the token.
 	if out, err := exec.Command(bin, "consent", "grant", "--admin", url, "--operator-token-file", adminTok,
-		"--enterprise-key", filepath.Join(dir, "enterprise.key"), "--uscc", string(u), "--bank", "bank-a",
-		"--region", "440300", "--categories", "tax", "--out", filepath.Join(dir, "never.json")).CombinedOutput(); err == nil ||
+		"--enterprise-key", filepath.Join(entDir, "enterprise.key"), "--enterprise-cert", filepath.Join(entDir, "enterprise.pem"),
+		"--uscc", string(u), "--bank", "bank-a", "--region", "440300", "--categories", "tax", "--out", filepath.Join(dir, "never.json")).CombinedOutput(); err == nil ||
 		!strings.Contains(string(out), "404") {
 		t.Fatalf("consent grant against the bank API: %v\n%s", err, out)
 	}
-	if out, err := grant(aliceTok, consentFile); err != nil {
+	if out, err := grant(aliceTok, entDir, consentFile); err != nil {
 		t.Fatalf("consent grant as alice: %v\n%s", err, out)
+	}
+	// The attack of issue 14: a key certified by an authority nobody
+	// registered, for this region's enterprise, through this region's own
+	// operator token. Refused at recording.
+	rogueDir, rogueEnt := filepath.Join(dir, "rogue"), filepath.Join(dir, "rogue-enterprise")
+	cli("authority", "create", "--name", "Rogue Authority", "--out", rogueDir)
+	cli("authority", "issue", "--authority", rogueDir, "--uscc", string(u), "--name", "Test Enterprise", "--out", rogueEnt)
+	if out, err := grant(adminTok, rogueEnt, filepath.Join(dir, "rogue-consent.json")); err == nil || !strings.Contains(string(out), string(credit.CodeConsentUncertified)) {
+		t.Fatalf("consent signed under an unregistered authority: %v\n%s", err, out)
+	} else {
+		t.Logf("consent signed under an unregistered authority: %s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "rogue-consent.json")); err == nil {
+		t.Fatal("a refused consent was written")
+	}
+	// Nor can this region revoke a certificate no registered authority issued.
+	if out, err := exec.Command(bin, "authority", "revoke", "--admin", adminURL, "--operator-token-file", adminTok,
+		"--cert", filepath.Join(rogueEnt, "enterprise.pem")).CombinedOutput(); err == nil || !strings.Contains(string(out), "does not chain to a registered identity authority") {
+		t.Fatalf("revoking a certificate of an unregistered authority: %v\n%s", err, out)
 	}
 	var g credit.ConsentGrant
 	b, _ := os.ReadFile(consentFile)
@@ -129,10 +165,10 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 	// alice revoked while the node runs: her next call is refused, the
 	// admin operator's is not.
 	cli("operator", "revoke", "--config", cfgPath, "alice")
-	if out, err := grant(aliceTok, filepath.Join(dir, "refused.json")); err == nil || !strings.Contains(string(out), string(credit.CodeUnauthorized)) {
+	if out, err := grant(aliceTok, entDir, filepath.Join(dir, "refused.json")); err == nil || !strings.Contains(string(out), string(credit.CodeUnauthorized)) {
 		t.Fatalf("consent grant by revoked alice: %v\n%s", err, out)
 	}
-	if out, err := grant(adminTok, filepath.Join(dir, "consent-2.json")); err != nil {
+	if out, err := grant(adminTok, entDir, filepath.Join(dir, "consent-2.json")); err != nil {
 		t.Fatalf("consent grant by admin after alice's revocation: %v\n%s", err, out)
 	}
 
@@ -153,6 +189,17 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 		t.Fatalf("unsigned receipt read: %v %v", resp, err)
 	} else {
 		resp.Body.Close()
+	}
+
+	// The enterprise's certificate is revoked: a consent it signs now is
+	// refused at recording; the consent recorded before still answers.
+	var rev credit.CertRevocation
+	if out := cli("authority", "revoke", "--admin", adminURL, "--operator-token-file", adminTok, "--cert", filepath.Join(entDir, "enterprise.pem")); json.Unmarshal([]byte(out), &rev) != nil ||
+		rev.Authority != auth.ID || rev.RevokedAt.IsZero() || strings.Contains(out, string(u)) {
+		t.Fatalf("authority revoke: %s", out)
+	}
+	if out, err := grant(adminTok, entDir, filepath.Join(dir, "after-revocation.json")); err == nil || !strings.Contains(string(out), string(credit.CodeConsentUncertified)) {
+		t.Fatalf("consent signed under a revoked certificate: %v\n%s", err, out)
 	}
 	if out := cli("query", "--node", url, "--bank", "bank-a", "--key", bankKeyFile, "--consent", consentFile); !strings.Contains(out, "440300  ok") {
 		t.Fatalf("query table:\n%s", out)
@@ -202,7 +249,7 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 	unanchored := res.Regions[0].Receipt.ID
 	run.Process.Signal(syscall.SIGKILL)
 	run.Wait()
-	_, url, _ = startNode("150ms")
+	_, url, adminURL = startNode("150ms")
 	cl = &node.Client{Base: url}
 	waitServing(t, cl)
 	testkit.Eventually(t, 20*time.Second, func() error {
@@ -212,6 +259,15 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 		}
 		return err
 	})
+
+	// Retiring the authority ends every consent it certified.
+	if out := cli("authority", "retire", "--admin", adminURL, "--operator-token-file", adminTok, "--authority", caDir); !strings.Contains(out, `"retired_at"`) {
+		t.Fatalf("authority retire: %s", out)
+	}
+	qout, err = exec.Command(bin, "query", "--node", url, "--bank", "bank-a", "--key", bankKeyFile, "--consent", consentFile).CombinedOutput()
+	if err == nil || !strings.Contains(string(qout), string(credit.CodeConsentUncertified)) {
+		t.Fatalf("query on a consent of a retired authority: %v\n%s", err, qout)
+	}
 }
 
 // waitServing polls the node until its bank API answers.

@@ -34,3 +34,26 @@ func TestUSCC(t *testing.T) {
 func TestLogger(t *testing.T) {
 	Logger(t).Info("shows with -v")
 }
+
+// A consent signed through Authority is certified under Trust, and not
+// under a trust set of another authority.
+func TestAuthorityCertifiesItsDivisions(t *testing.T) {
+	now := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+	sz := NewAuthority(t, "440300", "4403")
+	u := USCC(t, "440300", 1)
+	g := credit.ConsentGrant{Version: credit.ConsentVersion, ID: "consent-1", Subject: u, Grantee: "bank-a",
+		Categories: []credit.Category{credit.Tax}, Purpose: credit.PurposeLoanApplication,
+		ValidFrom: now, ValidUntil: now.Add(time.Hour), Region: "440300"}
+	sz.SignConsent(t, &g, now)
+	if ck := credit.VerifyEnterpriseChain(&g, Trust(t, sz)); ck.Refusal != nil {
+		t.Fatalf("certified by its own authority: %v", ck.Refusal)
+	}
+	if ck := credit.VerifyEnterpriseChain(&g, Trust(t, NewAuthority(t, "440300", "4403"))); ck.Refusal == nil {
+		t.Fatal("certified under an authority that did not issue it")
+	}
+	gz := NewAuthority(t, "440100", "4401")
+	gz.SignConsent(t, &g, now)
+	if ck := credit.VerifyEnterpriseChain(&g, Trust(t, sz, gz)); ck.Refusal == nil {
+		t.Fatal("Guangzhou's authority certified a Shenzhen enterprise")
+	}
+}

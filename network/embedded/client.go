@@ -171,6 +171,37 @@ func (c *Client) ConsentAt(ctx context.Context, id string, at time.Time) (credit
 	return out.Commitment, out.Status, err
 }
 
+// RegisterAuthority implements network.Authorities.
+func (c *Client) RegisterAuthority(ctx context.Context, a credit.IdentityAuthority) error {
+	arg := marshal(a)
+	return c.submit(ctx, "RegisterAuthority", func(t *txCtx) error { return chaincode.Contract{}.RegisterAuthority(t, arg) }, arg)
+}
+
+// RetireAuthority implements network.Authorities.
+func (c *Client) RetireAuthority(ctx context.Context, id string) (out credit.IdentityAuthority, err error) {
+	err = c.submit(ctx, "RetireAuthority", func(t *txCtx) (e error) { out, e = chaincode.Contract{}.RetireAuthority(t, id); return }, id)
+	return out, err
+}
+
+// Authorities implements network.Authorities.
+func (c *Client) Authorities(ctx context.Context) (out []credit.IdentityAuthority, err error) {
+	err = c.evaluate(ctx, "GetAuthorities", func(t *txCtx) (e error) { out, e = chaincode.Contract{}.GetAuthorities(t); return })
+	return out, err
+}
+
+// RevokeCertificate implements network.Authorities.
+func (c *Client) RevokeCertificate(ctx context.Context, r credit.CertRevocation) (out credit.CertRevocation, err error) {
+	arg := marshal(r)
+	err = c.submit(ctx, "RevokeCertificate", func(t *txCtx) (e error) { out, e = chaincode.Contract{}.RevokeCertificate(t, arg); return }, arg)
+	return out, err
+}
+
+// Revocations implements network.Authorities.
+func (c *Client) Revocations(ctx context.Context) (out []credit.CertRevocation, err error) {
+	err = c.evaluate(ctx, "GetRevocations", func(t *txCtx) (e error) { out, e = chaincode.Contract{}.GetRevocations(t); return })
+	return out, err
+}
+
 // AnchorCheckpoint implements network.Checkpoints.
 func (c *Client) AnchorCheckpoint(ctx context.Context, cp credit.Checkpoint, proof [][]byte) (out credit.AnchoredCheckpoint, err error) {
 	a, p := marshal(cp), ""

@@ -641,6 +641,7 @@ func toEvent(b Block) (network.Event, error) {
 	return network.Event{
 		Position: network.Position{Block: b.Number, TxID: b.TxID}, Kind: network.EventKind(b.Event.Name), Time: b.Time,
 		Region: p.Region, Bank: p.Bank, Consent: p.Consent, Checkpoint: p.Checkpoint,
+		Authority: p.Authority, Revocation: p.Revocation,
 	}, nil
 }
 

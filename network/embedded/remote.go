@@ -55,12 +55,21 @@ var remoteFuncs = map[string]struct {
 	"AnchorCheckpoint": {true, 2, func(t *txCtx, a []string) (any, error) {
 		return chaincode.Contract{}.AnchorCheckpoint(t, a[0], a[1])
 	}},
-	"GetRegions":   {false, 0, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetRegions(t) }},
-	"GetRegion":    {false, 1, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetRegion(t, a[0]) }},
-	"GetBanks":     {false, 0, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetBanks(t) }},
-	"GetBank":      {false, 1, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetBank(t, a[0]) }},
-	"GetConsent":   {false, 1, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetConsent(t, a[0]) }},
-	"GetConsentAt": {false, 2, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetConsentAt(t, a[0], a[1]) }},
+	"RegisterAuthority": {true, 1, func(t *txCtx, a []string) (any, error) {
+		return nil, chaincode.Contract{}.RegisterAuthority(t, a[0])
+	}},
+	"RetireAuthority": {true, 1, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.RetireAuthority(t, a[0]) }},
+	"RevokeCertificate": {true, 1, func(t *txCtx, a []string) (any, error) {
+		return chaincode.Contract{}.RevokeCertificate(t, a[0])
+	}},
+	"GetAuthorities": {false, 0, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetAuthorities(t) }},
+	"GetRevocations": {false, 0, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetRevocations(t) }},
+	"GetRegions":     {false, 0, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetRegions(t) }},
+	"GetRegion":      {false, 1, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetRegion(t, a[0]) }},
+	"GetBanks":       {false, 0, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetBanks(t) }},
+	"GetBank":        {false, 1, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetBank(t, a[0]) }},
+	"GetConsent":     {false, 1, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetConsent(t, a[0]) }},
+	"GetConsentAt":   {false, 2, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetConsentAt(t, a[0], a[1]) }},
 	"GetLatestCheckpoint": {false, 1, func(t *txCtx, a []string) (any, error) {
 		return chaincode.Contract{}.GetLatestCheckpoint(t, a[0])
 	}},
@@ -334,6 +343,31 @@ func (c *Remote) ConsentAt(ctx context.Context, id string, at time.Time) (credit
 	var out chaincode.ConsentAt
 	err := c.call(ctx, "GetConsentAt", &out, id, at.UTC().Format(time.RFC3339Nano))
 	return out.Commitment, out.Status, err
+}
+
+// RegisterAuthority implements network.Authorities.
+func (c *Remote) RegisterAuthority(ctx context.Context, a credit.IdentityAuthority) error {
+	return c.call(ctx, "RegisterAuthority", nil, marshal(a))
+}
+
+// RetireAuthority implements network.Authorities.
+func (c *Remote) RetireAuthority(ctx context.Context, id string) (out credit.IdentityAuthority, err error) {
+	return out, c.call(ctx, "RetireAuthority", &out, id)
+}
+
+// Authorities implements network.Authorities.
+func (c *Remote) Authorities(ctx context.Context) (out []credit.IdentityAuthority, err error) {
+	return out, c.call(ctx, "GetAuthorities", &out)
+}
+
+// RevokeCertificate implements network.Authorities.
+func (c *Remote) RevokeCertificate(ctx context.Context, r credit.CertRevocation) (out credit.CertRevocation, err error) {
+	return out, c.call(ctx, "RevokeCertificate", &out, marshal(r))
+}
+
+// Revocations implements network.Authorities.
+func (c *Remote) Revocations(ctx context.Context) (out []credit.CertRevocation, err error) {
+	return out, c.call(ctx, "GetRevocations", &out)
 }
 
 // AnchorCheckpoint implements network.Checkpoints.

@@ -220,6 +220,16 @@ func TestMapEvent(t *testing.T) {
 			func(e network.Event) bool { return e.Checkpoint != nil && e.Checkpoint.Size == 3 }},
 		{"explicit time wins", "checkpoint_anchored", payload(map[string]any{"time": later, "checkpoint": credit.AnchoredCheckpoint{AnchoredAt: at}}), false, later,
 			func(e network.Event) bool { return e.Checkpoint != nil }},
+		{"authority registered", "authority_changed", payload(map[string]any{"authority": credit.IdentityAuthority{ID: "a1", RegisteredAt: at}}), false, at,
+			func(e network.Event) bool { return e.Authority != nil && e.Authority.ID == "a1" && e.Revocation == nil }},
+		{"authority retired uses retirement time", "authority_changed", payload(map[string]any{"authority": credit.IdentityAuthority{ID: "a1", RegisteredAt: at, RetiredAt: &later}}), false, later,
+			func(e network.Event) bool { return e.Authority != nil && e.Authority.RetiredAt != nil }},
+		{"certificate revoked", "certificate_revoked", payload(map[string]any{"revocation": credit.CertRevocation{ID: "r1", Authority: "a1", RevokedAt: at}}), false, at,
+			func(e network.Event) bool {
+				return e.Revocation != nil && e.Revocation.ID == "r1" && e.Authority == nil
+			}},
+		{"missing authority", "authority_changed", payload(map[string]any{"revocation": credit.CertRevocation{}}), true, time.Time{}, nil},
+		{"missing revocation", "certificate_revoked", payload(map[string]any{"authority": credit.IdentityAuthority{}}), true, time.Time{}, nil},
 		{"both region and bank", "member_changed", payload(map[string]any{"region": credit.RegionMember{}, "bank": credit.BankMember{}}), true, time.Time{}, nil},
 		{"missing consent", "consent_recorded", payload(map[string]any{"bank": credit.BankMember{}}), true, time.Time{}, nil},
 		{"unknown name", "something_else", payload(map[string]any{}), true, time.Time{}, nil},

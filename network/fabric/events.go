@@ -106,12 +106,14 @@ type eventPayload struct {
 	Bank       *credit.BankMember         `json:"bank,omitempty"`
 	Consent    *credit.ConsentCommitment  `json:"consent,omitempty"`
 	Checkpoint *credit.AnchoredCheckpoint `json:"checkpoint,omitempty"`
+	Authority  *credit.IdentityAuthority  `json:"authority,omitempty"`
+	Revocation *credit.CertRevocation     `json:"revocation,omitempty"`
 }
 
 // mapEvent turns a chaincode event into a network.Event. Fabric's chaincode
 // events carry no timestamp, so Time is the payload's time if the contract
 // sent one, else the transaction time the contract stamped on the record
-// (UpdatedAt, RecordedAt, RevokedAt, AnchoredAt).
+// (UpdatedAt, RecordedAt, RevokedAt, AnchoredAt, RegisteredAt, RetiredAt).
 func mapEvent(ce *client.ChaincodeEvent) (network.Event, error) {
 	ev := network.Event{
 		Position: network.Position{Block: ce.BlockNumber, TxID: ce.TransactionID},
@@ -145,6 +147,19 @@ func mapEvent(ce *client.ChaincodeEvent) (network.Event, error) {
 			return ev, fmt.Errorf("%w %s: no checkpoint", errEvent, ce.EventName)
 		}
 		ev.Checkpoint, t = p.Checkpoint, p.Checkpoint.AnchoredAt
+	case network.EventAuthorityChanged:
+		if p.Authority == nil {
+			return ev, fmt.Errorf("%w %s: no authority", errEvent, ce.EventName)
+		}
+		ev.Authority, t = p.Authority, p.Authority.RegisteredAt
+		if p.Authority.RetiredAt != nil {
+			t = *p.Authority.RetiredAt
+		}
+	case network.EventCertRevoked:
+		if p.Revocation == nil {
+			return ev, fmt.Errorf("%w %s: no revocation", errEvent, ce.EventName)
+		}
+		ev.Revocation, t = p.Revocation, p.Revocation.RevokedAt
 	default:
 		return ev, fmt.Errorf("%w: unknown name %q", errEvent, ce.EventName)
 	}

@@ -18,6 +18,9 @@ func FuzzMapEvent(f *testing.F) {
 	f.Add("member_changed", []byte(`{"bank":{"id":"B1"}}`))
 	f.Add("consent_revoked", []byte(`{"consent":{"id":"c1","revoked_at":"2026-11-26T08:00:00Z"}}`))
 	f.Add("checkpoint_anchored", []byte(`{"checkpoint":{"region":"SZ","size":3,"root":"AAE="}}`))
+	f.Add("authority_changed", []byte(`{"authority":{"id":"ab","registered_at":"2026-11-26T08:00:00Z","retired_at":"2026-11-27T08:00:00Z"}}`))
+	f.Add("certificate_revoked", []byte(`{"revocation":{"id":"cd","revoked_at":"2026-11-26T08:00:00Z"}}`))
+	f.Add("certificate_revoked", []byte(`{"authority":{"id":"ab"}}`))
 	f.Add("consent_recorded", []byte(`{"time":"x"}`))
 	f.Add("x", []byte(`null`))
 	f.Fuzz(func(t *testing.T, name string, payload []byte) {
@@ -29,7 +32,7 @@ func FuzzMapEvent(f *testing.F) {
 			return
 		}
 		set := 0
-		for _, p := range []bool{ev.Region != nil, ev.Bank != nil, ev.Consent != nil, ev.Checkpoint != nil} {
+		for _, p := range []bool{ev.Region != nil, ev.Bank != nil, ev.Consent != nil, ev.Checkpoint != nil, ev.Authority != nil, ev.Revocation != nil} {
 			if p {
 				set++
 			}
@@ -49,6 +52,14 @@ func FuzzMapEvent(f *testing.F) {
 		case network.EventCheckpointAnchored:
 			if ev.Checkpoint == nil {
 				t.Fatal("checkpoint event without checkpoint")
+			}
+		case network.EventAuthorityChanged:
+			if ev.Authority == nil {
+				t.Fatal("authority event without authority")
+			}
+		case network.EventCertRevoked:
+			if ev.Revocation == nil {
+				t.Fatal("revocation event without revocation")
 			}
 		default:
 			t.Fatalf("unknown kind %q accepted", ev.Kind)

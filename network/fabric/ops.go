@@ -28,6 +28,11 @@ const (
 	txAnchorCheckpoint    = "AnchorCheckpoint"
 	txGetLatestCheckpoint = "GetLatestCheckpoint"
 	txGetCheckpointHist   = "GetCheckpointHistory"
+	txRegisterAuthority   = "RegisterAuthority"
+	txRetireAuthority     = "RetireAuthority"
+	txGetAuthorities      = "GetAuthorities"
+	txRevokeCertificate   = "RevokeCertificate"
+	txGetRevocations      = "GetRevocations"
 )
 
 // jsonArg encodes an argument; a failure is the caller's malformed value.
@@ -218,4 +223,58 @@ func (l *Ledger) CheckpointHistory(ctx context.Context, region credit.RegionID) 
 		return nil, err
 	}
 	return decode[[]credit.AnchoredCheckpoint](txGetCheckpointHist, res)
+}
+
+// RegisterAuthority registers an identity authority for divisions of the
+// caller's region; the identical authority again is a no-op.
+func (l *Ledger) RegisterAuthority(ctx context.Context, a credit.IdentityAuthority) error {
+	arg, err := jsonArg(txRegisterAuthority, a)
+	if err != nil {
+		return err
+	}
+	_, err = l.submit(ctx, txRegisterAuthority, arg)
+	return err
+}
+
+// RetireAuthority retires an authority of the caller's region and returns
+// it as retired (the first retirement, if it already was).
+func (l *Ledger) RetireAuthority(ctx context.Context, id string) (credit.IdentityAuthority, error) {
+	res, err := l.submit(ctx, txRetireAuthority, id)
+	if err != nil {
+		return credit.IdentityAuthority{}, err
+	}
+	return decode[credit.IdentityAuthority](txRetireAuthority, res)
+}
+
+// Authorities lists every authority ever registered, retired included.
+func (l *Ledger) Authorities(ctx context.Context) ([]credit.IdentityAuthority, error) {
+	res, err := l.evaluate(ctx, txGetAuthorities)
+	if err != nil {
+		return nil, err
+	}
+	return decode[[]credit.IdentityAuthority](txGetAuthorities, res)
+}
+
+// RevokeCertificate records a revoked enterprise certificate under one of
+// the caller region's authorities and returns the revocation (the first,
+// if it already was).
+func (l *Ledger) RevokeCertificate(ctx context.Context, r credit.CertRevocation) (credit.CertRevocation, error) {
+	arg, err := jsonArg(txRevokeCertificate, r)
+	if err != nil {
+		return credit.CertRevocation{}, err
+	}
+	res, err := l.submit(ctx, txRevokeCertificate, arg)
+	if err != nil {
+		return credit.CertRevocation{}, err
+	}
+	return decode[credit.CertRevocation](txRevokeCertificate, res)
+}
+
+// Revocations lists every revoked enterprise certificate.
+func (l *Ledger) Revocations(ctx context.Context) ([]credit.CertRevocation, error) {
+	res, err := l.evaluate(ctx, txGetRevocations)
+	if err != nil {
+		return nil, err
+	}
+	return decode[[]credit.CertRevocation](txGetRevocations, res)
 }

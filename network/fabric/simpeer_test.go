@@ -127,6 +127,7 @@ func invoke(ctx chaincode.TxContext, fn string, args []string) ([]byte, error) {
 		"Bootstrap": 2, "GetRegions": 0, "GetRegion": 1, "UpdateRegion": 1, "GetBanks": 0, "GetBank": 1,
 		"RegisterBank": 1, "RetireBank": 1, "RecordConsent": 1, "RevokeConsent": 1, "GetConsent": 1,
 		"GetConsentAt": 2, "AnchorCheckpoint": 2, "GetLatestCheckpoint": 1, "GetCheckpointHistory": 1,
+		"RegisterAuthority": 1, "RetireAuthority": 1, "GetAuthorities": 0, "RevokeCertificate": 1, "GetRevocations": 0,
 	}
 	n, known := want[fn]
 	if !known {
@@ -168,6 +169,16 @@ func invoke(ctx chaincode.TxContext, fn string, args []string) ([]byte, error) {
 		v, err = c.GetLatestCheckpoint(ctx, args[0])
 	case "GetCheckpointHistory":
 		v, err = c.GetCheckpointHistory(ctx, args[0])
+	case "RegisterAuthority":
+		err = c.RegisterAuthority(ctx, args[0])
+	case "RetireAuthority":
+		v, err = c.RetireAuthority(ctx, args[0])
+	case "GetAuthorities":
+		v, err = c.GetAuthorities(ctx)
+	case "RevokeCertificate":
+		v, err = c.RevokeCertificate(ctx, args[0])
+	case "GetRevocations":
+		v, err = c.GetRevocations(ctx)
 	}
 	if err != nil || v == nil {
 		return nil, err

@@ -27,6 +27,8 @@ var ops = map[string]bool{
 	"Bootstrap": true, "Regions": false, "Region": false, "UpdateRegion": true,
 	"Banks": false, "Bank": false, "RegisterBank": true, "RetireBank": true,
 	"RecordConsent": true, "RevokeConsent": true, "Consent": false, "ConsentAt": false,
+	"RegisterAuthority": true, "RetireAuthority": true, "Authorities": false,
+	"RevokeCertificate": true, "Revocations": false,
 	"AnchorCheckpoint": true, "LatestCheckpoint": false, "CheckpointHistory": false,
 	"Subscribe": false,
 }
@@ -358,6 +360,41 @@ func (w *ledger) ConsentAt(ctx context.Context, id string, t time.Time) (credit.
 		return credit.ConsentCommitment{}, "", err
 	}
 	return w.l.ConsentAt(ctx, id, t)
+}
+
+func (w *ledger) RegisterAuthority(ctx context.Context, a credit.IdentityAuthority) error {
+	if err := w.f.before(ctx, "RegisterAuthority"); err != nil {
+		return err
+	}
+	return w.l.RegisterAuthority(ctx, a)
+}
+
+func (w *ledger) RetireAuthority(ctx context.Context, id string) (credit.IdentityAuthority, error) {
+	if err := w.f.before(ctx, "RetireAuthority"); err != nil {
+		return credit.IdentityAuthority{}, err
+	}
+	return w.l.RetireAuthority(ctx, id)
+}
+
+func (w *ledger) Authorities(ctx context.Context) ([]credit.IdentityAuthority, error) {
+	if err := w.f.before(ctx, "Authorities"); err != nil {
+		return nil, err
+	}
+	return w.l.Authorities(ctx)
+}
+
+func (w *ledger) RevokeCertificate(ctx context.Context, r credit.CertRevocation) (credit.CertRevocation, error) {
+	if err := w.f.before(ctx, "RevokeCertificate"); err != nil {
+		return credit.CertRevocation{}, err
+	}
+	return w.l.RevokeCertificate(ctx, r)
+}
+
+func (w *ledger) Revocations(ctx context.Context) ([]credit.CertRevocation, error) {
+	if err := w.f.before(ctx, "Revocations"); err != nil {
+		return nil, err
+	}
+	return w.l.Revocations(ctx)
 }
 
 func (w *ledger) AnchorCheckpoint(ctx context.Context, cp credit.Checkpoint, proof [][]byte) (credit.AnchoredCheckpoint, error) {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -79,8 +80,10 @@ func consent(r ledgertest.Region) credit.ConsentCommitment {
 }
 
 // calls are one call of every operation, as a region would make them.
-func calls(r ledgertest.Region) map[string]func(context.Context, network.Ledger) error {
+func calls(t testing.TB, r ledgertest.Region) map[string]func(context.Context, network.Ledger) error {
 	c := consent(r)
+	auth, _ := ledgertest.NewAuthority(t, "fault CA", r.Member.ID, r.Member.Divisions...)
+	rev := credit.CertRevocation{ID: auth.ID, Authority: auth.ID} // any id of RevocationID's form
 	return map[string]func(context.Context, network.Ledger) error{
 		"Bootstrap": func(ctx context.Context, l network.Ledger) error {
 			return l.Bootstrap(ctx, []credit.RegionMember{r.Member}, nil)
@@ -117,6 +120,17 @@ func calls(r ledgertest.Region) map[string]func(context.Context, network.Ledger)
 			_, err := l.CheckpointHistory(ctx, r.Member.ID)
 			return err
 		},
+		"RegisterAuthority": func(ctx context.Context, l network.Ledger) error { return l.RegisterAuthority(ctx, auth) },
+		"RetireAuthority": func(ctx context.Context, l network.Ledger) error {
+			_, err := l.RetireAuthority(ctx, auth.ID)
+			return err
+		},
+		"Authorities": func(ctx context.Context, l network.Ledger) error { _, err := l.Authorities(ctx); return err },
+		"RevokeCertificate": func(ctx context.Context, l network.Ledger) error {
+			_, err := l.RevokeCertificate(ctx, rev)
+			return err
+		},
+		"Revocations": func(ctx context.Context, l network.Ledger) error { _, err := l.Revocations(ctx); return err },
 		"Subscribe": func(ctx context.Context, l network.Ledger) error {
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
@@ -188,7 +202,7 @@ func TestDown(t *testing.T) {
 	height := w.srv.Height()
 
 	w.f.SetDown(true)
-	for op, call := range calls(a) {
+	for op, call := range calls(t, a) {
 		t.Run(op, func(t *testing.T) {
 			for _, l := range []network.Ledger{a.Ledger, b.Ledger, w.h.Outsider} {
 				wantFault(t, call(ctx, l), network.ErrUnavailable, op)
@@ -225,17 +239,19 @@ func TestSetError(t *testing.T) {
 	}{
 		{"one read", "Regions", []string{"Regions"}, []string{"Region", "Banks", "Subscribe"}},
 		{"one write", "AnchorCheckpoint", []string{"AnchorCheckpoint"}, []string{"RecordConsent", "Regions"}},
+		{"authority write", "RegisterAuthority", []string{"RegisterAuthority"}, []string{"Authorities", "Revocations", "RecordConsent"}},
 		{"subscribe", "Subscribe", []string{"Subscribe"}, []string{"Regions", "RecordConsent"}},
 		{"every op", "", []string{"Bootstrap", "Regions", "Region", "UpdateRegion", "Banks", "Bank", "RegisterBank",
 			"RetireBank", "RecordConsent", "RevokeConsent", "Consent", "ConsentAt", "AnchorCheckpoint", "LatestCheckpoint",
-			"CheckpointHistory", "Subscribe"}, nil},
+			"CheckpointHistory", "RegisterAuthority", "RetireAuthority", "Authorities", "RevokeCertificate", "Revocations",
+			"Subscribe"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := bootstrapped(t)
 			ctx := t.Context()
 			a := w.h.Regions[0]
 			w.f.SetError(tc.set, injected)
-			cs := calls(a)
+			cs := calls(t, a)
 			height := w.srv.Height()
 			for _, op := range tc.failed {
 				wantFault(t, cs[op](ctx, a.Ledger), injected, op)
@@ -299,8 +315,8 @@ func TestCommitDelay(t *testing.T) {
 		a := w.h.Regions[0]
 		// A delay no test outlives: any read it applied to would hang.
 		w.f.SetCommitDelay(time.Hour)
-		cs := calls(a)
-		for _, op := range []string{"Regions", "Region", "Banks", "LatestCheckpoint", "CheckpointHistory", "Subscribe"} {
+		cs := calls(t, a)
+		for _, op := range []string{"Regions", "Region", "Banks", "LatestCheckpoint", "CheckpointHistory", "Authorities", "Revocations", "Subscribe"} {
 			if err := cs[op](t.Context(), a.Ledger); err != nil && !errors.Is(err, network.ErrNotFound) {
 				t.Fatalf("%s: %v", op, err)
 			}
@@ -415,5 +431,34 @@ func TestSubscriptionEnds(t *testing.T) {
 			tc.end(cancel, w)
 			ends(t, ch)
 		})
+	}
+}
+
+// Every operation of network.Ledger can be faulted and is exercised by the
+// tests above: a method added to the interface without a fault would pass
+// through an outage unnoticed.
+func TestEveryOperationCovered(t *testing.T) {
+	w := newWorld(t)
+	cs := calls(t, w.h.Regions[0])
+	lt := reflect.TypeFor[network.Ledger]()
+	for i := range lt.NumMethod() {
+		op := lt.Method(i).Name
+		if op == "Identity" || op == "Close" {
+			continue
+		}
+		if _, ok := cs[op]; !ok {
+			t.Errorf("%s has no call in calls()", op)
+		}
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("SetError(%q) panics: the op is unknown to ledgerfault", op)
+				}
+			}()
+			w.f.SetError(op, nil)
+		}()
+	}
+	if len(cs) != lt.NumMethod()-2 {
+		t.Errorf("calls() has %d ops, network.Ledger %d", len(cs), lt.NumMethod()-2)
 	}
 }

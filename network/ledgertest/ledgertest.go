@@ -130,6 +130,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("membership", func(t *testing.T) { testMembership(ctx, t, h, bankA) })
 	t.Run("consents", func(t *testing.T) { testConsents(ctx, t, h) })
 	t.Run("checkpoints", func(t *testing.T) { testCheckpoints(ctx, t, h) })
+	t.Run("authorities", func(t *testing.T) { testAuthorities(ctx, t, h) })
 	t.Run("events", func(t *testing.T) { testEvents(ctx, t, h) })
 }
 
@@ -412,7 +413,13 @@ func testEvents(ctx context.Context, t *testing.T, h Harness) {
 			t.Fatalf("event %d has no time", i)
 		}
 	}
-	for _, k := range []network.EventKind{network.EventMemberChanged, network.EventConsentRecorded, network.EventConsentRevoked, network.EventCheckpointAnchored} {
+	for _, ev := range all {
+		if err := payloadMatches(ev); err != nil {
+			t.Errorf("event at %+v: %v", ev.Position, err)
+		}
+	}
+	for _, k := range []network.EventKind{network.EventMemberChanged, network.EventConsentRecorded, network.EventConsentRevoked,
+		network.EventCheckpointAnchored, network.EventAuthorityChanged, network.EventCertRevoked} {
 		if kinds[k] == 0 {
 			t.Errorf("no %s event in %d events", k, len(all))
 		}

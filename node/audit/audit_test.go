@@ -223,7 +223,7 @@ func TestTamper(t *testing.T) {
 				g := f.grant("consent-a-0003", bankA, []credit.Category{credit.Penalty}, t0.Add(time.Minute))
 				// A short window: it ends between receipts 5 and 6.
 				g.ValidUntil = f.when(5).Add(30 * time.Second)
-				if err := g.SignEnterprise(key("enterprise")); err != nil {
+				if err := g.SignEnterprise(key("enterprise"), g.EnterpriseCert, g.SignedAt); err != nil {
 					t.Fatal(err)
 				}
 				if err := g.Countersign(key("sz")); err != nil {
@@ -465,7 +465,7 @@ func TestRewrittenLog(t *testing.T) {
 	f.snap.Anchored[sz] = f.snap.Anchored[sz][:1] // only size 4 is anchored
 	honest := f.snap.Anchored[sz][0].Checkpoint
 
-	rw := newFixture(t, 8)
+	rw := newFixtureWith(t, 8, f.pki)
 	rw.receipts[2] = rw.receipt(2, bankA, "consent-a-0001", []credit.Category{credit.Licensing})
 	rw.resign(2)
 	rw.anchor()

@@ -126,7 +126,7 @@ func benchExport(b *testing.B, n int) (string, *Snapshot) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	path := filepath.Join(dir, fmt.Sprintf("sz-%d.v1.jsonl", n))
+	path := filepath.Join(dir, fmt.Sprintf("sz-%d.v2.jsonl", n))
 	snapPath := path + ".snapshot.json"
 	if f, err := os.Open(snapPath); err == nil {
 		defer f.Close()
@@ -170,10 +170,29 @@ func benchConsent(snap *Snapshot, i int, grantee credit.BankID, home credit.Regi
 	if err != nil {
 		return credit.ConsentGrant{}, err
 	}
-	g := credit.ConsentGrant{Version: 1, ID: fmt.Sprintf("consent-%06d", i), Subject: u, Grantee: grantee,
+	// One authority, registered for the whole province, certifies every
+	// enterprise of the benchmarks.
+	caKey := key("bench-authority")
+	var ca []byte
+	for _, a := range snap.AuthorityRecords {
+		ca = a.Cert
+	}
+	if ca == nil {
+		if ca, err = credit.NewAuthorityCert("Bench Identity Authority", caKey, start.Add(-365*24*time.Hour), start.Add(5*365*24*time.Hour)); err != nil {
+			return credit.ConsentGrant{}, err
+		}
+		snap.AddAuthority(credit.IdentityAuthority{ID: credit.AuthorityID(ca), Name: "Bench Identity Authority", Cert: ca, Region: home,
+			Divisions: []string{"44"}, Status: credit.StatusActive, RegisteredAt: start.Add(-2 * time.Hour)})
+	}
+	ek := key("enterprise-" + string(u))
+	leaf, err := credit.IssueEnterpriseCert(ca, caKey, u, "Enterprise "+string(u), ek.Public(), start.Add(-30*24*time.Hour), start.Add(365*24*time.Hour))
+	if err != nil {
+		return credit.ConsentGrant{}, err
+	}
+	g := credit.ConsentGrant{Version: credit.ConsentVersion, ID: fmt.Sprintf("consent-%06d", i), Subject: u, Grantee: grantee,
 		Categories: []credit.Category{credit.Penalty, credit.Tax, credit.Judicial}, Purpose: credit.PurposeLoanApplication,
 		ValidFrom: start.Add(-time.Hour), ValidUntil: start.Add(60 * 24 * time.Hour), Region: home}
-	if err := g.SignEnterprise(key("enterprise-" + string(u))); err != nil {
+	if err := g.SignEnterprise(ek, [][]byte{leaf}, start.Add(-2*time.Minute)); err != nil {
 		return g, err
 	}
 	if err := g.Countersign(key(string(home))); err != nil {

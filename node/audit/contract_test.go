@@ -34,7 +34,7 @@ func (c *testClock) set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t
 func TestContractRefusesRewrittenLog(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, 8)
-	rw := newFixture(t, 8)
+	rw := newFixtureWith(t, 8, f.pki)
 	rw.receipts[2] = rw.receipt(2, bankA, "consent-a-0001", []credit.Category{credit.Licensing})
 	rw.resign(2)
 	f.anchor()
@@ -67,6 +67,13 @@ func TestContractRefusesRewrittenLog(t *testing.T) {
 		banks = append(banks, f.snap.BankVersions[b][0])
 	}
 	if err := szl.Bootstrap(ctx, regions, banks); err != nil {
+		t.Fatal(err)
+	}
+	// sz registers the authority that certified the enterprise's key;
+	// the contract sets its time.
+	registered := t0.Add(-30 * time.Minute)
+	clock.set(registered)
+	if err := szl.RegisterAuthority(ctx, f.pki.authority()); err != nil {
 		t.Fatal(err)
 	}
 	clock.set(t0.Add(time.Minute))
@@ -105,6 +112,9 @@ func TestContractRefusesRewrittenLog(t *testing.T) {
 	}
 	if n := len(snap.Anchored[sz]); n != 2 {
 		t.Fatalf("snapshot holds %d checkpoints of sz, want 2", n)
+	}
+	if a, ok := snap.AuthorityRecords[f.pki.caID]; !ok || !a.RegisteredAt.Equal(registered) {
+		t.Fatalf("snapshot's authority %+v, want registered at %s", a, registered)
 	}
 	audit := func(lines []credit.ExportLine, received []credit.ExportLine) Report {
 		in := Inputs{Exports: []Source{BytesSource("sz.jsonl", encodeExport(t, credit.ExportAnswered, sz, lines))}}

@@ -33,8 +33,49 @@ func key(name string) ed25519.PrivateKey {
 
 func pub(name string) []byte { return key(name).Public().(ed25519.PublicKey) }
 
+// pki is the test world's enterprise identity: authority "authority",
+// registered by sz for its divisions, certified the enterprise's key
+// ("enterprise") for subject.
+type pki struct {
+	caDER   []byte
+	caID    string
+	leafDER []byte
+}
+
+// newPKI makes the authority's certificate and the enterprise's.
+func newPKI(t testing.TB) pki {
+	t.Helper()
+	ca, err := credit.NewAuthorityCert("Test Identity Authority", key("authority"), t0.Add(-365*24*time.Hour), t0.Add(5*365*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := issue(t, ca, key("authority"), subject, pub("enterprise"), t0.Add(-30*24*time.Hour), t0.Add(365*24*time.Hour))
+	return pki{caDER: ca, caID: credit.AuthorityID(ca), leafDER: leaf}
+}
+
+// issue certifies pub for uscc under the authority (caDER, caKey).
+func issue(t testing.TB, caDER []byte, caKey ed25519.PrivateKey, uscc credit.USCC, pub []byte, nb, na time.Time) []byte {
+	t.Helper()
+	der, err := credit.IssueEnterpriseCert(caDER, caKey, uscc, "Enterprise "+string(uscc), ed25519.PublicKey(pub), nb, na)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// authority is the ledger record of the fixture's authority.
+func (p pki) authority() credit.IdentityAuthority {
+	return credit.IdentityAuthority{ID: p.caID, Name: "Test Identity Authority", Cert: p.caDER, Region: sz,
+		Divisions: []string{"4403"}, Status: credit.StatusActive, RegisteredAt: t0.Add(-2 * time.Hour)}
+}
+
+// signedAt is when the fixture's enterprise signs its consents: before
+// any of them is recorded.
+var signedAt = t0.Add(-time.Minute)
+
 type fixture struct {
 	t        testing.TB
+	pki      pki
 	snap     *Snapshot
 	consents map[string]credit.ConsentGrant
 	receipts []credit.Receipt
@@ -49,9 +90,17 @@ type fixture struct {
 
 func (f *fixture) grant(id string, grantee credit.BankID, cats []credit.Category, recordedAt time.Time) credit.ConsentGrant {
 	f.t.Helper()
-	g := credit.ConsentGrant{Version: 1, ID: id, Subject: subject, Grantee: grantee, Categories: cats,
+	return f.grantSigned(id, grantee, cats, recordedAt, key("enterprise"), [][]byte{f.pki.leafDER}, signedAt)
+}
+
+// grantSigned is grant with the enterprise's signature made by signer
+// under the certificate chain, at the time given.
+func (f *fixture) grantSigned(id string, grantee credit.BankID, cats []credit.Category, recordedAt time.Time,
+	signer ed25519.PrivateKey, chain [][]byte, at time.Time) credit.ConsentGrant {
+	f.t.Helper()
+	g := credit.ConsentGrant{Version: credit.ConsentVersion, ID: id, Subject: subject, Grantee: grantee, Categories: cats,
 		Purpose: credit.PurposeCreditReview, ValidFrom: t0, ValidUntil: t0.Add(30 * 24 * time.Hour), Region: sz}
-	if err := g.SignEnterprise(key("enterprise")); err != nil {
+	if err := g.SignEnterprise(signer, chain, at); err != nil {
 		f.t.Fatal(err)
 	}
 	if err := g.Countersign(key("sz")); err != nil {
@@ -71,8 +120,17 @@ func (f *fixture) grant(id string, grantee credit.BankID, cats []credit.Category
 // consent, signature and acknowledgement; receipt 0 returned no records.
 func newFixture(t testing.TB, n int) *fixture {
 	t.Helper()
-	f := &fixture{t: t, snap: NewSnapshot(), consents: map[string]credit.ConsentGrant{}, cpEvery: 4}
+	return newFixtureWith(t, n, newPKI(t))
+}
+
+// newFixtureWith is newFixture under the given certificates: two fixtures
+// that must hold the same consent documents share them (certificates have
+// random serial numbers).
+func newFixtureWith(t testing.TB, n int, p pki) *fixture {
+	t.Helper()
+	f := &fixture{t: t, pki: p, snap: NewSnapshot(), consents: map[string]credit.ConsentGrant{}, cpEvery: 4}
 	f.snap.TakenAt = t0.Add(48 * time.Hour)
+	f.snap.AddAuthority(f.pki.authority())
 	for _, r := range []credit.RegionID{sz, gz} {
 		f.snap.AddRegion(credit.RegionMember{ID: r, Name: string(r), MSPID: string(r) + "MSP", PubKey: pub(string(r)), Status: credit.StatusActive, UpdatedAt: t0.Add(-time.Hour)})
 	}

@@ -19,6 +19,12 @@ func FuzzReadSnapshot(f *testing.F) {
 	s.AddRegion(credit.RegionMember{ID: "440300", MSPID: "SZMSP", PubKey: []byte{1, 2}, Status: credit.StatusActive, UpdatedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
 	s.AddBank(credit.BankMember{ID: "bank-a", Region: "440300", PubKey: []byte{3}, Status: credit.StatusActive})
 	s.AddCheckpoint(credit.AnchoredCheckpoint{})
+	ca, err := credit.NewAuthorityCert("Fuzz Authority", key("authority"), time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		f.Fatal(err)
+	}
+	s.AddAuthority(credit.IdentityAuthority{ID: credit.AuthorityID(ca), Cert: ca, Region: "440300", Divisions: []string{"4403"}, Status: credit.StatusActive})
+	s.AddRevocation(credit.CertRevocation{ID: "00", Authority: credit.AuthorityID(ca), Region: "440300"})
 	var b bytes.Buffer
 	if err := s.Write(&b); err != nil {
 		f.Fatal(err)
@@ -46,6 +52,8 @@ func FuzzReadSnapshot(f *testing.F) {
 		for _, b := range bs {
 			s.BankHistory(b.ID)
 		}
+		s.Authorities(ctx)
+		s.Revocations(ctx)
 		for id := range s.ConsentRecords {
 			s.ConsentAt(ctx, id, time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
 		}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/prdcredit/ccnode/credit"
@@ -21,6 +22,11 @@ type LedgerView interface {
 	Banks(ctx context.Context) ([]credit.BankMember, error)
 	ConsentAt(ctx context.Context, id string, t time.Time) (credit.ConsentCommitment, credit.ConsentStatus, error)
 	CheckpointHistory(ctx context.Context, region credit.RegionID) ([]credit.AnchoredCheckpoint, error)
+	// Authorities and Revocations are the ledger's whole record of
+	// enterprise identity: every authority ever registered (retired ones
+	// with their retirement time) and every revoked certificate.
+	Authorities(ctx context.Context) ([]credit.IdentityAuthority, error)
+	Revocations(ctx context.Context) ([]credit.CertRevocation, error)
 }
 
 // KeyHistory is implemented by a view that knows members' past records, so
@@ -31,8 +37,11 @@ type KeyHistory interface {
 	BankHistory(id credit.BankID) []credit.BankMember       // oldest first
 }
 
-// SnapshotFormat names version 1 of the snapshot file.
-const SnapshotFormat = "ccnode-ledger-snapshot/1"
+// SnapshotFormat names version 2 of the snapshot file, which carries the
+// enterprise identity authorities and certificate revocations. A version
+// 1 file lacks them, and every consent would look uncertified: it is
+// refused with a request to take the snapshot again.
+const SnapshotFormat = "ccnode-ledger-snapshot/2"
 
 // ErrSnapshotFormat is matched by errors about a snapshot file's bytes.
 var ErrSnapshotFormat = errors.New("malformed ledger snapshot")
@@ -40,8 +49,9 @@ var ErrSnapshotFormat = errors.New("malformed ledger snapshot")
 // Snapshot is the part of the ledger an audit needs, taken at one time, so
 // that the verification can run on a machine with no ledger access: every
 // version of every member record, every consent commitment as last
-// recorded (its revocation time tells its status at any earlier time) and
-// every anchored checkpoint.
+// recorded (its revocation time tells its status at any earlier time),
+// every anchored checkpoint, every enterprise identity authority with its
+// registration and retirement times, and every certificate revocation.
 type Snapshot struct {
 	Format         string                                          `json:"format"`
 	TakenAt        time.Time                                       `json:"taken_at"`
@@ -50,6 +60,10 @@ type Snapshot struct {
 	BankVersions   map[credit.BankID][]credit.BankMember           `json:"banks"`
 	ConsentRecords map[string]credit.ConsentCommitment             `json:"consents"`
 	Anchored       map[credit.RegionID][]credit.AnchoredCheckpoint `json:"checkpoints"`
+	// AuthorityRecords and RevocationRecords are keyed by ID; each record
+	// carries its own times, so the latest one tells its whole history.
+	AuthorityRecords  map[string]credit.IdentityAuthority `json:"authorities"`
+	RevocationRecords map[string]credit.CertRevocation    `json:"revocations"`
 }
 
 // NewSnapshot returns an empty snapshot.
@@ -60,6 +74,9 @@ func NewSnapshot() *Snapshot {
 		BankVersions:   map[credit.BankID][]credit.BankMember{},
 		ConsentRecords: map[string]credit.ConsentCommitment{},
 		Anchored:       map[credit.RegionID][]credit.AnchoredCheckpoint{},
+
+		AuthorityRecords:  map[string]credit.IdentityAuthority{},
+		RevocationRecords: map[string]credit.CertRevocation{},
 	}
 }
 
@@ -106,6 +123,69 @@ func (s *Snapshot) ConsentAt(_ context.Context, id string, t time.Time) (credit.
 // CheckpointHistory returns a region's anchored checkpoints, oldest first.
 func (s *Snapshot) CheckpointHistory(_ context.Context, region credit.RegionID) ([]credit.AnchoredCheckpoint, error) {
 	return slices.Clone(s.Anchored[region]), nil
+}
+
+// Authorities returns every identity authority the ledger registered,
+// retired ones included, by ID.
+func (s *Snapshot) Authorities(context.Context) ([]credit.IdentityAuthority, error) {
+	out := make([]credit.IdentityAuthority, 0, len(s.AuthorityRecords))
+	for _, a := range s.AuthorityRecords {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b credit.IdentityAuthority) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// Revocations returns every certificate revocation, by ID.
+func (s *Snapshot) Revocations(context.Context) ([]credit.CertRevocation, error) {
+	out := make([]credit.CertRevocation, 0, len(s.RevocationRecords))
+	for _, r := range s.RevocationRecords {
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b credit.CertRevocation) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// AddAuthority records an authority, merged with what the snapshot holds
+// of it: the earliest registration and the earliest retirement win, so a
+// stale read never hides a retirement an event showed.
+func (s *Snapshot) AddAuthority(a credit.IdentityAuthority) {
+	if prev, ok := s.AuthorityRecords[a.ID]; ok {
+		if !prev.RegisteredAt.IsZero() && (a.RegisteredAt.IsZero() || prev.RegisteredAt.Before(a.RegisteredAt)) {
+			a.RegisteredAt = prev.RegisteredAt
+		}
+		if prev.RetiredAt != nil && (a.RetiredAt == nil || prev.RetiredAt.Before(*a.RetiredAt)) {
+			a.RetiredAt, a.Status = prev.RetiredAt, prev.Status
+		}
+	}
+	s.AuthorityRecords[a.ID] = a
+}
+
+// AddRevocation records a certificate revocation; the earliest wins.
+func (s *Snapshot) AddRevocation(r credit.CertRevocation) {
+	if prev, ok := s.RevocationRecords[r.ID]; ok && !prev.RevokedAt.After(r.RevokedAt) {
+		return
+	}
+	s.RevocationRecords[r.ID] = r
+}
+
+// Trust is the snapshot's record of enterprise identity as the set the
+// consent decision judges certificates with.
+func (s *Snapshot) Trust() (*credit.TrustSet, error) {
+	return trustOf(context.Background(), s)
+}
+
+// trustOf builds the consent decision's trust set from a view's history.
+func trustOf(ctx context.Context, v LedgerView) (*credit.TrustSet, error) {
+	auths, err := v.Authorities(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ledger identity authorities: %w", err)
+	}
+	revs, err := v.Revocations(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ledger certificate revocations: %w", err)
+	}
+	return credit.NewTrustSet(auths, revs)
 }
 
 // RegionHistory returns every version of a region's record.
@@ -176,8 +256,31 @@ func ReadSnapshot(r io.Reader) (*Snapshot, error) {
 	if s.Anchored == nil {
 		s.Anchored = e.Anchored
 	}
+	if s.AuthorityRecords == nil {
+		s.AuthorityRecords = e.AuthorityRecords
+	}
+	if s.RevocationRecords == nil {
+		s.RevocationRecords = e.RevocationRecords
+	}
+	if s.Format == "ccnode-ledger-snapshot/1" {
+		return nil, fmt.Errorf("%w: format %s holds no enterprise identity authorities; take the snapshot again with this ccnode (format %s)",
+			ErrSnapshotFormat, s.Format, SnapshotFormat)
+	}
 	if s.Format != SnapshotFormat {
-		return nil, fmt.Errorf("%w: format %q, want %q", ErrSnapshotFormat, s.Format, SnapshotFormat)
+		return nil, fmt.Errorf("%w: format %s, want %s", ErrSnapshotFormat, credit.Quote(s.Format), SnapshotFormat)
+	}
+	for id, a := range s.AuthorityRecords {
+		if a.ID != id {
+			return nil, fmt.Errorf("%w: authority %s is filed under %s", ErrSnapshotFormat, credit.Quote(a.ID), credit.Quote(id))
+		}
+	}
+	for id, r := range s.RevocationRecords {
+		if r.ID != id {
+			return nil, fmt.Errorf("%w: revocation %s is filed under %s", ErrSnapshotFormat, credit.Quote(r.ID), credit.Quote(id))
+		}
+	}
+	if _, err := s.Trust(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSnapshotFormat, err)
 	}
 	for id, v := range s.RegionVersions {
 		if len(v) == 0 {
@@ -214,6 +317,17 @@ func TakeSnapshot(ctx context.Context, l SnapshotSource, quiet time.Duration, no
 	banks, err := l.Banks(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: banks: %w", err)
+	}
+	// Authority and revocation records carry their own times, so the
+	// current state is their whole history; the events add only what
+	// happened after this read.
+	auths, err := l.Authorities(ctx)
+	if err != nil && !errors.Is(err, network.ErrNotFound) {
+		return nil, fmt.Errorf("snapshot: identity authorities: %w", err)
+	}
+	revs, err := l.Revocations(ctx)
+	if err != nil && !errors.Is(err, network.ErrNotFound) {
+		return nil, fmt.Errorf("snapshot: certificate revocations: %w", err)
 	}
 	s := NewSnapshot()
 	s.TakenAt = now.UTC()
@@ -306,6 +420,12 @@ loop:
 			s.AddBank(b)
 		}
 	}
+	for _, a := range auths {
+		s.AddAuthority(a)
+	}
+	for _, r := range revs {
+		s.AddRevocation(r)
+	}
 	return s, nil
 }
 
@@ -339,6 +459,22 @@ func (s *Snapshot) apply(ev network.Event) {
 		s.ConsentRecords[c.ID] = c
 	case ev.Checkpoint != nil:
 		s.AddCheckpoint(*ev.Checkpoint)
+	case ev.Authority != nil:
+		a := *ev.Authority
+		if a.RegisteredAt.IsZero() && a.Status != credit.StatusRetired {
+			a.RegisteredAt = ev.Time
+		}
+		if a.Status == credit.StatusRetired && a.RetiredAt == nil {
+			t := ev.Time
+			a.RetiredAt = &t
+		}
+		s.AddAuthority(a)
+	case ev.Revocation != nil:
+		r := *ev.Revocation
+		if r.RevokedAt.IsZero() {
+			r.RevokedAt = ev.Time
+		}
+		s.AddRevocation(r)
 	}
 }
 

@@ -64,6 +64,20 @@ func TestTakeSnapshot(t *testing.T) {
 		ev(network.Event{Kind: network.EventCheckpointAnchored, Time: cp.AnchoredAt, Checkpoint: &cp})
 	}
 	ev(network.Event{Kind: network.EventConsentRevoked, Time: rev, Consent: &revoked})
+	// A second authority registered and retired after the state was read
+	// (its events carry the times), and a revocation under the first.
+	ca2, err := credit.NewAuthorityCert("Second Authority", key("authority-2"), t0.Add(-time.Hour), t0.Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg2, ret2 := t0.Add(2*time.Hour), t0.Add(3*time.Hour)
+	a2 := credit.IdentityAuthority{ID: credit.AuthorityID(ca2), Name: "Second Authority", Cert: ca2, Region: sz, Divisions: []string{"4403"}, Status: credit.StatusActive}
+	ev(network.Event{Kind: network.EventAuthorityChanged, Time: reg2, Authority: &a2})
+	a2r := a2
+	a2r.Status = credit.StatusRetired
+	ev(network.Event{Kind: network.EventAuthorityChanged, Time: ret2, Authority: &a2r})
+	revoked1 := f.pki.revocation(t, f.pki.leafDER, time.Time{})
+	ev(network.Event{Kind: network.EventCertRevoked, Time: rev, Revocation: &revoked1})
 
 	l := &eventLedger{Snapshot: f.snap, events: events}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -80,6 +94,16 @@ func TestTakeSnapshot(t *testing.T) {
 	}
 	if snap.Position.Block != pos {
 		t.Fatalf("position %d, want %d", snap.Position.Block, pos)
+	}
+	// The state's authority, and the events' one with both its times.
+	if a, ok := snap.AuthorityRecords[f.pki.caID]; !ok || !a.RegisteredAt.Equal(t0.Add(-2*time.Hour)) || a.RetiredAt != nil {
+		t.Fatalf("authority from the state: %+v", a)
+	}
+	if a := snap.AuthorityRecords[a2.ID]; !a.RegisteredAt.Equal(reg2) || a.RetiredAt == nil || !a.RetiredAt.Equal(ret2) || a.Status != credit.StatusRetired {
+		t.Fatalf("authority from the events: registered %s retired %v status %s", a.RegisteredAt, a.RetiredAt, a.Status)
+	}
+	if r := snap.RevocationRecords[revoked1.ID]; !r.RevokedAt.Equal(rev) || r.Authority != f.pki.caID {
+		t.Fatalf("revocation %+v", r)
 	}
 	tests := []struct {
 		at   time.Time
@@ -117,6 +141,9 @@ func TestTakeSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(back.AuthorityRecords) != 2 || len(back.RevocationRecords) != 1 || !back.AuthorityRecords[a2.ID].RetiredAt.Equal(ret2) {
+		t.Fatalf("the file lost identity records: %+v %+v", back.AuthorityRecords, back.RevocationRecords)
+	}
 	in := Inputs{Exports: []Source{BytesSource("sz.jsonl", encodeExport(t, credit.ExportAnswered, sz, f.answeredLines()))}}
 	rep, err := Run(ctx, in, back, testOptions(t))
 	if err != nil {
@@ -124,6 +151,18 @@ func TestTakeSnapshot(t *testing.T) {
 	}
 	if !rep.OK() {
 		t.Fatalf("findings %v", rep.ByRule)
+	}
+	// The revocation (after the consent was recorded) ends nothing; one
+	// before the recording, as the events may show it, makes every
+	// answer a finding.
+	early := revoked1
+	early.RevokedAt = signedAt.Add(-time.Second)
+	back.AddRevocation(early)
+	if rep, err = Run(ctx, in, back, testOptions(t)); err != nil {
+		t.Fatal(err)
+	}
+	if rep.ByRule[RuleConsent] != 8 || rep.Findings[0].Code != credit.CodeConsentUncertified {
+		t.Fatalf("after an earlier revocation: %v %v", rep.ByRule, rep.Findings)
 	}
 }
 
@@ -141,9 +180,20 @@ func TestTakeSnapshotWaitsForCatchUp(t *testing.T) {
 }
 
 func TestReadSnapshotRefuses(t *testing.T) {
-	for _, in := range []string{``, `{}`, `{"format":"other"}`, `{"format":"ccnode-ledger-snapshot/1","regions":{"sz":[]}}`, `[1]`} {
+	for _, in := range []string{``, `{}`, `{"format":"other"}`, `[1]`,
+		`{"format":"` + SnapshotFormat + `","regions":{"sz":[]}}`,
+		`{"format":"` + SnapshotFormat + `","authorities":{"ab":{"id":"cd"}}}`,
+		`{"format":"` + SnapshotFormat + `","authorities":{"ab":{"id":"ab","cert":"AAAA"}}}`,
+		`{"format":"` + SnapshotFormat + `","revocations":{"ab":{"id":"cd"}}}`,
+	} {
 		if _, err := ReadSnapshot(strings.NewReader(in)); !errors.Is(err, ErrSnapshotFormat) {
 			t.Errorf("ReadSnapshot(%q): %v, want ErrSnapshotFormat", in, err)
 		}
+	}
+	// A snapshot of the format before enterprise identity would make
+	// every consent look uncertified: refused, saying what to do.
+	_, err := ReadSnapshot(strings.NewReader(`{"format":"ccnode-ledger-snapshot/1"}`))
+	if !errors.Is(err, ErrSnapshotFormat) || !strings.Contains(err.Error(), "take the snapshot again") {
+		t.Errorf("a version 1 snapshot: %v", err)
 	}
 }

@@ -110,10 +110,18 @@ type auditor struct {
 	audited map[credit.RegionID]bool
 	// answers on revoked consents within Options.RevocationBound
 	withinBound atomic.Uint64
-	docMu       sync.RWMutex
-	docOK       map[[32]byte]bool // commitments of documents whose two signatures verified
-	sigs        sigbatch.Verifier
-	queues      sync.Pool // *sigQueue, a batch's work space
+	// trust is the ledger's whole record of enterprise identity: the
+	// consent decision judges each certificate chain against it at the
+	// receipt's time.
+	trust *credit.TrustSet
+	docMu sync.RWMutex
+	docOK map[[32]byte]bool // commitments of documents whose two signatures verified
+	// chains caches credit.VerifyEnterpriseChain by commitment: trust
+	// does not change during an audit, so a document's chain is
+	// verified once however many receipts carry it.
+	chains map[[32]byte]*credit.CertifiedKey
+	sigs   sigbatch.Verifier
+	queues sync.Pool // *sigQueue, a batch's work space
 }
 
 // Run audits the exports in in against the ledger view v.
@@ -138,8 +146,13 @@ func Run(ctx context.Context, in Inputs, v LedgerView, opts Options) (Report, er
 	if err != nil {
 		return rep, err
 	}
+	trust, err := trustOf(ctx, v)
+	if err != nil {
+		return rep, err
+	}
 	a := &auditor{
-		view: v, keys: kb, opts: opts, log: opts.Logger,
+		view: v, keys: kb, opts: opts, log: opts.Logger, trust: trust,
+		chains:  map[[32]byte]*credit.CertifiedKey{},
 		given:   map[string][32]byte{},
 		out:     newCollector(opts.MaxFindings),
 		xindex:  map[xkey]*xentry{},

@@ -200,10 +200,11 @@ func (a *auditor) checkAnswered(ctx context.Context, src string, h credit.Export
 
 // checkConsent applies rule (2) to a receipt: credit.DecideConsent, the
 // rule a node applies, with the facts the ledger's history gives at the
-// receipt's time. It returns an error only when the ledger view fails.
+// receipt's time, enterprise identity authorities and revocations
+// included. It returns an error only when the ledger view fails.
 func (a *auditor) checkConsent(ctx context.Context, rc *credit.Receipt, known *[32]byte, report func(Rule, credit.Code, string)) error {
 	q := &rc.Query
-	f := credit.ConsentFacts{Query: q, At: rc.Time, Commitment: known}
+	f := credit.ConsentFacts{Query: q, At: rc.Time, Commitment: known, Trust: a.trust}
 	bounded := false // revoked, answered within Options.RevocationBound
 	if doc := q.Consent; doc != nil {
 		if f.Commitment == nil {
@@ -240,6 +241,9 @@ func (a *auditor) checkConsent(ctx context.Context, rc *credit.Receipt, known *[
 				f.IssuerKey = key
 			}
 			f.SignaturesVerified = f.Commitment != nil && a.docVerified(*f.Commitment)
+			if f.Commitment != nil && f.Ledger.Region == doc.Region && bytes.Equal(f.Commitment[:], f.Ledger.Commitment) {
+				f.Certified = a.certified(doc, *f.Commitment)
+			}
 		}
 	}
 	refusals := credit.DecideConsent(f)
@@ -255,6 +259,24 @@ func (a *auditor) checkConsent(ctx context.Context, rc *credit.Receipt, known *[
 		a.docMu.Unlock()
 	}
 	return nil
+}
+
+// certified returns the verified chain of the document with this
+// commitment, verifying it the first time.
+func (a *auditor) certified(doc *credit.ConsentGrant, comm [32]byte) *credit.CertifiedKey {
+	a.docMu.RLock()
+	ck, ok := a.chains[comm]
+	a.docMu.RUnlock()
+	if ok {
+		return ck
+	}
+	// Two workers may verify the same document at once: the result is the
+	// same, and the cost is paid once more at most per worker.
+	c := credit.VerifyEnterpriseChain(doc, a.trust)
+	a.docMu.Lock()
+	a.chains[comm] = &c
+	a.docMu.Unlock()
+	return &c
 }
 
 // docVerified reports whether the document with this commitment was

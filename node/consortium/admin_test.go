@@ -78,8 +78,9 @@ func TestAdminRoutesOnlyOnAdminListener(t *testing.T) {
 	if r.AdminAddr() == r.HTTPAddr() || !strings.HasPrefix(r.AdminAddr(), "127.0.0.1:") {
 		t.Fatalf("admin API on %s, bank API on %s: want a loopback listener of its own", r.AdminAddr(), r.HTTPAddr())
 	}
-	ent := NewEnterprise(testkit.USCC(t, "440300", 7))
-	g, err := ent.Grant("bank-x", "440300", []credit.Category{credit.Tax}, credit.PurposeCreditReview, time.Now(), time.Hour)
+	u := testkit.USCC(t, "440300", 7)
+	key, chain := testkit.NewAuthority(t, "440300", "4403").Issue(t, u)
+	g, err := Enterprise{USCC: u, Key: key, Chain: chain}.Grant("bank-x", "440300", []credit.Category{credit.Tax}, credit.PurposeCreditReview, time.Now(), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -136,7 +136,7 @@ func taxConsent(t *testing.T, c *Consortium, n int) (Enterprise, credit.ConsentG
 	t.Helper()
 	ctx := context.Background()
 	sz, bank := c.Region("440300"), c.Banks[0]
-	ent := NewEnterprise(testkit.USCC(t, "440300", n))
+	ent := certified(t, c, testkit.USCC(t, "440300", n))
 	mustPut(t, sz, rec(t, ent.USCC, credit.Tax, 1))
 	g, _ := ent.Grant(bank.ID, sz.ID, []credit.Category{credit.Tax}, credit.PurposeCreditReview, time.Now(), time.Hour)
 	g, _, err := sz.Node.RecordConsent(ctx, g)

@@ -121,7 +121,7 @@ func TestBankAPIMatchesOpenAPI(t *testing.T) {
 	adm := newAPIClient(t, sz.Node.AdminAddr())
 	tok := c.OperatorToken
 	bank := c.Banks[0]
-	ent := NewEnterprise(testkit.USCC(t, "440300", 3))
+	ent := certified(t, c, testkit.USCC(t, "440300", 3))
 	grant, _ := ent.Grant(bank.ID, sz.ID, []credit.Category{credit.Tax}, credit.PurposeCreditReview, time.Now(), time.Hour)
 
 	code := func(b []byte) string {

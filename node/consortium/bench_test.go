@@ -60,7 +60,7 @@ func benchQuery(b *testing.B, design string, inflight int) {
 	defer c.Close()
 	sz := c.Region("440300")
 	bank := c.Banks[0]
-	ent := NewEnterprise(testkit.USCC(b, "440300", 1))
+	ent := certified(b, c, testkit.USCC(b, "440300", 1))
 	var recs []credit.Record
 	for i := range 60 {
 		recs = append(recs, rec(b, ent.USCC, []credit.Category{credit.Tax, credit.Penalty, credit.Judicial}[i%3], i))

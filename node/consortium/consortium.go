@@ -1,7 +1,8 @@
 // Package consortium composes several regional nodes in one process — a
-// shared ledger, and per region a Badger store, a key and a node.New —
-// for the demo and for end-to-end tests, with banks and their keys. Every
-// node runs the production path (node.New, the p2p server and client);
+// shared ledger, and per region a Badger store, a key, a development
+// enterprise identity authority and a node.New — for the demo and for
+// end-to-end tests, with banks and their keys and certified enterprises.
+// Every node runs the production path (node.New, the p2p server and client);
 // this package only wires them together and makes no decision of its own.
 package consortium
 
@@ -84,6 +85,10 @@ type Region struct {
 	Ledger network.Ledger
 	Dir    string
 	host   host.Host // the mocknet host, when Options.Mocknet
+
+	// Authority certifies the enterprises of the region's divisions; the
+	// region registers it on the ledger at Start.
+	Authority *Authority
 }
 
 // Bank is a bank with its signing key.
@@ -135,6 +140,13 @@ func Start(ctx context.Context, o Options) (_ *Consortium, err error) {
 	if err := c.Regions[0].Ledger.Bootstrap(ctx, members, banks); err != nil && !errors.Is(err, network.ErrConflict) {
 		return nil, err
 	}
+	// Each region vouches for its own divisions' enterprises (registering
+	// the same authority again, in a kept folder, is a no-op).
+	for _, r := range c.Regions {
+		if err := r.Ledger.RegisterAuthority(ctx, r.Authority.Record); err != nil {
+			return nil, fmt.Errorf("region %s: register identity authority: %w", r.ID, err)
+		}
+	}
 	if o.Mocknet {
 		if err := c.mockHosts(); err != nil {
 			return nil, err
@@ -183,6 +195,9 @@ func (c *Consortium) openRegions(ctx context.Context) ([]credit.RegionMember, er
 			return nil, err
 		}
 		r.Key = key
+		if r.Authority, err = regionAuthority(r.Dir, spec, time.Now()); err != nil {
+			return nil, fmt.Errorf("region %s: %w", spec.ID, err)
+		}
 		so := store.Options{InMemory: true, Logger: o.Logger}
 		if o.Dir != "" {
 			so = store.Options{Dir: filepath.Join(r.Dir, "db"), Logger: o.Logger}
@@ -377,27 +392,35 @@ func (c *Consortium) Close() error {
 	return c.err
 }
 
-// Enterprise is an enterprise with the key it signs consents with.
+// Enterprise is an enterprise with the key it signs consents with and
+// that key's certificate chain (leaf first) from an identity authority.
 type Enterprise struct {
-	USCC credit.USCC
-	Key  ed25519.PrivateKey
+	USCC  credit.USCC
+	Key   ed25519.PrivateKey
+	Chain [][]byte
 }
 
-// NewEnterprise makes a key for an enterprise.
-func NewEnterprise(u credit.USCC) Enterprise {
-	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	return Enterprise{USCC: u, Key: key}
+// Enterprise certifies a fresh key for u by the authority of the region
+// whose divisions hold u's registration.
+func (c *Consortium) Enterprise(u credit.USCC) (Enterprise, error) {
+	div := u.Division()
+	for _, r := range c.Regions {
+		if r.Authority.Record.Vouches(div) {
+			return r.Authority.Certify(u, time.Now())
+		}
+	}
+	return Enterprise{}, fmt.Errorf("enterprise %s: no region's authority vouches for division %s", u, div)
 }
 
 // Grant builds and signs (as the enterprise) a consent for bank, issued
 // in region, valid from now for validity.
 func (e Enterprise) Grant(bank credit.BankID, region credit.RegionID, cats []credit.Category, purpose credit.Purpose, now time.Time, validity time.Duration) (credit.ConsentGrant, error) {
 	g := credit.ConsentGrant{
-		Version: 1, ID: "consent-" + randHex(8), Subject: e.USCC, Grantee: bank, Categories: cats,
+		Version: credit.ConsentVersion, ID: "consent-" + randHex(8), Subject: e.USCC, Grantee: bank, Categories: cats,
 		Purpose: purpose, ValidFrom: now.Add(-time.Minute).UTC().Truncate(time.Second),
 		ValidUntil: now.Add(validity).UTC().Truncate(time.Second), Region: region,
 	}
-	if err := g.SignEnterprise(e.Key); err != nil {
+	if err := g.SignEnterprise(e.Key, e.Chain, now.UTC()); err != nil {
 		return g, err
 	}
 	return g, nil

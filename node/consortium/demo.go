@@ -301,7 +301,11 @@ func demoRecord(rng *rand.Rand, holder credit.RegionID, u credit.USCC, seq int) 
 // grant has u's enterprise sign a consent for bank and records it at g's
 // node through the admin API.
 func (r *demoRun) grant(g *Region, u credit.USCC, bank credit.BankID, purpose credit.Purpose) (credit.ConsentGrant, error) {
-	doc, err := NewEnterprise(u).Grant(bank, g.ID, demoScope, purpose, time.Now(), 365*24*time.Hour)
+	ent, err := r.Enterprise(u)
+	if err != nil {
+		return credit.ConsentGrant{}, err
+	}
+	doc, err := ent.Grant(bank, g.ID, demoScope, purpose, time.Now(), 365*24*time.Hour)
 	if err != nil {
 		return doc, err
 	}
@@ -406,7 +410,22 @@ func (r *demoRun) revoke() error {
 func (r *demoRun) refusals() error {
 	home, second, bankA, bankB := r.home, r.second, r.bankA, r.bankB
 	subjA := r.consentA.Subject
-	unrecorded, err := NewEnterprise(r.subjects[home.ID][2]).Grant(bankA.ID, home.ID, demoScope, credit.PurposeLoanApplication, time.Now(), time.Hour)
+	ent, err := r.Enterprise(r.subjects[home.ID][2])
+	if err != nil {
+		return err
+	}
+	unrecorded, err := ent.Grant(bankA.ID, home.ID, demoScope, credit.PurposeLoanApplication, time.Now(), time.Hour)
+	if err != nil {
+		return err
+	}
+	// The attack of a region's admin: a consent for another region's
+	// enterprise, signed with a key its own authority certified (which
+	// does not vouch for that region's divisions).
+	forger, err := home.Authority.Certify(r.subjects[second.ID][1], time.Now())
+	if err != nil {
+		return err
+	}
+	forged, err := forger.Grant(bankA.ID, home.ID, demoScope, credit.PurposeLoanApplication, time.Now(), time.Hour)
 	if err != nil {
 		return err
 	}
@@ -415,33 +434,41 @@ func (r *demoRun) refusals() error {
 		want credit.Code
 		home *Region
 		q    func() (credit.Query, error)
+		// record, when set, is offered for recording instead of a query.
+		record *credit.ConsentGrant
 	}{
+		{name: "forged consent (recording)", want: credit.CodeConsentUncertified, home: home, record: &forged},
 		{"no consent on the ledger", credit.CodeConsentNotFound, home, func() (credit.Query, error) {
 			return bankA.Query(unrecorded.Subject, demoScope, credit.PurposeLoanApplication, &unrecorded, time.Now())
-		}},
+		}, nil},
 		{"revoked consent", credit.CodeConsentRevoked, home, func() (credit.Query, error) {
 			return bankA.Query(r.toRevoke.Subject, demoScope, credit.PurposeLoanApplication, &r.toRevoke, time.Now())
-		}},
+		}, nil},
 		{"category outside the consent", credit.CodeCategoryOutOfScope, home, func() (credit.Query, error) {
 			return bankA.Query(subjA, []credit.Category{credit.Tax, credit.SocialInsurance}, credit.PurposeLoanApplication, &r.consentA, time.Now())
-		}},
+		}, nil},
 		{"another bank's consent", credit.CodeConsentOtherBank, second, func() (credit.Query, error) {
 			return bankB.Query(subjA, demoScope, credit.PurposeLoanApplication, &r.consentA, time.Now())
-		}},
+		}, nil},
 		{"forged bank signature", credit.CodeBadSignature, home, func() (credit.Query, error) {
 			q, err := bankA.Query(subjA, demoScope, credit.PurposeLoanApplication, &r.consentA, time.Now())
 			q.Sig[7] ^= 0x40
 			return q, err
-		}},
+		}, nil},
 	}
 	r.rep.RefusalCounts = map[credit.Code]int{}
 	var wrong []string
 	for _, tc := range cases {
-		q, err := tc.q()
-		if err != nil {
-			return err
+		var err error
+		if tc.record != nil {
+			_, err = r.Client(tc.home).RecordConsent(r.ctx, *tc.record)
+		} else {
+			var q credit.Query
+			if q, err = tc.q(); err != nil {
+				return err
+			}
+			_, err = r.Client(tc.home).Query(r.ctx, &q)
 		}
-		_, err = r.Client(tc.home).Query(r.ctx, &q)
 		f := DemoRefusal{Case: tc.name, Want: tc.want}
 		var se *node.StatusError
 		if errors.As(err, &se) {
@@ -649,6 +676,20 @@ func (d *Demo) stateSnapshot(ctx context.Context, consents []credit.ConsentGrant
 	}
 	for _, b := range banks {
 		s.AddBank(b)
+	}
+	auths, err := l.Authorities(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range auths {
+		s.AddAuthority(a)
+	}
+	revs, err := l.Revocations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range revs {
+		s.AddRevocation(r)
 	}
 	for _, g := range consents {
 		c, err := l.Consent(ctx, g.ID)

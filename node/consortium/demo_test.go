@@ -25,7 +25,7 @@ func TestDemoScenario(t *testing.T) {
 	if rep.Queries != 10 || rep.Records == 0 || len(rep.Regions) != 3 {
 		t.Fatalf("report: %+v", rep)
 	}
-	want := map[credit.Code]bool{credit.CodeConsentNotFound: true, credit.CodeConsentRevoked: true, credit.CodeCategoryOutOfScope: true,
+	want := map[credit.Code]bool{credit.CodeConsentUncertified: true, credit.CodeConsentNotFound: true, credit.CodeConsentRevoked: true, credit.CodeCategoryOutOfScope: true,
 		credit.CodeConsentOtherBank: true, credit.CodeBadSignature: true}
 	for _, r := range rep.Refusals {
 		if !r.AsWanted || !want[r.Got] || r.HTTP < 400 || r.HTTP >= 500 {

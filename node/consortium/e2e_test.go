@@ -41,6 +41,17 @@ func mustPut(t testing.TB, r *Region, recs ...credit.Record) {
 	}
 }
 
+// certified is the enterprise u with a key that the authority of u's
+// region certified.
+func certified(t testing.TB, c *Consortium, u credit.USCC) Enterprise {
+	t.Helper()
+	e, err := c.Enterprise(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 func fastTune(c *node.Config) {
 	c.Anchor.Interval = time.Hour // tests anchor with AnchorNow
 	c.Ledger.GracePeriod = 2 * time.Second
@@ -76,7 +87,7 @@ func TestConsortiumScenario(t *testing.T) {
 	defer c.Close()
 	sz, gz := c.Region("440300"), c.Region("440100")
 	bankSZ, bankGZ := c.Banks[0], c.Banks[1]
-	ent := NewEnterprise(testkit.USCC(t, "440300", 1))
+	ent := certified(t, c, testkit.USCC(t, "440300", 1))
 	mustPut(t, sz, rec(t, ent.USCC, credit.Tax, 1), rec(t, ent.USCC, credit.Penalty, 2))
 	mustPut(t, gz, rec(t, ent.USCC, credit.Judicial, 3), rec(t, ent.USCC, credit.Customs, 4))
 
@@ -287,7 +298,7 @@ func TestCrashRestartKeepsAcknowledgedReceipts(t *testing.T) {
 	defer c.Close()
 	sz := c.Region("440300")
 	bank := c.Banks[0]
-	ent := NewEnterprise(testkit.USCC(t, "440300", 7))
+	ent := certified(t, c, testkit.USCC(t, "440300", 7))
 	mustPut(t, sz, rec(t, ent.USCC, credit.Tax, 1))
 	cats := []credit.Category{credit.Tax}
 	grant, _ := ent.Grant(bank.ID, sz.ID, cats, credit.PurposeCreditReview, time.Now(), time.Hour)

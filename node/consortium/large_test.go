@@ -32,7 +32,7 @@ func TestHundredThousandRecordSlice(t *testing.T) {
 	defer c.Close()
 	sz, gz := c.Region("440300"), c.Region("440100")
 	bank := c.Banks[0]
-	ent := NewEnterprise(testkit.USCC(t, "440300", 42))
+	ent := certified(t, c, testkit.USCC(t, "440300", 42))
 	cats := []credit.Category{credit.Tax, credit.Penalty, credit.Judicial}
 	load := func(r *Region, n int) {
 		batch := make([]credit.Record, 0, 5000)

@@ -72,7 +72,19 @@ func TestStandaloneServesEmbeddedLedger(t *testing.T) {
 		t.Fatalf("Guangzhou's addresses on the served ledger: %+v, %v", m, err)
 	}
 
-	ent := NewEnterprise(testkit.USCC(t, "440300", 21))
+	// Shenzhen registers its identity authority, as `ccnode authority
+	// register` does through its node, and certifies an enterprise.
+	ca := testkit.NewAuthority(t, "440300", "4403")
+	if err := sz.Ledger.RegisterAuthority(ctx, ca.Record); err != nil {
+		t.Fatal(err)
+	}
+	u := testkit.USCC(t, "440300", 21)
+	key, chain := ca.Issue(t, u)
+	ent := Enterprise{USCC: u, Key: key, Chain: chain}
+	poll(t, "Shenzhen's view trusts its authority", func() bool {
+		_, ok := sz.Node.View().Trust().Authority(ca.Record.ID)
+		return ok
+	})
 	for _, s := range []*node.Running{sz, gz} {
 		if _, err := s.Store.Put(ctx, []credit.Record{rec(t, ent.USCC, credit.Tax, 1)}); err != nil {
 			t.Fatal(err)
@@ -88,9 +100,10 @@ func TestStandaloneServesEmbeddedLedger(t *testing.T) {
 	if g, _, err = sz.Node.RecordConsent(ctx, g); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "Guangzhou learns the consent from the served events", func() bool {
+	poll(t, "Guangzhou learns the consent from the served events, Shenzhen the bank", func() bool {
 		_, st, err := gz.Node.ConsentStatus(ctx, g.ID)
-		return err == nil && st == credit.ConsentActive
+		_, known := sz.Node.View().Bank(bank.ID)
+		return err == nil && st == credit.ConsentActive && known
 	})
 	var res *node.Consolidated
 	poll(t, "both regions answer", func() bool {

@@ -90,9 +90,10 @@ func startConsortium(t *testing.T) *consortium {
 	if err := c.sz().Client().RegisterBank(ctx, c.bank.Member()); err != nil {
 		t.Fatalf("register bank at Shenzhen: %v", err)
 	}
+	entKey, entCert := c.sz().CertifiedEnterprise(t, bin, subject, root)
 	c.grantDoc = filepath.Join(root, "consent.json")
 	bin.Must(t, "consent", "grant", "--admin", c.sz().AdminURL(), "--operator-token-file", filepath.Join(c.sz().Dir, "operator.token"),
-		"--enterprise-key", filepath.Join(root, "enterprise.key"), "--uscc", string(subject), "--bank", string(c.bank.ID),
+		"--enterprise-key", entKey, "--enterprise-cert", entCert, "--uscc", string(subject), "--bank", string(c.bank.ID),
 		"--region", "440300", "--categories", "registration,tax,judicial", "--out", c.grantDoc)
 	if b, err := os.ReadFile(c.grantDoc); err != nil || json.Unmarshal(b, &c.grant) != nil || len(c.grant.RegionSig) == 0 {
 		t.Fatalf("countersigned consent %s: %v %s", c.grantDoc, err, b)

@@ -517,3 +517,17 @@ func (f *firstLines) Write(p []byte) (int, error) {
 	}
 	return f.w.Write(p)
 }
+
+// CertifiedEnterprise sets up the trust chain of the enterprise u as an
+// operator does with the commands: a development identity authority
+// created under dir and registered by n's region (whose divisions must
+// hold u's), and u's signing key certified under it. It returns the key
+// and certificate files 'ccnode consent grant' signs with.
+func (n *Node) CertifiedEnterprise(t testing.TB, bin Bin, u credit.USCC, dir string) (keyFile, certFile string) {
+	t.Helper()
+	caDir, entDir := filepath.Join(dir, "authority"), filepath.Join(dir, "enterprise")
+	bin.Must(t, "authority", "create", "--name", "Test authority of "+string(n.Region), "--out", caDir)
+	bin.Must(t, "authority", "register", "--admin", n.AdminURL(), "--operator-token-file", filepath.Join(n.Dir, "operator.token"), "--authority", caDir)
+	bin.Must(t, "authority", "issue", "--authority", caDir, "--uscc", string(u), "--name", "Test enterprise "+string(u), "--out", entDir)
+	return filepath.Join(entDir, "enterprise.key"), filepath.Join(entDir, "enterprise.pem")
+}

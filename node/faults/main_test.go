@@ -55,9 +55,10 @@ func startRegion(t *testing.T, edit func(*node.Config)) *region {
 	if err := n.Client().RegisterBank(context.Background(), r.bank.Member()); err != nil {
 		t.Fatalf("register bank: %v", err)
 	}
+	entKey, entCert := n.CertifiedEnterprise(t, bin, subject, root)
 	r.grantDoc = filepath.Join(root, "consent.json")
 	bin.Must(t, "consent", "grant", "--admin", n.AdminURL(), "--operator-token-file", filepath.Join(n.Dir, "operator.token"),
-		"--enterprise-key", filepath.Join(root, "enterprise.key"), "--uscc", string(subject), "--bank", string(r.bank.ID),
+		"--enterprise-key", entKey, "--enterprise-cert", entCert, "--uscc", string(subject), "--bank", string(r.bank.ID),
 		"--region", "440300", "--categories", "registration,tax,penalty,judicial", "--out", r.grantDoc)
 	if b, err := os.ReadFile(r.grantDoc); err != nil || json.Unmarshal(b, &r.grant) != nil || len(r.grant.RegionSig) == 0 {
 		t.Fatalf("countersigned consent %s: %v %s", r.grantDoc, err, b)

@@ -24,10 +24,10 @@ func TestReceiptDecodesAsJSON(t *testing.T) {
 			for i := range 5 {
 				r := receipt(t, i)
 				if i == 3 {
-					r.Query.Consent = &credit.ConsentGrant{Version: 1, ID: "consent-0001", Subject: r.Query.Subject, Grantee: "bank-a",
+					r.Query.Consent = &credit.ConsentGrant{Version: credit.ConsentVersion, ID: "consent-0001", Subject: r.Query.Subject, Grantee: "bank-a",
 						Categories: []credit.Category{credit.Tax, credit.Penalty}, Purpose: credit.PurposeCreditReview,
 						ValidFrom: time.Unix(1_780_000_000, 0), ValidUntil: time.Unix(1_800_000_000, 0), Region: "440300",
-						EnterpriseKey: make([]byte, 32), EnterpriseSig: make([]byte, 64), RegionSig: make([]byte, 64)}
+						SignedAt: time.Unix(1_780_000_000, 0), EnterpriseCert: [][]byte{make([]byte, 420)}, EnterpriseSig: make([]byte, 64), RegionSig: make([]byte, 64)}
 					if err := r.Sign(testKey); err != nil {
 						t.Fatal(err)
 					}

@@ -58,18 +58,31 @@ func newBank(id credit.BankID, region credit.RegionID) (bankKey, error) {
 	return bankKey{Key: key, Member: credit.BankMember{ID: id, Name: string(id), Region: region, PubKey: pub, Status: credit.StatusActive}}, nil
 }
 
-// newConsent is a consent signed by a fresh enterprise key and
-// countersigned by the issuing region.
+// newConsent is a consent signed by a fresh enterprise key, certified by
+// a fresh development authority (the transport checks no consent, but the
+// document's size is a real one's), and countersigned by the issuing region.
 func newConsent(id string, u credit.USCC, bank credit.BankID, cats []credit.Category, issuer regionKey, from, until time.Time) (*credit.ConsentGrant, error) {
+	_, caKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := credit.NewAuthorityCert("p2pbench identity authority", caKey, from, until)
+	if err != nil {
+		return nil, err
+	}
 	_, ek, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
 	}
+	leaf, err := credit.IssueEnterpriseCert(ca, caKey, u, "p2pbench enterprise", ek.Public(), from, until)
+	if err != nil {
+		return nil, err
+	}
 	g := &credit.ConsentGrant{
-		Version: 1, ID: id, Subject: u, Grantee: bank, Categories: cats, Purpose: credit.PurposeLoanApplication,
+		Version: credit.ConsentVersion, ID: id, Subject: u, Grantee: bank, Categories: cats, Purpose: credit.PurposeLoanApplication,
 		ValidFrom: from, ValidUntil: until, Region: issuer.Member.ID,
 	}
-	if err := g.SignEnterprise(ek); err != nil {
+	if err := g.SignEnterprise(ek, [][]byte{leaf}, from); err != nil {
 		return nil, err
 	}
 	if err := g.Countersign(issuer.Key); err != nil {
