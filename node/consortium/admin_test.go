@@ -181,7 +181,10 @@ func TestReceiptReadNeedsTheBanksSignature(t *testing.T) {
 	u := testkit.USCC(t, "440300", 9)
 	mustPut(t, sz, rec(t, u, credit.Tax, 1))
 	cl := c.Client(sz)
-	ent := NewEnterprise(u)
+	ent, err := c.Enterprise(u)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cats := []credit.Category{credit.Tax}
 	rid := func() string {
 		g, err := ent.Grant(bankA.ID, sz.ID, cats, credit.PurposeCreditReview, time.Now(), time.Hour)

@@ -136,7 +136,7 @@ func (x *identityCluster) everyRegionRefuses(t *testing.T, g *credit.ConsentGran
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := clientOf(x.sz).Query(ctx, &q)
+	res, err := x.Client(x.sz).Query(ctx, &q)
 	var se *node.StatusError
 	if !errors.As(err, &se) || se.Reason() != want || se.Status != http.StatusForbidden {
 		t.Fatalf("bank query through Shenzhen's API: %+v, %v; want HTTP 403 %s", res, err, want)
@@ -174,7 +174,7 @@ func TestForgedConsentRefusedAtRecording(t *testing.T) {
 	for name, ent := range forgeries(t, x.sz, x.victim) {
 		t.Run(name, func(t *testing.T) {
 			g := x.grant(t, ent)
-			_, err := clientOf(x.sz).RecordConsent(ctx, g)
+			_, err := x.Client(x.sz).RecordConsent(ctx, g)
 			var se *node.StatusError
 			if !errors.As(err, &se) || se.Status != http.StatusForbidden || se.Reason() != credit.CodeConsentUncertified {
 				t.Fatalf("recording a forged consent: %v; want HTTP 403 %s", err, credit.CodeConsentUncertified)
@@ -187,7 +187,7 @@ func TestForgedConsentRefusedAtRecording(t *testing.T) {
 	t.Run("a broken enterprise signature", func(t *testing.T) {
 		g := x.grant(t, certified(t, x.Consortium, x.victim))
 		g.EnterpriseSig[0] ^= 1
-		_, err := clientOf(x.sz).RecordConsent(ctx, g)
+		_, err := x.Client(x.sz).RecordConsent(ctx, g)
 		var se *node.StatusError
 		if !errors.As(err, &se) || se.Status != http.StatusForbidden || se.Reason() != credit.CodeConsentSignature {
 			t.Fatalf("recording a consent with a broken signature: %v; want HTTP 403 %s", err, credit.CodeConsentSignature)
@@ -195,12 +195,12 @@ func TestForgedConsentRefusedAtRecording(t *testing.T) {
 	})
 	t.Run("the enterprise's certified key", func(t *testing.T) {
 		g := x.grant(t, certified(t, x.Consortium, x.victim))
-		res, err := clientOf(x.sz).RecordConsent(ctx, g)
+		res, err := x.Client(x.sz).RecordConsent(ctx, g)
 		if err != nil {
 			t.Fatalf("recording a certified consent: %v", err)
 		}
 		q, _ := x.bank.Query(x.victim, idCats, credit.PurposeLoanApplication, res.Consent, time.Now())
-		cons, err := clientOf(x.sz).Query(ctx, &q)
+		cons, err := x.Client(x.sz).Query(ctx, &q)
 		if err != nil || cons.RecordCount != 2*len(x.Regions) {
 			t.Fatalf("query under the certified consent: %+v, %v", cons, err)
 		}
@@ -245,7 +245,7 @@ func TestRevokedCertificateAndRetiredAuthority(t *testing.T) {
 	}
 	poll(t, "Shenzhen learns the revocation", func() bool { return x.sz.Node.View().Trust() != trustBefore })
 	g := x.grant(t, revoked)
-	_, err = clientOf(x.sz).RecordConsent(ctx, g)
+	_, err = x.Client(x.sz).RecordConsent(ctx, g)
 	var se *node.StatusError
 	if !errors.As(err, &se) || se.Status != http.StatusForbidden || se.Reason() != credit.CodeConsentUncertified {
 		t.Fatalf("recording under a revoked certificate: %v; want HTTP 403 %s", err, credit.CodeConsentUncertified)
@@ -255,13 +255,13 @@ func TestRevokedCertificateAndRetiredAuthority(t *testing.T) {
 
 	// A consent recorded under Guangzhou's authority is answered by every
 	// region until Guangzhou retires the authority.
-	res, err := clientOf(x.sz).RecordConsent(ctx, x.grant(t, certified(t, x.Consortium, x.victim)))
+	res, err := x.Client(x.sz).RecordConsent(ctx, x.grant(t, certified(t, x.Consortium, x.victim)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	good := res.Consent
 	q, _ := x.bank.Query(x.victim, idCats, credit.PurposeLoanApplication, good, time.Now())
-	if cons, err := clientOf(x.sz).Query(ctx, &q); err != nil || cons.RecordCount != 2*len(x.Regions) {
+	if cons, err := x.Client(x.sz).Query(ctx, &q); err != nil || cons.RecordCount != 2*len(x.Regions) {
 		t.Fatalf("query before the retirement: %+v, %v", cons, err)
 	}
 	if _, err := x.gz.Ledger.RetireAuthority(ctx, x.gz.Authority.Record.ID); err != nil {

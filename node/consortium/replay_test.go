@@ -62,7 +62,11 @@ func startReplayFixture(t *testing.T, window time.Duration) *replayFixture {
 	}
 	t.Cleanup(func() { c.Close() })
 	f.c, f.sz, f.gz, f.bank = c, c.Region("440300"), c.Region("440100"), c.Banks[0]
-	f.ent = NewEnterprise(testkit.USCC(t, "440300", 5))
+	ent, err := c.Enterprise(testkit.USCC(t, "440300", 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ent = ent
 	mustPut(t, f.sz, rec(t, f.ent.USCC, credit.Tax, 1))
 	mustPut(t, f.gz, rec(t, f.ent.USCC, credit.Tax, 2))
 	g, err := f.ent.Grant(f.bank.ID, f.sz.ID, f.cats, credit.PurposeCreditReview, time.Now(), time.Hour)
