@@ -271,6 +271,9 @@ func TestAuditEmbeddedLedger(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte(hex.EncodeToString(auditKey("auditor").Seed())+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The auditor signs its event subscription with its own clock, which
+	// the served ledger holds within its proposal window.
+	clock = time.Now()
 	hs := httptest.NewServer(srv.Handler())
 	for _, tc := range []struct {
 		args []string

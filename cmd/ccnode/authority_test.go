@@ -163,7 +163,7 @@ func TestConsentGrantRefusesBadSigner(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := runCLIErr(t, "consent", "grant", "--node", srv.URL, "--enterprise-key", tc.key, "--enterprise-cert", tc.cert,
+			_, err := runCLIErr(t, "consent", "grant", "--admin", srv.URL, "--enterprise-key", tc.key, "--enterprise-cert", tc.cert,
 				"--uscc", string(tc.uscc), "--bank", "bank-a", "--region", "440300", "--categories", "tax", "--out", filepath.Join(dir, "c.json"))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err %v, want one saying %q", err, tc.want)
