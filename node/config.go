@@ -68,6 +68,12 @@ type HTTPConfig struct {
 	MaxBodyBytes   int64         `yaml:"max_body_bytes"`
 	ReadTimeout    time.Duration `yaml:"read_timeout"`
 	WriteTimeout   time.Duration `yaml:"write_timeout"`
+	// Limits and TLS of the bank API (surface.go).
+	MaxConnections   int    `yaml:"max_connections"`
+	MaxInflightBytes int64  `yaml:"max_inflight_bytes"`
+	TLSCertFile      string `yaml:"tls_cert_file"`
+	TLSKeyFile       string `yaml:"tls_key_file"`
+	ClientCAFile     string `yaml:"client_ca_file"`
 }
 
 // LedgerConfig picks the ledger backend: the embedded ledger in
@@ -142,6 +148,7 @@ func DefaultConfig(region credit.RegionID, dataDir string) Config {
 		HTTP: HTTPConfig{
 			Addr: DefaultHTTPAddr, AdminTokenFile: dataDir + "/admin.token",
 			MaxBodyBytes: DefaultMaxBodyBytes, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
+			MaxConnections: DefaultMaxConnections, MaxInflightBytes: DefaultMaxInflightBytes,
 		},
 		Ledger: LedgerConfig{EmbeddedDir: dataDir + "/ledger", MSPID: "Region" + string(region) + "MSP", GracePeriod: DefaultGracePeriod},
 		Anchor: AnchorConfig{Mode: AnchorCheckpoint, Interval: DefaultAnchorInterval, MaxLeaves: DefaultAnchorMaxLeaves, RetryMin: 500 * time.Millisecond, RetryMax: 30 * time.Second},
@@ -189,6 +196,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.WriteTimeout <= 0 {
 		return bad("http.write_timeout", errors.New("must be positive"))
+	}
+	if err := c.HTTP.validateSurface(); err != nil {
+		return err
 	}
 	set := 0
 	for _, v := range []string{c.Ledger.EmbeddedDir, c.Ledger.EmbeddedURL, c.Ledger.FabricGateway} {

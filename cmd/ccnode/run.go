@@ -57,7 +57,7 @@ func runCommand() *cli.Command {
 				return err
 			}
 			defer s.Close()
-			fmt.Fprintf(c.App.Writer, "region %s: bank API on http://%s\n", cfg.Region, s.HTTPAddr())
+			fmt.Fprintf(c.App.Writer, "region %s: bank API on %s\n", cfg.Region, s.HTTPURL())
 			if s.LedgerAddr != "" {
 				fmt.Fprintf(c.App.Writer, "region %s: embedded ledger served on http://%s\n", cfg.Region, s.LedgerAddr)
 			}

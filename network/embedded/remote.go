@@ -83,18 +83,26 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/tx", s.serveTx)
 	mux.HandleFunc("GET /v1/events", s.serveEvents)
-	return http.MaxBytesHandler(mux, 8<<20)
+	return http.MaxBytesHandler(mux, MaxRequestBytes)
 }
+
+// MaxRequestBytes bounds the body of a call to Handler.
+const MaxRequestBytes = 8 << 20
 
 func (s *Server) serveTx(w http.ResponseWriter, r *http.Request) {
 	var tx credit.LedgerTx
 	fail := func(err error) {
 		op := tx.Function
+		if _, known := remoteFuncs[op]; !known {
+			op = credit.Quote(op) // the caller's bytes: a short prefix only
+		}
 		kind, msg := network.ErrInvalid, err.Error()
 		var ne *network.Error
 		if errors.As(mapErr(op, err), &ne) {
 			kind, msg = ne.Kind, ne.Msg
 		}
+		// Contract errors may name their arguments: bound the echo.
+		msg = credit.BoundError(errors.New(msg)).Error()
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnprocessableEntity)
 		json.NewEncoder(w).Encode(remoteError{Op: op, Kind: kind.Error(), Msg: msg})

@@ -1,0 +1,57 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"runtime"
+)
+
+// SecretFileError: a file holding a secret (a key, a token) may be read
+// or written by its group or by others. The node refuses to start on it,
+// as ssh refuses such a key.
+type SecretFileError struct {
+	Path string
+	Mode fs.FileMode
+}
+
+func (e *SecretFileError) Error() string {
+	return fmt.Sprintf("permissions %04o for %s are too open; run chmod 600 %s", e.Mode.Perm(), e.Path, e.Path)
+}
+
+// CheckSecretFile returns a *SecretFileError when path is open to its
+// group or others. Windows has no such mode bits: nothing is checked.
+func CheckSecretFile(path string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return &SecretFileError{Path: path, Mode: fi.Mode()}
+	}
+	return nil
+}
+
+// checkSecrets checks every secret file cfg names that exists (a missing
+// one is reported by what reads it): the node key, the admin token, the
+// private-network key and the TLS key.
+func checkSecrets(cfg Config) error {
+	for _, f := range []struct{ key, path string }{
+		{"key_file", cfg.KeyFile},
+		{"http.admin_token_file", cfg.HTTP.AdminTokenFile},
+		{"p2p.psk_file", cfg.P2P.PSKFile},
+		{"http.tls_key_file", cfg.HTTP.TLSKeyFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if err := CheckSecretFile(f.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return &ConfigError{Key: f.key, Err: err}
+		}
+	}
+	return nil
+}
