@@ -19,10 +19,12 @@ const (
 	DefaultMaxConnections = 256
 	// DefaultMaxInflightBytes bounds the request bodies being read and
 	// handled at once. A bank query is a few KiB, so thousands fit; a
-	// decoded body costs a few times its size (invalid UTF-8 up to about
-	// 8x), so 16 MiB keeps a flood of maximal bodies far below the 512 MiB
-	// the node is sized for.
-	DefaultMaxInflightBytes = 16 << 20
+	// decoded body costs several times its size in memory (invalid UTF-8
+	// about 12x, doubled again before the collector returns it), and each
+	// decoding takes a core's share from the queries, so 4 MiB
+	// keeps a flood of maximal bodies well under the 512 MiB a node is
+	// sized for.
+	DefaultMaxInflightBytes = 4 << 20
 )
 
 func (h HTTPConfig) validateSurface() error {
@@ -47,7 +49,7 @@ func (h HTTPConfig) validateSurface() error {
 func (h HTTPConfig) limits(busy func(http.ResponseWriter, *http.Request)) httplimit.Limits {
 	return httplimit.Limits{
 		MaxConns: h.MaxConnections, MaxInflightBytes: h.MaxInflightBytes, MaxBodyBytes: h.MaxBodyBytes,
-		Wait: h.ReadTimeout, Busy: busy,
+		Wait: h.ReadTimeout / 2, Busy: busy, // half: the rest is for reading the body
 	}
 }
 

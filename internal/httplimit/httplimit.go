@@ -14,6 +14,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -95,7 +96,7 @@ func (g *connGuard) track(c net.Conn, s http.ConnState) {
 }
 
 func (l Limits) handler(next http.Handler) http.Handler {
-	b := &budget{free: l.MaxInflightBytes, changed: make(chan struct{})}
+	b := &budget{free: l.MaxInflightBytes}
 	busy := l.Busy
 	if busy == nil {
 		busy = func(w http.ResponseWriter, r *http.Request) {
@@ -135,39 +136,67 @@ func (l Limits) handler(next http.Handler) http.Handler {
 	})
 }
 
-// budget is a byte semaphore that lets any waiter in once its share fits,
-// not first come first served: a small query is not held behind a large
-// body waiting for room.
+// budget is a byte semaphore that serves the smallest waiter first, not
+// the first come: a bank query of a few KiB is not held behind a queue of
+// megabyte bodies (a flood of them would otherwise starve it). A large
+// body waits while smaller ones keep arriving, and is refused once its
+// wait is over.
 type budget struct {
 	mu      sync.Mutex
 	free    int64
-	changed chan struct{} // closed and replaced on every release
+	waiters []*waiter
+}
+
+type waiter struct {
+	n     int64
+	ready chan struct{} // closed once granted
 }
 
 var errBusy = errors.New("httplimit: no room for the request's body")
 
 func (b *budget) acquire(ctx context.Context, n int64) error {
-	for {
-		b.mu.Lock()
-		if n <= b.free {
-			b.free -= n
-			b.mu.Unlock()
-			return nil
-		}
-		ch := b.changed
+	b.mu.Lock()
+	if n <= b.free {
+		b.free -= n
 		b.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return errBusy
-		}
+		return nil
 	}
+	w := &waiter{n: n, ready: make(chan struct{})}
+	b.waiters = append(b.waiters, w)
+	b.mu.Unlock()
+	select {
+	case <-w.ready:
+		return nil
+	case <-ctx.Done():
+	}
+	b.mu.Lock()
+	if i := slices.Index(b.waiters, w); i >= 0 {
+		b.waiters = slices.Delete(b.waiters, i, i+1)
+		b.mu.Unlock()
+		return errBusy
+	}
+	b.mu.Unlock()
+	b.release(n) // granted meanwhile: give it back
+	return errBusy
 }
 
 func (b *budget) release(n int64) {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.free += n
-	close(b.changed)
-	b.changed = make(chan struct{})
-	b.mu.Unlock()
+	for len(b.waiters) > 0 {
+		i := 0
+		for j, w := range b.waiters {
+			if w.n < b.waiters[i].n {
+				i = j
+			}
+		}
+		w := b.waiters[i]
+		if w.n > b.free {
+			return // the smallest does not fit: none does
+		}
+		b.free -= w.n
+		b.waiters = slices.Delete(b.waiters, i, i+1)
+		close(w.ready)
+	}
 }
