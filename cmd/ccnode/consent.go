@@ -17,14 +17,17 @@ import (
 var nodeFlag = &cli.StringFlag{Name: "node", Category: catNetwork, Value: "http://" + node.DefaultHTTPAddr, EnvVars: []string{"CCNODE_NODE"},
 	Usage: "the node's bank API URL"}
 
-var adminFlags = []cli.Flag{
+var adminFlags = append([]cli.Flag{
 	nodeFlag,
 	&cli.StringFlag{Name: "admin-token-file", Category: catNetwork, EnvVars: []string{"CCNODE_ADMIN_TOKEN_FILE"},
 		Usage: "file holding the node's admin token"},
-}
+}, tlsFlags...)
 
 func adminClient(c *cli.Context) (*node.Client, error) {
-	cl := &node.Client{Base: c.String("node")}
+	cl, err := nodeClient(c)
+	if err != nil {
+		return nil, err
+	}
 	if p := c.String("admin-token-file"); p != "" {
 		b, err := os.ReadFile(p)
 		if err != nil {
@@ -86,9 +89,13 @@ func consentCommand() *cli.Command {
 			{
 				Name:  "status",
 				Usage: "a consent's commitment and its status now",
-				Flags: []cli.Flag{nodeFlag, &cli.StringFlag{Name: "id", Required: true, Usage: "consent id"}},
+				Flags: append([]cli.Flag{nodeFlag, &cli.StringFlag{Name: "id", Required: true, Usage: "consent id"}}, tlsFlags...),
 				Action: func(c *cli.Context) error {
-					res, err := (&node.Client{Base: c.String("node")}).ConsentStatus(c.Context, c.String("id"))
+					cl, err := nodeClient(c)
+					if err != nil {
+						return err
+					}
+					res, err := cl.ConsentStatus(c.Context, c.String("id"))
 					if err != nil {
 						return err
 					}

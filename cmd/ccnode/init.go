@@ -5,8 +5,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -19,7 +21,8 @@ func initCommand() *cli.Command {
 		Name:  "init",
 		Usage: "create a region's key, admin token and commented config",
 		Description: "Writes DIR/node.key (ed25519, the node's identity and signing key),\n" +
-			"DIR/admin.token and DIR/ccnode.yaml with every key commented. Refuses to\n" +
+			"DIR/admin.token and DIR/ccnode.yaml with every key commented, and with --tls a\n" +
+			"self-signed certificate for the bank API (DIR/tls.crt, DIR/tls.key). Refuses to\n" +
 			"overwrite an existing key.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "region", Required: true, Category: catData, EnvVars: []string{"CCNODE_REGION"},
@@ -30,6 +33,8 @@ func initCommand() *cli.Command {
 				Usage: "bank API address written to the config"},
 			&cli.StringFlag{Name: "fabric-gateway", Category: catLedger, EnvVars: []string{"CCNODE_FABRIC_GATEWAY"},
 				Usage: "use this Fabric gateway config instead of the embedded ledger"},
+			&cli.BoolFlag{Name: "tls", Category: catNetwork,
+				Usage: "also make a self-signed TLS certificate and key for the bank API (DIR/tls.crt, DIR/tls.key; for trials: banks trust it with --ca-file DIR/tls.crt)"},
 		},
 		Action: runInit,
 	}
@@ -53,12 +58,21 @@ func runInit(c *cli.Context) error {
 	if gw := c.String("fabric-gateway"); gw != "" {
 		cfg.Ledger.FabricGateway, cfg.Ledger.EmbeddedDir = gw, ""
 	}
+	if c.Bool("tls") {
+		cfg.HTTP.TLSCertFile, cfg.HTTP.TLSKeyFile = filepath.Join(abs, "tls.crt"), filepath.Join(abs, "tls.key")
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	key, err := node.GenerateKeyFile(cfg.KeyFile)
 	if err != nil {
 		return err
+	}
+	if c.Bool("tls") {
+		host, _, _ := net.SplitHostPort(cfg.HTTP.Addr)
+		if err := node.WriteDevTLS(cfg.HTTP.TLSCertFile, cfg.HTTP.TLSKeyFile, "ccnode "+string(region), []string{host}, time.Now()); err != nil {
+			return fmt.Errorf("init --tls: %w", err)
+		}
 	}
 	tok := make([]byte, 24)
 	rand.Read(tok)
@@ -72,6 +86,9 @@ func runInit(c *cli.Context) error {
 	pub := key.Public()
 	fmt.Fprintf(c.App.Writer, "region %s initialised in %s\n  key:    %s (public %x)\n  token:  %s\n  config: %s\nStart it with: ccnode run --config %s\n",
 		region, abs, cfg.KeyFile, pub, cfg.HTTP.AdminTokenFile, cfgPath, cfgPath)
+	if c.Bool("tls") {
+		fmt.Fprintf(c.App.Writer, "  tls:    %s (self-signed; banks pass it as --ca-file)\n", cfg.HTTP.TLSCertFile)
+	}
 	return nil
 }
 
