@@ -55,3 +55,19 @@ func checkSecrets(cfg Config) error {
 	}
 	return nil
 }
+
+// CreatePrivate creates or truncates path for writing, readable by its
+// owner only (0600, also when it existed with a wider mode): receipt
+// exports, audit files and import error files hold subjects' USCCs,
+// consent documents and record lines.
+func CreatePrivate(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
