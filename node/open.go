@@ -110,6 +110,9 @@ func openLedger(ctx context.Context, cfg Config, key ed25519.PrivateKey, log *sl
 		if err != nil {
 			return nil, fmt.Errorf("ledger.fabric_gateway: %w", err)
 		}
+		if err := CheckSecretFile(fc.KeyPath); err != nil {
+			return nil, &ConfigError{Key: "ledger.fabric_gateway key_path", Err: err}
+		}
 		return fabric.Dial(ctx, fc, log.With("part", "fabric"))
 	}
 	if cfg.Ledger.EmbeddedURL != "" {
