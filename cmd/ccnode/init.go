@@ -84,11 +84,12 @@ func runInit(c *cli.Context) error {
 		return err
 	}
 	pub := key.Public()
-	fmt.Fprintf(c.App.Writer, "region %s initialised in %s\n  key:    %s (public %x)\n  token:  %s\n  config: %s\nStart it with: ccnode run --config %s\n",
-		region, abs, cfg.KeyFile, pub, cfg.HTTP.AdminTokenFile, cfgPath, cfgPath)
+	fmt.Fprintf(c.App.Writer, "region %s initialised in %s\n  key:    %s (public %x)\n  token:  %s\n  config: %s\n",
+		region, abs, cfg.KeyFile, pub, cfg.HTTP.AdminTokenFile, cfgPath)
 	if c.Bool("tls") {
 		fmt.Fprintf(c.App.Writer, "  tls:    %s (self-signed; banks pass it as --ca-file)\n", cfg.HTTP.TLSCertFile)
 	}
+	fmt.Fprintf(c.App.Writer, "Start it with: ccnode run --config %s\n", cfgPath)
 	return nil
 }
 
