@@ -44,7 +44,7 @@ func (c Category) Valid() bool { return c.Ordinal() >= 0 }
 func ParseCategory(s string) (Category, error) {
 	c := Category(s)
 	if !c.Valid() {
-		return "", fmt.Errorf("unknown category %q (want one of %s)", s, strings.Join(categoryStrings(allCategories), ", "))
+		return "", fmt.Errorf("unknown category %s (want one of %s)", Quote(s), strings.Join(categoryStrings(allCategories), ", "))
 	}
 	return c, nil
 }

@@ -19,7 +19,7 @@ var bankIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{1,63}$`)
 // ValidateBankID reports whether id is well formed.
 func ValidateBankID(id BankID) error {
 	if !bankIDPattern.MatchString(string(id)) {
-		return fmt.Errorf("bank id %q: want 2-64 characters of a-z, 0-9, _, . and -", id)
+		return fmt.Errorf("bank id %s: want 2-64 characters of a-z, 0-9, _, . and -", Quote(string(id)))
 	}
 	return nil
 }
@@ -49,7 +49,7 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{8,64}$`)
 // ValidateID checks consent, nonce and receipt identifiers.
 func ValidateID(kind, id string) error {
 	if !idPattern.MatchString(id) {
-		return fmt.Errorf("%s %q: want 8-64 characters of A-Z, a-z, 0-9, _ and -", kind, id)
+		return fmt.Errorf("%s %s: want 8-64 characters of A-Z, a-z, 0-9, _ and -", kind, Quote(id))
 	}
 	return nil
 }
@@ -118,11 +118,11 @@ func (g *ConsentGrant) Validate() error {
 	}
 	for _, c := range g.Categories {
 		if !c.Valid() {
-			return &FieldError{"categories", fmt.Errorf("unknown category %q", c)}
+			return &FieldError{"categories", fmt.Errorf("unknown category %s", Quote(string(c)))}
 		}
 	}
 	if !ValidPurpose(g.Purpose) {
-		return &FieldError{"purpose", fmt.Errorf("unknown purpose %q", g.Purpose)}
+		return &FieldError{"purpose", fmt.Errorf("unknown purpose %s", Quote(string(g.Purpose)))}
 	}
 	if g.ValidFrom.IsZero() || g.ValidUntil.IsZero() || !g.ValidUntil.After(g.ValidFrom) {
 		return &FieldError{"valid_until", fmt.Errorf("window %s..%s is empty", g.ValidFrom, g.ValidUntil)}
@@ -272,11 +272,11 @@ func (q *Query) Validate() error {
 	}
 	for _, c := range q.Categories {
 		if !c.Valid() {
-			return &FieldError{"categories", fmt.Errorf("unknown category %q", c)}
+			return &FieldError{"categories", fmt.Errorf("unknown category %s", Quote(string(c)))}
 		}
 	}
 	if !ValidPurpose(q.Purpose) {
-		return &FieldError{"purpose", fmt.Errorf("unknown purpose %q", q.Purpose)}
+		return &FieldError{"purpose", fmt.Errorf("unknown purpose %s", Quote(string(q.Purpose)))}
 	}
 	if err := ValidateID("consent id", q.ConsentID); err != nil {
 		return &FieldError{"consent_id", err}
@@ -288,7 +288,7 @@ func (q *Query) Validate() error {
 		return &FieldError{"consent", err}
 	}
 	if q.Consent.ID != q.ConsentID {
-		return &FieldError{"consent", fmt.Errorf("document id %q differs from consent_id %q", q.Consent.ID, q.ConsentID)}
+		return &FieldError{"consent", fmt.Errorf("document id %s differs from consent_id %s", Quote(q.Consent.ID), Quote(q.ConsentID))}
 	}
 	if err := ValidateID("nonce", q.Nonce); err != nil {
 		return &FieldError{"nonce", err}

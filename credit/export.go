@@ -81,10 +81,10 @@ var ErrExportFormat = errors.New("malformed receipt export")
 // Validate checks the header's fields.
 func (h *ExportHeader) Validate() error {
 	if h.Format != ExportFormat {
-		return fmt.Errorf("%w: format %q, want %q", ErrExportFormat, h.Format, ExportFormat)
+		return fmt.Errorf("%w: format %s, want %q", ErrExportFormat, Quote(h.Format), ExportFormat)
 	}
 	if h.Kind != ExportAnswered && h.Kind != ExportReceived {
-		return fmt.Errorf("%w: kind %q", ErrExportFormat, h.Kind)
+		return fmt.Errorf("%w: kind %s", ErrExportFormat, Quote(string(h.Kind)))
 	}
 	if err := ValidateRegionID(h.Region); err != nil {
 		return fmt.Errorf("%w: region: %w", ErrExportFormat, err)

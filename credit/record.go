@@ -28,10 +28,10 @@ func ParseDate(s string) (Date, error) {
 // the date and for the future check) was a tenth of the validation's cost.
 func parseDate(s string) (time.Time, error) {
 	if len(s) != 10 {
-		return time.Time{}, fmt.Errorf("date %q: want YYYY-MM-DD", s)
+		return time.Time{}, fmt.Errorf("date %s: want YYYY-MM-DD", Quote(s))
 	}
 	bad := func() (time.Time, error) {
-		return time.Time{}, fmt.Errorf("date %q: want a real YYYY-MM-DD date", s)
+		return time.Time{}, fmt.Errorf("date %s: want a real YYYY-MM-DD date", Quote(s))
 	}
 	if s[4] != '-' || s[7] != '-' {
 		return bad()
@@ -51,7 +51,7 @@ func parseDate(s string) (time.Time, error) {
 		return bad()
 	}
 	if y < 1949 {
-		return time.Time{}, fmt.Errorf("date %q: before 1949", s)
+		return time.Time{}, fmt.Errorf("date %s: before 1949", Quote(s))
 	}
 	return time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC), nil
 }
@@ -102,7 +102,7 @@ func ValidateSource(s string) error {
 		ok = 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || i > 0 && (c == '_' || c == '.' || c == '-')
 	}
 	if !ok {
-		return fmt.Errorf("%q: want 1-64 characters of a-z, 0-9, _, . and -", s)
+		return fmt.Errorf("%s: want 1-64 characters of a-z, 0-9, _, . and -", Quote(s))
 	}
 	return nil
 }

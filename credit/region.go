@@ -17,7 +17,7 @@ var regionIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 // ValidateRegionID reports whether id is a well-formed region identifier.
 func ValidateRegionID(id RegionID) error {
 	if !regionIDPattern.MatchString(string(id)) {
-		return fmt.Errorf("region id %q: want 1-32 characters of a-z, 0-9, _ and -, starting with a letter or digit", id)
+		return fmt.Errorf("region id %s: want 1-32 characters of a-z, 0-9, _ and -, starting with a letter or digit", Quote(string(id)))
 	}
 	return nil
 }
@@ -65,7 +65,7 @@ func NewRegionMap(regions []Region) (*RegionMap, error) {
 		}
 		for _, p := range r.Divisions {
 			if len(p) == 0 || len(p) > 6 || strings.Trim(p, "0123456789") != "" {
-				return nil, fmt.Errorf("region %s: division prefix %q: want 1-6 digits", r.ID, p)
+				return nil, fmt.Errorf("region %s: division prefix %s: want 1-6 digits", r.ID, Quote(p))
 			}
 			if other, dup := m.region[p]; dup && other != r.ID {
 				return nil, fmt.Errorf("division prefix %s claimed by both %s and %s", p, other, r.ID)

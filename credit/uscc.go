@@ -82,9 +82,9 @@ type USCCError struct {
 
 func (e *USCCError) Error() string {
 	if e.Position > 0 {
-		return fmt.Sprintf("invalid USCC %q: %s at position %d: %s", e.Input, e.Rule, e.Position, e.Detail)
+		return fmt.Sprintf("invalid USCC %s: %s at position %d: %s", Quote(e.Input), e.Rule, e.Position, e.Detail)
 	}
-	return fmt.Sprintf("invalid USCC %q: %s: %s", e.Input, e.Rule, e.Detail)
+	return fmt.Sprintf("invalid USCC %s: %s: %s", Quote(e.Input), e.Rule, e.Detail)
 }
 
 func (e *USCCError) Is(target error) bool { return target == ErrInvalidUSCC }

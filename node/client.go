@@ -5,12 +5,14 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+	"syscall"
 
 	"github.com/prdcredit/ccnode/credit"
 )
@@ -82,14 +84,22 @@ func (c *Client) call(ctx context.Context, method, path string, admin bool, sign
 	if hc == nil {
 		hc = http.DefaultClient
 	}
+	// A TLS listener answers a plain HTTP request 400 and resets the
+	// connection while a body is still coming: say what to do.
+	hint := func(err error) error {
+		if strings.HasPrefix(base, "http://") && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF)) {
+			return fmt.Errorf("%w (if the node serves TLS, http.tls_cert_file, use https://)", err)
+		}
+		return err
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return err
+		return hint(err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return err
+		return hint(err)
 	}
 	if resp.StatusCode >= 300 {
 		se := &StatusError{Status: resp.StatusCode}

@@ -65,6 +65,12 @@ type HTTPConfig struct {
 	MaxBodyBytes int64         `yaml:"max_body_bytes"`
 	ReadTimeout  time.Duration `yaml:"read_timeout"`
 	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// Limits and TLS of the bank API (surface.go).
+	MaxConnections   int    `yaml:"max_connections"`
+	MaxInflightBytes int64  `yaml:"max_inflight_bytes"`
+	TLSCertFile      string `yaml:"tls_cert_file"`
+	TLSKeyFile       string `yaml:"tls_key_file"`
+	ClientCAFile     string `yaml:"client_ca_file"`
 }
 
 // LedgerConfig picks the ledger backend: the embedded ledger in
@@ -139,6 +145,7 @@ func DefaultConfig(region credit.RegionID, dataDir string) Config {
 		HTTP: HTTPConfig{
 			Addr:         DefaultHTTPAddr,
 			MaxBodyBytes: DefaultMaxBodyBytes, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
+			MaxConnections: DefaultMaxConnections, MaxInflightBytes: DefaultMaxInflightBytes,
 		},
 		Admin:  AdminConfig{Addr: DefaultAdminAddr, OperatorsFile: dataDir + "/operators"},
 		Ledger: LedgerConfig{EmbeddedDir: dataDir + "/ledger", MSPID: "Region" + string(region) + "MSP", GracePeriod: DefaultGracePeriod},
@@ -187,6 +194,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.WriteTimeout <= 0 {
 		return bad("http.write_timeout", errors.New("must be positive"))
+	}
+	if err := c.HTTP.validateSurface(); err != nil {
+		return err
 	}
 	if err := c.Admin.validate(); err != nil {
 		return err

@@ -123,3 +123,30 @@ func TestShippedConfigsValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestSurfaceConfigValidate(t *testing.T) {
+	for _, tt := range []struct {
+		name, key string
+		edit      func(*HTTPConfig)
+	}{
+		{"no connections", "http.max_connections", func(h *HTTPConfig) { h.MaxConnections = 0 }},
+		{"in-flight below one body", "http.max_inflight_bytes", func(h *HTTPConfig) { h.MaxInflightBytes = h.MaxBodyBytes - 1 }},
+		{"certificate without key", "http.tls_cert_file", func(h *HTTPConfig) { h.TLSCertFile = "c.pem" }},
+		{"key without certificate", "http.tls_cert_file", func(h *HTTPConfig) { h.TLSKeyFile = "k.pem" }},
+		{"client CA without TLS", "http.client_ca_file", func(h *HTTPConfig) { h.ClientCAFile = "ca.pem" }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig("440300", t.TempDir())
+			tt.edit(&c.HTTP)
+			var ce *ConfigError
+			if err := c.Validate(); !errors.As(err, &ce) || ce.Key != tt.key {
+				t.Fatalf("Validate = %v, want a ConfigError for %s", err, tt.key)
+			}
+		})
+	}
+	c := DefaultConfig("440300", t.TempDir())
+	c.HTTP.TLSCertFile, c.HTTP.TLSKeyFile, c.HTTP.ClientCAFile = "c.pem", "k.pem", "ca.pem"
+	if err := c.Validate(); err != nil {
+		t.Fatalf("TLS with client CA: %v", err)
+	}
+}

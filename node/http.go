@@ -108,7 +108,7 @@ func decode(r *http.Request, v any) error {
 		if errors.As(err, &mbe) {
 			return err
 		}
-		return credit.Refuse(credit.CodeInvalidQuery, "request body: %w", err)
+		return credit.Refuse(credit.CodeInvalidQuery, "request body: %w", credit.BoundError(err))
 	}
 	return nil
 }

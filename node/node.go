@@ -16,6 +16,7 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +31,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/pnet"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/httplimit"
 	"github.com/prdcredit/ccnode/network"
 	"github.com/prdcredit/ccnode/p2p"
 	"github.com/prdcredit/ccnode/store"
@@ -267,6 +269,10 @@ func (n *Node) startAnchoring(context.Context) (func() error, error) {
 }
 
 func (n *Node) startHTTP(context.Context) (func() error, error) {
+	tc, err := n.cfg.HTTP.ServerTLS()
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", n.cfg.HTTP.Addr)
 	if err != nil {
 		return nil, err
@@ -280,10 +286,17 @@ func (n *Node) startHTTP(context.Context) (func() error, error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
 	}
+	served := httplimit.Apply(srv, ln, n.cfg.HTTP.limits(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, credit.CodeUnavailable, "the node is reading too many requests at once; retry")
+	}))
+	if tc != nil {
+		served = tls.NewListener(served, tc)
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(served); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("http server stopped", "err", err)
 		}
 	}()
@@ -323,6 +336,15 @@ func publishAddrs(ctx context.Context, l network.Ledger, region credit.RegionID,
 
 // Host is the node's libp2p host.
 func (n *Node) Host() host.Host { return n.host }
+
+// HTTPURL is the bank API's base URL once started: https:// when it
+// serves TLS.
+func (n *Node) HTTPURL() string {
+	if n.cfg.HTTP.TLSCertFile != "" {
+		return "https://" + n.HTTPAddr()
+	}
+	return "http://" + n.HTTPAddr()
+}
 
 // HTTPAddr is the bank API's listening address once started.
 func (n *Node) HTTPAddr() string {
@@ -432,6 +454,9 @@ func (n *Node) RevokeConsent(ctx context.Context, id string) (credit.ConsentComm
 
 // ConsentStatus reads a consent's commitment and its status now.
 func (n *Node) ConsentStatus(ctx context.Context, id string) (credit.ConsentCommitment, credit.ConsentStatus, error) {
+	if err := credit.ValidateID("consent id", id); err != nil {
+		return credit.ConsentCommitment{}, credit.ConsentNotExists, credit.Refuse(credit.CodeInvalidQuery, "%w", err)
+	}
 	c, err := n.view.Consent(ctx, id)
 	if err != nil {
 		return c, credit.ConsentNotExists, err
@@ -454,6 +479,9 @@ type ReceiptProof struct {
 
 // Proof returns a receipt of this node's log with its inclusion proof.
 func (n *Node) Proof(_ context.Context, receiptID string) (ReceiptProof, error) {
+	if err := credit.ValidateID("receipt id", receiptID); err != nil {
+		return ReceiptProof{}, credit.Refuse(credit.CodeInvalidQuery, "%w", err)
+	}
 	if n.rlog == nil {
 		return ReceiptProof{}, ErrNotReady
 	}

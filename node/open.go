@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/httplimit"
 	"github.com/prdcredit/ccnode/network"
 	"github.com/prdcredit/ccnode/network/embedded"
 	"github.com/prdcredit/ccnode/network/fabric"
@@ -47,6 +48,9 @@ type Running struct {
 // process.
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Running, err error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkSecrets(cfg); err != nil {
 		return nil, err
 	}
 	key, err := LoadKeyFile(cfg.KeyFile)
@@ -106,6 +110,9 @@ func openLedger(ctx context.Context, cfg Config, key ed25519.PrivateKey, log *sl
 		fc, err := fabric.LoadConfig(cfg.Ledger.FabricGateway)
 		if err != nil {
 			return nil, fmt.Errorf("ledger.fabric_gateway: %w", err)
+		}
+		if err := CheckSecretFile(fc.KeyPath); err != nil {
+			return nil, &ConfigError{Key: "ledger.fabric_gateway key_path", Err: err}
 		}
 		return fabric.Dial(ctx, fc, log.With("part", "fabric"))
 	}
@@ -184,8 +191,12 @@ func (o *ownedLedger) open(ctx context.Context, cfg Config, key ed25519.PrivateK
 	}
 	o.http = &http.Server{Handler: o.srv.Handler(), ReadHeaderTimeout: cfg.HTTP.ReadTimeout,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	// The same caps as the bank API's, for the ledger's own body limit.
+	lim := cfg.HTTP.limits(nil)
+	lim.MaxBodyBytes = embedded.MaxRequestBytes
+	served := httplimit.Apply(o.http, o.ln, lim)
 	go func() {
-		if err := o.http.Serve(o.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := o.http.Serve(served); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("serving the embedded ledger stopped", "err", err)
 		}
 	}()

@@ -41,6 +41,22 @@ http:
   # Time to read a request, and to write its answer.
   read_timeout: {{.HTTP.ReadTimeout}}
   write_timeout: {{.HTTP.WriteTimeout}}
+  # Open connections at most (also on ledger.serve_addr). Past it new
+  # connections wait in the kernel's queue and idle ones are closed.
+  max_connections: {{.HTTP.MaxConnections}}
+  # Request body bytes read and handled at once, at least max_body_bytes.
+  # A request that finds no room within read_timeout is refused with 503
+  # (code unavailable); a bank query is a few KiB.
+  max_inflight_bytes: {{.HTTP.MaxInflightBytes}}
+  # Serve the bank API over TLS with this certificate (PEM, its chain
+  # after it) and key (mode 0600): both or neither. 'ccnode init --tls'
+  # makes a self-signed pair for trials. Empty: plain HTTP.
+  tls_cert_file: "{{.HTTP.TLSCertFile}}"
+  tls_key_file: "{{.HTTP.TLSKeyFile}}"
+  # With TLS: every client must present a certificate issued by one of
+  # these CAs (PEM), on top of the signature on each bank query, which
+  # still names the bank. Empty: no client certificate is asked for.
+  client_ca_file: "{{.HTTP.ClientCAFile}}"
 
 admin:
   # Address of the admin API: recording and revoking consents, registering

@@ -128,7 +128,7 @@ func DecodeRequest(b []byte) (*Request, error) {
 		return nil, fmt.Errorf("%w: no query", ErrMalformed)
 	}
 	if err := decodeQuery(m.Query, &r.Query); err != nil {
-		return nil, fmt.Errorf("%w: query: %w", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: query: %w", ErrMalformed, credit.BoundError(err))
 	}
 	if err := r.Query.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: query: %w", ErrMalformed, err)
@@ -201,7 +201,7 @@ func DecodeAck(b []byte) (*credit.Ack, error) {
 	}
 	var a credit.Ack
 	if err := json.Unmarshal(m.Ack, &a); err != nil {
-		return nil, fmt.Errorf("%w: ack: %w", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: ack: %w", ErrMalformed, credit.BoundError(err))
 	}
 	if err := credit.ValidateID("receipt id", a.ReceiptID); err != nil {
 		return nil, fmt.Errorf("%w: ack: %w", ErrMalformed, err)

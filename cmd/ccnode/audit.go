@@ -365,7 +365,8 @@ func readConsentDocs(path string) ([]credit.ConsentGrant, error) {
 }
 
 // writeFileAtomic writes through a temporary file in the same folder and
-// renames it, so a reader never sees half a file.
+// renames it, so a reader never sees half a file. The file is 0600
+// (os.CreateTemp's mode): a snapshot names every consent and member.
 func writeFileAtomic(path string, write func(io.Writer) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {

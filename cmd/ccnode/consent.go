@@ -100,9 +100,13 @@ func consentCommand() *cli.Command {
 			{
 				Name:  "status",
 				Usage: "a consent's commitment and its status now",
-				Flags: []cli.Flag{nodeFlag, &cli.StringFlag{Name: "id", Required: true, Usage: "consent id"}},
+				Flags: append([]cli.Flag{nodeFlag, &cli.StringFlag{Name: "id", Required: true, Usage: "consent id"}}, tlsFlags...),
 				Action: func(c *cli.Context) error {
-					res, err := (&node.Client{Base: c.String("node")}).ConsentStatus(c.Context, c.String("id"))
+					cl, err := nodeClient(c)
+					if err != nil {
+						return err
+					}
+					res, err := cl.ConsentStatus(c.Context, c.String("id"))
 					if err != nil {
 						return err
 					}

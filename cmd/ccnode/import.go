@@ -176,7 +176,8 @@ func runImport(c *cli.Context) error {
 	}
 	var errOut io.Writer = c.App.ErrWriter
 	if p := c.String("errors"); p != "" && p != "-" {
-		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		// Rejected lines are records: owner-only, like the store.
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			return fmt.Errorf("import: error file: %w", err)
 		}

@@ -3,8 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -20,7 +22,8 @@ func initCommand() *cli.Command {
 			"DIR/operators with a first operator, admin, whose token goes to\n" +
 			"DIR/operator.token (mode 0600; the node keeps only its hash), and\n" +
 			"DIR/ccnode.yaml with every key commented. Refuses to overwrite an\n" +
-			"existing key. Add and revoke operators with 'ccnode operator'.",
+			"existing key. Add and revoke operators with 'ccnode operator'. With --tls, also a\n" +
+			"self-signed certificate for the bank API (DIR/tls.crt, DIR/tls.key).",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "region", Required: true, Category: catData, EnvVars: []string{"CCNODE_REGION"},
 				Usage: "region id (six-digit division code, such as 440300)"},
@@ -32,6 +35,8 @@ func initCommand() *cli.Command {
 				Usage: "admin API address written to the config (keep it on loopback)"},
 			&cli.StringFlag{Name: "fabric-gateway", Category: catLedger, EnvVars: []string{"CCNODE_FABRIC_GATEWAY"},
 				Usage: "use this Fabric gateway config instead of the embedded ledger"},
+			&cli.BoolFlag{Name: "tls", Category: catNetwork,
+				Usage: "also make a self-signed TLS certificate and key for the bank API (DIR/tls.crt, DIR/tls.key; for trials: banks trust it with --ca-file DIR/tls.crt)"},
 		},
 		Action: runInit,
 	}
@@ -56,6 +61,9 @@ func runInit(c *cli.Context) error {
 	if gw := c.String("fabric-gateway"); gw != "" {
 		cfg.Ledger.FabricGateway, cfg.Ledger.EmbeddedDir = gw, ""
 	}
+	if c.Bool("tls") {
+		cfg.HTTP.TLSCertFile, cfg.HTTP.TLSKeyFile = filepath.Join(abs, "tls.crt"), filepath.Join(abs, "tls.key")
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -65,6 +73,12 @@ func runInit(c *cli.Context) error {
 	key, err := node.GenerateKeyFile(cfg.KeyFile)
 	if err != nil {
 		return err
+	}
+	if c.Bool("tls") {
+		host, _, _ := net.SplitHostPort(cfg.HTTP.Addr)
+		if err := node.WriteDevTLS(cfg.HTTP.TLSCertFile, cfg.HTTP.TLSKeyFile, "ccnode "+string(region), []string{host}, time.Now()); err != nil {
+			return fmt.Errorf("init --tls: %w", err)
+		}
 	}
 	tokPath := filepath.Join(abs, "operator.token")
 	tok, err := node.AddOperator(cfg.Admin.OperatorsFile, "admin")
@@ -79,8 +93,12 @@ func runInit(c *cli.Context) error {
 		return err
 	}
 	pub := key.Public()
-	fmt.Fprintf(c.App.Writer, "region %s initialised in %s\n  key:       %s (public %x)\n  operators: %s (operator admin, token in %s)\n  config:    %s\nStart it with: ccnode run --config %s\n",
-		region, abs, cfg.KeyFile, pub, cfg.Admin.OperatorsFile, tokPath, cfgPath, cfgPath)
+	fmt.Fprintf(c.App.Writer, "region %s initialised in %s\n  key:       %s (public %x)\n  operators: %s (operator admin, token in %s)\n  config:    %s\n",
+		region, abs, cfg.KeyFile, pub, cfg.Admin.OperatorsFile, tokPath, cfgPath)
+	if c.Bool("tls") {
+		fmt.Fprintf(c.App.Writer, "  tls:       %s (self-signed; banks pass it as --ca-file)\n", cfg.HTTP.TLSCertFile)
+	}
+	fmt.Fprintf(c.App.Writer, "Start it with: ccnode run --config %s\n", cfgPath)
 	return nil
 }
 

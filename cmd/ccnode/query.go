@@ -23,7 +23,7 @@ func queryCommand() *cli.Command {
 		Usage: "query a subject's consolidated report as a bank",
 		Description: "Signs the query with the bank's key and sends it to the bank's home node. Prints\n" +
 			"each region's status and records, with the receipt every region signed.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			nodeFlag,
 			&cli.StringFlag{Name: "bank", Required: true, Category: catData, EnvVars: []string{"CCNODE_BANK"}, Usage: "bank id"},
 			&cli.StringFlag{Name: "key", Required: true, Category: catData, EnvVars: []string{"CCNODE_BANK_KEY"}, Usage: "bank's ed25519 key file"},
@@ -32,7 +32,7 @@ func queryCommand() *cli.Command {
 			&cli.StringFlag{Name: "categories", Category: catData, Usage: "comma-separated (default: the consent's)"},
 			&cli.StringFlag{Name: "purpose", Category: catData, Usage: "purpose (default: the consent's)"},
 			&cli.BoolFlag{Name: "json", Category: catOutput, EnvVars: []string{"CCNODE_JSON"}, Usage: "print the whole answer as JSON"},
-		},
+		}, tlsFlags...),
 		Action: runQuery,
 	}
 }
@@ -73,7 +73,11 @@ func runQuery(c *cli.Context) error {
 	if err := q.Sign(key); err != nil {
 		return err
 	}
-	res, err := (&node.Client{Base: c.String("node")}).Query(c.Context, &q)
+	cl, err := nodeClient(c)
+	if err != nil {
+		return err
+	}
+	res, err := cl.Query(c.Context, &q)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -91,7 +90,7 @@ func runReceiptsExport(c *cli.Context) (err error) {
 	defer db.Close()
 	var w io.Writer = c.App.Writer
 	if p := c.String("out"); p != "" {
-		f, err := os.Create(p)
+		f, err := node.CreatePrivate(p)
 		if err != nil {
 			return err
 		}

@@ -58,7 +58,7 @@ func runCommand() *cli.Command {
 				return err
 			}
 			defer s.Close()
-			fmt.Fprintf(c.App.Writer, "region %s: bank API on http://%s\n", cfg.Region, s.HTTPAddr())
+			fmt.Fprintf(c.App.Writer, "region %s: bank API on %s\n", cfg.Region, s.HTTPURL())
 			fmt.Fprintf(c.App.Writer, "region %s: admin API on http://%s\n", cfg.Region, s.AdminAddr())
 			if s.LedgerAddr != "" {
 				fmt.Fprintf(c.App.Writer, "region %s: embedded ledger served on http://%s\n", cfg.Region, s.LedgerAddr)

@@ -98,20 +98,29 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/tx", s.serveTx)
 	mux.HandleFunc("POST /v1/events", s.serveEvents)
-	return http.MaxBytesHandler(mux, 8<<20)
+	return http.MaxBytesHandler(mux, MaxRequestBytes)
 }
+
+// MaxRequestBytes bounds the body of a call to Handler.
+const MaxRequestBytes = 8 << 20
 
 // eventsFunc is the function name of a signed subscription; its
 // arguments are the position after which to stream (block, tx id).
 const eventsFunc = "Events"
 
-// writeRemoteError answers a refused or failed call of op.
+// writeRemoteError answers a refused or failed call of op. op and the
+// message may carry the caller's bytes: both are bounded.
 func writeRemoteError(w http.ResponseWriter, op string, err error) {
+	if _, known := remoteFuncs[op]; !known && op != eventsFunc && op != "tx" {
+		op = credit.Quote(op) // the caller's bytes: a short prefix only
+	}
 	kind, msg := network.ErrInvalid, err.Error()
 	var ne *network.Error
 	if errors.As(mapErr(op, err), &ne) {
 		kind, msg = ne.Kind, ne.Msg
 	}
+	// Contract errors may name their arguments: bound the echo.
+	msg = credit.BoundError(errors.New(msg)).Error()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusUnprocessableEntity)
 	json.NewEncoder(w).Encode(remoteError{Op: op, Kind: kind.Error(), Msg: msg})

@@ -589,7 +589,7 @@ func (d *Demo) audit(ctx context.Context, dir string, consents []credit.ConsentG
 	for _, r := range d.Regions {
 		for _, kind := range []credit.ExportKind{credit.ExportAnswered, credit.ExportReceived} {
 			p := filepath.Join(ad, fmt.Sprintf("%s-%s.jsonl", r.ID, kind))
-			f, err := os.Create(p)
+			f, err := node.CreatePrivate(p)
 			if err != nil {
 				return err
 			}
@@ -621,7 +621,7 @@ func (d *Demo) audit(ctx context.Context, dir string, consents []credit.ConsentG
 		a.SnapshotFrom = "state"
 	}
 	a.Snapshot = filepath.Join(ad, "ledger-snapshot.json")
-	f, err := os.Create(a.Snapshot)
+	f, err := node.CreatePrivate(a.Snapshot)
 	if err != nil {
 		return err
 	}

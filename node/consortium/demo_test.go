@@ -53,6 +53,16 @@ func TestDemoScenario(t *testing.T) {
 			t.Fatalf("data dir lacks %s: %v", p, err)
 		}
 	}
+	// What an auditor is handed names subjects and consents: owner only.
+	audits, _ := filepath.Glob(filepath.Join(dir, "audit", "*"))
+	for _, p := range audits {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600 (%v)", p, fi.Mode(), err)
+		}
+	}
+	if len(audits) < 4 {
+		t.Fatalf("audit files: %v", audits)
+	}
 }
 
 func TestDemoRemovesTemporaryFolder(t *testing.T) {

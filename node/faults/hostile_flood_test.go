@@ -1,0 +1,145 @@
+//go:build linux
+
+package faults_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/procfs"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/node"
+)
+
+// rssCeiling is the README's memory ceiling for a region's process.
+const rssCeiling = 512 << 20
+
+// TestHostileFlood: 200 concurrent requests of about 1 MiB each (the
+// bank API's body limit) with an invalid bank id — ASCII, and invalid
+// UTF-8 — keep a real `ccnode run` process's peak resident memory under
+// the 512 MiB ceiling, every one is refused (400 invalid_query, or 503
+// unavailable when there was no room for its body) with a short message,
+// and an honest bank's query sent meanwhile is answered within a second.
+// Before the limits and the short quotes, each refusal echoed the whole
+// field and such a flood took the process past a gigabyte.
+func TestHostileFlood(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts ccnode run processes and sends 400 MiB")
+	}
+	for _, tt := range []struct {
+		name string
+		fill byte
+	}{
+		{"ascii bank id", 'X'},
+		{"invalid UTF-8 bank id", 0xff},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := startRegion(t, nil) // default limits
+			body := append([]byte(`{"v":1,"bank":"`), bytes.Repeat([]byte{tt.fill}, node.DefaultMaxBodyBytes-64)...)
+			body = append(body, `"}`...)
+			floodOnce(t, r, body, 200)
+		})
+	}
+}
+
+func floodOnce(t *testing.T, r *region, body []byte, n int) {
+	pr, err := procfs.NewProc(r.Pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := pr.NewStatus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Connections of their own, all open at once, as an attacker's would be.
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
+	defer hc.CloseIdleConnections()
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	type outcome struct {
+		status int
+		code   string
+		msgLen int
+		err    error
+	}
+	outcomes := make(chan outcome, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			resp, err := hc.Post(r.URL()+"/v1/query", "application/json", bytes.NewReader(body))
+			if err != nil {
+				outcomes <- outcome{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			var e node.APIError
+			json.Unmarshal(b, &e)
+			outcomes <- outcome{status: resp.StatusCode, code: e.Code, msgLen: len(b)}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	close(start)
+
+	// The honest bank queries all along the flood: each answer is due
+	// within a second (a deadline on the request, not a benchmark).
+	honest, slowest := 0, time.Duration(0)
+	for flooding := true; flooding; {
+		select {
+		case <-done:
+			flooding = false
+		default:
+		}
+		q, err := r.bank.Query(&r.grant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		t0 := time.Now()
+		_, err = r.Client().Query(ctx, q)
+		slowest = max(slowest, time.Since(t0))
+		cancel()
+		if err != nil {
+			t.Errorf("honest query during the flood (%d answered before): %v", honest, err)
+			<-done
+			break
+		}
+		honest++
+	}
+	close(outcomes)
+	counts := map[string]int{}
+	for o := range outcomes {
+		switch {
+		case o.err != nil:
+			t.Errorf("hostile request failed at the transport: %v", o.err)
+		case o.status == http.StatusBadRequest && o.code == string(credit.CodeInvalidQuery),
+			o.status == http.StatusServiceUnavailable && o.code == string(credit.CodeUnavailable):
+			if o.msgLen > 4<<10 {
+				t.Errorf("a refusal of %d bytes: it echoes the input", o.msgLen)
+			}
+		default:
+			t.Errorf("hostile request: HTTP %d %q, want 400 %s or 503 %s", o.status, o.code, credit.CodeInvalidQuery, credit.CodeUnavailable)
+		}
+		counts[fmt.Sprintf("%d %s", o.status, o.code)]++
+	}
+	after, err := pr.NewStatus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d requests of %d KiB: %v; honest bank answered %d times (slowest %s); RSS %d MiB before, peak %d MiB, %d MiB after",
+		n, len(body)>>10, counts, honest, slowest.Round(time.Millisecond), before.VmRSS>>20, after.VmHWM>>20, after.VmRSS>>20)
+	if after.VmHWM > rssCeiling {
+		t.Fatalf("peak RSS %d MiB, over the %d MiB ceiling", after.VmHWM>>20, rssCeiling>>20)
+	}
+}

@@ -1,0 +1,120 @@
+package node
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+
+	"github.com/prdcredit/ccnode/internal/httplimit"
+)
+
+// The bank API's exposed surface: how many connections and how many
+// request bytes it holds at once, and TLS.
+const (
+	// DefaultMaxConnections: past it, new connections wait in the
+	// kernel's accept queue and idle keep-alive ones are closed.
+	DefaultMaxConnections = 256
+	// DefaultMaxInflightBytes bounds the request bodies being read and
+	// handled at once. A bank query is a few KiB, so thousands fit; a
+	// decoded body costs several times its size in memory (invalid UTF-8
+	// about 12x, doubled again before the collector returns it), and each
+	// decoding takes a core's share from the queries, so 4 MiB
+	// keeps a flood of maximal bodies well under the 512 MiB a node is
+	// sized for.
+	DefaultMaxInflightBytes = 4 << 20
+)
+
+func (h HTTPConfig) validateSurface() error {
+	bad := func(key string, err error) error { return &ConfigError{Key: key, Err: err} }
+	if h.MaxConnections <= 0 {
+		return bad("http.max_connections", errors.New("must be positive"))
+	}
+	if h.MaxInflightBytes < h.MaxBodyBytes {
+		return bad("http.max_inflight_bytes", fmt.Errorf("%d is less than http.max_body_bytes (%d): a largest request could never be read", h.MaxInflightBytes, h.MaxBodyBytes))
+	}
+	if (h.TLSCertFile == "") != (h.TLSKeyFile == "") {
+		return bad("http.tls_cert_file", errors.New("set both http.tls_cert_file and http.tls_key_file, or neither"))
+	}
+	if h.ClientCAFile != "" && h.TLSCertFile == "" {
+		return bad("http.client_ca_file", errors.New("client certificates need TLS: set http.tls_cert_file and http.tls_key_file"))
+	}
+	return nil
+}
+
+// limits are the bank API's (and the served ledger's) listener limits;
+// busy answers a request that found no room.
+func (h HTTPConfig) limits(busy func(http.ResponseWriter, *http.Request)) httplimit.Limits {
+	return httplimit.Limits{
+		MaxConns: h.MaxConnections, MaxInflightBytes: h.MaxInflightBytes, MaxBodyBytes: h.MaxBodyBytes,
+		Wait: h.ReadTimeout / 2, Busy: busy, // half: the rest is for reading the body
+	}
+}
+
+// ServerTLS is the bank API's TLS configuration: nil when it serves
+// plain HTTP. With http.client_ca_file every client must present a
+// certificate issued by one of its CAs (tls.RequireAndVerifyClientCert):
+// the certificate admits a connection, the query's signature still
+// names the bank.
+func (h HTTPConfig) ServerTLS() (*tls.Config, error) {
+	if h.TLSCertFile == "" {
+		return nil, nil
+	}
+	if err := CheckSecretFile(h.TLSKeyFile); err != nil {
+		return nil, &ConfigError{Key: "http.tls_key_file", Err: err}
+	}
+	cert, err := tls.LoadX509KeyPair(h.TLSCertFile, h.TLSKeyFile)
+	if err != nil {
+		return nil, &ConfigError{Key: "http.tls_cert_file", Err: err}
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if h.ClientCAFile != "" {
+		pool, err := LoadCertPool(h.ClientCAFile)
+		if err != nil {
+			return nil, &ConfigError{Key: "http.client_ca_file", Err: err}
+		}
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
+
+// LoadCertPool reads PEM certificates into a pool.
+func LoadCertPool(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s: no PEM certificate in it", path)
+	}
+	return pool, nil
+}
+
+// ClientTLS is a client's TLS configuration for a node's bank API:
+// caFile (PEM) replaces the system roots when set; certFile and keyFile,
+// both or neither, are the client certificate a node with
+// http.client_ca_file asks for.
+func ClientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pool, err := LoadCertPool(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("CA file: %w", err)
+		}
+		cfg.RootCAs = pool
+	}
+	if (certFile == "") != (keyFile == "") {
+		return nil, errors.New("client certificate: give both the certificate and its key, or neither")
+	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
