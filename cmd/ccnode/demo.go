@@ -23,9 +23,11 @@ func demoCommand() *cli.Command {
 		Usage: "run a three-region consortium in one process and show what it does",
 		Description: "Starts Shenzhen (440300), Guangzhou (440100) and Zhuhai (440400) on an in-process\n" +
 			"ledger, each with its own Badger store of generated records and its bank API on\n" +
-			"127.0.0.1; two banks; consents recorded. Runs consolidated cross-region queries,\n" +
-			"queries that must be refused (each checked for the right reason), anchors the\n" +
-			"receipt logs, verifies an inclusion proof, exports the receipts and audits them.",
+			"127.0.0.1 over TLS (certificates of one development CA, tls/ca.crt in the data\n" +
+			"folder: 'ccnode query --ca-file' trusts every region with it); two banks;\n" +
+			"consents recorded. Runs consolidated cross-region queries, queries that must be\n" +
+			"refused (each checked for the right reason), anchors the receipt logs, verifies\n" +
+			"an inclusion proof, exports the receipts and audits them.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data-dir", Category: catData, EnvVars: []string{"CCNODE_DEMO_DIR"},
 				Usage: "keep the regions' folders, exports and bank keys here (default: a temporary folder removed at exit)"},
@@ -75,9 +77,10 @@ func runDemo(c *cli.Context) error {
 	for _, r := range d.Report.Regions {
 		fmt.Fprintf(c.App.ErrWriter, "  %s %-9s bank API %s  admin API %s\n", r.ID, r.Name, r.BankAPI, r.AdminAPI)
 	}
+	fmt.Fprintf(c.App.ErrWriter, "  the bank APIs' TLS CA (--ca-file): %s\n", d.Report.CAFile)
 	fmt.Fprintf(c.App.ErrWriter, "  operator %s's token (admin APIs; CCNODE_OPERATOR_TOKEN): %s\n", consortium.OperatorName, d.OperatorToken)
 	for _, t := range d.Report.Try {
-		fmt.Fprintf(c.App.ErrWriter, "  try: ccnode query --node %s --bank %s --key %s --consent %s\n", t.Node, t.Bank, t.KeyFile, t.ConsentFile)
+		fmt.Fprintf(c.App.ErrWriter, "  try: ccnode query --node %s --ca-file %s --bank %s --key %s --consent %s\n", t.Node, t.CAFile, t.Bank, t.KeyFile, t.ConsentFile)
 	}
 	if len(d.Report.Try) == 0 {
 		fmt.Fprintln(c.App.ErrWriter, "  (run with --data-dir to get the banks' keys and consents for 'ccnode query')")

@@ -214,9 +214,9 @@ func TestReceiptReadNeedsTheBanksSignature(t *testing.T) {
 		if err := rr.Sign(bank.Key); err != nil {
 			t.Fatal(err)
 		}
-		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+sz.Node.HTTPAddr()+"/v1/receipts/"+path, nil)
+		req, _ := http.NewRequestWithContext(ctx, "GET", sz.Node.HTTPURL()+"/v1/receipts/"+path, nil)
 		node.SetReceiptReadHeaders(req, &rr)
-		return doCode(t, req)
+		return doCode(t, c.HTTPClient(), req)
 	}
 	now := time.Now()
 	for _, tc := range []struct {
@@ -237,16 +237,17 @@ func TestReceiptReadNeedsTheBanksSignature(t *testing.T) {
 		}
 	}
 	// The client a bank uses signs its reads.
-	if _, err := (&node.Client{Base: sz.Node.HTTPAddr()}).Receipt(ctx, bankB.ID, bankB.Key, r1); !isCode(err, credit.CodeNotFound) {
+	bankAPI := &node.Client{Base: sz.Node.HTTPURL(), HTTP: c.HTTPClient()}
+	if _, err := bankAPI.Receipt(ctx, bankB.ID, bankB.Key, r1); !isCode(err, credit.CodeNotFound) {
 		t.Errorf("another bank's read: %v, want %s", err, credit.CodeNotFound)
 	}
-	rp, err := (&node.Client{Base: sz.Node.HTTPAddr()}).Receipt(ctx, bankA.ID, bankA.Key, r1)
+	rp, err := bankAPI.Receipt(ctx, bankA.ID, bankA.Key, r1)
 	if err != nil || rp.Receipt.ID != r1 || rp.Receipt.Query.Subject != u {
 		t.Fatalf("the querying bank's read: %+v, %v", rp, err)
 	}
 
 	// No signature at all.
-	resp, err := http.Get("http://" + sz.Node.HTTPAddr() + "/v1/receipts/" + r1)
+	resp, err := c.HTTPClient().Get(sz.Node.HTTPURL() + "/v1/receipts/" + r1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,9 +269,9 @@ func isCode(err error, c credit.Code) bool {
 }
 
 // doCode sends req and returns its status and error code.
-func doCode(t *testing.T, req *http.Request) (int, credit.Code) {
+func doCode(t *testing.T, hc *http.Client, req *http.Request) (int, credit.Code) {
 	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,10 +26,12 @@ import (
 type apiClient struct {
 	t      *testing.T
 	base   string
+	hc     *http.Client
 	router routers.Router
 }
 
-func newAPIClient(t *testing.T, addr string) *apiClient {
+// newAPIClient calls the API at base (a URL) with hc.
+func newAPIClient(t *testing.T, hc *http.Client, base string) *apiClient {
 	t.Helper()
 	loader := openapi3.NewLoader()
 	doc, err := loader.LoadFromData(node.OpenAPI)
@@ -43,7 +45,7 @@ func newAPIClient(t *testing.T, addr string) *apiClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &apiClient{t: t, base: "http://" + addr, router: r}
+	return &apiClient{t: t, base: base, hc: hc, router: r}
 }
 
 // do sends a request and validates the real response against the OpenAPI
@@ -80,7 +82,7 @@ func (c *apiClient) doH(method, path string, hdr http.Header, body any) (int, []
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.hc.Do(req)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -117,8 +119,11 @@ func TestBankAPIMatchesOpenAPI(t *testing.T) {
 	defer c.Close()
 	sz := c.Region("440300")
 	mustPut(t, sz, rec(t, testkit.USCC(t, "440300", 3), credit.Tax, 1))
-	api := newAPIClient(t, sz.Node.HTTPAddr())
-	adm := newAPIClient(t, sz.Node.AdminAddr())
+	api := newAPIClient(t, c.HTTPClient(), sz.Node.HTTPURL())
+	adm := newAPIClient(t, c.HTTPClient(), "http://"+sz.Node.AdminAddr())
+	if !strings.HasPrefix(api.base, "https://") {
+		t.Fatalf("the consortium's bank API is %s, want TLS", api.base)
+	}
 	tok := c.OperatorToken
 	bank := c.Banks[0]
 	ent := certified(t, c, testkit.USCC(t, "440300", 3))

@@ -75,7 +75,7 @@ func benchQuery(b *testing.B, design string, inflight int) {
 		b.Fatal(err)
 	}
 	led.SetCommitDelay(260 * time.Millisecond)
-	cl := &node.Client{Base: "http://" + sz.Node.HTTPAddr()}
+	cl := c.Client(sz)
 	qs := make([]credit.Query, b.N)
 	for i := range qs {
 		qs[i], _ = bank.Query(ent.USCC, cats, credit.PurposeCreditReview, &g, time.Now())

@@ -4,6 +4,8 @@
 // end-to-end tests, with banks and their keys and certified enterprises.
 // Every node runs the production path (node.New, the p2p server and client);
 // this package only wires them together and makes no decision of its own.
+// Every bank API serves TLS with a certificate from the consortium's
+// development CA (CAFile), which Client and HTTPClient trust.
 package consortium
 
 import (
@@ -14,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -85,6 +88,9 @@ type Region struct {
 	Ledger network.Ledger
 	Dir    string
 	host   host.Host // the mocknet host, when Options.Mocknet
+	// tlsCert and tlsKey are the bank API's certificate and key files,
+	// issued by the consortium's development CA.
+	tlsCert, tlsKey string
 
 	// Authority certifies the enterprises of the region's divisions; the
 	// region registers it on the ledger at Start.
@@ -105,10 +111,18 @@ type Consortium struct {
 	// OperatorToken is OperatorName's token (random per Start) for every
 	// node's admin API, when Options.Operators is nil.
 	OperatorToken string
-	opts          Options
-	mock          mocknet.Mocknet
-	once          sync.Once
-	err           error
+	// CAFile is the development CA certificate that issued every bank
+	// API's TLS certificate (Options.Dir/tls/ca.crt when Dir is set): a
+	// bank trusts every node with `ccnode query --ca-file CAFile`.
+	CAFile string
+	tls    *devTLS
+	// tmpTLS is the folder of the TLS files when Options.Dir is empty,
+	// removed by Close.
+	tmpTLS string
+	opts   Options
+	mock   mocknet.Mocknet
+	once   sync.Once
+	err    error
 }
 
 // Start builds and starts every region, phase by phase; on failure what
@@ -124,6 +138,9 @@ func Start(ctx context.Context, o Options) (_ *Consortium, err error) {
 			err = errors.Join(err, c.Close())
 		}
 	}()
+	if err := c.startTLS(); err != nil {
+		return nil, err
+	}
 	eo := embedded.Options{InMemory: o.Dir == "", Logger: c.opts.Logger}
 	if c.Ledger, err = embedded.Open(filepath.Join(o.Dir, "ledger"), eo); err != nil {
 		return nil, err
@@ -195,6 +212,9 @@ func (c *Consortium) openRegions(ctx context.Context) ([]credit.RegionMember, er
 			return nil, err
 		}
 		r.Key = key
+		if r.tlsCert, r.tlsKey, err = c.tls.issue(spec.ID, time.Now()); err != nil {
+			return nil, err
+		}
 		if r.Authority, err = regionAuthority(r.Dir, spec, time.Now()); err != nil {
 			return nil, fmt.Errorf("region %s: %w", spec.ID, err)
 		}
@@ -260,8 +280,28 @@ func (c *Consortium) mockHosts() error {
 	return c.mock.ConnectAllButSelf()
 }
 
+// startTLS makes the consortium's development CA, its files in Dir/tls
+// (or a temporary folder Close removes).
+func (c *Consortium) startTLS() error {
+	dir := filepath.Join(c.opts.Dir, "tls")
+	if c.opts.Dir == "" {
+		tmp, err := os.MkdirTemp("", "ccnode-consortium-tls-")
+		if err != nil {
+			return fmt.Errorf("development TLS: %w", err)
+		}
+		c.tmpTLS, dir = tmp, tmp
+	}
+	d, err := newDevTLS(dir, time.Now())
+	if err != nil {
+		return err
+	}
+	c.tls, c.CAFile = d, d.caFile
+	return nil
+}
+
 // config is a region's node config: the defaults in its folder, the bank
-// and admin APIs on free ports of 127.0.0.1, then Options.Tune.
+// API on a free port of 127.0.0.1 serving TLS with the region's
+// certificate, the admin API on another, then Options.Tune.
 func (c *Consortium) config(r *Region) node.Config {
 	dir := r.Dir
 	if dir == "" {
@@ -269,6 +309,7 @@ func (c *Consortium) config(r *Region) node.Config {
 	}
 	cfg := node.DefaultConfig(r.ID, dir)
 	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.HTTP.TLSCertFile, cfg.HTTP.TLSKeyFile = r.tlsCert, r.tlsKey
 	cfg.Admin.Addr = "127.0.0.1:0"
 	cfg.Ledger.MSPID = mspID(r.ID)
 	if c.opts.Tune != nil {
@@ -349,11 +390,15 @@ func (c *Consortium) Region(id credit.RegionID) *Region {
 	return nil
 }
 
-// Client is a client of the region's bank API and of its admin API as
-// the consortium's operator.
+// Client is a client of the region's bank API (over TLS, trusting the
+// consortium's CA) and of its admin API as the consortium's operator.
 func (c *Consortium) Client(r *Region) *node.Client {
-	return &node.Client{Base: "http://" + r.Node.HTTPAddr(), Admin: "http://" + r.Node.AdminAddr(), OperatorToken: c.OperatorToken}
+	return &node.Client{Base: r.Node.HTTPURL(), Admin: "http://" + r.Node.AdminAddr(), OperatorToken: c.OperatorToken, HTTP: c.HTTPClient()}
 }
+
+// HTTPClient is an HTTP client that trusts the consortium's CA (and no
+// other), for requests to the bank APIs Client does not make.
+func (c *Consortium) HTTPClient() *http.Client { return c.tls.client }
 
 // Bank returns a bank by id.
 func (c *Consortium) Bank(id credit.BankID) *Bank {
@@ -386,6 +431,12 @@ func (c *Consortium) Close() error {
 		}
 		if c.Ledger != nil {
 			errs = append(errs, c.Ledger.Close())
+		}
+		if c.tls != nil {
+			c.tls.client.CloseIdleConnections()
+		}
+		if c.tmpTLS != "" {
+			errs = append(errs, os.RemoveAll(c.tmpTLS))
 		}
 		c.err = errors.Join(errs...)
 	})

@@ -52,17 +52,22 @@ type DemoReport struct {
 	Proof         DemoProof           `json:"inclusion_proof"`
 	Elapsed       float64             `json:"elapsed_s"`
 	DataDir       string              `json:"data_dir,omitempty"`
-	Example       *DemoConsolRows     `json:"example_query"`
-	Audit         DemoAudit           `json:"audit"`
-	Try           []DemoTry           `json:"try,omitempty"`
-	Transport     string              `json:"transport"`
-	LedgerKind    string              `json:"ledger"`
+	// CAFile is the development CA that issued every bank API's TLS
+	// certificate: `ccnode query --ca-file` (in a temporary folder, it
+	// is gone once the demo exits).
+	CAFile     string          `json:"ca_file"`
+	Example    *DemoConsolRows `json:"example_query"`
+	Audit      DemoAudit       `json:"audit"`
+	Try        []DemoTry       `json:"try,omitempty"`
+	Transport  string          `json:"transport"`
+	LedgerKind string          `json:"ledger"`
 }
 
 // DemoTry is what a user needs to query a kept demo as one of its banks.
 type DemoTry struct {
 	Bank        credit.BankID `json:"bank"`
 	Node        string        `json:"node"`
+	CAFile      string        `json:"ca_file"`
 	KeyFile     string        `json:"key_file"`
 	ConsentFile string        `json:"consent_file"`
 }
@@ -220,7 +225,7 @@ func (d *Demo) run(ctx context.Context, o DemoOptions, start time.Time) error {
 	c := d.Consortium
 	r := &demoRun{Demo: d, ctx: ctx, o: o, rep: &d.Report,
 		home: c.Regions[0], second: c.Regions[min(1, len(c.Regions)-1)], bankA: c.Banks[0], bankB: c.Banks[len(c.Banks)-1]}
-	r.rep.DataDir = o.Dir
+	r.rep.DataDir, r.rep.CAFile = o.Dir, c.CAFile
 	r.rep.Transport, r.rep.LedgerKind = "libp2p on 127.0.0.1 (TCP, TLS 1.3, membership gater)", "embedded (network/embedded)"
 	if o.Options.Mocknet {
 		r.rep.Transport = "libp2p mocknet (in memory)"
@@ -284,7 +289,7 @@ func (r *demoRun) loadData() error {
 		}
 		r.rep.Records += len(recs)
 		r.rep.Regions = append(r.rep.Regions, DemoRegion{ID: g.ID, Name: g.Name, Enterprises: len(r.subjects[g.ID]), Records: len(recs),
-			BankAPI: "http://" + g.Node.HTTPAddr(), AdminAPI: "http://" + g.Node.AdminAddr()})
+			BankAPI: g.Node.HTTPURL(), AdminAPI: "http://" + g.Node.AdminAddr()})
 	}
 	return nil
 }
@@ -715,10 +720,10 @@ func (d *Demo) saveArtifacts(dir string, consents []credit.ConsentGrant) error {
 		var home string
 		for _, b := range d.Banks {
 			if b.ID == g.Grantee {
-				home = "http://" + d.Region(b.Region).Node.HTTPAddr()
+				home = d.Region(b.Region).Node.HTTPURL()
 			}
 		}
-		d.Report.Try = append(d.Report.Try, DemoTry{Bank: g.Grantee, Node: home,
+		d.Report.Try = append(d.Report.Try, DemoTry{Bank: g.Grantee, Node: home, CAFile: d.CAFile,
 			KeyFile: filepath.Join(dir, "banks", string(g.Grantee)+".key"), ConsentFile: filepath.Join(dir, "consents", g.ID+".json")})
 		b, err := json.MarshalIndent(g, "", "  ")
 		if err != nil {

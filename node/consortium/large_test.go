@@ -56,7 +56,7 @@ func TestHundredThousandRecordSlice(t *testing.T) {
 		t.Fatal(err)
 	}
 	q, _ := bank.Query(ent.USCC, cats, credit.PurposeLoanApplication, &g, time.Now())
-	cl := &node.Client{Base: "http://" + sz.Node.HTTPAddr()}
+	cl := c.Client(sz)
 	res, err := cl.Query(ctx, &q)
 	if err != nil {
 		t.Fatal(err)

@@ -76,7 +76,7 @@ func startReplayFixture(t *testing.T, window time.Duration) *replayFixture {
 	if f.grant, _, err = f.sz.Node.RecordConsent(ctx, g); err != nil {
 		t.Fatal(err)
 	}
-	f.api = newAPIClient(t, f.sz.Node.HTTPAddr())
+	f.api = newAPIClient(t, c.HTTPClient(), f.sz.Node.HTTPURL())
 	return f
 }
 
