@@ -174,7 +174,7 @@ func TestFabricE2E(t *testing.T) {
 	var res node.Consolidated
 	issued := map[credit.RegionID]uint64{} // receipts each region issued, over attempts
 	faults.WaitFor(t, 20*time.Second, "every region knows the bank", func() (bool, string) {
-		out := mustCLI("query", "--node", sz.URL(), "--bank", "bank-e2e", "--key", bankKeyFile, "--consent", consentFile, "--json")
+		out := mustCLI("query", "--node", sz.URL(), "--ca-file", sz.CAFile, "--bank", "bank-e2e", "--key", bankKeyFile, "--consent", consentFile, "--json")
 		res = node.Consolidated{}
 		if err := json.Unmarshal([]byte(out), &res); err != nil {
 			t.Fatalf("query output: %v\n%s", err, out)
@@ -224,7 +224,7 @@ func TestFabricE2E(t *testing.T) {
 	t0 = time.Now()
 	mustCLI("consent", "revoke", "--admin", sz.AdminURL(), "--operator-token-file", filepath.Join(sz.Dir, "operator.token"), "--id", grant.ID)
 	faults.WaitFor(t, time.Minute, "query refused as revoked", func() (bool, string) {
-		out, errOut, code := cli("query", "--node", sz.URL(), "--bank", "bank-e2e", "--key", bankKeyFile, "--consent", consentFile, "--json")
+		out, errOut, code := cli("query", "--node", sz.URL(), "--ca-file", sz.CAFile, "--bank", "bank-e2e", "--key", bankKeyFile, "--consent", consentFile, "--json")
 		return code != 0 && strings.Contains(errOut, string(credit.CodeConsentRevoked)), fmt.Sprintf("exit %d: %s%s", code, out, errOut)
 	})
 	step("revoked and refused", t0)

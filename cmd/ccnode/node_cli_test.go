@@ -39,8 +39,17 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 		}
 		return string(out)
 	}
-	cli("init", "--region", "440300", "--dir", dir, "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0")
+	cli("init", "--region", "440300", "--dir", dir, "--tls", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0")
 	cfgPath := filepath.Join(dir, "ccnode.yaml")
+	// The bank API serves TLS with init's self-signed certificate: every
+	// bank-side command trusts it with --ca-file, as the README shows.
+	caFile := filepath.Join(dir, "tls.crt")
+	tc, err := node.ClientTLS(caFile, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
+	defer hc.CloseIdleConnections()
 	// A second operator, whose token `operator add` prints once; init
 	// made the first, admin, with its token in operator.token.
 	aliceTok := filepath.Join(dir, "alice.token")
@@ -81,8 +90,11 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 		return run, urls[0], urls[1]
 	}
 	run, url, adminURL := startNode("150ms")
+	if !strings.HasPrefix(url, "https://") {
+		t.Fatalf("run printed bank API %s, want https://", url)
+	}
 	tok, _ := os.ReadFile(adminTok)
-	cl := &node.Client{Base: url, Admin: adminURL, OperatorToken: strings.TrimSpace(string(tok))}
+	cl := &node.Client{Base: url, Admin: adminURL, OperatorToken: strings.TrimSpace(string(tok)), HTTP: hc}
 	ctx := context.Background()
 	testkit.Eventually(t, 10*time.Second, func() error {
 		_, err := cl.Checkpoint(ctx)
@@ -125,12 +137,13 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 			"--enterprise-key", filepath.Join(entDir, "enterprise.key"), "--enterprise-cert", filepath.Join(entDir, "enterprise.pem"),
 			"--uscc", string(u), "--bank", "bank-a", "--region", "440300", "--categories", "tax,penalty", "--out", out).CombinedOutput()
 	}
-	// The bank API serves no admin call, whatever the token.
-	if out, err := exec.Command(bin, "consent", "grant", "--admin", url, "--operator-token-file", adminTok,
-		"--enterprise-key", filepath.Join(entDir, "enterprise.key"), "--enterprise-cert", filepath.Join(entDir, "enterprise.pem"),
-		"--uscc", string(u), "--bank", "bank-a", "--region", "440300", "--categories", "tax", "--out", filepath.Join(dir, "never.json")).CombinedOutput(); err == nil ||
-		!strings.Contains(string(out), "404") {
-		t.Fatalf("consent grant against the bank API: %v\n%s", err, out)
+	// The bank API serves no admin call, whatever the token (the admin
+	// commands speak plain HTTP to the loopback admin listener, so the
+	// client that trusts the bank API's certificate asks).
+	onBankAPI := &node.Client{Admin: url, OperatorToken: cl.OperatorToken, HTTP: hc}
+	if err := onBankAPI.RegisterBank(ctx, credit.BankMember{ID: "bank-never", PubKey: bankKey.Public().(ed25519.PublicKey)}); err == nil ||
+		!strings.Contains(err.Error(), "HTTP 404") {
+		t.Fatalf("register bank on the bank API: %v, want HTTP 404", err)
 	}
 	if out, err := grant(aliceTok, entDir, consentFile); err != nil {
 		t.Fatalf("consent grant as alice: %v\n%s", err, out)
@@ -159,7 +172,7 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(b, &g); err != nil || len(g.RegionSig) == 0 {
 		t.Fatalf("consent file: %v %s", err, b)
 	}
-	if out := cli("consent", "status", "--node", url, "--id", g.ID); !strings.Contains(out, `"active"`) {
+	if out := cli("consent", "status", "--node", url, "--ca-file", caFile, "--id", g.ID); !strings.Contains(out, `"active"`) {
 		t.Fatalf("status: %s", out)
 	}
 	// alice revoked while the node runs: her next call is refused, the
@@ -172,20 +185,20 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 		t.Fatalf("consent grant by admin after alice's revocation: %v\n%s", err, out)
 	}
 
-	out := cli("query", "--node", url, "--bank", "bank-a", "--key", bankKeyFile, "--consent", consentFile, "--json")
+	out := cli("query", "--node", url, "--ca-file", caFile, "--bank", "bank-a", "--key", bankKeyFile, "--consent", consentFile, "--json")
 	var res node.Consolidated
 	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.Regions) != 1 || res.Regions[0].Status != node.StatusOK {
 		t.Fatalf("query: %v\n%s", err, out)
 	}
 	rid := res.Regions[0].Receipt.ID
 	// The bank reads its receipt with a signed read; without one, nothing.
-	if out := cli("receipts", "get", "--node", url, "--bank", "bank-a", "--key", bankKeyFile, "--id", rid); !strings.Contains(out, rid) {
+	if out := cli("receipts", "get", "--node", url, "--ca-file", caFile, "--bank", "bank-a", "--key", bankKeyFile, "--id", rid); !strings.Contains(out, rid) {
 		t.Fatalf("receipts get as the bank:\n%s", out)
 	}
 	if out := cli("receipts", "get", "--admin", adminURL, "--operator-token-file", adminTok, "--id", rid); !strings.Contains(out, rid) {
 		t.Fatalf("receipts get as an operator:\n%s", out)
 	}
-	if resp, err := http.Get(url + "/v1/receipts/" + rid); err != nil || resp.StatusCode != http.StatusUnauthorized {
+	if resp, err := hc.Get(url + "/v1/receipts/" + rid); err != nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("unsigned receipt read: %v %v", resp, err)
 	} else {
 		resp.Body.Close()
@@ -201,7 +214,7 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 	if out, err := grant(adminTok, entDir, filepath.Join(dir, "after-revocation.json")); err == nil || !strings.Contains(string(out), string(credit.CodeConsentUncertified)) {
 		t.Fatalf("consent signed under a revoked certificate: %v\n%s", err, out)
 	}
-	if out := cli("query", "--node", url, "--bank", "bank-a", "--key", bankKeyFile, "--consent", consentFile); !strings.Contains(out, "440300  ok") {
+	if out := cli("query", "--node", url, "--ca-file", caFile, "--bank", "bank-a", "--key", bankKeyFile, "--consent", consentFile); !strings.Contains(out, "440300  ok") {
 		t.Fatalf("query table:\n%s", out)
 	}
 	// Anchored by the loop within a few intervals.
@@ -213,7 +226,7 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 		return err
 	})
 	// Refused by reason through the CLI's exit status and message.
-	qout, err := exec.Command(bin, "query", "--node", url, "--bank", "bank-a", "--key", bankKeyFile, "--consent", consentFile, "--categories", "customs").CombinedOutput()
+	qout, err := exec.Command(bin, "query", "--node", url, "--ca-file", caFile, "--bank", "bank-a", "--key", bankKeyFile, "--consent", consentFile, "--categories", "customs").CombinedOutput()
 	if err == nil || !strings.Contains(string(qout), string(credit.CodeCategoryOutOfScope)) {
 		t.Fatalf("out-of-scope query: %v\n%s", err, qout)
 	}
@@ -241,8 +254,8 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 	// Answer with anchoring out of reach, kill at once, restart: the
 	// acknowledged receipt is in the log and gets anchored afterwards.
 	run, url, _ = startNode("1h")
-	waitServing(t, &node.Client{Base: url})
-	out = cli("query", "--node", url, "--bank", "bank-a", "--key", bankKeyFile, "--consent", consentFile, "--json")
+	waitServing(t, &node.Client{Base: url, HTTP: hc})
+	out = cli("query", "--node", url, "--ca-file", caFile, "--bank", "bank-a", "--key", bankKeyFile, "--consent", consentFile, "--json")
 	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Regions[0].Status != node.StatusOK {
 		t.Fatalf("query before kill: %v\n%s", err, out)
 	}
@@ -250,7 +263,7 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 	run.Process.Signal(syscall.SIGKILL)
 	run.Wait()
 	_, url, adminURL = startNode("150ms")
-	cl = &node.Client{Base: url}
+	cl = &node.Client{Base: url, HTTP: hc}
 	waitServing(t, cl)
 	testkit.Eventually(t, 20*time.Second, func() error {
 		rp, err := cl.Receipt(ctx, "bank-a", bankKey, unanchored)
@@ -264,7 +277,7 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 	if out := cli("authority", "retire", "--admin", adminURL, "--operator-token-file", adminTok, "--authority", caDir); !strings.Contains(out, `"retired_at"`) {
 		t.Fatalf("authority retire: %s", out)
 	}
-	qout, err = exec.Command(bin, "query", "--node", url, "--bank", "bank-a", "--key", bankKeyFile, "--consent", consentFile).CombinedOutput()
+	qout, err = exec.Command(bin, "query", "--node", url, "--ca-file", caFile, "--bank", "bank-a", "--key", bankKeyFile, "--consent", consentFile).CombinedOutput()
 	if err == nil || !strings.Contains(string(qout), string(credit.CodeConsentUncertified)) {
 		t.Fatalf("query on a consent of a retired authority: %v\n%s", err, qout)
 	}

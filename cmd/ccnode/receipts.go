@@ -46,7 +46,7 @@ func receiptsCommand() *cli.Command {
 				&cli.StringFlag{Name: "bank", Category: catData, EnvVars: []string{"CCNODE_BANK"}, Usage: "read as this bank"},
 				&cli.StringFlag{Name: "key", Category: catData, EnvVars: []string{"CCNODE_BANK_KEY"}, Usage: "the bank's ed25519 key file"},
 				&cli.StringFlag{Name: "id", Required: true, Category: catData, Usage: "receipt id"},
-			}, adminFlags...),
+			}, append(append([]cli.Flag{}, tlsFlags...), adminFlags...)...),
 			Action: runReceiptsGet,
 		}},
 	}
@@ -62,8 +62,11 @@ func runReceiptsGet(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		rp, err = (&node.Client{Base: c.String("node")}).Receipt(c.Context, credit.BankID(bank), key, c.String("id"))
+		cl, err := nodeClient(c)
 		if err != nil {
+			return err
+		}
+		if rp, err = cl.Receipt(c.Context, credit.BankID(bank), key, c.String("id")); err != nil {
 			return err
 		}
 	} else {

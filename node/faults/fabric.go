@@ -74,33 +74,27 @@ func (f *Fabric) KeyFile(id credit.RegionID) string {
 	return filepath.Join(f.Dir, "nodes", string(id), "node.key")
 }
 
-// Node prepares a region's node on this network in dir: an operator
-// ("admin", its token in dir/operator.token) and config (defaults for dir, bank API and libp2p on free loopback ports,
-// the region's gateway and key), changed by edit when not nil.
+// Node prepares a region's node on this network in dir with `ccnode init
+// --tls` (an operator, "admin", its token in dir/operator.token, and the
+// bank API's self-signed certificate) and a config: defaults for dir, the
+// bank API (TLS) and libp2p on free loopback ports, the region's gateway
+// and the node key `fabric up` made (the one the membership names, not
+// init's), changed by edit when not nil.
 func (f *Fabric) Node(t testing.TB, id credit.RegionID, dir string, edit func(*node.Config)) *Node {
 	t.Helper()
 	org, gw := f.Member(t, id)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	n := initNode(t, f.bin, id, dir, "--fabric-gateway", gw)
 	cfg := node.DefaultConfig(id, dir)
-	tok, err := node.AddOperator(cfg.Admin.OperatorsFile, "admin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "operator.token"), []byte(tok+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	cfg.KeyFile = f.KeyFile(id)
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	cfg.Admin.Addr = "127.0.0.1:0"
+	n.serveTLS(&cfg)
 	cfg.Ledger.EmbeddedDir = ""
 	cfg.Ledger.FabricGateway = gw
 	cfg.Ledger.MSPID = org.MSPID
 	if edit != nil {
 		edit(&cfg)
 	}
-	n := &Node{Bin: f.bin, Region: id, Dir: dir, Config: filepath.Join(dir, "ccnode.yaml"), Token: tok, Owner: t}
 	n.WriteConfig(t, cfg)
 	return n
 }

@@ -238,6 +238,8 @@ func regionCut(t *testing.T, c *consortium) {
 		cfg.P2P.Listen = []string{"/ip4/" + ns.NsIP + "/tcp/0"}
 		cfg.HTTP.Addr = ns.NsIP + ":0"
 	})
+	// Its bank API's certificate must name the address it moved to.
+	c.zh().ReissueTLS(t, ns.NsIP)
 	c.zh().Wrap = ns.Exec()
 	c.zh().Start(t)
 	c.zh().WaitReady(t, time.Minute)
@@ -275,7 +277,7 @@ func whileDown(t *testing.T, c *consortium, dead *faults.Node) {
 				t.Fatalf("the query with %s down took %.0f ms at the node, beyond the region timeout %s (+3 s)", dead.Region, res.Elapsed, fabRegionTimeout)
 			}
 		}
-		m, err := faults.Metrics(ctx, c.sz().URL())
+		m, err := c.sz().Metrics(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -315,7 +317,7 @@ func ledgerOutage(t *testing.T, c *consortium) {
 		if _, err := c.query(ctx); err != nil {
 			t.Fatalf("query with the orderer down (within grace): %v", err)
 		}
-		m, err := faults.Metrics(ctx, c.sz().URL())
+		m, err := c.sz().Metrics(ctx)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -340,7 +342,7 @@ func ledgerOutage(t *testing.T, c *consortium) {
 	if !asStatus(err, &se) || se.Status != 503 || se.Reason() != credit.CodeLedgerViewStale {
 		t.Fatalf("past the grace period: %v, want HTTP 503 %s", err, credit.CodeLedgerViewStale)
 	}
-	st, code := get(t, c.sz().URL()+"/readyz")
+	st, code := get(t, c.sz().HTTPClient(), c.sz().URL()+"/readyz")
 	if st != 503 || code != string(credit.CodeLedgerViewStale) {
 		t.Errorf("/readyz past the grace period: %d %s, want 503 %s", st, code, string(credit.CodeLedgerViewStale))
 	}

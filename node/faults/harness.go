@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -75,6 +76,10 @@ type Node struct {
 	Dir    string // data folder (store in Dir/db, embedded ledger in Dir/ledger)
 	Config string // its ccnode.yaml
 	Token  string // operator token ("admin", made by ccnode init)
+	// CAFile is the bank API's TLS certificate (Dir/tls.crt, self-signed
+	// by `ccnode init --tls`) that clients trust: the --ca-file of the
+	// bank-side commands. Set it with TrustCA.
+	CAFile string
 	Args   []string
 	// Wrap, when set, is a command prefix the process runs under (such
 	// as Netns.Exec, to run it inside a network namespace); it must exec
@@ -85,6 +90,8 @@ type Node struct {
 	Owner testing.TB
 
 	mu     sync.Mutex
+	tc     *tls.Config  // trusts CAFile
+	hc     *http.Client // with tc; made on first use
 	cmd    *exec.Cmd
 	exited chan struct{}
 	logs   *lockedBuffer
@@ -92,25 +99,97 @@ type Node struct {
 	admin  string
 }
 
-// InitEmbedded runs `ccnode init` for a region on the embedded ledger in
-// dir (its key and admin token), then writes its config: the defaults
-// for dir with the bank API on a free port, changed by edit when not nil.
+// InitEmbedded runs `ccnode init --tls` for a region on the embedded
+// ledger in dir (its key, admin token and the bank API's self-signed
+// certificate), then writes its config: the defaults for dir with the
+// bank API on a free port serving TLS, changed by edit when not nil.
 func InitEmbedded(t testing.TB, bin Bin, region credit.RegionID, dir string, edit func(*node.Config)) *Node {
 	t.Helper()
-	bin.Must(t, "init", "--region", string(region), "--dir", dir, "--http-addr", "127.0.0.1:0")
+	n := initNode(t, bin, region, dir)
+	cfg := node.DefaultConfig(region, dir)
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.Admin.Addr = "127.0.0.1:0"
+	n.serveTLS(&cfg)
+	if edit != nil {
+		edit(&cfg)
+	}
+	n.WriteConfig(t, cfg)
+	return n
+}
+
+// initNode runs `ccnode init --tls` (with extra arguments) for a region
+// in dir and returns its Node, whose config the caller writes.
+func initNode(t testing.TB, bin Bin, region credit.RegionID, dir string, extra ...string) *Node {
+	t.Helper()
+	bin.Must(t, append([]string{"init", "--region", string(region), "--dir", dir, "--tls",
+		"--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, extra...)...)
 	tok, err := os.ReadFile(filepath.Join(dir, "operator.token"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := node.DefaultConfig(region, dir)
-	cfg.HTTP.Addr = "127.0.0.1:0"
-	cfg.Admin.Addr = "127.0.0.1:0"
-	if edit != nil {
-		edit(&cfg)
-	}
 	n := &Node{Bin: bin, Region: region, Dir: dir, Config: filepath.Join(dir, "ccnode.yaml"), Token: strings.TrimSpace(string(tok)), Owner: t}
-	n.WriteConfig(t, cfg)
+	n.TrustCA(t, filepath.Join(dir, "tls.crt"))
 	return n
+}
+
+// TrustCA makes the node's clients trust the PEM certificates in caFile
+// for its bank API (and no other).
+func (n *Node) TrustCA(t testing.TB, caFile string) {
+	t.Helper()
+	tc, err := node.ClientTLS(caFile, "", "")
+	if err != nil {
+		t.Fatalf("region %s: %v", n.Region, err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.hc != nil {
+		n.hc.CloseIdleConnections()
+	}
+	n.CAFile, n.tc, n.hc = caFile, tc, nil
+}
+
+// serveTLS points cfg's bank API at the certificate and key `ccnode init
+// --tls` wrote.
+func (n *Node) serveTLS(cfg *node.Config) {
+	cfg.HTTP.TLSCertFile, cfg.HTTP.TLSKeyFile = filepath.Join(n.Dir, "tls.crt"), filepath.Join(n.Dir, "tls.key")
+}
+
+// ReissueTLS replaces the bank API's certificate (read at the node's
+// next start) with a new self-signed one, as `ccnode init --tls` makes,
+// that is also valid for hosts: for a node moved to another address.
+func (n *Node) ReissueTLS(t testing.TB, hosts ...string) {
+	t.Helper()
+	cert, key := filepath.Join(n.Dir, "tls.crt"), filepath.Join(n.Dir, "tls.key")
+	for _, p := range []string{cert, key} {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := node.WriteDevTLS(cert, key, "ccnode "+string(n.Region), hosts, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	n.TrustCA(t, cert)
+}
+
+// TLSConfig is a client's TLS configuration that trusts the bank API's
+// certificate, for connections a test makes itself.
+func (n *Node) TLSConfig() *tls.Config {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.tc.Clone()
+}
+
+// HTTPClient is an HTTP client of the bank API that trusts its
+// certificate; one per certificate, so its connections are reused.
+func (n *Node) HTTPClient() *http.Client {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.hc == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = n.tc.Clone()
+		n.hc = &http.Client{Transport: tr}
+	}
+	return n.hc
 }
 
 // EditConfig changes the node's config file (read at its next start).
@@ -223,7 +302,7 @@ func (n *Node) AdminURL() string {
 // Client is a client of the running process's bank API and of its admin
 // API with the operator token.
 func (n *Node) Client() *node.Client {
-	return &node.Client{Base: n.URL(), Admin: n.AdminURL(), OperatorToken: n.Token}
+	return &node.Client{Base: n.URL(), Admin: n.AdminURL(), OperatorToken: n.Token, HTTP: n.HTTPClient()}
 }
 
 // Pid is the running process's id.
@@ -262,7 +341,7 @@ func (n *Node) WaitReady(t testing.TB, d time.Duration) {
 		if !n.Running() {
 			t.Fatalf("ccnode run %s exited:\n%s", n.Region, n.Logs())
 		}
-		resp, err := http.Get(n.URL() + "/readyz")
+		resp, err := n.HTTPClient().Get(n.URL() + "/readyz")
 		if err != nil {
 			return false, err.Error()
 		}
@@ -278,7 +357,7 @@ func (n *Node) WaitAnchored(t testing.TB, d time.Duration) {
 	t.Helper()
 	ctx := context.Background()
 	WaitFor(t, d, "region "+string(n.Region)+" anchored", func() (bool, string) {
-		m, err := Metrics(ctx, n.URL())
+		m, err := n.Metrics(ctx)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -387,14 +466,19 @@ type ExportedReceipt struct {
 	Acks  int
 }
 
-// Metrics fetches a node's /metrics and returns every sample by its
-// name and labels as Prometheus prints them (name{k="v",...}).
-func Metrics(ctx context.Context, base string) (map[string]float64, error) {
+// Metrics fetches the running process's /metrics (Metrics).
+func (n *Node) Metrics(ctx context.Context) (map[string]float64, error) {
+	return Metrics(ctx, n.HTTPClient(), n.URL())
+}
+
+// Metrics fetches a node's /metrics with hc and returns every sample by
+// its name and labels as Prometheus prints them (name{k="v",...}).
+func Metrics(ctx context.Context, hc *http.Client, base string) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", base+"/metrics", nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("faults: metrics of %s: %w", base, err)
 	}

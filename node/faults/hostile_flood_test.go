@@ -60,7 +60,7 @@ func floodOnce(t *testing.T, r *region, body []byte, n int) {
 		t.Fatal(err)
 	}
 	// Connections of their own, all open at once, as an attacker's would be.
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, TLSClientConfig: r.TLSConfig()}}
 	defer hc.CloseIdleConnections()
 	start := make(chan struct{})
 	var wg sync.WaitGroup

@@ -5,11 +5,11 @@ package faults_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -166,7 +166,7 @@ func TestHostileClients(t *testing.T) {
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
-				status, code := post(t, r.URL()+"/v1/query", c.body)
+				status, code := post(t, r.HTTPClient(), r.URL()+"/v1/query", c.body)
 				if status != c.status || code != c.code {
 					t.Fatalf("HTTP %d %q, want %d %q", status, code, c.status, c.code)
 				}
@@ -177,7 +177,7 @@ func TestHostileClients(t *testing.T) {
 
 	t.Run("slow loris", func(t *testing.T) {
 		since := honestOK()
-		addr := strings.TrimPrefix(r.URL(), "http://")
+		addr := strings.TrimPrefix(r.URL(), "https://")
 		const conns = 64
 		var wg sync.WaitGroup
 		errs := make(chan error, conns)
@@ -185,7 +185,7 @@ func TestHostileClients(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				errs <- slowLoris(addr, i%2 == 0, 30*readTimeout)
+				errs <- slowLoris(addr, r.TLSConfig(), i%2 == 0, 30*readTimeout)
 			}()
 		}
 		// While they hold their connections, the honest bank is served.
@@ -227,11 +227,11 @@ func isReason(err error, r credit.Code) bool {
 	return errors.As(err, &se) && se.Reason() == r
 }
 
-// post sends body to url and returns the status and the error code of
-// the answer.
-func post(t *testing.T, url string, body []byte) (int, string) {
+// post sends body to url with hc and returns the status and the error
+// code of the answer.
+func post(t *testing.T, hc *http.Client, url string, body []byte) (int, string) {
 	t.Helper()
-	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+	resp, err := hc.Post(url, "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatalf("POST %s: %v", url, err)
 	}
@@ -244,12 +244,12 @@ func post(t *testing.T, url string, body []byte) (int, string) {
 	return resp.StatusCode, e.Code
 }
 
-// slowLoris opens a connection and trickles a request into it — the
-// headers (headers true) or, after complete headers, the body — one byte
-// every 100 ms, until the server closes the connection. It fails if the
-// server has not closed it within limit.
-func slowLoris(addr string, headers bool, limit time.Duration) error {
-	c, err := net.Dial("tcp", addr)
+// slowLoris opens a TLS connection (with tc) and trickles a request
+// into it — the headers (headers true) or, after complete headers, the
+// body — one piece every 100 ms, until the server closes the connection.
+// It fails if the server has not closed it within limit.
+func slowLoris(addr string, tc *tls.Config, headers bool, limit time.Duration) error {
+	c, err := tls.Dial("tcp", addr, tc)
 	if err != nil {
 		return err
 	}
@@ -289,11 +289,11 @@ func slowLoris(addr string, headers bool, limit time.Duration) error {
 
 func asStatus(err error, se **node.StatusError) bool { return errors.As(err, se) }
 
-// get fetches url and returns the status and the error code of the answer
-// (empty for a success).
-func get(t *testing.T, url string) (int, string) {
+// get fetches url with hc and returns the status and the error code of
+// the answer (empty for a success).
+func get(t *testing.T, hc *http.Client, url string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := hc.Get(url)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}

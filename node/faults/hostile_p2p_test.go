@@ -72,7 +72,7 @@ func hostilePeers(t *testing.T, c *consortium) {
 		t.Cleanup(func() { h.Close() })
 		return h
 	}
-	m0, err := faults.Metrics(ctx, c.gz().URL())
+	m0, err := c.gz().Metrics(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +252,7 @@ func hostilePeers(t *testing.T, c *consortium) {
 	zh.Close()
 	var g1 float64
 	faults.WaitFor(t, time.Minute, "Guangzhou's goroutines back down", func() (bool, string) {
-		m, err := faults.Metrics(ctx, c.gz().URL())
+		m, err := c.gz().Metrics(ctx)
 		if err != nil {
 			return false, err.Error()
 		}

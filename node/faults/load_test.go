@@ -48,7 +48,7 @@ func sustainedLoad(t *testing.T, c *consortium) {
 	read := func() map[credit.RegionID]sample {
 		out := map[credit.RegionID]sample{}
 		for _, n := range c.regions {
-			m, err := faults.Metrics(ctx, n.URL())
+			m, err := n.Metrics(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
