@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/prdcredit/ccnode/credit"
@@ -44,11 +45,24 @@ func TestDemoScenario(t *testing.T) {
 		if r.Anchored != r.LogSize {
 			t.Fatalf("region %s anchored %d of %d", r.ID, r.Anchored, r.LogSize)
 		}
+		if !strings.HasPrefix(r.BankAPI, "https://") {
+			t.Errorf("region %s's bank API %s, want TLS", r.ID, r.BankAPI)
+		}
+	}
+	// What a user needs to query the kept demo: the CA that trusts every
+	// region's bank API, with each bank's key and consent.
+	if want := filepath.Join(dir, "tls", CAFileName); rep.CAFile != want || len(rep.Try) != 2 {
+		t.Fatalf("CA file %q (want %s), %d try lines", rep.CAFile, want, len(rep.Try))
+	}
+	for _, try := range rep.Try {
+		if try.CAFile != rep.CAFile || !strings.HasPrefix(try.Node, "https://") {
+			t.Errorf("try %+v: want the CA file and an https node", try)
+		}
 	}
 	if rep.Audit.Findings != 0 || rep.Audit.Receipts != 30 {
 		t.Fatalf("offline audit of the demo: %+v", rep.Audit)
 	}
-	for _, p := range []string{"banks/bank-sz-merchants.key", "440300/db", "audit/ledger-snapshot.json", "audit/440300-answered.jsonl"} {
+	for _, p := range []string{"banks/bank-sz-merchants.key", "440300/db", "tls/ca.crt", "audit/ledger-snapshot.json", "audit/440300-answered.jsonl"} {
 		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
 			t.Fatalf("data dir lacks %s: %v", p, err)
 		}
