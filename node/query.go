@@ -34,6 +34,8 @@ type RegionStatus struct {
 	Receipt     *credit.Receipt `json:"receipt,omitempty"`
 	LeafIndex   *uint64         `json:"leaf_index,omitempty"`
 	Ack         *credit.Ack     `json:"ack,omitempty"`
+
+	keeping chan error // the receipt's Requested.Put, while it runs
 }
 
 // Consolidated is the bank's answer: every region's slice with its receipt
@@ -105,17 +107,8 @@ func (n *Node) query(ctx context.Context, q *credit.Query, now time.Time) (*Cons
 		go func() { defer wg.Done(); one() }()
 	}
 	wg.Wait()
-	// The received receipts are written durably while the acks travel:
-	// the bank sees its answer only after both, and neither waits for the
-	// other (an ack is evidence for the answerer's log; what this node
-	// keeps is its own copy).
-	kept := make(chan error, 1)
-	held := n.held(sts)
-	go func() { kept <- n.requested.Put(held...) }()
-	n.deliverAcks(xctx, sts)
-	if err := <-kept; err != nil {
-		n.log.Warn("keeping received receipts", "err", err)
-		unkept(sts, err)
+	for i := range sts {
+		n.kept(&sts[i])
 	}
 	c := &Consolidated{QueryDigest: hex.EncodeToString(qd[:]), Subject: q.Subject, Bank: q.Bank, Home: n.cfg.Region, Regions: sts}
 	for _, st := range sts {
@@ -142,7 +135,7 @@ func (n *Node) regionsFor(subject credit.USCC) []credit.RegionID {
 }
 
 // askOwn serves this node's own slice of an admitted query: nothing is
-// checked again, and the ack is kept in this node's own log directly.
+// checked again, and the ack goes into this node's own log directly.
 func (n *Node) askOwn(ctx context.Context, q *credit.Query, now time.Time) RegionStatus {
 	st := RegionStatus{Region: n.cfg.Region}
 	var w memWriter
@@ -151,23 +144,41 @@ func (n *Node) askOwn(ctx context.Context, q *credit.Query, now time.Time) Regio
 		return failed(st, err)
 	}
 	rep := credit.NewReport(q.Subject, w.records)
-	return n.settle(st, r, &rep, w.idx)
+	st = n.settle(st, r, &rep, w.idx)
+	n.keep(&st)
+	if st.Ack != nil {
+		if err := n.rlog.PutAck(*st.Ack); err != nil {
+			n.log.Warn("ack not kept", "receipt", st.Ack.ReceiptID, "err", err)
+		}
+	}
+	return st
 }
 
-// askRemote asks another region and verifies its receipt.
+// askRemote asks another region, verifies its receipt and acknowledges
+// it on the answer's stream.
 func (n *Node) askRemote(ctx context.Context, q *credit.Query, qj []byte, region credit.RegionID, request []byte) RegionStatus {
 	st := RegionStatus{Region: region}
-	reply, err := n.client.Ask(ctx, region, request)
+	reply, err := n.client.Ask(ctx, region, request, func(reply *p2p.Reply) *credit.Ack {
+		rep := credit.NewReport(q.Subject, reply.Records)
+		if err := n.verifyReceipt(q, qj, region, &reply.Receipt, &rep); err != nil {
+			n.log.Warn("invalid receipt", "region", region, "err", err)
+			st.Status, st.Message = StatusInvalidReceipt, err.Error()
+			return nil
+		}
+		st = n.settle(st, &reply.Receipt, &rep, reply.LeafIndex)
+		// The received receipt is kept while its ack travels: the bank
+		// sees the answer only after both, and neither waits for the other
+		// (the ack is evidence for the answerer's log; this is our copy).
+		n.keep(&st)
+		return st.Ack
+	})
 	if err != nil {
 		return failed(st, err)
 	}
-	rep := credit.NewReport(q.Subject, reply.Records)
-	if err := n.verifyReceipt(q, qj, region, &reply.Receipt, &rep); err != nil {
-		n.log.Warn("invalid receipt", "region", region, "err", err)
-		st.Status, st.Message = StatusInvalidReceipt, err.Error()
-		return st
+	if reply.Acked && reply.AckErr != nil {
+		n.log.Warn("ack not delivered", "region", region, "receipt", reply.Receipt.ID, "err", reply.AckErr)
 	}
-	return n.settle(st, &reply.Receipt, &rep, reply.LeafIndex)
+	return st
 }
 
 // failed is a region's status when it gave no answer: the code and
@@ -199,53 +210,31 @@ func (n *Node) settle(st RegionStatus, r *credit.Receipt, rep *credit.Report, id
 	return st
 }
 
-// held is every acknowledged receipt of sts, with its ack, to keep.
-func (n *Node) held(sts []RegionStatus) []receipts.Held {
-	held := make([]receipts.Held, 0, len(sts))
-	at := n.now()
-	for _, st := range sts {
-		if st.Ack != nil {
-			held = append(held, receipts.Held{Receipt: *st.Receipt, Ack: *st.Ack, ReceivedAt: at})
-		}
+// keep starts storing a settled region's receipt with this node's ack
+// (receipts.Requested); kept waits for it.
+func (n *Node) keep(st *RegionStatus) {
+	if st.Ack == nil {
+		return
 	}
-	return held
+	h := receipts.Held{Receipt: *st.Receipt, Ack: *st.Ack, ReceivedAt: n.now()}
+	ch := make(chan error, 1)
+	go func() { ch <- n.requested.Put(h) }()
+	st.keeping = ch
 }
 
-// unkept reports the regions whose receipts could not be kept as
-// unavailable: the bank gets no slice this node holds no evidence of.
-func unkept(sts []RegionStatus, err error) {
-	for i, st := range sts {
-		if st.Ack != nil {
-			sts[i] = RegionStatus{Region: st.Region, Status: StatusUnavailable, Message: fmt.Sprintf("keeping receipt: %v", err)}
-		}
+// kept waits for a region's receipt to be stored; a region whose receipt
+// could not be kept is unavailable: the bank gets no slice this node
+// holds no evidence of.
+func (n *Node) kept(st *RegionStatus) {
+	if st.keeping == nil {
+		return
 	}
-}
-
-// deliverAcks hands each ack to the region that issued the receipt (this
-// node's own straight into its log). The receipt is durable at the
-// answering end already; an ack is evidence for audits, and a lost one is
-// logged, not fatal.
-func (n *Node) deliverAcks(ctx context.Context, sts []RegionStatus) {
-	var wg sync.WaitGroup
-	for _, st := range sts {
-		if st.Ack == nil {
-			continue
-		}
-		if st.Region == n.cfg.Region {
-			if err := n.rlog.PutAck(*st.Ack); err != nil {
-				n.log.Warn("ack not kept", "receipt", st.Ack.ReceiptID, "err", err)
-			}
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := n.client.Acknowledge(ctx, st.Region, *st.Ack); err != nil {
-				n.log.Warn("ack not delivered", "region", st.Region, "receipt", st.Ack.ReceiptID, "err", err)
-			}
-		}()
+	err := <-st.keeping
+	st.keeping = nil
+	if err != nil {
+		n.log.Warn("keeping received receipt", "region", st.Region, "err", err)
+		*st = RegionStatus{Region: st.Region, Status: StatusUnavailable, Message: fmt.Sprintf("keeping receipt: %v", err)}
 	}
-	wg.Wait()
 }
 
 // ErrBadReceipt: a region's receipt does not match its answer or query.
