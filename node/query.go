@@ -34,8 +34,6 @@ type RegionStatus struct {
 	Receipt     *credit.Receipt `json:"receipt,omitempty"`
 	LeafIndex   *uint64         `json:"leaf_index,omitempty"`
 	Ack         *credit.Ack     `json:"ack,omitempty"`
-
-	keeping chan error // the receipt's Requested.Put, while it runs
 }
 
 // Consolidated is the bank's answer: every region's slice with its receipt
@@ -88,13 +86,14 @@ func (n *Node) query(ctx context.Context, q *credit.Query, now time.Time) (*Cons
 	regions := n.regionsFor(q.Subject)
 	sts := make([]RegionStatus, len(regions))
 	request := p2p.EncodeRequest(n.cfg.Region, qj)
+	k := n.newKeeper(len(regions))
 	var wg sync.WaitGroup
 	for i, id := range regions {
 		one := func() {
 			if id == n.cfg.Region {
-				sts[i] = n.askOwn(xctx, q, now)
+				sts[i] = n.askOwn(xctx, q, now, k)
 			} else {
-				sts[i] = n.askRemote(xctx, q, qj, id, request)
+				sts[i] = n.askRemote(xctx, q, qj, id, request, k)
 			}
 		}
 		// The last region is asked on this goroutine, which would
@@ -107,8 +106,9 @@ func (n *Node) query(ctx context.Context, q *credit.Query, now time.Time) (*Cons
 		go func() { defer wg.Done(); one() }()
 	}
 	wg.Wait()
-	for i := range sts {
-		n.kept(&sts[i])
+	if err := <-k.done; err != nil {
+		n.log.Warn("keeping received receipts", "err", err)
+		unkept(sts, err)
 	}
 	c := &Consolidated{QueryDigest: hex.EncodeToString(qd[:]), Subject: q.Subject, Bank: q.Bank, Home: n.cfg.Region, Regions: sts}
 	for _, st := range sts {
@@ -136,16 +136,17 @@ func (n *Node) regionsFor(subject credit.USCC) []credit.RegionID {
 
 // askOwn serves this node's own slice of an admitted query: nothing is
 // checked again, and the ack goes into this node's own log directly.
-func (n *Node) askOwn(ctx context.Context, q *credit.Query, now time.Time) RegionStatus {
+func (n *Node) askOwn(ctx context.Context, q *credit.Query, now time.Time, k *keeper) RegionStatus {
 	st := RegionStatus{Region: n.cfg.Region}
 	var w memWriter
 	r, err := n.serve(ctx, n.cfg.Region, q, now, &w)
 	if err != nil {
+		k.settled(nil)
 		return failed(st, err)
 	}
 	rep := credit.NewReport(q.Subject, w.records)
 	st = n.settle(st, r, &rep, w.idx)
-	n.keep(&st)
+	k.settled(&st)
 	if st.Ack != nil {
 		if err := n.rlog.PutAck(*st.Ack); err != nil {
 			n.log.Warn("ack not kept", "receipt", st.Ack.ReceiptID, "err", err)
@@ -156,22 +157,25 @@ func (n *Node) askOwn(ctx context.Context, q *credit.Query, now time.Time) Regio
 
 // askRemote asks another region, verifies its receipt and acknowledges
 // it on the answer's stream.
-func (n *Node) askRemote(ctx context.Context, q *credit.Query, qj []byte, region credit.RegionID, request []byte) RegionStatus {
+func (n *Node) askRemote(ctx context.Context, q *credit.Query, qj []byte, region credit.RegionID, request []byte, k *keeper) RegionStatus {
 	st := RegionStatus{Region: region}
+	acked := false
 	reply, err := n.client.Ask(ctx, region, request, func(reply *p2p.Reply) *credit.Ack {
+		acked = true
 		rep := credit.NewReport(q.Subject, reply.Records)
 		if err := n.verifyReceipt(q, qj, region, &reply.Receipt, &rep); err != nil {
 			n.log.Warn("invalid receipt", "region", region, "err", err)
 			st.Status, st.Message = StatusInvalidReceipt, err.Error()
+			k.settled(nil)
 			return nil
 		}
 		st = n.settle(st, &reply.Receipt, &rep, reply.LeafIndex)
-		// The received receipt is kept while its ack travels: the bank
-		// sees the answer only after both, and neither waits for the other
-		// (the ack is evidence for the answerer's log; this is our copy).
-		n.keep(&st)
+		k.settled(&st)
 		return st.Ack
 	})
+	if !acked {
+		k.settled(nil)
+	}
 	if err != nil {
 		return failed(st, err)
 	}
@@ -210,30 +214,54 @@ func (n *Node) settle(st RegionStatus, r *credit.Receipt, rep *credit.Report, id
 	return st
 }
 
-// keep starts storing a settled region's receipt with this node's ack
-// (receipts.Requested); kept waits for it.
-func (n *Node) keep(st *RegionStatus) {
-	if st.Ack == nil {
-		return
-	}
-	h := receipts.Held{Receipt: *st.Receipt, Ack: *st.Ack, ReceivedAt: n.now()}
-	ch := make(chan error, 1)
-	go func() { ch <- n.requested.Put(h) }()
-	st.keeping = ch
+// keeper keeps a query's received receipts with this node's acks in one
+// Requested.Put (one transaction, one sync behind it), started as the
+// last region settles: it runs while that region's ack travels, and the
+// bank sees the answer only after both (the ack is evidence for the
+// answerer's log; this is this node's own copy).
+type keeper struct {
+	n    *Node
+	mu   sync.Mutex
+	left int // regions not settled yet
+	held []receipts.Held
+	done chan error // Put's outcome
 }
 
-// kept waits for a region's receipt to be stored; a region whose receipt
-// could not be kept is unavailable: the bank gets no slice this node
-// holds no evidence of.
-func (n *Node) kept(st *RegionStatus) {
-	if st.keeping == nil {
+func (n *Node) newKeeper(regions int) *keeper {
+	k := &keeper{n: n, left: regions, held: make([]receipts.Held, 0, regions), done: make(chan error, 1)}
+	if regions == 0 {
+		k.done <- nil
+	}
+	return k
+}
+
+// settled is called once per region: with its status once it holds a
+// signed ack, nil when the region gives nothing to keep.
+func (k *keeper) settled(st *RegionStatus) {
+	k.mu.Lock()
+	if st != nil && st.Ack != nil {
+		k.held = append(k.held, receipts.Held{Receipt: *st.Receipt, Ack: *st.Ack, ReceivedAt: k.n.now()})
+	}
+	k.left--
+	last, held := k.left == 0, k.held
+	k.mu.Unlock()
+	if !last {
 		return
 	}
-	err := <-st.keeping
-	st.keeping = nil
-	if err != nil {
-		n.log.Warn("keeping received receipt", "region", st.Region, "err", err)
-		*st = RegionStatus{Region: st.Region, Status: StatusUnavailable, Message: fmt.Sprintf("keeping receipt: %v", err)}
+	if len(held) == 0 {
+		k.done <- nil
+		return
+	}
+	go func() { k.done <- k.n.requested.Put(held...) }()
+}
+
+// unkept reports the regions whose receipts could not be kept as
+// unavailable: the bank gets no slice this node holds no evidence of.
+func unkept(sts []RegionStatus, err error) {
+	for i, st := range sts {
+		if st.Ack != nil {
+			sts[i] = RegionStatus{Region: st.Region, Status: StatusUnavailable, Message: fmt.Sprintf("keeping receipt: %v", err)}
+		}
 	}
 }
 
