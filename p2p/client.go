@@ -81,7 +81,8 @@ type Reply struct {
 
 // Acker checks a reply and signs the ack that goes back to the region on
 // the answer's own stream; nil sends none (the reply is not acknowledged).
-// Once an Acker ran, Ask returns the reply, whatever happens to the ack.
+// Once an Acker returned an ack, Ask returns the reply and no error,
+// whatever happens to the ack: its outcome is Reply.AckErr.
 type Acker func(*Reply) *credit.Ack
 
 // exchange is one stream to a region: opened within ctx, reset when ctx
@@ -209,7 +210,10 @@ func (c *Client) Ask(ctx context.Context, region credit.RegionID, request []byte
 		if ack != nil {
 			_ = x.st.CloseWrite()
 		}
-		return reply, x.atEnd("data after the last chunk")
+		if err := x.atEnd("data after the last chunk"); err != nil {
+			return nil, err
+		}
+		return reply, nil
 	}
 	reply.Acked = true
 	reply.AckErr = x.acknowledge(a)
@@ -255,8 +259,7 @@ func (x *exchange) atEnd(what string) error {
 	return nil
 }
 
-// readChunks reads Chunk frames up to the last, within MaxAnswerBytes,
-// and checks that nothing follows it.
+// readChunks reads Chunk frames up to the last, within MaxAnswerBytes.
 func (c *Client) readChunks(x *exchange, subject credit.USCC, count int) ([]credit.Record, error) {
 	// The receipt's count sizes the slice, within what MaxAnswerBytes can
 	// hold (a record takes at least a few bytes on the wire).
