@@ -371,7 +371,10 @@ func TestAnswersAcknowledgedOnTheirStreams(t *testing.T) {
 	defer c.Close()
 	sz, gz := c.Region("440300"), c.Region("440100")
 	bank := c.Banks[0]
-	ent := NewEnterprise(testkit.USCC(t, "440300", 11))
+	ent, err := c.Enterprise(testkit.USCC(t, "440300", 11))
+	if err != nil {
+		t.Fatal(err)
+	}
 	mustPut(t, sz, rec(t, ent.USCC, credit.Tax, 1))
 	mustPut(t, gz, rec(t, ent.USCC, credit.Tax, 2), rec(t, ent.USCC, credit.Tax, 3))
 	cats := []credit.Category{credit.Tax}
