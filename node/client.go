@@ -11,8 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 	"syscall"
+	"time"
 
 	"github.com/prdcredit/ccnode/credit"
 )

@@ -175,18 +175,21 @@ func (n *Node) Answer(ctx context.Context, from peer.ID, req *p2p.Request, w p2p
 }
 
 // Acknowledge is the p2p server's Handler for acks: the requesting region
-// (the active member whose peer is from) acknowledges a receipt this node
-// issued to it; the ack is kept beside the receipt.
-func (n *Node) Acknowledge(ctx context.Context, from peer.ID, a *credit.Ack) (err error) {
+// (the active member whose peer is from) acknowledges the receipt this
+// node sent it on the same stream (receiptLeaf, just logged); the ack is
+// kept beside the receipt.
+func (n *Node) Acknowledge(ctx context.Context, from peer.ID, receiptLeaf []byte, a *credit.Ack) (err error) {
 	if err := n.requesterIs(from, a.Requester); err != nil {
 		return err
 	}
-	r, err := n.loggedReceipt(a.ReceiptID)
-	if errors.Is(err, receipts.ErrNotFound) {
-		return credit.Refuse(credit.CodeInvalidQuery, "receipt %s is not in this node's log", a.ReceiptID)
+	r, ok := credit.DecodeCanonicalReceipt(receiptLeaf)
+	if !ok {
+		if r, err = credit.DecodeReceipt(receiptLeaf); err != nil {
+			return credit.Refuse(credit.CodeInternal, "the receipt sent: %w", err)
+		}
 	}
-	if err != nil {
-		return credit.Refuse(credit.CodeUnavailable, "receipt %s: %w", a.ReceiptID, err)
+	if a.ReceiptID != r.ID {
+		return credit.Refuse(credit.CodeInvalidQuery, "the ack names receipt %s, not the answer's %s", a.ReceiptID, r.ID)
 	}
 	if r.Requester != a.Requester {
 		return credit.Refuse(credit.CodeInvalidQuery, "receipt %s was issued to %s", r.ID, r.Requester)
@@ -199,23 +202,6 @@ func (n *Node) Acknowledge(ctx context.Context, from peer.ID, a *credit.Ack) (er
 		return credit.Refuse(credit.CodeUnavailable, "keeping ack: %w", err)
 	}
 	return nil
-}
-
-// loggedReceipt reads a receipt of this node's log; its leaf is in the
-// canonical form credit decodes in one pass.
-func (n *Node) loggedReceipt(id string) (credit.Receipt, error) {
-	idx, err := n.rlog.IndexOf(id)
-	if err != nil {
-		return credit.Receipt{}, err
-	}
-	e, err := n.rlog.Entry(idx)
-	if err != nil {
-		return credit.Receipt{}, err
-	}
-	if r, ok := credit.DecodeCanonicalReceipt(e.Leaf); ok {
-		return r, nil
-	}
-	return e.Receipt()
 }
 
 // requesterIs checks that region is an active member whose peer is from.

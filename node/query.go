@@ -86,13 +86,14 @@ func (n *Node) query(ctx context.Context, q *credit.Query, now time.Time) (*Cons
 	regions := n.regionsFor(q.Subject)
 	sts := make([]RegionStatus, len(regions))
 	request := p2p.EncodeRequest(n.cfg.Region, qj)
+	k := n.newKeeper(len(regions))
 	var wg sync.WaitGroup
 	for i, id := range regions {
 		one := func() {
 			if id == n.cfg.Region {
-				sts[i] = n.askOwn(xctx, q, now)
+				sts[i] = n.askOwn(xctx, q, now, k)
 			} else {
-				sts[i] = n.askRemote(xctx, q, qj, id, request)
+				sts[i] = n.askRemote(xctx, q, qj, id, request, k)
 			}
 		}
 		// The last region is asked on this goroutine, which would
@@ -105,15 +106,7 @@ func (n *Node) query(ctx context.Context, q *credit.Query, now time.Time) (*Cons
 		go func() { defer wg.Done(); one() }()
 	}
 	wg.Wait()
-	// The received receipts are written durably while the acks travel:
-	// the bank sees its answer only after both, and neither waits for the
-	// other (an ack is evidence for the answerer's log; what this node
-	// keeps is its own copy).
-	kept := make(chan error, 1)
-	held := n.held(sts)
-	go func() { kept <- n.requested.Put(held...) }()
-	n.deliverAcks(xctx, sts)
-	if err := <-kept; err != nil {
+	if err := <-k.done; err != nil {
 		n.log.Warn("keeping received receipts", "err", err)
 		unkept(sts, err)
 	}
@@ -142,32 +135,54 @@ func (n *Node) regionsFor(subject credit.USCC) []credit.RegionID {
 }
 
 // askOwn serves this node's own slice of an admitted query: nothing is
-// checked again, and the ack is kept in this node's own log directly.
-func (n *Node) askOwn(ctx context.Context, q *credit.Query, now time.Time) RegionStatus {
+// checked again, and the ack goes into this node's own log directly.
+func (n *Node) askOwn(ctx context.Context, q *credit.Query, now time.Time, k *keeper) RegionStatus {
 	st := RegionStatus{Region: n.cfg.Region}
 	var w memWriter
 	r, err := n.serve(ctx, n.cfg.Region, q, now, &w)
 	if err != nil {
+		k.settled(nil)
 		return failed(st, err)
 	}
 	rep := credit.NewReport(q.Subject, w.records)
-	return n.settle(st, r, &rep, w.idx)
+	st = n.settle(st, r, &rep, w.idx)
+	k.settled(&st)
+	if st.Ack != nil {
+		if err := n.rlog.PutAck(*st.Ack); err != nil {
+			n.log.Warn("ack not kept", "receipt", st.Ack.ReceiptID, "err", err)
+		}
+	}
+	return st
 }
 
-// askRemote asks another region and verifies its receipt.
-func (n *Node) askRemote(ctx context.Context, q *credit.Query, qj []byte, region credit.RegionID, request []byte) RegionStatus {
+// askRemote asks another region, verifies its receipt and acknowledges
+// it on the answer's stream.
+func (n *Node) askRemote(ctx context.Context, q *credit.Query, qj []byte, region credit.RegionID, request []byte, k *keeper) RegionStatus {
 	st := RegionStatus{Region: region}
-	reply, err := n.client.Ask(ctx, region, request)
+	acked := false
+	reply, err := n.client.Ask(ctx, region, request, func(reply *p2p.Reply) *credit.Ack {
+		acked = true
+		rep := credit.NewReport(q.Subject, reply.Records)
+		if err := n.verifyReceipt(q, qj, region, &reply.Receipt, &rep); err != nil {
+			n.log.Warn("invalid receipt", "region", region, "err", err)
+			st.Status, st.Message = StatusInvalidReceipt, err.Error()
+			k.settled(nil)
+			return nil
+		}
+		st = n.settle(st, &reply.Receipt, &rep, reply.LeafIndex)
+		k.settled(&st)
+		return st.Ack
+	})
+	if !acked {
+		k.settled(nil)
+	}
 	if err != nil {
 		return failed(st, err)
 	}
-	rep := credit.NewReport(q.Subject, reply.Records)
-	if err := n.verifyReceipt(q, qj, region, &reply.Receipt, &rep); err != nil {
-		n.log.Warn("invalid receipt", "region", region, "err", err)
-		st.Status, st.Message = StatusInvalidReceipt, err.Error()
-		return st
+	if reply.Acked && reply.AckErr != nil {
+		n.log.Warn("ack not delivered", "region", region, "receipt", reply.Receipt.ID, "err", reply.AckErr)
 	}
-	return n.settle(st, &reply.Receipt, &rep, reply.LeafIndex)
+	return st
 }
 
 // failed is a region's status when it gave no answer: the code and
@@ -199,16 +214,45 @@ func (n *Node) settle(st RegionStatus, r *credit.Receipt, rep *credit.Report, id
 	return st
 }
 
-// held is every acknowledged receipt of sts, with its ack, to keep.
-func (n *Node) held(sts []RegionStatus) []receipts.Held {
-	held := make([]receipts.Held, 0, len(sts))
-	at := n.now()
-	for _, st := range sts {
-		if st.Ack != nil {
-			held = append(held, receipts.Held{Receipt: *st.Receipt, Ack: *st.Ack, ReceivedAt: at})
-		}
+// keeper keeps a query's received receipts with this node's acks in one
+// Requested.Put (one transaction, one sync behind it), started as the
+// last region settles: it runs while that region's ack travels, and the
+// bank sees the answer only after both (the ack is evidence for the
+// answerer's log; this is this node's own copy).
+type keeper struct {
+	n    *Node
+	mu   sync.Mutex
+	left int // regions not settled yet
+	held []receipts.Held
+	done chan error // Put's outcome
+}
+
+func (n *Node) newKeeper(regions int) *keeper {
+	k := &keeper{n: n, left: regions, held: make([]receipts.Held, 0, regions), done: make(chan error, 1)}
+	if regions == 0 {
+		k.done <- nil
 	}
-	return held
+	return k
+}
+
+// settled is called once per region: with its status once it holds a
+// signed ack, nil when the region gives nothing to keep.
+func (k *keeper) settled(st *RegionStatus) {
+	k.mu.Lock()
+	if st != nil && st.Ack != nil {
+		k.held = append(k.held, receipts.Held{Receipt: *st.Receipt, Ack: *st.Ack, ReceivedAt: k.n.now()})
+	}
+	k.left--
+	last, held := k.left == 0, k.held
+	k.mu.Unlock()
+	if !last {
+		return
+	}
+	if len(held) == 0 {
+		k.done <- nil
+		return
+	}
+	go func() { k.done <- k.n.requested.Put(held...) }()
 }
 
 // unkept reports the regions whose receipts could not be kept as
@@ -219,33 +263,6 @@ func unkept(sts []RegionStatus, err error) {
 			sts[i] = RegionStatus{Region: st.Region, Status: StatusUnavailable, Message: fmt.Sprintf("keeping receipt: %v", err)}
 		}
 	}
-}
-
-// deliverAcks hands each ack to the region that issued the receipt (this
-// node's own straight into its log). The receipt is durable at the
-// answering end already; an ack is evidence for audits, and a lost one is
-// logged, not fatal.
-func (n *Node) deliverAcks(ctx context.Context, sts []RegionStatus) {
-	var wg sync.WaitGroup
-	for _, st := range sts {
-		if st.Ack == nil {
-			continue
-		}
-		if st.Region == n.cfg.Region {
-			if err := n.rlog.PutAck(*st.Ack); err != nil {
-				n.log.Warn("ack not kept", "receipt", st.Ack.ReceiptID, "err", err)
-			}
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := n.client.Acknowledge(ctx, st.Region, *st.Ack); err != nil {
-				n.log.Warn("ack not delivered", "region", st.Region, "receipt", st.Ack.ReceiptID, "err", err)
-			}
-		}()
-	}
-	wg.Wait()
 }
 
 // ErrBadReceipt: a region's receipt does not match its answer or query.

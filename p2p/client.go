@@ -35,9 +35,9 @@ const (
 	DefaultMaxAnswerBytes = 512 << 20
 )
 
-// Client is the requesting side's transport: it sends requests and acks
-// to regions' peers and reads their answers. It verifies nothing: the node
-// checks every receipt.
+// Client is the requesting side's transport: it sends requests to
+// regions' peers, reads their answers and sends the acks back. It verifies
+// nothing: the node checks every receipt.
 type Client struct {
 	cfg ClientConfig
 	log *slog.Logger
@@ -72,7 +72,18 @@ type Reply struct {
 	ReceiptJSON []byte         // the receipt bytes as received
 	LeafIndex   uint64
 	Records     []credit.Record // in the order sent; USCC filled from the receipt's query subject
+	// Acked tells whether an ack was sent; AckErr is then its outcome: nil once the region
+	// stored it, its *credit.Refusal, or an error wrapping ErrUnreachable or ErrBadAnswer.
+	// A lost ack leaves the reply as good as it was.
+	Acked  bool
+	AckErr error
 }
+
+// Acker checks a reply and signs the ack that goes back to the region on
+// the answer's own stream; nil sends none (the reply is not acknowledged).
+// Once an Acker returned an ack, Ask returns the reply and no error,
+// whatever happens to the ack: its outcome is Reply.AckErr.
+type Acker func(*Reply) *credit.Ack
 
 // exchange is one stream to a region: opened within ctx, reset when ctx
 // ends first.
@@ -100,12 +111,14 @@ func (c *Client) open(ctx context.Context, region credit.RegionID, proto protoco
 	return &exchange{ctx: ctx, region: region, st: st, stop: stop}, nil
 }
 
-// send writes the request frame and closes the stream's write side.
-func (x *exchange) send(frame []byte) error {
+// send writes a frame and, when last, closes the stream's write side.
+func (x *exchange) send(frame []byte, last bool) error {
 	if _, err := x.st.Write(frame); err != nil {
 		return x.unreachable("sending", err)
 	}
-	_ = x.st.CloseWrite()
+	if last {
+		_ = x.st.CloseWrite()
+	}
 	return nil
 }
 
@@ -144,11 +157,13 @@ func (x *exchange) end(err error) {
 	_ = x.st.Close()
 }
 
-// Ask sends the request to the region's peer and reads the whole answer.
+// Ask sends the request to the region's peer and reads the whole answer;
+// then, on the same stream, it sends the ack that ack (nil: none) signs for
+// the reply and reads whether the region stored it (Reply.AckErr).
 // Errors: a *credit.Refusal exactly as the region sent it (code and message);
 // an error wrapping ErrUnreachable (no peer, dial, stream, timeout); or wrapping ErrBadAnswer
 // (frames that do not decode, too large, records after the end...).
-func (c *Client) Ask(ctx context.Context, region credit.RegionID, request []byte) (_ *Reply, err error) {
+func (c *Client) Ask(ctx context.Context, region credit.RegionID, request []byte, ack Acker) (_ *Reply, err error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	x, err := c.open(ctx, region, ReportProtocol(c.cfg.NetworkID))
@@ -159,7 +174,7 @@ func (c *Client) Ask(ctx context.Context, region credit.RegionID, request []byte
 	// A region that refuses a request before reading all of it (too
 	// large) closes its read side, so writing can fail while its refusal
 	// is on the way: read it all the same.
-	sendErr := x.send(request)
+	sendErr := x.send(request, ack == nil)
 	b, err := x.read(MaxResponseFrame, nil)
 	if err != nil {
 		if sendErr != nil {
@@ -185,11 +200,66 @@ func (c *Client) Ask(ctx context.Context, region credit.RegionID, request []byte
 	if reply.Records, err = c.readChunks(x, rc.Query.Subject, rc.RecordCount); err != nil {
 		return nil, err
 	}
+	var a *credit.Ack
+	if ack != nil {
+		a = ack(reply)
+	}
+	if a == nil {
+		// Nothing may follow the last chunk: the region closes once it
+		// sees that no ack comes.
+		if ack != nil {
+			_ = x.st.CloseWrite()
+		}
+		if err := x.atEnd("data after the last chunk"); err != nil {
+			return nil, err
+		}
+		return reply, nil
+	}
+	reply.Acked = true
+	reply.AckErr = x.acknowledge(a)
 	return reply, nil
 }
 
-// readChunks reads Chunk frames up to the last, within MaxAnswerBytes,
-// and checks that nothing follows it.
+// acknowledge sends an ack after the answer it acknowledges and reads the
+// region's AckResponse, the last frame of the exchange.
+func (x *exchange) acknowledge(a *credit.Ack) error {
+	frame, err := encodeAck(a)
+	if err != nil {
+		return err
+	}
+	if err := x.send(frame, true); err != nil {
+		return err
+	}
+	b, err := x.read(MaxAckFrame, nil)
+	if err != nil {
+		return err
+	}
+	var m pb.AckResponse
+	if err := proto.Unmarshal(b, &m); err != nil {
+		return x.bad("%w: %w", ErrMalformed, err)
+	}
+	if err := x.atEnd("data after the ack's response"); err != nil {
+		return err
+	}
+	if m.Error != nil {
+		return refusalOf(m.Error)
+	}
+	return nil
+}
+
+// atEnd checks that the region closed its side with nothing more sent.
+func (x *exchange) atEnd(what string) error {
+	var one [1]byte
+	if n, err := x.st.Read(one[:]); n > 0 || !errors.Is(err, io.EOF) {
+		if n > 0 {
+			return x.bad("%s", what)
+		}
+		return x.unreachable("reading the end", err)
+	}
+	return nil
+}
+
+// readChunks reads Chunk frames up to the last, within MaxAnswerBytes.
 func (c *Client) readChunks(x *exchange, subject credit.USCC, count int) ([]credit.Record, error) {
 	// The receipt's count sizes the slice, within what MaxAnswerBytes can
 	// hold (a record takes at least a few bytes on the wire).
@@ -210,47 +280,7 @@ func (c *Client) readChunks(x *exchange, subject credit.USCC, count int) ([]cred
 			return nil, x.bad("%w", err)
 		}
 		if last {
-			break
+			return recs, nil
 		}
 	}
-	var one [1]byte
-	if n, err := x.st.Read(one[:]); n > 0 || !errors.Is(err, io.EOF) {
-		if n > 0 {
-			return nil, x.bad("data after the last chunk")
-		}
-		return nil, x.unreachable("reading the end", err)
-	}
-	return recs, nil
-}
-
-// Acknowledge delivers a signed ack to the answering region: nil once it
-// stored it, its *credit.Refusal, or an error wrapping ErrUnreachable or
-// ErrBadAnswer.
-func (c *Client) Acknowledge(ctx context.Context, region credit.RegionID, ack credit.Ack) (err error) {
-	frame, err := encodeAck(&ack)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	defer cancel()
-	x, err := c.open(ctx, region, AckProtocol(c.cfg.NetworkID))
-	if err != nil {
-		return err
-	}
-	defer func() { x.end(err) }()
-	if err := x.send(frame); err != nil {
-		return err
-	}
-	b, err := x.read(MaxAckFrame, nil)
-	if err != nil {
-		return err
-	}
-	var m pb.AckResponse
-	if err := proto.Unmarshal(b, &m); err != nil {
-		return x.bad("%w: %w", ErrMalformed, err)
-	}
-	if m.Error != nil {
-		return refusalOf(m.Error)
-	}
-	return nil
 }

@@ -1,19 +1,21 @@
 // Package p2p is the transport between regional nodes: the libp2p host
 // (its identity, transports, resource limits), the consortium connection
 // gater and private-network key (Membership, fed by the node from the
-// ledger), and the report and ack protocols' frames. It makes no credit
+// ledger), and the report protocol's frames. It makes no credit
 // decision: no consent check, bank lookup, nonce store, receipt signing
 // or verifying, and no records store. The node hands the answering side a
 // Handler and checks every answer the requesting side returns.
 //
 // # Protocols (README: "Between regional nodes")
 //
-// /ccnode/<network-id>/report/2.0.0: one stream per exchange. The
-// requester writes one Request frame (EncodeRequest) and closes its side;
-// the answerer writes a Response frame (a refusal, or the signed receipt
-// over the whole slice and its leaf index) and, after a receipt, Chunk
-// frames of at most ServerConfig.ChunkBytes, the last marked last, then
-// closes. /ccnode/<network-id>/ack/2.0.0: one Ack frame, one AckResponse.
+// /ccnode/<network-id>/report/3.0.0: one stream per exchange. The
+// requester writes one Request frame (EncodeRequest); the answerer writes
+// a Response frame (a refusal, then closes; or the signed receipt over the
+// whole slice and its leaf index) and, after a receipt, Chunk frames of at
+// most ServerConfig.ChunkBytes, the last marked last. The requester then
+// writes its Ack frame of that receipt and closes its side, and the
+// answerer writes an AckResponse and closes; a requester that does not
+// acknowledge closes its side instead, and the answerer closes.
 // Refusals carry a credit.Code and a message, passed through exactly.
 // Frames are a uvarint length and a protobuf message of wire.proto; the
 // Go code in p2p/pb is generated (go generate ./p2p/).
@@ -27,7 +29,6 @@
 //	srv.Register(h)
 //	c, _ := p2p.NewClient(p2p.ClientConfig{Host: h, NetworkID: id, Members: members})
 //	req := p2p.EncodeRequest(home, queryJSON)      // once per query
-//	reply, err := c.Ask(ctx, region, req)          // per region; the node verifies reply
-//	err = c.Acknowledge(ctx, region, ack)
+//	reply, err := c.Ask(ctx, region, req, acker)   // per region; acker verifies reply, signs the ack
 //	conn := p2p.NewConnector(h, members, 0, 0, log) // redial with backoff
 package p2p

@@ -202,7 +202,7 @@ func TestBadAnswers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.Ask(context.Background(), p.ans.Member.ID, p.request); !errors.Is(err, p2p.ErrBadAnswer) {
+		if _, err := c.Ask(context.Background(), p.ans.Member.ID, p.request, nil); !errors.Is(err, p2p.ErrBadAnswer) {
 			t.Fatalf("got %v", err)
 		}
 	})
@@ -284,7 +284,7 @@ func TestTooLargeAndUndecodableRequests(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := p.client.Ask(context.Background(), p.ans.Member.ID, tt.request)
+			_, err := p.client.Ask(context.Background(), p.ans.Member.ID, tt.request, nil)
 			if r := credit.RefusalOf(err); r == nil || r.Code != tt.want {
 				t.Fatalf("got %v, want %s", err, tt.want)
 			}
@@ -424,7 +424,7 @@ func TestCancelResets(t *testing.T) {
 // nothing are unreachable.
 func TestUnreachable(t *testing.T) {
 	p := newPair(t, &handler{}, p2p.ServerConfig{})
-	if _, err := p.client.Ask(context.Background(), "449900", p.request); !errors.Is(err, p2p.ErrUnreachable) {
+	if _, err := p.client.Ask(context.Background(), "449900", p.request, nil); !errors.Is(err, p2p.ErrUnreachable) {
 		t.Fatalf("not a member: %v", err)
 	}
 	p.server.Close()
@@ -432,47 +432,80 @@ func TestUnreachable(t *testing.T) {
 	if _, err := p.ask(context.Background()); !errors.Is(err, p2p.ErrUnreachable) {
 		t.Fatalf("server closed: %v", err)
 	}
-	if err := p.client.Acknowledge(context.Background(), p.ans.Member.ID, credit.Ack{Version: 1, ReceiptID: "r-1", Requester: p.req.Member.ID}); !errors.Is(err, p2p.ErrUnreachable) {
-		t.Fatalf("ack, server closed: %v", err)
-	}
 }
 
-// TestAcknowledge: the ack reaches the handler as sent, with the peer;
-// its refusal comes back as sent; a malformed ack is invalid_query.
+// TestAcknowledge: the ack goes back on the answer's stream and reaches
+// the handler as sent, with the peer and the receipt that stream carried;
+// its refusal comes back as sent; a malformed ack is invalid_query; an
+// Acker that sends none ends the exchange with the handler never asked.
 func TestAcknowledge(t *testing.T) {
-	var got *credit.Ack
-	var from peer.ID
+	type seen struct {
+		ack  *credit.Ack
+		from peer.ID
+		leaf []byte
+	}
+	var got []seen
 	var refuse error
-	p := newPair(t, &handler{ack: func(_ context.Context, f peer.ID, a *credit.Ack) error {
-		got, from = a, f
+	var p *pair
+	h := &handler{}
+	h.answer = func(ctx context.Context, from peer.ID, req *p2p.Request, w p2p.AnswerWriter) error {
+		return answering(t, p.ans, testRecords(testSubject(t), 3, false), 2).answer(ctx, from, req, w)
+	}
+	h.ack = func(_ context.Context, f peer.ID, leaf []byte, a *credit.Ack) error {
+		got = append(got, seen{a, f, leaf})
 		return refuse
-	}}, p2p.ServerConfig{})
-	req := &p2p.Request{Requester: p.req.Member.ID, Query: *p.query}
-	rc, err := credit.DecodeReceipt(signedReceipt(t, p.ans, req, nil))
-	if err != nil {
-		t.Fatal(err)
 	}
-	ack, err := credit.NewAck(&rc, p.req.Member.ID, time.Now(), p.req.Key)
-	if err != nil {
-		t.Fatal(err)
+	p = newPair(t, h, p2p.ServerConfig{})
+	var sent credit.Ack
+	acker := func(mangle func(*credit.Ack)) p2p.Acker {
+		return func(r *p2p.Reply) *credit.Ack {
+			a, err := credit.NewAck(&r.Receipt, p.req.Member.ID, time.Now(), p.req.Key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mangle != nil {
+				mangle(&a)
+			}
+			sent = a
+			return &a
+		}
 	}
-	if err := p.client.Acknowledge(context.Background(), p.ans.Member.ID, ack); err != nil {
-		t.Fatal(err)
+	reply, err := p.client.Ask(context.Background(), p.ans.Member.ID, p.request, acker(nil))
+	if err != nil || !reply.Acked || reply.AckErr != nil || len(reply.Records) != 3 {
+		t.Fatalf("acked ask: %+v, %v", reply, err)
 	}
-	if from != p.reqHost.ID() || got == nil || got.ReceiptID != ack.ReceiptID || !got.Time.Equal(ack.Time) || !bytes.Equal(got.Sig, ack.Sig) {
-		t.Fatalf("handler saw %+v from %s", got, from)
+	if len(got) != 1 {
+		t.Fatalf("handler saw %d acks", len(got))
 	}
-	if err := got.Verify(&rc, p.req.Member.PubKey); err != nil {
+	g := got[0]
+	if g.from != p.reqHost.ID() || g.ack.ReceiptID != reply.Receipt.ID || !g.ack.Time.Equal(sent.Time) || !bytes.Equal(g.ack.Sig, sent.Sig) {
+		t.Fatalf("handler saw %+v from %s", g.ack, g.from)
+	}
+	if !bytes.Equal(g.leaf, reply.ReceiptJSON) {
+		t.Fatal("handler was not given the receipt the stream carried")
+	}
+	if err := g.ack.Verify(&reply.Receipt, p.req.Member.PubKey); err != nil {
 		t.Fatalf("ack as received: %v", err)
 	}
+
 	refuse = credit.Refuse(credit.CodeBadSignature, "ack signature")
-	if err := p.client.Acknowledge(context.Background(), p.ans.Member.ID, ack); credit.CodeOf(err) != credit.CodeBadSignature || credit.RefusalOf(err).Msg != "ack signature" {
-		t.Fatalf("refused ack: %v", err)
+	reply, err = p.client.Ask(context.Background(), p.ans.Member.ID, p.request, acker(nil))
+	if err != nil || credit.CodeOf(reply.AckErr) != credit.CodeBadSignature || credit.RefusalOf(reply.AckErr).Msg != "ack signature" {
+		t.Fatalf("refused ack: %v, %v", err, reply.AckErr)
 	}
 	refuse = nil
-	bad := ack
-	bad.ReceiptID = ""
-	if err := p.client.Acknowledge(context.Background(), p.ans.Member.ID, bad); credit.CodeOf(err) != credit.CodeInvalidQuery {
-		t.Fatalf("malformed ack: %v", err)
+
+	reply, err = p.client.Ask(context.Background(), p.ans.Member.ID, p.request, acker(func(a *credit.Ack) { a.ReceiptID = "" }))
+	if err != nil || credit.CodeOf(reply.AckErr) != credit.CodeInvalidQuery {
+		t.Fatalf("malformed ack: %v, %v", err, reply.AckErr)
+	}
+
+	got = nil
+	reply, err = p.client.Ask(context.Background(), p.ans.Member.ID, p.request, func(*p2p.Reply) *credit.Ack { return nil })
+	if err != nil || reply.Acked || len(reply.Records) != 3 {
+		t.Fatalf("unacknowledged ask: %+v, %v", reply, err)
+	}
+	if len(got) != 0 {
+		t.Fatalf("handler saw %d acks, none sent", len(got))
 	}
 }

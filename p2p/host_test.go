@@ -97,26 +97,27 @@ func TestHostConsortiumOnly(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// Every answer is acknowledged on its stream.
 			ask := func(from *realNode, to credit.RegionID) (*p2p.Reply, error) {
 				_, qj := newQuery(t, subject, nodes[1].region)
-				return from.client.Ask(context.Background(), to, p2p.EncodeRequest(from.region.Member.ID, qj))
+				return from.client.Ask(context.Background(), to, p2p.EncodeRequest(from.region.Member.ID, qj), func(r *p2p.Reply) *credit.Ack {
+					ack, err := credit.NewAck(&r.Receipt, from.region.Member.ID, time.Now(), from.region.Key)
+					if err != nil {
+						t.Error(err)
+						return nil
+					}
+					return &ack
+				})
 			}
 
 			// Members reach each other with no explicit connect: addresses
 			// come from the member records.
 			r, err := ask(nodes[0], regionIDs[1])
-			if err != nil || len(r.Records) != 183 {
-				t.Fatalf("registration region: %v", err)
+			if err != nil || len(r.Records) != 183 || !r.Acked || r.AckErr != nil {
+				t.Fatalf("registration region: %v, %+v", err, r)
 			}
-			if r, err := ask(nodes[0], regionIDs[2]); err != nil || len(r.Records) != 0 {
+			if r, err := ask(nodes[0], regionIDs[2]); err != nil || len(r.Records) != 0 || r.AckErr != nil {
 				t.Fatalf("third region: %v", err)
-			}
-			ack, err := credit.NewAck(&r.Receipt, regionIDs[0], time.Now(), nodes[0].region.Key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := nodes[0].client.Acknowledge(context.Background(), regionIDs[1], ack); err != nil {
-				t.Fatalf("ack: %v", err)
 			}
 
 			// The stranger is refused at connection time, whatever Connect

@@ -139,18 +139,18 @@ func signedReceipt(t testing.TB, by region, req *p2p.Request, recs []credit.Reco
 // handler is a fake p2p.Handler built from two functions.
 type handler struct {
 	answer func(ctx context.Context, from peer.ID, req *p2p.Request, w p2p.AnswerWriter) error
-	ack    func(ctx context.Context, from peer.ID, a *credit.Ack) error
+	ack    func(ctx context.Context, from peer.ID, receiptLeaf []byte, a *credit.Ack) error
 }
 
 func (h *handler) Answer(ctx context.Context, from peer.ID, req *p2p.Request, w p2p.AnswerWriter) error {
 	return h.answer(ctx, from, req, w)
 }
 
-func (h *handler) Acknowledge(ctx context.Context, from peer.ID, a *credit.Ack) error {
+func (h *handler) Acknowledge(ctx context.Context, from peer.ID, receiptLeaf []byte, a *credit.Ack) error {
 	if h.ack == nil {
 		return nil
 	}
-	return h.ack(ctx, from, a)
+	return h.ack(ctx, from, receiptLeaf, a)
 }
 
 // answering answers every request with recs under a receipt signed by
@@ -229,9 +229,9 @@ func newPair(t testing.TB, h p2p.Handler, cfg p2p.ServerConfig) *pair {
 	return p
 }
 
-// ask is the client's Ask of the answering region.
+// ask is the client's Ask of the answering region, sending no ack.
 func (p *pair) ask(ctx context.Context) (*p2p.Reply, error) {
-	return p.client.Ask(ctx, p.ans.Member.ID, p.request)
+	return p.client.Ask(ctx, p.ans.Member.ID, p.request, nil)
 }
 
 func ackJSON(a credit.Ack) ([]byte, error) { return json.Marshal(a) }

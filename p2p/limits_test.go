@@ -104,7 +104,7 @@ func TestManyInFlightFromOnePeer(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					_, errs[i] = c.Ask(context.Background(), ans.Member.ID, reqs[i])
+					_, errs[i] = c.Ask(context.Background(), ans.Member.ID, reqs[i], nil)
 				}()
 			}
 			wg.Wait()

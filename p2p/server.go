@@ -23,17 +23,11 @@ import (
 )
 
 // ReportProtocol is the report protocol of a consortium: one request
-// frame, then a Response frame and, after a receipt, Chunk frames.
+// frame, then a Response frame and, after a receipt, Chunk frames; then
+// the requester's Ack frame and the answerer's AckResponse, or the end of
+// the requester's side when it does not acknowledge.
 func ReportProtocol(networkID string) protocol.ID {
-	return protocol.ID("/ccnode/" + networkID + "/report/2.0.0")
-}
-
-// AckProtocol is the acknowledgement protocol. Acks travel on their own
-// stream: the requester acks only after it verified and stored every
-// region's receipt, and an answering handler must not hold a stream open
-// waiting for that.
-func AckProtocol(networkID string) protocol.ID {
-	return protocol.ID("/ccnode/" + networkID + "/ack/2.0.0")
+	return protocol.ID("/ccnode/" + networkID + "/report/3.0.0")
 }
 
 // Request is a report request as the answering side receives it.
@@ -49,8 +43,10 @@ type Handler interface {
 	// return a refusal (*credit.Refusal; any other error is sent as credit.CodeUnavailable).
 	// After w.Begin an error resets the stream (the requester sees the region unreachable).
 	Answer(ctx context.Context, from peer.ID, req *Request, w AnswerWriter) error
-	// Acknowledge checks and stores an ack from the remote peer `from`: nil or a refusal.
-	Acknowledge(ctx context.Context, from peer.ID, ack *credit.Ack) error
+	// Acknowledge checks and stores an ack from the remote peer `from`, sent on the stream
+	// of the answer whose receipt (in its leaf form, as Begin had it) is receiptLeaf: nil or
+	// a refusal.
+	Acknowledge(ctx context.Context, from peer.ID, receiptLeaf []byte, ack *credit.Ack) error
 }
 
 // AnswerWriter carries one answer: Begin once with the signed receipt in its leaf form
@@ -83,7 +79,7 @@ const (
 	MinChunkBytes = 32 << 10
 )
 
-// Server serves the report and ack protocols: it reads frames, hands them
+// Server serves the report protocol: it reads frames, hands them
 // to the Handler and writes what the Handler answers. It makes no credit
 // decision of its own.
 type Server struct {
@@ -123,13 +119,12 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	return &Server{cfg: cfg, log: log, sem: make(chan struct{}, cfg.MaxConcurrent)}, nil
 }
 
-// Register serves both protocols on h until Close.
+// Register serves the protocol on h until Close.
 func (s *Server) Register(h host.Host) {
 	s.mu.Lock()
 	s.host = h
 	s.mu.Unlock()
 	h.SetStreamHandler(ReportProtocol(s.cfg.NetworkID), s.handler(s.serveReport))
-	h.SetStreamHandler(AckProtocol(s.cfg.NetworkID), s.handler(s.serveAck))
 }
 
 // Close stops serving and waits for the streams in progress to finish.
@@ -141,7 +136,6 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	if h != nil {
 		h.RemoveStreamHandler(ReportProtocol(s.cfg.NetworkID))
-		h.RemoveStreamHandler(AckProtocol(s.cfg.NetworkID))
 	}
 	s.handlers.Wait()
 	return nil
@@ -173,9 +167,11 @@ func (s *Server) handler(serve func(st network.Stream, from peer.ID)) network.St
 	}
 }
 
-// serveReport runs one exchange: read, CloseRead, answer, write the
-// Response frame and the Chunk frames, Close; Reset when a frame cannot
-// be written or the answer fails after it began.
+// serveReport runs one exchange: read, answer, write the Response frame
+// and the Chunk frames; then read the requester's ack, hand it to the
+// Handler and write its AckResponse (or see the requester's side end
+// without one); Close. Reset when a frame cannot be written or the answer
+// fails after it began.
 func (s *Server) serveReport(st network.Stream, from peer.ID) {
 	w := &answerWriter{st: st, max: s.cfg.ChunkBytes}
 	refusal := s.answer(st, from, w)
@@ -184,6 +180,7 @@ func (s *Server) serveReport(st network.Stream, from peer.ID) {
 		_ = st.Reset()
 		return
 	case refusal != nil:
+		_ = st.CloseRead()
 		s.log.Debug("refused", "peer", from, "code", refusal.Code, "msg", refusal.Msg)
 		if err := w.writeMessage(&pb.Response{Error: wireError(refusal)}); err != nil {
 			_ = st.Reset()
@@ -192,6 +189,10 @@ func (s *Server) serveReport(st network.Stream, from peer.ID) {
 	default:
 		if err := w.flush(true); err != nil {
 			s.log.Debug("writing answer", "peer", from, "err", err)
+			_ = st.Reset()
+			return
+		}
+		if !s.serveAck(st, from, w) {
 			_ = st.Reset()
 			return
 		}
@@ -204,7 +205,6 @@ func (s *Server) serveReport(st network.Stream, from peer.ID) {
 // answer failed after it began).
 func (s *Server) answer(st network.Stream, from peer.ID, w *answerWriter) *credit.Refusal {
 	b, err := ReadFrame(st, MaxRequestFrame)
-	_ = st.CloseRead()
 	if err != nil {
 		if errors.Is(err, ErrFrameTooLarge) {
 			return credit.Refuse(credit.CodeTooLarge, "%w", err)
@@ -264,9 +264,10 @@ type answerWriter struct {
 	st     io.Writer // the stream
 	max    int
 	begun  bool
-	broken bool // a write failed, or the answer failed after Begin
-	size   int  // encoded size of the chunk's records so far
-	n      int  // records in the chunk
+	broken bool   // a write failed, or the answer failed after Begin
+	leaf   []byte // the receipt Begin sent, which an ack must name
+	size   int    // encoded size of the chunk's records so far
+	n      int    // records in the chunk
 	recs   []*pb.Record
 	buf    []byte
 }
@@ -281,7 +282,7 @@ func (w *answerWriter) Begin(receiptLeaf []byte, leafIndex uint64) error {
 	if len(receiptLeaf) == 0 {
 		return errors.New("p2p: AnswerWriter.Begin without a receipt")
 	}
-	w.begun = true
+	w.begun, w.leaf = true, receiptLeaf
 	return w.writeMessage(&pb.Response{Receipt: receiptLeaf, LeafIndex: leafIndex})
 }
 
@@ -358,21 +359,27 @@ func recordSize(r *credit.Record) int {
 	return n
 }
 
-// serveAck reads one ack, hands it to the Handler and writes its answer.
-func (s *Server) serveAck(st network.Stream, from peer.ID) {
+// serveAck reads the requester's ack of the answer w sent, hands it to
+// the Handler and writes its answer; a requester that ends its side
+// instead sends none. False: the stream failed.
+func (s *Server) serveAck(st network.Stream, from peer.ID, w *answerWriter) bool {
 	var refusal *credit.Refusal
 	b, err := ReadFrame(st, MaxAckFrame)
 	_ = st.CloseRead()
 	switch {
+	case errors.Is(err, io.EOF):
+		return true
 	case errors.Is(err, ErrFrameTooLarge):
 		refusal = credit.Refuse(credit.CodeTooLarge, "%w", err)
-	case err != nil:
+	case errors.Is(err, ErrMalformed) || errors.Is(err, io.ErrUnexpectedEOF):
 		refusal = credit.Refuse(credit.CodeInvalidQuery, "reading the ack: %w", err)
+	case err != nil:
+		return false // reset, deadline: nobody is left to answer
 	default:
 		a, err := DecodeAck(b)
 		if err != nil {
 			refusal = credit.Refuse(credit.CodeInvalidQuery, "%w", err)
-		} else if err := s.callAcknowledge(from, a); err != nil {
+		} else if err := s.callAcknowledge(from, w.leaf, a); err != nil {
 			if refusal = credit.RefusalOf(err); refusal == nil {
 				s.log.Warn("ack failed", "peer", from, "err", err)
 				refusal = &credit.Refusal{Code: credit.CodeUnavailable, Msg: "the answering node cannot store the ack now", Err: err}
@@ -383,15 +390,10 @@ func (s *Server) serveAck(st network.Stream, from peer.ID) {
 	if refusal != nil {
 		m.Error = wireError(refusal)
 	}
-	w := &answerWriter{st: st}
-	if err := w.writeMessage(m); err != nil {
-		_ = st.Reset()
-		return
-	}
-	_ = st.Close()
+	return w.writeMessage(m) == nil
 }
 
-func (s *Server) callAcknowledge(from peer.ID, a *credit.Ack) (err error) {
+func (s *Server) callAcknowledge(from peer.ID, receiptLeaf []byte, a *credit.Ack) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("ack panic", "peer", from, "panic", p, "stack", string(debug.Stack()))
@@ -400,5 +402,5 @@ func (s *Server) callAcknowledge(from peer.ID, a *credit.Ack) (err error) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
 	defer cancel()
-	return s.cfg.Handler.Acknowledge(ctx, from, a)
+	return s.cfg.Handler.Acknowledge(ctx, from, receiptLeaf, a)
 }

@@ -1,6 +1,7 @@
 package consortium
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -354,5 +355,59 @@ func TestCrashRestartKeepsAcknowledgedReceipts(t *testing.T) {
 	ac, err := sz.Ledger.LatestCheckpoint(ctx, sz.ID)
 	if err != nil || ac.Size != n2.Log().Size() || ac.Size < uint64(len(acked)) {
 		t.Fatalf("after restart: anchored %d, log %d, acked %d (%v)", ac.Size, n2.Log().Size(), len(acked), err)
+	}
+}
+
+// TestAnswersAcknowledgedOnTheirStreams: by the time the home node's
+// query returns, every answering region holds the home node's signed ack
+// of the receipt it issued (sent on the answer's own stream), and the
+// home node holds each received receipt with that same ack.
+func TestAnswersAcknowledgedOnTheirStreams(t *testing.T) {
+	ctx := context.Background()
+	c, err := Start(ctx, Options{Logger: testkit.LoggerAt(t, slog.LevelWarn), Tune: fastTune, Mocknet: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sz, gz := c.Region("440300"), c.Region("440100")
+	bank := c.Banks[0]
+	ent, err := c.Enterprise(testkit.USCC(t, "440300", 11))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, sz, rec(t, ent.USCC, credit.Tax, 1))
+	mustPut(t, gz, rec(t, ent.USCC, credit.Tax, 2), rec(t, ent.USCC, credit.Tax, 3))
+	cats := []credit.Category{credit.Tax}
+	grant, _ := ent.Grant(bank.ID, sz.ID, cats, credit.PurposeCreditReview, time.Now(), time.Hour)
+	if grant, _, err = sz.Node.RecordConsent(ctx, grant); err != nil {
+		t.Fatal(err)
+	}
+	q, _ := bank.Query(ent.USCC, cats, credit.PurposeCreditReview, &grant, time.Now())
+	res, err := sz.Node.Query(ctx, &q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Regions) != len(c.Regions) {
+		t.Fatalf("%d regions answered, want %d", len(res.Regions), len(c.Regions))
+	}
+	szPub := sz.Key.Public().(ed25519.PublicKey)
+	for _, st := range res.Regions {
+		if st.Status != node.StatusOK || st.Ack == nil {
+			t.Fatalf("region %s: %s %s %s", st.Region, st.Status, st.Reason, st.Message)
+		}
+		acks, err := c.Region(st.Region).Node.Log().Acks(st.Receipt.ID)
+		if err != nil || len(acks) != 1 {
+			t.Fatalf("region %s keeps %d acks of %s (%v), want 1", st.Region, len(acks), st.Receipt.ID, err)
+		}
+		if a := acks[0]; a.Requester != sz.ID || !bytes.Equal(a.Sig, st.Ack.Sig) || a.Verify(st.Receipt, szPub) != nil {
+			t.Fatalf("region %s keeps ack %+v, the home node signed %+v", st.Region, a, st.Ack)
+		}
+		h, err := sz.Node.Requested().Get(st.Receipt.ID)
+		if err != nil || !bytes.Equal(h.Ack.Sig, st.Ack.Sig) || h.Receipt.ID != st.Receipt.ID {
+			t.Fatalf("home node's copy of %s's receipt: %+v, %v", st.Region, h, err)
+		}
+	}
+	if n := res.Regions[0].RecordCount + res.Regions[1].RecordCount + res.Regions[2].RecordCount; n != 3 {
+		t.Fatalf("%d records, want 3", n)
 	}
 }

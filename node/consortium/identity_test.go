@@ -151,7 +151,7 @@ func (x *identityCluster) everyRegionRefuses(t *testing.T, g *credit.ConsentGran
 		if err != nil {
 			t.Fatal(err)
 		}
-		reply, err := x.ask.Ask(ctx, r.ID, p2p.EncodeRequest(x.sz.ID, qj))
+		reply, err := x.ask.Ask(ctx, r.ID, p2p.EncodeRequest(x.sz.ID, qj), nil)
 		if got := credit.CodeOf(err); got != want || reply != nil {
 			t.Fatalf("region %s answered Shenzhen's direct request: %+v, %v; want refusal %s", r.ID, reply, err, want)
 		}

@@ -1,4 +1,4 @@
-// Wire messages of the ccnode report and ack protocols, version 2.
+// Wire messages of the ccnode report protocol, version 3.
 // Each message travels as one frame: a uvarint length, then the message.
 // The Go code is generated (p2p/pb/wire.pb.go, `go generate ./p2p/`); the
 // major version is in the protocol id, so messages carry none.
@@ -26,7 +26,7 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// /ccnode/<network-id>/report/2.0.0, requester -> answerer, <= 64 KiB.
+// /ccnode/<network-id>/report/3.0.0, requester -> answerer, <= 64 KiB.
 type Request struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Requester     string                 `protobuf:"bytes,1,opt,name=requester,proto3" json:"requester,omitempty"` // requesting region id
@@ -325,7 +325,8 @@ func (x *Error) GetMessage() string {
 	return ""
 }
 
-// /ccnode/<network-id>/ack/2.0.0, requester -> answerer, <= 4 KiB.
+// After the last Chunk, requester -> answerer, <= 4 KiB: the ack of the
+// answer's receipt (a requester that sends none closes its side instead).
 type Ack struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ack           []byte                 `protobuf:"bytes,1,opt,name=ack,proto3" json:"ack,omitempty"` // signed credit.Ack, JSON
@@ -370,7 +371,7 @@ func (x *Ack) GetAck() []byte {
 	return nil
 }
 
-// The answer to an Ack: no error means stored.
+// The answer to an Ack, the exchange's last frame: no error means stored.
 type AckResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
@@ -420,17 +421,17 @@ var File_wire_proto protoreflect.FileDescriptor
 const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"wire.proto\x12\rccnode.p2p.v2\"=\n" +
+	"wire.proto\x12\rccnode.p2p.v3\"=\n" +
 	"\aRequest\x12\x1c\n" +
 	"\trequester\x18\x01 \x01(\tR\trequester\x12\x14\n" +
 	"\x05query\x18\x02 \x01(\fR\x05query\"o\n" +
 	"\bResponse\x12*\n" +
-	"\x05error\x18\x01 \x01(\v2\x14.ccnode.p2p.v2.ErrorR\x05error\x12\x18\n" +
+	"\x05error\x18\x01 \x01(\v2\x14.ccnode.p2p.v3.ErrorR\x05error\x12\x18\n" +
 	"\areceipt\x18\x02 \x01(\fR\areceipt\x12\x1d\n" +
 	"\n" +
 	"leaf_index\x18\x03 \x01(\x04R\tleafIndex\"L\n" +
 	"\x05Chunk\x12/\n" +
-	"\arecords\x18\x01 \x03(\v2\x15.ccnode.p2p.v2.RecordR\arecords\x12\x12\n" +
+	"\arecords\x18\x01 \x03(\v2\x15.ccnode.p2p.v3.RecordR\arecords\x12\x12\n" +
 	"\x04last\x18\x02 \x01(\bR\x04last\"\x83\x01\n" +
 	"\x06Record\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x1b\n" +
@@ -444,7 +445,7 @@ const file_wire_proto_rawDesc = "" +
 	"\x03Ack\x12\x10\n" +
 	"\x03ack\x18\x01 \x01(\fR\x03ack\"9\n" +
 	"\vAckResponse\x12*\n" +
-	"\x05error\x18\x01 \x01(\v2\x14.ccnode.p2p.v2.ErrorR\x05errorB$Z\"github.com/prdcredit/ccnode/p2p/pbb\x06proto3"
+	"\x05error\x18\x01 \x01(\v2\x14.ccnode.p2p.v3.ErrorR\x05errorB$Z\"github.com/prdcredit/ccnode/p2p/pbb\x06proto3"
 
 var (
 	file_wire_proto_rawDescOnce sync.Once
@@ -460,18 +461,18 @@ func file_wire_proto_rawDescGZIP() []byte {
 
 var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_wire_proto_goTypes = []any{
-	(*Request)(nil),     // 0: ccnode.p2p.v2.Request
-	(*Response)(nil),    // 1: ccnode.p2p.v2.Response
-	(*Chunk)(nil),       // 2: ccnode.p2p.v2.Chunk
-	(*Record)(nil),      // 3: ccnode.p2p.v2.Record
-	(*Error)(nil),       // 4: ccnode.p2p.v2.Error
-	(*Ack)(nil),         // 5: ccnode.p2p.v2.Ack
-	(*AckResponse)(nil), // 6: ccnode.p2p.v2.AckResponse
+	(*Request)(nil),     // 0: ccnode.p2p.v3.Request
+	(*Response)(nil),    // 1: ccnode.p2p.v3.Response
+	(*Chunk)(nil),       // 2: ccnode.p2p.v3.Chunk
+	(*Record)(nil),      // 3: ccnode.p2p.v3.Record
+	(*Error)(nil),       // 4: ccnode.p2p.v3.Error
+	(*Ack)(nil),         // 5: ccnode.p2p.v3.Ack
+	(*AckResponse)(nil), // 6: ccnode.p2p.v3.AckResponse
 }
 var file_wire_proto_depIdxs = []int32{
-	4, // 0: ccnode.p2p.v2.Response.error:type_name -> ccnode.p2p.v2.Error
-	3, // 1: ccnode.p2p.v2.Chunk.records:type_name -> ccnode.p2p.v2.Record
-	4, // 2: ccnode.p2p.v2.AckResponse.error:type_name -> ccnode.p2p.v2.Error
+	4, // 0: ccnode.p2p.v3.Response.error:type_name -> ccnode.p2p.v3.Error
+	3, // 1: ccnode.p2p.v3.Chunk.records:type_name -> ccnode.p2p.v3.Record
+	4, // 2: ccnode.p2p.v3.AckResponse.error:type_name -> ccnode.p2p.v3.Error
 	3, // [3:3] is the sub-list for method output_type
 	3, // [3:3] is the sub-list for method input_type
 	3, // [3:3] is the sub-list for extension type_name

@@ -20,7 +20,9 @@ type Requested struct {
 }
 
 // NewRequested uses db's C prefix; s is db's Syncer (nil: one of its own).
-func NewRequested(db *badger.DB, s *Syncer) *Requested { return &Requested{db: db, sync: syncerFor(db, s)} }
+func NewRequested(db *badger.DB, s *Syncer) *Requested {
+	return &Requested{db: db, sync: syncerFor(db, s)}
+}
 
 // Held is a receipt received as requester.
 type Held struct {

@@ -192,7 +192,7 @@ func (a *answerer) receipt(req *p2p.Request) ([]byte, error) {
 	return leaf, nil
 }
 
-func (a *answerer) Acknowledge(_ context.Context, _ peer.ID, ack *credit.Ack) error {
+func (a *answerer) Acknowledge(_ context.Context, _ peer.ID, _ []byte, ack *credit.Ack) error {
 	a.mu.Lock()
 	r, ok := a.receipts[ack.ReceiptID]
 	delete(a.receipts, ack.ReceiptID)
@@ -223,28 +223,39 @@ func (r *requester) ask(ctx context.Context, q *credit.Query) error {
 	if err != nil {
 		return err
 	}
-	reply, err := r.client.Ask(ctx, r.answerer.ID, p2p.EncodeRequest(r.region.Member.ID, qj))
-	if err != nil {
+	var bad error
+	reply, err := r.client.Ask(ctx, r.answerer.ID, p2p.EncodeRequest(r.region.Member.ID, qj), func(reply *p2p.Reply) *credit.Ack {
+		rc := &reply.Receipt
+		names, err := rc.VerifyNamesQuery(r.answerer.PubKey, qj, verify)
+		if err != nil {
+			bad = err
+			return nil
+		}
+		rep := credit.NewReport(q.Subject, reply.Records)
+		d := rep.Digest()
+		if !names || !bytes.Equal(d[:], rc.ReportDigest) || rc.RecordCount != rep.Count() {
+			bad = errBadReceipt
+			return nil
+		}
+		if !r.ack {
+			return nil
+		}
+		a, err := credit.NewAck(rc, r.region.Member.ID, time.Now(), r.region.Key)
+		if err != nil {
+			bad = err
+			return nil
+		}
+		return &a
+	})
+	switch {
+	case err != nil:
 		return err
+	case bad != nil:
+		return bad
+	case reply.Acked:
+		return reply.AckErr
 	}
-	rc := &reply.Receipt
-	names, err := rc.VerifyNamesQuery(r.answerer.PubKey, qj, verify)
-	if err != nil {
-		return err
-	}
-	rep := credit.NewReport(q.Subject, reply.Records)
-	d := rep.Digest()
-	if !names || !bytes.Equal(d[:], rc.ReportDigest) || rc.RecordCount != rep.Count() {
-		return errBadReceipt
-	}
-	if !r.ack {
-		return nil
-	}
-	a, err := credit.NewAck(rc, r.region.Member.ID, time.Now(), r.region.Key)
-	if err != nil {
-		return err
-	}
-	return r.client.Acknowledge(ctx, r.answerer.ID, a)
+	return nil
 }
 
 func verify(pub, msg, sig []byte) bool { return ed25519.Verify(pub, msg, sig) }
