@@ -24,10 +24,16 @@ const (
 	EventCertRevoked        = "certificate_revoked"
 )
 
-// EventPayload is the JSON body of every contract event; one field is set.
+// EventPayload is the JSON body of every contract event; one field is set,
+// except for Bootstrap's: it writes many members in one transaction, and
+// Fabric keeps one event per transaction, so its event lists every member
+// it wrote in Regions and Banks (with Region, the caller, for readers that
+// know only the one-member form).
 type EventPayload struct {
 	Region     *credit.RegionMember       `json:"region,omitempty"`
 	Bank       *credit.BankMember         `json:"bank,omitempty"`
+	Regions    []credit.RegionMember      `json:"regions,omitempty"`
+	Banks      []credit.BankMember        `json:"banks,omitempty"`
 	Consent    *credit.ConsentCommitment  `json:"consent,omitempty"`
 	Checkpoint *credit.AnchoredCheckpoint `json:"checkpoint,omitempty"`
 	Authority  *credit.IdentityAuthority  `json:"authority,omitempty"`
@@ -267,8 +273,9 @@ func (c Contract) Bootstrap(ctx TxContext, regionsJSON, banksJSON string) error 
 			return err
 		}
 	}
-	// One event per transaction: subscribers re-read membership on it.
-	return emit(ctx, EventMemberChanged, EventPayload{Region: &caller})
+	// One event per transaction, naming every member written: a member's
+	// key history starts here, and an auditor replaying events must see it.
+	return emit(ctx, EventMemberChanged, EventPayload{Region: &caller, Regions: regions, Banks: banks})
 }
 
 // GetRegions lists every region, active or retired, by id.

@@ -93,6 +93,11 @@ type LedgerConfig struct {
 	BootstrapFile string `yaml:"bootstrap_file"`
 	// MSPID is the identity this node acts as on the ledger.
 	MSPID string `yaml:"msp_id"`
+	// KeyFile, for an embedded ledger, holds the key of that identity
+	// when it is not the node's key_file: after a key rotation the region
+	// keeps acting as the identity it was registered with, and the node
+	// publishes its new key in the region's record. Empty: key_file.
+	KeyFile string `yaml:"key_file"`
 	// GracePeriod: past this age of the node's ledger view it refuses to
 	// answer (fail closed).
 	GracePeriod time.Duration `yaml:"grace_period"`

@@ -221,7 +221,9 @@ func (n *Node) startHost(ctx context.Context) (func() error, error) {
 	for _, a := range n.host.Addrs() {
 		addrs = append(addrs, a.String())
 	}
-	publishAddrs(ctx, n.deps.Ledger, n.cfg.Region, addrs, n.log)
+	if err := publishSelf(ctx, n.deps.Ledger, n.cfg.Region, n.key.Public().(ed25519.PublicKey), addrs, n.log); err != nil {
+		return nil, errors.Join(err, stop())
+	}
 	return stop, nil
 }
 
@@ -317,21 +319,44 @@ func (n *Node) startHTTP(context.Context) (func() error, error) {
 	}, nil
 }
 
-// publishAddrs updates this region's record with its current listen
-// addresses; failure is logged, the node still serves its own region.
-func publishAddrs(ctx context.Context, l network.Ledger, region credit.RegionID, addrs []string, log *slog.Logger) {
+// ErrKeyNotPublished: the node's key differs from its region's ledger
+// record and the record could not be changed; every receipt it signed
+// would fail verification, so the node does not start.
+var ErrKeyNotPublished = errors.New("node key not published on the ledger")
+
+// publishSelf updates this region's record with its current listen
+// addresses and, when the node starts with a new key (a key rotation: the
+// operator changed key_file), with the new key and peer ID, before the
+// node signs anything with it. The change is a transaction of the region's
+// ledger identity, which the old record names. An address failure is
+// logged (the node still serves its own region); a key failure stops the
+// start.
+func publishSelf(ctx context.Context, l network.Ledger, region credit.RegionID, pub ed25519.PublicKey, addrs []string, log *slog.Logger) error {
 	m, err := l.Region(ctx, region)
 	if err != nil {
 		log.Warn("reading own region record", "err", err)
-		return
+		return nil
 	}
-	if slices.Equal(m.Addrs, addrs) {
-		return
+	rotate := !pub.Equal(ed25519.PublicKey(m.PubKey))
+	if !rotate && slices.Equal(m.Addrs, addrs) {
+		return nil
 	}
 	m.Addrs = addrs
+	if rotate {
+		pid, err := PeerID(pub)
+		if err != nil {
+			return err
+		}
+		log.Info("publishing a new node key", "old_peer", m.PeerID, "new_peer", pid)
+		m.PubKey, m.PeerID = pub, pid
+	}
 	if err := l.UpdateRegion(ctx, m); err != nil {
+		if rotate {
+			return fmt.Errorf("%w: region %s: %w", ErrKeyNotPublished, region, err)
+		}
 		log.Warn("publishing p2p addresses", "err", err)
 	}
+	return nil
 }
 
 // Host is the node's libp2p host.

@@ -360,6 +360,20 @@ func TestHoldEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	boot := next(t, held)
+	// The bootstrap gives one event per member it wrote, at one Position.
+	regions, err := a.Ledger.Regions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	banks, err := a.Ledger.Banks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range len(regions) + len(banks) - 1 {
+		if ev := next(t, held); ev.Position != boot.Position {
+			t.Fatalf("bootstrap event at %+v, want %+v", ev.Position, boot.Position)
+		}
+	}
 
 	w.f.HoldEvents(true)
 	var ids []string

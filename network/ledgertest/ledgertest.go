@@ -131,7 +131,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("consents", func(t *testing.T) { testConsents(ctx, t, h) })
 	t.Run("checkpoints", func(t *testing.T) { testCheckpoints(ctx, t, h) })
 	t.Run("authorities", func(t *testing.T) { testAuthorities(ctx, t, h) })
-	t.Run("events", func(t *testing.T) { testEvents(ctx, t, h) })
+	t.Run("events", func(t *testing.T) { testEvents(ctx, t, h, bankA.ID) })
 }
 
 func testMembership(ctx context.Context, t *testing.T, h Harness, bankA credit.BankMember) {
@@ -394,7 +394,7 @@ func eventually(t *testing.T, h Harness, what string, f func() error) {
 
 // testEvents reads the stream from the start, then resumes from a middle
 // position and checks it continues exactly where it left off.
-func testEvents(ctx context.Context, t *testing.T, h Harness) {
+func testEvents(ctx context.Context, t *testing.T, h Harness, bootBank credit.BankID) {
 	a := h.Regions[0]
 	// A marker transaction whose event closes the part of the stream we
 	// compare, so we know when we have everything written so far.
@@ -427,14 +427,46 @@ func testEvents(ctx context.Context, t *testing.T, h Harness) {
 	if len(all) < 4 {
 		t.Fatalf("only %d events", len(all))
 	}
+	// The bootstrap wrote every region and its bank in one transaction:
+	// each must show, with the record's ledger time, so that an auditor
+	// replaying events knows every member's key from its first moment.
+	boot := map[string]bool{string(bootBank): false}
+	for _, r := range h.Regions {
+		boot[string(r.Member.ID)] = false
+	}
+	for _, ev := range all {
+		if ev.Kind != network.EventMemberChanged {
+			continue
+		}
+		switch {
+		case ev.Region != nil && !ev.Region.UpdatedAt.IsZero() && ev.Time.Equal(ev.Region.UpdatedAt):
+			if _, ok := boot[string(ev.Region.ID)]; ok {
+				boot[string(ev.Region.ID)] = true
+			}
+		case ev.Bank != nil && ev.Bank.ID == bootBank && ev.Time.Equal(ev.Bank.UpdatedAt):
+			boot[string(bootBank)] = true
+		}
+	}
+	for id, seen := range boot {
+		if !seen {
+			t.Errorf("bootstrapped member %s has no member_changed event with its ledger time", id)
+		}
+	}
+	// Resuming from an event's Position skips every event of its
+	// transaction (a bootstrap's share one).
 	mid := len(all) / 2
+	last := mid
+	for last+1 < len(all) && all[last+1].Position == all[mid].Position {
+		last++
+	}
+	want := all[last+1:]
 	rest := collect(ctx, t, h, a.Ledger, all[mid].Position, marker.ID)
-	if len(rest) != len(all)-mid-1 {
-		t.Fatalf("resumed after event %d: got %d events, want %d", mid, len(rest), len(all)-mid-1)
+	if len(rest) != len(want) {
+		t.Fatalf("resumed after event %d: got %d events, want %d", mid, len(rest), len(want))
 	}
 	for i, ev := range rest {
-		if ev.Position != all[mid+1+i].Position || ev.Kind != all[mid+1+i].Kind {
-			t.Fatalf("resumed event %d = %+v, want %+v", i, ev.Position, all[mid+1+i].Position)
+		if ev.Position != want[i].Position || ev.Kind != want[i].Kind {
+			t.Fatalf("resumed event %d = %+v, want %+v", i, ev.Position, want[i].Position)
 		}
 	}
 	t.Run("live", func(t *testing.T) { testLive(ctx, t, h, all[len(all)-1].Position) })
