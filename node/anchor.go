@@ -142,7 +142,7 @@ func (n *Node) prepareCheckpoint() (receipts.Pending, bool, error) {
 		return receipts.Pending{}, false, err
 	}
 	cp := credit.Checkpoint{Region: n.cfg.Region, Size: size, Root: root}
-	if err := cp.Sign(n.key); err != nil {
+	if err := cp.Sign(n.cfg.P2P.NetworkID, n.key); err != nil {
 		return receipts.Pending{}, false, err
 	}
 	p := receipts.Pending{Checkpoint: cp, FromSize: last.Size, Proof: proof, CreatedAt: n.now()}
@@ -263,7 +263,7 @@ func (n *Node) anchorReceipt(ctx context.Context, idx uint64) error {
 		return err
 	}
 	cp := credit.Checkpoint{Region: n.cfg.Region, Size: size, Root: root}
-	if err := cp.Sign(n.key); err != nil {
+	if err := cp.Sign(n.cfg.P2P.NetworkID, n.key); err != nil {
 		return err
 	}
 	actx, cancel := context.WithTimeout(ctx, 30*time.Second)

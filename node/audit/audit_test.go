@@ -536,7 +536,7 @@ func TestKeyRotation(t *testing.T) {
 	// Both checkpoints were anchored after the rotation.
 	f.anchor()
 	for i := range f.snap.Anchored[sz] {
-		if err := f.snap.Anchored[sz][i].Sign(key("sz-2")); err != nil {
+		if err := f.snap.Anchored[sz][i].Sign("test", key("sz-2")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -551,7 +551,7 @@ func TestKeyRotation(t *testing.T) {
 	f.snap.Anchored[sz] = nil
 	f.anchor()
 	for i := range f.snap.Anchored[sz] {
-		if err := f.snap.Anchored[sz][i].Sign(key("sz-2")); err != nil {
+		if err := f.snap.Anchored[sz][i].Sign("test", key("sz-2")); err != nil {
 			t.Fatal(err)
 		}
 	}
