@@ -78,6 +78,13 @@ func (n *Node) anchorOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if ok && p.Checkpoint.Note == "" {
+		// Signed before checkpoints were signed notes: sign it again.
+		if err := n.outbox.ClearPending(); err != nil {
+			return err
+		}
+		ok = false
+	}
 	if !ok {
 		if p, ok, err = n.prepareCheckpoint(); err != nil || !ok {
 			return err
