@@ -141,3 +141,31 @@ func TestCheckpointVerifyRefuses(t *testing.T) {
 		})
 	}
 }
+
+// FuzzCheckpointVerify: a note read from the ledger never panics Verify,
+// and one Verify accepts is one the standard verifier accepts with the
+// same size and root.
+func FuzzCheckpointVerify(f *testing.F) {
+	seed := bytes.Repeat([]byte{3}, ed25519.SeedSize)
+	key := ed25519.NewKeyFromSeed(seed)
+	pub := key.Public().(ed25519.PublicKey)
+	good := Checkpoint{Region: "440300", Size: 42, Root: bytes.Repeat([]byte{7}, 32)}
+	if err := good.Sign("prd-credit", key); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good.Note, uint64(42))
+	f.Add(strings.Replace(good.Note, "42", "43", 1), uint64(43))
+	f.Add("ccnode/prd-credit/440300\n\n\n", uint64(0))
+	f.Fuzz(func(t *testing.T, n string, size uint64) {
+		c := Checkpoint{Region: "440300", Size: size, Root: good.Root, Note: n}
+		if c.Verify(pub) != nil {
+			return
+		}
+		vkey, _ := CheckpointVerifierKey("ccnode/prd-credit/440300", pub)
+		v, _ := note.NewVerifier(vkey)
+		lc, _, _, err := log.ParseCheckpoint([]byte(n), "ccnode/prd-credit/440300", v)
+		if err != nil || lc.Size != size || !bytes.Equal(lc.Hash, good.Root) {
+			t.Fatalf("Verify accepted a note the standard verifier reads as %+v, %v", lc, err)
+		}
+	})
+}
