@@ -546,8 +546,10 @@ func (Contract) GetConsentAt(ctx TxContext, id, at string) (ConsentAt, error) {
 }
 
 // AnchorCheckpoint anchors a region's signed checkpoint after verifying its
-// signature and an RFC 6962 consistency proof from the region's latest
-// anchored checkpoint. A checkpoint already anchored is returned as it is.
+// signed note (a C2SP tlog-checkpoint under the region's key, stating the
+// checkpoint's size and root, with the origin of the region's anchored
+// log) and an RFC 6962 consistency proof from the region's latest anchored
+// checkpoint. A checkpoint already anchored is returned as it is.
 func (c Contract) AnchorCheckpoint(ctx TxContext, checkpointJSON, proofJSON string) (credit.AnchoredCheckpoint, error) {
 	var none credit.AnchoredCheckpoint
 	cp, err := decodeArg[credit.Checkpoint](checkpointJSON, "checkpoint")
@@ -586,6 +588,10 @@ func (c Contract) AnchorCheckpoint(ctx TxContext, checkpointJSON, proofJSON stri
 		return none, err
 	}
 	if ok {
+		// The origin names the log a witness follows: one region, one log.
+		if o := latest.Origin(); cp.Origin() != o {
+			return none, errorf(CodeDenied, "region %s: checkpoint names log %q, its anchored checkpoints name %q", cp.Region, cp.Origin(), o)
+		}
 		if cp.Size < latest.Size {
 			return none, errorf(CodeConflict, "region %s: size %d is smaller than the anchored size %d", cp.Region, cp.Size, latest.Size)
 		}

@@ -188,6 +188,10 @@ func (c *Config) Validate() error {
 	if c.P2P.NetworkID == "" {
 		return bad("p2p.network_id", errRequired)
 	}
+	// The network id names the region's log in its checkpoints' origin.
+	if _, err := credit.CheckpointOrigin(c.P2P.NetworkID, c.Region); err != nil {
+		return bad("p2p.network_id", err)
+	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
 		return bad("http.addr", err)
 	}

@@ -493,7 +493,11 @@ func (n *Node) ConsentStatus(ctx context.Context, id string) (credit.ConsentComm
 // anchored checkpoint that covers it when there is one, else against the
 // log's current head (Checkpoint nil: not yet anchored).
 type ReceiptProof struct {
-	Receipt    credit.Receipt             `json:"receipt"`
+	Receipt credit.Receipt `json:"receipt"`
+	// Leaf is the log entry's bytes: the receipt's canonical JSON, the
+	// receipt field of its answered export line byte for byte. Its RFC 6962
+	// leaf hash, SHA-256(0x00 || Leaf), is what Proof proves.
+	Leaf       []byte                     `json:"leaf"`
 	LeafIndex  uint64                     `json:"leaf_index"`
 	TreeSize   uint64                     `json:"tree_size"`
 	Root       []byte                     `json:"root"`
@@ -514,7 +518,7 @@ func (n *Node) Proof(_ context.Context, receiptID string) (ReceiptProof, error) 
 	if err != nil {
 		return ReceiptProof{}, err
 	}
-	rp := ReceiptProof{Receipt: r, LeafIndex: e.Index}
+	rp := ReceiptProof{Receipt: r, Leaf: e.Leaf, LeafIndex: e.Index}
 	ac, ok, err := n.outbox.LastAnchored()
 	if err != nil {
 		return rp, err
@@ -534,6 +538,51 @@ func (n *Node) Proof(_ context.Context, receiptID string) (ReceiptProof, error) 
 		rp.Acks = []credit.Ack{}
 	}
 	return rp, nil
+}
+
+// ConsistencyProof is an RFC 6962 consistency proof that the log at From's
+// size is a prefix of the log at To's, between two checkpoints of this
+// region anchored on the ledger.
+type ConsistencyProof struct {
+	From  credit.AnchoredCheckpoint `json:"from"`
+	To    credit.AnchoredCheckpoint `json:"to"`
+	Proof [][]byte                  `json:"proof"`
+}
+
+// Consistency proves that this region's anchored checkpoint of size from
+// is a prefix of its anchored checkpoint of size to. Both sizes must be
+// checkpoints this node anchored (or adopted from the ledger): a proof is
+// worth something only between roots the region signed.
+func (n *Node) Consistency(_ context.Context, from, to uint64) (ConsistencyProof, error) {
+	if from == 0 || from > to {
+		return ConsistencyProof{}, credit.Refuse(credit.CodeInvalidQuery, "consistency proof from size %d to %d: want 0 < from <= to", from, to)
+	}
+	if n.rlog == nil {
+		return ConsistencyProof{}, ErrNotReady
+	}
+	var cp ConsistencyProof
+	for _, s := range []struct {
+		size uint64
+		into *credit.AnchoredCheckpoint
+	}{{from, &cp.From}, {to, &cp.To}} {
+		ac, ok, err := n.outbox.AnchoredAt(s.size)
+		if err != nil {
+			return cp, err
+		}
+		if !ok {
+			return cp, credit.Refuse(credit.CodeNotFound, "region %s has no anchored checkpoint of size %d on this node", n.cfg.Region, s.size)
+		}
+		*s.into = ac
+	}
+	p, err := n.rlog.ConsistencyProof(from, to)
+	if err != nil {
+		return cp, err
+	}
+	cp.Proof = p
+	if cp.Proof == nil {
+		cp.Proof = [][]byte{}
+	}
+	return cp, nil
 }
 
 // LatestCheckpoint is this node's last anchored checkpoint.

@@ -106,7 +106,7 @@ func calls(t testing.TB, r ledgertest.Region) map[string]func(context.Context, n
 		},
 		"AnchorCheckpoint": func(ctx context.Context, l network.Ledger) error {
 			cp := credit.Checkpoint{Region: r.Member.ID, Size: 1, Root: make([]byte, 32)}
-			if err := cp.Sign(r.Key); err != nil {
+			if err := cp.Sign(ledgertest.Network, r.Key); err != nil {
 				return err
 			}
 			_, err := l.AnchorCheckpoint(ctx, cp, nil)
