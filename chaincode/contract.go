@@ -24,10 +24,16 @@ const (
 	EventCertRevoked        = "certificate_revoked"
 )
 
-// EventPayload is the JSON body of every contract event; one field is set.
+// EventPayload is the JSON body of every contract event; one field is set,
+// except for Bootstrap's: it writes many members in one transaction, and
+// Fabric keeps one event per transaction, so its event lists every member
+// it wrote in Regions and Banks (with Region, the caller, for readers that
+// know only the one-member form).
 type EventPayload struct {
 	Region     *credit.RegionMember       `json:"region,omitempty"`
 	Bank       *credit.BankMember         `json:"bank,omitempty"`
+	Regions    []credit.RegionMember      `json:"regions,omitempty"`
+	Banks      []credit.BankMember        `json:"banks,omitempty"`
 	Consent    *credit.ConsentCommitment  `json:"consent,omitempty"`
 	Checkpoint *credit.AnchoredCheckpoint `json:"checkpoint,omitempty"`
 	Authority  *credit.IdentityAuthority  `json:"authority,omitempty"`
@@ -267,8 +273,9 @@ func (c Contract) Bootstrap(ctx TxContext, regionsJSON, banksJSON string) error 
 			return err
 		}
 	}
-	// One event per transaction: subscribers re-read membership on it.
-	return emit(ctx, EventMemberChanged, EventPayload{Region: &caller})
+	// One event per transaction, naming every member written: a member's
+	// key history starts here, and an auditor replaying events must see it.
+	return emit(ctx, EventMemberChanged, EventPayload{Region: &caller, Regions: regions, Banks: banks})
 }
 
 // GetRegions lists every region, active or retired, by id.
@@ -539,8 +546,10 @@ func (Contract) GetConsentAt(ctx TxContext, id, at string) (ConsentAt, error) {
 }
 
 // AnchorCheckpoint anchors a region's signed checkpoint after verifying its
-// signature and an RFC 6962 consistency proof from the region's latest
-// anchored checkpoint. A checkpoint already anchored is returned as it is.
+// signed note (a C2SP tlog-checkpoint under the region's key, stating the
+// checkpoint's size and root, with the origin of the region's anchored
+// log) and an RFC 6962 consistency proof from the region's latest anchored
+// checkpoint. A checkpoint already anchored is returned as it is.
 func (c Contract) AnchorCheckpoint(ctx TxContext, checkpointJSON, proofJSON string) (credit.AnchoredCheckpoint, error) {
 	var none credit.AnchoredCheckpoint
 	cp, err := decodeArg[credit.Checkpoint](checkpointJSON, "checkpoint")
@@ -579,6 +588,10 @@ func (c Contract) AnchorCheckpoint(ctx TxContext, checkpointJSON, proofJSON stri
 		return none, err
 	}
 	if ok {
+		// The origin names the log a witness follows: one region, one log.
+		if o := latest.Origin(); cp.Origin() != o {
+			return none, errorf(CodeDenied, "region %s: checkpoint names log %q, its anchored checkpoints name %q", cp.Region, cp.Origin(), o)
+		}
 		if cp.Size < latest.Size {
 			return none, errorf(CodeConflict, "region %s: size %d is smaller than the anchored size %d", cp.Region, cp.Size, latest.Size)
 		}

@@ -266,7 +266,7 @@ func TestOneEventPerTransaction(t *testing.T) {
 	tree := testonly.New(rfc6962.DefaultHasher)
 	tree.AppendData([]byte("r0"))
 	cp := credit.Checkpoint{Region: sz.member.ID, Size: 1, Root: tree.Hash()}
-	if err := cp.Sign(sz.key); err != nil {
+	if err := cp.Sign("test", sz.key); err != nil {
 		t.Fatal(err)
 	}
 	bank := credit.BankMember{ID: "bank-sz-1", Name: "SZ Bank", Region: sz.member.ID, PubKey: make([]byte, 32)}
@@ -411,7 +411,7 @@ func TestAnchorArgumentRefusals(t *testing.T) {
 	tree.AppendData([]byte("a"), []byte("b"))
 	sign := func(size uint64, root []byte) string {
 		cp := credit.Checkpoint{Region: sz.member.ID, Size: size, Root: root}
-		if err := cp.Sign(sz.key); err != nil {
+		if err := cp.Sign("test", sz.key); err != nil {
 			t.Fatal(err)
 		}
 		return mustJSON(cp)
@@ -466,7 +466,7 @@ func FuzzParseError(f *testing.F) {
 func FuzzContractArgs(f *testing.F) {
 	sz := testRegion(f, "440300", "SZMSP", "4403")
 	cp := credit.Checkpoint{Region: sz.member.ID, Size: 1, Root: rfc6962.DefaultHasher.HashLeaf([]byte("x"))}
-	_ = cp.Sign(sz.key)
+	_ = cp.Sign("test", sz.key)
 	seeds := []struct {
 		fn   uint8
 		a, b string

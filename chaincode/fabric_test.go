@@ -192,7 +192,7 @@ func TestFabricAdapterThroughContractAPI(t *testing.T) {
 
 	t.Run("checkpoint", func(t *testing.T) {
 		cp := credit.Checkpoint{Region: sz.member.ID, Size: 1, Root: make([]byte, 32)}
-		if err := cp.Sign(sz.key); err != nil {
+		if err := cp.Sign("test", sz.key); err != nil {
 			t.Fatal(err)
 		}
 		out, msg, evs := invoke("SZMSP", "AnchorCheckpoint", mustJSON(cp), "")

@@ -457,37 +457,6 @@ func (a *Ack) VerifyWith(r *Receipt, requesterPub []byte, check SigCheck) error 
 	return nil
 }
 
-// Checkpoint is a region's signed statement of its receipt log's size and
-// RFC 6962 root hash.
-type Checkpoint struct {
-	Region RegionID `json:"region"`
-	Size   uint64   `json:"size"`
-	Root   []byte   `json:"root"`
-	Sig    []byte   `json:"sig"`
-}
-
-// Sign sets the region's signature over (region, size, root).
-func (c *Checkpoint) Sign(regionKey ed25519.PrivateKey) error {
-	n := *c
-	n.Sig = nil
-	sig, err := signValue(regionKey, tagCheckpoint, n)
-	if err != nil {
-		return err
-	}
-	c.Sig = sig
-	return nil
-}
-
-// Verify checks the region's signature.
-func (c *Checkpoint) Verify(regionPub []byte) error {
-	n := *c
-	n.Sig = nil
-	if err := verifyValue(regionPub, tagCheckpoint, n, c.Sig); err != nil {
-		return fmt.Errorf("checkpoint of %s at size %d: %w", c.Region, c.Size, err)
-	}
-	return nil
-}
-
 // AnchoredCheckpoint is a checkpoint as the ledger holds it.
 type AnchoredCheckpoint struct {
 	Checkpoint

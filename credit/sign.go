@@ -20,7 +20,6 @@ const (
 	tagQuery             = "ccnode/query/v1"
 	tagReceipt           = "ccnode/receipt/v1"
 	tagAck               = "ccnode/ack/v1"
-	tagCheckpoint        = "ccnode/checkpoint/v1"
 	tagLedgerTx          = "ccnode/ledger-tx/v1"
 )
 

@@ -68,7 +68,9 @@ const (
 )
 
 // Event is a committed contract event. Exactly one of the pointer fields is
-// set, according to Kind.
+// set, according to Kind. A transaction that writes several members (the
+// bootstrap) gives one member_changed Event per member, all with the
+// transaction's Position: resuming from that Position skips all of them.
 type Event struct {
 	Position   Position                   `json:"position"`
 	Kind       EventKind                  `json:"kind"`

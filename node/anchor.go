@@ -78,6 +78,13 @@ func (n *Node) anchorOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if ok && p.Checkpoint.Note == "" {
+		// Signed before checkpoints were signed notes: sign it again.
+		if err := n.outbox.ClearPending(); err != nil {
+			return err
+		}
+		ok = false
+	}
 	if !ok {
 		if p, ok, err = n.prepareCheckpoint(); err != nil || !ok {
 			return err
@@ -142,7 +149,7 @@ func (n *Node) prepareCheckpoint() (receipts.Pending, bool, error) {
 		return receipts.Pending{}, false, err
 	}
 	cp := credit.Checkpoint{Region: n.cfg.Region, Size: size, Root: root}
-	if err := cp.Sign(n.key); err != nil {
+	if err := cp.Sign(n.cfg.P2P.NetworkID, n.key); err != nil {
 		return receipts.Pending{}, false, err
 	}
 	p := receipts.Pending{Checkpoint: cp, FromSize: last.Size, Proof: proof, CreatedAt: n.now()}
@@ -263,7 +270,7 @@ func (n *Node) anchorReceipt(ctx context.Context, idx uint64) error {
 		return err
 	}
 	cp := credit.Checkpoint{Region: n.cfg.Region, Size: size, Root: root}
-	if err := cp.Sign(n.key); err != nil {
+	if err := cp.Sign(n.cfg.P2P.NetworkID, n.key); err != nil {
 		return err
 	}
 	actx, cancel := context.WithTimeout(ctx, 30*time.Second)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -182,6 +183,17 @@ func (c *Client) ConsentStatus(ctx context.Context, id string) (*ConsentResponse
 func (c *Client) Checkpoint(ctx context.Context) (*credit.AnchoredCheckpoint, error) {
 	var out credit.AnchoredCheckpoint
 	if err := c.do(ctx, "GET", "/v1/checkpoint", false, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Consistency reads a consistency proof between two of the region's
+// anchored checkpoints (sizes from and to).
+func (c *Client) Consistency(ctx context.Context, from, to uint64) (*ConsistencyProof, error) {
+	var out ConsistencyProof
+	path := "/v1/proofs/consistency?from=" + strconv.FormatUint(from, 10) + "&to=" + strconv.FormatUint(to, 10)
+	if err := c.do(ctx, "GET", path, false, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -93,6 +93,11 @@ type LedgerConfig struct {
 	BootstrapFile string `yaml:"bootstrap_file"`
 	// MSPID is the identity this node acts as on the ledger.
 	MSPID string `yaml:"msp_id"`
+	// KeyFile, for an embedded ledger, holds the key of that identity
+	// when it is not the node's key_file: after a key rotation the region
+	// keeps acting as the identity it was registered with, and the node
+	// publishes its new key in the region's record. Empty: key_file.
+	KeyFile string `yaml:"key_file"`
 	// GracePeriod: past this age of the node's ledger view it refuses to
 	// answer (fail closed).
 	GracePeriod time.Duration `yaml:"grace_period"`
@@ -182,6 +187,10 @@ func (c *Config) Validate() error {
 	}
 	if c.P2P.NetworkID == "" {
 		return bad("p2p.network_id", errRequired)
+	}
+	// The network id names the region's log in its checkpoints' origin.
+	if _, err := credit.CheckpointOrigin(c.P2P.NetworkID, c.Region); err != nil {
+		return bad("p2p.network_id", err)
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
 		return bad("http.addr", err)

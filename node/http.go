@@ -4,7 +4,10 @@ import (
 	_ "embed"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -28,13 +31,16 @@ type APIError struct {
 
 // Handler is the bank API. Bank queries and receipt reads are
 // authenticated by the bank's signature; operator calls are on the admin
-// API (AdminHandler), never here.
+// API (AdminHandler), never here. Checkpoints and consistency proofs are
+// public: they hold only sizes, hashes and the region's signature, which
+// every member already reads on the ledger.
 func (n *Node) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/query", n.handleQuery)
 	mux.HandleFunc("GET /v1/receipts/{id}", n.handleBankReceipt)
 	mux.HandleFunc("GET /v1/consents/{id}", n.handleConsentStatus)
 	mux.HandleFunc("GET /v1/checkpoint", n.handleCheckpoint)
+	mux.HandleFunc("GET /v1/proofs/consistency", n.handleConsistency)
 	mux.HandleFunc("/", notFound)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -188,7 +194,47 @@ func (n *Node) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, credit.CodeNotFound, "no checkpoint anchored yet")
 		return
 	}
+	if wantsNote(r) {
+		// The signed note alone, as C2SP checkpoint clients and witnesses
+		// fetch it.
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, ac.Note)
+		return
+	}
 	writeJSON(w, http.StatusOK, ac)
+}
+
+// wantsNote: the client asked for text/plain rather than JSON.
+func wantsNote(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
+		switch strings.TrimSpace(mt) {
+		case "application/json", "*/*", "application/*":
+			return false
+		case "text/plain":
+			return true
+		}
+	}
+	return false
+}
+
+// handleConsistency serves GET /v1/proofs/consistency?from=N&to=M.
+func (n *Node) handleConsistency(w http.ResponseWriter, r *http.Request) {
+	var sizes [2]uint64
+	for i, name := range []string{"from", "to"} {
+		v, err := strconv.ParseUint(r.URL.Query().Get(name), 10, 64)
+		if err != nil {
+			n.fail(w, credit.Refuse(credit.CodeInvalidQuery, "query parameter %s: want a tree size (a decimal integer)", name))
+			return
+		}
+		sizes[i] = v
+	}
+	cp, err := n.Consistency(r.Context(), sizes[0], sizes[1])
+	if err != nil {
+		n.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, cp)
 }
 
 func (n *Node) handleReady(w http.ResponseWriter, r *http.Request) {

@@ -221,7 +221,9 @@ func (n *Node) startHost(ctx context.Context) (func() error, error) {
 	for _, a := range n.host.Addrs() {
 		addrs = append(addrs, a.String())
 	}
-	publishAddrs(ctx, n.deps.Ledger, n.cfg.Region, addrs, n.log)
+	if err := publishSelf(ctx, n.deps.Ledger, n.cfg.Region, n.key.Public().(ed25519.PublicKey), addrs, n.log); err != nil {
+		return nil, errors.Join(err, stop())
+	}
 	return stop, nil
 }
 
@@ -317,21 +319,44 @@ func (n *Node) startHTTP(context.Context) (func() error, error) {
 	}, nil
 }
 
-// publishAddrs updates this region's record with its current listen
-// addresses; failure is logged, the node still serves its own region.
-func publishAddrs(ctx context.Context, l network.Ledger, region credit.RegionID, addrs []string, log *slog.Logger) {
+// ErrKeyNotPublished: the node's key differs from its region's ledger
+// record and the record could not be changed; every receipt it signed
+// would fail verification, so the node does not start.
+var ErrKeyNotPublished = errors.New("node key not published on the ledger")
+
+// publishSelf updates this region's record with its current listen
+// addresses and, when the node starts with a new key (a key rotation: the
+// operator changed key_file), with the new key and peer ID, before the
+// node signs anything with it. The change is a transaction of the region's
+// ledger identity, which the old record names. An address failure is
+// logged (the node still serves its own region); a key failure stops the
+// start.
+func publishSelf(ctx context.Context, l network.Ledger, region credit.RegionID, pub ed25519.PublicKey, addrs []string, log *slog.Logger) error {
 	m, err := l.Region(ctx, region)
 	if err != nil {
 		log.Warn("reading own region record", "err", err)
-		return
+		return nil
 	}
-	if slices.Equal(m.Addrs, addrs) {
-		return
+	rotate := !pub.Equal(ed25519.PublicKey(m.PubKey))
+	if !rotate && slices.Equal(m.Addrs, addrs) {
+		return nil
 	}
 	m.Addrs = addrs
+	if rotate {
+		pid, err := PeerID(pub)
+		if err != nil {
+			return err
+		}
+		log.Info("publishing a new node key", "old_peer", m.PeerID, "new_peer", pid)
+		m.PubKey, m.PeerID = pub, pid
+	}
 	if err := l.UpdateRegion(ctx, m); err != nil {
+		if rotate {
+			return fmt.Errorf("%w: region %s: %w", ErrKeyNotPublished, region, err)
+		}
 		log.Warn("publishing p2p addresses", "err", err)
 	}
+	return nil
 }
 
 // Host is the node's libp2p host.
@@ -468,7 +493,11 @@ func (n *Node) ConsentStatus(ctx context.Context, id string) (credit.ConsentComm
 // anchored checkpoint that covers it when there is one, else against the
 // log's current head (Checkpoint nil: not yet anchored).
 type ReceiptProof struct {
-	Receipt    credit.Receipt             `json:"receipt"`
+	Receipt credit.Receipt `json:"receipt"`
+	// Leaf is the log entry's bytes: the receipt's canonical JSON, the
+	// receipt field of its answered export line byte for byte. Its RFC 6962
+	// leaf hash, SHA-256(0x00 || Leaf), is what Proof proves.
+	Leaf       []byte                     `json:"leaf"`
 	LeafIndex  uint64                     `json:"leaf_index"`
 	TreeSize   uint64                     `json:"tree_size"`
 	Root       []byte                     `json:"root"`
@@ -489,7 +518,7 @@ func (n *Node) Proof(_ context.Context, receiptID string) (ReceiptProof, error) 
 	if err != nil {
 		return ReceiptProof{}, err
 	}
-	rp := ReceiptProof{Receipt: r, LeafIndex: e.Index}
+	rp := ReceiptProof{Receipt: r, Leaf: e.Leaf, LeafIndex: e.Index}
 	ac, ok, err := n.outbox.LastAnchored()
 	if err != nil {
 		return rp, err
@@ -509,6 +538,51 @@ func (n *Node) Proof(_ context.Context, receiptID string) (ReceiptProof, error) 
 		rp.Acks = []credit.Ack{}
 	}
 	return rp, nil
+}
+
+// ConsistencyProof is an RFC 6962 consistency proof that the log at From's
+// size is a prefix of the log at To's, between two checkpoints of this
+// region anchored on the ledger.
+type ConsistencyProof struct {
+	From  credit.AnchoredCheckpoint `json:"from"`
+	To    credit.AnchoredCheckpoint `json:"to"`
+	Proof [][]byte                  `json:"proof"`
+}
+
+// Consistency proves that this region's anchored checkpoint of size from
+// is a prefix of its anchored checkpoint of size to. Both sizes must be
+// checkpoints this node anchored (or adopted from the ledger): a proof is
+// worth something only between roots the region signed.
+func (n *Node) Consistency(_ context.Context, from, to uint64) (ConsistencyProof, error) {
+	if from == 0 || from > to {
+		return ConsistencyProof{}, credit.Refuse(credit.CodeInvalidQuery, "consistency proof from size %d to %d: want 0 < from <= to", from, to)
+	}
+	if n.rlog == nil {
+		return ConsistencyProof{}, ErrNotReady
+	}
+	var cp ConsistencyProof
+	for _, s := range []struct {
+		size uint64
+		into *credit.AnchoredCheckpoint
+	}{{from, &cp.From}, {to, &cp.To}} {
+		ac, ok, err := n.outbox.AnchoredAt(s.size)
+		if err != nil {
+			return cp, err
+		}
+		if !ok {
+			return cp, credit.Refuse(credit.CodeNotFound, "region %s has no anchored checkpoint of size %d on this node", n.cfg.Region, s.size)
+		}
+		*s.into = ac
+	}
+	p, err := n.rlog.ConsistencyProof(from, to)
+	if err != nil {
+		return cp, err
+	}
+	cp.Proof = p
+	if cp.Proof == nil {
+		cp.Proof = [][]byte{}
+	}
+	return cp, nil
 }
 
 // LatestCheckpoint is this node's last anchored checkpoint.

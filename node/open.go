@@ -71,7 +71,13 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Running, err er
 	if r.Store, err = store.Open(ctx, store.Options{Dir: filepath.Join(cfg.DataDir, "db"), Logger: log}); err != nil {
 		return nil, err
 	}
-	if r.Ledger, err = openLedger(ctx, cfg, key, log); err != nil {
+	ledgerKey := key
+	if cfg.Ledger.KeyFile != "" {
+		if ledgerKey, err = LoadKeyFile(cfg.Ledger.KeyFile); err != nil {
+			return nil, &ConfigError{Key: "ledger.key_file", Err: err}
+		}
+	}
+	if r.Ledger, err = openLedger(ctx, cfg, ledgerKey, log); err != nil {
 		return nil, err
 	}
 	if o, ok := r.Ledger.(*ownedLedger); ok && o.ln != nil {
@@ -182,7 +188,9 @@ func (o *ownedLedger) open(ctx context.Context, cfg Config, key ed25519.PrivateK
 		return err
 	}
 	for _, m := range members {
-		if err := o.srv.AddIdentity(m.MSPID, m.PubKey); err != nil {
+		// A region that rotated its node key keeps the ledger identity it
+		// was first registered with: its record's key differs from it.
+		if err := o.srv.AddIdentity(m.MSPID, m.PubKey); err != nil && !errors.Is(err, network.ErrConflict) {
 			return fmt.Errorf("ledger identity of region %s: %w", m.ID, err)
 		}
 	}

@@ -42,6 +42,7 @@ func CheckSecretFile(path string) error {
 func checkSecrets(cfg Config) error {
 	for _, f := range []struct{ key, path string }{
 		{"key_file", cfg.KeyFile},
+		{"ledger.key_file", cfg.Ledger.KeyFile},
 		{"admin.operators_file", cfg.Admin.OperatorsFile},
 		{"p2p.psk_file", cfg.P2P.PSKFile},
 		{"http.tls_key_file", cfg.HTTP.TLSKeyFile},

@@ -86,7 +86,7 @@ func writeAuditWorld(t *testing.T, n int) (snapPath, exportPath string, lines []
 		lines = append(lines, credit.ExportLine{Index: uint64(i), Receipt: leaf, Acks: []credit.Ack{ack}})
 	}
 	cp := credit.Checkpoint{Region: "sz", Size: uint64(n), Root: tree.Hash()}
-	if err := cp.Sign(auditKey("sz")); err != nil {
+	if err := cp.Sign("test", auditKey("sz")); err != nil {
 		t.Fatal(err)
 	}
 	snap.AddCheckpoint(credit.AnchoredCheckpoint{Checkpoint: cp, AnchoredAt: t0.Add(time.Hour + time.Duration(n)*time.Minute), TxID: "tx-1"})

@@ -70,8 +70,9 @@ func runDemo(c *cli.Context) error {
 	} else {
 		printDemo(out, &d.Report)
 	}
+	verdict := demoVerdict(&d.Report)
 	if !c.Bool("keep") {
-		return nil
+		return verdict
 	}
 	fmt.Fprintln(c.App.ErrWriter, "\nKeeping the consortium running; Ctrl-C stops it.")
 	for _, r := range d.Report.Regions {
@@ -86,6 +87,16 @@ func runDemo(c *cli.Context) error {
 		fmt.Fprintln(c.App.ErrWriter, "  (run with --data-dir to get the banks' keys and consents for 'ccnode query')")
 	}
 	<-ctx.Done()
+	return verdict
+}
+
+// demoVerdict fails the demo, exit status 2 as `ccnode audit`'s, when its
+// own offline audit found anything: a demo that prints findings has not
+// shown a working consortium.
+func demoVerdict(r *consortium.DemoReport) error {
+	if r.Audit.Findings > 0 {
+		return findingsError{r.Audit.Findings}
+	}
 	return nil
 }
 

@@ -12,10 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/internal/testkit"
@@ -225,6 +228,10 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 		}
 		return err
 	})
+	firstCP, err := cl.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Refused by reason through the CLI's exit status and message.
 	qout, err := exec.Command(bin, "query", "--node", url, "--ca-file", caFile, "--bank", "bank-a", "--key", bankKeyFile, "--consent", consentFile, "--categories", "customs").CombinedOutput()
 	if err == nil || !strings.Contains(string(qout), string(credit.CodeCategoryOutOfScope)) {
@@ -272,6 +279,32 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 		}
 		return err
 	})
+
+	// A consistency proof between the checkpoint anchored before the kill
+	// and the one after, checked by the command against the region's note
+	// verifier key; under another key's verifier it fails.
+	lastCP, err := cl.Checkpoint(ctx)
+	if err != nil || lastCP.Size <= firstCP.Size {
+		t.Fatalf("latest checkpoint %+v after %d: %v", lastCP, firstCP.Size, err)
+	}
+	nodeKey, err := node.LoadKeyFile(filepath.Join(dir, "node.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vkey, err := note.NewEd25519VerifierKey("ccnode/"+node.DefaultNetworkID+"/440300", nodeKey.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, to := strconv.FormatUint(firstCP.Size, 10), strconv.FormatUint(lastCP.Size, 10)
+	var cproof node.ConsistencyProof
+	if out := cli("receipts", "consistency", "--node", url, "--from", from, "--to", to, "--verifier-key", vkey); json.Unmarshal([]byte(out), &cproof) != nil ||
+		cproof.From.Size != firstCP.Size || cproof.To.Size != lastCP.Size || len(cproof.Proof) == 0 {
+		t.Fatalf("receipts consistency:\n%s", out)
+	}
+	otherVkey, _ := note.NewEd25519VerifierKey("ccnode/"+node.DefaultNetworkID+"/440300", bankKey.Public().(ed25519.PublicKey))
+	if out, err := exec.Command(bin, "receipts", "consistency", "--node", url, "--from", from, "--to", to, "--verifier-key", otherVkey).CombinedOutput(); err == nil {
+		t.Fatalf("receipts consistency under another key's verifier succeeded:\n%s", out)
+	}
 
 	// Retiring the authority ends every consent it certified.
 	if out := cli("authority", "retire", "--admin", adminURL, "--operator-token-file", adminTok, "--authority", caDir); !strings.Contains(out, `"retired_at"`) {

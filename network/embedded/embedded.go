@@ -622,27 +622,41 @@ func (s *Server) events(after network.Position, limit int) ([]network.Event, uin
 			if b.Event == nil {
 				continue
 			}
-			ev, err := toEvent(b)
+			evs, err := toEvents(b)
 			if err != nil {
 				return err
 			}
-			out = append(out, ev)
+			out = append(out, evs...)
 		}
 		return nil
 	})
 	return out, last, err
 }
 
-func toEvent(b Block) (network.Event, error) {
+// toEvents maps a block's contract event to network.Events: one per member
+// for the bootstrap's, which lists every member it wrote, as the Fabric
+// backend maps it; the events of one block share its Position.
+func toEvents(b Block) ([]network.Event, error) {
 	var p chaincode.EventPayload
 	if err := json.Unmarshal(b.Event.Payload, &p); err != nil {
-		return network.Event{}, fmt.Errorf("block %d event: %w", b.Number, err)
+		return nil, fmt.Errorf("block %d event: %w", b.Number, err)
 	}
-	return network.Event{
-		Position: network.Position{Block: b.Number, TxID: b.TxID}, Kind: network.EventKind(b.Event.Name), Time: b.Time,
+	pos, kind := network.Position{Block: b.Number, TxID: b.TxID}, network.EventKind(b.Event.Name)
+	if kind == network.EventMemberChanged && (len(p.Regions) > 0 || len(p.Banks) > 0) {
+		out := make([]network.Event, 0, len(p.Regions)+len(p.Banks))
+		for i := range p.Regions {
+			out = append(out, network.Event{Position: pos, Kind: kind, Time: b.Time, Region: &p.Regions[i]})
+		}
+		for i := range p.Banks {
+			out = append(out, network.Event{Position: pos, Kind: kind, Time: b.Time, Bank: &p.Banks[i]})
+		}
+		return out, nil
+	}
+	return []network.Event{{
+		Position: pos, Kind: kind, Time: b.Time,
 		Region: p.Region, Bank: p.Bank, Consent: p.Consent, Checkpoint: p.Checkpoint,
 		Authority: p.Authority, Revocation: p.Revocation,
-	}, nil
+	}}, nil
 }
 
 // subscribe streams events after from until ctx ends or the server closes.

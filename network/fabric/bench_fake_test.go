@@ -3,6 +3,7 @@ package fabric
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func reportLatencies(b *testing.B, lat []time.Duration) {
 func BenchmarkFakeGatewaySubmit(b *testing.B) {
 	l := benchFake(b)
 	ctx := context.Background()
-	cp := credit.Checkpoint{Region: "SZ", Size: 5, Root: make([]byte, 32), Sig: make([]byte, 64)}
+	cp := credit.Checkpoint{Region: "SZ", Size: 5, Root: make([]byte, 32), Note: strings.Repeat("n", 150)}
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -60,7 +61,7 @@ func BenchmarkFakeGatewaySubmit(b *testing.B) {
 func BenchmarkFakeGatewaySubmitParallel(b *testing.B) {
 	l := benchFake(b)
 	ctx := context.Background()
-	cp := credit.Checkpoint{Region: "SZ", Size: 5, Root: make([]byte, 32), Sig: make([]byte, 64)}
+	cp := credit.Checkpoint{Region: "SZ", Size: 5, Root: make([]byte, 32), Note: strings.Repeat("n", 150)}
 	b.SetParallelism(16)
 	var mu sync.Mutex
 	var lat []time.Duration

@@ -340,3 +340,38 @@ func TestSampleConfig(t *testing.T) {
 		t.Fatalf("sample config\n got %+v\nwant %+v", c, want)
 	}
 }
+
+// The bootstrap's one chaincode event lists every member it wrote: it maps
+// to one member event each, at the transaction's Position, timed by the
+// record, as the embedded backend maps the same payload.
+func TestMapEventsBootstrapListsEveryMember(t *testing.T) {
+	at := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+	sz := credit.RegionMember{ID: "440300", UpdatedAt: at}
+	gz := credit.RegionMember{ID: "440100", UpdatedAt: at}
+	bank := credit.BankMember{ID: "bank-a", UpdatedAt: at}
+	b, err := json.Marshal(map[string]any{"region": sz, "regions": []credit.RegionMember{sz, gz}, "banks": []credit.BankMember{bank}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := mapEvents(&client.ChaincodeEvent{BlockNumber: 3, TransactionID: "tx3", EventName: "member_changed", Payload: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ev := range evs {
+		if ev.Position != (network.Position{Block: 3, TxID: "tx3"}) || ev.Kind != network.EventMemberChanged || !ev.Time.Equal(at) {
+			t.Fatalf("event %+v", ev)
+		}
+		switch {
+		case ev.Region != nil && ev.Bank == nil:
+			got = append(got, string(ev.Region.ID))
+		case ev.Bank != nil && ev.Region == nil:
+			got = append(got, string(ev.Bank.ID))
+		default:
+			t.Fatalf("event with %v region, %v bank", ev.Region, ev.Bank)
+		}
+	}
+	if strings.Join(got, ",") != "440300,440100,bank-a" {
+		t.Fatalf("members %v, want 440300,440100,bank-a", got)
+	}
+}

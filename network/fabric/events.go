@@ -76,19 +76,21 @@ func (l *Ledger) Subscribe(ctx context.Context, from network.Position) (<-chan n
 			case <-l.done:
 				return
 			}
-			ev, err := mapEvent(ce)
+			evs, err := mapEvents(ce)
 			if err != nil {
 				// A payload this client cannot read would stop every
 				// resubscription at the same place; log it and go on.
 				l.log.Error("skipping unreadable chaincode event", "block", ce.BlockNumber, "tx", ce.TransactionID, "name", ce.EventName, "err", err)
 				continue
 			}
-			select {
-			case out <- ev:
-			case <-sctx.Done():
-				return
-			case <-l.done:
-				return
+			for _, ev := range evs {
+				select {
+				case out <- ev:
+				case <-sctx.Done():
+					return
+				case <-l.done:
+					return
+				}
 			}
 		}
 	}()
@@ -104,10 +106,43 @@ type eventPayload struct {
 	Time       *time.Time                 `json:"time,omitempty"`
 	Region     *credit.RegionMember       `json:"region,omitempty"`
 	Bank       *credit.BankMember         `json:"bank,omitempty"`
+	Regions    []credit.RegionMember      `json:"regions,omitempty"`
+	Banks      []credit.BankMember        `json:"banks,omitempty"`
 	Consent    *credit.ConsentCommitment  `json:"consent,omitempty"`
 	Checkpoint *credit.AnchoredCheckpoint `json:"checkpoint,omitempty"`
 	Authority  *credit.IdentityAuthority  `json:"authority,omitempty"`
 	Revocation *credit.CertRevocation     `json:"revocation,omitempty"`
+}
+
+// mapEvents turns a chaincode event into network.Events: one per member
+// for the bootstrap's event, which lists every member it wrote (Fabric
+// keeps one chaincode event per transaction), else mapEvent's one. The
+// events of one transaction share its Position.
+func mapEvents(ce *client.ChaincodeEvent) ([]network.Event, error) {
+	if network.EventKind(ce.EventName) == network.EventMemberChanged {
+		var p eventPayload
+		if err := json.Unmarshal(ce.Payload, &p); err != nil {
+			return nil, fmt.Errorf("%w %s: %w", errEvent, ce.EventName, err)
+		}
+		if len(p.Regions) > 0 || len(p.Banks) > 0 {
+			pos := network.Position{Block: ce.BlockNumber, TxID: ce.TransactionID}
+			out := make([]network.Event, 0, len(p.Regions)+len(p.Banks))
+			for i := range p.Regions {
+				out = append(out, network.Event{Position: pos, Kind: network.EventMemberChanged,
+					Time: p.Regions[i].UpdatedAt.UTC(), Region: &p.Regions[i]})
+			}
+			for i := range p.Banks {
+				out = append(out, network.Event{Position: pos, Kind: network.EventMemberChanged,
+					Time: p.Banks[i].UpdatedAt.UTC(), Bank: &p.Banks[i]})
+			}
+			return out, nil
+		}
+	}
+	ev, err := mapEvent(ce)
+	if err != nil {
+		return nil, err
+	}
+	return []network.Event{ev}, nil
 }
 
 // mapEvent turns a chaincode event into a network.Event. Fabric's chaincode

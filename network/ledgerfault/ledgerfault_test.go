@@ -106,7 +106,7 @@ func calls(t testing.TB, r ledgertest.Region) map[string]func(context.Context, n
 		},
 		"AnchorCheckpoint": func(ctx context.Context, l network.Ledger) error {
 			cp := credit.Checkpoint{Region: r.Member.ID, Size: 1, Root: make([]byte, 32)}
-			if err := cp.Sign(r.Key); err != nil {
+			if err := cp.Sign(ledgertest.Network, r.Key); err != nil {
 				return err
 			}
 			_, err := l.AnchorCheckpoint(ctx, cp, nil)
@@ -360,6 +360,20 @@ func TestHoldEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	boot := next(t, held)
+	// The bootstrap gives one event per member it wrote, at one Position.
+	regions, err := a.Ledger.Regions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	banks, err := a.Ledger.Banks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range len(regions) + len(banks) - 1 {
+		if ev := next(t, held); ev.Position != boot.Position {
+			t.Fatalf("bootstrap event at %+v, want %+v", ev.Position, boot.Position)
+		}
+	}
 
 	w.f.HoldEvents(true)
 	var ids []string

@@ -50,7 +50,7 @@ func (l *Log) Anchor(ctx context.Context, leaves int) (credit.AnchoredCheckpoint
 		l.tree.AppendData(fmt.Appendf(nil, "%s receipt %d", l.Region.Member.ID, l.n))
 	}
 	cp := credit.Checkpoint{Region: l.Region.Member.ID, Size: l.tree.Size(), Root: l.tree.Hash()}
-	if err := cp.Sign(l.Region.Key); err != nil {
+	if err := cp.Sign(Network, l.Region.Key); err != nil {
 		return credit.AnchoredCheckpoint{}, err
 	}
 	var proof [][]byte

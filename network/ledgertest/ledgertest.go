@@ -13,14 +13,18 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/merkle/testonly"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network"
@@ -131,7 +135,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("consents", func(t *testing.T) { testConsents(ctx, t, h) })
 	t.Run("checkpoints", func(t *testing.T) { testCheckpoints(ctx, t, h) })
 	t.Run("authorities", func(t *testing.T) { testAuthorities(ctx, t, h) })
-	t.Run("events", func(t *testing.T) { testEvents(ctx, t, h) })
+	t.Run("events", func(t *testing.T) { testEvents(ctx, t, h, bankA.ID) })
 }
 
 func testMembership(ctx context.Context, t *testing.T, h Harness, bankA credit.BankMember) {
@@ -291,13 +295,34 @@ func testConsents(ctx context.Context, t *testing.T, h Harness) {
 	wantKind(t, err, network.ErrNotFound, "consent before it was recorded")
 }
 
+// Network is the network id the suite's checkpoints name in their origin.
+const Network = "ledgertest"
+
 func signed(t *testing.T, r Region, size uint64, root []byte) credit.Checkpoint {
 	t.Helper()
+	return signedIn(t, Network, r, size, root)
+}
+
+func signedIn(t *testing.T, network string, r Region, size uint64, root []byte) credit.Checkpoint {
+	t.Helper()
 	cp := credit.Checkpoint{Region: r.Member.ID, Size: size, Root: root}
-	if err := cp.Sign(r.Key); err != nil {
+	if err := cp.Sign(network, r.Key); err != nil {
 		t.Fatal(err)
 	}
 	return cp
+}
+
+// flipSignatureBit changes one bit of a one-signature note's Ed25519
+// signature, keeping its key name and hash.
+func flipSignatureBit(t *testing.T, n string) string {
+	t.Helper()
+	i := strings.LastIndex(n, " ")
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSuffix(n[i+1:], "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)-1] ^= 1
+	return n[:i+1] + base64.StdEncoding.EncodeToString(raw) + "\n"
 }
 
 func testCheckpoints(ctx context.Context, t *testing.T, h Harness) {
@@ -328,10 +353,16 @@ func testCheckpoints(ctx context.Context, t *testing.T, h Harness) {
 	wantKind(t, errOnly(b.Ledger.AnchorCheckpoint(ctx, cp4, nil)), network.ErrDenied, "anchoring another region's checkpoint")
 
 	forged := signed(t, a, 8, tree.HashAt(8))
-	forged.Sig = bytes.Repeat([]byte{1}, 64)
+	forged.Note = flipSignatureBit(t, forged.Note)
 	wantKind(t, errOnly(a.Ledger.AnchorCheckpoint(ctx, forged, proof(4, 8))), network.ErrDenied, "bad checkpoint signature")
 	byOther := signed(t, Region{Member: a.Member, Key: b.Key}, 8, tree.HashAt(8))
 	wantKind(t, errOnly(a.Ledger.AnchorCheckpoint(ctx, byOther, proof(4, 8))), network.ErrDenied, "checkpoint signed with another region's key")
+	// The note says 12 leaves; the fields claim 8 (and the proof is for 8).
+	sizeLie := signed(t, a, 12, tree.HashAt(8))
+	sizeLie.Size = 8
+	wantKind(t, errOnly(a.Ledger.AnchorCheckpoint(ctx, sizeLie, proof(4, 8))), network.ErrDenied, "checkpoint whose size differs from its note's")
+	otherLog := signedIn(t, Network+"-other", a, 8, tree.HashAt(8))
+	wantKind(t, errOnly(a.Ledger.AnchorCheckpoint(ctx, otherLog, proof(4, 8))), network.ErrDenied, "checkpoint naming another origin than the region's log")
 
 	cp8 := signed(t, a, 8, tree.HashAt(8))
 	if _, err := a.Ledger.AnchorCheckpoint(ctx, cp8, proof(4, 8)); err != nil {
@@ -364,6 +395,20 @@ func testCheckpoints(ctx context.Context, t *testing.T, h Harness) {
 	if err := latest.Verify(a.Member.PubKey); err != nil {
 		t.Fatalf("anchored checkpoint signature: %v", err)
 	}
+	// The ledger keeps the signed note byte for byte: a standard verifier
+	// checks it with the region's public key alone.
+	origin, _ := credit.CheckpointOrigin(Network, a.Member.ID)
+	vkey, err := note.NewEd25519VerifierKey(origin, a.Member.PubKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lc, _, _, err := log.ParseCheckpoint([]byte(latest.Note), origin, v); err != nil || lc.Size != 12 || !bytes.Equal(lc.Hash, tree.HashAt(12)) {
+		t.Fatalf("standard verifier on the anchored note: %+v, %v", lc, err)
+	}
 	hist, err := b.Ledger.CheckpointHistory(ctx, a.Member.ID)
 	if err != nil || len(hist) != 3 || hist[0].Size != 4 || hist[1].Size != 8 || hist[2].Size != 12 {
 		t.Fatalf("history = %+v, %v", hist, err)
@@ -394,7 +439,7 @@ func eventually(t *testing.T, h Harness, what string, f func() error) {
 
 // testEvents reads the stream from the start, then resumes from a middle
 // position and checks it continues exactly where it left off.
-func testEvents(ctx context.Context, t *testing.T, h Harness) {
+func testEvents(ctx context.Context, t *testing.T, h Harness, bootBank credit.BankID) {
 	a := h.Regions[0]
 	// A marker transaction whose event closes the part of the stream we
 	// compare, so we know when we have everything written so far.
@@ -427,14 +472,46 @@ func testEvents(ctx context.Context, t *testing.T, h Harness) {
 	if len(all) < 4 {
 		t.Fatalf("only %d events", len(all))
 	}
+	// The bootstrap wrote every region and its bank in one transaction:
+	// each must show, with the record's ledger time, so that an auditor
+	// replaying events knows every member's key from its first moment.
+	boot := map[string]bool{string(bootBank): false}
+	for _, r := range h.Regions {
+		boot[string(r.Member.ID)] = false
+	}
+	for _, ev := range all {
+		if ev.Kind != network.EventMemberChanged {
+			continue
+		}
+		switch {
+		case ev.Region != nil && !ev.Region.UpdatedAt.IsZero() && ev.Time.Equal(ev.Region.UpdatedAt):
+			if _, ok := boot[string(ev.Region.ID)]; ok {
+				boot[string(ev.Region.ID)] = true
+			}
+		case ev.Bank != nil && ev.Bank.ID == bootBank && ev.Time.Equal(ev.Bank.UpdatedAt):
+			boot[string(bootBank)] = true
+		}
+	}
+	for id, seen := range boot {
+		if !seen {
+			t.Errorf("bootstrapped member %s has no member_changed event with its ledger time", id)
+		}
+	}
+	// Resuming from an event's Position skips every event of its
+	// transaction (a bootstrap's share one).
 	mid := len(all) / 2
+	last := mid
+	for last+1 < len(all) && all[last+1].Position == all[mid].Position {
+		last++
+	}
+	want := all[last+1:]
 	rest := collect(ctx, t, h, a.Ledger, all[mid].Position, marker.ID)
-	if len(rest) != len(all)-mid-1 {
-		t.Fatalf("resumed after event %d: got %d events, want %d", mid, len(rest), len(all)-mid-1)
+	if len(rest) != len(want) {
+		t.Fatalf("resumed after event %d: got %d events, want %d", mid, len(rest), len(want))
 	}
 	for i, ev := range rest {
-		if ev.Position != all[mid+1+i].Position || ev.Kind != all[mid+1+i].Kind {
-			t.Fatalf("resumed event %d = %+v, want %+v", i, ev.Position, all[mid+1+i].Position)
+		if ev.Position != want[i].Position || ev.Kind != want[i].Kind {
+			t.Fatalf("resumed event %d = %+v, want %+v", i, ev.Position, want[i].Position)
 		}
 	}
 	t.Run("live", func(t *testing.T) { testLive(ctx, t, h, all[len(all)-1].Position) })

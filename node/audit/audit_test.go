@@ -536,7 +536,7 @@ func TestKeyRotation(t *testing.T) {
 	// Both checkpoints were anchored after the rotation.
 	f.anchor()
 	for i := range f.snap.Anchored[sz] {
-		if err := f.snap.Anchored[sz][i].Sign(key("sz-2")); err != nil {
+		if err := f.snap.Anchored[sz][i].Sign("test", key("sz-2")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -551,7 +551,7 @@ func TestKeyRotation(t *testing.T) {
 	f.snap.Anchored[sz] = nil
 	f.anchor()
 	for i := range f.snap.Anchored[sz] {
-		if err := f.snap.Anchored[sz][i].Sign(key("sz-2")); err != nil {
+		if err := f.snap.Anchored[sz][i].Sign("test", key("sz-2")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -676,5 +676,47 @@ func TestConsentDocumentAndCode(t *testing.T) {
 	}
 	if !strings.Contains(text.String(), "CODE") || !regexp.MustCompile(`(?m)^consent +consent_mismatch +sz `).MatchString(text.String()) {
 		t.Errorf("table without the code:\n%s", text.String())
+	}
+}
+
+// TestCheckpointNoteTampered: an anchored checkpoint is a signed note; one
+// the region's key did not sign, or whose statement was altered, or that
+// names another log than the region's earlier checkpoints, is a finding.
+func TestCheckpointNoteTampered(t *testing.T) {
+	tests := []struct {
+		name   string
+		tamper func(t *testing.T, c *credit.AnchoredCheckpoint)
+	}{
+		{"signed by another region's key", func(t *testing.T, c *credit.AnchoredCheckpoint) {
+			if err := c.Sign("test", key("gz")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"size in the note altered", func(t *testing.T, c *credit.AnchoredCheckpoint) {
+			c.Note = strings.Replace(c.Note, "\n8\n", "\n9\n", 1)
+		}},
+		{"size field altered", func(t *testing.T, c *credit.AnchoredCheckpoint) { c.Size = 9 }},
+		{"another origin", func(t *testing.T, c *credit.AnchoredCheckpoint) {
+			if err := c.Sign("other-network", key("sz")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, 8)
+			f.anchor()
+			rep := runAudit(t, f, f.answeredLines(), nil, testOptions(t))
+			checkFindings(t, rep, nil)
+			cps := f.snap.Anchored[sz]
+			if len(cps) != 2 || cps[1].Size != 8 {
+				t.Fatalf("fixture anchored %+v", cps)
+			}
+			tc.tamper(t, &cps[1])
+			rep = runAudit(t, f, f.answeredLines(), nil, testOptions(t))
+			if rep.ByRule[RuleCheckpointSig] != 1 {
+				t.Fatalf("findings %v, want one %s", rep.ByRule, RuleCheckpointSig)
+			}
+		})
 	}
 }

@@ -160,7 +160,7 @@ func generateRegionExports(dir string, n int) (*Snapshot, error) {
 			return err
 		}
 		cp := credit.Checkpoint{Region: r, Size: uint64(e.n), Root: root}
-		if err := cp.Sign(key(string(r))); err != nil {
+		if err := cp.Sign("test", key(string(r))); err != nil {
 			return err
 		}
 		snap.AddCheckpoint(credit.AnchoredCheckpoint{Checkpoint: cp, AnchoredAt: at.Add(time.Minute), TxID: string(r) + "-tx-" + strconv.Itoa(e.n)})

@@ -330,7 +330,7 @@ func generateExport(path string, n int) (*Snapshot, error) {
 					break
 				}
 				cp := credit.Checkpoint{Region: sz, Size: uint64(size), Root: root}
-				if err := cp.Sign(szKey); err != nil {
+				if err := cp.Sign("test", szKey); err != nil {
 					firstErr = err
 					break
 				}

@@ -221,7 +221,7 @@ func (f *fixture) anchor() {
 func (f *fixture) anchorAt(size uint64, at time.Time) {
 	f.t.Helper()
 	cp := credit.Checkpoint{Region: sz, Size: size, Root: f.tree.HashAt(size)}
-	if err := cp.Sign(key("sz")); err != nil {
+	if err := cp.Sign("test", key("sz")); err != nil {
 		f.t.Fatal(err)
 	}
 	f.snap.AddCheckpoint(credit.AnchoredCheckpoint{Checkpoint: cp, AnchoredAt: at, TxID: fmt.Sprintf("tx-%d", size)})

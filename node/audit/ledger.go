@@ -349,20 +349,22 @@ func TakeSnapshot(ctx context.Context, l SnapshotSource, quiet time.Duration, no
 		return nil, fmt.Errorf("snapshot: events: %w", err)
 	}
 	evCP := map[credit.RegionID]uint64{}
-	// A member the events have shown must have reached its current record.
-	// A member they have not shown may never be: a transaction carries one
-	// event, so a bootstrap shows only its caller; such a member is taken
-	// from the current state at the end.
-	caughtUp := func() bool {
+	// Every member the state holds must have shown in the events at its
+	// current record: every member write emits an event (the bootstrap's
+	// lists all it wrote), and a member taken from the current state alone
+	// would have no key before its latest change. strict false tolerates
+	// members never shown, for a ledger bootstrapped by an older contract
+	// whose event named only its caller.
+	caughtUp := func(strict bool) bool {
 		for _, r := range regions {
 			v := s.RegionVersions[r.ID]
-			if len(v) > 0 && v[len(v)-1].UpdatedAt.Before(r.UpdatedAt) {
+			if len(v) == 0 && strict || len(v) > 0 && v[len(v)-1].UpdatedAt.Before(r.UpdatedAt) {
 				return false
 			}
 		}
 		for _, b := range banks {
 			v := s.BankVersions[b.ID]
-			if len(v) > 0 && v[len(v)-1].UpdatedAt.Before(b.UpdatedAt) {
+			if len(v) == 0 && strict || len(v) > 0 && v[len(v)-1].UpdatedAt.Before(b.UpdatedAt) {
 				return false
 			}
 		}
@@ -375,6 +377,10 @@ func TakeSnapshot(ctx context.Context, l SnapshotSource, quiet time.Duration, no
 		}
 		return true
 	}
+	// legacyQuiet is how many quiet periods without any event the
+	// snapshot waits before it settles for members never shown.
+	const legacyQuiet = 4
+	quietRounds := 0
 	timer := time.NewTimer(quiet)
 	defer timer.Stop()
 loop:
@@ -391,6 +397,7 @@ loop:
 			if ev.Checkpoint != nil {
 				evCP[ev.Checkpoint.Region] = max(evCP[ev.Checkpoint.Region], ev.Checkpoint.Size)
 			}
+			quietRounds = 0
 			if !timer.Stop() {
 				select {
 				case <-timer.C:
@@ -399,7 +406,8 @@ loop:
 			}
 			timer.Reset(quiet)
 		case <-timer.C:
-			if caughtUp() {
+			quietRounds++
+			if caughtUp(true) || quietRounds >= legacyQuiet && caughtUp(false) {
 				break loop
 			}
 			timer.Reset(quiet)
@@ -407,9 +415,8 @@ loop:
 			return nil, fmt.Errorf("snapshot: events did not catch up: %w", ctx.Err())
 		}
 	}
-	// Members whose creation the stream did not show (bootstrapped
-	// together, or a backend that keeps no old events) are known by their
-	// current record only.
+	// Members whose creation the stream did not show (bootstrapped by an
+	// older contract) are known by their current record only.
 	for _, r := range regions {
 		if len(s.RegionVersions[r.ID]) == 0 {
 			s.AddRegion(r)

@@ -86,10 +86,13 @@ func (a *auditor) auditLog(ctx context.Context, s sourceHeader) (RegionSummary, 
 	return st.sum, nil
 }
 
-// prepareCheckpoints verifies the anchored checkpoints' signatures, sorts
-// them by size and reports two different roots anchored for one size.
+// prepareCheckpoints verifies the anchored checkpoints' signed notes (each
+// a C2SP checkpoint under the region's key at the time, all naming one
+// origin), sorts them by size and reports two different roots anchored for
+// one size.
 func (st *logState) prepareCheckpoints(hist []credit.AnchoredCheckpoint) {
 	a := st.a
+	origin := ""
 	for _, c := range hist {
 		if c.Region != st.region {
 			continue
@@ -100,6 +103,11 @@ func (st *logState) prepareCheckpoints(hist []credit.AnchoredCheckpoint) {
 		}
 		if err != nil {
 			a.out.add(Finding{Rule: RuleCheckpointSig, Region: st.region, Detail: fmt.Sprintf("anchored checkpoint at size %d (tx %s): %v", c.Size, c.TxID, err)})
+		} else if origin == "" {
+			origin = c.Origin()
+		} else if c.Origin() != origin {
+			a.out.add(Finding{Rule: RuleCheckpointSig, Region: st.region, Detail: fmt.Sprintf(
+				"anchored checkpoint at size %d (tx %s) names log %s, earlier checkpoints %s", c.Size, c.TxID, credit.Quote(c.Origin()), credit.Quote(origin))})
 		}
 		if c.Size == 0 {
 			continue

@@ -153,6 +153,19 @@ func Start(ctx context.Context, o Options) (_ *Consortium, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Mocknet {
+		if err := c.mockHosts(); err != nil {
+			return nil, err
+		}
+		// Addresses known in advance go in the bootstrap, as in a real
+		// consortium's bootstrap file: the nodes then have nothing to
+		// publish at their first start.
+		for i, r := range c.Regions {
+			for _, a := range r.host.Addrs() {
+				members[i].Addrs = append(members[i].Addrs, a.String())
+			}
+		}
+	}
 	// A kept folder's ledger has its members already.
 	if err := c.Regions[0].Ledger.Bootstrap(ctx, members, banks); err != nil && !errors.Is(err, network.ErrConflict) {
 		return nil, err
@@ -162,11 +175,6 @@ func Start(ctx context.Context, o Options) (_ *Consortium, err error) {
 	for _, r := range c.Regions {
 		if err := r.Ledger.RegisterAuthority(ctx, r.Authority.Record); err != nil {
 			return nil, fmt.Errorf("region %s: register identity authority: %w", r.ID, err)
-		}
-	}
-	if o.Mocknet {
-		if err := c.mockHosts(); err != nil {
-			return nil, err
 		}
 	}
 	for _, r := range c.Regions {
@@ -227,10 +235,14 @@ func (c *Consortium) openRegions(ctx context.Context) ([]credit.RegionMember, er
 		}
 		c.Regions = append(c.Regions, r)
 		pub := key.Public().(ed25519.PublicKey)
-		if err := c.Ledger.AddIdentity(mspID(r.ID), pub); err != nil {
+		lkey, err := ledgerKey(r.Dir, key)
+		if err != nil {
+			return nil, fmt.Errorf("region %s: %w", spec.ID, err)
+		}
+		if err := c.Ledger.AddIdentity(mspID(r.ID), lkey.Public().(ed25519.PublicKey)); err != nil {
 			return nil, err
 		}
-		r.Ledger = c.Ledger.Client(mspID(r.ID), key)
+		r.Ledger = c.Ledger.Client(mspID(r.ID), lkey)
 		if o.WrapLedger != nil {
 			r.Ledger = o.WrapLedger(r.Ledger)
 		}
@@ -358,6 +370,25 @@ func regionKey(dir string) (ed25519.PrivateKey, error) {
 		return k, err
 	}
 	return loadOrCreateKey(filepath.Join(dir, "node.key"))
+}
+
+// LedgerKeyFile, in a region's folder, holds the key of the region's
+// ledger identity when it is not the node's key: after a key rotation the
+// region keeps acting on the ledger as the identity it was registered
+// with (on Fabric, its MSP certificate), and its node publishes the new
+// node key in the region's record.
+const LedgerKeyFile = "ledger.key"
+
+// ledgerKey is dir/LedgerKeyFile's key if the file exists, else the node's.
+func ledgerKey(dir string, nodeKey ed25519.PrivateKey) (ed25519.PrivateKey, error) {
+	if dir == "" {
+		return nodeKey, nil
+	}
+	p := filepath.Join(dir, LedgerKeyFile)
+	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+		return nodeKey, nil
+	}
+	return loadOrCreateKey(p)
 }
 
 // bankKey loads a bank's key from dir/banks, creating it; with no dir it

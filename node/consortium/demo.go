@@ -17,7 +17,6 @@ import (
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/credit/synth"
-	"github.com/prdcredit/ccnode/network"
 	"github.com/prdcredit/ccnode/node"
 	"github.com/prdcredit/ccnode/node/audit"
 	"github.com/prdcredit/ccnode/store/receipts"
@@ -77,9 +76,8 @@ type DemoAudit struct {
 	Dir      string   `json:"dir"`
 	Exports  []string `json:"exports"`
 	Snapshot string   `json:"ledger_snapshot"`
-	// SnapshotFrom: "events" (replayed from the ledger's event stream)
-	// or "state" (read from current state when the replay did not catch
-	// up in time).
+	// SnapshotFrom: "events" (replayed from the ledger's event stream,
+	// the only source of every member's key history).
 	SnapshotFrom string             `json:"snapshot_from"`
 	Consents     string             `json:"consents"`
 	Receipts     uint64             `json:"receipts_checked"`
@@ -613,18 +611,16 @@ func (d *Demo) audit(ctx context.Context, dir string, consents []credit.ConsentG
 			srcs = append(srcs, audit.FileSource(p))
 		}
 	}
-	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	// The snapshot replays the ledger's events: its current state alone
+	// would date every member's key from its latest change (a restart
+	// republishes addresses) and reject all it signed before.
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	snap, err := audit.TakeSnapshot(sctx, d.Regions[0].Ledger, 100*time.Millisecond, now)
 	cancel()
-	a.SnapshotFrom = "events"
 	if err != nil {
-		// The demo changes no member after bootstrap, so the ledger's
-		// current state is its whole history.
-		if snap, err = d.stateSnapshot(ctx, consents, now); err != nil {
-			return err
-		}
-		a.SnapshotFrom = "state"
+		return fmt.Errorf("audit: ledger snapshot: %w", err)
 	}
+	a.SnapshotFrom = "events"
 	a.Snapshot = filepath.Join(ad, "ledger-snapshot.json")
 	f, err := node.CreatePrivate(a.Snapshot)
 	if err != nil {
@@ -654,59 +650,6 @@ func (d *Demo) audit(ctx context.Context, dir string, consents []credit.ConsentG
 	}
 	a.Findings, a.ByRule = ar.Total, ar.ByRule
 	return nil
-}
-
-// stateSnapshot builds the audit's ledger snapshot from current state.
-func (d *Demo) stateSnapshot(ctx context.Context, consents []credit.ConsentGrant, now time.Time) (*audit.Snapshot, error) {
-	l := d.Regions[0].Ledger
-	s := audit.NewSnapshot()
-	s.TakenAt = now.UTC()
-	regions, err := l.Regions(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range regions {
-		s.AddRegion(r)
-		h, err := l.CheckpointHistory(ctx, r.ID)
-		if err != nil && !errors.Is(err, network.ErrNotFound) {
-			return nil, err
-		}
-		for _, c := range h {
-			s.AddCheckpoint(c)
-		}
-	}
-	banks, err := l.Banks(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, b := range banks {
-		s.AddBank(b)
-	}
-	auths, err := l.Authorities(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, a := range auths {
-		s.AddAuthority(a)
-	}
-	revs, err := l.Revocations(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range revs {
-		s.AddRevocation(r)
-	}
-	for _, g := range consents {
-		c, err := l.Consent(ctx, g.ID)
-		if errors.Is(err, network.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		s.ConsentRecords[c.ID] = c
-	}
-	return s, nil
 }
 
 // saveArtifacts writes the consent documents under dir (the banks' keys

@@ -307,6 +307,18 @@ func TestAcksRequestedOutbox(t *testing.T) {
 			if ac, ok, err := ob.LastAnchored(); !ok || err != nil || ac.TxID != "tx1" {
 				t.Fatalf("last anchored: %+v %v %v", ac, ok, err)
 			}
+			// Every checkpoint seen anchored stays readable by its size.
+			if err := ob.MarkAnchored(credit.AnchoredCheckpoint{Checkpoint: credit.Checkpoint{Region: "440300", Size: 3}, TxID: "tx3"}); err != nil {
+				t.Fatal(err)
+			}
+			for size, tx := range map[uint64]string{1: "tx1", 3: "tx3"} {
+				if ac, ok, err := ob.AnchoredAt(size); !ok || err != nil || ac.TxID != tx || ac.Size != size {
+					t.Fatalf("anchored at %d: %+v %v %v", size, ac, ok, err)
+				}
+			}
+			if _, ok, err := ob.AnchoredAt(2); ok || err != nil {
+				t.Fatalf("a size never anchored: %v %v", ok, err)
+			}
 		})
 	}
 }

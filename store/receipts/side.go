@@ -1,6 +1,7 @@
 package receipts
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -135,7 +136,12 @@ var (
 	outboxPending  = []byte{prefixOutbox, 'p'}
 	outboxAnchored = []byte{prefixOutbox, 'a'}
 	outboxView     = []byte{prefixOutbox, 'v'}
+	outboxHistory  = []byte{prefixOutbox, 'h'} // + big-endian size: every checkpoint seen anchored
 )
+
+func historyKey(size uint64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte(nil), outboxHistory...), size)
+}
 
 func getJSON(db *badger.DB, key []byte, v any) (bool, error) {
 	found := false
@@ -184,8 +190,9 @@ func (o *Outbox) Pending() (Pending, bool, error) {
 	return p, ok, err
 }
 
-// MarkAnchored records ac as the last anchored checkpoint and clears the
-// pending one if ac covers it, in one transaction.
+// MarkAnchored records ac as the last anchored checkpoint (and in the
+// history AnchoredAt reads) and clears the pending one if ac covers it, in
+// one transaction.
 func (o *Outbox) MarkAnchored(ac credit.AnchoredCheckpoint) error {
 	b, err := json.Marshal(ac)
 	if err != nil {
@@ -206,6 +213,9 @@ func (o *Outbox) MarkAnchored(ac credit.AnchoredCheckpoint) error {
 		} else if !errors.Is(err, badger.ErrKeyNotFound) {
 			return err
 		}
+		if err := txn.Set(historyKey(ac.Size), b); err != nil {
+			return err
+		}
 		return txn.Set(outboxAnchored, b)
 	})
 	if err == nil {
@@ -221,6 +231,14 @@ func (o *Outbox) MarkAnchored(ac credit.AnchoredCheckpoint) error {
 func (o *Outbox) LastAnchored() (credit.AnchoredCheckpoint, bool, error) {
 	var ac credit.AnchoredCheckpoint
 	ok, err := getJSON(o.db, outboxAnchored, &ac)
+	return ac, ok, err
+}
+
+// AnchoredAt returns the checkpoint of size this node saw anchored, if it
+// saw one: the proofs it serves connect checkpoints the ledger holds.
+func (o *Outbox) AnchoredAt(size uint64) (credit.AnchoredCheckpoint, bool, error) {
+	var ac credit.AnchoredCheckpoint
+	ok, err := getJSON(o.db, historyKey(size), &ac)
 	return ac, ok, err
 }
 
