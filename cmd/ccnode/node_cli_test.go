@@ -297,12 +297,12 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 	}
 	from, to := strconv.FormatUint(firstCP.Size, 10), strconv.FormatUint(lastCP.Size, 10)
 	var cproof node.ConsistencyProof
-	if out := cli("receipts", "consistency", "--node", url, "--from", from, "--to", to, "--verifier-key", vkey); json.Unmarshal([]byte(out), &cproof) != nil ||
+	if out := cli("receipts", "consistency", "--node", url, "--ca-file", caFile, "--from", from, "--to", to, "--verifier-key", vkey); json.Unmarshal([]byte(out), &cproof) != nil ||
 		cproof.From.Size != firstCP.Size || cproof.To.Size != lastCP.Size || len(cproof.Proof) == 0 {
 		t.Fatalf("receipts consistency:\n%s", out)
 	}
 	otherVkey, _ := note.NewEd25519VerifierKey("ccnode/"+node.DefaultNetworkID+"/440300", bankKey.Public().(ed25519.PublicKey))
-	if out, err := exec.Command(bin, "receipts", "consistency", "--node", url, "--from", from, "--to", to, "--verifier-key", otherVkey).CombinedOutput(); err == nil {
+	if out, err := exec.Command(bin, "receipts", "consistency", "--node", url, "--ca-file", caFile, "--from", from, "--to", to, "--verifier-key", otherVkey).CombinedOutput(); err == nil {
 		t.Fatalf("receipts consistency under another key's verifier succeeded:\n%s", out)
 	}
 

@@ -35,7 +35,7 @@ func TestProofsVerifyIndependently(t *testing.T) {
 	defer c.Close()
 	sz := c.Region("440300")
 	bank := c.Banks[0]
-	api := newAPIClient(t, sz.Node.HTTPAddr())
+	api := newAPIClient(t, c.HTTPClient(), sz.Node.HTTPURL())
 
 	query := func(i int) string {
 		t.Helper()
