@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -107,14 +109,28 @@ func (n *Node) fail(w http.ResponseWriter, err error) {
 }
 
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	// Read whole (MaxBytesReader bounds it) so that a body that is not
+	// UTF-8, as JSON must be (RFC 8259), is refused at memory speed:
+	// encoding/json would replace each bad byte with a three-byte rune, a
+	// costly path a flood of such bodies could keep every core on.
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return err
 		}
 		return credit.Refuse(credit.CodeInvalidQuery, "request body: %w", credit.BoundError(err))
+	}
+	if !utf8.Valid(b) {
+		return credit.Refuse(credit.CodeInvalidQuery, "request body: not UTF-8 (JSON must be)")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return credit.Refuse(credit.CodeInvalidQuery, "request body: %w", credit.BoundError(err))
+	}
+	if dec.More() {
+		return credit.Refuse(credit.CodeInvalidQuery, "request body: data after the JSON value")
 	}
 	return nil
 }

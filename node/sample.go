@@ -44,9 +44,10 @@ http:
   # Open connections at most (also on ledger.serve_addr). Past it new
   # connections wait in the kernel's queue and idle ones are closed.
   max_connections: {{.HTTP.MaxConnections}}
-  # Request body bytes read and handled at once, at least max_body_bytes.
-  # A request that finds no room within read_timeout is refused with 503
-  # (code unavailable); a bank query is a few KiB.
+  # Bytes of request bodies over 64 KiB read and handled at once, at least
+  # max_body_bytes. A request that finds no room within half of read_timeout
+  # is refused with 503 (code unavailable); a bank query, a few KiB, never
+  # waits on it.
   max_inflight_bytes: {{.HTTP.MaxInflightBytes}}
   # Serve the bank API over TLS with this certificate (PEM, its chain
   # after it) and key (mode 0600): both or neither. 'ccnode init --tls'

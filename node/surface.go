@@ -17,14 +17,12 @@ const (
 	// DefaultMaxConnections: past it, new connections wait in the
 	// kernel's accept queue and idle keep-alive ones are closed.
 	DefaultMaxConnections = 256
-	// DefaultMaxInflightBytes bounds the request bodies being read and
-	// handled at once. A bank query is a few KiB, so thousands fit; a
-	// decoded body costs several times its size in memory (invalid UTF-8
-	// about 12x, doubled again before the collector returns it), and each
-	// decoding takes a core's share from the queries, so 4 MiB
-	// keeps a flood of maximal bodies well under the 512 MiB a node is
-	// sized for.
-	DefaultMaxInflightBytes = 4 << 20
+	// DefaultMaxInflightBytes bounds the bodies over
+	// httplimit.SmallBodyBytes being read and handled at once (a bank
+	// query is a few KiB and never waits on it). No honest bank call is
+	// that large, so one such body at a time: each decoding takes a core
+	// from the queries and costs several times its size in memory.
+	DefaultMaxInflightBytes = DefaultMaxBodyBytes
 )
 
 func (h HTTPConfig) validateSurface() error {

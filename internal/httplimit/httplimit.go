@@ -34,6 +34,13 @@ type Limits struct {
 	Busy func(w http.ResponseWriter, r *http.Request)
 }
 
+// SmallBodyBytes is the declared body size up to which a request does not
+// wait for the in-flight budget: a bank query is a few KiB, and the budget
+// is held by large bodies for as long as their senders take to upload
+// them, so a query behind them would wait on the slowest attacker. What
+// small bodies hold at once stays bounded by MaxConns × SmallBodyBytes.
+const SmallBodyBytes = 64 << 10
+
 // MaxHeaderBytes bounds a request's header on a limited listener: the
 // in-flight budget counts bodies, and net/http's default (1 MiB a
 // connection) would let headers alone hold a gigabyte on 1,000
@@ -108,7 +115,8 @@ func (l Limits) handler(next http.Handler) http.Handler {
 		if l.MaxBodyBytes > 0 {
 			r.Body = http.MaxBytesReader(w, r.Body, l.MaxBodyBytes)
 		}
-		if l.MaxInflightBytes <= 0 || r.Body == nil || r.Body == http.NoBody {
+		if l.MaxInflightBytes <= 0 || r.Body == nil || r.Body == http.NoBody ||
+			(r.ContentLength >= 0 && r.ContentLength <= SmallBodyBytes) {
 			next.ServeHTTP(w, r)
 			return
 		}

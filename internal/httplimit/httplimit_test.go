@@ -52,10 +52,12 @@ func TestIdleConnectionsMakeRoom(t *testing.T) {
 	}
 }
 
-// TestInflightBytes: bodies take their length from the budget until
-// their handler returns; a body that does not fit waits, then is refused
-// with 503, while a small one that fits is served meanwhile.
+// TestInflightBytes: bodies over SmallBodyBytes take their length from
+// the budget until their handler returns; a body that does not fit waits,
+// then is refused with 503, while a small body (a bank query) never waits
+// on the budget, even when it is used up.
 func TestInflightBytes(t *testing.T) {
+	const small = httplimit.SmallBodyBytes
 	entered := make(chan struct{}, 4)
 	release := make(chan struct{})
 	url := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -69,7 +71,7 @@ func TestInflightBytes(t *testing.T) {
 			<-release
 		}
 		io.WriteString(w, "ok")
-	}), httplimit.Limits{MaxInflightBytes: 100, MaxBodyBytes: 100, Wait: 200 * time.Millisecond})
+	}), httplimit.Limits{MaxInflightBytes: 3*small + 10, MaxBodyBytes: 3*small + 10, Wait: 200 * time.Millisecond})
 	post := func(body string) (int, error) {
 		resp, err := http.Post(url, "text/plain", strings.NewReader(body))
 		if err != nil {
@@ -79,24 +81,32 @@ func TestInflightBytes(t *testing.T) {
 		io.Copy(io.Discard, resp.Body)
 		return resp.StatusCode, nil
 	}
-	held := make(chan int, 1)
-	go func() { st, _ := post("hold" + strings.Repeat("x", 76)); held <- st }() // 80 bytes
+	body := func(prefix string, n int) string { return prefix + strings.Repeat("x", n-len(prefix)) }
+	held := make(chan int, 2)
+	go func() { st, _ := post(body("hold", 2*small)); held <- st }()
 	<-entered
-	if st, err := post(strings.Repeat("y", 80)); err != nil || st != http.StatusServiceUnavailable {
-		t.Fatalf("80 more bytes over a budget of 100: HTTP %d %v, want 503", st, err)
+	if st, err := post(body("y", 2*small)); err != nil || st != http.StatusServiceUnavailable {
+		t.Fatalf("2×small more over a budget of 3×small+10: HTTP %d %v, want 503", st, err)
 	}
-	if st, err := post(strings.Repeat("z", 20)); err != nil || st != http.StatusOK {
-		t.Fatalf("20 bytes that fit: HTTP %d %v, want 200", st, err)
+	go func() { st, _ := post(body("hold", small+1)); held <- st }() // fits: 9 bytes left
+	<-entered
+	if st, err := post(body("y", small+1)); err != nil || st != http.StatusServiceUnavailable {
+		t.Fatalf("small+1 bytes with 9 left: HTTP %d %v, want 503", st, err)
+	}
+	if st, err := post(body("z", small)); err != nil || st != http.StatusOK {
+		t.Fatalf("a small body with the budget used up: HTTP %d %v, want 200 (small bodies do not wait)", st, err)
 	}
 	close(release)
-	if st := <-held; st != http.StatusOK {
-		t.Fatalf("held request: HTTP %d", st)
+	for range 2 {
+		if st := <-held; st != http.StatusOK {
+			t.Fatalf("held request: HTTP %d", st)
+		}
 	}
-	// Its bytes are back: 80 fit again.
-	if st, err := post(strings.Repeat("y", 80)); err != nil || st != http.StatusOK {
-		t.Fatalf("80 bytes once the budget is free: HTTP %d %v, want 200", st, err)
+	// Their bytes are back: 2×small fits again.
+	if st, err := post(body("y", 2*small)); err != nil || st != http.StatusOK {
+		t.Fatalf("2×small once the budget is free: HTTP %d %v, want 200", st, err)
 	}
-	if st, err := post(strings.Repeat("w", 101)); err != nil || st != http.StatusRequestEntityTooLarge {
+	if st, err := post(body("w", 3*small+11)); err != nil || st != http.StatusRequestEntityTooLarge {
 		t.Fatalf("a body over MaxBodyBytes: HTTP %d %v, want 413", st, err)
 	}
 }
