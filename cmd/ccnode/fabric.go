@@ -133,7 +133,9 @@ func fabricUp(c *cli.Context) error {
 	for i, r := range n.Regions {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Name, r.MSPID, n.Gateways[r.ID].Endpoint, n.Peers[r.ID].ChaincodeServer, n.GatewayFiles[i])
 	}
+	fmt.Fprintf(w, "auditor\t\t%s\t%s\t\t%s\n", n.Auditor.MSPID, n.Auditor.Endpoint, n.AuditorFile)
 	w.Flush()
+	fmt.Printf("The auditor reads and cannot write: ccnode audit snapshot --fabric-config %s -o snapshot.json\n", n.AuditorFile)
 	if !c.Bool("no-bootstrap") {
 		fmt.Printf("Region node keys: %s\n", filepath.Join(n.Dir, "nodes", "<region>", "node.key"))
 	}
@@ -212,6 +214,7 @@ func fabricStatus(c *cli.Context) error {
 	if n, err := fabricnet.Load(dir); err == nil {
 		fmt.Printf("channel %s, chaincode %s, orderer %s\n", n.Channel, n.Chaincode, n.Orderer.Endpoint)
 		fmt.Println("connection files:", strings.Join(n.GatewayFiles, " "))
+		fmt.Println("auditor (reads only):", n.AuditorFile)
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "PROCESS\tPID\tRUNNING\tLOG")

@@ -329,4 +329,43 @@ func TestFabricE2E(t *testing.T) {
 		}
 	}
 	t.Logf("audit against Fabric: %d regions, %d received receipts cross-checked, no findings; total %.1fs", len(rep.Regions), rep.Received, time.Since(start).Seconds())
+
+	// The auditor's identity `fabric up` made (AuditorMSP, no peer): its
+	// snapshot is the one a region takes, and the audit on it is clean.
+	t0 = time.Now()
+	if st := mustCLI("fabric", "status", "--dir", fdir); !strings.Contains(st, fab.Net.AuditorFile) {
+		t.Errorf("fabric status does not name the auditor's connection file %s:\n%s", fab.Net.AuditorFile, st)
+	}
+	snaps := map[string]string{"auditor": fab.Net.AuditorFile, "shenzhen": sz.gateway}
+	decoded := map[string]map[string]any{}
+	for who, conn := range snaps {
+		p := filepath.Join(root, "snapshot-"+who+".json")
+		mustCLI("audit", "snapshot", "--fabric-config", conn, "-o", p)
+		var m map[string]any
+		if b, err := os.ReadFile(p); err != nil || json.Unmarshal(b, &m) != nil {
+			t.Fatalf("snapshot as %s: %v", who, err)
+		}
+		delete(m, "taken_at") // the only field that may differ
+		decoded[who] = m
+		snaps[who] = p
+	}
+	if a, s := mustJSON(t, decoded["auditor"]), mustJSON(t, decoded["shenzhen"]); a != s {
+		t.Fatalf("the auditor's snapshot differs from Shenzhen's:\nauditor  %.2000s\nshenzhen %.2000s", a, s)
+	}
+	args = append([]string{"audit", "--snapshot", snaps["auditor"], "--consents", consents, "--json", "--no-progress"}, exports...)
+	out, errOut, code = cli(args...)
+	var audRep audit.Report
+	if err := json.Unmarshal([]byte(out), &audRep); err != nil || code != 0 || audRep.Total != 0 || audRep.Received != rep.Received {
+		t.Fatalf("audit on the auditor's snapshot: exit %d, %d findings, %d received (want %d): %v\n%s%s", code, audRep.Total, audRep.Received, rep.Received, err, out, errOut)
+	}
+	step("auditor snapshot and audit", t0)
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -18,21 +18,24 @@ import (
 // CCNODE_FABRIC_GATEWAYS names the gateway configs of at least three
 // regions (YAML files in this package's Config format, comma-separated —
 // the files `ccnode fabric up --no-bootstrap` writes under connection/) they
-// use that network; the conformance suite and the benchmarks bootstrap the
-// membership themselves, so it must be fresh. When the variable is unset
-// they start a fresh local network with network/fabricnet for this test
-// binary (building Fabric's binaries the first time). They skip, saying
-// why, when CCNODE_SKIP_FABRIC=1 or under -short.
+// use that network, and CCNODE_FABRIC_AUDITOR may name the auditor's
+// (connection/auditor.yaml); the conformance suite and the benchmarks
+// bootstrap the membership themselves, so it must be fresh. When the
+// variable is unset they start a fresh local network with network/fabricnet
+// for this test binary (building Fabric's binaries the first time). They
+// skip, saying why, when CCNODE_SKIP_FABRIC=1 or under -short.
 
 const (
 	envSkip     = "CCNODE_SKIP_FABRIC"
 	envGateways = "CCNODE_FABRIC_GATEWAYS"
+	envAuditor  = "CCNODE_FABRIC_AUDITOR"
 )
 
 var (
-	liveOnce sync.Once
-	liveCfgs []Config
-	liveErr  error // the network did not start, or its configs are broken
+	liveOnce    sync.Once
+	liveCfgs    []Config
+	liveAuditor *Config // nil: the network named has no auditor identity
+	liveErr     error   // the network did not start, or its configs are broken
 )
 
 // liveConfigs returns the regions' gateway configs, or skips tb.
@@ -45,16 +48,24 @@ func liveConfigs(tb testing.TB) []Config {
 		tb.Skip("Fabric suite skipped under -short (it needs a running Fabric network)")
 	}
 	liveOnce.Do(func() {
-		list := os.Getenv(envGateways)
+		list, auditor := os.Getenv(envGateways), os.Getenv(envAuditor)
 		if list == "" {
 			// No network named: start a fresh local one for this test
 			// binary (TestMain stops it), building Fabric if needed.
-			files, err := startLocalNetwork()
+			files, aud, err := startLocalNetwork()
 			if err != nil {
 				liveErr = err
 				return
 			}
-			list = strings.Join(files, ",")
+			list, auditor = strings.Join(files, ","), aud
+		}
+		if auditor != "" {
+			c, err := LoadConfig(auditor)
+			if err != nil {
+				liveErr = err
+				return
+			}
+			liveAuditor = &c
 		}
 		for _, p := range strings.Split(list, ",") {
 			c, err := LoadConfig(strings.TrimSpace(p))
@@ -139,10 +150,18 @@ func liveRegions(tb testing.TB, cfgs []Config) []ledgertest.Region {
 
 // TestConformanceFabric runs the conformance suite on the real network.
 // The suite bootstraps the membership itself, so the network must be
-// fresh: channel and contract up, no Bootstrap yet.
+// fresh: channel and contract up, no Bootstrap yet. The auditor identity
+// is the suite's outsider: through real peers and the orderer it reads
+// what the regions read, and the contract refuses each of its writes.
 func TestConformanceFabric(t *testing.T) {
 	rs := liveRegions(t, liveConfigs(t))
-	ledgertest.Run(t, ledgertest.Harness{Regions: rs, Slow: true})
+	h := ledgertest.Harness{Regions: rs, Slow: true}
+	if liveAuditor != nil {
+		h.Outsider = dialLive(t, []Config{*liveAuditor})[0]
+	} else {
+		t.Logf("%s unset: the auditor's reads and refused writes are not checked on this network", envAuditor)
+	}
+	ledgertest.Run(t, h)
 }
 
 // BenchmarkFabric runs the shared ledger benchmarks on a fresh local

@@ -19,11 +19,11 @@ const envBatchTimeout = "CCNODE_FABRIC_BATCH_TIMEOUT"
 var localNetDir string
 
 // startLocalNetwork brings up a fresh Fabric network (no membership) and
-// returns its regions' gateway config files.
-func startLocalNetwork() ([]string, error) {
+// returns its regions' gateway config files and the auditor's.
+func startLocalNetwork() ([]string, string, error) {
 	dir, err := os.MkdirTemp("", "ccnode-fabric-test-")
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	localNetDir = dir
 	// Generous: the first run on a machine builds Fabric (minutes).
@@ -38,15 +38,15 @@ func startLocalNetwork() ([]string, error) {
 	if v := os.Getenv(envBatchTimeout); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", envBatchTimeout, err)
+			return nil, "", fmt.Errorf("%s: %w", envBatchTimeout, err)
 		}
 		cfg.BatchTimeout = d
 	}
 	n, err := fabricnet.Up(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("starting a local Fabric network (logs in %s): %w", dir, err)
+		return nil, "", fmt.Errorf("starting a local Fabric network (logs in %s): %w", dir, err)
 	}
-	return n.GatewayFiles, nil
+	return n.GatewayFiles, n.AuditorFile, nil
 }
 
 func TestMain(m *testing.M) {

@@ -196,11 +196,11 @@ func (c Config) Validate() error {
 		if err := credit.ValidateRegionID(r.ID); err != nil {
 			return bad(field+".ID", "%v", err)
 		}
-		if !namePattern.MatchString(r.Name) {
-			return bad(field+".Name", "%q: want a short lower-case name such as shenzhen", r.Name)
+		if !namePattern.MatchString(r.Name) || r.Name == auditorName {
+			return bad(field+".Name", "%q: want a short lower-case name such as shenzhen (not %s)", r.Name, auditorName)
 		}
-		if !mspPattern.MatchString(r.MSPID) || r.MSPID == ordererMSP {
-			return bad(field+".MSPID", "%q: want an MSP id such as SZMSP (not %s)", r.MSPID, ordererMSP)
+		if !mspPattern.MatchString(r.MSPID) || r.MSPID == ordererMSP || r.MSPID == AuditorMSP {
+			return bad(field+".MSPID", "%q: want an MSP id such as SZMSP (not %s or %s)", r.MSPID, ordererMSP, AuditorMSP)
 		}
 		if ids[r.ID] || names[r.Name] || msps[r.MSPID] {
 			return bad(field, "%s/%s/%s repeats another region's id, name or MSP id", r.ID, r.Name, r.MSPID)

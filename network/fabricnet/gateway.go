@@ -57,13 +57,9 @@ func (p *plan) writeConnections() (*Network, error) {
 			Channel:   p.cfg.Channel,
 			Chaincode: p.cfg.Chaincode,
 		}
-		b, err := yaml.Marshal(g)
-		if err != nil {
-			return nil, err
-		}
 		head := fmt.Sprintf("# Region %s (%s): fabric-gateway connection to its peer. Written by fabricnet.Up.\n", r.ID, r.Name)
 		path := filepath.Join(ConnectionDir(p.dir), string(r.ID)+".yaml")
-		if err := os.WriteFile(path, append([]byte(head), b...), 0o644); err != nil {
+		if err := writeGateway(path, head, g); err != nil {
 			return nil, err
 		}
 		n.Regions = append(n.Regions, r.Region)
@@ -71,6 +67,24 @@ func (p *plan) writeConnections() (*Network, error) {
 		n.GatewayFiles = append(n.GatewayFiles, path)
 		n.Peers[r.ID] = Peer{Endpoint: addr(r.PeerPort), OperationsEndpoint: addr(r.OpsPort), TLSCACert: p.peerCA(r),
 			AdminMSPDir: p.adminMSP(r), ChaincodeServer: addr(r.CCServerPort), PackageID: p.packageIDs[r.ID]}
+	}
+	// The auditor reaches the channel through the first region's peer: it
+	// has none, and any peer's gateway serves any channel member.
+	first := p.Regions[0]
+	user := filepath.Join(p.Crypto, "peerOrganizations", p.Auditor.Domain, "users", "User1@"+p.Auditor.Domain, "msp")
+	n.Auditor = Gateway{
+		Endpoint:  addr(first.PeerPort),
+		TLSCACert: p.peerCA(first),
+		MSPID:     p.Auditor.MSPID,
+		CertPath:  filepath.Join(user, "signcerts", "User1@"+p.Auditor.Domain+"-cert.pem"),
+		KeyPath:   filepath.Join(user, "keystore", "priv_sk"),
+		Channel:   p.cfg.Channel,
+		Chaincode: p.cfg.Chaincode,
+	}
+	head := fmt.Sprintf("# Auditor (%s): reads through region %s's peer; its transactions are refused. Written by fabricnet.Up.\n", p.Auditor.MSPID, first.ID)
+	n.AuditorFile = filepath.Join(ConnectionDir(p.dir), auditorName+".yaml")
+	if err := writeGateway(n.AuditorFile, head, n.Auditor); err != nil {
+		return nil, err
 	}
 	b, err := json.MarshalIndent(n, "", "  ")
 	if err != nil {
@@ -80,6 +94,15 @@ func (p *plan) writeConnections() (*Network, error) {
 		return nil, err
 	}
 	return n, nil
+}
+
+// writeGateway writes g as a connection file under a comment line.
+func writeGateway(path, head string, g Gateway) error {
+	b, err := yaml.Marshal(g)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append([]byte(head), b...), 0o644)
 }
 
 // Connect opens a fabric-gateway connection as g's client user. Close the
@@ -154,6 +177,22 @@ func (g Gateway) ProbeSubmit(ctx context.Context) error {
 	return nil
 }
 
+// ProbeEvaluate evaluates GetMetadata of the contract API's system
+// contract through g: a read, which every channel Reader may make.
+func (g Gateway) ProbeEvaluate(ctx context.Context) error {
+	gw, conn, err := g.Connect()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	defer gw.Close()
+	contract := gw.GetNetwork(g.Channel).GetContractWithName(g.Chaincode, systemContract)
+	if _, err := contract.EvaluateWithContext(ctx, "GetMetadata"); err != nil {
+		return fmt.Errorf("fabricnet: probe evaluate through %s (%s): %w", g.Endpoint, g.MSPID, err)
+	}
+	return nil
+}
+
 // WaitReady calls submit until it succeeds (a transaction committed) or
 // ctx ends, pausing 100 ms to 1 s between attempts. A fresh network
 // refuses submits for a few seconds ("no combination of peers can be
@@ -164,13 +203,19 @@ func WaitReady(ctx context.Context, submit func(context.Context) error) error {
 }
 
 // waitReady waits until a probe submit commits through every region's
-// gateway: each region's peer must see a majority of the others.
+// gateway (each region's peer must see a majority of the others), then
+// checks that the auditor can evaluate.
 func (n *Network) waitReady(ctx context.Context, limit time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	return parallel(n.Regions, func(r Region) error {
+	if err := parallel(n.Regions, func(r Region) error {
 		return WaitReady(ctx, n.Gateways[r.ID].ProbeSubmit)
-	})
+	}); err != nil {
+		return err
+	}
+	// The auditor reads: a channel policy that shut it out would show here,
+	// not in the first audit.
+	return n.Auditor.ProbeEvaluate(ctx)
 }
 
 // Gateway returns the gateway of a region.

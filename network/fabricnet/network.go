@@ -3,7 +3,9 @@
 // one consenter) and one peer per region on 127.0.0.1 with free ports, the
 // application channel "ccnode" created from a genesis block, and the ccnode
 // contract installed, approved and committed as chaincode-as-a-service with
-// a majority-of-regions endorsement policy. Fabric's own binaries are built
+// a majority-of-regions endorsement policy. An auditor organisation with no
+// peer (AuditorMSP) is on the channel too: its client reads everything and
+// can write nothing. Fabric's own binaries are built
 // from the Go module proxy at a pinned version (EnsureBinaries,
 // build-binaries.sh).
 //
@@ -45,10 +47,16 @@ type Network struct {
 	Gateways map[credit.RegionID]Gateway `json:"gateways"`
 	// GatewayFiles are <dir>/connection/<region id>.yaml, in Regions order,
 	// in the format network/fabric.LoadConfig reads.
-	GatewayFiles []string                 `json:"gateway_files"`
-	Orderer      OrdererNode              `json:"orderer"`
-	Peers        map[credit.RegionID]Peer `json:"peers"`
-	BinDir       BinDir                   `json:"bin_dir"`
+	GatewayFiles []string `json:"gateway_files"`
+	// Auditor is the auditor's client: a member of AuditorMSP, which may
+	// read (evaluate, events) but whose transactions the orderer refuses,
+	// reaching the channel through the first region's peer.
+	Auditor Gateway `json:"auditor"`
+	// AuditorFile is <dir>/connection/auditor.yaml, Auditor's connection file.
+	AuditorFile string                   `json:"auditor_file"`
+	Orderer     OrdererNode              `json:"orderer"`
+	Peers       map[credit.RegionID]Peer `json:"peers"`
+	BinDir      BinDir                   `json:"bin_dir"`
 }
 
 // OrdererNode is where the orderer listens.
@@ -69,9 +77,15 @@ type Peer struct {
 	PackageID          string `json:"package_id"` // label:sha256, the server's CHAINCODE_ID
 }
 
+// AuditorMSP is the MSP id of the auditor's organisation. It has no peer,
+// endorses nothing and approves nothing: the policies that need a majority
+// name the regions, not every organisation of the channel.
+const AuditorMSP = "AuditorMSP"
+
 const (
 	ordererMSP    = "OrdererMSP"
 	ordererDomain = "orderer.ccnode.local"
+	auditorName   = "auditor" // names its domain and connection file
 	profile       = "ConsortiumChannel"
 	ccVersion     = "1.0"
 	ccSequence    = "1"
@@ -95,6 +109,9 @@ type regionPlan struct {
 	PeerPort, CCPort, OpsPort, CCServerPort int
 }
 
+// auditorPlan is the auditor's organisation: a CA and one client user.
+type auditorPlan struct{ MSPID, Domain string }
+
 // plan is one Up in progress.
 type plan struct {
 	cfg    Config
@@ -106,6 +123,7 @@ type plan struct {
 	OrdererMSP, OrdererDomain          string
 	OrdererPort, AdminPort, OrdererOps int
 	Regions                            []regionPlan
+	Auditor                            auditorPlan
 	Crypto, OrdererTLS, BatchTimeout   string
 
 	packageIDs map[credit.RegionID]string
@@ -114,7 +132,8 @@ type plan struct {
 
 // Up starts a network in cfg.Dir and returns once the contract is committed
 // on every peer, a transaction submitted through every region's gateway
-// has committed (unless SkipReadyCheck) and cfg.Bootstrap has run. It
+// has committed and the auditor has evaluated (unless SkipReadyCheck) and
+// cfg.Bootstrap has run. It
 // builds Fabric's binaries first if they are missing. On failure it stops
 // everything it started and keeps the folder, logs included.
 //
@@ -181,7 +200,8 @@ func up(ctx context.Context, cfg Config) (n *Network, err error) {
 	}()
 
 	p := &plan{cfg: cfg, dir: dir, bins: bins, OrdererMSP: ordererMSP, OrdererDomain: ordererDomain,
-		Crypto: filepath.Join(dir, "crypto"), BatchTimeout: cfg.BatchTimeout.String()}
+		Auditor: auditorPlan{MSPID: AuditorMSP, Domain: auditorName + ".ccnode.local"},
+		Crypto:  filepath.Join(dir, "crypto"), BatchTimeout: cfg.BatchTimeout.String()}
 	p.OrdererTLS = filepath.Join(p.Crypto, "ordererOrganizations", ordererDomain, "orderers", "orderer."+ordererDomain, "tls")
 	held, ports, err := reservePorts(3 + 4*len(cfg.Regions))
 	if err != nil {
@@ -286,6 +306,19 @@ func prepareDir(dir string) error {
 }
 
 func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+
+// RegionsRule is the signature policy "a majority of the regions' <role>s",
+// such as OutOf(2, 'SZMSP.peer', 'GZMSP.peer', 'ZHMSP.peer'): the auditor
+// is left out, so adding it changes no threshold.
+func (p *plan) RegionsRule(role string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "OutOf(%d", len(p.Regions)/2+1)
+	for _, r := range p.Regions {
+		fmt.Fprintf(&b, ", '%s.%s'", r.MSPID, role)
+	}
+	b.WriteString(")")
+	return b.String()
+}
 
 // run runs one of Fabric's command-line tools to completion.
 func (p *plan) run(ctx context.Context, env []string, name string, args ...string) ([]byte, error) {

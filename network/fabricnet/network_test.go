@@ -8,8 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hyperledger/fabric-gateway/pkg/client"
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/internal/testkit"
@@ -50,6 +53,10 @@ func TestUpDownTwice(t *testing.T) {
 		}
 		t.Logf("round %d: up in %s", round, time.Since(start).Round(time.Millisecond))
 		checkNetwork(t, ctx, n)
+		checkAuditor(t, ctx, n)
+		if round == 1 {
+			checkMajorityEndorses(t, ctx, n)
+		}
 		if boots.Load() != 1 {
 			t.Errorf("Bootstrap ran %d times, want once", boots.Load())
 		}
@@ -134,6 +141,80 @@ func checkNetwork(t *testing.T, ctx context.Context, n *Network) {
 	}
 	if loaded.Gateways[credit.RegionID("440300")] != n.Gateways["440300"] {
 		t.Errorf("network.json does not round-trip: %+v", loaded.Gateways)
+	}
+}
+
+// checkAuditor: Up wrote the auditor's connection file, and through real
+// peers and the orderer the auditor's client evaluates but cannot order a
+// transaction, not even one whose endorsement succeeds.
+func checkAuditor(t *testing.T, ctx context.Context, n *Network) {
+	t.Helper()
+	g := n.Auditor
+	if g.MSPID != AuditorMSP || g.Endpoint != n.Gateways[n.Regions[0].ID].Endpoint || g.Channel != n.Channel || g.Chaincode != n.Chaincode {
+		t.Errorf("auditor gateway %+v", g)
+	}
+	if want := filepath.Join(ConnectionDir(n.Dir), "auditor.yaml"); n.AuditorFile != want {
+		t.Errorf("auditor connection file %s, want %s", n.AuditorFile, want)
+	}
+	for _, f := range []string{n.AuditorFile, g.TLSCACert, g.CertPath, g.KeyPath} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("auditor: %v", err)
+		}
+	}
+	if loaded, err := Load(n.Dir); err != nil || loaded.Auditor != g || loaded.AuditorFile != n.AuditorFile {
+		t.Errorf("network.json does not round-trip the auditor: %+v, %v", loaded, err)
+	}
+	if err := g.ProbeEvaluate(ctx); err != nil {
+		t.Errorf("the auditor cannot evaluate: %v", err)
+	}
+	// GetMetadata endorses for anyone allowed to propose; the orderer then
+	// checks the channel's Writers, which the auditor's client never meets.
+	err := g.ProbeSubmit(ctx)
+	var se *client.SubmitError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "FORBIDDEN") {
+		t.Errorf("the auditor's submit = %v, want the orderer's FORBIDDEN (a *client.SubmitError)", err)
+	}
+}
+
+// checkMajorityEndorses stops one region's peer and submits through
+// another region's gateway: the transaction commits, so endorsement needs
+// a majority of the regions only, with the peer-less auditor on the
+// channel (an ImplicitMeta MAJORITY over every organisation would need
+// all three regions).
+func checkMajorityEndorses(t *testing.T, ctx context.Context, n *Network) {
+	t.Helper()
+	last := n.Regions[len(n.Regions)-1]
+	ps, err := Status(n.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	for _, p := range ps {
+		if p.Name == "peer-"+last.Name && p.Alive {
+			// Its own process group: the pid Up started and recorded.
+			if err := syscall.Kill(-p.Pid, syscall.SIGKILL); err != nil {
+				t.Fatalf("stopping %s (pid %d): %v", p.Name, p.Pid, err)
+			}
+			killed = true
+		}
+	}
+	if !killed {
+		t.Fatalf("no running peer-%s in %s", last.Name, n.Dir)
+	}
+	testkit.Eventually(t, 10*time.Second, func() error {
+		ps, err := Status(n.Dir)
+		for _, p := range ps {
+			if p.Name == "peer-"+last.Name && p.Alive {
+				return errors.New("peer of " + last.Name + " still runs")
+			}
+		}
+		return err
+	})
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	// The gateway may first try the dead peer; it then endorses elsewhere.
+	if err := WaitReady(sctx, n.Gateways[n.Regions[0].ID].ProbeSubmit); err != nil {
+		t.Fatalf("with %s's peer down, a submit through %s never committed: %v", last.Name, n.Regions[0].Name, err)
 	}
 }
 

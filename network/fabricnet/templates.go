@@ -6,12 +6,13 @@ import (
 	"text/template"
 )
 
-// cryptoConfigTmpl is cryptogen's input: one orderer organisation and one
-// peer organisation per region. Every certificate names localhost and
+// cryptoConfigTmpl is cryptogen's input: one orderer organisation, one
+// peer organisation per region and the auditor's organisation, which has
+// no nodes, only its CA and users. Every certificate names localhost and
 // 127.0.0.1 so TLS verifies without host name overrides. A region's
 // "ccserver" node is only there for its TLS pair: the chaincode server's
 // certificate, issued by the region's own TLS CA.
-var cryptoConfigTmpl = template.Must(template.New("crypto").Parse(`# Written by fabricnet.Up: one orderer organisation, one peer organisation per region.
+var cryptoConfigTmpl = template.Must(template.New("crypto").Parse(`# Written by fabricnet.Up: one orderer organisation, one peer organisation per region, the auditor's (no peers).
 OrdererOrgs:
   - Name: Orderer
     Domain: {{.OrdererDomain}}
@@ -32,12 +33,27 @@ PeerOrgs:
     Users:
       Count: 1
 {{- end}}
+  - Name: {{.Auditor.MSPID}}
+    Domain: {{.Auditor.Domain}}
+    EnableNodeOUs: true
+    Users:
+      Count: 1
 `))
 
 // configtxTmpl makes the application channel's genesis block (there is no
 // system channel). A majority of regions must endorse every transaction of
 // every chaincode (the channel-wide Endorsement policy, which the contract's
-// definition inherits) and approve every chaincode definition.
+// definition inherits), approve every chaincode definition and sign every
+// channel change. These name the regions' peers and admins explicitly: an
+// ImplicitMeta MAJORITY would count the auditor's peer-less organisation
+// too, and then need every region with three of them.
+//
+// The auditor's organisation reads (Readers) and can never write: its
+// Writers policy asks for two signatures of a one-item list, which nothing
+// meets, so the orderer refuses any transaction it signs. Proposals are
+// allowed to every Reader (peer/Propose), because a gateway evaluate is a
+// proposal: simulating changes nothing, and what reaches the ledger still
+// needs a Writer's signature and the regions' endorsements.
 var configtxTmpl = template.Must(template.New("configtx").Parse(`# Written by fabricnet.Up.
 Organizations:
   - &OrdererOrg
@@ -59,12 +75,20 @@ Organizations:
       Readers: {Type: Signature, Rule: "OR('{{.MSPID}}.admin', '{{.MSPID}}.peer', '{{.MSPID}}.client')"}
       Writers: {Type: Signature, Rule: "OR('{{.MSPID}}.admin', '{{.MSPID}}.client')"}
       Admins: {Type: Signature, Rule: "OR('{{.MSPID}}.admin')"}
-      Endorsement: {Type: Signature, Rule: "OR('{{.MSPID}}.peer')"}
     # Anchor peers go straight into the genesis block: no channel update later.
     AnchorPeers:
       - Host: 127.0.0.1
         Port: {{.PeerPort}}
 {{- end}}
+  - &{{.Auditor.MSPID}}
+    Name: {{.Auditor.MSPID}}
+    ID: {{.Auditor.MSPID}}
+    MSPDir: {{.Crypto}}/peerOrganizations/{{.Auditor.Domain}}/msp
+    Policies:
+      Readers: {Type: Signature, Rule: "OR('{{.Auditor.MSPID}}.admin', '{{.Auditor.MSPID}}.client')"}
+      # Two of a one-item list: no identity, of any role, meets it.
+      Writers: {Type: Signature, Rule: "OutOf(2, '{{.Auditor.MSPID}}.client')"}
+      Admins: {Type: Signature, Rule: "OR('{{.Auditor.MSPID}}.admin')"}
 
 Capabilities:
   Channel: &ChannelCapabilities
@@ -79,9 +103,11 @@ Application: &ApplicationDefaults
   Policies:
     Readers: {Type: ImplicitMeta, Rule: "ANY Readers"}
     Writers: {Type: ImplicitMeta, Rule: "ANY Writers"}
-    Admins: {Type: ImplicitMeta, Rule: "MAJORITY Admins"}
-    LifecycleEndorsement: {Type: ImplicitMeta, Rule: "MAJORITY Endorsement"}
-    Endorsement: {Type: ImplicitMeta, Rule: "MAJORITY Endorsement"}
+    Admins: {Type: Signature, Rule: "{{.RegionsRule "admin"}}"}
+    LifecycleEndorsement: {Type: Signature, Rule: "{{.RegionsRule "peer"}}"}
+    Endorsement: {Type: Signature, Rule: "{{.RegionsRule "peer"}}"}
+  ACLs:
+    peer/Propose: /Channel/Application/Readers
   Capabilities:
     <<: *ApplicationCapabilities
 
@@ -127,6 +153,7 @@ Profiles:
 {{- range .Regions}}
         - *{{.MSPID}}
 {{- end}}
+        - *{{.Auditor.MSPID}}
       Capabilities: *ApplicationCapabilities
 `))
 

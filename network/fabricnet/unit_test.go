@@ -36,6 +36,8 @@ func TestValidate(t *testing.T) {
 		{"bad region id", "Regions[0].ID", func(c *Config) { c.Regions[0].ID = "Shen Zhen" }},
 		{"upper-case name", "Regions[1].Name", func(c *Config) { c.Regions[1].Name = "Guangzhou" }},
 		{"orderer msp", "Regions[2].MSPID", func(c *Config) { c.Regions[2].MSPID = ordererMSP }},
+		{"auditor msp", "Regions[0].MSPID", func(c *Config) { c.Regions[0].MSPID = AuditorMSP }},
+		{"auditor's name", "Regions[2].Name", func(c *Config) { c.Regions[2].Name = auditorName }},
 		{"repeated msp", "Regions[1]", func(c *Config) { c.Regions[1].MSPID = c.Regions[0].MSPID }},
 		{"channel", "Channel", func(c *Config) { c.Channel = "CCNode" }},
 		{"batch timeout", "BatchTimeout", func(c *Config) { c.BatchTimeout = time.Hour }},
@@ -53,6 +55,36 @@ func TestValidate(t *testing.T) {
 				t.Errorf("error %q does not name %s first", err, tt.field)
 			}
 		})
+	}
+}
+
+// The policies that need a majority count the regions only: the auditor's
+// organisation is on the channel and never in the rule.
+func TestRegionsRule(t *testing.T) {
+	for _, tt := range []struct {
+		regions int
+		want    string
+	}{
+		{1, "OutOf(1, 'SZMSP.peer')"},
+		{2, "OutOf(2, 'SZMSP.peer', 'GZMSP.peer')"},
+		{3, "OutOf(2, 'SZMSP.peer', 'GZMSP.peer', 'ZHMSP.peer')"},
+		{4, "OutOf(3, 'SZMSP.peer', 'GZMSP.peer', 'ZHMSP.peer', 'FSMSP.peer')"},
+	} {
+		p := &plan{Auditor: auditorPlan{MSPID: AuditorMSP}}
+		for _, r := range KnownRegions()[:tt.regions] {
+			p.Regions = append(p.Regions, regionPlan{Region: r})
+		}
+		if got := p.RegionsRule("peer"); got != tt.want {
+			t.Errorf("%d regions: %s, want %s", tt.regions, got, tt.want)
+		}
+		b, err := render(configtxTmpl, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), "Endorsement: {Type: Signature, Rule: \""+tt.want+"\"}") ||
+			!strings.Contains(string(b), "        - *"+AuditorMSP+"\n") || strings.Contains(string(b), "ImplicitMeta, Rule: \"MAJORITY Endorsement") {
+			t.Errorf("%d regions: configtx.yaml lacks the auditor or the explicit majority:\n%s", tt.regions, b)
+		}
 	}
 }
 

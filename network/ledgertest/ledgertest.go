@@ -136,6 +136,9 @@ func Run(t *testing.T, h Harness) {
 	t.Run("checkpoints", func(t *testing.T) { testCheckpoints(ctx, t, h) })
 	t.Run("authorities", func(t *testing.T) { testAuthorities(ctx, t, h) })
 	t.Run("events", func(t *testing.T) { testEvents(ctx, t, h, bankA.ID) })
+	if h.Outsider != nil {
+		t.Run("outsider", func(t *testing.T) { testOutsider(ctx, t, h, bankA.ID) })
+	}
 }
 
 func testMembership(ctx context.Context, t *testing.T, h Harness, bankA credit.BankMember) {
