@@ -52,6 +52,10 @@ type Inputs struct {
 	// a query that carries a different document under the same id is a
 	// finding.
 	Consents []credit.ConsentGrant
+	// ConsentFiles hold more such documents, as a JSON array or one per
+	// line; they are read one document at a time. A file with none is an
+	// input error.
+	ConsentFiles []Source
 }
 
 // Options tune an audit. The zero value audits everything.
@@ -178,6 +182,18 @@ func Run(ctx context.Context, in Inputs, v LedgerView, opts Options) (Report, er
 			return rep, fmt.Errorf("%w: consent document %s: %w", ErrInput, in.Consents[i].ID, err)
 		}
 		a.given[in.Consents[i].ID] = c
+	}
+	for _, src := range in.ConsentFiles {
+		err := readConsentFile(src, func(g credit.ConsentGrant) error {
+			c, err := g.Commitment()
+			if err == nil {
+				a.given[g.ID] = c
+			}
+			return err
+		})
+		if err != nil {
+			return rep, err
+		}
 	}
 
 	var answered, received []sourceHeader
