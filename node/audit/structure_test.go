@@ -148,6 +148,25 @@ func TestStructureUnanchored(t *testing.T) {
 			want: []want{{RuleExport, 8}},
 		},
 		{
+			// encoding/json takes the last of two equal names, and the
+			// signed message is encoded again from what it took: only the
+			// bytes show it.
+			name: "a field repeated in a receipt",
+			edit: func(f *fixture, lines [][]byte) [][]byte {
+				lines[leafLine(8)] = bytes.Replace(lines[leafLine(8)], []byte(`"receipt":{"v":1,`), []byte(`"receipt":{"v":1,"v":1,`), 1)
+				return lines
+			},
+			want: []want{{RuleExport, 8}},
+		},
+		{
+			name: "a receipt respelled",
+			edit: func(f *fixture, lines [][]byte) [][]byte {
+				lines[leafLine(8)] = bytes.Replace(lines[leafLine(8)], []byte(`"receipt":{"v":1,`), []byte(`"receipt":{ "v": 1,`), 1)
+				return lines
+			},
+			want: []want{{RuleExport, 8}},
+		},
+		{
 			name: "an extra field injected into a line",
 			edit: func(f *fixture, lines [][]byte) [][]byte {
 				lines[leafLine(8)] = bytes.Replace(lines[leafLine(8)], []byte(`{"index":8,`), []byte(`{"index":8,"note":"x",`), 1)
