@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -26,11 +25,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 )
-
-// auditMemoryLimit is the heap the audit's collector aims to stay under.
-// The audit's live heap is a few tens of MB (the batches in flight, the
-// cross-check's index, the snapshot's consent index).
-const auditMemoryLimit = 100 << 20
 
 // findingsError makes the process exit with status 2 when an audit found
 // something (1 stays for "the audit could not run").
@@ -176,19 +170,9 @@ func runAudit(c *cli.Context) error {
 		}
 		defer bar.Finish()
 	}
-	if os.Getenv("GOGC") == "" {
-		// An audit allocates much per receipt and keeps little (its heap
-		// is flat at a few tens of MB): collecting less often saves about
-		// a tenth of the CPU for a few more MB.
-		debug.SetGCPercent(400)
-	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		// ... but not past this: reading a large snapshot or consent file
-		// makes garbage at a rate that GOGC=400 would let grow to five
-		// times the live heap. Near the limit the collector runs more
-		// often; above it (a live heap this large) it is only a hint.
-		debug.SetMemoryLimit(auditMemoryLimit)
-	}
+	// The collector keeps Go's default (GOGC=100): GOGC=400 let a large
+	// consent file's garbage grow to five times the live heap for no CPU
+	// measurably saved (BENCHMARKS.md, issue 15).
 	rep, err := audit.Run(c.Context, in, view, opts)
 	if err != nil {
 		return err
