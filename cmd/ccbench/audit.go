@@ -115,7 +115,7 @@ func runAuditBench(c *cli.Context) error {
 				}
 				fmt.Println()
 				if name == "longline" || name == "consents" || r.code == 1 {
-					fmt.Printf("    %s\n", firstLines(r.out, "longer than", "JSON", "consent", "error", "ccnode:"))
+					fmt.Printf("    %s\n", firstLines(r.out, "longer than", "JSON input", "consent document", "error", "ccnode:"))
 				}
 			}
 		}
@@ -184,14 +184,15 @@ func runAudit(ctx context.Context, bin string, args []string) (auditRun, error) 
 }
 
 // firstLines returns the output lines that contain any of the words, at
-// most three, cut to 200 bytes.
+// most three, each cut to 200 bytes around the word.
 func firstLines(out string, words ...string) string {
 	var got []string
 	for _, l := range strings.Split(out, "\n") {
 		for _, w := range words {
-			if strings.Contains(l, w) {
+			if i := strings.Index(l, w); i >= 0 {
 				if len(l) > 200 {
-					l = l[:200] + "…"
+					from := max(0, min(i-100, len(l)-200))
+					l = "…" + l[from:from+200] + "…"
 				}
 				got = append(got, strings.TrimSpace(l))
 				break
