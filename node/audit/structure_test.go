@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prdcredit/ccnode/credit"
 )
@@ -303,5 +302,4 @@ func TestPendingChecked(t *testing.T) {
 		w = append(w, want{RuleInclusion, i})
 	}
 	checkRules(t, rep, w)
-	_ = time.Second
 }
