@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
 
@@ -92,5 +94,43 @@ func TestLongLine(t *testing.T) {
 	}
 	if fd := rep.Findings[0]; fd.Source != "sz.jsonl:8" || !strings.Contains(fd.Detail, "line 8 longer than") {
 		t.Fatalf("finding %s: want the line named and why", fd)
+	}
+}
+
+// TestConsentFileHoldsOneDocument: each document is handed on before much
+// more of the file is read, in either layout, so the file is never held.
+func TestConsentFileHoldsOneDocument(t *testing.T) {
+	f := newFixture(t, 1)
+	g := f.consents["consent-a-0001"]
+	var array, lines bytes.Buffer
+	array.WriteString("[")
+	for i := range 3000 {
+		g.ID = fmt.Sprintf("consent-%05d", i)
+		b, err := json.Marshal(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 {
+			array.WriteString(",\n")
+		}
+		array.Write(b)
+		lines.Write(append(b, '\n'))
+	}
+	array.WriteString("]")
+	for name, b := range map[string][]byte{"array": array.Bytes(), "lines": lines.Bytes()} {
+		rt := &readTracker{r: bytes.NewReader(b)}
+		src := Source{Name: name, Open: func() (io.ReadCloser, error) { return io.NopCloser(rt), nil }}
+		n := 0
+		err := readConsentFile(src, func(d credit.ConsentGrant) error {
+			n++
+			// Where this document ends, at the latest: n documents' bytes.
+			if ahead := rt.n - int64(n)*int64(len(b))/3000; ahead > 128<<10 {
+				return fmt.Errorf("document %d handed on with %d bytes read past it (file %d bytes)", n, ahead, len(b))
+			}
+			return nil
+		})
+		if err != nil || n != 3000 {
+			t.Fatalf("%s: %d documents, %v", name, n, err)
+		}
 	}
 }
