@@ -118,15 +118,26 @@ func DecodeExportLine(line []byte) (ExportLine, error) {
 // DecodeReceipt decodes a receipt from its leaf bytes.
 func DecodeReceipt(leaf []byte) (Receipt, error) {
 	var r Receipt
-	if err := json.Unmarshal(leaf, &r); err != nil {
+	if err := strictUnmarshal(leaf, &r); err != nil {
 		return r, fmt.Errorf("%w: receipt: %w", ErrExportFormat, err)
 	}
 	return r, nil
 }
 
-// strictUnmarshal decodes one JSON value; json.Unmarshal already refuses
-// anything after it, and scans the bytes once less than a Decoder would.
-func strictUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+// strictUnmarshal decodes exactly one JSON value and refuses a field v
+// does not have: a field injected into a line or a receipt is not
+// silently dropped.
+func strictUnmarshal(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("data after top-level value")
+	}
+	return nil
+}
 
 // ExportWriter writes an export.
 type ExportWriter struct {

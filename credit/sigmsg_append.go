@@ -1,6 +1,7 @@
 package credit
 
 import (
+	"bytes"
 	"crypto/sha256"
 )
 
@@ -57,6 +58,23 @@ func (r *Receipt) AppendSignedMessageAndDigest(dst []byte) (out []byte, digest [
 	h.Write([]byte("}"))
 	h.Sum(digest[:0])
 	return out, digest, nil
+}
+
+// LeafMatches reports whether leaf is r's canonical encoding (LeafBytes,
+// the bytes the answering region logged), given msg, the signed message
+// AppendSignedMessageAndDigest appended for r: the two hold the same bytes
+// but for the signature, so nothing is encoded again.
+func (r *Receipt) LeafMatches(msg, leaf []byte) bool {
+	if len(msg) < len(tagReceipt)+1+len("null}") {
+		return false
+	}
+	body := msg[len(tagReceipt)+1 : len(msg)-len("null}")]
+	if !bytes.HasPrefix(leaf, body) {
+		return false
+	}
+	var buf [128]byte
+	rest := append(appendJSONBytes(buf[:0], r.Sig), '}')
+	return bytes.Equal(leaf[len(body):], rest)
 }
 
 // AppendSignedMessageAndCommitment appends SignedMessage to dst and

@@ -21,6 +21,7 @@ func main() {
 		// cli would otherwise call os.Exit from inside Run; main does it.
 		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{
+			auditCommand(),
 			importCommand(),
 			nodeCommand(),
 			reportCommand(),

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -76,6 +75,8 @@ func auditCommand() *cli.Command {
 				Usage: "longest a receipt may wait for an anchored checkpoint"},
 			&cli.DurationFlag{Name: "revocation-bound", Category: catData, EnvVars: []string{"CCNODE_AUDIT_REVOCATION_BOUND"},
 				Usage: "answers on a consent this long after its revocation's ledger time are counted, not findings: the consortium's propagation bound, its nodes' ledger.grace_period (0: none allowed)"},
+			&cli.BoolFlag{Name: "require-anchored", Category: catData, EnvVars: []string{"CCNODE_AUDIT_REQUIRE_ANCHORED"},
+				Usage: "a receipt no anchored checkpoint covers yet is a finding, however recent (pending receipts are otherwise counted, and checked for everything but inclusion)"},
 			&cli.IntFlag{Name: "workers", Category: catData, EnvVars: []string{"CCNODE_AUDIT_WORKERS"},
 				Usage: "verifying goroutines (0: one per core)"},
 			&cli.BoolFlag{Name: "json", Category: catOutput, EnvVars: []string{"CCNODE_AUDIT_JSON"},
@@ -135,15 +136,12 @@ func runAudit(c *cli.Context) error {
 		}
 	}
 	for _, p := range c.StringSlice("consents") {
-		docs, err := readConsentDocs(p)
-		if err != nil {
-			return err
-		}
-		in.Consents = append(in.Consents, docs...)
+		in.ConsentFiles = append(in.ConsentFiles, audit.FileSource(p))
 	}
 	opts := audit.Options{
 		AnchorDelay:     c.Duration("anchor-delay"),
 		RevocationBound: c.Duration("revocation-bound"),
+		RequireAnchored: c.Bool("require-anchored"),
 		Workers:         c.Int("workers"),
 		MaxFindings:     c.Int("max-findings"),
 		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
@@ -172,12 +170,9 @@ func runAudit(c *cli.Context) error {
 		}
 		defer bar.Finish()
 	}
-	if os.Getenv("GOGC") == "" {
-		// An audit allocates much per receipt and keeps little (its heap
-		// is flat at a few tens of MB): collecting less often saves about
-		// a tenth of the CPU for a few more MB.
-		debug.SetGCPercent(400)
-	}
+	// The collector keeps Go's default (GOGC=100): GOGC=400 let a large
+	// consent file's garbage grow to five times the live heap for no CPU
+	// measurably saved (BENCHMARKS.md, issue 15).
 	rep, err := audit.Run(c.Context, in, view, opts)
 	if err != nil {
 		return err
@@ -203,16 +198,12 @@ func runAudit(c *cli.Context) error {
 // more, and keys are checked as registered at each document's time.
 func auditView(c *cli.Context) (audit.LedgerView, func(), error) {
 	if p := c.String("snapshot"); p != "" {
-		f, err := os.Open(p)
-		if err != nil {
-			return nil, nil, err
-		}
-		defer f.Close()
-		s, err := audit.ReadSnapshot(f)
+		// Read one record at a time, its consents left in the file.
+		s, err := audit.OpenSnapshotFile(p)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", p, err)
 		}
-		return s, func() {}, nil
+		return s, func() { s.Close() }, nil
 	}
 	l, err := openAuditLedger(c)
 	if err != nil {
@@ -338,30 +329,6 @@ func parseAuditKey(b []byte) (ed25519.PrivateKey, error) {
 		}
 	}
 	return nil, errors.New("not an ed25519 private key (64 bytes, or seed or key in hex or base64)")
-}
-
-// readConsentDocs reads consent documents: a JSON array or one per line.
-func readConsentDocs(path string) ([]credit.ConsentGrant, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var docs []credit.ConsentGrant
-	if err := json.Unmarshal(b, &docs); err == nil {
-		return docs, nil
-	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	for {
-		var g credit.ConsentGrant
-		err := dec.Decode(&g)
-		if errors.Is(err, io.EOF) {
-			return docs, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: consent document %d: %w", path, len(docs)+1, err)
-		}
-		docs = append(docs, g)
-	}
 }
 
 // writeFileAtomic writes through a temporary file in the same folder and

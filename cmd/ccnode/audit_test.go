@@ -196,13 +196,25 @@ func TestAuditCommand(t *testing.T) {
 			}
 		})
 	}
+	t.Run("empty consents file", func(t *testing.T) {
+		empty := filepath.Join(t.TempDir(), "consents.json")
+		if err := os.WriteFile(empty, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := runCLIErr(t, "audit", "--no-progress", "--snapshot", snap, "--anchor-delay", "24h", "--consents", empty, export)
+		if !errors.Is(err, audit.ErrNoConsents) || !strings.Contains(err.Error(), empty) {
+			t.Fatalf("err %v, want ErrNoConsents naming the file", err)
+		}
+	})
 	t.Run("json report decodes", func(t *testing.T) {
 		out, _ := runCLI(t, "audit", "--json", "--snapshot", snap, "--anchor-delay", "24h", tampered)
 		var rep audit.Report
 		if err := json.Unmarshal([]byte(out), &rep); err != nil {
 			t.Fatal(err)
 		}
-		if rep.Total != 1 || rep.Findings[0].Rule != audit.RuleCompleteness {
+		// The anchored root fails, and so does the order of the leaves
+		// after the deleted line.
+		if rep.Total != 2 || rep.ByRule[audit.RuleCompleteness] != 1 || rep.ByRule[audit.RuleOrder] != 1 {
 			t.Fatalf("report %+v", rep)
 		}
 	})

@@ -32,7 +32,7 @@ import (
 //
 //	go test -run XXX -bench 'Audit/receipts=1000000' -benchtime 1x -count 3 ./node/audit/
 func BenchmarkAudit(b *testing.B) {
-	for _, n := range []int{20_000, 1_000_000} {
+	for _, n := range []int{20_000, 200_000, 1_000_000} {
 		b.Run(fmt.Sprintf("receipts=%d", n), func(b *testing.B) {
 			path, snap := benchExport(b, n)
 			var peak uint64

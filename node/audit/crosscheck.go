@@ -16,6 +16,7 @@ import (
 func (a *auditor) receivedPass1(ctx context.Context, s sourceHeader) (uint64, error) {
 	var n uint64
 	requester := s.h.Region
+	shape := a.newStructure(s.src, s.h)
 	line := func(line []byte, no int, r *result, sq *sigQueue) {
 		l, rc, rcMsg, ok := decodeLine(s.src.Name, s.h, line, no, r, sq)
 		if !ok {
@@ -89,6 +90,7 @@ func (a *auditor) receivedPass1(ctx context.Context, s sourceHeader) (uint64, er
 	}
 	consume := func(r *result) error {
 		n++
+		shape.line(r)
 		if r.bad != nil {
 			a.out.add(*r.bad)
 			return nil
@@ -116,7 +118,10 @@ func (a *auditor) receivedPass1(ctx context.Context, s sourceHeader) (uint64, er
 			receiptOK: r.receiptOK, queryOK: r.queryOK}
 		return nil
 	}
-	return n, a.stream(ctx, s.src, work, consume)
+	if err := a.stream(ctx, s.src, work, consume); err != nil {
+		return n, err
+	}
+	return n, shape.finish(ctx)
 }
 
 // receivedPass2 reports what the requester acknowledged and the answerer's

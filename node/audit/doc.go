@@ -17,6 +17,11 @@
 // Exports are streamed: the tree is rebuilt with a compact range, lines are
 // decoded and verified by a bounded pool of workers whose results are
 // consumed in file order, so memory does not grow with the number of
-// receipts. The one exception is the cross-check, which keeps a small entry
-// per receipt of the requesters' "received" exports.
+// receipts. The exceptions are the cross-check, which keeps a small entry
+// per receipt of the requesters' "received" exports, and the duplicate
+// check, 8 bytes per receipt. An export's structure (leaf order, duplicate
+// receipts, the header's size, strict decoding) is checked on every line,
+// anchored or not. A snapshot file (SnapshotFile) and consent files are
+// read one record at a time; the snapshot's consent records stay in the
+// file behind an index.
 package audit

@@ -16,6 +16,11 @@ const (
 	// RuleExport: a line of an export cannot be read, or holds a receipt
 	// of another region than the export's.
 	RuleExport Rule = "export"
+	// The export's structure, checked on every line whether or not an
+	// anchored checkpoint covers it yet.
+	RuleOrder     Rule = "export.order"     // a line's index is not its position (leaves contiguous from 0)
+	RuleDuplicate Rule = "export.duplicate" // a receipt id on two lines
+	RuleSize      Rule = "export.size"      // the header's size is not the number of lines
 
 	// (1) signatures, each with the key registered at the document's time.
 	RuleQuerySig      Rule = "signature.query"      // the bank's, on the query

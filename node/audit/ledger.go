@@ -106,6 +106,11 @@ func (s *Snapshot) Banks(context.Context) ([]credit.BankMember, error) {
 // ConsentAt returns the commitment with its status at t.
 func (s *Snapshot) ConsentAt(_ context.Context, id string, t time.Time) (credit.ConsentCommitment, credit.ConsentStatus, error) {
 	c, ok := s.ConsentRecords[id]
+	return consentAt(c, ok, id, t)
+}
+
+// consentAt is ConsentAt of the record c filed under id (ok false: none).
+func consentAt(c credit.ConsentCommitment, ok bool, id string, t time.Time) (credit.ConsentCommitment, credit.ConsentStatus, error) {
 	if !ok {
 		return c, credit.ConsentNotExists, &network.Error{Op: "ConsentAt", Kind: network.ErrNotFound, Msg: "consent " + id}
 	}
@@ -237,11 +242,14 @@ func (s *Snapshot) Write(w io.Writer) error {
 }
 
 // ReadSnapshot reads a snapshot file's contents.
-func ReadSnapshot(r io.Reader) (*Snapshot, error) {
-	s := &Snapshot{}
-	dec := json.NewDecoder(r)
-	if err := dec.Decode(s); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrSnapshotFormat, err)
+func ReadSnapshot(r io.Reader) (*Snapshot, error) { return readSnapshot(r, nil) }
+
+// readSnapshot is ReadSnapshot with the consent records handed to sink
+// (snapshotfile.go).
+func readSnapshot(r io.Reader, sink consentSink) (*Snapshot, error) {
+	s, err := decodeSnapshot(r, sink)
+	if err != nil {
+		return nil, err
 	}
 	e := NewSnapshot()
 	if s.RegionVersions == nil {

@@ -45,6 +45,7 @@ type logState struct {
 	rangeStart   uint64
 	verifiedUpTo uint64
 	sum          RegionSummary
+	shape        *structure
 }
 
 type suspect struct {
@@ -59,7 +60,7 @@ var rfcHasher = rfc6962.DefaultHasher
 func (a *auditor) auditLog(ctx context.Context, s sourceHeader) (RegionSummary, error) {
 	region := s.h.Region
 	st := &logState{a: a, region: region, src: s.src.Name, firstBad: -1, lastCmp: -1,
-		sum: RegionSummary{Region: region, Source: s.src.Name}}
+		sum: RegionSummary{Region: region, Source: s.src.Name}, shape: a.newStructure(s.src, s.h)}
 	hist, err := a.view.CheckpointHistory(ctx, region)
 	if err != nil && !errors.Is(err, network.ErrNotFound) {
 		return st.sum, fmt.Errorf("ledger: checkpoints of %s: %w", region, err)
@@ -83,6 +84,9 @@ func (a *auditor) auditLog(ctx context.Context, s sourceHeader) (RegionSummary, 
 		return st.sum, err
 	}
 	st.finish()
+	if err := st.shape.finish(ctx); err != nil {
+		return st.sum, err
+	}
 	return st.sum, nil
 }
 
@@ -146,6 +150,7 @@ func (st *logState) note(s suspect) {
 func (st *logState) consume(r *result) error {
 	a := st.a
 	st.sum.Receipts++
+	st.shape.line(r)
 	if r.bad != nil {
 		// Not a leaf: the tree is rebuilt without it, so if the line is
 		// within the anchored log the completeness finding says so.
@@ -157,6 +162,10 @@ func (st *logState) consume(r *result) error {
 	if r.index != leaf {
 		st.note(suspect{leaf: leaf, receipt: r.id, source: fmt.Sprintf("%s:%d", st.src, r.line),
 			why: fmt.Sprintf("line claims leaf %d where leaf %d is due", r.index, leaf)})
+	}
+	if r.leafBad {
+		st.note(suspect{leaf: leaf, receipt: r.id, source: fmt.Sprintf("%s:%d", st.src, r.line),
+			why: "its receipt's bytes are not the canonical encoding the region logged"})
 	}
 	if r.receiptBad {
 		st.note(suspect{leaf: leaf, receipt: r.id, source: fmt.Sprintf("%s:%d", st.src, r.line),
@@ -214,6 +223,12 @@ func (st *logState) timely(r *result, leaf uint64) {
 		return
 	}
 	st.sum.Pending++
+	if st.a.opts.RequireAnchored {
+		f := base
+		f.Rule = RuleInclusion
+		f.Detail = fmt.Sprintf("no anchored checkpoint covers it yet (latest anchored size %d), and anchoring is required", st.sum.AnchoredSize)
+		st.tail = append(st.tail, f)
+	}
 }
 
 // crossCheck applies the answerer's half of (6): an answer with data needs

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"os"
@@ -51,6 +52,10 @@ type Inputs struct {
 	// a query that carries a different document under the same id is a
 	// finding.
 	Consents []credit.ConsentGrant
+	// ConsentFiles hold more such documents, as a JSON array or one per
+	// line; they are read one document at a time. A file with none is an
+	// input error.
+	ConsentFiles []Source
 }
 
 // Options tune an audit. The zero value audits everything.
@@ -65,7 +70,11 @@ type Options struct {
 	// Such answers are counted in Report.WithinRevocationBound. Zero
 	// allows none: every answer after the revocation is a finding.
 	RevocationBound time.Duration
-	Now             time.Time    // the audit's "now", for receipts not yet anchored; time.Now when zero
+	Now             time.Time // the audit's "now", for receipts not yet anchored; time.Now when zero
+	// RequireAnchored makes every receipt no anchored checkpoint covers a
+	// finding, however recent: for an audit of a log that should be
+	// wholly anchored by now.
+	RequireAnchored bool
 	Workers         int          // GOMAXPROCS when zero
 	MaxFindings     int          // DefaultMaxFindings when zero
 	Logger          *slog.Logger // discarded when nil
@@ -122,6 +131,7 @@ type auditor struct {
 	chains map[[32]byte]*credit.CertifiedKey
 	sigs   sigbatch.Verifier
 	queues sync.Pool // *sigQueue, a batch's work space
+	seed   maphash.Seed
 }
 
 // Run audits the exports in in against the ledger view v.
@@ -158,6 +168,7 @@ func Run(ctx context.Context, in Inputs, v LedgerView, opts Options) (Report, er
 		xindex:  map[xkey]*xentry{},
 		audited: map[credit.RegionID]bool{},
 		docOK:   map[[32]byte]bool{},
+		seed:    maphash.MakeSeed(),
 	}
 	if len(opts.Regions) > 0 {
 		a.regions = map[credit.RegionID]bool{}
@@ -171,6 +182,18 @@ func Run(ctx context.Context, in Inputs, v LedgerView, opts Options) (Report, er
 			return rep, fmt.Errorf("%w: consent document %s: %w", ErrInput, in.Consents[i].ID, err)
 		}
 		a.given[in.Consents[i].ID] = c
+	}
+	for _, src := range in.ConsentFiles {
+		err := readConsentFile(src, func(g credit.ConsentGrant) error {
+			c, err := g.Commitment()
+			if err == nil {
+				a.given[g.ID] = c
+			}
+			return err
+		})
+		if err != nil {
+			return rep, err
+		}
 	}
 
 	var answered, received []sourceHeader
@@ -288,6 +311,8 @@ type result struct {
 	line       int
 	bad        *Finding // the line could not be read as a receipt
 	index      uint64
+	hasIndex   bool // index was read
+	leafBad    bool // the receipt's bytes are not its canonical encoding
 	leafHash   [32]byte
 	id         string
 	answerer   credit.RegionID
@@ -310,6 +335,7 @@ type batch struct {
 	ends  []int  // where each line ends in buf
 	lines [][]byte
 	nos   []int
+	errs  []error // why a line could not be read (too long), nil for most
 	res   []result
 	done  chan struct{}
 }
@@ -319,7 +345,8 @@ type batch struct {
 // nothing.
 func (b *batch) reset() {
 	clear(b.res)
-	b.buf, b.ends, b.lines, b.nos, b.res = b.buf[:0], b.ends[:0], b.lines[:0], b.nos[:0], b.res[:0]
+	clear(b.errs)
+	b.buf, b.ends, b.lines, b.nos, b.res, b.errs = b.buf[:0], b.ends[:0], b.lines[:0], b.nos[:0], b.res[:0], b.errs[:0]
 	b.done = make(chan struct{})
 }
 
@@ -425,10 +452,11 @@ func (a *auditor) stream(ctx context.Context, src Source, work func(lines [][]by
 			}
 			read += int64(len(line) + 1)
 			// A line too long to read is handed on as an empty line so
-			// that it is reported where it stands.
+			// that it is reported where it stands, with why.
 			b.buf = append(b.buf, line...)
 			b.ends = append(b.ends, len(b.buf))
 			b.nos = append(b.nos, er.Line())
+			b.errs = append(b.errs, err)
 			if len(b.ends) == batchLines && !send() {
 				return
 			}
@@ -447,6 +475,10 @@ func (a *auditor) stream(ctx context.Context, src Source, work func(lines [][]by
 			continue
 		}
 		for i := range b.res {
+			if err := b.errs[i]; err != nil {
+				b.res[i] = result{line: b.nos[i], bad: &Finding{Rule: RuleExport, Region: er.Header().Region,
+					Source: fmt.Sprintf("%s:%d", src.Name, b.nos[i]), Detail: err.Error()}}
+			}
 			if err := b.res[i].opErr; err != nil {
 				firstErr = err
 				break
@@ -489,10 +521,14 @@ func decodeLine(src string, h credit.ExportHeader, line []byte, no int, r *resul
 		r.bad = &Finding{Rule: RuleExport, Region: h.Region, Source: where(), Detail: lineErr.Error()}
 		return l, credit.Receipt{}, nil, false
 	}
-	r.index = l.Index
+	r.index, r.hasIndex = l.Index, true
 	r.leafHash = leafHash(l.Receipt)
+	var leaf *uint64
+	if h.Kind == credit.ExportAnswered {
+		leaf = leafPtr(l.Index)
+	}
 	if rcErr != nil {
-		r.bad = &Finding{Rule: RuleExport, Region: h.Region, Source: where(), Leaf: leafPtr(l.Index), Detail: rcErr.Error()}
+		r.bad = &Finding{Rule: RuleExport, Region: h.Region, Source: where(), Leaf: leaf, Detail: rcErr.Error()}
 		return l, rc, nil, false
 	}
 	r.id, r.answerer, r.requester, r.time, r.records = rc.ID, rc.Answerer, rc.Requester, rc.Time, rc.RecordCount
@@ -504,6 +540,14 @@ func decodeLine(src string, h credit.ExportHeader, line []byte, no int, r *resul
 	if err != nil {
 		r.bad = &Finding{Rule: RuleExport, Region: h.Region, Source: where(), Receipt: rc.ID, Detail: err.Error()}
 		return l, rc, nil, false
+	}
+	// The receipt is the leaf the region logged, byte for byte: a field
+	// added, repeated, renamed or moved changes the leaf but not the
+	// signed message, so it is caught here before any root can.
+	if !rc.LeafMatches(msg, l.Receipt) {
+		r.leafBad = true
+		r.findings = append(r.findings, Finding{Rule: RuleExport, Region: h.Region, Source: where(), Receipt: rc.ID, Leaf: leaf,
+			Detail: "the receipt's bytes are not its canonical encoding (a field was added, repeated, renamed, moved or respelled): not the leaf the region logged"})
 	}
 	r.digest = d
 	return l, rc, msg, true

@@ -21,6 +21,13 @@ func (r *Report) WriteText(w io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(w, "\nreceived receipts cross-checked: %d; audit took %s\n", r.Received, r.Finished.Sub(r.Started).Round(time.Millisecond))
+	var pending uint64
+	for _, s := range r.Regions {
+		pending += s.Pending
+	}
+	if pending > 0 {
+		fmt.Fprintf(w, "pending (not yet anchored): %d receipts, within --anchor-delay; their signatures, consents and structure were checked, their inclusion cannot be yet (--require-anchored makes each a finding)\n", pending)
+	}
 	if r.WithinRevocationBound > 0 {
 		fmt.Fprintf(w, "answers on a revoked consent within the revocation bound (allowed): %d\n", r.WithinRevocationBound)
 	}
