@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/prdcredit/ccnode/internal/atomicfile"
 )
 
 // Operators and their credentials.
@@ -182,24 +184,7 @@ func RevokeOperator(path, name string) error {
 	if !found {
 		return fmt.Errorf("%w: %s in %s", ErrOperatorUnknown, name, path)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".operators-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(out.Bytes()); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	// CreateTemp makes the file 0600 already.
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.ReplaceBytes(path, out.Bytes(), 0o600)
 }
 
 // OperatorAuth names the operator a presented token belongs to, or

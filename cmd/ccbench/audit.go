@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/atomicfile"
 	"github.com/prdcredit/ccnode/node/audit"
 	"github.com/urfave/cli/v2"
 )
@@ -259,7 +260,7 @@ func padSnapshot(src, out string, size int64) error {
 		c := rec(i)
 		s.ConsentRecords[c.ID] = c
 	}
-	return writeAtomic(out, s.Write)
+	return atomicfile.Replace(out, 0o644, s.Write)
 }
 
 // bigConsents writes a JSON array of consent documents of about size
@@ -299,7 +300,7 @@ func bigConsents(export, out string, size int64) error {
 	if len(docs) == 0 {
 		return fmt.Errorf("%s: no consent documents in its queries", export)
 	}
-	return writeAtomic(out, func(w io.Writer) error {
+	return atomicfile.Replace(out, 0o644, func(w io.Writer) error {
 		bw := bufio.NewWriterSize(w, 1<<20)
 		bw.WriteString("[\n")
 		var written int64
@@ -339,7 +340,7 @@ func longLineExport(export, out string, size int64) error {
 		return err
 	}
 	defer in.Close()
-	return writeAtomic(out, func(w io.Writer) error {
+	return atomicfile.Replace(out, 0o644, func(w io.Writer) error {
 		br := bufio.NewReaderSize(in, 1<<20)
 		bw := bufio.NewWriterSize(w, 1<<20)
 		for i := 0; ; i++ {
@@ -364,21 +365,4 @@ func longLineExport(export, out string, size int64) error {
 		}
 		return bw.Flush()
 	})
-}
-
-func writeAtomic(path string, write func(io.Writer) error) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if err := write(f); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -9,15 +9,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/mattn/go-isatty"
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/atomicfile"
 	"github.com/prdcredit/ccnode/network"
 	"github.com/prdcredit/ccnode/network/embedded"
 	"github.com/prdcredit/ccnode/network/fabric"
@@ -111,7 +110,7 @@ func auditSnapshotCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return writeFileAtomic(c.String("out"), snap.Write)
+			return atomicfile.Replace(c.String("out"), 0o600, snap.Write)
 		},
 	}
 }
@@ -329,27 +328,4 @@ func parseAuditKey(b []byte) (ed25519.PrivateKey, error) {
 		}
 	}
 	return nil, errors.New("not an ed25519 private key (64 bytes, or seed or key in hex or base64)")
-}
-
-// writeFileAtomic writes through a temporary file in the same folder and
-// renames it, so a reader never sees half a file. The file is 0600
-// (os.CreateTemp's mode): a snapshot names every consent and member.
-func writeFileAtomic(path string, write func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := write(tmp); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

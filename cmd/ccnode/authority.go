@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/atomicfile"
 	"github.com/prdcredit/ccnode/node"
 )
 
@@ -122,7 +123,7 @@ func runAuthorityCreate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := writeNew(certPath, pemCert(der)); err != nil {
+	if err := atomicfile.WriteNew(certPath, pemCert(der), 0o600); err != nil {
 		return fmt.Errorf("authority create: %w", err)
 	}
 	fmt.Fprintf(c.App.Writer, "authority %s created\n  id:          %s\n  key:         %s\n  certificate: %s\n"+
@@ -186,7 +187,7 @@ func runAuthorityIssue(c *cli.Context) error {
 			pemChain = append(pemChain, pemCert(c)...)
 		}
 	}
-	if err := writeNew(certPath, pemChain); err != nil {
+	if err := atomicfile.WriteNew(certPath, pemChain, 0o600); err != nil {
 		return fmt.Errorf("authority issue: %w", err)
 	}
 	fmt.Fprintf(c.App.Writer, "enterprise %s (%s) certified by %s\n  key:         %s\n  certificate: %s\n"+

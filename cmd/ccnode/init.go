@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/atomicfile"
 	"github.com/prdcredit/ccnode/node"
 )
 
@@ -85,11 +85,11 @@ func runInit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := writeNew(tokPath, []byte(tok+"\n")); err != nil {
+	if err := atomicfile.WriteNew(tokPath, []byte(tok+"\n"), 0o600); err != nil {
 		return err
 	}
 	cfgPath := filepath.Join(abs, "ccnode.yaml")
-	if err := writeNew(cfgPath, node.SampleConfig(cfg)); err != nil {
+	if err := atomicfile.WriteNew(cfgPath, node.SampleConfig(cfg), 0o600); err != nil {
 		return err
 	}
 	pub := key.Public()
@@ -100,23 +100,4 @@ func runInit(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "Start it with: ccnode run --config %s\n", cfgPath)
 	return nil
-}
-
-// writeNew writes a file that must not exist yet, mode 0600.
-func writeNew(path string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("%s exists; not overwriting it", path)
-	}
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

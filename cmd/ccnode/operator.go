@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/prdcredit/ccnode/internal/atomicfile"
 	"github.com/prdcredit/ccnode/node"
 )
 
@@ -36,7 +37,7 @@ func operatorCommand() *cli.Command {
 						return err
 					}
 					if out := c.String("out"); out != "" {
-						if err := writeNew(out, []byte(tok+"\n")); err != nil {
+						if err := atomicfile.WriteNew(out, []byte(tok+"\n"), 0o600); err != nil {
 							return fmt.Errorf("operator %s was added to %s but its token could not be written (revoke it): %w", name, path, err)
 						}
 						fmt.Fprintf(c.App.ErrWriter, "operator %s added to %s; token in %s\n", name, path, out)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/atomicfile"
 	"github.com/prdcredit/ccnode/node"
 )
 
@@ -70,7 +71,7 @@ func newDevTLS(dir string, now time.Time) (*devTLS, error) {
 	}
 	d := &devTLS{dir: dir, caFile: filepath.Join(dir, CAFileName), ca: ca, caKey: key, pool: x509.NewCertPool()}
 	d.pool.AddCert(ca)
-	if err := replaceFile(d.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := atomicfile.ReplaceBytes(d.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		return nil, fmt.Errorf("development TLS CA: %w", err)
 	}
 	// One transport for every client of the consortium, so connections
@@ -117,30 +118,13 @@ func (d *devTLS) issue(region credit.RegionID, now time.Time) (certFile, keyFile
 		return "", "", err
 	}
 	certFile, keyFile = filepath.Join(d.dir, string(region)+".crt"), filepath.Join(d.dir, string(region)+".key")
-	if err := replaceFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}), 0o600); err != nil {
+	if err := atomicfile.ReplaceBytes(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}), 0o600); err != nil {
 		return "", "", fmt.Errorf("region %s: TLS key: %w", region, err)
 	}
-	if err := replaceFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := atomicfile.ReplaceBytes(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		return "", "", fmt.Errorf("region %s: TLS certificate: %w", region, err)
 	}
 	return certFile, keyFile, nil
-}
-
-// replaceFile writes path anew with mode: removed first, so that a
-// kept folder's older file cannot leave its own (perhaps wider) mode.
-func replaceFile(path string, b []byte, mode os.FileMode) error {
-	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // serial is a random 127-bit certificate serial number.
