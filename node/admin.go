@@ -96,8 +96,12 @@ func (n *Node) operator(action string, h http.HandlerFunc) http.HandlerFunc {
 				writeError(w, http.StatusServiceUnavailable, credit.CodeUnavailable, "operator credentials cannot be checked now")
 				return
 			}
+			msg := "an operator token is required (Authorization: Bearer <token>)"
+			if ok {
+				msg = "the operator token is not valid: no operator holds it (revoked, or never added)"
+			}
 			n.log.Warn("admin call refused", "action", action, "remote", r.RemoteAddr, "reason", "no valid operator token")
-			writeError(w, http.StatusUnauthorized, credit.CodeUnauthorized, "an operator token is required (Authorization: Bearer <token>)")
+			writeError(w, http.StatusUnauthorized, credit.CodeUnauthorized, msg)
 			return
 		}
 		call := &adminCall{operator: name, action: action, target: r.PathValue("id")}

@@ -223,6 +223,7 @@ func (n *Node) handleRegisterAuthority(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, err)
 		return
 	}
+	noteTarget(r, "authority "+a.ID)
 	writeJSON(w, http.StatusCreated, a)
 }
 
@@ -250,5 +251,6 @@ func (n *Node) handleRevokeCertificate(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, err)
 		return
 	}
+	noteTarget(r, "revocation "+rev.ID)
 	writeJSON(w, http.StatusOK, rev)
 }
