@@ -15,6 +15,7 @@ import (
 	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/badgerrepair"
 )
 
 // Errors returned wrapped; test with errors.Is.
@@ -185,6 +186,15 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	}
 	if o.NoCompactions && !o.InMemory {
 		bo = bo.WithNumCompactors(0)
+	}
+	if !o.InMemory {
+		removed, err := badgerrepair.EmptyMemtables(o.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("store: open %s: %w", o.Dir, err)
+		}
+		if len(removed) > 0 {
+			log.Info("removed empty memtable files a killed process left (they held nothing)", "dir", o.Dir, "files", removed)
+		}
 	}
 	bdb, err := badger.Open(bo)
 	if err != nil {

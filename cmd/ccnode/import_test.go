@@ -335,7 +335,11 @@ func killImport(t *testing.T, bin, dir, path string, k killPoint) killOutcome {
 	}
 	sc := bufio.NewScanner(stderr)
 	seen := 0
+	var last []string // the end of what it said, for a failure's message
 	for sc.Scan() {
+		if last = append(last, sc.Text()); len(last) > 8 {
+			last = last[1:]
+		}
 		if k.batches > 0 && strings.Contains(sc.Text(), "msg=\"import progress\"") {
 			seen++
 			if seen == k.batches {
@@ -344,7 +348,11 @@ func killImport(t *testing.T, bin, dir, path string, k killPoint) killOutcome {
 			}
 		}
 	}
-	io.Copy(io.Discard, stderr)
+	for sc.Scan() {
+		if last = append(last, sc.Text()); len(last) > 8 {
+			last = last[1:]
+		}
+	}
 	err = cmd.Wait()
 	if timer != nil {
 		timer.Stop()
@@ -356,7 +364,7 @@ func killImport(t *testing.T, bin, dir, path string, k killPoint) killOutcome {
 	case err == nil || (errors.As(err, &ee) && ee.ExitCode() == importExitRejected):
 		return killTooLate
 	default:
-		t.Fatalf("import ended neither by the kill nor normally: %v", err)
+		t.Fatalf("import ended neither by the kill nor normally: %v\n%s", err, strings.Join(last, "\n"))
 		return killMissed
 	}
 }

@@ -32,6 +32,7 @@ import (
 
 	"github.com/prdcredit/ccnode/chaincode"
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/badgerrepair"
 	"github.com/prdcredit/ccnode/network"
 )
 
@@ -128,6 +129,8 @@ func Open(dir string, o Options) (*Server, error) {
 	bo := badger.DefaultOptions(dir).WithLogger(nil).WithSyncWrites(true)
 	if o.InMemory {
 		bo = badger.DefaultOptions("").WithInMemory(true).WithLogger(nil)
+	} else if _, err := badgerrepair.EmptyMemtables(dir); err != nil {
+		return nil, fmt.Errorf("embedded ledger: open %s: %w", dir, err)
 	}
 	db, err := badger.Open(bo)
 	if err != nil {
