@@ -45,10 +45,16 @@ func (db *DB) noteCorrupt(err error) error {
 		return err
 	}
 	err = fmt.Errorf("%w: %v", ErrCorrupt, err)
+	db.markCorrupt(err)
+	return err
+}
+
+// markCorrupt counts a checksum failure (err wraps ErrCorrupt) and keeps
+// the first, after which reports are refused.
+func (db *DB) markCorrupt(err error) {
 	db.corrupt.failures.Add(1)
 	db.corrupt.err.CompareAndSwap(nil, &err)
 	db.log.Error("store checksum mismatch", "dir", db.dir, "err", err)
-	return err
 }
 
 func isChecksumError(err error) bool {
@@ -81,9 +87,7 @@ func (db *DB) Verify(ctx context.Context) (VerifyResult, error) {
 		res.Tables = n
 		if err != nil {
 			if errors.Is(err, ErrCorrupt) {
-				db.corrupt.failures.Add(1)
-				db.corrupt.err.CompareAndSwap(nil, &err)
-				db.log.Error("store checksum mismatch", "dir", db.dir, "err", err)
+				db.markCorrupt(err)
 			}
 			return res, fmt.Errorf("store: verify: %w", err)
 		}
