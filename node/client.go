@@ -179,6 +179,16 @@ func (c *Client) ConsentStatus(ctx context.Context, id string) (*ConsentResponse
 	return &out, nil
 }
 
+// VerifyStore has the node check every table and value of its store
+// (admin).
+func (c *Client) VerifyStore(ctx context.Context) (*VerifyReport, error) {
+	var out VerifyReport
+	if err := c.do(ctx, "POST", "/v1/verify", true, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Checkpoint reads the node's latest anchored checkpoint.
 func (c *Client) Checkpoint(ctx context.Context) (*credit.AnchoredCheckpoint, error) {
 	var out credit.AnchoredCheckpoint

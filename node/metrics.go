@@ -64,6 +64,9 @@ func newMetrics(n *Node) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "ccnode_unanchored_age_seconds", Help: "Age of the oldest receipt not yet covered by an anchored checkpoint (0 if none).",
 		}, func() float64 { return n.unanchoredAge().Seconds() }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "ccnode_store_checksum_failures_total", Help: "Checksum mismatches found in the record store's tables or values (reads and verifications); after one the node refuses to answer from the store.",
+		}, func() float64 { return float64(n.deps.Store.ChecksumFailures()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "ccnode_anchored_log_size", Help: "Leaves of the receipt log covered by the last anchored checkpoint.",
 		}, func() float64 { return float64(n.lastAnchoredSize.Load()) }),

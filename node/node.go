@@ -147,6 +147,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (_ *Node, err error) {
 		name  string
 		start func(context.Context) (func() error, error)
 	}{
+		{"store verification", n.startVerify},
 		{"receipt log", n.startLog},
 		{"ledger view", n.startView},
 		{"p2p host", n.startHost},
@@ -388,6 +389,9 @@ func (n *Node) Ready() error {
 		return fmt.Errorf("%w: closed", ErrNotReady)
 	}
 	if err := n.view.Fresh(); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotReady, err)
+	}
+	if err := n.deps.Store.Corruption(); err != nil {
 		return fmt.Errorf("%w: %w", ErrNotReady, err)
 	}
 	return nil

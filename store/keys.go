@@ -32,8 +32,10 @@ const (
 	valueV1    = 1 // first byte of a record value: encoding version
 )
 
-// ErrCorrupt is returned, wrapped, when stored bytes do not decode: the
-// database was changed outside this package.
+// ErrCorrupt is returned, wrapped, when stored bytes do not decode or a
+// checksum over a table block or value does not match: the database was
+// changed outside this package. After a checksum mismatch the store
+// refuses reports (DB.Corruption) until it is reopened.
 var ErrCorrupt = errors.New("corrupt record store")
 
 // Entry is a normalised record encoded for the store: its keys, value and

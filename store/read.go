@@ -80,6 +80,10 @@ func (db *DB) OpenReport(subject credit.USCC, f Filter) (*ReportSnapshot, error)
 	if s.release, err = db.acquire(); err != nil {
 		return nil, err
 	}
+	if err := db.Corruption(); err != nil {
+		s.release()
+		return nil, fmt.Errorf("store: report %s: %w", subject, err)
+	}
 	s.txn = db.bdb.NewTransaction(false)
 	return s, nil
 }
@@ -102,6 +106,11 @@ func (s *ReportSnapshot) Each(ctx context.Context, maxBytes int, fn func([]credi
 		return ErrClosed
 	}
 	db := s.db
+	// A verification may have found the store corrupted since the
+	// snapshot opened: answer from it no more.
+	if err := db.Corruption(); err != nil {
+		return fmt.Errorf("store: report %s: %w", s.subject, err)
+	}
 	if db.readSlots != nil {
 		select {
 		case db.readSlots <- struct{}{}:
@@ -154,14 +163,14 @@ func (s *ReportSnapshot) Each(ctx context.Context, maxBytes int, fn func([]credi
 	}
 	if len(s.ords) == 0 {
 		if err := scan(s.prefix, s.prefix); err != nil {
-			return fmt.Errorf("store: report %s: %w", s.subject, err)
+			return fmt.Errorf("store: report %s: %w", s.subject, db.noteCorrupt(err))
 		}
 	} else {
 		for _, o := range s.ords {
 			within := append(bytes.Clone(s.prefix), byte(o))
 			seek := binary.BigEndian.AppendUint32(bytes.Clone(within), s.from)
 			if err := scan(seek, within); err != nil {
-				return fmt.Errorf("store: report %s: %w", s.subject, err)
+				return fmt.Errorf("store: report %s: %w", s.subject, db.noteCorrupt(err))
 			}
 		}
 	}

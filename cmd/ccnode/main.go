@@ -36,7 +36,7 @@ func newApp() *cli.App {
 			demoCommand(),
 			initCommand(),
 			genCommand(),
-			importCommand(), reportCommand(), statsCommand(),
+			importCommand(), reportCommand(), statsCommand(), verifyCommand(),
 			runCommand(),
 			configCommand(),
 			operatorCommand(),

@@ -201,6 +201,10 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 	if out := cli("receipts", "get", "--admin", adminURL, "--operator-token-file", adminTok, "--id", rid); !strings.Contains(out, rid) {
 		t.Fatalf("receipts get as an operator:\n%s", out)
 	}
+	// The running node checks its own store (it holds Badger's lock).
+	if out := cli("verify", "--online", "--admin", adminURL, "--operator-token-file", adminTok); !strings.Contains(out, ": ok: ") {
+		t.Fatalf("verify --online of a sound store:\n%s", out)
+	}
 	if resp, err := hc.Get(url + "/v1/receipts/" + rid); err != nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("unsigned receipt read: %v %v", resp, err)
 	} else {

@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/store"
 )
 
 func statsCommand() *cli.Command {
@@ -27,7 +28,7 @@ records, so this reads a few dozen keys whatever the size of the store.`,
 
 func runStats(c *cli.Context) error {
 	ctx := contextOf(c)
-	db, err := openExistingStore(ctx, c.String("data-dir"))
+	db, err := openExistingStore(ctx, c.String("data-dir"), store.Options{})
 	if err != nil {
 		return err
 	}

@@ -338,6 +338,11 @@ func (c *Consortium) waitConnected(ctx context.Context) error {
 	for _, r := range c.Regions {
 		for {
 			err := r.Node.Ready()
+			if errors.Is(err, store.ErrCorrupt) {
+				// The region joins and refuses to answer from its store;
+				// connectivity is what is waited for here.
+				err = nil
+			}
 			for _, other := range c.Regions {
 				if m, ok := r.Node.View().Region(other.ID); err == nil && (!ok || len(m.Addrs) == 0) {
 					err = fmt.Errorf("region %s's addresses not known yet", other.ID)
