@@ -37,7 +37,7 @@ func newApp() *cli.App {
 			initCommand(),
 			genCommand(),
 			importCommand(), reportCommand(), statsCommand(),
-			runCommand(),
+			runCommand(), statusCommand(),
 			configCommand(),
 			operatorCommand(),
 			authorityCommand(),
