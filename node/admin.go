@@ -129,7 +129,7 @@ func (n *Node) AdminHandler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("/", notFound)
-	return http.MaxBytesHandler(mux, n.cfg.HTTP.MaxBodyBytes)
+	return http.MaxBytesHandler(n.metrics.instrument("admin", mux), n.cfg.HTTP.MaxBodyBytes)
 }
 
 // notFound answers a path no route serves with a JSON error, as every

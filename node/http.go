@@ -53,7 +53,7 @@ func (n *Node) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/yaml")
 		w.Write(OpenAPI)
 	})
-	return http.MaxBytesHandler(mux, n.cfg.HTTP.MaxBodyBytes)
+	return http.MaxBytesHandler(n.metrics.instrument("bank", mux), n.cfg.HTTP.MaxBodyBytes)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

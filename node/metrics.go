@@ -1,6 +1,10 @@
 package node
 
 import (
+	"net/http"
+	"runtime/debug"
+	"strconv"
+
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -18,6 +22,8 @@ type metrics struct {
 	anchorFails prometheus.Counter
 	anchorLag   prometheus.Histogram
 	anchorTx    prometheus.Histogram
+	fanout      *prometheus.CounterVec
+	http        *prometheus.CounterVec
 }
 
 func newMetrics(n *Node) *metrics {
@@ -52,11 +58,18 @@ func newMetrics(n *Node) *metrics {
 			Name: "ccnode_anchor_tx_seconds", Help: "Time of each anchoring ledger transaction, from submit to commit (or failure).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 1.25, 50),
 		}),
+		fanout: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ccnode_fanout_answers_total", Help: "Regions' parts of the bank queries this home node fanned out, by answering region and outcome (ok, unavailable, invalid_receipt, or the refusal code).",
+		}, []string{"region", "outcome"}),
+		http: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ccnode_http_responses_total", Help: "HTTP responses by listener (bank, admin), route pattern and status code.",
+		}, []string{"listener", "route", "code"}),
 	}
 	// Goroutines, heap, resident memory and open files, so an operator
 	// sees a leak while a region is down or under attack (the fault suite
 	// reads them too).
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(m.fanout, m.http, buildInfo(), storeCollector{n})
 	m.reg.MustRegister(m.queries, m.denials, m.latency, m.receipts, m.anchored, m.anchorFails, m.anchorLag, m.anchorTx,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "ccnode_ledger_view_age_seconds", Help: "Age of the node's confirmed view of the ledger; past the grace period the node refuses to answer.",
@@ -95,5 +108,111 @@ func newMetrics(n *Node) *metrics {
 func (m *metrics) denied(stage string, err error) {
 	if r := credit.RefusalOf(err); r != nil {
 		m.denials.WithLabelValues(stage, string(r.Code)).Inc()
+	}
+}
+
+// answered counts one region's part of a fan-out by what the bank was
+// told: a refusal by its code, so a region refusing everything shows.
+func (m *metrics) answered(st RegionStatus) {
+	outcome := st.Status
+	if st.Status == StatusDenied && st.Reason != "" {
+		outcome = string(st.Reason)
+	}
+	m.fanout.WithLabelValues(string(st.Region), outcome).Inc()
+}
+
+// instrument counts next's responses by listener, route pattern and
+// status. The pattern (not the path) keeps the label set bounded: every
+// receipt id is one route.
+func (m *metrics) instrument(listener string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		// ServeMux sets r.Pattern on the request it was given; a
+		// method no route allows matches no pattern.
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		m.http.WithLabelValues(listener, route, strconv.Itoa(sw.status)).Inc()
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.status, w.wroteHeader = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wroteHeader = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// buildInfo is ccnode_build_info: constant 1, labelled with what was
+// built, so a dashboard shows which version each region runs.
+func buildInfo() prometheus.Collector {
+	version, revision, goVersion := "unknown", "unknown", "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		version, goVersion = bi.Main.Version, bi.GoVersion
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				revision = s.Value
+			}
+		}
+	}
+	if version == "" {
+		version = "unknown"
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "ccnode_build_info", Help: "The running ccnode's module version, VCS revision and Go version (always 1).",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": goVersion},
+	})
+	g.Set(1)
+	return g
+}
+
+var (
+	storeBytesDesc = prometheus.NewDesc("ccnode_store_bytes",
+		"Bytes of the record store on disk by part: lsm (tables) and vlog (value log), as Badger last measured them.", []string{"part"}, nil)
+	fsAvailDesc = prometheus.NewDesc("ccnode_store_filesystem_avail_bytes",
+		"Bytes available to the node on the filesystem of the store's directory.", nil, nil)
+	fsSizeDesc = prometheus.NewDesc("ccnode_store_filesystem_size_bytes",
+		"Size in bytes of the filesystem of the store's directory.", nil, nil)
+)
+
+// storeCollector reads the store's size and its filesystem's free space
+// at each scrape, so an alert fires before the disk fills.
+type storeCollector struct{ n *Node }
+
+func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- storeBytesDesc
+	ch <- fsAvailDesc
+	ch <- fsSizeDesc
+}
+
+func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.n.deps.Store == nil {
+		return
+	}
+	bdb := c.n.deps.Store.Badger()
+	lsm, vlog := bdb.Size()
+	ch <- prometheus.MustNewConstMetric(storeBytesDesc, prometheus.GaugeValue, float64(lsm), "lsm")
+	ch <- prometheus.MustNewConstMetric(storeBytesDesc, prometheus.GaugeValue, float64(vlog), "vlog")
+	if dir := bdb.Opts().Dir; dir != "" && !bdb.Opts().InMemory {
+		if avail, size, ok := diskSpace(dir); ok {
+			ch <- prometheus.MustNewConstMetric(fsAvailDesc, prometheus.GaugeValue, float64(avail))
+			ch <- prometheus.MustNewConstMetric(fsSizeDesc, prometheus.GaugeValue, float64(size))
+		}
 	}
 }

@@ -110,6 +110,9 @@ func (n *Node) query(ctx context.Context, q *credit.Query, now time.Time) (*Cons
 		n.log.Warn("keeping received receipts", "err", err)
 		unkept(sts, err)
 	}
+	for _, st := range sts {
+		n.metrics.answered(st)
+	}
 	c := &Consolidated{QueryDigest: hex.EncodeToString(qd[:]), Subject: q.Subject, Bank: q.Bank, Home: n.cfg.Region, Regions: sts}
 	for _, st := range sts {
 		c.RecordCount += st.RecordCount

@@ -37,7 +37,7 @@ func newApp() *cli.App {
 			initCommand(),
 			genCommand(),
 			importCommand(), reportCommand(), statsCommand(), verifyCommand(),
-			runCommand(),
+			runCommand(), statusCommand(),
 			configCommand(),
 			operatorCommand(),
 			authorityCommand(),
