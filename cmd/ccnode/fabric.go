@@ -108,7 +108,10 @@ func fabricUp(c *cli.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 	defer cancel()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log, err := newLogger(c, slog.LevelInfo)
+	if err != nil {
+		return err
+	}
 	cfg := fabricnet.Config{
 		Dir:             c.String("dir"),
 		Regions:         regions,
