@@ -335,7 +335,9 @@ func killImport(t *testing.T, bin, dir, path string, k killPoint) killOutcome {
 	}
 	sc := bufio.NewScanner(stderr)
 	seen := 0
+	var tail strings.Builder // what the import said, for a failure
 	for sc.Scan() {
+		tail.WriteString(sc.Text() + "\n")
 		if k.batches > 0 && strings.Contains(sc.Text(), "msg=\"import progress\"") {
 			seen++
 			if seen == k.batches {
@@ -344,7 +346,7 @@ func killImport(t *testing.T, bin, dir, path string, k killPoint) killOutcome {
 			}
 		}
 	}
-	io.Copy(io.Discard, stderr)
+	io.Copy(&tail, stderr)
 	err = cmd.Wait()
 	if timer != nil {
 		timer.Stop()
@@ -356,7 +358,7 @@ func killImport(t *testing.T, bin, dir, path string, k killPoint) killOutcome {
 	case err == nil || (errors.As(err, &ee) && ee.ExitCode() == importExitRejected):
 		return killTooLate
 	default:
-		t.Fatalf("import ended neither by the kill nor normally: %v", err)
+		t.Fatalf("import ended neither by the kill nor normally: %v\n%s", err, tail.String())
 		return killMissed
 	}
 }

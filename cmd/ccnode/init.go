@@ -5,6 +5,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -44,12 +46,15 @@ func initCommand() *cli.Command {
 
 func runInit(c *cli.Context) error {
 	region := credit.RegionID(c.String("region"))
-	if err := credit.ValidateRegionID(region); err != nil {
+	if err := checkRegion("--region", region); err != nil {
 		return err
 	}
 	dir := c.String("dir")
 	if dir == "" {
 		dir = filepath.Join("data", string(region))
+	}
+	if err := checkInitFlags(c, dir); err != nil {
+		return err
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -100,4 +105,61 @@ func runInit(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "Start it with: ccnode run --config %s\n", cfgPath)
 	return nil
+}
+
+// checkInitFlags checks the flags init was given before it writes
+// anything, each error naming its flag: the config's own validation would
+// name a config key the operator never typed.
+func checkInitFlags(c *cli.Context, dir string) error {
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return fmt.Errorf("--dir %s: not a folder", dir)
+	}
+	for _, f := range []string{"http-addr", "admin-addr"} {
+		if err := checkListenAddr(c.String(f)); err != nil {
+			return fmt.Errorf("--%s: %w", f, err)
+		}
+	}
+	if gw := c.String("fabric-gateway"); gw != "" {
+		fi, err := os.Stat(gw)
+		if err != nil {
+			return fmt.Errorf("--fabric-gateway: %w", err)
+		}
+		if fi.IsDir() {
+			return fmt.Errorf("--fabric-gateway %s: a folder, want the gateway config file", gw)
+		}
+	}
+	return nil
+}
+
+// checkListenAddr accepts host:port with a port of 0-65535 and a host
+// that is empty, an IP address or a DNS name.
+func checkListenAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("address %s: port %s is not a number from 0 to 65535", addr, credit.Quote(port))
+	}
+	if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
+		return fmt.Errorf("address %s: host %s is neither an IP address nor a host name", addr, credit.Quote(host))
+	}
+	return nil
+}
+
+func validHostname(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -41,6 +41,7 @@ func newApp() *cli.App {
 			importCommand(), reportCommand(), statsCommand(),
 			runCommand(),
 			configCommand(),
+			keysCommand(),
 			operatorCommand(),
 			authorityCommand(),
 			consentCommand(),

@@ -31,6 +31,9 @@ func runCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if err := checkRegion("config region", cfg.Region); err != nil {
+				return err
+			}
 			log, err := newLogger(c, slog.LevelInfo)
 			if err != nil {
 				return err
