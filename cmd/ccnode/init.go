@@ -28,7 +28,7 @@ func initCommand() *cli.Command {
 			"self-signed certificate for the bank API (DIR/tls.crt, DIR/tls.key).",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "region", Required: true, Category: catData, EnvVars: []string{"CCNODE_REGION"},
-				Usage: "region id (six-digit division code, such as 440300)"},
+				Usage: "region id: the six-digit division code of a Pearl River Delta city (such as 440300) or of a district inside one"},
 			&cli.StringFlag{Name: "dir", Category: catData, EnvVars: []string{"CCNODE_DATA_DIR"},
 				Usage: "data folder (default data/REGION)"},
 			&cli.StringFlag{Name: "http-addr", Category: catNetwork, Value: node.DefaultHTTPAddr, EnvVars: []string{"CCNODE_HTTP_ADDR"},

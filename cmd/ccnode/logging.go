@@ -35,7 +35,8 @@ func outputFlags() []cli.Flag {
 // and checks them before its action runs.
 func withOutputFlags(cmds []*cli.Command) []*cli.Command {
 	for _, c := range cmds {
-		c.Flags = append(c.Flags, outputFlags()...)
+		// A new slice: commands build their flags from shared lists.
+		c.Flags = slices.Concat(c.Flags, outputFlags())
 		if act := c.Action; act != nil {
 			c.Action = func(cc *cli.Context) error {
 				log, err := newLogger(cc, slog.LevelInfo)
