@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"net"
 	"os"
@@ -97,9 +98,13 @@ func runInit(c *cli.Context) error {
 	if err := atomicfile.WriteNew(cfgPath, node.SampleConfig(cfg), 0o600); err != nil {
 		return err
 	}
-	pub := key.Public()
-	fmt.Fprintf(c.App.Writer, "region %s initialised in %s\n  key:       %s (public %x)\n  operators: %s (operator admin, token in %s)\n  config:    %s\n",
-		region, abs, cfg.KeyFile, pub, cfg.Admin.OperatorsFile, tokPath, cfgPath)
+	pub := key.Public().(ed25519.PublicKey)
+	pid, err := node.PeerID(pub)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "region %s initialised in %s\n  key:       %s (public %x)\n  peer id:   %s (every form of the key: ccnode keys show --config %s)\n  operators: %s (operator admin, token in %s)\n  config:    %s\n",
+		region, abs, cfg.KeyFile, []byte(pub), pid, cfgPath, cfg.Admin.OperatorsFile, tokPath, cfgPath)
 	if c.Bool("tls") {
 		fmt.Fprintf(c.App.Writer, "  tls:       %s (self-signed; banks pass it as --ca-file)\n", cfg.HTTP.TLSCertFile)
 	}

@@ -48,8 +48,8 @@ func TestKeysShow(t *testing.T) {
 	origin, _ := credit.CheckpointOrigin(node.DefaultNetworkID, "440100")
 	vkey, _ := credit.CheckpointVerifierKey(origin, pub)
 	hexInit := regexp.MustCompile(`public ([0-9a-f]{64})`).FindStringSubmatch(initOut)
-	if hexInit == nil {
-		t.Fatalf("init printed no public key:\n%s", initOut)
+	if hexInit == nil || !strings.Contains(initOut, "peer id:   "+pid) {
+		t.Fatalf("init printed no public key or peer id %s:\n%s", pid, initOut)
 	}
 
 	var shown []keyInfo
