@@ -158,7 +158,7 @@ func runAudit(c *cli.Context) error {
 			}
 		}
 	}
-	if !c.Bool("no-progress") && isatty.IsTerminal(os.Stderr.Fd()) && total > 0 {
+	if !c.Bool("no-progress") && !quiet(c) && isatty.IsTerminal(os.Stderr.Fd()) && total > 0 {
 		bar := progressbar.NewOptions64(total, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionShowBytes(true),
 			progressbar.OptionSetDescription("auditing"), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
 		opts.Progress = func(n int64) {

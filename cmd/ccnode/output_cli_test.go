@@ -95,7 +95,10 @@ func TestOutputFlags(t *testing.T) {
 		}
 	})
 	t.Run("quiet", func(t *testing.T) {
+		node := filepath.Join(tmp, "node")
+		initRegion(t, bin, "440300", node)
 		for _, args := range [][]string{
+			{"receipts", "export", "--config", filepath.Join(node, "ccnode.yaml"), "--out", filepath.Join(tmp, "answered.jsonl"), "--quiet"},
 			{"import", "--quiet", "--data-dir", dataDir(), feed},
 			{"-q", "import", "--data-dir", dataDir(), feed},
 			{"gen", "--region", "440300", "--enterprises", "1", "--quiet", "-o", filepath.Join(tmp, "one.jsonl")},
