@@ -57,6 +57,9 @@ type P2PConfig struct {
 	NetworkID string `yaml:"network_id"`
 	// PSKFile holds the private-network key; empty disables it.
 	PSKFile string `yaml:"psk_file"`
+	// Announce, when set, are the only addresses published in the
+	// region's ledger record and offered to peers (p2p.HostConfig).
+	Announce []string `yaml:"announce"`
 }
 
 // HTTPConfig configures the bank API.

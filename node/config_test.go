@@ -93,6 +93,7 @@ func TestKeyFileRoundTrip(t *testing.T) {
 func TestSampleConfigRoundTrips(t *testing.T) {
 	want := DefaultConfig("440400", "/srv/ccnode/440400")
 	want.Anchor.Interval = 7 * time.Second
+	want.P2P.Announce = []string{"/dns4/ccnode.zh.example/tcp/4401", "/ip4/192.0.2.10/tcp/4401"}
 	path := filepath.Join(t.TempDir(), "c.yaml")
 	os.WriteFile(path, SampleConfig(want), 0o600)
 	got, err := LoadConfig(path)
@@ -148,5 +149,16 @@ func TestSurfaceConfigValidate(t *testing.T) {
 	c.HTTP.TLSCertFile, c.HTTP.TLSKeyFile, c.HTTP.ClientCAFile = "c.pem", "k.pem", "ca.pem"
 	if err := c.Validate(); err != nil {
 		t.Fatalf("TLS with client CA: %v", err)
+	}
+}
+
+func TestListensUnspecified(t *testing.T) {
+	for listen, want := range map[string]bool{
+		"/ip4/0.0.0.0/tcp/4401": true, "/ip6/::/tcp/4401": true,
+		"/ip4/127.0.0.1/tcp/4401": false, "/ip4/10.0.0.5/udp/4401/quic-v1": false,
+	} {
+		if got := listensUnspecified([]string{listen}); got != want {
+			t.Errorf("listensUnspecified(%s) = %v", listen, got)
+		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -212,7 +213,8 @@ func (n *Node) startHost(ctx context.Context) (func() error, error) {
 				return nil, &ConfigError{Key: "p2p.psk_file", Err: err}
 			}
 		}
-		h, err := p2p.NewHost(p2p.HostConfig{Key: n.key, Listen: n.cfg.P2P.Listen, PSK: psk, Members: n.members, Logger: n.log.With("part", "p2p")})
+		h, err := p2p.NewHost(p2p.HostConfig{Key: n.key, Listen: n.cfg.P2P.Listen, Announce: n.cfg.P2P.Announce, PSK: psk,
+			Members: n.members, Logger: n.log.With("part", "p2p")})
 		if err != nil {
 			return nil, err
 		}
@@ -221,6 +223,10 @@ func (n *Node) startHost(ctx context.Context) (func() error, error) {
 	addrs := make([]string, 0, len(n.host.Addrs()))
 	for _, a := range n.host.Addrs() {
 		addrs = append(addrs, a.String())
+	}
+	if len(n.cfg.P2P.Announce) == 0 && listensUnspecified(n.cfg.P2P.Listen) {
+		n.log.Warn("p2p.listen is on an unspecified address, so every local address is published; set p2p.announce to the ones other regions dial",
+			"published", addrs)
 	}
 	if err := publishSelf(ctx, n.deps.Ledger, n.cfg.Region, n.key.Public().(ed25519.PublicKey), addrs, n.log); err != nil {
 		return nil, errors.Join(err, stop())
@@ -592,4 +598,14 @@ func (n *Node) Consistency(_ context.Context, from, to uint64) (ConsistencyProof
 // LatestCheckpoint is this node's last anchored checkpoint.
 func (n *Node) LatestCheckpoint() (credit.AnchoredCheckpoint, bool, error) {
 	return n.outbox.LastAnchored()
+}
+
+// listensUnspecified reports whether a listen address is 0.0.0.0 or ::.
+func listensUnspecified(listen []string) bool {
+	for _, s := range listen {
+		if strings.HasPrefix(s, "/ip4/0.0.0.0/") || strings.HasPrefix(s, "/ip6/::/") {
+			return true
+		}
+	}
+	return false
 }

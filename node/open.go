@@ -53,7 +53,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Running, err er
 	if err := checkSecrets(cfg); err != nil {
 		return nil, err
 	}
-	key, err := LoadKeyFile(cfg.KeyFile)
+	key, err := LoadNodeKey(cfg)
 	if err != nil {
 		return nil, err
 	}

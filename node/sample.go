@@ -31,6 +31,12 @@ p2p:
   network_id: {{.P2P.NetworkID}}
   # Private-network key shared by the consortium; empty disables it.
   psk_file: "{{.P2P.PSKFile}}"
+  # Addresses other regions dial (multiaddrs with a concrete port, such as
+  # /dns4/ccnode.gz.example/tcp/4401). When set, only these are published on
+  # the ledger and offered to peers; when empty, the listeners' addresses
+  # are (on 0.0.0.0 that is every local interface's).
+  announce:{{range .P2P.Announce}}
+    - {{.}}{{end}}
 
 http:
   # Address of the bank API (HTTP/JSON; see /openapi.yaml). It serves

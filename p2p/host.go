@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -36,6 +37,11 @@ type HostConfig struct {
 	Key ed25519.PrivateKey
 	// Listen lists multiaddrs (/ip4/127.0.0.1/tcp/0, .../udp/0/quic-v1).
 	Listen []string
+	// Announce, when set, are the only addresses the host gives peers
+	// (identify) and the node publishes: a listener on 0.0.0.0 would
+	// otherwise offer every local interface's address, most of which
+	// other regions cannot reach. Concrete ports only.
+	Announce []string
 	// PSK, when set, makes a private network: only TCP can carry it.
 	PSK pnet.PSK
 	// Security is the preferred handshake of TCP connections, SecurityTLS
@@ -93,7 +99,30 @@ func (c *HostConfig) Validate() error {
 			return &ConfigError{"listen", fmt.Errorf("%s: %w", s, ErrQUICWithPSK)}
 		}
 	}
+	for _, s := range c.Announce {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return &ConfigError{"announce", err}
+		}
+		if c.PSK != nil && isQUIC(a) {
+			return &ConfigError{"announce", fmt.Errorf("%s: %w", s, ErrQUICWithPSK)}
+		}
+		for _, p := range []int{ma.P_TCP, ma.P_UDP} {
+			if port, err := a.ValueForProtocol(p); err == nil && port == "0" {
+				return &ConfigError{"announce", fmt.Errorf("%s: port 0 is chosen at start; announce the port peers dial", s)}
+			}
+		}
+	}
 	return nil
+}
+
+// announced parses Announce; Validate has checked it.
+func (c *HostConfig) announced() []ma.Multiaddr {
+	out := make([]ma.Multiaddr, 0, len(c.Announce))
+	for _, s := range c.Announce {
+		out = append(out, ma.StringCast(s))
+	}
+	return out
 }
 
 func isQUIC(a ma.Multiaddr) bool {
@@ -162,6 +191,9 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		opts = append(opts, libp2p.Security(noise.ID, noise.New), libp2p.Security(libp2ptls.ID, libp2ptls.New))
 	} else {
 		opts = append(opts, libp2p.Security(libp2ptls.ID, libp2ptls.New), libp2p.Security(noise.ID, noise.New))
+	}
+	if ann := cfg.announced(); len(ann) > 0 {
+		opts = append(opts, libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr { return slices.Clone(ann) }))
 	}
 	if len(cfg.Listen) == 0 {
 		opts = append(opts, libp2p.NoListenAddrs)

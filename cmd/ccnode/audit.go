@@ -143,7 +143,7 @@ func runAudit(c *cli.Context) error {
 		RequireAnchored: c.Bool("require-anchored"),
 		Workers:         c.Int("workers"),
 		MaxFindings:     c.Int("max-findings"),
-		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:          auditLogger(c),
 	}
 	if t := c.Timestamp("since"); t != nil {
 		opts.Since = *t
@@ -158,7 +158,7 @@ func runAudit(c *cli.Context) error {
 			}
 		}
 	}
-	if !c.Bool("no-progress") && isatty.IsTerminal(os.Stderr.Fd()) && total > 0 {
+	if !c.Bool("no-progress") && !quiet(c) && isatty.IsTerminal(os.Stderr.Fd()) && total > 0 {
 		bar := progressbar.NewOptions64(total, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionShowBytes(true),
 			progressbar.OptionSetDescription("auditing"), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
 		opts.Progress = func(n int64) {
@@ -220,7 +220,7 @@ func auditView(c *cli.Context) (audit.LedgerView, func(), error) {
 
 // openAuditLedger opens the backend the flags name.
 func openAuditLedger(c *cli.Context) (network.Ledger, error) {
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := auditLogger(c)
 	switch {
 	case c.String("ledger-dir") != "":
 		return openEmbeddedForAudit(c.String("ledger-dir"), c.String("ledger-msp"), c.String("ledger-key"), logger)
@@ -328,4 +328,15 @@ func parseAuditKey(b []byte) (ed25519.PrivateKey, error) {
 		}
 	}
 	return nil, errors.New("not an ed25519 private key (64 bytes, or seed or key in hex or base64)")
+}
+
+// auditLogger logs warnings and worse unless --log-level says otherwise:
+// an audit's findings, not its steps, are its output. The flags were
+// checked before the command ran.
+func auditLogger(c *cli.Context) *slog.Logger {
+	log, err := newLogger(c, slog.LevelWarn)
+	if err != nil {
+		return slog.Default()
+	}
+	return log
 }

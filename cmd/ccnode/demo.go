@@ -48,8 +48,11 @@ func demoCommand() *cli.Command {
 
 func runDemo(c *cli.Context) error {
 	logger := slog.New(slog.DiscardHandler)
-	if c.Bool("verbose") {
-		logger = slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if c.Bool("verbose") || outputFlag(c, flagLogLevel) != "" {
+		var err error
+		if logger, err = newLogger(c, slog.LevelWarn); err != nil {
+			return err
+		}
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -86,8 +86,8 @@ func fabricCommand() *cli.Command {
 					if dir == "" {
 						dir = fabricnet.DefaultBinDir()
 					}
-					if !fabricnet.BinDir(dir).Complete() {
-						fmt.Fprintf(os.Stderr, "building Fabric %s into %s (minutes the first time)\n", fabricnet.FabricVersion, dir)
+					if !fabricnet.BinDir(dir).Complete() && !quiet(c) {
+						fmt.Fprintf(c.App.ErrWriter, "building Fabric %s into %s (minutes the first time)\n", fabricnet.FabricVersion, dir)
 					}
 					bins, err := fabricnet.EnsureBinaries(c.Context, dir)
 					if err != nil {
@@ -108,7 +108,10 @@ func fabricUp(c *cli.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 	defer cancel()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log, err := newLogger(c, slog.LevelInfo)
+	if err != nil {
+		return err
+	}
 	cfg := fabricnet.Config{
 		Dir:             c.String("dir"),
 		Regions:         regions,

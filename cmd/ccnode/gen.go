@@ -44,8 +44,6 @@ Example:
 				Usage: "write to this file (gzip when it ends in .gz); default standard output"},
 			&cli.IntFlag{Name: "workers", Category: catData, EnvVars: []string{"CCNODE_GEN_WORKERS"},
 				Usage: "goroutines generating in parallel (default: one per CPU); the output does not depend on it"},
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Category: catOutput, EnvVars: []string{"CCNODE_GEN_QUIET"},
-				Usage: "no summary on standard error"},
 		},
 		Action: runGen,
 	}
@@ -104,7 +102,7 @@ func runGen(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("gen: %w", err)
 	}
-	if !c.Bool("quiet") {
+	if !quiet(c) {
 		el := time.Since(start)
 		fmt.Fprintf(c.App.ErrWriter, "gen: %d enterprises, %d records, %d bytes in %s (%.0f records/s)\n",
 			st.Enterprises, st.Records, st.Bytes, el.Round(time.Millisecond), float64(st.Records)/el.Seconds())

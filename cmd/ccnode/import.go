@@ -111,8 +111,6 @@ Exit codes: 0 every line imported; 2 some lines rejected (the rest imported); 1 
 				Usage: "print the summary as JSON"},
 			&cli.DurationFlag{Name: "progress-interval", Category: catOutput, EnvVars: []string{"CCNODE_IMPORT_PROGRESS_INTERVAL"},
 				Value: 5 * time.Second, Usage: "when not on a terminal, log progress this often"},
-			&cli.BoolFlag{Name: "quiet", Category: catOutput, EnvVars: []string{"CCNODE_QUIET"},
-				Usage: "no progress bar or progress log lines"},
 			&cli.StringFlag{Name: "cpuprofile", Category: catOutput, EnvVars: []string{"CCNODE_IMPORT_CPUPROFILE"},
 				Usage: "write a CPU profile of the import to this file (for tuning)"},
 			&cli.StringFlag{Name: "memprofile", Category: catOutput, EnvVars: []string{"CCNODE_IMPORT_MEMPROFILE"},
@@ -165,7 +163,10 @@ func runImport(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(contextOf(c), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log, err := newLogger(c, slog.LevelInfo)
+	if err != nil {
+		return err
+	}
 
 	var format ingest.Format
 	if f := c.String("format"); f != "" {
@@ -206,7 +207,7 @@ func runImport(c *cli.Context) error {
 	defer db.Close()
 
 	var prog ingest.ProgressSink
-	if !c.Bool("quiet") {
+	if !quiet(c) {
 		if f, ok := c.App.ErrWriter.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
 			prog = ingest.NewBarProgress(f)
 		} else {

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -26,7 +29,7 @@ func initCommand() *cli.Command {
 			"self-signed certificate for the bank API (DIR/tls.crt, DIR/tls.key).",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "region", Required: true, Category: catData, EnvVars: []string{"CCNODE_REGION"},
-				Usage: "region id (six-digit division code, such as 440300)"},
+				Usage: "region id: the six-digit division code of a Pearl River Delta city (such as 440300) or of a district inside one"},
 			&cli.StringFlag{Name: "dir", Category: catData, EnvVars: []string{"CCNODE_DATA_DIR"},
 				Usage: "data folder (default data/REGION)"},
 			&cli.StringFlag{Name: "http-addr", Category: catNetwork, Value: node.DefaultHTTPAddr, EnvVars: []string{"CCNODE_HTTP_ADDR"},
@@ -44,12 +47,15 @@ func initCommand() *cli.Command {
 
 func runInit(c *cli.Context) error {
 	region := credit.RegionID(c.String("region"))
-	if err := credit.ValidateRegionID(region); err != nil {
+	if err := checkRegion("--region", region); err != nil {
 		return err
 	}
 	dir := c.String("dir")
 	if dir == "" {
 		dir = filepath.Join("data", string(region))
+	}
+	if err := checkInitFlags(c, dir); err != nil {
+		return err
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -92,12 +98,73 @@ func runInit(c *cli.Context) error {
 	if err := atomicfile.WriteNew(cfgPath, node.SampleConfig(cfg), 0o600); err != nil {
 		return err
 	}
-	pub := key.Public()
-	fmt.Fprintf(c.App.Writer, "region %s initialised in %s\n  key:       %s (public %x)\n  operators: %s (operator admin, token in %s)\n  config:    %s\n",
-		region, abs, cfg.KeyFile, pub, cfg.Admin.OperatorsFile, tokPath, cfgPath)
+	pub := key.Public().(ed25519.PublicKey)
+	pid, err := node.PeerID(pub)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "region %s initialised in %s\n  key:       %s (public %x)\n  peer id:   %s (every form of the key: ccnode keys show --config %s)\n  operators: %s (operator admin, token in %s)\n  config:    %s\n",
+		region, abs, cfg.KeyFile, []byte(pub), pid, cfgPath, cfg.Admin.OperatorsFile, tokPath, cfgPath)
 	if c.Bool("tls") {
 		fmt.Fprintf(c.App.Writer, "  tls:       %s (self-signed; banks pass it as --ca-file)\n", cfg.HTTP.TLSCertFile)
 	}
 	fmt.Fprintf(c.App.Writer, "Start it with: ccnode run --config %s\n", cfgPath)
 	return nil
+}
+
+// checkInitFlags checks the flags init was given before it writes
+// anything, each error naming its flag: the config's own validation would
+// name a config key the operator never typed.
+func checkInitFlags(c *cli.Context, dir string) error {
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return fmt.Errorf("--dir %s: not a folder", dir)
+	}
+	for _, f := range []string{"http-addr", "admin-addr"} {
+		if err := checkListenAddr(c.String(f)); err != nil {
+			return fmt.Errorf("--%s: %w", f, err)
+		}
+	}
+	if gw := c.String("fabric-gateway"); gw != "" {
+		fi, err := os.Stat(gw)
+		if err != nil {
+			return fmt.Errorf("--fabric-gateway: %w", err)
+		}
+		if fi.IsDir() {
+			return fmt.Errorf("--fabric-gateway %s: a folder, want the gateway config file", gw)
+		}
+	}
+	return nil
+}
+
+// checkListenAddr accepts host:port with a port of 0-65535 and a host
+// that is empty, an IP address or a DNS name.
+func checkListenAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("address %s: port %s is not a number from 0 to 65535", addr, credit.Quote(port))
+	}
+	if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
+		return fmt.Errorf("address %s: host %s is neither an IP address nor a host name", addr, credit.Quote(host))
+	}
+	return nil
+}
+
+func validHostname(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }

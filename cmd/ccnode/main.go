@@ -28,10 +28,12 @@ func newApp() *cli.App {
 		Usage: "regional node of the cross-region credit consortium",
 		Description: "A ccnode keeps one region's enterprise credit records in a local store, answers\n" +
 			"consented bank queries across regions, and anchors its receipt log on the shared ledger.",
+		Version:              versionString(),
+		Flags:                outputFlags(),
 		EnableBashCompletion: true,
 		// cli would otherwise call os.Exit from inside Run; main does it.
 		ExitErrHandler: func(*cli.Context, error) {},
-		Commands: []*cli.Command{
+		Commands: withOutputFlags([]*cli.Command{
 			// One command per file; keep this list in the order --help shows.
 			demoCommand(),
 			initCommand(),
@@ -39,6 +41,7 @@ func newApp() *cli.App {
 			importCommand(), reportCommand(), statsCommand(), verifyCommand(),
 			runCommand(), statusCommand(),
 			configCommand(),
+			keysCommand(),
 			operatorCommand(),
 			authorityCommand(),
 			consentCommand(),
@@ -46,7 +49,7 @@ func newApp() *cli.App {
 			receiptsCommand(),
 			auditCommand(),
 			fabricCommand(),
-		},
+		}),
 	}
 }
 

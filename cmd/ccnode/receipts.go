@@ -194,6 +194,8 @@ func runReceiptsExport(c *cli.Context) (err error) {
 	if err := bw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.ErrWriter, "exported %d receipts\n", n)
+	if !quiet(c) {
+		fmt.Fprintf(c.App.ErrWriter, "exported %d receipts\n", n)
+	}
 	return nil
 }

@@ -24,8 +24,6 @@ func runCommand() *cli.Command {
 			"it in ledger.embedded_url. Prints the bank API's address, the admin API's on a\n" +
 			"second line, and the served ledger's (if any) on a third.",
 		Flags: append(runFlags,
-			&cli.StringFlag{Name: "log-level", Category: catOutput, Value: "info", EnvVars: []string{"CCNODE_LOG_LEVEL"},
-				Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "cpuprofile", Category: catOutput, EnvVars: []string{"CCNODE_RUN_CPUPROFILE"},
 				Usage: "write a pprof CPU profile of the whole run to `FILE` (written at shutdown)"}),
 		Action: func(c *cli.Context) error {
@@ -33,11 +31,13 @@ func runCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			var lvl slog.Level
-			if err := lvl.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-				return fmt.Errorf("--log-level: %w", err)
+			if err := checkRegion("config region", cfg.Region); err != nil {
+				return err
 			}
-			log := slog.New(slog.NewJSONHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: lvl}))
+			log, err := newLogger(c, slog.LevelInfo)
+			if err != nil {
+				return err
+			}
 			if p := c.String("cpuprofile"); p != "" {
 				f, err := os.Create(p)
 				if err != nil {
