@@ -11,18 +11,7 @@ import (
 // A store killed between creating a memtable file and sizing it: Badger
 // refuses to open it; after EmptyMemtables it opens with every entry.
 func TestEmptyMemtableLeftByAKill(t *testing.T) {
-	dir := t.TempDir()
-	opts := badger.DefaultOptions(dir).WithLogger(nil)
-	db, err := badger.Open(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Update(func(txn *badger.Txn) error { return txn.Set([]byte("k"), []byte("v")) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	dir, opts := storeWithEntry(t)
 	if err := os.WriteFile(filepath.Join(dir, "00099.mem"), nil, 0o644); err != nil { // killed before sizing
 		t.Fatal(err)
 	}
@@ -39,14 +28,7 @@ func TestEmptyMemtableLeftByAKill(t *testing.T) {
 	if err != nil || len(removed) != 1 || removed[0] != "00099.mem" {
 		t.Fatalf("EmptyMemtables = %v, %v", removed, err)
 	}
-	db, err = badger.Open(opts)
-	if err != nil {
-		t.Fatalf("open after the repair: %v", err)
-	}
-	defer db.Close()
-	if err := db.View(func(txn *badger.Txn) error { _, err := txn.Get([]byte("k")); return err }); err != nil {
-		t.Fatalf("the entry written before: %v", err)
-	}
+	opensWithEntry(t, opts)
 	if removed, _ := EmptyMemtables(filepath.Join(dir, "none")); removed != nil {
 		t.Fatal("a missing folder")
 	}
@@ -54,18 +36,7 @@ func TestEmptyMemtableLeftByAKill(t *testing.T) {
 
 // The same kill between creating a value-log file and writing its header.
 func TestEmptyValueLogLeftByAKill(t *testing.T) {
-	dir := t.TempDir()
-	opts := badger.DefaultOptions(dir).WithLogger(nil)
-	db, err := badger.Open(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Update(func(txn *badger.Txn) error { return txn.Set([]byte("k"), []byte("v")) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	dir, opts := storeWithEntry(t)
 	vlog := filepath.Join(dir, "000007.vlog")
 	if err := os.WriteFile(vlog, nil, 0o644); err != nil { // killed before its header
 		t.Fatal(err)
@@ -80,7 +51,31 @@ func TestEmptyValueLogLeftByAKill(t *testing.T) {
 	if removed, err := EmptyMemtables(dir); err != nil || len(removed) != 1 || removed[0] != "000007.vlog" {
 		t.Fatalf("EmptyMemtables = %v, %v", removed, err)
 	}
-	db, err = badger.Open(opts)
+	opensWithEntry(t, opts)
+}
+
+// storeWithEntry makes a closed Badger folder holding one entry, k.
+func storeWithEntry(t *testing.T) (string, badger.Options) {
+	t.Helper()
+	dir := t.TempDir()
+	opts := badger.DefaultOptions(dir).WithLogger(nil)
+	db, err := badger.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(txn *badger.Txn) error { return txn.Set([]byte("k"), []byte("v")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir, opts
+}
+
+// opensWithEntry opens the folder after the repair and finds k.
+func opensWithEntry(t *testing.T, opts badger.Options) {
+	t.Helper()
+	db, err := badger.Open(opts)
 	if err != nil {
 		t.Fatalf("open after the repair: %v", err)
 	}

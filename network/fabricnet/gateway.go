@@ -163,23 +163,13 @@ const systemContract = "org.hyperledger.fabric"
 // yet needs what every real submit needs: discovery finding a majority of
 // regions' peers, their endorsements, ordering and a valid commit. It works
 // with any chaincode built on fabric-contract-api-go.
-func (g Gateway) ProbeSubmit(ctx context.Context) error {
-	gw, conn, err := g.Connect()
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	defer gw.Close()
-	contract := gw.GetNetwork(g.Channel).GetContractWithName(g.Chaincode, systemContract)
-	if _, err := contract.SubmitWithContext(ctx, "GetMetadata"); err != nil {
-		return fmt.Errorf("fabricnet: probe submit through %s (%s): %w", g.Endpoint, g.MSPID, err)
-	}
-	return nil
-}
+func (g Gateway) ProbeSubmit(ctx context.Context) error { return g.probe(ctx, true) }
 
 // ProbeEvaluate evaluates GetMetadata of the contract API's system
 // contract through g: a read, which every channel Reader may make.
-func (g Gateway) ProbeEvaluate(ctx context.Context) error {
+func (g Gateway) ProbeEvaluate(ctx context.Context) error { return g.probe(ctx, false) }
+
+func (g Gateway) probe(ctx context.Context, submit bool) error {
 	gw, conn, err := g.Connect()
 	if err != nil {
 		return err
@@ -187,8 +177,15 @@ func (g Gateway) ProbeEvaluate(ctx context.Context) error {
 	defer conn.Close()
 	defer gw.Close()
 	contract := gw.GetNetwork(g.Channel).GetContractWithName(g.Chaincode, systemContract)
-	if _, err := contract.EvaluateWithContext(ctx, "GetMetadata"); err != nil {
-		return fmt.Errorf("fabricnet: probe evaluate through %s (%s): %w", g.Endpoint, g.MSPID, err)
+	what := "evaluate"
+	if submit {
+		what = "submit"
+		_, err = contract.SubmitWithContext(ctx, "GetMetadata")
+	} else {
+		_, err = contract.EvaluateWithContext(ctx, "GetMetadata")
+	}
+	if err != nil {
+		return fmt.Errorf("fabricnet: probe %s through %s (%s): %w", what, g.Endpoint, g.MSPID, err)
 	}
 	return nil
 }
