@@ -100,7 +100,7 @@ type Node struct {
 }
 
 // InitEmbedded runs `ccnode init --tls` for a region on the embedded
-// ledger in dir (its key, admin token and the bank API's self-signed
+// ledger in dir (its key, operator token and the bank API's self-signed
 // certificate), then writes its config: the defaults for dir with the
 // bank API on a free port serving TLS, changed by edit when not nil.
 func InitEmbedded(t testing.TB, bin Bin, region credit.RegionID, dir string, edit func(*node.Config)) *Node {
