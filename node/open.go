@@ -68,7 +68,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Running, err er
 			err = errors.Join(err, r.Close())
 		}
 	}()
-	if r.Store, err = store.Open(ctx, store.Options{Dir: filepath.Join(cfg.DataDir, "db"), Logger: log}); err != nil {
+	if r.Store, err = store.Open(ctx, store.Options{Dir: StoreDir(cfg), Logger: log}); err != nil {
 		return nil, err
 	}
 	ledgerKey := key
@@ -253,3 +253,7 @@ func readBootstrap(path string, region credit.RegionID, pub ed25519.PublicKey) (
 	}
 	return nil, nil, fmt.Errorf("ledger.bootstrap_file %s: region %s is not among its members", path, region)
 }
+
+// StoreDir is the node's record store folder, DATA_DIR/db: every command
+// that works on a node's records resolves it here.
+func StoreDir(cfg Config) string { return filepath.Join(cfg.DataDir, "db") }

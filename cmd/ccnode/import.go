@@ -37,11 +37,6 @@ func (e importRejectedError) Error() string {
 }
 func (e importRejectedError) ExitCode() int { return importExitRejected }
 
-func storeDataDirFlag() *cli.StringFlag {
-	return &cli.StringFlag{Name: "data-dir", Category: catData, EnvVars: []string{"CCNODE_DATA_DIR"}, Required: true,
-		Usage: "the node's data directory (the record store lives here)"}
-}
-
 func importCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "import",
@@ -78,8 +73,7 @@ after the last committed batch, at a fraction of the speed.
 spilling to --tmp-dir). An interrupted bulk load starts over when run again.
 
 Exit codes: 0 every line imported; 2 some lines rejected (the rest imported); 1 failed.`,
-		Flags: []cli.Flag{
-			storeDataDirFlag(),
+		Flags: append(storeFlags(),
 			&cli.StringFlag{Name: "format", Category: catData, EnvVars: []string{"CCNODE_IMPORT_FORMAT"},
 				Usage: "input format, jsonl or csv (default: from each file's extension; jsonl for '-')"},
 			&cli.StringFlag{Name: "errors", Category: catOutput, EnvVars: []string{"CCNODE_IMPORT_ERRORS"},
@@ -115,7 +109,7 @@ Exit codes: 0 every line imported; 2 some lines rejected (the rest imported); 1 
 				Usage: "write a CPU profile of the import to this file (for tuning)"},
 			&cli.StringFlag{Name: "memprofile", Category: catOutput, EnvVars: []string{"CCNODE_IMPORT_MEMPROFILE"},
 				Usage: "write a profile of the import's allocations to this file at its end (for tuning)"},
-		},
+		),
 		Action: runImport,
 	}
 }
@@ -188,7 +182,11 @@ func runImport(c *cli.Context) error {
 	// Without --transactional nothing of an import goes through Badger's
 	// memtable, so its compactors would only move tables the import just
 	// wrote, and Close would wait for them (see store.Options).
-	so := store.Options{Dir: c.String("data-dir"), Logger: log, MemTableSize: int64(c.Int("memtable-mb")) << 20,
+	dir, err := storeDirOf(c)
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	so := store.Options{Dir: dir, Logger: log, MemTableSize: int64(c.Int("memtable-mb")) << 20,
 		NoCompactions: !c.Bool("transactional")}
 	switch c.String("compression") {
 	case "snappy":

@@ -269,7 +269,7 @@ func TestImportCommand(t *testing.T) {
 			t.Fatalf("report %+v", rep)
 		}
 		cmd := exec.Command(bin, "stats", "--json")
-		cmd.Env = append(os.Environ(), "CCNODE_DATA_DIR="+bulkDir)
+		cmd.Env = append(os.Environ(), "CCNODE_STORE_DIR="+bulkDir)
 		out, err := cmd.Output()
 		if err != nil {
 			t.Fatal(err)

@@ -23,14 +23,13 @@ func reportCommand() *cli.Command {
 on a terminal, the JSON report (credit.Report: {"uscc", "sections":[{"category","records"}]})
 with --json or when the output is not a terminal. This reads the local store only; it is
 not a consented cross-region query.`,
-		Flags: []cli.Flag{
-			storeDataDirFlag(),
+		Flags: append(storeFlags(),
 			&cli.BoolFlag{Name: "json", Category: catOutput, EnvVars: []string{"CCNODE_JSON"}, Usage: "print JSON"},
 			&cli.StringFlag{Name: "categories", Category: catData, EnvVars: []string{"CCNODE_REPORT_CATEGORIES"},
 				Usage: "only these categories, comma-separated (e.g. tax,penalty)"},
 			&cli.StringFlag{Name: "from", Category: catData, EnvVars: []string{"CCNODE_REPORT_FROM"}, Usage: "only records on or after this date (YYYY-MM-DD)"},
 			&cli.StringFlag{Name: "to", Category: catData, EnvVars: []string{"CCNODE_REPORT_TO"}, Usage: "only records on or before this date (YYYY-MM-DD)"},
-		},
+		),
 		Action: runReport,
 	}
 }
@@ -61,7 +60,11 @@ func runReport(c *cli.Context) error {
 	// Every table is checked at open: Badger's iterators end a table's
 	// scan at a block whose checksum fails without an error, so a read
 	// alone would print fewer records rather than fail.
-	db, err := openExistingStore(ctx, c.String("data-dir"), store.Options{VerifyTables: true})
+	dir, err := storeDirOf(c)
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	db, err := openExistingStore(ctx, dir, store.Options{VerifyTables: true})
 	if err != nil {
 		return err
 	}

@@ -18,17 +18,20 @@ func statsCommand() *cli.Command {
 		Usage: "print the record store's counters: records, enterprises, per category, per source",
 		Description: `The counters are kept up to date by every import, in the same transaction as the
 records, so this reads a few dozen keys whatever the size of the store.`,
-		Flags: []cli.Flag{
-			storeDataDirFlag(),
+		Flags: append(storeFlags(),
 			&cli.BoolFlag{Name: "json", Category: catOutput, EnvVars: []string{"CCNODE_JSON"}, Usage: "print JSON"},
-		},
+		),
 		Action: runStats,
 	}
 }
 
 func runStats(c *cli.Context) error {
 	ctx := contextOf(c)
-	db, err := openExistingStore(ctx, c.String("data-dir"), store.Options{})
+	dir, err := storeDirOf(c)
+	if err != nil {
+		return fmt.Errorf("stats: %w", err)
+	}
+	db, err := openExistingStore(ctx, dir, store.Options{})
 	if err != nil {
 		return err
 	}

@@ -4,11 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/prdcredit/ccnode/node"
 	"github.com/prdcredit/ccnode/store"
 )
 
@@ -25,12 +23,8 @@ Offline (the node stopped): give the node's --config (its data_dir) or the store
 --admin, --operator-token-file), since the node holds the store's lock. A node also verifies
 its store when it starts; a mismatch shows on /readyz and in
 ccnode_store_checksum_failures_total, and the node then refuses to answer from the store.`,
-		Flags: append(append([]cli.Flag{}, adminFlags...),
+		Flags: append(append(storeFlags(), adminFlags...),
 			&cli.BoolFlag{Name: "online", Category: catNetwork, Usage: "ask the running node (admin API) instead of opening the store"},
-			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Category: catData, EnvVars: []string{"CCNODE_CONFIG"},
-				Usage: "node config file: verify the store in its data_dir"},
-			&cli.StringFlag{Name: "data-dir", Category: catData, EnvVars: []string{"CCNODE_DATA_DIR"},
-				Usage: "the record store's directory (as for import and report)"},
 			&cli.BoolFlag{Name: "json", Category: catOutput, EnvVars: []string{"CCNODE_JSON"}, Usage: "print JSON"},
 		),
 		Action: runVerify,
@@ -41,18 +35,9 @@ func runVerify(c *cli.Context) error {
 	if c.Bool("online") {
 		return runVerifyOnline(c)
 	}
-	dir := c.String("data-dir")
-	switch {
-	case c.IsSet("config") && c.IsSet("data-dir"):
-		return errors.New("verify: give --config or --data-dir, not both")
-	case c.IsSet("config"):
-		cfg, err := node.LoadConfig(c.String("config"))
-		if err != nil {
-			return fmt.Errorf("verify: %w", err)
-		}
-		dir = filepath.Join(cfg.DataDir, "db") // where node.Open keeps it
-	case dir == "":
-		return errors.New("verify: --config or --data-dir is required")
+	dir, err := storeDirOf(c)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
 	}
 	ctx := contextOf(c)
 	db, err := openExistingStore(ctx, dir, store.Options{})
