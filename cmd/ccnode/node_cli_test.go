@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -70,27 +69,7 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 	// startNode runs `ccnode run` and returns its bank and admin API URLs.
 	startNode := func(anchorEvery string) (*exec.Cmd, string, string) {
 		t.Helper()
-		run := exec.Command(bin, "run", "--config", cfgPath, "--anchor-interval", anchorEvery, "--log-level", "warn")
-		stdout, _ := run.StdoutPipe()
-		run.Stderr = os.Stderr
-		if err := run.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { run.Process.Kill(); run.Wait() })
-		br := bufio.NewReader(stdout)
-		var urls []string
-		for _, prefix := range []string{"bank API on ", "admin API on "} {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				t.Fatalf("run printed no %saddress: %v", prefix, err)
-			}
-			_, url, ok := strings.Cut(strings.TrimSpace(line), prefix)
-			if !ok {
-				t.Fatalf("run: %q, want %s...", line, prefix)
-			}
-			urls = append(urls, url)
-		}
-		return run, urls[0], urls[1]
+		return runNode(t, bin, "--config", cfgPath, "--anchor-interval", anchorEvery, "--log-level", "warn")
 	}
 	run, url, adminURL := startNode("150ms")
 	if !strings.HasPrefix(url, "https://") {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -26,23 +24,8 @@ func TestStatusCommand(t *testing.T) {
 		"--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0").CombinedOutput(); err != nil {
 		t.Fatalf("init: %v\n%s", err, out)
 	}
-	run := exec.Command(bin, "run", "--config", filepath.Join(dir, "ccnode.yaml"), "--log-level", "warn")
-	stdout, _ := run.StdoutPipe()
-	run.Stderr = os.Stderr
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { run.Process.Kill(); run.Wait() })
-	br := bufio.NewReader(stdout)
-	var urls []string
-	for _, prefix := range []string{"bank API on ", "admin API on "} {
-		line, err := br.ReadString('\n')
-		_, url, ok := strings.Cut(strings.TrimSpace(line), prefix)
-		if err != nil || !ok {
-			t.Fatalf("run printed %q (%v), want %s...", line, err, prefix)
-		}
-		urls = append(urls, url)
-	}
+	run, bankURL, adminURL := runNode(t, bin, "--config", filepath.Join(dir, "ccnode.yaml"), "--log-level", "warn")
+	urls := []string{bankURL, adminURL}
 	status := func() (string, error) {
 		out, err := exec.Command(bin, "status", "--node", urls[0], "--admin", urls[1],
 			"--ca-file", filepath.Join(dir, "tls.crt"), "--timeout", "5s").CombinedOutput()

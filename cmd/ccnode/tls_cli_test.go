@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -61,29 +60,11 @@ func TestBankAPIOverTLS(t *testing.T) {
 
 	start := func() (string, string, func()) {
 		t.Helper()
-		run := exec.Command(bin, "run", "--config", cfgPath, "--log-level", "warn")
-		stdout, _ := run.StdoutPipe()
-		run.Stderr = os.Stderr
-		if err := run.Start(); err != nil {
-			t.Fatal(err)
-		}
-		stop := func() { run.Process.Kill(); run.Wait() }
-		t.Cleanup(stop)
-		br := bufio.NewReader(stdout)
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatalf("run printed no address: %v", err)
-		}
-		_, url, _ := strings.Cut(strings.TrimSpace(line), "bank API on ")
+		run, url, admin := runNode(t, bin, "--config", cfgPath, "--log-level", "warn")
 		if !strings.HasPrefix(url, "https://") {
-			t.Fatalf("run: %q, want an https:// bank API", line)
+			t.Fatalf("run: bank API on %q, want https://", url)
 		}
-		line, err = br.ReadString('\n')
-		_, admin, ok := strings.Cut(strings.TrimSpace(line), "admin API on ")
-		if err != nil || !ok {
-			t.Fatalf("run printed no admin address: %q %v", line, err)
-		}
-		return url, admin, stop
+		return url, admin, func() { run.Process.Kill(); run.Wait() }
 	}
 	url, adminURL, stop := start()
 	tc, err := node.ClientTLS(caFile, "", "")
