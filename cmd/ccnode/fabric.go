@@ -15,11 +15,16 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/urfave/cli/v2"
 
+	"github.com/prdcredit/ccnode/chaincode"
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network/fabric"
 	"github.com/prdcredit/ccnode/network/fabricnet"
 	"github.com/prdcredit/ccnode/node"
 )
+
+// serveChaincodeCommand is the hidden `ccnode fabric` subcommand the
+// network's chaincode servers run.
+const serveChaincodeCommand = "serve-chaincode"
 
 func fabricDirFlag() *cli.StringFlag {
 	return &cli.StringFlag{Name: "dir", Value: "fabric-net", EnvVars: []string{"CCNODE_FABRIC_DIR"}, Category: catLedger,
@@ -51,12 +56,21 @@ func fabricCommand() *cli.Command {
 					&cli.DurationFlag{Name: "batch-timeout", Value: fabricnet.DefaultBatchTimeout, Category: catLedger,
 						Usage: "orderer batch timeout: the floor of every submit's latency"},
 					&cli.StringFlag{Name: "chaincode-server", Category: catLedger,
-						Usage: "prebuilt chaincode server binary (default: build ./chaincode/server of this module)"},
+						Usage: "chaincode server binary (default: this ccnode binary serves the contract itself, so no source tree is needed)"},
 					&cli.BoolFlag{Name: "no-bootstrap", Category: catLedger,
 						Usage: "leave the membership empty (the ledger conformance suite bootstraps it itself)"},
 					&cli.DurationFlag{Name: "timeout", Value: 15 * time.Minute, Usage: "give up after this long (the first run builds Fabric)"},
 				},
 				Action: fabricUp,
+			},
+			{
+				// The peers of `up` connect to this: chaincode-as-a-service
+				// run by the ccnode binary itself, configured by the
+				// environment fabricnet gives it (chaincode.ServeFromEnv).
+				Name:   serveChaincodeCommand,
+				Hidden: true,
+				Usage:  "serve the ccnode contract as chaincode-as-a-service (started by `fabric up`)",
+				Action: func(*cli.Context) error { return chaincode.ServeFromEnv() },
 			},
 			{
 				Name:  "down",
@@ -119,6 +133,15 @@ func fabricUp(c *cli.Context) error {
 		BinDir:          c.String("bin-dir"),
 		ChaincodeServer: c.String("chaincode-server"),
 		Logger:          log,
+	}
+	if cfg.ChaincodeServer == "" {
+		// This binary holds the contract: the network runs the same build
+		// as the nodes, and an installed binary needs no source tree.
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("fabric up: finding this ccnode binary to serve the contract (or pass --chaincode-server): %w", err)
+		}
+		cfg.ChaincodeServer, cfg.ChaincodeArgs = self, []string{"fabric", serveChaincodeCommand}
 	}
 	if !c.Bool("no-bootstrap") {
 		cfg.Bootstrap = bootstrapFabric
