@@ -164,6 +164,8 @@ func fabricUp(c *cli.Context) error {
 	fmt.Printf("The auditor reads and cannot write: ccnode audit snapshot --fabric-config %s -o snapshot.json\n", n.AuditorFile)
 	if !c.Bool("no-bootstrap") {
 		fmt.Printf("Region node keys: %s\n", filepath.Join(n.Dir, "nodes", "<region>", "node.key"))
+		fmt.Printf("A region's node: ccnode init --region %s --fabric-gateway %s (registers a new node key in the region's record; --node-key %s keeps the one above)\n",
+			n.Regions[0].ID, n.GatewayFiles[0], filepath.Join(n.Dir, "nodes", string(n.Regions[0].ID), "node.key"))
 	}
 	fmt.Printf("Logs: %s   Stop with: ccnode fabric down --dir %s\n", filepath.Join(n.Dir, "logs"), c.String("dir"))
 	return nil
