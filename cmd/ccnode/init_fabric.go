@@ -100,6 +100,11 @@ func (fi *fabricInit) key(ctx context.Context, cfg node.Config) (ed25519.Private
 	if err != nil {
 		return nil, fmt.Errorf("--fabric-gateway %s: %w", fi.gateway, err)
 	}
+	// The data folder holds the rest init writes, with or without a key
+	// of its own in it.
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
 	if fi.nodeKey == "" {
 		if err := node.WriteKeyFile(cfg.KeyFile, key); err != nil {
 			return nil, fmt.Errorf("%w (the ledger already names this key for region %s: run init again with a new --dir, whose key replaces it)", err, cfg.Region)
