@@ -26,7 +26,9 @@ func initCommand() *cli.Command {
 			"DIR/operator.token (mode 0600; the node keeps only its hash), and\n" +
 			"DIR/ccnode.yaml with every key commented. Refuses to overwrite an\n" +
 			"existing key. Add and revoke operators with 'ccnode operator'. With --tls, also a\n" +
-			"self-signed certificate for the bank API (DIR/tls.crt, DIR/tls.key).",
+			"self-signed certificate for the bank API (DIR/tls.crt, DIR/tls.key).\n" +
+			"With --fabric-gateway the config acts on Fabric as the connection file's MSP, and\n" +
+			"the new key (or --node-key) is registered in the region's ledger record first.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "region", Required: true, Category: catData, EnvVars: []string{"CCNODE_REGION"},
 				Usage: "region id: the six-digit division code of a Pearl River Delta city (such as 440300) or of a district inside one"},
