@@ -751,8 +751,8 @@ def run_query(args):
     if own is None:
         raise VerifyError("the home region %s gave no receipt to prove" % home)
     rp, cp = prove(node, args.bank, key, own, region_keys, args.network, args.proof_wait)
-    print("inclusion: receipt %s is leaf %d of %s's log of %d, under checkpoint %s signed by region %s"
-          % (own["id"], rp["leaf_index"], own["answerer"], rp["tree_size"], cp["note"].split("\n")[0], own["answerer"]))
+    print("inclusion: receipt %s is leaf %d of %s's log of %d (proof of %d hashes), under checkpoint %s signed by region %s"
+          % (own["id"], rp["leaf_index"], own["answerer"], rp["tree_size"], len(rp["proof"]), cp["note"].split("\n")[0], own["answerer"]))
     print("verified")
 
 
