@@ -547,6 +547,14 @@ func fillLog(t *testing.T, vl *vecLog, leaves [][]byte, key ed25519.PrivateKey) 
 	vl.NoteSignedAt = string(text) + "\n"
 }
 
+// posted is the query input with sig, as a bank would post it.
+func posted(t *testing.T, in []byte, sig []byte) *credit.Query {
+	t.Helper()
+	q := queryFromInput(t, in)
+	q.Sig = sig
+	return &q
+}
+
 func readVectors(t *testing.T) (vectorsFile, []byte) {
 	t.Helper()
 	b, err := os.ReadFile(vectorsPath)
@@ -726,13 +734,23 @@ func TestSigningVectors(t *testing.T) {
 		eq("query digest", hexOf(qd[:]), v.Query.Digest)
 		sum := sha256.Sum256([]byte("ccnode/query-digest/v1\n" + v.Query.Canonical))
 		eq("query digest over the canonical query", hexOf(sum[:]), v.Query.Digest)
+		// The rule banks missed (issue 18): a signature over the lists as
+		// written, unsorted and repeated, does not verify.
+		naive := bytes.Replace(m, []byte(`"categories":["registration","penalty","tax"],"purpose"`),
+			[]byte(`"categories":["tax","penalty","tax","registration"],"purpose"`), 1)
+		if bytes.Equal(naive, m) {
+			t.Fatal("the vector's query lost its unsorted categories")
+		}
+		if err := posted(t, v.Query.Input, ed25519.Sign(keys["bank"], naive)).Verify(pub("bank")); err == nil {
+			t.Error("a signature over the categories as written verified")
+		}
 		// The node decodes what a bank posts and verifies it: the
 		// canonical query, as posted, verifies too.
-		var posted credit.Query
-		if err := json.Unmarshal([]byte(v.Query.Canonical), &posted); err != nil {
+		var sent credit.Query
+		if err := json.Unmarshal([]byte(v.Query.Canonical), &sent); err != nil {
 			t.Fatal(err)
 		}
-		if err := posted.Verify(pub("bank")); err != nil {
+		if err := sent.Verify(pub("bank")); err != nil {
 			t.Errorf("the canonical signed query as posted: %v", err)
 		}
 	})
