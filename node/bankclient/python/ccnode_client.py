@@ -105,7 +105,7 @@ def enc_string(s):
     return "".join(out)
 
 
-_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 
 
 def canonical_time(s):
@@ -120,7 +120,7 @@ def canonical_time(s):
     ns = int(frac.ljust(9, "0")) if frac else 0
     t = datetime.datetime(y, mo, d, h, mi, sec)
     z = m.group(8)
-    if z not in ("Z", "z"):
+    if z != "Z":
         sign = 1 if z[0] == "+" else -1
         t -= sign * datetime.timedelta(hours=int(z[1:3]), minutes=int(z[4:6]))
     out = "%04d-%02d-%02dT%02d:%02d:%02d" % (t.year, t.month, t.day, t.hour, t.minute, t.second)
@@ -728,6 +728,11 @@ def run_query(args):
     region_keys = load_region_keys(args.region_keys)
     with open(args.consent, encoding="utf-8") as f:
         consent = json.load(f)
+    # The consent document a bank holds was countersigned by its home
+    # region: checked before it travels (SPEC 3.1, 4).
+    if consent.get("region") in region_keys:
+        verify(region_keys[consent["region"]], consent_region_message(consent), unb64(consent["region_sig"] or ""),
+               "consent %s: countersignature of region %s" % (consent["id"], consent["region"]))
     cats = [c.strip() for c in args.categories.split(",")] if args.categories else None
     q = build_query(args.bank, key, consent, args.uscc, cats, args.purpose)
     node = Node(args.node, args.ca_file, args.client_cert, args.client_key)
