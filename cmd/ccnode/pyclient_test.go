@@ -192,18 +192,19 @@ func TestPythonClientAgainstNode(t *testing.T) {
 	t.Logf("python client:\n%s", out)
 
 	// It verifies, rather than trusts: under another key for the region
-	// every receipt fails, and the node's refusals come back with their code.
+	// the consent's countersignature fails before anything is sent, and the
+	// node's refusals come back with their code.
 	_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
 	if out, err := client(writeRegionKeys("wrong.json", base64.StdEncoding.EncodeToString(otherKey.Public().(ed25519.PublicKey)))); err == nil ||
-		!strings.Contains(out, "signature does not verify") {
+		!strings.Contains(out, "countersignature of region 440300: signature does not verify") {
 		t.Fatalf("python client with a wrong region key: %v\n%s", err, out)
 	}
 	if out, err := client(regionKeys, "--categories", "customs"); err == nil || !strings.Contains(out, "category_out_of_scope") {
 		t.Fatalf("python client, query outside the consent: %v\n%s", err, out)
 	}
-	// The wrongly verified query was answered and logged too: a third
-	// query is leaf 2, proved with a non-empty path.
-	if out, err := client(regionKeys); err != nil || !strings.Contains(out, "is leaf 2 of") || strings.Contains(out, "(proof of 0 hashes)") {
+	// Neither was answered: the next query is leaf 1, proved with a
+	// non-empty path.
+	if out, err := client(regionKeys); err != nil || !strings.Contains(out, "is leaf 1 of") || strings.Contains(out, "(proof of 0 hashes)") {
 		t.Fatalf("python client, third query: %v\n%s", err, out)
 	} else {
 		t.Logf("python client, third query:\n%s", out)

@@ -555,6 +555,16 @@ def check_vectors(path):
     eq("receipt digest", receipt_digest(r).hex(), rv["receipt_digest_hex"])
     # As a bank receives it: the leaf, decoded, verifies and names the query.
     check_receipt(json.loads(rv["leaf"]), q, pubs["region_440100"], "440300", "440100")
+    # A receipt changed in any signed field, or under another key, fails.
+    for tamper, pub in (({"record_count": r["record_count"] + 1}, pubs["region_440100"]),
+                        ({"time": "2026-03-01T10:00:00.98765432Z"}, pubs["region_440100"]),
+                        ({}, pubs["region_440300"])):
+        try:
+            check_receipt(dict(json.loads(rv["leaf"]), **tamper), q, pub, "440300", "440100")
+        except VerifyError:
+            checked[0] += 1
+            continue
+        raise VerifyError("vector receipt: a tampered receipt verified")
 
     # SPEC 3.4: the acknowledgement.
     av = v["ack"]
