@@ -20,7 +20,6 @@ shares no code with ccnode: it is the proof that the spec is enough.
 
 import argparse
 import base64
-import calendar
 import datetime
 import hashlib
 import json
