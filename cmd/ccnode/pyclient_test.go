@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -208,5 +210,77 @@ func TestPythonClientAgainstNode(t *testing.T) {
 		t.Fatalf("python client, third query: %v\n%s", err, out)
 	} else {
 		t.Logf("python client, third query:\n%s", out)
+	}
+}
+
+// TestPythonClientAgainstDemo runs the Python client for each bank of the
+// demo consortium (`ccnode demo --keep`: three regions answering over
+// libp2p): receipts signed by other regions than the home one, each
+// acknowledged by it, and receipts of regions with no records.
+func TestPythonClientAgainstDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	py := python3WithCryptography(t)
+	bin := testkit.CCNode(t)
+	dir := filepath.Join(t.TempDir(), "demo")
+	demo := exec.Command(bin, "demo", "--keep", "--data-dir", dir, "--enterprises", "20", "--log-level", "error")
+	stderr, err := demo.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	demo.Stdout = io.Discard
+	if err := demo.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { demo.Process.Kill(); demo.Wait() })
+	// The demo prints, once its consortium serves, a `ccnode query` line
+	// per bank: the node, CA, bank, key and consent the client takes.
+	tries := make(chan []string)
+	go func() {
+		defer close(tries)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if _, cmd, ok := strings.Cut(sc.Text(), "try: ccnode query "); ok {
+				tries <- strings.Fields(cmd)
+			}
+		}
+	}()
+	var queries [][]string
+	for len(queries) < 2 {
+		select {
+		case q, ok := <-tries:
+			if !ok {
+				t.Fatalf("the demo ended after %d query lines", len(queries))
+			}
+			queries = append(queries, q)
+		case <-time.After(3 * time.Minute):
+			t.Fatal("the demo printed no query lines within 3 minutes")
+		}
+	}
+	var regions []map[string]string
+	for _, r := range []string{"440100", "440300", "440400"} {
+		var ki struct {
+			PubKey string `json:"pub_key"`
+		}
+		out, err := exec.Command(bin, "keys", "show", "--json", "--key-file", filepath.Join(dir, r, "node.key")).Output()
+		if err != nil || json.Unmarshal(out, &ki) != nil {
+			t.Fatalf("keys show for %s: %v %s", r, err, out)
+		}
+		regions = append(regions, map[string]string{"id": r, "pub_key": ki.PubKey})
+	}
+	keys := filepath.Join(t.TempDir(), "regions.json")
+	b, _ := json.Marshal(map[string]any{"regions": regions})
+	if err := os.WriteFile(keys, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range queries {
+		args := append([]string{pyClient}, q...)
+		args = append(args, "--region-keys", keys, "--network", node.DefaultNetworkID)
+		out, err := exec.Command(py, args...).CombinedOutput()
+		if err != nil || !strings.HasSuffix(strings.TrimSpace(string(out)), "verified") || strings.Count(string(out), "ack verified") != 3 {
+			t.Fatalf("python client %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		t.Logf("python client:\n%s", out)
 	}
 }
