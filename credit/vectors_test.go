@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,6 +145,16 @@ type vecLog struct {
 	VerifierKey  string   `json:"verifier_key"`
 	NoteKeyHash  string   `json:"note_key_hash_hex"`
 	NoteSignedAt string   `json:"note_signed_text"`
+	// Consistency proves the log at an earlier checkpoint a prefix of
+	// the log at tree_size (RFC 9162 section 2.1.4).
+	Consistency vecConsistency `json:"consistency"`
+}
+
+type vecConsistency struct {
+	FromSize uint64   `json:"from_size"`
+	FromRoot string   `json:"from_root_hex"`
+	FromNote string   `json:"from_checkpoint_note"`
+	Proof    []string `json:"proof_hex"`
 }
 
 type vectorsFile struct {
@@ -256,6 +267,25 @@ func mth(leaves [][]byte) []byte {
 		k *= 2
 	}
 	return rfc6962.DefaultHasher.HashChildren(mth(leaves[:k]), mth(leaves[k:]))
+}
+
+// consistencyPath is RFC 6962's PROOF(m, D[n]) (section 2.1.2).
+func consistencyPath(m int, leaves [][]byte, whole bool) [][]byte {
+	n := len(leaves)
+	if m == n {
+		if whole {
+			return nil
+		}
+		return [][]byte{mth(leaves)}
+	}
+	k := 1
+	for k*2 < n {
+		k *= 2
+	}
+	if m <= k {
+		return append(consistencyPath(m, leaves[:k], whole), mth(leaves[k:]))
+	}
+	return append(consistencyPath(m-k, leaves[k:], false), mth(leaves[:k]))
 }
 
 func inclusionPath(m int, leaves [][]byte) [][]byte {
@@ -545,6 +575,20 @@ func fillLog(t *testing.T, vl *vecLog, leaves [][]byte, key ed25519.PrivateKey) 
 	vl.NoteKeyHash = hexOf(kh[:4])
 	text, _, _ := bytes.Cut([]byte(cp.Note), []byte("\n\n"))
 	vl.NoteSignedAt = string(text) + "\n"
+
+	c := &vl.Consistency
+	c.FromSize = 4
+	from := mth(leaves[:c.FromSize])
+	c.FromRoot = hexOf(from)
+	c.Proof = nil
+	for _, p := range consistencyPath(int(c.FromSize), leaves, true) {
+		c.Proof = append(c.Proof, hexOf(p))
+	}
+	fcp := credit.Checkpoint{Region: cp.Region, Size: c.FromSize, Root: from}
+	if err := fcp.Sign(vl.Network, key); err != nil {
+		t.Fatal(err)
+	}
+	c.FromNote = fcp.Note
 }
 
 // posted is the query input with sig, as a bank would post it.
@@ -853,6 +897,22 @@ func TestSigningVectors(t *testing.T) {
 		eq("note key hash", hexOf(sig[:4]), v.Log.NoteKeyHash)
 		if !ed25519.Verify(pub("region_440100"), []byte(v.Log.NoteSignedAt), sig[4:]) {
 			t.Error("the note's signature does not verify over its text")
+		}
+		c := v.Log.Consistency
+		eq("consistency proof", strings.Join(got.Consistency.Proof, ","), strings.Join(c.Proof, ","))
+		eq("earlier checkpoint", got.Consistency.FromNote, c.FromNote)
+		from, _ := hex.DecodeString(c.FromRoot)
+		var cpf [][]byte
+		for _, h := range c.Proof {
+			b, _ := hex.DecodeString(h)
+			cpf = append(cpf, b)
+		}
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, c.FromSize, v.Log.TreeSize, cpf, from, root); err != nil {
+			t.Errorf("consistency proof: %v", err)
+		}
+		fcp := credit.Checkpoint{Region: credit.RegionID(v.Log.Region), Size: c.FromSize, Root: from, Note: c.FromNote}
+		if err := fcp.Verify(pub("region_440100")); err != nil {
+			t.Error(err)
 		}
 	})
 }

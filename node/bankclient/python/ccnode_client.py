@@ -409,6 +409,41 @@ def verify_inclusion(index, size, leaf_hash, proof, root):
         raise VerifyError("inclusion: the proof does not lead to the root")
 
 
+def verify_consistency(size1, size2, proof, root1, root2):
+    """RFC 9162 section 2.1.4.2, for 0 < size1 <= size2."""
+    if not 0 < size1 <= size2:
+        raise VerifyError("consistency: want 0 < %d <= %d" % (size1, size2))
+    if size1 == size2:
+        if proof or root1 != root2:
+            raise VerifyError("consistency: equal sizes need an empty proof and equal roots")
+        return
+    if size1 & (size1 - 1) == 0:
+        proof = [root1] + list(proof)
+    if not proof:
+        raise VerifyError("consistency: empty proof")
+    fn, sn = size1 - 1, size2 - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = proof[0]
+    for c in proof[1:]:
+        if sn == 0:
+            raise VerifyError("consistency: proof longer than the tree")
+        if fn & 1 or fn == sn:
+            fr = hash_children(c, fr)
+            sr = hash_children(c, sr)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = hash_children(sr, c)
+        fn >>= 1
+        sn >>= 1
+    if fr != root1 or sr != root2 or sn != 0:
+        raise VerifyError("consistency: the proof does not lead to both roots")
+
+
 def merkle_root(leaves):
     """RFC 6962 MTH, for the vectors' log."""
     if len(leaves) == 1:
@@ -592,11 +627,19 @@ def check_vectors(path):
     eq("checkpoint root", croot, root)
     origin = "ccnode/%s/%s" % (lv["network"], lv["region"])
     eq("verifier key", verifier_key(origin, pubs["region_440100"]), lv["verifier_key"])
+    cv = lv["consistency"]
+    from_root = merkle_root(leaves[:cv["from_size"]])
+    eq("consistency from root", from_root.hex(), cv["from_root_hex"])
+    cproof = [bytes.fromhex(h) for h in cv["proof_hex"]]
+    verify_consistency(cv["from_size"], lv["tree_size"], cproof, from_root, root)
+    eq("earlier checkpoint", verify_checkpoint(cv["from_checkpoint_note"], lv["region"], pubs["region_440100"], lv["network"]), (cv["from_size"], from_root))
     # A tampered proof, leaf or note must fail.
     for bad in (
         lambda: verify_inclusion(lv["leaf_index"], lv["tree_size"], hash_leaf(receipt_leaf(r) + b" "), [bytes.fromhex(h) for h in lv["inclusion_proof_hex"]], root),
         lambda: verify_checkpoint(lv["checkpoint_note"].replace("\n7\n", "\n8\n"), lv["region"], pubs["region_440100"]),
         lambda: verify_checkpoint(lv["checkpoint_note"], lv["region"], pubs["region_440300"]),
+        lambda: verify_consistency(cv["from_size"], lv["tree_size"], cproof, from_root, merkle_root(leaves[:-1] + [b"x"])),
+        lambda: verify_consistency(cv["from_size"] + 1, lv["tree_size"], cproof, merkle_root(leaves[:cv["from_size"] + 1]), root),
     ):
         try:
             bad()
