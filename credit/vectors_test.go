@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -157,9 +158,24 @@ type vecConsistency struct {
 	Proof    []string `json:"proof_hex"`
 }
 
+// vecString is one string and its canonical encoding (SPEC 2.1).
+type vecString struct {
+	// InputHex is the string's bytes, which may be invalid UTF-8.
+	InputHex  string `json:"input_hex"`
+	Canonical string `json:"canonical"`
+}
+
+// vecTimeCase is one RFC 3339 time and its canonical encoding (SPEC 2.2).
+type vecTimeCase struct {
+	Input     string `json:"input"`
+	Canonical string `json:"canonical"`
+}
+
 type vectorsFile struct {
 	Format      string            `json:"format"`
 	About       []string          `json:"about"`
+	Strings     []vecString       `json:"strings"`
+	Times       []vecTimeCase     `json:"times"`
 	Keys        map[string]vecKey `json:"keys"`
 	Authority   vecAuthority      `json:"authority"`
 	Report      vecReport         `json:"report"`
@@ -302,6 +318,40 @@ func inclusionPath(m int, leaves [][]byte) [][]byte {
 	return append(inclusionPath(m-k, leaves[k:]), mth(leaves[:k]))
 }
 
+// vecStringInputs cover every escaping rule of SPEC 2.1: each control
+// character, the quote and backslash, what is not escaped (slash, HTML
+// characters, DEL, non-ASCII, U+FFFD itself) and invalid UTF-8.
+func vecStringInputs() []string {
+	var in []string
+	for c := 0; c < 0x20; c++ {
+		in = append(in, "a"+string(rune(c))+"b")
+	}
+	return append(in, `"`, `\`, "/", "<b>&amp;</b>", "\x7f", "café", "深圳市", "\u2028\u2029", "\ufffd", "😀",
+		"\xff", "x\xe2\x80", "\xed\xa0\x80", "\xc0\xaf")
+}
+
+var vecTimeInputs = []string{
+	"2026-03-01T10:00:00Z", "2026-03-01T10:00:00.000Z", "2026-03-01T18:00:00.120+08:00",
+	"2026-03-01T00:30:00.000000001-05:30", "2026-12-31T23:59:59.999999999Z", "2027-01-01T07:59:59.5+08:00",
+	"2026-03-01T10:00:00.1234567891Z",
+}
+
+// canonicalTime is the production encoding of t, read out of a signed
+// message (the credit package exports no time encoder of its own).
+func canonicalTime(t *testing.T, in string) string {
+	t.Helper()
+	var tm time.Time
+	if err := json.Unmarshal([]byte(`"`+in+`"`), &tm); err != nil {
+		t.Fatalf("time %s: %v", in, err)
+	}
+	m, err := (&credit.ReceiptRead{Version: 1, Bank: "bank-a", ReceiptID: "receipt-1", Time: tm}).SignedMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, _ := bytes.Cut(m, []byte(`"time":`))
+	return string(bytes.TrimSuffix(after, []byte("}")))
+}
+
 // generateVectors builds the whole file from the fixed keys and inputs.
 func generateVectors(t *testing.T) vectorsFile {
 	t.Helper()
@@ -314,6 +364,12 @@ func generateVectors(t *testing.T) vectorsFile {
 			"*_hex fields are lower-case hex, *_base64 standard base64 with padding; message fields are the signed bytes as text (all ASCII here), message_hex the same bytes.",
 		},
 		Keys: map[string]vecKey{},
+	}
+	for _, in := range vecStringInputs() {
+		v.Strings = append(v.Strings, vecString{InputHex: hexOf([]byte(in)), Canonical: string(credit.AppendJSONString(nil, in))})
+	}
+	for _, in := range vecTimeInputs {
+		v.Times = append(v.Times, vecTimeCase{Input: in, Canonical: canonicalTime(t, in)})
 	}
 	for _, n := range vectorKeyNames {
 		pub := keys[n].Public().(ed25519.PublicKey)
@@ -682,6 +738,22 @@ func TestSigningVectors(t *testing.T) {
 			t.Errorf("%s: the signature does not verify over the message", what)
 		}
 	}
+
+	t.Run("strings", func(t *testing.T) {
+		for _, c := range v.Strings {
+			in, _ := hex.DecodeString(c.InputHex)
+			eq("string "+c.InputHex, string(credit.AppendJSONString(nil, string(in))), c.Canonical)
+			if utf8.Valid(in) {
+				// encoding/json with HTML escaping off writes the same.
+				eq("string "+c.InputHex+" by encoding/json", string(mustJSON(t, string(in))), c.Canonical)
+			}
+		}
+	})
+	t.Run("times", func(t *testing.T) {
+		for _, c := range v.Times {
+			eq("time "+c.Input, canonicalTime(t, c.Input), c.Canonical)
+		}
+	})
 
 	t.Run("report", func(t *testing.T) {
 		recs := make([]credit.Record, len(v.Report.Records))
