@@ -248,6 +248,9 @@ func (o *ownedLedger) Close() error {
 // among them with this node's key.
 func readBootstrap(path string, region credit.RegionID, pub ed25519.PublicKey) ([]credit.RegionMember, []credit.BankMember, error) {
 	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, fmt.Errorf("ledger.bootstrap_file: %w (compose it from the regions' member descriptors with 'ccnode consortium bootstrap')", err)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("ledger.bootstrap_file: %w", err)
 	}
