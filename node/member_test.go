@@ -184,3 +184,33 @@ func TestOpenWarnsWhenLedgerKnowsOnlyThisRegion(t *testing.T) {
 		})
 	}
 }
+
+// A region left out of the bootstrap is refused by the served ledger; the
+// error says where its membership comes from.
+func TestOpenNamesBootstrapWhenServedLedgerRefuses(t *testing.T) {
+	ctx := context.Background()
+	setup := func(region credit.RegionID) Config {
+		cfg := DefaultConfig(region, t.TempDir())
+		cfg.HTTP.Addr, cfg.Admin.Addr = "127.0.0.1:0", "127.0.0.1:0"
+		if _, err := AddOperator(cfg.Admin.OperatorsFile, "admin"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := GenerateKeyFile(cfg.KeyFile); err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	sz := setup("440300")
+	sz.Ledger.ServeAddr = "127.0.0.1:0"
+	r, err := Open(ctx, sz, testkit.LoggerAt(t, slog.LevelError))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	gz := setup("440100")
+	gz.Ledger.EmbeddedDir, gz.Ledger.EmbeddedURL = "", "http://"+r.LedgerAddr
+	_, err = Open(ctx, gz, testkit.LoggerAt(t, slog.LevelError))
+	if err == nil || !strings.Contains(err.Error(), "ccnode consortium bootstrap") || !strings.Contains(err.Error(), "Region440100MSP") {
+		t.Fatalf("Open of a region the ledger does not know: %v, want the bootstrap named", err)
+	}
+}
