@@ -363,7 +363,11 @@ func (j *journey) substitute(args []string) []string {
 }
 
 func (j *journey) exec(args []string) (string, error) {
-	cmd := exec.Command(j.bin, args...)
+	// Generous for a busy machine; a command that hangs fails the test
+	// instead of holding it until go test's own timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, j.bin, args...)
 	cmd.Dir, cmd.Env = j.dir, j.env
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
