@@ -314,6 +314,13 @@ func (c Contract) UpdateRegion(ctx TxContext, regionJSON string) error {
 	if err := validateRegion(r); err != nil {
 		return err
 	}
+	now, err := txTime(ctx)
+	if err != nil {
+		return err
+	}
+	if err := checkKeyChange(caller, &r, now); err != nil {
+		return err
+	}
 	others, err := c.GetRegions(ctx)
 	if err != nil {
 		return err
@@ -327,13 +334,43 @@ func (c Contract) UpdateRegion(ctx TxContext, regionJSON string) error {
 	if _, err := credit.NewRegionMap(append(all, credit.Region{ID: r.ID, Divisions: r.Divisions})); err != nil {
 		return errorf(CodeConflict, "region %s: %v", r.ID, err)
 	}
-	if r.UpdatedAt, err = txTime(ctx); err != nil {
-		return err
-	}
+	r.UpdatedAt = now
 	if err := putJSON(ctx, prefixRegion+string(r.ID), r); err != nil {
 		return err
 	}
 	return emit(ctx, EventMemberChanged, EventPayload{Region: &r})
+}
+
+// keyChangeSkew is how far in the ledger's future a key change may be
+// dated: the signer's clock against the ledger's.
+const keyChangeSkew = 5 * time.Minute
+
+// checkKeyChange lets r change the record's node key only with a key
+// change the record's current key signed, dated after the record's last
+// change (so an old signed change cannot be replayed to bring back a
+// retired key) and not in the ledger's future. A record whose key stays
+// keeps the last key change the ledger verified, whatever r carries.
+func checkKeyChange(cur credit.RegionMember, r *credit.RegionMember, now time.Time) error {
+	if bytes.Equal(cur.PubKey, r.PubKey) {
+		r.KeyChange = cur.KeyChange
+		return nil
+	}
+	k := r.KeyChange
+	if k == nil {
+		return errorf(CodeDenied, "region %s: a new node key needs a key change signed by the current key (ccnode keys rotate)", r.ID)
+	}
+	if err := k.Verify(cur.PubKey, r.ID, r.PubKey); err != nil {
+		return errorf(CodeDenied, "%v", err)
+	}
+	if !k.SignedAt.After(cur.UpdatedAt) {
+		return errorf(CodeDenied, "region %s: key change signed at %s, not after the record's last change at %s (a replayed change?)",
+			r.ID, k.SignedAt.Format(time.RFC3339Nano), cur.UpdatedAt.Format(time.RFC3339Nano))
+	}
+	if k.SignedAt.After(now.Add(keyChangeSkew)) {
+		return errorf(CodeInvalid, "region %s: key change signed at %s, more than %s after the ledger's time %s",
+			r.ID, k.SignedAt.Format(time.RFC3339Nano), keyChangeSkew, now.Format(time.RFC3339Nano))
+	}
+	return nil
 }
 
 // GetBanks lists every bank by id.

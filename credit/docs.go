@@ -484,6 +484,8 @@ type RegionMember struct {
 	PubKey    []byte       `json:"pub_key"`
 	Status    MemberStatus `json:"status"`
 	UpdatedAt time.Time    `json:"updated_at"`
+	// KeyChange is the last change of PubKey, signed by the key before it.
+	KeyChange *KeyChange `json:"key_change,omitempty"`
 }
 
 // BankMember is a bank's record on the ledger.

@@ -228,7 +228,7 @@ func (n *Node) startHost(ctx context.Context) (func() error, error) {
 		n.log.Warn("p2p.listen is on an unspecified address, so every local address is published; set p2p.announce to the ones other regions dial",
 			"published", addrs)
 	}
-	if err := publishSelf(ctx, n.deps.Ledger, n.cfg.Region, n.key.Public().(ed25519.PublicKey), addrs, n.log); err != nil {
+	if err := publishSelf(ctx, n.deps.Ledger, n.cfg, n.key.Public().(ed25519.PublicKey), addrs, n.log); err != nil {
 		return nil, errors.Join(err, stop())
 	}
 	return stop, nil
@@ -335,10 +335,12 @@ var ErrKeyNotPublished = errors.New("node key not published on the ledger")
 // addresses and, when the node starts with a new key (a key rotation: the
 // operator changed key_file), with the new key and peer ID, before the
 // node signs anything with it. The change is a transaction of the region's
-// ledger identity, which the old record names. An address failure is
+// ledger identity, which the old record names, carrying the key change the
+// old key signed (RotateKey). An address failure is
 // logged (the node still serves its own region); a key failure stops the
 // start.
-func publishSelf(ctx context.Context, l network.Ledger, region credit.RegionID, pub ed25519.PublicKey, addrs []string, log *slog.Logger) error {
+func publishSelf(ctx context.Context, l network.Ledger, cfg Config, pub ed25519.PublicKey, addrs []string, log *slog.Logger) error {
+	region := cfg.Region
 	m, err := l.Region(ctx, region)
 	if err != nil {
 		log.Warn("reading own region record", "err", err)
@@ -354,8 +356,14 @@ func publishSelf(ctx context.Context, l network.Ledger, region credit.RegionID, 
 		if err != nil {
 			return err
 		}
+		// The old key signed the change (ccnode keys rotate): the contract
+		// takes no new key on the ledger identity's word alone.
+		k, err := loadKeyChange(cfg, region, pub)
+		if err != nil {
+			return fmt.Errorf("%w: region %s: %w", ErrKeyNotPublished, region, err)
+		}
 		log.Info("publishing a new node key", "old_peer", m.PeerID, "new_peer", pid)
-		m.PubKey, m.PeerID = pub, pid
+		m.PubKey, m.PeerID, m.KeyChange = pub, pid, k
 	}
 	if err := l.UpdateRegion(ctx, m); err != nil {
 		if rotate {

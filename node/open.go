@@ -71,6 +71,13 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Running, err er
 		return nil, err
 	}
 	ledgerKey := key
+	if cfg.Ledger.KeyFile == "" && cfg.Ledger.FabricGateway == "" {
+		// After `ccnode keys rotate` the old node key stays the region's
+		// ledger identity.
+		if _, err := os.Stat(RotatedLedgerKeyFile(cfg)); err == nil {
+			cfg.Ledger.KeyFile = RotatedLedgerKeyFile(cfg)
+		}
+	}
 	if cfg.Ledger.KeyFile != "" {
 		if ledgerKey, err = LoadKeyFile(cfg.Ledger.KeyFile); err != nil {
 			return nil, &ConfigError{Key: "ledger.key_file", Err: err}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -17,7 +18,7 @@ import (
 func keysCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "keys",
-		Usage: "inspect a node's key",
+		Usage: "inspect or rotate a node's key",
 		Subcommands: []*cli.Command{{
 			Name:  "show",
 			Usage: "print a node key's peer id, public key in every format, checkpoint verifier key and fingerprint",
@@ -39,8 +40,69 @@ func keysCommand() *cli.Command {
 				&cli.BoolFlag{Name: "json", Category: catOutput, Usage: "print as JSON"},
 			},
 			Action: keysShow,
+		}, {
+			Name:  "rotate",
+			Usage: "make a new node key, signed over by the old one; the node publishes it when it restarts",
+			Description: "Run it on the node's machine, then restart the node ('ccnode run' or systemctl restart).\n" +
+				"Writes a new key to key_file and, next to it, key_file.change.json: the change of the\n" +
+				"region's key (region, new key, time) signed by the old key. The old key moves to\n" +
+				"key_file.retired-<unix time>; with an embedded ledger and no ledger.key_file it is also kept\n" +
+				"as <key_file's folder>/ledger.key, the region's ledger identity. On restart the node records\n" +
+				"the new key and peer id in the region's ledger record (the contract checks the old key's\n" +
+				"signature) before it signs anything; the other regions' nodes follow the ledger event and\n" +
+				"admit the new peer id. Receipts and checkpoints signed by the old key before the change stay\n" +
+				"valid for the audit; the old key is refused after it. A libp2p host's identity is fixed for\n" +
+				"its life, so the node changes key by restarting.",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Required: true, Category: catData, EnvVars: []string{"CCNODE_CONFIG"},
+					Usage: "node config file whose key_file to rotate"},
+				&cli.BoolFlag{Name: "json", Category: catOutput, Usage: "print as JSON"},
+			},
+			Action: keysRotate,
 		}},
 	}
+}
+
+// rotateInfo is what `keys rotate` prints.
+type rotateInfo struct {
+	Region        credit.RegionID `json:"region"`
+	OldPeerID     string          `json:"old_peer_id"`
+	NewPeerID     string          `json:"new_peer_id"`
+	NewPubKey     string          `json:"new_pub_key"`
+	KeyFile       string          `json:"key_file"`
+	ChangeFile    string          `json:"change_file"`
+	RetiredKey    string          `json:"retired_key_file"`
+	LedgerKeyFile string          `json:"ledger_key_file,omitempty"`
+}
+
+func keysRotate(c *cli.Context) error {
+	cfg, err := node.LoadConfig(c.String("config"))
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	rot, err := node.RotateKey(cfg, time.Now())
+	if err != nil {
+		return fmt.Errorf("keys rotate: %w", err)
+	}
+	info := rotateInfo{Region: cfg.Region, OldPeerID: rot.OldPeer, NewPeerID: rot.NewPeer,
+		NewPubKey: base64.StdEncoding.EncodeToString(rot.NewKey), KeyFile: cfg.KeyFile,
+		ChangeFile: rot.ChangeFile, RetiredKey: rot.Retired, LedgerKeyFile: rot.LedgerKeyFile}
+	if c.Bool("json") {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return enc.Encode(info)
+	}
+	w := c.App.Writer
+	fmt.Fprintf(w, "new node key in %s\n  peer id:     %s (was %s)\n  public key:  %s\n  key change:  %s (signed by the old key)\n  old key:     %s (destroy it once the node runs on the new key)\n",
+		info.KeyFile, info.NewPeerID, info.OldPeerID, info.NewPubKey, info.ChangeFile, info.RetiredKey)
+	if info.LedgerKeyFile != "" {
+		fmt.Fprintf(w, "  ledger identity: %s (the old key: the region's identity on the embedded ledger; keep it)\n", info.LedgerKeyFile)
+	}
+	fmt.Fprintln(w, "Restart the node: it records the new key on the ledger before it signs anything with it.")
+	return nil
 }
 
 // keyInfo is what `keys show` prints; the JSON names follow the member

@@ -49,14 +49,11 @@ func TestRestartAndKeyRotationAuditClean(t *testing.T) {
 	rotated := first.Regions[2]
 	oldPub := rotated.Key.Public().(ed25519.PublicKey)
 	rdir := filepath.Join(dir, string(rotated.ID))
-	if err := os.Rename(filepath.Join(rdir, "node.key"), filepath.Join(rdir, LedgerKeyFile)); err != nil {
-		t.Fatal(err)
-	}
-	newKey, err := node.GenerateKeyFile(filepath.Join(rdir, "node.key"))
+	rot, err := node.RotateKey(node.DefaultConfig(rotated.ID, rdir), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	newPub := newKey.Public().(ed25519.PublicKey)
+	newPub := rot.NewKey
 
 	second, err := RunDemo(ctx, DemoOptions{Dir: dir, Enterprises: 20, Queries: 5, Options: Options{Logger: log}})
 	if err != nil {

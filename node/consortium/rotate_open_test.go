@@ -4,19 +4,28 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/prdcredit/ccnode/internal/testkit"
 	"github.com/prdcredit/ccnode/node"
 )
 
 // A region run as `ccnode run` runs it (node.Open, serving its embedded
-// ledger) rotates its node key: key_file names a new key, ledger.key_file
-// the old one, its ledger identity. The restart publishes the new key and
-// peer ID in the region's record; a further restart still opens.
+// ledger) rotates its node key with node.RotateKey (ccnode keys rotate): a
+// new key in key_file, the old one kept as ledger.key, its ledger
+// identity. The restart publishes the new key, peer ID and the old key's
+// signed change in the region's record; a further restart still opens. A
+// key swapped by hand, unsigned, stops the start.
+func withLedgerKey(cfg node.Config, p string) node.Config {
+	cfg.Ledger.KeyFile = p
+	return cfg
+}
+
 func TestOpenPublishesRotatedKey(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -46,21 +55,44 @@ func TestOpenPublishesRotatedKey(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ledgerKey := filepath.Join(dir, "ledger.key")
-	if err := os.Rename(cfg.KeyFile, ledgerKey); err != nil {
+	// A key swapped by hand, with no change the old key signed, is not
+	// published: the node does not start.
+	if err := os.Rename(cfg.KeyFile, cfg.KeyFile+".kept"); err != nil {
 		t.Fatal(err)
 	}
-	newKey, err := node.GenerateKeyFile(cfg.KeyFile)
+	if _, err := node.GenerateKeyFile(cfg.KeyFile); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := node.Open(ctx, withLedgerKey(cfg, cfg.KeyFile+".kept"), log); !errors.Is(err, node.ErrKeyNotPublished) {
+		if r != nil {
+			r.Close()
+		}
+		t.Fatalf("start on a key swapped by hand: %v, want ErrKeyNotPublished", err)
+	}
+	if err := os.Rename(cfg.KeyFile+".kept", cfg.KeyFile); err != nil {
+		t.Fatal(err)
+	}
+
+	rot, err := node.RotateKey(cfg, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Ledger.KeyFile = ledgerKey
+	if rot.LedgerKeyFile != filepath.Join(dir, "ledger.key") {
+		t.Fatalf("the old key was not kept as the ledger identity: %+v", rot)
+	}
+	newKey, err := node.LoadKeyFile(cfg.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for range 2 {
 		r = open()
 		m, err := r.Ledger.Region(ctx, "440300")
 		pid, _ := node.PeerID(newKey.Public().(ed25519.PublicKey))
 		if err != nil || !bytes.Equal(m.PubKey, newKey.Public().(ed25519.PublicKey)) || m.PeerID != pid {
 			t.Fatalf("record after the rotation: %+v, %v", m, err)
+		}
+		if m.KeyChange == nil || m.KeyChange.Verify(oldKey.Public().(ed25519.PublicKey), "440300", m.PubKey) != nil {
+			t.Fatalf("the record carries no key change the old key signed: %+v", m.KeyChange)
 		}
 		if err := r.Close(); err != nil {
 			t.Fatal(err)
