@@ -348,11 +348,12 @@ const keyChangeSkew = 5 * time.Minute
 // checkKeyChange lets r change the record's node key only with a key
 // change the record's current key signed, dated after the record's last
 // change (so an old signed change cannot be replayed to bring back a
-// retired key) and not in the ledger's future. A record whose key stays
-// keeps the last key change the ledger verified, whatever r carries.
+// retired key) and not in the ledger's future. The replaced key goes to
+// PastKeys. A record whose key stays keeps the last key change and the past
+// keys the ledger holds, whatever r carries.
 func checkKeyChange(cur credit.RegionMember, r *credit.RegionMember, now time.Time) error {
 	if bytes.Equal(cur.PubKey, r.PubKey) {
-		r.KeyChange = cur.KeyChange
+		r.KeyChange, r.PastKeys = cur.KeyChange, cur.PastKeys
 		return nil
 	}
 	k := r.KeyChange
@@ -370,6 +371,7 @@ func checkKeyChange(cur credit.RegionMember, r *credit.RegionMember, now time.Ti
 		return errorf(CodeInvalid, "region %s: key change signed at %s, more than %s after the ledger's time %s",
 			r.ID, k.SignedAt.Format(time.RFC3339Nano), keyChangeSkew, now.Format(time.RFC3339Nano))
 	}
+	r.PastKeys = append(append([]credit.PastKey(nil), cur.PastKeys...), credit.PastKey{PubKey: cur.PubKey, Until: now})
 	return nil
 }
 

@@ -70,12 +70,19 @@ func TestUpdateRegionKeyChangeNeedsOldKey(t *testing.T) {
 	if !bytes.Equal(m.PubKey, newPub) || m.KeyChange == nil || !bytes.Equal(m.KeyChange.Sig, change.Sig) {
 		t.Fatalf("record after the change: %+v", m)
 	}
+	// The replaced key stays in the record with the change's ledger time:
+	// what the region signed before (consent countersignatures) still
+	// checks against the key of its time.
+	if len(m.PastKeys) != 1 || !bytes.Equal(m.PastKeys[0].PubKey, gz.member.PubKey) || !m.PastKeys[0].Until.Equal(at) ||
+		!bytes.Equal(m.KeyAt(at.Add(-time.Nanosecond)), gz.member.PubKey) || !bytes.Equal(m.KeyAt(at), newPub) {
+		t.Fatalf("past keys after the change: %+v", m.PastKeys)
+	}
 	// An address update keeps the verified change whatever it carries.
 	m.Addrs, m.KeyChange = []string{"/ip4/127.0.0.1/tcp/4001"}, nil
 	if err := update(at.Add(time.Minute), m); err != nil {
 		t.Fatal(err)
 	}
-	if m := record(); m.KeyChange == nil || !bytes.Equal(m.KeyChange.Sig, change.Sig) {
+	if m := record(); m.KeyChange == nil || !bytes.Equal(m.KeyChange.Sig, change.Sig) || len(m.PastKeys) != 1 {
 		t.Fatalf("an address update dropped the key change: %+v", m)
 	}
 	// Back to the old key (signed by the new one), then the first change

@@ -486,6 +486,10 @@ type RegionMember struct {
 	UpdatedAt time.Time    `json:"updated_at"`
 	// KeyChange is the last change of PubKey, signed by the key before it.
 	KeyChange *KeyChange `json:"key_change,omitempty"`
+	// PastKeys are the region's earlier node keys, oldest first, each
+	// with the ledger time it was replaced: what the region signed before
+	// (consent countersignatures) is checked against the key of its time.
+	PastKeys []PastKey `json:"past_keys,omitempty"`
 }
 
 // BankMember is a bank's record on the ledger.

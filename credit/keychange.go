@@ -55,3 +55,20 @@ func (k KeyChange) Verify(old []byte, region RegionID, newKey []byte) error {
 	}
 	return nil
 }
+
+// PastKey is a region's node key and when the ledger replaced it.
+type PastKey struct {
+	PubKey []byte    `json:"pub_key"`
+	Until  time.Time `json:"until"`
+}
+
+// KeyAt is the region's node key at ledger time t: the first past key
+// replaced after t, else the current one.
+func (m RegionMember) KeyAt(t time.Time) []byte {
+	for _, k := range m.PastKeys {
+		if t.Before(k.Until) {
+			return k.PubKey
+		}
+	}
+	return m.PubKey
+}

@@ -1,7 +1,9 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -121,6 +123,7 @@ func (n *Node) AdminHandler() http.Handler {
 	mux.HandleFunc("POST /v1/consents/{id}/revoke", n.operator("revoke_consent", n.handleRevokeConsent))
 	mux.HandleFunc("POST /v1/banks", n.operator("register_bank", n.handleRegisterBank))
 	mux.HandleFunc("POST /v1/banks/{id}/retire", n.operator("retire_bank", n.handleRetireBank))
+	mux.HandleFunc("POST /v1/banks/{id}/key", n.operator("rotate_bank_key", n.handleRotateBankKey))
 	mux.HandleFunc("GET /v1/receipts/{id}", n.operator("read_receipt", n.handleReceipt))
 	mux.HandleFunc("POST /v1/authorities", n.operator("register_authority", n.handleRegisterAuthority))
 	mux.HandleFunc("POST /v1/authorities/{id}/retire", n.operator("retire_authority", n.handleRetireAuthority))
@@ -192,6 +195,56 @@ func (n *Node) handleRetireBank(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := n.deps.Ledger.RetireBank(r.Context(), id); err != nil {
+		n.fail(w, err)
+		return
+	}
+	n.writeBank(w, r, id)
+}
+
+// BankKeyChange is the body of POST /v1/banks/{id}/key.
+type BankKeyChange struct {
+	PubKey []byte `json:"pub_key"`
+}
+
+// handleRotateBankKey changes the key of an active bank of this region:
+// one ledger transaction. The ledger keeps the record's versions, so the
+// audit checks each query against the key the bank had at its time; the
+// nodes refuse the old key (bad_signature) once their views have the
+// change.
+func (n *Node) handleRotateBankKey(w http.ResponseWriter, r *http.Request) {
+	id := credit.BankID(r.PathValue("id"))
+	if err := credit.ValidateBankID(id); err != nil {
+		n.fail(w, credit.Refuse(credit.CodeInvalidQuery, "%w", err))
+		return
+	}
+	noteTarget(r, string(id))
+	var req BankKeyChange
+	if err := decode(r, &req); err != nil {
+		n.fail(w, err)
+		return
+	}
+	if len(req.PubKey) != ed25519.PublicKeySize {
+		n.fail(w, credit.Refuse(credit.CodeInvalidQuery, "pub_key: %d bytes, want an ed25519 public key of %d", len(req.PubKey), ed25519.PublicKeySize))
+		return
+	}
+	b, err := n.deps.Ledger.Bank(r.Context(), id)
+	if err != nil {
+		n.fail(w, fmt.Errorf("bank %s: %w", id, err))
+		return
+	}
+	switch {
+	case b.Region != n.cfg.Region:
+		n.fail(w, credit.Refuse(credit.CodeWrongHomeRegion, "bank %s belongs to region %s: rotate its key at its home node", id, b.Region))
+		return
+	case b.Status != credit.StatusActive:
+		n.fail(w, credit.Refuse(credit.CodeBankInactive, "bank %s is %s: register it again (ccnode bank register) instead", id, b.Status))
+		return
+	case bytes.Equal(b.PubKey, req.PubKey):
+		n.fail(w, credit.Refuse(credit.CodeConflict, "bank %s already has this key", id))
+		return
+	}
+	b.PubKey = req.PubKey
+	if err := n.deps.Ledger.RegisterBank(r.Context(), b); err != nil {
 		n.fail(w, err)
 		return
 	}

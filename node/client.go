@@ -225,6 +225,16 @@ func (c *Client) RegisterBankRecord(ctx context.Context, b credit.BankMember) (*
 	return &out, nil
 }
 
+// RotateBankKey changes the key of an active bank of this region (admin)
+// and returns its ledger record.
+func (c *Client) RotateBankKey(ctx context.Context, id credit.BankID, pub ed25519.PublicKey) (*credit.BankMember, error) {
+	var out credit.BankMember
+	if err := c.do(ctx, "POST", "/v1/banks/"+url.PathEscape(string(id))+"/key", true, BankKeyChange{PubKey: pub}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // RetireBank retires a bank of this region (admin) and returns its
 // ledger record.
 func (c *Client) RetireBank(ctx context.Context, id credit.BankID) (*credit.BankMember, error) {

@@ -70,7 +70,9 @@ func KeyChangeFile(cfg Config) string { return cfg.KeyFile + ".change.json" }
 // ledger.key_file): the region goes on acting on the ledger as the
 // identity it was registered with. Open uses it when ledger.key_file is
 // empty and the file exists.
-func RotatedLedgerKeyFile(cfg Config) string { return filepath.Join(filepath.Dir(cfg.KeyFile), "ledger.key") }
+func RotatedLedgerKeyFile(cfg Config) string {
+	return filepath.Join(filepath.Dir(cfg.KeyFile), "ledger.key")
+}
 
 // Rotation is what RotateKey did.
 type Rotation struct {

@@ -539,7 +539,9 @@ func (v *View) ConsentFacts(ctx context.Context, q *credit.Query, at time.Time, 
 	}
 	f.Ledger, f.Status = &cm, cm.StatusAt(at)
 	if issuer, ok := v.Region(doc.Region); ok {
-		f.IssuerKey = issuer.PubKey
+		// Countersigned when recorded: the key of that time (a rotation
+		// since keeps the consent valid).
+		f.IssuerKey = issuer.KeyAt(cm.RecordedAt)
 	}
 	if f.IssuerKey != nil && f.Commitment != nil {
 		f.SignaturesVerified = v.docs.has(docKey(*f.Commitment, f.IssuerKey))

@@ -37,8 +37,8 @@ func bankCommand() *cli.Command {
 		Name:  "bank",
 		Usage: "a bank's key pair, and its registration and retirement on the ledger",
 		Description: "A bank signs its queries with an ed25519 key; its home region registers the public key\n" +
-			"on the ledger, and every region checks each query against it. 'register' and 'retire'\n" +
-			"are ledger transactions through the home node's admin API.",
+			"on the ledger, and every region checks each query against it. 'register', 'rotate' and\n" +
+			"'retire' are ledger transactions through the home node's admin API.",
 		Subcommands: []*cli.Command{
 			{
 				Name:  "keygen",
@@ -66,6 +66,20 @@ func bankCommand() *cli.Command {
 					&cli.StringFlag{Name: "name", Category: catData, Usage: "the bank's name on the ledger"},
 				),
 				Action: runBankRegister,
+			},
+			{
+				Name:  "rotate",
+				Usage: "change the key of an active bank of this region on the ledger (admin)",
+				Description: "Make the new pair with 'ccnode bank keygen', then send its public key here: the home node\n" +
+					"changes the bank's key on the ledger in one transaction and prints the record. Queries\n" +
+					"signed with the old key are refused (bad_signature) once the regions' views have the\n" +
+					"change; those signed before it stay verifiable by the audit, which reads the ledger's\n" +
+					"history of the bank's keys. Refused for an unknown, retired or other region's bank.",
+				Flags: append(append([]cli.Flag{}, adminFlags...), idFlag,
+					&cli.StringFlag{Name: "pub-key", Required: true, Category: catData,
+						Usage: "the bank's new public key: " + bankPubFile + " of 'ccnode bank keygen' (PEM), or a file holding it in base64"},
+				),
+				Action: runBankRotate,
 			},
 			{
 				Name:  "retire",
@@ -161,6 +175,26 @@ func runBankRegister(c *cli.Context) error {
 	rec, err := cl.RegisterBankRecord(c.Context, credit.BankMember{ID: id, Name: c.String("name"), PubKey: pub})
 	if err != nil {
 		return fmt.Errorf("bank register %s at %s: %w", id, cl.Admin, err)
+	}
+	return printJSON(c, rec)
+}
+
+func runBankRotate(c *cli.Context) error {
+	id := credit.BankID(c.String("id"))
+	if err := credit.ValidateBankID(id); err != nil {
+		return fmt.Errorf("bank rotate: --id: %w", err)
+	}
+	pub, err := readBankPub(c.String("pub-key"))
+	if err != nil {
+		return fmt.Errorf("bank rotate: --pub-key: %w", err)
+	}
+	cl, err := adminClient(c)
+	if err != nil {
+		return err
+	}
+	rec, err := cl.RotateBankKey(c.Context, id, pub)
+	if err != nil {
+		return fmt.Errorf("bank rotate %s at %s: %w", id, cl.Admin, err)
 	}
 	return printJSON(c, rec)
 }
