@@ -74,6 +74,9 @@ func RotatedLedgerKeyFile(cfg Config) string {
 	return filepath.Join(filepath.Dir(cfg.KeyFile), "ledger.key")
 }
 
+// ErrRotationPending: key_file's key is a rotation not yet on the ledger.
+var ErrRotationPending = errors.New("key rotation pending")
+
 // Rotation is what RotateKey did.
 type Rotation struct {
 	OldKey, NewKey ed25519.PublicKey
@@ -98,6 +101,11 @@ func RotateKey(cfg Config, now time.Time) (Rotation, error) {
 	old, err := LoadNodeKey(cfg)
 	if err != nil {
 		return Rotation{}, err
+	}
+	// A second rotation before the first is published would have an
+	// unpublished key sign the change, which the contract refuses.
+	if _, err := loadKeyChange(cfg, cfg.Region, old.Public().(ed25519.PublicKey)); err == nil {
+		return Rotation{}, fmt.Errorf("%w: %s holds a rotation to key_file's key that the node has not published yet: start the node first", ErrRotationPending, KeyChangeFile(cfg))
 	}
 	_, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {

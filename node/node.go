@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -370,6 +371,14 @@ func publishSelf(ctx context.Context, l network.Ledger, cfg Config, pub ed25519.
 			return fmt.Errorf("%w: region %s: %w", ErrKeyNotPublished, region, err)
 		}
 		log.Warn("publishing p2p addresses", "err", err)
+		return nil
+	}
+	if rotate {
+		// Published: the ledger holds the change; the file would only
+		// make the next rotation look pending.
+		if err := os.Remove(KeyChangeFile(cfg)); err != nil {
+			log.Warn("removing the published key change", "err", err)
+		}
 	}
 	return nil
 }

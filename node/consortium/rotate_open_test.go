@@ -84,6 +84,14 @@ func TestOpenPublishesRotatedKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Rotating again before the node published the first rotation would
+	// have the unpublished key sign: refused, nothing changed.
+	if _, err := node.RotateKey(cfg, time.Now()); !errors.Is(err, node.ErrRotationPending) {
+		t.Fatalf("second rotation before a restart: %v, want ErrRotationPending", err)
+	}
+	if k, err := node.LoadKeyFile(cfg.KeyFile); err != nil || !k.Equal(newKey) {
+		t.Fatalf("a refused rotation changed key_file: %v", err)
+	}
 	for range 2 {
 		r = open()
 		m, err := r.Ledger.Region(ctx, "440300")
@@ -96,6 +104,9 @@ func TestOpenPublishesRotatedKey(t *testing.T) {
 		}
 		if err := r.Close(); err != nil {
 			t.Fatal(err)
+		}
+		if _, err := os.Stat(node.KeyChangeFile(cfg)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("the published key change is still at %s: %v", node.KeyChangeFile(cfg), err)
 		}
 	}
 }
