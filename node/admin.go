@@ -71,6 +71,10 @@ func (s *statusRecorder) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap lets http.ResponseController reach the connection (streamed
+// answers set their own deadlines).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
 func (s *statusRecorder) Write(b []byte) (int, error) {
 	if s.status == 0 {
 		s.status = http.StatusOK
@@ -125,11 +129,25 @@ func (n *Node) AdminHandler() http.Handler {
 	mux.HandleFunc("POST /v1/authorities/{id}/retire", n.operator("retire_authority", n.handleRetireAuthority))
 	mux.HandleFunc("POST /v1/revocations", n.operator("revoke_certificate", n.handleRevokeCertificate))
 	mux.HandleFunc("POST /v1/verify", n.operator("verify_store", n.handleVerify))
+	mux.HandleFunc("POST /v1/imports", n.operator("import", n.handleImport))
+	mux.HandleFunc("GET /v1/imports", n.operator("list_imports", n.handleImports))
+	mux.HandleFunc("GET /v1/imports/progress", n.operator("import_progress", n.handleImportProgress))
+	mux.HandleFunc("GET /v1/receipts/export", n.operator("export_receipts", n.handleReceiptsExport))
+	mux.HandleFunc("GET /v1/ledger/snapshot", n.operator("ledger_snapshot", n.handleLedgerSnapshot))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("/", notFound)
-	return http.MaxBytesHandler(n.metrics.instrument("admin", mux), n.cfg.HTTP.MaxBodyBytes)
+	h := n.metrics.instrument("admin", mux)
+	limited := http.MaxBytesHandler(h, n.cfg.HTTP.MaxBodyBytes)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/imports" {
+			// An import's body is a whole feed, streamed (handleImport).
+			h.ServeHTTP(w, r)
+			return
+		}
+		limited.ServeHTTP(w, r)
+	})
 }
 
 // notFound answers a path no route serves with a JSON error, as every

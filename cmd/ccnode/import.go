@@ -18,6 +18,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/urfave/cli/v2"
 
+	"github.com/prdcredit/ccnode/node"
 	"github.com/prdcredit/ccnode/store"
 	"github.com/prdcredit/ccnode/store/ingest"
 )
@@ -72,8 +73,16 @@ after the last committed batch, at a fraction of the speed.
 --bulk loads an EMPTY store with Badger's stream writer (much faster; sorts the input,
 spilling to --tmp-dir). An interrupted bulk load starts over when run again.
 
+While the node of --config runs (it holds its store), the inputs go through its
+admin API (--admin, default the config's admin.addr; the operator token from
+--operator-token-file, $CCNODE_OPERATOR_TOKEN or the operator.token beside the
+config): the node imports them batch by batch while it keeps answering queries,
+with the same validation, error file and exit codes; a rerun of the same command
+resumes each file after its last committed batch. --bulk and the store tuning
+flags apply to a stopped node only.
+
 Exit codes: 0 every line imported; 2 some lines rejected (the rest imported); 1 failed.`,
-		Flags: append(storeFlags(),
+		Flags: append(append(storeFlags(), nodeAdminFlags()...),
 			&cli.StringFlag{Name: "format", Category: catData, EnvVars: []string{"CCNODE_IMPORT_FORMAT"},
 				Usage: "input format, jsonl or csv (default: from each file's extension; jsonl for '-')"},
 			&cli.StringFlag{Name: "errors", Category: catOutput, EnvVars: []string{"CCNODE_IMPORT_ERRORS"},
@@ -179,6 +188,28 @@ func runImport(c *cli.Context) error {
 		defer f.Close()
 		errOut = f
 	}
+	var prog ingest.ProgressSink
+	if !quiet(c) {
+		if f, ok := c.App.ErrWriter.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			prog = ingest.NewBarProgress(f)
+		} else {
+			prog = ingest.NewLogProgress(log, c.Duration("progress-interval"))
+		}
+	}
+	// A running node owns its store: the inputs go through its admin API.
+	if cfgPath := c.String("config"); cfgPath != "" && c.String("data-dir") == "" {
+		cfg, err := node.LoadConfig(cfgPath)
+		if err != nil {
+			return err
+		}
+		cl, err := runningNodeAdmin(c, cfgPath, cfg)
+		if err != nil {
+			return fmt.Errorf("import: %w", err)
+		}
+		if cl != nil {
+			return runLiveImport(ctx, c, cl, format, errOut, prog, log)
+		}
+	}
 	// Without --transactional nothing of an import goes through Badger's
 	// memtable, so its compactors would only move tables the import just
 	// wrote, and Close would wait for them (see store.Options).
@@ -204,14 +235,6 @@ func runImport(c *cli.Context) error {
 	}
 	defer db.Close()
 
-	var prog ingest.ProgressSink
-	if !quiet(c) {
-		if f, ok := c.App.ErrWriter.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
-			prog = ingest.NewBarProgress(f)
-		} else {
-			prog = ingest.NewLogProgress(log, c.Duration("progress-interval"))
-		}
-	}
 	im, err := ingest.New(db, ingest.Options{
 		Format:          format,
 		Bulk:            c.Bool("bulk"),
