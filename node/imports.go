@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -73,6 +74,11 @@ type ImportProgress struct {
 	Done     bool   `json:"done"`
 }
 
+// liveBatchLines is a live import's default batch: a query's writes queue
+// behind at most one such commit in Badger's write queue (4000 lines, the
+// offline default, made the p99 three times as long; BENCHMARKS.md).
+const liveBatchLines = 500
+
 // imports are the node's running imports. One writes at a time (the
 // store serialises its record writers anyway); the others wait their turn.
 type imports struct {
@@ -80,6 +86,33 @@ type imports struct {
 	mu      sync.Mutex
 	seq     int
 	running map[string]*liveImport
+	// busy counts the queries being answered: a running import gives way
+	// to them (see yield).
+	busy atomic.Int64
+}
+
+// answering marks a query being answered until the returned func runs.
+func (im *imports) answering() func() {
+	im.busy.Add(1)
+	return func() { im.busy.Add(-1) }
+}
+
+// Import batches give way to queries: a query commits a nonce and a
+// receipt and waits for them to be durable, behind whatever the import
+// queued in Badger's one write queue and in the sync, and its goroutines
+// wait for cores behind the import's. So between two batches the import
+// waits while queries are being answered, up to yieldMax per batch: on
+// an idle node it runs at full speed, on a busy one it still advances.
+const (
+	yieldMax  = 50 * time.Millisecond
+	yieldPoll = time.Millisecond
+)
+
+// yield waits until no query is being answered, or yieldMax.
+func (im *imports) yield() {
+	for deadline := time.Now().Add(yieldMax); im.busy.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(yieldPoll)
+	}
 }
 
 func newImports() *imports {
@@ -132,6 +165,7 @@ type importParams struct {
 	stream       ingest.Stream
 	opts         ingest.Options
 	progressEach time.Duration
+	maxRate      int // lines per second; 0: as fast as it goes
 }
 
 func parseImportParams(r *http.Request) (importParams, error) {
@@ -164,7 +198,8 @@ func parseImportParams(r *http.Request) (importParams, error) {
 		name string
 		dst  *int
 		max  int
-	}{{"max_line_bytes", &p.opts.MaxLineBytes, 16 << 20}, {"batch_lines", &p.opts.BatchLines, 1 << 20}, {"workers", &p.opts.Workers, 256}}
+	}{{"max_line_bytes", &p.opts.MaxLineBytes, 16 << 20}, {"batch_lines", &p.opts.BatchLines, 1 << 20}, {"workers", &p.opts.Workers, 256},
+		{"max_rate", &p.maxRate, 1 << 30}}
 	for _, x := range small {
 		if v := q.Get(x.name); v != "" {
 			n, err := strconv.Atoi(v)
@@ -184,6 +219,9 @@ func parseImportParams(r *http.Request) (importParams, error) {
 				return p, credit.Refuse(credit.CodeInvalidQuery, "%s: want a duration such as 5s", x.name)
 			}
 		}
+	}
+	if p.opts.BatchLines == 0 {
+		p.opts.BatchLines = liveBatchLines
 	}
 	if p.opts.Workers == 0 {
 		// Half the cores: the other half keeps answering queries.
@@ -208,9 +246,12 @@ func (n *Node) handleImport(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, fmt.Errorf("import: %w", err))
 		return
 	}
-	idle := n.cfg.HTTP.ReadTimeout
-	p.stream.R = &idleReader{r: r.Body, rc: rc, idle: idle}
-	rc.SetReadDeadline(time.Now().Add(idle))
+	// The server's deadlines run from the request's start; an import
+	// waiting its turn or running for hours replaces them with idle ones,
+	// set at each read and write.
+	rc.SetReadDeadline(time.Time{})
+	rc.SetWriteDeadline(time.Time{})
+	p.stream.R = &idleReader{r: r.Body, rc: rc, idle: n.cfg.HTTP.ReadTimeout}
 
 	operator := ""
 	if c, ok := r.Context().Value(adminCallKey{}).(*adminCall); ok {
@@ -251,7 +292,7 @@ func (n *Node) handleImport(w http.ResponseWriter, r *http.Request) {
 	ev.enc.SetEscapeHTML(false)
 
 	opts := p.opts
-	opts.Transactional = true
+	opts.Transactional, opts.Yield = true, true
 	opts.Logger = n.log.With("part", "import", "input", p.stream.Name)
 	opts.Rejects = func(rej ingest.Rejection) error {
 		// A client gone away stops the import through the body's error;
@@ -259,7 +300,7 @@ func (n *Node) handleImport(w http.ResponseWriter, r *http.Request) {
 		ev.send(ImportEvent{Rejected: &rej})
 		return nil
 	}
-	opts.Progress = &liveProgress{li: li, ev: ev, each: p.progressEach}
+	opts.Progress = &liveProgress{li: li, ev: ev, each: p.progressEach, maxRate: p.maxRate, start: time.Now(), yield: n.imports.yield}
 	imp, err := ingest.New(n.deps.Store, opts)
 	if err != nil {
 		ev.send(ImportEvent{Done: &ImportResult{Error: err.Error()}})
@@ -339,6 +380,12 @@ type liveProgress struct {
 	ev   *eventWriter
 	each time.Duration
 	last time.Time
+	// maxRate paces the import (lines per second since start): the
+	// writer waits after a batch that came early, and the parsers and
+	// the reader wait for it, so the node's CPU goes to queries meanwhile.
+	maxRate int
+	start   time.Time
+	yield   func()
 }
 
 func (p *liveProgress) Start(input string, total int64) {
@@ -358,6 +405,13 @@ func (p *liveProgress) Update(s ingest.Summary, inputBytes int64) {
 		p.last = now
 		p.ev.send(ImportEvent{Progress: &st})
 		p.ev.flush()
+	}
+	p.yield()
+	if p.maxRate > 0 {
+		due := p.start.Add(time.Duration(float64(s.Lines) / float64(p.maxRate) * float64(time.Second)))
+		if wait := time.Until(due); wait > 0 {
+			time.Sleep(wait)
+		}
 	}
 }
 

@@ -78,7 +78,9 @@ admin API (--admin, default the config's admin.addr; the operator token from
 --operator-token-file, $CCNODE_OPERATOR_TOKEN or the operator.token beside the
 config): the node imports them batch by batch while it keeps answering queries,
 with the same validation, error file and exit codes; a rerun of the same command
-resumes each file after its last committed batch. --bulk and the store tuning
+resumes each file after its last committed batch. Between batches (500 lines
+unless --batch-lines says otherwise) the node gives way to the queries it is
+answering, and --max-rate caps the lines per second. --bulk and the store tuning
 flags apply to a stopped node only.
 
 Exit codes: 0 every line imported; 2 some lines rejected (the rest imported); 1 failed.`,
@@ -96,9 +98,11 @@ Exit codes: 0 every line imported; 2 some lines rejected (the rest imported); 1 
 			&cli.IntFlag{Name: "max-line-bytes", Category: catData, EnvVars: []string{"CCNODE_IMPORT_MAX_LINE_BYTES"},
 				Value: ingest.DefaultMaxLineBytes, Usage: "reject longer lines"},
 			&cli.IntFlag{Name: "batch-lines", Category: catData, EnvVars: []string{"CCNODE_IMPORT_BATCH_LINES"},
-				Value: ingest.DefaultBatchLines, Usage: "lines per parsing batch (with --transactional, per transaction and resume step)"},
+				Value: ingest.DefaultBatchLines, Usage: "lines per parsing batch (with --transactional, per transaction and resume step; into a running node, default 500)"},
 			&cli.IntFlag{Name: "workers", Category: catData, EnvVars: []string{"CCNODE_IMPORT_WORKERS"},
-				Usage: "parsing goroutines (default: number of CPUs)"},
+				Usage: "parsing goroutines (default: number of CPUs; into a running node, half of its CPUs)"},
+			&cli.IntFlag{Name: "max-rate", Category: catData, EnvVars: []string{"CCNODE_IMPORT_MAX_RATE"},
+				Usage: "into a running node: at most this many lines per second, leaving its CPU to queries (0: no limit; BENCHMARKS.md, \"Reports while importing\")"},
 			&cli.StringFlag{Name: "tmp-dir", Category: catData, EnvVars: []string{"CCNODE_IMPORT_TMP_DIR"},
 				Usage: "where sorted runs are spilled (default: the system temp directory)"},
 			&cli.IntFlag{Name: "bulk-chunk-mb", Category: catData, EnvVars: []string{"CCNODE_IMPORT_BULK_CHUNK_MB"},
@@ -209,6 +213,9 @@ func runImport(c *cli.Context) error {
 		if cl != nil {
 			return runLiveImport(ctx, c, cl, format, errOut, prog, log)
 		}
+	}
+	if c.IsSet("max-rate") {
+		return errors.New("import: --max-rate paces an import into a running node; this store is not in use")
 	}
 	// Without --transactional nothing of an import goes through Badger's
 	// memtable, so its compactors would only move tables the import just

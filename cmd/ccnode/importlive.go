@@ -47,7 +47,7 @@ func runLiveImport(ctx context.Context, c *cli.Context, cl *node.Client, format 
 	if c.IsSet("future-tolerance") {
 		params.Set("future_tolerance", c.Duration("future-tolerance").String())
 	}
-	for _, f := range []struct{ flag, param string }{{"max-line-bytes", "max_line_bytes"}, {"batch-lines", "batch_lines"}, {"workers", "workers"}} {
+	for _, f := range []struct{ flag, param string }{{"max-line-bytes", "max_line_bytes"}, {"batch-lines", "batch_lines"}, {"workers", "workers"}, {"max-rate", "max_rate"}} {
 		if c.IsSet(f.flag) {
 			params.Set(f.param, strconv.Itoa(c.Int(f.flag)))
 		}
