@@ -7,10 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/atomicfile"
 )
 
 // The admin API: operator calls (recording and revoking consents,
@@ -162,6 +165,15 @@ func (n *Node) startAdmin(context.Context) (func() error, error) {
 		return nil, fmt.Errorf("admin.addr: %w", err)
 	}
 	n.adminLn = ln
+	// Commands given the node's config find the admin API here when
+	// admin.addr leaves the port to the system (port 0).
+	addrFile := AdminAddrFile(n.cfg)
+	if n.cfg.DataDir != "" {
+		if err := atomicfile.ReplaceBytes(addrFile, []byte(ln.Addr().String()+"\n"), 0o600); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("admin address file: %w", err)
+		}
+	}
 	if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
 		n.log.Warn("admin API listens beyond this machine; keep it behind a firewall", "addr", ln.Addr().String())
 	}
@@ -188,9 +200,16 @@ func (n *Node) startAdmin(context.Context) (func() error, error) {
 			err = srv.Close()
 		}
 		<-done
+		if n.cfg.DataDir != "" {
+			os.Remove(addrFile)
+		}
 		return err
 	}, nil
 }
+
+// AdminAddrFile is where a running node writes its admin API's address
+// (DATA_DIR/admin.addr), removed when it stops.
+func AdminAddrFile(cfg Config) string { return filepath.Join(cfg.DataDir, "admin.addr") }
 
 // AdminAddr is the admin API's listening address once started.
 func (n *Node) AdminAddr() string {

@@ -316,6 +316,9 @@ func openEmbeddedForAudit(dir, msp, keyPath string, logger *slog.Logger) (networ
 	} else if !st.IsDir() {
 		return nil, fmt.Errorf("embedded ledger: %s is not a folder", dir)
 	}
+	if storeLocked(dir) {
+		return nil, fmt.Errorf("embedded ledger %s is in use by another process (the node that runs it): take the snapshot through it with 'ccnode audit snapshot --config <its config>'", dir)
+	}
 	srv, err := embedded.Open(dir, embedded.Options{Logger: logger})
 	if err != nil {
 		return nil, err

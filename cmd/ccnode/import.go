@@ -224,6 +224,9 @@ func runImport(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
+	if storeLocked(dir) {
+		return fmt.Errorf("import: %s is in use by another process (a running node holds it): give that node's --config to import through it", dir)
+	}
 	so := store.Options{Dir: dir, Logger: log, MemTableSize: int64(c.Int("memtable-mb")) << 20,
 		NoCompactions: !c.Bool("transactional")}
 	switch c.String("compression") {

@@ -36,7 +36,8 @@ var ErrNodeUnreachable = errors.New("the node's store is in use by another proce
 // with the operator's token. It returns nil, nil when the node is not
 // running: the command then works on the folders itself.
 //
-// The admin API is --admin when given, else the config's admin.addr. The
+// The admin API is --admin when given, else the config's admin.addr, else
+// the address the running node wrote in DATA_DIR/admin.addr. The
 // token is --operator-token-file, else $CCNODE_OPERATOR_TOKEN, else the
 // operator.token file `ccnode init` wrote beside the config.
 func runningNodeAdmin(c *cli.Context, cfgPath string, cfg node.Config) (*node.Client, error) {
@@ -51,6 +52,14 @@ func runningNodeAdmin(c *cli.Context, cfgPath string, cfg node.Config) (*node.Cl
 	}
 	hc := &http.Client{Timeout: 5 * time.Second}
 	healthy := adminAnswers(contextOf(c), hc, admin)
+	if !healthy && !explicit {
+		// admin.addr with port 0: the running node wrote the address.
+		if b, err := os.ReadFile(node.AdminAddrFile(cfg)); err == nil {
+			if a := "http://" + strings.TrimSpace(string(b)); adminAnswers(contextOf(c), hc, a) {
+				admin, healthy = a, true
+			}
+		}
+	}
 	if !healthy {
 		if !locked {
 			return nil, nil

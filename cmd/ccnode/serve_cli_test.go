@@ -206,8 +206,10 @@ func TestWorkWhileServing(t *testing.T) {
 	// Receipts export and ledger snapshot from the running node.
 	live := filepath.Join(tmp, "live-export.jsonl")
 	snap := filepath.Join(tmp, "snapshot.json")
-	s.cli(t, "receipts", "export", "--config", s.cfg, "--admin", s.adminURL, "-o", live)
-	s.cli(t, "audit", "snapshot", "--config", s.cfg, "--admin", s.adminURL, "-o", snap)
+	// Found from the config alone: its admin.addr has port 0, so through
+	// the address the running node wrote beside its data.
+	s.cli(t, "receipts", "export", "--config", s.cfg, "-o", live)
+	s.cli(t, "audit", "snapshot", "--config", s.cfg, "-o", snap)
 	exp := strings.Split(strings.TrimSpace(string(mustRead(t, live))), "\n")
 	if h, err := credit.DecodeExportHeader([]byte(exp[0])); err != nil || h.Size != 3 || len(exp) != 4 {
 		t.Fatalf("export from the running node: header %+v (%v), %d lines", h, err, len(exp))
@@ -240,7 +242,7 @@ func TestLiveImportResumed(t *testing.T) {
 	}
 	want := storeDump(t, refDir)
 
-	imp := exec.Command(s.bin, "import", "--config", s.cfg, "--admin", s.adminURL, "--batch-lines", "200",
+	imp := exec.Command(s.bin, "import", "--config", s.cfg, "--batch-lines", "200",
 		"--progress-interval", "1ns", "--errors", filepath.Join(tmp, "errors-1"), path)
 	stderr, err := imp.StderrPipe()
 	if err != nil {
@@ -265,7 +267,7 @@ func TestLiveImportResumed(t *testing.T) {
 		t.Fatalf("the import ended before the kill (%v): use a bigger feed", imp.ProcessState)
 	}
 
-	r := runCcnode(t, s.bin, nil, "import", "--config", s.cfg, "--admin", s.adminURL, "--errors", filepath.Join(tmp, "errors-2"), path)
+	r := runCcnode(t, s.bin, nil, "import", "--config", s.cfg, "--errors", filepath.Join(tmp, "errors-2"), path)
 	if r.code != importExitRejected {
 		t.Fatalf("resumed import: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
@@ -273,6 +275,11 @@ func TestLiveImportResumed(t *testing.T) {
 		t.Fatalf("the rerun did not resume from the stored progress:\n%s", r.stderr)
 	}
 	s.stop(t)
+	// Stopped: the same command now opens the store itself (and skips the
+	// file, already imported), and the stored data is unchanged.
+	if r := runCcnode(t, s.bin, nil, "import", "--config", s.cfg, path); r.code != importExitOK || !strings.Contains(r.stdout, "(1 already done)") {
+		t.Fatalf("import into the stopped node: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	if got := storeDump(t, filepath.Join(s.dir, "db")); got != want {
 		t.Fatal("the node's store after a killed and resumed import differs from an uninterrupted offline import")
 	}
