@@ -292,7 +292,7 @@ func (n *Node) handleImport(w http.ResponseWriter, r *http.Request) {
 	ev.enc.SetEscapeHTML(false)
 
 	opts := p.opts
-	opts.Transactional, opts.Yield = true, true
+	opts.Transactional = true
 	opts.Logger = n.log.With("part", "import", "input", p.stream.Name)
 	opts.Rejects = func(rej ingest.Rejection) error {
 		// A client gone away stops the import through the body's error;

@@ -59,12 +59,6 @@ type Options struct {
 	// Rejects, when set, receives each rejected line instead of Errors
 	// (a running node passes them on to the importing client).
 	Rejects func(Rejection) error
-	// Yield makes the parsers step aside every few dozen lines
-	// (runtime.Gosched), for an import inside a process that also serves:
-	// a goroutine woken for a query then waits microseconds for a core,
-	// not the scheduler's 10 ms slices (BENCHMARKS.md, "Reports while
-	// importing").
-	Yield bool
 	// Stdin is read for the input name "-" (default os.Stdin).
 	Stdin    io.Reader
 	Logger   *slog.Logger
@@ -976,9 +970,6 @@ func (im *Importer) parseChunk(c *chunk, in *input, scratch *[][]byte, csv *csvS
 	}
 	start := 0
 	for i, end := range c.ends {
-		if im.opts.Yield && i%yieldLines == yieldLines-1 {
-			runtime.Gosched()
-		}
 		line := c.data[start:end]
 		start = end
 		if len(line) > 0 && line[len(line)-1] == '\n' {
@@ -1058,10 +1049,6 @@ func (im *Importer) parseChunk(c *chunk, in *input, scratch *[][]byte, csv *csvS
 	}
 	return p
 }
-
-// yieldLines: with Options.Yield, a parser yields after this many lines
-// (some tens of microseconds of work).
-const yieldLines = 32
 
 func isBlank(b []byte) bool {
 	for _, c := range b {
