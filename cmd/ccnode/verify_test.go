@@ -37,11 +37,11 @@ func TestFlippedByteInImportedStore(t *testing.T) {
 	if err := os.WriteFile(feedFile, []byte(feed.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if res := runCcnode(t, bin, nil, "import", "--quiet", "--data-dir", db, feedFile); res.code != 0 {
+	if res := runCcnode(t, bin, nil, "import", "--quiet", "--data-dir", dir, feedFile); res.code != 0 {
 		t.Fatalf("import: %d\n%s", res.code, res.stderr)
 	}
 	subject := testkit.USCC(t, "440300", 1+150%20)
-	if res := runCcnode(t, bin, nil, "report", "--json", "--data-dir", db, string(subject)); res.code != 0 || !strings.Contains(res.stdout, "16501.07") {
+	if res := runCcnode(t, bin, nil, "report", "--json", "--data-dir", dir, string(subject)); res.code != 0 || !strings.Contains(res.stdout, "16501.07") {
 		t.Fatalf("report of the sound store: %d\n%s\n%s", res.code, res.stdout, res.stderr)
 	}
 	if res := runCcnode(t, bin, nil, "verify", "--config", cfg); res.code != 0 || !strings.Contains(res.stdout, "ok") {
@@ -49,7 +49,7 @@ func TestFlippedByteInImportedStore(t *testing.T) {
 	}
 
 	table := filepath.Base(testkit.FlipInTable(t, db, []byte(`"amount":16501.07`)))
-	res := runCcnode(t, bin, nil, "report", "--json", "--data-dir", db, string(subject))
+	res := runCcnode(t, bin, nil, "report", "--json", "--data-dir", dir, string(subject))
 	if res.code == 0 || strings.Contains(res.stdout, "16501.0") || !strings.Contains(res.stderr, table) || !strings.Contains(res.stderr, "checksum") {
 		t.Fatalf("report of the store with a flipped byte in %s: exit %d\nstdout: %s\nstderr: %s", table, res.code, res.stdout, res.stderr)
 	}
