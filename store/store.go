@@ -112,7 +112,8 @@ type Options struct {
 	// VerifyTables checks every table's blocks against their checksums
 	// when the store opens (reading all of it); Open then fails, wrapping
 	// ErrCorrupt and naming the table, on a store that is corrupted at
-	// rest. Blocks are checked on every read regardless.
+	// rest. Blocks are checked on every read regardless, and a report
+	// that meets one failing its checksum fails (readGuard).
 	VerifyTables bool
 }
 
@@ -140,6 +141,7 @@ type DB struct {
 
 	readSlots chan struct{} // see Options.ReadConcurrency; nil: no limit
 	corrupt   corruption
+	guard     *readGuard // nil in memory
 
 	mu         sync.RWMutex
 	isClosed   bool
@@ -230,6 +232,9 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		}
 	}
 	db := &DB{bdb: bdb, log: log, inMem: o.InMemory, dir: o.Dir, noCompactors: bo.NumCompactors == 0}
+	if !o.InMemory {
+		db.guard = newReadGuard(o.Dir, bo)
+	}
 	if n := o.ReadConcurrency; n >= 0 {
 		if n == 0 {
 			n = runtime.GOMAXPROCS(0)
@@ -366,6 +371,9 @@ func (db *DB) Close() error {
 		db.mu.Unlock()
 		if err := db.bdb.Close(); err != nil {
 			db.cerr = fmt.Errorf("store: close: %w", err)
+		}
+		if db.guard != nil {
+			db.guard.close()
 		}
 	})
 	return db.cerr
