@@ -83,6 +83,7 @@ type Node struct {
 	client    *p2p.Client
 	sigs      sigGate
 	metrics   *metrics
+	verify    verifier // start-up verification, in the background
 
 	anchorMu         sync.Mutex
 	lastAnchoredSize atomic.Uint64
@@ -399,6 +400,9 @@ func (n *Node) Ready() error {
 	}
 	if err := n.deps.Store.Corruption(); err != nil {
 		return fmt.Errorf("%w: %w", ErrNotReady, err)
+	}
+	if err := n.verifyProblem(); err != nil {
+		return fmt.Errorf("%w: verification: %w", ErrNotReady, err)
 	}
 	return nil
 }

@@ -32,24 +32,48 @@ func storeFlags() []cli.Flag {
 // the folder to give instead: records imported into DIR/db of a store
 // folder would be served by no node.
 func storeDirOf(c *cli.Context) (string, error) {
+	cfg, err := nodeConfigOf(c)
+	if err != nil {
+		return "", err
+	}
+	return node.StoreDir(cfg), nil
+}
+
+// nodeConfigOf is the node's config from --config, with --data-dir over
+// its data_dir; with --data-dir alone, a config holding only that folder.
+func nodeConfigOf(c *cli.Context) (node.Config, error) {
 	cfgPath, dataDir := c.String("config"), c.String("data-dir")
 	if cfgPath == "" && dataDir == "" {
-		return "", errors.New("--config (the node's config) or --data-dir (the node's data folder) is required")
+		return node.Config{}, errors.New("--config (the node's config) or --data-dir (the node's data folder) is required")
 	}
 	var cfg node.Config
 	if cfgPath != "" {
 		var err error
 		if cfg, err = node.LoadConfig(cfgPath); err != nil {
-			return "", err
+			return cfg, err
 		}
 	}
 	if dataDir != "" {
 		if err := refuseStoreFolder(dataDir); err != nil {
-			return "", err
+			return cfg, err
 		}
 		cfg.DataDir = dataDir
 	}
-	return node.StoreDir(cfg), nil
+	return cfg, nil
+}
+
+// ledgerDirOf is the embedded ledger's folder when the node hosts it: the
+// config's ledger.embedded_dir, or with --data-dir alone DATA_DIR/ledger
+// when it holds a ledger (where init puts it); "" otherwise.
+func ledgerDirOf(c *cli.Context, cfg node.Config) string {
+	if c.String("config") != "" {
+		return cfg.Ledger.EmbeddedDir
+	}
+	dir := filepath.Join(cfg.DataDir, "ledger")
+	if _, err := os.Stat(filepath.Join(dir, badger.ManifestFilename)); err != nil {
+		return ""
+	}
+	return dir
 }
 
 // refuseStoreFolder fails when dir holds a record store's own files
