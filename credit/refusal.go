@@ -88,6 +88,9 @@ const (
 	// CodeUnavailable: the node cannot answer now (overloaded, store or
 	// log failing).
 	CodeUnavailable Code = "unavailable"
+	// CodeDiskFull: the answering node's disk is too full to log a
+	// receipt durably; it answers again once space is freed.
+	CodeDiskFull Code = "disk_full"
 	// CodeInternal: a bug on the answering node (a recovered panic);
 	// report it.
 	CodeInternal Code = "internal"
@@ -127,6 +130,7 @@ var codes = map[Code]codeInfo{
 	CodeLedgerViewStale:    {http.StatusServiceUnavailable, true},
 	CodeLedgerUnavailable:  {http.StatusServiceUnavailable, true},
 	CodeUnavailable:        {http.StatusServiceUnavailable, true},
+	CodeDiskFull:           {http.StatusServiceUnavailable, true},
 	CodeInternal:           {http.StatusInternalServerError, true},
 }
 
@@ -139,7 +143,7 @@ func Codes() []Code {
 		CodeConsentNotFound, CodeConsentMismatch, CodeConsentSignature, CodeConsentUncertified, CodeConsentRevoked,
 		CodeConsentExpired, CodeConsentNotYetValid, CodeConsentOtherBank, CodeSubjectMismatch,
 		CodePurposeMismatch, CodeCategoryOutOfScope,
-		CodeLedgerViewStale, CodeLedgerUnavailable, CodeUnavailable, CodeInternal,
+		CodeLedgerViewStale, CodeLedgerUnavailable, CodeUnavailable, CodeDiskFull, CodeInternal,
 	}
 }
 

@@ -259,7 +259,11 @@ func (n *Node) handleReady(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, code, messageOf(err))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	body := map[string]string{"status": "ready"}
+	if warn := n.diskWarning(); warn != "" {
+		body["warning"] = warn
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func (n *Node) handleRegisterBank(w http.ResponseWriter, r *http.Request) {

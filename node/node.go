@@ -84,6 +84,7 @@ type Node struct {
 	sigs      sigGate
 	metrics   *metrics
 	verify    verifier // start-up verification, in the background
+	disk      diskWatch
 
 	anchorMu         sync.Mutex
 	lastAnchoredSize atomic.Uint64
@@ -403,6 +404,9 @@ func (n *Node) Ready() error {
 	}
 	if err := n.verifyProblem(); err != nil {
 		return fmt.Errorf("%w: verification: %w", ErrNotReady, err)
+	}
+	if err := n.diskRefusal(); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotReady, err)
 	}
 	return nil
 }

@@ -516,6 +516,9 @@ func (b *Bulk) Finish(ctx context.Context, progress []Progress) (WriteResult, er
 		return b.finishIncremental(ctx, progress)
 	}
 
+	if err := b.checkSpace(); err != nil {
+		return WriteResult{}, err
+	}
 	b.started = true
 	sw := b.db.bdb.NewStreamWriter()
 	defer sw.Cancel()
@@ -733,4 +736,23 @@ func (o *streamOut) subject(group [][]byte, d *statDelta) error {
 	d.subjects++
 	o.subjects = append(o.subjects, group[0][1:1+usccLen]...)
 	return nil
+}
+
+// checkSpace fails with a *SpaceError unless the store's filesystem has
+// room for the tables of everything buffered and spilled (a bulk load
+// writes each entry once; its index and statistics are a small part).
+func (b *Bulk) checkSpace() error {
+	if b.db.inMem {
+		return nil
+	}
+	var n uint64
+	for _, e := range b.index {
+		n += uint64(len(e))
+	}
+	for _, r := range b.runs {
+		if fi, err := os.Stat(r); err == nil {
+			n += uint64(fi.Size())
+		}
+	}
+	return CheckSpace(b.db.dir, "write the bulk load's tables", tablesFor(n))
 }

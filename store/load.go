@@ -285,6 +285,11 @@ func (b *Bulk) applyLoad(ctx context.Context, planPath string) error {
 	if db.inMem {
 		return db.applyPlan(planPath)
 	}
+	// Before the marker: refused here, the import leaves the store as it
+	// was (the plan is dropped by the next open).
+	if err := db.checkPlanSpace(planPath, "write the import's tables"); err != nil {
+		return err
+	}
 	if err := writeMarker(db.dir, loadMarkerName, loadPlanName); err != nil {
 		return err
 	}
@@ -310,6 +315,9 @@ func (db *DB) resumeLoad() error {
 		return nil
 	} else if err != nil {
 		return fmt.Errorf("store: marker %s: %w", loadMarkerName, err)
+	}
+	if err := db.checkPlanSpace(filepath.Join(db.dir, loadPlanName), "finish the interrupted import's load"); err != nil {
+		return fmt.Errorf("store: resume interrupted import: %w", err)
 	}
 	db.log.Warn("applying the plan of an interrupted import", "dir", db.dir)
 	if err := db.applyPlan(filepath.Join(db.dir, loadPlanName)); err != nil {
@@ -611,4 +619,14 @@ func (db *DB) applyPlanBatches(path string) error {
 		return fmt.Errorf("store: load: %w", err)
 	}
 	return nil
+}
+
+// checkPlanSpace fails with a *SpaceError unless the store's filesystem
+// has room for the tables a plan becomes.
+func (db *DB) checkPlanSpace(planPath, what string) error {
+	fi, err := os.Stat(planPath)
+	if err != nil {
+		return fmt.Errorf("store: load plan: %w", err)
+	}
+	return CheckSpace(db.dir, what, tablesFor(uint64(fi.Size())))
 }

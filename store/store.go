@@ -202,6 +202,10 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		bo = bo.WithNumCompactors(0)
 	}
 	if !o.InMemory {
+		// Below this, Badger's open itself may die on a mapped write.
+		if err := CheckSpace(o.Dir, "open the store", OpenReserve); err != nil {
+			return nil, fmt.Errorf("store: open %s: %w", o.Dir, err)
+		}
 		removed, err := badgerrepair.EmptyMemtables(o.Dir)
 		if err != nil {
 			return nil, fmt.Errorf("store: open %s: %w", o.Dir, err)

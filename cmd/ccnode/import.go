@@ -18,6 +18,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/urfave/cli/v2"
 
+	"github.com/prdcredit/ccnode/node"
 	"github.com/prdcredit/ccnode/store"
 	"github.com/prdcredit/ccnode/store/ingest"
 )
@@ -182,9 +183,13 @@ func runImport(c *cli.Context) error {
 	// Without --transactional nothing of an import goes through Badger's
 	// memtable, so its compactors would only move tables the import just
 	// wrote, and Close would wait for them (see store.Options).
-	dir, err := storeDirOf(c)
+	cfg, err := nodeConfigOf(c)
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
+	}
+	dir := node.StoreDir(cfg)
+	if err := checkImportSpace(dir, cfg, c.Args().Slice(), c.String("format"), c.String("compression")); err != nil {
+		return err
 	}
 	so := store.Options{Dir: dir, Logger: log, MemTableSize: int64(c.Int("memtable-mb")) << 20,
 		NoCompactions: !c.Bool("transactional")}
