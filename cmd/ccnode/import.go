@@ -73,6 +73,13 @@ after the last committed batch, at a fraction of the speed.
 --bulk loads an EMPTY store with Badger's stream writer (much faster; sorts the input,
 spilling to --tmp-dir). An interrupted bulk load starts over when run again.
 
+Before it opens the store, an import estimates the space it writes (the load's plan and its
+tables, about twice the input's size uncompressed; a gzip input by its uncompressed size)
+and refuses, naming the store's folder and the bytes needed and free, when that would
+leave less than the node's store.min_free_bytes free (default 1 GiB). Progress is logged
+every --progress-interval in every phase (reading, merging with the store, writing the
+tables); --quiet logs none.
+
 Exit codes: 0 every line imported; 2 some lines rejected (the rest imported); 1 failed.`,
 		Flags: append(storeFlags(),
 			&cli.StringFlag{Name: "format", Category: catData, EnvVars: []string{"CCNODE_IMPORT_FORMAT"},
