@@ -3,6 +3,7 @@ package consortium
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/internal/testkit"
 	"github.com/prdcredit/ccnode/node"
+	"github.com/prdcredit/ccnode/store"
 )
 
 // TestFullDiskRefusesQueries: the regions' stores on a tmpfs the test
@@ -70,8 +72,16 @@ func TestFullDiskRefusesQueries(t *testing.T) {
 		t.Fatalf("no status of %s", sz.ID)
 		return node.RegionStatus{}
 	}
+	// 256 MiB is below store.min_free_bytes (1 GiB by default): imports
+	// would be refused, but the receipt log has room, so it answers.
 	if st := answer(); st.Status != node.StatusOK {
-		t.Fatalf("query with room: %s %s", st.Status, st.Message)
+		t.Fatalf("query below the floor, with room for the receipt log: %s %s", st.Status, st.Message)
+	}
+	if err := sz.Node.Ready(); err != nil {
+		t.Fatalf("below the floor with room for the receipt log: not ready: %v", err)
+	}
+	if err := sz.Node.ImportSpaceCheck(1 << 20); !errors.Is(err, store.ErrNoSpace) {
+		t.Fatalf("an import into the node below its floor: %v, want store.ErrNoSpace", err)
 	}
 
 	filler, err := os.Create(filepath.Join(root, "filler"))
