@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -33,6 +35,9 @@ type readGuard struct {
 	mu     sync.RWMutex
 	stamp  manifestStamp
 	tables []*guardTable // by table id
+
+	quit chan struct{} // closed by close: stops follow
+	wg   sync.WaitGroup
 }
 
 type guardTable struct {
@@ -52,7 +57,32 @@ type manifestStamp struct {
 	mtime int64
 }
 
-func newReadGuard(dir string, bo badger.Options) *readGuard { return &readGuard{dir: dir, bo: bo} }
+func newReadGuard(dir string, bo badger.Options) *readGuard {
+	return &readGuard{dir: dir, bo: bo, quit: make(chan struct{})}
+}
+
+// guardRefreshEvery: how often the guard follows the manifest when no
+// report does, so that the tables a compaction removed are unmapped and
+// their disk space returned.
+const guardRefreshEvery = 10 * time.Second
+
+// follow refreshes the table list every guardRefreshEvery until close.
+func (g *readGuard) follow(log *slog.Logger) {
+	g.wg.Go(func() {
+		t := time.NewTicker(guardRefreshEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-g.quit:
+				return
+			case <-t.C:
+				if err := g.refresh(g.bo); err != nil {
+					log.Warn("read guard: following the store's tables", "err", err)
+				}
+			}
+		}
+	})
+}
 
 // check verifies the blocks of the key range [from, to) in every table
 // that overlaps it. The error wraps ErrCorrupt and names the table.
@@ -182,8 +212,10 @@ func openGuardTable(id uint64, tm badger.TableManifest, dir string, bo badger.Op
 // close unmaps the file; never t.DecrRef, which at zero deletes it.
 func (gt *guardTable) close() { gt.mf.Close(-1) }
 
-// close releases every handle.
+// close stops following and releases every handle.
 func (g *readGuard) close() {
+	close(g.quit)
+	g.wg.Wait()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, gt := range g.tables {

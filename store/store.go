@@ -236,9 +236,6 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		}
 	}
 	db := &DB{bdb: bdb, log: log, inMem: o.InMemory, dir: o.Dir, noCompactors: bo.NumCompactors == 0}
-	if !o.InMemory {
-		db.guard = newReadGuard(o.Dir, bo)
-	}
 	if n := o.ReadConcurrency; n >= 0 {
 		if n == 0 {
 			n = runtime.GOMAXPROCS(0)
@@ -259,6 +256,10 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	db.incomplete = inc
 	if inc {
 		log.Warn("store holds an interrupted bulk load", "dir", o.Dir)
+	}
+	if !o.InMemory {
+		db.guard = newReadGuard(o.Dir, bo)
+		db.guard.follow(log)
 	}
 	return db, nil
 }
