@@ -263,6 +263,9 @@ func (n *Node) handleReady(w http.ResponseWriter, r *http.Request) {
 	if msg := n.emptyStore(r.Context()); msg != "" {
 		ready["store"] = msg
 	}
+	if warn := n.diskWarning(); warn != "" {
+		ready["warning"] = warn
+	}
 	writeJSON(w, http.StatusOK, ready)
 }
 

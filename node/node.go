@@ -84,6 +84,8 @@ type Node struct {
 	sigs      sigGate
 	metrics   *metrics
 	imports   *imports
+	verify    verifier // start-up verification, in the background
+	disk      diskWatch
 
 	anchorMu         sync.Mutex
 	lastAnchoredSize atomic.Uint64
@@ -417,6 +419,12 @@ func (n *Node) Ready() error {
 		return fmt.Errorf("%w: %w", ErrNotReady, err)
 	}
 	if err := n.deps.Store.Corruption(); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotReady, err)
+	}
+	if err := n.verifyProblem(); err != nil {
+		return fmt.Errorf("%w: verification: %w", ErrNotReady, err)
+	}
+	if err := n.diskRefusal(); err != nil {
 		return fmt.Errorf("%w: %w", ErrNotReady, err)
 	}
 	return nil
