@@ -272,7 +272,7 @@ func (n *Node) settle(st RegionStatus, r *credit.Receipt, rep *credit.Report, id
 }
 
 // keeper keeps a query's received receipts with this node's acks in one
-// Requested.Put (one transaction, one sync behind it), started as the
+// Requested.Put (one transaction, synced with the next round), started as the
 // last region settles: it runs while that region's ack travels, and the
 // bank sees the answer only after both (the ack is evidence for the
 // answerer's log; this is this node's own copy).
