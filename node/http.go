@@ -149,6 +149,7 @@ func (n *Node) handleQuery(w http.ResponseWriter, r *http.Request) {
 	if err := writeConsolidated(w, c); err != nil {
 		n.log.Debug("writing a consolidated report", "err", err)
 	}
+	c.release()
 }
 
 func (n *Node) handleReceipt(w http.ResponseWriter, r *http.Request) {

@@ -209,7 +209,9 @@ func (n *Node) startLog(context.Context) (func() error, error) {
 	if ok {
 		n.lastAnchoredSize.Store(ac.Size)
 	}
-	return l.Close, nil
+	// Stopped after every part that writes: the kept receipts' sync that
+	// the Syncer still owes runs then.
+	return func() error { return errors.Join(l.Close(), n.dbSync.Close()) }, nil
 }
 
 func (n *Node) startView(ctx context.Context) (func() error, error) {
