@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/internal/testkit"
 	"github.com/prdcredit/ccnode/node"
 )
@@ -126,5 +127,34 @@ func TestKeyRotationThreeNodes(t *testing.T) {
 		for _, args := range steps[i].commands {
 			j.run(steps[i].line, args)
 		}
+	}
+	// The audited export of Guangzhou holds both: the answer under the
+	// old key, then the one under the new.
+	b, err := os.ReadFile(filepath.Join(j.dir, "data", gz+"-answered.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")[1:]
+	var signers []string
+	for _, l := range lines {
+		el, err := credit.DecodeExportLine([]byte(l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := credit.DecodeReceipt(el.Receipt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case r.Verify(oldKey.Public().(ed25519.PublicKey)) == nil:
+			signers = append(signers, "old")
+		case r.Verify(newPub) == nil:
+			signers = append(signers, "new")
+		default:
+			signers = append(signers, "neither")
+		}
+	}
+	if !slices.Equal(signers, []string{"old", "new"}) {
+		t.Fatalf("Guangzhou's audited receipts signed by %v, want [old new]", signers)
 	}
 }
