@@ -430,9 +430,9 @@ func (n *Node) startLedgerCheck(ctx context.Context) (func() error, error) {
 	size := n.rlog.Size()
 	if found && ac.Size > size {
 		n.logFork = fmt.Errorf("%w: the ledger holds region %s's checkpoint of %d receipts (anchored %s), the local log has %d: "+
-			"the %d receipts after leaf %d are not in this store (restored from an older backup?); the node answers nothing and anchors nothing "+
-			"until it runs on a store whose log reaches the anchored checkpoint (restore a newer backup)",
-			ErrLogBehindLedger, n.cfg.Region, ac.Size, ac.AnchoredAt.UTC().Format(time.RFC3339), size, ac.Size-size, size)
+			"the receipts at leaves %d to %d are not in this store (restored from a backup older than the checkpoint?); the node answers nothing "+
+			"and anchors nothing until it runs on a store whose log reaches the anchored checkpoint (restore a newer backup)",
+			ErrLogBehindLedger, n.cfg.Region, ac.Size, ac.AnchoredAt.UTC().Format(time.RFC3339), size, size, ac.Size-1)
 		n.log.Error("receipt log behind the ledger", "err", n.logFork)
 		return noop, nil
 	}
