@@ -343,25 +343,35 @@ type RestoreResult struct {
 // Nothing is written before the file has checked out; a restore that fails
 // midway removes the folders it filled.
 func RestoreBackup(ctx context.Context, path string, t RestoreTarget, log *slog.Logger) (res RestoreResult, err error) {
-	dirs := []string{t.StoreDir}
-	if t.LedgerDir != "" {
-		dirs = append(dirs, t.LedgerDir)
+	hf, err := os.Open(path)
+	if err != nil {
+		return res, fmt.Errorf("backup file: %w", err)
 	}
-	for _, d := range dirs {
+	h, err := ReadBackupHeader(hf, path)
+	hf.Close()
+	if err != nil {
+		return res, err
+	}
+	if t.Region != "" && h.Region != t.Region {
+		return res, fmt.Errorf("%w: %s holds region %s, the config is region %s", ErrBackupWrongRegion, path, h.Region, t.Region)
+	}
+	if _, ok := h.Part(PartLedger); !ok {
+		t.LedgerDir = ""
+	}
+	for _, d := range []string{t.StoreDir, t.LedgerDir} {
+		if d == "" {
+			continue
+		}
 		if empty, err := store.DirEmpty(d); err != nil {
 			return res, err
 		} else if !empty {
 			return res, fmt.Errorf("%w: %s holds data; a backup is restored only into an empty folder (move it away or pick another data_dir)", store.ErrTargetNotEmpty, d)
 		}
 	}
-	h, err := VerifyBackupFile(path)
-	if err != nil {
+	if h, err = VerifyBackupFile(path); err != nil {
 		return res, err
 	}
 	res.Header = h
-	if t.Region != "" && h.Region != t.Region {
-		return res, fmt.Errorf("%w: %s holds region %s, the config is region %s", ErrBackupWrongRegion, path, h.Region, t.Region)
-	}
 	f, err := os.Open(path)
 	if err != nil {
 		return res, err
@@ -380,7 +390,7 @@ func RestoreBackup(ctx context.Context, path string, t RestoreTarget, log *slog.
 		filled = append(filled, dir)
 		return store.RestoreBadger(ctx, dir, bufio.NewReaderSize(io.NewSectionReader(f, int64(p.Offset), int64(p.Bytes)), 1<<20), log)
 	}
-	if _, ok := h.Part(PartLedger); ok && t.LedgerDir != "" {
+	if t.LedgerDir != "" {
 		if err := load(PartLedger, t.LedgerDir); err != nil {
 			return res, err
 		}
