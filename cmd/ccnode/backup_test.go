@@ -358,3 +358,59 @@ func TestRestoreOlderThanAnchoredCheckpoint(t *testing.T) {
 		t.Fatalf("export of the restored log has %d lines, want the header and the one receipt of the backup:\n%s", n, exp)
 	}
 }
+
+// TestRestoreLedgerOlderThanStore runs a node on a store whose outbox
+// names a checkpoint its (restored) ledger never saw: the ledger from one
+// backup, the store from a later one, as when a checkpoint was anchored
+// between the two parts of one backup. The node adopts the ledger's
+// checkpoint, forgets the one the ledger lacks, and anchors on from the
+// ledger's: the next receipt takes the next leaf, and the audit is clean.
+func TestRestoreLedgerOlderThanStore(t *testing.T) {
+	w := newBackupWorld(t)
+	run, cl := w.start(w.cfg)
+	w.grant(cl)
+	w.query(cl)
+	waitAnchored(t, cl, 1)
+	older, newer := filepath.Join(t.TempDir(), "older.ccbackup"), filepath.Join(t.TempDir(), "newer.ccbackup")
+	w.cli("backup", "--admin", cl.Admin, "--operator-token-file", w.token, "--out", older)
+	w.query(cl)
+	waitAnchored(t, cl, 2)
+	w.cli("backup", "--admin", cl.Admin, "--operator-token-file", w.token, "--out", newer)
+	run.Process.Kill()
+	run.Wait()
+
+	to := t.TempDir()
+	cfg2 := w.moveConfig(to)
+	w.cli("restore", "--from", older, "--config", cfg2)
+	if err := os.RemoveAll(filepath.Join(to, "db")); err != nil {
+		t.Fatal(err)
+	}
+	if out := w.cli("restore", "--from", newer, "--config", cfg2, "--keep-ledger"); !strings.Contains(out, "receipt log of 2 receipts, last anchored checkpoint at 2") {
+		t.Fatalf("restore of the newer store: %s", out)
+	}
+
+	run2, cl2 := w.start(cfg2)
+	if cp, err := cl2.Checkpoint(context.Background()); err != nil || cp.Size != 1 {
+		t.Fatalf("checkpoint the restored node serves %+v (%v), want the ledger's, of size 1", cp, err)
+	}
+	next := w.query(cl2)
+	if *next.LeafIndex != 2 {
+		t.Fatalf("next receipt at leaf %d, want 2", *next.LeafIndex)
+	}
+	waitAnchored(t, cl2, 3)
+	// The checkpoint of size 2 is not on this ledger: no proof claims it.
+	if _, err := cl2.Consistency(context.Background(), 2, 3); err == nil {
+		t.Fatal("the node serves a consistency proof from a checkpoint of size 2 its ledger does not hold")
+	}
+	if p, err := cl2.Consistency(context.Background(), 1, 3); err != nil || p.From.Size != 1 || p.To.Size != 3 {
+		t.Fatalf("consistency 1..3: %+v %v", p, err)
+	}
+	run2.Process.Kill()
+	run2.Wait()
+	export := filepath.Join(t.TempDir(), "answered.jsonl")
+	w.cli("receipts", "export", "--config", cfg2, "--out", export)
+	out := w.cli("audit", "--no-progress", "--ledger-dir", filepath.Join(to, "ledger"), "--events-quiet", "50ms", "--anchor-delay", "24h", export)
+	if !strings.Contains(out, "no findings") || !regexp.MustCompile(`(?m)^440300\s+3\s+3\s+3\s+3\s+0\s+\d+\s+0\s*$`).MatchString(out) {
+		t.Fatalf("audit:\n%s", out)
+	}
+}
