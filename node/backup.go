@@ -340,6 +340,8 @@ type RestoreResult struct {
 
 // RestoreBackup checks the backup file whole (header, every part's
 // checksum, region), then loads its parts into the target's empty folders.
+// The store's cached ledger view is dropped (receipts.Outbox.ForgetView):
+// the node rebuilds it from whichever ledger it runs on.
 // Nothing is written before the file has checked out; a restore that fails
 // midway removes the folders it filled.
 func RestoreBackup(ctx context.Context, path string, t RestoreTarget, log *slog.Logger) (res RestoreResult, err error) {
@@ -415,7 +417,11 @@ func RestoreBackup(ctx context.Context, path string, t RestoreTarget, log *slog.
 	}
 	res.LogSize = l.Size()
 	l.Close()
-	if ac, ok, err := receipts.NewOutbox(db.Badger(), nil).LastAnchored(); err != nil {
+	ob := receipts.NewOutbox(db.Badger(), nil)
+	if err := ob.ForgetView(); err != nil {
+		return res, fmt.Errorf("restored store %s: %w", t.StoreDir, err)
+	}
+	if ac, ok, err := ob.LastAnchored(); err != nil {
 		return res, fmt.Errorf("restored store %s: %w", t.StoreDir, err)
 	} else if ok {
 		res.Anchored = ac.Size

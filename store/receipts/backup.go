@@ -70,3 +70,20 @@ func (o *Outbox) AdoptLedger(latest credit.AnchoredCheckpoint, ok bool) error {
 	}
 	return nil
 }
+
+// ForgetView drops the cached ledger view, so that the node rebuilds it
+// from the ledger's events from the first. A restored store's view may be
+// newer than the ledger it will run on (a ledger restored from an older
+// backup, or kept while the store came from a newer one): its position
+// would skip the ledger's events up to there, and its consents would
+// include some the ledger never held.
+func (o *Outbox) ForgetView() error {
+	err := o.db.Update(func(txn *badger.Txn) error { return txn.Delete(outboxView) })
+	if err == nil {
+		err = o.sync.Sync()
+	}
+	if err != nil {
+		return fmt.Errorf("outbox: forget the ledger view: %w", err)
+	}
+	return nil
+}
