@@ -360,14 +360,15 @@ func RestoreBackup(ctx context.Context, path string, t RestoreTarget, log *slog.
 	if _, ok := h.Part(PartLedger); !ok {
 		t.LedgerDir = ""
 	}
-	for _, d := range []string{t.StoreDir, t.LedgerDir} {
-		if d == "" {
+	for _, d := range []struct{ what, dir string }{{"store folder", t.StoreDir}, {"embedded ledger folder", t.LedgerDir}} {
+		if d.dir == "" {
 			continue
 		}
-		if empty, err := store.DirEmpty(d); err != nil {
+		if empty, err := store.DirEmpty(d.dir); err != nil {
 			return res, err
 		} else if !empty {
-			return res, fmt.Errorf("%w: %s holds data; a backup is restored only into an empty folder (move it away or pick another data_dir)", store.ErrTargetNotEmpty, d)
+			return res, fmt.Errorf("%w: the %s %s holds data; a backup is restored only into an empty folder (move it away or pick another data_dir)",
+				store.ErrTargetNotEmpty, d.what, d.dir)
 		}
 	}
 	if h, err = VerifyBackupFile(path); err != nil {

@@ -324,7 +324,7 @@ func TestRestoreOlderThanAnchoredCheckpoint(t *testing.T) {
 	if err := os.Rename(filepath.Join(w.dir, "db"), filepath.Join(t.TempDir(), "lost-db")); err != nil {
 		t.Fatal(err)
 	}
-	if out := w.cliFails("restore", "--from", backup, "--config", w.cfg); !strings.Contains(out, "holds data") || !strings.Contains(out, "ledger") {
+	if out := w.cliFails("restore", "--from", backup, "--config", w.cfg); !strings.Contains(out, "embedded ledger folder") || !strings.Contains(out, "--keep-ledger") {
 		t.Fatalf("restore with the ledger into a folder whose ledger remains: %s", out)
 	}
 	if out := w.cli("restore", "--from", backup, "--config", w.cfg, "--keep-ledger"); !strings.Contains(out, "receipt log of 1 receipts") {

@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/prdcredit/ccnode/node"
+	"github.com/prdcredit/ccnode/store"
 )
 
 func restoreCommand() *cli.Command {
@@ -75,6 +76,9 @@ func runRestore(c *cli.Context) error {
 	}
 	res, err := node.RestoreBackup(contextOf(c), c.String("from"), t, log)
 	if err != nil {
+		if empty, _ := store.DirEmpty(t.LedgerDir); t.LedgerDir != "" && !empty && errors.Is(err, store.ErrTargetNotEmpty) {
+			return fmt.Errorf("restore: %w; to run on the ledger already in %s and restore the store alone, add --keep-ledger", err, t.LedgerDir)
+		}
 		return fmt.Errorf("restore: %w", err)
 	}
 	w := c.App.Writer
