@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -435,5 +436,42 @@ func TestRestoreLedgerOlderThanStore(t *testing.T) {
 	out := w.cli("audit", "--no-progress", "--ledger-dir", filepath.Join(to, "ledger"), "--events-quiet", "50ms", "--anchor-delay", "24h", export)
 	if !strings.Contains(out, "no findings") || !regexp.MustCompile(`(?m)^440300\s+3\s+3\s+3\s+3\s+0\s+\d+\s+0\s*$`).MatchString(out) {
 		t.Fatalf("audit:\n%s", out)
+	}
+}
+
+// TestBackupOutlastsWriteTimeout: a backup streams for as long as the
+// store takes to read, past http.write_timeout, which bounds every other
+// answer of the node (here 1 ms, shorter than any backup). Given only the
+// config, the command finds the running node at its admin.addr.
+func TestBackupOutlastsWriteTimeout(t *testing.T) {
+	w := newBackupWorld(t)
+	b, err := os.ReadFile(w.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// admin.addr on a port free now: the command must find the node there.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminAddr := ln.Addr().String()
+	ln.Close()
+	short := bytes.Replace(b, []byte("write_timeout: 30s"), []byte("write_timeout: 1ms"), 1)
+	short = regexp.MustCompile(`(?m)^(admin:\n(?:\s*#.*\n)*\s*addr:) 127\.0\.0\.1:0$`).ReplaceAll(short, []byte("${1} "+adminAddr))
+	if !bytes.Contains(short, []byte("write_timeout: 1ms")) || !bytes.Contains(short, []byte(adminAddr)) {
+		t.Fatalf("config has no write_timeout: 30s or admin addr to change:\n%s", b)
+	}
+	cfg := filepath.Join(w.dir, "short.yaml")
+	if err := os.WriteFile(cfg, short, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, admin := runNode(t, w.bin, "--config", cfg, "--log-level", "warn")
+	if admin != "http://"+adminAddr {
+		t.Fatalf("node's admin API on %s, want %s", admin, adminAddr)
+	}
+	out := filepath.Join(t.TempDir(), "b.ccbackup")
+	w.cli("backup", "--config", cfg, "--operator-token-file", w.token, "--out", out)
+	if h, err := node.VerifyBackupFile(out); err != nil || h.Parts[len(h.Parts)-1].Bytes == 0 {
+		t.Fatalf("backup past the write timeout: %+v %v", h, err)
 	}
 }
