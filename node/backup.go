@@ -571,7 +571,3 @@ func (c *Client) Backup(ctx context.Context, w io.Writer) (BackupHeader, error) 
 	}
 	return h, nil
 }
-
-// Unwrap lets http.ResponseController reach the connection through the
-// admin API's wrappers (a backup lifts the write deadline).
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

@@ -41,6 +41,9 @@ func (n *Node) admit(ctx context.Context, q *credit.Query, now time.Time, home c
 	if err := n.view.Fresh(); err != nil {
 		return err
 	}
+	if err := n.checkOwnKey(); err != nil {
+		return err
+	}
 	if err := q.Validate(); err != nil {
 		return credit.Refuse(credit.CodeInvalidQuery, "%w", err)
 	}
@@ -166,6 +169,7 @@ func (n *Node) logReceipt(ctx context.Context, r *credit.Receipt) (uint64, error
 // member region whose peer is from sends for one of its banks. The server
 // turns a panic here into an internal refusal (or a reset stream).
 func (n *Node) Answer(ctx context.Context, from peer.ID, req *p2p.Request, w p2p.AnswerWriter) (err error) {
+	defer n.imports.answering()()
 	now := n.now()
 	q := &req.Query
 	if err := n.requesterIs(from, req.Requester); err != nil {

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -26,9 +23,10 @@ nonces) and, when the node runs its embedded ledger (ledger.embedded_dir), that 
 The node key, ledger.key_file, the operators file, TLS keys, the PSK and the config are
 NOT in it: keep them as you keep secrets.
 
-A running node is backed up through its admin API (GET /v1/backup), as it holds the
-store: with --admin, or found at the config's admin.addr, with an operator token
-(--operator-token-file or $` + operatorTokenEnv + `). A stopped node is backed up from its folders.
+A running node (its store locked) is backed up through its admin API (GET /v1/backup), as
+it holds the store: --admin, else the config's admin.addr or the address the node wrote in
+DATA_DIR/admin.addr, with an operator token (--operator-token-file, $` + operatorTokenEnv + `, or
+operator.token beside the config). A stopped node is backed up from its folders.
 The file is written as FILE.partial, read back and checked, then renamed to FILE.`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Category: catData, EnvVars: []string{"CCNODE_CONFIG"},
@@ -43,6 +41,7 @@ func runBackup(c *cli.Context) error {
 	ctx := contextOf(c)
 	out := c.String("out")
 	var cfg *node.Config
+	var cl *node.Client
 	if p := c.String("config"); p != "" {
 		cf, err := node.LoadConfig(p)
 		if err != nil {
@@ -52,31 +51,27 @@ func runBackup(c *cli.Context) error {
 			return fmt.Errorf("backup: %w", err)
 		}
 		cfg = &cf
-	}
-	admin := ""
-	switch {
-	case c.IsSet("admin"):
-		admin = c.String("admin")
-	case cfg == nil:
-		return errors.New("backup: give --config (a stopped node, or a running one found at its admin.addr) or --admin (a running node)")
-	case adminAnswers(ctx, cfg.Admin.Addr):
-		admin = "http://" + cfg.Admin.Addr
+		if cl, err = runningNodeAdmin(c, p, cf); err != nil {
+			return fmt.Errorf("backup: %w", err)
+		}
+	} else if c.IsSet("admin") {
+		var err error
+		if cl, err = adminClient(c); err != nil {
+			return fmt.Errorf("backup: %w", err)
+		}
+	} else {
+		return errors.New("backup: give --config (a stopped node, or a running one found through its admin API) or --admin (a running node)")
 	}
 	var h node.BackupHeader
 	var err error
-	if admin != "" {
-		cl, cerr := adminClient(c)
-		if cerr != nil {
-			return fmt.Errorf("backup of the running node at %s: %w", admin, cerr)
-		}
-		cl.Admin = admin
+	if cl != nil {
 		h, err = node.WriteBackupFile(out, func(w io.Writer) (node.BackupHeader, error) { return cl.Backup(ctx, w) })
 		if err != nil {
-			return fmt.Errorf("backup of the running node at %s: %w", admin, err)
+			return fmt.Errorf("backup of the running node at %s: %w", cl.Admin, err)
 		}
 		if cfg != nil && h.Region != cfg.Region {
 			return fmt.Errorf("backup: the node at %s is region %s, the config %s is region %s (the file %s holds region %s)",
-				admin, h.Region, c.String("config"), cfg.Region, out, h.Region)
+				cl.Admin, h.Region, c.String("config"), cfg.Region, out, h.Region)
 		}
 	} else {
 		log, lerr := newLogger(c, slog.LevelWarn)
@@ -85,7 +80,7 @@ func runBackup(c *cli.Context) error {
 		}
 		h, err = node.WriteBackupFile(out, func(w io.Writer) (node.BackupHeader, error) { return node.BackupStopped(ctx, *cfg, w, log) })
 		if err != nil {
-			return fmt.Errorf("backup of the stopped node (%s): %w (if the node is running, give its --admin URL and an operator token)", c.String("config"), err)
+			return fmt.Errorf("backup of the stopped node (%s): %w", c.String("config"), err)
 		}
 	}
 	parts := make([]string, 0, len(h.Parts))
@@ -97,24 +92,4 @@ func runBackup(c *cli.Context) error {
 	fmt.Fprintf(c.App.Writer, "backup of region %s written to %s (%d bytes: %s); not in it: %s\n",
 		h.Region, out, total+node.BackupHeaderSize, strings.Join(parts, ", "), strings.Join(h.NotIncluded, ", "))
 	return nil
-}
-
-// adminAnswers reports whether a node's admin API answers /healthz at
-// addr: then the node runs and holds its folders.
-func adminAnswers(ctx context.Context, addr string) bool {
-	if strings.HasSuffix(addr, ":0") {
-		return false // a port chosen at start: nothing to find here
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
-	if err != nil {
-		return false
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
 }
