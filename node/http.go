@@ -149,6 +149,7 @@ func (n *Node) handleQuery(w http.ResponseWriter, r *http.Request) {
 	if err := writeConsolidated(w, c); err != nil {
 		n.log.Debug("writing a consolidated report", "err", err)
 	}
+	c.release()
 }
 
 func (n *Node) handleReceipt(w http.ResponseWriter, r *http.Request) {
@@ -262,6 +263,9 @@ func (n *Node) handleReady(w http.ResponseWriter, r *http.Request) {
 	ready := map[string]string{"status": "ready"}
 	if msg := n.emptyStore(r.Context()); msg != "" {
 		ready["store"] = msg
+	}
+	if warn := n.diskWarning(); warn != "" {
+		ready["warning"] = warn
 	}
 	writeJSON(w, http.StatusOK, ready)
 }
