@@ -233,7 +233,7 @@ func TestBackupRestoreRunningNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	empty := t.TempDir()
-	if out := w.cliFails("restore", "--from", damaged, "--data-dir", filepath.Join(empty, "db")); !strings.Contains(out, "damaged") || !strings.Contains(out, "part store") {
+	if out := w.cliFails("restore", "--from", damaged, "--data-dir", empty); !strings.Contains(out, "damaged") || !strings.Contains(out, "part store") {
 		t.Fatalf("restore of a damaged backup: %s", out)
 	}
 	if ents, _ := os.ReadDir(empty); len(ents) != 0 {
@@ -243,7 +243,7 @@ func TestBackupRestoreRunningNode(t *testing.T) {
 	if err := os.WriteFile(damaged, b[:len(b)-100], 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out := w.cliFails("restore", "--from", damaged, "--data-dir", filepath.Join(empty, "db")); !strings.Contains(out, "truncated") {
+	if out := w.cliFails("restore", "--from", damaged, "--data-dir", empty); !strings.Contains(out, "truncated") {
 		t.Fatalf("restore of a truncated backup: %s", out)
 	}
 	// Another region's config: refused.

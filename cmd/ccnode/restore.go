@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
@@ -21,8 +22,8 @@ func restoreCommand() *cli.Command {
 when the backup holds an embedded ledger and the config runs one (ledger.embedded_dir),
 the ledger part into that folder. Each folder must be absent or empty: a restore never
 mixes a backup with data already there. --keep-ledger leaves the ledger folder as it is
-(restore the store only), as when only the store was lost. --data-dir restores the store
-part alone into a bare store folder.
+(restore the store only), as when only the store was lost. --data-dir names the node's
+data folder as for run: without --config the ledger part goes to DATA_DIR/ledger.
 
 Not in a backup, put back before 'ccnode run': the node key (key_file), ledger.key_file,
 the operators file, TLS keys, the PSK.
@@ -35,8 +36,8 @@ would take leaf indices the ledger already anchored with other content.`,
 			&cli.StringFlag{Name: "from", Required: true, Category: catData, Usage: "the backup file"},
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Category: catData, EnvVars: []string{"CCNODE_CONFIG"},
 				Usage: "the node's config: restore into its DATA_DIR/db (and ledger.embedded_dir)"},
-			&cli.StringFlag{Name: "data-dir", Category: catData, EnvVars: []string{"CCNODE_STORE_DIR"},
-				Usage: "restore the store part alone into this bare store folder"},
+			&cli.StringFlag{Name: "data-dir", Category: catData, EnvVars: []string{"CCNODE_DATA_DIR"},
+				Usage: "the node's data folder (over the config's data_dir, as for run): DATA_DIR/db, and DATA_DIR/ledger without --config"},
 			&cli.BoolFlag{Name: "keep-ledger", Category: catLedger,
 				Usage: "leave ledger.embedded_dir as it is: restore the store only"},
 		},
@@ -45,30 +46,21 @@ would take leaf indices the ledger already anchored with other content.`,
 }
 
 func runRestore(c *cli.Context) error {
-	var t node.RestoreTarget
+	cf, err := nodeConfigOf(c)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	t := node.RestoreTarget{StoreDir: node.StoreDir(cf), LedgerDir: filepath.Join(cf.DataDir, "ledger")}
 	var cfg *node.Config
-	if p := c.String("config"); p != "" {
-		if c.IsSet("data-dir") {
-			return errors.New("restore: give --config (a node's folders) or --data-dir (a store folder), not both")
-		}
-		cf, err := node.LoadConfig(p)
-		if err != nil {
-			return fmt.Errorf("restore: %w", err)
-		}
+	if c.String("config") != "" {
 		if err := cf.Validate(); err != nil {
 			return fmt.Errorf("restore: %w", err)
 		}
 		cfg = &cf
-		t = node.RestoreTarget{Region: cf.Region, StoreDir: node.StoreDir(cf)}
-		if !c.Bool("keep-ledger") {
-			t.LedgerDir = cf.Ledger.EmbeddedDir
-		}
-	} else {
-		dir, err := storeDirOf(c)
-		if err != nil {
-			return fmt.Errorf("restore: %w", err)
-		}
-		t.StoreDir = dir
+		t.Region, t.LedgerDir = cf.Region, cf.Ledger.EmbeddedDir
+	}
+	if c.Bool("keep-ledger") {
+		t.LedgerDir = ""
 	}
 	log, err := newLogger(c, slog.LevelWarn)
 	if err != nil {
