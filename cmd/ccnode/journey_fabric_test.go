@@ -129,10 +129,10 @@ func TestThreeNodesJourneyFabric(t *testing.T) {
 	// init per region, from the connection file alone.
 	t0 = time.Now()
 	type region struct {
-		id    credit.RegionID
-		msp   string
-		conn  string
-		key   ed25519.PrivateKey
+		id   credit.RegionID
+		msp  string
+		conn string
+		key  ed25519.PrivateKey
 		*faults.Node
 	}
 	var regions []*region
