@@ -96,7 +96,12 @@ func (fi *fabricInit) key(ctx context.Context, cfg node.Config) (ed25519.Private
 			return nil, err
 		}
 	}
-	registered, err := registerNodeKey(ctx, l, cfg.Region, fi.conn.MSPID, key)
+	// The key `fabric up` made for the region (fabric-net/nodes/REGION/
+	// node.key, beside the connection files) signs the change to this
+	// one: the contract takes no new node key without the current key's
+	// signature.
+	current, _ := node.LoadKeyFile(filepath.Join(filepath.Dir(filepath.Dir(fi.gateway)), "nodes", string(cfg.Region), "node.key"))
+	registered, err := registerNodeKey(ctx, l, cfg.Region, fi.conn.MSPID, key, current)
 	if err != nil {
 		return nil, fmt.Errorf("--fabric-gateway %s: %w", fi.gateway, err)
 	}
@@ -122,8 +127,9 @@ func (fi *fabricInit) key(ctx context.Context, cfg node.Config) (ed25519.Private
 
 // registerNodeKey makes region's ledger record name key, unless it does
 // already (then it reports false). The record must exist and belong to
-// mspID, the identity l acts as.
-func registerNodeKey(ctx context.Context, l keyRegistrar, region credit.RegionID, mspID string, key ed25519.PrivateKey) (bool, error) {
+// mspID, the identity l acts as. current, when it is the record's key,
+// signs the change (credit.KeyChange); without it the contract refuses.
+func registerNodeKey(ctx context.Context, l keyRegistrar, region credit.RegionID, mspID string, key, current ed25519.PrivateKey) (bool, error) {
 	m, err := l.Region(ctx, region)
 	if errors.Is(err, network.ErrNotFound) {
 		return false, fmt.Errorf("region %s has no record on the ledger: the consortium adds a region before its node is initialised: %w", region, err)
@@ -144,7 +150,15 @@ func registerNodeKey(ctx context.Context, l keyRegistrar, region credit.RegionID
 	}
 	// The old node's addresses go with its key: no region should dial
 	// them expecting the new peer id. The node publishes its own at start.
+	was := ed25519.PublicKey(m.PubKey)
 	m.PubKey, m.PeerID, m.Addrs = pub, pid, nil
+	if current != nil && was.Equal(current.Public()) {
+		k, err := credit.SignKeyChange(current, region, pub, time.Now())
+		if err != nil {
+			return false, err
+		}
+		m.KeyChange = &k
+	}
 	if err := l.UpdateRegion(ctx, m); err != nil {
 		return false, fmt.Errorf("registering the new node key in region %s's record: %w", region, err)
 	}

@@ -142,16 +142,16 @@ func TestRegisterNodeKey(t *testing.T) {
 		PubKey: old.Public().(ed25519.PublicKey), Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}, Status: credit.StatusActive, Divisions: []string{"4401"}}
 	l := &fakeRegistrar{rec: &rec}
 
-	if _, err := registerNodeKey(ctx, l, "440300", "SZMSP", key); !errors.Is(err, network.ErrNotFound) || !strings.Contains(err.Error(), "region 440300 has no record") {
+	if _, err := registerNodeKey(ctx, l, "440300", "SZMSP", key, nil); !errors.Is(err, network.ErrNotFound) || !strings.Contains(err.Error(), "region 440300 has no record") {
 		t.Fatalf("region without a record: %v", err)
 	}
-	if _, err := registerNodeKey(ctx, l, "440100", "SZMSP", key); err == nil || !strings.Contains(err.Error(), "belongs to GZMSP") {
+	if _, err := registerNodeKey(ctx, l, "440100", "SZMSP", key, nil); err == nil || !strings.Contains(err.Error(), "belongs to GZMSP") {
 		t.Fatalf("another organisation's connection file: %v", err)
 	}
 	if len(l.updated) != 0 {
 		t.Fatalf("a refused registration updated the record: %+v", l.updated)
 	}
-	changed, err := registerNodeKey(ctx, l, "440100", "GZMSP", key)
+	changed, err := registerNodeKey(ctx, l, "440100", "GZMSP", key, nil)
 	if err != nil || !changed {
 		t.Fatalf("new key: changed %v, %v", changed, err)
 	}
@@ -161,7 +161,7 @@ func TestRegisterNodeKey(t *testing.T) {
 		got.MSPID != "GZMSP" || got.Name != "Guangzhou" || got.Status != credit.StatusActive || len(got.Divisions) != 1 {
 		t.Fatalf("updated record %+v: want the new key and peer id, no addresses, the rest kept", got)
 	}
-	if changed, err := registerNodeKey(ctx, l, "440100", "GZMSP", key); err != nil || changed || len(l.updated) != 1 {
+	if changed, err := registerNodeKey(ctx, l, "440100", "GZMSP", key, nil); err != nil || changed || len(l.updated) != 1 {
 		t.Fatalf("key already registered: changed %v, %v, %d updates", changed, err, len(l.updated))
 	}
 }

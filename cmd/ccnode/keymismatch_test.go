@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -77,6 +78,26 @@ func TestNodeKeyMismatchIsNotReady(t *testing.T) {
 		c.Ledger.EmbeddedDir, c.Ledger.EmbeddedURL = "", ledgerURL
 		c.Ledger.KeyFile = filepath.Join(root, "a", "node.key")
 	})
+	// b's key takes over as a rotation does: the change signed by a's key
+	// (the contract takes no unsigned one).
+	{
+		aKey, err := node.LoadKeyFile(filepath.Join(root, "a", "node.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bKey, err := node.LoadKeyFile(filepath.Join(root, "b", "node.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := credit.SignKeyChange(aKey, "440300", bKey.Public().(ed25519.PublicKey), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		kb, _ := json.Marshal(k)
+		if err := os.WriteFile(node.KeyChangeFile(node.DefaultConfig("440300", filepath.Join(root, "b"))), kb, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	b.Start(t)
 	b.WaitReady(t, time.Minute)
 
