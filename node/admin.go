@@ -125,6 +125,9 @@ func (n *Node) AdminHandler() http.Handler {
 	mux.HandleFunc("POST /v1/authorities/{id}/retire", n.operator("retire_authority", n.handleRetireAuthority))
 	mux.HandleFunc("POST /v1/revocations", n.operator("revoke_certificate", n.handleRevokeCertificate))
 	mux.HandleFunc("POST /v1/verify", n.operator("verify_store", n.handleVerify))
+	mux.HandleFunc("POST /v1/regions/proposals", n.operator("propose_region", n.handleProposeRegion))
+	mux.HandleFunc("POST /v1/regions/{id}/approve", n.operator("approve_region", n.handleApproveRegion))
+	mux.HandleFunc("POST /v1/regions/{id}/retire", n.operator("retire_region", n.handleRetireRegion))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -20,6 +20,10 @@ const (
 	StatusDenied         = "denied"
 	StatusUnavailable    = "unavailable"
 	StatusInvalidReceipt = "invalid_receipt"
+	// StatusRetired: the region left the consortium (retired on the
+	// ledger by a majority of the regions); it is not asked, and its
+	// peer is cut off. Message says since when.
+	StatusRetired = "retired"
 )
 
 // RegionStatus is one region's part of a consolidated report. A refused
@@ -112,6 +116,10 @@ func (n *Node) query(ctx context.Context, q *credit.Query, now time.Time) (*Cons
 	}
 	for _, st := range sts {
 		n.metrics.answered(st)
+	}
+	for _, r := range n.view.Retired() {
+		sts = append(sts, RegionStatus{Region: r.ID, Status: StatusRetired,
+			Message: fmt.Sprintf("region %s retired from the consortium at %s: it is not asked", r.ID, r.UpdatedAt.Format(time.RFC3339))})
 	}
 	c := &Consolidated{QueryDigest: hex.EncodeToString(qd[:]), Subject: q.Subject, Bank: q.Bank, Home: n.cfg.Region, Regions: sts}
 	for _, st := range sts {

@@ -45,6 +45,7 @@ func newApp() *cli.App {
 			operatorCommand(),
 			authorityCommand(),
 			consentCommand(),
+			regionCommand(),
 			queryCommand(),
 			receiptsCommand(),
 			auditCommand(),
