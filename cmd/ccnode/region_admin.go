@@ -21,7 +21,9 @@ func regionCommand() *cli.Command {
 			Flags: append([]cli.Flag{}, adminFlags...),
 			Action: func(c *cli.Context) error {
 				if c.NArg() != 1 {
-					return fmt.Errorf("region %s: give exactly one region id, such as 441900", name)
+					// urfave/cli stops reading flags at the first argument.
+					return fmt.Errorf("region %s: give exactly one region id, after the flags (ccnode region %s --admin URL --operator-token-file FILE 441900); got %q",
+						name, name, c.Args().Slice())
 				}
 				id := credit.RegionID(c.Args().First())
 				if err := credit.ValidateRegionID(id); err != nil {
