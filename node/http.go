@@ -283,5 +283,5 @@ func (n *Node) handleRegisterBank(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, b)
+	n.writeBank(w, r, b.ID)
 }
