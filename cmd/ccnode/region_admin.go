@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/node"
 )
 
 // regionCommand changes the consortium's member regions through the
@@ -52,7 +53,7 @@ func regionCommand() *cli.Command {
 				Usage: "publish this node's candidate member descriptor for the active regions' vote",
 				Flags: append(append([]cli.Flag{}, adminFlags...),
 					&cli.StringFlag{Name: "descriptor", Required: true, Category: catData,
-						Usage: "the region's member descriptor, JSON (id, name, divisions, msp_id, peer_id, addrs, pub_key)"}),
+						Usage: "the region's member descriptor: DATA_DIR/member.json of 'ccnode init', or a ledger record's JSON"}),
 				Action: func(c *cli.Context) error {
 					d, err := readDescriptor(c.String("descriptor"))
 					if err != nil {
@@ -87,13 +88,30 @@ func regionCommand() *cli.Command {
 	}
 }
 
-// readDescriptor reads a member descriptor file, refusing fields the
-// ledger record does not have (a typo would otherwise vanish).
+// readDescriptor reads a member descriptor file: the DATA_DIR/member.json
+// 'ccnode init' writes (format ccnode-member/1), or a ledger record
+// (credit.RegionMember JSON). Fields neither has are refused (a typo would
+// otherwise vanish).
 func readDescriptor(path string) (credit.RegionMember, error) {
 	var d credit.RegionMember
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return d, fmt.Errorf("--descriptor: %w", err)
+	}
+	var probe struct {
+		Format string `json:"format"`
+	}
+	_ = json.Unmarshal(b, &probe)
+	if probe.Format != "" {
+		var md node.MemberDescriptor
+		if err := node.ReadDescriptor(path, &md); err != nil {
+			return d, fmt.Errorf("--descriptor: %w", err)
+		}
+		if err := md.Validate(); err != nil {
+			return d, fmt.Errorf("--descriptor %s: %w", path, err)
+		}
+		return credit.RegionMember{ID: md.Region, Name: md.Name, Divisions: md.Divisions, MSPID: md.MSPID,
+			PeerID: md.PeerID, Addrs: md.Addrs, PubKey: md.PubKey, Status: credit.StatusActive}, nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()

@@ -11,11 +11,12 @@ import (
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/internal/testkit"
+	"github.com/prdcredit/ccnode/node"
 	"github.com/prdcredit/ccnode/node/consortium"
 )
 
 // The region commands drive a running consortium's admin APIs: Dongguan
-// proposes its descriptor file, Shenzhen and Zhuhai approve (Shenzhen's
+// proposes the member.json 'ccnode init' writes, Shenzhen and Zhuhai approve (Shenzhen's
 // second approval is reported as not counted), and Dongguan is active on
 // the ledger. Malformed input is refused before any call, with the flag
 // or argument named.
@@ -38,6 +39,13 @@ func TestRegionCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(descFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The form 'ccnode init' writes (DATA_DIR/member.json).
+	memberFile := filepath.Join(dir, "member.json")
+	mb, _ := json.Marshal(node.MemberDescriptor{Format: node.MemberFormat, Region: desc.ID, Name: desc.Name, Divisions: desc.Divisions,
+		MSPID: desc.MSPID, PeerID: desc.PeerID, PubKey: desc.PubKey, Addrs: desc.Addrs, NetworkID: node.DefaultNetworkID})
+	if err := os.WriteFile(memberFile, mb, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	admin := func(r *consortium.Region) []string {
@@ -66,7 +74,7 @@ func TestRegionCommands(t *testing.T) {
 		}
 	})
 
-	out, err := run(append([]string{"region", "propose", "--descriptor", descFile}, admin(dg)...)...)
+	out, err := run(append([]string{"region", "propose", "--descriptor", memberFile}, admin(dg)...)...)
 	if err != nil || !strings.Contains(out, `"status": "open"`) {
 		t.Fatalf("propose: %v\n%s", err, out)
 	}
