@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,6 +21,10 @@ const (
 	StatusDenied         = "denied"
 	StatusUnavailable    = "unavailable"
 	StatusInvalidReceipt = "invalid_receipt"
+	// StatusRetired: the region left the consortium (retired on the
+	// ledger by a majority of the regions); it is not asked, and its
+	// peer is cut off. Message says since when.
+	StatusRetired = "retired"
 )
 
 // RegionStatus is one region's part of a consolidated report. A refused
@@ -156,6 +161,18 @@ func (n *Node) query(ctx context.Context, q *credit.Query, now time.Time) (*Cons
 	}
 	for _, st := range sts {
 		n.metrics.answered(st)
+	}
+	// Retired regions are named, not silently absent; one retired while
+	// this query ran (its connection cut mid-answer) is reported retired
+	// rather than unavailable.
+	for _, r := range n.view.Retired() {
+		st := RegionStatus{Region: r.ID, Status: StatusRetired,
+			Message: fmt.Sprintf("region %s retired from the consortium at %s: it is not asked", r.ID, r.UpdatedAt.Format(time.RFC3339))}
+		if i := slices.IndexFunc(sts, func(s RegionStatus) bool { return s.Region == r.ID }); i < 0 {
+			sts = append(sts, st)
+		} else if sts[i].Status == StatusUnavailable {
+			sts[i] = st
+		}
 	}
 	c := &Consolidated{QueryDigest: hex.EncodeToString(qd[:]), Subject: q.Subject, Bank: q.Bank, Home: n.cfg.Region, Regions: sts}
 	for _, st := range sts {

@@ -112,6 +112,7 @@ type eventPayload struct {
 	Checkpoint *credit.AnchoredCheckpoint `json:"checkpoint,omitempty"`
 	Authority  *credit.IdentityAuthority  `json:"authority,omitempty"`
 	Revocation *credit.CertRevocation     `json:"revocation,omitempty"`
+	Proposal   *credit.RegionProposal     `json:"proposal,omitempty"`
 }
 
 // mapEvents turns a chaincode event into network.Events: one per member
@@ -168,6 +169,15 @@ func mapEvent(ce *client.ChaincodeEvent) (network.Event, error) {
 			ev.Bank, t = p.Bank, p.Bank.UpdatedAt
 		default:
 			return ev, fmt.Errorf("%w %s: want exactly one of region, bank", errEvent, ce.EventName)
+		}
+		ev.Proposal = p.Proposal // set when a vote decided a join or retirement
+	case network.EventRegionProposed, network.EventRegionApproved:
+		if p.Proposal == nil {
+			return ev, fmt.Errorf("%w %s: no proposal", errEvent, ce.EventName)
+		}
+		ev.Proposal, t = p.Proposal, p.Proposal.ProposedAt
+		if n := len(p.Proposal.Approvals); n > 0 {
+			t = p.Proposal.Approvals[n-1].At
 		}
 	case network.EventConsentRecorded, network.EventConsentRevoked:
 		if p.Consent == nil {
