@@ -51,16 +51,16 @@ const (
 type Config struct {
 	Endpoint string `yaml:"endpoint,omitempty"`
 	// Endpoints are further gateway peers, after Endpoint, for failover.
-	Endpoints         []string `yaml:"endpoints,omitempty"`
-	TLSCACertPath     string   `yaml:"tls_ca_cert"`
-	TLSClientCertPath string   `yaml:"tls_client_cert,omitempty"`
-	TLSClientKeyPath  string   `yaml:"tls_client_key,omitempty"`
-	ServerNameOverride string `yaml:"server_name_override,omitempty"`
-	MSPID              string `yaml:"msp_id"`
-	CertPath           string `yaml:"cert_path"`
-	KeyPath            string `yaml:"key_path"`
-	Channel            string `yaml:"channel"`
-	Chaincode          string `yaml:"chaincode"`
+	Endpoints          []string `yaml:"endpoints,omitempty"`
+	TLSCACertPath      string   `yaml:"tls_ca_cert"`
+	TLSClientCertPath  string   `yaml:"tls_client_cert,omitempty"`
+	TLSClientKeyPath   string   `yaml:"tls_client_key,omitempty"`
+	ServerNameOverride string   `yaml:"server_name_override,omitempty"`
+	MSPID              string   `yaml:"msp_id"`
+	CertPath           string   `yaml:"cert_path"`
+	KeyPath            string   `yaml:"key_path"`
+	Channel            string   `yaml:"channel"`
+	Chaincode          string   `yaml:"chaincode"`
 
 	EvaluateTimeout     time.Duration `yaml:"evaluate_timeout,omitempty"`
 	EndorseTimeout      time.Duration `yaml:"endorse_timeout,omitempty"`
