@@ -57,6 +57,10 @@ func fabricCommand() *cli.Command {
 						Usage: "orderer batch timeout: the floor of every submit's latency"},
 					&cli.StringFlag{Name: "chaincode-server", Category: catLedger,
 						Usage: "chaincode server binary (default: this ccnode binary serves the contract itself, so no source tree is needed)"},
+					&cli.IntFlag{Name: "peers-per-region", Value: 1, EnvVars: []string{"CCNODE_FABRIC_PEERS_PER_REGION"}, Category: catLedger,
+						Usage: "peers each region runs (1-4); the connection files list them all, so a node fails over when one goes away"},
+					&cli.BoolFlag{Name: "client-tls", EnvVars: []string{"CCNODE_FABRIC_CLIENT_TLS"}, Category: catLedger,
+						Usage: "peers require a client TLS certificate (mutual TLS, as in production); the connection files name the client user's"},
 					&cli.BoolFlag{Name: "no-bootstrap", Category: catLedger,
 						Usage: "leave the membership empty (the ledger conformance suite bootstraps it itself)"},
 					&cli.DurationFlag{Name: "timeout", Value: 15 * time.Minute, Usage: "give up after this long (the first run builds Fabric)"},
@@ -132,6 +136,8 @@ func fabricUp(c *cli.Context) error {
 		BatchTimeout:    c.Duration("batch-timeout"),
 		BinDir:          c.String("bin-dir"),
 		ChaincodeServer: c.String("chaincode-server"),
+		PeersPerRegion:  c.Int("peers-per-region"),
+		ClientTLS:       c.Bool("client-tls"),
 		Logger:          log,
 	}
 	if cfg.ChaincodeServer == "" {
