@@ -249,8 +249,20 @@ func WaitReady(ctx context.Context, submit func(context.Context) error) error {
 func (n *Network) waitReady(ctx context.Context, limit time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	if err := parallel(n.Regions, func(r Region) error {
-		return WaitReady(ctx, n.Gateways[r.ID].ProbeSubmit)
+	// Every gateway endpoint, the regions' further peers included: a
+	// failover to a peer that cannot endorse yet would not help.
+	var gws []Gateway
+	for _, r := range n.Regions {
+		g := n.Gateways[r.ID]
+		gws = append(gws, g)
+		for _, ep := range g.Endpoints {
+			other := g
+			other.Endpoint, other.Endpoints = ep, nil
+			gws = append(gws, other)
+		}
+	}
+	if err := parallel(gws, func(g Gateway) error {
+		return WaitReady(ctx, g.ProbeSubmit)
 	}); err != nil {
 		return err
 	}
