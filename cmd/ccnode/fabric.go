@@ -77,6 +77,19 @@ func fabricCommand() *cli.Command {
 				Action: func(*cli.Context) error { return chaincode.ServeFromEnv() },
 			},
 			{
+				Name:  "upgrade",
+				Usage: "upgrade the contract: new package and server per region, every region approves the next sequence, a majority endorses the commit",
+				Flags: []cli.Flag{
+					fabricDirFlag(),
+					&cli.StringFlag{Name: "version", Category: catLedger, Usage: "new definition version (default <sequence>.0)"},
+					&cli.StringFlag{Name: "label", Category: catLedger, Usage: "new package label (default <chaincode>_<sequence>)"},
+					&cli.StringFlag{Name: "chaincode-server", Category: catLedger,
+						Usage: "binary serving the new contract (default: this ccnode binary)"},
+					&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up after this long"},
+				},
+				Action: fabricUpgrade,
+			},
+			{
 				Name:  "down",
 				Usage: "stop exactly the processes `up` started (by pid), also after a failed up",
 				Flags: []cli.Flag{fabricDirFlag()},
@@ -263,5 +276,32 @@ func fabricStatus(c *cli.Context) error {
 		return err
 	}
 	fmt.Printf("%d of %d running\n", running, len(ps))
+	return nil
+}
+
+func fabricUpgrade(c *cli.Context) error {
+	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+	defer cancel()
+	uc := fabricnet.UpgradeConfig{Server: c.String("chaincode-server"), Version: c.String("version"), Label: c.String("label")}
+	if uc.Server == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("fabric upgrade: finding this ccnode binary to serve the contract (or pass --chaincode-server): %w", err)
+		}
+		uc.Server, uc.Args = self, []string{"fabric", serveChaincodeCommand}
+	}
+	start := time.Now()
+	n, err := fabricnet.Upgrade(ctx, c.String("dir"), uc)
+	if err != nil {
+		return err
+	}
+	seq, err := n.Sequence(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("contract %s upgraded to sequence %d in %s\n", n.Chaincode, seq, time.Since(start).Round(10*time.Millisecond))
+	for _, r := range n.Regions {
+		fmt.Printf("%s\t%s\tserver %s\n", r.ID, n.Peers[r.ID].PackageID, n.Peers[r.ID].ChaincodeServer)
+	}
 	return nil
 }

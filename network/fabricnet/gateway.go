@@ -45,6 +45,7 @@ func ConnectionDir(dir string) string { return filepath.Join(dir, "connection") 
 func (p *plan) writeConnections() (*Network, error) {
 	n := &Network{
 		Dir: p.dir, Channel: p.cfg.Channel, Chaincode: p.cfg.Chaincode, BinDir: p.bins,
+		ClientTLS: p.cfg.ClientTLS, ChaincodeTLSDisabled: p.cfg.ChaincodeTLSDisabled,
 		Gateways: map[credit.RegionID]Gateway{}, Peers: map[credit.RegionID]Peer{},
 		Orderer: OrdererNode{Endpoint: addr(p.OrdererPort), AdminEndpoint: addr(p.AdminPort),
 			OperationsEndpoint: addr(p.OrdererOps), TLSCACert: p.ordererCA()},

@@ -56,6 +56,9 @@ type Network struct {
 	AuditorFile string                   `json:"auditor_file"`
 	Orderer     OrdererNode              `json:"orderer"`
 	Peers       map[credit.RegionID]Peer `json:"peers"`
+	// ClientTLS and ChaincodeTLSDisabled are the Config's, for Upgrade.
+	ClientTLS            bool `json:"client_tls,omitempty"`
+	ChaincodeTLSDisabled bool `json:"chaincode_tls_disabled,omitempty"`
 	// ExtraPeers are each region's peers after peer 0 (PeersPerRegion).
 	ExtraPeers map[credit.RegionID][]Peer `json:"extra_peers,omitempty"`
 	BinDir     BinDir                     `json:"bin_dir"`
@@ -763,6 +766,12 @@ func (n *Network) PeerCLI(ctx context.Context, region credit.RegionID, args ...s
 		return nil, fmt.Errorf("%w: %s in %s", ErrNoRegion, region, n.Dir)
 	}
 	env := adminEnv(filepath.Join(n.Dir, "config"), r.MSPID, pe.AdminMSPDir, pe.Endpoint, pe.TLSCACert)
+	if n.ClientTLS {
+		tlsDir := filepath.Join(filepath.Dir(pe.AdminMSPDir), "tls")
+		env = append(env, "CORE_PEER_TLS_CLIENTAUTHREQUIRED=true",
+			"CORE_PEER_TLS_CLIENTCERT_FILE="+filepath.Join(tlsDir, "client.crt"),
+			"CORE_PEER_TLS_CLIENTKEY_FILE="+filepath.Join(tlsDir, "client.key"))
+	}
 	return runTool(ctx, n.Dir, n.BinDir.Path("peer"), env, args...)
 }
 
