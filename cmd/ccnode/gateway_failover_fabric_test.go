@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,7 +34,8 @@ import (
 // node uses) is killed by the pid fabricnet recorded: every later query
 // still succeeds, and Shenzhen's node anchors its new receipts through its
 // second peer. A client without the TLS certificate is refused by the
-// peers.
+// peers. Before the kill, `ccnode fabric upgrade` moves the contract to
+// sequence 2 while queries run, and none fails.
 func TestFabricGatewayFailoverMutualTLS(t *testing.T) {
 	fabricnet.SkipUnlessFabric(t)
 	start := time.Now()
@@ -181,6 +183,62 @@ func TestFabricGatewayFailoverMutualTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	step("queries answered and anchored", t0)
+
+	// Contract upgrade while queries run: `ccnode fabric upgrade` installs
+	// a new package per region, every region approves sequence 2 and the
+	// commit is endorsed by a majority. No query fails meanwhile, and
+	// Shenzhen anchors on the new definition.
+	t0 = time.Now()
+	var (
+		mu       sync.Mutex
+		answered int
+		failures []string
+	)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ok, why := query()
+			mu.Lock()
+			answered++
+			if !ok {
+				failures = append(failures, why)
+			}
+			mu.Unlock()
+		}
+	}()
+	out := mustCLI("fabric", "upgrade", "--dir", fab.Dir)
+	close(stop)
+	<-done
+	if len(failures) > 0 {
+		t.Fatalf("%d of %d queries failed during the upgrade; first: %s", len(failures), answered, failures[0])
+	}
+	if answered == 0 {
+		t.Fatal("no query ran during the upgrade")
+	}
+	seq, err := fab.Net.Sequence(ctx)
+	if err != nil || seq != 2 {
+		t.Fatalf("committed sequence after upgrade: %d, %v; want 2\n%s", seq, err, out)
+	}
+	if ok, why := query(); !ok {
+		t.Fatalf("query after the upgrade: %s", why)
+	}
+	sz.WaitAnchored(t, time.Minute)
+	upgraded, err := led.LatestCheckpoint(ctx, szID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if upgraded.Size <= before.Size {
+		t.Fatalf("no anchoring on the upgraded contract: checkpoint size %d, before %d", upgraded.Size, before.Size)
+	}
+	before = upgraded
+	step(fmt.Sprintf("upgrade with %d queries running", answered), t0)
 
 	// Kill Shenzhen's first peer, the gateway its node uses.
 	t0 = time.Now()
