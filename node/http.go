@@ -149,6 +149,7 @@ func (n *Node) handleQuery(w http.ResponseWriter, r *http.Request) {
 	if err := writeConsolidated(w, c); err != nil {
 		n.log.Debug("writing a consolidated report", "err", err)
 	}
+	c.release()
 }
 
 func (n *Node) handleReceipt(w http.ResponseWriter, r *http.Request) {
@@ -259,7 +260,14 @@ func (n *Node) handleReady(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, code, messageOf(err))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	ready := map[string]string{"status": "ready"}
+	if msg := n.emptyStore(r.Context()); msg != "" {
+		ready["store"] = msg
+	}
+	if warn := n.diskWarning(); warn != "" {
+		ready["warning"] = warn
+	}
+	writeJSON(w, http.StatusOK, ready)
 }
 
 func (n *Node) handleRegisterBank(w http.ResponseWriter, r *http.Request) {

@@ -94,6 +94,9 @@ func (n *Node) admit(ctx context.Context, q *credit.Query, now time.Time, home c
 // only then writes the receipt and the records to w.
 func (n *Node) serve(ctx context.Context, requester credit.RegionID, q *credit.Query, now time.Time, w p2p.AnswerWriter) (*credit.Receipt, error) {
 	start := n.now()
+	if err := n.diskRefusal(); err != nil {
+		return nil, err
+	}
 	snap, err := n.deps.Store.OpenReport(q.Subject, store.Filter{Categories: q.Categories})
 	if err != nil {
 		return nil, credit.Refuse(credit.CodeUnavailable, "reading records: %w", err)
@@ -163,6 +166,7 @@ func (n *Node) logReceipt(ctx context.Context, r *credit.Receipt) (uint64, error
 // member region whose peer is from sends for one of its banks. The server
 // turns a panic here into an internal refusal (or a reset stream).
 func (n *Node) Answer(ctx context.Context, from peer.ID, req *p2p.Request, w p2p.AnswerWriter) (err error) {
+	defer n.imports.answering()()
 	now := n.now()
 	q := &req.Query
 	if err := n.requesterIs(from, req.Requester); err != nil {
