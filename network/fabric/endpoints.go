@@ -71,13 +71,16 @@ func (e *endpoints) pick() (ep *endpoint, idx int, switched bool) {
 	return e.list[best], best, switched
 }
 
-// failed records that endpoint idx was unavailable.
-func (e *endpoints) failed(idx int) {
+// failed records that endpoint idx was unavailable and reports whether it
+// had been answering until now (so the change is logged once).
+func (e *endpoints) failed(idx int) (wasUp bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	wasUp = e.failures[idx] == 0
 	d := e.cooldown << min(e.failures[idx], maxCooldownDoublings)
 	e.failures[idx]++
 	e.downUntil[idx] = e.now().Add(d)
+	return wasUp
 }
 
 // succeeded records that endpoint idx answered.

@@ -181,8 +181,11 @@ func (l *Ledger) outcome(ep *endpoint, idx int, err error) (failover bool) {
 		}
 		return false
 	}
-	l.eps.failed(idx)
-	l.log.Warn("fabric gateway endpoint unavailable", "endpoint", ep.addr, "err", err)
+	if l.eps.failed(idx) {
+		l.log.Warn("fabric gateway endpoint unavailable", "endpoint", ep.addr, "err", err)
+	} else {
+		l.log.Debug("fabric gateway endpoint still unavailable", "endpoint", ep.addr, "err", err)
+	}
 	return l.eps.available() > 0
 }
 
