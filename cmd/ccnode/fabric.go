@@ -174,9 +174,11 @@ func fabricUp(c *cli.Context) error {
 		time.Since(start).Round(100*time.Millisecond), n.Dir, n.Channel, n.Chaincode)
 	fmt.Printf("orderer  %s\n", n.Orderer.Endpoint)
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "REGION\tNAME\tMSP\tPEER (GATEWAY)\tCHAINCODE SERVER\tCONNECTION FILE")
+	fmt.Fprintln(w, "REGION\tNAME\tMSP\tPEERS (GATEWAYS)\tCHAINCODE SERVER\tCONNECTION FILE")
 	for i, r := range n.Regions {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Name, r.MSPID, n.Gateways[r.ID].Endpoint, n.Peers[r.ID].ChaincodeServer, n.GatewayFiles[i])
+		g := n.Gateways[r.ID]
+		peers := strings.Join(append([]string{g.Endpoint}, g.Endpoints...), ",")
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Name, r.MSPID, peers, n.Peers[r.ID].ChaincodeServer, n.GatewayFiles[i])
 	}
 	fmt.Fprintf(w, "auditor\t\t%s\t%s\t\t%s\n", n.Auditor.MSPID, n.Auditor.Endpoint, n.AuditorFile)
 	w.Flush()
