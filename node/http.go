@@ -23,14 +23,6 @@ import (
 //go:embed openapi.yaml
 var OpenAPI []byte
 
-// APIError is the JSON body of every error response. Code is stable, one
-// of credit.Codes() (also when a remote region refused); Message is for
-// humans.
-type APIError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
 // Handler is the bank API. Bank queries and receipt reads are
 // authenticated by the bank's signature; operator calls are on the admin
 // API (AdminHandler), never here. Checkpoints and consistency proofs are
@@ -158,13 +150,6 @@ func (n *Node) handleReceipt(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, rp)
-}
-
-// ConsentResponse is the answer of the consent endpoints.
-type ConsentResponse struct {
-	Consent    *credit.ConsentGrant     `json:"consent,omitempty"`
-	Commitment credit.ConsentCommitment `json:"commitment"`
-	Status     credit.ConsentStatus     `json:"status"`
 }
 
 func (n *Node) handleRecordConsent(w http.ResponseWriter, r *http.Request) {

@@ -14,40 +14,6 @@ import (
 	"github.com/prdcredit/ccnode/store/receipts"
 )
 
-// Region statuses in a consolidated report.
-const (
-	StatusOK             = "ok"
-	StatusDenied         = "denied"
-	StatusUnavailable    = "unavailable"
-	StatusInvalidReceipt = "invalid_receipt"
-)
-
-// RegionStatus is one region's part of a consolidated report. A refused
-// region's Reason and Message are the code and message it gave.
-type RegionStatus struct {
-	Region      credit.RegionID `json:"region"`
-	Status      string          `json:"status"`
-	Reason      credit.Code     `json:"reason,omitempty"`
-	Message     string          `json:"message,omitempty"`
-	RecordCount int             `json:"record_count"`
-	Report      *credit.Report  `json:"report,omitempty"`
-	Receipt     *credit.Receipt `json:"receipt,omitempty"`
-	LeafIndex   *uint64         `json:"leaf_index,omitempty"`
-	Ack         *credit.Ack     `json:"ack,omitempty"`
-}
-
-// Consolidated is the bank's answer: every region's slice with its receipt
-// and this node's ack, and a status per region.
-type Consolidated struct {
-	QueryDigest string          `json:"query_digest"`
-	Subject     credit.USCC     `json:"uscc"`
-	Bank        credit.BankID   `json:"bank"`
-	Home        credit.RegionID `json:"home_region"`
-	RecordCount int             `json:"record_count"`
-	Regions     []RegionStatus  `json:"regions"`
-	Elapsed     float64         `json:"elapsed_ms"`
-}
-
 // Query runs a bank's signed query at its home node: admit it once (this
 // node must be the bank's home), then ask every region that may hold
 // records on the subject — this node's own slice served in-process, the
