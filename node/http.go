@@ -15,6 +15,7 @@ import (
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network"
+	"github.com/prdcredit/ccnode/node/reporthtml"
 	"github.com/prdcredit/ccnode/store/receipts"
 )
 
@@ -138,9 +139,32 @@ func (n *Node) handleQuery(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, err)
 		return
 	}
+	if wantsHTML(r) {
+		// The printable page for people (node/reporthtml, the renderer
+		// ccnode query --html uses too); errors stay JSON.
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if err := reporthtml.Render(w, &q, c, reporthtml.LangOf(r), n.now()); err != nil {
+			n.log.Debug("writing a report page", "err", err)
+		}
+		return
+	}
 	if err := writeConsolidated(w, c); err != nil {
 		n.log.Debug("writing a consolidated report", "err", err)
 	}
+}
+
+// wantsHTML: the client asked for text/html before JSON.
+func wantsHTML(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
+		switch strings.TrimSpace(mt) {
+		case "application/json", "*/*", "application/*":
+			return false
+		case "text/html":
+			return true
+		}
+	}
+	return false
 }
 
 func (n *Node) handleReceipt(w http.ResponseWriter, r *http.Request) {
