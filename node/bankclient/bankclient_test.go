@@ -1,0 +1,111 @@
+package bankclient_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/merkle/testonly"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/node/bankclient"
+)
+
+// TestVerifyInclusionMatchesReference: the standard-library verifier
+// accepts every inclusion proof transparency-dev/merkle's reference tree
+// (the library the node's log uses) makes, for every leaf of trees of 1
+// to 70 leaves, refuses each with one hash changed, and agrees with the
+// reference verifier on the proof checked at another index or size.
+func TestVerifyInclusionMatchesReference(t *testing.T) {
+	tree := testonly.New(rfc6962.DefaultHasher)
+	var leaves [][]byte
+	for size := uint64(1); size <= 70; size++ {
+		leaf := []byte(fmt.Sprintf(`{"leaf":%d}`, size-1))
+		leaves = append(leaves, leaf)
+		tree.AppendData(leaf)
+		root := tree.Hash()
+		for i := uint64(0); i < size; i++ {
+			p, err := tree.InclusionProof(i, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := bankclient.VerifyInclusion(leaves[i], i, size, p, root); err != nil {
+				t.Fatalf("leaf %d of %d: %v", i, size, err)
+			}
+			if len(p) > 0 {
+				p[len(p)/2] = rfc6962.DefaultHasher.HashLeaf([]byte("other"))
+				if err := bankclient.VerifyInclusion(leaves[i], i, size, p, root); !errors.Is(err, bankclient.ErrVerify) {
+					t.Fatalf("leaf %d of %d with a changed hash verified", i, size)
+				}
+			}
+			// With another index or size, both verifiers agree.
+			p, _ = tree.InclusionProof(i, size)
+			for _, at := range [][2]uint64{{i + 1, size}, {i, size + 1}, {i, size - 1}, {i ^ 1, size}} {
+				ours := bankclient.VerifyInclusion(leaves[i], at[0], at[1], p, root) == nil
+				ref := proof.VerifyInclusion(rfc6962.DefaultHasher, at[0], at[1], rfc6962.DefaultHasher.HashLeaf(leaves[i]), p, root) == nil
+				if ours != ref {
+					t.Fatalf("leaf %d of %d checked at index %d of %d: ours %v, reference %v", i, size, at[0], at[1], ours, ref)
+				}
+			}
+		}
+	}
+	if err := bankclient.VerifyInclusion(leaves[0], 5, 5, nil, tree.Hash()); !errors.Is(err, bankclient.ErrVerify) {
+		t.Fatalf("index outside the tree: %v", err)
+	}
+}
+
+// TestErrorCarriesTheRefusalCode: an error answer becomes *Error with the
+// body's code and message; a body that is not the API's (a proxy's page)
+// keeps the status in a code outside the closed list.
+func TestErrorCarriesTheRefusalCode(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/consents/consent-revoked-1" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, `{"code":"consent_revoked","message":"consent consent-revoked-1 was revoked"}`)
+			return
+		}
+		w.WriteHeader(http.StatusBadGateway)
+		fmt.Fprint(w, "<html>bad gateway</html>")
+	}))
+	defer srv.Close()
+	cl := bankclient.New(srv.URL)
+	_, err := cl.ConsentStatus(context.Background(), "consent-revoked-1")
+	var be *bankclient.Error
+	if !errors.As(err, &be) || be.Status != 403 || be.Code != credit.CodeConsentRevoked || !strings.Contains(be.Message, "revoked") {
+		t.Fatalf("got %v", err)
+	}
+	if !errors.Is(err, &credit.Refusal{Code: credit.CodeConsentRevoked}) || errors.Is(err, &credit.Refusal{Code: credit.CodeConsentExpired}) {
+		t.Fatalf("errors.Is by code: %v", err)
+	}
+	_, err = cl.Checkpoint(context.Background())
+	if !errors.As(err, &be) || be.Status != 502 || be.Code != "http_502" || be.Code.Known() {
+		t.Fatalf("proxy page: %v", err)
+	}
+}
+
+// TestTLSConfig: a CA file replaces the roots, a client certificate needs
+// its key, and unreadable files say which.
+func TestTLSConfig(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := bankclient.TLSConfig("", "cert.pem", ""); err == nil || !strings.Contains(err.Error(), "both") {
+		t.Fatalf("certificate without key: %v", err)
+	}
+	empty := filepath.Join(dir, "ca.pem")
+	os.WriteFile(empty, []byte("not pem"), 0o600)
+	if _, err := bankclient.TLSConfig(empty, "", ""); err == nil || !strings.Contains(err.Error(), "CA file") {
+		t.Fatalf("CA file without certificates: %v", err)
+	}
+	cfg, err := bankclient.TLSConfig("", "", "")
+	if err != nil || cfg.RootCAs != nil || cfg.MinVersion < 0x0303 {
+		t.Fatalf("default: %+v %v", cfg, err)
+	}
+}
