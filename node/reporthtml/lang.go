@@ -84,6 +84,7 @@ var labelsOf = map[Lang]labels{
 		Reason: "拒绝原因", Message: "节点说明", Date: "日期", Source: "来源部门", SourceID: "来源编号", Details: "内容",
 		NoRecords: "该地区无相关记录", RecordsUnit: "条", Generated: "报告生成时间", TimeZone: "北京时间",
 		Verify: "每份回执均由签发地区的节点密钥签名，可用 ccnode audit 或银行客户端离线核验。", To: "至",
+		Colon: "：", LParen: "（", RParen: "）", Sep: "、",
 	},
 	English: {
 		HTMLLang: "en", Title: "Consolidated enterprise credit report", Subject: "Unified social credit code", Enterprise: "Enterprise",
