@@ -1,6 +1,7 @@
 package bankclient_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -108,4 +109,34 @@ func TestTLSConfig(t *testing.T) {
 	if err != nil || cfg.RootCAs != nil || cfg.MinVersion < 0x0303 {
 		t.Fatalf("default: %+v %v", cfg, err)
 	}
+}
+
+// FuzzVerifyInclusion: on any index, size and proof a node could send,
+// the standard-library verifier and transparency-dev/merkle's agree.
+func FuzzVerifyInclusion(f *testing.F) {
+	tree := testonly.New(rfc6962.DefaultHasher)
+	for i := range 9 {
+		tree.AppendData([]byte{byte(i)})
+	}
+	p, _ := tree.InclusionProof(3, 9)
+	f.Add(uint64(3), uint64(9), []byte{3}, bytes.Join(p, nil))
+	f.Add(uint64(0), uint64(1), []byte{0}, []byte{})
+	f.Add(uint64(8), uint64(9), []byte{8}, bytes.Repeat([]byte{1}, 64))
+	root := tree.Hash()
+	f.Fuzz(func(t *testing.T, index, size uint64, leaf, flat []byte) {
+		var proof [][]byte
+		for len(flat) >= 32 {
+			proof = append(proof, flat[:32])
+			flat = flat[32:]
+		}
+		ours := bankclient.VerifyInclusion(leaf, index, size, proof, root) == nil
+		ref := proof0(index, size, leaf, proof, root)
+		if ours != ref {
+			t.Fatalf("index %d size %d leaf %x proof of %d hashes: ours %v, reference %v", index, size, leaf, len(proof), ours, ref)
+		}
+	})
+}
+
+func proof0(index, size uint64, leaf []byte, p [][]byte, root []byte) bool {
+	return proof.VerifyInclusion(rfc6962.DefaultHasher, index, size, rfc6962.DefaultHasher.HashLeaf(leaf), p, root) == nil
 }
