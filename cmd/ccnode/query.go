@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -35,33 +34,13 @@ func queryCommand() *cli.Command {
 			&cli.StringFlag{Name: "uscc", Category: catData, Usage: "subject (default: the consent's)"},
 			&cli.StringFlag{Name: "categories", Category: catData, Usage: "comma-separated (default: the consent's)"},
 			&cli.StringFlag{Name: "purpose", Category: catData, Usage: "purpose (default: the consent's)"},
-			&cli.StringFlag{Name: "region-keys", Category: catData, Usage: "JSON object of region id to its base64 Ed25519 key (pub_key of its ledger record): verify every receipt and ack"},
+			&cli.StringFlag{Name: "region-keys", Category: catData, Usage: "JSON file {\"regions\": [{\"id\": ..., \"pub_key\": base64}]} (a ledger bootstrap file serves): verify every receipt and ack with these region keys"},
 			&cli.BoolFlag{Name: "json", Category: catOutput, EnvVars: []string{"CCNODE_JSON"}, Usage: "print the whole answer as JSON"},
 			&cli.StringFlag{Name: "html", Category: catOutput, Usage: "also write the report as a printable HTML page to this file"},
 			&cli.StringFlag{Name: "lang", Category: catOutput, Value: "zh", Usage: "language of the HTML page: zh or en"},
 		}, tlsFlags...),
 		Action: runQuery,
 	}
-}
-
-// readRegionKeys reads --region-keys: {"440300": "<base64 key>", ...}.
-func readRegionKeys(path string) (bankclient.Trust, error) {
-	t := bankclient.Trust{Regions: map[credit.RegionID]ed25519.PublicKey{}}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return t, err
-	}
-	var m map[credit.RegionID][]byte
-	if err := json.Unmarshal(b, &m); err != nil {
-		return t, fmt.Errorf("region keys %s: want a JSON object of region id to base64 key: %w", path, err)
-	}
-	for id, k := range m {
-		if len(k) != ed25519.PublicKeySize {
-			return t, fmt.Errorf("region keys %s: region %s: key of %d bytes, want %d", path, id, len(k), ed25519.PublicKeySize)
-		}
-		t.Regions[id] = k
-	}
-	return t, nil
 }
 
 func runQuery(c *cli.Context) error {
@@ -95,7 +74,7 @@ func runQuery(c *cli.Context) error {
 		opts = append(opts, bankclient.WithHTTPClient(hc))
 	}
 	if p := c.String("region-keys"); p != "" {
-		t, err := readRegionKeys(p)
+		t, err := bankclient.LoadTrust(p)
 		if err != nil {
 			return err
 		}

@@ -140,3 +140,30 @@ func FuzzVerifyInclusion(f *testing.F) {
 func proof0(index, size uint64, leaf []byte, p [][]byte, root []byte) bool {
 	return proof.VerifyInclusion(rfc6962.DefaultHasher, index, size, rfc6962.DefaultHasher.HashLeaf(leaf), p, root) == nil
 }
+
+// TestLoadTrust reads region keys in a ledger bootstrap file's shape and
+// names what is wrong in a bad one.
+func TestLoadTrust(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	key := strings.Repeat("A", 43) + "="
+	tr, err := bankclient.LoadTrust(write("ok.json", `{"regions":[{"id":"440300","pub_key":"`+key+`","name":"Shenzhen"}],"banks":[]}`))
+	if err != nil || len(tr.Regions["440300"]) != 32 {
+		t.Fatalf("%+v %v", tr, err)
+	}
+	for name, body := range map[string]string{
+		"short.json": `{"regions":[{"id":"440300","pub_key":"AAAA"}]}`,
+		"empty.json": `{"regions":[]}`,
+		"map.json":   `{"440300":"` + key + `"}`,
+	} {
+		if _, err := bankclient.LoadTrust(write(name, body)); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: %v, want an error naming the file", name, err)
+		}
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"os"
 
 	"github.com/prdcredit/ccnode/credit"
 )
@@ -175,4 +177,32 @@ func VerifyInclusion(leaf []byte, index, size uint64, proof [][]byte, root []byt
 		return fmt.Errorf("%w: inclusion proof does not lead to the root", ErrVerify)
 	}
 	return nil
+}
+
+// LoadTrust reads region keys from a JSON file of the shape of a ledger
+// bootstrap file, {"regions": [{"id": "440300", "pub_key": "<base64>"},
+// ...]} (other member fields are ignored): the file the Python client's
+// --region-keys reads too.
+func LoadTrust(path string) (Trust, error) {
+	t := Trust{Regions: map[credit.RegionID]ed25519.PublicKey{}}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return t, err
+	}
+	var doc struct {
+		Regions []credit.RegionMember `json:"regions"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return t, fmt.Errorf("region keys %s: want {\"regions\": [{\"id\": ..., \"pub_key\": base64}]}: %w", path, err)
+	}
+	for _, m := range doc.Regions {
+		if len(m.PubKey) != ed25519.PublicKeySize {
+			return t, fmt.Errorf("region keys %s: region %s: pub_key of %d bytes, want %d", path, m.ID, len(m.PubKey), ed25519.PublicKeySize)
+		}
+		t.Regions[m.ID] = ed25519.PublicKey(m.PubKey)
+	}
+	if len(t.Regions) == 0 {
+		return t, fmt.Errorf("region keys %s: no region", path)
+	}
+	return t, nil
 }
