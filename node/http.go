@@ -153,19 +153,8 @@ func (n *Node) handleQuery(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// wantsHTML: the client asked for text/html before JSON.
-func wantsHTML(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
-		mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
-		switch strings.TrimSpace(mt) {
-		case "application/json", "*/*", "application/*":
-			return false
-		case "text/html":
-			return true
-		}
-	}
-	return false
-}
+// wantsHTML: the client asked for text/html rather than JSON.
+func wantsHTML(r *http.Request) bool { return asksFor(r, "text/html") }
 
 func (n *Node) handleReceipt(w http.ResponseWriter, r *http.Request) {
 	rp, err := n.Proof(r.Context(), r.PathValue("id"))
@@ -230,13 +219,17 @@ func (n *Node) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 }
 
 // wantsNote: the client asked for text/plain rather than JSON.
-func wantsNote(r *http.Request) bool {
+func wantsNote(r *http.Request) bool { return asksFor(r, "text/plain") }
+
+// asksFor: the request's Accept header names mediaType before JSON or a
+// wildcard.
+func asksFor(r *http.Request, mediaType string) bool {
 	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
 		mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
-		switch strings.TrimSpace(mt) {
+		switch mt = strings.TrimSpace(mt); mt {
 		case "application/json", "*/*", "application/*":
 			return false
-		case "text/plain":
+		case mediaType:
 			return true
 		}
 	}

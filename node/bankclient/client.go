@@ -171,10 +171,8 @@ func (c *Client) Receipt(ctx context.Context, id string) (*ReceiptProof, error) 
 	if err := rr.Sign(c.key); err != nil {
 		return nil, err
 	}
-	req, _ := http.NewRequest("GET", "/", nil)
-	SetReceiptReadHeaders(req, &rr)
 	var out ReceiptProof
-	if err := c.Do(ctx, "GET", "/v1/receipts/"+url.PathEscape(id), req.Header, nil, &out); err != nil {
+	if err := c.Do(ctx, "GET", "/v1/receipts/"+url.PathEscape(id), receiptReadHeader(&rr), nil, &out); err != nil {
 		return nil, err
 	}
 	if c.trust != nil {

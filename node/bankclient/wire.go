@@ -98,7 +98,15 @@ const (
 
 // SetReceiptReadHeaders puts a signed read's fields in req's headers.
 func SetReceiptReadHeaders(req *http.Request, rr *credit.ReceiptRead) {
-	req.Header.Set(HeaderBank, string(rr.Bank))
-	req.Header.Set(HeaderTime, rr.Time.UTC().Format(time.RFC3339Nano))
-	req.Header.Set(HeaderSignature, base64.StdEncoding.EncodeToString(rr.Sig))
+	for k, v := range receiptReadHeader(rr) {
+		req.Header[k] = v
+	}
+}
+
+func receiptReadHeader(rr *credit.ReceiptRead) http.Header {
+	h := http.Header{}
+	h.Set(HeaderBank, string(rr.Bank))
+	h.Set(HeaderTime, rr.Time.UTC().Format(time.RFC3339Nano))
+	h.Set(HeaderSignature, base64.StdEncoding.EncodeToString(rr.Sig))
+	return h
 }
