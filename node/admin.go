@@ -120,6 +120,7 @@ func (n *Node) AdminHandler() http.Handler {
 	mux.HandleFunc("POST /v1/consents", n.operator("record_consent", n.handleRecordConsent))
 	mux.HandleFunc("POST /v1/consents/{id}/revoke", n.operator("revoke_consent", n.handleRevokeConsent))
 	mux.HandleFunc("POST /v1/banks", n.operator("register_bank", n.handleRegisterBank))
+	mux.HandleFunc("POST /v1/banks/{id}/retire", n.operator("retire_bank", n.handleRetireBank))
 	mux.HandleFunc("GET /v1/receipts/{id}", n.operator("read_receipt", n.handleReceipt))
 	mux.HandleFunc("POST /v1/authorities", n.operator("register_authority", n.handleRegisterAuthority))
 	mux.HandleFunc("POST /v1/authorities/{id}/retire", n.operator("retire_authority", n.handleRetireAuthority))
@@ -180,4 +181,30 @@ func (n *Node) AdminAddr() string {
 		return ""
 	}
 	return n.adminLn.Addr().String()
+}
+
+// handleRetireBank retires one of this region's banks on the ledger; its
+// queries are refused (bank_inactive) once the regions' views have it.
+func (n *Node) handleRetireBank(w http.ResponseWriter, r *http.Request) {
+	id := credit.BankID(r.PathValue("id"))
+	if err := credit.ValidateBankID(id); err != nil {
+		n.fail(w, credit.Refuse(credit.CodeInvalidQuery, "%w", err))
+		return
+	}
+	if err := n.deps.Ledger.RetireBank(r.Context(), id); err != nil {
+		n.fail(w, err)
+		return
+	}
+	n.writeBank(w, r, id)
+}
+
+// writeBank answers with the bank's record as the ledger now holds it,
+// with the status and time the contract set (the request has neither).
+func (n *Node) writeBank(w http.ResponseWriter, r *http.Request, id credit.BankID) {
+	b, err := n.deps.Ledger.Bank(r.Context(), id)
+	if err != nil {
+		n.fail(w, fmt.Errorf("bank %s written, but reading it back: %w", id, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
 }

@@ -120,7 +120,28 @@ func (c *Client) VerifyStore(ctx context.Context) (*VerifyReport, error) {
 
 // RegisterBank registers or updates a bank of this region (admin).
 func (c *Client) RegisterBank(ctx context.Context, b credit.BankMember) error {
-	return c.admin(ctx, "POST", "/v1/banks", b, nil)
+	_, err := c.RegisterBankRecord(ctx, b)
+	return err
+}
+
+// RegisterBankRecord registers or updates a bank of this region (admin)
+// and returns its ledger record.
+func (c *Client) RegisterBankRecord(ctx context.Context, b credit.BankMember) (*credit.BankMember, error) {
+	var out credit.BankMember
+	if err := c.admin(ctx, "POST", "/v1/banks", b, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RetireBank retires a bank of this region (admin) and returns its
+// ledger record.
+func (c *Client) RetireBank(ctx context.Context, id credit.BankID) (*credit.BankMember, error) {
+	var out credit.BankMember
+	if err := c.admin(ctx, "POST", "/v1/banks/"+url.PathEscape(string(id))+"/retire", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // RegisterAuthority registers an enterprise identity authority of this

@@ -285,9 +285,5 @@ func (n *Node) handleRegisterBank(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, err)
 		return
 	}
-	// Answer with the ledger's record: it holds the registration's time.
-	if rec, err := n.deps.Ledger.Bank(r.Context(), b.ID); err == nil {
-		b = rec
-	}
-	writeJSON(w, http.StatusOK, b)
+	n.writeBank(w, r, b.ID)
 }

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 
 	"github.com/prdcredit/ccnode/credit"
@@ -85,9 +84,34 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Running, err er
 	}
 	r.Node, err = New(ctx, cfg, Deps{Store: r.Store, Ledger: r.Ledger, Key: key, Logger: log, Operators: OperatorsFile(cfg.Admin.OperatorsFile)})
 	if err != nil {
+		if cfg.Ledger.EmbeddedURL != "" && errors.Is(err, network.ErrDenied) {
+			// The served ledger admits the identities of its members only.
+			err = fmt.Errorf("%w (the ledger at %s has no member region with ledger identity %s and this node's key: "+
+				"its node must start a new ledger from a bootstrap file listing this region, composed with 'ccnode consortium bootstrap' from each region's member.json)",
+				err, cfg.Ledger.EmbeddedURL, cfg.Ledger.MSPID)
+		}
 		return nil, err
 	}
+	warnAlone(ctx, r.Ledger, cfg, log)
 	return r, nil
+}
+
+// warnAlone says so when the ledger knows no other active region: every
+// query then answers from this region's records alone, which a sample
+// config once did without a word.
+func warnAlone(ctx context.Context, l network.Ledger, cfg Config, log *slog.Logger) {
+	rs, err := l.Regions(ctx)
+	if err != nil {
+		return
+	}
+	for _, r := range rs {
+		if r.ID != cfg.Region && r.Status == credit.StatusActive {
+			return
+		}
+	}
+	log.Warn("the ledger knows no other active region: queries answer from this region's records alone; "+
+		"to join a consortium, start the ledger from a bootstrap file ('ccnode consortium bootstrap', ledger.bootstrap_file) "+
+		"or name the node that serves it in ledger.embedded_url", "region", cfg.Region, "ledger_regions", len(rs))
 }
 
 // Close stops the node, then closes the ledger and the store. Safe twice.
@@ -165,7 +189,7 @@ func (o *ownedLedger) open(ctx context.Context, cfg Config, key ed25519.PrivateK
 	// members.
 	regions := []credit.RegionMember{{
 		ID: cfg.Region, MSPID: cfg.Ledger.MSPID, PeerID: pid, PubKey: pub, Status: credit.StatusActive,
-		Divisions: []string{strings.TrimRight(string(cfg.Region), "0")},
+		Divisions: RegionDivisions(cfg.Region),
 	}}
 	var banks []credit.BankMember
 	if cfg.Ledger.BootstrapFile != "" {
@@ -225,22 +249,22 @@ func (o *ownedLedger) Close() error {
 	return errors.Join(append(errs, o.srv.Close())...)
 }
 
-// bootstrapFile is ledger.bootstrap_file: the first members of a new
-// embedded ledger.
-type bootstrapFile struct {
-	Regions []credit.RegionMember `json:"regions"`
-	Banks   []credit.BankMember   `json:"banks"`
-}
-
-// readBootstrap reads the first members; this region must be among them
-// with this node's key.
+// readBootstrap reads the first members, checked as the contract will
+// check them but naming the file, member and field; this region must be
+// among them with this node's key.
 func readBootstrap(path string, region credit.RegionID, pub ed25519.PublicKey) ([]credit.RegionMember, []credit.BankMember, error) {
 	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, fmt.Errorf("ledger.bootstrap_file: %w (compose it from the regions' member descriptors with 'ccnode consortium bootstrap')", err)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("ledger.bootstrap_file: %w", err)
 	}
-	var f bootstrapFile
+	var f BootstrapFile
 	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, nil, fmt.Errorf("ledger.bootstrap_file %s: %w", path, err)
+	}
+	if err := ValidateBootstrap(f); err != nil {
 		return nil, nil, fmt.Errorf("ledger.bootstrap_file %s: %w", path, err)
 	}
 	for _, r := range f.Regions {

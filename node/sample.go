@@ -89,8 +89,10 @@ ledger:
   # by the caller's own key). Empty serves nothing.
   serve_addr: "{{.Ledger.ServeAddr}}"
   # With embedded_dir: a JSON file of the first members
-  # ({"regions": [...], "banks": [...]}) a new ledger starts with; empty
-  # starts it with this region alone.
+  # ({"regions": [...], "banks": [...]}, composed from the regions' member
+  # descriptors by 'ccnode consortium bootstrap') a new ledger starts with;
+  # empty starts it with this region alone, and the node warns that
+  # queries then answer from this region's records only.
   bootstrap_file: "{{.Ledger.BootstrapFile}}"
   # The ledger identity (MSP id) this node acts as.
   msp_id: {{.Ledger.MSPID}}

@@ -26,9 +26,15 @@ func initCommand() *cli.Command {
 			"DIR/operator.token (mode 0600; the node keeps only its hash), and\n" +
 			"DIR/ccnode.yaml with every key commented. Refuses to overwrite an\n" +
 			"existing key. Add and revoke operators with 'ccnode operator'. With --tls, also a\n" +
-			"self-signed certificate for the bank API (DIR/tls.crt, DIR/tls.key).",
+			"self-signed certificate for the bank API (DIR/tls.crt, DIR/tls.key). Also writes\n" +
+			"DIR/member.json, the region's public member descriptor for 'ccnode consortium\n" +
+			"bootstrap'. With --config FILE instead of --region, sets up the node an existing\n" +
+			"config describes (such as configs/440300.yaml): the key, operators, TLS pair and\n" +
+			"member descriptor (DATA_DIR/member.json) it names, and no new config.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "region", Required: true, Category: catData, EnvVars: []string{"CCNODE_REGION"},
+			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Category: catData,
+				Usage: "set up the node this existing config file describes, instead of writing a new config"},
+			&cli.StringFlag{Name: "region", Category: catData, EnvVars: []string{"CCNODE_REGION"},
 				Usage: "region id: the six-digit division code of a Pearl River Delta city (such as 440300) or of a district inside one"},
 			&cli.StringFlag{Name: "dir", Category: catData, EnvVars: []string{"CCNODE_DATA_DIR"},
 				Usage: "data folder (default data/REGION)"},
@@ -46,6 +52,12 @@ func initCommand() *cli.Command {
 }
 
 func runInit(c *cli.Context) error {
+	if c.String("config") != "" {
+		return runInitFromConfig(c)
+	}
+	if c.String("region") == "" {
+		return fmt.Errorf("init: give --region (or --config FILE, to set up the node a config describes)")
+	}
 	region := credit.RegionID(c.String("region"))
 	if err := checkRegion("--region", region); err != nil {
 		return err
@@ -108,6 +120,11 @@ func runInit(c *cli.Context) error {
 	if c.Bool("tls") {
 		fmt.Fprintf(c.App.Writer, "  tls:       %s (self-signed; banks pass it as --ca-file)\n", cfg.HTTP.TLSCertFile)
 	}
+	memberPath, err := writeMemberDescriptor(cfg, pub)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "  member:    %s (public; compose the consortium with: ccnode consortium bootstrap --out FILE MEMBER.json...)\n", memberPath)
 	fmt.Fprintf(c.App.Writer, "Start it with: ccnode run --config %s\n", cfgPath)
 	return nil
 }

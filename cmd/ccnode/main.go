@@ -43,6 +43,8 @@ func newApp() *cli.App {
 			configCommand(),
 			keysCommand(),
 			operatorCommand(),
+			consortiumCommand(),
+			bankCommand(),
 			authorityCommand(),
 			consentCommand(),
 			queryCommand(),

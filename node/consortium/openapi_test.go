@@ -274,6 +274,13 @@ func TestEveryEndpointMatchesOpenAPI(t *testing.T) {
 	}
 	st, b = adm.do("POST", "/v1/banks", tok, credit.BankMember{ID: "Not A Bank Id!"})
 	want("register an invalid bank", st, 400, b)
+	st, b = adm.do("POST", "/v1/banks/bank-sz-new/retire", tok, nil)
+	want("retire a bank", st, 200, b)
+	if json.Unmarshal(b, &bm); bm.Status != credit.StatusRetired {
+		t.Fatalf("the retired bank's record: %s", b)
+	}
+	st, b = adm.do("POST", "/v1/banks/bank-never-registered/retire", tok, nil)
+	want("retire an unknown bank", st, 404, b)
 	_, caKey, _ := ed25519.GenerateKey(rand.Reader)
 	caDER, err := credit.NewAuthorityCert("深圳市电子营业执照认证中心（测试）", caKey, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
 	if err != nil {
