@@ -83,6 +83,10 @@ const (
 	// CodeLedgerViewStale: the node's view of the ledger is older than its
 	// grace period; it answers again once the ledger is back.
 	CodeLedgerViewStale Code = "ledger_view_stale"
+	// CodeNodeKeyMismatch: the node's key is not the one its region's
+	// ledger record names, so nothing it signs would verify; its operator
+	// must start it with the recorded key or publish this one.
+	CodeNodeKeyMismatch Code = "node_key_mismatch"
 	// CodeLedgerUnavailable: the ledger could not be read to decide.
 	CodeLedgerUnavailable Code = "ledger_unavailable"
 	// CodeUnavailable: the node cannot answer now (overloaded, store or
@@ -125,6 +129,7 @@ var codes = map[Code]codeInfo{
 	CodePurposeMismatch:    {http.StatusForbidden, false},
 	CodeCategoryOutOfScope: {http.StatusForbidden, false},
 	CodeLedgerViewStale:    {http.StatusServiceUnavailable, true},
+	CodeNodeKeyMismatch:    {http.StatusServiceUnavailable, true},
 	CodeLedgerUnavailable:  {http.StatusServiceUnavailable, true},
 	CodeUnavailable:        {http.StatusServiceUnavailable, true},
 	CodeInternal:           {http.StatusInternalServerError, true},
@@ -139,7 +144,7 @@ func Codes() []Code {
 		CodeConsentNotFound, CodeConsentMismatch, CodeConsentSignature, CodeConsentUncertified, CodeConsentRevoked,
 		CodeConsentExpired, CodeConsentNotYetValid, CodeConsentOtherBank, CodeSubjectMismatch,
 		CodePurposeMismatch, CodeCategoryOutOfScope,
-		CodeLedgerViewStale, CodeLedgerUnavailable, CodeUnavailable, CodeInternal,
+		CodeLedgerViewStale, CodeNodeKeyMismatch, CodeLedgerUnavailable, CodeUnavailable, CodeInternal,
 	}
 }
 

@@ -397,6 +397,9 @@ func (n *Node) Ready() error {
 	if err := n.view.Fresh(); err != nil {
 		return fmt.Errorf("%w: %w", ErrNotReady, err)
 	}
+	if err := n.checkOwnKey(); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotReady, err)
+	}
 	if err := n.deps.Store.Corruption(); err != nil {
 		return fmt.Errorf("%w: %w", ErrNotReady, err)
 	}
@@ -456,6 +459,11 @@ func (n *Node) RecordConsent(ctx context.Context, g credit.ConsentGrant) (credit
 	}
 	// A stale view may miss a revocation or a retirement: fail closed.
 	if err := n.view.Fresh(); err != nil {
+		return g, credit.ConsentCommitment{}, err
+	}
+	// A countersignature under a key the ledger does not record would
+	// make every region refuse the consent.
+	if err := n.checkOwnKey(); err != nil {
 		return g, credit.ConsentCommitment{}, err
 	}
 	trust, now := n.view.Trust(), n.now()

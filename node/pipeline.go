@@ -38,6 +38,9 @@ func (n *Node) admit(ctx context.Context, q *credit.Query, now time.Time, home c
 	if err := n.view.Fresh(); err != nil {
 		return err
 	}
+	if err := n.checkOwnKey(); err != nil {
+		return err
+	}
 	if err := q.Validate(); err != nil {
 		return credit.Refuse(credit.CodeInvalidQuery, "%w", err)
 	}

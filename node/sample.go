@@ -81,7 +81,7 @@ ledger:
   # Exactly one of embedded_dir (the embedded ledger, one machine),
   # embedded_url (the embedded ledger another node on this machine serves)
   # and fabric_gateway (a Fabric gateway connection file) must be set.
-  embedded_dir: {{.Ledger.EmbeddedDir}}
+  embedded_dir: "{{.Ledger.EmbeddedDir}}"
   embedded_url: "{{.Ledger.EmbeddedURL}}"
   fabric_gateway: "{{.Ledger.FabricGateway}}"
   # With embedded_dir: serve the embedded ledger to the other regions'

@@ -15,11 +15,16 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/urfave/cli/v2"
 
+	"github.com/prdcredit/ccnode/chaincode"
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network/fabric"
 	"github.com/prdcredit/ccnode/network/fabricnet"
 	"github.com/prdcredit/ccnode/node"
 )
+
+// serveChaincodeCommand is the hidden `ccnode fabric` subcommand the
+// network's chaincode servers run.
+const serveChaincodeCommand = "serve-chaincode"
 
 func fabricDirFlag() *cli.StringFlag {
 	return &cli.StringFlag{Name: "dir", Value: "fabric-net", EnvVars: []string{"CCNODE_FABRIC_DIR"}, Category: catLedger,
@@ -51,12 +56,21 @@ func fabricCommand() *cli.Command {
 					&cli.DurationFlag{Name: "batch-timeout", Value: fabricnet.DefaultBatchTimeout, Category: catLedger,
 						Usage: "orderer batch timeout: the floor of every submit's latency"},
 					&cli.StringFlag{Name: "chaincode-server", Category: catLedger,
-						Usage: "prebuilt chaincode server binary (default: build ./chaincode/server of this module)"},
+						Usage: "chaincode server binary (default: this ccnode binary serves the contract itself, so no source tree is needed)"},
 					&cli.BoolFlag{Name: "no-bootstrap", Category: catLedger,
 						Usage: "leave the membership empty (the ledger conformance suite bootstraps it itself)"},
 					&cli.DurationFlag{Name: "timeout", Value: 15 * time.Minute, Usage: "give up after this long (the first run builds Fabric)"},
 				},
 				Action: fabricUp,
+			},
+			{
+				// The peers of `up` connect to this: chaincode-as-a-service
+				// run by the ccnode binary itself, configured by the
+				// environment fabricnet gives it (chaincode.ServeFromEnv).
+				Name:   serveChaincodeCommand,
+				Hidden: true,
+				Usage:  "serve the ccnode contract as chaincode-as-a-service (started by `fabric up`)",
+				Action: func(*cli.Context) error { return chaincode.ServeFromEnv() },
 			},
 			{
 				Name:  "down",
@@ -120,6 +134,15 @@ func fabricUp(c *cli.Context) error {
 		ChaincodeServer: c.String("chaincode-server"),
 		Logger:          log,
 	}
+	if cfg.ChaincodeServer == "" {
+		// This binary holds the contract: the network runs the same build
+		// as the nodes, and an installed binary needs no source tree.
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("fabric up: finding this ccnode binary to serve the contract (or pass --chaincode-server): %w", err)
+		}
+		cfg.ChaincodeServer, cfg.ChaincodeArgs = self, []string{"fabric", serveChaincodeCommand}
+	}
 	if !c.Bool("no-bootstrap") {
 		cfg.Bootstrap = bootstrapFabric
 	}
@@ -141,6 +164,8 @@ func fabricUp(c *cli.Context) error {
 	fmt.Printf("The auditor reads and cannot write: ccnode audit snapshot --fabric-config %s -o snapshot.json\n", n.AuditorFile)
 	if !c.Bool("no-bootstrap") {
 		fmt.Printf("Region node keys: %s\n", filepath.Join(n.Dir, "nodes", "<region>", "node.key"))
+		fmt.Printf("A region's node: ccnode init --region %s --fabric-gateway %s (registers a new node key in the region's record; --node-key %s keeps the one above)\n",
+			n.Regions[0].ID, n.GatewayFiles[0], filepath.Join(n.Dir, "nodes", string(n.Regions[0].ID), "node.key"))
 	}
 	fmt.Printf("Logs: %s   Stop with: ccnode fabric down --dir %s\n", filepath.Join(n.Dir, "logs"), c.String("dir"))
 	return nil

@@ -30,8 +30,10 @@ func initCommand() *cli.Command {
 			"DIR/member.json, the region's public member descriptor for 'ccnode consortium\n" +
 			"bootstrap'. With --config FILE instead of --region, sets up the node an existing\n" +
 			"config describes (such as configs/440300.yaml): the key, operators, TLS pair and\n" +
-			"member descriptor (DATA_DIR/member.json) it names, and no new config.",
-		Flags: []cli.Flag{
+			"member descriptor (DATA_DIR/member.json) it names, and no new config.\n" +
+			"With --fabric-gateway the config acts on Fabric as the connection file's MSP, and\n" +
+			"the new key (or --node-key) is registered in the region's ledger record first.",
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Category: catData,
 				Usage: "set up the node this existing config file describes, instead of writing a new config"},
 			&cli.StringFlag{Name: "region", Category: catData, EnvVars: []string{"CCNODE_REGION"},
@@ -43,16 +45,19 @@ func initCommand() *cli.Command {
 			&cli.StringFlag{Name: "admin-addr", Category: catNetwork, Value: node.DefaultAdminAddr, EnvVars: []string{"CCNODE_ADMIN_ADDR"},
 				Usage: "admin API address written to the config (keep it on loopback)"},
 			&cli.StringFlag{Name: "fabric-gateway", Category: catLedger, EnvVars: []string{"CCNODE_FABRIC_GATEWAY"},
-				Usage: "use this Fabric gateway config instead of the embedded ledger"},
+				Usage: "use this Fabric gateway connection file instead of the embedded ledger; init takes its MSP id and registers the node key in the region's record (see --node-key)"},
 			&cli.BoolFlag{Name: "tls", Category: catNetwork,
 				Usage: "also make a self-signed TLS certificate and key for the bank API (DIR/tls.crt, DIR/tls.key; for trials: banks trust it with --ca-file DIR/tls.crt)"},
-		},
+		}, initFabricFlags()...),
 		Action: runInit,
 	}
 }
 
 func runInit(c *cli.Context) error {
 	if c.String("config") != "" {
+		if c.IsSet("node-key") {
+			return fmt.Errorf("init --config: --node-key: name the key in the config's key_file instead")
+		}
 		return runInitFromConfig(c)
 	}
 	if c.String("region") == "" {
@@ -76,8 +81,11 @@ func runInit(c *cli.Context) error {
 	cfg := node.DefaultConfig(region, abs)
 	cfg.HTTP.Addr = c.String("http-addr")
 	cfg.Admin.Addr = c.String("admin-addr")
-	if gw := c.String("fabric-gateway"); gw != "" {
-		cfg.Ledger.FabricGateway, cfg.Ledger.EmbeddedDir = gw, ""
+	var fab *fabricInit
+	if c.String("fabric-gateway") != "" {
+		if fab, err = newFabricInit(c, &cfg); err != nil {
+			return err
+		}
 	}
 	if c.Bool("tls") {
 		cfg.HTTP.TLSCertFile, cfg.HTTP.TLSKeyFile = filepath.Join(abs, "tls.crt"), filepath.Join(abs, "tls.key")
@@ -88,7 +96,12 @@ func runInit(c *cli.Context) error {
 	if _, err := os.Stat(cfg.Admin.OperatorsFile); err == nil {
 		return fmt.Errorf("%s exists; not overwriting it", cfg.Admin.OperatorsFile)
 	}
-	key, err := node.GenerateKeyFile(cfg.KeyFile)
+	var key ed25519.PrivateKey
+	if fab != nil {
+		key, err = fab.key(c.Context, cfg)
+	} else {
+		key, err = node.GenerateKeyFile(cfg.KeyFile)
+	}
 	if err != nil {
 		return err
 	}
@@ -117,6 +130,9 @@ func runInit(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "region %s initialised in %s\n  key:       %s (public %x)\n  peer id:   %s (every form of the key: ccnode keys show --config %s)\n  operators: %s (operator admin, token in %s)\n  config:    %s\n",
 		region, abs, cfg.KeyFile, []byte(pub), pid, cfgPath, cfg.Admin.OperatorsFile, tokPath, cfgPath)
+	if fab != nil {
+		fmt.Fprintln(c.App.Writer, fab.note)
+	}
 	if c.Bool("tls") {
 		fmt.Fprintf(c.App.Writer, "  tls:       %s (self-signed; banks pass it as --ca-file)\n", cfg.HTTP.TLSCertFile)
 	}
@@ -140,6 +156,9 @@ func checkInitFlags(c *cli.Context, dir string) error {
 		if err := checkListenAddr(c.String(f)); err != nil {
 			return fmt.Errorf("--%s: %w", f, err)
 		}
+	}
+	if c.IsSet("node-key") && c.String("fabric-gateway") == "" {
+		return fmt.Errorf("--node-key: only with --fabric-gateway, whose ledger record must name the key")
 	}
 	if gw := c.String("fabric-gateway"); gw != "" {
 		fi, err := os.Stat(gw)

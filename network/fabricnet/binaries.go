@@ -119,6 +119,10 @@ func EnsureBinaries(ctx context.Context, dir string) (BinDir, error) {
 	if d.Complete() {
 		return d, nil
 	}
+	if _, err := exec.LookPath("go"); err != nil {
+		return "", fmt.Errorf("fabric binaries: %s lacks Fabric's %s and building them needs the go command (Go 1.26.1 or later) on PATH: install Go, or put Fabric %s's binaries in a folder named by --bin-dir or CCNODE_FABRIC_BIN: %w",
+			abs, strings.Join(Binaries, ", "), FabricVersion, err)
+	}
 	tools := ""
 	if root := moduleRoot(); root != "" {
 		tools = filepath.Join(root, "network", "fabricnet", "tools")

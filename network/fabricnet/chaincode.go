@@ -60,10 +60,18 @@ func chaincodeModule(cfg Config) (string, error) {
 		mod = moduleRoot()
 	}
 	if mod == "" {
-		return "", fmt.Errorf("no ccnode module above the working directory to build %s in: set Config.ChaincodeServer or Config.ModuleDir: %w",
-			cfg.ChaincodeBuild, ErrConfig)
+		return "", fmt.Errorf("no ccnode module above the working directory %s to build the chaincode server (%s) in: name a chaincode server binary (Config.ChaincodeServer) or the module (Config.ModuleDir): %w",
+			wd(), cfg.ChaincodeBuild, ErrConfig)
 	}
 	return mod, nil
+}
+
+func wd() string {
+	d, err := os.Getwd()
+	if err != nil {
+		return "(unknown)"
+	}
+	return d
 }
 
 // connection is the connection.json a peer's ccaas builder hands the peer:
@@ -221,7 +229,7 @@ func (p *plan) deployChaincode(ctx context.Context, server string) error {
 		}
 		ids[i] = id
 		// The server must be told its package id, so it starts after install.
-		pid, err := p.launch("ccserver-"+r.Name, server, nil, p.serverEnv(r, id), r.CCServerPort)
+		pid, err := p.launch("ccserver-"+r.Name, server, p.cfg.ChaincodeArgs, p.serverEnv(r, id), r.CCServerPort)
 		if err != nil {
 			return err
 		}

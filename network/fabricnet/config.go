@@ -106,6 +106,10 @@ type Config struct {
 	// ChaincodeServer is a prebuilt chaincode server binary. When empty, Up
 	// runs `go build ChaincodeBuild` in ModuleDir.
 	ChaincodeServer string
+	// ChaincodeArgs are ChaincodeServer's arguments, such as
+	// ["chaincode", "serve"] when the ccnode binary itself serves the
+	// contract (an installed binary has no module to build one in).
+	ChaincodeArgs []string
 	// ChaincodeBuild is the package built into the chaincode server;
 	// default "./chaincode/server".
 	ChaincodeBuild string

@@ -83,7 +83,9 @@ func (f *Fabric) KeyFile(id credit.RegionID) string {
 func (f *Fabric) Node(t testing.TB, id credit.RegionID, dir string, edit func(*node.Config)) *Node {
 	t.Helper()
 	org, gw := f.Member(t, id)
-	n := initNode(t, f.bin, id, dir, "--fabric-gateway", gw)
+	// --node-key: init checks the key against the region's record instead
+	// of registering a new one.
+	n := initNode(t, f.bin, id, dir, "--fabric-gateway", gw, "--node-key", f.KeyFile(id))
 	cfg := node.DefaultConfig(id, dir)
 	cfg.KeyFile = f.KeyFile(id)
 	cfg.HTTP.Addr = "127.0.0.1:0"
