@@ -7,10 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/atomicfile"
 )
 
 // The admin API: operator calls (recording and revoking consents,
@@ -71,6 +74,10 @@ func (s *statusRecorder) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap lets http.ResponseController reach the connection (streamed
+// answers set their own deadlines).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
 func (s *statusRecorder) Write(b []byte) (int, error) {
 	if s.status == 0 {
 		s.status = http.StatusOK
@@ -126,11 +133,25 @@ func (n *Node) AdminHandler() http.Handler {
 	mux.HandleFunc("POST /v1/authorities/{id}/retire", n.operator("retire_authority", n.handleRetireAuthority))
 	mux.HandleFunc("POST /v1/revocations", n.operator("revoke_certificate", n.handleRevokeCertificate))
 	mux.HandleFunc("POST /v1/verify", n.operator("verify_store", n.handleVerify))
+	mux.HandleFunc("POST /v1/imports", n.operator("import", n.handleImport))
+	mux.HandleFunc("GET /v1/imports", n.operator("list_imports", n.handleImports))
+	mux.HandleFunc("GET /v1/imports/progress", n.operator("import_progress", n.handleImportProgress))
+	mux.HandleFunc("GET /v1/receipts/export", n.operator("export_receipts", n.handleReceiptsExport))
+	mux.HandleFunc("GET /v1/ledger/snapshot", n.operator("ledger_snapshot", n.handleLedgerSnapshot))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("/", notFound)
-	return http.MaxBytesHandler(n.metrics.instrument("admin", mux), n.cfg.HTTP.MaxBodyBytes)
+	h := n.metrics.instrument("admin", mux)
+	limited := http.MaxBytesHandler(h, n.cfg.HTTP.MaxBodyBytes)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/imports" {
+			// An import's body is a whole feed, streamed (handleImport).
+			h.ServeHTTP(w, r)
+			return
+		}
+		limited.ServeHTTP(w, r)
+	})
 }
 
 // notFound answers a path no route serves with a JSON error, as every
@@ -145,6 +166,17 @@ func (n *Node) startAdmin(context.Context) (func() error, error) {
 		return nil, fmt.Errorf("admin.addr: %w", err)
 	}
 	n.adminLn = ln
+	// Commands given the node's config find the admin API here when
+	// admin.addr leaves the port to the system (port 0).
+	// A node without a data folder on disk (in memory, in tests) has none.
+	addrFile := ""
+	if st, err := os.Stat(n.cfg.DataDir); err == nil && st.IsDir() {
+		addrFile = AdminAddrFile(n.cfg)
+		if err := atomicfile.ReplaceBytes(addrFile, []byte(ln.Addr().String()+"\n"), 0o600); err != nil {
+			n.log.Warn("admin address file not written: commands find this node only through admin.addr or --admin", "file", addrFile, "err", err)
+			addrFile = ""
+		}
+	}
 	if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
 		n.log.Warn("admin API listens beyond this machine; keep it behind a firewall", "addr", ln.Addr().String())
 	}
@@ -171,9 +203,16 @@ func (n *Node) startAdmin(context.Context) (func() error, error) {
 			err = srv.Close()
 		}
 		<-done
+		if addrFile != "" {
+			os.Remove(addrFile)
+		}
 		return err
 	}, nil
 }
+
+// AdminAddrFile is where a running node writes its admin API's address
+// (DATA_DIR/admin.addr), removed when it stops.
+func AdminAddrFile(cfg Config) string { return filepath.Join(cfg.DataDir, "admin.addr") }
 
 // AdminAddr is the admin API's listening address once started.
 func (n *Node) AdminAddr() string {

@@ -261,7 +261,11 @@ func (n *Node) handleReady(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, code, messageOf(err))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	ready := map[string]string{"status": "ready"}
+	if msg := n.emptyStore(r.Context()); msg != "" {
+		ready["store"] = msg
+	}
+	writeJSON(w, http.StatusOK, ready)
 }
 
 func (n *Node) handleRegisterBank(w http.ResponseWriter, r *http.Request) {

@@ -69,7 +69,7 @@ func newMetrics(n *Node) *metrics {
 	// sees a leak while a region is down or under attack (the fault suite
 	// reads them too).
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m.reg.MustRegister(m.fanout, m.http, buildInfo(), storeCollector{n})
+	m.reg.MustRegister(m.fanout, m.http, buildInfo(), storeCollector{n}, importCollector{n})
 	m.reg.MustRegister(m.queries, m.denials, m.latency, m.receipts, m.anchored, m.anchorFails, m.anchorLag, m.anchorTx,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "ccnode_ledger_view_age_seconds", Help: "Age of the node's confirmed view of the ledger; past the grace period the node refuses to answer.",

@@ -83,6 +83,7 @@ type Node struct {
 	client    *p2p.Client
 	sigs      sigGate
 	metrics   *metrics
+	imports   *imports
 
 	anchorMu         sync.Mutex
 	lastAnchoredSize atomic.Uint64
@@ -130,6 +131,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (_ *Node, err error) {
 		requested: receipts.NewRequested(db, dbSync),
 		nonces:    receipts.NewNonces(db),
 		kick:      make(chan struct{}, 1),
+		imports:   newImports(),
 	}
 	n.members = p2p.NewMembership(n.log.With("part", "p2p"), nil)
 	n.view = NewView(deps.Ledger, n.outbox, cfg.Ledger.GracePeriod, deps.Now, n.log.With("part", "view"))
@@ -166,7 +168,21 @@ func New(ctx context.Context, cfg Config, deps Deps) (_ *Node, err error) {
 		n.stops = append(n.stops, stop)
 	}
 	n.log.Info("node started", "http", n.HTTPAddr(), "admin", n.AdminAddr(), "peer", n.host.ID(), "log_size", n.rlog.Size())
+	if msg := n.emptyStore(ctx); msg != "" {
+		n.log.Warn(msg, "store", deps.Store.Badger().Opts().Dir)
+	}
 	return n, nil
+}
+
+// emptyStore says why the node answers with no records when its store
+// holds none (a fresh node, or records imported into another folder than
+// the one it opened), and is "" otherwise.
+func (n *Node) emptyStore(ctx context.Context) string {
+	st, err := n.deps.Store.Stats(ctx)
+	if err != nil || st.Records > 0 {
+		return ""
+	}
+	return "the record store is empty: every query is answered with no records of this region; import department feeds with 'ccnode import --config <this node's config> FILE'"
 }
 
 // Config returns the node's configuration.

@@ -163,6 +163,7 @@ func (n *Node) logReceipt(ctx context.Context, r *credit.Receipt) (uint64, error
 // member region whose peer is from sends for one of its banks. The server
 // turns a panic here into an internal refusal (or a reset stream).
 func (n *Node) Answer(ctx context.Context, from peer.ID, req *p2p.Request, w p2p.AnswerWriter) (err error) {
+	defer n.imports.answering()()
 	now := n.now()
 	q := &req.Query
 	if err := n.requesterIs(from, req.Requester); err != nil {

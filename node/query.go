@@ -20,6 +20,7 @@ import (
 // others over p2p — verify each remote receipt, keep every receipt with a
 // signed ack, and consolidate.
 func (n *Node) Query(ctx context.Context, q *credit.Query) (*Consolidated, error) {
+	defer n.imports.answering()()
 	start := n.now()
 	c, err := n.query(ctx, q, start)
 	outcome := "ok"

@@ -24,6 +24,7 @@ func main() {
 			auditCommand(),
 			importCommand(),
 			nodeCommand(),
+			serveImportCommand(),
 			reportCommand(),
 		},
 	}

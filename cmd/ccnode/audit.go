@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/prdcredit/ccnode/network"
 	"github.com/prdcredit/ccnode/network/embedded"
 	"github.com/prdcredit/ccnode/network/fabric"
+	"github.com/prdcredit/ccnode/node"
 	"github.com/prdcredit/ccnode/node/audit"
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
@@ -94,11 +96,22 @@ func auditSnapshotCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "snapshot",
 		Usage: "write what an audit needs from the ledger to a file, for an air-gapped audit",
-		Flags: append(slicesClone(auditLedgerFlags[1:]),
+		Description: "With --config, the ledger of that node: a running node takes the snapshot through\n" +
+			"its own ledger client and streams it from its admin API (it holds its embedded\n" +
+			"ledger's folder); a stopped node's ledger.embedded_dir is opened directly.",
+		Flags: append(append(slicesClone(auditLedgerFlags[1:]),
+			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Category: catLedger,
+				Usage: "a node's config: its ledger (through the node when it runs, else its ledger.embedded_dir)"},
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Category: catOutput, Required: true, EnvVars: []string{"CCNODE_AUDIT_SNAPSHOT_OUT"},
 				Usage: "snapshot file to write"},
-		),
+		), nodeAdminFlags()...),
 		Action: func(c *cli.Context) error {
+			if cfgPath := c.String("config"); cfgPath != "" {
+				done, err := snapshotThroughNode(c, cfgPath)
+				if done || err != nil {
+					return err
+				}
+			}
 			l, err := openAuditLedger(c)
 			if err != nil {
 				return err
@@ -116,6 +129,38 @@ func auditSnapshotCommand() *cli.Command {
 }
 
 func slicesClone(f []cli.Flag) []cli.Flag { return append([]cli.Flag(nil), f...) }
+
+// snapshotThroughNode takes the snapshot of the node cfgPath configures
+// from its admin API when it runs (done), or, when it is stopped, sets
+// --ledger-dir to its ledger.embedded_dir for the offline path.
+func snapshotThroughNode(c *cli.Context, cfgPath string) (done bool, err error) {
+	for _, f := range []string{"ledger-dir", "ledger-url", "fabric-config"} {
+		if c.IsSet(f) {
+			return false, fmt.Errorf("audit snapshot: give --config (a node's ledger) or --%s, not both", f)
+		}
+	}
+	cfg, err := node.LoadConfig(cfgPath)
+	if err != nil {
+		return false, err
+	}
+	cl, err := runningNodeAdmin(c, cfgPath, cfg)
+	if err != nil {
+		return false, fmt.Errorf("audit snapshot: %w", err)
+	}
+	if cl != nil {
+		err := atomicfile.Replace(c.String("out"), 0o600, func(w io.Writer) error {
+			return cl.LedgerSnapshot(c.Context, c.Duration("events-quiet"), c.Duration("ledger-timeout"), w)
+		})
+		if err != nil {
+			return true, fmt.Errorf("audit snapshot through the running node: %w", err)
+		}
+		return true, nil
+	}
+	if cfg.Ledger.EmbeddedDir == "" {
+		return false, fmt.Errorf("audit snapshot: %s is stopped and has no ledger.embedded_dir: name its ledger with --ledger-url or --fabric-config", cfgPath)
+	}
+	return false, c.Set("ledger-dir", cfg.Ledger.EmbeddedDir)
+}
 
 func runAudit(c *cli.Context) error {
 	if c.NArg() == 0 {
@@ -270,6 +315,9 @@ func openEmbeddedForAudit(dir, msp, keyPath string, logger *slog.Logger) (networ
 		return nil, fmt.Errorf("embedded ledger: %w", err)
 	} else if !st.IsDir() {
 		return nil, fmt.Errorf("embedded ledger: %s is not a folder", dir)
+	}
+	if storeLocked(dir) {
+		return nil, fmt.Errorf("embedded ledger %s is in use by another process (the node that runs it): take the snapshot through it with 'ccnode audit snapshot --config <its config>'", dir)
 	}
 	srv, err := embedded.Open(dir, embedded.Options{Logger: logger})
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/urfave/cli/v2"
 
+	"github.com/prdcredit/ccnode/node"
 	"github.com/prdcredit/ccnode/store"
 	"github.com/prdcredit/ccnode/store/ingest"
 )
@@ -72,8 +73,18 @@ after the last committed batch, at a fraction of the speed.
 --bulk loads an EMPTY store with Badger's stream writer (much faster; sorts the input,
 spilling to --tmp-dir). An interrupted bulk load starts over when run again.
 
+While the node of --config runs (it holds its store), the inputs go through its
+admin API (--admin, default the config's admin.addr; the operator token from
+--operator-token-file, $CCNODE_OPERATOR_TOKEN or the operator.token beside the
+config): the node imports them batch by batch while it keeps answering queries,
+with the same validation, error file and exit codes; a rerun of the same command
+resumes each file after its last committed batch. Between batches (500 lines
+unless --batch-lines says otherwise) the node gives way to the queries it is
+answering, and --max-rate caps the lines per second. --bulk and the store tuning
+flags apply to a stopped node only.
+
 Exit codes: 0 every line imported; 2 some lines rejected (the rest imported); 1 failed.`,
-		Flags: append(storeFlags(),
+		Flags: append(append(storeFlags(), nodeAdminFlags()...),
 			&cli.StringFlag{Name: "format", Category: catData, EnvVars: []string{"CCNODE_IMPORT_FORMAT"},
 				Usage: "input format, jsonl or csv (default: from each file's extension; jsonl for '-')"},
 			&cli.StringFlag{Name: "errors", Category: catOutput, EnvVars: []string{"CCNODE_IMPORT_ERRORS"},
@@ -87,9 +98,11 @@ Exit codes: 0 every line imported; 2 some lines rejected (the rest imported); 1 
 			&cli.IntFlag{Name: "max-line-bytes", Category: catData, EnvVars: []string{"CCNODE_IMPORT_MAX_LINE_BYTES"},
 				Value: ingest.DefaultMaxLineBytes, Usage: "reject longer lines"},
 			&cli.IntFlag{Name: "batch-lines", Category: catData, EnvVars: []string{"CCNODE_IMPORT_BATCH_LINES"},
-				Value: ingest.DefaultBatchLines, Usage: "lines per parsing batch (with --transactional, per transaction and resume step)"},
+				Value: ingest.DefaultBatchLines, Usage: "lines per parsing batch (with --transactional, per transaction and resume step; into a running node, default 500)"},
 			&cli.IntFlag{Name: "workers", Category: catData, EnvVars: []string{"CCNODE_IMPORT_WORKERS"},
-				Usage: "parsing goroutines (default: number of CPUs)"},
+				Usage: "parsing goroutines (default: number of CPUs; into a running node, half of its CPUs)"},
+			&cli.IntFlag{Name: "max-rate", Category: catData, EnvVars: []string{"CCNODE_IMPORT_MAX_RATE"},
+				Usage: "into a running node: at most this many lines per second, leaving its CPU to queries (0: no limit; BENCHMARKS.md, \"Reports while importing\")"},
 			&cli.StringFlag{Name: "tmp-dir", Category: catData, EnvVars: []string{"CCNODE_IMPORT_TMP_DIR"},
 				Usage: "where sorted runs are spilled (default: the system temp directory)"},
 			&cli.IntFlag{Name: "bulk-chunk-mb", Category: catData, EnvVars: []string{"CCNODE_IMPORT_BULK_CHUNK_MB"},
@@ -179,12 +192,40 @@ func runImport(c *cli.Context) error {
 		defer f.Close()
 		errOut = f
 	}
+	var prog ingest.ProgressSink
+	if !quiet(c) {
+		if f, ok := c.App.ErrWriter.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			prog = ingest.NewBarProgress(f)
+		} else {
+			prog = ingest.NewLogProgress(log, c.Duration("progress-interval"))
+		}
+	}
+	// A running node owns its store: the inputs go through its admin API.
+	if cfgPath := c.String("config"); cfgPath != "" && c.String("data-dir") == "" {
+		cfg, err := node.LoadConfig(cfgPath)
+		if err != nil {
+			return err
+		}
+		cl, err := runningNodeAdmin(c, cfgPath, cfg)
+		if err != nil {
+			return fmt.Errorf("import: %w", err)
+		}
+		if cl != nil {
+			return runLiveImport(ctx, c, cl, format, errOut, prog, log)
+		}
+	}
+	if c.IsSet("max-rate") {
+		return errors.New("import: --max-rate paces an import into a running node; this store is not in use")
+	}
 	// Without --transactional nothing of an import goes through Badger's
 	// memtable, so its compactors would only move tables the import just
 	// wrote, and Close would wait for them (see store.Options).
 	dir, err := storeDirOf(c)
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
+	}
+	if storeLocked(dir) {
+		return fmt.Errorf("import: %s is in use by another process (a running node holds it): give that node's --config to import through it", dir)
 	}
 	so := store.Options{Dir: dir, Logger: log, MemTableSize: int64(c.Int("memtable-mb")) << 20,
 		NoCompactions: !c.Bool("transactional")}
@@ -204,14 +245,6 @@ func runImport(c *cli.Context) error {
 	}
 	defer db.Close()
 
-	var prog ingest.ProgressSink
-	if !quiet(c) {
-		if f, ok := c.App.ErrWriter.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
-			prog = ingest.NewBarProgress(f)
-		} else {
-			prog = ingest.NewLogProgress(log, c.Duration("progress-interval"))
-		}
-	}
 	im, err := ingest.New(db, ingest.Options{
 		Format:          format,
 		Bulk:            c.Bool("bulk"),

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"path/filepath"
 	"time"
 
 	"github.com/transparency-dev/formats/log"
@@ -29,15 +28,17 @@ func receiptsCommand() *cli.Command {
 			Usage: "export receipts as JSON Lines for auditors (ccnode-receipts/1)",
 			Description: "Kind answered: this region's receipt log in leaf order from --from, leaf bytes\n" +
 				"verbatim, with the acknowledgements stored beside each. Kind received: the\n" +
-				"receipts this region received as requester, with its own acks. Reads the store\n" +
-				"directly: stop the node first (Badger allows one process).",
-			Flags: []cli.Flag{
+				"receipts this region received as requester, with its own acks. A stopped node's\n" +
+				"store is read directly; a running node (it holds the store) streams the same\n" +
+				"export from its admin API (--admin, default the config's admin.addr, with the\n" +
+				"operator's token).",
+			Flags: append([]cli.Flag{
 				&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Required: true, Category: catData, EnvVars: []string{"CCNODE_CONFIG"},
 					Usage: "node config file"},
 				&cli.StringFlag{Name: "kind", Value: string(credit.ExportAnswered), Category: catData, Usage: "answered or received"},
 				&cli.Uint64Flag{Name: "from", Category: catData, Usage: "first leaf index (answered)"},
 				&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Category: catOutput, Usage: "output file (default stdout)"},
-			},
+			}, nodeAdminFlags()...),
 			Action: runReceiptsExport,
 		}, {
 			Name:  "get",
@@ -153,11 +154,21 @@ func runReceiptsExport(c *cli.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(c.Context, store.Options{Dir: filepath.Join(cfg.DataDir, "db")})
-	if err != nil {
-		return err
+	kind := credit.ExportKind(c.String("kind"))
+	if kind != credit.ExportAnswered && kind != credit.ExportReceived {
+		return fmt.Errorf("--kind %q: want answered or received", c.String("kind"))
 	}
-	defer db.Close()
+	cl, err := runningNodeAdmin(c, c.String("config"), cfg)
+	if err != nil {
+		return fmt.Errorf("receipts export: %w", err)
+	}
+	var db *store.DB
+	if cl == nil {
+		if db, err = store.Open(c.Context, store.Options{Dir: node.StoreDir(cfg)}); err != nil {
+			return err
+		}
+		defer db.Close()
+	}
 	var w io.Writer = c.App.Writer
 	if p := c.String("out"); p != "" {
 		f, err := node.CreatePrivate(p)
@@ -173,8 +184,14 @@ func runReceiptsExport(c *cli.Context) (err error) {
 	}
 	bw := bufio.NewWriter(w)
 	var n int
-	switch credit.ExportKind(c.String("kind")) {
-	case credit.ExportAnswered:
+	switch {
+	case cl != nil:
+		lw := &lineCounter{w: bw}
+		if err := cl.ExportReceipts(c.Context, string(kind), c.Uint64("from"), lw); err != nil {
+			return fmt.Errorf("receipts export from the running node: %w", err)
+		}
+		n = max(lw.lines-1, 0) // the header is no receipt
+	case kind == credit.ExportAnswered:
 		l, err := receipts.OpenLog(db.Badger(), receipts.LogOptions{})
 		if err != nil {
 			return err
@@ -184,12 +201,10 @@ func runReceiptsExport(c *cli.Context) (err error) {
 		if err != nil {
 			return err
 		}
-	case credit.ExportReceived:
+	default:
 		if n, err = node.ExportReceived(bw, cfg.Region, receipts.NewRequested(db.Badger(), nil), time.Now()); err != nil {
 			return err
 		}
-	default:
-		return fmt.Errorf("--kind %q: want answered or received", c.String("kind"))
 	}
 	if err := bw.Flush(); err != nil {
 		return err
@@ -198,4 +213,15 @@ func runReceiptsExport(c *cli.Context) (err error) {
 		fmt.Fprintf(c.App.ErrWriter, "exported %d receipts\n", n)
 	}
 	return nil
+}
+
+// lineCounter counts the lines written through it.
+type lineCounter struct {
+	w     io.Writer
+	lines int
+}
+
+func (l *lineCounter) Write(b []byte) (int, error) {
+	l.lines += bytes.Count(b, []byte{'\n'})
+	return l.w.Write(b)
 }

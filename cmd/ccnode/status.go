@@ -19,7 +19,7 @@ import (
 func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
-		Usage: "print a one-screen summary of a running node (readiness, regions, ledger view, anchoring, receipts, store)",
+		Usage: "print a one-screen summary of a running node (readiness, regions, ledger view, anchoring, receipts, imports, store)",
 		Description: "Reads the node's /readyz and /metrics on its bank API (--node) and, with --admin, the admin\n" +
 			"API's /healthz. Exits 1 when the node is not ready, after printing what it could read.",
 		Flags: append([]cli.Flag{nodeFlag,
@@ -111,6 +111,12 @@ func runStatus(c *cli.Context) error {
 		anchored, logSize, secs(m.sum("ccnode_unanchored_age_seconds", nil)),
 		m.sum("ccnode_checkpoints_anchored_total", nil), m.sum("ccnode_anchor_failures_total", nil))
 	line("receipts", "%.0f issued since start", m.sum("ccnode_receipts_total", nil))
+	if running := m.sum("ccnode_imports_running", nil); running > 0 {
+		line("imports", "%.0f in progress: %.0f lines read, %.0f records stored, %.0f rejected",
+			running, m.sum("ccnode_import_lines", nil), m.sum("ccnode_import_records", nil), m.sum("ccnode_import_rejected_lines", nil))
+	} else {
+		line("imports", "none in progress")
+	}
 	line("queries", "%s (since start)", m.breakdown("ccnode_queries_total", "outcome", nil))
 	regions := m.values("ccnode_fanout_answers_total", "region")
 	if len(regions) == 0 {

@@ -266,14 +266,7 @@ func (c *Client) exchange(ctx context.Context, method, path string, hdr http.Hea
 		return nil, hint(err)
 	}
 	if resp.StatusCode >= 300 {
-		e := &Error{Status: resp.StatusCode}
-		var body APIError
-		if json.Unmarshal(b, &body) != nil || body.Code == "" {
-			e.Code, e.Message = credit.Code("http_"+strconv.Itoa(resp.StatusCode)), strings.TrimSpace(string(b))
-		} else {
-			e.Code, e.Message = credit.Code(body.Code), body.Message
-		}
-		return nil, e
+		return nil, NewError(resp.StatusCode, b)
 	}
 	return b, nil
 }

@@ -1,8 +1,11 @@
 package bankclient
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/prdcredit/ccnode/credit"
 )
@@ -20,6 +23,20 @@ type Error struct {
 
 func (e *Error) Error() string {
 	return fmt.Sprintf("HTTP %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// NewError is the error of an answer with status and body: the body's
+// code and message when it is the API's error JSON, else "http_<status>"
+// and the body's text.
+func NewError(status int, body []byte) *Error {
+	e := &Error{Status: status}
+	var b APIError
+	if json.Unmarshal(body, &b) != nil || b.Code == "" {
+		e.Code, e.Message = credit.Code("http_"+strconv.Itoa(status)), strings.TrimSpace(string(body))
+	} else {
+		e.Code, e.Message = credit.Code(b.Code), b.Message
+	}
+	return e
 }
 
 // Reason returns the refusal code.

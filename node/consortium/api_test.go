@@ -36,13 +36,17 @@ type apiClient struct {
 }
 
 // htmlDecoder: kin-openapi decodes text/plain bodies only; the report
-// page (text/html, schema string) is checked the same way.
+// page (text/html) and streamed answers (application/x-ndjson), schema
+// string, are checked the same way.
 var htmlDecoder sync.Once
 
 // newAPIClient calls the API at base (a URL) with hc.
 func newAPIClient(t *testing.T, hc *http.Client, base string) *apiClient {
 	t.Helper()
-	htmlDecoder.Do(func() { openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder) })
+	htmlDecoder.Do(func() {
+		openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
+		openapi3filter.RegisterBodyDecoder("application/x-ndjson", openapi3filter.PlainBodyDecoder)
+	})
 	loader := openapi3.NewLoader()
 	doc, err := loader.LoadFromData(node.OpenAPI)
 	if err != nil {

@@ -305,6 +305,30 @@ func TestEveryEndpointMatchesOpenAPI(t *testing.T) {
 	st, b = adm.do("POST", "/v1/verify", "", nil)
 	want("verify without a token", st, 401, b)
 
+	// Admin: imports, receipt exports and ledger snapshots, streamed.
+	line := fmt.Sprintf(`{"uscc":%q,"source":"dept-tax","source_id":"feed-1","category":"tax","date":"2024-02-03","attrs":{"amount_cny":12.5}}`+"\n", u)
+	octet := map[string][]string{"Authorization": {"Bearer " + tok}, "Content-Type": {"application/octet-stream"}}
+	st, b = adm.doH("POST", "/v1/imports?name=feed.jsonl&id=feed-openapi-1", octet, []byte(line))
+	want("import a feed", st, 200, b)
+	st, b = adm.doH("POST", "/v1/imports?name=feed.jsonl&format=xml", octet, []byte(line))
+	want("import in an unknown format", st, 400, b)
+	st, b = adm.do("GET", "/v1/imports", tok, nil)
+	want("imports in progress", st, 200, b)
+	st, b = adm.do("GET", "/v1/imports", "", nil)
+	want("imports without a token", st, 401, b)
+	st, b = adm.do("GET", "/v1/imports/progress?input=feed-openapi-1", tok, nil)
+	want("an import's progress", st, 200, b)
+	st, b = adm.do("GET", "/v1/imports/progress", tok, nil)
+	want("an import's progress without the input", st, 400, b)
+	st, b = adm.do("GET", "/v1/receipts/export?kind=answered&from=0", tok, nil)
+	want("receipt export", st, 200, b)
+	st, b = adm.do("GET", "/v1/receipts/export?kind=bogus", tok, nil)
+	want("receipt export of an unknown kind", st, 400, b)
+	st, b = adm.do("GET", "/v1/ledger/snapshot?quiet=100ms&timeout=20s", tok, nil)
+	want("ledger snapshot", st, 200, b)
+	st, b = adm.do("GET", "/v1/ledger/snapshot?quiet=soon", tok, nil)
+	want("ledger snapshot with a bad duration", st, 400, b)
+
 	// Health, readiness, metrics and the document itself, on both.
 	for _, cl := range []*apiClient{api, adm} {
 		st, b = cl.do("GET", "/healthz", "", nil)

@@ -56,6 +56,9 @@ type Options struct {
 	Workers         int           // parsers, default GOMAXPROCS
 	// Errors receives one JSON object per rejected line; nil discards.
 	Errors io.Writer
+	// Rejects, when set, receives each rejected line instead of Errors
+	// (a running node passes them on to the importing client).
+	Rejects func(Rejection) error
 	// Stdin is read for the input name "-" (default os.Stdin).
 	Stdin    io.Reader
 	Logger   *slog.Logger
@@ -146,6 +149,47 @@ func New(db *store.DB, o Options) (*Importer, error) {
 // error if the store failed. Rejected lines are not errors: see
 // Summary.Rejected.
 func (im *Importer) Import(ctx context.Context, names []string) (sum Summary, err error) {
+	srcs := make([]source, len(names))
+	for i, n := range names {
+		srcs[i] = source{name: n}
+	}
+	return im.importSources(ctx, srcs)
+}
+
+// Stream is an input read from a reader rather than opened by name: a file
+// a client sends to a running node's admin API.
+type Stream struct {
+	// Name is what the error file and the log call the input.
+	Name string
+	// ID is the input's identity for resuming ("" : not resumable). The
+	// client makes it as Import does for a file, so that a rerun of the
+	// same command continues where the last committed batch ended.
+	ID     string
+	Format Format // FormatUnknown: from Name's extension
+	R      io.Reader
+	Size   int64 // of the whole input, -1 unknown
+	// Offset, when positive, says R starts at this byte of a plain
+	// (uncompressed) JSON Lines input: the client skipped what the store
+	// already holds. It must equal the stored progress; see ErrResume.
+	Offset int64
+}
+
+// ErrResume: a stream starts at another offset than the store's progress
+// for its input; the client asks for the progress and sends again.
+var ErrResume = errors.New("stream does not start where the stored progress of its input ends")
+
+// ImportStream imports one streamed input, as Import does a file.
+func (im *Importer) ImportStream(ctx context.Context, st Stream) (Summary, error) {
+	return im.importSources(ctx, []source{{name: st.Name, stream: &st}})
+}
+
+// source is an input to open: a name (a file or "-") or a stream.
+type source struct {
+	name   string
+	stream *Stream
+}
+
+func (im *Importer) importSources(ctx context.Context, srcs []source) (sum Summary, err error) {
 	start := time.Now()
 	// Also when interrupted, so that a summary says how long it ran.
 	defer func() { sum.Elapsed = time.Since(start) }()
@@ -173,6 +217,7 @@ func (im *Importer) Import(ctx context.Context, names []string) (sum Summary, er
 		defer bulk.Close()
 	}
 	ew := newErrorWriter(im.opts.Errors)
+	ew.fn = im.opts.Rejects
 	defer ew.flush()
 	var pl *store.Pipeline
 	if bulk == nil {
@@ -182,9 +227,10 @@ func (im *Importer) Import(ctx context.Context, names []string) (sum Summary, er
 		}
 		defer pl.Close()
 	}
-	for _, name := range names {
+	for _, src := range srcs {
+		name := src.name
 		sum.Inputs++
-		p, err := im.importOne(ctx, name, bulk, pl, ew, &sum, start)
+		p, err := im.importOne(ctx, src, bulk, pl, ew, &sum, start)
 		if err != nil {
 			if errors.Is(err, ErrInput) {
 				im.log.Error("input not imported", "input", name, "err", err)
@@ -227,6 +273,7 @@ func (im *Importer) Import(ctx context.Context, names []string) (sum Summary, er
 type errorWriter struct {
 	enc *json.Encoder
 	w   *bufio.Writer
+	fn  func(Rejection) error // set: receives the rejections instead
 }
 
 // Rejection is one line of the error file.
@@ -245,7 +292,12 @@ func newErrorWriter(w io.Writer) *errorWriter {
 	return &errorWriter{enc: enc, w: bw}
 }
 
-func (e *errorWriter) write(r Rejection) error { return e.enc.Encode(r) }
+func (e *errorWriter) write(r Rejection) error {
+	if e.fn != nil {
+		return e.fn(r)
+	}
+	return e.enc.Encode(r)
+}
 func (e *errorWriter) flush() error {
 	if e.w == nil {
 		return nil
@@ -288,6 +340,23 @@ func (c *countingReader) count() int64 {
 	return c.n
 }
 
+// InputID is a file input's identity for resuming: its absolute path,
+// size, modification time and inode, and the format it is read as. A
+// client streaming a file to a running node sends the same identity, so
+// an import resumes whichever way it was started.
+func InputID(name string, st os.FileInfo, f Format) string {
+	abs, _ := filepath.Abs(name)
+	var ino uint64
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		ino = sys.Ino
+	}
+	return fmt.Sprintf("file:%s:size=%d:mtime=%d:ino=%d:format=%s", abs, st.Size(), st.ModTime().UnixNano(), ino, f)
+}
+
+// FormatOf is the format a file's name says (.jsonl, .ndjson, .json,
+// .csv, optionally + .gz), FormatUnknown when it says none.
+func FormatOf(name string) Format { return formatOf(name) }
+
 // formatOf guesses the format from a file name.
 func formatOf(name string) Format {
 	n := strings.ToLower(strings.TrimSuffix(strings.ToLower(name), ".gz"))
@@ -305,8 +374,12 @@ func (im *Importer) bufSize() int { return max(im.opts.MaxLineBytes+2, 256<<10) 
 // open opens an input and, if it is resumable and a previous run left a
 // progress marker, positions it after the last committed line. done is
 // true when a previous run imported all of it.
-func (im *Importer) open(ctx context.Context, name string, bulk bool) (in *input, done bool, err error) {
+func (im *Importer) open(ctx context.Context, src source, bulk bool) (in *input, done bool, err error) {
+	name := src.name
 	in = &input{name: name, size: -1, format: im.opts.Format, close: func() error { return nil }}
+	if src.stream != nil && src.stream.Format != FormatUnknown {
+		in.format = src.stream.Format
+	}
 	if in.format == FormatUnknown && name == "-" {
 		in.format = FormatJSONL
 	}
@@ -317,9 +390,16 @@ func (im *Importer) open(ctx context.Context, name string, bulk bool) (in *input
 		}
 	}
 	var f *os.File
-	if name == "-" {
+	switch {
+	case src.stream != nil:
+		st := src.stream
+		in.raw, in.id, in.size = &countingReader{r: st.R}, st.ID, st.Size
+		if st.Offset > 0 && (in.format != FormatJSONL || st.ID == "" || bulk) {
+			return nil, false, fmt.Errorf("%w: %s: a stream may start past its beginning only for a resumable JSON Lines input", ErrInput, name)
+		}
+	case name == "-":
 		in.raw = &countingReader{r: im.opts.Stdin}
-	} else {
+	default:
 		if f, err = os.Open(name); err != nil {
 			return nil, false, fmt.Errorf("%w: %w", ErrInput, err)
 		}
@@ -330,13 +410,12 @@ func (im *Importer) open(ctx context.Context, name string, bulk bool) (in *input
 			return nil, false, fmt.Errorf("%w: %w", ErrInput, err)
 		}
 		in.size = st.Size()
-		abs, _ := filepath.Abs(name)
-		var ino uint64
-		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-			ino = sys.Ino
-		}
-		in.id = fmt.Sprintf("file:%s:size=%d:mtime=%d:ino=%d:format=%s", abs, st.Size(), st.ModTime().UnixNano(), ino, in.format)
+		in.id = InputID(name, st, in.format)
 		in.raw = &countingReader{r: f}
+	}
+	var streamOffset int64
+	if src.stream != nil {
+		streamOffset = src.stream.Offset
 	}
 	fail := func(err error) (*input, bool, error) {
 		in.close()
@@ -356,6 +435,18 @@ func (im *Importer) open(ctx context.Context, name string, bulk bool) (in *input
 		if ok {
 			prog = p
 		}
+	}
+	if streamOffset > 0 && prog.Offset != streamOffset {
+		in.close()
+		return nil, false, fmt.Errorf("%w: %s: it starts at byte %d, the store holds its lines up to byte %d", ErrResume, name, streamOffset, prog.Offset)
+	}
+	if streamOffset > 0 {
+		// The client sent the input from where the store's progress ends.
+		in.raw.n = streamOffset
+		in.offset, in.line, in.rejected = prog.Offset, prog.Line, prog.Rejected
+		in.br = bufio.NewReaderSize(in.raw, im.bufSize())
+		im.log.Info("resuming input", "input", name, "line", prog.Line+1, "offset", prog.Offset)
+		return in, false, nil
 	}
 	// Gzip is recognised by its magic bytes, whatever the name says.
 	// klauspost/compress inflates about 1.5 times as fast as the standard
@@ -534,8 +625,9 @@ func putBuf(b []byte) {
 // importOne imports one input: a reader splits it into chunks, workers
 // parse them, and the chunks are written in input order. It returns the
 // input's final progress when the bulk load is to record it.
-func (im *Importer) importOne(ctx context.Context, name string, bulk *store.Bulk, pl *store.Pipeline, ew *errorWriter, sum *Summary, start time.Time) (*store.Progress, error) {
-	in, done, err := im.open(ctx, name, im.opts.Bulk)
+func (im *Importer) importOne(ctx context.Context, src source, bulk *store.Bulk, pl *store.Pipeline, ew *errorWriter, sum *Summary, start time.Time) (*store.Progress, error) {
+	name := src.name
+	in, done, err := im.open(ctx, src, im.opts.Bulk)
 	if err != nil {
 		return nil, err
 	}
