@@ -92,6 +92,9 @@ const (
 	// CodeUnavailable: the node cannot answer now (overloaded, store or
 	// log failing).
 	CodeUnavailable Code = "unavailable"
+	// CodeDiskFull: the answering node's disk is too full to log a
+	// receipt durably; it answers again once space is freed.
+	CodeDiskFull Code = "disk_full"
 	// CodeInternal: a bug on the answering node (a recovered panic);
 	// report it.
 	CodeInternal Code = "internal"
@@ -132,6 +135,7 @@ var codes = map[Code]codeInfo{
 	CodeNodeKeyMismatch:    {http.StatusServiceUnavailable, true},
 	CodeLedgerUnavailable:  {http.StatusServiceUnavailable, true},
 	CodeUnavailable:        {http.StatusServiceUnavailable, true},
+	CodeDiskFull:           {http.StatusServiceUnavailable, true},
 	CodeInternal:           {http.StatusInternalServerError, true},
 }
 
@@ -144,7 +148,7 @@ func Codes() []Code {
 		CodeConsentNotFound, CodeConsentMismatch, CodeConsentSignature, CodeConsentUncertified, CodeConsentRevoked,
 		CodeConsentExpired, CodeConsentNotYetValid, CodeConsentOtherBank, CodeSubjectMismatch,
 		CodePurposeMismatch, CodeCategoryOutOfScope,
-		CodeLedgerViewStale, CodeNodeKeyMismatch, CodeLedgerUnavailable, CodeUnavailable, CodeInternal,
+		CodeLedgerViewStale, CodeNodeKeyMismatch, CodeLedgerUnavailable, CodeUnavailable, CodeDiskFull, CodeInternal,
 	}
 }
 

@@ -122,6 +122,20 @@ func (r *Report) Digest() [32]byte {
 	return out
 }
 
+// DigestCanonical is Digest, and also the canonical encoding it hashed,
+// appended to b: a home node writes those bytes to the bank instead of
+// encoding the report again.
+func (r *Report) DigestCanonical(b []byte) ([32]byte, []byte) {
+	start := len(b)
+	b = r.AppendCanonical(slices.Grow(b, r.canonicalSize()))
+	h := sha256.New()
+	h.Write([]byte(reportDigestTag))
+	h.Write(b[start:])
+	var out [32]byte
+	h.Sum(out[:0])
+	return out, b
+}
+
 const reportDigestTag = "ccnode/report/v1\n"
 
 var digestBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}

@@ -37,6 +37,9 @@ func TestReportWriterAndDigestEqualReport(t *testing.T) {
 			if got, want := d.Sum(), rep.Digest(); got != want {
 				t.Fatalf("%d records in pieces of %d: digest differs", n, piece)
 			}
+			if sum, canon := rep.DigestCanonical([]byte("kept")); sum != rep.Digest() || !bytes.Equal(canon, append([]byte("kept"), rep.AppendCanonical(nil)...)) {
+				t.Fatalf("%d records: DigestCanonical differs from Digest and AppendCanonical", n)
+			}
 			if d.Count() != rep.Count() || !slices.Equal(d.Categories(), rep.Categories()) {
 				t.Fatalf("%d records: count %d categories %v, want %d %v", n, d.Count(), d.Categories(), rep.Count(), rep.Categories())
 			}

@@ -47,6 +47,30 @@ type Config struct {
 	Ledger  LedgerConfig `yaml:"ledger"`
 	Anchor  AnchorConfig `yaml:"anchor"`
 	Query   QueryConfig  `yaml:"query"`
+	Store   StoreConfig  `yaml:"store"`
+}
+
+// DefaultMinFreeBytes is store.min_free_bytes's default: room for several
+// imports' tables and far above what the receipt log needs to keep
+// logging (store.DB.WriteReserve, 132 MiB).
+const DefaultMinFreeBytes = 1 << 30
+
+// StoreConfig configures the record store's use of the disk.
+type StoreConfig struct {
+	// MinFreeBytes is the free-space floor of the data folder's
+	// filesystem: an import that would leave less is refused up front,
+	// and a node below it refuses imports, keeps answering while the
+	// receipt log can still log durably, and says so on /readyz and in
+	// ccnode_store_disk_state. 0: DefaultMinFreeBytes.
+	MinFreeBytes uint64 `yaml:"min_free_bytes"`
+}
+
+// MinFreeBytesOrDefault is MinFreeBytes, or its default when unset.
+func (s StoreConfig) MinFreeBytesOrDefault() uint64 {
+	if s.MinFreeBytes == 0 {
+		return DefaultMinFreeBytes
+	}
+	return s.MinFreeBytes
 }
 
 // P2PConfig configures the libp2p host.
@@ -159,6 +183,7 @@ func DefaultConfig(region credit.RegionID, dataDir string) Config {
 		Ledger: LedgerConfig{EmbeddedDir: dataDir + "/ledger", MSPID: "Region" + string(region) + "MSP", GracePeriod: DefaultGracePeriod},
 		Anchor: AnchorConfig{Mode: AnchorCheckpoint, Interval: DefaultAnchorInterval, MaxLeaves: DefaultAnchorMaxLeaves, RetryMin: 500 * time.Millisecond, RetryMax: 30 * time.Second},
 		Query:  QueryConfig{Window: DefaultQueryWindow, RegionTimeout: DefaultRegionTimeout},
+		Store:  StoreConfig{MinFreeBytes: DefaultMinFreeBytes},
 	}
 }
 

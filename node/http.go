@@ -151,6 +151,7 @@ func (n *Node) handleQuery(w http.ResponseWriter, r *http.Request) {
 	if err := writeConsolidated(w, c); err != nil {
 		n.log.Debug("writing a consolidated report", "err", err)
 	}
+	release(c)
 }
 
 // wantsHTML: the client asked for text/html rather than JSON.
@@ -264,6 +265,9 @@ func (n *Node) handleReady(w http.ResponseWriter, r *http.Request) {
 	ready := map[string]string{"status": "ready"}
 	if msg := n.emptyStore(r.Context()); msg != "" {
 		ready["store"] = msg
+	}
+	if warn := n.diskWarning(); warn != "" {
+		ready["warning"] = warn
 	}
 	writeJSON(w, http.StatusOK, ready)
 }

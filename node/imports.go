@@ -240,6 +240,13 @@ func (n *Node) handleImport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	noteTarget(r, p.stream.Name)
+	// A node below store.min_free_bytes refuses imports before it reads a
+	// byte; a known size is checked with room for the transactional path's
+	// log and tables (about twice the input).
+	if err := n.ImportSpaceCheck(2 * uint64(max(p.stream.Size-p.stream.Offset, 0))); err != nil {
+		n.fail(w, credit.Refuse(credit.CodeDiskFull, "import refused: %w", err))
+		return
+	}
 	rc := http.NewResponseController(w)
 	// The answer streams while the body is still being read.
 	if err := rc.EnableFullDuplex(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -189,6 +190,8 @@ var (
 		"Bytes available to the node on the filesystem of the store's directory.", nil, nil)
 	fsSizeDesc = prometheus.NewDesc("ccnode_store_filesystem_size_bytes",
 		"Size in bytes of the filesystem of the store's directory.", nil, nil)
+	diskStateDesc = prometheus.NewDesc("ccnode_store_disk_state",
+		"The store's filesystem: 0 above store.min_free_bytes; 1 below it (imports refused, queries answered); 2 below what the receipt log needs to log durably (queries refused with disk_full, not ready).", nil, nil)
 )
 
 // storeCollector reads the store's size and its filesystem's free space
@@ -199,6 +202,7 @@ func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- storeBytesDesc
 	ch <- fsAvailDesc
 	ch <- fsSizeDesc
+	ch <- diskStateDesc
 }
 
 func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -210,9 +214,11 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(storeBytesDesc, prometheus.GaugeValue, float64(lsm), "lsm")
 	ch <- prometheus.MustNewConstMetric(storeBytesDesc, prometheus.GaugeValue, float64(vlog), "vlog")
 	if dir := bdb.Opts().Dir; dir != "" && !bdb.Opts().InMemory {
-		if avail, size, ok := diskSpace(dir); ok {
+		if avail, size, ok := store.FreeSpace(dir); ok {
 			ch <- prometheus.MustNewConstMetric(fsAvailDesc, prometheus.GaugeValue, float64(avail))
 			ch <- prometheus.MustNewConstMetric(fsSizeDesc, prometheus.GaugeValue, float64(size))
 		}
+		state, _ := c.n.diskState()
+		ch <- prometheus.MustNewConstMetric(diskStateDesc, prometheus.GaugeValue, float64(state))
 	}
 }

@@ -84,6 +84,8 @@ type Node struct {
 	sigs      sigGate
 	metrics   *metrics
 	imports   *imports
+	verify    verifier // start-up verification, in the background
+	disk      diskWatch
 
 	anchorMu         sync.Mutex
 	lastAnchoredSize atomic.Uint64
@@ -207,7 +209,9 @@ func (n *Node) startLog(context.Context) (func() error, error) {
 	if ok {
 		n.lastAnchoredSize.Store(ac.Size)
 	}
-	return l.Close, nil
+	// Stopped after every part that writes: the kept receipts' sync that
+	// the Syncer still owes runs then.
+	return func() error { return errors.Join(l.Close(), n.dbSync.Close()) }, nil
 }
 
 func (n *Node) startView(ctx context.Context) (func() error, error) {
@@ -417,6 +421,12 @@ func (n *Node) Ready() error {
 		return fmt.Errorf("%w: %w", ErrNotReady, err)
 	}
 	if err := n.deps.Store.Corruption(); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotReady, err)
+	}
+	if err := n.verifyProblem(); err != nil {
+		return fmt.Errorf("%w: verification: %w", ErrNotReady, err)
+	}
+	if err := n.diskRefusal(); err != nil {
 		return fmt.Errorf("%w: %w", ErrNotReady, err)
 	}
 	return nil

@@ -94,6 +94,9 @@ func (n *Node) admit(ctx context.Context, q *credit.Query, now time.Time, home c
 // only then writes the receipt and the records to w.
 func (n *Node) serve(ctx context.Context, requester credit.RegionID, q *credit.Query, now time.Time, w p2p.AnswerWriter) (*credit.Receipt, error) {
 	start := n.now()
+	if err := n.diskRefusal(); err != nil {
+		return nil, err
+	}
 	snap, err := n.deps.Store.OpenReport(q.Subject, store.Filter{Categories: q.Categories})
 	if err != nil {
 		return nil, credit.Refuse(credit.CodeUnavailable, "reading records: %w", err)

@@ -14,6 +14,45 @@ import (
 	"github.com/prdcredit/ccnode/store/receipts"
 )
 
+// canonBufs holds the buffers of statuses' canonical encodings, back once
+// the bank's answer is written (Consolidated.release).
+var canonBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+func putCanon(b []byte) {
+	if b != nil && cap(b) <= heldCanonicalMax {
+		b = b[:0]
+		canonBufs.Put(&b)
+	}
+}
+
+// release gives the statuses' encodings back once the answer is written;
+// c is not written again.
+func release(c *Consolidated) {
+	for i := range c.Regions {
+		putCanon(c.Regions[i].Canon)
+		c.Regions[i].Canon = nil
+	}
+}
+
+// canonicalAtMost tells whether the canonical encoding of a report of recs
+// is about max bytes or less (each record's fields and room for the
+// syntax around them).
+func canonicalAtMost(recs []credit.Record, max int) bool {
+	n := 0
+	for i := range recs {
+		r := &recs[i]
+		if n += len(r.Source) + len(r.SourceID) + len(r.Category) + len(r.Date) + len(r.Attrs) + 128; n > max {
+			return false
+		}
+	}
+	return true
+}
+
+// heldCanonicalMax bounds the canonical encoding a status keeps for the
+// bank's answer; a larger report is encoded again as it is written, so
+// that its bytes are never held twice.
+const heldCanonicalMax = 1 << 20
+
 // Query runs a bank's signed query at its home node: admit it once (this
 // node must be the bank's home), then ask every region that may hold
 // records on the subject — this node's own slice served in-process, the
@@ -116,6 +155,11 @@ func (n *Node) askOwn(ctx context.Context, q *credit.Query, now time.Time, k *ke
 	}
 	rep := credit.NewReport(q.Subject, w.records)
 	st = n.settle(st, r, &rep, w.idx)
+	if st.Report != nil && canonicalAtMost(w.records, heldCanonicalMax) {
+		// Encoded here, while the remote regions answer, rather than
+		// after the last of them.
+		st.Canon = rep.AppendCanonical((*canonBufs.Get().(*[]byte))[:0])
+	}
 	k.settled(&st)
 	if st.Ack != nil {
 		if err := n.rlog.PutAck(*st.Ack); err != nil {
@@ -133,13 +177,19 @@ func (n *Node) askRemote(ctx context.Context, q *credit.Query, qj []byte, region
 	reply, err := n.client.Ask(ctx, region, request, func(reply *p2p.Reply) *credit.Ack {
 		acked = true
 		rep := credit.NewReport(q.Subject, reply.Records)
-		if err := n.verifyReceipt(q, qj, region, &reply.Receipt, &rep); err != nil {
+		canon, err := n.verifyReceipt(q, qj, region, &reply.Receipt, &rep)
+		if err != nil {
 			n.log.Warn("invalid receipt", "region", region, "err", err)
 			st.Status, st.Message = StatusInvalidReceipt, err.Error()
 			k.settled(nil)
 			return nil
 		}
 		st = n.settle(st, &reply.Receipt, &rep, reply.LeafIndex)
+		if len(canon) <= heldCanonicalMax {
+			st.Canon = canon
+		} else {
+			putCanon(canon)
+		}
 		k.settled(&st)
 		return st.Ack
 	})
@@ -185,7 +235,7 @@ func (n *Node) settle(st RegionStatus, r *credit.Receipt, rep *credit.Report, id
 }
 
 // keeper keeps a query's received receipts with this node's acks in one
-// Requested.Put (one transaction, one sync behind it), started as the
+// Requested.Put (one transaction, synced with the next round), started as the
 // last region settles: it runs while that region's ack travels, and the
 // bank sees the answer only after both (the ack is evidence for the
 // answerer's log; this is this node's own copy).
@@ -241,28 +291,31 @@ var ErrBadReceipt = errors.New("receipt does not match the answer")
 // verifyReceipt is the one check of a receipt another region sent: signed
 // by the region's key on the ledger, naming this query (whose canonical
 // encoding is qj) and both regions, and matching the slice received in
-// digest, count and categories.
-func (n *Node) verifyReceipt(q *credit.Query, qj []byte, region credit.RegionID, r *credit.Receipt, rep *credit.Report) error {
+// digest, count and categories. It returns the report's canonical
+// encoding that it digested.
+func (n *Node) verifyReceipt(q *credit.Query, qj []byte, region credit.RegionID, r *credit.Receipt, rep *credit.Report) ([]byte, error) {
 	m, ok := n.view.Region(region)
 	if !ok {
-		return fmt.Errorf("%w: region %s is not a member", ErrBadReceipt, region)
+		return nil, fmt.Errorf("%w: region %s is not a member", ErrBadReceipt, region)
 	}
 	if r.Answerer != region || r.Requester != n.cfg.Region {
-		return fmt.Errorf("%w: receipt %s names %s→%s", ErrBadReceipt, r.ID, r.Answerer, r.Requester)
+		return nil, fmt.Errorf("%w: receipt %s names %s→%s", ErrBadReceipt, r.ID, r.Answerer, r.Requester)
 	}
 	names, err := r.VerifyNamesQuery(m.PubKey, qj, n.sigs.verify)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrBadReceipt, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadReceipt, err)
 	}
 	if !names {
-		return fmt.Errorf("%w: receipt %s names another query", ErrBadReceipt, r.ID)
+		return nil, fmt.Errorf("%w: receipt %s names another query", ErrBadReceipt, r.ID)
 	}
-	d := rep.Digest()
+	d, canon := rep.DigestCanonical((*canonBufs.Get().(*[]byte))[:0])
 	if !bytes.Equal(d[:], r.ReportDigest) || r.RecordCount != rep.Count() {
-		return fmt.Errorf("%w: receipt %s: digest or count differs from the slice", ErrBadReceipt, r.ID)
+		putCanon(canon)
+		return nil, fmt.Errorf("%w: receipt %s: digest or count differs from the slice", ErrBadReceipt, r.ID)
 	}
 	if !credit.CategoriesSubset(rep.Categories(), q.Categories) {
-		return fmt.Errorf("%w: region %s returned categories outside the query", ErrBadReceipt, region)
+		putCanon(canon)
+		return nil, fmt.Errorf("%w: region %s returned categories outside the query", ErrBadReceipt, region)
 	}
-	return nil
+	return canon, nil
 }

@@ -80,13 +80,7 @@ func appendRegionStatus(w io.Writer, b []byte, st *RegionStatus) ([]byte, error)
 			return b[:0], err
 		}
 		b = b[:0]
-		rw := credit.NewReportWriter(w, st.Report.Subject)
-		for _, s := range st.Report.Sections {
-			if err := rw.Add(s.Records); err != nil {
-				return b, err
-			}
-		}
-		if err := rw.Close(); err != nil {
+		if err := writeReport(w, st); err != nil {
 			return b, err
 		}
 	}
@@ -109,4 +103,21 @@ func appendRegionStatus(w io.Writer, b []byte, st *RegionStatus) ([]byte, error)
 		b = append(append(b, `,"ack":`...), ack...)
 	}
 	return append(b, '}'), nil
+}
+
+// writeReport writes st's report: the canonical bytes the status holds
+// (encoded for its digest, or while the other regions answered), else
+// encoded now.
+func writeReport(w io.Writer, st *RegionStatus) error {
+	if st.Canon != nil {
+		_, err := w.Write(st.Canon)
+		return err
+	}
+	rw := credit.NewReportWriter(w, st.Report.Subject)
+	for _, s := range st.Report.Sections {
+		if err := rw.Add(s.Records); err != nil {
+			return err
+		}
+	}
+	return rw.Close()
 }

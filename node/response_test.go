@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http/httptest"
 	"reflect"
@@ -49,5 +50,15 @@ func TestWriteConsolidatedDecodesAsEncodingJSON(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, exp) {
 		t.Fatalf("written\n%s\nencoding/json\n%s", rec.Body, want)
+	}
+	// A status holding its report's canonical bytes (kept from its digest)
+	// writes the same answer byte for byte.
+	c.Regions[0].Canon = rep.AppendCanonical(nil)
+	held := httptest.NewRecorder()
+	if err := writeConsolidated(held, c); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(held.Body.Bytes(), rec.Body.Bytes()) {
+		t.Fatalf("with the held encoding\n%s\nencoded again\n%s", held.Body, rec.Body)
 	}
 }

@@ -125,6 +125,14 @@ query:
   window: {{.Query.Window}}
   # How long to wait for each region's answer.
   region_timeout: {{.Query.RegionTimeout}}
+
+store:
+  # Free-space floor (bytes) of the data folder's filesystem: an import that
+  # would leave less is refused before it writes; a node below it refuses
+  # imports and keeps answering until its receipt log could no longer log
+  # durably, then refuses queries (disk_full). /readyz and
+  # ccnode_store_disk_state say which.
+  min_free_bytes: {{.Store.MinFreeBytesOrDefault}}
 `))
 
 // SampleConfig renders cfg as a YAML file with every key commented.

@@ -238,9 +238,9 @@ func (x *exchange) acknowledge(a *credit.Ack) error {
 	if err := proto.Unmarshal(b, &m); err != nil {
 		return x.bad("%w: %w", ErrMalformed, err)
 	}
-	if err := x.atEnd("data after the ack's response"); err != nil {
-		return err
-	}
+	// The AckResponse is the exchange's last frame: the stream is closed
+	// without waiting for the region's end of stream, a frame of yamux that
+	// can arrive in a write and a wakeup of its own.
 	if m.Error != nil {
 		return refusalOf(m.Error)
 	}

@@ -270,6 +270,7 @@ type answerWriter struct {
 	n      int    // records in the chunk
 	recs   []*pb.Record
 	buf    []byte
+	held   int // bytes at the start of buf: frames encoded, not written yet
 }
 
 // chunkTail is the size of a chunk's last=true field.
@@ -283,7 +284,10 @@ func (w *answerWriter) Begin(receiptLeaf []byte, leafIndex uint64) error {
 		return errors.New("p2p: AnswerWriter.Begin without a receipt")
 	}
 	w.begun, w.leaf = true, receiptLeaf
-	return w.writeMessage(&pb.Response{Receipt: receiptLeaf, LeafIndex: leafIndex})
+	// Held until the first chunk, which goes out in the same write: one
+	// stream frame, and the requester wakes once for the receipt and a
+	// small slice instead of twice.
+	return w.frame(&pb.Response{Receipt: receiptLeaf, LeafIndex: leafIndex}, true)
 }
 
 func (w *answerWriter) Records(recs []credit.Record) error {
@@ -329,18 +333,33 @@ func (w *answerWriter) flush(last bool) error {
 // framePrefix is the room kept in front of a message for its length.
 const framePrefix = binary.MaxVarintLen32
 
-// writeMessage writes m as one frame from the writer's reused buffer.
-func (w *answerWriter) writeMessage(m proto.Message) error {
-	b, err := proto.MarshalOptions{}.MarshalAppend(append(w.buf[:0], make([]byte, framePrefix)...), m)
+// writeMessage writes m as one frame, after any frames held, from the
+// writer's reused buffer.
+func (w *answerWriter) writeMessage(m proto.Message) error { return w.frame(m, false) }
+
+// frame encodes m as one frame after the frames held and, unless hold,
+// writes them all in one Write.
+func (w *answerWriter) frame(m proto.Message, hold bool) error {
+	b, err := proto.MarshalOptions{}.MarshalAppend(append(w.buf[:w.held], make([]byte, framePrefix)...), m)
 	if err != nil {
 		w.broken = true
 		return err
 	}
 	w.buf = b
 	var pre [binary.MaxVarintLen64]byte
-	p := binary.PutUvarint(pre[:], uint64(len(b)-framePrefix))
-	copy(b[framePrefix-p:], pre[:p])
-	if _, err := w.st.Write(b[framePrefix-p:]); err != nil {
+	p := binary.PutUvarint(pre[:], uint64(len(b)-w.held-framePrefix))
+	// The length goes right before the message, and the frames held move
+	// up to meet it.
+	gap := framePrefix - p
+	copy(b[gap:], b[:w.held])
+	copy(b[gap+w.held:], pre[:p])
+	if hold {
+		w.buf = b[:copy(b, b[gap:])]
+		w.held = len(w.buf)
+		return nil
+	}
+	w.held = 0
+	if _, err := w.st.Write(b[gap:]); err != nil {
 		w.broken = true
 		return err
 	}

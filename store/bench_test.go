@@ -343,3 +343,51 @@ func benchLoad(ctx context.Context, b *testing.B, db *DB, es []Entry) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkReportGuard: reports from tables (the store written, closed
+// and reopened, uncompressed as ccnode import leaves it), with the read
+// guard that fails a report cut short by a bad block, and without it.
+func BenchmarkReportGuard(b *testing.B) {
+	ctx := context.Background()
+	dir := b.TempDir()
+	db, err := Open(ctx, Options{Dir: dir, NoCompression: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const subjects, per = 500, 183
+	for s := 0; s < subjects; s++ {
+		recs := make([]credit.Record, per)
+		for i := range recs {
+			recs[i] = benchRecord(b, s, i)
+		}
+		if _, err := db.Put(ctx, recs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	db.Close()
+	if db, err = Open(ctx, Options{Dir: dir}); err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	us := make([]credit.USCC, subjects)
+	for i := range us {
+		us[i] = testkit.USCC(b, "440300", i)
+	}
+	guard := db.guard
+	for _, c := range []struct {
+		name  string
+		guard *readGuard
+	}{{"guard", guard}, {"noguard", nil}} {
+		b.Run(c.name, func(b *testing.B) {
+			db.guard = c.guard
+			defer func() { db.guard = guard }()
+			rng := rand.New(rand.NewPCG(1, 1))
+			for b.Loop() {
+				recs, err := db.Report(ctx, us[rng.IntN(subjects)], Filter{})
+				if err != nil || len(recs) != per {
+					b.Fatalf("%d records, %v", len(recs), err)
+				}
+			}
+		})
+	}
+}

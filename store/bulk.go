@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/dgraph-io/badger/v4"
@@ -31,6 +32,10 @@ type BulkOptions struct {
 	// ChunkBytes bounds the records held in memory before a sorted run is
 	// spilled to TempDir (default 256 MiB).
 	ChunkBytes int
+	// ProgressEvery: the merge and write phases at the end log their
+	// progress (at Info, to the store's logger) this often; 0:
+	// DefaultProgressEvery, negative: never.
+	ProgressEvery time.Duration
 }
 
 // DefaultChunkBytes is BulkOptions.ChunkBytes' default.
@@ -63,7 +68,8 @@ type Bulk struct {
 
 	// incremental: a Load into a store that may hold data (see NewLoad).
 	incremental bool
-	release     func() // the writer lock a Load holds; nil once released
+	release     func()      // the writer lock a Load holds; nil once released
+	meter       *phaseMeter // of the phase running, counting entries' bytes
 	// beforeApply, when set (by tests), runs once the plan and its marker
 	// are durable; an error stops Finish there, as a crash would.
 	beforeApply func(plan string) error
@@ -468,6 +474,7 @@ func (b *Bulk) merge(ctx context.Context, res *WriteResult, fn func(group, first
 		}
 		s := h[0]
 		e := s.peek()
+		b.meter.add(len(e))
 		if err := s.next(); err != nil {
 			return fmt.Errorf("store: bulk: read run: %w", err)
 		}
@@ -516,6 +523,13 @@ func (b *Bulk) Finish(ctx context.Context, progress []Progress) (WriteResult, er
 		return b.finishIncremental(ctx, progress)
 	}
 
+	if err := b.checkSpace(); err != nil {
+		return WriteResult{}, err
+	}
+	// One pass merges the sorted input and writes the tables; the meter
+	// runs until the tables are flushed.
+	b.meter = startPhase(b.db.log, "merge and write", int64(b.pendingBytes()), b.opts.ProgressEvery)
+	defer b.meter.end()
 	b.started = true
 	sw := b.db.bdb.NewStreamWriter()
 	defer sw.Cancel()
@@ -733,4 +747,28 @@ func (o *streamOut) subject(group [][]byte, d *statDelta) error {
 	d.subjects++
 	o.subjects = append(o.subjects, group[0][1:1+usccLen]...)
 	return nil
+}
+
+// checkSpace fails with a *SpaceError unless the store's filesystem has
+// room for the tables of everything buffered and spilled (a bulk load
+// writes each entry once; its index and statistics are a small part).
+func (b *Bulk) checkSpace() error {
+	if b.db.inMem {
+		return nil
+	}
+	return CheckSpace(b.db.dir, "write the bulk load's tables", tablesFor(b.pendingBytes()))
+}
+
+// pendingBytes is the bytes of entries buffered and spilled.
+func (b *Bulk) pendingBytes() uint64 {
+	var n uint64
+	for _, e := range b.index {
+		n += uint64(len(e))
+	}
+	for _, r := range b.runs {
+		if fi, err := os.Stat(r); err == nil {
+			n += uint64(fi.Size())
+		}
+	}
+	return n
 }

@@ -33,5 +33,13 @@
 // (ccnode-load.plan) and marker (ccnode-load.pending) live in the data
 // directory beside Badger's files until the load is applied and durable.
 //
+// Badger verifies every block's checksum as it reads it but its iterators
+// end a table's scan quietly at a block that fails; a report's range is
+// walked again in the table files after the scan (guard.go) so that it
+// fails instead of coming back short. Badger also writes through mapped
+// files, where a full filesystem kills the process: Open, a Load's and a
+// bulk load's table writes check the free space first (space.go) and
+// fail with ErrNoSpace.
+//
 // The package knows nothing of libp2p, HTTP or the ledger.
 package store

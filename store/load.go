@@ -123,7 +123,9 @@ func (b *Bulk) finishIncremental(ctx context.Context, progress []Progress) (Writ
 	if err := putProgress(progress, func(k, v []byte) error { return pw.add(loadStreamRest, 0, k, v) }); err != nil {
 		return res, err
 	}
+	b.meter = startPhase(db.log, "merge", int64(b.pendingBytes()), b.opts.ProgressEvery)
 	m, err := b.mergeIntoPlan(ctx, pw, &res)
+	b.meter.end()
 	if err != nil {
 		return res, err
 	}
@@ -134,7 +136,7 @@ func (b *Bulk) finishIncremental(ctx context.Context, progress []Progress) (Writ
 		"inserted", res.Inserted, "replaced", res.Replaced, "unchanged", res.Unchanged)
 	start = time.Now()
 	defer func() { db.log.Info("import written", "elapsed", time.Since(start).Round(time.Millisecond)) }()
-	return res, b.applyLoad(ctx, planPath)
+	return res, b.applyLoad(ctx, planPath, b.opts.ProgressEvery)
 }
 
 // planMerger merges the sorted input, a subject at a time, with the
@@ -277,13 +279,18 @@ func (m *planMerger) finishPlan(base Stats) error {
 
 // applyLoad applies a finished plan: on disk after its marker is durable,
 // so that a crash part way leaves a plan the next Open applies again.
-func (b *Bulk) applyLoad(ctx context.Context, planPath string) error {
+func (b *Bulk) applyLoad(ctx context.Context, planPath string, every time.Duration) error {
 	db := b.db
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if db.inMem {
-		return db.applyPlan(planPath)
+		return db.applyPlan(planPath, every)
+	}
+	// Before the marker: refused here, the import leaves the store as it
+	// was (the plan is dropped by the next open).
+	if err := db.checkPlanSpace(planPath, "write the import's tables"); err != nil {
+		return err
 	}
 	if err := writeMarker(db.dir, loadMarkerName, loadPlanName); err != nil {
 		return err
@@ -293,7 +300,7 @@ func (b *Bulk) applyLoad(ctx context.Context, planPath string) error {
 			return err
 		}
 	}
-	if err := db.applyPlan(planPath); err != nil {
+	if err := db.applyPlan(planPath, every); err != nil {
 		return err
 	}
 	return db.clearLoad()
@@ -311,8 +318,11 @@ func (db *DB) resumeLoad() error {
 	} else if err != nil {
 		return fmt.Errorf("store: marker %s: %w", loadMarkerName, err)
 	}
+	if err := db.checkPlanSpace(filepath.Join(db.dir, loadPlanName), "finish the interrupted import's load"); err != nil {
+		return fmt.Errorf("store: resume interrupted import: %w", err)
+	}
 	db.log.Warn("applying the plan of an interrupted import", "dir", db.dir)
-	if err := db.applyPlan(filepath.Join(db.dir, loadPlanName)); err != nil {
+	if err := db.applyPlan(filepath.Join(db.dir, loadPlanName), DefaultProgressEvery); err != nil {
 		return fmt.Errorf("store: resume interrupted import: %w", err)
 	}
 	return db.clearLoad()
@@ -549,7 +559,13 @@ func readPlan(path string, fn func(stream, flags byte, k, v []byte) error) error
 // the store has had ordinary writes that are still in Badger's memtable or
 // level 0 (an import with --transactional, receipts), the plan goes through
 // ordinary write batches instead: slower, and just as idempotent.
-func (db *DB) applyPlan(path string) error {
+func (db *DB) applyPlan(path string, every time.Duration) error {
+	var size int64
+	if fi, err := os.Stat(path); err == nil {
+		size = fi.Size()
+	}
+	meter := startPhase(db.log, "write", size, every)
+	defer meter.end()
 	// With tables in level 0, PrepareIncremental would call Flatten, which
 	// restarts the compactors that PrepareIncremental has just stopped: two
 	// sets then run, one of them unknown to Close (Badger v4.9.6). Tables
@@ -558,7 +574,7 @@ func (db *DB) applyPlan(path string) error {
 	for _, l := range db.bdb.Levels() {
 		if l.Level == 0 && l.NumTables > 0 {
 			db.log.Info("level 0 holds tables; applying the import with write batches", "tables", l.NumTables)
-			return db.applyPlanBatches(path)
+			return db.applyPlanBatches(path, meter)
 		}
 	}
 	rt := db.bdb.NewTransaction(false)
@@ -568,12 +584,13 @@ func (db *DB) applyPlan(path string) error {
 	if err := sw.PrepareIncremental(); err != nil {
 		sw.Cancel()
 		db.log.Info("incremental stream refused; applying the import with write batches", "err", err)
-		return db.applyPlanBatches(path)
+		return db.applyPlanBatches(path, meter)
 	}
 	defer sw.Cancel()
 	out := newStreamOut(db, sw)
 	out.version = version
 	err := readPlan(path, func(stream, flags byte, k, v []byte) error {
+		meter.add(len(k) + len(v) + 4)
 		return out.putKV(uint32(stream), k, v, flags&planDelete != 0)
 	})
 	if err != nil {
@@ -589,7 +606,7 @@ func (db *DB) applyPlan(path string) error {
 	return db.dropTablePages()
 }
 
-func (db *DB) applyPlanBatches(path string) error {
+func (db *DB) applyPlanBatches(path string, meter *phaseMeter) error {
 	if db.noCompactors {
 		// A plan is as large as the import: its batches would fill level
 		// 0 and stall for ever with no compactor to drain it.
@@ -598,6 +615,7 @@ func (db *DB) applyPlanBatches(path string) error {
 	wb := db.bdb.NewWriteBatch()
 	defer wb.Cancel()
 	err := readPlan(path, func(_, flags byte, k, v []byte) error {
+		meter.add(len(k) + len(v) + 4)
 		k = bytes.Clone(k) // the batch keeps them until it commits
 		if flags&planDelete != 0 {
 			return wb.Delete(k)
@@ -611,4 +629,14 @@ func (db *DB) applyPlanBatches(path string) error {
 		return fmt.Errorf("store: load: %w", err)
 	}
 	return nil
+}
+
+// checkPlanSpace fails with a *SpaceError unless the store's filesystem
+// has room for the tables a plan becomes.
+func (db *DB) checkPlanSpace(planPath, what string) error {
+	fi, err := os.Stat(planPath)
+	if err != nil {
+		return fmt.Errorf("store: load plan: %w", err)
+	}
+	return CheckSpace(db.dir, what, tablesFor(uint64(fi.Size())))
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -177,10 +178,28 @@ func (s *ReportSnapshot) Each(ctx context.Context, maxBytes int, fn func([]credi
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	// Before the last piece: a report cut short by a block Badger could
+	// not read must fail, not answer with fewer records (readGuard).
+	if db.guard != nil {
+		if err := db.guard.check(s.prefix, prefixEnd(s.prefix)); err != nil {
+			if errors.Is(err, ErrCorrupt) {
+				db.markCorrupt(err)
+			}
+			return fmt.Errorf("store: report %s: %w", s.subject, err)
+		}
+	}
 	if len(buf.recs) > 0 || !sent {
 		return flush()
 	}
 	return nil
+}
+
+// prefixEnd is the first key after every key with prefix p (p does not
+// end in 0xff: it is a record prefix and a USCC).
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	end[len(end)-1]++
+	return end
 }
 
 // reportBuf gathers a report while Badger's iterator holds the bytes, and

@@ -112,7 +112,8 @@ type Options struct {
 	// VerifyTables checks every table's blocks against their checksums
 	// when the store opens (reading all of it); Open then fails, wrapping
 	// ErrCorrupt and naming the table, on a store that is corrupted at
-	// rest. Blocks are checked on every read regardless.
+	// rest. Blocks are checked on every read regardless, and a report
+	// that meets one failing its checksum fails (readGuard).
 	VerifyTables bool
 }
 
@@ -140,6 +141,7 @@ type DB struct {
 
 	readSlots chan struct{} // see Options.ReadConcurrency; nil: no limit
 	corrupt   corruption
+	guard     *readGuard // nil in memory
 
 	mu         sync.RWMutex
 	isClosed   bool
@@ -200,6 +202,10 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		bo = bo.WithNumCompactors(0)
 	}
 	if !o.InMemory {
+		// Below this, Badger's open itself may die on a mapped write.
+		if err := CheckSpace(o.Dir, "open the store", OpenReserve); err != nil {
+			return nil, fmt.Errorf("store: open %s: %w", o.Dir, err)
+		}
 		removed, err := badgerrepair.EmptyMemtables(o.Dir)
 		if err != nil {
 			return nil, fmt.Errorf("store: open %s: %w", o.Dir, err)
@@ -250,6 +256,10 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	db.incomplete = inc
 	if inc {
 		log.Warn("store holds an interrupted bulk load", "dir", o.Dir)
+	}
+	if !o.InMemory {
+		db.guard = newReadGuard(o.Dir, bo)
+		db.guard.follow(log)
 	}
 	return db, nil
 }
@@ -366,6 +376,9 @@ func (db *DB) Close() error {
 		db.mu.Unlock()
 		if err := db.bdb.Close(); err != nil {
 			db.cerr = fmt.Errorf("store: close: %w", err)
+		}
+		if db.guard != nil {
+			db.guard.close()
 		}
 	})
 	return db.cerr

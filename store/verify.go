@@ -191,3 +191,27 @@ func verifyTable(name string, tm badger.TableManifest, bo badger.Options) (err e
 	}()
 	return t.VerifyChecksum()
 }
+
+// VerifyBadgerDir checks every block of every table of another Badger
+// database in dir (the embedded ledger's) against its checksums, as
+// Verify does for the store's own tables; a running database's too, since
+// its table files are immutable. Values are not read. The error wraps
+// ErrCorrupt and names every table that fails.
+func VerifyBadgerDir(ctx context.Context, dir string) (VerifyResult, error) {
+	n, err := verifyTables(ctx, dir, badger.DefaultOptions(dir))
+	if errors.Is(err, ErrCorrupt) {
+		// Not the record store: say what fails without its name.
+		err = corruptDB{strings.TrimPrefix(err.Error(), ErrCorrupt.Error()+": ")}
+	}
+	if err != nil {
+		return VerifyResult{Tables: n}, fmt.Errorf("verify %s: %w", dir, err)
+	}
+	return VerifyResult{Tables: n}, nil
+}
+
+// corruptDB is a checksum failure in a database other than the record
+// store; it wraps ErrCorrupt.
+type corruptDB struct{ msg string }
+
+func (e corruptDB) Error() string { return "corrupt database: " + e.msg }
+func (e corruptDB) Unwrap() error { return ErrCorrupt }

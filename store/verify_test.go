@@ -63,13 +63,22 @@ func TestFlippedByteIsNeverServed(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Badger's iterator ends the table's scan at the bad block without an
-	// error, so the report may lack records; it must not hold altered ones.
+	// error; the read guard makes it the report's error, naming the table.
 	recs, err := db.Report(context.Background(), subject, Filter{})
-	t.Logf("report before verification: %d records, %v", len(recs), err)
 	for _, r := range recs {
 		if strings.Contains(string(r.Attrs), altered) {
 			t.Fatalf("report served the altered record %s", r.Attrs)
 		}
+	}
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), filepath.Base(table)) || recs != nil {
+		t.Fatalf("report before verification: %d records, %v; want ErrCorrupt naming %s", len(recs), err, table)
+	}
+	if got := db.ChecksumFailures(); got != 1 {
+		t.Fatalf("checksum failures counted after the report: %d, want 1", got)
+	}
+	db.Close()
+	if db, err = openAt(t, dir, Options{}); err != nil {
+		t.Fatal(err)
 	}
 	_, err = db.Verify(context.Background())
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), filepath.Base(table)) {
@@ -120,5 +129,46 @@ func TestVerifyIntactStore(t *testing.T) {
 	}
 	if _, err := db.Report(context.Background(), recs[0].Subject, Filter{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestShortReportIsAnError: a subject whose records fill several blocks,
+// one byte flipped in a block in the middle. Badger's scan stops at that
+// block and returns the records before it, with no error (the issue's
+// "report comes back short"); the report must fail instead, naming the
+// table, count the failure and refuse later reports.
+func TestShortReportIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	db, err := openAt(t, dir, Options{NoCompression: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []credit.Record
+	pad := strings.Repeat("x", 200)
+	for i := 0; i < 300; i++ {
+		a := fmt.Sprintf(`{"amount":%d,"note":%q}`, 1000+i, pad)
+		if i == 200 {
+			a = `{` + amount + `,"note":"` + pad + `"}`
+		}
+		recs = append(recs, rec(t, 1, "tax-bureau", fmt.Sprintf("t%03d", i), credit.Tax, fmt.Sprintf("2025-%02d-%02d", 1+i/28%12, 1+i%28), a))
+	}
+	recs = append(recs, rec(t, 2, "tax-bureau", "other", credit.Tax, "2025-01-01", `{"amount":1}`))
+	put(t, db, recs...)
+	db.Close()
+	table := testkit.FlipInTable(t, dir, []byte(amount))
+
+	if db, err = openAt(t, dir, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Report(context.Background(), testkit.USCC(t, "440300", 1), Filter{})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), filepath.Base(table)) || !strings.Contains(err.Error(), "checksum") {
+		t.Fatalf("report over a block that fails its checksum: %d of 300 records, err %v; want ErrCorrupt naming %s", len(got), err, table)
+	}
+	t.Log(err)
+	if db.ChecksumFailures() != 1 || db.Corruption() == nil {
+		t.Fatalf("failure not counted: %d, %v", db.ChecksumFailures(), db.Corruption())
+	}
+	if _, err := db.Report(context.Background(), testkit.USCC(t, "440300", 2), Filter{}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("report of another subject after the failure: %v, want ErrCorrupt", err)
 	}
 }

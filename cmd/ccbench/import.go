@@ -150,7 +150,8 @@ func runImportBench(c *cli.Context) error {
 	}
 	os.RemoveAll(filepath.Join(dir, "store-normal"))
 
-	lat, err := ourLatency(ctx, filepath.Join(dir, "store-bulk"), g.Enterprises(), c.IntSlice("readers"), c.Int("lookups"))
+	// --data-dir names a node data folder: the store is DATA_DIR/db.
+	lat, err := ourLatency(ctx, filepath.Join(dir, "store-bulk", "db"), g.Enterprises(), c.IntSlice("readers"), c.Int("lookups"))
 	if err != nil {
 		return err
 	}

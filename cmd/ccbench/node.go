@@ -363,7 +363,7 @@ query:
 				return c, err
 			}
 		}
-		if out, err := exec.CommandContext(ctx, o.bin, "import", "--data-dir", filepath.Join(r.dir, "db"), feed).CombinedOutput(); err != nil {
+		if out, err := exec.CommandContext(ctx, o.bin, "import", "--data-dir", r.dir, feed).CombinedOutput(); err != nil {
 			return c, fmt.Errorf("ccnode import %s: %w\n%s", id, err, out)
 		}
 		c.regions = append(c.regions, r)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"text/tabwriter"
@@ -17,7 +18,7 @@ func reportCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "report",
 		Usage: "report latency alone, on a store that 'ccbench import' (or ccnode import of its data set) made",
-		Description: `Opens --data-dir in process, reads every enterprise of the data set once (warm-up),
+		Description: `Opens DATA_DIR/db (--data-dir) in process, reads every enterprise of the data set once (warm-up),
 then times --lookups reports of random enterprises at each --readers count, --runs times,
 and prints p50, p99, p99.9, reports/s and CPU per report of each run and their medians.
 After each run, a line per reader count says what made the reports over 1 ms slow: how
@@ -29,7 +30,7 @@ enterprises.
 To compare two builds of the store, run two builds of ccbench alternately on one store.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data-dir", Required: true, EnvVars: []string{"CCBENCH_DATA_DIR"},
-				Usage: "the store to read"},
+				Usage: "the node data folder to read (the store is DATA_DIR/db, as for ccnode)"},
 			&cli.IntFlag{Name: "records", Value: 20_000_000, EnvVars: []string{"CCBENCH_RECORDS"},
 				Usage: "approximate size of the data set the store holds (enterprises = records/183)"},
 			&cli.StringFlag{Name: "region", Value: "440300", EnvVars: []string{"CCBENCH_REGION"}, Usage: "region code"},
@@ -52,7 +53,7 @@ To compare two builds of the store, run two builds of ccbench alternately on one
 			readers := c.IntSlice("readers")
 			var runs [][]latency
 			for r := range max(1, c.Int("runs")) {
-				lat, err := ourLatency(c.Context, c.String("data-dir"), g.Enterprises(), readers, c.Int("lookups"))
+				lat, err := ourLatency(c.Context, filepath.Join(c.String("data-dir"), "db"), g.Enterprises(), readers, c.Int("lookups"))
 				if err != nil {
 					return err
 				}

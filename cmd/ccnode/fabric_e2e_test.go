@@ -103,7 +103,7 @@ func TestFabricE2E(t *testing.T) {
 			// subject, so the consolidated report has data from each.
 			faults.AppendCourtRecord(t, feed, subject, r.id, "E2E")
 		}
-		mustCLI("import", "--data-dir", filepath.Join(r.Dir, "db"), feed)
+		mustCLI("import", "--data-dir", r.Dir, feed)
 	}
 	step("configs, gen and import", t0)
 

@@ -83,6 +83,13 @@ unless --batch-lines says otherwise) the node gives way to the queries it is
 answering, and --max-rate caps the lines per second. --bulk and the store tuning
 flags apply to a stopped node only.
 
+Before it opens the store, an import estimates the space it writes (the load's plan and its
+tables, about twice the input's size uncompressed; a gzip input by its uncompressed size)
+and refuses, naming the store's folder and the bytes needed and free, when that would
+leave less than the node's store.min_free_bytes free (default 1 GiB). Progress is logged
+every --progress-interval in every phase (reading, merging with the store, writing the
+tables); --quiet logs none.
+
 Exit codes: 0 every line imported; 2 some lines rejected (the rest imported); 1 failed.`,
 		Flags: append(append(storeFlags(), nodeAdminFlags()...),
 			&cli.StringFlag{Name: "format", Category: catData, EnvVars: []string{"CCNODE_IMPORT_FORMAT"},
@@ -117,7 +124,7 @@ Exit codes: 0 every line imported; 2 some lines rejected (the rest imported); 1 
 			&cli.BoolFlag{Name: "json", Category: catOutput, EnvVars: []string{"CCNODE_JSON"},
 				Usage: "print the summary as JSON"},
 			&cli.DurationFlag{Name: "progress-interval", Category: catOutput, EnvVars: []string{"CCNODE_IMPORT_PROGRESS_INTERVAL"},
-				Value: 5 * time.Second, Usage: "when not on a terminal, log progress this often"},
+				Value: 5 * time.Second, Usage: "log progress this often: while reading when not on a terminal, and in every later phase (merge, write); --quiet logs none"},
 			&cli.StringFlag{Name: "cpuprofile", Category: catOutput, EnvVars: []string{"CCNODE_IMPORT_CPUPROFILE"},
 				Usage: "write a CPU profile of the import to this file (for tuning)"},
 			&cli.StringFlag{Name: "memprofile", Category: catOutput, EnvVars: []string{"CCNODE_IMPORT_MEMPROFILE"},
@@ -220,12 +227,16 @@ func runImport(c *cli.Context) error {
 	// Without --transactional nothing of an import goes through Badger's
 	// memtable, so its compactors would only move tables the import just
 	// wrote, and Close would wait for them (see store.Options).
-	dir, err := storeDirOf(c)
+	cfg, err := nodeConfigOf(c)
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
+	dir := node.StoreDir(cfg)
 	if storeLocked(dir) {
 		return fmt.Errorf("import: %s is in use by another process (a running node holds it): give that node's --config to import through it", dir)
+	}
+	if err := checkImportSpace(dir, cfg, c.Args().Slice(), c.String("format"), c.String("compression")); err != nil {
+		return err
 	}
 	so := store.Options{Dir: dir, Logger: log, MemTableSize: int64(c.Int("memtable-mb")) << 20,
 		NoCompactions: !c.Bool("transactional")}
@@ -249,7 +260,7 @@ func runImport(c *cli.Context) error {
 		Format:          format,
 		Bulk:            c.Bool("bulk"),
 		Transactional:   c.Bool("transactional"),
-		BulkOptions:     store.BulkOptions{TempDir: c.String("tmp-dir"), ChunkBytes: c.Int("bulk-chunk-mb") << 20},
+		BulkOptions:     store.BulkOptions{TempDir: c.String("tmp-dir"), ChunkBytes: c.Int("bulk-chunk-mb") << 20, ProgressEvery: importProgressEvery(c)},
 		FutureTolerance: c.Duration("future-tolerance"),
 		MaxLineBytes:    c.Int("max-line-bytes"),
 		BatchLines:      c.Int("batch-lines"),

@@ -56,11 +56,11 @@ func feed(t *testing.T, dir string, n int) (path string, subjects []credit.USCC,
 	return path, subjects, bad
 }
 
-// storeDump opens a data directory (no process may hold it) and returns
-// every record in key order and the stats.
+// storeDump opens the store of a node data folder, DIR/db (no process may
+// hold it), and returns every record in key order and the stats.
 func storeDump(t *testing.T, dir string) string {
 	t.Helper()
-	db, err := store.Open(context.Background(), store.Options{Dir: dir})
+	db, err := store.Open(context.Background(), store.Options{Dir: filepath.Join(dir, "db")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +269,7 @@ func TestImportCommand(t *testing.T) {
 			t.Fatalf("report %+v", rep)
 		}
 		cmd := exec.Command(bin, "stats", "--json")
-		cmd.Env = append(os.Environ(), "CCNODE_STORE_DIR="+bulkDir)
+		cmd.Env = append(os.Environ(), "CCNODE_DATA_DIR="+bulkDir)
 		out, err := cmd.Output()
 		if err != nil {
 			t.Fatal(err)

@@ -191,12 +191,10 @@ type journey struct {
 
 // TestThreeNodesJourney runs the README's "Three nodes on one machine" as
 // an operator would: init from the sample configs, compose the bootstrap,
-// import, run three nodes, register a bank, grant a consent, query (parts
-// from all three regions), stop, export and audit with zero findings.
-//
-// The README's order is the test's: when import runs against a running
-// node, moving the import block after the run block is the whole change;
-// the backup and restore commands go in a block after markBackup.
+// run three nodes, import into them while they serve, register a bank,
+// grant a consent, query (parts from all three regions), back up and
+// restore one node, export from the running nodes and audit with zero
+// findings, stop. The README's order is the test's.
 func TestThreeNodesJourney(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs three nodes")

@@ -39,7 +39,8 @@ var ErrNodeUnreachable = errors.New("the node's store is in use by another proce
 // The admin API is --admin when given, else the config's admin.addr, else
 // the address the running node wrote in DATA_DIR/admin.addr. The
 // token is --operator-token-file, else $CCNODE_OPERATOR_TOKEN, else the
-// operator.token file `ccnode init` wrote beside the config.
+// operator.token file `ccnode init` wrote in the data folder (or beside
+// the config).
 func runningNodeAdmin(c *cli.Context, cfgPath string, cfg node.Config) (*node.Client, error) {
 	admin := c.String("admin")
 	explicit := c.IsSet("admin")
@@ -73,8 +74,13 @@ func runningNodeAdmin(c *cli.Context, cfgPath string, cfg node.Config) (*node.Cl
 	cl := &node.Client{Admin: admin, OperatorToken: strings.TrimSpace(os.Getenv(operatorTokenEnv))}
 	tokFile := c.String("operator-token-file")
 	if tokFile == "" && cl.OperatorToken == "" {
-		if p := filepath.Join(filepath.Dir(cfgPath), "operator.token"); fileExists(p) {
-			tokFile = p
+		// init writes it into the data folder (beside the config it
+		// writes; init --config leaves the config where it is).
+		for _, p := range []string{filepath.Join(cfg.DataDir, "operator.token"), filepath.Join(filepath.Dir(cfgPath), "operator.token")} {
+			if fileExists(p) {
+				tokFile = p
+				break
+			}
 		}
 	}
 	if tokFile != "" {

@@ -57,14 +57,14 @@ func runReport(c *cli.Context) error {
 		}
 	}
 	ctx := contextOf(c)
-	// Every table is checked at open: Badger's iterators end a table's
-	// scan at a block whose checksum fails without an error, so a read
-	// alone would print fewer records rather than fail.
 	dir, err := storeDirOf(c)
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	db, err := openExistingStore(ctx, dir, store.Options{VerifyTables: true})
+	// The store checks the blocks of the enterprise's range after the
+	// read: a block that fails its checksum fails the report, naming the
+	// table, rather than printing fewer records.
+	db, err := openExistingStore(ctx, dir, store.Options{})
 	if err != nil {
 		return err
 	}

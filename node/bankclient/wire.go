@@ -32,6 +32,10 @@ type RegionStatus struct {
 	Receipt     *credit.Receipt `json:"receipt,omitempty"`
 	LeafIndex   *uint64         `json:"leaf_index,omitempty"`
 	Ack         *credit.Ack     `json:"ack,omitempty"`
+	// Canon is the answering node's own copy of Report's canonical
+	// encoding, which it writes the answer from; never on the wire, nil
+	// in a decoded answer.
+	Canon []byte `json:"-"`
 }
 
 // Consolidated is the bank's answer: every region's slice with its receipt

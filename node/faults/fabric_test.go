@@ -73,7 +73,7 @@ func startConsortium(t *testing.T) *consortium {
 			// subject, so each has a slice to answer with.
 			faults.AppendCourtRecord(t, feed, subject, id, "F")
 		}
-		bin.Must(t, "import", "--quiet", "--data-dir", filepath.Join(n.Dir, "db"), feed)
+		bin.Must(t, "import", "--quiet", "--data-dir", n.Dir, feed)
 		c.regions = append(c.regions, n)
 	}
 	for _, n := range c.regions {

@@ -43,7 +43,7 @@ func startRegion(t *testing.T, edit func(*node.Config)) *region {
 	feed := filepath.Join(root, "feed.jsonl")
 	bin.Must(t, "gen", "--region", "440300", "--enterprises", "4", "--seed", "11", "--quiet", "-o", feed)
 	subject := faults.FirstSubject(t, feed)
-	bin.Must(t, "import", "--quiet", "--data-dir", filepath.Join(n.Dir, "db"), feed)
+	bin.Must(t, "import", "--quiet", "--data-dir", n.Dir, feed)
 	n.Start(t)
 	n.WaitReady(t, time.Minute)
 

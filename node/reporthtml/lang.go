@@ -142,7 +142,7 @@ var reasonNames = map[Lang]map[credit.Code]string{
 		credit.CodePurposeMismatch: "查询用途与授权不符", credit.CodeCategoryOutOfScope: "查询范围超出授权",
 		credit.CodeLedgerViewStale: "节点账本视图过旧", credit.CodeLedgerUnavailable: "账本暂不可用",
 		credit.CodeUnavailable: "节点暂不可用", credit.CodeInternal: "节点内部错误",
-		credit.CodeNodeKeyMismatch: "节点密钥与账本登记不符",
+		credit.CodeNodeKeyMismatch: "节点密钥与账本登记不符", credit.CodeDiskFull: "节点磁盘空间不足",
 	},
 	English: {
 		credit.CodeInvalidQuery: "Invalid query", credit.CodeTooLarge: "Request too large", credit.CodeUnauthorized: "Unauthorized",
@@ -157,7 +157,7 @@ var reasonNames = map[Lang]map[credit.Code]string{
 		credit.CodeSubjectMismatch: "Consent given by another enterprise", credit.CodePurposeMismatch: "Purpose differs from the consent's",
 		credit.CodeCategoryOutOfScope: "Categories outside the consent", credit.CodeLedgerViewStale: "Node's ledger view is stale",
 		credit.CodeLedgerUnavailable: "Ledger unavailable", credit.CodeUnavailable: "Node unavailable", credit.CodeInternal: "Internal error",
-		credit.CodeNodeKeyMismatch: "Node key differs from its ledger record",
+		credit.CodeNodeKeyMismatch: "Node key differs from its ledger record", credit.CodeDiskFull: "Node disk full",
 	},
 }
 

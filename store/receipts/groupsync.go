@@ -3,6 +3,7 @@ package receipts
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -28,10 +29,29 @@ type Syncer struct {
 	mu      sync.Mutex
 	running *syncRound // the round whose fn is running, or nil
 	next    *syncRound // the round collecting callers, not started yet
+	// owed: Soon was called and no round has started since; soon is
+	// the timer that then syncs (nil when none is set).
+	owed bool
+	soon *time.Timer
+	// soonDelay bounds how long Soon's writes wait for a round (default
+	// DefaultSoonDelay; tests shorten it).
+	soonDelay time.Duration
 }
 
-// NewSyncer syncs db.
-func NewSyncer(db *badger.DB) *Syncer { return &Syncer{fn: db.Sync} }
+// DefaultSoonDelay bounds how long writes a caller of Syncer.Soon
+// committed stay unsynced when no other durable write comes.
+const DefaultSoonDelay = 20 * time.Millisecond
+
+// NewSyncer syncs db. A closed db has nothing left to sync: Close
+// wrote everything it held.
+func NewSyncer(db *badger.DB) *Syncer {
+	return &Syncer{fn: func() error {
+		if db.IsClosed() {
+			return nil
+		}
+		return db.Sync()
+	}}
+}
 
 type syncRound struct {
 	done    chan struct{}
@@ -62,8 +82,9 @@ func (g *Syncer) Sync() error {
 	}
 	g.mu.Lock()
 	// From here no caller joins r: its sync starts after every joiner's
-	// write.
+	// write, and after every write Soon was called for.
 	g.next, g.running = nil, r
+	g.owed = false
 	g.mu.Unlock()
 	g.calls.Add(1)
 	r.err = g.fn()
@@ -74,4 +95,50 @@ func (g *Syncer) Sync() error {
 	g.mu.Unlock()
 	close(r.done)
 	return r.err
+}
+
+// Soon makes every write committed before the call durable within the
+// Syncer's delay (DefaultSoonDelay), without waiting: the next round any
+// caller of Sync starts covers it, and when none starts within the delay,
+// a round of its own does. A writer with no caller left to wait (the
+// requester's copy of received receipts) uses it, so that under traffic
+// its writes ride on the receipt log's syncs instead of adding a sync of
+// their own that the next query's writes would queue behind (Badger holds
+// its write lock while the WAL syncs). A failed round is not reported.
+func (g *Syncer) Soon() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.owed = true
+	if g.soon != nil {
+		return
+	}
+	d := g.soonDelay
+	if d <= 0 {
+		d = DefaultSoonDelay
+	}
+	g.soon = time.AfterFunc(d, func() {
+		g.mu.Lock()
+		owed := g.owed
+		g.soon = nil
+		g.mu.Unlock()
+		if owed {
+			_ = g.Sync()
+		}
+	})
+}
+
+// Close runs now the round Soon owes, if any, and stops its timer: the
+// owner calls it once the database's writers stopped, before closing it.
+func (g *Syncer) Close() error {
+	g.mu.Lock()
+	owed := g.owed
+	if g.soon != nil {
+		g.soon.Stop()
+		g.soon = nil
+	}
+	g.mu.Unlock()
+	if owed {
+		return g.Sync()
+	}
+	return nil
 }

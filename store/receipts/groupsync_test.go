@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
 )
 
 // TestGroupSyncCoversEveryCaller: every caller returns only after a sync
@@ -191,5 +192,64 @@ func BenchmarkDurableWrites(b *testing.B) {
 				b.ReportMetric(float64(ctr.calls.Load()-before)/float64(b.N), "syncs/op")
 			})
 		}
+	}
+}
+
+// TestSyncSoonRidesOnTheNextRound: Soon returns without syncing, the next
+// round any caller starts covers its writes (no round of its own follows),
+// and Close runs nothing more.
+func TestSyncSoonRidesOnTheNextRound(t *testing.T) {
+	var calls atomic.Int64
+	g := &Syncer{fn: func() error { calls.Add(1); return nil }, soonDelay: time.Hour}
+	g.Soon()
+	g.Soon()
+	if c := calls.Load(); c != 0 {
+		t.Fatalf("Soon synced %d times before any round", c)
+	}
+	if err := g.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if c := calls.Load(); c != 1 {
+		t.Fatalf("%d syncs, want the caller's one round", c)
+	}
+}
+
+// TestSyncSoonSyncsAlone: with no other caller, the writes Soon was
+// called for are synced by a round of its own, once, within the delay;
+// Close then has nothing owed.
+func TestSyncSoonSyncsAlone(t *testing.T) {
+	var calls atomic.Int64
+	g := &Syncer{fn: func() error { calls.Add(1); return nil }, soonDelay: time.Millisecond}
+	g.Soon()
+	testkit.Eventually(t, 5*time.Second, func() error {
+		if c := calls.Load(); c != 1 {
+			return fmt.Errorf("%d syncs", c)
+		}
+		return nil
+	})
+	g.mu.Lock()
+	owed, timer := g.owed, g.soon
+	g.mu.Unlock()
+	if owed || timer != nil {
+		t.Fatalf("after its round: owed %v, timer %v", owed, timer != nil)
+	}
+	if err := g.Close(); err != nil || calls.Load() != 1 {
+		t.Fatalf("Close: %v, %d syncs", err, calls.Load())
+	}
+}
+
+// TestSyncerCloseRunsWhatSoonOwes: Close syncs at once what Soon still owes.
+func TestSyncerCloseRunsWhatSoonOwes(t *testing.T) {
+	var calls atomic.Int64
+	g := &Syncer{fn: func() error { calls.Add(1); return nil }, soonDelay: time.Hour}
+	g.Soon()
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if c := calls.Load(); c != 1 {
+		t.Fatalf("%d syncs at Close, want 1", c)
 	}
 }

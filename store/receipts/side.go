@@ -36,11 +36,13 @@ func requestedKey(id string) []byte { return append([]byte{prefixRequested}, id.
 
 // Put stores received receipts and our acks in one transaction. It
 // returns once they are committed, which a crash of the process does not
-// undo (Badger's write-ahead log is mapped memory), and starts a sync
-// round that makes them survive a crash of the machine too without
-// waiting for it: a requester's copy is evidence beside the answering
-// region's durable log, and waiting for its msync added one to every
-// query's latency.
+// undo (Badger's write-ahead log is mapped memory); they survive a crash
+// of the machine too once the next sync round of the database has run,
+// at the latest DefaultSoonDelay later (Syncer.Soon). A requester's copy
+// is evidence beside the answering region's durable log: waiting for its
+// msync added one to every query's latency, and a round of its own at
+// once held up the next query's nonce, which Badger writes only once the
+// WAL's msync is over.
 func (s *Requested) Put(hs ...Held) error {
 	err := s.db.Update(func(txn *badger.Txn) error {
 		for _, h := range hs {
@@ -57,9 +59,7 @@ func (s *Requested) Put(hs ...Held) error {
 	if err != nil {
 		return fmt.Errorf("store %d received receipts: %w", len(hs), err)
 	}
-	// A failed sync fails the next synchronous one (the log's) too; a
-	// requester's copy has no caller left to tell.
-	go func() { _ = s.sync.Sync() }()
+	s.sync.Soon()
 	return nil
 }
 

@@ -1,6 +1,6 @@
 //go:build !(linux || darwin || freebsd)
 
-package node
+package store
 
-// diskSpace is not measured here: the filesystem gauges are left out.
+// diskSpace is not measured here: space checks pass.
 func diskSpace(string) (avail, size uint64, ok bool) { return 0, 0, false }

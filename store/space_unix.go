@@ -1,6 +1,6 @@
 //go:build linux || darwin || freebsd
 
-package node
+package store
 
 import "golang.org/x/sys/unix"
 
