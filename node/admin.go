@@ -133,6 +133,7 @@ func (n *Node) AdminHandler() http.Handler {
 	mux.HandleFunc("POST /v1/authorities/{id}/retire", n.operator("retire_authority", n.handleRetireAuthority))
 	mux.HandleFunc("POST /v1/revocations", n.operator("revoke_certificate", n.handleRevokeCertificate))
 	mux.HandleFunc("POST /v1/verify", n.operator("verify_store", n.handleVerify))
+	mux.HandleFunc("GET /v1/backup", n.operator("backup", n.handleBackup))
 	mux.HandleFunc("POST /v1/imports", n.operator("import", n.handleImport))
 	mux.HandleFunc("GET /v1/imports", n.operator("list_imports", n.handleImports))
 	mux.HandleFunc("GET /v1/imports/progress", n.operator("import_progress", n.handleImportProgress))

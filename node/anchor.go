@@ -72,6 +72,9 @@ func (n *Node) AnchorNow(ctx context.Context) error {
 }
 
 func (n *Node) anchorOnce(ctx context.Context) error {
+	if n.logFork != nil {
+		return fmt.Errorf("%w: %w", ErrForked, n.logFork)
+	}
 	n.anchorMu.Lock()
 	defer n.anchorMu.Unlock()
 	p, ok, err := n.outbox.Pending()

@@ -87,6 +87,10 @@ type Node struct {
 	verify    verifier // start-up verification, in the background
 	disk      diskWatch
 
+	// logFork, set once at start (startLedgerCheck), is why the receipt
+	// log may not grow: it is behind or off the ledger's checkpoint.
+	logFork error
+
 	anchorMu         sync.Mutex
 	lastAnchoredSize atomic.Uint64
 	each             eachReceipt // anchor.mode per_receipt
@@ -154,6 +158,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (_ *Node, err error) {
 	}{
 		{"store verification", n.startVerify},
 		{"receipt log", n.startLog},
+		{"receipt log against the ledger", n.startLedgerCheck},
 		{"ledger view", n.startView},
 		{"p2p host", n.startHost},
 		{"p2p server", n.startServer},
@@ -416,6 +421,9 @@ func (n *Node) Ready() error {
 	}
 	if err := n.view.Fresh(); err != nil {
 		return fmt.Errorf("%w: %w", ErrNotReady, err)
+	}
+	if n.logFork != nil {
+		return fmt.Errorf("%w: %w", ErrNotReady, n.logFork)
 	}
 	if err := n.checkOwnKey(); err != nil {
 		return fmt.Errorf("%w: %w", ErrNotReady, err)

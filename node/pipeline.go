@@ -35,6 +35,9 @@ var msgBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b 
 // window, and its consent holds (credit.DecideConsent). It returns nil or
 // a *credit.Refusal.
 func (n *Node) admit(ctx context.Context, q *credit.Query, now time.Time, home credit.RegionID) error {
+	if err := n.logRefusal(); err != nil {
+		return err
+	}
 	if err := n.view.Fresh(); err != nil {
 		return err
 	}
@@ -153,6 +156,9 @@ func (n *Node) serve(ctx context.Context, requester credit.RegionID, q *credit.Q
 // logReceipt appends a signed receipt durably (and, in anchor.mode
 // per_receipt, anchors it) before any answer carrying it may leave.
 func (n *Node) logReceipt(ctx context.Context, r *credit.Receipt) (uint64, error) {
+	if err := n.logRefusal(); err != nil {
+		return 0, err
+	}
 	idx, err := n.rlog.Append(ctx, r)
 	if err != nil {
 		return idx, err

@@ -39,7 +39,7 @@ func newApp() *cli.App {
 			initCommand(),
 			genCommand(),
 			importCommand(), reportCommand(), statsCommand(), verifyCommand(),
-			runCommand(), statusCommand(),
+			runCommand(), statusCommand(), backupCommand(), restoreCommand(),
 			configCommand(),
 			keysCommand(),
 			operatorCommand(),
