@@ -329,6 +329,11 @@ func TestEveryEndpointMatchesOpenAPI(t *testing.T) {
 	st, b = adm.do("GET", "/v1/ledger/snapshot?quiet=soon", tok, nil)
 	want("ledger snapshot with a bad duration", st, 400, b)
 
+	st, b = adm.do("GET", "/v1/backup", tok, nil)
+	want("backup", st, 200, b)
+	st, b = adm.do("GET", "/v1/backup", "", nil)
+	want("backup without a token", st, 401, b)
+
 	// Health, readiness, metrics and the document itself, on both.
 	for _, cl := range []*apiClient{api, adm} {
 		st, b = cl.do("GET", "/healthz", "", nil)
