@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,9 +67,10 @@ func (j *fabricJourney) must(args ...string) string {
 // on the local Fabric network instead of the embedded ledger: `ccnode
 // fabric up` from outside the source tree, `ccnode init --fabric-gateway`
 // for three regions (each registering its new node key in its region's
-// record), import, three `ccnode run`, a bank registered, a consent
-// granted, a query with records from all three regions, export and an
-// audit with zero findings. Then a fourth init for a region that is
+// record), three `ccnode run`, import into the running nodes, a bank made
+// and registered, a consent granted, a query with records from all three
+// regions, a running node backed up and restored, export from the running
+// nodes and an audit with zero findings. Then a fourth init for a region that is
 // running registers yet another key, and that running node stops being
 // ready with node_key_mismatch instead of answering with a key nobody can
 // verify.
@@ -129,10 +129,10 @@ func TestThreeNodesJourneyFabric(t *testing.T) {
 	// init per region, from the connection file alone.
 	t0 = time.Now()
 	type region struct {
-		id    credit.RegionID
-		msp   string
-		conn  string
-		key   ed25519.PrivateKey
+		id   credit.RegionID
+		msp  string
+		conn string
+		key  ed25519.PrivateKey
 		*faults.Node
 	}
 	var regions []*region
@@ -182,8 +182,18 @@ func TestThreeNodesJourneyFabric(t *testing.T) {
 	}
 	step("init three regions", t0)
 
-	// Records: Shenzhen's enterprises, and a court record on one of them
-	// in each other region.
+	t0 = time.Now()
+	for _, rg := range regions {
+		rg.Start(t)
+	}
+	for _, rg := range regions {
+		rg.WaitReady(t, 2*time.Minute)
+	}
+	step("three nodes ready", t0)
+
+	// Records, imported into the running nodes (through their admin APIs,
+	// init's operator token): Shenzhen's enterprises, and a court record
+	// on one of them in each other region.
 	t0 = time.Now()
 	var subject credit.USCC
 	for _, rg := range regions {
@@ -194,35 +204,19 @@ func TestThreeNodesJourneyFabric(t *testing.T) {
 		} else {
 			faults.AppendCourtRecord(t, feed, subject, rg.id, "JF")
 		}
-		j.must("import", "--config", rg.Config, feed)
+		j.must("import", "--quiet", "--config", rg.Config, feed)
 	}
-	step("gen and import", t0)
-
-	t0 = time.Now()
-	for _, rg := range regions {
-		rg.Start(t)
-	}
-	for _, rg := range regions {
-		rg.WaitReady(t, 2*time.Minute)
-	}
-	step("three nodes ready", t0)
+	step("gen and import into the running nodes", t0)
 
 	// A bank at Shenzhen, registered through its admin API; an identity
 	// authority certifies the enterprise, whose consent Shenzhen records.
 	t0 = time.Now()
-	_, bankKey, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bankKeyFile := filepath.Join(j.work, "bank.key")
-	if err := node.WriteKeyFile(bankKeyFile, bankKey); err != nil {
-		t.Fatal(err)
-	}
-	if err := sz.Client().RegisterBank(ctx, credit.BankMember{ID: "bank-jf", Name: "Journey Bank", PubKey: bankKey.Public().(ed25519.PublicKey)}); err != nil {
-		t.Fatalf("register bank at Shenzhen: %v", err)
-	}
-	caDir, entDir := filepath.Join(j.work, "authority"), filepath.Join(j.work, "enterprise")
 	tokFile := filepath.Join(sz.Dir, "operator.token")
+	bankDir := filepath.Join(j.work, "bank-jf")
+	j.must("bank", "keygen", "--out", bankDir)
+	bankKeyFile := filepath.Join(bankDir, "bank.key")
+	j.must("bank", "register", "--admin", sz.AdminURL(), "--operator-token-file", tokFile, "--id", "bank-jf", "--pub-key", filepath.Join(bankDir, "bank.pub"))
+	caDir, entDir := filepath.Join(j.work, "authority"), filepath.Join(j.work, "enterprise")
 	j.must("authority", "create", "--name", "Shenzhen Journey Authority", "--out", caDir)
 	j.must("authority", "issue", "--authority", caDir, "--uscc", string(subject), "--name", "Journey Enterprise", "--out", entDir)
 	j.must("authority", "register", "--admin", sz.AdminURL(), "--operator-token-file", tokFile, "--authority", caDir)
@@ -292,12 +286,21 @@ func TestThreeNodesJourneyFabric(t *testing.T) {
 	}
 	step("receipts anchored", t0)
 
-	// Export (the node stopped: one process owns a store) and audit
+	// Zhuhai's running node backed up, and a node rebuilt from the backup
+	// into an empty folder holds its records.
+	t0 = time.Now()
+	zh := regions[2]
+	backup := filepath.Join(j.work, "zh.backup")
+	j.must("backup", "--config", zh.Config, "--out", backup)
+	j.must("restore", "--from", backup, "--config", zh.Config, "--data-dir", filepath.Join(j.work, "zh-restored"))
+	if out := j.must("stats", "--config", zh.Config, "--data-dir", filepath.Join(j.work, "zh-restored")); !strings.Contains(out, "records") {
+		t.Fatalf("stats of the restored store:\n%s", out)
+	}
+	step("backup of a running node, restored", t0)
+
+	// Export from the running nodes (through their admin APIs) and audit
 	// against Fabric.
 	t0 = time.Now()
-	for _, rg := range regions {
-		rg.Stop(t)
-	}
 	var exports []string
 	for _, rg := range regions {
 		for _, kind := range []credit.ExportKind{credit.ExportAnswered, credit.ExportReceived} {
@@ -328,13 +331,13 @@ func TestThreeNodesJourneyFabric(t *testing.T) {
 		}
 	}
 	step("export and audit: no findings", t0)
+	for _, rg := range regions[:2] {
+		rg.Stop(t)
+	}
 
-	// Zhuhai runs again; a second init for Zhuhai registers another key.
-	// The running node must then say it is not ready, and why.
+	// A second init for Zhuhai, still running, registers another key. The
+	// running node must then say it is not ready, and why.
 	t0 = time.Now()
-	zh := regions[2]
-	zh.Start(t)
-	zh.WaitReady(t, 2*time.Minute)
 	out = j.must("init", "--region", string(zh.id), "--dir", filepath.Join("nodes", string(zh.id)+"-second"),
 		"--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--fabric-gateway", zh.conn)
 	second, err := node.LoadKeyFile(filepath.Join(j.work, "nodes", string(zh.id)+"-second", "node.key"))

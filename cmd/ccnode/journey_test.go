@@ -223,7 +223,7 @@ func TestThreeNodesJourney(t *testing.T) {
 	}
 	// The journey must have done what the issue asks of it, whatever the
 	// README's wording.
-	for _, want := range []string{"init", "consortium bootstrap", "import", "run", "bank register", "consent grant", "query", "receipts export", "audit"} {
+	for _, want := range []string{"init", "consortium bootstrap", "import", "run", "bank register", "consent grant", "query", "backup", "restore", "receipts export", "audit"} {
 		if ran[want] == 0 {
 			t.Errorf("the README's journey never runs ccnode %s", want)
 		}
