@@ -10,7 +10,7 @@ import (
 // ProposeRegion posts this node's candidate descriptor (admin).
 func (c *Client) ProposeRegion(ctx context.Context, d credit.RegionMember) (*credit.RegionProposal, error) {
 	var out credit.RegionProposal
-	if err := c.do(ctx, "POST", "/v1/regions/proposals", true, d, &out); err != nil {
+	if err := c.admin(ctx, "POST", "/v1/regions/proposals", d, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -19,7 +19,7 @@ func (c *Client) ProposeRegion(ctx context.Context, d credit.RegionMember) (*cre
 // ApproveRegion votes for candidate id (admin).
 func (c *Client) ApproveRegion(ctx context.Context, id credit.RegionID) (*credit.RegionVote, error) {
 	var out credit.RegionVote
-	if err := c.do(ctx, "POST", "/v1/regions/"+url.PathEscape(string(id))+"/approve", true, nil, &out); err != nil {
+	if err := c.admin(ctx, "POST", "/v1/regions/"+url.PathEscape(string(id))+"/approve", nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -28,7 +28,7 @@ func (c *Client) ApproveRegion(ctx context.Context, id credit.RegionID) (*credit
 // RetireRegion votes to retire region id (admin).
 func (c *Client) RetireRegion(ctx context.Context, id credit.RegionID) (*credit.RegionVote, error) {
 	var out credit.RegionVote
-	if err := c.do(ctx, "POST", "/v1/regions/"+url.PathEscape(string(id))+"/retire", true, nil, &out); err != nil {
+	if err := c.admin(ctx, "POST", "/v1/regions/"+url.PathEscape(string(id))+"/retire", nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

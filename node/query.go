@@ -15,36 +15,6 @@ import (
 	"github.com/prdcredit/ccnode/store/receipts"
 )
 
-// Region statuses in a consolidated report.
-const (
-	StatusOK             = "ok"
-	StatusDenied         = "denied"
-	StatusUnavailable    = "unavailable"
-	StatusInvalidReceipt = "invalid_receipt"
-	// StatusRetired: the region left the consortium (retired on the
-	// ledger by a majority of the regions); it is not asked, and its
-	// peer is cut off. Message says since when.
-	StatusRetired = "retired"
-)
-
-// RegionStatus is one region's part of a consolidated report. A refused
-// region's Reason and Message are the code and message it gave.
-type RegionStatus struct {
-	Region      credit.RegionID `json:"region"`
-	Status      string          `json:"status"`
-	Reason      credit.Code     `json:"reason,omitempty"`
-	Message     string          `json:"message,omitempty"`
-	RecordCount int             `json:"record_count"`
-	Report      *credit.Report  `json:"report,omitempty"`
-	Receipt     *credit.Receipt `json:"receipt,omitempty"`
-	LeafIndex   *uint64         `json:"leaf_index,omitempty"`
-	Ack         *credit.Ack     `json:"ack,omitempty"`
-	// canon is Report's canonical encoding when it was made anyway (the
-	// digest of a remote slice) or off the critical path (the own slice),
-	// and is small: the bank's answer writes these bytes.
-	canon []byte
-}
-
 // canonBufs holds the buffers of statuses' canonical encodings, back once
 // the bank's answer is written (Consolidated.release).
 var canonBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
@@ -58,10 +28,10 @@ func putCanon(b []byte) {
 
 // release gives the statuses' encodings back once the answer is written;
 // c is not written again.
-func (c *Consolidated) release() {
+func release(c *Consolidated) {
 	for i := range c.Regions {
-		putCanon(c.Regions[i].canon)
-		c.Regions[i].canon = nil
+		putCanon(c.Regions[i].Canon)
+		c.Regions[i].Canon = nil
 	}
 }
 
@@ -83,18 +53,6 @@ func canonicalAtMost(recs []credit.Record, max int) bool {
 // bank's answer; a larger report is encoded again as it is written, so
 // that its bytes are never held twice.
 const heldCanonicalMax = 1 << 20
-
-// Consolidated is the bank's answer: every region's slice with its receipt
-// and this node's ack, and a status per region.
-type Consolidated struct {
-	QueryDigest string          `json:"query_digest"`
-	Subject     credit.USCC     `json:"uscc"`
-	Bank        credit.BankID   `json:"bank"`
-	Home        credit.RegionID `json:"home_region"`
-	RecordCount int             `json:"record_count"`
-	Regions     []RegionStatus  `json:"regions"`
-	Elapsed     float64         `json:"elapsed_ms"`
-}
 
 // Query runs a bank's signed query at its home node: admit it once (this
 // node must be the bank's home), then ask every region that may hold
@@ -213,7 +171,7 @@ func (n *Node) askOwn(ctx context.Context, q *credit.Query, now time.Time, k *ke
 	if st.Report != nil && canonicalAtMost(w.records, heldCanonicalMax) {
 		// Encoded here, while the remote regions answer, rather than
 		// after the last of them.
-		st.canon = rep.AppendCanonical((*canonBufs.Get().(*[]byte))[:0])
+		st.Canon = rep.AppendCanonical((*canonBufs.Get().(*[]byte))[:0])
 	}
 	k.settled(&st)
 	if st.Ack != nil {
@@ -241,7 +199,7 @@ func (n *Node) askRemote(ctx context.Context, q *credit.Query, qj []byte, region
 		}
 		st = n.settle(st, &reply.Receipt, &rep, reply.LeafIndex)
 		if len(canon) <= heldCanonicalMax {
-			st.canon = canon
+			st.Canon = canon
 		} else {
 			putCanon(canon)
 		}
