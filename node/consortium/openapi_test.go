@@ -150,7 +150,8 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 func TestEveryEndpointMatchesOpenAPI(t *testing.T) {
 	ctx := context.Background()
 	faults := ledgerfault.New()
-	c, err := Start(ctx, Options{Logger: testkit.LoggerAt(t, slog.LevelError), Mocknet: true, WrapLedger: faults.Wrap, Tune: func(cfg *node.Config) {
+	// TCP hosts, not the mocknet: a candidate region joins on the way.
+	c, err := Start(ctx, Options{Logger: testkit.LoggerAt(t, slog.LevelError), WrapLedger: faults.Wrap, Tune: func(cfg *node.Config) {
 		fastTune(cfg)
 		cfg.HTTP.MaxBodyBytes = 64 << 10
 	}})
@@ -333,6 +334,28 @@ func TestEveryEndpointMatchesOpenAPI(t *testing.T) {
 	want("backup", st, 200, b)
 	st, b = adm.do("GET", "/v1/backup", "", nil)
 	want("backup without a token", st, 401, b)
+
+	// Admin: membership. A candidate (its own node, its region not yet on
+	// the ledger) proposes itself through its admin API; Shenzhen approves
+	// it and votes to retire Zhuhai (one vote of three decides nothing).
+	dg, desc, err := c.AddCandidate(ctx, credit.Region{ID: "441900", Name: "Dongguan", Divisions: []string{"4419"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dgAdm := newAPIClient(t, c.HTTPClient(), "http://"+dg.Node.AdminAddr())
+	dgAdm.cover, dgAdm.listener = cover, "admin"
+	st, b = dgAdm.do("POST", "/v1/regions/proposals", tok, desc)
+	want("propose a region", st, 200, b)
+	st, b = adm.do("POST", "/v1/regions/proposals", tok, desc)
+	want("propose another region than the node's", st, 400, b)
+	st, b = adm.do("POST", "/v1/regions/441900/approve", tok, nil)
+	want("approve a candidate", st, 200, b)
+	st, b = adm.do("POST", "/v1/regions/449900/approve", tok, nil)
+	want("approve a region never proposed", st, 404, b)
+	st, b = adm.do("POST", "/v1/regions/440400/retire", tok, nil)
+	want("vote to retire a region", st, 200, b)
+	st, b = adm.do("POST", "/v1/regions/449900/retire", tok, nil)
+	want("vote to retire an unknown region", st, 404, b)
 
 	// Health, readiness, metrics and the document itself, on both.
 	for _, cl := range []*apiClient{api, adm} {
