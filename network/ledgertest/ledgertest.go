@@ -592,25 +592,7 @@ func testLive(ctx context.Context, t *testing.T, h Harness, from network.Positio
 
 func collect(ctx context.Context, t *testing.T, h Harness, l network.Ledger, from network.Position, markerID string) []network.Event {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, h.EventWait)
-	defer cancel()
-	ch, err := l.Subscribe(ctx, from)
-	if err != nil {
-		t.Fatalf("subscribe: %v", err)
-	}
-	var out []network.Event
-	for {
-		select {
-		case ev, ok := <-ch:
-			if !ok {
-				t.Fatalf("event stream closed after %d events without the marker", len(out))
-			}
-			out = append(out, ev)
-			if ev.Kind == network.EventConsentRecorded && ev.Consent != nil && ev.Consent.ID == markerID {
-				return out
-			}
-		case <-ctx.Done():
-			t.Fatalf("no marker event within %s (got %d events)", h.EventWait, len(out))
-		}
-	}
+	return collectUntil(ctx, t, h, l, from, func(ev network.Event) bool {
+		return ev.Kind == network.EventConsentRecorded && ev.Consent != nil && ev.Consent.ID == markerID
+	})
 }
