@@ -30,17 +30,7 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 	}
 	bin := testkit.CCNode(t)
 	dir := t.TempDir()
-	cli := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(bin, args...)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("ccnode %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
-		}
-		return string(out)
-	}
+	cli := mustCLI(t, bin)
 	cli("init", "--region", "440300", "--dir", dir, "--tls", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0")
 	cfgPath := filepath.Join(dir, "ccnode.yaml")
 	// The bank API serves TLS with init's self-signed certificate: every
