@@ -38,6 +38,7 @@ type EventPayload struct {
 	Checkpoint *credit.AnchoredCheckpoint `json:"checkpoint,omitempty"`
 	Authority  *credit.IdentityAuthority  `json:"authority,omitempty"`
 	Revocation *credit.CertRevocation     `json:"revocation,omitempty"`
+	Proposal   *credit.RegionProposal     `json:"proposal,omitempty"`
 }
 
 // ConsentAt is the answer of GetConsentAt.

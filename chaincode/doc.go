@@ -25,11 +25,13 @@
 // for a region's first checkpoint), GetLatestCheckpoint(region),
 // GetCheckpointHistory(region), RegisterAuthority(authority),
 // RetireAuthority(id), GetAuthorities, RevokeCertificate(revocation),
-// GetRevocations.
+// GetRevocations, ProposeRegion(member descriptor), ApproveRegion(id),
+// RetireRegion(id), GetRegionProposals.
 //
 // Each writing transaction sets exactly one chaincode event, named by its
 // kind (member_changed, consent_recorded, consent_revoked,
-// checkpoint_anchored, authority_changed, certificate_revoked) with an
+// checkpoint_anchored, authority_changed, certificate_revoked,
+// region_proposed, region_approved) with an
 // EventPayload body; retries that change
 // nothing set none. Bootstrap sets one member_changed for the whole
 // membership: subscribers re-read the members on any member_changed.

@@ -57,6 +57,26 @@ func (f *FabricContract) UpdateRegion(ctx contractapi.TransactionContextInterfac
 	return f.rules.UpdateRegion(fabricCtx{ctx}, regionJSON)
 }
 
+// ProposeRegion: see Contract.ProposeRegion.
+func (f *FabricContract) ProposeRegion(ctx contractapi.TransactionContextInterface, memberJSON string) (string, error) {
+	return asJSON(f.rules.ProposeRegion(fabricCtx{ctx}, memberJSON))
+}
+
+// ApproveRegion: see Contract.ApproveRegion.
+func (f *FabricContract) ApproveRegion(ctx contractapi.TransactionContextInterface, id string) (string, error) {
+	return asJSON(f.rules.ApproveRegion(fabricCtx{ctx}, id))
+}
+
+// RetireRegion: see Contract.RetireRegion.
+func (f *FabricContract) RetireRegion(ctx contractapi.TransactionContextInterface, id string) (string, error) {
+	return asJSON(f.rules.RetireRegion(fabricCtx{ctx}, id))
+}
+
+// GetRegionProposals: see Contract.GetRegionProposals.
+func (f *FabricContract) GetRegionProposals(ctx contractapi.TransactionContextInterface) (string, error) {
+	return asJSON(f.rules.GetRegionProposals(fabricCtx{ctx}))
+}
+
 // GetBanks: see Contract.GetBanks.
 func (f *FabricContract) GetBanks(ctx contractapi.TransactionContextInterface) (string, error) {
 	return asJSON(f.rules.GetBanks(fabricCtx{ctx}))

@@ -65,6 +65,11 @@ const (
 	EventCheckpointAnchored EventKind = "checkpoint_anchored"
 	EventAuthorityChanged   EventKind = "authority_changed"
 	EventCertRevoked        EventKind = "certificate_revoked"
+	// A candidate's join proposal, and a vote that did not yet decide a
+	// proposal; the deciding vote is a member_changed event with both the
+	// region and the proposal.
+	EventRegionProposed EventKind = "region_proposed"
+	EventRegionApproved EventKind = "region_approved"
 )
 
 // Event is a committed contract event. Exactly one of the pointer fields is
@@ -81,6 +86,7 @@ type Event struct {
 	Checkpoint *credit.AnchoredCheckpoint `json:"checkpoint,omitempty"`
 	Authority  *credit.IdentityAuthority  `json:"authority,omitempty"`
 	Revocation *credit.CertRevocation     `json:"revocation,omitempty"`
+	Proposal   *credit.RegionProposal     `json:"proposal,omitempty"`
 }
 
 // Membership reads and changes the consortium's member records.
@@ -99,6 +105,25 @@ type Membership interface {
 	// caller's region.
 	RegisterBank(ctx context.Context, b credit.BankMember) error
 	RetireBank(ctx context.Context, id credit.BankID) error
+}
+
+// Governance changes the member regions by a majority of the active
+// regions: a candidate joins, a member retires.
+type Governance interface {
+	// ProposeRegion publishes the caller's own candidate descriptor
+	// (its MSP id must be the caller's). Proposing the identical
+	// descriptor again returns the open proposal.
+	ProposeRegion(ctx context.Context, r credit.RegionMember) (credit.RegionProposal, error)
+	// ApproveRegion is the caller region's vote for candidate id; at a
+	// majority of the active regions the candidate becomes active. A
+	// second approval by the same region is not counted (Counted false,
+	// Detail says why), and neither is one for a decided proposal.
+	ApproveRegion(ctx context.Context, id credit.RegionID) (credit.RegionVote, error)
+	// RetireRegion is the caller region's vote to retire id, counted like
+	// ApproveRegion; the first vote opens the proposal.
+	RetireRegion(ctx context.Context, id credit.RegionID) (credit.RegionVote, error)
+	// RegionProposals lists every proposal, open and accepted.
+	RegionProposals(ctx context.Context) ([]credit.RegionProposal, error)
 }
 
 // Consents records and reads consent commitments.
@@ -161,6 +186,7 @@ type Events interface {
 // A Ledger value acts as one identity (a region's, through its MSP id).
 type Ledger interface {
 	Membership
+	Governance
 	Consents
 	Authorities
 	Checkpoints

@@ -142,6 +142,9 @@ func (n *Node) AdminHandler() http.Handler {
 	mux.HandleFunc("GET /v1/imports/progress", n.operator("import_progress", n.handleImportProgress))
 	mux.HandleFunc("GET /v1/receipts/export", n.operator("export_receipts", n.handleReceiptsExport))
 	mux.HandleFunc("GET /v1/ledger/snapshot", n.operator("ledger_snapshot", n.handleLedgerSnapshot))
+	mux.HandleFunc("POST /v1/regions/proposals", n.operator("propose_region", n.handleProposeRegion))
+	mux.HandleFunc("POST /v1/regions/{id}/approve", n.operator("approve_region", n.handleApproveRegion))
+	mux.HandleFunc("POST /v1/regions/{id}/retire", n.operator("retire_region", n.handleRetireRegion))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

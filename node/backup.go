@@ -21,6 +21,7 @@ import (
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network"
 	"github.com/prdcredit/ccnode/network/embedded"
+	"github.com/prdcredit/ccnode/node/bankclient"
 	"github.com/prdcredit/ccnode/store"
 	"github.com/prdcredit/ccnode/store/receipts"
 )
@@ -544,11 +545,7 @@ func (c *Client) Backup(ctx context.Context, w io.Writer) (BackupHeader, error) 
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		se := &StatusError{Status: resp.StatusCode}
-		if json.Unmarshal(b, &se.APIError) != nil || se.Code == "" {
-			se.Code, se.Message = "http_"+resp.Status, strings.TrimSpace(string(b))
-		}
-		return h, se
+		return h, bankclient.NewError(resp.StatusCode, b)
 	}
 	got, err := io.Copy(w, resp.Body)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network"
+	"github.com/prdcredit/ccnode/node/reporthtml"
 	"github.com/prdcredit/ccnode/store/receipts"
 )
 
@@ -22,14 +23,6 @@ import (
 //
 //go:embed openapi.yaml
 var OpenAPI []byte
-
-// APIError is the JSON body of every error response. Code is stable, one
-// of credit.Codes() (also when a remote region refused); Message is for
-// humans.
-type APIError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
 
 // Handler is the bank API. Bank queries and receipt reads are
 // authenticated by the bank's signature; operator calls are on the admin
@@ -146,11 +139,23 @@ func (n *Node) handleQuery(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, err)
 		return
 	}
+	if wantsHTML(r) {
+		// The printable page for people (node/reporthtml, the renderer
+		// ccnode query --html uses too); errors stay JSON.
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if err := reporthtml.Render(w, &q, c, reporthtml.LangOf(r), n.now()); err != nil {
+			n.log.Debug("writing a report page", "err", err)
+		}
+		return
+	}
 	if err := writeConsolidated(w, c); err != nil {
 		n.log.Debug("writing a consolidated report", "err", err)
 	}
-	c.release()
+	release(c)
 }
+
+// wantsHTML: the client asked for text/html rather than JSON.
+func wantsHTML(r *http.Request) bool { return asksFor(r, "text/html") }
 
 func (n *Node) handleReceipt(w http.ResponseWriter, r *http.Request) {
 	rp, err := n.Proof(r.Context(), r.PathValue("id"))
@@ -159,13 +164,6 @@ func (n *Node) handleReceipt(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, rp)
-}
-
-// ConsentResponse is the answer of the consent endpoints.
-type ConsentResponse struct {
-	Consent    *credit.ConsentGrant     `json:"consent,omitempty"`
-	Commitment credit.ConsentCommitment `json:"commitment"`
-	Status     credit.ConsentStatus     `json:"status"`
 }
 
 func (n *Node) handleRecordConsent(w http.ResponseWriter, r *http.Request) {
@@ -222,13 +220,17 @@ func (n *Node) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 }
 
 // wantsNote: the client asked for text/plain rather than JSON.
-func wantsNote(r *http.Request) bool {
+func wantsNote(r *http.Request) bool { return asksFor(r, "text/plain") }
+
+// asksFor: the request's Accept header names mediaType before JSON or a
+// wildcard.
+func asksFor(r *http.Request, mediaType string) bool {
 	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
 		mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
-		switch strings.TrimSpace(mt) {
+		switch mt = strings.TrimSpace(mt); mt {
 		case "application/json", "*/*", "application/*":
 			return false
-		case "text/plain":
+		case mediaType:
 			return true
 		}
 	}

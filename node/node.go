@@ -558,23 +558,6 @@ func (n *Node) ConsentStatus(ctx context.Context, id string) (credit.ConsentComm
 	return c, c.StatusAt(n.now()), nil
 }
 
-// ReceiptProof is a logged receipt with its inclusion proof: against the
-// anchored checkpoint that covers it when there is one, else against the
-// log's current head (Checkpoint nil: not yet anchored).
-type ReceiptProof struct {
-	Receipt credit.Receipt `json:"receipt"`
-	// Leaf is the log entry's bytes: the receipt's canonical JSON, the
-	// receipt field of its answered export line byte for byte. Its RFC 6962
-	// leaf hash, SHA-256(0x00 || Leaf), is what Proof proves.
-	Leaf       []byte                     `json:"leaf"`
-	LeafIndex  uint64                     `json:"leaf_index"`
-	TreeSize   uint64                     `json:"tree_size"`
-	Root       []byte                     `json:"root"`
-	Proof      [][]byte                   `json:"proof"`
-	Acks       []credit.Ack               `json:"acks"`
-	Checkpoint *credit.AnchoredCheckpoint `json:"checkpoint"`
-}
-
 // Proof returns a receipt of this node's log with its inclusion proof.
 func (n *Node) Proof(_ context.Context, receiptID string) (ReceiptProof, error) {
 	if err := credit.ValidateID("receipt id", receiptID); err != nil {
@@ -607,15 +590,6 @@ func (n *Node) Proof(_ context.Context, receiptID string) (ReceiptProof, error) 
 		rp.Acks = []credit.Ack{}
 	}
 	return rp, nil
-}
-
-// ConsistencyProof is an RFC 6962 consistency proof that the log at From's
-// size is a prefix of the log at To's, between two checkpoints of this
-// region anchored on the ledger.
-type ConsistencyProof struct {
-	From  credit.AnchoredCheckpoint `json:"from"`
-	To    credit.AnchoredCheckpoint `json:"to"`
-	Proof [][]byte                  `json:"proof"`
 }
 
 // Consistency proves that this region's anchored checkpoint of size from

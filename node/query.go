@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -13,32 +14,6 @@ import (
 	"github.com/prdcredit/ccnode/p2p"
 	"github.com/prdcredit/ccnode/store/receipts"
 )
-
-// Region statuses in a consolidated report.
-const (
-	StatusOK             = "ok"
-	StatusDenied         = "denied"
-	StatusUnavailable    = "unavailable"
-	StatusInvalidReceipt = "invalid_receipt"
-)
-
-// RegionStatus is one region's part of a consolidated report. A refused
-// region's Reason and Message are the code and message it gave.
-type RegionStatus struct {
-	Region      credit.RegionID `json:"region"`
-	Status      string          `json:"status"`
-	Reason      credit.Code     `json:"reason,omitempty"`
-	Message     string          `json:"message,omitempty"`
-	RecordCount int             `json:"record_count"`
-	Report      *credit.Report  `json:"report,omitempty"`
-	Receipt     *credit.Receipt `json:"receipt,omitempty"`
-	LeafIndex   *uint64         `json:"leaf_index,omitempty"`
-	Ack         *credit.Ack     `json:"ack,omitempty"`
-	// canon is Report's canonical encoding when it was made anyway (the
-	// digest of a remote slice) or off the critical path (the own slice),
-	// and is small: the bank's answer writes these bytes.
-	canon []byte
-}
 
 // canonBufs holds the buffers of statuses' canonical encodings, back once
 // the bank's answer is written (Consolidated.release).
@@ -53,10 +28,10 @@ func putCanon(b []byte) {
 
 // release gives the statuses' encodings back once the answer is written;
 // c is not written again.
-func (c *Consolidated) release() {
+func release(c *Consolidated) {
 	for i := range c.Regions {
-		putCanon(c.Regions[i].canon)
-		c.Regions[i].canon = nil
+		putCanon(c.Regions[i].Canon)
+		c.Regions[i].Canon = nil
 	}
 }
 
@@ -78,18 +53,6 @@ func canonicalAtMost(recs []credit.Record, max int) bool {
 // bank's answer; a larger report is encoded again as it is written, so
 // that its bytes are never held twice.
 const heldCanonicalMax = 1 << 20
-
-// Consolidated is the bank's answer: every region's slice with its receipt
-// and this node's ack, and a status per region.
-type Consolidated struct {
-	QueryDigest string          `json:"query_digest"`
-	Subject     credit.USCC     `json:"uscc"`
-	Bank        credit.BankID   `json:"bank"`
-	Home        credit.RegionID `json:"home_region"`
-	RecordCount int             `json:"record_count"`
-	Regions     []RegionStatus  `json:"regions"`
-	Elapsed     float64         `json:"elapsed_ms"`
-}
 
 // Query runs a bank's signed query at its home node: admit it once (this
 // node must be the bank's home), then ask every region that may hold
@@ -157,6 +120,18 @@ func (n *Node) query(ctx context.Context, q *credit.Query, now time.Time) (*Cons
 	for _, st := range sts {
 		n.metrics.answered(st)
 	}
+	// Retired regions are named, not silently absent; one retired while
+	// this query ran (its connection cut mid-answer) is reported retired
+	// rather than unavailable.
+	for _, r := range n.view.Retired() {
+		st := RegionStatus{Region: r.ID, Status: StatusRetired,
+			Message: fmt.Sprintf("region %s retired from the consortium at %s: it is not asked", r.ID, r.UpdatedAt.Format(time.RFC3339))}
+		if i := slices.IndexFunc(sts, func(s RegionStatus) bool { return s.Region == r.ID }); i < 0 {
+			sts = append(sts, st)
+		} else if sts[i].Status == StatusUnavailable {
+			sts[i] = st
+		}
+	}
 	c := &Consolidated{QueryDigest: hex.EncodeToString(qd[:]), Subject: q.Subject, Bank: q.Bank, Home: n.cfg.Region, Regions: sts}
 	for _, st := range sts {
 		c.RecordCount += st.RecordCount
@@ -196,7 +171,7 @@ func (n *Node) askOwn(ctx context.Context, q *credit.Query, now time.Time, k *ke
 	if st.Report != nil && canonicalAtMost(w.records, heldCanonicalMax) {
 		// Encoded here, while the remote regions answer, rather than
 		// after the last of them.
-		st.canon = rep.AppendCanonical((*canonBufs.Get().(*[]byte))[:0])
+		st.Canon = rep.AppendCanonical((*canonBufs.Get().(*[]byte))[:0])
 	}
 	k.settled(&st)
 	if st.Ack != nil {
@@ -224,7 +199,7 @@ func (n *Node) askRemote(ctx context.Context, q *credit.Query, qj []byte, region
 		}
 		st = n.settle(st, &reply.Receipt, &rep, reply.LeafIndex)
 		if len(canon) <= heldCanonicalMax {
-			st.canon = canon
+			st.Canon = canon
 		} else {
 			putCanon(canon)
 		}

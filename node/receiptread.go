@@ -10,23 +10,6 @@ import (
 	"github.com/prdcredit/ccnode/credit"
 )
 
-// A bank reads a receipt (it holds the subject's USCC and the consent
-// document) with a credit.ReceiptRead signed by its key, carried in three
-// headers beside the receipt id in the path; an operator reads any
-// receipt on the admin API instead.
-const (
-	HeaderBank      = "CCNode-Bank"
-	HeaderTime      = "CCNode-Time"      // RFC 3339, within the node's query window
-	HeaderSignature = "CCNode-Signature" // standard base64 of the ed25519 signature
-)
-
-// SetReceiptReadHeaders puts a signed read's fields in req's headers.
-func SetReceiptReadHeaders(req *http.Request, rr *credit.ReceiptRead) {
-	req.Header.Set(HeaderBank, string(rr.Bank))
-	req.Header.Set(HeaderTime, rr.Time.UTC().Format(time.RFC3339Nano))
-	req.Header.Set(HeaderSignature, base64.StdEncoding.EncodeToString(rr.Sig))
-}
-
 // authorizeReceiptRead checks a bank's signed read of receipt id at now:
 // the bank is registered and active, signed this read of this receipt,
 // and signed it within the query window. It returns the bank, or a

@@ -109,8 +109,8 @@ func appendRegionStatus(w io.Writer, b []byte, st *RegionStatus) ([]byte, error)
 // (encoded for its digest, or while the other regions answered), else
 // encoded now.
 func writeReport(w io.Writer, st *RegionStatus) error {
-	if st.canon != nil {
-		_, err := w.Write(st.canon)
+	if st.Canon != nil {
+		_, err := w.Write(st.Canon)
 		return err
 	}
 	rw := credit.NewReportWriter(w, st.Report.Subject)

@@ -53,7 +53,7 @@ func TestWriteConsolidatedDecodesAsEncodingJSON(t *testing.T) {
 	}
 	// A status holding its report's canonical bytes (kept from its digest)
 	// writes the same answer byte for byte.
-	c.Regions[0].canon = rep.AppendCanonical(nil)
+	c.Regions[0].Canon = rep.AppendCanonical(nil)
 	held := httptest.NewRecorder()
 	if err := writeConsolidated(held, c); err != nil {
 		t.Fatal(err)

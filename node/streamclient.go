@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prdcredit/ccnode/node/bankclient"
 )
 
 // Admin calls whose request or answer is a stream: imports, receipt
@@ -47,11 +49,7 @@ func (c *Client) OpenAdminStream(ctx context.Context, method, path string, body 
 	if resp.StatusCode >= 300 {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		se := &StatusError{Status: resp.StatusCode}
-		if json.Unmarshal(b, &se.APIError) != nil || se.Code == "" {
-			se.Code, se.Message = "http_"+resp.Status, strings.TrimSpace(string(b))
-		}
-		return nil, se
+		return nil, bankclient.NewError(resp.StatusCode, b)
 	}
 	return resp, nil
 }
@@ -96,7 +94,7 @@ func (c *Client) LedgerSnapshot(ctx context.Context, quiet, timeout time.Duratio
 // running node's store (admin).
 func (c *Client) ImportProgress(ctx context.Context, input string) (*ImportProgress, error) {
 	var out ImportProgress
-	if err := c.do(ctx, http.MethodGet, "/v1/imports/progress?"+url.Values{"input": {input}}.Encode(), true, nil, &out); err != nil {
+	if err := c.admin(ctx, http.MethodGet, "/v1/imports/progress?"+url.Values{"input": {input}}.Encode(), nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -105,7 +103,7 @@ func (c *Client) ImportProgress(ctx context.Context, input string) (*ImportProgr
 // Imports lists the running node's imports in progress (admin).
 func (c *Client) Imports(ctx context.Context) ([]ImportStatus, error) {
 	var out []ImportStatus
-	if err := c.do(ctx, http.MethodGet, "/v1/imports", true, nil, &out); err != nil {
+	if err := c.admin(ctx, http.MethodGet, "/v1/imports", nil, &out); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -488,6 +488,21 @@ func (v *View) Regions() []credit.RegionMember {
 	return out
 }
 
+// Retired lists the retired regions by id: a consolidated report names
+// them, so a bank knows why their slices are absent.
+func (v *View) Retired() []credit.RegionMember {
+	v.mu.RLock()
+	out := make([]credit.RegionMember, 0)
+	for _, r := range v.regions {
+		if r.Status == credit.StatusRetired {
+			out = append(out, r)
+		}
+	}
+	v.mu.RUnlock()
+	slices.SortFunc(out, func(a, b credit.RegionMember) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	return out
+}
+
 // Bank returns a bank member.
 func (v *View) Bank(id credit.BankID) (credit.BankMember, bool) {
 	v.mu.RLock()

@@ -57,6 +57,10 @@ func fabricCommand() *cli.Command {
 						Usage: "orderer batch timeout: the floor of every submit's latency"},
 					&cli.StringFlag{Name: "chaincode-server", Category: catLedger,
 						Usage: "chaincode server binary (default: this ccnode binary serves the contract itself, so no source tree is needed)"},
+					&cli.IntFlag{Name: "peers-per-region", Value: 1, EnvVars: []string{"CCNODE_FABRIC_PEERS_PER_REGION"}, Category: catLedger,
+						Usage: "peers each region runs (1-4); the connection files list them all, so a node fails over when one goes away"},
+					&cli.BoolFlag{Name: "client-tls", EnvVars: []string{"CCNODE_FABRIC_CLIENT_TLS"}, Category: catLedger,
+						Usage: "peers require a client TLS certificate (mutual TLS, as in production); the connection files name the client user's"},
 					&cli.BoolFlag{Name: "no-bootstrap", Category: catLedger,
 						Usage: "leave the membership empty (the ledger conformance suite bootstraps it itself)"},
 					&cli.DurationFlag{Name: "timeout", Value: 15 * time.Minute, Usage: "give up after this long (the first run builds Fabric)"},
@@ -71,6 +75,19 @@ func fabricCommand() *cli.Command {
 				Hidden: true,
 				Usage:  "serve the ccnode contract as chaincode-as-a-service (started by `fabric up`)",
 				Action: func(*cli.Context) error { return chaincode.ServeFromEnv() },
+			},
+			{
+				Name:  "upgrade",
+				Usage: "upgrade the contract: new package and server per region, every region approves the next sequence, a majority endorses the commit",
+				Flags: []cli.Flag{
+					fabricDirFlag(),
+					&cli.StringFlag{Name: "version", Category: catLedger, Usage: "new definition version (default <sequence>.0)"},
+					&cli.StringFlag{Name: "label", Category: catLedger, Usage: "new package label (default <chaincode>_<sequence>)"},
+					&cli.StringFlag{Name: "chaincode-server", Category: catLedger,
+						Usage: "binary serving the new contract (default: this ccnode binary)"},
+					&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up after this long"},
+				},
+				Action: fabricUpgrade,
 			},
 			{
 				Name:  "down",
@@ -132,6 +149,8 @@ func fabricUp(c *cli.Context) error {
 		BatchTimeout:    c.Duration("batch-timeout"),
 		BinDir:          c.String("bin-dir"),
 		ChaincodeServer: c.String("chaincode-server"),
+		PeersPerRegion:  c.Int("peers-per-region"),
+		ClientTLS:       c.Bool("client-tls"),
 		Logger:          log,
 	}
 	if cfg.ChaincodeServer == "" {
@@ -155,9 +174,11 @@ func fabricUp(c *cli.Context) error {
 		time.Since(start).Round(100*time.Millisecond), n.Dir, n.Channel, n.Chaincode)
 	fmt.Printf("orderer  %s\n", n.Orderer.Endpoint)
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "REGION\tNAME\tMSP\tPEER (GATEWAY)\tCHAINCODE SERVER\tCONNECTION FILE")
+	fmt.Fprintln(w, "REGION\tNAME\tMSP\tPEERS (GATEWAYS)\tCHAINCODE SERVER\tCONNECTION FILE")
 	for i, r := range n.Regions {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Name, r.MSPID, n.Gateways[r.ID].Endpoint, n.Peers[r.ID].ChaincodeServer, n.GatewayFiles[i])
+		g := n.Gateways[r.ID]
+		peers := strings.Join(append([]string{g.Endpoint}, g.Endpoints...), ",")
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Name, r.MSPID, peers, n.Peers[r.ID].ChaincodeServer, n.GatewayFiles[i])
 	}
 	fmt.Fprintf(w, "auditor\t\t%s\t%s\t\t%s\n", n.Auditor.MSPID, n.Auditor.Endpoint, n.AuditorFile)
 	w.Flush()
@@ -257,5 +278,32 @@ func fabricStatus(c *cli.Context) error {
 		return err
 	}
 	fmt.Printf("%d of %d running\n", running, len(ps))
+	return nil
+}
+
+func fabricUpgrade(c *cli.Context) error {
+	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+	defer cancel()
+	uc := fabricnet.UpgradeConfig{Server: c.String("chaincode-server"), Version: c.String("version"), Label: c.String("label")}
+	if uc.Server == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("fabric upgrade: finding this ccnode binary to serve the contract (or pass --chaincode-server): %w", err)
+		}
+		uc.Server, uc.Args = self, []string{"fabric", serveChaincodeCommand}
+	}
+	start := time.Now()
+	n, err := fabricnet.Upgrade(ctx, c.String("dir"), uc)
+	if err != nil {
+		return err
+	}
+	seq, err := n.Sequence(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("contract %s upgraded to sequence %d in %s\n", n.Chaincode, seq, time.Since(start).Round(10*time.Millisecond))
+	for _, r := range n.Regions {
+		fmt.Printf("%s\t%s\tserver %s\n", r.ID, n.Peers[r.ID].PackageID, n.Peers[r.ID].ChaincodeServer)
+	}
 	return nil
 }

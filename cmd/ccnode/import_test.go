@@ -60,6 +60,11 @@ func feed(t *testing.T, dir string, n int) (path string, subjects []credit.USCC,
 // hold it), and returns every record in key order and the stats.
 func storeDump(t *testing.T, dir string) string {
 	t.Helper()
+	// A wrong folder would open as a new, empty store and compare equal to
+	// another wrong folder: refuse one that holds no store.
+	if _, err := os.Stat(filepath.Join(dir, "db", "MANIFEST")); err != nil {
+		t.Fatalf("storeDump: %s is not a node's data folder with a store: %v", dir, err)
+	}
 	db, err := store.Open(context.Background(), store.Options{Dir: filepath.Join(dir, "db")})
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/ed25519"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"os"
@@ -128,8 +129,8 @@ func runInit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.Writer, "region %s initialised in %s\n  key:       %s (public %x)\n  peer id:   %s (every form of the key: ccnode keys show --config %s)\n  operators: %s (operator admin, token in %s)\n  config:    %s\n",
-		region, abs, cfg.KeyFile, []byte(pub), pid, cfgPath, cfg.Admin.OperatorsFile, tokPath, cfgPath)
+	fmt.Fprintf(c.App.Writer, "region %s initialised in %s\n  key:       %s (public key %s, base64 as in member.json and ledger records)\n  peer id:   %s (every form of the key: ccnode keys show --config %s)\n  operators: %s (operator admin, token in %s)\n  config:    %s\n",
+		region, abs, cfg.KeyFile, base64.StdEncoding.EncodeToString(pub), pid, cfgPath, cfg.Admin.OperatorsFile, tokPath, cfgPath)
 	if fab != nil {
 		fmt.Fprintln(c.App.Writer, fab.note)
 	}

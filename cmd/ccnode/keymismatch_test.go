@@ -136,7 +136,7 @@ func TestNodeKeyMismatchIsNotReady(t *testing.T) {
 	}
 	_, err = a.Client().Query(ctx, q)
 	var se *node.StatusError
-	if !errors.As(err, &se) || se.Status != http.StatusServiceUnavailable || se.Code != string(credit.CodeNodeKeyMismatch) {
+	if !errors.As(err, &se) || se.Status != http.StatusServiceUnavailable || se.Code != credit.CodeNodeKeyMismatch {
 		t.Fatalf("query at the node with the unrecorded key: %v, want 503 %s", err, credit.CodeNodeKeyMismatch)
 	}
 	// The node whose key the record names is ready.

@@ -47,6 +47,7 @@ func newApp() *cli.App {
 			bankCommand(),
 			authorityCommand(),
 			consentCommand(),
+			regionCommand(),
 			queryCommand(),
 			receiptsCommand(),
 			auditCommand(),

@@ -30,17 +30,7 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 	}
 	bin := testkit.CCNode(t)
 	dir := t.TempDir()
-	cli := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(bin, args...)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("ccnode %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
-		}
-		return string(out)
-	}
+	cli := mustCLI(t, bin)
 	cli("init", "--region", "440300", "--dir", dir, "--tls", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0")
 	cfgPath := filepath.Join(dir, "ccnode.yaml")
 	// The bank API serves TLS with init's self-signed certificate: every
@@ -200,8 +190,31 @@ func TestNodeCommandsEndToEnd(t *testing.T) {
 	if out, err := grant(adminTok, entDir, filepath.Join(dir, "after-revocation.json")); err == nil || !strings.Contains(string(out), string(credit.CodeConsentUncertified)) {
 		t.Fatalf("consent signed under a revoked certificate: %v\n%s", err, out)
 	}
-	if out := cli("query", "--node", url, "--ca-file", caFile, "--bank", "bank-a", "--key", bankKeyFile, "--consent", consentFile); !strings.Contains(out, "440300  ok") {
+	// The bank verifies every receipt and ack with the region's key (from
+	// the operator's `ccnode keys show`, in a bootstrap file's shape).
+	var ki struct {
+		PubKey string `json:"pub_key"`
+	}
+	if err := json.Unmarshal([]byte(cli("keys", "show", "--json", "--config", cfgPath)), &ki); err != nil || ki.PubKey == "" {
+		t.Fatalf("keys show: %v", err)
+	}
+	regionKeys := func(name, pub string) string {
+		p := filepath.Join(dir, name)
+		b, _ := json.Marshal(map[string]any{"regions": []map[string]string{{"id": "440300", "pub_key": pub}}})
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	page := filepath.Join(dir, "report.html")
+	if out := cli("query", "--node", url, "--ca-file", caFile, "--bank", "bank-a", "--key", bankKeyFile, "--consent", consentFile,
+		"--region-keys", regionKeys("regions.json", ki.PubKey), "--html", page); !strings.Contains(out, "440300  ok") {
 		t.Fatalf("query table:\n%s", out)
+	}
+	// --html writes the printable page, in Chinese, with the receipt.
+	if b, err := os.ReadFile(page); err != nil || !strings.Contains(string(b), "企业信用综合报告") || !strings.Contains(string(b), `data-region="440300"`) ||
+		!strings.Contains(string(b), `class="receipt"`) {
+		t.Fatalf("query --html: %v\n%s", err, b)
 	}
 	// Anchored by the loop within a few intervals.
 	testkit.Eventually(t, 20*time.Second, func() error {

@@ -76,17 +76,7 @@ func TestPythonClientAgainstNode(t *testing.T) {
 	py := python3WithCryptography(t)
 	bin := testkit.CCNode(t)
 	dir := t.TempDir()
-	cli := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(bin, args...)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("ccnode %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
-		}
-		return string(out)
-	}
+	cli := mustCLI(t, bin)
 	cli("init", "--region", "440300", "--dir", dir, "--tls", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0")
 	cfgPath, caFile, adminTok := filepath.Join(dir, "ccnode.yaml"), filepath.Join(dir, "tls.crt"), filepath.Join(dir, "operator.token")
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/node"
+	"github.com/prdcredit/ccnode/node/bankclient"
+	"github.com/prdcredit/ccnode/node/reporthtml"
 )
 
 var randRead = rand.Read
@@ -21,8 +22,10 @@ func queryCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "query",
 		Usage: "query a subject's consolidated report as a bank",
-		Description: "Signs the query with the bank's key and sends it to the bank's home node. Prints\n" +
-			"each region's status and records, with the receipt every region signed.",
+		Description: "Signs the query with the bank's key and sends it to the bank's home node (node/bankclient).\n" +
+			"Prints each region's status and records, with the receipt every region signed. With\n" +
+			"--region-keys, checks every receipt and ack against the regions' keys first. With --html,\n" +
+			"also writes the report as a printable page (Chinese; --lang en for English).",
 		Flags: append([]cli.Flag{
 			nodeFlag,
 			&cli.StringFlag{Name: "bank", Required: true, Category: catData, EnvVars: []string{"CCNODE_BANK"}, Usage: "bank id"},
@@ -31,7 +34,10 @@ func queryCommand() *cli.Command {
 			&cli.StringFlag{Name: "uscc", Category: catData, Usage: "subject (default: the consent's)"},
 			&cli.StringFlag{Name: "categories", Category: catData, Usage: "comma-separated (default: the consent's)"},
 			&cli.StringFlag{Name: "purpose", Category: catData, Usage: "purpose (default: the consent's)"},
+			&cli.StringFlag{Name: "region-keys", Category: catData, Usage: "JSON file {\"regions\": [{\"id\": ..., \"pub_key\": base64}]} (a ledger bootstrap file serves): verify every receipt and ack with these region keys"},
 			&cli.BoolFlag{Name: "json", Category: catOutput, EnvVars: []string{"CCNODE_JSON"}, Usage: "print the whole answer as JSON"},
+			&cli.StringFlag{Name: "html", Category: catOutput, Usage: "also write the report as a printable HTML page to this file"},
+			&cli.StringFlag{Name: "lang", Category: catOutput, Value: "zh", Usage: "language of the HTML page: zh or en"},
 		}, tlsFlags...),
 		Action: runQuery,
 	}
@@ -50,40 +56,67 @@ func runQuery(c *cli.Context) error {
 	if err := json.Unmarshal(b, &g); err != nil {
 		return fmt.Errorf("consent %s: %w", c.String("consent"), err)
 	}
-	q := credit.Query{Version: 1, Bank: credit.BankID(c.String("bank")), Subject: g.Subject, Categories: g.Categories,
-		Purpose: g.Purpose, ConsentID: g.ID, Consent: &g, Time: time.Now().UTC()}
+	req := bankclient.QueryRequest{Consent: &g, Purpose: credit.Purpose(c.String("purpose"))}
 	if s := c.String("uscc"); s != "" {
-		if q.Subject, err = credit.ParseUSCC(s); err != nil {
+		if req.Subject, err = credit.ParseUSCC(s); err != nil {
 			return err
 		}
 	}
-	if s := c.String("categories"); s != "" {
-		if q.Categories, err = credit.ParseCategories(s); err != nil {
+	if req.Categories, err = credit.ParseCategories(c.String("categories")); err != nil {
+		return err
+	}
+	hc, err := tlsHTTPClient(c)
+	if err != nil {
+		return err
+	}
+	opts := []bankclient.Option{bankclient.WithBank(credit.BankID(c.String("bank")), key), bankclient.WithRand(randReader{})}
+	if hc != nil {
+		opts = append(opts, bankclient.WithHTTPClient(hc))
+	}
+	if p := c.String("region-keys"); p != "" {
+		t, err := bankclient.LoadTrust(p)
+		if err != nil {
 			return err
 		}
+		opts = append(opts, bankclient.WithTrust(t))
 	}
-	if s := c.String("purpose"); s != "" {
-		q.Purpose = credit.Purpose(s)
-	}
-	nb := make([]byte, 12)
-	if _, err := randRead(nb); err != nil {
-		return err
-	}
-	q.Nonce = "n-" + hex.EncodeToString(nb)
-	if err := q.Sign(key); err != nil {
-		return err
-	}
-	cl, err := nodeClient(c)
+	q, res, err := bankclient.New(c.String("node"), opts...).Query(c.Context, req)
 	if err != nil {
 		return err
 	}
-	res, err := cl.Query(c.Context, &q)
-	if err != nil {
-		return err
+	if p := c.String("html"); p != "" {
+		if err := writeReportPage(p, q, res, reporthtml.ParseLang(c.String("lang"))); err != nil {
+			return err
+		}
 	}
 	if c.Bool("json") {
 		return printJSON(c, res)
 	}
+	printConsolidated(c, res)
+	return nil
+}
+
+// randReader reads randRead, which tests replace.
+type randReader struct{}
+
+func (randReader) Read(b []byte) (int, error) { return randRead(b) }
+
+func writeReportPage(path string, q *credit.Query, res *bankclient.Consolidated, lang reporthtml.Lang) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--html: %w", err)
+	}
+	if err := reporthtml.Render(f, q, res, lang, time.Now()); err != nil {
+		f.Close()
+		return fmt.Errorf("--html %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("--html %s: %w", path, err)
+	}
+	return nil
+}
+
+func printConsolidated(c *cli.Context, res *bankclient.Consolidated) {
 	w := c.App.Writer
 	fmt.Fprintf(w, "%s for bank %s via %s: %d records (%.1f ms)\n\n", res.Subject, res.Bank, res.Home, res.RecordCount, res.Elapsed)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
@@ -116,5 +149,5 @@ func runQuery(c *cli.Context) error {
 			}
 		}
 	}
-	return tw.Flush()
+	tw.Flush()
 }

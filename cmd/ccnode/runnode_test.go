@@ -35,3 +35,20 @@ func runNode(t *testing.T, bin string, args ...string) (run *exec.Cmd, bankURL, 
 	}
 	return run, urls[0], urls[1]
 }
+
+// mustCLI returns a runner of the ccnode binary bin that gives a
+// command's standard output and fails the test, with both outputs, when
+// the command fails.
+func mustCLI(t *testing.T, bin string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("ccnode %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
+		}
+		return string(out)
+	}
+}

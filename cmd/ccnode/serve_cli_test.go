@@ -280,7 +280,7 @@ func TestLiveImportResumed(t *testing.T) {
 	if r := runCcnode(t, s.bin, nil, "import", "--config", s.cfg, path); r.code != importExitOK || !strings.Contains(r.stdout, "(1 already done)") {
 		t.Fatalf("import into the stopped node: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if got := storeDump(t, filepath.Join(s.dir, "db")); got != want {
+	if got := storeDump(t, s.dir); got != want {
 		t.Fatal("the node's store after a killed and resumed import differs from an uninterrupted offline import")
 	}
 }

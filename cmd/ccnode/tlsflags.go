@@ -6,6 +6,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/prdcredit/ccnode/node"
+	"github.com/prdcredit/ccnode/node/bankclient"
 )
 
 // tlsFlags are how a command reaches a node's bank API over TLS
@@ -19,16 +20,24 @@ var tlsFlags = []cli.Flag{
 		Usage: "the client certificate's key (PEM)"},
 }
 
-// nodeClient is a bank API client of --node with the TLS flags.
-func nodeClient(c *cli.Context) (*node.Client, error) {
-	cl := &node.Client{Base: c.String("node")}
+// tlsHTTPClient is the HTTP client the TLS flags ask for; nil (the
+// default client) when none is set.
+func tlsHTTPClient(c *cli.Context) (*http.Client, error) {
 	if c.String("ca-file") == "" && c.String("client-cert") == "" && c.String("client-key") == "" {
-		return cl, nil
+		return nil, nil
 	}
-	tc, err := node.ClientTLS(c.String("ca-file"), c.String("client-cert"), c.String("client-key"))
+	tc, err := bankclient.TLSConfig(c.String("ca-file"), c.String("client-cert"), c.String("client-key"))
 	if err != nil {
 		return nil, err
 	}
-	cl.HTTP = &http.Client{Transport: &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment}}
-	return cl, nil
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment}}, nil
+}
+
+// nodeClient is a bank API client of --node with the TLS flags.
+func nodeClient(c *cli.Context) (*node.Client, error) {
+	hc, err := tlsHTTPClient(c)
+	if err != nil {
+		return nil, err
+	}
+	return &node.Client{Base: c.String("node"), HTTP: hc}, nil
 }

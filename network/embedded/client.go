@@ -122,6 +122,31 @@ func (c *Client) UpdateRegion(ctx context.Context, r credit.RegionMember) error 
 	return c.submit(ctx, "UpdateRegion", func(t *txCtx) error { return chaincode.Contract{}.UpdateRegion(t, a) }, a)
 }
 
+// ProposeRegion implements network.Governance.
+func (c *Client) ProposeRegion(ctx context.Context, r credit.RegionMember) (out credit.RegionProposal, err error) {
+	a := marshal(r)
+	err = c.submit(ctx, "ProposeRegion", func(t *txCtx) (e error) { out, e = chaincode.Contract{}.ProposeRegion(t, a); return }, a)
+	return out, err
+}
+
+// ApproveRegion implements network.Governance.
+func (c *Client) ApproveRegion(ctx context.Context, id credit.RegionID) (out credit.RegionVote, err error) {
+	err = c.submit(ctx, "ApproveRegion", func(t *txCtx) (e error) { out, e = chaincode.Contract{}.ApproveRegion(t, string(id)); return }, string(id))
+	return out, err
+}
+
+// RetireRegion implements network.Governance.
+func (c *Client) RetireRegion(ctx context.Context, id credit.RegionID) (out credit.RegionVote, err error) {
+	err = c.submit(ctx, "RetireRegion", func(t *txCtx) (e error) { out, e = chaincode.Contract{}.RetireRegion(t, string(id)); return }, string(id))
+	return out, err
+}
+
+// RegionProposals implements network.Governance.
+func (c *Client) RegionProposals(ctx context.Context) (out []credit.RegionProposal, err error) {
+	err = c.evaluate(ctx, "GetRegionProposals", func(t *txCtx) (e error) { out, e = chaincode.Contract{}.GetRegionProposals(t); return })
+	return out, err
+}
+
 // Banks implements network.Membership.
 func (c *Client) Banks(ctx context.Context) (out []credit.BankMember, err error) {
 	err = c.evaluate(ctx, "GetBanks", func(t *txCtx) (e error) { out, e = chaincode.Contract{}.GetBanks(t); return })

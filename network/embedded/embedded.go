@@ -658,7 +658,7 @@ func toEvents(b Block) ([]network.Event, error) {
 	return []network.Event{{
 		Position: pos, Kind: kind, Time: b.Time,
 		Region: p.Region, Bank: p.Bank, Consent: p.Consent, Checkpoint: p.Checkpoint,
-		Authority: p.Authority, Revocation: p.Revocation,
+		Authority: p.Authority, Revocation: p.Revocation, Proposal: p.Proposal,
 	}}, nil
 }
 

@@ -44,8 +44,14 @@ var remoteFuncs = map[string]struct {
 	args   int
 	run    func(t *txCtx, a []string) (any, error)
 }{
-	"Bootstrap":    {true, 2, func(t *txCtx, a []string) (any, error) { return nil, chaincode.Contract{}.Bootstrap(t, a[0], a[1]) }},
-	"UpdateRegion": {true, 1, func(t *txCtx, a []string) (any, error) { return nil, chaincode.Contract{}.UpdateRegion(t, a[0]) }},
+	"Bootstrap":     {true, 2, func(t *txCtx, a []string) (any, error) { return nil, chaincode.Contract{}.Bootstrap(t, a[0], a[1]) }},
+	"UpdateRegion":  {true, 1, func(t *txCtx, a []string) (any, error) { return nil, chaincode.Contract{}.UpdateRegion(t, a[0]) }},
+	"ProposeRegion": {true, 1, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.ProposeRegion(t, a[0]) }},
+	"ApproveRegion": {true, 1, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.ApproveRegion(t, a[0]) }},
+	"RetireRegion":  {true, 1, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.RetireRegion(t, a[0]) }},
+	"GetRegionProposals": {false, 0, func(t *txCtx, a []string) (any, error) {
+		return chaincode.Contract{}.GetRegionProposals(t)
+	}},
 	"RegisterBank": {true, 1, func(t *txCtx, a []string) (any, error) { return nil, chaincode.Contract{}.RegisterBank(t, a[0]) }},
 	"RetireBank":   {true, 1, func(t *txCtx, a []string) (any, error) { return nil, chaincode.Contract{}.RetireBank(t, a[0]) }},
 	"RecordConsent": {true, 1, func(t *txCtx, a []string) (any, error) {
@@ -310,6 +316,26 @@ func (c *Remote) Region(ctx context.Context, id credit.RegionID) (out credit.Reg
 // UpdateRegion implements network.Membership.
 func (c *Remote) UpdateRegion(ctx context.Context, r credit.RegionMember) error {
 	return c.call(ctx, "UpdateRegion", nil, marshal(r))
+}
+
+// ProposeRegion implements network.Governance.
+func (c *Remote) ProposeRegion(ctx context.Context, r credit.RegionMember) (out credit.RegionProposal, err error) {
+	return out, c.call(ctx, "ProposeRegion", &out, marshal(r))
+}
+
+// ApproveRegion implements network.Governance.
+func (c *Remote) ApproveRegion(ctx context.Context, id credit.RegionID) (out credit.RegionVote, err error) {
+	return out, c.call(ctx, "ApproveRegion", &out, string(id))
+}
+
+// RetireRegion implements network.Governance.
+func (c *Remote) RetireRegion(ctx context.Context, id credit.RegionID) (out credit.RegionVote, err error) {
+	return out, c.call(ctx, "RetireRegion", &out, string(id))
+}
+
+// RegionProposals implements network.Governance.
+func (c *Remote) RegionProposals(ctx context.Context) (out []credit.RegionProposal, err error) {
+	return out, c.call(ctx, "GetRegionProposals", &out)
 }
 
 // Banks implements network.Membership.

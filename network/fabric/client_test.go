@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -331,12 +332,15 @@ func TestSampleConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		Endpoint: "127.0.0.1:7051", MSPID: "SZMSP", Channel: "prdcredit", Chaincode: "ccnode",
-		TLSCACertPath: filepath.Join("testdata", "crypto/sz/tlsca.pem"),
-		CertPath:      filepath.Join("testdata", "crypto/sz/cert.pem"),
-		KeyPath:       filepath.Join("testdata", "crypto/sz/key.pem"),
+		Endpoint: "127.0.0.1:7051", Endpoints: []string{"127.0.0.1:7151"},
+		MSPID: "SZMSP", Channel: "prdcredit", Chaincode: "ccnode",
+		TLSCACertPath:     filepath.Join("testdata", "crypto/sz/tlsca.pem"),
+		TLSClientCertPath: filepath.Join("testdata", "crypto/sz/client.crt"),
+		TLSClientKeyPath:  filepath.Join("testdata", "crypto/sz/client.key"),
+		CertPath:          filepath.Join("testdata", "crypto/sz/cert.pem"),
+		KeyPath:           filepath.Join("testdata", "crypto/sz/key.pem"),
 	}.WithDefaults()
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("sample config\n got %+v\nwant %+v", c, want)
 	}
 }

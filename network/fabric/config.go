@@ -32,7 +32,10 @@ const (
 // from the file's folder.
 //
 //	endpoint: 127.0.0.1:7051          # the peer's gateway (gRPC, TLS)
-//	tls_ca_cert: tls/ca.pem           # CA that signed the peer's TLS cert
+//	endpoints: [127.0.0.1:7151]       # optional further gateway peers, tried in order when one is unavailable
+//	tls_ca_cert: tls/ca.pem           # CA that signed the peers' TLS certs
+//	tls_client_cert: tls/client.crt   # optional: client TLS cert, for peers that require mutual TLS
+//	tls_client_key: tls/client.key    # its key; both or neither
 //	server_name_override: ""          # TLS name to expect, if not the endpoint's host
 //	msp_id: SZMSP                     # this region's MSP on the channel
 //	cert_path: msp/signcerts/cert.pem # the region client's X.509 certificate
@@ -44,21 +47,48 @@ const (
 //	submit_timeout: 5s
 //	commit_status_timeout: 30s
 //	max_attempts: 5
+//	endpoint_cooldown: 5s             # how long an unavailable endpoint is passed over
 type Config struct {
-	Endpoint           string `yaml:"endpoint"`
-	TLSCACertPath      string `yaml:"tls_ca_cert"`
-	ServerNameOverride string `yaml:"server_name_override,omitempty"`
-	MSPID              string `yaml:"msp_id"`
-	CertPath           string `yaml:"cert_path"`
-	KeyPath            string `yaml:"key_path"`
-	Channel            string `yaml:"channel"`
-	Chaincode          string `yaml:"chaincode"`
+	Endpoint string `yaml:"endpoint,omitempty"`
+	// Endpoints are further gateway peers, after Endpoint, for failover.
+	Endpoints          []string `yaml:"endpoints,omitempty"`
+	TLSCACertPath      string   `yaml:"tls_ca_cert"`
+	TLSClientCertPath  string   `yaml:"tls_client_cert,omitempty"`
+	TLSClientKeyPath   string   `yaml:"tls_client_key,omitempty"`
+	ServerNameOverride string   `yaml:"server_name_override,omitempty"`
+	MSPID              string   `yaml:"msp_id"`
+	CertPath           string   `yaml:"cert_path"`
+	KeyPath            string   `yaml:"key_path"`
+	Channel            string   `yaml:"channel"`
+	Chaincode          string   `yaml:"chaincode"`
 
 	EvaluateTimeout     time.Duration `yaml:"evaluate_timeout,omitempty"`
 	EndorseTimeout      time.Duration `yaml:"endorse_timeout,omitempty"`
 	SubmitTimeout       time.Duration `yaml:"submit_timeout,omitempty"`
 	CommitStatusTimeout time.Duration `yaml:"commit_status_timeout,omitempty"`
 	MaxAttempts         int           `yaml:"max_attempts,omitempty"`
+	EndpointCooldown    time.Duration `yaml:"endpoint_cooldown,omitempty"`
+}
+
+// DefaultEndpointCooldown is how long an endpoint that was unavailable is
+// passed over before it is tried again: long enough that a dead peer does
+// not cost every call a failed connection, short enough that a restarted
+// one is used again soon.
+const DefaultEndpointCooldown = 5 * time.Second
+
+// AllEndpoints is Endpoint then Endpoints, without empties or repeats: the
+// order in which gateway peers are preferred.
+func (c Config) AllEndpoints() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, e := range append([]string{c.Endpoint}, c.Endpoints...) {
+		if e == "" || seen[e] {
+			continue
+		}
+		seen[e] = true
+		out = append(out, e)
+	}
+	return out
 }
 
 // ErrConfig is wrapped by every configuration error; *ConfigError names
@@ -91,6 +121,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = DefaultMaxAttempts
 	}
+	if c.EndpointCooldown == 0 {
+		c.EndpointCooldown = DefaultEndpointCooldown
+	}
 	return c
 }
 
@@ -99,8 +132,13 @@ var errRequired = errors.New("required")
 // Validate checks c (after WithDefaults) and names the first bad field.
 // It does not read the files: Dial reports unreadable ones.
 func (c Config) Validate() error {
+	if len(c.AllEndpoints()) == 0 {
+		return &ConfigError{Field: "endpoint", Err: errRequired}
+	}
+	if (c.TLSClientCertPath == "") != (c.TLSClientKeyPath == "") {
+		return &ConfigError{Field: "tls_client_cert", Err: errors.New("tls_client_cert and tls_client_key go together")}
+	}
 	required := []struct{ field, v string }{
-		{"endpoint", c.Endpoint},
 		{"tls_ca_cert", c.TLSCACertPath},
 		{"msp_id", c.MSPID},
 		{"cert_path", c.CertPath},
@@ -121,6 +159,7 @@ func (c Config) Validate() error {
 		{"endorse_timeout", c.EndorseTimeout},
 		{"submit_timeout", c.SubmitTimeout},
 		{"commit_status_timeout", c.CommitStatusTimeout},
+		{"endpoint_cooldown", c.EndpointCooldown},
 	}
 	for _, t := range timeouts {
 		if t.v <= 0 {
@@ -147,7 +186,7 @@ func LoadConfig(path string) (Config, error) {
 		return Config{}, fmt.Errorf("fabric config %s: %w: %w", path, ErrConfig, err)
 	}
 	dir := filepath.Dir(path)
-	for _, p := range []*string{&c.TLSCACertPath, &c.CertPath, &c.KeyPath} {
+	for _, p := range []*string{&c.TLSCACertPath, &c.TLSClientCertPath, &c.TLSClientKeyPath, &c.CertPath, &c.KeyPath} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}

@@ -44,12 +44,26 @@ func (l *Ledger) Subscribe(ctx context.Context, from network.Position) (<-chan n
 	default:
 		opt = client.WithCheckpoint(checkpoint(from))
 	}
-	sctx, cancel := context.WithCancel(ctx)
-	in, err := l.network.ChaincodeEvents(sctx, l.cfg.Chaincode, opt)
+	var (
+		sctx   context.Context
+		cancel context.CancelFunc
+		in     <-chan *client.ChaincodeEvent
+		ep     *endpoint
+		idx    int
+		err    error
+	)
+	// An unreachable endpoint fails the stream's opening; try the others.
+	for range l.eps.list {
+		ep, idx = l.use()
+		sctx, cancel, in, err = openEvents(ctx, ep, l.cfg.Chaincode, opt)
+		if err == nil || !l.outcome(ep, idx, err) {
+			break
+		}
+	}
 	if err != nil {
-		cancel()
 		return nil, mapError("Subscribe", err)
 	}
+	l.log.Debug("event stream opened", "endpoint", ep.addr)
 	out := make(chan network.Event)
 	go func() {
 		defer close(out)
@@ -67,7 +81,10 @@ func (l *Ledger) Subscribe(ctx context.Context, from network.Position) (<-chan n
 			case ce, ok = <-in:
 				if !ok {
 					if ctx.Err() == nil && !l.closed() {
-						l.log.Warn("event stream ended; subscriber should resubscribe")
+						// A stream ends by itself only when its peer went
+						// away: pass that endpoint over on resubscription.
+						l.eps.failed(idx)
+						l.log.Warn("event stream ended; subscriber should resubscribe", "endpoint", ep.addr)
 					}
 					return
 				}
@@ -97,6 +114,18 @@ func (l *Ledger) Subscribe(ctx context.Context, from network.Position) (<-chan n
 	return out, nil
 }
 
+// openEvents opens ep's chaincode event stream under a context of its own;
+// on error that context is already cancelled.
+func openEvents(ctx context.Context, ep *endpoint, chaincode string, opt client.ChaincodeEventsOption) (context.Context, context.CancelFunc, <-chan *client.ChaincodeEvent, error) {
+	sctx, cancel := context.WithCancel(ctx)
+	in, err := ep.network.ChaincodeEvents(sctx, chaincode, opt)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return sctx, cancel, in, nil
+}
+
 // errEvent is wrapped by mapEvent's errors.
 var errEvent = errors.New("chaincode event")
 
@@ -112,6 +141,7 @@ type eventPayload struct {
 	Checkpoint *credit.AnchoredCheckpoint `json:"checkpoint,omitempty"`
 	Authority  *credit.IdentityAuthority  `json:"authority,omitempty"`
 	Revocation *credit.CertRevocation     `json:"revocation,omitempty"`
+	Proposal   *credit.RegionProposal     `json:"proposal,omitempty"`
 }
 
 // mapEvents turns a chaincode event into network.Events: one per member
@@ -168,6 +198,15 @@ func mapEvent(ce *client.ChaincodeEvent) (network.Event, error) {
 			ev.Bank, t = p.Bank, p.Bank.UpdatedAt
 		default:
 			return ev, fmt.Errorf("%w %s: want exactly one of region, bank", errEvent, ce.EventName)
+		}
+		ev.Proposal = p.Proposal // set when a vote decided a join or retirement
+	case network.EventRegionProposed, network.EventRegionApproved:
+		if p.Proposal == nil {
+			return ev, fmt.Errorf("%w %s: no proposal", errEvent, ce.EventName)
+		}
+		ev.Proposal, t = p.Proposal, p.Proposal.ProposedAt
+		if n := len(p.Proposal.Approvals); n > 0 {
+			t = p.Proposal.Approvals[n-1].At
 		}
 	case network.EventConsentRecorded, network.EventConsentRevoked:
 		if p.Consent == nil {

@@ -14,6 +14,7 @@ package fabric
 import (
 	"context"
 	"crypto"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -38,13 +39,10 @@ import (
 // Ledger is a network.Ledger acting as one region's client identity on a
 // Fabric channel. It is safe for concurrent use; Close is safe twice.
 type Ledger struct {
-	cfg      Config
-	log      *slog.Logger
-	conn     *grpc.ClientConn
-	gw       *client.Gateway
-	network  *client.Network
-	contract *client.Contract
-	creator  []byte // serialized identity, for commit-status requests by tx id
+	cfg     Config
+	log     *slog.Logger
+	eps     *endpoints
+	creator []byte // serialized identity, for commit-status requests by tx id
 
 	// done ends subscriptions when the Ledger closes.
 	done      chan struct{}
@@ -112,36 +110,83 @@ func Dial(ctx context.Context, cfg Config, logger *slog.Logger) (*Ledger, error)
 		return nil, fmt.Errorf("fabric: serialize identity: %w", err)
 	}
 
-	conn, err := grpc.NewClient(cfg.Endpoint,
-		grpc.WithTransportCredentials(credentials.NewClientTLSFromCert(pool, cfg.ServerNameOverride)))
-	if err != nil {
-		return nil, &ConfigError{Field: "endpoint", Err: err}
+	tlsCfg := &tls.Config{RootCAs: pool, ServerName: cfg.ServerNameOverride, MinVersion: tls.VersionTLS12}
+	if cfg.TLSClientCertPath != "" {
+		// Peers with CORE_PEER_TLS_CLIENTAUTHREQUIRED refuse a handshake
+		// without a client certificate their channel's TLS CAs signed.
+		pair, err := tls.LoadX509KeyPair(cfg.TLSClientCertPath, cfg.TLSClientKeyPath)
+		if err != nil {
+			return nil, &ConfigError{Field: "tls_client_cert", Err: err}
+		}
+		tlsCfg.Certificates = []tls.Certificate{pair}
 	}
-	gw, err := client.Connect(id,
-		client.WithSign(sign),
-		client.WithHash(hash.SHA256),
-		client.WithClientConnection(conn),
-		client.WithEvaluateTimeout(cfg.EvaluateTimeout),
-		client.WithEndorseTimeout(cfg.EndorseTimeout),
-		client.WithSubmitTimeout(cfg.SubmitTimeout),
-		client.WithCommitStatusTimeout(cfg.CommitStatusTimeout),
-	)
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("fabric: connect gateway: %w", err)
+	creds := credentials.NewTLS(tlsCfg)
+
+	var list []*endpoint
+	closeAll := func() {
+		for _, ep := range list {
+			ep.gw.Close()
+			ep.conn.Close()
+		}
 	}
-	nw := gw.GetNetwork(cfg.Channel)
+	for _, addr := range cfg.AllEndpoints() {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+		if err != nil {
+			closeAll()
+			return nil, &ConfigError{Field: "endpoint", Err: fmt.Errorf("%s: %w", addr, err)}
+		}
+		gw, err := client.Connect(id,
+			client.WithSign(sign),
+			client.WithHash(hash.SHA256),
+			client.WithClientConnection(conn),
+			client.WithEvaluateTimeout(cfg.EvaluateTimeout),
+			client.WithEndorseTimeout(cfg.EndorseTimeout),
+			client.WithSubmitTimeout(cfg.SubmitTimeout),
+			client.WithCommitStatusTimeout(cfg.CommitStatusTimeout),
+		)
+		if err != nil {
+			conn.Close()
+			closeAll()
+			return nil, fmt.Errorf("fabric: connect gateway %s: %w", addr, err)
+		}
+		nw := gw.GetNetwork(cfg.Channel)
+		list = append(list, &endpoint{addr: addr, conn: conn, gw: gw, network: nw, contract: nw.GetContract(cfg.Chaincode)})
+	}
 	l := &Ledger{
-		cfg:      cfg,
-		log:      logger.With("ledger", "fabric", "msp", cfg.MSPID, "endpoint", cfg.Endpoint),
-		conn:     conn,
-		gw:       gw,
-		network:  nw,
-		contract: nw.GetContract(cfg.Chaincode),
-		creator:  creator,
-		done:     make(chan struct{}),
+		cfg:     cfg,
+		log:     logger.With("ledger", "fabric", "msp", cfg.MSPID),
+		eps:     newEndpoints(list, cfg.EndpointCooldown),
+		creator: creator,
+		done:    make(chan struct{}),
 	}
+	l.log.Info("fabric gateway endpoints", "endpoints", cfg.AllEndpoints(), "client_tls", cfg.TLSClientCertPath != "")
 	return l, nil
+}
+
+// use picks the endpoint for the next call and logs a change.
+func (l *Ledger) use() (*endpoint, int) {
+	ep, idx, switched := l.eps.pick()
+	if switched {
+		l.log.Warn("fabric gateway endpoint changed", "endpoint", ep.addr)
+	}
+	return ep, idx
+}
+
+// outcome records how endpoint idx did in a call that ended with err, and
+// reports whether another endpoint is available to try at once.
+func (l *Ledger) outcome(ep *endpoint, idx int, err error) (failover bool) {
+	if !endpointDown(err) {
+		if err == nil {
+			l.eps.succeeded(idx)
+		}
+		return false
+	}
+	if l.eps.failed(idx) {
+		l.log.Warn("fabric gateway endpoint unavailable", "endpoint", ep.addr, "err", err)
+	} else {
+		l.log.Debug("fabric gateway endpoint still unavailable", "endpoint", ep.addr, "err", err)
+	}
+	return l.eps.available() > 0
 }
 
 // keyMatches reports whether key is the private half of pub.
@@ -162,9 +207,15 @@ func (l *Ledger) Identity() string { return l.cfg.MSPID }
 func (l *Ledger) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.done)
-		// Gateway.Close does not close a connection it was given.
-		l.gw.Close()
-		l.closeErr = l.conn.Close()
+		var errs []error
+		for _, ep := range l.eps.list {
+			// Gateway.Close does not close a connection it was given.
+			ep.gw.Close()
+			if err := ep.conn.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", ep.addr, err))
+			}
+		}
+		l.closeErr = errors.Join(errs...)
 	})
 	return l.closeErr
 }
@@ -185,8 +236,9 @@ func (l *Ledger) closed() bool {
 // or slow peers are retried until MaxAttempts or ctx ends.
 func (l *Ledger) evaluate(ctx context.Context, fn string, args ...string) ([]byte, error) {
 	var lastErr error
+	failover := false
 	for attempt := 0; attempt < l.cfg.MaxAttempts; attempt++ {
-		if attempt > 0 {
+		if attempt > 0 && !failover {
 			if err := l.backoff(ctx, attempt); err != nil {
 				break
 			}
@@ -194,9 +246,11 @@ func (l *Ledger) evaluate(ctx context.Context, fn string, args ...string) ([]byt
 		if l.closed() {
 			return nil, &network.Error{Op: fn, Kind: network.ErrUnavailable, Msg: errClosed.Error()}
 		}
+		ep, idx := l.use()
 		sctx, cancel := context.WithTimeout(ctx, l.cfg.EvaluateTimeout)
-		res, err := l.contract.EvaluateWithContext(sctx, fn, client.WithArguments(args...))
+		res, err := ep.contract.EvaluateWithContext(sctx, fn, client.WithArguments(args...))
 		cancel()
+		failover = l.outcome(ep, idx, err)
 		if err == nil {
 			return res, nil
 		}
@@ -223,8 +277,9 @@ func (l *Ledger) evaluate(ctx context.Context, fn string, args ...string) ([]byt
 func (l *Ledger) submit(ctx context.Context, fn string, args ...string) ([]byte, error) {
 	var lastErr error
 	base := backoffBase
+	failover := false
 	for attempt := 0; attempt < l.cfg.MaxAttempts; attempt++ {
-		if attempt > 0 {
+		if attempt > 0 && !failover {
 			if err := l.backoffFrom(ctx, base, attempt); err != nil {
 				break
 			}
@@ -237,6 +292,7 @@ func (l *Ledger) submit(ctx context.Context, fn string, args ...string) ([]byte,
 			return res, nil
 		}
 		lastErr = err
+		failover = again && endpointDown(err) && l.eps.available() > 0
 		if !again || ctx.Err() != nil {
 			break
 		}
@@ -252,13 +308,15 @@ func (l *Ledger) submit(ctx context.Context, fn string, args ...string) ([]byte,
 // submitOnce is one endorsement and what follows it. again reports whether
 // a fresh endorsement may succeed.
 func (l *Ledger) submitOnce(ctx context.Context, fn string, args []string) (res []byte, again bool, err error) {
-	proposal, err := l.contract.NewProposal(fn, client.WithArguments(args...))
+	ep, idx := l.use()
+	proposal, err := ep.contract.NewProposal(fn, client.WithArguments(args...))
 	if err != nil {
 		return nil, false, fmt.Errorf("fabric: proposal %s: %w", fn, err)
 	}
 	ectx, cancel := context.WithTimeout(ctx, l.cfg.EndorseTimeout)
 	txn, err := proposal.EndorseWithContext(ectx)
 	cancel()
+	l.outcome(ep, idx, err)
 	if err != nil {
 		if refusedOnlyRemotely(err, l.cfg.MSPID) {
 			l.log.Debug("endorsement refused only by other organisations' peers; endorsing again", "fn", fn, "err", err)
@@ -267,7 +325,7 @@ func (l *Ledger) submitOnce(ctx context.Context, fn string, args []string) (res 
 		return nil, retryable(err), err
 	}
 	txID := txn.TransactionID()
-	status, err := l.submitAndWait(ctx, txn)
+	status, err := l.submitAndWait(ctx, ep, idx, txn)
 	if err != nil {
 		// Neither the orderer nor the peer confirmed either way; the
 		// caller sees ErrUnavailable and may call again (idempotent).
@@ -286,25 +344,42 @@ func (l *Ledger) submitOnce(ctx context.Context, fn string, args []string) (res 
 	return nil, false, fmt.Errorf("transaction %s: %s: %w", txID, status.Code, cerr)
 }
 
-// submitAndWait sends an endorsed transaction to the orderer and waits for
-// its commit status, confirming by transaction id after any failure.
-func (l *Ledger) submitAndWait(ctx context.Context, txn *client.Transaction) (*client.Status, error) {
+// submitAndWait sends an endorsed transaction to the orderer through the
+// gateway ep that endorsed it, and waits for its commit status, confirming
+// by transaction id after any failure. When ep becomes unavailable, the
+// same signed transaction is sent and its status asked through the next
+// endpoint: a duplicate transaction id cannot commit twice.
+func (l *Ledger) submitAndWait(ctx context.Context, ep *endpoint, idx int, txn *client.Transaction) (*client.Status, error) {
 	txID := txn.TransactionID()
 	var byID *client.Commit // built only when a submit call fails
 	var lastErr error
+	failover := false
 	for attempt := 0; attempt < l.cfg.MaxAttempts; attempt++ {
-		if attempt > 0 {
+		if attempt > 0 && !failover {
 			if err := l.backoff(ctx, attempt); err != nil {
 				break
 			}
 		}
+		if failover {
+			next, nidx := l.use()
+			moved, err := l.moveTransaction(txn, next)
+			if err != nil {
+				return nil, err
+			}
+			ep, idx, txn, byID = next, nidx, moved, nil
+		}
 		sctx, cancel := context.WithTimeout(ctx, l.cfg.SubmitTimeout)
 		commit, serr := txn.SubmitWithContext(sctx)
 		cancel()
+		failover = l.outcome(ep, idx, serr)
 		if serr != nil {
+			if failover {
+				lastErr = fmt.Errorf("transaction %s: submit: %w", txID, serr)
+				continue
+			}
 			l.log.Debug("submit ambiguous, asking status by tx id", "tx", txID, "err", serr)
 			if byID == nil {
-				c, err := l.commitByID(txID)
+				c, err := l.commitByID(ep, txID)
 				if err != nil {
 					return nil, err
 				}
@@ -316,6 +391,7 @@ func (l *Ledger) submitAndWait(ctx context.Context, txn *client.Transaction) (*c
 		if err == nil {
 			return status, nil
 		}
+		failover = l.outcome(ep, idx, err)
 		if serr != nil {
 			lastErr = fmt.Errorf("transaction %s: submit: %w; status: %w", txID, serr, err)
 		} else {
@@ -328,6 +404,21 @@ func (l *Ledger) submitAndWait(ctx context.Context, txn *client.Transaction) (*c
 	return nil, lastErr
 }
 
+// moveTransaction rebinds an endorsed transaction to another gateway: the
+// same bytes, so the same transaction id, endorsements and (once sent)
+// signature.
+func (l *Ledger) moveTransaction(txn *client.Transaction, to *endpoint) (*client.Transaction, error) {
+	b, err := txn.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("fabric: transaction %s: %w", txn.TransactionID(), err)
+	}
+	moved, err := to.gw.NewTransaction(b)
+	if err != nil {
+		return nil, fmt.Errorf("fabric: transaction %s to %s: %w", txn.TransactionID(), to.addr, err)
+	}
+	return moved, nil
+}
+
 func (l *Ledger) status(ctx context.Context, commit *client.Commit) (*client.Status, error) {
 	cctx, cancel := context.WithTimeout(ctx, l.cfg.CommitStatusTimeout)
 	defer cancel()
@@ -337,7 +428,7 @@ func (l *Ledger) status(ctx context.Context, commit *client.Commit) (*client.Sta
 // commitByID builds a commit-status request for a transaction id, signed
 // by this identity, so the outcome of a transaction can be learned even
 // when its submit call failed.
-func (l *Ledger) commitByID(txID string) (*client.Commit, error) {
+func (l *Ledger) commitByID(ep *endpoint, txID string) (*client.Commit, error) {
 	req, err := proto.Marshal(&gateway.CommitStatusRequest{
 		ChannelId:     l.cfg.Channel,
 		TransactionId: txID,
@@ -350,7 +441,7 @@ func (l *Ledger) commitByID(txID string) (*client.Commit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fabric: commit status request: %w", err)
 	}
-	return l.gw.NewCommit(b)
+	return ep.gw.NewCommit(b)
 }
 
 // Retry waits. A peer behind on blocks catches up within milliseconds

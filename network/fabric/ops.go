@@ -33,6 +33,10 @@ const (
 	txGetAuthorities      = "GetAuthorities"
 	txRevokeCertificate   = "RevokeCertificate"
 	txGetRevocations      = "GetRevocations"
+	txProposeRegion       = "ProposeRegion"
+	txApproveRegion       = "ApproveRegion"
+	txRetireRegion        = "RetireRegion"
+	txGetRegionProposals  = "GetRegionProposals"
 )
 
 // jsonArg encodes an argument; a failure is the caller's malformed value.
@@ -101,6 +105,46 @@ func (l *Ledger) UpdateRegion(ctx context.Context, r credit.RegionMember) error 
 	}
 	_, err = l.submit(ctx, txUpdateRegion, a)
 	return err
+}
+
+// ProposeRegion publishes the caller's own candidate descriptor.
+func (l *Ledger) ProposeRegion(ctx context.Context, r credit.RegionMember) (credit.RegionProposal, error) {
+	a, err := jsonArg(txProposeRegion, r)
+	if err != nil {
+		return credit.RegionProposal{}, err
+	}
+	res, err := l.submit(ctx, txProposeRegion, a)
+	if err != nil {
+		return credit.RegionProposal{}, err
+	}
+	return decode[credit.RegionProposal](txProposeRegion, res)
+}
+
+// ApproveRegion is the caller region's vote for candidate id.
+func (l *Ledger) ApproveRegion(ctx context.Context, id credit.RegionID) (credit.RegionVote, error) {
+	res, err := l.submit(ctx, txApproveRegion, string(id))
+	if err != nil {
+		return credit.RegionVote{}, err
+	}
+	return decode[credit.RegionVote](txApproveRegion, res)
+}
+
+// RetireRegion is the caller region's vote to retire id.
+func (l *Ledger) RetireRegion(ctx context.Context, id credit.RegionID) (credit.RegionVote, error) {
+	res, err := l.submit(ctx, txRetireRegion, string(id))
+	if err != nil {
+		return credit.RegionVote{}, err
+	}
+	return decode[credit.RegionVote](txRetireRegion, res)
+}
+
+// RegionProposals lists every join and retirement proposal.
+func (l *Ledger) RegionProposals(ctx context.Context) ([]credit.RegionProposal, error) {
+	res, err := l.evaluate(ctx, txGetRegionProposals)
+	if err != nil {
+		return nil, err
+	}
+	return decode[[]credit.RegionProposal](txGetRegionProposals, res)
 }
 
 // Banks lists every bank member.

@@ -128,6 +128,7 @@ func invoke(ctx chaincode.TxContext, fn string, args []string) ([]byte, error) {
 		"RegisterBank": 1, "RetireBank": 1, "RecordConsent": 1, "RevokeConsent": 1, "GetConsent": 1,
 		"GetConsentAt": 2, "AnchorCheckpoint": 2, "GetLatestCheckpoint": 1, "GetCheckpointHistory": 1,
 		"RegisterAuthority": 1, "RetireAuthority": 1, "GetAuthorities": 0, "RevokeCertificate": 1, "GetRevocations": 0,
+		"ProposeRegion": 1, "ApproveRegion": 1, "RetireRegion": 1, "GetRegionProposals": 0,
 	}
 	n, known := want[fn]
 	if !known {
@@ -179,6 +180,14 @@ func invoke(ctx chaincode.TxContext, fn string, args []string) ([]byte, error) {
 		v, err = c.RevokeCertificate(ctx, args[0])
 	case "GetRevocations":
 		v, err = c.GetRevocations(ctx)
+	case "ProposeRegion":
+		v, err = c.ProposeRegion(ctx, args[0])
+	case "ApproveRegion":
+		v, err = c.ApproveRegion(ctx, args[0])
+	case "RetireRegion":
+		v, err = c.RetireRegion(ctx, args[0])
+	case "GetRegionProposals":
+		v, err = c.GetRegionProposals(ctx)
 	}
 	if err != nil || v == nil {
 		return nil, err

@@ -228,6 +228,13 @@ func (p *plan) deployChaincode(ctx context.Context, server string) error {
 			return fmt.Errorf("%s: the peer did not report installing %s:\n%s", r.Name, id, tail(out, 5))
 		}
 		ids[i] = id
+		// The region's further peers run the same package: the same
+		// chaincode server serves them all.
+		for _, pp := range r.Extra {
+			if _, err := p.run(ctx, p.adminEnvAt(r, addr(pp.PeerPort)), "peer", "lifecycle", "chaincode", "install", pkgPath); err != nil {
+				return fmt.Errorf("%s peer %d: %w", r.Name, pp.Index, err)
+			}
+		}
 		// The server must be told its package id, so it starts after install.
 		pid, err := p.launch("ccserver-"+r.Name, server, p.cfg.ChaincodeArgs, p.serverEnv(r, id), r.CCServerPort)
 		if err != nil {

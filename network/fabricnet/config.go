@@ -120,6 +120,16 @@ type Config struct {
 	// clear text. By default the link is mutual TLS with the region's own
 	// TLS CA.
 	ChaincodeTLSDisabled bool
+	// PeersPerRegion is how many peers each region runs (default 1, at
+	// most 4). Peer 0 is the anchor peer; the others join the channel, get
+	// the contract installed and are listed in the region's connection
+	// file as further gateway endpoints, so a node survives one going away.
+	PeersPerRegion int
+	// ClientTLS makes every peer require a client TLS certificate signed by
+	// a channel member's TLS CA (CORE_PEER_TLS_CLIENTAUTHREQUIRED), as a
+	// production network does; connection files then name the client
+	// user's TLS certificate and key.
+	ClientTLS bool
 	// SkipReadyCheck leaves out the readiness probe: a transaction
 	// submitted through every region's gateway must commit.
 	SkipReadyCheck bool
@@ -136,6 +146,9 @@ type Config struct {
 	// Logger receives progress; default discards.
 	Logger *slog.Logger
 }
+
+// maxPeersPerRegion bounds PeersPerRegion: each peer costs about 150 MiB.
+const maxPeersPerRegion = 4
 
 // Defaults named so a reader (and the CLI) can see them.
 const (
@@ -161,6 +174,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.BatchTimeout == 0 {
 		c.BatchTimeout = DefaultBatchTimeout
+	}
+	if c.PeersPerRegion == 0 {
+		c.PeersPerRegion = 1
 	}
 	if c.BinDir == "" {
 		c.BinDir = DefaultBinDir()
@@ -219,6 +235,9 @@ func (c Config) Validate() error {
 	}
 	if !labelPattern.MatchString(c.ChaincodeLabel) {
 		return bad("ChaincodeLabel", "%q", c.ChaincodeLabel)
+	}
+	if c.PeersPerRegion < 1 || c.PeersPerRegion > maxPeersPerRegion {
+		return bad("PeersPerRegion", "%d: want 1 to %d", c.PeersPerRegion, maxPeersPerRegion)
 	}
 	if c.BatchTimeout < time.Millisecond || c.BatchTimeout > time.Minute {
 		return bad("BatchTimeout", "%s: want between 1ms and 1m", c.BatchTimeout)

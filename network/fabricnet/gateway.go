@@ -2,6 +2,7 @@ package fabricnet
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
@@ -22,13 +23,18 @@ import (
 // form is the connection file <dir>/connection/<region id>.yaml, which
 // network/fabric.LoadConfig reads.
 type Gateway struct {
-	Endpoint  string `yaml:"endpoint" json:"endpoint"`       // the region's peer, 127.0.0.1:port; its certificate names 127.0.0.1, so no server name override
-	TLSCACert string `yaml:"tls_ca_cert" json:"tls_ca_cert"` // PEM file: the region's TLS CA
-	MSPID     string `yaml:"msp_id" json:"msp_id"`
-	CertPath  string `yaml:"cert_path" json:"cert_path"` // PEM file: the region's client user (User1)
-	KeyPath   string `yaml:"key_path" json:"key_path"`   // PEM file: its private key
-	Channel   string `yaml:"channel" json:"channel"`
-	Chaincode string `yaml:"chaincode" json:"chaincode"`
+	Endpoint  string   `yaml:"endpoint" json:"endpoint"`                       // the region's peer, 127.0.0.1:port; its certificate names 127.0.0.1, so no server name override
+	Endpoints []string `yaml:"endpoints,omitempty" json:"endpoints,omitempty"` // the region's further peers (PeersPerRegion), for failover
+	TLSCACert string   `yaml:"tls_ca_cert" json:"tls_ca_cert"`                 // PEM file: the region's TLS CA
+	// The client user's TLS certificate and key, when peers require
+	// client TLS (Config.ClientTLS).
+	TLSClientCert string `yaml:"tls_client_cert,omitempty" json:"tls_client_cert,omitempty"`
+	TLSClientKey  string `yaml:"tls_client_key,omitempty" json:"tls_client_key,omitempty"`
+	MSPID         string `yaml:"msp_id" json:"msp_id"`
+	CertPath      string `yaml:"cert_path" json:"cert_path"` // PEM file: the region's client user (User1)
+	KeyPath       string `yaml:"key_path" json:"key_path"`   // PEM file: its private key
+	Channel       string `yaml:"channel" json:"channel"`
+	Chaincode     string `yaml:"chaincode" json:"chaincode"`
 }
 
 // ConnectionDir is where Up writes the connection files.
@@ -39,6 +45,7 @@ func ConnectionDir(dir string) string { return filepath.Join(dir, "connection") 
 func (p *plan) writeConnections() (*Network, error) {
 	n := &Network{
 		Dir: p.dir, Channel: p.cfg.Channel, Chaincode: p.cfg.Chaincode, BinDir: p.bins,
+		ClientTLS: p.cfg.ClientTLS, ChaincodeTLSDisabled: p.cfg.ChaincodeTLSDisabled,
 		Gateways: map[credit.RegionID]Gateway{}, Peers: map[credit.RegionID]Peer{},
 		Orderer: OrdererNode{Endpoint: addr(p.OrdererPort), AdminEndpoint: addr(p.AdminPort),
 			OperationsEndpoint: addr(p.OrdererOps), TLSCACert: p.ordererCA()},
@@ -50,6 +57,7 @@ func (p *plan) writeConnections() (*Network, error) {
 		user := filepath.Join(p.Crypto, "peerOrganizations", r.Domain, "users", "User1@"+r.Domain, "msp")
 		g := Gateway{
 			Endpoint:  addr(r.PeerPort),
+			Endpoints: r.extraEndpoints(),
 			TLSCACert: p.peerCA(r),
 			MSPID:     r.MSPID,
 			CertPath:  filepath.Join(user, "signcerts", "User1@"+r.Domain+"-cert.pem"),
@@ -57,6 +65,7 @@ func (p *plan) writeConnections() (*Network, error) {
 			Channel:   p.cfg.Channel,
 			Chaincode: p.cfg.Chaincode,
 		}
+		g.TLSClientCert, g.TLSClientKey = p.clientTLS(r.Domain)
 		head := fmt.Sprintf("# Region %s (%s): fabric-gateway connection to its peer. Written by fabricnet.Up.\n", r.ID, r.Name)
 		path := filepath.Join(ConnectionDir(p.dir), string(r.ID)+".yaml")
 		if err := writeGateway(path, head, g); err != nil {
@@ -67,6 +76,14 @@ func (p *plan) writeConnections() (*Network, error) {
 		n.GatewayFiles = append(n.GatewayFiles, path)
 		n.Peers[r.ID] = Peer{Endpoint: addr(r.PeerPort), OperationsEndpoint: addr(r.OpsPort), TLSCACert: p.peerCA(r),
 			AdminMSPDir: p.adminMSP(r), ChaincodeServer: addr(r.CCServerPort), PackageID: p.packageIDs[r.ID]}
+		for _, pp := range r.Extra {
+			if n.ExtraPeers == nil {
+				n.ExtraPeers = map[credit.RegionID][]Peer{}
+			}
+			n.ExtraPeers[r.ID] = append(n.ExtraPeers[r.ID], Peer{Endpoint: addr(pp.PeerPort), OperationsEndpoint: addr(pp.OpsPort),
+				TLSCACert: p.peerCA(r), AdminMSPDir: p.adminMSP(r), ChaincodeServer: addr(r.CCServerPort), PackageID: p.packageIDs[r.ID],
+				Process: PeerProcess(r.Name, pp.Index)})
+		}
 	}
 	// The auditor reaches the channel through the first region's peer: it
 	// has none, and any peer's gateway serves any channel member.
@@ -81,6 +98,7 @@ func (p *plan) writeConnections() (*Network, error) {
 		Channel:   p.cfg.Channel,
 		Chaincode: p.cfg.Chaincode,
 	}
+	n.Auditor.TLSClientCert, n.Auditor.TLSClientKey = p.clientTLS(p.Auditor.Domain)
 	head := fmt.Sprintf("# Auditor (%s): reads through region %s's peer; its transactions are refused. Written by fabricnet.Up.\n", p.Auditor.MSPID, first.ID)
 	n.AuditorFile = filepath.Join(ConnectionDir(p.dir), auditorName+".yaml")
 	if err := writeGateway(n.AuditorFile, head, n.Auditor); err != nil {
@@ -94,6 +112,25 @@ func (p *plan) writeConnections() (*Network, error) {
 		return nil, err
 	}
 	return n, nil
+}
+
+// extraEndpoints are the addresses of the region's peers after peer 0.
+func (r regionPlan) extraEndpoints() []string {
+	var out []string
+	for _, pp := range r.Extra {
+		out = append(out, addr(pp.PeerPort))
+	}
+	return out
+}
+
+// clientTLS is the client user's TLS certificate and key in domain, when
+// peers require client TLS; else empty.
+func (p *plan) clientTLS(domain string) (cert, key string) {
+	if !p.cfg.ClientTLS {
+		return "", ""
+	}
+	dir := filepath.Join(p.Crypto, "peerOrganizations", domain, "users", "User1@"+domain, "tls")
+	return filepath.Join(dir, "client.crt"), filepath.Join(dir, "client.key")
 }
 
 // writeGateway writes g as a connection file under a comment line.
@@ -140,7 +177,15 @@ func (g Gateway) Connect() (*client.Gateway, *grpc.ClientConn, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("fabricnet: client key: %w", err)
 	}
-	conn, err := grpc.NewClient(g.Endpoint, grpc.WithTransportCredentials(credentials.NewClientTLSFromCert(pool, "")))
+	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if g.TLSClientCert != "" {
+		pair, err := tls.LoadX509KeyPair(g.TLSClientCert, g.TLSClientKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("fabricnet: client TLS certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{pair}
+	}
+	conn, err := grpc.NewClient(g.Endpoint, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("fabricnet: dial %s: %w", g.Endpoint, err)
 	}
@@ -205,8 +250,20 @@ func WaitReady(ctx context.Context, submit func(context.Context) error) error {
 func (n *Network) waitReady(ctx context.Context, limit time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	if err := parallel(n.Regions, func(r Region) error {
-		return WaitReady(ctx, n.Gateways[r.ID].ProbeSubmit)
+	// Every gateway endpoint, the regions' further peers included: a
+	// failover to a peer that cannot endorse yet would not help.
+	var gws []Gateway
+	for _, r := range n.Regions {
+		g := n.Gateways[r.ID]
+		gws = append(gws, g)
+		for _, ep := range g.Endpoints {
+			other := g
+			other.Endpoint, other.Endpoints = ep, nil
+			gws = append(gws, other)
+		}
+	}
+	if err := parallel(gws, func(g Gateway) error {
+		return WaitReady(ctx, g.ProbeSubmit)
 	}); err != nil {
 		return err
 	}

@@ -56,7 +56,12 @@ type Network struct {
 	AuditorFile string                   `json:"auditor_file"`
 	Orderer     OrdererNode              `json:"orderer"`
 	Peers       map[credit.RegionID]Peer `json:"peers"`
-	BinDir      BinDir                   `json:"bin_dir"`
+	// ClientTLS and ChaincodeTLSDisabled are the Config's, for Upgrade.
+	ClientTLS            bool `json:"client_tls,omitempty"`
+	ChaincodeTLSDisabled bool `json:"chaincode_tls_disabled,omitempty"`
+	// ExtraPeers are each region's peers after peer 0 (PeersPerRegion).
+	ExtraPeers map[credit.RegionID][]Peer `json:"extra_peers,omitempty"`
+	BinDir     BinDir                     `json:"bin_dir"`
 }
 
 // OrdererNode is where the orderer listens.
@@ -75,6 +80,8 @@ type Peer struct {
 	AdminMSPDir        string `json:"admin_msp_dir"` // the region's Admin user, for the peer CLI
 	ChaincodeServer    string `json:"chaincode_server"`
 	PackageID          string `json:"package_id"` // label:sha256, the server's CHAINCODE_ID
+	// Process is its name in the pids file (Status, Kill).
+	Process string `json:"process,omitempty"`
 }
 
 // AuditorMSP is the MSP id of the auditor's organisation. It has no peer,
@@ -102,11 +109,38 @@ var (
 	ErrNoRegion = errors.New("fabricnet: no such region")
 )
 
-// regionPlan is a region with the ports Up chose for it.
+// regionPlan is a region with the ports Up chose for it. Its own ports
+// are peer 0's; Extra are its further peers (PeersPerRegion).
 type regionPlan struct {
 	Region
 	Domain                                  string
 	PeerPort, CCPort, OpsPort, CCServerPort int
+	Extra                                   []peerPlan
+}
+
+// peerPlan is one peer of a region: peer<Index>.<domain>.
+type peerPlan struct {
+	Index                     int
+	PeerPort, CCPort, OpsPort int
+}
+
+// peers lists the region's peers, peer 0 first.
+func (r regionPlan) peers() []peerPlan {
+	return append([]peerPlan{{Index: 0, PeerPort: r.PeerPort, CCPort: r.CCPort, OpsPort: r.OpsPort}}, r.Extra...)
+}
+
+// processName is the name a region's peer is recorded under in the pid
+// file and its log: peer-<region> for peer 0 (as before), else
+// peer-<region>-<index>.
+func (r regionPlan) processName(pp peerPlan) string { return PeerProcess(r.Name, pp.Index) }
+
+// PeerProcess is the process name of a region's peer index, as Status
+// reports it (peer-shenzhen, peer-shenzhen-1, ...).
+func PeerProcess(region string, index int) string {
+	if index == 0 {
+		return "peer-" + region
+	}
+	return fmt.Sprintf("peer-%s-%d", region, index)
 }
 
 // auditorPlan is the auditor's organisation: a CA and one client user.
@@ -203,7 +237,8 @@ func up(ctx context.Context, cfg Config) (n *Network, err error) {
 		Auditor: auditorPlan{MSPID: AuditorMSP, Domain: auditorName + ".ccnode.local"},
 		Crypto:  filepath.Join(dir, "crypto"), BatchTimeout: cfg.BatchTimeout.String()}
 	p.OrdererTLS = filepath.Join(p.Crypto, "ordererOrganizations", ordererDomain, "orderers", "orderer."+ordererDomain, "tls")
-	held, ports, err := reservePorts(3 + 4*len(cfg.Regions))
+	extra := cfg.PeersPerRegion - 1
+	held, ports, err := reservePorts(3 + (4+3*extra)*len(cfg.Regions))
 	if err != nil {
 		return nil, err
 	}
@@ -211,9 +246,14 @@ func up(ctx context.Context, cfg Config) (n *Network, err error) {
 	p.ports = held
 	p.OrdererPort, p.AdminPort, p.OrdererOps = ports[0], ports[1], ports[2]
 	for i, r := range cfg.Regions {
-		b := 3 + 4*i
-		p.Regions = append(p.Regions, regionPlan{Region: r, Domain: r.domain(),
-			PeerPort: ports[b], CCPort: ports[b+1], OpsPort: ports[b+2], CCServerPort: ports[b+3]})
+		b := 3 + (4+3*extra)*i
+		rp := regionPlan{Region: r, Domain: r.domain(),
+			PeerPort: ports[b], CCPort: ports[b+1], OpsPort: ports[b+2], CCServerPort: ports[b+3]}
+		for k := 1; k <= extra; k++ {
+			e := b + 4 + 3*(k-1)
+			rp.Extra = append(rp.Extra, peerPlan{Index: k, PeerPort: ports[e], CCPort: ports[e+1], OpsPort: ports[e+2]})
+		}
+		p.Regions = append(p.Regions, rp)
 	}
 
 	steps := []struct {
@@ -488,8 +528,10 @@ func (p *plan) startOrderer(ctx context.Context) error {
 	})
 }
 
-func (r regionPlan) peerNode(crypto string) string {
-	return filepath.Join(crypto, "peerOrganizations", r.Domain, "peers", "peer0."+r.Domain)
+func (r regionPlan) peerNode(crypto string) string { return r.peerNodeN(crypto, 0) }
+
+func (r regionPlan) peerNodeN(crypto string, index int) string {
+	return filepath.Join(crypto, "peerOrganizations", r.Domain, "peers", fmt.Sprintf("peer%d.%s", index, r.Domain))
 }
 
 func (p *plan) peerCA(r regionPlan) string {
@@ -500,19 +542,23 @@ func (p *plan) adminMSP(r regionPlan) string {
 	return filepath.Join(p.Crypto, "peerOrganizations", r.Domain, "users", "Admin@"+r.Domain, "msp")
 }
 
-func (p *plan) peerEnv(r regionPlan) []string {
-	node := r.peerNode(p.Crypto)
+func (p *plan) peerEnv(r regionPlan, pp peerPlan) []string {
+	node := r.peerNodeN(p.Crypto, pp.Index)
 	data := filepath.Join(p.dir, "peers", r.Name)
-	self := addr(r.PeerPort)
-	return []string{
+	if pp.Index > 0 {
+		data = fmt.Sprintf("%s-%d", data, pp.Index)
+	}
+	self := addr(pp.PeerPort)
+	env := []string{
 		"FABRIC_CFG_PATH=" + p.configDir(),
 		"FABRIC_LOGGING_SPEC=info",
-		"CORE_PEER_ID=peer0." + r.Domain,
+		fmt.Sprintf("CORE_PEER_ID=peer%d.%s", pp.Index, r.Domain),
 		"CORE_PEER_ADDRESS=" + self,
 		"CORE_PEER_LISTENADDRESS=" + self,
-		"CORE_PEER_CHAINCODEADDRESS=" + addr(r.CCPort),
-		"CORE_PEER_CHAINCODELISTENADDRESS=" + addr(r.CCPort),
-		"CORE_PEER_GOSSIP_BOOTSTRAP=" + self,
+		"CORE_PEER_CHAINCODEADDRESS=" + addr(pp.CCPort),
+		"CORE_PEER_CHAINCODELISTENADDRESS=" + addr(pp.CCPort),
+		// Every peer of a region meets the others through peer 0.
+		"CORE_PEER_GOSSIP_BOOTSTRAP=" + addr(r.PeerPort),
 		"CORE_PEER_GOSSIP_EXTERNALENDPOINT=" + self,
 		// Peers joining within a few hundred ms miss each other's first
 		// anchor-peer probe; the default 25 s retry would leave the gateway
@@ -527,9 +573,27 @@ func (p *plan) peerEnv(r regionPlan) []string {
 		"CORE_PEER_FILESYSTEMPATH=" + filepath.Join(data, "ledger"),
 		"CORE_LEDGER_SNAPSHOTS_ROOTDIR=" + filepath.Join(data, "snapshots"),
 		// Its own operations port: the default equals the orderer's admin port.
-		"CORE_OPERATIONS_LISTENADDRESS=" + addr(r.OpsPort),
+		"CORE_OPERATIONS_LISTENADDRESS=" + addr(pp.OpsPort),
 		"CORE_METRICS_PROVIDER=prometheus",
 	}
+	if p.cfg.ClientTLS {
+		// Clients must show a certificate of a channel member's TLS CA.
+		// The peer adds the channel's CAs once joined; the static list
+		// lets the admins' CLI in before that.
+		env = append(env, "CORE_PEER_TLS_CLIENTAUTHREQUIRED=true",
+			"CORE_PEER_TLS_CLIENTROOTCAS_FILES="+strings.Join(p.memberTLSCAs(), " "))
+	}
+	return env
+}
+
+// memberTLSCAs are the TLS CA files of every organisation whose clients
+// may call a peer: the regions and the auditor.
+func (p *plan) memberTLSCAs() []string {
+	var out []string
+	for _, r := range p.Regions {
+		out = append(out, p.peerCA(r))
+	}
+	return append(out, filepath.Join(p.Crypto, "peerOrganizations", p.Auditor.Domain, "tlsca", "tlsca."+p.Auditor.Domain+"-cert.pem"))
 }
 
 // adminEnv is the peer CLI's environment as the region's Admin, against
@@ -545,30 +609,60 @@ func adminEnv(configDir, mspID, adminMSP, peer, peerCA string) []string {
 	}
 }
 
-func (p *plan) adminEnv(r regionPlan) []string {
-	return adminEnv(p.configDir(), r.MSPID, p.adminMSP(r), addr(r.PeerPort), p.peerCA(r))
+func (p *plan) adminEnv(r regionPlan) []string { return p.adminEnvAt(r, addr(r.PeerPort)) }
+
+// adminEnvAt is adminEnv against one of the region's peers; with
+// ClientTLS the CLI shows the Admin's TLS client certificate.
+func (p *plan) adminEnvAt(r regionPlan, peer string) []string {
+	env := adminEnv(p.configDir(), r.MSPID, p.adminMSP(r), peer, p.peerCA(r))
+	if p.cfg.ClientTLS {
+		tlsDir := filepath.Join(p.Crypto, "peerOrganizations", r.Domain, "users", "Admin@"+r.Domain, "tls")
+		env = append(env, "CORE_PEER_TLS_CLIENTAUTHREQUIRED=true",
+			"CORE_PEER_TLS_CLIENTCERT_FILE="+filepath.Join(tlsDir, "client.crt"),
+			"CORE_PEER_TLS_CLIENTKEY_FILE="+filepath.Join(tlsDir, "client.key"))
+	}
+	return env
+}
+
+// regionPeer is one peer of one region, for starting them all at once.
+type regionPeer struct {
+	r   regionPlan
+	pp  peerPlan
+	pid int
+}
+
+func (p *plan) allPeers() []*regionPeer {
+	var out []*regionPeer
+	for _, r := range p.Regions {
+		for _, pp := range r.peers() {
+			out = append(out, &regionPeer{r: r, pp: pp})
+		}
+	}
+	return out
 }
 
 func (p *plan) startPeers(ctx context.Context) error {
-	pids := map[credit.RegionID]int{}
-	for _, r := range p.Regions {
-		pid, err := p.launch("peer-"+r.Name, p.bins.Path("peer"), []string{"node", "start"}, p.peerEnv(r), r.PeerPort, r.CCPort, r.OpsPort)
+	peers := p.allPeers()
+	for _, rp := range peers {
+		pid, err := p.launch(rp.r.processName(rp.pp), p.bins.Path("peer"), []string{"node", "start"}, p.peerEnv(rp.r, rp.pp), rp.pp.PeerPort, rp.pp.CCPort, rp.pp.OpsPort)
 		if err != nil {
 			return err
 		}
-		pids[r.ID] = pid
+		rp.pid = pid
 	}
-	return parallel(p.Regions, func(r regionPlan) error {
-		if err := p.waitListening(ctx, "peer of "+r.Name, pids[r.ID], r.PeerPort, r.CCPort, r.OpsPort); err != nil {
+	return parallel(peers, func(rp *regionPeer) error {
+		r, pp := rp.r, rp.pp
+		what := r.processName(pp)
+		if err := p.waitListening(ctx, what, rp.pid, pp.PeerPort, pp.CCPort, pp.OpsPort); err != nil {
 			return err
 		}
-		if err := p.poll(ctx, time.Minute, "peer of "+r.Name+" healthy", func() error {
-			_, err := httpGet(ctx, "http://"+addr(r.OpsPort)+"/healthz")
+		if err := p.poll(ctx, time.Minute, what+" healthy", func() error {
+			_, err := httpGet(ctx, "http://"+addr(pp.OpsPort)+"/healthz")
 			return err
 		}); err != nil {
 			return err
 		}
-		_, err := p.run(ctx, p.adminEnv(r), "peer", "channel", "join", "-b", p.channelBlock())
+		_, err := p.run(ctx, p.adminEnvAt(r, addr(pp.PeerPort)), "peer", "channel", "join", "-b", p.channelBlock())
 		return err
 	})
 }
@@ -672,6 +766,12 @@ func (n *Network) PeerCLI(ctx context.Context, region credit.RegionID, args ...s
 		return nil, fmt.Errorf("%w: %s in %s", ErrNoRegion, region, n.Dir)
 	}
 	env := adminEnv(filepath.Join(n.Dir, "config"), r.MSPID, pe.AdminMSPDir, pe.Endpoint, pe.TLSCACert)
+	if n.ClientTLS {
+		tlsDir := filepath.Join(filepath.Dir(pe.AdminMSPDir), "tls")
+		env = append(env, "CORE_PEER_TLS_CLIENTAUTHREQUIRED=true",
+			"CORE_PEER_TLS_CLIENTCERT_FILE="+filepath.Join(tlsDir, "client.crt"),
+			"CORE_PEER_TLS_CLIENTKEY_FILE="+filepath.Join(tlsDir, "client.key"))
+	}
 	return runTool(ctx, n.Dir, n.BinDir.Path("peer"), env, args...)
 }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -139,7 +140,7 @@ func checkNetwork(t *testing.T, ctx context.Context, n *Network) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if loaded.Gateways[credit.RegionID("440300")] != n.Gateways["440300"] {
+	if !reflect.DeepEqual(loaded.Gateways[credit.RegionID("440300")], n.Gateways["440300"]) {
 		t.Errorf("network.json does not round-trip: %+v", loaded.Gateways)
 	}
 }
@@ -161,7 +162,7 @@ func checkAuditor(t *testing.T, ctx context.Context, n *Network) {
 			t.Errorf("auditor: %v", err)
 		}
 	}
-	if loaded, err := Load(n.Dir); err != nil || loaded.Auditor != g || loaded.AuditorFile != n.AuditorFile {
+	if loaded, err := Load(n.Dir); err != nil || !reflect.DeepEqual(loaded.Auditor, g) || loaded.AuditorFile != n.AuditorFile {
 		t.Errorf("network.json does not round-trip the auditor: %+v, %v", loaded, err)
 	}
 	if err := g.ProbeEvaluate(ctx); err != nil {

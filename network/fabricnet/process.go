@@ -318,3 +318,31 @@ func waitGone(ps []Process, deadline time.Time) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Kill sends SIGKILL to the process Up recorded as name in n's folder (a
+// peer's name is PeerProcess(region, index)), by its recorded pid and only
+// while that pid is still the process Up started, and waits until it is
+// gone. It is how a test takes a peer away without a clean shutdown.
+func (n *Network) Kill(name string) error {
+	ps, err := readPids(n.Dir)
+	if err != nil {
+		return err
+	}
+	for _, p := range ps {
+		if p.Name != name {
+			continue
+		}
+		if !p.alive() {
+			return fmt.Errorf("fabricnet: %s (pid %d) is not running", name, p.Pid)
+		}
+		if err := syscall.Kill(p.Pid, syscall.SIGKILL); err != nil {
+			return fmt.Errorf("fabricnet: kill %s (pid %d): %w", name, p.Pid, err)
+		}
+		waitGone([]Process{p}, time.Now().Add(StopTimeout))
+		if p.alive() {
+			return fmt.Errorf("fabricnet: %s (pid %d) still runs after SIGKILL", name, p.Pid)
+		}
+		return nil
+	}
+	return fmt.Errorf("fabricnet: no process %s recorded in %s", name, n.Dir)
+}

@@ -28,6 +28,10 @@ PeerOrgs:
     Specs:
       - Hostname: peer0
         SANS: [localhost, 127.0.0.1]
+{{- range .Extra}}
+      - Hostname: peer{{.Index}}
+        SANS: [localhost, 127.0.0.1]
+{{- end}}
       - Hostname: ccserver
         SANS: [localhost, 127.0.0.1]
     Users:

@@ -25,6 +25,7 @@ import (
 // are the ones SetCommitDelay delays.
 var ops = map[string]bool{
 	"Bootstrap": true, "Regions": false, "Region": false, "UpdateRegion": true,
+	"ProposeRegion": true, "ApproveRegion": true, "RetireRegion": true, "RegionProposals": false,
 	"Banks": false, "Bank": false, "RegisterBank": true, "RetireBank": true,
 	"RecordConsent": true, "RevokeConsent": true, "Consent": false, "ConsentAt": false,
 	"RegisterAuthority": true, "RetireAuthority": true, "Authorities": false,
@@ -304,6 +305,34 @@ func (w *ledger) UpdateRegion(ctx context.Context, r credit.RegionMember) error 
 		return err
 	}
 	return w.l.UpdateRegion(ctx, r)
+}
+
+func (w *ledger) ProposeRegion(ctx context.Context, r credit.RegionMember) (credit.RegionProposal, error) {
+	if err := w.f.before(ctx, "ProposeRegion"); err != nil {
+		return credit.RegionProposal{}, err
+	}
+	return w.l.ProposeRegion(ctx, r)
+}
+
+func (w *ledger) ApproveRegion(ctx context.Context, id credit.RegionID) (credit.RegionVote, error) {
+	if err := w.f.before(ctx, "ApproveRegion"); err != nil {
+		return credit.RegionVote{}, err
+	}
+	return w.l.ApproveRegion(ctx, id)
+}
+
+func (w *ledger) RetireRegion(ctx context.Context, id credit.RegionID) (credit.RegionVote, error) {
+	if err := w.f.before(ctx, "RetireRegion"); err != nil {
+		return credit.RegionVote{}, err
+	}
+	return w.l.RetireRegion(ctx, id)
+}
+
+func (w *ledger) RegionProposals(ctx context.Context) ([]credit.RegionProposal, error) {
+	if err := w.f.before(ctx, "RegionProposals"); err != nil {
+		return nil, err
+	}
+	return w.l.RegionProposals(ctx)
 }
 
 func (w *ledger) Banks(ctx context.Context) ([]credit.BankMember, error) {

@@ -91,8 +91,21 @@ func calls(t testing.TB, r ledgertest.Region) map[string]func(context.Context, n
 		"Regions":      func(ctx context.Context, l network.Ledger) error { _, err := l.Regions(ctx); return err },
 		"Region":       func(ctx context.Context, l network.Ledger) error { _, err := l.Region(ctx, r.Member.ID); return err },
 		"UpdateRegion": func(ctx context.Context, l network.Ledger) error { return l.UpdateRegion(ctx, r.Member) },
-		"Banks":        func(ctx context.Context, l network.Ledger) error { _, err := l.Banks(ctx); return err },
-		"Bank":         func(ctx context.Context, l network.Ledger) error { _, err := l.Bank(ctx, "bank-x"); return err },
+		"ProposeRegion": func(ctx context.Context, l network.Ledger) error {
+			_, err := l.ProposeRegion(ctx, r.Member)
+			return err
+		},
+		"ApproveRegion": func(ctx context.Context, l network.Ledger) error {
+			_, err := l.ApproveRegion(ctx, "441900")
+			return err
+		},
+		"RetireRegion": func(ctx context.Context, l network.Ledger) error { _, err := l.RetireRegion(ctx, "441900"); return err },
+		"RegionProposals": func(ctx context.Context, l network.Ledger) error {
+			_, err := l.RegionProposals(ctx)
+			return err
+		},
+		"Banks": func(ctx context.Context, l network.Ledger) error { _, err := l.Banks(ctx); return err },
+		"Bank":  func(ctx context.Context, l network.Ledger) error { _, err := l.Bank(ctx, "bank-x"); return err },
 		"RegisterBank": func(ctx context.Context, l network.Ledger) error {
 			return l.RegisterBank(ctx, credit.BankMember{ID: "bank-x", Name: "X", Region: r.Member.ID, PubKey: r.Member.PubKey})
 		},

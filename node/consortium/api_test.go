@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,11 +29,24 @@ type apiClient struct {
 	base   string
 	hc     *http.Client
 	router routers.Router
+	// cover, when set, notes each documented operation answered and its
+	// status, under listener's name.
+	cover    *coverage
+	listener string
 }
+
+// htmlDecoder: kin-openapi decodes text/plain bodies only; the report
+// page (text/html) and streamed answers (application/x-ndjson), schema
+// string, are checked the same way.
+var htmlDecoder sync.Once
 
 // newAPIClient calls the API at base (a URL) with hc.
 func newAPIClient(t *testing.T, hc *http.Client, base string) *apiClient {
 	t.Helper()
+	htmlDecoder.Do(func() {
+		openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
+		openapi3filter.RegisterBodyDecoder("application/x-ndjson", openapi3filter.PlainBodyDecoder)
+	})
 	loader := openapi3.NewLoader()
 	doc, err := loader.LoadFromData(node.OpenAPI)
 	if err != nil {
@@ -102,6 +116,16 @@ func (c *apiClient) doH(method, path string, hdr http.Header, body any) (int, []
 	}
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
 		c.t.Fatalf("%s %s → %d does not match openapi.yaml: %v\n%s", method, path, resp.StatusCode, err, out)
+	}
+	if resp.StatusCode < 300 {
+		// A request the node accepted must be one the document allows.
+		vreq.Body = io.NopCloser(bytes.NewReader(raw))
+		if err := openapi3filter.ValidateRequest(context.Background(), in.RequestValidationInput); err != nil {
+			c.t.Fatalf("%s %s: the request the node accepted does not match openapi.yaml: %v", method, path, err)
+		}
+	}
+	if c.cover != nil {
+		c.cover.note(c.listener, method, route.Path, resp.StatusCode)
 	}
 	return resp.StatusCode, out
 }

@@ -208,54 +208,65 @@ func withDefaults(o Options) Options {
 // openRegions opens each region's key, store and ledger client and
 // returns the regions' member records.
 func (c *Consortium) openRegions(ctx context.Context) ([]credit.RegionMember, error) {
-	o := c.opts
 	var members []credit.RegionMember
-	for _, spec := range o.Regions {
-		r := &Region{Region: spec}
-		if o.Dir != "" {
-			r.Dir = filepath.Join(o.Dir, string(spec.ID))
-		}
-		key, err := regionKey(r.Dir)
+	for _, spec := range c.opts.Regions {
+		m, err := c.openRegion(ctx, spec)
 		if err != nil {
 			return nil, err
 		}
-		r.Key = key
-		if r.tlsCert, r.tlsKey, err = c.tls.issue(spec.ID, time.Now()); err != nil {
-			return nil, err
-		}
-		if r.Authority, err = regionAuthority(r.Dir, spec, time.Now()); err != nil {
-			return nil, fmt.Errorf("region %s: %w", spec.ID, err)
-		}
-		so := store.Options{InMemory: true, Logger: o.Logger}
-		if o.Dir != "" {
-			so = store.Options{Dir: filepath.Join(r.Dir, "db"), Logger: o.Logger}
-		}
-		if r.Store, err = store.Open(ctx, so); err != nil {
-			return nil, fmt.Errorf("region %s: %w", spec.ID, err)
-		}
-		c.Regions = append(c.Regions, r)
-		pub := key.Public().(ed25519.PublicKey)
-		lkey, err := ledgerKey(r.Dir, key)
-		if err != nil {
-			return nil, fmt.Errorf("region %s: %w", spec.ID, err)
-		}
-		if err := c.Ledger.AddIdentity(mspID(r.ID), lkey.Public().(ed25519.PublicKey)); err != nil {
-			return nil, err
-		}
-		r.Ledger = c.Ledger.Client(mspID(r.ID), lkey)
-		if o.WrapLedger != nil {
-			r.Ledger = o.WrapLedger(r.Ledger)
-		}
-		pid, err := node.PeerID(pub)
-		if err != nil {
-			return nil, err
-		}
-		members = append(members, credit.RegionMember{
-			ID: spec.ID, Name: spec.Name, Divisions: spec.Divisions, MSPID: mspID(spec.ID),
-			PeerID: pid, PubKey: pub, Status: credit.StatusActive,
-		})
+		members = append(members, m)
 	}
 	return members, nil
+}
+
+// openRegion opens one region's key, store and ledger identity, adds it
+// to c.Regions and returns its member record.
+func (c *Consortium) openRegion(ctx context.Context, spec credit.Region) (credit.RegionMember, error) {
+	o := c.opts
+	var none credit.RegionMember
+	r := &Region{Region: spec}
+	if o.Dir != "" {
+		r.Dir = filepath.Join(o.Dir, string(spec.ID))
+	}
+	key, err := regionKey(r.Dir)
+	if err != nil {
+		return none, err
+	}
+	r.Key = key
+	if r.tlsCert, r.tlsKey, err = c.tls.issue(spec.ID, time.Now()); err != nil {
+		return none, err
+	}
+	if r.Authority, err = regionAuthority(r.Dir, spec, time.Now()); err != nil {
+		return none, fmt.Errorf("region %s: %w", spec.ID, err)
+	}
+	so := store.Options{InMemory: true, Logger: o.Logger}
+	if o.Dir != "" {
+		so = store.Options{Dir: filepath.Join(r.Dir, "db"), Logger: o.Logger}
+	}
+	if r.Store, err = store.Open(ctx, so); err != nil {
+		return none, fmt.Errorf("region %s: %w", spec.ID, err)
+	}
+	c.Regions = append(c.Regions, r)
+	pub := key.Public().(ed25519.PublicKey)
+	lkey, err := ledgerKey(r.Dir, key)
+	if err != nil {
+		return none, fmt.Errorf("region %s: %w", spec.ID, err)
+	}
+	if err := c.Ledger.AddIdentity(mspID(r.ID), lkey.Public().(ed25519.PublicKey)); err != nil {
+		return none, err
+	}
+	r.Ledger = c.Ledger.Client(mspID(r.ID), lkey)
+	if o.WrapLedger != nil {
+		r.Ledger = o.WrapLedger(r.Ledger)
+	}
+	pid, err := node.PeerID(pub)
+	if err != nil {
+		return none, err
+	}
+	return credit.RegionMember{
+		ID: spec.ID, Name: spec.Name, Divisions: spec.Divisions, MSPID: mspID(spec.ID),
+		PeerID: pid, PubKey: pub, Status: credit.StatusActive,
+	}, nil
 }
 
 // makeBanks makes (or, in Dir, loads) the banks' keys.

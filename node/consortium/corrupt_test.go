@@ -163,31 +163,7 @@ func TestBlockCorruptedWhileServing(t *testing.T) {
 		}
 		return nil
 	})
-	ent := certified(t, c, u)
-	bank := c.Banks[0]
-	cats := []credit.Category{credit.Tax}
-	grant, err := ent.Grant(bank.ID, sz.ID, cats, credit.PurposeLoanApplication, time.Now(), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if grant, _, err = sz.Node.RecordConsent(ctx, grant); err != nil {
-		t.Fatal(err)
-	}
-	query := func() node.RegionStatus {
-		t.Helper()
-		q, _ := bank.Query(ent.USCC, cats, credit.PurposeLoanApplication, &grant, time.Now())
-		res, err := sz.Node.Query(ctx, &q)
-		if err != nil {
-			t.Fatalf("query: %v", err)
-		}
-		for _, st := range res.Regions {
-			if st.Region == sz.ID {
-				return st
-			}
-		}
-		t.Fatalf("no answer from %s: %+v", sz.ID, res.Regions)
-		return node.RegionStatus{}
-	}
+	query := ownSliceAsker(t, c, sz, u, []credit.Category{credit.Tax})
 	if st := query(); st.Status != node.StatusOK || st.Receipt == nil || st.Receipt.RecordCount != 300 {
 		t.Fatalf("query of the sound store: %s %q, receipt %+v", st.Status, st.Message, st.Receipt)
 	}

@@ -47,31 +47,7 @@ func TestFullDiskRefusesQueries(t *testing.T) {
 	sz := c.Region("440300")
 	u := testkit.USCC(t, "440300", 1)
 	mustPut(t, sz, rec(t, u, credit.Tax, 1))
-	ent := certified(t, c, u)
-	bank := c.Banks[0]
-	cats := []credit.Category{credit.Tax}
-	grant, err := ent.Grant(bank.ID, sz.ID, cats, credit.PurposeLoanApplication, time.Now(), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if grant, _, err = sz.Node.RecordConsent(ctx, grant); err != nil {
-		t.Fatal(err)
-	}
-	answer := func() node.RegionStatus {
-		t.Helper()
-		q, _ := bank.Query(ent.USCC, cats, credit.PurposeLoanApplication, &grant, time.Now())
-		res, err := sz.Node.Query(ctx, &q)
-		if err != nil {
-			t.Fatalf("query: %v", err)
-		}
-		for _, st := range res.Regions {
-			if st.Region == sz.ID {
-				return st
-			}
-		}
-		t.Fatalf("no status of %s", sz.ID)
-		return node.RegionStatus{}
-	}
+	answer := ownSliceAsker(t, c, sz, u, []credit.Category{credit.Tax})
 	// 256 MiB is below store.min_free_bytes (1 GiB by default): imports
 	// would be refused, but the receipt log has room, so it answers.
 	if st := answer(); st.Status != node.StatusOK {

@@ -44,6 +44,38 @@ func mustPut(t testing.TB, r *Region, recs ...credit.Record) {
 
 // certified is the enterprise u with a key that the authority of u's
 // region certified.
+// ownSliceAsker records a consent of enterprise u for c's first bank at
+// region r (categories cats) and returns a function that queries r with it
+// and gives r's own part of each answer.
+func ownSliceAsker(t *testing.T, c *Consortium, r *Region, u credit.USCC, cats []credit.Category) func() node.RegionStatus {
+	t.Helper()
+	ctx := context.Background()
+	ent := certified(t, c, u)
+	bank := c.Banks[0]
+	grant, err := ent.Grant(bank.ID, r.ID, cats, credit.PurposeLoanApplication, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if grant, _, err = r.Node.RecordConsent(ctx, grant); err != nil {
+		t.Fatal(err)
+	}
+	return func() node.RegionStatus {
+		t.Helper()
+		q, _ := bank.Query(ent.USCC, cats, credit.PurposeLoanApplication, &grant, time.Now())
+		res, err := r.Node.Query(ctx, &q)
+		if err != nil {
+			t.Fatalf("query: %v", err)
+		}
+		for _, st := range res.Regions {
+			if st.Region == r.ID {
+				return st
+			}
+		}
+		t.Fatalf("no answer from %s: %+v", r.ID, res.Regions)
+		return node.RegionStatus{}
+	}
+}
+
 func certified(t testing.TB, c *Consortium, u credit.USCC) Enterprise {
 	t.Helper()
 	e, err := c.Enterprise(u)

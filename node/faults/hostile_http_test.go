@@ -64,7 +64,7 @@ func TestHostileClients(t *testing.T) {
 	refused := func(t *testing.T, err error, status int, code string) {
 		t.Helper()
 		var se *node.StatusError
-		if !errors.As(err, &se) || se.Status != status || se.Code != code {
+		if !errors.As(err, &se) || se.Status != status || string(se.Code) != code {
 			t.Fatalf("got %v, want HTTP %d %s", err, status, code)
 		}
 	}

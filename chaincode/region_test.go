@@ -1,0 +1,97 @@
+package chaincode
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prdcredit/ccnode/credit"
+)
+
+func vote(t *testing.T, l *memLedger, msp string, at time.Time, f func(Contract, TxContext) (credit.RegionVote, error)) (credit.RegionVote, []memEvent) {
+	t.Helper()
+	var v credit.RegionVote
+	evs, err := l.run(msp, at, func(x TxContext) (err error) { v, err = f(Contract{}, x); return })
+	if err != nil {
+		t.Fatalf("vote by %s: %v", msp, err)
+	}
+	return v, evs
+}
+
+func approve(id string) func(Contract, TxContext) (credit.RegionVote, error) {
+	return func(c Contract, x TxContext) (credit.RegionVote, error) { return c.ApproveRegion(x, id) }
+}
+
+// Only the votes of regions active at the deciding vote count: a region
+// that approved and then retired no longer carries the proposal, and the
+// majority is of the active regions then.
+func TestRetiredVoterNoLongerCounts(t *testing.T) {
+	l, _ := bootstrapped(t)
+	at := t0.Add(time.Minute)
+	dg := testRegion(t, "441900", "DGMSP", "4419")
+	if _, err := l.run("DGMSP", at, func(x TxContext) error { _, err := Contract{}.ProposeRegion(x, mustJSON(dg.member)); return err }); err != nil {
+		t.Fatal(err)
+	}
+	// Zhuhai approves, then leaves on its own (its own record).
+	vote(t, l, "ZHMSP", at.Add(time.Second), approve("441900"))
+	zh, _ := Contract{}.GetRegion(&memTx{l: l}, "440400")
+	zh.Status = credit.StatusRetired
+	if _, err := l.run("ZHMSP", at.Add(2*time.Second), func(x TxContext) error { return Contract{}.UpdateRegion(x, mustJSON(zh)) }); err != nil {
+		t.Fatal(err)
+	}
+	// Two active regions: the majority is two, and Zhuhai's vote is gone.
+	v, evs := vote(t, l, "SZMSP", at.Add(3*time.Second), approve("441900"))
+	if v.Proposal.Status != credit.ProposalOpen || v.Proposal.Needed != 2 || len(evs) != 1 || evs[0].name != EventRegionApproved {
+		t.Fatalf("after Shenzhen's vote: %+v, events %+v", v, evs)
+	}
+	v, evs = vote(t, l, "GZMSP", at.Add(4*time.Second), approve("441900"))
+	if v.Proposal.Status != credit.ProposalAccepted || len(evs) != 1 || evs[0].name != EventMemberChanged {
+		t.Fatalf("after Guangzhou's vote: %+v, events %+v", v, evs)
+	}
+	// The retired region's vote is refused outright.
+	_, err := l.run("ZHMSP", at.Add(5*time.Second), func(x TxContext) error { _, err := Contract{}.RetireRegion(x, "441900"); return err })
+	if CodeOf(err) != CodeDenied {
+		t.Fatalf("a retired region's vote: %v", err)
+	}
+}
+
+// The last active region cannot be voted out: the consortium would have
+// nobody left to approve anything.
+func TestLastRegionCannotRetire(t *testing.T) {
+	l, _ := bootstrapped(t)
+	at := t0.Add(time.Minute)
+	for i, msp := range []string{"GZMSP", "ZHMSP"} {
+		id := map[string]string{"GZMSP": "440100", "ZHMSP": "440400"}[msp]
+		r, _ := Contract{}.GetRegion(&memTx{l: l}, id)
+		r.Status = credit.StatusRetired
+		if _, err := l.run(msp, at.Add(time.Duration(i)*time.Second), func(x TxContext) error { return Contract{}.UpdateRegion(x, mustJSON(r)) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := l.run("SZMSP", at.Add(time.Minute), func(x TxContext) error { _, err := Contract{}.RetireRegion(x, "440300"); return err })
+	if CodeOf(err) != CodeConflict || !strings.Contains(err.Error(), "last active region") {
+		t.Fatalf("retiring the last region: %v", err)
+	}
+}
+
+// Two candidates for the same divisions may both be proposed, but the
+// second cannot be activated once the first holds them.
+func TestOverlapCheckedAgainAtActivation(t *testing.T) {
+	l, _ := bootstrapped(t)
+	at := t0.Add(time.Minute)
+	a, b := testRegion(t, "441900", "DGMSP", "4419"), testRegion(t, "441901", "DG2MSP", "4419")
+	for _, r := range []region{a, b} {
+		if _, err := l.run(r.member.MSPID, at, func(x TxContext) error { _, err := Contract{}.ProposeRegion(x, mustJSON(r.member)); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vote(t, l, "SZMSP", at.Add(time.Second), approve("441900"))
+	vote(t, l, "GZMSP", at.Add(2*time.Second), approve("441900"))
+	// Four active regions now: the third vote would decide.
+	vote(t, l, "SZMSP", at.Add(3*time.Second), approve("441901"))
+	vote(t, l, "GZMSP", at.Add(4*time.Second), approve("441901"))
+	_, err := l.run("ZHMSP", at.Add(5*time.Second), func(x TxContext) error { _, err := Contract{}.ApproveRegion(x, "441901"); return err })
+	if CodeOf(err) != CodeConflict {
+		t.Fatalf("activating a candidate whose divisions an active region now holds: %v", err)
+	}
+}
