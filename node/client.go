@@ -138,7 +138,7 @@ func (c *Client) RegisterBankRecord(ctx context.Context, b credit.BankMember) (*
 // and returns its ledger record.
 func (c *Client) RotateBankKey(ctx context.Context, id credit.BankID, pub ed25519.PublicKey) (*credit.BankMember, error) {
 	var out credit.BankMember
-	if err := c.do(ctx, "POST", "/v1/banks/"+url.PathEscape(string(id))+"/key", true, BankKeyChange{PubKey: pub}, &out); err != nil {
+	if err := c.admin(ctx, "POST", "/v1/banks/"+url.PathEscape(string(id))+"/key", BankKeyChange{PubKey: pub}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

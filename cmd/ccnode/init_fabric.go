@@ -23,6 +23,8 @@ func initFabricFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "node-key", Category: catLedger,
 			Usage: "with --fabric-gateway: use this existing node key (such as the one `ccnode fabric up` registered, <dir>/nodes/REGION/node.key) instead of making one"},
+		&cli.StringFlag{Name: "current-key", Category: catLedger,
+			Usage: "with --fabric-gateway: the node key the region's record names now, which signs the change to the new one (default: <dir>/nodes/REGION/node.key beside the connection files, the one `ccnode fabric up` made)"},
 		&cli.DurationFlag{Name: "ledger-timeout", Category: catLedger, Value: time.Minute,
 			Usage: "with --fabric-gateway: how long to try reading and updating the region's record on the ledger"},
 	}
@@ -38,6 +40,9 @@ type fabricInit struct {
 	conn    fabric.Config
 	timeout time.Duration
 	nodeKey string // --node-key, absolute; empty: make a new key
+	// currentKey (--current-key) signs the change of the record's key;
+	// empty: the one `fabric up` made beside the connection files.
+	currentKey string
 	note    string // what key did on the ledger, for init's summary
 }
 
@@ -52,7 +57,7 @@ func newFabricInit(c *cli.Context, cfg *node.Config) (*fabricInit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--fabric-gateway %s: %w", gw, err)
 	}
-	fi := &fabricInit{gateway: gw, conn: conn, timeout: c.Duration("ledger-timeout")}
+	fi := &fabricInit{gateway: gw, conn: conn, timeout: c.Duration("ledger-timeout"), currentKey: c.String("current-key")}
 	if nk := c.String("node-key"); nk != "" {
 		if fi.nodeKey, err = filepath.Abs(nk); err != nil {
 			return nil, fmt.Errorf("--node-key: %w", err)
@@ -100,7 +105,14 @@ func (fi *fabricInit) key(ctx context.Context, cfg node.Config) (ed25519.Private
 	// node.key, beside the connection files) signs the change to this
 	// one: the contract takes no new node key without the current key's
 	// signature.
-	current, _ := node.LoadKeyFile(filepath.Join(filepath.Dir(filepath.Dir(fi.gateway)), "nodes", string(cfg.Region), "node.key"))
+	currentPath := fi.currentKey
+	if currentPath == "" {
+		currentPath = filepath.Join(filepath.Dir(filepath.Dir(fi.gateway)), "nodes", string(cfg.Region), "node.key")
+	}
+	current, err := node.LoadKeyFile(currentPath)
+	if err != nil && fi.currentKey != "" {
+		return nil, fmt.Errorf("--current-key: %w", err)
+	}
 	registered, err := registerNodeKey(ctx, l, cfg.Region, fi.conn.MSPID, key, current)
 	if err != nil {
 		return nil, fmt.Errorf("--fabric-gateway %s: %w", fi.gateway, err)

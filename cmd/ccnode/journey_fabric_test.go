@@ -339,7 +339,8 @@ func TestThreeNodesJourneyFabric(t *testing.T) {
 	// running node must then say it is not ready, and why.
 	t0 = time.Now()
 	out = j.must("init", "--region", string(zh.id), "--dir", filepath.Join("nodes", string(zh.id)+"-second"),
-		"--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--fabric-gateway", zh.conn)
+		"--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--fabric-gateway", zh.conn,
+		"--current-key", filepath.Join(j.work, "nodes", string(zh.id), "node.key"))
 	second, err := node.LoadKeyFile(filepath.Join(j.work, "nodes", string(zh.id)+"-second", "node.key"))
 	if err != nil {
 		t.Fatal(err)
