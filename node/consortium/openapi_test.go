@@ -1,6 +1,7 @@
 package consortium
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -275,6 +276,14 @@ func TestEveryEndpointMatchesOpenAPI(t *testing.T) {
 	}
 	st, b = adm.do("POST", "/v1/banks", tok, credit.BankMember{ID: "Not A Bank Id!"})
 	want("register an invalid bank", st, 400, b)
+	rotated, _, _ := ed25519.GenerateKey(rand.Reader)
+	st, b = adm.do("POST", "/v1/banks/bank-sz-new/key", tok, node.BankKeyChange{PubKey: rotated})
+	want("rotate a bank's key", st, 200, b)
+	if json.Unmarshal(b, &bm); !bytes.Equal(bm.PubKey, rotated) {
+		t.Fatalf("the rotated bank's record: %s", b)
+	}
+	st, b = adm.do("POST", "/v1/banks/bank-never-registered/key", tok, node.BankKeyChange{PubKey: rotated})
+	want("rotate an unknown bank's key", st, 404, b)
 	st, b = adm.do("POST", "/v1/banks/bank-sz-new/retire", tok, nil)
 	want("retire a bank", st, 200, b)
 	if json.Unmarshal(b, &bm); bm.Status != credit.StatusRetired {
