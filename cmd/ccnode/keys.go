@@ -24,7 +24,7 @@ func keysCommand() *cli.Command {
 			Usage: "print a node key's peer id, public key in every format, checkpoint verifier key and fingerprint",
 			Description: "Reads the key the config's key_file names (or --key-file) and prints what other\n" +
 				"parties need: the libp2p peer id (a member record's peer_id), the public key in\n" +
-				"base64 (pub_key in a bootstrap file or ledger record) and hex (as init prints it),\n" +
+				"base64 (pub_key in a bootstrap file or ledger record), as init prints it, and hex,\n" +
 				"the C2SP note verifier key of the region's checkpoints (for 'ccnode receipts\n" +
 				"consistency --verifier-key'; needs the region) and a SHA-256 fingerprint to\n" +
 				"compare over the phone. Never prints the private key.",
@@ -163,7 +163,7 @@ func keysShow(c *cli.Context) error {
 	w := c.App.Writer
 	fmt.Fprintf(w, "peer id:       %s\n", info.PeerID)
 	fmt.Fprintf(w, "public key:    %s (base64: pub_key in a bootstrap file or ledger record)\n", info.PubKey)
-	fmt.Fprintf(w, "public key:    %s (hex, as init prints it)\n", info.PubKeyHex)
+	fmt.Fprintf(w, "public key:    %s (hex)\n", info.PubKeyHex)
 	if info.VerifierKey != "" {
 		fmt.Fprintf(w, "verifier key:  %s (receipts consistency --verifier-key)\n", info.VerifierKey)
 	}

@@ -84,9 +84,17 @@ func runQuery(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// What was done besides the answer goes to stderr, so that --json
+	// output stays one document.
+	if c.String("region-keys") != "" && !quiet(c) {
+		fmt.Fprintf(c.App.ErrWriter, "receipts verified under the region keys of %s\n", c.String("region-keys"))
+	}
 	if p := c.String("html"); p != "" {
 		if err := writeReportPage(p, q, res, reporthtml.ParseLang(c.String("lang"))); err != nil {
 			return err
+		}
+		if !quiet(c) {
+			fmt.Fprintf(c.App.ErrWriter, "report page written to %s\n", p)
 		}
 	}
 	if c.Bool("json") {

@@ -313,7 +313,7 @@ def verify(pub, msg, sig, what):
     try:
         Ed25519PublicKey.from_public_bytes(pub).verify(sig, msg)
     except (InvalidSignature, ValueError) as e:
-        raise VerifyError("%s: signature does not verify (%s)" % (what, e or "invalid"))
+        raise VerifyError("%s: signature does not verify (%s)" % (what, str(e) or "wrong key or altered bytes"))
 
 
 # ---------------------------------------------------------------- SPEC 6
