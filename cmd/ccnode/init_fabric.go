@@ -43,7 +43,7 @@ type fabricInit struct {
 	// currentKey (--current-key) signs the change of the record's key;
 	// empty: the one `fabric up` made beside the connection files.
 	currentKey string
-	note    string // what key did on the ledger, for init's summary
+	note       string // what key did on the ledger, for init's summary
 }
 
 // newFabricInit reads the connection file and points cfg at it; it writes
