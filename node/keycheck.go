@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
+	"time"
 
 	"github.com/prdcredit/ccnode/credit"
 )
@@ -21,10 +22,19 @@ func KeyFingerprint(pub ed25519.PublicKey) string {
 // verification elsewhere (a consent it countersigns would be refused
 // everywhere as consent_signature_invalid), so it says so instead. A
 // region with no record is left to the membership checks.
+//
+// A region the consortium retired is refused first (not_member): its node
+// must neither answer nor look ready, though what it signed before stays
+// verifiable.
 func (n *Node) checkOwnKey() error {
 	rec, ok := n.view.Region(n.cfg.Region)
 	if !ok {
 		return nil
+	}
+	if rec.Status == credit.StatusRetired {
+		return credit.Refuse(credit.CodeNotMember,
+			"region %s was retired from the consortium on the ledger (%s): this node answers no queries and anchors nothing; what it signed before stays verifiable",
+			n.cfg.Region, rec.UpdatedAt.UTC().Format(time.RFC3339))
 	}
 	pub := n.key.Public().(ed25519.PublicKey)
 	if pub.Equal(ed25519.PublicKey(rec.PubKey)) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -168,8 +169,16 @@ func TestRegionJoinsAndLeavesWhileQueriesRun(t *testing.T) {
 		}
 		return nil
 	})
-	// The retired region can no longer act on the ledger.
+	// The retired region can no longer act on the ledger, and its own node
+	// says it is not ready, naming the retirement.
 	if _, err := c.Client(zh).ApproveRegion(ctx, dg.ID); err == nil {
 		t.Fatal("a retired region's vote was accepted")
 	}
+	testkit.Eventually(t, 10*time.Second, func() error {
+		err := zh.Node.Ready()
+		if r := credit.RefusalOf(err); r == nil || r.Code != credit.CodeNotMember || !strings.Contains(r.Msg, "retired") {
+			return fmt.Errorf("retired Zhuhai's readiness: %v", err)
+		}
+		return nil
+	})
 }
