@@ -199,13 +199,7 @@ func TestThreeNodesJourney(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs three nodes")
 	}
-	j := &journey{t: t, bin: testkit.CCNode(t), dir: t.TempDir(), samples: map[string]node.Config{}}
-	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, "CCNODE_") {
-			j.env = append(j.env, e)
-		}
-	}
-	j.copyRepoFiles()
+	j := newJourney(t)
 	steps := readJourney(t, "../../README.md")
 	ran := map[string]int{}
 	for _, st := range steps {
@@ -231,6 +225,20 @@ func TestThreeNodesJourney(t *testing.T) {
 	if ran["run"] != 3 {
 		t.Errorf("the journey runs %d nodes, want 3", ran["run"])
 	}
+}
+
+// newJourney prepares a journey in a fresh folder: the built binary, the
+// environment without the runner's CCNODE_ settings, and copies of the
+// repository's configs listening on port 0.
+func newJourney(t *testing.T) *journey {
+	j := &journey{t: t, bin: testkit.CCNode(t), dir: t.TempDir(), samples: map[string]node.Config{}}
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "CCNODE_") {
+			j.env = append(j.env, e)
+		}
+	}
+	j.copyRepoFiles()
+	return j
 }
 
 // copyRepoFiles copies configs/ into the work folder, each config with its

@@ -28,13 +28,7 @@ func TestKeyRotationThreeNodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs three nodes")
 	}
-	j := &journey{t: t, bin: testkit.CCNode(t), dir: t.TempDir(), samples: map[string]node.Config{}}
-	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, "CCNODE_") {
-			j.env = append(j.env, e)
-		}
-	}
-	j.copyRepoFiles()
+	j := newJourney(t)
 	steps := readJourney(t, "../../README.md")
 	var query []string
 	i := 0
