@@ -31,18 +31,38 @@ var adminFlags = []cli.Flag{
 
 // adminClient is a client of the admin API with the operator's token.
 func adminClient(c *cli.Context) (*node.Client, error) {
-	cl := &node.Client{Admin: c.String("admin"), OperatorToken: strings.TrimSpace(os.Getenv(operatorTokenEnv))}
-	if p := c.String("operator-token-file"); p != "" {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("--operator-token-file: %w", err)
-		}
-		cl.OperatorToken = strings.TrimSpace(string(b))
+	tok, err := operatorToken(c)
+	if err != nil {
+		return nil, err
 	}
-	if cl.OperatorToken == "" {
+	if tok == "" {
 		return nil, fmt.Errorf("no operator token: give --operator-token-file or set $%s", operatorTokenEnv)
 	}
-	return cl, nil
+	return &node.Client{Admin: c.String("admin"), OperatorToken: tok}, nil
+}
+
+// operatorToken is the token of --operator-token-file, else of
+// $CCNODE_OPERATOR_TOKEN, else of the first of defaults that exists; ""
+// when there is none.
+func operatorToken(c *cli.Context, defaults ...string) (string, error) {
+	tok := strings.TrimSpace(os.Getenv(operatorTokenEnv))
+	p := c.String("operator-token-file")
+	if p == "" && tok == "" {
+		for _, d := range defaults {
+			if fileExists(d) {
+				p = d
+				break
+			}
+		}
+	}
+	if p != "" {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return "", fmt.Errorf("--operator-token-file: %w", err)
+		}
+		tok = strings.TrimSpace(string(b))
+	}
+	return tok, nil
 }
 
 func printJSON(c *cli.Context, v any) error {

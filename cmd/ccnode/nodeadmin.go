@@ -71,25 +71,13 @@ func runningNodeAdmin(c *cli.Context, cfgPath string, cfg node.Config) (*node.Cl
 		}
 		return nil, fmt.Errorf("%w: %s is locked, and %s/healthz gives no answer; %s", ErrNodeUnreachable, node.StoreDir(cfg), admin, hint)
 	}
-	cl := &node.Client{Admin: admin, OperatorToken: strings.TrimSpace(os.Getenv(operatorTokenEnv))}
-	tokFile := c.String("operator-token-file")
-	if tokFile == "" && cl.OperatorToken == "" {
-		// init writes it into the data folder (beside the config it
-		// writes; init --config leaves the config where it is).
-		for _, p := range []string{filepath.Join(cfg.DataDir, "operator.token"), filepath.Join(filepath.Dir(cfgPath), "operator.token")} {
-			if fileExists(p) {
-				tokFile = p
-				break
-			}
-		}
+	// init writes the token into the data folder (beside the config it
+	// writes; init --config leaves the config where it is).
+	tok, err := operatorToken(c, filepath.Join(cfg.DataDir, "operator.token"), filepath.Join(filepath.Dir(cfgPath), "operator.token"))
+	if err != nil {
+		return nil, err
 	}
-	if tokFile != "" {
-		b, err := os.ReadFile(tokFile)
-		if err != nil {
-			return nil, fmt.Errorf("--operator-token-file: %w", err)
-		}
-		cl.OperatorToken = strings.TrimSpace(string(b))
-	}
+	cl := &node.Client{Admin: admin, OperatorToken: tok}
 	if cl.OperatorToken == "" {
 		return nil, fmt.Errorf("the node is running (admin API %s): its store is reached through the admin API, which needs an operator token: give --operator-token-file or set $%s", admin, operatorTokenEnv)
 	}
