@@ -16,7 +16,8 @@ func KeyFingerprint(pub ed25519.PublicKey) string {
 	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
 }
 
-// checkOwnKey refuses with CodeNodeKeyMismatch while the region's record
+// checkOwnRecord holds the node against its region's ledger record. It
+// refuses with CodeNodeKeyMismatch while the region's record
 // in the ledger view names another key than the node's: every receipt,
 // ack, checkpoint and countersignature it made would then fail
 // verification elsewhere (a consent it countersigns would be refused
@@ -26,7 +27,7 @@ func KeyFingerprint(pub ed25519.PublicKey) string {
 // A region the consortium retired is refused first (not_member): its node
 // must neither answer nor look ready, though what it signed before stays
 // verifiable.
-func (n *Node) checkOwnKey() error {
+func (n *Node) checkOwnRecord() error {
 	rec, ok := n.view.Region(n.cfg.Region)
 	if !ok {
 		return nil

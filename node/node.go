@@ -442,7 +442,7 @@ func (n *Node) Ready() error {
 	if n.logFork != nil {
 		return fmt.Errorf("%w: %w", ErrNotReady, n.logFork)
 	}
-	if err := n.checkOwnKey(); err != nil {
+	if err := n.checkOwnRecord(); err != nil {
 		return fmt.Errorf("%w: %w", ErrNotReady, err)
 	}
 	if err := n.deps.Store.Corruption(); err != nil {
@@ -514,7 +514,7 @@ func (n *Node) RecordConsent(ctx context.Context, g credit.ConsentGrant) (credit
 	}
 	// A countersignature under a key the ledger does not record would
 	// make every region refuse the consent.
-	if err := n.checkOwnKey(); err != nil {
+	if err := n.checkOwnRecord(); err != nil {
 		return g, credit.ConsentCommitment{}, err
 	}
 	trust, now := n.view.Trust(), n.now()

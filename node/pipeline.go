@@ -41,7 +41,7 @@ func (n *Node) admit(ctx context.Context, q *credit.Query, now time.Time, home c
 	if err := n.view.Fresh(); err != nil {
 		return err
 	}
-	if err := n.checkOwnKey(); err != nil {
+	if err := n.checkOwnRecord(); err != nil {
 		return err
 	}
 	if err := q.Validate(); err != nil {
