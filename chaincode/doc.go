@@ -26,7 +26,9 @@
 // GetCheckpointHistory(region), RegisterAuthority(authority),
 // RetireAuthority(id), GetAuthorities, RevokeCertificate(revocation),
 // GetRevocations, ProposeRegion(member descriptor), ApproveRegion(id),
-// RetireRegion(id), GetRegionProposals.
+// RetireRegion(id), GetRegionProposals. Funcs is the same list as a
+// table (arguments, read or write, the method it runs) that every ledger
+// backend routes by.
 //
 // Each writing transaction sets exactly one chaincode event, named by its
 // kind (member_changed, consent_recorded, consent_revoked,

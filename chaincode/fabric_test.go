@@ -271,26 +271,37 @@ func TestFabricAdapterThroughContractAPI(t *testing.T) {
 		}
 	})
 
-	t.Run("metadata names the fixed surface", func(t *testing.T) {
+	t.Run("metadata names the routed surface", func(t *testing.T) {
 		out, msg, _ := invoke("SZMSP", "org.hyperledger.fabric:GetMetadata")
 		var md struct {
 			Contracts map[string]struct {
-				Transactions []struct{ Name string }
+				Transactions []struct {
+					Name       string
+					Parameters []struct{ Name string }
+				}
 			}
 		}
 		if err := json.Unmarshal([]byte(out), &md); err != nil {
 			t.Fatalf("metadata %q: %v", msg, err)
 		}
-		have := map[string]bool{}
+		// The table every backend routes by and the transactions Fabric
+		// serves must be the same set, with the same arguments.
+		params := map[string]int{}
 		for _, tx := range md.Contracts["ccnode"].Transactions {
-			have[tx.Name] = true
+			params[tx.Name] = len(tx.Parameters)
 		}
-		for _, fn := range []string{"Bootstrap", "GetRegions", "GetRegion", "UpdateRegion", "GetBanks", "GetBank", "RegisterBank", "RetireBank",
-			"RecordConsent", "RevokeConsent", "GetConsent", "GetConsentAt", "AnchorCheckpoint", "GetLatestCheckpoint", "GetCheckpointHistory",
-			"RegisterAuthority", "RetireAuthority", "GetAuthorities", "RevokeCertificate", "GetRevocations"} {
-			if !have[fn] {
-				t.Errorf("transaction %s missing from the contract's metadata", fn)
+		for _, f := range Funcs() {
+			n, ok := params[f.Name]
+			switch {
+			case !ok:
+				t.Errorf("transaction %s missing from the contract's metadata", f.Name)
+			case n != f.Args:
+				t.Errorf("transaction %s takes %d arguments on Fabric, %d in Funcs", f.Name, n, f.Args)
 			}
+			delete(params, f.Name)
+		}
+		for name := range params {
+			t.Errorf("Fabric transaction %s is not in Funcs: no backend routes it", name)
 		}
 	})
 }

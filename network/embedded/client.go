@@ -67,28 +67,28 @@ func mapErr(op string, err error) error {
 	return &network.Error{Op: op, Kind: kind, Msg: err.Error()}
 }
 
-func (c *Client) submit(ctx context.Context, fn string, run func(*txCtx) error, args ...string) error {
+// call runs the contract function fn through the Server's one dispatch,
+// signed as this client, and returns the contract's own result.
+func (c *Client) call(ctx context.Context, fn string, args ...string) (any, error) {
 	if err := ctx.Err(); err != nil {
-		return &network.Error{Op: fn, Kind: network.ErrUnavailable, Msg: err.Error()}
+		return nil, &network.Error{Op: fn, Kind: network.ErrUnavailable, Msg: err.Error()}
 	}
 	tx, err := c.proposal(fn, args...)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, err = c.s.submit(tx, run)
-	return mapErr(fn, err)
+	out, err := c.s.run(tx)
+	return out, mapErr(fn, err)
 }
 
-func (c *Client) evaluate(ctx context.Context, fn string, run func(*txCtx) error, args ...string) error {
-	if err := ctx.Err(); err != nil {
-		return &network.Error{Op: fn, Kind: network.ErrUnavailable, Msg: err.Error()}
-	}
-	tx, err := c.proposal(fn, args...)
-	if err != nil {
-		return err
-	}
-	return mapErr(fn, c.s.evaluate(tx, run))
+// as is call's result as the type the contract function returns.
+func as[T any](v any, err error) (T, error) {
+	out, _ := v.(T)
+	return out, err
 }
+
+// done is call's error, for functions that return nothing else.
+func done(_ any, err error) error { return err }
 
 func marshal(v any) string {
 	b, _ := json.Marshal(v)
@@ -100,159 +100,127 @@ func (c *Client) Bootstrap(ctx context.Context, regions []credit.RegionMember, b
 	if banks == nil {
 		banks = []credit.BankMember{}
 	}
-	r, b := marshal(regions), marshal(banks)
-	return c.submit(ctx, "Bootstrap", func(t *txCtx) error { return chaincode.Contract{}.Bootstrap(t, r, b) }, r, b)
+	return done(c.call(ctx, "Bootstrap", marshal(regions), marshal(banks)))
 }
 
 // Regions implements network.Membership.
-func (c *Client) Regions(ctx context.Context) (out []credit.RegionMember, err error) {
-	err = c.evaluate(ctx, "GetRegions", func(t *txCtx) (e error) { out, e = chaincode.Contract{}.GetRegions(t); return })
-	return out, err
+func (c *Client) Regions(ctx context.Context) ([]credit.RegionMember, error) {
+	return as[[]credit.RegionMember](c.call(ctx, "GetRegions"))
 }
 
 // Region implements network.Membership.
-func (c *Client) Region(ctx context.Context, id credit.RegionID) (out credit.RegionMember, err error) {
-	err = c.evaluate(ctx, "GetRegion", func(t *txCtx) (e error) { out, e = chaincode.Contract{}.GetRegion(t, string(id)); return }, string(id))
-	return out, err
+func (c *Client) Region(ctx context.Context, id credit.RegionID) (credit.RegionMember, error) {
+	return as[credit.RegionMember](c.call(ctx, "GetRegion", string(id)))
 }
 
 // UpdateRegion implements network.Membership.
 func (c *Client) UpdateRegion(ctx context.Context, r credit.RegionMember) error {
-	a := marshal(r)
-	return c.submit(ctx, "UpdateRegion", func(t *txCtx) error { return chaincode.Contract{}.UpdateRegion(t, a) }, a)
+	return done(c.call(ctx, "UpdateRegion", marshal(r)))
 }
 
 // ProposeRegion implements network.Governance.
-func (c *Client) ProposeRegion(ctx context.Context, r credit.RegionMember) (out credit.RegionProposal, err error) {
-	a := marshal(r)
-	err = c.submit(ctx, "ProposeRegion", func(t *txCtx) (e error) { out, e = chaincode.Contract{}.ProposeRegion(t, a); return }, a)
-	return out, err
+func (c *Client) ProposeRegion(ctx context.Context, r credit.RegionMember) (credit.RegionProposal, error) {
+	return as[credit.RegionProposal](c.call(ctx, "ProposeRegion", marshal(r)))
 }
 
 // ApproveRegion implements network.Governance.
-func (c *Client) ApproveRegion(ctx context.Context, id credit.RegionID) (out credit.RegionVote, err error) {
-	err = c.submit(ctx, "ApproveRegion", func(t *txCtx) (e error) { out, e = chaincode.Contract{}.ApproveRegion(t, string(id)); return }, string(id))
-	return out, err
+func (c *Client) ApproveRegion(ctx context.Context, id credit.RegionID) (credit.RegionVote, error) {
+	return as[credit.RegionVote](c.call(ctx, "ApproveRegion", string(id)))
 }
 
 // RetireRegion implements network.Governance.
-func (c *Client) RetireRegion(ctx context.Context, id credit.RegionID) (out credit.RegionVote, err error) {
-	err = c.submit(ctx, "RetireRegion", func(t *txCtx) (e error) { out, e = chaincode.Contract{}.RetireRegion(t, string(id)); return }, string(id))
-	return out, err
+func (c *Client) RetireRegion(ctx context.Context, id credit.RegionID) (credit.RegionVote, error) {
+	return as[credit.RegionVote](c.call(ctx, "RetireRegion", string(id)))
 }
 
 // RegionProposals implements network.Governance.
-func (c *Client) RegionProposals(ctx context.Context) (out []credit.RegionProposal, err error) {
-	err = c.evaluate(ctx, "GetRegionProposals", func(t *txCtx) (e error) { out, e = chaincode.Contract{}.GetRegionProposals(t); return })
-	return out, err
+func (c *Client) RegionProposals(ctx context.Context) ([]credit.RegionProposal, error) {
+	return as[[]credit.RegionProposal](c.call(ctx, "GetRegionProposals"))
 }
 
 // Banks implements network.Membership.
-func (c *Client) Banks(ctx context.Context) (out []credit.BankMember, err error) {
-	err = c.evaluate(ctx, "GetBanks", func(t *txCtx) (e error) { out, e = chaincode.Contract{}.GetBanks(t); return })
-	return out, err
+func (c *Client) Banks(ctx context.Context) ([]credit.BankMember, error) {
+	return as[[]credit.BankMember](c.call(ctx, "GetBanks"))
 }
 
 // Bank implements network.Membership.
-func (c *Client) Bank(ctx context.Context, id credit.BankID) (out credit.BankMember, err error) {
-	err = c.evaluate(ctx, "GetBank", func(t *txCtx) (e error) { out, e = chaincode.Contract{}.GetBank(t, string(id)); return }, string(id))
-	return out, err
+func (c *Client) Bank(ctx context.Context, id credit.BankID) (credit.BankMember, error) {
+	return as[credit.BankMember](c.call(ctx, "GetBank", string(id)))
 }
 
 // RegisterBank implements network.Membership.
 func (c *Client) RegisterBank(ctx context.Context, b credit.BankMember) error {
-	a := marshal(b)
-	return c.submit(ctx, "RegisterBank", func(t *txCtx) error { return chaincode.Contract{}.RegisterBank(t, a) }, a)
+	return done(c.call(ctx, "RegisterBank", marshal(b)))
 }
 
 // RetireBank implements network.Membership.
 func (c *Client) RetireBank(ctx context.Context, id credit.BankID) error {
-	return c.submit(ctx, "RetireBank", func(t *txCtx) error { return chaincode.Contract{}.RetireBank(t, string(id)) }, string(id))
+	return done(c.call(ctx, "RetireBank", string(id)))
 }
 
 // RecordConsent implements network.Consents.
 func (c *Client) RecordConsent(ctx context.Context, cc credit.ConsentCommitment) error {
-	a := marshal(cc)
-	return c.submit(ctx, "RecordConsent", func(t *txCtx) error { return chaincode.Contract{}.RecordConsent(t, a) }, a)
+	return done(c.call(ctx, "RecordConsent", marshal(cc)))
 }
 
 // RevokeConsent implements network.Consents.
-func (c *Client) RevokeConsent(ctx context.Context, id string) (out credit.ConsentCommitment, err error) {
-	err = c.submit(ctx, "RevokeConsent", func(t *txCtx) (e error) { out, e = chaincode.Contract{}.RevokeConsent(t, id); return }, id)
-	return out, err
+func (c *Client) RevokeConsent(ctx context.Context, id string) (credit.ConsentCommitment, error) {
+	return as[credit.ConsentCommitment](c.call(ctx, "RevokeConsent", id))
 }
 
 // Consent implements network.Consents.
-func (c *Client) Consent(ctx context.Context, id string) (out credit.ConsentCommitment, err error) {
-	err = c.evaluate(ctx, "GetConsent", func(t *txCtx) (e error) { out, e = chaincode.Contract{}.GetConsent(t, id); return }, id)
-	return out, err
+func (c *Client) Consent(ctx context.Context, id string) (credit.ConsentCommitment, error) {
+	return as[credit.ConsentCommitment](c.call(ctx, "GetConsent", id))
 }
 
 // ConsentAt implements network.Consents.
 func (c *Client) ConsentAt(ctx context.Context, id string, at time.Time) (credit.ConsentCommitment, credit.ConsentStatus, error) {
-	var out chaincode.ConsentAt
-	ts := at.UTC().Format(time.RFC3339Nano)
-	err := c.evaluate(ctx, "GetConsentAt", func(t *txCtx) (e error) { out, e = chaincode.Contract{}.GetConsentAt(t, id, ts); return }, id, ts)
+	out, err := as[chaincode.ConsentAt](c.call(ctx, "GetConsentAt", id, at.UTC().Format(time.RFC3339Nano)))
 	return out.Commitment, out.Status, err
 }
 
 // RegisterAuthority implements network.Authorities.
 func (c *Client) RegisterAuthority(ctx context.Context, a credit.IdentityAuthority) error {
-	arg := marshal(a)
-	return c.submit(ctx, "RegisterAuthority", func(t *txCtx) error { return chaincode.Contract{}.RegisterAuthority(t, arg) }, arg)
+	return done(c.call(ctx, "RegisterAuthority", marshal(a)))
 }
 
 // RetireAuthority implements network.Authorities.
-func (c *Client) RetireAuthority(ctx context.Context, id string) (out credit.IdentityAuthority, err error) {
-	err = c.submit(ctx, "RetireAuthority", func(t *txCtx) (e error) { out, e = chaincode.Contract{}.RetireAuthority(t, id); return }, id)
-	return out, err
+func (c *Client) RetireAuthority(ctx context.Context, id string) (credit.IdentityAuthority, error) {
+	return as[credit.IdentityAuthority](c.call(ctx, "RetireAuthority", id))
 }
 
 // Authorities implements network.Authorities.
-func (c *Client) Authorities(ctx context.Context) (out []credit.IdentityAuthority, err error) {
-	err = c.evaluate(ctx, "GetAuthorities", func(t *txCtx) (e error) { out, e = chaincode.Contract{}.GetAuthorities(t); return })
-	return out, err
+func (c *Client) Authorities(ctx context.Context) ([]credit.IdentityAuthority, error) {
+	return as[[]credit.IdentityAuthority](c.call(ctx, "GetAuthorities"))
 }
 
 // RevokeCertificate implements network.Authorities.
-func (c *Client) RevokeCertificate(ctx context.Context, r credit.CertRevocation) (out credit.CertRevocation, err error) {
-	arg := marshal(r)
-	err = c.submit(ctx, "RevokeCertificate", func(t *txCtx) (e error) { out, e = chaincode.Contract{}.RevokeCertificate(t, arg); return }, arg)
-	return out, err
+func (c *Client) RevokeCertificate(ctx context.Context, r credit.CertRevocation) (credit.CertRevocation, error) {
+	return as[credit.CertRevocation](c.call(ctx, "RevokeCertificate", marshal(r)))
 }
 
 // Revocations implements network.Authorities.
-func (c *Client) Revocations(ctx context.Context) (out []credit.CertRevocation, err error) {
-	err = c.evaluate(ctx, "GetRevocations", func(t *txCtx) (e error) { out, e = chaincode.Contract{}.GetRevocations(t); return })
-	return out, err
+func (c *Client) Revocations(ctx context.Context) ([]credit.CertRevocation, error) {
+	return as[[]credit.CertRevocation](c.call(ctx, "GetRevocations"))
 }
 
 // AnchorCheckpoint implements network.Checkpoints.
-func (c *Client) AnchorCheckpoint(ctx context.Context, cp credit.Checkpoint, proof [][]byte) (out credit.AnchoredCheckpoint, err error) {
-	a, p := marshal(cp), ""
+func (c *Client) AnchorCheckpoint(ctx context.Context, cp credit.Checkpoint, proof [][]byte) (credit.AnchoredCheckpoint, error) {
+	p := ""
 	if len(proof) > 0 {
 		p = marshal(proof)
 	}
-	err = c.submit(ctx, "AnchorCheckpoint", func(t *txCtx) (e error) { out, e = chaincode.Contract{}.AnchorCheckpoint(t, a, p); return }, a, p)
-	return out, err
+	return as[credit.AnchoredCheckpoint](c.call(ctx, "AnchorCheckpoint", marshal(cp), p))
 }
 
 // LatestCheckpoint implements network.Checkpoints.
-func (c *Client) LatestCheckpoint(ctx context.Context, region credit.RegionID) (out credit.AnchoredCheckpoint, err error) {
-	err = c.evaluate(ctx, "GetLatestCheckpoint", func(t *txCtx) (e error) {
-		out, e = chaincode.Contract{}.GetLatestCheckpoint(t, string(region))
-		return
-	}, string(region))
-	return out, err
+func (c *Client) LatestCheckpoint(ctx context.Context, region credit.RegionID) (credit.AnchoredCheckpoint, error) {
+	return as[credit.AnchoredCheckpoint](c.call(ctx, "GetLatestCheckpoint", string(region)))
 }
 
 // CheckpointHistory implements network.Checkpoints.
-func (c *Client) CheckpointHistory(ctx context.Context, region credit.RegionID) (out []credit.AnchoredCheckpoint, err error) {
-	err = c.evaluate(ctx, "GetCheckpointHistory", func(t *txCtx) (e error) {
-		out, e = chaincode.Contract{}.GetCheckpointHistory(t, string(region))
-		return
-	}, string(region))
-	return out, err
+func (c *Client) CheckpointHistory(ctx context.Context, region credit.RegionID) ([]credit.AnchoredCheckpoint, error) {
+	return as[[]credit.AnchoredCheckpoint](c.call(ctx, "GetCheckpointHistory", string(region)))
 }
 
 // Subscribe implements network.Events.

@@ -411,6 +411,23 @@ func newTxID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// run routes a signed proposal to the contract function it names, as a
+// transaction or a read as chaincode's table says: the one dispatch for
+// in-process clients and remote callers alike.
+func (s *Server) run(tx credit.LedgerTx) (any, error) {
+	f, ok := chaincode.LookupFunc(tx.Function)
+	if !ok || len(tx.Args) != f.Args {
+		return nil, &network.Error{Op: tx.Function, Kind: network.ErrInvalid, Msg: fmt.Sprintf("unknown function or wrong argument count (%d)", len(tx.Args))}
+	}
+	var out any
+	run := func(t *txCtx) (err error) { out, err = f.Run(t, tx.Args); return err }
+	if f.Submit {
+		_, err := s.submit(tx, run)
+		return out, err
+	}
+	return out, s.evaluate(tx, run)
+}
+
 // evaluate runs a read-only contract function against committed state.
 func (s *Server) evaluate(tx credit.LedgerTx, fn func(*txCtx) error) error {
 	if err := s.authenticate(tx); err != nil {

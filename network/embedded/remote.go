@@ -36,54 +36,6 @@ import (
 // set-up for one machine — plain HTTP, so readable by anyone on the
 // path; a consortium runs Fabric.
 
-// remoteFuncs are the contract functions a remote caller may run: submit
-// (a transaction) or evaluate (a read), and how the arguments map onto the
-// contract.
-var remoteFuncs = map[string]struct {
-	submit bool
-	args   int
-	run    func(t *txCtx, a []string) (any, error)
-}{
-	"Bootstrap":     {true, 2, func(t *txCtx, a []string) (any, error) { return nil, chaincode.Contract{}.Bootstrap(t, a[0], a[1]) }},
-	"UpdateRegion":  {true, 1, func(t *txCtx, a []string) (any, error) { return nil, chaincode.Contract{}.UpdateRegion(t, a[0]) }},
-	"ProposeRegion": {true, 1, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.ProposeRegion(t, a[0]) }},
-	"ApproveRegion": {true, 1, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.ApproveRegion(t, a[0]) }},
-	"RetireRegion":  {true, 1, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.RetireRegion(t, a[0]) }},
-	"GetRegionProposals": {false, 0, func(t *txCtx, a []string) (any, error) {
-		return chaincode.Contract{}.GetRegionProposals(t)
-	}},
-	"RegisterBank": {true, 1, func(t *txCtx, a []string) (any, error) { return nil, chaincode.Contract{}.RegisterBank(t, a[0]) }},
-	"RetireBank":   {true, 1, func(t *txCtx, a []string) (any, error) { return nil, chaincode.Contract{}.RetireBank(t, a[0]) }},
-	"RecordConsent": {true, 1, func(t *txCtx, a []string) (any, error) {
-		return nil, chaincode.Contract{}.RecordConsent(t, a[0])
-	}},
-	"RevokeConsent": {true, 1, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.RevokeConsent(t, a[0]) }},
-	"AnchorCheckpoint": {true, 2, func(t *txCtx, a []string) (any, error) {
-		return chaincode.Contract{}.AnchorCheckpoint(t, a[0], a[1])
-	}},
-	"RegisterAuthority": {true, 1, func(t *txCtx, a []string) (any, error) {
-		return nil, chaincode.Contract{}.RegisterAuthority(t, a[0])
-	}},
-	"RetireAuthority": {true, 1, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.RetireAuthority(t, a[0]) }},
-	"RevokeCertificate": {true, 1, func(t *txCtx, a []string) (any, error) {
-		return chaincode.Contract{}.RevokeCertificate(t, a[0])
-	}},
-	"GetAuthorities": {false, 0, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetAuthorities(t) }},
-	"GetRevocations": {false, 0, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetRevocations(t) }},
-	"GetRegions":     {false, 0, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetRegions(t) }},
-	"GetRegion":      {false, 1, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetRegion(t, a[0]) }},
-	"GetBanks":       {false, 0, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetBanks(t) }},
-	"GetBank":        {false, 1, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetBank(t, a[0]) }},
-	"GetConsent":     {false, 1, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetConsent(t, a[0]) }},
-	"GetConsentAt":   {false, 2, func(t *txCtx, a []string) (any, error) { return chaincode.Contract{}.GetConsentAt(t, a[0], a[1]) }},
-	"GetLatestCheckpoint": {false, 1, func(t *txCtx, a []string) (any, error) {
-		return chaincode.Contract{}.GetLatestCheckpoint(t, a[0])
-	}},
-	"GetCheckpointHistory": {false, 1, func(t *txCtx, a []string) (any, error) {
-		return chaincode.Contract{}.GetCheckpointHistory(t, a[0])
-	}},
-}
-
 // remoteError is the body of a refused or failed call.
 type remoteError struct {
 	Op   string `json:"op"`
@@ -117,7 +69,7 @@ const eventsFunc = "Events"
 // writeRemoteError answers a refused or failed call of op. op and the
 // message may carry the caller's bytes: both are bounded.
 func writeRemoteError(w http.ResponseWriter, op string, err error) {
-	if _, known := remoteFuncs[op]; !known && op != eventsFunc && op != "tx" {
+	if _, known := chaincode.LookupFunc(op); !known && op != eventsFunc && op != "tx" {
 		op = credit.Quote(op) // the caller's bytes: a short prefix only
 	}
 	kind, msg := network.ErrInvalid, err.Error()
@@ -138,19 +90,7 @@ func (s *Server) serveTx(w http.ResponseWriter, r *http.Request) {
 		writeRemoteError(w, "tx", &network.Error{Op: "tx", Kind: network.ErrInvalid, Msg: "decoding the transaction: " + err.Error()})
 		return
 	}
-	f, ok := remoteFuncs[tx.Function]
-	if !ok || len(tx.Args) != f.args {
-		writeRemoteError(w, tx.Function, &network.Error{Op: tx.Function, Kind: network.ErrInvalid, Msg: fmt.Sprintf("unknown function or wrong argument count (%d)", len(tx.Args))})
-		return
-	}
-	var out any
-	run := func(t *txCtx) (err error) { out, err = f.run(t, tx.Args); return err }
-	var err error
-	if f.submit {
-		_, err = s.submit(tx, run)
-	} else {
-		err = s.evaluate(tx, run)
-	}
+	out, err := s.run(tx)
 	if err != nil {
 		writeRemoteError(w, tx.Function, err)
 		return

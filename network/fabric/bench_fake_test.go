@@ -22,7 +22,7 @@ func benchFake(b *testing.B) *Ledger {
 	g := newFakeGateway()
 	res := []byte(`{"region":"SZ","size":5,"root":"AAE=","sig":"AAE=","anchored_at":"2026-11-26T08:00:00Z","tx_id":"t"}`)
 	g.contract = func(fn string, _ []string) ([]byte, error) {
-		if fn == txGetConsentAt {
+		if fn == "GetConsentAt" {
 			return []byte(`{"commitment":{"id":"c1"},"status":"active"}`), nil
 		}
 		return res, nil

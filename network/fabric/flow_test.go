@@ -83,9 +83,9 @@ func TestArgumentsOnTheWire(t *testing.T) {
 	g.contract = func(fn string, args []string) ([]byte, error) {
 		got <- call{fn, args}
 		switch fn {
-		case txGetConsentAt:
+		case "GetConsentAt":
 			return []byte(`{"commitment":{"id":"c1"},"status":"revoked"}`), nil
-		case txAnchorCheckpoint:
+		case "AnchorCheckpoint":
 			return anchoredJSON(t, 2), nil
 		}
 		return nil, nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/prdcredit/ccnode/chaincode"
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network"
 )
@@ -38,7 +39,7 @@ func FuzzDecodeLedgerRecords(f *testing.F) {
 		check(err)
 		_, err = decode[[]credit.BankMember]("Banks", b)
 		check(err)
-		_, err = decode[consentAt]("ConsentAt", b)
+		_, err = decode[chaincode.ConsentAt]("ConsentAt", b)
 		check(err)
 	})
 }

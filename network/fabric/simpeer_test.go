@@ -120,75 +120,17 @@ func (tx *simTx) SetEvent(name string, payload []byte) error {
 	return nil
 }
 
-// invoke dispatches the fixed contract surface by name.
+// invoke dispatches by name through the contract's table, with
+// contractapi's refusals of an unknown function or a wrong argument count.
 func invoke(ctx chaincode.TxContext, fn string, args []string) ([]byte, error) {
-	var c chaincode.Contract
-	want := map[string]int{
-		"Bootstrap": 2, "GetRegions": 0, "GetRegion": 1, "UpdateRegion": 1, "GetBanks": 0, "GetBank": 1,
-		"RegisterBank": 1, "RetireBank": 1, "RecordConsent": 1, "RevokeConsent": 1, "GetConsent": 1,
-		"GetConsentAt": 2, "AnchorCheckpoint": 2, "GetLatestCheckpoint": 1, "GetCheckpointHistory": 1,
-		"RegisterAuthority": 1, "RetireAuthority": 1, "GetAuthorities": 0, "RevokeCertificate": 1, "GetRevocations": 0,
-		"ProposeRegion": 1, "ApproveRegion": 1, "RetireRegion": 1, "GetRegionProposals": 0,
-	}
-	n, known := want[fn]
+	f, known := chaincode.LookupFunc(fn)
 	if !known {
 		return nil, fmt.Errorf("function %q not found", fn)
 	}
-	if len(args) != n {
-		return nil, fmt.Errorf("%s takes %d arguments, got %d", fn, n, len(args))
+	if len(args) != f.Args {
+		return nil, fmt.Errorf("%s takes %d arguments, got %d", fn, f.Args, len(args))
 	}
-	var v any
-	var err error
-	switch fn {
-	case "Bootstrap":
-		err = c.Bootstrap(ctx, args[0], args[1])
-	case "GetRegions":
-		v, err = c.GetRegions(ctx)
-	case "GetRegion":
-		v, err = c.GetRegion(ctx, args[0])
-	case "UpdateRegion":
-		err = c.UpdateRegion(ctx, args[0])
-	case "GetBanks":
-		v, err = c.GetBanks(ctx)
-	case "GetBank":
-		v, err = c.GetBank(ctx, args[0])
-	case "RegisterBank":
-		err = c.RegisterBank(ctx, args[0])
-	case "RetireBank":
-		err = c.RetireBank(ctx, args[0])
-	case "RecordConsent":
-		err = c.RecordConsent(ctx, args[0])
-	case "RevokeConsent":
-		v, err = c.RevokeConsent(ctx, args[0])
-	case "GetConsent":
-		v, err = c.GetConsent(ctx, args[0])
-	case "GetConsentAt":
-		v, err = c.GetConsentAt(ctx, args[0], args[1])
-	case "AnchorCheckpoint":
-		v, err = c.AnchorCheckpoint(ctx, args[0], args[1])
-	case "GetLatestCheckpoint":
-		v, err = c.GetLatestCheckpoint(ctx, args[0])
-	case "GetCheckpointHistory":
-		v, err = c.GetCheckpointHistory(ctx, args[0])
-	case "RegisterAuthority":
-		err = c.RegisterAuthority(ctx, args[0])
-	case "RetireAuthority":
-		v, err = c.RetireAuthority(ctx, args[0])
-	case "GetAuthorities":
-		v, err = c.GetAuthorities(ctx)
-	case "RevokeCertificate":
-		v, err = c.RevokeCertificate(ctx, args[0])
-	case "GetRevocations":
-		v, err = c.GetRevocations(ctx)
-	case "ProposeRegion":
-		v, err = c.ProposeRegion(ctx, args[0])
-	case "ApproveRegion":
-		v, err = c.ApproveRegion(ctx, args[0])
-	case "RetireRegion":
-		v, err = c.RetireRegion(ctx, args[0])
-	case "GetRegionProposals":
-		v, err = c.GetRegionProposals(ctx)
-	}
+	v, err := f.Run(ctx, args)
 	if err != nil || v == nil {
 		return nil, err
 	}

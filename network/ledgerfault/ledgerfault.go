@@ -14,25 +14,26 @@ package ledgerfault
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/prdcredit/ccnode/chaincode"
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/network"
 )
 
-// The operations SetError names: network.Ledger's method names. Writes
-// are the ones SetCommitDelay delays.
-var ops = map[string]bool{
-	"Bootstrap": true, "Regions": false, "Region": false, "UpdateRegion": true,
-	"ProposeRegion": true, "ApproveRegion": true, "RetireRegion": true, "RegionProposals": false,
-	"Banks": false, "Bank": false, "RegisterBank": true, "RetireBank": true,
-	"RecordConsent": true, "RevokeConsent": true, "Consent": false, "ConsentAt": false,
-	"RegisterAuthority": true, "RetireAuthority": true, "Authorities": false,
-	"RevokeCertificate": true, "Revocations": false,
-	"AnchorCheckpoint": true, "LatestCheckpoint": false, "CheckpointHistory": false,
-	"Subscribe": false,
-}
+// ops are the operations SetError names — network.Ledger's method names —
+// and whether each writes (SetCommitDelay delays writes). They come from
+// the contract's table: a read's method is its function's name without
+// "Get" (GetRegions: Regions), a write's is the same name.
+var ops = func() map[string]bool {
+	m := map[string]bool{"Subscribe": false}
+	for _, f := range chaincode.Funcs() {
+		m[strings.TrimPrefix(f.Name, "Get")] = f.Submit
+	}
+	return m
+}()
 
 // Faults is one fault controller, shared by every client it wraps: setting
 // a fault affects them all at once, as an outage of the shared ledger would.
