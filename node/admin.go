@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -187,29 +186,9 @@ func (n *Node) startAdmin(context.Context) (func() error, error) {
 	if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
 		n.log.Warn("admin API listens beyond this machine; keep it behind a firewall", "addr", ln.Addr().String())
 	}
-	srv := &http.Server{
-		Handler:           n.AdminHandler(),
-		ReadHeaderTimeout: n.cfg.HTTP.ReadTimeout,
-		ReadTimeout:       n.cfg.HTTP.ReadTimeout,
-		WriteTimeout:      n.cfg.HTTP.WriteTimeout,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.log.Error("admin server stopped", "err", err)
-		}
-	}()
+	stop := n.serveHTTP("admin", n.AdminHandler(), func(*http.Server) net.Listener { return ln })
 	return func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		err := srv.Shutdown(ctx)
-		if errors.Is(err, context.DeadlineExceeded) {
-			err = srv.Close()
-		}
-		<-done
+		err := stop()
 		if addrFile != "" {
 			os.Remove(addrFile)
 		}

@@ -258,7 +258,7 @@ func (n *Node) handleImport(w http.ResponseWriter, r *http.Request) {
 	// set at each read and write.
 	rc.SetReadDeadline(time.Time{})
 	rc.SetWriteDeadline(time.Time{})
-	p.stream.R = &idleReader{r: r.Body, rc: rc, idle: n.cfg.HTTP.ReadTimeout}
+	p.stream.R = newIdleReader(r.Body, rc, n.cfg.HTTP.ReadTimeout)
 
 	operator := ""
 	if c, ok := r.Context().Value(adminCallKey{}).(*adminCall); ok {
@@ -294,7 +294,7 @@ func (n *Node) handleImport(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	ev := &eventWriter{rc: rc, timeout: n.cfg.HTTP.WriteTimeout}
-	ev.bw = bufio.NewWriterSize(&deadlineWriter{w: w, rc: rc, timeout: n.cfg.HTTP.WriteTimeout}, 32<<10)
+	ev.bw = bufio.NewWriterSize(newDeadlineWriter(w, rc, n.cfg.HTTP.WriteTimeout), 32<<10)
 	ev.enc = json.NewEncoder(ev.bw)
 	ev.enc.SetEscapeHTML(false)
 
@@ -428,21 +428,35 @@ func (p *liveProgress) Finish(s ingest.Summary) {
 	p.li.mu.Unlock()
 }
 
-// idleReader extends the connection's read deadline at every read: a
-// streamed body may take hours, a silent client is cut off after idle.
-type idleReader struct {
-	r    io.Reader
-	rc   *http.ResponseController
-	idle time.Duration
+// deadline pushes one of a connection's deadlines d past now, at most
+// once a second (each push resets a timer), so that a long stream is cut
+// off only when its peer falls silent for d.
+type deadline struct {
+	set  func(time.Time) error // rc.SetReadDeadline or rc.SetWriteDeadline
+	d    time.Duration
 	last time.Time
 }
 
-func (i *idleReader) Read(b []byte) (int, error) {
-	// Extending costs a timer reset: once a second is plenty.
-	if now := time.Now(); now.Sub(i.last) > time.Second {
-		i.last = now
-		i.rc.SetReadDeadline(now.Add(i.idle))
+func (e *deadline) extend() {
+	if now := time.Now(); now.Sub(e.last) > time.Second {
+		e.last = now
+		e.set(now.Add(e.d))
 	}
+}
+
+// idleReader extends the connection's read deadline at every read: a
+// streamed body may take hours, a silent client is cut off after idle.
+type idleReader struct {
+	r io.Reader
+	deadline
+}
+
+func newIdleReader(r io.Reader, rc *http.ResponseController, idle time.Duration) *idleReader {
+	return &idleReader{r: r, deadline: deadline{set: rc.SetReadDeadline, d: idle}}
+}
+
+func (i *idleReader) Read(b []byte) (int, error) {
+	i.extend()
 	return i.r.Read(b)
 }
 
@@ -450,17 +464,16 @@ func (i *idleReader) Read(b []byte) (int, error) {
 // write of a long answer (an import's events, an export), so that only a
 // client that stops reading is cut off.
 type deadlineWriter struct {
-	w       io.Writer
-	rc      *http.ResponseController
-	timeout time.Duration
-	last    time.Time
+	w io.Writer
+	deadline
+}
+
+func newDeadlineWriter(w io.Writer, rc *http.ResponseController, timeout time.Duration) *deadlineWriter {
+	return &deadlineWriter{w: w, deadline: deadline{set: rc.SetWriteDeadline, d: timeout}}
 }
 
 func (d *deadlineWriter) Write(b []byte) (int, error) {
-	if now := time.Now(); now.Sub(d.last) > time.Second {
-		d.last = now
-		d.rc.SetWriteDeadline(now.Add(d.timeout))
-	}
+	d.extend()
 	return d.w.Write(b)
 }
 

@@ -313,26 +313,38 @@ func (n *Node) startHTTP(context.Context) (func() error, error) {
 		return nil, err
 	}
 	n.httpLn = ln
+	return n.serveHTTP("bank", n.Handler(), func(srv *http.Server) net.Listener {
+		served := httplimit.Apply(srv, ln, n.cfg.HTTP.limits(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, credit.CodeUnavailable, "the node is reading too many requests at once; retry")
+		}))
+		if tc != nil {
+			served = tls.NewListener(served, tc)
+		}
+		return served
+	}), nil
+}
+
+// serveHTTP serves h (the bank or the admin API) on the listener listen
+// returns for the server, until the returned stop. Stop waits 5 s for the
+// requests in flight, then closes their connections: a query still waiting
+// on a region that is itself shutting down must not turn a clean stop into
+// a failed one (every receipt was durable before its answer).
+func (n *Node) serveHTTP(name string, h http.Handler, listen func(*http.Server) net.Listener) func() error {
 	srv := &http.Server{
-		Handler:           n.Handler(),
+		Handler:           h,
 		ReadHeaderTimeout: n.cfg.HTTP.ReadTimeout,
 		ReadTimeout:       n.cfg.HTTP.ReadTimeout,
 		WriteTimeout:      n.cfg.HTTP.WriteTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
 	}
-	served := httplimit.Apply(srv, ln, n.cfg.HTTP.limits(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, credit.CodeUnavailable, "the node is reading too many requests at once; retry")
-	}))
-	if tc != nil {
-		served = tls.NewListener(served, tc)
-	}
+	ln := listen(srv)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := srv.Serve(served); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.log.Error("http server stopped", "err", err)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error(name+" server stopped", "err", err)
 		}
 	}()
 	return func() error {
@@ -340,16 +352,12 @@ func (n *Node) startHTTP(context.Context) (func() error, error) {
 		defer cancel()
 		err := srv.Shutdown(ctx)
 		if errors.Is(err, context.DeadlineExceeded) {
-			// A query still waiting on a region that is itself shutting
-			// down must not turn a clean stop into a failed one: every
-			// receipt was durable before its answer, so the stragglers'
-			// connections are closed.
-			n.log.Warn("bank API requests still running after 5s; closing their connections")
+			n.log.Warn(name + " API requests still running after 5s; closing their connections")
 			err = srv.Close()
 		}
 		<-done
 		return err
-	}, nil
+	}
 }
 
 // ErrKeyNotPublished: the node's key differs from its region's ledger

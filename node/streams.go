@@ -49,7 +49,7 @@ func (n *Node) handleReceiptsExport(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	w.Header().Set("Trailer", TrailerError)
 	w.Header().Set("Content-Type", "application/x-ndjson")
-	bw := bufio.NewWriterSize(&deadlineWriter{w: w, rc: rc, timeout: n.cfg.HTTP.WriteTimeout}, 64<<10)
+	bw := bufio.NewWriterSize(newDeadlineWriter(w, rc, n.cfg.HTTP.WriteTimeout), 64<<10)
 	var count int
 	var err error
 	if kind == credit.ExportAnswered {
@@ -98,7 +98,7 @@ func (n *Node) handleLedgerSnapshot(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Trailer", TrailerError)
 	w.Header().Set("Content-Type", "application/json")
-	bw := bufio.NewWriterSize(&deadlineWriter{w: w, rc: rc, timeout: n.cfg.HTTP.WriteTimeout}, 64<<10)
+	bw := bufio.NewWriterSize(newDeadlineWriter(w, rc, n.cfg.HTTP.WriteTimeout), 64<<10)
 	if err := snap.Write(bw); err != nil {
 		w.Header().Set(TrailerError, credit.BoundError(err).Error())
 		return

@@ -40,16 +40,13 @@ import (
 // minute, most of it `fabric up`.
 func TestFabricE2E(t *testing.T) {
 	fabricnet.SkipUnlessFabric(t)
-	start := time.Now()
-	step := func(name string, since time.Time) {
-		t.Logf("step %-28s %6.1fs (at %5.1fs)", name, time.Since(since).Seconds(), time.Since(start).Seconds())
-	}
+	steps := newSteps(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 
-	t0 := time.Now()
+	steps.begin()
 	bin := faults.Bin(testkit.CCNode(t))
-	step("build ccnode", t0)
+	steps.done("build ccnode")
 	cli := func(args ...string) (string, string, int) {
 		t.Helper()
 		r := bin.Run(t, args...)
@@ -64,9 +61,9 @@ func TestFabricE2E(t *testing.T) {
 	// the pids up recorded) when the test ends, with the Fabric logs'
 	// tails if it failed.
 	root := t.TempDir()
-	t0 = time.Now()
+	steps.begin()
 	fab := faults.StartFabric(t, bin, filepath.Join(root, "fabric"))
-	step("fabric up", t0)
+	steps.done("fabric up")
 	fdir := fab.Dir
 
 	type region struct {
@@ -88,7 +85,7 @@ func TestFabricE2E(t *testing.T) {
 	// Per region: config on Fabric with the key whose peer id the
 	// bootstrapped membership names, HTTP and libp2p on free ports, and
 	// a small synthetic data set.
-	t0 = time.Now()
+	steps.begin()
 	var subject credit.USCC
 	for _, r := range regions {
 		r.Node = fab.Node(t, r.id, filepath.Join(root, "nodes", string(r.id)), func(c *node.Config) {
@@ -105,20 +102,20 @@ func TestFabricE2E(t *testing.T) {
 		}
 		mustCLI("import", "--data-dir", r.Dir, feed)
 	}
-	step("configs, gen and import", t0)
+	steps.done("configs, gen and import")
 
 	// Start the three nodes; each prints its bank API address first.
-	t0 = time.Now()
+	steps.begin()
 	for _, r := range regions {
 		r.Start(t)
 	}
 	for _, r := range regions {
 		r.WaitReady(t, time.Minute)
 	}
-	step("three nodes ready", t0)
+	steps.done("three nodes ready")
 
 	// A bank at Shenzhen, and a consent its enterprise grants it.
-	t0 = time.Now()
+	steps.begin()
 	_, bankKey, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -130,8 +127,8 @@ func TestFabricE2E(t *testing.T) {
 	if err := sz.Client().RegisterBank(ctx, credit.BankMember{ID: "bank-e2e", Name: "E2E Bank", PubKey: bankKey.Public().(ed25519.PublicKey)}); err != nil {
 		t.Fatalf("register bank at Shenzhen: %v", err)
 	}
-	step("bank registered", t0)
-	t0 = time.Now()
+	steps.done("bank registered")
+	steps.begin()
 	// Shenzhen registers a development identity authority on Fabric; it
 	// certifies the enterprise's key, which signs the consent.
 	caDir, entDir := filepath.Join(root, "authority"), filepath.Join(root, "enterprise")
@@ -147,9 +144,9 @@ func TestFabricE2E(t *testing.T) {
 	if b, err := os.ReadFile(consentFile); err != nil || json.Unmarshal(b, &grant) != nil || len(grant.RegionSig) == 0 {
 		t.Fatalf("countersigned consent %s: %v %s", consentFile, err, b)
 	}
-	step("consent granted", t0)
+	steps.done("consent granted")
 	// Every node learns the bank and the consent from Fabric's events.
-	t0 = time.Now()
+	steps.begin()
 	waitConsent := func(want credit.ConsentStatus) {
 		t.Helper()
 		for _, r := range regions {
@@ -163,14 +160,14 @@ func TestFabricE2E(t *testing.T) {
 		}
 	}
 	waitConsent(credit.ConsentActive)
-	step("consent seen by every node", t0)
+	steps.done("consent seen by every node")
 
 	// The consolidated query: every region answers with a receipt signed
 	// by the key the membership on Fabric names, acknowledged by Shenzhen.
 	// Only a region that has not applied the bank's registration event
 	// yet (bank_unknown) is waited for; any other refusal or an
 	// unreachable region fails at once.
-	t0 = time.Now()
+	steps.begin()
 	var res node.Consolidated
 	issued := map[credit.RegionID]uint64{} // receipts each region issued, over attempts
 	faults.WaitFor(t, 20*time.Second, "every region knows the bank", func() (bool, string) {
@@ -188,7 +185,7 @@ func TestFabricE2E(t *testing.T) {
 		}
 		return !again, out
 	})
-	step("consolidated query", t0)
+	steps.done("consolidated query")
 	if len(res.Regions) != len(regions) {
 		t.Fatalf("query answered by %d regions, want %d: %+v", len(res.Regions), len(regions), res.Regions)
 	}
@@ -221,20 +218,20 @@ func TestFabricE2E(t *testing.T) {
 
 	// Revoke: once Shenzhen's view has the revocation, the same query is
 	// refused for that reason.
-	t0 = time.Now()
+	steps.begin()
 	mustCLI("consent", "revoke", "--admin", sz.AdminURL(), "--operator-token-file", filepath.Join(sz.Dir, "operator.token"), "--id", grant.ID)
 	faults.WaitFor(t, time.Minute, "query refused as revoked", func() (bool, string) {
 		out, errOut, code := cli("query", "--node", sz.URL(), "--ca-file", sz.CAFile, "--bank", "bank-e2e", "--key", bankKeyFile, "--consent", consentFile, "--json")
 		return code != 0 && strings.Contains(errOut, string(credit.CodeConsentRevoked)), fmt.Sprintf("exit %d: %s%s", code, out, errOut)
 	})
-	step("revoked and refused", t0)
-	t0 = time.Now()
+	steps.done("revoked and refused")
+	steps.begin()
 	waitConsent(credit.ConsentRevoked)
-	step("revocation seen by every node", t0)
+	steps.done("revocation seen by every node")
 
 	// Anchoring: each answering region's receipt gets an inclusion proof
 	// under a checkpoint that is on Fabric and signed by the region.
-	t0 = time.Now()
+	steps.begin()
 	gw, err := fabric.LoadConfig(sz.gateway)
 	if err != nil {
 		t.Fatal(err)
@@ -283,16 +280,16 @@ func TestFabricE2E(t *testing.T) {
 			t.Fatalf("region %s: inclusion proof: %v", r.id, err)
 		}
 	}
-	step("receipts anchored on Fabric", t0)
+	steps.done("receipts anchored on Fabric")
 
 	// Stop the nodes (Badger allows one process), export, audit against
 	// Fabric through a connection file.
-	t0 = time.Now()
+	steps.begin()
 	for _, r := range regions {
 		r.Stop(t)
 	}
-	step("nodes stopped", t0)
-	t0 = time.Now()
+	steps.done("nodes stopped")
+	steps.begin()
 	var exports []string
 	for _, r := range regions {
 		for _, kind := range []credit.ExportKind{credit.ExportAnswered, credit.ExportReceived} {
@@ -308,7 +305,7 @@ func TestFabricE2E(t *testing.T) {
 	}
 	args := append([]string{"audit", "--fabric-config", sz.gateway, "--consents", consents, "--json", "--no-progress"}, exports...)
 	out, errOut, code := cli(args...)
-	step("export and audit", t0)
+	steps.done("export and audit")
 	var rep audit.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("audit exit %d, output not a report: %v\n%s%s", code, err, out, errOut)
@@ -328,11 +325,11 @@ func TestFabricE2E(t *testing.T) {
 			t.Fatalf("audit of %s: %d receipts (%d issued), %d verified under anchored roots:\n%s", rs.Region, rs.Receipts, issued[rs.Region], rs.Verified, out)
 		}
 	}
-	t.Logf("audit against Fabric: %d regions, %d received receipts cross-checked, no findings; total %.1fs", len(rep.Regions), rep.Received, time.Since(start).Seconds())
+	t.Logf("audit against Fabric: %d regions, %d received receipts cross-checked, no findings; total %.1fs", len(rep.Regions), rep.Received, time.Since(steps.start).Seconds())
 
 	// The auditor's identity `fabric up` made (AuditorMSP, no peer): its
 	// snapshot is the one a region takes, and the audit on it is clean.
-	t0 = time.Now()
+	steps.begin()
 	if st := mustCLI("fabric", "status", "--dir", fdir); !strings.Contains(st, fab.Net.AuditorFile) {
 		t.Errorf("fabric status does not name the auditor's connection file %s:\n%s", fab.Net.AuditorFile, st)
 	}
@@ -358,7 +355,7 @@ func TestFabricE2E(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &audRep); err != nil || code != 0 || audRep.Total != 0 || audRep.Received != rep.Received {
 		t.Fatalf("audit on the auditor's snapshot: exit %d, %d findings, %d received (want %d): %v\n%s%s", code, audRep.Total, audRep.Received, rep.Received, err, out, errOut)
 	}
-	step("auditor snapshot and audit", t0)
+	steps.done("auditor snapshot and audit")
 }
 
 func mustJSON(t *testing.T, v any) string {

@@ -38,10 +38,7 @@ import (
 // sequence 2 while queries run, and none fails.
 func TestFabricGatewayFailoverMutualTLS(t *testing.T) {
 	fabricnet.SkipUnlessFabric(t)
-	start := time.Now()
-	step := func(name string, since time.Time) {
-		t.Logf("step %-32s %6.1fs (at %5.1fs)", name, time.Since(since).Seconds(), time.Since(start).Seconds())
-	}
+	steps := newSteps(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	t.Setenv("CCNODE_FABRIC_PEERS_PER_REGION", "2")
@@ -50,9 +47,9 @@ func TestFabricGatewayFailoverMutualTLS(t *testing.T) {
 	bin := faults.Bin(testkit.CCNode(t))
 	mustCLI := func(args ...string) string { t.Helper(); return bin.Must(t, args...) }
 	root := t.TempDir()
-	t0 := time.Now()
+	steps.begin()
 	fab := faults.StartFabric(t, bin, filepath.Join(root, "fabric"))
-	step("fabric up (2 peers/region, mTLS)", t0)
+	steps.done("fabric up (2 peers/region, mTLS)")
 
 	const szID = credit.RegionID("440300")
 	_, szGateway := fab.Member(t, szID)
@@ -90,7 +87,7 @@ func TestFabricGatewayFailoverMutualTLS(t *testing.T) {
 	}
 
 	// Three nodes, a bank at Shenzhen, a consent, as in TestFabricE2E.
-	t0 = time.Now()
+	steps.begin()
 	ids := []credit.RegionID{szID, "440100", "440400"}
 	var nodes []*faults.Node
 	var subject credit.USCC
@@ -115,9 +112,9 @@ func TestFabricGatewayFailoverMutualTLS(t *testing.T) {
 		n.WaitReady(t, time.Minute)
 	}
 	sz := nodes[0]
-	step("three nodes ready", t0)
+	steps.done("three nodes ready")
 
-	t0 = time.Now()
+	steps.begin()
 	_, bankKey, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +149,7 @@ func TestFabricGatewayFailoverMutualTLS(t *testing.T) {
 			return res.Status == credit.ConsentActive, string(res.Status)
 		})
 	}
-	step("bank and consent on Fabric", t0)
+	steps.done("bank and consent on Fabric")
 
 	// query runs one consolidated query at Shenzhen; ok when every region
 	// answered with a receipt.
@@ -175,20 +172,20 @@ func TestFabricGatewayFailoverMutualTLS(t *testing.T) {
 		}
 		return true, ""
 	}
-	t0 = time.Now()
+	steps.begin()
 	faults.WaitFor(t, time.Minute, "every region answers", query)
 	sz.WaitAnchored(t, time.Minute)
 	before, err := led.LatestCheckpoint(ctx, szID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	step("queries answered and anchored", t0)
+	steps.done("queries answered and anchored")
 
 	// Contract upgrade while queries run: `ccnode fabric upgrade` installs
 	// a new package per region, every region approves sequence 2 and the
 	// commit is endorsed by a majority. No query fails meanwhile, and
 	// Shenzhen anchors on the new definition.
-	t0 = time.Now()
+	steps.begin()
 	var (
 		mu       sync.Mutex
 		answered int
@@ -238,23 +235,23 @@ func TestFabricGatewayFailoverMutualTLS(t *testing.T) {
 		t.Fatalf("no anchoring on the upgraded contract: checkpoint size %d, before %d", upgraded.Size, before.Size)
 	}
 	before = upgraded
-	step(fmt.Sprintf("upgrade with %d queries running", answered), t0)
+	steps.done(fmt.Sprintf("upgrade with %d queries running", answered))
 
 	// Kill Shenzhen's first peer, the gateway its node uses.
-	t0 = time.Now()
+	steps.begin()
 	if err := fab.Net.Kill(fabricnet.PeerProcess("shenzhen", 0)); err != nil {
 		t.Fatal(err)
 	}
-	step("peer-shenzhen killed", t0)
+	steps.done("peer-shenzhen killed")
 
-	t0 = time.Now()
+	steps.begin()
 	for i := range 5 {
 		if ok, why := query(); !ok {
 			t.Fatalf("query %d after Shenzhen's first peer died: %s\nShenzhen's node log:\n%s", i, why, tailLines(sz.Logs(), 30))
 		}
 	}
-	step("5 queries after the kill", t0)
-	t0 = time.Now()
+	steps.done("5 queries after the kill")
+	steps.begin()
 	sz.WaitAnchored(t, 2*time.Minute)
 	after, err := led.LatestCheckpoint(ctx, szID)
 	if err != nil {
@@ -263,7 +260,7 @@ func TestFabricGatewayFailoverMutualTLS(t *testing.T) {
 	if after.Size <= before.Size {
 		t.Fatalf("Shenzhen's anchored checkpoint stayed at size %d (before the kill %d)", after.Size, before.Size)
 	}
-	step("anchored through the second peer", t0)
+	steps.done("anchored through the second peer")
 	second := gw.AllEndpoints()[1]
 	if logs := sz.Logs(); !strings.Contains(logs, "fabric gateway endpoint changed") || !strings.Contains(logs, second) {
 		t.Errorf("Shenzhen's node log does not say it moved to %s:\n%s", second, tailLines(logs, 30))

@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -158,7 +157,7 @@ func liveImportOne(ctx context.Context, cl *node.Client, name string, stdin io.R
 			body = bufio.NewReaderSize(f, 256<<10)
 		}
 		params.Set("offset", strconv.FormatInt(offset, 10))
-		sent := &countingBody{r: body, n: offset}
+		sent := ingest.NewCountingReader(body, offset)
 		if prog != nil {
 			prog.Start(name, size)
 		}
@@ -169,7 +168,7 @@ func liveImportOne(ctx context.Context, cl *node.Client, name string, stdin io.R
 					return fmt.Errorf("error file: %w", err)
 				}
 			case ev.Progress != nil && prog != nil:
-				prog.Update(addSummary(*sum, ev.Progress.Summary, time.Since(start)), sent.count())
+				prog.Update(addSummary(*sum, ev.Progress.Summary, time.Since(start)), sent.Count())
 			}
 			return nil
 		})
@@ -215,18 +214,3 @@ func gzipped(f *os.File) bool {
 	n, _ := f.ReadAt(b[:], 0)
 	return n == 2 && b[0] == 0x1f && b[1] == 0x8b
 }
-
-// countingBody counts the bytes of the input sent, for the progress bar.
-type countingBody struct {
-	r io.Reader
-	n int64
-	c atomic.Int64
-}
-
-func (b *countingBody) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	b.c.Add(int64(n))
-	return n, err
-}
-
-func (b *countingBody) count() int64 { return b.n + b.c.Load() }

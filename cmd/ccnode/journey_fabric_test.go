@@ -85,10 +85,7 @@ func (j *fabricJourney) must(args ...string) string {
 // It skips like the other Fabric suites (-short, CCNODE_SKIP_FABRIC=1).
 func TestThreeNodesJourneyFabric(t *testing.T) {
 	fabricnet.SkipUnlessFabric(t)
-	start := time.Now()
-	step := func(name string, since time.Time) {
-		t.Logf("step %-32s %6.1fs (at %5.1fs)", name, time.Since(since).Seconds(), time.Since(start).Seconds())
-	}
+	steps := newSteps(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	j := &fabricJourney{t: t, bin: faults.Bin(testkit.CCNode(t)), work: t.TempDir()}
@@ -99,7 +96,7 @@ func TestThreeNodesJourneyFabric(t *testing.T) {
 	}
 
 	// The network, stopped (exactly the pids up recorded) at the end.
-	t0 := time.Now()
+	steps.begin()
 	fdir := filepath.Join(j.work, "fabric-net")
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -114,7 +111,7 @@ func TestThreeNodesJourneyFabric(t *testing.T) {
 		}
 	})
 	up := j.must("fabric", "up", "--dir", "fabric-net", "--timeout", "30m")
-	step("fabric up", t0)
+	steps.done("fabric up")
 	net, err := fabricnet.Load(fdir)
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +124,7 @@ func TestThreeNodesJourneyFabric(t *testing.T) {
 	}
 
 	// init per region, from the connection file alone.
-	t0 = time.Now()
+	steps.begin()
 	type region struct {
 		id   credit.RegionID
 		msp  string
@@ -180,21 +177,21 @@ func TestThreeNodesJourneyFabric(t *testing.T) {
 				node.KeyFingerprint(m.PubKey), m.MSPID, node.KeyFingerprint(rg.key.Public().(ed25519.PublicKey)), rg.msp)
 		}
 	}
-	step("init three regions", t0)
+	steps.done("init three regions")
 
-	t0 = time.Now()
+	steps.begin()
 	for _, rg := range regions {
 		rg.Start(t)
 	}
 	for _, rg := range regions {
 		rg.WaitReady(t, 2*time.Minute)
 	}
-	step("three nodes ready", t0)
+	steps.done("three nodes ready")
 
 	// Records, imported into the running nodes (through their admin APIs,
 	// init's operator token): Shenzhen's enterprises, and a court record
 	// on one of them in each other region.
-	t0 = time.Now()
+	steps.begin()
 	var subject credit.USCC
 	for _, rg := range regions {
 		feed := filepath.Join(rg.Dir, "feed.jsonl")
@@ -206,11 +203,11 @@ func TestThreeNodesJourneyFabric(t *testing.T) {
 		}
 		j.must("import", "--quiet", "--config", rg.Config, feed)
 	}
-	step("gen and import into the running nodes", t0)
+	steps.done("gen and import into the running nodes")
 
 	// A bank at Shenzhen, registered through its admin API; an identity
 	// authority certifies the enterprise, whose consent Shenzhen records.
-	t0 = time.Now()
+	steps.begin()
 	tokFile := filepath.Join(sz.Dir, "operator.token")
 	bankDir := filepath.Join(j.work, "bank-jf")
 	j.must("bank", "keygen", "--out", bankDir)
@@ -228,12 +225,12 @@ func TestThreeNodesJourneyFabric(t *testing.T) {
 	if b, err := os.ReadFile(consentFile); err != nil || json.Unmarshal(b, &grant) != nil {
 		t.Fatalf("consent %s: %v", consentFile, err)
 	}
-	step("bank and consent", t0)
+	steps.done("bank and consent")
 
 	// The query: every region answers records with a receipt under the
 	// key init registered. A region that has not seen the bank or the
 	// consent yet is asked again; any other refusal fails at once.
-	t0 = time.Now()
+	steps.begin()
 	var res node.Consolidated
 	issued := map[credit.RegionID]uint64{}
 	faults.WaitFor(t, time.Minute, "every region answers", func() (bool, string) {
@@ -278,17 +275,17 @@ func TestThreeNodesJourneyFabric(t *testing.T) {
 			t.Fatalf("region %s's receipt does not verify under the key init registered: %v", st.Region, err)
 		}
 	}
-	step("query, records from three regions", t0)
+	steps.done("query, records from three regions")
 
-	t0 = time.Now()
+	steps.begin()
 	for _, rg := range regions {
 		rg.WaitAnchored(t, 2*time.Minute)
 	}
-	step("receipts anchored", t0)
+	steps.done("receipts anchored")
 
 	// Zhuhai's running node backed up, and a node rebuilt from the backup
 	// into an empty folder holds its records.
-	t0 = time.Now()
+	steps.begin()
 	zh := regions[2]
 	backup := filepath.Join(j.work, "zh.backup")
 	j.must("backup", "--config", zh.Config, "--out", backup)
@@ -296,11 +293,11 @@ func TestThreeNodesJourneyFabric(t *testing.T) {
 	if out := j.must("stats", "--config", zh.Config, "--data-dir", filepath.Join(j.work, "zh-restored")); !strings.Contains(out, "records") {
 		t.Fatalf("stats of the restored store:\n%s", out)
 	}
-	step("backup of a running node, restored", t0)
+	steps.done("backup of a running node, restored")
 
 	// Export from the running nodes (through their admin APIs) and audit
 	// against Fabric.
-	t0 = time.Now()
+	steps.begin()
 	var exports []string
 	for _, rg := range regions {
 		for _, kind := range []credit.ExportKind{credit.ExportAnswered, credit.ExportReceived} {
@@ -330,14 +327,14 @@ func TestThreeNodesJourneyFabric(t *testing.T) {
 			t.Fatalf("audit of %s: %d receipts (%d issued), %d verified:\n%s", rs.Region, rs.Receipts, issued[rs.Region], rs.Verified, out)
 		}
 	}
-	step("export and audit: no findings", t0)
+	steps.done("export and audit: no findings")
 	for _, rg := range regions[:2] {
 		rg.Stop(t)
 	}
 
 	// A second init for Zhuhai, still running, registers another key. The
 	// running node must then say it is not ready, and why.
-	t0 = time.Now()
+	steps.begin()
 	out = j.must("init", "--region", string(zh.id), "--dir", filepath.Join("nodes", string(zh.id)+"-second"),
 		"--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--fabric-gateway", zh.conn,
 		"--current-key", filepath.Join(j.work, "nodes", string(zh.id), "node.key"))
@@ -363,8 +360,8 @@ func TestThreeNodesJourneyFabric(t *testing.T) {
 		}
 	}
 	zh.Stop(t)
-	step("key mismatch: not ready", t0)
-	t.Logf("journey on Fabric: %.1fs", time.Since(start).Seconds())
+	steps.done("key mismatch: not ready")
+	t.Logf("journey on Fabric: %.1fs", time.Since(steps.start).Seconds())
 }
 
 func dialFabric(ctx context.Context, t *testing.T, conn string) *fabric.Ledger {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/hyperledger/fabric-gateway/pkg/client"
 
-	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/chaincode"
 	"github.com/prdcredit/ccnode/network"
 )
 
@@ -129,19 +129,11 @@ func openEvents(ctx context.Context, ep *endpoint, chaincode string, opt client.
 // errEvent is wrapped by mapEvent's errors.
 var errEvent = errors.New("chaincode event")
 
-// eventPayload is the contract's event payload: one of the members, plus
-// an optional transaction time.
+// eventPayload is the contract's event payload, plus a transaction time
+// the contract may send (Fabric's chaincode events carry none).
 type eventPayload struct {
-	Time       *time.Time                 `json:"time,omitempty"`
-	Region     *credit.RegionMember       `json:"region,omitempty"`
-	Bank       *credit.BankMember         `json:"bank,omitempty"`
-	Regions    []credit.RegionMember      `json:"regions,omitempty"`
-	Banks      []credit.BankMember        `json:"banks,omitempty"`
-	Consent    *credit.ConsentCommitment  `json:"consent,omitempty"`
-	Checkpoint *credit.AnchoredCheckpoint `json:"checkpoint,omitempty"`
-	Authority  *credit.IdentityAuthority  `json:"authority,omitempty"`
-	Revocation *credit.CertRevocation     `json:"revocation,omitempty"`
-	Proposal   *credit.RegionProposal     `json:"proposal,omitempty"`
+	Time *time.Time `json:"time,omitempty"`
+	chaincode.EventPayload
 }
 
 // mapEvents turns a chaincode event into network.Events: one per member

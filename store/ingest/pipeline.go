@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -312,7 +313,7 @@ type input struct {
 	format   Format
 	header   *CSVHeader
 	br       *bufio.Reader
-	raw      *countingReader // bytes of the underlying file, for progress
+	raw      *CountingReader // bytes of the underlying file, for progress
 	size     int64           // of the underlying file, -1 unknown
 	offset   int64           // decoded bytes before br's next byte
 	line     int64           // lines before br's next byte
@@ -320,25 +321,33 @@ type input struct {
 	close    func() error
 }
 
-type countingReader struct {
+// CountingReader counts the bytes read through it, after a starting
+// offset, for a progress display that another goroutine reads (the
+// import's own, or a client's sending a file to a running node).
+type CountingReader struct {
 	r io.Reader
-	n int64
-	m sync.Mutex
+	n atomic.Int64
 }
 
-func (c *countingReader) Read(p []byte) (int, error) {
+// NewCountingReader counts what is read from r, starting at offset.
+func NewCountingReader(r io.Reader, offset int64) *CountingReader {
+	c := &CountingReader{r: r}
+	c.n.Store(offset)
+	return c
+}
+
+func (c *CountingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	c.m.Lock()
-	c.n += int64(n)
-	c.m.Unlock()
+	c.n.Add(int64(n))
 	return n, err
 }
 
-func (c *countingReader) count() int64 {
-	c.m.Lock()
-	defer c.m.Unlock()
-	return c.n
-}
+// Count is the offset of the next byte to read.
+func (c *CountingReader) Count() int64 { return c.n.Load() }
+
+// SetCount moves the offset, after a seek on the underlying reader or
+// when it starts further into the input than thought.
+func (c *CountingReader) SetCount(offset int64) { c.n.Store(offset) }
 
 // InputID is a file input's identity for resuming: its absolute path,
 // size, modification time and inode, and the format it is read as. A
@@ -393,12 +402,12 @@ func (im *Importer) open(ctx context.Context, src source, bulk bool) (in *input,
 	switch {
 	case src.stream != nil:
 		st := src.stream
-		in.raw, in.id, in.size = &countingReader{r: st.R}, st.ID, st.Size
+		in.raw, in.id, in.size = NewCountingReader(st.R, 0), st.ID, st.Size
 		if st.Offset > 0 && (in.format != FormatJSONL || st.ID == "" || bulk) {
 			return nil, false, fmt.Errorf("%w: %s: a stream may start past its beginning only for a resumable JSON Lines input", ErrInput, name)
 		}
 	case name == "-":
-		in.raw = &countingReader{r: im.opts.Stdin}
+		in.raw = NewCountingReader(im.opts.Stdin, 0)
 	default:
 		if f, err = os.Open(name); err != nil {
 			return nil, false, fmt.Errorf("%w: %w", ErrInput, err)
@@ -411,7 +420,7 @@ func (im *Importer) open(ctx context.Context, src source, bulk bool) (in *input,
 		}
 		in.size = st.Size()
 		in.id = InputID(name, st, in.format)
-		in.raw = &countingReader{r: f}
+		in.raw = NewCountingReader(f, 0)
 	}
 	var streamOffset int64
 	if src.stream != nil {
@@ -442,7 +451,7 @@ func (im *Importer) open(ctx context.Context, src source, bulk bool) (in *input,
 	}
 	if streamOffset > 0 {
 		// The client sent the input from where the store's progress ends.
-		in.raw.n = streamOffset
+		in.raw.SetCount(streamOffset)
 		in.offset, in.line, in.rejected = prog.Offset, prog.Line, prog.Rejected
 		in.br = bufio.NewReaderSize(in.raw, im.bufSize())
 		im.log.Info("resuming input", "input", name, "line", prog.Line+1, "offset", prog.Offset)
@@ -484,9 +493,7 @@ func (im *Importer) open(ctx context.Context, src source, bulk bool) (in *input,
 			if _, err := f.Seek(prog.Offset, io.SeekStart); err != nil {
 				return fail(err)
 			}
-			in.raw.m.Lock()
-			in.raw.n = prog.Offset
-			in.raw.m.Unlock()
+			in.raw.SetCount(prog.Offset)
 			in.br.Reset(in.raw)
 		} else if _, err := io.CopyN(io.Discard, in.br, skip); err != nil {
 			return fail(fmt.Errorf("resume at byte %d: %w", prog.Offset, err))
@@ -754,7 +761,7 @@ func (w *inputWriter) writeInOrder(ctx context.Context, results <-chan *parsed, 
 			if w.im.opts.Progress != nil {
 				s := *w.sum
 				s.Elapsed = time.Since(w.start)
-				w.im.opts.Progress.Update(s, w.in.raw.count())
+				w.im.opts.Progress.Update(s, w.in.raw.Count())
 			}
 		}
 	}
