@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,31 +27,11 @@ func TestRemoteReplayAndStaleRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	h := harness(t, s)
+	h := bootstrapped(t, s)
 	ctx := t.Context()
-	var members []credit.RegionMember
-	for _, r := range h.Regions {
-		members = append(members, r.Member)
-	}
-	if err := h.Regions[0].Ledger.Bootstrap(ctx, members, nil); err != nil {
-		t.Fatal(err)
-	}
 
 	// The wire: every transaction body a remote caller sends.
-	var mu sync.Mutex
-	var sent [][]byte
-	inner := s.Handler()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v1/tx" {
-			body, _ := io.ReadAll(r.Body)
-			mu.Lock()
-			sent = append(sent, body)
-			mu.Unlock()
-			r.Body = io.NopCloser(bytes.NewReader(body))
-		}
-		inner.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
+	srv, sent := tapped(t, s, "/v1/tx")
 	sz := h.Regions[0]
 	rc, err := Dial(srv.URL, sz.Ledger.Identity(), sz.Key)
 	if err != nil {
@@ -67,9 +44,8 @@ func TestRemoteReplayAndStaleRefused(t *testing.T) {
 	if err := rc.UpdateRegion(ctx, old); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	oldTx := sent[len(sent)-1]
-	mu.Unlock()
+	all := sent()
+	oldTx := all[len(all)-1]
 	current := sz.Member
 	current.Addrs = []string{"/ip4/127.0.0.1/tcp/6001"}
 	if err := rc.UpdateRegion(ctx, current); err != nil {

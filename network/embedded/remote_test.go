@@ -94,30 +94,10 @@ func TestRemoteEventsNeedAuthentication(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	h := harness(t, s)
+	h := bootstrapped(t, s)
 	ctx := t.Context()
-	var members []credit.RegionMember
-	for _, r := range h.Regions {
-		members = append(members, r.Member)
-	}
-	if err := h.Regions[0].Ledger.Bootstrap(ctx, members, nil); err != nil {
-		t.Fatal(err)
-	}
 	// Capture the subscription bodies a caller sends.
-	var mu sync.Mutex
-	var subs [][]byte
-	inner := s.Handler()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v1/events" && r.Method == http.MethodPost {
-			body, _ := io.ReadAll(r.Body)
-			mu.Lock()
-			subs = append(subs, body)
-			mu.Unlock()
-			r.Body = io.NopCloser(bytes.NewReader(body))
-		}
-		inner.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
+	srv, subs := tapped(t, s, "/v1/events")
 
 	// No stream without a signed subscription.
 	for _, req := range []struct{ method, body string }{
@@ -180,9 +160,8 @@ func TestRemoteEventsNeedAuthentication(t *testing.T) {
 	}
 
 	// Its subscription copied off the wire and sent again is refused.
-	mu.Lock()
-	copied := subs[len(subs)-1]
-	mu.Unlock()
+	all := subs()
+	copied := all[len(all)-1]
 	resp, err := http.Post(srv.URL+"/v1/events", "application/json", bytes.NewReader(copied))
 	if err != nil {
 		t.Fatal(err)
@@ -192,5 +171,43 @@ func TestRemoteEventsNeedAuthentication(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode == http.StatusOK || refusal.Kind != network.ErrDenied.Error() || !strings.Contains(refusal.Msg, "replayed") {
 		t.Fatalf("replayed subscription: status %d, %+v; want it denied as replayed", resp.StatusCode, refusal)
+	}
+}
+
+// bootstrapped is harness with every region bootstrapped on s.
+func bootstrapped(t *testing.T, s *Server) ledgertest.Harness {
+	t.Helper()
+	h := harness(t, s)
+	var members []credit.RegionMember
+	for _, r := range h.Regions {
+		members = append(members, r.Member)
+	}
+	if err := h.Regions[0].Ledger.Bootstrap(t.Context(), members, nil); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// tapped serves s over HTTP and keeps the body of every POST to path, as
+// someone on the wire would; bodies returns them so far, oldest first.
+func tapped(t *testing.T, s *Server, path string) (srv *httptest.Server, bodies func() [][]byte) {
+	var mu sync.Mutex
+	var seen [][]byte
+	inner := s.Handler()
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == path && r.Method == http.MethodPost {
+			body, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			seen = append(seen, body)
+			mu.Unlock()
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func() [][]byte {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([][]byte(nil), seen...)
 	}
 }

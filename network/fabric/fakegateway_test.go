@@ -21,6 +21,7 @@ import (
 
 	"github.com/hyperledger/fabric-protos-go-apiv2/common"
 	"github.com/hyperledger/fabric-protos-go-apiv2/gateway"
+	"github.com/hyperledger/fabric-protos-go-apiv2/msp"
 	"github.com/hyperledger/fabric-protos-go-apiv2/peer"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -88,7 +89,15 @@ func refusalBy(mspID, msg string) error {
 	return st.Err()
 }
 
-func invocation(sp *peer.SignedProposal) (txID, channel, fn string, args []string, err error) {
+// proposal is what a peer reads from a signed proposal.
+type proposal struct {
+	txID, channel, mspID string
+	time                 time.Time
+	fn                   string
+	args                 []string
+}
+
+func invocation(sp *peer.SignedProposal) (p proposal, err error) {
 	var prop peer.Proposal
 	if err = proto.Unmarshal(sp.GetProposalBytes(), &prop); err != nil {
 		return
@@ -101,6 +110,14 @@ func invocation(sp *peer.SignedProposal) (txID, channel, fn string, args []strin
 	if err = proto.Unmarshal(hdr.GetChannelHeader(), &ch); err != nil {
 		return
 	}
+	var sh common.SignatureHeader
+	if err = proto.Unmarshal(hdr.GetSignatureHeader(), &sh); err != nil {
+		return
+	}
+	var id msp.SerializedIdentity
+	if err = proto.Unmarshal(sh.GetCreator(), &id); err != nil {
+		return
+	}
 	var cpp peer.ChaincodeProposalPayload
 	if err = proto.Unmarshal(prop.GetPayload(), &cpp); err != nil {
 		return
@@ -111,12 +128,13 @@ func invocation(sp *peer.SignedProposal) (txID, channel, fn string, args []strin
 	}
 	a := cis.GetChaincodeSpec().GetInput().GetArgs()
 	if len(a) == 0 {
-		return "", "", "", nil, fmt.Errorf("no function name")
+		return p, fmt.Errorf("no function name")
 	}
 	for _, x := range a[1:] {
-		args = append(args, string(x))
+		p.args = append(p.args, string(x))
 	}
-	return ch.GetTxId(), ch.GetChannelId(), string(a[0]), args, nil
+	p.txID, p.channel, p.mspID, p.time, p.fn = ch.GetTxId(), ch.GetChannelId(), id.GetMspid(), ch.GetTimestamp().AsTime(), string(a[0])
+	return p, nil
 }
 
 func mustMarshal(m proto.Message) []byte {
@@ -144,29 +162,29 @@ func envelope(txID, channel string, result []byte) *common.Envelope {
 }
 
 func (g *fakeGateway) Endorse(_ context.Context, req *gateway.EndorseRequest) (*gateway.EndorseResponse, error) {
-	txID, channel, fn, args, err := invocation(req.GetProposedTransaction())
+	in, err := invocation(req.GetProposedTransaction())
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	g.mu.Lock()
-	g.endorsed = append(g.endorsed, txID)
+	g.endorsed = append(g.endorsed, in.txID)
 	g.mu.Unlock()
-	res, err := g.contract(fn, args)
+	res, err := g.contract(in.fn, in.args)
 	if err != nil {
 		return nil, err
 	}
-	return &gateway.EndorseResponse{PreparedTransaction: envelope(txID, channel, res)}, nil
+	return &gateway.EndorseResponse{PreparedTransaction: envelope(in.txID, in.channel, res)}, nil
 }
 
 func (g *fakeGateway) Evaluate(_ context.Context, req *gateway.EvaluateRequest) (*gateway.EvaluateResponse, error) {
-	_, _, fn, args, err := invocation(req.GetProposedTransaction())
+	in, err := invocation(req.GetProposedTransaction())
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	g.mu.Lock()
 	g.evaluated++
 	g.mu.Unlock()
-	res, err := g.contract(fn, args)
+	res, err := g.contract(in.fn, in.args)
 	if err != nil {
 		return nil, err
 	}
@@ -198,17 +216,28 @@ func (g *fakeGateway) Submit(_ context.Context, req *gateway.SubmitRequest) (*ga
 // CommitStatus blocks until the transaction commits, as the real gateway
 // does, or until the caller gives up.
 func (g *fakeGateway) CommitStatus(ctx context.Context, req *gateway.SignedCommitStatusRequest) (*gateway.CommitStatusResponse, error) {
+	return awaitCommit(ctx, req, func(txID string) (*gateway.CommitStatusResponse, <-chan struct{}) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if code, ok := g.committed[txID]; ok {
+			return &gateway.CommitStatusResponse{Result: code, BlockNumber: 7}, nil
+		}
+		return nil, g.changed
+	})
+}
+
+// awaitCommit answers a commit-status request as the real gateway does:
+// once the transaction has committed, or with the caller's context error.
+// lookup reports the commit, or the channel closed at the next commit.
+func awaitCommit(ctx context.Context, req *gateway.SignedCommitStatusRequest, lookup func(txID string) (*gateway.CommitStatusResponse, <-chan struct{})) (*gateway.CommitStatusResponse, error) {
 	var r gateway.CommitStatusRequest
 	if err := proto.Unmarshal(req.GetRequest(), &r); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	for {
-		g.mu.Lock()
-		code, ok := g.committed[r.GetTransactionId()]
-		changed := g.changed
-		g.mu.Unlock()
-		if ok {
-			return &gateway.CommitStatusResponse{Result: code, BlockNumber: 7}, nil
+		res, changed := lookup(r.GetTransactionId())
+		if res != nil {
+			return res, nil
 		}
 		select {
 		case <-changed:

@@ -8,9 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hyperledger/fabric-protos-go-apiv2/common"
 	"github.com/hyperledger/fabric-protos-go-apiv2/gateway"
-	"github.com/hyperledger/fabric-protos-go-apiv2/msp"
 	"github.com/hyperledger/fabric-protos-go-apiv2/peer"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -137,60 +135,21 @@ func invoke(ctx chaincode.TxContext, fn string, args []string) ([]byte, error) {
 	return json.Marshal(v)
 }
 
-// proposalInfo reads what a peer reads from a signed proposal.
-func proposalInfo(sp *peer.SignedProposal) (mspID string, ts time.Time, err error) {
-	var prop peer.Proposal
-	if err = proto.Unmarshal(sp.GetProposalBytes(), &prop); err != nil {
-		return
-	}
-	var hdr common.Header
-	if err = proto.Unmarshal(prop.GetHeader(), &hdr); err != nil {
-		return
-	}
-	var ch common.ChannelHeader
-	if err = proto.Unmarshal(hdr.GetChannelHeader(), &ch); err != nil {
-		return
-	}
-	var sh common.SignatureHeader
-	if err = proto.Unmarshal(hdr.GetSignatureHeader(), &sh); err != nil {
-		return
-	}
-	var id msp.SerializedIdentity
-	if err = proto.Unmarshal(sh.GetCreator(), &id); err != nil {
-		return
-	}
-	return id.GetMspid(), ch.GetTimestamp().AsTime(), nil
-}
-
-// chaincodeStatus is how the gateway reports a chaincode error on its
-// first endorser, a peer of the caller's own organisation: the contract's
-// message in that peer's ErrorDetail.
-func chaincodeStatus(mspID string, err error) error {
-	st, serr := status.New(codes.Aborted, "failed to endorse transaction, see attached details for more info").
-		WithDetails(&gateway.ErrorDetail{Address: "127.0.0.1:0", MspId: mspID, Message: "chaincode response 500, " + err.Error()})
-	if serr != nil {
-		return status.Error(codes.Internal, serr.Error())
-	}
-	return st.Err()
-}
-
 func (p *simPeer) simulate(sp *peer.SignedProposal) (*simTx, string, string, []byte, error) {
-	txID, channel, fn, args, err := invocation(sp)
+	in, err := invocation(sp)
 	if err != nil {
 		return nil, "", "", nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	mspID, ts, err := proposalInfo(sp)
-	if err != nil {
-		return nil, "", "", nil, status.Error(codes.InvalidArgument, err.Error())
-	}
-	tx := &simTx{p: p, mspID: mspID, txID: txID, time: ts, reads: map[string]uint64{}, writes: map[string][]byte{}}
+	tx := &simTx{p: p, mspID: in.mspID, txID: in.txID, time: in.time, reads: map[string]uint64{}, writes: map[string][]byte{}}
 	p.mu.Lock()
-	res, err := invoke(tx, fn, args)
+	res, err := invoke(tx, in.fn, in.args)
 	p.mu.Unlock()
 	if err != nil {
-		return nil, "", "", nil, chaincodeStatus(mspID, err)
+		// The gateway's report of a chaincode error on its first
+		// endorser, a peer of the caller's own organisation.
+		return nil, "", "", nil, refusalBy(in.mspID, err.Error())
 	}
-	return tx, txID, channel, res, nil
+	return tx, in.txID, in.channel, res, nil
 }
 
 func (p *simPeer) Endorse(_ context.Context, req *gateway.EndorseRequest) (*gateway.EndorseResponse, error) {
@@ -251,24 +210,14 @@ func (p *simPeer) Submit(_ context.Context, req *gateway.SubmitRequest) (*gatewa
 }
 
 func (p *simPeer) CommitStatus(ctx context.Context, req *gateway.SignedCommitStatusRequest) (*gateway.CommitStatusResponse, error) {
-	var r gateway.CommitStatusRequest
-	if err := proto.Unmarshal(req.GetRequest(), &r); err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
-	for {
+	return awaitCommit(ctx, req, func(txID string) (*gateway.CommitStatusResponse, <-chan struct{}) {
 		p.mu.Lock()
-		res, ok := p.results[r.GetTransactionId()]
-		changed := p.changed
-		p.mu.Unlock()
-		if ok {
+		defer p.mu.Unlock()
+		if res, ok := p.results[txID]; ok {
 			return &gateway.CommitStatusResponse{Result: res.code, BlockNumber: res.block}, nil
 		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return nil, status.FromContextError(ctx.Err()).Err()
-		}
-	}
+		return nil, p.changed
+	})
 }
 
 // ChaincodeEvents replays committed events from the start position,
