@@ -145,6 +145,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 // Remote is a ledger client of an embedded ledger served by another
 // process (Handler). It implements network.Ledger.
 type Remote struct {
+	ledgerOps
 	base string
 	msp  string
 	key  ed25519.PrivateKey
@@ -161,8 +162,10 @@ func Dial(base, mspID string, key ed25519.PrivateKey) (*Remote, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, &network.Error{Op: "Dial", Kind: network.ErrInvalid, Msg: fmt.Sprintf("ledger address %q: want http://host:port", base)}
 	}
-	return &Remote{base: strings.TrimRight(base, "/"), msp: mspID, key: key,
-		hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}, nil
+	c := &Remote{base: strings.TrimRight(base, "/"), msp: mspID, key: key,
+		hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	c.ledgerOps = ledgerOps{c}
+	return c, nil
 }
 
 // Identity is the MSP id the client acts as.
@@ -233,135 +236,6 @@ func (c *Remote) call(ctx context.Context, fn string, out any, args ...string) e
 		return &network.Error{Op: fn, Kind: network.ErrUnavailable, Msg: "decoding the result: " + err.Error()}
 	}
 	return nil
-}
-
-// Bootstrap implements network.Membership.
-func (c *Remote) Bootstrap(ctx context.Context, regions []credit.RegionMember, banks []credit.BankMember) error {
-	if banks == nil {
-		banks = []credit.BankMember{}
-	}
-	return c.call(ctx, "Bootstrap", nil, marshal(regions), marshal(banks))
-}
-
-// Regions implements network.Membership.
-func (c *Remote) Regions(ctx context.Context) (out []credit.RegionMember, err error) {
-	return out, c.call(ctx, "GetRegions", &out)
-}
-
-// Region implements network.Membership.
-func (c *Remote) Region(ctx context.Context, id credit.RegionID) (out credit.RegionMember, err error) {
-	return out, c.call(ctx, "GetRegion", &out, string(id))
-}
-
-// UpdateRegion implements network.Membership.
-func (c *Remote) UpdateRegion(ctx context.Context, r credit.RegionMember) error {
-	return c.call(ctx, "UpdateRegion", nil, marshal(r))
-}
-
-// ProposeRegion implements network.Governance.
-func (c *Remote) ProposeRegion(ctx context.Context, r credit.RegionMember) (out credit.RegionProposal, err error) {
-	return out, c.call(ctx, "ProposeRegion", &out, marshal(r))
-}
-
-// ApproveRegion implements network.Governance.
-func (c *Remote) ApproveRegion(ctx context.Context, id credit.RegionID) (out credit.RegionVote, err error) {
-	return out, c.call(ctx, "ApproveRegion", &out, string(id))
-}
-
-// RetireRegion implements network.Governance.
-func (c *Remote) RetireRegion(ctx context.Context, id credit.RegionID) (out credit.RegionVote, err error) {
-	return out, c.call(ctx, "RetireRegion", &out, string(id))
-}
-
-// RegionProposals implements network.Governance.
-func (c *Remote) RegionProposals(ctx context.Context) (out []credit.RegionProposal, err error) {
-	return out, c.call(ctx, "GetRegionProposals", &out)
-}
-
-// Banks implements network.Membership.
-func (c *Remote) Banks(ctx context.Context) (out []credit.BankMember, err error) {
-	return out, c.call(ctx, "GetBanks", &out)
-}
-
-// Bank implements network.Membership.
-func (c *Remote) Bank(ctx context.Context, id credit.BankID) (out credit.BankMember, err error) {
-	return out, c.call(ctx, "GetBank", &out, string(id))
-}
-
-// RegisterBank implements network.Membership.
-func (c *Remote) RegisterBank(ctx context.Context, b credit.BankMember) error {
-	return c.call(ctx, "RegisterBank", nil, marshal(b))
-}
-
-// RetireBank implements network.Membership.
-func (c *Remote) RetireBank(ctx context.Context, id credit.BankID) error {
-	return c.call(ctx, "RetireBank", nil, string(id))
-}
-
-// RecordConsent implements network.Consents.
-func (c *Remote) RecordConsent(ctx context.Context, cc credit.ConsentCommitment) error {
-	return c.call(ctx, "RecordConsent", nil, marshal(cc))
-}
-
-// RevokeConsent implements network.Consents.
-func (c *Remote) RevokeConsent(ctx context.Context, id string) (out credit.ConsentCommitment, err error) {
-	return out, c.call(ctx, "RevokeConsent", &out, id)
-}
-
-// Consent implements network.Consents.
-func (c *Remote) Consent(ctx context.Context, id string) (out credit.ConsentCommitment, err error) {
-	return out, c.call(ctx, "GetConsent", &out, id)
-}
-
-// ConsentAt implements network.Consents.
-func (c *Remote) ConsentAt(ctx context.Context, id string, at time.Time) (credit.ConsentCommitment, credit.ConsentStatus, error) {
-	var out chaincode.ConsentAt
-	err := c.call(ctx, "GetConsentAt", &out, id, at.UTC().Format(time.RFC3339Nano))
-	return out.Commitment, out.Status, err
-}
-
-// RegisterAuthority implements network.Authorities.
-func (c *Remote) RegisterAuthority(ctx context.Context, a credit.IdentityAuthority) error {
-	return c.call(ctx, "RegisterAuthority", nil, marshal(a))
-}
-
-// RetireAuthority implements network.Authorities.
-func (c *Remote) RetireAuthority(ctx context.Context, id string) (out credit.IdentityAuthority, err error) {
-	return out, c.call(ctx, "RetireAuthority", &out, id)
-}
-
-// Authorities implements network.Authorities.
-func (c *Remote) Authorities(ctx context.Context) (out []credit.IdentityAuthority, err error) {
-	return out, c.call(ctx, "GetAuthorities", &out)
-}
-
-// RevokeCertificate implements network.Authorities.
-func (c *Remote) RevokeCertificate(ctx context.Context, r credit.CertRevocation) (out credit.CertRevocation, err error) {
-	return out, c.call(ctx, "RevokeCertificate", &out, marshal(r))
-}
-
-// Revocations implements network.Authorities.
-func (c *Remote) Revocations(ctx context.Context) (out []credit.CertRevocation, err error) {
-	return out, c.call(ctx, "GetRevocations", &out)
-}
-
-// AnchorCheckpoint implements network.Checkpoints.
-func (c *Remote) AnchorCheckpoint(ctx context.Context, cp credit.Checkpoint, proof [][]byte) (out credit.AnchoredCheckpoint, err error) {
-	p := ""
-	if len(proof) > 0 {
-		p = marshal(proof)
-	}
-	return out, c.call(ctx, "AnchorCheckpoint", &out, marshal(cp), p)
-}
-
-// LatestCheckpoint implements network.Checkpoints.
-func (c *Remote) LatestCheckpoint(ctx context.Context, region credit.RegionID) (out credit.AnchoredCheckpoint, err error) {
-	return out, c.call(ctx, "GetLatestCheckpoint", &out, string(region))
-}
-
-// CheckpointHistory implements network.Checkpoints.
-func (c *Remote) CheckpointHistory(ctx context.Context, region credit.RegionID) (out []credit.AnchoredCheckpoint, err error) {
-	return out, c.call(ctx, "GetCheckpointHistory", &out, string(region))
 }
 
 // Subscribe implements network.Events: one streaming request, signed as
