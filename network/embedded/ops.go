@@ -19,6 +19,13 @@ type caller interface {
 // the in-process Client and the Remote one.
 type ledgerOps struct{ c caller }
 
+// callFor is a call of fn whose result is a T.
+func callFor[T any](ctx context.Context, c caller, fn string, args ...string) (T, error) {
+	var out T
+	err := c.call(ctx, fn, &out, args...)
+	return out, err
+}
+
 // Bootstrap implements network.Membership.
 func (o ledgerOps) Bootstrap(ctx context.Context, regions []credit.RegionMember, banks []credit.BankMember) error {
 	if banks == nil {
@@ -29,16 +36,12 @@ func (o ledgerOps) Bootstrap(ctx context.Context, regions []credit.RegionMember,
 
 // Regions implements network.Membership.
 func (o ledgerOps) Regions(ctx context.Context) ([]credit.RegionMember, error) {
-	var out []credit.RegionMember
-	err := o.c.call(ctx, "GetRegions", &out)
-	return out, err
+	return callFor[[]credit.RegionMember](ctx, o.c, "GetRegions")
 }
 
 // Region implements network.Membership.
 func (o ledgerOps) Region(ctx context.Context, id credit.RegionID) (credit.RegionMember, error) {
-	var out credit.RegionMember
-	err := o.c.call(ctx, "GetRegion", &out, string(id))
-	return out, err
+	return callFor[credit.RegionMember](ctx, o.c, "GetRegion", string(id))
 }
 
 // UpdateRegion implements network.Membership.
@@ -48,44 +51,32 @@ func (o ledgerOps) UpdateRegion(ctx context.Context, r credit.RegionMember) erro
 
 // ProposeRegion implements network.Governance.
 func (o ledgerOps) ProposeRegion(ctx context.Context, r credit.RegionMember) (credit.RegionProposal, error) {
-	var out credit.RegionProposal
-	err := o.c.call(ctx, "ProposeRegion", &out, marshal(r))
-	return out, err
+	return callFor[credit.RegionProposal](ctx, o.c, "ProposeRegion", marshal(r))
 }
 
 // ApproveRegion implements network.Governance.
 func (o ledgerOps) ApproveRegion(ctx context.Context, id credit.RegionID) (credit.RegionVote, error) {
-	var out credit.RegionVote
-	err := o.c.call(ctx, "ApproveRegion", &out, string(id))
-	return out, err
+	return callFor[credit.RegionVote](ctx, o.c, "ApproveRegion", string(id))
 }
 
 // RetireRegion implements network.Governance.
 func (o ledgerOps) RetireRegion(ctx context.Context, id credit.RegionID) (credit.RegionVote, error) {
-	var out credit.RegionVote
-	err := o.c.call(ctx, "RetireRegion", &out, string(id))
-	return out, err
+	return callFor[credit.RegionVote](ctx, o.c, "RetireRegion", string(id))
 }
 
 // RegionProposals implements network.Governance.
 func (o ledgerOps) RegionProposals(ctx context.Context) ([]credit.RegionProposal, error) {
-	var out []credit.RegionProposal
-	err := o.c.call(ctx, "GetRegionProposals", &out)
-	return out, err
+	return callFor[[]credit.RegionProposal](ctx, o.c, "GetRegionProposals")
 }
 
 // Banks implements network.Membership.
 func (o ledgerOps) Banks(ctx context.Context) ([]credit.BankMember, error) {
-	var out []credit.BankMember
-	err := o.c.call(ctx, "GetBanks", &out)
-	return out, err
+	return callFor[[]credit.BankMember](ctx, o.c, "GetBanks")
 }
 
 // Bank implements network.Membership.
 func (o ledgerOps) Bank(ctx context.Context, id credit.BankID) (credit.BankMember, error) {
-	var out credit.BankMember
-	err := o.c.call(ctx, "GetBank", &out, string(id))
-	return out, err
+	return callFor[credit.BankMember](ctx, o.c, "GetBank", string(id))
 }
 
 // RegisterBank implements network.Membership.
@@ -105,16 +96,12 @@ func (o ledgerOps) RecordConsent(ctx context.Context, cc credit.ConsentCommitmen
 
 // RevokeConsent implements network.Consents.
 func (o ledgerOps) RevokeConsent(ctx context.Context, id string) (credit.ConsentCommitment, error) {
-	var out credit.ConsentCommitment
-	err := o.c.call(ctx, "RevokeConsent", &out, id)
-	return out, err
+	return callFor[credit.ConsentCommitment](ctx, o.c, "RevokeConsent", id)
 }
 
 // Consent implements network.Consents.
 func (o ledgerOps) Consent(ctx context.Context, id string) (credit.ConsentCommitment, error) {
-	var out credit.ConsentCommitment
-	err := o.c.call(ctx, "GetConsent", &out, id)
-	return out, err
+	return callFor[credit.ConsentCommitment](ctx, o.c, "GetConsent", id)
 }
 
 // ConsentAt implements network.Consents.
@@ -131,30 +118,22 @@ func (o ledgerOps) RegisterAuthority(ctx context.Context, a credit.IdentityAutho
 
 // RetireAuthority implements network.Authorities.
 func (o ledgerOps) RetireAuthority(ctx context.Context, id string) (credit.IdentityAuthority, error) {
-	var out credit.IdentityAuthority
-	err := o.c.call(ctx, "RetireAuthority", &out, id)
-	return out, err
+	return callFor[credit.IdentityAuthority](ctx, o.c, "RetireAuthority", id)
 }
 
 // Authorities implements network.Authorities.
 func (o ledgerOps) Authorities(ctx context.Context) ([]credit.IdentityAuthority, error) {
-	var out []credit.IdentityAuthority
-	err := o.c.call(ctx, "GetAuthorities", &out)
-	return out, err
+	return callFor[[]credit.IdentityAuthority](ctx, o.c, "GetAuthorities")
 }
 
 // RevokeCertificate implements network.Authorities.
 func (o ledgerOps) RevokeCertificate(ctx context.Context, r credit.CertRevocation) (credit.CertRevocation, error) {
-	var out credit.CertRevocation
-	err := o.c.call(ctx, "RevokeCertificate", &out, marshal(r))
-	return out, err
+	return callFor[credit.CertRevocation](ctx, o.c, "RevokeCertificate", marshal(r))
 }
 
 // Revocations implements network.Authorities.
 func (o ledgerOps) Revocations(ctx context.Context) ([]credit.CertRevocation, error) {
-	var out []credit.CertRevocation
-	err := o.c.call(ctx, "GetRevocations", &out)
-	return out, err
+	return callFor[[]credit.CertRevocation](ctx, o.c, "GetRevocations")
 }
 
 // AnchorCheckpoint implements network.Checkpoints. A region's first
@@ -164,21 +143,15 @@ func (o ledgerOps) AnchorCheckpoint(ctx context.Context, cp credit.Checkpoint, p
 	if len(proof) > 0 {
 		p = marshal(proof)
 	}
-	var out credit.AnchoredCheckpoint
-	err := o.c.call(ctx, "AnchorCheckpoint", &out, marshal(cp), p)
-	return out, err
+	return callFor[credit.AnchoredCheckpoint](ctx, o.c, "AnchorCheckpoint", marshal(cp), p)
 }
 
 // LatestCheckpoint implements network.Checkpoints.
 func (o ledgerOps) LatestCheckpoint(ctx context.Context, region credit.RegionID) (credit.AnchoredCheckpoint, error) {
-	var out credit.AnchoredCheckpoint
-	err := o.c.call(ctx, "GetLatestCheckpoint", &out, string(region))
-	return out, err
+	return callFor[credit.AnchoredCheckpoint](ctx, o.c, "GetLatestCheckpoint", string(region))
 }
 
 // CheckpointHistory implements network.Checkpoints.
 func (o ledgerOps) CheckpointHistory(ctx context.Context, region credit.RegionID) ([]credit.AnchoredCheckpoint, error) {
-	var out []credit.AnchoredCheckpoint
-	err := o.c.call(ctx, "GetCheckpointHistory", &out, string(region))
-	return out, err
+	return callFor[[]credit.AnchoredCheckpoint](ctx, o.c, "GetCheckpointHistory", string(region))
 }
