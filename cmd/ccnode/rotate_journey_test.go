@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,19 +28,9 @@ func TestKeyRotationThreeNodes(t *testing.T) {
 		t.Skip("builds and runs three nodes")
 	}
 	j := newJourney(t)
-	steps := readJourney(t, "../../README.md")
-	var query []string
-	i := 0
-	for ; i < len(steps) && steps[i].mark == markCommands; i++ {
-		for _, args := range steps[i].commands {
-			if j.run(steps[i].line, args) == "query" {
-				query = args
-			}
-		}
-	}
-	if query == nil {
-		t.Fatal("the README's journey runs no query before its wait step")
-	}
+	steps := readJourney(t, "../../README.md", threeNodesSection)
+	rest := j.runLeading(steps)
+	query := j.last("query")
 
 	const gz, gzConfig = "440100", "configs/440100.yaml"
 	keyFile := filepath.Join(j.dir, j.samples[gzConfig].KeyFile)
@@ -55,23 +44,7 @@ func TestKeyRotationThreeNodes(t *testing.T) {
 		t.Fatalf("keys rotate: %v\n%s", err, out)
 	}
 	// Restart Guangzhou's node as its operator does (Ctrl-C, run again).
-	k := slices.IndexFunc(j.nodes, func(n *journeyNode) bool { return n.config == gzConfig })
-	n := j.nodes[k]
-	n.cmd.Process.Signal(syscall.SIGINT)
-	if err := <-n.done; err != nil {
-		t.Fatalf("Guangzhou's node exited after Ctrl-C: %v", err)
-	}
-	n.done <- nil // for the cleanup
-	j.nodes = slices.Delete(j.nodes, k, k+1)
-	// Later commands reach the new process, not the old one's addresses.
-	sample := j.samples[gzConfig]
-	var subst []string
-	for p := 0; p < len(j.subst); p += 2 {
-		if old := j.subst[p]; old != sample.HTTP.Addr && old != "http://"+sample.Admin.Addr {
-			subst = append(subst, j.subst[p], j.subst[p+1])
-		}
-	}
-	j.subst = subst
+	j.stopNode(gzConfig)
 	j.startNode(0, []string{"run", "--config", gzConfig})
 	newKey, err := node.LoadKeyFile(keyFile)
 	if err != nil {
@@ -83,7 +56,7 @@ func TestKeyRotationThreeNodes(t *testing.T) {
 	}
 
 	// The bank asks again at Shenzhen: Guangzhou's slice comes under its new key.
-	args := append(j.substitute(query[1:]), "--json")
+	args := append(slices.Clone(query.args), "--json")
 	testkit.Eventually(t, 60*time.Second, func() error {
 		out, err := j.exec(args)
 		if err != nil {
@@ -111,16 +84,8 @@ func TestKeyRotationThreeNodes(t *testing.T) {
 	// The rest of the journey: wait for anchoring, stop, export, audit
 	// (run asserts "result: no findings" with receipts of all three
 	// regions, Guangzhou's under both keys).
-	for ; i < len(steps); i++ {
-		switch steps[i].mark {
-		case markWait:
-			j.waitAnchored()
-		case markStop:
-			j.stopNodes()
-		}
-		for _, args := range steps[i].commands {
-			j.run(steps[i].line, args)
-		}
+	for _, st := range rest {
+		j.step(st)
 	}
 	// The audited export of Guangzhou holds both: the answer under the
 	// old key, then the one under the new.
