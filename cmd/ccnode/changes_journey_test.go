@@ -33,10 +33,10 @@ func TestConsortiumChangesJourney(t *testing.T) {
 	began := time.Now()
 	j := newJourney(t)
 	readme := "../../README.md"
-	j.runLeading(readJourney(t, readme, threeNodesSection))
+	query, _ := j.runToQuery(readJourney(t, readme, threeNodesSection))
 	changes := readJourney(t, readme, changesSection)
 
-	bank := j.startBank(j.last("query"))
+	bank := j.startBank(j.substitute(query[1:]))
 	ran := map[string]int{}
 	for _, st := range changes {
 		if st.mark == markWait {
@@ -78,12 +78,12 @@ type bankOutcome struct {
 
 // startBank queries as the README's query command does (its node, CA,
 // bank, key and consent), through the Go bank client.
-func (j *journey) startBank(query journeyEvent) *bankLoad {
+func (j *journey) startBank(query []string) *bankLoad {
 	t := j.t
 	arg := func(flag string) string {
-		v := flagValue(query.args, flag)
+		v := flagValue(query, flag)
 		if v == "" {
-			t.Fatalf("README.md:%d: the query has no %s", query.line, flag)
+			t.Fatalf("the README's query %q has no %s", query, flag)
 		}
 		return v
 	}

@@ -279,28 +279,6 @@ func (j *journey) step(st journeyStep) []string {
 	return ran
 }
 
-// runLeading runs a section's leading command steps, up to the first step
-// the reader does by hand (in the three-node section, the wait for
-// anchoring after the bank's query), and returns the steps after them.
-func (j *journey) runLeading(steps []journeyStep) []journeyStep {
-	i := 0
-	for ; i < len(steps) && steps[i].mark == markCommands; i++ {
-		j.step(steps[i])
-	}
-	return steps[i:]
-}
-
-// last is the latest command the journey ran as what.
-func (j *journey) last(what string) journeyEvent {
-	for i := len(j.events) - 1; i >= 0; i-- {
-		if j.events[i].what == what {
-			return j.events[i]
-		}
-	}
-	j.t.Fatalf("the journey has run no %s", what)
-	return journeyEvent{}
-}
-
 // flagValue is the value of flag in a command's words, or "".
 func flagValue(args []string, flag string) string {
 	for i, a := range args {
@@ -492,6 +470,45 @@ func (j *journey) active() int {
 		}
 	}
 	return n
+}
+
+// runToQuery runs the README's journey up to its wait step (three nodes
+// running, the bank's first query answered) and returns that query's
+// command and the index of the first step not run.
+func (j *journey) runToQuery(steps []journeyStep) ([]string, int) {
+	var query []string
+	i := 0
+	for ; i < len(steps) && steps[i].mark == markCommands; i++ {
+		for k, what := range j.step(steps[i]) {
+			if what == "query" {
+				query = steps[i].commands[k]
+			}
+		}
+	}
+	if query == nil {
+		j.t.Fatal("the README's journey runs no query before its wait step")
+	}
+	return query, i
+}
+
+// regionPart runs a query command (with --json added) and returns the
+// part of region's answer in the consolidated report.
+func (j *journey) regionPart(query []string, region credit.RegionID) (node.RegionStatus, error) {
+	args := append(append([]string{}, query...), "--json")
+	out, err := j.exec(args)
+	if err != nil {
+		return node.RegionStatus{}, fmt.Errorf("query: %v\n%s", err, out)
+	}
+	var res node.Consolidated
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		return node.RegionStatus{}, err
+	}
+	for _, r := range res.Regions {
+		if r.Region == region {
+			return r, nil
+		}
+	}
+	return node.RegionStatus{}, fmt.Errorf("no part from region %s:\n%s", region, out)
 }
 
 // substitute points the sample configs' addresses at the running nodes.
