@@ -216,11 +216,7 @@ func TestRegisterAuthority(t *testing.T) {
 
 	t.Run("refused: retired region", func(t *testing.T) {
 		l, rs := bootstrapped(t)
-		m := rs[0].member
-		m.Status = credit.StatusRetired
-		if _, err := l.tx("SZMSP", t0.Add(time.Minute), func(c Contract, x TxContext) error { return c.UpdateRegion(x, mustJSON(m)) }); err != nil {
-			t.Fatal(err)
-		}
+		retireByVote(t, l, string(rs[0].member.ID), t0.Add(time.Minute), "SZMSP", "GZMSP")
 		if _, err := reg(l, "SZMSP", t0.Add(2*time.Minute), sz); CodeOf(err) != CodeDenied {
 			t.Fatalf("got %v", err)
 		}

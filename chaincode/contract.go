@@ -305,7 +305,8 @@ func (Contract) GetRegion(ctx TxContext, id string) (credit.RegionMember, error)
 	return r, nil
 }
 
-// UpdateRegion changes the caller's own region record.
+// UpdateRegion changes the caller's own region record: addresses, name,
+// divisions, key (with a key change); not its MSP id or its status.
 func (c Contract) UpdateRegion(ctx TxContext, regionJSON string) error {
 	r, err := decodeArg[credit.RegionMember](regionJSON, "region")
 	if err != nil {
@@ -320,6 +321,12 @@ func (c Contract) UpdateRegion(ctx TxContext, regionJSON string) error {
 	}
 	if r.MSPID != caller.MSPID {
 		return errorf(CodeDenied, "region %s cannot change its MSP id", caller.ID)
+	}
+	if r.Status != caller.Status {
+		// One region alone must not leave the consortium's count of
+		// active regions: retirement is RetireRegion's majority vote.
+		return errorf(CodeDenied, "region %s cannot change its own status from %s to %s: a region is retired only by a majority of the active regions (RetireRegion, 'ccnode region retire')",
+			caller.ID, caller.Status, credit.Quote(string(r.Status)))
 	}
 	if err := validateRegion(r); err != nil {
 		return err

@@ -232,10 +232,7 @@ func TestBootstrapRefusals(t *testing.T) {
 func TestRetiredRegionIsDenied(t *testing.T) {
 	l, rs := bootstrapped(t)
 	gz := rs[1].member
-	gz.Status = credit.StatusRetired
-	if _, err := l.run("GZMSP", t0.Add(time.Minute), func(c TxContext) error { return Contract{}.UpdateRegion(c, mustJSON(gz)) }); err != nil {
-		t.Fatalf("retiring own region: %v", err)
-	}
+	retireByVote(t, l, string(gz.ID), t0.Add(time.Minute), "SZMSP", "GZMSP")
 	c := credit.ConsentCommitment{ID: "consent-1", Commitment: make([]byte, 32), Region: gz.ID, ValidFrom: t0, ValidUntil: t0.Add(time.Hour)}
 	_, err := l.run("GZMSP", t0.Add(2*time.Minute), func(ctx TxContext) error { return Contract{}.RecordConsent(ctx, mustJSON(c)) })
 	if CodeOf(err) != CodeDenied {

@@ -161,7 +161,7 @@ func (c Contract) RetireRegion(ctx TxContext, id string) (credit.RegionVote, err
 		return credit.RegionVote{}, err
 	}
 	if target.Status == credit.StatusRetired {
-		if !ok { // retired by its own UpdateRegion
+		if !ok { // retired by its own UpdateRegion, before that was refused
 			p = credit.RegionProposal{Kind: credit.ProposalRetire, Region: target, Status: credit.ProposalAccepted, DecidedAt: &target.UpdatedAt}
 		}
 		return credit.RegionVote{Proposal: p, Detail: fmt.Sprintf("region %s is already retired since %s", id, target.UpdatedAt.Format(time.RFC3339))}, nil

@@ -25,6 +25,34 @@ func approve(id string) func(Contract, TxContext) (credit.RegionVote, error) {
 	return func(c Contract, x TxContext) (credit.RegionVote, error) { return c.ApproveRegion(x, id) }
 }
 
+// retireByVote retires region id by the votes of msps, a second apart
+// from at, as the consortium does (a region cannot retire itself through
+// its record); the last vote must decide.
+func retireByVote(t *testing.T, l *memLedger, id string, at time.Time, msps ...string) {
+	t.Helper()
+	var v credit.RegionVote
+	for i, msp := range msps {
+		v, _ = vote(t, l, msp, at.Add(time.Duration(i)*time.Second), func(c Contract, x TxContext) (credit.RegionVote, error) { return c.RetireRegion(x, id) })
+	}
+	if v.Proposal.Status != credit.ProposalAccepted {
+		t.Fatalf("retiring %s by the votes of %v: %+v, want accepted", id, msps, v)
+	}
+}
+
+// A region's own record cannot retire it: only the vote does.
+func TestRegionCannotRetireItself(t *testing.T) {
+	l, rs := bootstrapped(t)
+	gz := rs[1].member
+	gz.Status = credit.StatusRetired
+	_, err := l.run("GZMSP", t0.Add(time.Minute), func(c TxContext) error { return Contract{}.UpdateRegion(c, mustJSON(gz)) })
+	if CodeOf(err) != CodeDenied || !strings.Contains(err.Error(), "majority") {
+		t.Fatalf("a region retiring itself through its record: %v, want denied naming the vote", err)
+	}
+	if r, _ := (Contract{}).GetRegion(&memTx{l: l}, "440100"); r.Status != credit.StatusActive {
+		t.Fatalf("after the refused change: %+v, want active", r)
+	}
+}
+
 // Only the votes of regions active at the deciding vote count: a region
 // that approved and then retired no longer carries the proposal, and the
 // majority is of the active regions then.
@@ -35,15 +63,11 @@ func TestRetiredVoterNoLongerCounts(t *testing.T) {
 	if _, err := l.run("DGMSP", at, func(x TxContext) error { _, err := Contract{}.ProposeRegion(x, mustJSON(dg.member)); return err }); err != nil {
 		t.Fatal(err)
 	}
-	// Zhuhai approves, then leaves on its own (its own record).
+	// Zhuhai approves, then is retired.
 	vote(t, l, "ZHMSP", at.Add(time.Second), approve("441900"))
-	zh, _ := Contract{}.GetRegion(&memTx{l: l}, "440400")
-	zh.Status = credit.StatusRetired
-	if _, err := l.run("ZHMSP", at.Add(2*time.Second), func(x TxContext) error { return Contract{}.UpdateRegion(x, mustJSON(zh)) }); err != nil {
-		t.Fatal(err)
-	}
+	retireByVote(t, l, "440400", at.Add(2*time.Second), "GZMSP", "ZHMSP")
 	// Two active regions: the majority is two, and Zhuhai's vote is gone.
-	v, evs := vote(t, l, "SZMSP", at.Add(3*time.Second), approve("441900"))
+	v, evs := vote(t, l, "SZMSP", at.Add(5*time.Second), approve("441900"))
 	if v.Proposal.Status != credit.ProposalOpen || v.Proposal.Needed != 2 || len(evs) != 1 || evs[0].name != EventRegionApproved {
 		t.Fatalf("after Shenzhen's vote: %+v, events %+v", v, evs)
 	}
@@ -63,14 +87,8 @@ func TestRetiredVoterNoLongerCounts(t *testing.T) {
 func TestLastRegionCannotRetire(t *testing.T) {
 	l, _ := bootstrapped(t)
 	at := t0.Add(time.Minute)
-	for i, msp := range []string{"GZMSP", "ZHMSP"} {
-		id := map[string]string{"GZMSP": "440100", "ZHMSP": "440400"}[msp]
-		r, _ := Contract{}.GetRegion(&memTx{l: l}, id)
-		r.Status = credit.StatusRetired
-		if _, err := l.run(msp, at.Add(time.Duration(i)*time.Second), func(x TxContext) error { return Contract{}.UpdateRegion(x, mustJSON(r)) }); err != nil {
-			t.Fatal(err)
-		}
-	}
+	retireByVote(t, l, "440100", at, "GZMSP", "ZHMSP")
+	retireByVote(t, l, "440400", at.Add(10*time.Second), "SZMSP", "ZHMSP")
 	_, err := l.run("SZMSP", at.Add(time.Minute), func(x TxContext) error { _, err := Contract{}.RetireRegion(x, "440300"); return err })
 	if CodeOf(err) != CodeConflict || !strings.Contains(err.Error(), "last active region") {
 		t.Fatalf("retiring the last region: %v", err)

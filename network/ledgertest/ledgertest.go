@@ -177,6 +177,14 @@ func testMembership(ctx context.Context, t *testing.T, h Harness, bankA credit.B
 	stolen := upd
 	stolen.MSPID = b.Member.MSPID
 	wantKind(t, a.Ledger.UpdateRegion(ctx, stolen), network.ErrDenied, "region taking another MSP id")
+	// Retirement is the consortium's vote (RetireRegion), never a region's
+	// own edit of its record.
+	retired := upd
+	retired.Status = credit.StatusRetired
+	wantKind(t, a.Ledger.UpdateRegion(ctx, retired), network.ErrDenied, "region retiring itself through its own record")
+	if got, err := a.Ledger.Region(ctx, a.Member.ID); err != nil || got.Status != credit.StatusActive {
+		t.Fatalf("after a refused self-retirement: %+v, %v, want the region active", got, err)
+	}
 
 	got, err := b.Ledger.Bank(ctx, bankA.ID)
 	if err != nil || got.Region != a.Member.ID || got.Status != credit.StatusActive {
