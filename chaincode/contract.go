@@ -135,7 +135,19 @@ func listJSON[T any](ctx TxContext, prefix, what string) ([]T, error) {
 }
 
 // callerRegion maps the caller's MSP id to its active region.
-func (Contract) callerRegion(ctx TxContext) (credit.RegionMember, error) {
+func (c Contract) callerRegion(ctx TxContext) (credit.RegionMember, error) {
+	r, err := c.callerLogOwner(ctx)
+	if err == nil && r.Status != credit.StatusActive {
+		return credit.RegionMember{}, errorf(CodeDenied, "region %s of MSP %s is %s", r.ID, r.MSPID, r.Status)
+	}
+	return r, err
+}
+
+// callerLogOwner maps the caller's MSP id to its region, active or
+// retired. A retired region still anchors its receipt log, so that the
+// receipts it issued while a member (those its node answered until it saw
+// the retirement) stay provable; the audit refuses any issued after it.
+func (Contract) callerLogOwner(ctx TxContext) (credit.RegionMember, error) {
 	msp, err := ctx.MSPID()
 	if err != nil {
 		return credit.RegionMember{}, errorf(CodeDenied, "caller identity: %v", err)
@@ -146,9 +158,6 @@ func (Contract) callerRegion(ctx TxContext) (credit.RegionMember, error) {
 	}
 	for _, r := range regions {
 		if r.MSPID == msp {
-			if r.Status != credit.StatusActive {
-				return credit.RegionMember{}, errorf(CodeDenied, "region %s of MSP %s is %s", r.ID, msp, r.Status)
-			}
 			return r, nil
 		}
 	}
@@ -609,7 +618,7 @@ func (c Contract) AnchorCheckpoint(ctx TxContext, checkpointJSON, proofJSON stri
 			return none, err
 		}
 	}
-	caller, err := c.callerRegion(ctx)
+	caller, err := c.callerLogOwner(ctx)
 	if err != nil {
 		return none, err
 	}

@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/merkle/testonly"
+
 	"github.com/prdcredit/ccnode/credit"
 )
 
@@ -111,5 +114,59 @@ func TestOverlapCheckedAgainAtActivation(t *testing.T) {
 	_, err := l.run("ZHMSP", at.Add(5*time.Second), func(x TxContext) error { _, err := Contract{}.ApproveRegion(x, "441901"); return err })
 	if CodeOf(err) != CodeConflict {
 		t.Fatalf("activating a candidate whose divisions an active region now holds: %v", err)
+	}
+}
+
+// A retired region still anchors its receipt log (the receipts its node
+// issued until it saw the retirement), with the key it retired with and a
+// consistency proof as before; everything else it may no longer do.
+func TestRetiredRegionAnchorsItsLog(t *testing.T) {
+	l, rs := bootstrapped(t)
+	zh := rs[2]
+	tree := testonly.New(rfc6962.DefaultHasher)
+	anchor := func(at time.Time, leaves ...string) error {
+		from := tree.Size()
+		for _, s := range leaves {
+			tree.AppendData([]byte(s))
+		}
+		cp := credit.Checkpoint{Region: zh.member.ID, Size: tree.Size(), Root: tree.Hash()}
+		if err := cp.Sign("test", zh.key); err != nil {
+			t.Fatal(err)
+		}
+		proofJSON := ""
+		if from > 0 {
+			p, err := tree.ConsistencyProof(from, tree.Size())
+			if err != nil {
+				t.Fatal(err)
+			}
+			proofJSON = mustJSON(p)
+		}
+		_, err := l.run("ZHMSP", at, func(x TxContext) error { _, err := Contract{}.AnchorCheckpoint(x, mustJSON(cp), proofJSON); return err })
+		return err
+	}
+	at := t0.Add(time.Minute)
+	if err := anchor(at, "r0"); err != nil {
+		t.Fatal(err)
+	}
+	for i, msp := range []string{"SZMSP", "GZMSP"} {
+		if _, err := l.run(msp, at.Add(time.Duration(i+1)*time.Second), func(x TxContext) error { _, err := Contract{}.RetireRegion(x, "440400"); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r, _ := (Contract{}).GetRegion(&memTx{l: l}, "440400"); r.Status != credit.StatusRetired {
+		t.Fatalf("Zhuhai after two votes of three: %s", r.Status)
+	}
+	if err := anchor(at.Add(5*time.Second), "r1", "r2"); err != nil {
+		t.Fatalf("a retired region anchoring the rest of its log: %v", err)
+	}
+	latest, err := Contract{}.GetLatestCheckpoint(&memTx{l: l}, "440400")
+	if err != nil || latest.Size != 3 {
+		t.Fatalf("Zhuhai's latest checkpoint: %+v, %v", latest, err)
+	}
+	_, err = l.run("ZHMSP", at.Add(6*time.Second), func(x TxContext) error {
+		return Contract{}.RecordConsent(x, mustJSON(credit.ConsentCommitment{ID: "consent-zh", Commitment: make([]byte, 32), Region: "440400", ValidFrom: t0, ValidUntil: t0.Add(time.Hour)}))
+	})
+	if CodeOf(err) != CodeDenied {
+		t.Fatalf("a retired region recording a consent: %v", err)
 	}
 }

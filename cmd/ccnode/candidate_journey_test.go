@@ -26,7 +26,7 @@ func TestCandidateRegionJoins(t *testing.T) {
 		t.Skip("builds and runs four nodes")
 	}
 	j := newJourney(t)
-	query, _ := j.runToQuery(readJourney(t, "../../README.md"))
+	query, _ := j.runToQuery(readJourney(t, "../../README.md", threeNodesSection))
 
 	const dg, dgConfig = "441900", "configs/441900.yaml"
 	if out, err := j.exec([]string{"init", "--config", dgConfig}); err != nil {

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,18 +27,23 @@ import (
 	"github.com/prdcredit/ccnode/node"
 )
 
-// The README's "Three nodes on one machine" section drives this test: its
-// sh blocks, each preceded by a journey marker, are run in order, command
-// by command, as separate processes of the built binary. Markers without a
-// block are steps the reader does by hand (watch `status`, press Ctrl-C).
+// README sections drive the journey tests: a section's sh blocks, each
+// preceded by a journey marker, are run in order, command by command, as
+// separate processes of the built binary. Markers without a block are steps
+// the reader does by hand (watch `status`, press Ctrl-C). A section runs
+// from its heading to the next heading of any level, so a subsection (the
+// Fabric variant of a journey) is a section of its own.
 const (
-	journeySection = "## Three nodes on one machine"
-	markCommands   = "<!-- journey -->"
-	markWait       = "<!-- journey: wait until every node has anchored its receipts -->"
-	markStop       = "<!-- journey: stop the nodes -->"
+	threeNodesSection = "## Three nodes on one machine"
+	changesSection    = "### Changing the consortium"
+	markCommands      = "<!-- journey -->"
+	markWait          = "<!-- journey: wait until every node has anchored its receipts -->"
+	markStop          = "<!-- journey: stop the nodes -->"
 	// The backup and restore steps (being built elsewhere) go at this
 	// marker in the README; the test runs whatever sh block follows it.
 	markBackup = "<!-- journey: backup and restore of one node go here -->"
+	// Ctrl-C in a node's terminal, then the block's `run` again.
+	markRestart = "<!-- journey: stop the node and run it again -->"
 )
 
 // journeyStep is one marker of the section and the commands of its block.
@@ -47,33 +53,40 @@ type journeyStep struct {
 	commands [][]string
 }
 
-// readJourney extracts the section's steps from the README.
-func readJourney(t *testing.T, readme string) []journeyStep {
+var (
+	headingLine = regexp.MustCompile(`^#{1,6} `)
+	// The known markers, and whether a block must follow (one may follow
+	// any).
+	blockRequired = map[string]bool{markCommands: true, markRestart: true, markWait: false, markStop: false, markBackup: false}
+)
+
+// readJourney extracts a section's steps from the README.
+func readJourney(t *testing.T, readme, section string) []journeyStep {
 	t.Helper()
 	b, err := os.ReadFile(readme)
 	if err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(string(b), "\n")
-	start := -1
-	for i, l := range lines {
-		if l == journeySection {
-			start = i + 1
-			break
-		}
-	}
-	if start < 0 {
-		t.Fatalf("%s has no section %q", readme, journeySection)
+	start := slices.Index(lines, section) + 1
+	if start == 0 {
+		t.Fatalf("%s has no section %q", readme, section)
 	}
 	var steps []journeyStep
-	for i := start; i < len(lines) && !strings.HasPrefix(lines[i], "## "); i++ {
+	inFence := false
+	for i := start; i < len(lines); i++ {
+		if strings.HasPrefix(lines[i], "```") {
+			inFence = !inFence
+		}
+		if !inFence && headingLine.MatchString(lines[i]) {
+			break
+		}
 		l := strings.TrimSpace(lines[i])
 		if !strings.HasPrefix(l, "<!-- journey") {
 			continue
 		}
-		switch l {
-		case markCommands, markWait, markStop, markBackup:
-		default:
+		needsBlock, known := blockRequired[l]
+		if !known {
 			t.Fatalf("README.md:%d: unknown journey marker %q", i+1, l)
 		}
 		st := journeyStep{mark: l, line: i + 1}
@@ -87,10 +100,13 @@ func readJourney(t *testing.T, readme string) []journeyStep {
 				t.Fatalf("README.md:%d: %v", st.line, err)
 			}
 			st.commands = cmds
-		} else if l == markCommands {
+		} else if needsBlock {
 			t.Fatalf("README.md:%d: %s is not followed by a ```sh block", i+1, l)
 		}
 		steps = append(steps, st)
+	}
+	if len(steps) == 0 {
+		t.Fatalf("%s: section %q has no journey markers", readme, section)
 	}
 	return steps
 }
@@ -187,6 +203,23 @@ type journey struct {
 	// samples holds each sample config as shipped (its fixed addresses),
 	// by the path the README names it with; the copies listen on port 0.
 	samples map[string]node.Config
+	// members is what a query's report must show of each region as the
+	// commands change the consortium: StatusOK (a part with records) or
+	// StatusRetired.
+	members map[credit.RegionID]string
+	// events is every command run and node restarted, with its times, for
+	// a test to hold what happened meanwhile against.
+	events []journeyEvent
+}
+
+// journeyEvent is one command of the README (what as run returns it) or a
+// restart ("restart"), from just before it began to just after it ended.
+type journeyEvent struct {
+	line       int
+	what       string
+	args       []string
+	out        string
+	start, end time.Time
 }
 
 // TestThreeNodesJourney runs the README's "Three nodes on one machine" as
@@ -200,19 +233,10 @@ func TestThreeNodesJourney(t *testing.T) {
 		t.Skip("builds and runs three nodes")
 	}
 	j := newJourney(t)
-	steps := readJourney(t, "../../README.md")
 	ran := map[string]int{}
-	for _, st := range steps {
-		switch st.mark {
-		case markWait:
-			j.waitAnchored()
-		case markStop:
-			j.stopNodes()
-		case markBackup:
-			t.Logf("README.md:%d: backup and restore: %d commands", st.line, len(st.commands))
-		}
-		for _, args := range st.commands {
-			ran[j.run(st.line, args)]++
+	for _, st := range readJourney(t, "../../README.md", threeNodesSection) {
+		for _, what := range j.step(st) {
+			ran[what]++
 		}
 	}
 	// The journey must have done what the issue asks of it, whatever the
@@ -227,11 +251,54 @@ func TestThreeNodesJourney(t *testing.T) {
 	}
 }
 
+// step does one marker's step: what the test does for the reader (wait,
+// stop, restart), then the block's commands. It returns what each command
+// was, for the test's tally.
+func (j *journey) step(st journeyStep) []string {
+	t := j.t
+	switch st.mark {
+	case markWait:
+		j.waitAnchored()
+	case markStop:
+		j.stopNodes()
+	case markBackup:
+		t.Logf("README.md:%d: backup and restore: %d commands", st.line, len(st.commands))
+	case markRestart:
+		for _, args := range st.commands {
+			cfg := flagValue(args, "--config")
+			if len(args) < 2 || args[1] != "run" || cfg == "" {
+				t.Fatalf("README.md:%d: %q: a restart's block runs nodes (./ccnode run --config FILE)", st.line, args)
+			}
+			j.stopNode(cfg)
+		}
+	}
+	var ran []string
+	for _, args := range st.commands {
+		ran = append(ran, j.run(st.line, args))
+	}
+	return ran
+}
+
+// flagValue is the value of flag in a command's words, or "".
+func flagValue(args []string, flag string) string {
+	for i, a := range args {
+		if a == flag && i+1 < len(args) {
+			return args[i+1]
+		}
+		if v, ok := strings.CutPrefix(a, flag+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
 // newJourney prepares a journey in a fresh folder: the built binary, the
 // environment without the runner's CCNODE_ settings, and copies of the
 // repository's configs listening on port 0.
 func newJourney(t *testing.T) *journey {
-	j := &journey{t: t, bin: testkit.CCNode(t), dir: t.TempDir(), samples: map[string]node.Config{}}
+	j := &journey{t: t, bin: testkit.CCNode(t), dir: t.TempDir(), samples: map[string]node.Config{},
+		// The three regions of the README's bootstrap file.
+		members: map[credit.RegionID]string{"440300": node.StatusOK, "440100": node.StatusOK, "440400": node.StatusOK}}
 	for _, e := range os.Environ() {
 		if !strings.HasPrefix(e, "CCNODE_") {
 			j.env = append(j.env, e)
@@ -311,12 +378,14 @@ func (j *journey) run(line int, args []string) string {
 	}
 	args = j.substitute(args[1:])
 	what := args[0]
-	if len(args) > 1 && !strings.HasPrefix(args[1], "-") && (what == "consortium" || what == "bank" || what == "consent" || what == "receipts" || what == "authority") {
+	if len(args) > 1 && !strings.HasPrefix(args[1], "-") && slices.Contains([]string{"consortium", "bank", "consent", "receipts", "authority", "region", "keys"}, what) {
 		what += " " + args[1]
 	}
 	if what == "audit" && len(args) > 1 && args[1] == "snapshot" {
 		what = "audit snapshot"
 	}
+	ev := journeyEvent{line: line, what: what, args: args, start: time.Now()}
+	defer func() { ev.end = time.Now(); j.events = append(j.events, ev) }()
 	if what == "run" {
 		j.startNode(line, args)
 		return what
@@ -324,17 +393,19 @@ func (j *journey) run(line int, args []string) string {
 	var out string
 	var err error
 	if what == "query" {
-		// A region's view may lag the fresh consent by a moment
-		// (consent_not_found, "retrying helps"): the reader asks again.
+		// A region's view may lag the fresh consent or membership change by
+		// a moment (consent_not_found, "retrying helps"): the reader asks
+		// again.
 		err = testkit.Poll(30*time.Second, func() error {
 			if out, err = j.exec(args); err != nil {
 				return err
 			}
-			return checkQuery(out)
+			return j.checkQuery(out)
 		})
 	} else {
 		out, err = j.exec(args)
 	}
+	ev.out = out
 	if err != nil {
 		t.Fatalf("README.md:%d: ccnode %s: %v\n%s", line, strings.Join(args, " "), err, out)
 	}
@@ -345,17 +416,60 @@ func (j *journey) run(line int, args []string) string {
 		if err := json.Unmarshal([]byte(out), &b); err != nil || b.Status != credit.StatusActive || b.UpdatedAt.IsZero() || b.Region != "440300" {
 			t.Fatalf("bank register printed %s (%v), want the ledger's record: active, home 440300, with its time", out, err)
 		}
+	case "region propose", "region approve", "region retire":
+		j.followVote(line, what, out)
 	case "audit":
 		if !strings.Contains(out, "result: no findings") {
 			t.Fatalf("audit found something:\n%s", out)
 		}
-		for _, r := range []string{"440100", "440300", "440400"} {
-			if !regexp.MustCompile(`(?m)^` + r + `\s+[1-9]`).MatchString(out) {
+		for r := range j.members {
+			if !regexp.MustCompile(`(?m)^` + string(r) + `\s+[1-9]`).MatchString(out) {
 				t.Fatalf("audit report has no receipts of region %s:\n%s", r, out)
 			}
 		}
 	}
 	return what
+}
+
+// followVote reads what a region command printed and, when its vote
+// decided, what later queries must show of the region.
+func (j *journey) followVote(line int, what, out string) {
+	t := j.t
+	var p credit.RegionProposal
+	if what == "region propose" {
+		if err := json.Unmarshal([]byte(out), &p); err != nil {
+			t.Fatalf("README.md:%d: %s printed %s: %v", line, what, out, err)
+		}
+	} else {
+		var v credit.RegionVote
+		if err := json.Unmarshal([]byte(out), &v); err != nil || !v.Counted {
+			t.Fatalf("README.md:%d: %s printed %s (%v), want a counted vote", line, what, out, err)
+		}
+		p = v.Proposal
+	}
+	if want := credit.Majority(j.active()); p.Needed != want {
+		t.Fatalf("README.md:%d: %s: %d votes needed, want %d of %d active regions", line, what, p.Needed, want, j.active())
+	}
+	if p.Status != credit.ProposalAccepted {
+		return
+	}
+	switch p.Kind {
+	case credit.ProposalJoin:
+		j.members[p.Region.ID] = node.StatusOK
+	case credit.ProposalRetire:
+		j.members[p.Region.ID] = node.StatusRetired
+	}
+}
+
+// active is how many regions the journey has made active.
+func (j *journey) active() int {
+	n := 0
+	for _, st := range j.members {
+		if st == node.StatusOK {
+			n++
+		}
+	}
+	return n
 }
 
 // runToQuery runs the README's journey up to its wait step (three nodes
@@ -365,9 +479,9 @@ func (j *journey) runToQuery(steps []journeyStep) ([]string, int) {
 	var query []string
 	i := 0
 	for ; i < len(steps) && steps[i].mark == markCommands; i++ {
-		for _, args := range steps[i].commands {
-			if j.run(steps[i].line, args) == "query" {
-				query = args
+		for k, what := range j.step(steps[i]) {
+			if what == "query" {
+				query = steps[i].commands[k]
 			}
 		}
 	}
@@ -423,10 +537,11 @@ func (j *journey) exec(args []string) (string, error) {
 	return string(out), nil
 }
 
-// checkQuery wants a consolidated report with records from each of the
-// three regions, each part answered.
-func checkQuery(out string) error {
-	rows := map[string]string{}
+// checkQuery wants a consolidated report as the consortium now stands:
+// records from each active region, each part answered, and each retired
+// region reported retired.
+func (j *journey) checkQuery(out string) error {
+	rows := map[credit.RegionID][]string{}
 	sc := bufio.NewScanner(strings.NewReader(out))
 	inTable := false
 	for sc.Scan() {
@@ -437,17 +552,23 @@ func checkQuery(out string) error {
 		case inTable && len(f) == 0:
 			inTable = false
 		case inTable && len(f) >= 3:
-			if n, err := strconv.Atoi(f[2]); err == nil && f[1] == "ok" && n > 0 {
-				rows[f[0]] = f[2]
-			} else {
-				rows[f[0]] = ""
-			}
+			rows[credit.RegionID(f[0])] = f[1:3]
 		}
 	}
-	for _, r := range []string{"440100", "440300", "440400"} {
-		if rows[r] == "" {
+	for r, want := range j.members {
+		row := rows[r]
+		switch {
+		case row == nil:
+			return fmt.Errorf("no part of region %s:\n%s", r, out)
+		case row[0] != want:
+			return fmt.Errorf("region %s's part is %s, want %s:\n%s", r, row[0], want, out)
+		case want == node.StatusOK && (row[1] == "0" || strings.Trim(row[1], "0123456789") != ""):
 			return fmt.Errorf("no records answered by region %s:\n%s", r, out)
 		}
+		delete(rows, r)
+	}
+	for r := range rows {
+		return fmt.Errorf("a part of region %s, not a member:\n%s", r, out)
 	}
 	return nil
 }
@@ -457,12 +578,7 @@ func checkQuery(out string) error {
 // served ledger) at them.
 func (j *journey) startNode(line int, args []string) {
 	t := j.t
-	var cfgPath string
-	for i, a := range args {
-		if (a == "--config" || a == "-c") && i+1 < len(args) {
-			cfgPath = args[i+1]
-		}
-	}
+	cfgPath := flagValue(args, "--config")
 	sample, ok := j.samples[cfgPath]
 	if !ok {
 		t.Fatalf("README.md:%d: run --config %q: not a sample config", line, cfgPath)
@@ -493,19 +609,40 @@ func (j *journey) startNode(line int, args []string) {
 	if sample.Ledger.ServeAddr != "" {
 		want = append(want, "embedded ledger served on ")
 	}
-	var got []string
-	for _, prefix := range want {
-		l, err := br.ReadString('\n')
-		_, u, ok := strings.Cut(strings.TrimSpace(l), prefix)
-		if err != nil || !ok {
-			cmd.Process.Kill()
-			cmd.Wait()
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("README.md:%d: ccnode %s printed %q, want %s...: %v\n%s", line, strings.Join(args, " "), l, prefix, err, tail(string(b), 40))
-		}
-		got = append(got, u)
+	// The addresses come on a goroutine, which then waits for the
+	// process, so that a node that never prints them, or exits, fails the
+	// test instead of holding it (the cleanup waits on n.done).
+	type printed struct {
+		addrs []string
+		err   error
 	}
-	go func() { io.Copy(io.Discard, br); n.done <- cmd.Wait() }()
+	ch := make(chan printed, 1)
+	go func() {
+		var p printed
+		for _, prefix := range want {
+			l, err := br.ReadString('\n')
+			_, u, ok := strings.Cut(strings.TrimSpace(l), prefix)
+			if err != nil || !ok {
+				p.err = fmt.Errorf("printed %q, want %s...: %v", l, prefix, err)
+				break
+			}
+			p.addrs = append(p.addrs, u)
+		}
+		ch <- p
+		io.Copy(io.Discard, br)
+		n.done <- cmd.Wait()
+	}()
+	var p printed
+	select {
+	case p = <-ch:
+	case <-time.After(2 * time.Minute):
+		p.err = errors.New("printed no addresses within 2 minutes")
+	}
+	if p.err != nil {
+		cmd.Process.Kill() // the cleanup logs the node's log
+		t.Fatalf("README.md:%d: ccnode %s %v", line, strings.Join(args, " "), p.err)
+	}
+	got := p.addrs
 	n.bank = got[0]
 	bank, _ := url.Parse(got[0])
 	j.subst = append(j.subst, sample.HTTP.Addr, bank.Host, "http://"+sample.Admin.Addr, got[1])
@@ -572,25 +709,55 @@ func scrape(hc *http.Client, u string) (map[string]float64, error) {
 // stopNodes interrupts the nodes as Ctrl-C does, the ledger's host last,
 // and wants each to exit cleanly.
 func (j *journey) stopNodes() {
-	t := j.t
 	for i := len(j.nodes) - 1; i >= 0; i-- {
-		n := j.nodes[i]
-		if err := n.cmd.Process.Signal(syscall.SIGINT); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		select {
-		case err := <-n.done:
-			n.done <- err // for the cleanup
-			if err != nil {
-				t.Fatalf("%s: run exited after Ctrl-C: %v", n.config, err)
-			}
-		case <-ctx.Done():
-			t.Fatalf("%s: run still running 30 s after Ctrl-C", n.config)
-		}
-		cancel()
+		j.interrupt(j.nodes[i])
 	}
 	j.nodes = nil
+}
+
+// stopNode interrupts the node run with config as Ctrl-C does, wants it to
+// exit cleanly, and forgets its addresses, so that later commands reach
+// the node started next with that config.
+func (j *journey) stopNode(config string) {
+	t := j.t
+	k := slices.IndexFunc(j.nodes, func(n *journeyNode) bool { return n.config == config })
+	if k < 0 {
+		t.Fatalf("no node of %s is running", config)
+	}
+	sample := j.samples[config]
+	if sample.Ledger.ServeAddr != "" {
+		// The other nodes' configs name the address it served on.
+		t.Fatalf("%s serves the ledger: the journey does not restart it", config)
+	}
+	ev := journeyEvent{what: "stop", args: []string{config}, start: time.Now()}
+	j.interrupt(j.nodes[k])
+	ev.end = time.Now()
+	j.events = append(j.events, ev)
+	j.nodes = slices.Delete(j.nodes, k, k+1)
+	var subst []string
+	for p := 0; p < len(j.subst); p += 2 {
+		if old := j.subst[p]; old != sample.HTTP.Addr && old != "http://"+sample.Admin.Addr {
+			subst = append(subst, j.subst[p], j.subst[p+1])
+		}
+	}
+	j.subst = subst
+}
+
+// interrupt sends n Ctrl-C's signal and wants it to exit cleanly.
+func (j *journey) interrupt(n *journeyNode) {
+	t := j.t
+	if err := n.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-n.done:
+		n.done <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("%s: run exited after Ctrl-C: %v", n.config, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s: run still running 30 s after Ctrl-C", n.config)
+	}
 }
 
 func tail(s string, n int) string {

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,7 +28,7 @@ func TestKeyRotationThreeNodes(t *testing.T) {
 		t.Skip("builds and runs three nodes")
 	}
 	j := newJourney(t)
-	steps := readJourney(t, "../../README.md")
+	steps := readJourney(t, "../../README.md", threeNodesSection)
 	query, i := j.runToQuery(steps)
 
 	const gz, gzConfig = "440100", "configs/440100.yaml"
@@ -44,23 +43,7 @@ func TestKeyRotationThreeNodes(t *testing.T) {
 		t.Fatalf("keys rotate: %v\n%s", err, out)
 	}
 	// Restart Guangzhou's node as its operator does (Ctrl-C, run again).
-	k := slices.IndexFunc(j.nodes, func(n *journeyNode) bool { return n.config == gzConfig })
-	n := j.nodes[k]
-	n.cmd.Process.Signal(syscall.SIGINT)
-	if err := <-n.done; err != nil {
-		t.Fatalf("Guangzhou's node exited after Ctrl-C: %v", err)
-	}
-	n.done <- nil // for the cleanup
-	j.nodes = slices.Delete(j.nodes, k, k+1)
-	// Later commands reach the new process, not the old one's addresses.
-	sample := j.samples[gzConfig]
-	var subst []string
-	for p := 0; p < len(j.subst); p += 2 {
-		if old := j.subst[p]; old != sample.HTTP.Addr && old != "http://"+sample.Admin.Addr {
-			subst = append(subst, j.subst[p], j.subst[p+1])
-		}
-	}
-	j.subst = subst
+	j.stopNode(gzConfig)
 	j.startNode(0, []string{"run", "--config", gzConfig})
 	newKey, err := node.LoadKeyFile(keyFile)
 	if err != nil {
@@ -89,16 +72,8 @@ func TestKeyRotationThreeNodes(t *testing.T) {
 	// The rest of the journey: wait for anchoring, stop, export, audit
 	// (run asserts "result: no findings" with receipts of all three
 	// regions, Guangzhou's under both keys).
-	for ; i < len(steps); i++ {
-		switch steps[i].mark {
-		case markWait:
-			j.waitAnchored()
-		case markStop:
-			j.stopNodes()
-		}
-		for _, args := range steps[i].commands {
-			j.run(steps[i].line, args)
-		}
+	for _, st := range steps[i:] {
+		j.step(st)
 	}
 	// The audited export of Guangzhou holds both: the answer under the
 	// old key, then the one under the new.

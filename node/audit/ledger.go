@@ -533,15 +533,34 @@ func newKeyBook(ctx context.Context, v LedgerView) (*keyBook, error) {
 }
 
 func (kb *keyBook) region(id credit.RegionID, t time.Time) ([]byte, error) {
+	r, err := kb.regionAt(id, t)
+	if err != nil {
+		return nil, err
+	}
+	if r.Status == credit.StatusRetired {
+		return nil, fmt.Errorf("region %s retired at %s: %w", id, t.Format(time.RFC3339), ErrNoKey)
+	}
+	return r.PubKey, nil
+}
+
+// logKey is region id's key for a checkpoint of its log anchored at t. A
+// retired region anchors the rest of its log with the key it retired with:
+// the checkpoint proves what the log held, and each receipt in it is still
+// checked against the key of its own time, so none issued after the
+// retirement passes.
+func (kb *keyBook) logKey(id credit.RegionID, t time.Time) ([]byte, error) {
+	r, err := kb.regionAt(id, t)
+	return r.PubKey, err
+}
+
+// regionAt is region id's record as it stood at t.
+func (kb *keyBook) regionAt(id credit.RegionID, t time.Time) (credit.RegionMember, error) {
 	v := kb.regions[id]
 	i := sort.Search(len(v), func(i int) bool { return v[i].UpdatedAt.After(t) }) - 1
 	if i < 0 {
-		return nil, fmt.Errorf("region %s at %s: %w", id, t.Format(time.RFC3339), ErrNoKey)
+		return credit.RegionMember{}, fmt.Errorf("region %s at %s: %w", id, t.Format(time.RFC3339), ErrNoKey)
 	}
-	if v[i].Status == credit.StatusRetired {
-		return nil, fmt.Errorf("region %s retired at %s: %w", id, t.Format(time.RFC3339), ErrNoKey)
-	}
-	return v[i].PubKey, nil
+	return v[i], nil
 }
 
 func (kb *keyBook) bank(id credit.BankID, t time.Time) ([]byte, error) {

@@ -101,7 +101,7 @@ func (st *logState) prepareCheckpoints(hist []credit.AnchoredCheckpoint) {
 		if c.Region != st.region {
 			continue
 		}
-		key, err := a.keys.region(st.region, c.AnchoredAt)
+		key, err := a.keys.logKey(st.region, c.AnchoredAt)
 		if err == nil {
 			err = c.Verify(key)
 		}

@@ -76,3 +76,30 @@ func TestOldKeyAfterRotation(t *testing.T) {
 		}
 	}
 }
+
+// A retired region anchors the rest of its log after its retirement, with
+// the key it retired with: those checkpoints verify, and each receipt is
+// still held to the key of its own time, so one signed after the
+// retirement is a finding.
+func TestRetiredRegionAnchorsItsLog(t *testing.T) {
+	build := func(t *testing.T, retiredAfter int) Report {
+		f := newFixture(t, 8)
+		f.cpEvery = 4
+		rv := f.snap.RegionVersions[sz][0]
+		rv.Status, rv.UpdatedAt = credit.StatusRetired, f.when(retiredAfter).Add(time.Second)
+		f.snap.AddRegion(rv)
+		f.anchor()
+		last := f.snap.Anchored[sz][len(f.snap.Anchored[sz])-1]
+		if !last.AnchoredAt.After(rv.UpdatedAt) {
+			t.Fatal("the fixture anchors no checkpoint after the retirement")
+		}
+		return runAudit(t, f, f.answeredLines(), nil, testOptions(t))
+	}
+	if rep := build(t, 7); rep.Total != 0 {
+		t.Fatalf("every receipt before the retirement, the last checkpoint after it: %d findings %v, want none", rep.Total, rep.ByRule)
+	}
+	rep := build(t, 5)
+	if rep.ByRule[RuleReceiptSig] != 2 || rep.ByRule[RuleCheckpointSig] != 0 {
+		t.Fatalf("two receipts after the retirement: findings %v, want 2 %s and no %s", rep.ByRule, RuleReceiptSig, RuleCheckpointSig)
+	}
+}
