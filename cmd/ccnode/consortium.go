@@ -15,7 +15,7 @@ import (
 func consortiumCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "consortium",
-		Usage: "compose a consortium from its members' descriptors",
+		Usage: "compose a consortium from its members' descriptors; write its region keys for banks",
 		Subcommands: []*cli.Command{{
 			Name:      "bootstrap",
 			Usage:     "compose the bootstrap file of a new ledger from the regions' member descriptors",
@@ -33,7 +33,7 @@ func consortiumCommand() *cli.Command {
 					Usage: "a bank's descriptor (bank.json), for banks the ledger starts with; repeat for several"},
 			},
 			Action: runConsortiumBootstrap,
-		}},
+		}, regionKeysCommand()},
 	}
 }
 

@@ -201,6 +201,25 @@ func TestPythonClientAgainstNode(t *testing.T) {
 	} else {
 		t.Logf("python client, third query:\n%s", out)
 	}
+	// past_keys: the node's key as the region's key until a time after
+	// the query verifies everything; until a time before it, the receipt
+	// is checked under the "current" other key and fails.
+	other := base64.StdEncoding.EncodeToString(otherKey.Public().(ed25519.PublicKey))
+	writePast := func(name, until string) string {
+		p := filepath.Join(dir, name)
+		b, _ := json.Marshal(map[string]any{"regions": []map[string]any{{"id": "440300", "pub_key": other,
+			"past_keys": []map[string]string{{"pub_key": ki.PubKey, "until": until}}}}})
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if out, err := client(writePast("past-later.json", "2100-01-01T00:00:00Z")); err != nil || !strings.HasSuffix(strings.TrimSpace(out), "verified") {
+		t.Fatalf("python client, the node's key past until 2100: %v\n%s", err, out)
+	}
+	if out, err := client(writePast("past-earlier.json", "2000-01-01T00:00:00.5Z")); err == nil || !strings.Contains(out, "signature does not verify") {
+		t.Fatalf("python client, the node's key past since 2000: %v\n%s", err, out)
+	}
 }
 
 // TestPythonClientAgainstDemo runs the Python client for each bank of the

@@ -14,6 +14,7 @@ import (
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/internal/testkit"
 	"github.com/prdcredit/ccnode/node"
+	"github.com/prdcredit/ccnode/node/bankclient"
 )
 
 // TestKeyRotationThreeNodes runs the README's three-node journey as
@@ -69,20 +70,40 @@ func TestKeyRotationThreeNodes(t *testing.T) {
 		return nil
 	})
 
+	// The operator writes the region keys for banks: Guangzhou's new key,
+	// its old one with the time it was replaced; the bank's query verifies
+	// every receipt under them.
+	keysArgs := j.substitute([]string{"consortium", "region-keys", "--admin", "http://127.0.0.1:9443",
+		"--operator-token-file", "data/440300/operator.token", "--out", "data/region-keys.json"})
+	if out, err := j.exec(keysArgs); err != nil {
+		t.Fatalf("consortium region-keys: %v\n%s", err, out)
+	}
+	trust, err := bankclient.LoadTrust(filepath.Join(j.dir, "data", "region-keys.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if past := trust.PastKeys[gz]; !newPub.Equal(trust.Regions[gz]) || len(past) != 1 || !oldKey.Public().(ed25519.PublicKey).Equal(ed25519.PublicKey(past[0].PubKey)) {
+		t.Fatalf("region keys of Guangzhou: %x, past %+v; want the new key now and the old one past", trust.Regions[gz], past)
+	}
+	if out, err := j.exec(append(j.substitute(query[1:]), "--region-keys", "data/region-keys.json")); err != nil {
+		t.Fatalf("query verified under the region keys: %v\n%s", err, out)
+	}
+
 	// The rest of the journey: wait for anchoring, stop, export, audit
 	// (run asserts "result: no findings" with receipts of all three
 	// regions, Guangzhou's under both keys).
 	for _, st := range steps[i:] {
 		j.step(st)
 	}
-	// The audited export of Guangzhou holds both: the answer under the
-	// old key, then the one under the new.
+	// The audited export of Guangzhou holds the answer under the old key,
+	// then those under the new.
 	b, err := os.ReadFile(filepath.Join(j.dir, "data", gz+"-answered.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")[1:]
 	var signers []string
+	var receipts []credit.Receipt
 	for _, l := range lines {
 		el, err := credit.DecodeExportLine([]byte(l))
 		if err != nil {
@@ -92,6 +113,7 @@ func TestKeyRotationThreeNodes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		receipts = append(receipts, r)
 		switch {
 		case r.Verify(oldKey.Public().(ed25519.PublicKey)) == nil:
 			signers = append(signers, "old")
@@ -101,7 +123,15 @@ func TestKeyRotationThreeNodes(t *testing.T) {
 			signers = append(signers, "neither")
 		}
 	}
-	if !slices.Equal(signers, []string{"old", "new"}) {
-		t.Fatalf("Guangzhou's audited receipts signed by %v, want [old new]", signers)
+	// The answer before the rotation, then the two after it (the bank's
+	// query, and the one verified under the region-keys file).
+	if !slices.Equal(signers, []string{"old", "new", "new"}) {
+		t.Fatalf("Guangzhou's audited receipts signed by %v, want [old new new]", signers)
+	}
+	// The region-keys file verifies both, each under the key of its time.
+	for _, r := range receipts {
+		if err := trust.VerifyReceipt(&r); err != nil {
+			t.Errorf("receipt %s of %s under the region keys: %v", r.ID, r.Time, err)
+		}
 	}
 }

@@ -3,6 +3,9 @@ package bankclient_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -141,17 +145,20 @@ func proof0(index, size uint64, leaf []byte, p [][]byte, root []byte) bool {
 	return proof.VerifyInclusion(rfc6962.DefaultHasher, index, size, rfc6962.DefaultHasher.HashLeaf(leaf), p, root) == nil
 }
 
+func writeFile(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // TestLoadTrust reads region keys in a ledger bootstrap file's shape and
 // names what is wrong in a bad one.
 func TestLoadTrust(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, body string) string { return writeFile(t, dir, name, body) }
 	key := strings.Repeat("A", 43) + "="
 	tr, err := bankclient.LoadTrust(write("ok.json", `{"regions":[{"id":"440300","pub_key":"`+key+`","name":"Shenzhen"}],"banks":[]}`))
 	if err != nil || len(tr.Regions["440300"]) != 32 {
@@ -165,5 +172,45 @@ func TestLoadTrust(t *testing.T) {
 		if _, err := bankclient.LoadTrust(write(name, body)); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s: %v, want an error naming the file", name, err)
 		}
+	}
+}
+
+// TestTrustPastKeys: after a rotation, a region-keys file with past_keys
+// verifies each receipt under the key of its time, and one without them
+// refuses the receipts signed before; a file whose past keys are out of
+// order is refused, naming the field.
+func TestTrustPastKeys(t *testing.T) {
+	oldPub, oldKey, _ := ed25519.GenerateKey(rand.Reader)
+	newPub, newKey, _ := ed25519.GenerateKey(rand.Reader)
+	rotated := time.Date(2026, 12, 6, 11, 0, 0, 0, time.UTC)
+	sign := func(at time.Time, key ed25519.PrivateKey) credit.Receipt {
+		r := credit.Receipt{Version: 1, ID: "r-" + at.Format(time.RFC3339), Requester: "440300", Answerer: "440100", Time: at}
+		if err := r.Sign(key); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	before, after := sign(rotated.Add(-time.Second), oldKey), sign(rotated.Add(time.Second), newKey)
+	b64 := base64.StdEncoding.EncodeToString
+	dir := t.TempDir()
+	write := func(name, body string) string { return writeFile(t, dir, name, body) }
+	tr, err := bankclient.LoadTrust(write("keys.json", `{"regions":[{"id":"440100","pub_key":"`+b64(newPub)+`","past_keys":[{"pub_key":"`+b64(oldPub)+`","until":"`+rotated.Format(time.RFC3339Nano)+`"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []credit.Receipt{before, after} {
+		if err := tr.VerifyReceipt(&r); err != nil {
+			t.Errorf("receipt of %s under the file with past keys: %v", r.Time, err)
+		}
+	}
+	current := bankclient.Trust{Regions: map[credit.RegionID]ed25519.PublicKey{"440100": newPub}}
+	if err := current.VerifyReceipt(&before); !errors.Is(err, bankclient.ErrVerify) {
+		t.Errorf("a receipt signed before the rotation under the current key alone: %v, want ErrVerify", err)
+	}
+	later := rotated.Add(-time.Hour).Format(time.RFC3339)
+	bad := `{"regions":[{"id":"440100","pub_key":"` + b64(newPub) + `","past_keys":[{"pub_key":"` + b64(oldPub) + `","until":"` + rotated.Format(time.RFC3339) +
+		`"},{"pub_key":"` + b64(oldPub) + `","until":"` + later + `"}]}]}`
+	if _, err := bankclient.LoadTrust(write("order.json", bad)); err == nil || !strings.Contains(err.Error(), "past_keys[1]") {
+		t.Errorf("past keys out of order: %v, want an error naming past_keys[1]", err)
 	}
 }

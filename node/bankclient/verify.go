@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/prdcredit/ccnode/credit"
 )
@@ -17,14 +18,19 @@ import (
 // record; the key that signs its receipts, acks and checkpoints).
 type Trust struct {
 	Regions map[credit.RegionID]ed25519.PublicKey
+	// PastKeys are a region's keys before a rotation, oldest first, each
+	// with the time the ledger replaced it (past_keys of its record): what
+	// it signed before then verifies under the key of that time.
+	PastKeys map[credit.RegionID][]credit.PastKey
 }
 
-func (t *Trust) key(r credit.RegionID) (ed25519.PublicKey, error) {
+// key is region r's key at time at (credit.RegionMember.KeyAt).
+func (t *Trust) key(r credit.RegionID, at time.Time) (ed25519.PublicKey, error) {
 	k, ok := t.Regions[r]
 	if !ok || len(k) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("%w: no key for region %s", ErrVerify, r)
 	}
-	return k, nil
+	return ed25519.PublicKey(credit.RegionMember{PubKey: k, PastKeys: t.PastKeys[r]}.KeyAt(at)), nil
 }
 
 // VerifyAnswer checks a consolidated answer to q: it answers q (its
@@ -41,8 +47,7 @@ func (t *Trust) VerifyAnswer(q *credit.Query, c *Consolidated) error {
 	if c.QueryDigest != hex.EncodeToString(qd[:]) {
 		return fmt.Errorf("%w: the answer is for query %s, not this one (%x)", ErrVerify, c.QueryDigest, qd)
 	}
-	homeKey, err := t.key(c.Home)
-	if err != nil {
+	if _, err := t.key(c.Home, time.Now()); err != nil {
 		return err
 	}
 	total := 0
@@ -51,7 +56,7 @@ func (t *Trust) VerifyAnswer(q *credit.Query, c *Consolidated) error {
 		if st.Status != StatusOK {
 			continue
 		}
-		if err := t.verifyRegion(q, qd, c.Home, homeKey, st); err != nil {
+		if err := t.verifyRegion(q, qd, c.Home, st); err != nil {
 			return &VerifyError{Region: st.Region, Err: err}
 		}
 		total += st.RecordCount
@@ -62,7 +67,7 @@ func (t *Trust) VerifyAnswer(q *credit.Query, c *Consolidated) error {
 	return nil
 }
 
-func (t *Trust) verifyRegion(q *credit.Query, qd [32]byte, home credit.RegionID, homeKey ed25519.PublicKey, st *RegionStatus) error {
+func (t *Trust) verifyRegion(q *credit.Query, qd [32]byte, home credit.RegionID, st *RegionStatus) error {
 	r := st.Receipt
 	if r == nil || st.Report == nil || st.Ack == nil {
 		return fmt.Errorf("%w: an answered region needs its report, receipt and ack", ErrVerify)
@@ -70,7 +75,7 @@ func (t *Trust) verifyRegion(q *credit.Query, qd [32]byte, home credit.RegionID,
 	if r.Answerer != st.Region || r.Requester != home {
 		return fmt.Errorf("%w: receipt %s names %s→%s", ErrVerify, r.ID, r.Answerer, r.Requester)
 	}
-	key, err := t.key(st.Region)
+	key, err := t.key(st.Region, r.Time)
 	if err != nil {
 		return err
 	}
@@ -91,7 +96,24 @@ func (t *Trust) verifyRegion(q *credit.Query, qd [32]byte, home credit.RegionID,
 	if st.Ack.Requester != home {
 		return fmt.Errorf("%w: ack by %s, not the home region %s", ErrVerify, st.Ack.Requester, home)
 	}
+	homeKey, err := t.key(home, st.Ack.Time)
+	if err != nil {
+		return err
+	}
 	if err := st.Ack.Verify(r, homeKey); err != nil {
+		return fmt.Errorf("%w: %w", ErrVerify, err)
+	}
+	return nil
+}
+
+// VerifyReceipt checks a receipt's signature under its answering
+// region's key at the receipt's time.
+func (t *Trust) VerifyReceipt(r *credit.Receipt) error {
+	key, err := t.key(r.Answerer, r.Time)
+	if err != nil {
+		return err
+	}
+	if err := r.Verify(key); err != nil {
 		return fmt.Errorf("%w: %w", ErrVerify, err)
 	}
 	return nil
@@ -108,12 +130,8 @@ func (t *Trust) VerifyProof(rp *ReceiptProof) error {
 	if err != nil || !bytes.Equal(leaf, rp.Leaf) {
 		return fmt.Errorf("%w: receipt %s: leaf is not the receipt's canonical encoding", ErrVerify, r.ID)
 	}
-	key, err := t.key(r.Answerer)
-	if err != nil {
+	if err := t.VerifyReceipt(r); err != nil {
 		return err
-	}
-	if err := r.Verify(key); err != nil {
-		return fmt.Errorf("%w: %w", ErrVerify, err)
 	}
 	if err := VerifyInclusion(rp.Leaf, rp.LeafIndex, rp.TreeSize, rp.Proof, rp.Root); err != nil {
 		return fmt.Errorf("receipt %s: %w", r.ID, err)
@@ -122,7 +140,12 @@ func (t *Trust) VerifyProof(rp *ReceiptProof) error {
 		if cp.Region != r.Answerer || cp.Size != rp.TreeSize || !bytes.Equal(cp.Root, rp.Root) {
 			return fmt.Errorf("%w: receipt %s: checkpoint of %s at %d is not the proof's tree", ErrVerify, r.ID, cp.Region, cp.Size)
 		}
-		if err := cp.Verify(key); err != nil {
+		// Signed when anchored, maybe under a newer key than the receipt.
+		cpKey, err := t.key(r.Answerer, cp.AnchoredAt)
+		if err != nil {
+			return err
+		}
+		if err := cp.Verify(cpKey); err != nil {
 			return fmt.Errorf("%w: %w", ErrVerify, err)
 		}
 	}
@@ -180,9 +203,11 @@ func VerifyInclusion(leaf []byte, index, size uint64, proof [][]byte, root []byt
 }
 
 // LoadTrust reads region keys from a JSON file of the shape of a ledger
-// bootstrap file, {"regions": [{"id": "440300", "pub_key": "<base64>"},
-// ...]} (other member fields are ignored): the file the Python client's
-// --region-keys reads too.
+// bootstrap file, {"regions": [{"id": "440300", "pub_key": "<base64>",
+// "past_keys": [{"pub_key": "<base64>", "until": "<RFC 3339>"}]}, ...]}
+// (past_keys optional, other member fields ignored): the file the Python
+// client's --region-keys reads too, and 'ccnode consortium region-keys'
+// writes.
 func LoadTrust(path string) (Trust, error) {
 	t := Trust{Regions: map[credit.RegionID]ed25519.PublicKey{}}
 	b, err := os.ReadFile(path)
@@ -200,6 +225,20 @@ func LoadTrust(path string) (Trust, error) {
 			return t, fmt.Errorf("region keys %s: region %s: pub_key of %d bytes, want %d", path, m.ID, len(m.PubKey), ed25519.PublicKeySize)
 		}
 		t.Regions[m.ID] = ed25519.PublicKey(m.PubKey)
+		for i, k := range m.PastKeys {
+			if len(k.PubKey) != ed25519.PublicKeySize || k.Until.IsZero() {
+				return t, fmt.Errorf("region keys %s: region %s: past_keys[%d]: want a %d-byte pub_key and the time it was replaced (until)", path, m.ID, i, ed25519.PublicKeySize)
+			}
+			if i > 0 && !m.PastKeys[i-1].Until.Before(k.Until) {
+				return t, fmt.Errorf("region keys %s: region %s: past_keys[%d]: replaced at %s, not after the key before it: want the oldest first", path, m.ID, i, k.Until.Format(time.RFC3339Nano))
+			}
+		}
+		if len(m.PastKeys) > 0 {
+			if t.PastKeys == nil {
+				t.PastKeys = map[credit.RegionID][]credit.PastKey{}
+			}
+			t.PastKeys[m.ID] = m.PastKeys
+		}
 	}
 	if len(t.Regions) == 0 {
 		return t, fmt.Errorf("region keys %s: no region", path)

@@ -107,8 +107,8 @@ def enc_string(s):
 _TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 
 
-def canonical_time(s):
-    """SPEC 2.2: an RFC 3339 time as UTC, fraction without trailing zeros."""
+def utc_time(s):
+    """An RFC 3339 time as (UTC datetime to the second, nanoseconds): comparable."""
     m = _TIME.match(s)
     if not m:
         raise VerifyError("time %r is not RFC 3339" % s)
@@ -120,6 +120,12 @@ def canonical_time(s):
     if z != "Z":
         sign = 1 if z[0] == "+" else -1
         t -= sign * datetime.timedelta(hours=int(z[1:3]), minutes=int(z[4:6]))
+    return t, ns
+
+
+def canonical_time(s):
+    """SPEC 2.2: an RFC 3339 time as UTC, fraction without trailing zeros."""
+    t, ns = utc_time(s)
     out = "%04d-%02d-%02dT%02d:%02d:%02d" % (t.year, t.month, t.day, t.hour, t.minute, t.second)
     if ns:
         out += "." + ("%09d" % ns).rstrip("0")
@@ -674,7 +680,7 @@ def check_region(st, q, region_keys, home):
     if region not in region_keys:
         raise VerifyError("no key for region %s in --region-keys" % region)
     rc = st["receipt"]
-    check_receipt(rc, q, region_keys[region], home, region)
+    check_receipt(rc, q, key_at(region_keys, region, rc["time"]), home, region)
     rep = st["report"]
     if report_digest(rep) != unb64(rc["report_digest"]):
         raise VerifyError("region %s: report digest differs from its receipt" % region)
@@ -689,7 +695,7 @@ def check_region(st, q, region_keys, home):
         raise VerifyError("region %s: no acknowledgement by the home region %s" % (region, home))
     if a["receipt_id"] != rc["id"] or unb64(a["receipt_digest"]) != receipt_digest(rc) or a["requester"] != home:
         raise VerifyError("region %s: the acknowledgement names another receipt" % region)
-    verify(region_keys[home], ack_message(a), unb64(a["sig"]), "acknowledgement of receipt %s" % rc["id"])
+    verify(key_at(region_keys, home, a["time"]), ack_message(a), unb64(a["sig"]), "acknowledgement of receipt %s" % rc["id"])
     return rc
 
 
@@ -730,6 +736,8 @@ def load_bank_key(path):
 
 
 def load_region_keys(path):
+    """{region: (current key, [(replaced at, earlier key), ...] oldest first)}
+    from {"regions": [{"id", "pub_key", "past_keys": [{"pub_key", "until"}]}]}."""
     with open(path, encoding="utf-8") as f:
         doc = json.load(f)
     keys = {}
@@ -737,8 +745,28 @@ def load_region_keys(path):
         pub = unb64(m["pub_key"])
         if len(pub) != 32:
             raise VerifyError("%s: region %s: pub_key has %d bytes" % (path, m["id"], len(pub)))
-        keys[m["id"]] = pub
+        past = []
+        for i, k in enumerate(m.get("past_keys") or []):
+            old = unb64(k["pub_key"])
+            if len(old) != 32:
+                raise VerifyError("%s: region %s: past_keys[%d]: pub_key has %d bytes" % (path, m["id"], i, len(old)))
+            until = utc_time(k["until"])
+            if past and not past[-1][0] < until:
+                raise VerifyError("%s: region %s: past_keys[%d]: not replaced after the key before it: want the oldest first" % (path, m["id"], i))
+            past.append((until, old))
+        keys[m["id"]] = (pub, past)
     return keys
+
+
+def key_at(region_keys, region, when):
+    """The region's key at time `when` (RFC 3339): the first earlier key
+    replaced after it, else the current one (RegionMember.KeyAt)."""
+    pub, past = region_keys[region]
+    t = utc_time(when)
+    for until, old in past:
+        if t < until:
+            return old
+    return pub
 
 
 def build_query(bank, key, consent, uscc=None, categories=None, purpose=None):
@@ -771,7 +799,7 @@ def prove(node, bank, key, rc, region_keys, network, wait):
         verify_inclusion(rp["leaf_index"], rp["tree_size"], hash_leaf(leaf), [unb64(p) for p in rp["proof"]], root)
         cp = rp.get("checkpoint")
         if cp is not None:
-            size, croot = verify_checkpoint(cp["note"], rc["answerer"], region_keys[rc["answerer"]], network)
+            size, croot = verify_checkpoint(cp["note"], rc["answerer"], key_at(region_keys, rc["answerer"], cp["anchored_at"]), network)
             if size != rp["tree_size"] or croot != root or cp["size"] != size or unb64(cp["root"]) != croot or cp["region"] != rc["answerer"]:
                 raise VerifyError("receipt %s: the checkpoint states another tree than the proof" % rc["id"])
             return rp, cp
@@ -788,8 +816,20 @@ def run_query(args):
     # The consent document a bank holds was countersigned by its home
     # region: checked before it travels (SPEC 3.1, 4).
     if consent.get("region") in region_keys:
-        verify(region_keys[consent["region"]], consent_region_message(consent), unb64(consent["region_sig"] or ""),
-               "consent %s: countersignature of region %s" % (consent["id"], consent["region"]))
+        # Countersigned when recorded, a time the document does not carry:
+        # any of the region's keys will do here; the home node checks it
+        # against the key of the recording.
+        pub, past = region_keys[consent["region"]]
+        msg, sig = consent_region_message(consent), unb64(consent["region_sig"] or "")
+        what = "consent %s: countersignature of region %s" % (consent["id"], consent["region"])
+        for _, old in past:
+            try:
+                verify(old, msg, sig, what)
+                break
+            except VerifyError:
+                pass
+        else:
+            verify(pub, msg, sig, what)
     cats = [c.strip() for c in args.categories.split(",")] if args.categories else None
     q = build_query(args.bank, key, consent, args.uscc, cats, args.purpose)
     node = Node(args.node, args.ca_file, args.client_cert, args.client_key)
