@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
@@ -418,12 +419,33 @@ type Ack struct {
 	Sig           []byte    `json:"sig"`
 }
 
+// LeafDigest is the Digest of the receipt whose LeafBytes are leaf (as
+// SignLeaf returns them): the digest hashes those very bytes, so a caller
+// holding them needs no encoding of the receipt again.
+func LeafDigest(leaf []byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(tagReceiptDigest + "\n"))
+	h.Write(leaf)
+	var d [32]byte
+	h.Sum(d[:0])
+	return d
+}
+
 // NewAck builds and signs an acknowledgement of r.
 func NewAck(r *Receipt, requester RegionID, now time.Time, key ed25519.PrivateKey) (Ack, error) {
 	d, err := r.Digest()
 	if err != nil {
 		return Ack{}, err
 	}
+	return newAck(r, d, requester, now, key)
+}
+
+// NewAckOfLeaf is NewAck for r whose LeafBytes are leaf.
+func NewAckOfLeaf(r *Receipt, leaf []byte, requester RegionID, now time.Time, key ed25519.PrivateKey) (Ack, error) {
+	return newAck(r, LeafDigest(leaf), requester, now, key)
+}
+
+func newAck(r *Receipt, d [32]byte, requester RegionID, now time.Time, key ed25519.PrivateKey) (Ack, error) {
 	a := Ack{Version: 1, ReceiptID: r.ID, ReceiptDigest: d[:], Requester: requester, Time: utc(now)}
 	sig, err := signValue(key, tagAck, a)
 	if err != nil {
@@ -444,6 +466,15 @@ func (a *Ack) VerifyWith(r *Receipt, requesterPub []byte, check SigCheck) error 
 	if err != nil {
 		return err
 	}
+	return a.verifyDigest(r, d, requesterPub, check)
+}
+
+// VerifyLeafWith is VerifyWith for r whose LeafBytes are leaf.
+func (a *Ack) VerifyLeafWith(r *Receipt, leaf, requesterPub []byte, check SigCheck) error {
+	return a.verifyDigest(r, LeafDigest(leaf), requesterPub, check)
+}
+
+func (a *Ack) verifyDigest(r *Receipt, d [32]byte, requesterPub []byte, check SigCheck) error {
 	if a.ReceiptID != r.ID || !bytes.Equal(a.ReceiptDigest, d[:]) {
 		return fmt.Errorf("ack by %s does not name receipt %s: %w", a.Requester, r.ID, ErrBadSignature)
 	}

@@ -65,12 +65,18 @@ func (r *Receipt) SignLeaf(regionKey ed25519.PrivateKey) (leaf []byte, err error
 		return nil, err
 	}
 	sig := signMessage(regionKey, msg)
+	r.Sig = sig
+	return leafOf(msg, sig), nil
+}
+
+// leafOf is the LeafBytes of the receipt whose signed message (encoded
+// unsigned: its signature null) is msg, with its signature sig.
+func leafOf(msg, sig []byte) []byte {
 	body := msg[len(tagReceipt)+1 : len(msg)-len("null}")]
-	leaf = make([]byte, 0, len(body)+96)
+	leaf := make([]byte, 0, len(body)+96)
 	leaf = append(leaf, body...)
 	leaf = appendJSONBytes(leaf, sig)
-	r.Sig = sig
-	return append(leaf, '}'), nil
+	return append(leaf, '}')
 }
 
 // VerifyNamesQuery is VerifyWith, and also reports whether the receipt
@@ -78,15 +84,17 @@ func (r *Receipt) SignLeaf(regionKey ed25519.PrivateKey) (leaf []byte, err error
 // Query.CanonicalAndDigest returns it), from the one encoding of the
 // receipt: the signed message holds the query in that same encoding, so
 // comparing the bytes says what comparing the query digests would, without
-// encoding and hashing the query again.
-func (r *Receipt) VerifyNamesQuery(regionPub, query []byte, check SigCheck) (names bool, err error) {
+// encoding and hashing the query again. It returns the receipt's LeafBytes
+// too, made from the same encoding.
+func (r *Receipt) VerifyNamesQuery(regionPub, query []byte, check SigCheck) (names bool, leaf []byte, err error) {
 	msg, err := appendSigned(make([]byte, 0, 2048), tagReceipt, r, encNormalized|encUnsigned)
 	if err == nil {
 		err = checkSigned(check, regionPub, msg, r.Sig)
 	}
 	if err != nil {
-		return false, fmt.Errorf("receipt %s of region %s: %w", r.ID, r.Answerer, err)
+		return false, nil, fmt.Errorf("receipt %s of region %s: %w", r.ID, r.Answerer, err)
 	}
+	leaf = leafOf(msg, r.Sig)
 	// The query is the receipt's third field, after its version and id.
 	var head [128]byte
 	h := append(head[:0], tagReceipt+"\n"+`{"v":`...)
@@ -95,11 +103,11 @@ func (r *Receipt) VerifyNamesQuery(regionPub, query []byte, check SigCheck) (nam
 	h = appendJSONString(h, r.ID)
 	h = append(h, `,"query":`...)
 	if !bytes.HasPrefix(msg, h) {
-		return false, nil
+		return false, leaf, nil
 	}
 	// A JSON object ends where its closing brace is, so an encoded query
 	// that starts with all of query, a whole object, is query: it must be
 	// followed by the receipt's next field.
 	rest := msg[len(h):]
-	return bytes.HasPrefix(rest, query) && bytes.HasPrefix(rest[len(query):], []byte(`,"requester":`)), nil
+	return bytes.HasPrefix(rest, query) && bytes.HasPrefix(rest[len(query):], []byte(`,"requester":`)), leaf, nil
 }

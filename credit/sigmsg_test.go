@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -109,7 +110,8 @@ func TestSignLeaf(t *testing.T) {
 }
 
 // TestVerifyNamesQuery: the byte comparison agrees with comparing query
-// digests, and the signature is checked as VerifyWith checks it.
+// digests, the signature is checked as VerifyWith checks it, and the leaf
+// returned is LeafBytes.
 func TestVerifyNamesQuery(t *testing.T) {
 	key := testKey(t, 3)
 	pub := key.Public().(ed25519.PublicKey)
@@ -130,25 +132,63 @@ func TestVerifyNamesQuery(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			names, err := r.VerifyNamesQuery(pub, qc, verifyMessage)
+			names, leaf, err := r.VerifyNamesQuery(pub, qc, verifyMessage)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if want, err := r.LeafBytes(); err != nil || !bytes.Equal(leaf, want) {
+				t.Fatalf("leaf %s, want LeafBytes %s (%v)", leaf, want, err)
 			}
 			if names != (rd == qd) {
 				t.Fatalf("names %v, digests equal %v", names, rd == qd)
 			}
 			// A prefix of the query is not the query.
-			if names, _ := r.VerifyNamesQuery(pub, qc[:len(qc)-1], verifyMessage); names {
+			if names, _, _ := r.VerifyNamesQuery(pub, qc[:len(qc)-1], verifyMessage); names {
 				t.Fatal("a prefix of the query named")
 			}
 		})
 	}
 	bad := r
 	bad.RecordCount++
-	if _, err := bad.VerifyNamesQuery(pub, nil, verifyMessage); !errors.Is(err, ErrBadSignature) {
+	if _, _, err := bad.VerifyNamesQuery(pub, nil, verifyMessage); !errors.Is(err, ErrBadSignature) {
 		t.Fatalf("changed receipt: %v", err)
 	}
-	if _, err := r.VerifyNamesQuery(testKey(t, 9).Public().(ed25519.PublicKey), nil, verifyMessage); !errors.Is(err, ErrBadSignature) {
+	if _, _, err := r.VerifyNamesQuery(testKey(t, 9).Public().(ed25519.PublicKey), nil, verifyMessage); !errors.Is(err, ErrBadSignature) {
 		t.Fatalf("another key: %v", err)
+	}
+}
+
+// TestLeafDigest: a receipt's digest and acks made and checked from its
+// LeafBytes are those made from the receipt.
+func TestLeafDigest(t *testing.T) {
+	r := exportReceipt(t)
+	r.Sig = nil
+	leaf, err := r.SignLeaf(testKey(t, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := r.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if LeafDigest(leaf) != d {
+		t.Fatalf("LeafDigest %x, Digest %x", LeafDigest(leaf), d)
+	}
+	requester := testKey(t, 4)
+	want, err := NewAck(&r, "gz", r.Time, requester)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := NewAckOfLeaf(&r, leaf, "gz", r.Time, requester)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("NewAckOfLeaf %+v (%v), NewAck %+v", got, err, want)
+	}
+	pub := requester.Public().(ed25519.PublicKey)
+	if err := got.VerifyLeafWith(&r, leaf, pub, verifyMessage); err != nil {
+		t.Fatal(err)
+	}
+	other := bytes.Replace(leaf, []byte(`"record_count":`), []byte(`"record_count":1`), 1)
+	if err := got.VerifyLeafWith(&r, other, pub, verifyMessage); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("ack checked against another leaf: %v, want ErrBadSignature", err)
 	}
 }

@@ -897,7 +897,7 @@ func TestSigningVectors(t *testing.T) {
 		if err := dec.Verify(pub("region_440100")); err != nil {
 			t.Error(err)
 		}
-		names, err := dec.VerifyNamesQuery(pub("region_440100"), []byte(v.Query.Canonical), func(pub, msg, sig []byte) bool { return ed25519.Verify(pub, msg, sig) })
+		names, _, err := dec.VerifyNamesQuery(pub("region_440100"), []byte(v.Query.Canonical), func(pub, msg, sig []byte) bool { return ed25519.Verify(pub, msg, sig) })
 		if err != nil || !names {
 			t.Errorf("the receipt does not name the query: %v %v", names, err)
 		}

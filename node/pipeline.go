@@ -132,7 +132,7 @@ func (n *Node) serve(ctx context.Context, requester credit.RegionID, q *credit.Q
 	if err != nil {
 		return nil, credit.Refuse(credit.CodeInternal, "signing receipt: %w", err)
 	}
-	idx, err := n.logReceipt(ctx, &r)
+	idx, err := n.logReceipt(ctx, r.ID, leaf)
 	if errors.Is(err, receipts.ErrDuplicateReceipt) {
 		// The id derives from the query: this query was answered before.
 		return nil, credit.Refuse(credit.CodeReplayedNonce, "query with nonce %s of bank %s was already answered: %w", q.Nonce, q.Bank, err)
@@ -153,13 +153,14 @@ func (n *Node) serve(ctx context.Context, requester credit.RegionID, q *credit.Q
 	return &r, err
 }
 
-// logReceipt appends a signed receipt durably (and, in anchor.mode
-// per_receipt, anchors it) before any answer carrying it may leave.
-func (n *Node) logReceipt(ctx context.Context, r *credit.Receipt) (uint64, error) {
+// logReceipt appends a signed receipt (its id and LeafBytes) durably
+// (and, in anchor.mode per_receipt, anchors it) before any answer
+// carrying it may leave.
+func (n *Node) logReceipt(ctx context.Context, id string, leaf []byte) (uint64, error) {
 	if err := n.logRefusal(); err != nil {
 		return 0, err
 	}
-	idx, err := n.rlog.Append(ctx, r)
+	idx, err := n.rlog.AppendLeaf(ctx, id, leaf)
 	if err != nil {
 		return idx, err
 	}
@@ -208,7 +209,15 @@ func (n *Node) Acknowledge(ctx context.Context, from peer.ID, receiptLeaf []byte
 		return credit.Refuse(credit.CodeInvalidQuery, "receipt %s was issued to %s", r.ID, r.Requester)
 	}
 	m, _ := n.view.Region(a.Requester)
-	if err := a.VerifyWith(&r, m.PubKey, n.sigs.verify); err != nil {
+	// The leaf is this node's own, as SignLeaf made it: canonical, so its
+	// bytes are what the receipt's digest hashes.
+	var verr error
+	if ok {
+		verr = a.VerifyLeafWith(&r, receiptLeaf, m.PubKey, n.sigs.verify)
+	} else {
+		verr = a.VerifyWith(&r, m.PubKey, n.sigs.verify)
+	}
+	if err := verr; err != nil {
 		return credit.Refuse(credit.CodeBadSignature, "%w", err)
 	}
 	if err := n.rlog.PutAck(*a); err != nil {

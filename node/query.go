@@ -167,7 +167,7 @@ func (n *Node) askOwn(ctx context.Context, q *credit.Query, now time.Time, k *ke
 		return failed(st, err)
 	}
 	rep := credit.NewReport(q.Subject, w.records)
-	st = n.settle(st, r, &rep, w.idx)
+	st = n.settle(st, r, w.leaf, &rep, w.idx)
 	if st.Report != nil && canonicalAtMost(w.records, heldCanonicalMax) {
 		// Encoded here, while the remote regions answer, rather than
 		// after the last of them.
@@ -190,14 +190,14 @@ func (n *Node) askRemote(ctx context.Context, q *credit.Query, qj []byte, region
 	reply, err := n.client.Ask(ctx, region, request, func(reply *p2p.Reply) *credit.Ack {
 		acked = true
 		rep := credit.NewReport(q.Subject, reply.Records)
-		canon, err := n.verifyReceipt(q, qj, region, &reply.Receipt, &rep)
+		canon, leaf, err := n.verifyReceipt(q, qj, region, &reply.Receipt, &rep)
 		if err != nil {
 			n.log.Warn("invalid receipt", "region", region, "err", err)
 			st.Status, st.Message = StatusInvalidReceipt, err.Error()
 			k.settled(nil)
 			return nil
 		}
-		st = n.settle(st, &reply.Receipt, &rep, reply.LeafIndex)
+		st = n.settle(st, &reply.Receipt, leaf, &rep, reply.LeafIndex)
 		if len(canon) <= heldCanonicalMax {
 			st.Canon = canon
 		} else {
@@ -235,15 +235,16 @@ func failed(st RegionStatus, err error) RegionStatus {
 	return st
 }
 
-// settle signs this node's ack of a receipt and fills the region's status.
-func (n *Node) settle(st RegionStatus, r *credit.Receipt, rep *credit.Report, idx uint64) RegionStatus {
-	ack, err := credit.NewAck(r, n.cfg.Region, n.now(), n.key)
+// settle signs this node's ack of a receipt whose LeafBytes are leaf and
+// fills the region's status.
+func (n *Node) settle(st RegionStatus, r *credit.Receipt, leaf []byte, rep *credit.Report, idx uint64) RegionStatus {
+	ack, err := credit.NewAckOfLeaf(r, leaf, n.cfg.Region, n.now(), n.key)
 	if err != nil {
 		st.Status, st.Message = StatusUnavailable, err.Error()
 		return st
 	}
 	st.Status, st.RecordCount = StatusOK, r.RecordCount
-	st.Report, st.Receipt, st.LeafIndex, st.Ack = rep, r, &idx, &ack
+	st.Report, st.Receipt, st.Leaf, st.LeafIndex, st.Ack = rep, r, leaf, &idx, &ack
 	return st
 }
 
@@ -305,30 +306,30 @@ var ErrBadReceipt = errors.New("receipt does not match the answer")
 // by the region's key on the ledger, naming this query (whose canonical
 // encoding is qj) and both regions, and matching the slice received in
 // digest, count and categories. It returns the report's canonical
-// encoding that it digested.
-func (n *Node) verifyReceipt(q *credit.Query, qj []byte, region credit.RegionID, r *credit.Receipt, rep *credit.Report) ([]byte, error) {
+// encoding that it digested, and the receipt's LeafBytes.
+func (n *Node) verifyReceipt(q *credit.Query, qj []byte, region credit.RegionID, r *credit.Receipt, rep *credit.Report) (canon, leaf []byte, err error) {
 	m, ok := n.view.Region(region)
 	if !ok {
-		return nil, fmt.Errorf("%w: region %s is not a member", ErrBadReceipt, region)
+		return nil, nil, fmt.Errorf("%w: region %s is not a member", ErrBadReceipt, region)
 	}
 	if r.Answerer != region || r.Requester != n.cfg.Region {
-		return nil, fmt.Errorf("%w: receipt %s names %s→%s", ErrBadReceipt, r.ID, r.Answerer, r.Requester)
+		return nil, nil, fmt.Errorf("%w: receipt %s names %s→%s", ErrBadReceipt, r.ID, r.Answerer, r.Requester)
 	}
-	names, err := r.VerifyNamesQuery(m.PubKey, qj, n.sigs.verify)
+	names, leaf, err := r.VerifyNamesQuery(m.PubKey, qj, n.sigs.verify)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadReceipt, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrBadReceipt, err)
 	}
 	if !names {
-		return nil, fmt.Errorf("%w: receipt %s names another query", ErrBadReceipt, r.ID)
+		return nil, nil, fmt.Errorf("%w: receipt %s names another query", ErrBadReceipt, r.ID)
 	}
 	d, canon := rep.DigestCanonical((*canonBufs.Get().(*[]byte))[:0])
 	if !bytes.Equal(d[:], r.ReportDigest) || r.RecordCount != rep.Count() {
 		putCanon(canon)
-		return nil, fmt.Errorf("%w: receipt %s: digest or count differs from the slice", ErrBadReceipt, r.ID)
+		return nil, nil, fmt.Errorf("%w: receipt %s: digest or count differs from the slice", ErrBadReceipt, r.ID)
 	}
 	if !credit.CategoriesSubset(rep.Categories(), q.Categories) {
 		putCanon(canon)
-		return nil, fmt.Errorf("%w: region %s returned categories outside the query", ErrBadReceipt, region)
+		return nil, nil, fmt.Errorf("%w: region %s returned categories outside the query", ErrBadReceipt, region)
 	}
-	return canon, nil
+	return canon, leaf, nil
 }

@@ -85,9 +85,12 @@ func appendRegionStatus(w io.Writer, b []byte, st *RegionStatus) ([]byte, error)
 		}
 	}
 	if st.Receipt != nil {
-		leaf, err := st.Receipt.LeafBytes()
-		if err != nil {
-			return b, err
+		leaf := st.Leaf
+		if leaf == nil {
+			var err error
+			if leaf, err = st.Receipt.LeafBytes(); err != nil {
+				return b, err
+			}
 		}
 		b = append(append(b, `,"receipt":`...), leaf...)
 	}

@@ -52,8 +52,13 @@ func TestWriteConsolidatedDecodesAsEncodingJSON(t *testing.T) {
 		t.Fatalf("written\n%s\nencoding/json\n%s", rec.Body, want)
 	}
 	// A status holding its report's canonical bytes (kept from its digest)
-	// writes the same answer byte for byte.
+	// and its receipt's leaf bytes writes the same answer byte for byte.
 	c.Regions[0].Canon = rep.AppendCanonical(nil)
+	leaf, err := r.LeafBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Regions[0].Leaf = leaf
 	held := httptest.NewRecorder()
 	if err := writeConsolidated(held, c); err != nil {
 		t.Fatal(err)

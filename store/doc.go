@@ -34,9 +34,9 @@
 // directory beside Badger's files until the load is applied and durable.
 //
 // Badger verifies every block's checksum as it reads it but its iterators
-// end a table's scan quietly at a block that fails; a report's range is
-// walked again in the table files after the scan (guard.go) so that it
-// fails instead of coming back short. Badger also writes through mapped
+// end a table's scan quietly at a block that fails; the blocks of a
+// report's range are checked again in the table files after the scan
+// (guard.go) so that it fails instead of coming back short. Badger also writes through mapped
 // files, where a full filesystem kills the process: Open, a Load's and a
 // bulk load's table writes check the free space first (space.go) and
 // fail with ErrNoSpace.

@@ -9,6 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dgraph-io/badger/v4/options"
+	"github.com/dgraph-io/badger/v4/pb"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/internal/testkit"
 )
@@ -136,39 +140,77 @@ func TestVerifyIntactStore(t *testing.T) {
 // one byte flipped in a block in the middle. Badger's scan stops at that
 // block and returns the records before it, with no error (the issue's
 // "report comes back short"); the report must fail instead, naming the
-// table, count the failure and refuse later reports.
+// table, count the failure and refuse later reports. Uncompressed tables
+// (ccnode import's default) have their blocks' checksums checked by the
+// guard; compressed ones (with a block cache) have their keys walked.
 func TestShortReportIsAnError(t *testing.T) {
-	dir := t.TempDir()
-	db, err := openAt(t, dir, Options{NoCompression: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var recs []credit.Record
-	pad := strings.Repeat("x", 200)
-	for i := 0; i < 300; i++ {
-		a := fmt.Sprintf(`{"amount":%d,"note":%q}`, 1000+i, pad)
-		if i == 200 {
-			a = `{` + amount + `,"note":"` + pad + `"}`
-		}
-		recs = append(recs, rec(t, 1, "tax-bureau", fmt.Sprintf("t%03d", i), credit.Tax, fmt.Sprintf("2025-%02d-%02d", 1+i/28%12, 1+i%28), a))
-	}
-	recs = append(recs, rec(t, 2, "tax-bureau", "other", credit.Tax, "2025-01-01", `{"amount":1}`))
-	put(t, db, recs...)
-	db.Close()
-	table := testkit.FlipInTable(t, dir, []byte(amount))
+	const shortReportTag = "Jq8Wz3Kv5Rt7" // matches nothing before it: snappy keeps it as written
+	for _, c := range []struct {
+		name   string
+		o      Options
+		needle string // flipped: in a compressed block, a literal the compressor kept
+	}{
+		{"uncompressed", Options{NoCompression: true}, amount},
+		{"snappy", Options{Compression: options.Snappy}, shortReportTag},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			db, err := openAt(t, dir, c.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var recs []credit.Record
+			pad := strings.Repeat("x", 200)
+			for i := 0; i < 300; i++ {
+				a := fmt.Sprintf(`{"amount":%d,"note":%q}`, 1000+i, pad)
+				if i == 200 {
+					a = `{` + amount + `,"note":"` + pad + `","tag":"` + shortReportTag + `"}`
+				}
+				recs = append(recs, rec(t, 1, "tax-bureau", fmt.Sprintf("t%03d", i), credit.Tax, fmt.Sprintf("2025-%02d-%02d", 1+i/28%12, 1+i%28), a))
+			}
+			recs = append(recs, rec(t, 2, "tax-bureau", "other", credit.Tax, "2025-01-01", `{"amount":1}`))
+			put(t, db, recs...)
+			db.Close()
+			table := testkit.FlipInTable(t, dir, []byte(c.needle))
 
-	if db, err = openAt(t, dir, Options{}); err != nil {
-		t.Fatal(err)
+			if db, err = openAt(t, dir, Options{}); err != nil {
+				t.Fatal(err)
+			}
+			got, err := db.Report(context.Background(), testkit.USCC(t, "440300", 1), Filter{})
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), filepath.Base(table)) || !strings.Contains(err.Error(), "checksum") {
+				t.Fatalf("report over a block that fails its checksum: %d of 300 records, err %v; want ErrCorrupt naming %s", len(got), err, table)
+			}
+			t.Log(err)
+			if db.ChecksumFailures() != 1 || db.Corruption() == nil {
+				t.Fatalf("failure not counted: %d, %v", db.ChecksumFailures(), db.Corruption())
+			}
+			if _, err := db.Report(context.Background(), testkit.USCC(t, "440300", 2), Filter{}); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("report of another subject after the failure: %v, want ErrCorrupt", err)
+			}
+		})
 	}
-	got, err := db.Report(context.Background(), testkit.USCC(t, "440300", 1), Filter{})
-	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), filepath.Base(table)) || !strings.Contains(err.Error(), "checksum") {
-		t.Fatalf("report over a block that fails its checksum: %d of 300 records, err %v; want ErrCorrupt naming %s", len(got), err, table)
-	}
-	t.Log(err)
-	if db.ChecksumFailures() != 1 || db.Corruption() == nil {
-		t.Fatalf("failure not counted: %d, %v", db.ChecksumFailures(), db.Corruption())
-	}
-	if _, err := db.Report(context.Background(), testkit.USCC(t, "440300", 2), Filter{}); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("report of another subject after the failure: %v, want ErrCorrupt", err)
+}
+
+// TestDecodeChecksum: the guard's reading of a block's checksum message
+// agrees with protobuf's for each algorithm, and refuses a cut message.
+func TestDecodeChecksum(t *testing.T) {
+	for _, want := range []*pb.Checksum{
+		{Algo: pb.Checksum_CRC32C, Sum: 1732699104},
+		{Algo: pb.Checksum_XXHash64, Sum: 1<<64 - 1},
+		{},
+	} {
+		b, err := proto.Marshal(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		algo, sum, ok := decodeChecksum(b)
+		if !ok || algo != want.Algo || sum != want.Sum {
+			t.Errorf("decodeChecksum(%x) = %v %d %v, want %v %d", b, algo, sum, ok, want.Algo, want.Sum)
+		}
+		if len(b) > 0 {
+			if _, _, ok := decodeChecksum(b[:len(b)-1]); ok {
+				t.Errorf("decodeChecksum(%x) of a cut message: ok", b[:len(b)-1])
+			}
+		}
 	}
 }

@@ -40,6 +40,9 @@ type RegionStatus struct {
 	// encoding, which it writes the answer from; never on the wire, nil
 	// in a decoded answer.
 	Canon []byte `json:"-"`
+	// Leaf is the answering node's copy of Receipt's LeafBytes, which it
+	// writes the answer from; never on the wire, nil in a decoded answer.
+	Leaf []byte `json:"-"`
 }
 
 // Consolidated is the bank's answer: every region's slice with its receipt

@@ -169,7 +169,14 @@ func (l *Log) Append(ctx context.Context, r *credit.Receipt) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("append receipt %s: %w", r.ID, err)
 	}
-	req := &appendReq{id: r.ID, leaf: leaf, reply: make(chan appendRes, 1)}
+	return l.AppendLeaf(ctx, r.ID, leaf)
+}
+
+// AppendLeaf is Append for the receipt with id whose LeafBytes are leaf
+// (as credit.Receipt.SignLeaf returns them), which it does not encode
+// again.
+func (l *Log) AppendLeaf(ctx context.Context, id string, leaf []byte) (uint64, error) {
+	req := &appendReq{id: id, leaf: leaf, reply: make(chan appendRes, 1)}
 	select {
 	case l.reqs <- req:
 	case <-l.stop:

@@ -226,7 +226,7 @@ func (r *requester) ask(ctx context.Context, q *credit.Query) error {
 	var bad error
 	reply, err := r.client.Ask(ctx, r.answerer.ID, p2p.EncodeRequest(r.region.Member.ID, qj), func(reply *p2p.Reply) *credit.Ack {
 		rc := &reply.Receipt
-		names, err := rc.VerifyNamesQuery(r.answerer.PubKey, qj, verify)
+		names, leaf, err := rc.VerifyNamesQuery(r.answerer.PubKey, qj, verify)
 		if err != nil {
 			bad = err
 			return nil
@@ -240,7 +240,7 @@ func (r *requester) ask(ctx context.Context, q *credit.Query) error {
 		if !r.ack {
 			return nil
 		}
-		a, err := credit.NewAck(rc, r.region.Member.ID, time.Now(), r.region.Key)
+		a, err := credit.NewAckOfLeaf(rc, leaf, r.region.Member.ID, time.Now(), r.region.Key)
 		if err != nil {
 			bad = err
 			return nil
