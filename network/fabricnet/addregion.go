@@ -398,14 +398,3 @@ func deepCopy(v map[string]any) (map[string]any, error) {
 	}
 	return decodeJSON(b)
 }
-
-// all is g and one gateway per further endpoint of its region.
-func (g Gateway) all() []Gateway {
-	out := []Gateway{g}
-	for _, ep := range g.Endpoints {
-		other := g
-		other.Endpoint, other.Endpoints = ep, nil
-		out = append(out, other)
-	}
-	return out
-}

@@ -291,3 +291,14 @@ func (n *Network) Gateway(region credit.RegionID) (Gateway, error) {
 	}
 	return g, nil
 }
+
+// all is g and one gateway per further endpoint of its region.
+func (g Gateway) all() []Gateway {
+	out := []Gateway{g}
+	for _, ep := range g.Endpoints {
+		other := g
+		other.Endpoint, other.Endpoints = ep, nil
+		out = append(out, other)
+	}
+	return out
+}
