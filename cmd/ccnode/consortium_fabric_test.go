@@ -1,0 +1,368 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prdcredit/ccnode/credit"
+	"github.com/prdcredit/ccnode/internal/testkit"
+	"github.com/prdcredit/ccnode/network/fabricnet"
+	"github.com/prdcredit/ccnode/node"
+	"github.com/prdcredit/ccnode/node/audit"
+	"github.com/prdcredit/ccnode/node/bankclient"
+	"github.com/prdcredit/ccnode/node/faults"
+)
+
+// queryOutcome is one bank query the background loop sent to Shenzhen.
+type queryOutcome struct {
+	start, end time.Time
+	err        error
+	parts      map[credit.RegionID]bankclient.RegionStatus
+}
+
+// queryLoop sends bank queries to one node without pause and records
+// every outcome; Pause and Resume bracket a step during which no query
+// may be in flight.
+type queryLoop struct {
+	mu       sync.Mutex
+	outcomes []queryOutcome
+	gate     sync.RWMutex // held for writing while paused
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+func startQueryLoop(ctx context.Context, c *bankclient.Client, grant *credit.ConsentGrant) *queryLoop {
+	l := &queryLoop{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		for {
+			select {
+			case <-l.stop:
+				return
+			default:
+			}
+			l.gate.RLock()
+			o := queryOutcome{start: time.Now()}
+			qctx, cancel := context.WithTimeout(ctx, time.Minute)
+			_, res, err := c.Query(qctx, bankclient.QueryRequest{Consent: grant})
+			cancel()
+			o.end, o.err = time.Now(), err
+			if res != nil {
+				o.parts = map[credit.RegionID]bankclient.RegionStatus{}
+				for _, st := range res.Regions {
+					o.parts[st.Region] = st
+				}
+			}
+			l.gate.RUnlock()
+			l.mu.Lock()
+			l.outcomes = append(l.outcomes, o)
+			l.mu.Unlock()
+		}
+	}()
+	return l
+}
+
+func (l *queryLoop) Pause()  { l.gate.Lock() }
+func (l *queryLoop) Resume() { l.gate.Unlock() }
+
+// Stop ends the loop and returns every outcome.
+func (l *queryLoop) Stop() []queryOutcome {
+	close(l.stop)
+	<-l.done
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.outcomes
+}
+
+// waitFor polls the recorded outcomes until one that started after since
+// satisfies ok, and returns its start.
+func (l *queryLoop) waitFor(t *testing.T, d time.Duration, what string, since time.Time, ok func(queryOutcome) bool) time.Time {
+	t.Helper()
+	var at time.Time
+	faults.WaitFor(t, d, what, func() (bool, string) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		last := "no query yet"
+		for _, o := range l.outcomes {
+			if o.start.After(since) {
+				if ok(o) {
+					at = o.start
+					return true, ""
+				}
+				last = describeOutcome(o)
+			}
+		}
+		return false, last
+	})
+	return at
+}
+
+func describeOutcome(o queryOutcome) string {
+	if o.err != nil {
+		return o.err.Error()
+	}
+	var s []string
+	for id, st := range o.parts {
+		s = append(s, fmt.Sprintf("%s:%s %s", id, st.Status, st.Reason))
+	}
+	return strings.Join(s, ", ")
+}
+
+// TestConsortiumChangesFabric is the consortium's life on the local
+// Fabric network, each step a ccnode process, while a bank's queries run
+// against Shenzhen without pause: three regions, `ccnode fabric
+// add-region` for Dongguan (a channel update signed by a majority of the
+// regions' admins), Guangzhou's key rotated and its node restarted, the
+// contract upgraded, Zhuhai retired by a majority of region votes, and at
+// the end the audit over every node's export against the auditor's
+// ledger snapshot, every receipt required anchored, finds nothing. Every
+// query is a 200 report whose parts are ok, except Guangzhou's
+// `unavailable` inside its restart window and Zhuhai's `retired` after
+// its retirement.
+func TestConsortiumChangesFabric(t *testing.T) {
+	fabricnet.SkipUnlessFabric(t)
+	fabricnet.RequireBinaries(t)
+	start := time.Now()
+	step := func(name string, since time.Time) {
+		t.Logf("step %-36s %6.1fs (at %5.1fs)", name, time.Since(since).Seconds(), time.Since(start).Seconds())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	bin := faults.Bin(testkit.CCNode(t))
+	mustCLI := func(args ...string) string { t.Helper(); return bin.Must(t, args...) }
+	root := t.TempDir()
+
+	t0 := time.Now()
+	fab := faults.StartFabric(t, bin, filepath.Join(root, "fabric-net"))
+	step("fabric up", t0)
+
+	const szID, gzID, zhID, dgID = credit.RegionID("440300"), credit.RegionID("440100"), credit.RegionID("440400"), credit.RegionID("441900")
+	t0 = time.Now()
+	nodes := map[credit.RegionID]*faults.Node{}
+	var subject credit.USCC
+	for _, id := range []credit.RegionID{szID, gzID, zhID} {
+		n := fab.Node(t, id, filepath.Join(root, "nodes", string(id)), func(c *node.Config) {
+			c.Anchor.Interval = 500 * time.Millisecond
+		})
+		feed := filepath.Join(n.Dir, "feed.jsonl")
+		mustCLI("gen", "--region", string(id), "--enterprises", "3", "--seed", "7", "--quiet", "-o", feed)
+		if id == szID {
+			subject = faults.FirstSubject(t, feed)
+		} else {
+			faults.AppendCourtRecord(t, feed, subject, id, "CC")
+		}
+		mustCLI("import", "--data-dir", filepath.Join(n.Dir, "db"), feed)
+		n.Start(t)
+		nodes[id] = n
+	}
+	for _, n := range nodes {
+		n.WaitReady(t, 2*time.Minute)
+	}
+	sz, gz, zh := nodes[szID], nodes[gzID], nodes[zhID]
+	step("three nodes ready", t0)
+
+	// A bank at Shenzhen and a consent, as an operator makes them.
+	t0 = time.Now()
+	token := filepath.Join(sz.Dir, "operator.token")
+	bankDir := filepath.Join(root, "bank-cc")
+	mustCLI("bank", "keygen", "--out", bankDir)
+	mustCLI("bank", "register", "--admin", sz.AdminURL(), "--operator-token-file", token, "--id", "bank-cc", "--pub-key", filepath.Join(bankDir, "bank.pub"))
+	caDir, entDir := filepath.Join(root, "authority"), filepath.Join(root, "enterprise")
+	mustCLI("authority", "create", "--name", "Shenzhen CC Authority", "--out", caDir)
+	mustCLI("authority", "issue", "--authority", caDir, "--uscc", string(subject), "--name", "CC Enterprise", "--out", entDir)
+	mustCLI("authority", "register", "--admin", sz.AdminURL(), "--operator-token-file", token, "--authority", caDir)
+	consentFile := filepath.Join(root, "consent.json")
+	mustCLI("consent", "grant", "--admin", sz.AdminURL(), "--operator-token-file", token,
+		"--enterprise-key", filepath.Join(entDir, "enterprise.key"), "--enterprise-cert", filepath.Join(entDir, "enterprise.pem"),
+		"--uscc", string(subject), "--bank", "bank-cc", "--region", string(szID), "--categories", "registration,tax,judicial", "--out", consentFile)
+	var grant credit.ConsentGrant
+	if b, err := os.ReadFile(consentFile); err != nil || json.Unmarshal(b, &grant) != nil {
+		t.Fatalf("consent %s: %v", consentFile, err)
+	}
+	bankKey, err := node.LoadKeyFile(filepath.Join(bankDir, "bank.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bank := bankclient.New(sz.URL(), bankclient.WithHTTPClient(sz.HTTPClient()), bankclient.WithBank("bank-cc", bankKey))
+	// Every region knows the bank and the consent before the loop starts:
+	// from then on anything but ok is a change's doing.
+	faults.WaitFor(t, time.Minute, "every region answers the bank", func() (bool, string) {
+		_, res, err := bank.Query(ctx, bankclient.QueryRequest{Consent: &grant})
+		if err != nil {
+			return false, err.Error()
+		}
+		o := queryOutcome{parts: map[credit.RegionID]bankclient.RegionStatus{}}
+		for _, st := range res.Regions {
+			o.parts[st.Region] = st
+			if st.Status != node.StatusOK {
+				return false, describeOutcome(o)
+			}
+		}
+		return len(res.Regions) == 3, describeOutcome(o)
+	})
+	step("bank and consent", t0)
+
+	loop := startQueryLoop(ctx, bank, &grant)
+	loopStopped := false
+	defer func() {
+		if !loopStopped {
+			loop.Stop()
+		}
+	}()
+
+	// Dongguan's organisation joins the channel: Fabric's governance.
+	t0 = time.Now()
+	out := mustCLI("fabric", "add-region", "--dir", fab.Dir, "--region", "441900")
+	t.Logf("ccnode fabric add-region:\n%s", out)
+	for _, want := range []string{
+		"Endorsement           OutOf(2, 'SZMSP.peer', 'GZMSP.peer', 'ZHMSP.peer')",
+		"Endorsement           OutOf(3, 'SZMSP.peer', 'GZMSP.peer', 'ZHMSP.peer', 'DGMSP.peer')",
+		filepath.Join("connection", "441900.yaml"),
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("fabric add-region does not print %q", want)
+		}
+	}
+	step("fabric add-region 441900", t0)
+
+	// Guangzhou's node key rotated by its operator, the node restarted.
+	t0 = time.Now()
+	mustCLI("keys", "rotate", "--config", gz.Config)
+	gzDown := time.Now()
+	gz.Stop(t)
+	gz.Start(t)
+	gz.WaitReady(t, 2*time.Minute)
+	newKey, err := node.LoadKeyFile(filepath.Join(fab.Dir, "nodes", string(gzID), "node.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gzBack := loop.waitFor(t, 2*time.Minute, "Shenzhen's report has Guangzhou's part again, signed by its new key", gzDown, func(o queryOutcome) bool {
+		st, ok := o.parts[gzID]
+		return ok && st.Status == node.StatusOK && st.Receipt != nil && st.Receipt.Verify(newKey.Public().(ed25519.PublicKey)) == nil
+	})
+	step("Guangzhou key rotated and restarted", t0)
+
+	// The contract upgraded with every region (Dongguan's peer included).
+	t0 = time.Now()
+	mustCLI("fabric", "upgrade", "--dir", fab.Dir)
+	upgraded := time.Now()
+	loop.waitFor(t, time.Minute, "a query after the upgrade", upgraded, func(o queryOutcome) bool { return o.err == nil })
+	step("fabric upgrade", t0)
+
+	// Zhuhai retired by a majority of the active regions. Its node anchors
+	// nothing once retired, so no query is in flight from just before the
+	// deciding vote until Zhuhai's node knows: every receipt it gave is
+	// anchored.
+	t0 = time.Now()
+	voters := []*faults.Node{sz, gz}
+	need := len(voters)
+	for i, v := range voters {
+		if i == need-1 {
+			loop.Pause()
+			zh.WaitAnchored(t, time.Minute)
+		}
+		mustCLI("region", "retire", "--admin", v.AdminURL(), "--operator-token-file", filepath.Join(v.Dir, "operator.token"), string(zhID))
+	}
+	retiredAt := time.Now()
+	faults.WaitFor(t, time.Minute, "Zhuhai's node not ready: retired", func() (bool, string) {
+		resp, err := zh.HTTPClient().Get(zh.URL() + "/readyz")
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		var e node.APIError
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		return resp.StatusCode == http.StatusServiceUnavailable && e.Code == string(credit.CodeNotMember), fmt.Sprintf("%d %s %s", resp.StatusCode, e.Code, e.Message)
+	})
+	loop.Resume()
+	zhGone := loop.waitFor(t, time.Minute, "Shenzhen reports Zhuhai retired", retiredAt, func(o queryOutcome) bool {
+		st, ok := o.parts[zhID]
+		return ok && st.Status == node.StatusRetired
+	})
+	loop.waitFor(t, time.Minute, "another query after Zhuhai's retirement", zhGone, func(o queryOutcome) bool { return o.err == nil })
+	step("Zhuhai retired", t0)
+
+	outcomes := loop.Stop()
+	loopStopped = true
+	checkOutcomes(t, outcomes, gzDown, gzBack, retiredAt, zhGone, dgID)
+
+	// Every node's receipts anchored, exported; the auditor's snapshot of
+	// the ledger; the audit finds nothing.
+	t0 = time.Now()
+	for _, n := range []*faults.Node{sz, gz} {
+		n.WaitAnchored(t, 2*time.Minute)
+	}
+	var exports []string
+	for _, n := range []*faults.Node{sz, gz, zh} {
+		for _, kind := range []credit.ExportKind{credit.ExportAnswered, credit.ExportReceived} {
+			p := filepath.Join(root, fmt.Sprintf("%s-%s.jsonl", n.Region, kind))
+			mustCLI("receipts", "export", "--config", n.Config, "--kind", string(kind), "--out", p)
+			exports = append(exports, p)
+		}
+	}
+	snapshot := filepath.Join(root, "snapshot.json")
+	mustCLI("audit", "snapshot", "--fabric-config", fab.Net.AuditorFile, "-o", snapshot)
+	consents := filepath.Join(root, "consents.json")
+	b, _ := json.Marshal([]credit.ConsentGrant{grant})
+	if err := os.WriteFile(consents, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := bin.Run(t, append([]string{"audit", "--snapshot", snapshot, "--require-anchored", "--consents", consents, "--json", "--no-progress"}, exports...)...)
+	var rep audit.Report
+	if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil {
+		t.Fatalf("audit exit %d, output not a report: %v\n%s%s", r.Code, err, r.Stdout, r.Stderr)
+	}
+	if r.Code != 0 || rep.Total != 0 {
+		t.Fatalf("audit exit %d, %d findings:\n%s%s", r.Code, rep.Total, r.Stdout, r.Stderr)
+	}
+	step("exports and audit: no findings", t0)
+	for _, n := range nodes {
+		n.Stop(t)
+	}
+	t.Logf("consortium changes on Fabric: %d queries, %.1fs", len(outcomes), time.Since(start).Seconds())
+}
+
+// checkOutcomes holds every recorded query to the rule: a 200 report
+// whose parts are ok, except Guangzhou unavailable while it restarted
+// (between gzDown and gzBack, the first query after which had it back),
+// Zhuhai retired once the deciding vote was cast (and retired for every
+// query from zhGone on), Dongguan absent until accepted.
+func checkOutcomes(t *testing.T, outcomes []queryOutcome, gzDown, gzBack, retiredAt, zhGone time.Time, dg credit.RegionID) {
+	t.Helper()
+	var gzUnavailable, zhRetired int
+	for i, o := range outcomes {
+		if o.err != nil {
+			t.Errorf("query %d at %s failed: %v", i, o.start.Format(time.TimeOnly), o.err)
+			continue
+		}
+		for id, st := range o.parts {
+			switch {
+			case st.Status == node.StatusOK:
+				if id == "440400" && !o.start.Before(zhGone) {
+					t.Errorf("query %d at %s: Zhuhai answered after its retirement was reported", i, o.start.Format(time.TimeOnly))
+				}
+			case id == "440100" && st.Status == node.StatusUnavailable && o.start.After(gzDown) && o.start.Before(gzBack):
+				gzUnavailable++
+			case id == "440400" && st.Status == node.StatusRetired && o.start.After(retiredAt):
+				zhRetired++
+			default:
+				t.Errorf("query %d at %s: region %s %s %s %s", i, o.start.Format(time.TimeOnly), id, st.Status, st.Reason, st.Message)
+			}
+		}
+		if _, ok := o.parts[dg]; ok {
+			t.Errorf("query %d: Dongguan has a part before any region accepted it", i)
+		}
+	}
+	t.Logf("%d queries: Guangzhou unavailable in %d (its restart), Zhuhai retired in %d", len(outcomes), gzUnavailable, zhRetired)
+}
