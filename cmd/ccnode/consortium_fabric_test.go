@@ -3,13 +3,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -172,6 +176,53 @@ func TestConsortiumChangesFabric(t *testing.T) {
 	sz, gz, zh := nodes[szID], nodes[gzID], nodes[zhID]
 	step("three nodes ready", t0)
 
+	// The README's blocks, run in the work folder; its admin addresses are
+	// the sample configs', these nodes listen on free ports.
+	blocks := readMarkedBlocks(t, "../../README.md", fabricConsortiumSection, fabricConsortiumMark)
+	admins := map[string]*faults.Node{"http://127.0.0.1:9443": sz, "http://127.0.0.1:9441": gz, "http://127.0.0.1:9444": zh}
+	block := func(name string) readmeBlock {
+		t.Helper()
+		b, ok := blocks[name]
+		if !ok {
+			t.Fatalf("README.md %q has no block %s%s -->", fabricConsortiumSection, fabricConsortiumMark, name)
+		}
+		return b
+	}
+	runREADME := func(line int, args []string) string {
+		t.Helper()
+		if len(args) < 2 || args[0] != "./ccnode" {
+			t.Fatalf("README.md:%d: %q: a block's command is ./ccnode ...", line, args)
+		}
+		args = slices.Clone(args[1:])
+		for i, a := range args {
+			if n, ok := admins[a]; ok {
+				args[i] = n.AdminURL()
+			}
+		}
+		cmd := exec.Command(string(bin), args...)
+		cmd.Dir = root
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) {
+				t.Fatalf("README.md:%d: ccnode %s: %v", line, strings.Join(args, " "), err)
+			}
+			t.Fatalf("README.md:%d: ccnode %s: exit %d\n%s%s", line, strings.Join(args, " "), ee.ExitCode(), stdout.String(), stderr.String())
+		}
+		return stdout.String()
+	}
+	// runBlock returns the output of the block's last command.
+	runBlock := func(name string) string {
+		t.Helper()
+		b := block(name)
+		var out string
+		for _, args := range b.commands {
+			out = runREADME(b.line, args)
+		}
+		return out
+	}
+
 	// A bank at Shenzhen and a consent, as an operator makes them.
 	t0 = time.Now()
 	token := filepath.Join(sz.Dir, "operator.token")
@@ -223,7 +274,7 @@ func TestConsortiumChangesFabric(t *testing.T) {
 
 	// Dongguan's organisation joins the channel: Fabric's governance.
 	t0 = time.Now()
-	out := mustCLI("fabric", "add-region", "--dir", fab.Dir, "--region", "441900")
+	out := runBlock("add-region")
 	t.Logf("ccnode fabric add-region:\n%s", out)
 	for _, want := range []string{
 		"Endorsement           OutOf(2, 'SZMSP.peer', 'GZMSP.peer', 'ZHMSP.peer')",
@@ -238,7 +289,7 @@ func TestConsortiumChangesFabric(t *testing.T) {
 
 	// Guangzhou's node key rotated by its operator, the node restarted.
 	t0 = time.Now()
-	mustCLI("keys", "rotate", "--config", gz.Config)
+	runBlock("rotate")
 	gzDown := time.Now()
 	gz.Stop(t)
 	gz.Start(t)
@@ -255,7 +306,7 @@ func TestConsortiumChangesFabric(t *testing.T) {
 
 	// The contract upgraded with every region (Dongguan's peer included).
 	t0 = time.Now()
-	mustCLI("fabric", "upgrade", "--dir", fab.Dir)
+	runBlock("upgrade")
 	upgraded := time.Now()
 	loop.waitFor(t, time.Minute, "a query after the upgrade", upgraded, func(o queryOutcome) bool { return o.err == nil })
 	step("fabric upgrade", t0)
@@ -265,14 +316,13 @@ func TestConsortiumChangesFabric(t *testing.T) {
 	// deciding vote until Zhuhai's node knows: every receipt it gave is
 	// anchored.
 	t0 = time.Now()
-	voters := []*faults.Node{sz, gz}
-	need := len(voters)
-	for i, v := range voters {
-		if i == need-1 {
+	retire := block("retire")
+	for i, args := range retire.commands {
+		if i == len(retire.commands)-1 {
 			loop.Pause()
 			zh.WaitAnchored(t, time.Minute)
 		}
-		mustCLI("region", "retire", "--admin", v.AdminURL(), "--operator-token-file", filepath.Join(v.Dir, "operator.token"), string(zhID))
+		runREADME(retire.line, args)
 	}
 	retiredAt := time.Now()
 	faults.WaitFor(t, time.Minute, "Zhuhai's node not ready: retired", func() (bool, string) {
@@ -303,28 +353,18 @@ func TestConsortiumChangesFabric(t *testing.T) {
 	for _, n := range []*faults.Node{sz, gz} {
 		n.WaitAnchored(t, 2*time.Minute)
 	}
-	var exports []string
-	for _, n := range []*faults.Node{sz, gz, zh} {
-		for _, kind := range []credit.ExportKind{credit.ExportAnswered, credit.ExportReceived} {
-			p := filepath.Join(root, fmt.Sprintf("%s-%s.jsonl", n.Region, kind))
-			mustCLI("receipts", "export", "--config", n.Config, "--kind", string(kind), "--out", p)
-			exports = append(exports, p)
-		}
-	}
-	snapshot := filepath.Join(root, "snapshot.json")
-	mustCLI("audit", "snapshot", "--fabric-config", fab.Net.AuditorFile, "-o", snapshot)
-	consents := filepath.Join(root, "consents.json")
+	// The auditor holds the consent documents.
 	b, _ := json.Marshal([]credit.ConsentGrant{grant})
-	if err := os.WriteFile(consents, b, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(root, "consents.json"), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := bin.Run(t, append([]string{"audit", "--snapshot", snapshot, "--require-anchored", "--consents", consents, "--json", "--no-progress"}, exports...)...)
+	auditOut := runBlock("audit")
 	var rep audit.Report
-	if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil {
-		t.Fatalf("audit exit %d, output not a report: %v\n%s%s", r.Code, err, r.Stdout, r.Stderr)
+	if err := json.Unmarshal([]byte(auditOut), &rep); err != nil {
+		t.Fatalf("the audit's output is no report: %v\n%s", err, auditOut)
 	}
-	if r.Code != 0 || rep.Total != 0 {
-		t.Fatalf("audit exit %d, %d findings:\n%s%s", r.Code, rep.Total, r.Stdout, r.Stderr)
+	if rep.Total != 0 || len(rep.Regions) != 3 {
+		t.Fatalf("audit: %d findings, %d regions:\n%s", rep.Total, len(rep.Regions), auditOut)
 	}
 	step("exports and audit: no findings", t0)
 	for _, n := range nodes {
@@ -365,4 +405,54 @@ func checkOutcomes(t *testing.T, outcomes []queryOutcome, gzDown, gzBack, retire
 		}
 	}
 	t.Logf("%d queries: Guangzhou unavailable in %d (its restart), Zhuhai retired in %d", len(outcomes), gzUnavailable, zhRetired)
+}
+
+// The README's "On Fabric" subsection of "Changing the consortium": each
+// sh block after a marker is a step this test runs verbatim.
+const (
+	fabricConsortiumSection = "#### On Fabric"
+	fabricConsortiumMark    = "<!-- fabric-consortium: "
+)
+
+// readmeBlock is one marked block: its marker's line and its commands.
+type readmeBlock struct {
+	line     int
+	commands [][]string
+}
+
+// readMarkedBlocks returns the sh blocks of a README section, by the name
+// in the marker before each, split into commands as the three-node
+// journey does (shellCommands).
+func readMarkedBlocks(t *testing.T, readme, heading, mark string) map[string]readmeBlock {
+	t.Helper()
+	b, err := os.ReadFile(readme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	start := slices.Index(lines, heading)
+	if start < 0 {
+		t.Fatalf("%s has no section %q", readme, heading)
+	}
+	out := map[string]readmeBlock{}
+	for i := start + 1; i < len(lines) && !strings.HasPrefix(lines[i], "#"); i++ {
+		name, ok := strings.CutPrefix(strings.TrimSpace(lines[i]), mark)
+		if !ok {
+			continue
+		}
+		name = strings.TrimSuffix(name, " -->")
+		if i+1 >= len(lines) || lines[i+1] != "```sh" {
+			t.Fatalf("README.md:%d: %s is not followed by a ```sh block", i+1, lines[i])
+		}
+		blk := readmeBlock{line: i + 1}
+		var body []string
+		for i += 2; i < len(lines) && lines[i] != "```"; i++ {
+			body = append(body, lines[i])
+		}
+		if blk.commands, err = shellCommands(strings.Join(body, "\n")); err != nil {
+			t.Fatalf("README.md:%d: %v", blk.line, err)
+		}
+		out[name] = blk
+	}
+	return out
 }
