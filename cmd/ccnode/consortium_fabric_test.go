@@ -3,15 +3,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -188,6 +185,7 @@ func TestConsortiumChangesFabric(t *testing.T) {
 		}
 		return b
 	}
+	readmeRun := &fabricJourney{t: t, bin: bin, work: root}
 	runREADME := func(line int, args []string) string {
 		t.Helper()
 		if len(args) < 2 || args[0] != "./ccnode" {
@@ -199,18 +197,8 @@ func TestConsortiumChangesFabric(t *testing.T) {
 				args[i] = n.AdminURL()
 			}
 		}
-		cmd := exec.Command(string(bin), args...)
-		cmd.Dir = root
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Run(); err != nil {
-			var ee *exec.ExitError
-			if !errors.As(err, &ee) {
-				t.Fatalf("README.md:%d: ccnode %s: %v", line, strings.Join(args, " "), err)
-			}
-			t.Fatalf("README.md:%d: ccnode %s: exit %d\n%s%s", line, strings.Join(args, " "), ee.ExitCode(), stdout.String(), stderr.String())
-		}
-		return stdout.String()
+		t.Logf("README.md:%d: ccnode %s", line, strings.Join(args, " "))
+		return readmeRun.must(args...)
 	}
 	// runBlock returns the output of the block's last command.
 	runBlock := func(name string) string {
@@ -229,14 +217,10 @@ func TestConsortiumChangesFabric(t *testing.T) {
 	bankDir := filepath.Join(root, "bank-cc")
 	mustCLI("bank", "keygen", "--out", bankDir)
 	mustCLI("bank", "register", "--admin", sz.AdminURL(), "--operator-token-file", token, "--id", "bank-cc", "--pub-key", filepath.Join(bankDir, "bank.pub"))
-	caDir, entDir := filepath.Join(root, "authority"), filepath.Join(root, "enterprise")
-	mustCLI("authority", "create", "--name", "Shenzhen CC Authority", "--out", caDir)
-	mustCLI("authority", "issue", "--authority", caDir, "--uscc", string(subject), "--name", "CC Enterprise", "--out", entDir)
-	mustCLI("authority", "register", "--admin", sz.AdminURL(), "--operator-token-file", token, "--authority", caDir)
+	entKey, entCert := sz.CertifiedEnterprise(t, bin, subject, root)
 	consentFile := filepath.Join(root, "consent.json")
 	mustCLI("consent", "grant", "--admin", sz.AdminURL(), "--operator-token-file", token,
-		"--enterprise-key", filepath.Join(entDir, "enterprise.key"), "--enterprise-cert", filepath.Join(entDir, "enterprise.pem"),
-		"--uscc", string(subject), "--bank", "bank-cc", "--region", string(szID), "--categories", "registration,tax,judicial", "--out", consentFile)
+		"--enterprise-key", entKey, "--enterprise-cert", entCert, "--uscc", string(subject), "--bank", "bank-cc", "--region", string(szID), "--categories", "registration,tax,judicial", "--out", consentFile)
 	var grant credit.ConsentGrant
 	if b, err := os.ReadFile(consentFile); err != nil || json.Unmarshal(b, &grant) != nil {
 		t.Fatalf("consent %s: %v", consentFile, err)
