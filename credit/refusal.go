@@ -32,7 +32,9 @@ const (
 	// (a consent id already recorded with another document).
 	CodeConflict Code = "conflict"
 	// CodeNotMember: the calling peer is not the active member region it
-	// claims to be. Retrying helps only once the ledger says otherwise.
+	// claims to be, or the node's own region is not one (a candidate
+	// awaiting approval, or retired). Retrying helps only once the ledger
+	// says otherwise.
 	CodeNotMember Code = "not_member"
 	// CodeWrongHomeRegion: the bank queried a node other than its home
 	// region's, or a consent was offered to a region that did not issue it.

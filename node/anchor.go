@@ -72,6 +72,9 @@ func (n *Node) AnchorNow(ctx context.Context) error {
 }
 
 func (n *Node) anchorOnce(ctx context.Context) error {
+	if n.cand.waiting.Load() {
+		return nil // a candidate anchors nothing; admission kicks the loop
+	}
 	if n.logFork != nil {
 		return fmt.Errorf("%w: %w", ErrForked, n.logFork)
 	}

@@ -482,6 +482,9 @@ func (n *Node) startLedgerCheck(ctx context.Context) (func() error, error) {
 
 // logRefusal refuses what would append to a log that is behind the ledger.
 func (n *Node) logRefusal() error {
+	if err := n.candidateRefusal(); err != nil {
+		return err // and logFork is not set before admission
+	}
 	if n.logFork == nil {
 		return nil
 	}

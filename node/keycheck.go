@@ -24,10 +24,14 @@ func KeyFingerprint(pub ed25519.PublicKey) string {
 // everywhere as consent_signature_invalid), so it says so instead. A
 // region with no record is left to the membership checks.
 //
-// A region the consortium retired is refused first (not_member): its node
+// A candidate (a region not yet admitted) is refused not_member, naming
+// the command that proposes it. A region the consortium retired is refused first (not_member): its node
 // must neither answer nor look ready, though what it signed before stays
 // verifiable.
 func (n *Node) checkOwnRecord() error {
+	if err := n.candidateRefusal(); err != nil {
+		return err
+	}
 	rec, ok := n.view.Region(n.cfg.Region)
 	if !ok {
 		return nil

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/internal/testkit"
@@ -185,9 +186,10 @@ func TestOpenWarnsWhenLedgerKnowsOnlyThisRegion(t *testing.T) {
 	}
 }
 
-// A region left out of the bootstrap is refused by the served ledger; the
-// error says where its membership comes from.
-func TestOpenNamesBootstrapWhenServedLedgerRefuses(t *testing.T) {
+// A region left out of the bootstrap starts as a candidate: not ready and
+// refusing not_member, naming the proposal; once it proposed itself and the
+// ledger's one active region approved it, it is a member with no restart.
+func TestCandidateJoinsWithoutRestart(t *testing.T) {
 	ctx := context.Background()
 	setup := func(region credit.RegionID) Config {
 		cfg := DefaultConfig(region, t.TempDir())
@@ -209,8 +211,34 @@ func TestOpenNamesBootstrapWhenServedLedgerRefuses(t *testing.T) {
 	defer r.Close()
 	gz := setup("440100")
 	gz.Ledger.EmbeddedDir, gz.Ledger.EmbeddedURL = "", "http://"+r.LedgerAddr
-	_, err = Open(ctx, gz, testkit.LoggerAt(t, slog.LevelError))
-	if err == nil || !strings.Contains(err.Error(), "ccnode consortium bootstrap") || !strings.Contains(err.Error(), "Region440100MSP") {
-		t.Fatalf("Open of a region the ledger does not know: %v, want the bootstrap named", err)
+	cand, err := Open(ctx, gz, testkit.LoggerAt(t, slog.LevelError))
+	if err != nil {
+		t.Fatalf("Open of a region the ledger does not know: %v, want a candidate", err)
 	}
+	defer cand.Close()
+	err = cand.Ready()
+	if r := credit.RefusalOf(err); r == nil || r.Code != credit.CodeNotMember || !strings.Contains(r.Msg, "candidate") || !strings.Contains(r.Msg, "ccnode region propose") {
+		t.Fatalf("a candidate's readiness: %v, want not_member naming the candidacy and the proposal", err)
+	}
+	if err := cand.admit(ctx, &credit.Query{}, time.Now(), gz.Region); credit.RefusalOf(err) == nil || credit.RefusalOf(err).Code != credit.CodeNotMember {
+		t.Fatalf("a candidate admits a query: %v, want not_member", err)
+	}
+	md, err := NewMemberDescriptor(gz, cand.key.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := credit.RegionMember{ID: md.Region, Name: md.Name, Divisions: md.Divisions, MSPID: md.MSPID, PeerID: md.PeerID, PubKey: md.PubKey}
+	if _, err := cand.ProposeRegion(ctx, d); err != nil {
+		t.Fatalf("the candidate proposes itself: %v", err)
+	}
+	if v, err := r.ApproveRegion(ctx, gz.Region); err != nil || v.Proposal.Status != credit.ProposalAccepted {
+		t.Fatalf("Shenzhen's approval: %+v %v", v, err)
+	}
+	testkit.Eventually(t, 30*time.Second, cand.Ready)
+	testkit.Eventually(t, 30*time.Second, func() error {
+		if !r.members.Admits(cand.Host().ID()) {
+			return errors.New("Shenzhen does not admit the new member's peer yet")
+		}
+		return nil
+	})
 }

@@ -87,6 +87,7 @@ type Node struct {
 	imports   *imports
 	verify    verifier // start-up verification, in the background
 	disk      diskWatch
+	cand      candidacy // a region not yet admitted (candidate.go)
 
 	// logFork, set once at start (startLedgerCheck), is why the receipt
 	// log may not grow: it is behind or off the ledger's checkpoint.
@@ -153,14 +154,24 @@ func New(ctx context.Context, cfg Config, deps Deps) (_ *Node, err error) {
 			err = errors.Join(err, n.stopAll())
 		}
 	}()
+	candidate, err := n.isCandidate(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", cfg.Region, err)
+	}
+	n.cand.waiting.Store(candidate)
+	ledgerCheck, view := n.startLedgerCheck, n.startView
+	if candidate {
+		// Admission runs both (awaitAdmission).
+		ledgerCheck, view = noStep, n.startCandidate
+	}
 	steps := []struct {
 		name  string
 		start func(context.Context) (func() error, error)
 	}{
 		{"store verification", n.startVerify},
 		{"receipt log", n.startLog},
-		{"receipt log against the ledger", n.startLedgerCheck},
-		{"ledger view", n.startView},
+		{"receipt log against the ledger", ledgerCheck},
+		{"ledger view", view},
 		{"p2p host", n.startHost},
 		{"p2p server", n.startServer},
 		{"p2p client", n.startClient},
@@ -175,7 +186,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (_ *Node, err error) {
 		}
 		n.stops = append(n.stops, stop)
 	}
-	n.log.Info("node started", "http", n.HTTPAddr(), "admin", n.AdminAddr(), "peer", n.host.ID(), "log_size", n.rlog.Size())
+	n.log.Info("node started", "http", n.HTTPAddr(), "admin", n.AdminAddr(), "peer", n.host.ID(), "log_size", n.rlog.Size(), "candidate", candidate)
+	if candidate {
+		n.awaitAdmission()
+	}
 	if msg := n.emptyStore(ctx); msg != "" {
 		n.log.Warn(msg, "store", deps.Store.Badger().Opts().Dir)
 	}
@@ -246,19 +260,31 @@ func (n *Node) startHost(ctx context.Context) (func() error, error) {
 		}
 		n.host, stop = h, h.Close
 	}
-	addrs := make([]string, 0, len(n.host.Addrs()))
-	for _, a := range n.host.Addrs() {
-		addrs = append(addrs, a.String())
-	}
+	addrs := n.hostAddrs()
 	if len(n.cfg.P2P.Announce) == 0 && listensUnspecified(n.cfg.P2P.Listen) {
 		n.log.Warn("p2p.listen is on an unspecified address, so every local address is published; set p2p.announce to the ones other regions dial",
 			"published", addrs)
+	}
+	if n.cand.waiting.Load() {
+		return stop, nil // a candidate has no record to publish in; admission publishes
 	}
 	if err := publishSelf(ctx, n.deps.Ledger, n.cfg, n.key.Public().(ed25519.PublicKey), addrs, n.log); err != nil {
 		return nil, errors.Join(err, stop())
 	}
 	return stop, nil
 }
+
+// hostAddrs are the addresses the node publishes in its ledger record.
+func (n *Node) hostAddrs() []string {
+	addrs := make([]string, 0, len(n.host.Addrs()))
+	for _, a := range n.host.Addrs() {
+		addrs = append(addrs, a.String())
+	}
+	return addrs
+}
+
+// noStep is a start step with nothing to start.
+func noStep(context.Context) (func() error, error) { return func() error { return nil }, nil }
 
 func (n *Node) startServer(context.Context) (func() error, error) {
 	s, err := p2p.NewServer(p2p.ServerConfig{
@@ -435,6 +461,9 @@ func (n *Node) Ready() error {
 	n.mu.Unlock()
 	if closed {
 		return fmt.Errorf("%w: closed", ErrNotReady)
+	}
+	if err := n.candidateRefusal(); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotReady, err)
 	}
 	if err := n.view.Fresh(); err != nil {
 		return fmt.Errorf("%w: %w", ErrNotReady, err)

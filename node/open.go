@@ -91,12 +91,8 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Running, err er
 	}
 	r.Node, err = New(ctx, cfg, Deps{Store: r.Store, Ledger: r.Ledger, Key: key, Logger: log, Operators: OperatorsFile(cfg.Admin.OperatorsFile)})
 	if err != nil {
-		if cfg.Ledger.EmbeddedURL != "" && errors.Is(err, network.ErrDenied) {
-			// The served ledger admits the identities of its members only.
-			err = fmt.Errorf("%w (the ledger at %s has no member region with ledger identity %s and this node's key: "+
-				"its node must start a new ledger from a bootstrap file listing this region, composed with 'ccnode consortium bootstrap' from each region's member.json)",
-				err, cfg.Ledger.EmbeddedURL, cfg.Ledger.MSPID)
-		}
+		// A region the ledger does not know (yet) starts as a candidate
+		// (candidate.go), so no refusal of its identity lands here.
 		return nil, err
 	}
 	warnAlone(ctx, r.Ledger, cfg, log)

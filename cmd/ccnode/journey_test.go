@@ -358,6 +358,45 @@ func (j *journey) run(line int, args []string) string {
 	return what
 }
 
+// runToQuery runs the README's journey up to its wait step (three nodes
+// running, the bank's first query answered) and returns that query's
+// command and the index of the first step not run.
+func (j *journey) runToQuery(steps []journeyStep) ([]string, int) {
+	var query []string
+	i := 0
+	for ; i < len(steps) && steps[i].mark == markCommands; i++ {
+		for _, args := range steps[i].commands {
+			if j.run(steps[i].line, args) == "query" {
+				query = args
+			}
+		}
+	}
+	if query == nil {
+		j.t.Fatal("the README's journey runs no query before its wait step")
+	}
+	return query, i
+}
+
+// regionPart runs a query command (with --json added) and returns the
+// part of region's answer in the consolidated report.
+func (j *journey) regionPart(query []string, region credit.RegionID) (node.RegionStatus, error) {
+	args := append(append([]string{}, query...), "--json")
+	out, err := j.exec(args)
+	if err != nil {
+		return node.RegionStatus{}, fmt.Errorf("query: %v\n%s", err, out)
+	}
+	var res node.Consolidated
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		return node.RegionStatus{}, err
+	}
+	for _, r := range res.Regions {
+		if r.Region == region {
+			return r, nil
+		}
+	}
+	return node.RegionStatus{}, fmt.Errorf("no part from region %s:\n%s", region, out)
+}
+
 // substitute points the sample configs' addresses at the running nodes.
 func (j *journey) substitute(args []string) []string {
 	out := make([]string, len(args))

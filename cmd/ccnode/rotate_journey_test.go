@@ -30,18 +30,7 @@ func TestKeyRotationThreeNodes(t *testing.T) {
 	}
 	j := newJourney(t)
 	steps := readJourney(t, "../../README.md")
-	var query []string
-	i := 0
-	for ; i < len(steps) && steps[i].mark == markCommands; i++ {
-		for _, args := range steps[i].commands {
-			if j.run(steps[i].line, args) == "query" {
-				query = args
-			}
-		}
-	}
-	if query == nil {
-		t.Fatal("the README's journey runs no query before its wait step")
-	}
+	query, i := j.runToQuery(steps)
 
 	const gz, gzConfig = "440100", "configs/440100.yaml"
 	keyFile := filepath.Join(j.dir, j.samples[gzConfig].KeyFile)
@@ -83,29 +72,18 @@ func TestKeyRotationThreeNodes(t *testing.T) {
 	}
 
 	// The bank asks again at Shenzhen: Guangzhou's slice comes under its new key.
-	args := append(j.substitute(query[1:]), "--json")
 	testkit.Eventually(t, 60*time.Second, func() error {
-		out, err := j.exec(args)
+		r, err := j.regionPart(j.substitute(query[1:]), gz)
 		if err != nil {
-			return fmt.Errorf("query: %v\n%s", err, out)
-		}
-		var res node.Consolidated
-		if err := json.Unmarshal([]byte(out), &res); err != nil {
 			return err
 		}
-		for _, r := range res.Regions {
-			if r.Region != gz {
-				continue
-			}
-			if r.Status != node.StatusOK || r.Receipt == nil || r.RecordCount == 0 {
-				return fmt.Errorf("Guangzhou's part after the rotation: %s %s %s", r.Status, r.Reason, r.Message)
-			}
-			if err := r.Receipt.Verify(newPub); err != nil {
-				return fmt.Errorf("Guangzhou's receipt is not signed by its new key: %w", err)
-			}
-			return nil
+		if r.Status != node.StatusOK || r.Receipt == nil || r.RecordCount == 0 {
+			return fmt.Errorf("Guangzhou's part after the rotation: %s %s %s", r.Status, r.Reason, r.Message)
 		}
-		return fmt.Errorf("no part from Guangzhou:\n%s", out)
+		if err := r.Receipt.Verify(newPub); err != nil {
+			return fmt.Errorf("Guangzhou's receipt is not signed by its new key: %w", err)
+		}
+		return nil
 	})
 
 	// The rest of the journey: wait for anchoring, stop, export, audit

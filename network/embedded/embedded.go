@@ -295,11 +295,15 @@ func readBlock(txn *badger.Txn, n uint64) (Block, error) {
 	return b, err
 }
 
-// authenticate checks a proposal's signature against the registry.
+// authenticate checks a proposal's signature against the registry. The one
+// exception is a candidate region's own ProposeRegion (candidateKey).
 func (s *Server) authenticate(tx credit.LedgerTx) error {
 	pub, err := s.identity(tx.Caller)
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return &network.Error{Op: tx.Function, Kind: network.ErrDenied, Msg: "unknown identity " + tx.Caller}
+		if pub = candidateKey(tx); pub == nil {
+			return &network.Error{Op: tx.Function, Kind: network.ErrDenied, Msg: "unknown identity " + tx.Caller}
+		}
+		err = nil
 	}
 	if err != nil {
 		return &network.Error{Op: tx.Function, Kind: network.ErrUnavailable, Msg: err.Error()}
@@ -308,6 +312,49 @@ func (s *Server) authenticate(tx credit.LedgerTx) error {
 		return &network.Error{Op: tx.Function, Kind: network.ErrDenied, Msg: "proposal signature of " + tx.Caller + " does not verify"}
 	}
 	return nil
+}
+
+// proposeFunc is the one function an unregistered identity may call.
+const proposeFunc = "ProposeRegion"
+
+// candidateKey is the key a ProposeRegion from an unregistered caller must
+// be signed with: the one its own descriptor names, for the MSP id the
+// descriptor names. The caller proves it holds the key it proposes, so it
+// can speak for no one else; nil for anything else. Its identity is
+// registered only when the proposal is accepted (registerAccepted): until
+// then it can neither read the ledger nor call anything but this.
+func candidateKey(tx credit.LedgerTx) ed25519.PublicKey {
+	if tx.Function != proposeFunc || len(tx.Args) != 1 {
+		return nil
+	}
+	var d credit.RegionMember
+	if json.Unmarshal([]byte(tx.Args[0]), &d) != nil || d.MSPID != tx.Caller || len(d.PubKey) != ed25519.PublicKeySize {
+		return nil
+	}
+	return ed25519.PublicKey(d.PubKey)
+}
+
+// registerAccepted registers, in the transaction that accepts it, the
+// ledger identity of a region that joined by a vote: its MSP id with the
+// key of its descriptor, as a bootstrapped member's is registered. An MSP
+// id registered already keeps its key: the registry, not the record, is
+// the identity (a rotated region's record names its new node key).
+func registerAccepted(txn *badger.Txn, ev *TxEvent) error {
+	if ev == nil || ev.Name != chaincode.EventMemberChanged {
+		return nil
+	}
+	var p chaincode.EventPayload
+	if err := json.Unmarshal(ev.Payload, &p); err != nil {
+		return err
+	}
+	if p.Proposal == nil || p.Region == nil || p.Proposal.Kind != credit.ProposalJoin || p.Region.Status != credit.StatusActive {
+		return nil
+	}
+	_, err := txn.Get([]byte(keyIdentity + p.Region.MSPID))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return txn.Set([]byte(keyIdentity+p.Region.MSPID), p.Region.PubKey)
+	}
+	return err
 }
 
 // txCtx is the contract's view of one transaction: reads see the
@@ -446,6 +493,9 @@ func (s *Server) submit(tx credit.LedgerTx, fn func(*txCtx) error) (string, erro
 	}
 	c := &txCtx{s: s, txn: txn, msp: tx.Caller, id: id, at: at}
 	if err := fn(c); err != nil {
+		return "", err
+	}
+	if err := registerAccepted(txn, c.event); err != nil {
 		return "", err
 	}
 	b := Block{Number: s.height + 1, PrevHash: s.lastHash, TxID: id, Time: at, Caller: tx.Caller,

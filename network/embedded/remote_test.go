@@ -194,3 +194,75 @@ func TestRemoteEventsNeedAuthentication(t *testing.T) {
 		t.Fatalf("replayed subscription: status %d, %+v; want it denied as replayed", resp.StatusCode, refusal)
 	}
 }
+
+// TestRemoteCandidateProposesItself: an identity the served ledger does
+// not know may call ProposeRegion only, signed by the key its own
+// descriptor names; it is registered when the proposal is accepted.
+func TestRemoteCandidateProposesItself(t *testing.T) {
+	s, err := Open("", Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	h := harness(t, s)
+	ctx := context.Background()
+	var members []credit.RegionMember
+	for _, r := range h.Regions {
+		members = append(members, r.Member)
+	}
+	if err := h.Regions[0].Ledger.Bootstrap(ctx, members, nil); err != nil {
+		t.Fatal(err)
+	}
+	cand, key := ledgertest.NewRegion("441900", "Dongguan", "DGMSP", "4419")
+	dial := func(msp string, k ed25519.PrivateKey) *Remote {
+		r, err := Dial(srv.URL, msp, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		return r
+	}
+	self := dial("DGMSP", key)
+	_, stranger, _ := ed25519.GenerateKey(rand.Reader)
+
+	// Before acceptance: every other function is refused, reads included.
+	if _, err := self.Regions(ctx); !errors.Is(err, network.ErrDenied) {
+		t.Fatalf("a candidate's read before acceptance: %v, want denied", err)
+	}
+	if err := self.UpdateRegion(ctx, cand); !errors.Is(err, network.ErrDenied) {
+		t.Fatalf("a candidate's UpdateRegion before acceptance: %v, want denied", err)
+	}
+	// Signed by another key than the descriptor's, or for another MSP id.
+	if _, err := dial("DGMSP", stranger).ProposeRegion(ctx, cand); !errors.Is(err, network.ErrDenied) {
+		t.Fatalf("a proposal not signed by the descriptor's key: %v, want denied", err)
+	}
+	if _, err := dial("OtherMSP", key).ProposeRegion(ctx, cand); !errors.Is(err, network.ErrDenied) {
+		t.Fatalf("a proposal by an MSP id other than the descriptor's: %v, want denied", err)
+	}
+	p, err := self.ProposeRegion(ctx, cand)
+	if err != nil || p.Status != credit.ProposalOpen {
+		t.Fatalf("the candidate's own proposal: %+v %v", p, err)
+	}
+	if _, err := self.Regions(ctx); !errors.Is(err, network.ErrDenied) {
+		t.Fatalf("a candidate's read after proposing: %v, want denied until acceptance", err)
+	}
+	for _, r := range h.Regions[:2] {
+		if _, err := r.Ledger.ApproveRegion(ctx, cand.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Accepted: the identity acts as the member it now is.
+	m, err := self.Region(ctx, cand.ID)
+	if err != nil || m.Status != credit.StatusActive {
+		t.Fatalf("the admitted region reads its record: %+v %v", m, err)
+	}
+	m.Addrs = []string{"/ip4/127.0.0.1/tcp/4409"}
+	if err := self.UpdateRegion(ctx, m); err != nil {
+		t.Fatalf("the admitted region updates its record: %v", err)
+	}
+	if err := s.VerifyChain(); err != nil {
+		t.Fatal(err)
+	}
+}
