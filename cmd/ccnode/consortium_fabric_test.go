@@ -196,6 +196,9 @@ func TestConsortiumChangesFabric(t *testing.T) {
 			if n, ok := admins[a]; ok {
 				args[i] = n.AdminURL()
 			}
+			if i > 0 && (args[i-1] == "--http-addr" || args[i-1] == "--admin-addr") {
+				args[i] = "127.0.0.1:0"
+			}
 		}
 		t.Logf("README.md:%d: ccnode %s", line, strings.Join(args, " "))
 		return readmeRun.must(args...)
@@ -271,6 +274,44 @@ func TestConsortiumChangesFabric(t *testing.T) {
 	}
 	step("fabric add-region 441900", t0)
 
+	// Dongguan's node: a candidate until its proposal has a majority.
+	t0 = time.Now()
+	dgBlock := block("dongguan")
+	var dg *faults.Node
+	var dgApproved time.Time
+	for i, args := range dgBlock.commands {
+		switch {
+		case len(args) > 1 && args[1] == "run":
+			if dg == nil || !slices.Equal(args, []string{"./ccnode", "run", "--config", "nodes/441900/ccnode.yaml"}) {
+				t.Fatalf("README.md:%d: %q: want Dongguan's run after its init", dgBlock.line, args)
+			}
+			dg.Start(t)
+			waitCandidate(t, dg)
+			continue
+		case i == len(dgBlock.commands)-1:
+			dgApproved = time.Now()
+		}
+		runREADME(dgBlock.line, args)
+		if args[1] == "init" {
+			dir := filepath.Join(root, "nodes", string(dgID))
+			tok, err := os.ReadFile(filepath.Join(dir, "operator.token"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dg = &faults.Node{Bin: bin, Region: dgID, Dir: dir, Config: filepath.Join(dir, "ccnode.yaml"),
+				Token: strings.TrimSpace(string(tok)), Owner: t, Args: []string{"--anchor-interval", "500ms"}}
+			dg.TrustCA(t, filepath.Join(dir, "tls.crt"))
+			admins["http://127.0.0.1:9449"] = dg
+			nodes[dgID] = dg
+		}
+	}
+	dg.WaitReady(t, time.Minute)
+	dgIn := loop.waitFor(t, time.Minute, "Shenzhen's report has Dongguan's part", dgApproved, func(o queryOutcome) bool {
+		st, ok := o.parts[dgID]
+		return ok && st.Status == node.StatusOK
+	})
+	step("Dongguan a candidate, then accepted", t0)
+
 	// Guangzhou's node key rotated by its operator, the node restarted.
 	t0 = time.Now()
 	runBlock("rotate")
@@ -310,14 +351,9 @@ func TestConsortiumChangesFabric(t *testing.T) {
 	}
 	retiredAt := time.Now()
 	faults.WaitFor(t, time.Minute, "Zhuhai's node not ready: retired", func() (bool, string) {
-		resp, err := zh.HTTPClient().Get(zh.URL() + "/readyz")
-		if err != nil {
-			return false, err.Error()
-		}
-		defer resp.Body.Close()
-		var e node.APIError
-		_ = json.NewDecoder(resp.Body).Decode(&e)
-		return resp.StatusCode == http.StatusServiceUnavailable && e.Code == string(credit.CodeNotMember), fmt.Sprintf("%d %s %s", resp.StatusCode, e.Code, e.Message)
+		code, e := readyzOf(t, zh)
+		return code == http.StatusServiceUnavailable && e.Code == string(credit.CodeNotMember) && strings.Contains(e.Message, "retired"),
+			fmt.Sprintf("%d %s %s", code, e.Code, e.Message)
 	})
 	loop.Resume()
 	zhGone := loop.waitFor(t, time.Minute, "Shenzhen reports Zhuhai retired", retiredAt, func(o queryOutcome) bool {
@@ -329,12 +365,12 @@ func TestConsortiumChangesFabric(t *testing.T) {
 
 	outcomes := loop.Stop()
 	loopStopped = true
-	checkOutcomes(t, outcomes, gzDown, gzBack, retiredAt, zhGone, dgID)
+	checkOutcomes(t, outcomes, windows{gzDown: gzDown, gzBack: gzBack, retiredAt: retiredAt, zhGone: zhGone, dgApproved: dgApproved, dgIn: dgIn})
 
 	// Every node's receipts anchored, exported; the auditor's snapshot of
 	// the ledger; the audit finds nothing.
 	t0 = time.Now()
-	for _, n := range []*faults.Node{sz, gz} {
+	for _, n := range []*faults.Node{sz, gz, dg} {
 		n.WaitAnchored(t, 2*time.Minute)
 	}
 	// The auditor holds the consent documents.
@@ -347,7 +383,7 @@ func TestConsortiumChangesFabric(t *testing.T) {
 	if err := json.Unmarshal([]byte(auditOut), &rep); err != nil {
 		t.Fatalf("the audit's output is no report: %v\n%s", err, auditOut)
 	}
-	if rep.Total != 0 || len(rep.Regions) != 3 {
+	if rep.Total != 0 || len(rep.Regions) != 4 {
 		t.Fatalf("audit: %d findings, %d regions:\n%s", rep.Total, len(rep.Regions), auditOut)
 	}
 	step("exports and audit: no findings", t0)
@@ -357,38 +393,86 @@ func TestConsortiumChangesFabric(t *testing.T) {
 	t.Logf("consortium changes on Fabric: %d queries, %.1fs", len(outcomes), time.Since(start).Seconds())
 }
 
+// windows are the moments the changes happened, as the test saw them.
+type windows struct {
+	gzDown, gzBack    time.Time // Guangzhou stopped; the first query after its restart that had it back
+	dgApproved, dgIn  time.Time // the deciding approval began; the first query with Dongguan's part
+	retiredAt, zhGone time.Time // the deciding retire vote returned; the first query reporting Zhuhai retired
+}
+
 // checkOutcomes holds every recorded query to the rule: a 200 report
-// whose parts are ok, except Guangzhou unavailable while it restarted
-// (between gzDown and gzBack, the first query after which had it back),
-// Zhuhai retired once the deciding vote was cast (and retired for every
-// query from zhGone on), Dongguan absent until accepted.
-func checkOutcomes(t *testing.T, outcomes []queryOutcome, gzDown, gzBack, retiredAt, zhGone time.Time, dg credit.RegionID) {
+// whose parts are ok, except Guangzhou unavailable while it restarted,
+// Dongguan absent until the deciding approval and present from its first
+// part on (unavailable in between while it starts serving), and Zhuhai
+// retired after the deciding vote and in every query from the first that
+// said so (before that, its own node may refuse not_member naming the
+// retirement, to a Shenzhen that has not seen it yet).
+func checkOutcomes(t *testing.T, outcomes []queryOutcome, w windows) {
 	t.Helper()
-	var gzUnavailable, zhRetired int
+	const gz, zh, dg = credit.RegionID("440100"), credit.RegionID("440400"), credit.RegionID("441900")
+	var gzUnavailable, zhRetired, zhRefused, dgUnavailable, dgParts int
 	for i, o := range outcomes {
+		at := fmt.Sprintf("query %d at %s", i, o.start.Format("15:04:05.000"))
 		if o.err != nil {
-			t.Errorf("query %d at %s failed: %v", i, o.start.Format(time.TimeOnly), o.err)
+			t.Errorf("%s failed: %v", at, o.err)
 			continue
+		}
+		if _, ok := o.parts[dg]; !ok && !o.start.Before(w.dgIn) {
+			t.Errorf("%s: no part of Dongguan after its first", at)
+		}
+		if st, ok := o.parts[zh]; ok && st.Status != node.StatusRetired && !o.start.Before(w.zhGone) {
+			t.Errorf("%s: Zhuhai %s after it was reported retired", at, st.Status)
 		}
 		for id, st := range o.parts {
 			switch {
+			case id == dg && o.start.Before(w.dgApproved):
+				t.Errorf("%s: Dongguan has a part (%s) before its deciding approval", at, st.Status)
 			case st.Status == node.StatusOK:
-				if id == "440400" && !o.start.Before(zhGone) {
-					t.Errorf("query %d at %s: Zhuhai answered after its retirement was reported", i, o.start.Format(time.TimeOnly))
+				if id == dg {
+					dgParts++
 				}
-			case id == "440100" && st.Status == node.StatusUnavailable && o.start.After(gzDown) && o.start.Before(gzBack):
+			case id == gz && st.Status == node.StatusUnavailable && o.start.After(w.gzDown) && o.start.Before(w.gzBack):
 				gzUnavailable++
-			case id == "440400" && st.Status == node.StatusRetired && o.start.After(retiredAt):
+			case id == dg && st.Status == node.StatusUnavailable && o.start.Before(w.dgIn):
+				dgUnavailable++
+			case id == zh && st.Status == node.StatusRetired && o.start.After(w.retiredAt):
 				zhRetired++
+			case id == zh && st.Status == node.StatusDenied && st.Reason == credit.CodeNotMember &&
+				strings.Contains(st.Message, "retired") && o.start.After(w.retiredAt) && o.start.Before(w.zhGone):
+				// Shenzhen asked before its view had the retirement;
+				// Zhuhai's node, which had, refused naming it.
+				zhRefused++
 			default:
-				t.Errorf("query %d at %s: region %s %s %s %s", i, o.start.Format(time.TimeOnly), id, st.Status, st.Reason, st.Message)
+				t.Errorf("%s: region %s %s %s %s", at, id, st.Status, st.Reason, st.Message)
 			}
 		}
-		if _, ok := o.parts[dg]; ok {
-			t.Errorf("query %d: Dongguan has a part before any region accepted it", i)
-		}
 	}
-	t.Logf("%d queries: Guangzhou unavailable in %d (its restart), Zhuhai retired in %d", len(outcomes), gzUnavailable, zhRetired)
+	t.Logf("%d queries: Dongguan ok in %d (unavailable in %d while it joined), Guangzhou unavailable in %d (its restart), Zhuhai retired in %d (refused naming its retirement in %d)",
+		len(outcomes), dgParts, dgUnavailable, gzUnavailable, zhRetired, zhRefused)
+}
+
+// waitCandidate waits until n's /readyz says it is a candidate.
+func waitCandidate(t *testing.T, n *faults.Node) {
+	t.Helper()
+	faults.WaitFor(t, time.Minute, "region "+string(n.Region)+" a candidate", func() (bool, string) {
+		code, e := readyzOf(t, n)
+		return code == http.StatusServiceUnavailable && e.Code == string(credit.CodeNotMember) && strings.Contains(e.Message, "candidate"),
+			fmt.Sprintf("%d %s %s", code, e.Code, e.Message)
+	})
+}
+
+// readyzOf is n's /readyz status and error body (0 when unreachable).
+func readyzOf(t *testing.T, n *faults.Node) (int, node.APIError) {
+	t.Helper()
+	var e node.APIError
+	resp, err := n.HTTPClient().Get(n.URL() + "/readyz")
+	if err != nil {
+		e.Message = err.Error()
+		return 0, e
+	}
+	defer resp.Body.Close()
+	_ = json.NewDecoder(resp.Body).Decode(&e)
+	return resp.StatusCode, e
 }
 
 // The README's "On Fabric" subsection of "Changing the consortium": each
