@@ -77,9 +77,9 @@ type keyRegistrar interface {
 
 // key returns the node key for cfg, registered in the region's ledger
 // record, and writes it to cfg.KeyFile when it is new. It checks the
-// record before it writes anything: the region must be a member, and the
-// connection file must be the region's own organisation (only it may
-// change the record).
+// record before it writes anything: a region with none gets a new key for
+// a candidate's node; otherwise the connection file must be the region's
+// own organisation (only it may change the record).
 func (fi *fabricInit) key(ctx context.Context, cfg node.Config) (ed25519.PrivateKey, error) {
 	ctx, cancel := context.WithTimeout(ctx, fi.timeout)
 	defer cancel()
