@@ -150,22 +150,12 @@ func TestConsortiumChangesFabric(t *testing.T) {
 
 	const szID, gzID, zhID, dgID = credit.RegionID("440300"), credit.RegionID("440100"), credit.RegionID("440400"), credit.RegionID("441900")
 	t0 = time.Now()
+	started, subject := fab.NodesWithRecords(t, root, "CC", func(c *node.Config) { c.Anchor.Interval = 500 * time.Millisecond },
+		szID, gzID, zhID)
 	nodes := map[credit.RegionID]*faults.Node{}
-	var subject credit.USCC
-	for _, id := range []credit.RegionID{szID, gzID, zhID} {
-		n := fab.Node(t, id, filepath.Join(root, "nodes", string(id)), func(c *node.Config) {
-			c.Anchor.Interval = 500 * time.Millisecond
-		})
-		feed := filepath.Join(n.Dir, "feed.jsonl")
-		mustCLI("gen", "--region", string(id), "--enterprises", "3", "--seed", "7", "--quiet", "-o", feed)
-		if id == szID {
-			subject = faults.FirstSubject(t, feed)
-		} else {
-			faults.AppendCourtRecord(t, feed, subject, id, "CC")
-		}
-		mustCLI("import", "--data-dir", filepath.Join(n.Dir, "db"), feed)
+	for _, n := range started {
 		n.Start(t)
-		nodes[id] = n
+		nodes[n.Region] = n
 	}
 	for _, n := range nodes {
 		n.WaitReady(t, 2*time.Minute)
@@ -233,8 +223,9 @@ func TestConsortiumChangesFabric(t *testing.T) {
 		t.Fatal(err)
 	}
 	bank := bankclient.New(sz.URL(), bankclient.WithHTTPClient(sz.HTTPClient()), bankclient.WithBank("bank-cc", bankKey))
-	// Every region knows the bank and the consent before the loop starts:
-	// from then on anything but ok is a change's doing.
+	// Every region knows the bank and the consent, and answers records,
+	// before the loop starts: from then on anything but ok is a change's
+	// doing.
 	faults.WaitFor(t, time.Minute, "every region answers the bank", func() (bool, string) {
 		_, res, err := bank.Query(ctx, bankclient.QueryRequest{Consent: &grant})
 		if err != nil {
@@ -243,7 +234,7 @@ func TestConsortiumChangesFabric(t *testing.T) {
 		o := queryOutcome{parts: map[credit.RegionID]bankclient.RegionStatus{}}
 		for _, st := range res.Regions {
 			o.parts[st.Region] = st
-			if st.Status != node.StatusOK {
+			if st.Status != node.StatusOK || st.RecordCount == 0 {
 				return false, describeOutcome(o)
 			}
 		}
@@ -431,6 +422,9 @@ func checkOutcomes(t *testing.T, outcomes []queryOutcome, w windows) {
 			case st.Status == node.StatusOK:
 				if id == dg {
 					dgParts++
+				} else if st.RecordCount == 0 || st.Receipt == nil {
+					// Each of the first three holds records on the subject.
+					t.Errorf("%s: region %s ok with %d records, receipt %v", at, id, st.RecordCount, st.Receipt != nil)
 				}
 			case id == gz && st.Status == node.StatusUnavailable && o.start.After(w.gzDown) && o.start.Before(w.gzBack):
 				gzUnavailable++
