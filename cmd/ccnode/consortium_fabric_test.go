@@ -386,7 +386,7 @@ func TestConsortiumChangesFabric(t *testing.T) {
 
 // windows are the moments the changes happened, as the test saw them.
 type windows struct {
-	gzDown, gzBack    time.Time // Guangzhou stopped; the first query after its restart that had it back
+	gzDown, gzBack    time.Time // Guangzhou stopping (a query then in flight counts); the first query after its restart with it back
 	dgApproved, dgIn  time.Time // the deciding approval began; the first query with Dongguan's part
 	retiredAt, zhGone time.Time // the deciding retire vote returned; the first query reporting Zhuhai retired
 }
@@ -426,7 +426,7 @@ func checkOutcomes(t *testing.T, outcomes []queryOutcome, w windows) {
 					// Each of the first three holds records on the subject.
 					t.Errorf("%s: region %s ok with %d records, receipt %v", at, id, st.RecordCount, st.Receipt != nil)
 				}
-			case id == gz && st.Status == node.StatusUnavailable && o.start.After(w.gzDown) && o.start.Before(w.gzBack):
+			case id == gz && st.Status == node.StatusUnavailable && o.end.After(w.gzDown) && o.start.Before(w.gzBack):
 				gzUnavailable++
 			case id == dg && o.start.Before(w.dgIn) && (st.Status == node.StatusUnavailable ||
 				st.Status == node.StatusDenied && st.Reason == credit.CodeNotMember && strings.Contains(st.Message, "candidate")):
