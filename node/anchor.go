@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"sync"
@@ -84,8 +85,10 @@ func (n *Node) anchorOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if ok && p.Checkpoint.Note == "" {
-		// Signed before checkpoints were signed notes: sign it again.
+	if ok && (p.Checkpoint.Note == "" || p.Checkpoint.Verify(n.key.Public().(ed25519.PublicKey)) != nil) {
+		// Signed before checkpoints were signed notes, or by the key this
+		// node ran on before a rotation (the record now names the new one,
+		// so the contract would refuse it for good): sign it again.
 		if err := n.outbox.ClearPending(); err != nil {
 			return err
 		}

@@ -89,6 +89,7 @@ func fabricCommand() *cli.Command {
 				},
 				Action: fabricUpgrade,
 			},
+			fabricAddRegionCommand(),
 			{
 				Name:  "down",
 				Usage: "stop exactly the processes `up` started (by pid), also after a failed up",
@@ -144,23 +145,16 @@ func fabricUp(c *cli.Context) error {
 		return err
 	}
 	cfg := fabricnet.Config{
-		Dir:             c.String("dir"),
-		Regions:         regions,
-		BatchTimeout:    c.Duration("batch-timeout"),
-		BinDir:          c.String("bin-dir"),
-		ChaincodeServer: c.String("chaincode-server"),
-		PeersPerRegion:  c.Int("peers-per-region"),
-		ClientTLS:       c.Bool("client-tls"),
-		Logger:          log,
+		Dir:            c.String("dir"),
+		Regions:        regions,
+		BatchTimeout:   c.Duration("batch-timeout"),
+		BinDir:         c.String("bin-dir"),
+		PeersPerRegion: c.Int("peers-per-region"),
+		ClientTLS:      c.Bool("client-tls"),
+		Logger:         log,
 	}
-	if cfg.ChaincodeServer == "" {
-		// This binary holds the contract: the network runs the same build
-		// as the nodes, and an installed binary needs no source tree.
-		self, err := os.Executable()
-		if err != nil {
-			return fmt.Errorf("fabric up: finding this ccnode binary to serve the contract (or pass --chaincode-server): %w", err)
-		}
-		cfg.ChaincodeServer, cfg.ChaincodeArgs = self, []string{"fabric", serveChaincodeCommand}
+	if cfg.ChaincodeServer, cfg.ChaincodeArgs, err = chaincodeServerFlag(c); err != nil {
+		return err
 	}
 	if !c.Bool("no-bootstrap") {
 		cfg.Bootstrap = bootstrapFabric
@@ -284,13 +278,10 @@ func fabricStatus(c *cli.Context) error {
 func fabricUpgrade(c *cli.Context) error {
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 	defer cancel()
-	uc := fabricnet.UpgradeConfig{Server: c.String("chaincode-server"), Version: c.String("version"), Label: c.String("label")}
-	if uc.Server == "" {
-		self, err := os.Executable()
-		if err != nil {
-			return fmt.Errorf("fabric upgrade: finding this ccnode binary to serve the contract (or pass --chaincode-server): %w", err)
-		}
-		uc.Server, uc.Args = self, []string{"fabric", serveChaincodeCommand}
+	uc := fabricnet.UpgradeConfig{Version: c.String("version"), Label: c.String("label")}
+	var err error
+	if uc.Server, uc.Args, err = chaincodeServerFlag(c); err != nil {
+		return err
 	}
 	start := time.Now()
 	n, err := fabricnet.Upgrade(ctx, c.String("dir"), uc)
@@ -306,4 +297,19 @@ func fabricUpgrade(c *cli.Context) error {
 		fmt.Printf("%s\t%s\tserver %s\n", r.ID, n.Peers[r.ID].PackageID, n.Peers[r.ID].ChaincodeServer)
 	}
 	return nil
+}
+
+// chaincodeServerFlag is the chaincode server a network command starts:
+// --chaincode-server, else this binary. This binary holds the contract, so
+// the network runs the same build as the nodes, and an installed binary
+// needs no source tree.
+func chaincodeServerFlag(c *cli.Context) (string, []string, error) {
+	if s := c.String("chaincode-server"); s != "" {
+		return s, nil, nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "", nil, fmt.Errorf("fabric %s: finding this ccnode binary to serve the contract (or pass --chaincode-server): %w", c.Command.Name, err)
+	}
+	return self, []string{"fabric", serveChaincodeCommand}, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prdcredit/ccnode/internal/testkit"
+	"github.com/prdcredit/ccnode/network/fabricnet"
 )
 
 // TestFabricUpOutsideSourceTree runs `ccnode fabric up` as an installed
@@ -84,5 +86,59 @@ func TestServeChaincodeListens(t *testing.T) {
 	out, err := exec.Command(bin, "fabric", serveChaincodeCommand).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "CHAINCODE_SERVER_ADDRESS") {
 		t.Fatalf("serve-chaincode without its environment: %v\n%s", err, out)
+	}
+}
+
+// TestFabricAddRegionRefuses: `ccnode fabric add-region` says what is
+// wrong in one line before it changes anything: no network in the folder,
+// a network that is not running, a region it cannot read or one the
+// network already has.
+func TestFabricAddRegionRefuses(t *testing.T) {
+	bin := testkit.CCNode(t)
+	work := t.TempDir()
+	stopped := filepath.Join(work, "stopped")
+	if err := os.MkdirAll(stopped, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	n := fabricnet.Network{Dir: stopped, Channel: "ccnode", Chaincode: "ccnode", Regions: fabricnet.DefaultRegions(),
+		Orderer: fabricnet.OrdererNode{Endpoint: "127.0.0.1:7050"}}
+	b, err := json.Marshal(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(stopped, "network.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		args []string
+		says []string
+	}{
+		{"no network", []string{"--dir", filepath.Join(work, "none"), "--region", "441900"}, []string{"no network in", "ccnode fabric up"}},
+		{"not running", []string{"--dir", stopped, "--region", "441900"}, []string{"not running", "no orderer recorded in " + stopped}},
+		{"unknown region", []string{"--dir", stopped, "--region", "atlantis"}, []string{"--region", "atlantis", "id:name:MSPID"}},
+		{"two regions", []string{"--dir", stopped, "--region", "dongguan,foshan"}, []string{"one at a time"}},
+		{"present region", []string{"--dir", stopped, "--region", "zhuhai"}, []string{"already in the network", "440400 (zhuhai, ZHMSP)"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(bin, append([]string{"fabric", "add-region"}, tt.args...)...)
+			cmd.Dir = work
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) {
+				t.Fatalf("exit %v, want non-zero\n%s", err, stderr.String())
+			}
+			msg := strings.TrimSpace(stderr.String())
+			for _, want := range tt.says {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error does not say %q:\n%s", want, msg)
+				}
+			}
+			if strings.Count(msg, "\n") > 0 {
+				t.Errorf("error is not one line:\n%s", msg)
+			}
+		})
 	}
 }

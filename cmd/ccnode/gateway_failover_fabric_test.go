@@ -89,22 +89,7 @@ func TestFabricGatewayFailoverMutualTLS(t *testing.T) {
 	// Three nodes, a bank at Shenzhen, a consent, as in TestFabricE2E.
 	steps.begin()
 	ids := []credit.RegionID{szID, "440100", "440400"}
-	var nodes []*faults.Node
-	var subject credit.USCC
-	for i, id := range ids {
-		n := fab.Node(t, id, filepath.Join(root, "nodes", string(id)), func(c *node.Config) {
-			c.Anchor.Interval = 500 * time.Millisecond
-		})
-		feed := filepath.Join(n.Dir, "feed.jsonl")
-		mustCLI("gen", "--region", string(id), "--enterprises", "3", "--seed", "7", "--quiet", "-o", feed)
-		if i == 0 {
-			subject = faults.FirstSubject(t, feed)
-		} else {
-			faults.AppendCourtRecord(t, feed, subject, id, "FO")
-		}
-		mustCLI("import", "--data-dir", filepath.Join(n.Dir, "db"), feed)
-		nodes = append(nodes, n)
-	}
+	nodes, subject := fab.NodesWithRecords(t, root, "FO", func(c *node.Config) { c.Anchor.Interval = 500 * time.Millisecond }, ids...)
 	for _, n := range nodes {
 		n.Start(t)
 	}

@@ -33,7 +33,9 @@ func initCommand() *cli.Command {
 			"config describes (such as configs/440300.yaml): the key, operators, TLS pair and\n" +
 			"member descriptor (DATA_DIR/member.json) it names, and no new config.\n" +
 			"With --fabric-gateway the config acts on Fabric as the connection file's MSP, and\n" +
-			"the new key (or --node-key) is registered in the region's ledger record first.",
+			"the new key (or --node-key) is registered in the region's ledger record first; a\n" +
+			"region with no record yet (its organisation added by 'ccnode fabric add-region')\n" +
+			"gets a candidate's node, which proposes member.json ('ccnode region propose').",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Category: catData,
 				Usage: "set up the node this existing config file describes, instead of writing a new config"},
@@ -46,7 +48,7 @@ func initCommand() *cli.Command {
 			&cli.StringFlag{Name: "admin-addr", Category: catNetwork, Value: node.DefaultAdminAddr, EnvVars: []string{"CCNODE_ADMIN_ADDR"},
 				Usage: "admin API address written to the config (keep it on loopback)"},
 			&cli.StringFlag{Name: "fabric-gateway", Category: catLedger, EnvVars: []string{"CCNODE_FABRIC_GATEWAY"},
-				Usage: "use this Fabric gateway connection file instead of the embedded ledger; init takes its MSP id and registers the node key in the region's record (see --node-key)"},
+				Usage: "use this Fabric gateway connection file instead of the embedded ledger; init takes its MSP id and registers the node key in the region's record (see --node-key), or makes a candidate's node when the region has none"},
 			&cli.BoolFlag{Name: "tls", Category: catNetwork,
 				Usage: "also make a self-signed TLS certificate and key for the bank API (DIR/tls.crt, DIR/tls.key; for trials: banks trust it with --ca-file DIR/tls.crt)"},
 		}, initFabricFlags()...),

@@ -77,9 +77,9 @@ type keyRegistrar interface {
 
 // key returns the node key for cfg, registered in the region's ledger
 // record, and writes it to cfg.KeyFile when it is new. It checks the
-// record before it writes anything: the region must be a member, and the
-// connection file must be the region's own organisation (only it may
-// change the record).
+// record before it writes anything: a region with none gets a new key for
+// a candidate's node; otherwise the connection file must be the region's
+// own organisation (only it may change the record).
 func (fi *fabricInit) key(ctx context.Context, cfg node.Config) (ed25519.PrivateKey, error) {
 	ctx, cancel := context.WithTimeout(ctx, fi.timeout)
 	defer cancel()
@@ -114,7 +114,11 @@ func (fi *fabricInit) key(ctx context.Context, cfg node.Config) (ed25519.Private
 		return nil, fmt.Errorf("--current-key: %w", err)
 	}
 	registered, err := registerNodeKey(ctx, l, cfg.Region, fi.conn.MSPID, key, current)
-	if err != nil {
+	// A region the consortium has not accepted yet (its organisation on
+	// the channel, `ccnode fabric add-region`) gets a key of its own: its
+	// node runs as a candidate, proposing member.json for the vote.
+	candidate := errors.Is(err, errNoRecord)
+	if err != nil && !candidate {
 		return nil, fmt.Errorf("--fabric-gateway %s: %w", fi.gateway, err)
 	}
 	// The data folder holds the rest init writes, with or without a key
@@ -128,7 +132,10 @@ func (fi *fabricInit) key(ctx context.Context, cfg node.Config) (ed25519.Private
 		}
 	}
 	pid, _ := node.PeerID(key.Public().(ed25519.PublicKey))
-	if registered {
+	if candidate {
+		fi.note = fmt.Sprintf("  ledger:    Fabric, as %s: region %s has no record on the ledger yet: its node runs as a candidate until a majority of the regions approve it (ccnode region propose --descriptor %s)",
+			fi.conn.MSPID, cfg.Region, filepath.Join(cfg.DataDir, memberFile))
+	} else if registered {
 		fi.note = fmt.Sprintf("  ledger:    Fabric, as %s: registered this node key in region %s's record (peer id %s); a node still running with the old key is no longer ready",
 			fi.conn.MSPID, cfg.Region, pid)
 	} else {
@@ -137,6 +144,9 @@ func (fi *fabricInit) key(ctx context.Context, cfg node.Config) (ed25519.Private
 	return key, nil
 }
 
+// errNoRecord: the region has no ledger record; its node is a candidate.
+var errNoRecord = errors.New("no record on the ledger")
+
 // registerNodeKey makes region's ledger record name key, unless it does
 // already (then it reports false). The record must exist and belong to
 // mspID, the identity l acts as. current, when it is the record's key,
@@ -144,7 +154,7 @@ func (fi *fabricInit) key(ctx context.Context, cfg node.Config) (ed25519.Private
 func registerNodeKey(ctx context.Context, l keyRegistrar, region credit.RegionID, mspID string, key, current ed25519.PrivateKey) (bool, error) {
 	m, err := l.Region(ctx, region)
 	if errors.Is(err, network.ErrNotFound) {
-		return false, fmt.Errorf("region %s has no record on the ledger: the consortium adds a region before its node is initialised: %w", region, err)
+		return false, fmt.Errorf("region %s: %w: %w", region, errNoRecord, err)
 	}
 	if err != nil {
 		return false, fmt.Errorf("reading region %s's record on the ledger (is the network up?): %w", region, err)

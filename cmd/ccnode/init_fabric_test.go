@@ -142,7 +142,9 @@ func TestRegisterNodeKey(t *testing.T) {
 		PubKey: old.Public().(ed25519.PublicKey), Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}, Status: credit.StatusActive, Divisions: []string{"4401"}}
 	l := &fakeRegistrar{rec: &rec}
 
-	if _, err := registerNodeKey(ctx, l, "440300", "SZMSP", key, nil); !errors.Is(err, network.ErrNotFound) || !strings.Contains(err.Error(), "region 440300 has no record") {
+	// Init then makes a candidate's node (errNoRecord).
+	if _, err := registerNodeKey(ctx, l, "440300", "SZMSP", key, nil); !errors.Is(err, network.ErrNotFound) || !errors.Is(err, errNoRecord) ||
+		!strings.Contains(err.Error(), "region 440300: no record on the ledger") {
 		t.Fatalf("region without a record: %v", err)
 	}
 	if _, err := registerNodeKey(ctx, l, "440100", "SZMSP", key, nil); err == nil || !strings.Contains(err.Error(), "belongs to GZMSP") {

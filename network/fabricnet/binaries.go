@@ -21,7 +21,7 @@ import (
 const FabricVersion = "v1.4.0-rc1.0.20260423151550-2190a1c8e067"
 
 // Binaries are the Fabric programs a local network needs.
-var Binaries = []string{"peer", "orderer", "cryptogen", "configtxgen", "osnadmin"}
+var Binaries = []string{"peer", "orderer", "cryptogen", "configtxgen", "configtxlator", "osnadmin"}
 
 // BinDir is a folder holding Fabric's binaries.
 type BinDir string
@@ -96,6 +96,7 @@ const (
 	toolsGoMod = "module ccnode.local/fabrictools\n\ngo 1.26.1\n\nrequire github.com/hyperledger/fabric " + FabricVersion + "\n"
 	toolsGo    = "//go:build tools\n\npackage tools\n\nimport (\n" +
 		"\t_ \"github.com/hyperledger/fabric/cmd/configtxgen\"\n" +
+		"\t_ \"github.com/hyperledger/fabric/cmd/configtxlator\"\n" +
 		"\t_ \"github.com/hyperledger/fabric/cmd/cryptogen\"\n" +
 		"\t_ \"github.com/hyperledger/fabric/cmd/orderer\"\n" +
 		"\t_ \"github.com/hyperledger/fabric/cmd/osnadmin\"\n" +

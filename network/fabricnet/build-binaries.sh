@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # build-binaries.sh [DIR] — build Hyperledger Fabric's peer, orderer, cryptogen,
-# configtxgen and osnadmin from the Go module proxy at the version pinned in
+# configtxgen, configtxlator and osnadmin from the Go module proxy at the version pinned in
 # tools/go.mod, unless DIR already holds them for that pin. Prints DIR.
 #
 # DIR defaults to $CCNODE_FABRIC_BIN, else <repo>/.cache/fabric/<pin>/bin — the
@@ -23,7 +23,7 @@ if [ -z "$pin" ]; then
 	exit 1
 fi
 dir="${1:-${CCNODE_FABRIC_BIN:-$repo/.cache/fabric/$pin/bin}}"
-bins=(peer orderer cryptogen configtxgen osnadmin)
+bins=(peer orderer cryptogen configtxgen configtxlator osnadmin)
 
 have() {
 	for b in "${bins[@]}"; do [ -x "$dir/$b" ] || return 1; done
@@ -51,7 +51,7 @@ cd "$tools"
 # say (vendor, readonly) does not apply to it. VCS stamping is off because
 # the binaries' provenance is the pin, not this repository's commit.
 export GOFLAGS="-mod=mod -buildvcs=false"
-# tools/go.sum is committed, so the build downloads only what the five
+# tools/go.sum is committed, so the build downloads only what the six
 # commands need; a tools module without one (written by EnsureBinaries
 # outside the repository) is tidied first.
 if [ ! -f go.sum ]; then go mod tidy; fi

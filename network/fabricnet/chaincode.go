@@ -186,6 +186,69 @@ func (p *plan) serverEnv(r regionPlan, packageID string) []string {
 	return append(env, "CHAINCODE_TLS_KEY="+key, "CHAINCODE_TLS_CERT="+cert, "CHAINCODE_CLIENT_CA_CERT="+ca)
 }
 
+// ccRelease is one region's chaincode-as-a-service release: its package
+// label and file, the server that serves it (process name, binary,
+// arguments) and the definition the region approves for it.
+type ccRelease struct {
+	label, pkgPath, process, server string
+	args                            []string
+	version, sequence               string
+}
+
+// installAndApprove packages the contract for region r as rel says,
+// installs it on each of r's peers, starts r's chaincode server and
+// approves the definition for r's own package id, which it returns. Up,
+// Upgrade and AddRegion all release a region's contract this way.
+func (p *plan) installAndApprove(ctx context.Context, r regionPlan, rel ccRelease) (string, error) {
+	conn, err := p.connectionFor(r)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", r.Name, err)
+	}
+	pkg, err := ccaasPackage(rel.label, conn)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", r.Name, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(rel.pkgPath), 0o755); err != nil {
+		return "", err
+	}
+	// The package holds the peer's TLS key: owner only.
+	if err := os.WriteFile(rel.pkgPath, pkg, 0o600); err != nil {
+		return "", err
+	}
+	// The package id is the label and the SHA-256 of the package bytes;
+	// the peer says which id it installed, and they must agree.
+	id := packageID(rel.label, pkg)
+	// The region's further peers run the same package: the same chaincode
+	// server serves them all.
+	for _, pp := range r.peers() {
+		out, err := p.run(ctx, p.adminEnvAt(r, addr(pp.PeerPort)), "peer", "lifecycle", "chaincode", "install", rel.pkgPath)
+		if err != nil {
+			return "", fmt.Errorf("%s peer %d: %w", r.Name, pp.Index, err)
+		}
+		if !strings.Contains(string(out), id) {
+			return "", fmt.Errorf("%s peer %d: the peer did not report installing %s:\n%s", r.Name, pp.Index, id, tail(out, 5))
+		}
+	}
+	// The server must be told its package id, so it starts after install.
+	pid, err := p.launch(rel.process, rel.server, rel.args, p.serverEnv(r, id), r.CCServerPort)
+	if err != nil {
+		return "", err
+	}
+	if err := p.waitListening(ctx, "chaincode server "+rel.process, pid, r.CCServerPort); err != nil {
+		return "", err
+	}
+	args := []string{"lifecycle", "chaincode", "approveformyorg", "--channelID", p.cfg.Channel, "--name", p.cfg.Chaincode,
+		"--version", rel.version, "--package-id", id, "--sequence", rel.sequence,
+		"-o", addr(p.OrdererPort), "--tls", "--cafile", p.ordererCA()}
+	if err := p.poll(ctx, 2*time.Minute, r.MSPID+" approves sequence "+rel.sequence, func() error {
+		_, err := p.run(ctx, p.adminEnv(r), "peer", args...)
+		return err
+	}); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
 // deployChaincode packages, installs and approves the contract for every
 // region (in parallel: each region talks to its own peer), starts each
 // region's chaincode server, commits the definition and waits until every
@@ -200,55 +263,11 @@ func (p *plan) deployChaincode(ctx context.Context, server string) error {
 	}
 	if err := parallel(idx, func(i int) error {
 		r := p.Regions[i]
-		conn, err := p.connectionFor(r)
-		if err != nil {
-			return fmt.Errorf("%s: %w", r.Name, err)
-		}
-		pkg, err := ccaasPackage(p.cfg.ChaincodeLabel, conn)
-		if err != nil {
-			return fmt.Errorf("%s: %w", r.Name, err)
-		}
-		pkgPath := filepath.Join(p.dir, "chaincode", r.Name+".tar.gz")
-		if err := os.MkdirAll(filepath.Dir(pkgPath), 0o755); err != nil {
-			return err
-		}
-		// The package holds the peer's TLS key: owner only.
-		if err := os.WriteFile(pkgPath, pkg, 0o600); err != nil {
-			return err
-		}
-		env := p.adminEnv(r)
-		out, err := p.run(ctx, env, "peer", "lifecycle", "chaincode", "install", pkgPath)
-		if err != nil {
-			return err
-		}
-		// The package id is the label and the SHA-256 of the package
-		// bytes; the peer says which id it installed, and they must agree.
-		id := packageID(p.cfg.ChaincodeLabel, pkg)
-		if !strings.Contains(string(out), id) {
-			return fmt.Errorf("%s: the peer did not report installing %s:\n%s", r.Name, id, tail(out, 5))
-		}
+		id, err := p.installAndApprove(ctx, r, ccRelease{label: p.cfg.ChaincodeLabel,
+			pkgPath: filepath.Join(p.dir, "chaincode", r.Name+".tar.gz"), process: "ccserver-" + r.Name,
+			server: server, args: p.cfg.ChaincodeArgs, version: ccVersion, sequence: ccSequence})
 		ids[i] = id
-		// The region's further peers run the same package: the same
-		// chaincode server serves them all.
-		for _, pp := range r.Extra {
-			if _, err := p.run(ctx, p.adminEnvAt(r, addr(pp.PeerPort)), "peer", "lifecycle", "chaincode", "install", pkgPath); err != nil {
-				return fmt.Errorf("%s peer %d: %w", r.Name, pp.Index, err)
-			}
-		}
-		// The server must be told its package id, so it starts after install.
-		pid, err := p.launch("ccserver-"+r.Name, server, p.cfg.ChaincodeArgs, p.serverEnv(r, id), r.CCServerPort)
-		if err != nil {
-			return err
-		}
-		if err := p.waitListening(ctx, "chaincode server of "+r.Name, pid, r.CCServerPort); err != nil {
-			return err
-		}
-		args := append([]string{"lifecycle", "chaincode", "approveformyorg", "--channelID", p.cfg.Channel,
-			"--name", p.cfg.Chaincode, "--version", ccVersion, "--package-id", id, "--sequence", ccSequence}, orderer...)
-		return p.poll(ctx, time.Minute, r.MSPID+" approves the contract", func() error {
-			_, err := p.run(ctx, env, "peer", args...)
-			return err
-		})
+		return err
 	}); err != nil {
 		return err
 	}

@@ -54,35 +54,8 @@ func (p *plan) writeConnections() (*Network, error) {
 		return nil, err
 	}
 	for _, r := range p.Regions {
-		user := filepath.Join(p.Crypto, "peerOrganizations", r.Domain, "users", "User1@"+r.Domain, "msp")
-		g := Gateway{
-			Endpoint:  addr(r.PeerPort),
-			Endpoints: r.extraEndpoints(),
-			TLSCACert: p.peerCA(r),
-			MSPID:     r.MSPID,
-			CertPath:  filepath.Join(user, "signcerts", "User1@"+r.Domain+"-cert.pem"),
-			KeyPath:   filepath.Join(user, "keystore", "priv_sk"),
-			Channel:   p.cfg.Channel,
-			Chaincode: p.cfg.Chaincode,
-		}
-		g.TLSClientCert, g.TLSClientKey = p.clientTLS(r.Domain)
-		head := fmt.Sprintf("# Region %s (%s): fabric-gateway connection to its peer. Written by fabricnet.Up.\n", r.ID, r.Name)
-		path := filepath.Join(ConnectionDir(p.dir), string(r.ID)+".yaml")
-		if err := writeGateway(path, head, g); err != nil {
+		if err := p.addRegionTo(n, r, "fabricnet.Up"); err != nil {
 			return nil, err
-		}
-		n.Regions = append(n.Regions, r.Region)
-		n.Gateways[r.ID] = g
-		n.GatewayFiles = append(n.GatewayFiles, path)
-		n.Peers[r.ID] = Peer{Endpoint: addr(r.PeerPort), OperationsEndpoint: addr(r.OpsPort), TLSCACert: p.peerCA(r),
-			AdminMSPDir: p.adminMSP(r), ChaincodeServer: addr(r.CCServerPort), PackageID: p.packageIDs[r.ID]}
-		for _, pp := range r.Extra {
-			if n.ExtraPeers == nil {
-				n.ExtraPeers = map[credit.RegionID][]Peer{}
-			}
-			n.ExtraPeers[r.ID] = append(n.ExtraPeers[r.ID], Peer{Endpoint: addr(pp.PeerPort), OperationsEndpoint: addr(pp.OpsPort),
-				TLSCACert: p.peerCA(r), AdminMSPDir: p.adminMSP(r), ChaincodeServer: addr(r.CCServerPort), PackageID: p.packageIDs[r.ID],
-				Process: PeerProcess(r.Name, pp.Index)})
 		}
 	}
 	// The auditor reaches the channel through the first region's peer: it
@@ -104,14 +77,58 @@ func (p *plan) writeConnections() (*Network, error) {
 	if err := writeGateway(n.AuditorFile, head, n.Auditor); err != nil {
 		return nil, err
 	}
-	b, err := json.MarshalIndent(n, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(p.dir, stateFile), b, 0o644); err != nil {
+	if err := n.save(); err != nil {
 		return nil, err
 	}
 	return n, nil
+}
+
+// addRegionTo writes region r's connection file and enters r, its
+// gateway and its peers in n. writer names who wrote the file.
+func (p *plan) addRegionTo(n *Network, r regionPlan, writer string) error {
+	user := filepath.Join(p.Crypto, "peerOrganizations", r.Domain, "users", "User1@"+r.Domain, "msp")
+	g := Gateway{
+		Endpoint:  addr(r.PeerPort),
+		Endpoints: r.extraEndpoints(),
+		TLSCACert: p.peerCA(r),
+		MSPID:     r.MSPID,
+		CertPath:  filepath.Join(user, "signcerts", "User1@"+r.Domain+"-cert.pem"),
+		KeyPath:   filepath.Join(user, "keystore", "priv_sk"),
+		Channel:   p.cfg.Channel,
+		Chaincode: p.cfg.Chaincode,
+	}
+	g.TLSClientCert, g.TLSClientKey = p.clientTLS(r.Domain)
+	head := fmt.Sprintf("# Region %s (%s): fabric-gateway connection to its peer. Written by %s.\n", r.ID, r.Name, writer)
+	path := filepath.Join(ConnectionDir(p.dir), string(r.ID)+".yaml")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	if err := writeGateway(path, head, g); err != nil {
+		return err
+	}
+	n.Regions = append(n.Regions, r.Region)
+	n.Gateways[r.ID] = g
+	n.GatewayFiles = append(n.GatewayFiles, path)
+	n.Peers[r.ID] = Peer{Endpoint: addr(r.PeerPort), OperationsEndpoint: addr(r.OpsPort), TLSCACert: p.peerCA(r),
+		AdminMSPDir: p.adminMSP(r), ChaincodeServer: addr(r.CCServerPort), PackageID: p.packageIDs[r.ID]}
+	for _, pp := range r.Extra {
+		if n.ExtraPeers == nil {
+			n.ExtraPeers = map[credit.RegionID][]Peer{}
+		}
+		n.ExtraPeers[r.ID] = append(n.ExtraPeers[r.ID], Peer{Endpoint: addr(pp.PeerPort), OperationsEndpoint: addr(pp.OpsPort),
+			TLSCACert: p.peerCA(r), AdminMSPDir: p.adminMSP(r), ChaincodeServer: addr(r.CCServerPort), PackageID: p.packageIDs[r.ID],
+			Process: PeerProcess(r.Name, pp.Index)})
+	}
+	return nil
+}
+
+// save writes n to <dir>/network.json, which Load reads.
+func (n *Network) save() error {
+	b, err := json.MarshalIndent(n, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(n.Dir, stateFile), b, 0o644)
 }
 
 // extraEndpoints are the addresses of the region's peers after peer 0.
@@ -254,13 +271,7 @@ func (n *Network) waitReady(ctx context.Context, limit time.Duration) error {
 	// failover to a peer that cannot endorse yet would not help.
 	var gws []Gateway
 	for _, r := range n.Regions {
-		g := n.Gateways[r.ID]
-		gws = append(gws, g)
-		for _, ep := range g.Endpoints {
-			other := g
-			other.Endpoint, other.Endpoints = ep, nil
-			gws = append(gws, other)
-		}
+		gws = append(gws, n.Gateways[r.ID].all()...)
 	}
 	if err := parallel(gws, func(g Gateway) error {
 		return WaitReady(ctx, g.ProbeSubmit)
@@ -279,4 +290,15 @@ func (n *Network) Gateway(region credit.RegionID) (Gateway, error) {
 		return Gateway{}, fmt.Errorf("%w: %s in %s", ErrNoRegion, region, n.Dir)
 	}
 	return g, nil
+}
+
+// all is g and one gateway per further endpoint of its region.
+func (g Gateway) all() []Gateway {
+	out := []Gateway{g}
+	for _, ep := range g.Endpoints {
+		other := g
+		other.Endpoint, other.Endpoints = ep, nil
+		out = append(out, other)
+	}
+	return out
 }

@@ -162,6 +162,9 @@ type plan struct {
 
 	packageIDs map[credit.RegionID]string
 	ports      *ports
+
+	mu       sync.Mutex
+	launched []string // names of the processes this plan started
 }
 
 // Up starts a network in cfg.Dir and returns once the contract is committed
@@ -380,7 +383,13 @@ func runTool(ctx context.Context, dir, bin string, env []string, args ...string)
 // are let go of just before it starts.
 func (p *plan) launch(name, bin string, args, env []string, ports ...int) (int, error) {
 	p.ports.release(ports...)
-	return launch(p.dir, name, bin, args, env, p.cfg.StopWithParent, &p.exited)
+	pid, err := launch(p.dir, name, bin, args, env, p.cfg.StopWithParent, &p.exited)
+	if err == nil {
+		p.mu.Lock()
+		p.launched = append(p.launched, name)
+		p.mu.Unlock()
+	}
+	return pid, err
 }
 
 // waitListening waits until pid listens on all its ports, which is also
@@ -641,8 +650,12 @@ func (p *plan) allPeers() []*regionPeer {
 	return out
 }
 
-func (p *plan) startPeers(ctx context.Context) error {
-	peers := p.allPeers()
+func (p *plan) startPeers(ctx context.Context) error { return p.startPeersOf(ctx, p.allPeers()) }
+
+// startPeersOf starts peers and joins each to the channel from its
+// genesis block; a peer of a region added later catches up from there
+// with the orderer, which admits it under the current configuration.
+func (p *plan) startPeersOf(ctx context.Context, peers []*regionPeer) error {
 	for _, rp := range peers {
 		pid, err := p.launch(rp.r.processName(rp.pp), p.bins.Path("peer"), []string{"node", "start"}, p.peerEnv(rp.r, rp.pp), rp.pp.PeerPort, rp.pp.CCPort, rp.pp.OpsPort)
 		if err != nil {

@@ -268,6 +268,11 @@ func down(dir string, grace time.Duration) error {
 	if err != nil {
 		return err
 	}
+	return stop(ps, grace)
+}
+
+// stop stops ps newest first as Down does: SIGTERM, SIGKILL after grace.
+func stop(ps []Process, grace time.Duration) error {
 	var errs []error
 	signal := func(p Process, sig syscall.Signal) {
 		// Re-check just before signalling: the pid must still be ours, or

@@ -22,6 +22,19 @@ OrdererOrgs:
         SANS: [localhost, 127.0.0.1]
 PeerOrgs:
 {{- range .Regions}}
+{{- template "region" .}}
+{{- end}}
+  - Name: {{.Auditor.MSPID}}
+    Domain: {{.Auditor.Domain}}
+    EnableNodeOUs: true
+    Users:
+      Count: 1
+` + regionCryptoTmpl))
+
+// regionCryptoTmpl is one region's peer organisation in cryptogen's input,
+// shared by Up (every region) and AddRegion (the new one only), so a
+// region added later gets the same certificates as the first ones.
+const regionCryptoTmpl = `{{define "region"}}
   - Name: {{.MSPID}}
     Domain: {{.Domain}}
     EnableNodeOUs: true
@@ -36,13 +49,11 @@ PeerOrgs:
         SANS: [localhost, 127.0.0.1]
     Users:
       Count: 1
-{{- end}}
-  - Name: {{.Auditor.MSPID}}
-    Domain: {{.Auditor.Domain}}
-    EnableNodeOUs: true
-    Users:
-      Count: 1
-`))
+{{- end}}`
+
+// cryptoRegionTmpl is cryptogen's input for a single region (a regionPlan).
+var cryptoRegionTmpl = template.Must(template.New("crypto-region").Parse(
+	"# Written by fabricnet.AddRegion: the new region's peer organisation only.\nPeerOrgs:{{template \"region\" .}}\n" + regionCryptoTmpl))
 
 // configtxTmpl makes the application channel's genesis block (there is no
 // system channel). A majority of regions must endorse every transaction of

@@ -2,7 +2,9 @@ package fabricnet
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +27,24 @@ func SkipUnlessFabric(t testing.TB) {
 	if testing.Short() {
 		t.Skip("-short: not starting a local Fabric network (it takes 10-20 s, and minutes the first time to build Fabric)")
 	}
+}
+
+// RequireBinaries skips t unless Fabric's binaries are complete in
+// DefaultBinDir() (CCNODE_FABRIC_BIN), and fails it instead under CI=true,
+// where a missing binary is a broken build, not a machine without Fabric.
+func RequireBinaries(t testing.TB) BinDir {
+	t.Helper()
+	d := BinDir(DefaultBinDir())
+	if d.Complete() {
+		return d
+	}
+	msg := fmt.Sprintf("Fabric's binaries (%s) are not all in %s: build them with network/fabricnet/build-binaries.sh or name a folder in CCNODE_FABRIC_BIN",
+		strings.Join(Binaries, ", "), d)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
 }
 
 // The network StartForTest shares within one test binary.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -44,32 +43,13 @@ func Upgrade(ctx context.Context, dir string, uc UpgradeConfig) (*Network, error
 	if uc.Server == "" {
 		return nil, fmt.Errorf("fabricnet: upgrade: no chaincode server binary: %w", ErrConfig)
 	}
-	p := &plan{cfg: Config{Dir: n.Dir, Channel: n.Channel, Chaincode: n.Chaincode, ClientTLS: n.ClientTLS,
-		ChaincodeTLSDisabled: n.ChaincodeTLSDisabled}, dir: n.Dir, bins: n.BinDir,
-		Crypto: filepath.Join(n.Dir, "crypto")}
-	ordererPort, err := portOf(n.Orderer.Endpoint)
+	p, err := n.plan(Config{})
 	if err != nil {
 		return nil, err
-	}
-	p.OrdererPort = ordererPort
-	for _, r := range n.Regions {
-		pr, err := portOf(n.Peers[r.ID].Endpoint)
-		if err != nil {
-			return nil, err
-		}
-		rp := regionPlan{Region: r, Domain: r.domain(), PeerPort: pr}
-		for i, e := range n.ExtraPeers[r.ID] {
-			port, err := portOf(e.Endpoint)
-			if err != nil {
-				return nil, err
-			}
-			rp.Extra = append(rp.Extra, peerPlan{Index: i + 1, PeerPort: port})
-		}
-		p.Regions = append(p.Regions, rp)
 	}
 	seq, err := p.committedSequence(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("fabricnet: upgrade: %w", err)
 	}
 	next := seq + 1
 	if uc.Version == "" {
@@ -99,38 +79,12 @@ func Upgrade(ctx context.Context, dir string, uc UpgradeConfig) (*Network, error
 	seqArg := strconv.Itoa(next)
 	if err := parallel(idx, func(i int) error {
 		r := p.Regions[i]
-		conn, err := p.connectionFor(r)
-		if err != nil {
-			return fmt.Errorf("%s: %w", r.Name, err)
-		}
-		pkg, err := ccaasPackage(uc.Label, conn)
-		if err != nil {
-			return fmt.Errorf("%s: %w", r.Name, err)
-		}
-		pkgPath := filepath.Join(n.Dir, "chaincode", fmt.Sprintf("%s-%s.tar.gz", r.Name, uc.Label))
-		if err := os.WriteFile(pkgPath, pkg, 0o600); err != nil {
-			return err
-		}
-		for _, pp := range r.peers() {
-			if _, err := p.run(ctx, p.adminEnvAt(r, addr(pp.PeerPort)), "peer", "lifecycle", "chaincode", "install", pkgPath); err != nil {
-				return fmt.Errorf("%s peer %d: %w", r.Name, pp.Index, err)
-			}
-		}
-		id := packageID(uc.Label, pkg)
+		id, err := p.installAndApprove(ctx, r, ccRelease{label: uc.Label,
+			pkgPath: filepath.Join(n.Dir, "chaincode", fmt.Sprintf("%s-%s.tar.gz", r.Name, uc.Label)),
+			process: fmt.Sprintf("ccserver-%s-%d", r.Name, next), server: uc.Server, args: uc.Args,
+			version: uc.Version, sequence: seqArg})
 		ids[i] = id
-		pid, err := p.launch(fmt.Sprintf("ccserver-%s-%d", r.Name, next), uc.Server, uc.Args, p.serverEnv(r, id), r.CCServerPort)
-		if err != nil {
-			return err
-		}
-		if err := p.waitListening(ctx, "new chaincode server of "+r.Name, pid, r.CCServerPort); err != nil {
-			return err
-		}
-		args := append([]string{"lifecycle", "chaincode", "approveformyorg", "--channelID", n.Channel,
-			"--name", n.Chaincode, "--version", uc.Version, "--package-id", id, "--sequence", seqArg}, orderer...)
-		return p.poll(ctx, time.Minute, r.MSPID+" approves sequence "+seqArg, func() error {
-			_, err := p.run(ctx, p.adminEnv(r), "peer", args...)
-			return err
-		})
+		return err
 	}); err != nil {
 		return nil, fmt.Errorf("fabricnet: upgrade: %w", err)
 	}
@@ -153,17 +107,45 @@ func Upgrade(ctx context.Context, dir string, uc UpgradeConfig) (*Network, error
 			n.ExtraPeers[r.ID][j].ChaincodeServer, n.ExtraPeers[r.ID][j].PackageID = addr(r.CCServerPort), ids[i]
 		}
 	}
-	b, err := json.MarshalIndent(n, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(n.Dir, stateFile), b, 0o644); err != nil {
+	if err := n.save(); err != nil {
 		return nil, err
 	}
 	if err := n.waitReady(ctx, 2*time.Minute); err != nil {
 		return nil, fmt.Errorf("fabricnet: upgrade: %w", err)
 	}
 	return n, nil
+}
+
+// plan rebuilds, from network.json, what a change to the running network
+// needs of Up's plan: folders, the orderer and every region's peer ports.
+// cfg supplies what network.json does not hold (StopWithParent, Logger).
+func (n *Network) plan(cfg Config) (*plan, error) {
+	cfg.Dir, cfg.Regions, cfg.Channel, cfg.Chaincode = n.Dir, n.Regions, n.Channel, n.Chaincode
+	cfg.ClientTLS, cfg.ChaincodeTLSDisabled = n.ClientTLS, n.ChaincodeTLSDisabled
+	p := &plan{cfg: cfg.WithDefaults(), dir: n.Dir, bins: n.BinDir, OrdererMSP: ordererMSP, OrdererDomain: ordererDomain,
+		Auditor: auditorPlan{MSPID: AuditorMSP, Domain: auditorName + ".ccnode.local"},
+		Crypto:  filepath.Join(n.Dir, "crypto"), BatchTimeout: DefaultBatchTimeout.String()}
+	p.OrdererTLS = filepath.Join(p.Crypto, "ordererOrganizations", ordererDomain, "orderers", "orderer."+ordererDomain, "tls")
+	var err error
+	if p.OrdererPort, err = portOf(n.Orderer.Endpoint); err != nil {
+		return nil, err
+	}
+	for _, r := range n.Regions {
+		pr, err := portOf(n.Peers[r.ID].Endpoint)
+		if err != nil {
+			return nil, err
+		}
+		rp := regionPlan{Region: r, Domain: r.domain(), PeerPort: pr}
+		for i, e := range n.ExtraPeers[r.ID] {
+			port, err := portOf(e.Endpoint)
+			if err != nil {
+				return nil, err
+			}
+			rp.Extra = append(rp.Extra, peerPlan{Index: i + 1, PeerPort: port})
+		}
+		p.Regions = append(p.Regions, rp)
+	}
+	return p, nil
 }
 
 // Sequence is the contract definition's committed sequence, as region
@@ -181,18 +163,33 @@ func (n *Network) Sequence(ctx context.Context) (int, error) {
 }
 
 func (p *plan) committedSequence(ctx context.Context) (int, error) {
+	def, err := p.committedDefinition(ctx)
+	return def.Sequence, err
+}
+
+// definition is the committed contract definition, as querycommitted
+// prints it.
+type definition struct {
+	Sequence int    `json:"sequence"`
+	Version  string `json:"version"`
+}
+
+func (p *plan) committedDefinition(ctx context.Context) (definition, error) {
 	out, err := p.run(ctx, p.adminEnv(p.Regions[0]), "peer", "lifecycle", "chaincode", "querycommitted",
 		"--channelID", p.cfg.Channel, "--name", p.cfg.Chaincode, "-O", "json")
 	if err != nil {
-		return 0, fmt.Errorf("fabricnet: upgrade: %w", err)
+		return definition{}, err
 	}
-	return parseSequence(out)
+	return parseDefinition(out)
 }
 
 func parseSequence(out []byte) (int, error) {
-	var def struct {
-		Sequence int `json:"sequence"`
-	}
+	def, err := parseDefinition(out)
+	return def.Sequence, err
+}
+
+func parseDefinition(out []byte) (definition, error) {
+	var def definition
 	// The CLI's log lines come first (stdout and stderr are combined);
 	// the JSON starts at the last line that is a lone "{".
 	body := out
@@ -200,9 +197,9 @@ func parseSequence(out []byte) (int, error) {
 		body = out[i+1:]
 	}
 	if err := json.Unmarshal(body, &def); err != nil || def.Sequence < 1 {
-		return 0, fmt.Errorf("fabricnet: querycommitted: no sequence in %q", tail(out, 5))
+		return definition{}, fmt.Errorf("fabricnet: querycommitted: no sequence in %q", tail(out, 5))
 	}
-	return def.Sequence, nil
+	return def, nil
 }
 
 func portOf(hostport string) (int, error) {

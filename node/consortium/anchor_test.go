@@ -2,9 +2,11 @@ package consortium
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -150,4 +152,54 @@ func taxConsent(t *testing.T, c *Consortium, n int) (Enterprise, credit.ConsentG
 		})
 	}
 	return ent, g
+}
+
+// A region stopped with a checkpoint prepared but not anchored (the
+// ledger was down) and restarted on a rotated key anchors again: the
+// pending checkpoint, signed by the old key the record no longer names, is
+// signed again with the new one instead of being refused for good.
+func TestPendingCheckpointAfterKeyRotation(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	log := testkit.LoggerAt(t, slog.LevelWarn)
+	// Anchoring only when the test asks (AnchorNow).
+	tune := func(cfg *node.Config) { cfg.Anchor.Interval = time.Hour }
+	faults := ledgerfault.New()
+	c, err := Start(ctx, Options{Dir: dir, Logger: log, Mocknet: true, WrapLedger: faults.Wrap, Tune: tune})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sz, bank := c.Region("440300"), c.Banks[0]
+	ent, g := taxConsent(t, c, 11)
+	q, _ := bank.Query(ent.USCC, g.Categories, credit.PurposeCreditReview, &g, time.Now())
+	if _, err := sz.Node.Query(ctx, &q); err != nil {
+		t.Fatal(err)
+	}
+	faults.SetDown(true)
+	if err := sz.Node.AnchorNow(ctx); !errors.Is(err, network.ErrUnavailable) {
+		t.Fatalf("anchoring while the ledger is down: %v, want unavailable (the checkpoint stays pending)", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := node.RotateKey(node.DefaultConfig(sz.ID, filepath.Join(dir, string(sz.ID))), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+
+	c, err = Start(ctx, Options{Dir: dir, Logger: log, Mocknet: true, Tune: tune})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sz = c.Region("440300")
+	if err := sz.Node.AnchorNow(ctx); err != nil {
+		t.Fatalf("anchoring after the rotation: %v", err)
+	}
+	ac, err := sz.Ledger.LatestCheckpoint(ctx, sz.ID)
+	if err != nil || ac.Size != sz.Node.Log().Size() || ac.Size == 0 {
+		t.Fatalf("anchored %+v (%v), log size %d", ac, err, sz.Node.Log().Size())
+	}
+	if err := ac.Checkpoint.Verify(sz.Key.Public().(ed25519.PublicKey)); err != nil {
+		t.Fatalf("the anchored checkpoint is not signed by the new key: %v", err)
+	}
 }

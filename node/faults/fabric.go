@@ -101,6 +101,31 @@ func (f *Fabric) Node(t testing.TB, id credit.RegionID, dir string, edit func(*n
 	return n
 }
 
+// NodesWithRecords prepares a node per region under root/nodes/<id>
+// (Node, changed by edit) and imports `ccnode gen` records into each. The
+// subject is the first region's first enterprise; every other region gets
+// a court record on it (tag makes its id unique), so a report on it has a
+// slice with records from every region.
+func (f *Fabric) NodesWithRecords(t testing.TB, root, tag string, edit func(*node.Config), ids ...credit.RegionID) ([]*Node, credit.USCC) {
+	t.Helper()
+	var nodes []*Node
+	var subject credit.USCC
+	for i, id := range ids {
+		n := f.Node(t, id, filepath.Join(root, "nodes", string(id)), edit)
+		feed := filepath.Join(n.Dir, "feed.jsonl")
+		f.bin.Must(t, "gen", "--region", string(id), "--enterprises", "3", "--seed", "7", "--quiet", "-o", feed)
+		if i == 0 {
+			subject = FirstSubject(t, feed)
+		} else {
+			AppendCourtRecord(t, feed, subject, id, tag)
+		}
+		// --data-dir is the node's data folder; its store is DIR/db.
+		f.bin.Must(t, "import", "--quiet", "--data-dir", n.Dir, feed)
+		nodes = append(nodes, n)
+	}
+	return nodes, subject
+}
+
 // Ledger dials the network as a region's organisation.
 func (f *Fabric) Ledger(t testing.TB, id credit.RegionID) *fabric.Ledger {
 	t.Helper()

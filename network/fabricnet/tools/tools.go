@@ -6,6 +6,7 @@ package tools
 
 import (
 	_ "github.com/hyperledger/fabric/cmd/configtxgen"
+	_ "github.com/hyperledger/fabric/cmd/configtxlator"
 	_ "github.com/hyperledger/fabric/cmd/cryptogen"
 	_ "github.com/hyperledger/fabric/cmd/orderer"
 	_ "github.com/hyperledger/fabric/cmd/osnadmin"
