@@ -314,7 +314,18 @@ func (n *Node) verifyReceipt(q *credit.Query, qj []byte, region credit.RegionID,
 	if r.Answerer != region || r.Requester != n.cfg.Region {
 		return nil, fmt.Errorf("%w: receipt %s names %s→%s", ErrBadReceipt, r.ID, r.Answerer, r.Requester)
 	}
-	names, err := r.VerifyNamesQuery(m.PubKey, qj, n.sigs.verify)
+	key := m.PubKey
+	if m.Status == credit.StatusRetired {
+		// This node asked while region was active; the vote retiring it
+		// may have committed since. A region answers the queries asked
+		// while it was a member, as the audit holds it.
+		if !credit.AnsweredAsMember(q.Time, r.Time, m.UpdatedAt) {
+			return nil, fmt.Errorf("%w: region %s retired at %s; receipt %s signed at %s does not answer a query asked before within %s",
+				ErrBadReceipt, region, m.UpdatedAt.UTC().Format(time.RFC3339Nano), r.ID, r.Time.UTC().Format(time.RFC3339Nano), credit.QueryWindow)
+		}
+		key = m.KeyAt(q.Time)
+	}
+	names, err := r.VerifyNamesQuery(key, qj, n.sigs.verify)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadReceipt, err)
 	}
