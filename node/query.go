@@ -316,11 +316,11 @@ func (n *Node) verifyReceipt(q *credit.Query, qj []byte, region credit.RegionID,
 	}
 	key := m.PubKey
 	if m.Status == credit.StatusRetired {
-		// This node asked while region was active; the vote retiring it
-		// may have committed since. A region answers the queries asked
-		// while it was a member, as the audit holds it.
-		if !credit.AnsweredAsMember(q.Time, r.Time, m.UpdatedAt) {
-			return nil, fmt.Errorf("%w: region %s retired at %s; receipt %s signed at %s does not answer a query asked before within %s",
+		// This node asks active members only: region was one when q was
+		// sent, and the vote retiring it committed since. A region answers
+		// the queries asked while it was a member, within the window.
+		if r.Time.After(q.Time.Add(credit.QueryWindow)) {
+			return nil, fmt.Errorf("%w: region %s retired at %s; receipt %s signed at %s, later than %s after the query",
 				ErrBadReceipt, region, m.UpdatedAt.UTC().Format(time.RFC3339Nano), r.ID, r.Time.UTC().Format(time.RFC3339Nano), credit.QueryWindow)
 		}
 		key = m.KeyAt(q.Time)

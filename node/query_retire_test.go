@@ -15,8 +15,9 @@ import (
 
 // The home node sent a query while the answering region was active; the
 // vote retiring it may reach the home's view before the answer does. The
-// receipt is verified and acknowledged by the rule the audit applies: a
-// region answers the queries asked while it was a member.
+// receipt is verified, under the key of the query's time, and
+// acknowledged: a region answers the queries asked while it was a member,
+// and this node asks members only.
 func TestVerifyReceiptAcrossRetirement(t *testing.T) {
 	retiredAt := time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)
 	_, zhKey, _ := ed25519.GenerateKey(rand.Reader)
@@ -32,7 +33,9 @@ func TestVerifyReceiptAcrossRetirement(t *testing.T) {
 	}{
 		{name: "active", status: credit.StatusActive, query: time.Second, answer: 2 * time.Second, signer: zhKey, ok: true},
 		{name: "retired, query before", status: credit.StatusRetired, query: -time.Second, answer: time.Second, signer: zhKey, ok: true},
-		{name: "retired, query after", status: credit.StatusRetired, query: time.Second, answer: 2 * time.Second, signer: zhKey},
+		// The ledger stamps the retirement with the vote's proposal time;
+		// this node asked before the vote committed.
+		{name: "retired, query after the retirement's time", status: credit.StatusRetired, query: time.Second, answer: 2 * time.Second, signer: zhKey, ok: true},
 		{name: "retired, beyond the window", status: credit.StatusRetired, query: -time.Second, answer: credit.QueryWindow, signer: zhKey},
 		{name: "retired, another key", status: credit.StatusRetired, query: -time.Second, answer: time.Second, signer: otherKey},
 	}

@@ -497,6 +497,8 @@ func (s *Snapshot) apply(ev network.Event) {
 type keyBook struct {
 	regions map[credit.RegionID][]credit.RegionMember
 	banks   map[credit.BankID][]credit.BankMember
+	// retirementBound is Options.RetirementBound.
+	retirementBound time.Duration
 }
 
 // ErrNoKey: the member had no active key at the document's time.
@@ -547,8 +549,9 @@ func (kb *keyBook) region(id credit.RegionID, t time.Time) ([]byte, error) {
 // queries asked while it was a member: a receipt its node signed after
 // the retirement (the deciding vote committed while it answered) is
 // checked against the key of the query's time when the query came before
-// the retirement and the answer within the query window
-// (credit.AnsweredAsMember); any other receipt after it is refused.
+// the retirement (plus Options.RetirementBound) and the answer within the
+// query window (credit.AnsweredAsMember); any other receipt after it is
+// refused.
 func (kb *keyBook) receiptKey(rc *credit.Receipt) ([]byte, error) {
 	v := kb.regions[rc.Answerer]
 	i := kb.regionIndex(rc.Answerer, rc.Time)
@@ -560,12 +563,15 @@ func (kb *keyBook) receiptKey(rc *credit.Receipt) ([]byte, error) {
 		i--
 	}
 	retired := v[i].UpdatedAt
-	if !credit.AnsweredAsMember(rc.Query.Time, rc.Time, retired) {
-		return nil, fmt.Errorf("region %s retired at %s; its receipt signed at %s answers a query of %s, not one asked before the retirement and answered within %s of it: %w",
+	if !credit.AnsweredAsMember(rc.Query.Time, rc.Time, retired.Add(kb.retirementBound)) {
+		return nil, fmt.Errorf("region %s retired at %s; its receipt signed at %s answers a query of %s, not one asked before the retirement (retirement bound %s) and answered within %s of it: %w",
 			rc.Answerer, retired.UTC().Format(time.RFC3339Nano), rc.Time.UTC().Format(time.RFC3339Nano),
-			rc.Query.Time.UTC().Format(time.RFC3339Nano), credit.QueryWindow, ErrNoKey)
+			rc.Query.Time.UTC().Format(time.RFC3339Nano), kb.retirementBound, credit.QueryWindow, ErrNoKey)
 	}
-	return kb.region(rc.Answerer, rc.Query.Time)
+	if rc.Query.Time.Before(retired) {
+		return kb.region(rc.Answerer, rc.Query.Time)
+	}
+	return v[i].PubKey, nil // asked within the bound: the key it retired with
 }
 
 // logKey is region id's key for a checkpoint of its log anchored at t. A

@@ -20,12 +20,14 @@ func TestReceiptAcrossRetirement(t *testing.T) {
 		name                string
 		query, answer       time.Duration // from the retirement
 		signer              string        // sz's key at the query's time unless set
+		bound               time.Duration // Options.RetirementBound
 		wantReceiptFindings int
 	}{
 		{name: "before retirement", query: -2 * time.Second, answer: -time.Second},
 		{name: "after retirement, query before", query: -time.Second, answer: time.Second},
 		{name: "after retirement, at the window's end", query: -time.Second, answer: credit.QueryWindow - time.Second},
 		{name: "after retirement, query after", query: time.Second, answer: 2 * time.Second, wantReceiptFindings: 1},
+		{name: "after retirement, query within the retirement bound", query: time.Second, answer: 2 * time.Second, bound: 2 * time.Second},
 		{name: "beyond the window", query: -time.Second, answer: credit.QueryWindow - time.Second + time.Millisecond, wantReceiptFindings: 1},
 		{name: "after retirement, another key", query: -time.Second, answer: time.Second, signer: "sz-2", wantReceiptFindings: 1},
 	}
@@ -54,7 +56,9 @@ func TestReceiptAcrossRetirement(t *testing.T) {
 			}
 			f.acks[last] = []credit.Ack{f.ack(r)}
 			f.anchor()
-			rep := runAudit(t, f, f.answeredLines(), f.receivedLines(), testOptions(t))
+			opts := testOptions(t)
+			opts.RetirementBound = c.bound
+			rep := runAudit(t, f, f.answeredLines(), f.receivedLines(), opts)
 			if rep.ByRule[RuleReceiptSig] != c.wantReceiptFindings || rep.Total != c.wantReceiptFindings {
 				t.Fatalf("findings %v, want %d %s and nothing else", rep.ByRule, c.wantReceiptFindings, RuleReceiptSig)
 			}
