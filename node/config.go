@@ -24,7 +24,7 @@ const (
 	DefaultAnchorInterval  = 5 * time.Second
 	DefaultAnchorMaxLeaves = 10_000
 	DefaultGracePeriod     = 30 * time.Second
-	DefaultQueryWindow     = 2 * time.Minute
+	DefaultQueryWindow     = credit.QueryWindow
 	DefaultRegionTimeout   = 3 * time.Second
 	DefaultHTTPAddr        = "127.0.0.1:8440"
 	DefaultMaxBodyBytes    = 1 << 20

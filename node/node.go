@@ -289,7 +289,7 @@ func noStep(context.Context) (func() error, error) { return func() error { retur
 func (n *Node) startServer(context.Context) (func() error, error) {
 	s, err := p2p.NewServer(p2p.ServerConfig{
 		NetworkID: n.cfg.P2P.NetworkID, Handler: n, Timeout: 3 * n.cfg.Query.RegionTimeout,
-		ChunkBytes: answerChunkBytes, Logger: n.log.With("part", "p2p"),
+		ChunkBytes: answerChunkBytes, Members: n.members, Logger: n.log.With("part", "p2p"),
 	})
 	if err != nil {
 		return nil, err

@@ -121,14 +121,24 @@ func (n *Node) query(ctx context.Context, q *credit.Query, now time.Time) (*Cons
 		n.metrics.answered(st)
 	}
 	// Retired regions are named, not silently absent; one retired while
-	// this query ran (its connection cut mid-answer) is reported retired
-	// rather than unavailable.
-	for _, r := range n.view.Retired() {
+	// this query ran (its connection cut mid-answer, or its node, which
+	// learnt it first, refusing not_member) is reported retired rather
+	// than unavailable or denied. A region that refuses as no member while
+	// this node's view still has it active is looked up on the ledger.
+	retired := n.view.Retired()
+	for _, st := range sts {
+		if st.Status == StatusDenied && st.Reason == credit.CodeNotMember && !slices.ContainsFunc(retired, func(r credit.RegionMember) bool { return r.ID == st.Region }) {
+			if r, err := n.deps.Ledger.Region(xctx, st.Region); err == nil && r.Status == credit.StatusRetired {
+				retired = append(retired, r)
+			}
+		}
+	}
+	for _, r := range retired {
 		st := RegionStatus{Region: r.ID, Status: StatusRetired,
 			Message: fmt.Sprintf("region %s retired from the consortium at %s: it is not asked", r.ID, r.UpdatedAt.Format(time.RFC3339))}
 		if i := slices.IndexFunc(sts, func(s RegionStatus) bool { return s.Region == r.ID }); i < 0 {
 			sts = append(sts, st)
-		} else if sts[i].Status == StatusUnavailable {
+		} else if sts[i].Status == StatusUnavailable || (sts[i].Status == StatusDenied && sts[i].Reason == credit.CodeNotMember) {
 			sts[i] = st
 		}
 	}
@@ -315,7 +325,18 @@ func (n *Node) verifyReceipt(q *credit.Query, qj []byte, region credit.RegionID,
 	if r.Answerer != region || r.Requester != n.cfg.Region {
 		return nil, nil, fmt.Errorf("%w: receipt %s names %s→%s", ErrBadReceipt, r.ID, r.Answerer, r.Requester)
 	}
-	names, leaf, err := r.VerifyNamesQuery(m.PubKey, qj, n.sigs.verify)
+	key := m.PubKey
+	if m.Status == credit.StatusRetired {
+		// This node asks active members only: region was one when q was
+		// sent, and the vote retiring it committed since. A region answers
+		// the queries asked while it was a member, within the window.
+		if r.Time.After(q.Time.Add(credit.QueryWindow)) {
+			return nil, nil, fmt.Errorf("%w: region %s retired at %s; receipt %s signed at %s, later than %s after the query",
+				ErrBadReceipt, region, m.UpdatedAt.UTC().Format(time.RFC3339Nano), r.ID, r.Time.UTC().Format(time.RFC3339Nano), credit.QueryWindow)
+		}
+		key = m.KeyAt(q.Time)
+	}
+	names, leaf, err := r.VerifyNamesQuery(key, qj, n.sigs.verify)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrBadReceipt, err)
 	}

@@ -56,6 +56,9 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultClientTimeout
 	}
+	// No exchange of this client outlives its deadline, so a peer that
+	// left the membership is kept no longer for it.
+	cfg.Members.setDrain(cfg.Timeout)
 	if cfg.MaxAnswerBytes <= 0 {
 		cfg.MaxAnswerBytes = DefaultMaxAnswerBytes
 	}
@@ -88,10 +91,11 @@ type Acker func(*Reply) *credit.Ack
 // exchange is one stream to a region: opened within ctx, reset when ctx
 // ends first.
 type exchange struct {
-	ctx    context.Context
-	region credit.RegionID
-	st     network.Stream
-	stop   func() bool
+	ctx     context.Context
+	region  credit.RegionID
+	st      network.Stream
+	stop    func() bool
+	release func() // the exchange is no longer in flight (Membership.hold)
 }
 
 func (c *Client) open(ctx context.Context, region credit.RegionID, proto protocol.ID) (*exchange, error) {
@@ -99,8 +103,12 @@ func (c *Client) open(ctx context.Context, region credit.RegionID, proto protoco
 	if !ok {
 		return nil, fmt.Errorf("%w: region %s is not a member", ErrUnreachable, region)
 	}
+	// Held from before the stream opens: a retirement of the region from
+	// now on lets this exchange finish.
+	release := c.cfg.Members.hold(p)
 	st, err := c.cfg.Host.NewStream(ctx, p, proto)
 	if err != nil {
+		release()
 		return nil, fmt.Errorf("%w: region %s: %w", ErrUnreachable, region, err)
 	}
 	// Cancelling ctx must unblock a read that is waiting on the peer.
@@ -108,7 +116,7 @@ func (c *Client) open(ctx context.Context, region credit.RegionID, proto protoco
 	if dl, ok := ctx.Deadline(); ok {
 		_ = st.SetDeadline(dl)
 	}
-	return &exchange{ctx: ctx, region: region, st: st, stop: stop}, nil
+	return &exchange{ctx: ctx, region: region, st: st, stop: stop, release: release}, nil
 }
 
 // send writes a frame and, when last, closes the stream's write side.
@@ -150,6 +158,7 @@ func (x *exchange) bad(format string, args ...any) error {
 // or resets it after a failed one.
 func (x *exchange) end(err error) {
 	x.stop()
+	defer x.release()
 	if err != nil && credit.RefusalOf(err) == nil {
 		_ = x.st.Reset()
 		return

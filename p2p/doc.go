@@ -25,7 +25,7 @@
 //	members := p2p.NewMembership(log, overrides)   // the gater
 //	h, _ := p2p.NewHost(p2p.HostConfig{Key: key, Listen: listen, Members: members})
 //	members.SetMembers(ledgerRegions)              // and on every member event
-//	srv, _ := p2p.NewServer(p2p.ServerConfig{NetworkID: id, Handler: node})
+//	srv, _ := p2p.NewServer(p2p.ServerConfig{NetworkID: id, Handler: node, Members: members})
 //	srv.Register(h)
 //	c, _ := p2p.NewClient(p2p.ClientConfig{Host: h, NetworkID: id, Members: members})
 //	req := p2p.EncodeRequest(home, queryJSON)      // once per query

@@ -181,6 +181,7 @@ type pair struct {
 	queryJSON  []byte
 	request    []byte // the request frame
 	serverConf p2p.ServerConfig
+	members    *p2p.Membership // the requester's
 }
 
 // newPair builds the two regions, linked and connected, the answering
@@ -219,7 +220,7 @@ func newPair(t testing.TB, h p2p.Handler, cfg p2p.ServerConfig) *pair {
 	}
 	srv.Register(p.ansHost)
 	t.Cleanup(func() { srv.Close() })
-	p.server, p.serverConf = srv, cfg
+	p.server, p.serverConf, p.members = srv, cfg, members
 	p.client, err = p2p.NewClient(p2p.ClientConfig{Host: p.reqHost, NetworkID: testNet, Members: members, Timeout: 20 * time.Second, Logger: testkit.LoggerAt(t, slog.LevelDebug)})
 	if err != nil {
 		t.Fatal(err)

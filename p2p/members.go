@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -39,6 +40,11 @@ type Membership struct {
 	host     host.Host
 	notifiee *network.NotifyBundle
 	changed  chan struct{}
+	// An exchange in flight with a peer that leaves the membership
+	// finishes before the peer is disconnected, within drain.
+	drain    time.Duration
+	inflight map[peer.ID]int
+	draining map[peer.ID]*time.Timer
 }
 
 type member struct {
@@ -57,13 +63,16 @@ func NewMembership(log *slog.Logger, overrides map[credit.RegionID][]ma.Multiadd
 		log: log, overrides: overrides,
 		byPeer: map[peer.ID]credit.RegionID{}, byRegion: map[credit.RegionID]member{},
 		changed: make(chan struct{}, 1),
+		drain:   DefaultClientTimeout, inflight: map[peer.ID]int{}, draining: map[peer.ID]*time.Timer{},
 	}
 }
 
 // SetMembers replaces the view with the ledger's member records. Only
 // active regions whose peer id matches their key are admitted; the others
 // are reported in the returned error (joined ErrMemberKey causes) but do
-// not stop the rest. Peers no longer admitted are disconnected at once.
+// not stop the rest. Peers no longer admitted (a retired region, a key
+// rotated away) can start no new connection or exchange from then on, and
+// are disconnected once their exchanges in flight end (see drainPeer).
 func (m *Membership) SetMembers(ms []credit.RegionMember) error {
 	byPeer := map[peer.ID]credit.RegionID{}
 	byRegion := map[credit.RegionID]member{}
@@ -157,10 +166,81 @@ func (m *Membership) syncHost(h host.Host) {
 	m.mu.RUnlock()
 	for _, p := range h.Network().Peers() {
 		if !m.Admits(p) {
-			m.log.Info("disconnecting peer no longer a member", "peer", p)
-			_ = h.Network().ClosePeer(p)
+			m.drainPeer(p)
 		}
 	}
+}
+
+// drainPeer disconnects p, no longer admitted, once its exchanges in
+// flight end, or after the drain bound (the client's exchange deadline).
+// A region answers the queries asked while it was a member: the vote that
+// retires it can commit while it answers, and its answer and the ack
+// must still cross. Nothing new starts meanwhile: the gater refuses new
+// connections, the client asks active members only, and the node's
+// handler checks the requester's membership on every stream.
+func (m *Membership) drainPeer(p peer.ID) {
+	m.mu.Lock()
+	if _, ok := m.draining[p]; ok {
+		m.mu.Unlock()
+		return
+	}
+	if m.inflight[p] == 0 {
+		m.mu.Unlock()
+		m.closeDrained(p)
+		return
+	}
+	bound := m.drain
+	m.draining[p] = time.AfterFunc(bound, func() { m.closeDrained(p) })
+	m.mu.Unlock()
+	m.log.Info("peer no longer a member: disconnecting it once its exchanges end", "peer", p, "within", bound)
+}
+
+// closeDrained disconnects p unless it was admitted again meanwhile.
+func (m *Membership) closeDrained(p peer.ID) {
+	m.mu.Lock()
+	if t, ok := m.draining[p]; ok {
+		t.Stop()
+		delete(m.draining, p)
+	}
+	_, admitted := m.byPeer[p]
+	h := m.host
+	m.mu.Unlock()
+	if !admitted && h != nil {
+		m.log.Info("disconnecting peer no longer a member", "peer", p)
+		_ = h.Network().ClosePeer(p)
+	}
+}
+
+// hold counts an exchange with p in flight until release is called, so
+// that p leaving the membership meanwhile does not cut it.
+func (m *Membership) hold(p peer.ID) (release func()) {
+	m.mu.Lock()
+	m.inflight[p]++
+	m.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			m.mu.Lock()
+			m.inflight[p]--
+			left := m.inflight[p]
+			if left == 0 {
+				delete(m.inflight, p)
+			}
+			_, draining := m.draining[p]
+			m.mu.Unlock()
+			if left == 0 && draining {
+				m.closeDrained(p)
+			}
+		})
+	}
+}
+
+// setDrain bounds how long a peer that left stays connected for its
+// exchanges in flight.
+func (m *Membership) setDrain(d time.Duration) {
+	m.mu.Lock()
+	m.drain = d
+	m.mu.Unlock()
 }
 
 // Admits reports whether p is the peer of an active member region.

@@ -66,7 +66,10 @@ type ServerConfig struct {
 	Timeout       time.Duration // one exchange, first byte read to last written (default 10 s)
 	MaxConcurrent int           // default 256; beyond: refused credit.CodeUnavailable
 	ChunkBytes    int           // default 1 MiB
-	Logger        *slog.Logger
+	// Members, when set, counts each exchange in flight, so that a peer
+	// leaving the membership is disconnected only once it ends.
+	Members *Membership
+	Logger  *slog.Logger
 }
 
 // Defaults and bounds.
@@ -162,6 +165,9 @@ func (s *Server) handler(serve func(st network.Stream, from peer.ID)) network.St
 			return
 		}
 		defer s.handlers.Done()
+		if s.cfg.Members != nil {
+			defer s.cfg.Members.hold(st.Conn().RemotePeer())()
+		}
 		_ = st.SetDeadline(time.Now().Add(s.cfg.Timeout))
 		serve(st, st.Conn().RemotePeer())
 	}

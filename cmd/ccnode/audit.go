@@ -76,6 +76,8 @@ func auditCommand() *cli.Command {
 				Usage: "longest a receipt may wait for an anchored checkpoint"},
 			&cli.DurationFlag{Name: "revocation-bound", Category: catData, EnvVars: []string{"CCNODE_AUDIT_REVOCATION_BOUND"},
 				Usage: "answers on a consent this long after its revocation's ledger time are counted, not findings: the consortium's propagation bound, its nodes' ledger.grace_period (0: none allowed)"},
+			&cli.DurationFlag{Name: "retirement-bound", Category: catData, EnvVars: []string{"CCNODE_AUDIT_RETIREMENT_BOUND"},
+				Usage: "a retired region's receipt for a query signed this long after its retirement's ledger time is judged as asked before it: the time a vote takes to commit and reach the nodes, at most their ledger.grace_period (0: none allowed)"},
 			&cli.BoolFlag{Name: "require-anchored", Category: catData, EnvVars: []string{"CCNODE_AUDIT_REQUIRE_ANCHORED"},
 				Usage: "a receipt no anchored checkpoint covers yet is a finding, however recent (pending receipts are otherwise counted, and checked for everything but inclusion)"},
 			&cli.IntFlag{Name: "workers", Category: catData, EnvVars: []string{"CCNODE_AUDIT_WORKERS"},
@@ -185,6 +187,7 @@ func runAudit(c *cli.Context) error {
 	opts := audit.Options{
 		AnchorDelay:     c.Duration("anchor-delay"),
 		RevocationBound: c.Duration("revocation-bound"),
+		RetirementBound: c.Duration("retirement-bound"),
 		RequireAnchored: c.Bool("require-anchored"),
 		Workers:         c.Int("workers"),
 		MaxFindings:     c.Int("max-findings"),

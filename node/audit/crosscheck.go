@@ -70,7 +70,7 @@ func (a *auditor) receivedPass1(ctx context.Context, s sourceHeader) (uint64, er
 		// the receipts of every answering region carry, is verified once per
 		// batch of this export (sigbatch drops repeats); a failure here is
 		// only not remembered: the log's pass verifies and reports.
-		if key, err := a.keys.region(rc.Answerer, rc.Time); err == nil {
+		if key, err := a.keys.receiptKey(&rc); err == nil {
 			sq.add(key, rcMsg, rc.Sig, func(ok bool) { r.receiptOK = ok })
 		}
 		q := &rc.Query
@@ -153,7 +153,7 @@ func (a *auditor) receivedPass2(ctx context.Context, s sourceHeader) error {
 		}
 		t := rc.Time
 		f := Finding{Region: rc.Answerer, Receipt: rc.ID, Source: fmt.Sprintf("%s:%d", s.src.Name, no), Time: &t}
-		key, err := a.keys.region(rc.Answerer, rc.Time)
+		key, err := a.keys.receiptKey(&rc)
 		if err == nil {
 			err = rc.Verify(key)
 		}

@@ -497,6 +497,8 @@ func (s *Snapshot) apply(ev network.Event) {
 type keyBook struct {
 	regions map[credit.RegionID][]credit.RegionMember
 	banks   map[credit.BankID][]credit.BankMember
+	// retirementBound is Options.RetirementBound.
+	retirementBound time.Duration
 }
 
 // ErrNoKey: the member had no active key at the document's time.
@@ -543,6 +545,35 @@ func (kb *keyBook) region(id credit.RegionID, t time.Time) ([]byte, error) {
 	return r.PubKey, nil
 }
 
+// receiptKey is the key rc's answerer signed it with. A region answers the
+// queries asked while it was a member: a receipt its node signed after
+// the retirement (the deciding vote committed while it answered) is
+// checked against the key of the query's time when the query came before
+// the retirement (plus Options.RetirementBound) and the answer within the
+// query window (credit.AnsweredAsMember); any other receipt after it is
+// refused.
+func (kb *keyBook) receiptKey(rc *credit.Receipt) ([]byte, error) {
+	v := kb.regions[rc.Answerer]
+	i := kb.regionIndex(rc.Answerer, rc.Time)
+	if i < 0 || v[i].Status != credit.StatusRetired {
+		return kb.region(rc.Answerer, rc.Time)
+	}
+	// The retirement is the first of the retired versions in a row.
+	for i > 0 && v[i-1].Status == credit.StatusRetired {
+		i--
+	}
+	retired := v[i].UpdatedAt
+	if !credit.AnsweredAsMember(rc.Query.Time, rc.Time, retired.Add(kb.retirementBound)) {
+		return nil, fmt.Errorf("region %s retired at %s; its receipt signed at %s answers a query of %s, not one asked before the retirement (retirement bound %s) and answered within %s of it: %w",
+			rc.Answerer, retired.UTC().Format(time.RFC3339Nano), rc.Time.UTC().Format(time.RFC3339Nano),
+			rc.Query.Time.UTC().Format(time.RFC3339Nano), kb.retirementBound, credit.QueryWindow, ErrNoKey)
+	}
+	if rc.Query.Time.Before(retired) {
+		return kb.region(rc.Answerer, rc.Query.Time)
+	}
+	return v[i].PubKey, nil // asked within the bound: the key it retired with
+}
+
 // logKey is region id's key for a checkpoint of its log anchored at t. A
 // retired region anchors the rest of its log with the key it retired with:
 // the checkpoint proves what the log held, and each receipt in it is still
@@ -555,12 +586,18 @@ func (kb *keyBook) logKey(id credit.RegionID, t time.Time) ([]byte, error) {
 
 // regionAt is region id's record as it stood at t.
 func (kb *keyBook) regionAt(id credit.RegionID, t time.Time) (credit.RegionMember, error) {
-	v := kb.regions[id]
-	i := sort.Search(len(v), func(i int) bool { return v[i].UpdatedAt.After(t) }) - 1
+	i := kb.regionIndex(id, t)
 	if i < 0 {
 		return credit.RegionMember{}, fmt.Errorf("region %s at %s: %w", id, t.Format(time.RFC3339), ErrNoKey)
 	}
-	return v[i], nil
+	return kb.regions[id][i], nil
+}
+
+// regionIndex is the index of region id's record at t in its history, -1
+// before the first.
+func (kb *keyBook) regionIndex(id credit.RegionID, t time.Time) int {
+	v := kb.regions[id]
+	return sort.Search(len(v), func(i int) bool { return v[i].UpdatedAt.After(t) }) - 1
 }
 
 func (kb *keyBook) bank(id credit.BankID, t time.Time) ([]byte, error) {

@@ -70,6 +70,12 @@ type Options struct {
 	// Such answers are counted in Report.WithinRevocationBound. Zero
 	// allows none: every answer after the revocation is a finding.
 	RevocationBound time.Duration
+	// RetirementBound is how long after a region's retirement on the
+	// ledger a query may still have been sent to it: the ledger stamps
+	// the deciding vote with its proposal's time, and the region's node
+	// and the requester's learn of it only once it commits, so a query
+	// signed in between is answered as by a member. Zero allows none.
+	RetirementBound time.Duration
 	Now             time.Time // the audit's "now", for receipts not yet anchored; time.Now when zero
 	// RequireAnchored makes every receipt no anchored checkpoint covers a
 	// finding, however recent: for an audit of a log that should be
@@ -156,6 +162,7 @@ func Run(ctx context.Context, in Inputs, v LedgerView, opts Options) (Report, er
 	if err != nil {
 		return rep, err
 	}
+	kb.retirementBound = opts.RetirementBound
 	trust, err := trustOf(ctx, v)
 	if err != nil {
 		return rep, err

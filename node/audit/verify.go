@@ -117,7 +117,7 @@ func (a *auditor) checkAnswered(ctx context.Context, src string, h credit.Export
 	// (1) the answering region's signature.
 	if xe != nil && xe.receiptOK {
 		// verified in the requester's export
-	} else if key, err := a.keys.region(rc.Answerer, rc.Time); err != nil {
+	} else if key, err := a.keys.receiptKey(&rc); err != nil {
 		r.receiptBad = true
 		add(RuleReceiptSig, rc.Answerer, "%v", err)
 	} else {
