@@ -64,11 +64,16 @@ func TestRegionJoinsAndLeavesWhileQueriesRun(t *testing.T) {
 	}
 
 	// Queries run in the background for the whole change; every one must
-	// succeed, whatever the membership is at the time.
+	// succeed, whatever the membership is at the time. The one exception:
+	// Dongguan's part, asked between the deciding approval and its node
+	// seeing it (the candidate learns of its acceptance by polling the
+	// ledger, README "Changing the consortium"), may be unavailable or
+	// refused; a query started after Dongguan first answered may not.
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var ran atomic.Int64
 	var bgErr atomic.Value
+	var dgAnsweredAt atomic.Int64 // unix nanoseconds; 0 until Dongguan's first ok part
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -78,12 +83,18 @@ func TestRegionJoinsAndLeavesWhileQueriesRun(t *testing.T) {
 				return
 			default:
 			}
+			started := time.Now().UnixNano()
 			res, err := query()
 			if err != nil {
 				bgErr.CompareAndSwap(nil, err)
 				return
 			}
 			for _, st := range res.Regions {
+				if st.Region == "441900" && st.Status != node.StatusOK {
+					if at := dgAnsweredAt.Load(); at == 0 || started < at {
+						continue
+					}
+				}
 				if st.Status != node.StatusOK && st.Status != node.StatusRetired {
 					bgErr.CompareAndSwap(nil, fmt.Errorf("region %s: %s %s", st.Region, st.Status, st.Message))
 					return
@@ -134,6 +145,7 @@ func TestRegionJoinsAndLeavesWhileQueriesRun(t *testing.T) {
 		m, _ := sz.Node.View().Region(dg.ID)
 		return st.Receipt.Verify(m.PubKey)
 	})
+	dgAnsweredAt.Store(time.Now().UnixNano())
 
 	// Zhuhai retires: three votes of four.
 	zhPeer := zh.Node.Host().ID()
