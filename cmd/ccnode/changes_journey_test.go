@@ -41,13 +41,13 @@ func TestConsortiumChangesJourney(t *testing.T) {
 	for _, st := range changes {
 		if st.mark == markWait {
 			// The audit's exports must hold every receipt the bank got.
-			bank.stop()
+			bank.Stop()
 		}
 		for _, what := range j.step(st) {
 			ran[what]++
 		}
 	}
-	bank.stop()
+	outcomes := bank.Stop()
 	for _, want := range []string{"init", "run", "import", "region propose", "region approve", "region retire", "keys rotate", "query", "receipts export", "audit"} {
 		if ran[want] == 0 {
 			t.Errorf("the README's section never runs ccnode %s", want)
@@ -56,29 +56,13 @@ func TestConsortiumChangesJourney(t *testing.T) {
 	if j.members["441900"] != node.StatusOK || j.members["440400"] != node.StatusRetired {
 		t.Errorf("after the section the members are %v, want Dongguan active and Zhuhai retired", j.members)
 	}
-	j.checkBankSaw(bank.outcomes)
-	t.Logf("%d bank queries during the changes; the test ran %s", len(bank.outcomes), time.Since(began).Round(time.Second))
-}
-
-// bankLoad is a bank querying its home node back to back, keeping every
-// outcome.
-type bankLoad struct {
-	cancel   context.CancelFunc
-	done     chan struct{}
-	outcomes []bankOutcome
-}
-
-// bankOutcome is one query: when it was sent and answered, and the answer
-// or the refusal.
-type bankOutcome struct {
-	start, end time.Time
-	res        *bankclient.Consolidated
-	err        error
+	j.checkBankSaw(outcomes)
+	t.Logf("%d bank queries during the changes; the test ran %s", len(outcomes), time.Since(began).Round(time.Second))
 }
 
 // startBank queries as the README's query command does (its node, CA,
 // bank, key and consent), through the Go bank client.
-func (j *journey) startBank(query []string) *bankLoad {
+func (j *journey) startBank(query []string) *queryLoop {
 	t := j.t
 	arg := func(flag string) string {
 		v := flagValue(query, flag)
@@ -105,30 +89,12 @@ func (j *journey) startBank(query []string) *bankLoad {
 	}
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
 	cl := bankclient.New(arg("--node"), bankclient.WithHTTPClient(hc), bankclient.WithBank(credit.BankID(arg("--bank")), key))
-	ctx, cancel := context.WithCancel(context.Background())
-	l := &bankLoad{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(l.done)
-		defer hc.CloseIdleConnections()
-		for ctx.Err() == nil {
-			o := bankOutcome{start: time.Now()}
-			qctx, qcancel := context.WithTimeout(ctx, time.Minute)
-			_, o.res, o.err = cl.Query(qctx, bankclient.QueryRequest{Consent: &g})
-			qcancel()
-			o.end = time.Now()
-			if ctx.Err() == nil {
-				l.outcomes = append(l.outcomes, o)
-			}
-		}
-	}()
-	t.Cleanup(l.stop)
+	l := startQueryLoop(context.Background(), cl, &g)
+	t.Cleanup(func() {
+		l.Stop()
+		hc.CloseIdleConnections()
+	})
 	return l
-}
-
-// stop ends the queries and waits for the last; outcomes is then complete.
-func (l *bankLoad) stop() {
-	l.cancel()
-	<-l.done
 }
 
 // phases is when, by the journey's events, the consortium changed.
@@ -177,7 +143,7 @@ func (j *journey) phasesOf() phases {
 // showed it back; Zhuhai's answered until the vote that retired it,
 // `retired` (no records) from the reader's query that showed it on, and
 // never answered again once reported retired.
-func (j *journey) checkBankSaw(outcomes []bankOutcome) {
+func (j *journey) checkBankSaw(outcomes []queryOutcome) {
 	t := j.t
 	p := j.phasesOf()
 	seen := map[string]int{}

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,60 +23,6 @@ import (
 	"github.com/prdcredit/ccnode/node/bankclient"
 	"github.com/prdcredit/ccnode/node/faults"
 )
-
-// queryOutcome is one bank query the background loop sent to Shenzhen.
-type queryOutcome struct {
-	start, end time.Time
-	err        error
-	parts      map[credit.RegionID]bankclient.RegionStatus
-}
-
-// queryLoop sends bank queries to one node without pause and records
-// every outcome.
-type queryLoop struct {
-	mu       sync.Mutex
-	outcomes []queryOutcome
-	stop     chan struct{}
-	done     chan struct{}
-}
-
-func startQueryLoop(ctx context.Context, c *bankclient.Client, grant *credit.ConsentGrant) *queryLoop {
-	l := &queryLoop{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(l.done)
-		for {
-			select {
-			case <-l.stop:
-				return
-			default:
-			}
-			o := queryOutcome{start: time.Now()}
-			qctx, cancel := context.WithTimeout(ctx, time.Minute)
-			_, res, err := c.Query(qctx, bankclient.QueryRequest{Consent: grant})
-			cancel()
-			o.end, o.err = time.Now(), err
-			if res != nil {
-				o.parts = map[credit.RegionID]bankclient.RegionStatus{}
-				for _, st := range res.Regions {
-					o.parts[st.Region] = st
-				}
-			}
-			l.mu.Lock()
-			l.outcomes = append(l.outcomes, o)
-			l.mu.Unlock()
-		}
-	}()
-	return l
-}
-
-// Stop ends the loop and returns every outcome.
-func (l *queryLoop) Stop() []queryOutcome {
-	close(l.stop)
-	<-l.done
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.outcomes
-}
 
 // waitFor polls the recorded outcomes until one that started after since
 // satisfies ok, and returns its start.
@@ -100,17 +45,6 @@ func (l *queryLoop) waitFor(t *testing.T, d time.Duration, what string, since ti
 		return false, last
 	})
 	return at
-}
-
-func describeOutcome(o queryOutcome) string {
-	if o.err != nil {
-		return o.err.Error()
-	}
-	var s []string
-	for id, st := range o.parts {
-		s = append(s, fmt.Sprintf("%s:%s %s", id, st.Status, st.Reason))
-	}
-	return strings.Join(s, ", ")
 }
 
 // TestConsortiumChangesFabric is the consortium's life on the local
