@@ -31,6 +31,10 @@ const (
 	// CodeConflict: an operator call conflicts with what the ledger holds
 	// (a consent id already recorded with another document).
 	CodeConflict Code = "conflict"
+	// CodeDenied: the ledger refused an operator call to this region's
+	// identity: a candidate or retired region voting, a proposal for
+	// another region. Retrying helps only once the membership changes.
+	CodeDenied Code = "denied"
 	// CodeNotMember: the calling peer is not the active member region it
 	// claims to be, or the node's own region is not one (a candidate
 	// awaiting approval, or retired). Retrying helps only once the ledger
@@ -115,6 +119,7 @@ var codes = map[Code]codeInfo{
 	CodeUnauthorized:       {http.StatusUnauthorized, false},
 	CodeNotFound:           {http.StatusNotFound, false},
 	CodeConflict:           {http.StatusConflict, false},
+	CodeDenied:             {http.StatusForbidden, false},
 	CodeNotMember:          {http.StatusForbidden, false},
 	CodeWrongHomeRegion:    {http.StatusForbidden, false},
 	CodeBankUnknown:        {http.StatusUnauthorized, true},
@@ -145,7 +150,7 @@ var codes = map[Code]codeInfo{
 func Codes() []Code {
 	return []Code{
 		CodeInvalidQuery, CodeTooLarge, CodeUnauthorized, CodeNotFound, CodeConflict,
-		CodeNotMember, CodeWrongHomeRegion,
+		CodeDenied, CodeNotMember, CodeWrongHomeRegion,
 		CodeBankUnknown, CodeBankInactive, CodeBadSignature, CodeStaleQuery, CodeReplayedNonce,
 		CodeConsentNotFound, CodeConsentMismatch, CodeConsentSignature, CodeConsentUncertified, CodeConsentRevoked,
 		CodeConsentExpired, CodeConsentNotYetValid, CodeConsentOtherBank, CodeSubjectMismatch,

@@ -31,6 +31,9 @@ func (n *Node) ApproveRegion(ctx context.Context, id credit.RegionID) (credit.Re
 	if err := credit.ValidateRegionID(id); err != nil {
 		return credit.RegionVote{}, invalid("%v", err)
 	}
+	if err := n.mayVote(); err != nil {
+		return credit.RegionVote{}, err
+	}
 	v, err := n.deps.Ledger.ApproveRegion(ctx, id)
 	if err != nil {
 		return v, err
@@ -44,12 +47,29 @@ func (n *Node) RetireRegion(ctx context.Context, id credit.RegionID) (credit.Reg
 	if err := credit.ValidateRegionID(id); err != nil {
 		return credit.RegionVote{}, invalid("%v", err)
 	}
+	if err := n.mayVote(); err != nil {
+		return credit.RegionVote{}, err
+	}
 	v, err := n.deps.Ledger.RetireRegion(ctx, id)
 	if err != nil {
 		return v, err
 	}
 	n.log.Info("region retirement voted", "region", id, "counted", v.Counted, "detail", v.Detail)
 	return v, nil
+}
+
+// mayVote refuses a vote the contract would refuse anyway, in the
+// operator's terms rather than the ledger's identity check: only an
+// active region votes.
+func (n *Node) mayVote() error {
+	if n.cand.waiting.Load() {
+		return credit.Refuse(credit.CodeDenied,
+			"region %s is a candidate awaiting approval and cannot vote until accepted; the active regions' operators approve it with 'ccnode region approve'", n.cfg.Region)
+	}
+	if rec, ok := n.view.Region(n.cfg.Region); ok && rec.Status == credit.StatusRetired {
+		return credit.Refuse(credit.CodeDenied, "region %s was retired from the consortium and no longer votes", n.cfg.Region)
+	}
+	return nil
 }
 
 func (n *Node) handleProposeRegion(w http.ResponseWriter, r *http.Request) {

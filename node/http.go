@@ -85,7 +85,9 @@ func statusOf(err error) (int, credit.Code) {
 		return http.StatusNotFound, credit.CodeNotFound
 	case errors.Is(err, network.ErrConflict):
 		return http.StatusConflict, credit.CodeConflict
-	case errors.Is(err, network.ErrDenied), errors.Is(err, network.ErrInvalid):
+	case errors.Is(err, network.ErrDenied):
+		return http.StatusForbidden, credit.CodeDenied
+	case errors.Is(err, network.ErrInvalid):
 		return http.StatusBadRequest, credit.CodeInvalidQuery
 	case errors.Is(err, network.ErrUnavailable):
 		return http.StatusServiceUnavailable, credit.CodeLedgerUnavailable

@@ -38,7 +38,7 @@ func (n *Node) checkOwnRecord() error {
 	}
 	if rec.Status == credit.StatusRetired {
 		return credit.Refuse(credit.CodeNotMember,
-			"region %s was retired from the consortium on the ledger (%s): this node answers no queries and anchors nothing; what it signed before stays verifiable",
+			"region %s was retired from the consortium on the ledger (%s): this node answers no queries and anchors only the receipts it gave before; what it signed stays verifiable",
 			n.cfg.Region, rec.UpdatedAt.UTC().Format(time.RFC3339))
 	}
 	pub := n.key.Public().(ed25519.PublicKey)

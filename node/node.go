@@ -67,6 +67,9 @@ var ErrNotReady = errors.New("node not ready")
 
 // Node is one running regional node.
 type Node struct {
+	// retiredSeen: the retirement of this node's region has been logged.
+	retiredSeen atomic.Bool
+
 	cfg  Config
 	deps Deps
 	log  *slog.Logger
@@ -146,6 +149,14 @@ func New(ctx context.Context, cfg Config, deps Deps) (_ *Node, err error) {
 	n.view.onRegions = func(rs []credit.RegionMember) {
 		if err := n.members.SetMembers(rs); err != nil {
 			n.log.Warn("p2p members", "err", err)
+		}
+		// An operator must learn from the log, not only from /readyz, that
+		// the consortium retired this region.
+		for _, r := range rs {
+			if r.ID == cfg.Region && r.Status == credit.StatusRetired && n.retiredSeen.CompareAndSwap(false, true) {
+				n.log.Warn("this region was retired from the consortium on the ledger: the node is not ready and answers no queries; "+
+					"it anchors only the receipts it gave before, and what it signed stays verifiable", "retired_at", r.UpdatedAt.UTC())
+			}
 		}
 	}
 	n.metrics = newMetrics(n)

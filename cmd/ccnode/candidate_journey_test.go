@@ -77,6 +77,13 @@ func TestCandidateRegionJoins(t *testing.T) {
 		t.Fatalf("a query at the candidate: %v\n%s\nwant refused not_member as a candidate", err, out)
 	}
 
+	// A candidate cannot vote, not even for itself: refused denied (403),
+	// saying so in the operator's terms.
+	selfVote := j.substitute([]string{"region", "approve", "--admin", "http://127.0.0.1:9449", "--operator-token-file", "data/441900/operator.token", dg})
+	if out, err := j.exec(selfVote); err == nil || !strings.Contains(out, string(credit.CodeDenied)) || !strings.Contains(out, "candidate awaiting approval") {
+		t.Fatalf("a candidate's vote: %v\n%s\nwant refused denied, naming the candidacy", err, out)
+	}
+
 	// Its operator proposes it; Shenzhen and Guangzhou approve (2 of 3).
 	for _, args := range [][]string{
 		{"region", "propose", "--admin", "http://127.0.0.1:9449", "--operator-token-file", "data/441900/operator.token", "--descriptor", "data/441900/member.json"},

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"text/tabwriter"
@@ -81,6 +82,12 @@ func runQuery(c *cli.Context) error {
 		opts = append(opts, bankclient.WithTrust(t))
 	}
 	q, res, err := bankclient.New(c.String("node"), opts...).Query(c.Context, req)
+	if errors.Is(err, bankclient.ErrVerify) && c.String("region-keys") != "" {
+		// A key file from before a region's key rotation is the likely
+		// cause, and more likely than tampering: say so.
+		return fmt.Errorf("%w (if a region rotated its key since %s was written, ask a node's operator for a current file: "+
+			"'ccnode consortium region-keys' writes each region's key and its past keys)", err, c.String("region-keys"))
+	}
 	if err != nil {
 		return err
 	}

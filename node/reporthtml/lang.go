@@ -132,7 +132,7 @@ var statusNames = map[Lang]map[string]string{
 var reasonNames = map[Lang]map[credit.Code]string{
 	Chinese: {
 		credit.CodeInvalidQuery: "查询请求格式无效", credit.CodeTooLarge: "请求过大", credit.CodeUnauthorized: "未经授权的访问",
-		credit.CodeNotFound: "未找到", credit.CodeConflict: "与账本记录冲突", credit.CodeNotMember: "非联盟成员节点",
+		credit.CodeNotFound: "未找到", credit.CodeConflict: "与账本记录冲突", credit.CodeDenied: "账本拒绝该身份的操作", credit.CodeNotMember: "非联盟成员节点",
 		credit.CodeWrongHomeRegion: "非本行归属地区节点", credit.CodeBankUnknown: "查询机构未登记", credit.CodeBankInactive: "查询机构已停用",
 		credit.CodeBadSignature: "签名验证失败", credit.CodeStaleQuery: "查询时间超出有效窗口", credit.CodeReplayedNonce: "查询请求重复提交",
 		credit.CodeConsentNotFound: "授权书未在账本登记", credit.CodeConsentMismatch: "授权书与账本登记不符",
@@ -146,7 +146,7 @@ var reasonNames = map[Lang]map[credit.Code]string{
 	},
 	English: {
 		credit.CodeInvalidQuery: "Invalid query", credit.CodeTooLarge: "Request too large", credit.CodeUnauthorized: "Unauthorized",
-		credit.CodeNotFound: "Not found", credit.CodeConflict: "Conflicts with the ledger", credit.CodeNotMember: "Not a consortium member",
+		credit.CodeNotFound: "Not found", credit.CodeConflict: "Conflicts with the ledger", credit.CodeDenied: "Refused by the ledger for this identity", credit.CodeNotMember: "Not a consortium member",
 		credit.CodeWrongHomeRegion: "Not the bank's home region", credit.CodeBankUnknown: "Bank not registered",
 		credit.CodeBankInactive: "Bank retired", credit.CodeBadSignature: "Signature does not verify",
 		credit.CodeStaleQuery: "Query time outside the window", credit.CodeReplayedNonce: "Query replayed",
