@@ -517,7 +517,12 @@ func Metrics(ctx context.Context, hc *http.Client, base string) (map[string]floa
 
 // Proc is what the kernel says about a process.
 type Proc struct {
-	RSS     int64 // bytes resident
+	RSS int64 // bytes resident
+	// RSSAnon is the resident memory the process itself holds (heap,
+	// stacks, Badger's memtables), without the pages of the files it maps:
+	// Badger maps its tables and value log, whose resident pages are the
+	// kernel's page cache, reclaimable, and grow with the store.
+	RSSAnon int64
 	Threads int
 	FDs     int // open file descriptors (sockets included)
 }
@@ -542,7 +547,7 @@ func ReadProc(pid int) (Proc, error) {
 	if err != nil {
 		return Proc{}, fmt.Errorf("faults: %w", err)
 	}
-	return Proc{RSS: int64(status.VmRSS), Threads: stat.NumThreads, FDs: fds}, nil
+	return Proc{RSS: int64(status.VmRSS), RSSAnon: int64(status.RssAnon), Threads: stat.NumThreads, FDs: fds}, nil
 }
 
 // WaitFor is testkit.Eventually for a condition that says what it saw
