@@ -234,6 +234,12 @@ func parseImportParams(r *http.Request) (importParams, error) {
 // The body is streamed: it is bounded by no size, only by the time the
 // client may stay silent (http.read_timeout between reads).
 func (n *Node) handleImport(w http.ResponseWriter, r *http.Request) {
+	// A refusal answers before the body is read, and the server then
+	// closes the connection under the client: say so, or the client puts
+	// the connection back in its pool and its next request (the resume
+	// the refusal asks for) fails writing to it. One import per
+	// connection costs a handshake per import.
+	w.Header().Set("Connection", "close")
 	p, err := parseImportParams(r)
 	if err != nil {
 		n.fail(w, err)
