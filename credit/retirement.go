@@ -19,5 +19,13 @@ const QueryWindow = 2 * time.Minute
 // node with the default window waits to answer). Such a receipt is checked
 // against the key the region had at the query's time.
 func AnsweredAsMember(queryTime, answered, retiredAt time.Time) bool {
-	return queryTime.Before(retiredAt) && !answered.After(queryTime.Add(QueryWindow))
+	return queryTime.Before(retiredAt) && AnsweredInWindow(queryTime, answered)
+}
+
+// AnsweredInWindow reports whether a receipt signed at answered came no
+// later than QueryWindow after its query's time: the bound on a retired
+// region's late answer, which the requesting node applies alone (it asks
+// active regions only) and the audit with AnsweredAsMember.
+func AnsweredInWindow(queryTime, answered time.Time) bool {
+	return !answered.After(queryTime.Add(QueryWindow))
 }

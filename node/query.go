@@ -330,7 +330,7 @@ func (n *Node) verifyReceipt(q *credit.Query, qj []byte, region credit.RegionID,
 		// This node asks active members only: region was one when q was
 		// sent, and the vote retiring it committed since. A region answers
 		// the queries asked while it was a member, within the window.
-		if r.Time.After(q.Time.Add(credit.QueryWindow)) {
+		if !credit.AnsweredInWindow(q.Time, r.Time) {
 			return nil, nil, fmt.Errorf("%w: region %s retired at %s; receipt %s signed at %s, later than %s after the query",
 				ErrBadReceipt, region, m.UpdatedAt.UTC().Format(time.RFC3339Nano), r.ID, r.Time.UTC().Format(time.RFC3339Nano), credit.QueryWindow)
 		}
