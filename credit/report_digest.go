@@ -104,8 +104,17 @@ type ReportDigest struct {
 // NewReportDigest starts the digest of subject's report.
 func NewReportDigest(subject USCC) *ReportDigest {
 	h := sha256.New()
-	h.Write([]byte("ccnode/report/v1\n"))
+	h.Write([]byte(reportDigestTag))
 	return &ReportDigest{h: h, ReportWriter: NewReportWriter(h, subject)}
+}
+
+// NewReportDigestTee is NewReportDigest that also writes the canonical
+// encoding it digests to tee, which must not fail (a failed write would
+// leave the digest short).
+func NewReportDigestTee(subject USCC, tee io.Writer) *ReportDigest {
+	h := sha256.New()
+	h.Write([]byte(reportDigestTag))
+	return &ReportDigest{h: h, ReportWriter: NewReportWriter(io.MultiWriter(h, tee), subject)}
 }
 
 // Add digests the next records, which continue the report order.

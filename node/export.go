@@ -50,9 +50,12 @@ func ExportReceived(w io.Writer, region credit.RegionID, req *receipts.Requested
 		return 0, err
 	}
 	for i, h := range held {
-		leaf, err := h.Receipt.LeafBytes()
-		if err != nil {
-			return i, err
+		leaf := h.Leaf
+		if leaf == nil {
+			var err error
+			if leaf, err = h.Receipt.LeafBytes(); err != nil {
+				return i, err
+			}
 		}
 		at := h.ReceivedAt
 		if err := ew.Write(credit.ExportLine{Index: uint64(i), Receipt: leaf, Acks: []credit.Ack{h.Ack}, ReceivedAt: &at}); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"io"
 	"sync"
 	"time"
 
@@ -106,6 +107,9 @@ func (n *Node) serve(ctx context.Context, requester credit.RegionID, q *credit.Q
 	}
 	defer snap.Close()
 	d := credit.NewReportDigest(q.Subject)
+	if k, ok := w.(canonicalKeeper); ok {
+		d = credit.NewReportDigestTee(q.Subject, k.canonicalSink())
+	}
 	var held []credit.Record // the slice, while it is one piece
 	pieces := 0
 	err = snap.Each(ctx, answerChunkBytes, func(recs []credit.Record) error {
@@ -238,11 +242,39 @@ func (n *Node) requesterIs(from peer.ID, region credit.RegionID) error {
 	return nil
 }
 
-// memWriter holds one answer in memory: the home node's own slice.
+// canonicalKeeper is an AnswerWriter that keeps the canonical encoding
+// serve makes of the slice for its digest, so that it is not made again.
+type canonicalKeeper interface{ canonicalSink() io.Writer }
+
+// memWriter holds one answer in memory: the home node's own slice, with
+// its canonical encoding while that is at most heldCanonicalMax.
 type memWriter struct {
 	leaf    []byte
 	idx     uint64
 	records []credit.Record
+	canon   []byte
+	over    bool // the encoding passed heldCanonicalMax: canon is dropped
+}
+
+func (m *memWriter) canonicalSink() io.Writer { return (*canonSink)(m) }
+
+// canonSink is memWriter as the io.Writer of its canonical encoding; it
+// never fails, as credit.NewReportDigestTee requires.
+type canonSink memWriter
+
+func (c *canonSink) Write(p []byte) (int, error) {
+	switch {
+	case c.over:
+	case len(c.canon)+len(p) > heldCanonicalMax:
+		putCanon(c.canon)
+		c.canon, c.over = nil, true
+	default:
+		if c.canon == nil {
+			c.canon = (*canonBufs.Get().(*[]byte))[:0]
+		}
+		c.canon = append(c.canon, p...)
+	}
+	return len(p), nil
 }
 
 func (m *memWriter) Begin(leaf []byte, idx uint64) error {

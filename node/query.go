@@ -35,20 +35,6 @@ func release(c *Consolidated) {
 	}
 }
 
-// canonicalAtMost tells whether the canonical encoding of a report of recs
-// is about max bytes or less (each record's fields and room for the
-// syntax around them).
-func canonicalAtMost(recs []credit.Record, max int) bool {
-	n := 0
-	for i := range recs {
-		r := &recs[i]
-		if n += len(r.Source) + len(r.SourceID) + len(r.Category) + len(r.Date) + len(r.Attrs) + 128; n > max {
-			return false
-		}
-	}
-	return true
-}
-
 // heldCanonicalMax bounds the canonical encoding a status keeps for the
 // bank's answer; a larger report is encoded again as it is written, so
 // that its bytes are never held twice.
@@ -173,15 +159,17 @@ func (n *Node) askOwn(ctx context.Context, q *credit.Query, now time.Time, k *ke
 	var w memWriter
 	r, err := n.serve(ctx, n.cfg.Region, q, now, &w)
 	if err != nil {
+		putCanon(w.canon)
 		k.settled(nil)
 		return failed(st, err)
 	}
 	rep := credit.NewReport(q.Subject, w.records)
 	st = n.settle(st, r, w.leaf, &rep, w.idx)
-	if st.Report != nil && canonicalAtMost(w.records, heldCanonicalMax) {
-		// Encoded here, while the remote regions answer, rather than
-		// after the last of them.
-		st.Canon = rep.AppendCanonical((*canonBufs.Get().(*[]byte))[:0])
+	if st.Report != nil {
+		// serve encoded it for the digest, while the remote regions answer.
+		st.Canon = w.canon
+	} else {
+		putCanon(w.canon)
 	}
 	k.settled(&st)
 	if st.Ack != nil {
@@ -284,7 +272,7 @@ func (n *Node) newKeeper(regions int) *keeper {
 func (k *keeper) settled(st *RegionStatus) {
 	k.mu.Lock()
 	if st != nil && st.Ack != nil {
-		k.held = append(k.held, receipts.Held{Receipt: *st.Receipt, Ack: *st.Ack, ReceivedAt: k.n.now()})
+		k.held = append(k.held, receipts.Held{Receipt: *st.Receipt, Ack: *st.Ack, ReceivedAt: k.n.now(), Leaf: st.Leaf})
 	}
 	k.left--
 	last, held := k.left == 0, k.held

@@ -67,3 +67,43 @@ func TestWriteConsolidatedDecodesAsEncodingJSON(t *testing.T) {
 		t.Fatalf("with the held encoding\n%s\nencoded again\n%s", held.Body, rec.Body)
 	}
 }
+
+// The home node's own slice keeps the canonical encoding serve digested
+// (credit.NewReportDigestTee into memWriter's sink): the same bytes as
+// the report's AppendCanonical, with the same digest; past
+// heldCanonicalMax nothing is kept and the digest is unchanged.
+func TestOwnSliceKeepsDigestedEncoding(t *testing.T) {
+	subject := credit.USCC("91440300708461136T")
+	var recs []credit.Record
+	for i := range 300 {
+		cat := credit.Tax
+		if i >= 150 {
+			cat = credit.Judicial
+		}
+		recs = append(recs, credit.Record{Subject: subject, Source: "src", SourceID: string(rune('a'+i%26)) + "x", Category: cat,
+			Date: "2024-01-02", Attrs: []byte(`{"n":1,"s":"` + string(bytes.Repeat([]byte("é"), i%40)) + `"}`)})
+	}
+	rep := credit.NewReport(subject, recs)
+	var w memWriter
+	d := credit.NewReportDigestTee(subject, w.canonicalSink())
+	d.Add(recs[:100])
+	d.Add(recs[100:])
+	if got, want := d.Sum(), rep.Digest(); got != want {
+		t.Fatalf("digest through the tee %x, want %x", got, want)
+	}
+	if want := rep.AppendCanonical(nil); !bytes.Equal(w.canon, want) {
+		t.Fatalf("kept encoding differs from AppendCanonical (%d against %d bytes)", len(w.canon), len(want))
+	}
+
+	big := memWriter{}
+	sink := big.canonicalSink()
+	chunk := bytes.Repeat([]byte("x"), 64<<10)
+	for written := 0; written <= heldCanonicalMax; written += len(chunk) {
+		if n, err := sink.Write(chunk); n != len(chunk) || err != nil {
+			t.Fatalf("sink write: %d, %v", n, err)
+		}
+	}
+	if big.canon != nil || !big.over {
+		t.Fatalf("past %d bytes the sink kept %d bytes", heldCanonicalMax, len(big.canon))
+	}
+}

@@ -1,6 +1,7 @@
 package receipts
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -30,32 +31,46 @@ type Held struct {
 	Receipt    credit.Receipt `json:"receipt"`
 	Ack        credit.Ack     `json:"ack"`
 	ReceivedAt time.Time      `json:"received_at"`
+	// Leaf is the receipt's LeafBytes. Put stores it as given when it is
+	// set (the requester has it from the receipt's check) instead of
+	// encoding the receipt again; Scan and Get set it.
+	Leaf []byte `json:"-"`
 }
+
+// A query's received receipts are kept as one value under
+// prefixRequested, groupTag and the first receipt's id: the query (most of
+// each receipt's bytes, with its consent and certificates) once, then
+// each receipt's leaf without it, its ack and when it arrived
+// (encodeGroup). Values stored before, one JSON Held per receipt id
+// directly under prefixRequested, are still read. Receipt ids are hex, so
+// the two kinds of key never meet.
+const (
+	groupTag    = 0x01
+	groupFormat = 0x01 // the value's first byte
+)
 
 func requestedKey(id string) []byte { return append([]byte{prefixRequested}, id...) }
 
-// Put stores received receipts and our acks in one transaction. It
-// returns once they are committed, which a crash of the process does not
-// undo (Badger's write-ahead log is mapped memory); they survive a crash
-// of the machine too once the next sync round of the database has run,
-// at the latest DefaultSoonDelay later (Syncer.Soon). A requester's copy
-// is evidence beside the answering region's durable log: waiting for its
-// msync added one to every query's latency, and a round of its own at
-// once held up the next query's nonce, which Badger writes only once the
-// WAL's msync is over.
+func groupKey(id string) []byte { return append([]byte{prefixRequested, groupTag}, id...) }
+
+// Put stores one query's received receipts and our acks in one
+// transaction. It returns once they are committed, which a crash of the
+// process does not undo (Badger's write-ahead log is mapped memory); they
+// survive a crash of the machine too once the next sync round of the
+// database has run, at the latest DefaultSoonDelay later (Syncer.Soon). A
+// requester's copy is evidence beside the answering region's durable
+// log: waiting for its msync added one to every query's latency, and a
+// round of its own at once held up the next query's nonce, which Badger
+// writes only once the WAL's msync is over. A second Put whose first
+// receipt is the same replaces the first one's group.
 func (s *Requested) Put(hs ...Held) error {
-	err := s.db.Update(func(txn *badger.Txn) error {
-		for _, h := range hs {
-			b, err := json.Marshal(h)
-			if err != nil {
-				return err
-			}
-			if err := txn.Set(requestedKey(h.Receipt.ID), b); err != nil {
-				return err
-			}
-		}
+	if len(hs) == 0 {
 		return nil
-	})
+	}
+	v, err := encodeGroup(hs)
+	if err == nil {
+		err = s.db.Update(func(txn *badger.Txn) error { return txn.Set(groupKey(hs[0].Receipt.ID), v) })
+	}
 	if err != nil {
 		return fmt.Errorf("store %d received receipts: %w", len(hs), err)
 	}
@@ -63,23 +78,193 @@ func (s *Requested) Put(hs ...Held) error {
 	return nil
 }
 
-// Get returns a received receipt by id.
+// encodeGroup encodes hs, the receipts of one query (BenchmarkRequestedPut):
+//
+//	format byte, uvarint length + the query's canonical encoding q,
+//	uvarint count, then per receipt:
+//	  uvarint at (0: the leaf is whole; else q was cut out at at-1),
+//	  uvarint length + the leaf's bytes, uvarint length + the ack's JSON,
+//	  varint received-at Unix nanoseconds.
+//
+// A receipt of another query, or a leaf that does not hold q verbatim, is
+// stored whole.
+func encodeGroup(hs []Held) ([]byte, error) {
+	q, _, err := hs[0].Receipt.Query.CanonicalAndDigest()
+	if err != nil {
+		return nil, err
+	}
+	size := 16 + len(q)
+	leaves := make([][]byte, len(hs))
+	for i := range hs {
+		if leaves[i] = hs[i].Leaf; leaves[i] == nil {
+			if leaves[i], err = hs[i].Receipt.LeafBytes(); err != nil {
+				return nil, err
+			}
+		}
+		size += len(leaves[i]) + 512
+	}
+	v := make([]byte, 0, size)
+	v = append(v, groupFormat)
+	v = binary.AppendUvarint(v, uint64(len(q)))
+	v = append(v, q...)
+	v = binary.AppendUvarint(v, uint64(len(hs)))
+	for i := range hs {
+		leaf := leaves[i]
+		at := bytes.Index(leaf, q)
+		v = binary.AppendUvarint(v, uint64(at+1))
+		if at < 0 {
+			v = binary.AppendUvarint(v, uint64(len(leaf)))
+			v = append(v, leaf...)
+		} else {
+			v = binary.AppendUvarint(v, uint64(len(leaf)-len(q)))
+			v = append(append(v, leaf[:at]...), leaf[at+len(q):]...)
+		}
+		ack, err := json.Marshal(hs[i].Ack)
+		if err != nil {
+			return nil, err
+		}
+		v = binary.AppendUvarint(v, uint64(len(ack)))
+		v = append(v, ack...)
+		v = binary.AppendVarint(v, hs[i].ReceivedAt.UnixNano())
+	}
+	return v, nil
+}
+
+// decodeGroup calls fn for each receipt of a value encodeGroup made.
+func decodeGroup(v []byte, fn func(Held) error) error {
+	d := groupDecoder{b: v}
+	if len(v) == 0 || v[0] != groupFormat {
+		return fmt.Errorf("%w: received receipts: unknown format", ErrCorrupt)
+	}
+	d.b = d.b[1:]
+	q := d.bytes()
+	n := d.uvarint()
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		at := d.uvarint()
+		rest := d.bytes()
+		ack := d.bytes()
+		nanos := d.varint()
+		if d.err != nil {
+			break
+		}
+		var leaf []byte // v is Badger's, valid only inside its call
+		if at == 0 {
+			leaf = bytes.Clone(rest)
+		} else {
+			if at-1 > uint64(len(rest)) {
+				return fmt.Errorf("%w: received receipts: query cut at %d of a %d-byte leaf", ErrCorrupt, at-1, len(rest))
+			}
+			leaf = make([]byte, 0, len(rest)+len(q))
+			leaf = append(append(append(leaf, rest[:at-1]...), q...), rest[at-1:]...)
+		}
+		h := Held{Leaf: leaf, ReceivedAt: time.Unix(0, nanos).UTC()}
+		var ok bool
+		if h.Receipt, ok = credit.DecodeCanonicalReceipt(leaf); !ok {
+			var err error
+			if h.Receipt, err = credit.DecodeReceipt(leaf); err != nil {
+				return fmt.Errorf("%w: received receipt: %w", ErrCorrupt, err)
+			}
+		}
+		if err := json.Unmarshal(ack, &h.Ack); err != nil {
+			return fmt.Errorf("%w: ack of received receipt %s: %w", ErrCorrupt, h.Receipt.ID, err)
+		}
+		if err := fn(h); err != nil {
+			return err
+		}
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.err = fmt.Errorf("%d bytes after the last receipt", len(d.b))
+	}
+	if d.err != nil {
+		return fmt.Errorf("%w: received receipts: %w", ErrCorrupt, d.err)
+	}
+	return nil
+}
+
+// groupDecoder reads encodeGroup's fields; the first error sticks.
+type groupDecoder struct {
+	b   []byte
+	err error
+}
+
+func (d *groupDecoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	x, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errors.New("truncated")
+		return 0
+	}
+	d.b = d.b[n:]
+	return x
+}
+
+func (d *groupDecoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	x, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = errors.New("truncated")
+		return 0
+	}
+	d.b = d.b[n:]
+	return x
+}
+
+func (d *groupDecoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.err = fmt.Errorf("a field of %d bytes with %d left", n, len(d.b))
+		return nil
+	}
+	b := d.b[:n]
+	d.b = d.b[n:]
+	return b
+}
+
+// Get returns a received receipt by id. Receipts kept by query are
+// found by a scan: Get is for tools and tests, not for a query's path.
 func (s *Requested) Get(id string) (Held, error) {
 	var h Held
+	found := false
 	err := s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(requestedKey(id))
 		if errors.Is(err, badger.ErrKeyNotFound) {
-			return fmt.Errorf("received receipt %s: %w", id, ErrNotFound)
+			return nil
 		}
 		if err != nil {
 			return err
 		}
+		found = true
 		return item.Value(func(v []byte) error { return json.Unmarshal(v, &h) })
 	})
-	return h, err
+	if err != nil || found {
+		return h, err
+	}
+	errFound := errors.New("found")
+	err = s.Scan(func(x Held) error {
+		if x.Receipt.ID == id {
+			h = x
+			return errFound
+		}
+		return nil
+	})
+	if errors.Is(err, errFound) {
+		return h, nil
+	}
+	if err != nil {
+		return h, err
+	}
+	return h, fmt.Errorf("received receipt %s: %w", id, ErrNotFound)
 }
 
-// Scan calls fn for every received receipt, in id order.
+// Scan calls fn for every received receipt: those kept by query in the
+// order of their groups' keys, then those kept one by one, in id order.
 func (s *Requested) Scan(fn func(Held) error) error {
 	return s.db.View(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
@@ -88,8 +273,15 @@ func (s *Requested) Scan(fn func(Held) error) error {
 		it := txn.NewIterator(opts)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			if k := item.Key(); len(k) > 1 && k[1] == groupTag {
+				if err := item.Value(func(v []byte) error { return decodeGroup(v, fn) }); err != nil {
+					return err
+				}
+				continue
+			}
 			var h Held
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &h) }); err != nil {
+			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &h) }); err != nil {
 				return fmt.Errorf("%w: received receipt: %w", ErrCorrupt, err)
 			}
 			if err := fn(h); err != nil {
