@@ -192,7 +192,7 @@ func TestReferenceAgrees(t *testing.T) {
 // cache of expanded keys, and the batch on filippo.io/edwards25519 that
 // node/audit used before.
 func BenchmarkVerify(b *testing.B) {
-	for _, n := range []int{64, 384, 1536} {
+	for _, n := range []int{2, 4, 8, 64, 384, 1536} {
 		c := signed(n)
 		// cpu-µs/sig is the process's CPU time per signature, steadier
 		// than wall time on a machine shared with other work.
