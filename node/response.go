@@ -2,6 +2,7 @@ package node
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -14,12 +15,36 @@ import (
 // responseWriters are the buffers bank API answers are written through.
 var responseWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
 
-// writeConsolidated writes c as the JSON of Consolidated, region by region
-// through a bounded buffer: each report in its canonical encoding straight
-// from credit.ReportWriter, never built whole nor re-scanned by
+// answerBufs holds the buffers of bank API answers built whole.
+var answerBufs = sync.Pool{New: func() any { b := make([]byte, 0, 128<<10); return &b }}
+
+// writeConsolidated writes c as the JSON of Consolidated, region by region:
+// each report in its canonical encoding straight from credit.ReportWriter
+// or as its status holds it, never built whole nor re-scanned by
 // encoding/json (which validates and compacts every Marshaler's output).
+// When every report's encoding is held (each at most heldCanonicalMax),
+// the answer is built in one buffer and sent with its length in one
+// write, instead of chunk by chunk (two system calls each); otherwise it
+// goes through a bounded buffer.
 func writeConsolidated(w http.ResponseWriter, c *Consolidated) error {
 	w.Header().Set("Content-Type", "application/json")
+	if allHeld(c) {
+		bp := answerBufs.Get().(*[]byte)
+		buf := bytes.NewBuffer((*bp)[:0])
+		defer func() {
+			if b := buf.Bytes(); cap(b) <= heldCanonicalMax {
+				*bp = b[:0]
+				answerBufs.Put(bp)
+			}
+		}()
+		if err := encodeConsolidated(buf, c); err != nil {
+			return err
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+		w.WriteHeader(http.StatusOK)
+		_, err := w.Write(buf.Bytes())
+		return err
+	}
 	w.WriteHeader(http.StatusOK)
 	bw := responseWriters.Get().(*bufio.Writer)
 	bw.Reset(w)
@@ -27,6 +52,24 @@ func writeConsolidated(w http.ResponseWriter, c *Consolidated) error {
 		bw.Reset(nil)
 		responseWriters.Put(bw)
 	}()
+	if err := encodeConsolidated(bw, c); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// allHeld tells whether c's statuses hold the encoding of each of their reports.
+func allHeld(c *Consolidated) bool {
+	for i := range c.Regions {
+		if c.Regions[i].Report != nil && c.Regions[i].Canon == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// encodeConsolidated writes c's JSON to w.
+func encodeConsolidated(w io.Writer, c *Consolidated) error {
 	b := make([]byte, 0, 4096)
 	b = append(b, `{"query_digest":`...)
 	b = credit.AppendJSONString(b, c.QueryDigest)
@@ -44,17 +87,15 @@ func writeConsolidated(w http.ResponseWriter, c *Consolidated) error {
 			b = append(b, ',')
 		}
 		var err error
-		if b, err = appendRegionStatus(bw, b, &c.Regions[i]); err != nil {
+		if b, err = appendRegionStatus(w, b, &c.Regions[i]); err != nil {
 			return err
 		}
 	}
 	b = append(b, `],"elapsed_ms":`...)
 	b = strconv.AppendFloat(b, c.Elapsed, 'f', -1, 64)
 	b = append(b, "}\n"...)
-	if _, err := bw.Write(b); err != nil {
-		return err
-	}
-	return bw.Flush()
+	_, err := w.Write(b)
+	return err
 }
 
 // appendRegionStatus appends st to b, writing b and then the report to w

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"testing"
 	"time"
 
@@ -65,6 +66,13 @@ func TestWriteConsolidatedDecodesAsEncodingJSON(t *testing.T) {
 	}
 	if !bytes.Equal(held.Body.Bytes(), rec.Body.Bytes()) {
 		t.Fatalf("with the held encoding\n%s\nencoded again\n%s", held.Body, rec.Body)
+	}
+	// Built whole, it is sent with its length; streamed, without.
+	if got, want := held.Header().Get("Content-Length"), strconv.Itoa(held.Body.Len()); got != want {
+		t.Errorf("held answer's Content-Length %q, want %q", got, want)
+	}
+	if got := rec.Header().Get("Content-Length"); got != "" {
+		t.Errorf("streamed answer's Content-Length %q, want none", got)
 	}
 }
 

@@ -141,3 +141,43 @@ func BenchmarkEntryReceipt(b *testing.B) {
 		}
 	})
 }
+
+// TestPutAckAfterReopen: an ack of a receipt the log holds is stored
+// whether the receipt was appended by this Log (PutAck finds it among the
+// recent ids) or before it was opened (PutAck reads the index).
+func TestPutAckAfterReopen(t *testing.T) {
+	db := openDB(t, false, t.TempDir())
+	defer db.Close()
+	l := openLog(t, db)
+	r := receipt(t, 1)
+	if _, err := l.Append(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	if !l.recent.has(r.ID) {
+		t.Fatal("an appended id is not among the recent ones")
+	}
+	l.Close()
+	l = openLog(t, db)
+	defer l.Close()
+	if l.recent.has(r.ID) {
+		t.Fatal("a new Log starts with recent ids")
+	}
+	if err := l.PutAck(credit.Ack{Version: 1, ReceiptID: r.ID, Requester: "440100"}); err != nil {
+		t.Fatalf("ack of a receipt logged before the log was opened: %v", err)
+	}
+	if acks, err := l.Acks(r.ID); err != nil || len(acks) != 1 {
+		t.Fatalf("acks %v, %v", acks, err)
+	}
+}
+
+// TestRecentIDsForgetsOldest: the set holds the last cap ids added.
+func TestRecentIDsForgetsOldest(t *testing.T) {
+	r := recentIDs{cap: 3}
+	r.add("a", "b")
+	r.add("c", "d")
+	for id, want := range map[string]bool{"a": false, "b": true, "c": true, "d": true, "e": false} {
+		if r.has(id) != want {
+			t.Errorf("has(%s) = %v, want %v", id, !want, want)
+		}
+	}
+}

@@ -64,6 +64,49 @@ type Log struct {
 	// rng is the right edge of the tree; only the writer goroutine
 	// touches it after Open.
 	rng *compact.Range
+
+	// recent holds the ids the writer appended last, so that PutAck finds
+	// the receipt an ack names without reading the index (a Badger read
+	// goes through every memtable and level): a node takes each ack in
+	// the exchange that logged its receipt.
+	recent recentIDs
+}
+
+// recentIDsCap bounds Log.recent: at a thousand receipts a second, the
+// last 16 s of them, longer than an exchange may last.
+const recentIDsCap = 1 << 14
+
+// recentIDs is a set of the last cap ids added.
+type recentIDs struct {
+	mu   sync.Mutex
+	cap  int
+	set  map[string]struct{}
+	ring []string
+	next int
+}
+
+func (r *recentIDs) add(ids ...string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.set == nil {
+		r.set = make(map[string]struct{}, r.cap)
+		r.ring = make([]string, r.cap)
+	}
+	for _, id := range ids {
+		if old := r.ring[r.next]; old != "" {
+			delete(r.set, old)
+		}
+		r.ring[r.next] = id
+		r.set[id] = struct{}{}
+		r.next = (r.next + 1) % r.cap
+	}
+}
+
+func (r *recentIDs) has(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.set[id]
+	return ok
 }
 
 type appendReq struct {
@@ -113,10 +156,11 @@ func OpenLog(db *badger.DB, opts LogOptions) (*Log, error) {
 	}
 	l := &Log{
 		db: db, sync: syncerFor(db, opts.Syncer), log: opts.Logger, now: opts.Now, max: opts.MaxBatch,
-		rf:   &compact.RangeFactory{Hash: Hasher.HashChildren},
-		reqs: make(chan *appendReq),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
+		rf:     &compact.RangeFactory{Hash: Hasher.HashChildren},
+		recent: recentIDs{cap: recentIDsCap},
+		reqs:   make(chan *appendReq),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
 	}
 	var size uint64
 	err := db.View(func(txn *badger.Txn) error {
@@ -279,6 +323,13 @@ func (l *Log) commit(batch []*appendReq) {
 		return
 	}
 	l.size.Store(l.rng.End())
+	ids := make([]string, 0, len(batch))
+	for i, req := range batch {
+		if results[i].err == nil {
+			ids = append(ids, req.id)
+		}
+	}
+	l.recent.add(ids...)
 	for i, req := range batch {
 		req.reply <- results[i]
 	}
@@ -513,9 +564,13 @@ func (l *Log) PutAck(a credit.Ack) error {
 		return err
 	}
 	// The receipt's presence is checked in the transaction that stores
-	// the ack: one transaction instead of a read and then a write.
+	// the ack, unless the writer appended it lately.
+	known := l.recent.has(a.ReceiptID)
 	var missing error
 	err = l.db.Update(func(txn *badger.Txn) error {
+		if known {
+			return txn.Set(append(ackPrefix(a.ReceiptID), a.Requester...), b)
+		}
 		if _, err := indexIn(txn, a.ReceiptID); err != nil {
 			missing = err
 			return err
