@@ -318,7 +318,7 @@ func (n *Node) startClient(context.Context) (func() error, error) {
 		return nil, err
 	}
 	n.client = c
-	return func() error { return nil }, nil
+	return c.Close, nil
 }
 
 func (n *Node) startAnchoring(context.Context) (func() error, error) {

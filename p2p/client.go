@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/prdcredit/ccnode/credit"
@@ -26,21 +27,38 @@ type ClientConfig struct {
 	// MaxAnswerBytes bounds one answer's records on the wire (default 512 MiB): beyond it the
 	// answer is dropped as ErrBadAnswer.
 	MaxAnswerBytes int64
-	Logger         *slog.Logger
+	// IdleTimeout bounds how long a stream whose exchange ended is kept
+	// for the next exchange with its region (default DefaultClientIdle,
+	// well within the answerer's ServerConfig.IdleTimeout).
+	IdleTimeout time.Duration
+	Logger      *slog.Logger
 }
 
 // Client defaults.
 const (
 	DefaultClientTimeout  = 3 * time.Second
 	DefaultMaxAnswerBytes = 512 << 20
+	DefaultClientIdle     = 30 * time.Second
+	// maxIdleStreams bounds the streams kept per region.
+	maxIdleStreams = 256
 )
 
 // Client is the requesting side's transport: it sends requests to
 // regions' peers, reads their answers and sends the acks back. It verifies
-// nothing: the node checks every receipt.
+// nothing: the node checks every receipt. A region that speaks
+// ReportsProtocol is asked on a stream kept from an earlier exchange when
+// one is idle.
 type Client struct {
 	cfg ClientConfig
 	log *slog.Logger
+
+	mu   sync.Mutex
+	idle map[peer.ID][]idleStream // most recently used last
+}
+
+type idleStream struct {
+	st    network.Stream
+	since time.Time
 }
 
 // NewClient checks cfg and applies defaults.
@@ -62,11 +80,64 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.MaxAnswerBytes <= 0 {
 		cfg.MaxAnswerBytes = DefaultMaxAnswerBytes
 	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultClientIdle
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Client{cfg: cfg, log: log}, nil
+	return &Client{cfg: cfg, log: log, idle: map[peer.ID][]idleStream{}}, nil
+}
+
+// take returns an idle stream to p that may carry an exchange, if any,
+// dropping those past the idle bound or on a closed connection.
+func (c *Client) take(p peer.ID) network.Stream {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := c.idle[p]
+	for len(l) > 0 {
+		is := l[len(l)-1]
+		l = l[:len(l)-1]
+		if time.Since(is.since) < c.cfg.IdleTimeout && !is.st.Conn().IsClosed() {
+			c.idle[p] = l
+			return is.st
+		}
+		_ = is.st.Reset()
+	}
+	delete(c.idle, p)
+	return nil
+}
+
+// keep makes st, whose exchange with p ended cleanly, idle for the next.
+func (c *Client) keep(p peer.ID, st network.Stream) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := c.idle[p]
+	if len(l) >= maxIdleStreams {
+		_ = st.Close()
+		return
+	}
+	// The oldest are the first to pass the idle bound; they are dropped
+	// when met.
+	for len(l) > 0 && time.Since(l[0].since) >= c.cfg.IdleTimeout {
+		_ = l[0].st.Close()
+		l = l[1:]
+	}
+	c.idle[p] = append(l, idleStream{st: st, since: time.Now()})
+}
+
+// Close closes the idle streams.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for p, l := range c.idle {
+		for _, is := range l {
+			_ = is.st.Close()
+		}
+		delete(c.idle, p)
+	}
+	return nil
 }
 
 // Reply is a region's answer as received.
@@ -88,17 +159,22 @@ type Reply struct {
 // whatever happens to the ack: its outcome is Reply.AckErr.
 type Acker func(*Reply) *credit.Ack
 
-// exchange is one stream to a region: opened within ctx, reset when ctx
-// ends first.
+// exchange is one exchange with a region on a stream: opened (or taken
+// idle) within ctx, reset when ctx ends first.
 type exchange struct {
+	c       *Client
 	ctx     context.Context
 	region  credit.RegionID
+	peer    peer.ID
 	st      network.Stream
+	reuse   bool // ReportsProtocol: the stream may carry the next exchange
+	kept    bool // the stream carried an exchange before this one
+	clean   bool // the exchange ended with an AckResponse that stored the ack
 	stop    func() bool
 	release func() // the exchange is no longer in flight (Membership.hold)
 }
 
-func (c *Client) open(ctx context.Context, region credit.RegionID, proto protocol.ID) (*exchange, error) {
+func (c *Client) open(ctx context.Context, region credit.RegionID, mayKeep bool) (*exchange, error) {
 	p, ok := c.cfg.Members.Peer(region)
 	if !ok {
 		return nil, fmt.Errorf("%w: region %s is not a member", ErrUnreachable, region)
@@ -106,17 +182,26 @@ func (c *Client) open(ctx context.Context, region credit.RegionID, proto protoco
 	// Held from before the stream opens: a retirement of the region from
 	// now on lets this exchange finish.
 	release := c.cfg.Members.hold(p)
-	st, err := c.cfg.Host.NewStream(ctx, p, proto)
-	if err != nil {
-		release()
-		return nil, fmt.Errorf("%w: region %s: %w", ErrUnreachable, region, err)
+	var st network.Stream
+	if mayKeep {
+		st = c.take(p)
+	}
+	kept := st != nil
+	if st == nil {
+		var err error
+		st, err = c.cfg.Host.NewStream(ctx, p, ReportsProtocol(c.cfg.NetworkID), ReportProtocol(c.cfg.NetworkID))
+		if err != nil {
+			release()
+			return nil, fmt.Errorf("%w: region %s: %w", ErrUnreachable, region, err)
+		}
 	}
 	// Cancelling ctx must unblock a read that is waiting on the peer.
 	stop := context.AfterFunc(ctx, func() { _ = st.Reset() })
 	if dl, ok := ctx.Deadline(); ok {
 		_ = st.SetDeadline(dl)
 	}
-	return &exchange{ctx: ctx, region: region, st: st, stop: stop, release: release}, nil
+	return &exchange{c: c, ctx: ctx, region: region, peer: p, st: st, reuse: st.Protocol() == ReportsProtocol(c.cfg.NetworkID),
+		kept: kept, stop: stop, release: release}, nil
 }
 
 // send writes a frame and, when last, closes the stream's write side.
@@ -154,16 +239,20 @@ func (x *exchange) bad(format string, args ...any) error {
 	return fmt.Errorf("%w: region %s: %w", ErrBadAnswer, x.region, fmt.Errorf(format, args...))
 }
 
-// end closes the stream after a whole exchange (an answer or a refusal),
-// or resets it after a failed one.
+// end keeps the stream for the next exchange after a clean one on
+// ReportsProtocol, closes it after another whole exchange (an answer or a
+// refusal), or resets it after a failed one.
 func (x *exchange) end(err error) {
-	x.stop()
+	stopped := x.stop()
 	defer x.release()
-	if err != nil && credit.RefusalOf(err) == nil {
+	switch {
+	case err != nil && credit.RefusalOf(err) == nil, !stopped:
 		_ = x.st.Reset()
-		return
+	case err == nil && x.reuse && x.clean:
+		x.c.keep(x.peer, x.st)
+	default:
+		_ = x.st.Close()
 	}
-	_ = x.st.Close()
 }
 
 // Ask sends the request to the region's peer and reads the whole answer;
@@ -172,12 +261,25 @@ func (x *exchange) end(err error) {
 // Errors: a *credit.Refusal exactly as the region sent it (code and message);
 // an error wrapping ErrUnreachable (no peer, dial, stream, timeout); or wrapping ErrBadAnswer
 // (frames that do not decode, too large, records after the end...).
-func (c *Client) Ask(ctx context.Context, region credit.RegionID, request []byte, ack Acker) (_ *Reply, err error) {
+func (c *Client) Ask(ctx context.Context, region credit.RegionID, request []byte, ack Acker) (*Reply, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	x, err := c.open(ctx, region, ReportProtocol(c.cfg.NetworkID))
+	reply, again, err := c.ask(ctx, region, request, ack, true)
+	if again {
+		reply, _, err = c.ask(ctx, region, request, ack, false)
+	}
+	return reply, err
+}
+
+// ask is one try of Ask, on a kept stream when mayKeep and one is idle.
+// again: it failed on a kept stream before any answer came, as when the
+// region closed the stream meanwhile (past its idle bound, or restarting):
+// worth one more try on a new stream. Had the region read the request and
+// failed before answering, the try gets its refusal of the replayed query.
+func (c *Client) ask(ctx context.Context, region credit.RegionID, request []byte, ack Acker, mayKeep bool) (_ *Reply, again bool, err error) {
+	x, err := c.open(ctx, region, mayKeep)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer func() { x.end(err) }()
 	// A region that refuses a request before reading all of it (too
@@ -187,27 +289,27 @@ func (c *Client) Ask(ctx context.Context, region credit.RegionID, request []byte
 	b, err := x.read(MaxResponseFrame, nil)
 	if err != nil {
 		if sendErr != nil {
-			return nil, sendErr
+			err = sendErr
 		}
-		return nil, err
+		return nil, x.kept && errors.Is(err, ErrUnreachable) && ctx.Err() == nil, err
 	}
 	receipt, leaf, err := DecodeResponse(b)
 	if r := credit.RefusalOf(err); r != nil {
-		return nil, r
+		return nil, false, r
 	}
 	if sendErr != nil {
-		return nil, sendErr
+		return nil, false, sendErr
 	}
 	if err != nil {
-		return nil, x.bad("%w", err)
+		return nil, false, x.bad("%w", err)
 	}
 	rc, err := decodeReceipt(receipt)
 	if err != nil {
-		return nil, x.bad("receipt: %w", err)
+		return nil, false, x.bad("receipt: %w", err)
 	}
 	reply := &Reply{Receipt: rc, ReceiptJSON: receipt, LeafIndex: leaf}
 	if reply.Records, err = c.readChunks(x, rc.Query.Subject, rc.RecordCount); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	var a *credit.Ack
 	if ack != nil {
@@ -220,13 +322,13 @@ func (c *Client) Ask(ctx context.Context, region credit.RegionID, request []byte
 			_ = x.st.CloseWrite()
 		}
 		if err := x.atEnd("data after the last chunk"); err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		return reply, nil
+		return reply, false, nil
 	}
 	reply.Acked = true
 	reply.AckErr = x.acknowledge(a)
-	return reply, nil
+	return reply, false, nil
 }
 
 // acknowledge sends an ack after the answer it acknowledges and reads the
@@ -236,7 +338,7 @@ func (x *exchange) acknowledge(a *credit.Ack) error {
 	if err != nil {
 		return err
 	}
-	if err := x.send(frame, true); err != nil {
+	if err := x.send(frame, !x.reuse); err != nil {
 		return err
 	}
 	b, err := x.read(MaxAckFrame, nil)
@@ -248,11 +350,12 @@ func (x *exchange) acknowledge(a *credit.Ack) error {
 		return x.bad("%w: %w", ErrMalformed, err)
 	}
 	// The AckResponse is the exchange's last frame: the stream is closed
-	// without waiting for the region's end of stream, a frame of yamux that
-	// can arrive in a write and a wakeup of its own.
+	// (or kept) without waiting for the region's end of stream, a frame of
+	// yamux that can arrive in a write and a wakeup of its own.
 	if m.Error != nil {
 		return refusalOf(m.Error)
 	}
+	x.clean = true
 	return nil
 }
 

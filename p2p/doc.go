@@ -16,6 +16,18 @@
 // writes its Ack frame of that receipt and closes its side, and the
 // answerer writes an AckResponse and closes; a requester that does not
 // acknowledge closes its side instead, and the answerer closes.
+//
+// /ccnode/<network-id>/report/4.0.0 (ReportsProtocol): the same frames,
+// exchanges one after another on a stream. After an AckResponse that
+// stored the ack, the requester keeps the stream for its next exchange
+// with the region (ClientConfig.IdleTimeout) instead of closing its side,
+// and the answerer waits for the next Request frame
+// (ServerConfig.IdleTimeout); anything else ends the stream as on 3.0.0.
+// A requester offers 4.0.0 first and speaks 3.0.0 to a region that does
+// not serve it; a kept stream the region closed meanwhile costs one more
+// try on a new stream. Each exchange is counted in flight on its own
+// (Membership.hold), idle streams not at all.
+//
 // Refusals carry a credit.Code and a message, passed through exactly.
 // Frames are a uvarint length and a protobuf message of wire.proto; the
 // Go code in p2p/pb is generated (go generate ./p2p/).

@@ -116,8 +116,11 @@ func TestRefusalsPassThrough(t *testing.T) {
 }
 
 // rawServer serves the report protocol on the answering host with write
-// instead of the Server, to send what a faulty region would.
+// instead of the Server, to send what a faulty region would; the answering
+// host then speaks ReportProtocol only, like a region before
+// ReportsProtocol, and the client falls back to it.
 func rawServer(p *pair, write func(s network.Stream)) {
+	p.ansHost.RemoveStreamHandler(p2p.ReportsProtocol(testNet))
 	p.ansHost.SetStreamHandler(p2p.ReportProtocol(testNet), func(s network.Stream) {
 		defer s.Close()
 		if _, err := p2p.ReadFrame(s, p2p.MaxRequestFrame); err != nil {

@@ -30,6 +30,18 @@ func ReportProtocol(networkID string) protocol.ID {
 	return protocol.ID("/ccnode/" + networkID + "/report/3.0.0")
 }
 
+// ReportsProtocol is ReportProtocol with exchanges one after another on a
+// stream: after an AckResponse the answerer waits for the next Request
+// frame (at most ServerConfig.IdleTimeout) instead of closing, and the
+// requester keeps the stream for its next exchange with the region instead
+// of closing its side after the ack. A refusal, or an answer the requester
+// does not acknowledge, ends the stream as in ReportProtocol. A stream
+// then costs its opening, protocol negotiation and closing frames once for
+// many exchanges instead of once for each.
+func ReportsProtocol(networkID string) protocol.ID {
+	return protocol.ID("/ccnode/" + networkID + "/report/4.0.0")
+}
+
 // Request is a report request as the answering side receives it.
 type Request struct {
 	Requester credit.RegionID
@@ -66,6 +78,10 @@ type ServerConfig struct {
 	Timeout       time.Duration // one exchange, first byte read to last written (default 10 s)
 	MaxConcurrent int           // default 256; beyond: refused credit.CodeUnavailable
 	ChunkBytes    int           // default 1 MiB
+	// IdleTimeout bounds how long a ReportsProtocol stream waits for its
+	// next request (default 2 min; a requester keeps an idle stream for
+	// less, DefaultClientIdle).
+	IdleTimeout time.Duration
 	// Members, when set, counts each exchange in flight, so that a peer
 	// leaving the membership is disconnected only once it ends.
 	Members *Membership
@@ -75,6 +91,7 @@ type ServerConfig struct {
 // Defaults and bounds.
 const (
 	DefaultTimeout       = 10 * time.Second
+	DefaultIdleTimeout   = 2 * time.Minute
 	DefaultMaxConcurrent = 256
 	DefaultChunkBytes    = 1 << 20
 	// MinChunkBytes holds the largest valid record (credit.MaxAttrsBytes
@@ -94,6 +111,7 @@ type Server struct {
 	host     host.Host
 	closed   bool
 	handlers sync.WaitGroup
+	idle     map[network.Stream]struct{} // ReportsProtocol streams waiting for a request
 }
 
 // NewServer checks cfg and applies defaults.
@@ -109,6 +127,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
 	if cfg.MaxConcurrent <= 0 {
 		cfg.MaxConcurrent = DefaultMaxConcurrent
 	}
@@ -119,7 +140,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: log, sem: make(chan struct{}, cfg.MaxConcurrent)}, nil
+	return &Server{cfg: cfg, log: log, sem: make(chan struct{}, cfg.MaxConcurrent), idle: map[network.Stream]struct{}{}}, nil
 }
 
 // Register serves the protocol on h until Close.
@@ -128,17 +149,22 @@ func (s *Server) Register(h host.Host) {
 	s.host = h
 	s.mu.Unlock()
 	h.SetStreamHandler(ReportProtocol(s.cfg.NetworkID), s.handler(s.serveReport))
+	h.SetStreamHandler(ReportsProtocol(s.cfg.NetworkID), s.streamHandler())
 }
 
-// Close stops serving and waits for the streams in progress to finish.
-// Safe to call twice.
+// Close stops serving, ends the streams waiting for a request and waits
+// for the exchanges in progress to finish. Safe to call twice.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	h := s.host
 	s.host, s.closed = nil, true
+	for st := range s.idle {
+		_ = st.Reset()
+	}
 	s.mu.Unlock()
 	if h != nil {
 		h.RemoveStreamHandler(ReportProtocol(s.cfg.NetworkID))
+		h.RemoveStreamHandler(ReportsProtocol(s.cfg.NetworkID))
 	}
 	s.handlers.Wait()
 	return nil
@@ -173,44 +199,124 @@ func (s *Server) handler(serve func(st network.Stream, from peer.ID)) network.St
 	}
 }
 
-// serveReport runs one exchange: read, answer, write the Response frame
-// and the Chunk frames; then read the requester's ack, hand it to the
-// Handler and write its AckResponse (or see the requester's side end
-// without one); Close. Reset when a frame cannot be written or the answer
-// fails after it began.
+// serveReport runs one ReportProtocol exchange and closes the stream.
 func (s *Server) serveReport(st network.Stream, from peer.ID) {
+	b, err := ReadFrame(st, MaxRequestFrame)
+	if s.exchange(st, from, b, err, false) {
+		_ = st.Close()
+	}
+}
+
+// streamHandler serves a ReportsProtocol stream: exchanges one after
+// another, each within the exchange timeout and counted in flight on its
+// own (Membership.hold), until the requester closes the stream, it stays
+// idle past IdleTimeout, an exchange ends it, or the server closes.
+func (s *Server) streamHandler() network.StreamHandler {
+	return func(st network.Stream) {
+		growStack()
+		if !s.enter(st) {
+			return
+		}
+		defer s.handlers.Done()
+		from := st.Conn().RemotePeer()
+		for {
+			if !s.waiting(st, true) {
+				return
+			}
+			_ = st.SetDeadline(time.Now().Add(s.cfg.IdleTimeout))
+			b, err := ReadFrame(st, MaxRequestFrame)
+			if !s.waiting(st, false) {
+				return
+			}
+			if errors.Is(err, io.EOF) {
+				_ = st.Close() // the requester is done with the stream
+				return
+			}
+			if err != nil && !errors.Is(err, ErrFrameTooLarge) && !errors.Is(err, ErrMalformed) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				_ = st.Reset() // idle past the bound, or reset: nobody to answer
+				return
+			}
+			_ = st.SetDeadline(time.Now().Add(s.cfg.Timeout))
+			var release func()
+			if s.cfg.Members != nil {
+				release = s.cfg.Members.hold(from)
+			}
+			more := s.exchange(st, from, b, err, true)
+			if release != nil {
+				release()
+			}
+			if !more {
+				return
+			}
+		}
+	}
+}
+
+// waiting marks st as waiting for a request (Close resets it then) or no
+// longer; false once the server is closed, with st reset.
+func (s *Server) waiting(st network.Stream, idle bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if idle {
+		s.idle[st] = struct{}{}
+	} else {
+		delete(s.idle, st)
+	}
+	if s.closed {
+		_ = st.Reset()
+		return false
+	}
+	return true
+}
+
+// exchange answers the request frame b (or its read error readErr): write
+// the Response frame and the Chunk frames; then read the requester's ack,
+// hand it to the Handler and write its AckResponse (or see the requester's
+// side end without one). Reset when a frame cannot be written or the
+// answer fails after it began. It returns whether the stream is left
+// open: to be closed, or, when reuse (ReportsProtocol) and the exchange
+// ended with an AckResponse, to carry the next exchange.
+func (s *Server) exchange(st network.Stream, from peer.ID, b []byte, readErr error, reuse bool) bool {
 	w := &answerWriter{st: st, max: s.cfg.ChunkBytes}
-	refusal := s.answer(st, from, w)
+	refusal := s.answer(from, b, readErr, w)
 	switch {
 	case w.broken:
 		_ = st.Reset()
-		return
+		return false
 	case refusal != nil:
 		_ = st.CloseRead()
 		s.log.Debug("refused", "peer", from, "code", refusal.Code, "msg", refusal.Msg)
 		if err := w.writeMessage(&pb.Response{Error: wireError(refusal)}); err != nil {
 			_ = st.Reset()
-			return
+			return false
 		}
-	default:
-		if err := w.flush(true); err != nil {
-			s.log.Debug("writing answer", "peer", from, "err", err)
-			_ = st.Reset()
-			return
+		if reuse {
+			_ = st.Close()
+			return false
 		}
-		if !s.serveAck(st, from, w) {
-			_ = st.Reset()
-			return
-		}
+		return true
 	}
-	_ = st.Close()
+	if err := w.flush(true); err != nil {
+		s.log.Debug("writing answer", "peer", from, "err", err)
+		_ = st.Reset()
+		return false
+	}
+	acked, ok := s.serveAck(st, from, w, reuse)
+	if !ok {
+		_ = st.Reset()
+		return false
+	}
+	if reuse && !acked {
+		_ = st.Close()
+		return false
+	}
+	return true
 }
 
-// answer reads the request and runs the handler; it returns the refusal
-// to send, or nil once the handler answered through w (w.broken when the
-// answer failed after it began).
-func (s *Server) answer(st network.Stream, from peer.ID, w *answerWriter) *credit.Refusal {
-	b, err := ReadFrame(st, MaxRequestFrame)
+// answer decodes the request frame b (or its read error readErr) and runs
+// the handler; it returns the refusal to send, or nil once the handler
+// answered through w (w.broken when the answer failed after it began).
+func (s *Server) answer(from peer.ID, b []byte, err error, w *answerWriter) *credit.Refusal {
 	if err != nil {
 		if errors.Is(err, ErrFrameTooLarge) {
 			return credit.Refuse(credit.CodeTooLarge, "%w", err)
@@ -386,20 +492,23 @@ func recordSize(r *credit.Record) int {
 
 // serveAck reads the requester's ack of the answer w sent, hands it to
 // the Handler and writes its answer; a requester that ends its side
-// instead sends none. False: the stream failed.
-func (s *Server) serveAck(st network.Stream, from peer.ID, w *answerWriter) bool {
+// instead sends none. acked: an ack came and was answered; ok false: the
+// stream failed. Unless reuse, the read side is closed after the ack.
+func (s *Server) serveAck(st network.Stream, from peer.ID, w *answerWriter, reuse bool) (acked, ok bool) {
 	var refusal *credit.Refusal
 	b, err := ReadFrame(st, MaxAckFrame)
-	_ = st.CloseRead()
+	if !reuse || err != nil {
+		_ = st.CloseRead()
+	}
 	switch {
 	case errors.Is(err, io.EOF):
-		return true
+		return false, true
 	case errors.Is(err, ErrFrameTooLarge):
 		refusal = credit.Refuse(credit.CodeTooLarge, "%w", err)
 	case errors.Is(err, ErrMalformed) || errors.Is(err, io.ErrUnexpectedEOF):
 		refusal = credit.Refuse(credit.CodeInvalidQuery, "reading the ack: %w", err)
 	case err != nil:
-		return false // reset, deadline: nobody is left to answer
+		return false, false // reset, deadline: nobody is left to answer
 	default:
 		a, err := DecodeAck(b)
 		if err != nil {
@@ -415,7 +524,9 @@ func (s *Server) serveAck(st network.Stream, from peer.ID, w *answerWriter) bool
 	if refusal != nil {
 		m.Error = wireError(refusal)
 	}
-	return w.writeMessage(m) == nil
+	// After a refused or unreadable ack frame the stream's state is not
+	// known: it carries nothing more.
+	return refusal == nil || !reuse, w.writeMessage(m) == nil
 }
 
 func (s *Server) callAcknowledge(from peer.ID, receiptLeaf []byte, a *credit.Ack) (err error) {
