@@ -39,8 +39,11 @@ const (
 	DefaultClientTimeout  = 3 * time.Second
 	DefaultMaxAnswerBytes = 512 << 20
 	DefaultClientIdle     = 30 * time.Second
-	// maxIdleStreams bounds the streams kept per region.
-	maxIdleStreams = 256
+	// maxIdleStreams bounds the streams kept per region: each is an
+	// inbound stream the region's resource manager counts against its
+	// limits for the peer and for all of them (the answering side's
+	// ServerConfig.MaxConcurrent is 256 exchanges in all).
+	maxIdleStreams = 64
 )
 
 // Client is the requesting side's transport: it sends requests to

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -245,13 +246,24 @@ func (l *Log) writer() {
 		case <-l.stop:
 			return
 		}
+		// Before the batch is closed, the goroutines ready to run go first
+		// (once): under load some of them are about to append and join
+		// this batch's one sync (a sync is a device write of every page
+		// the batch dirtied, whole folios on this kernel, BENCHMARKS.md),
+		// instead of starting the next; with nothing else to run, as at
+		// one query in flight, Gosched returns at once.
+		yielded := false
 	drain:
 		for len(batch) < l.max {
 			select {
 			case r := <-l.reqs:
 				batch = append(batch, r)
 			default:
-				break drain
+				if yielded {
+					break drain
+				}
+				yielded = true
+				runtime.Gosched()
 			}
 		}
 		l.commit(batch)
