@@ -251,7 +251,7 @@ func (x *exchange) end(err error) {
 	switch {
 	case err != nil && credit.RefusalOf(err) == nil, !stopped:
 		_ = x.st.Reset()
-	case err == nil && x.reuse && x.clean:
+	case err == nil && x.reuse && x.clean && x.c.cfg.Members.Admits(x.peer):
 		x.c.keep(x.peer, x.st)
 	default:
 		_ = x.st.Close()

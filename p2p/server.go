@@ -242,6 +242,13 @@ func (s *Server) streamHandler() network.StreamHandler {
 				release = s.cfg.Members.hold(from)
 			}
 			more := s.exchange(st, from, b, err, true)
+			if more && s.cfg.Members != nil && !s.cfg.Members.Admits(from) {
+				// A peer that left: this was its last exchange. The stream is
+				// closed, after the frames written, before the exchange stops
+				// counting in flight and the peer is disconnected.
+				_ = st.Close()
+				more = false
+			}
 			if release != nil {
 				release()
 			}
