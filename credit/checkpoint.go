@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/transparency-dev/formats/log"
@@ -36,16 +35,12 @@ type Checkpoint struct {
 // originPrefix starts every ccnode log's origin line.
 const originPrefix = "ccnode/"
 
-// networkPattern keeps an origin a valid note key name (no spaces, no '+')
-// and splittable back into network and region (no '/').
-var networkPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-
 // CheckpointOrigin is the origin line of region's receipt log in the
 // consortium network (the node's p2p.network_id): "ccnode/<network>/<region>".
 // It is also the note key name of the region's signature, so a witness
 // configured with CheckpointVerifierKey knows the log by one string.
 func CheckpointOrigin(network string, region RegionID) (string, error) {
-	if !networkPattern.MatchString(network) {
+	if !networkShape.match(network) {
 		return "", fmt.Errorf("network id %s: want 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-', starting with a letter or digit", Quote(network))
 	}
 	if err := ValidateRegionID(region); err != nil {

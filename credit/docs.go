@@ -8,18 +8,15 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
-	"regexp"
 	"time"
 )
 
 // BankID names a bank registered on the ledger.
 type BankID string
 
-var bankIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{1,63}$`)
-
 // ValidateBankID reports whether id is well formed.
 func ValidateBankID(id BankID) error {
-	if !bankIDPattern.MatchString(string(id)) {
+	if !bankIDShape.match(string(id)) {
 		return fmt.Errorf("bank id %s: want 2-64 characters of a-z, 0-9, _, . and -", Quote(string(id)))
 	}
 	return nil
@@ -45,11 +42,9 @@ func ValidPurpose(p Purpose) bool {
 	return false
 }
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{8,64}$`)
-
 // ValidateID checks consent, nonce and receipt identifiers.
 func ValidateID(kind, id string) error {
-	if !idPattern.MatchString(id) {
+	if !idShapeOf.match(id) {
 		return fmt.Errorf("%s %s: want 8-64 characters of A-Z, a-z, 0-9, _ and -", kind, Quote(id))
 	}
 	return nil

@@ -2,7 +2,6 @@ package credit
 
 import (
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 )
@@ -12,11 +11,9 @@ import (
 // short lower-case identifier is accepted.
 type RegionID string
 
-var regionIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
-
 // ValidateRegionID reports whether id is a well-formed region identifier.
 func ValidateRegionID(id RegionID) error {
-	if !regionIDPattern.MatchString(string(id)) {
+	if !regionIDShape.match(string(id)) {
 		return fmt.Errorf("region id %s: want 1-32 characters of a-z, 0-9, _ and -, starting with a letter or digit", Quote(string(id)))
 	}
 	return nil
