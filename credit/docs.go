@@ -44,7 +44,7 @@ func ValidPurpose(p Purpose) bool {
 
 // ValidateID checks consent, nonce and receipt identifiers.
 func ValidateID(kind, id string) error {
-	if !idShapeOf.match(id) {
+	if !docIDShape.match(id) {
 		return fmt.Errorf("%s %s: want 8-64 characters of A-Z, a-z, 0-9, _ and -", kind, Quote(id))
 	}
 	return nil

@@ -43,6 +43,6 @@ var (
 	// '+') and splittable back into network and region (no '/').
 	networkShape  = idShape{1, 64, idBytes{true, ""}, idBytes{true, "._-"}}
 	bankIDShape   = idShape{2, 64, idBytes{false, ""}, idBytes{false, "_.-"}}
-	idShapeOf     = idShape{8, 64, idBytes{true, "_-"}, idBytes{true, "_-"}}
+	docIDShape    = idShape{8, 64, idBytes{true, "_-"}, idBytes{true, "_-"}}
 	regionIDShape = idShape{1, 32, idBytes{false, ""}, idBytes{false, "_-"}}
 )

@@ -18,7 +18,7 @@ func TestIDShapesMatchPatterns(t *testing.T) {
 	}{
 		{"network", networkShape, `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`},
 		{"bank id", bankIDShape, `^[a-z0-9][a-z0-9_.-]{1,63}$`},
-		{"id", idShapeOf, `^[A-Za-z0-9_-]{8,64}$`},
+		{"id", docIDShape, `^[A-Za-z0-9_-]{8,64}$`},
 		{"region id", regionIDShape, `^[a-z0-9][a-z0-9_-]{0,31}$`},
 	} {
 		re := regexp.MustCompile(c.pattern)

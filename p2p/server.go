@@ -26,9 +26,7 @@ import (
 // frame, then a Response frame and, after a receipt, Chunk frames; then
 // the requester's Ack frame and the answerer's AckResponse, or the end of
 // the requester's side when it does not acknowledge.
-func ReportProtocol(networkID string) protocol.ID {
-	return protocol.ID("/ccnode/" + networkID + "/report/3.0.0")
-}
+func ReportProtocol(networkID string) protocol.ID { return reportProtocol(networkID, "3.0.0") }
 
 // ReportsProtocol is ReportProtocol with exchanges one after another on a
 // stream: after an AckResponse the answerer waits for the next Request
@@ -38,8 +36,10 @@ func ReportProtocol(networkID string) protocol.ID {
 // does not acknowledge, ends the stream as in ReportProtocol. A stream
 // then costs its opening, protocol negotiation and closing frames once for
 // many exchanges instead of once for each.
-func ReportsProtocol(networkID string) protocol.ID {
-	return protocol.ID("/ccnode/" + networkID + "/report/4.0.0")
+func ReportsProtocol(networkID string) protocol.ID { return reportProtocol(networkID, "4.0.0") }
+
+func reportProtocol(networkID, version string) protocol.ID {
+	return protocol.ID("/ccnode/" + networkID + "/report/" + version)
 }
 
 // Request is a report request as the answering side receives it.
@@ -149,7 +149,7 @@ func (s *Server) Register(h host.Host) {
 	s.host = h
 	s.mu.Unlock()
 	h.SetStreamHandler(ReportProtocol(s.cfg.NetworkID), s.handler(s.serveReport))
-	h.SetStreamHandler(ReportsProtocol(s.cfg.NetworkID), s.streamHandler())
+	h.SetStreamHandler(ReportsProtocol(s.cfg.NetworkID), s.handler(s.serveReports))
 }
 
 // Close stops serving, ends the streams waiting for a request and waits
@@ -183,7 +183,7 @@ func (s *Server) enter(st network.Stream) bool {
 }
 
 // handler is a protocol's stream handler: counted until it returns (Close
-// waits for it), within the exchange's deadline.
+// waits for it).
 func (s *Server) handler(serve func(st network.Stream, from peer.ID)) network.StreamHandler {
 	return func(st network.Stream) {
 		growStack()
@@ -191,70 +191,65 @@ func (s *Server) handler(serve func(st network.Stream, from peer.ID)) network.St
 			return
 		}
 		defer s.handlers.Done()
-		if s.cfg.Members != nil {
-			defer s.cfg.Members.hold(st.Conn().RemotePeer())()
-		}
-		_ = st.SetDeadline(time.Now().Add(s.cfg.Timeout))
 		serve(st, st.Conn().RemotePeer())
 	}
 }
 
-// serveReport runs one ReportProtocol exchange and closes the stream.
+// hold counts an exchange with from in flight until the returned func is
+// called (Membership.hold); a no-op without ServerConfig.Members.
+func (s *Server) hold(from peer.ID) (release func()) {
+	if s.cfg.Members == nil {
+		return func() {}
+	}
+	return s.cfg.Members.hold(from)
+}
+
+// serveReport runs one ReportProtocol exchange within the exchange's
+// deadline, counted in flight for the whole stream, and closes the stream.
 func (s *Server) serveReport(st network.Stream, from peer.ID) {
+	defer s.hold(from)()
+	_ = st.SetDeadline(time.Now().Add(s.cfg.Timeout))
 	b, err := ReadFrame(st, MaxRequestFrame)
 	if s.exchange(st, from, b, err, false) {
 		_ = st.Close()
 	}
 }
 
-// streamHandler serves a ReportsProtocol stream: exchanges one after
+// serveReports serves a ReportsProtocol stream: exchanges one after
 // another, each within the exchange timeout and counted in flight on its
-// own (Membership.hold), until the requester closes the stream, it stays
-// idle past IdleTimeout, an exchange ends it, or the server closes.
-func (s *Server) streamHandler() network.StreamHandler {
-	return func(st network.Stream) {
-		growStack()
-		if !s.enter(st) {
+// own, until the requester closes the stream, it stays idle past
+// IdleTimeout, an exchange ends it, or the server closes.
+func (s *Server) serveReports(st network.Stream, from peer.ID) {
+	for {
+		if !s.waiting(st, true) {
 			return
 		}
-		defer s.handlers.Done()
-		from := st.Conn().RemotePeer()
-		for {
-			if !s.waiting(st, true) {
-				return
-			}
-			_ = st.SetDeadline(time.Now().Add(s.cfg.IdleTimeout))
-			b, err := ReadFrame(st, MaxRequestFrame)
-			if !s.waiting(st, false) {
-				return
-			}
-			if errors.Is(err, io.EOF) {
-				_ = st.Close() // the requester is done with the stream
-				return
-			}
-			if err != nil && !errors.Is(err, ErrFrameTooLarge) && !errors.Is(err, ErrMalformed) && !errors.Is(err, io.ErrUnexpectedEOF) {
-				_ = st.Reset() // idle past the bound, or reset: nobody to answer
-				return
-			}
-			_ = st.SetDeadline(time.Now().Add(s.cfg.Timeout))
-			var release func()
-			if s.cfg.Members != nil {
-				release = s.cfg.Members.hold(from)
-			}
-			more := s.exchange(st, from, b, err, true)
-			if more && s.cfg.Members != nil && !s.cfg.Members.Admits(from) {
-				// A peer that left: this was its last exchange. The stream is
-				// closed, after the frames written, before the exchange stops
-				// counting in flight and the peer is disconnected.
-				_ = st.Close()
-				more = false
-			}
-			if release != nil {
-				release()
-			}
-			if !more {
-				return
-			}
+		_ = st.SetDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		b, err := ReadFrame(st, MaxRequestFrame)
+		if !s.waiting(st, false) {
+			return
+		}
+		if errors.Is(err, io.EOF) {
+			_ = st.Close() // the requester is done with the stream
+			return
+		}
+		if err != nil && !errors.Is(err, ErrFrameTooLarge) && !errors.Is(err, ErrMalformed) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			_ = st.Reset() // idle past the bound, or reset: nobody to answer
+			return
+		}
+		_ = st.SetDeadline(time.Now().Add(s.cfg.Timeout))
+		release := s.hold(from)
+		more := s.exchange(st, from, b, err, true)
+		if more && s.cfg.Members != nil && !s.cfg.Members.Admits(from) {
+			// A peer that left: this was its last exchange. The stream is
+			// closed, after the frames written, before the exchange stops
+			// counting in flight and the peer is disconnected.
+			_ = st.Close()
+			more = false
+		}
+		release()
+		if !more {
+			return
 		}
 	}
 }

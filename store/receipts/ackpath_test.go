@@ -172,7 +172,7 @@ func TestPutAckAfterReopen(t *testing.T) {
 
 // TestRecentIDsForgetsOldest: the set holds the last cap ids added.
 func TestRecentIDsForgetsOldest(t *testing.T) {
-	r := recentIDs{cap: 3}
+	r := newRecentIDs(3)
 	r.add("a", "b")
 	r.add("c", "d")
 	for id, want := range map[string]bool{"a": false, "b": true, "c": true, "d": true, "e": false} {

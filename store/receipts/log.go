@@ -70,36 +70,35 @@ type Log struct {
 	// the receipt an ack names without reading the index (a Badger read
 	// goes through every memtable and level): a node takes each ack in
 	// the exchange that logged its receipt.
-	recent recentIDs
+	recent *recentIDs
 }
 
 // recentIDsCap bounds Log.recent: at a thousand receipts a second, the
 // last 16 s of them, longer than an exchange may last.
 const recentIDsCap = 1 << 14
 
-// recentIDs is a set of the last cap ids added.
+// recentIDs is a set of the last len(ring) ids added.
 type recentIDs struct {
 	mu   sync.Mutex
-	cap  int
 	set  map[string]struct{}
 	ring []string
 	next int
 }
 
+func newRecentIDs(n int) *recentIDs {
+	return &recentIDs{set: make(map[string]struct{}, n), ring: make([]string, n)}
+}
+
 func (r *recentIDs) add(ids ...string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.set == nil {
-		r.set = make(map[string]struct{}, r.cap)
-		r.ring = make([]string, r.cap)
-	}
 	for _, id := range ids {
 		if old := r.ring[r.next]; old != "" {
 			delete(r.set, old)
 		}
 		r.ring[r.next] = id
 		r.set[id] = struct{}{}
-		r.next = (r.next + 1) % r.cap
+		r.next = (r.next + 1) % len(r.ring)
 	}
 }
 
@@ -158,7 +157,7 @@ func OpenLog(db *badger.DB, opts LogOptions) (*Log, error) {
 	l := &Log{
 		db: db, sync: syncerFor(db, opts.Syncer), log: opts.Logger, now: opts.Now, max: opts.MaxBatch,
 		rf:     &compact.RangeFactory{Hash: Hasher.HashChildren},
-		recent: recentIDs{cap: recentIDsCap},
+		recent: newRecentIDs(recentIDsCap),
 		reqs:   make(chan *appendReq),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
@@ -580,12 +579,11 @@ func (l *Log) PutAck(a credit.Ack) error {
 	known := l.recent.has(a.ReceiptID)
 	var missing error
 	err = l.db.Update(func(txn *badger.Txn) error {
-		if known {
-			return txn.Set(append(ackPrefix(a.ReceiptID), a.Requester...), b)
-		}
-		if _, err := indexIn(txn, a.ReceiptID); err != nil {
-			missing = err
-			return err
+		if !known {
+			if _, err := indexIn(txn, a.ReceiptID); err != nil {
+				missing = err
+				return err
+			}
 		}
 		return txn.Set(append(ackPrefix(a.ReceiptID), a.Requester...), b)
 	})
