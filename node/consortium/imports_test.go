@@ -131,8 +131,14 @@ func TestImportThroughAdminAPI(t *testing.T) {
 	var prog *node.ImportProgress
 	testkit.Eventually(t, 10*time.Second, func() error {
 		// The node ends the cut import once it sees the connection gone.
+		// The client can see the cut before the node has even listed the
+		// import as running, so an empty list alone does not say it ended:
+		// its progress must be stored too.
 		if list, err := cl.Imports(ctx); err != nil || len(list) > 0 {
 			return fmt.Errorf("imports still running: %v %v", list, err)
+		}
+		if p, err := cl.ImportProgress(ctx, id); err != nil || !p.Found {
+			return fmt.Errorf("no progress stored yet: %+v %v", p, err)
 		}
 		return nil
 	})
