@@ -5,7 +5,9 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -362,5 +364,40 @@ func TestPlain3AgreesWithDecodeRune(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestNewReportSections: each run of one category is a section, in order,
+// and a section appended to does not write over the next one's records.
+func TestNewReportSections(t *testing.T) {
+	cats := AllCategories()
+	r := rand.New(rand.NewPCG(3, 4))
+	recs := make([]Record, 4)
+	for i, c := range []Category{cats[0], cats[0], cats[1], cats[0]} {
+		recs[i] = sampleRecord(r)
+		recs[i].Category, recs[i].SourceID = c, fmt.Sprint(i)
+	}
+	rep := NewReport("91440300708461136T", recs)
+	var got []string
+	for _, s := range rep.Sections {
+		ids := ""
+		for _, rec := range s.Records {
+			if rec.Category != s.Category {
+				t.Fatalf("record %s of %s in section %s", rec.SourceID, rec.Category, s.Category)
+			}
+			ids += rec.SourceID
+		}
+		got = append(got, string(s.Category)+":"+ids)
+	}
+	want := []string{string(cats[0]) + ":01", string(cats[1]) + ":2", string(cats[0]) + ":3"}
+	if !slices.Equal(got, want) || rep.Count() != 4 {
+		t.Fatalf("sections %v (count %d), want %v", got, rep.Count(), want)
+	}
+	rep.Sections[0].Records = append(rep.Sections[0].Records, sampleRecord(r))
+	if rep.Sections[1].Records[0].SourceID != "2" {
+		t.Fatal("appending to a section wrote over the next")
+	}
+	if empty := NewReport("91440300708461136T", nil); empty.Sections == nil || len(empty.Sections) != 0 {
+		t.Fatalf("report of no records: %+v", empty)
 	}
 }

@@ -21,16 +21,17 @@ type Report struct {
 }
 
 // NewReport groups records, which must be in (category, date) order as the
-// store returns them, into sections.
+// store returns them, into sections. The caller hands records over: each
+// section is a run of them, not a copy (capped, so that appending to one
+// section never writes over the next).
 func NewReport(subject USCC, records []Record) Report {
 	rep := Report{Subject: subject, Sections: []Section{}}
-	for i := range records {
-		n := len(rep.Sections)
-		if n == 0 || rep.Sections[n-1].Category != records[i].Category {
-			rep.Sections = append(rep.Sections, Section{Category: records[i].Category})
-			n++
+	start := 0
+	for i := 1; i <= len(records); i++ {
+		if i == len(records) || records[i].Category != records[start].Category {
+			rep.Sections = append(rep.Sections, Section{Category: records[start].Category, Records: records[start:i:i]})
+			start = i
 		}
-		rep.Sections[n-1].Records = append(rep.Sections[n-1].Records, records[i])
 	}
 	return rep
 }

@@ -85,6 +85,7 @@ type Node struct {
 	members   *p2p.Membership
 	host      host.Host
 	client    *p2p.Client
+	server    *p2p.Server
 	sigs      sigGate
 	metrics   *metrics
 	imports   *imports
@@ -299,15 +300,36 @@ func noStep(context.Context) (func() error, error) { return func() error { retur
 
 func (n *Node) startServer(context.Context) (func() error, error) {
 	s, err := p2p.NewServer(p2p.ServerConfig{
-		NetworkID: n.cfg.P2P.NetworkID, Handler: n, Timeout: 3 * n.cfg.Query.RegionTimeout,
+		NetworkID: n.cfg.P2P.NetworkID, Handler: n, Timeout: exchangeTimeout(n.cfg),
 		ChunkBytes: answerChunkBytes, Members: n.members, Logger: n.log.With("part", "p2p"),
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.Register(n.host)
+	n.server = s
 	return s.Close, nil
 }
+
+// Settle waits for the exchanges this node is answering to end, at most
+// an exchange's deadline: a requester does not wait for its ack to be
+// stored before it answers its bank, so an export of the receipt log made
+// once Settle returns carries the ack of every answer its requester had
+// before the call. Past the deadline it returns an error and the export
+// may go on without the acks still missing.
+func (n *Node) Settle(ctx context.Context) error {
+	if n.server == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, exchangeTimeout(n.cfg))
+	defer cancel()
+	return n.server.Settle(ctx)
+}
+
+// exchangeTimeout bounds an exchange this node answers: a requester's
+// own deadline is query.region_timeout, and the consortium's nodes may
+// set it differently.
+func exchangeTimeout(cfg Config) time.Duration { return 3 * cfg.Query.RegionTimeout }
 
 func (n *Node) startClient(context.Context) (func() error, error) {
 	c, err := p2p.NewClient(p2p.ClientConfig{

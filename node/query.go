@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -80,23 +81,23 @@ func (n *Node) query(ctx context.Context, q *credit.Query, now time.Time) (*Cons
 	sts := make([]RegionStatus, len(regions))
 	request := p2p.EncodeRequest(n.cfg.Region, qj)
 	k := n.newKeeper(len(regions))
+	// The other regions are asked first, each on a goroutine, and this
+	// node's own slice is served on this goroutine, which would otherwise
+	// only wait: a remote answer is the longer path (a round trip and the
+	// region's durable log write), so its request goes out before the own
+	// slice takes this core (Gosched lets the new goroutines send).
 	var wg sync.WaitGroup
+	own := slices.Index(regions, n.cfg.Region)
 	for i, id := range regions {
-		one := func() {
-			if id == n.cfg.Region {
-				sts[i] = n.askOwn(xctx, q, now, k)
-			} else {
-				sts[i] = n.askRemote(xctx, q, qj, id, request, k)
-			}
-		}
-		// The last region is asked on this goroutine, which would
-		// otherwise only wait.
-		if i == len(regions)-1 {
-			one()
+		if i == own {
 			continue
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); one() }()
+		go func() { defer wg.Done(); sts[i] = n.askRemote(xctx, q, qj, id, request, k) }()
+	}
+	if own >= 0 {
+		runtime.Gosched()
+		sts[own] = n.askOwn(xctx, q, now, k)
 	}
 	wg.Wait()
 	if err := <-k.done; err != nil {
@@ -185,7 +186,7 @@ func (n *Node) askOwn(ctx context.Context, q *credit.Query, now time.Time, k *ke
 func (n *Node) askRemote(ctx context.Context, q *credit.Query, qj []byte, region credit.RegionID, request []byte, k *keeper) RegionStatus {
 	st := RegionStatus{Region: region}
 	acked := false
-	reply, err := n.client.Ask(ctx, region, request, func(reply *p2p.Reply) *credit.Ack {
+	_, err := n.client.Ask(ctx, region, request, func(reply *p2p.Reply) *credit.Ack {
 		acked = true
 		rep := credit.NewReport(q.Subject, reply.Records)
 		canon, leaf, err := n.verifyReceipt(q, qj, region, &reply.Receipt, &rep)
@@ -210,9 +211,8 @@ func (n *Node) askRemote(ctx context.Context, q *credit.Query, qj []byte, region
 	if err != nil {
 		return failed(st, err)
 	}
-	if reply.Acked && reply.AckErr != nil {
-		n.log.Warn("ack not delivered", "region", region, "receipt", reply.Receipt.ID, "err", reply.AckErr)
-	}
+	// The region's AckResponse is not waited for (the client logs an ack
+	// it did not store): the bank's answer needs nothing from it.
 	return st
 }
 
@@ -248,9 +248,10 @@ func (n *Node) settle(st RegionStatus, r *credit.Receipt, leaf []byte, rep *cred
 
 // keeper keeps a query's received receipts with this node's acks in one
 // Requested.Put (one transaction, synced with the next round), started as the
-// last region settles: it runs while that region's ack travels, and the
-// bank sees the answer only after both (the ack is evidence for the
-// answerer's log; this is this node's own copy).
+// last region settles: it runs while that region's ack is sent, and the
+// bank sees the answer only once it is kept (this node's own copy; the
+// ack sent is evidence for the answerer's log, which the bank does not
+// wait for).
 type keeper struct {
 	n    *Node
 	mu   sync.Mutex

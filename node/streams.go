@@ -53,6 +53,9 @@ func (n *Node) handleReceiptsExport(w http.ResponseWriter, r *http.Request) {
 	var count int
 	var err error
 	if kind == credit.ExportAnswered {
+		if err := n.Settle(r.Context()); err != nil {
+			n.log.Warn("exporting answered receipts while exchanges are still in progress: their acks may be missing", "err", err)
+		}
 		count, err = ExportAnswered(bw, n.cfg.Region, n.rlog, from, n.now())
 	} else {
 		count, err = ExportReceived(bw, n.cfg.Region, n.requested, n.now())

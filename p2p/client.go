@@ -55,8 +55,10 @@ type Client struct {
 	cfg ClientConfig
 	log *slog.Logger
 
-	mu   sync.Mutex
-	idle map[peer.ID][]idleStream // most recently used last
+	mu     sync.Mutex
+	idle   map[peer.ID][]idleStream // most recently used last
+	closed bool                     // Close ran: no stream is kept any more
+	acks   sync.WaitGroup           // exchanges waiting for their AckResponse
 }
 
 type idleStream struct {
@@ -117,7 +119,7 @@ func (c *Client) keep(p peer.ID, st network.Stream) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	l := c.idle[p]
-	if len(l) >= maxIdleStreams {
+	if c.closed || len(l) >= maxIdleStreams {
 		_ = st.Close()
 		return
 	}
@@ -130,8 +132,13 @@ func (c *Client) keep(p peer.ID, st network.Stream) {
 	c.idle[p] = append(l, idleStream{st: st, since: time.Now()})
 }
 
-// Close closes the idle streams.
+// Close waits for the acks in flight to be answered (each within its
+// exchange's deadline), then closes the idle streams.
 func (c *Client) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.acks.Wait()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for p, l := range c.idle {
@@ -149,17 +156,32 @@ type Reply struct {
 	ReceiptJSON []byte         // the receipt bytes as received
 	LeafIndex   uint64
 	Records     []credit.Record // in the order sent; USCC filled from the receipt's query subject
-	// Acked tells whether an ack was sent; AckErr is then its outcome: nil once the region
-	// stored it, its *credit.Refusal, or an error wrapping ErrUnreachable or ErrBadAnswer.
-	// A lost ack leaves the reply as good as it was.
-	Acked  bool
-	AckErr error
+	// Acked tells whether an ack was sent; AckOutcome waits for what
+	// the region said of it. A lost ack leaves the reply as good as it was.
+	Acked bool
+
+	ackDone  chan struct{} // closed once ackErr is known
+	ackErr   error
+	detached bool // the AckResponse is read after Ask returned
+}
+
+// AckOutcome waits for the region's AckResponse to the ack sent for r and
+// returns nil once the region stored it, its *credit.Refusal, or an error
+// wrapping ErrUnreachable or ErrBadAnswer; nil at once when no ack was
+// sent. Ask does not wait for it: the ack is evidence for the region's
+// log, and the requester holds its own copy.
+func (r *Reply) AckOutcome() error {
+	if r.ackDone == nil {
+		return nil
+	}
+	<-r.ackDone
+	return r.ackErr
 }
 
 // Acker checks a reply and signs the ack that goes back to the region on
 // the answer's own stream; nil sends none (the reply is not acknowledged).
 // Once an Acker returned an ack, Ask returns the reply and no error,
-// whatever happens to the ack: its outcome is Reply.AckErr.
+// whatever happens to the ack: its outcome is Reply.AckOutcome.
 type Acker func(*Reply) *credit.Ack
 
 // exchange is one exchange with a region on a stream: opened (or taken
@@ -260,16 +282,24 @@ func (x *exchange) end(err error) {
 
 // Ask sends the request to the region's peer and reads the whole answer;
 // then, on the same stream, it sends the ack that ack (nil: none) signs for
-// the reply and reads whether the region stored it (Reply.AckErr).
+// the reply; whether the region stored it is read after Ask returns
+// (Reply.AckOutcome), as the requester needs nothing from it.
 // Errors: a *credit.Refusal exactly as the region sent it (code and message);
 // an error wrapping ErrUnreachable (no peer, dial, stream, timeout); or wrapping ErrBadAnswer
 // (frames that do not decode, too large, records after the end...).
 func (c *Client) Ask(ctx context.Context, region credit.RegionID, request []byte, ack Acker) (*Reply, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	defer cancel()
-	reply, again, err := c.ask(ctx, region, request, ack, true)
+	// The exchange outlives ctx once its ack is sent (its AckResponse is
+	// read after Ask returns): ctx's end cuts it only until then.
+	xctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Timeout)
+	stop := context.AfterFunc(ctx, cancel)
+	unhook := func() { stop() }
+	end := func() { stop(); cancel() }
+	reply, again, err := c.ask(xctx, region, request, ack, true, unhook, end)
 	if again {
-		reply, _, err = c.ask(ctx, region, request, ack, false)
+		reply, _, err = c.ask(xctx, region, request, ack, false, unhook, end)
+	}
+	if reply == nil || !reply.detached {
+		end()
 	}
 	return reply, err
 }
@@ -279,12 +309,22 @@ func (c *Client) Ask(ctx context.Context, region credit.RegionID, request []byte
 // region closed the stream meanwhile (past its idle bound, or restarting):
 // worth one more try on a new stream. Had the region read the request and
 // failed before answering, the try gets its refusal of the replayed query.
-func (c *Client) ask(ctx context.Context, region credit.RegionID, request []byte, ack Acker, mayKeep bool) (_ *Reply, again bool, err error) {
+//
+// Once the ack is sent, the region's AckResponse is read on a goroutine
+// of its own (Reply.AckOutcome; Close waits for it): ask calls unhook
+// then, so that the caller's context no longer cuts the exchange, and the
+// goroutine calls end once the exchange ended.
+func (c *Client) ask(ctx context.Context, region credit.RegionID, request []byte, ack Acker, mayKeep bool, unhook, end func()) (_ *Reply, again bool, err error) {
 	x, err := c.open(ctx, region, mayKeep)
 	if err != nil {
 		return nil, false, err
 	}
-	defer func() { x.end(err) }()
+	detached := false
+	defer func() {
+		if !detached {
+			x.end(err)
+		}
+	}()
 	// A region that refuses a request before reading all of it (too
 	// large) closes its read side, so writing can fail while its refusal
 	// is on the way: read it all the same.
@@ -329,21 +369,55 @@ func (c *Client) ask(ctx context.Context, region credit.RegionID, request []byte
 		}
 		return reply, false, nil
 	}
-	reply.Acked = true
-	reply.AckErr = x.acknowledge(a)
+	reply.Acked, reply.ackDone = true, make(chan struct{})
+	frame, err := encodeAck(a)
+	if err == nil {
+		err = x.send(frame, !x.reuse)
+	}
+	if err != nil {
+		c.ackEnded(x, reply, err)
+		return reply, false, nil
+	}
+	if !c.detach() {
+		// Closing: the AckResponse is read before Ask returns.
+		c.ackEnded(x, reply, x.ackResponse())
+		return reply, false, nil
+	}
+	detached, reply.detached = true, true
+	unhook()
+	go func() {
+		defer c.acks.Done()
+		defer end()
+		c.ackEnded(x, reply, x.ackResponse())
+		x.end(nil)
+	}()
 	return reply, false, nil
 }
 
-// acknowledge sends an ack after the answer it acknowledges and reads the
-// region's AckResponse, the last frame of the exchange.
-func (x *exchange) acknowledge(a *credit.Ack) error {
-	frame, err := encodeAck(a)
+// detach counts an exchange whose AckResponse is read after Ask returns;
+// false once Close began.
+func (c *Client) detach() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.acks.Add(1)
+	return true
+}
+
+// ackEnded records what became of the ack sent for reply.
+func (c *Client) ackEnded(x *exchange, reply *Reply, err error) {
 	if err != nil {
-		return err
+		c.log.Warn("ack not delivered", "region", x.region, "receipt", reply.Receipt.ID, "err", err)
 	}
-	if err := x.send(frame, !x.reuse); err != nil {
-		return err
-	}
+	reply.ackErr = err
+	close(reply.ackDone)
+}
+
+// ackResponse reads the region's AckResponse to the ack sent, the last
+// frame of the exchange.
+func (x *exchange) ackResponse() error {
 	b, err := x.read(MaxAckFrame, nil)
 	if err != nil {
 		return err

@@ -15,7 +15,10 @@
 // most ServerConfig.ChunkBytes, the last marked last. The requester then
 // writes its Ack frame of that receipt and closes its side, and the
 // answerer writes an AckResponse and closes; a requester that does not
-// acknowledge closes its side instead, and the answerer closes.
+// acknowledge closes its side instead, and the answerer closes. Ask
+// returns once the ack is sent; the AckResponse is read after it
+// (Reply.AckOutcome), and Server.Settle waits for the exchanges in
+// progress, as an export of the answerer's log does.
 //
 // /ccnode/<network-id>/report/4.0.0 (ReportsProtocol): the same frames,
 // exchanges one after another on a stream. After an AckResponse that

@@ -474,7 +474,7 @@ func TestAcknowledge(t *testing.T) {
 		}
 	}
 	reply, err := p.client.Ask(context.Background(), p.ans.Member.ID, p.request, acker(nil))
-	if err != nil || !reply.Acked || reply.AckErr != nil || len(reply.Records) != 3 {
+	if err != nil || !reply.Acked || reply.AckOutcome() != nil || len(reply.Records) != 3 {
 		t.Fatalf("acked ask: %+v, %v", reply, err)
 	}
 	if len(got) != 1 {
@@ -493,14 +493,14 @@ func TestAcknowledge(t *testing.T) {
 
 	refuse = credit.Refuse(credit.CodeBadSignature, "ack signature")
 	reply, err = p.client.Ask(context.Background(), p.ans.Member.ID, p.request, acker(nil))
-	if err != nil || credit.CodeOf(reply.AckErr) != credit.CodeBadSignature || credit.RefusalOf(reply.AckErr).Msg != "ack signature" {
-		t.Fatalf("refused ack: %v, %v", err, reply.AckErr)
+	if err != nil || credit.CodeOf(reply.AckOutcome()) != credit.CodeBadSignature || credit.RefusalOf(reply.AckOutcome()).Msg != "ack signature" {
+		t.Fatalf("refused ack: %v, %v", err, reply.AckOutcome())
 	}
 	refuse = nil
 
 	reply, err = p.client.Ask(context.Background(), p.ans.Member.ID, p.request, acker(func(a *credit.Ack) { a.ReceiptID = "" }))
-	if err != nil || credit.CodeOf(reply.AckErr) != credit.CodeInvalidQuery {
-		t.Fatalf("malformed ack: %v, %v", err, reply.AckErr)
+	if err != nil || credit.CodeOf(reply.AckOutcome()) != credit.CodeInvalidQuery {
+		t.Fatalf("malformed ack: %v, %v", err, reply.AckOutcome())
 	}
 
 	got = nil
@@ -510,5 +510,56 @@ func TestAcknowledge(t *testing.T) {
 	}
 	if len(got) != 0 {
 		t.Fatalf("handler saw %d acks, none sent", len(got))
+	}
+}
+
+// TestAckOutlivesAsk: Ask returns once the ack is sent, before the region
+// stored it, and even a caller whose context ends at once does not cut the
+// exchange; the server's Settle and the client's Close wait for it to end.
+func TestAckOutlivesAsk(t *testing.T) {
+	var p *pair
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	stored := make(chan *credit.Ack, 1)
+	h := &handler{}
+	h.answer = func(ctx context.Context, from peer.ID, req *p2p.Request, w p2p.AnswerWriter) error {
+		return answering(t, p.ans, testRecords(testSubject(t), 3, false), 2).answer(ctx, from, req, w)
+	}
+	h.ack = func(_ context.Context, _ peer.ID, _ []byte, a *credit.Ack) error {
+		entered <- struct{}{}
+		<-release
+		stored <- a
+		return nil
+	}
+	p = newPair(t, h, p2p.ServerConfig{})
+	ctx, cancel := context.WithCancel(context.Background())
+	reply, err := p.client.Ask(ctx, p.ans.Member.ID, p.request, signingAcker(t, p))
+	cancel()
+	if err != nil || !reply.Acked || len(reply.Records) != 3 {
+		t.Fatalf("ask: %+v, %v", reply, err)
+	}
+	<-entered // the region holds the ack; Ask returned before it is stored
+
+	short, stop := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer stop()
+	if err := p.server.Settle(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Settle with the ack still being stored: %v, want the deadline", err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- p.client.Close() }()
+	close(release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	// Close returned: the outcome is known, and it is the region's.
+	select {
+	case <-stored:
+	default:
+		t.Fatal("Close returned before the region stored the ack")
+	}
+	if err := reply.AckOutcome(); err != nil {
+		t.Fatalf("ack outcome: %v", err)
+	}
+	if err := p.server.Settle(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -113,10 +113,10 @@ func TestHostConsortiumOnly(t *testing.T) {
 			// Members reach each other with no explicit connect: addresses
 			// come from the member records.
 			r, err := ask(nodes[0], regionIDs[1])
-			if err != nil || len(r.Records) != 183 || !r.Acked || r.AckErr != nil {
+			if err != nil || len(r.Records) != 183 || !r.Acked || r.AckOutcome() != nil {
 				t.Fatalf("registration region: %v, %+v", err, r)
 			}
-			if r, err := ask(nodes[0], regionIDs[2]); err != nil || len(r.Records) != 0 || r.AckErr != nil {
+			if r, err := ask(nodes[0], regionIDs[2]); err != nil || len(r.Records) != 0 || r.AckOutcome() != nil {
 				t.Fatalf("third region: %v", err)
 			}
 

@@ -69,7 +69,7 @@ func TestRetirementDuringExchange(t *testing.T) {
 				}
 				return &a
 			})
-			if err != nil || !reply.Acked || reply.AckErr != nil || len(reply.Records) != 3 {
+			if err != nil || !reply.Acked || reply.AckOutcome() != nil || len(reply.Records) != 3 {
 				t.Fatalf("exchange across the retirement: %+v, %v", reply, err)
 			}
 			if a := <-acked; a.ReceiptID != reply.Receipt.ID {

@@ -55,7 +55,7 @@ func TestStreamsCarryExchanges(t *testing.T) {
 	ack := signingAcker(t, p)
 	ask := func() {
 		reply, err := p.client.Ask(context.Background(), p.ans.Member.ID, p.request, ack)
-		if err != nil || reply.AckErr != nil || len(reply.Records) != 3 {
+		if err != nil || reply.AckOutcome() != nil || len(reply.Records) != 3 {
 			t.Errorf("ask: %+v, %v", reply, err)
 		}
 	}
@@ -162,7 +162,7 @@ func TestKeptStreamClosedByRegion(t *testing.T) {
 		// A new query each time: the answering side refuses none as replayed.
 		_, qj = newQuery(t, testSubject(t), ans)
 		reply, err := client.Ask(context.Background(), ans.Member.ID, p2p.EncodeRequest(req.Member.ID, qj), ack)
-		if err != nil || reply.AckErr != nil || len(reply.Records) != 2 {
+		if err != nil || reply.AckOutcome() != nil || len(reply.Records) != 2 {
 			t.Fatalf("ask %d: %v", i, err)
 		}
 		// The region ends the idle stream; the requester still holds it.
@@ -184,7 +184,7 @@ func TestCloseEndsIdleStreams(t *testing.T) {
 		return answering(t, p.ans, nil, 1).answer(ctx, from, req, w)
 	}
 	p = newPair(t, h, p2p.ServerConfig{})
-	if reply, err := p.client.Ask(context.Background(), p.ans.Member.ID, p.request, signingAcker(t, p)); err != nil || reply.AckErr != nil {
+	if reply, err := p.client.Ask(context.Background(), p.ans.Member.ID, p.request, signingAcker(t, p)); err != nil || reply.AckOutcome() != nil {
 		t.Fatalf("ask: %v", err)
 	}
 	if n := reportsStreams(p.ansHost, p.reqHost.ID()); n != 1 {

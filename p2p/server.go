@@ -112,6 +112,9 @@ type Server struct {
 	closed   bool
 	handlers sync.WaitGroup
 	idle     map[network.Stream]struct{} // ReportsProtocol streams waiting for a request
+	// active holds a channel per exchange in progress, closed when it
+	// ends (Settle).
+	active map[chan struct{}]struct{}
 }
 
 // NewServer checks cfg and applies defaults.
@@ -140,7 +143,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: log, sem: make(chan struct{}, cfg.MaxConcurrent), idle: map[network.Stream]struct{}{}}, nil
+	return &Server{cfg: cfg, log: log, sem: make(chan struct{}, cfg.MaxConcurrent), idle: map[network.Stream]struct{}{},
+		active: map[chan struct{}]struct{}{}}, nil
 }
 
 // Register serves the protocol on h until Close.
@@ -196,12 +200,47 @@ func (s *Server) handler(serve func(st network.Stream, from peer.ID)) network.St
 }
 
 // hold counts an exchange with from in flight until the returned func is
-// called (Membership.hold); a no-op without ServerConfig.Members.
+// called: for Settle, and for the membership (Membership.hold) when
+// ServerConfig.Members is set.
 func (s *Server) hold(from peer.ID) (release func()) {
-	if s.cfg.Members == nil {
-		return func() {}
+	done := make(chan struct{})
+	s.mu.Lock()
+	s.active[done] = struct{}{}
+	s.mu.Unlock()
+	member := func() {}
+	if s.cfg.Members != nil {
+		member = s.cfg.Members.hold(from)
 	}
-	return s.cfg.Members.hold(from)
+	return func() {
+		member()
+		s.mu.Lock()
+		delete(s.active, done)
+		s.mu.Unlock()
+		close(done)
+	}
+}
+
+// Settle waits, within ctx, until every exchange in progress when it was
+// called has ended. A requester sends its ack after the answer it holds
+// and does not wait for the AckResponse, so an answer the requester
+// already gave on may still have its ack on the way: an export of the
+// receipt log that first settles carries the acks of every answer its
+// requester had by then (or the exchange failed).
+func (s *Server) Settle(ctx context.Context) error {
+	s.mu.Lock()
+	waits := make([]chan struct{}, 0, len(s.active))
+	for ch := range s.active {
+		waits = append(waits, ch)
+	}
+	s.mu.Unlock()
+	for _, ch := range waits {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %d exchanges in progress: %w", len(waits), ctx.Err())
+		}
+	}
+	return nil
 }
 
 // serveReport runs one ReportProtocol exchange within the exchange's

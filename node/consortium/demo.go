@@ -597,7 +597,9 @@ func (d *Demo) audit(ctx context.Context, dir string, consents []credit.ConsentG
 				return err
 			}
 			if kind == credit.ExportAnswered {
-				_, err = node.ExportAnswered(f, r.ID, r.Node.Log(), 0, now)
+				if err = r.Node.Settle(ctx); err == nil {
+					_, err = node.ExportAnswered(f, r.ID, r.Node.Log(), 0, now)
+				}
 			} else {
 				_, err = node.ExportReceived(f, r.ID, r.Node.Requested(), now)
 			}

@@ -427,6 +427,11 @@ func TestAnswersAcknowledgedOnTheirStreams(t *testing.T) {
 		if st.Status != node.StatusOK || st.Ack == nil {
 			t.Fatalf("region %s: %s %s %s", st.Region, st.Status, st.Reason, st.Message)
 		}
+		// The home node answers without waiting for the region to store
+		// its ack; Settle waits for the exchange to end.
+		if err := c.Region(st.Region).Node.Settle(ctx); err != nil {
+			t.Fatal(err)
+		}
 		acks, err := c.Region(st.Region).Node.Log().Acks(st.Receipt.ID)
 		if err != nil || len(acks) != 1 {
 			t.Fatalf("region %s keeps %d acks of %s (%v), want 1", st.Region, len(acks), st.Receipt.ID, err)

@@ -253,7 +253,8 @@ func (r *requester) ask(ctx context.Context, q *credit.Query) error {
 	case bad != nil:
 		return bad
 	case reply.Acked:
-		return reply.AckErr
+		// An exchange counts as done once its ack is stored.
+		return reply.AckOutcome()
 	}
 	return nil
 }
