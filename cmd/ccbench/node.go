@@ -88,6 +88,8 @@ ledger in Shenzhen's process and the other regions reach it over HTTP.`,
 				Usage: "working folder (stores, Fabric network, node logs); emptied first"},
 			&cli.StringFlag{Name: "ccnode", EnvVars: []string{"CCBENCH_CCNODE"},
 				Usage: "a prebuilt ccnode binary (default: build ./cmd/ccnode)"},
+			&cli.IntFlag{Name: "procs", Value: -1, EnvVars: []string{"CCBENCH_PROCS"},
+				Usage: "GOMAXPROCS of each node and of the driving bank client: -1 shares this machine's CPUs among the four (at least 1 each); 0 leaves Go's default, one per CPU in each"},
 		},
 		Action: runNodeBench,
 	}
@@ -104,7 +106,21 @@ type nodeBenchOpts struct {
 	subjects       int
 	anchorInterval time.Duration
 	batchTimeout   time.Duration
+	procs          int // GOMAXPROCS of each process; 0: Go's default
 	out            io.Writer
+}
+
+// benchProcs is GOMAXPROCS for each of the four processes that stand for
+// machines of their own (three nodes and the bank): flag -1 gives each its
+// share of this machine's CPUs, as Go's default does for a process under a
+// CPU quota of that share. Go's default in each, one P per CPU, would run
+// 4×CPUs Ps on CPUs cores, and the runtime's wakeups of idle Ps then cost
+// more than the work at one query in flight (BENCHMARKS.md).
+func benchProcs(flag, cpus int) int {
+	if flag >= 0 {
+		return flag
+	}
+	return max(1, cpus/(len(benchRegions)+1))
 }
 
 func runNodeBench(c *cli.Context) error {
@@ -113,6 +129,10 @@ func runNodeBench(c *cli.Context) error {
 		modes: strings.Split(c.String("modes"), ","), duration: c.Duration("duration"), warmup: c.Duration("warmup"),
 		runs: c.Int("runs"), enterprises: c.Int("enterprises"), subjects: c.Int("subjects"),
 		anchorInterval: c.Duration("anchor-interval"), batchTimeout: c.Duration("batch-timeout"), out: c.App.Writer,
+		procs: benchProcs(c.Int("procs"), runtime.NumCPU()),
+	}
+	if o.procs > 0 {
+		runtime.GOMAXPROCS(o.procs)
 	}
 	for _, m := range o.modes {
 		if m != node.AnchorOff && m != node.AnchorCheckpoint && m != node.AnchorPerReceipt {
@@ -146,8 +166,12 @@ func runNodeBench(c *cli.Context) error {
 			return err
 		}
 	}
-	fmt.Fprintf(o.out, "ccbench node: %d runs, modes %s, in flight %v, %s per level after %s warm-up; %d CPUs; load average at start %s\n",
-		o.runs, strings.Join(o.modes, ","), o.inflight, o.duration, o.warmup, runtime.NumCPU(), loadAvg())
+	procs := "Go's default"
+	if o.procs > 0 {
+		procs = strconv.Itoa(o.procs)
+	}
+	fmt.Fprintf(o.out, "ccbench node: %d runs, modes %s, in flight %v, %s per level after %s warm-up; %d CPUs, GOMAXPROCS %s per process; load average at start %s\n",
+		o.runs, strings.Join(o.modes, ","), o.inflight, o.duration, o.warmup, runtime.NumCPU(), procs, loadAvg())
 	for _, l := range strings.Split(c.String("ledger"), ",") {
 		if err := benchLedger(ctx, o, strings.TrimSpace(l)); err != nil {
 			return fmt.Errorf("ledger %s: %w", l, err)
@@ -440,6 +464,10 @@ func (c *benchConsortium) start(ctx context.Context, mode string) error {
 			return err
 		}
 		r.cmd = exec.Command(c.o.bin, "run", "--config", r.cfgPath, "--anchor-mode", mode, "--log-level", "warn")
+		r.cmd.Env = os.Environ()
+		if c.o.procs > 0 {
+			r.cmd.Env = append(r.cmd.Env, "GOMAXPROCS="+strconv.Itoa(c.o.procs))
+		}
 		stdout, err := r.cmd.StdoutPipe()
 		if err != nil {
 			logf.Close()

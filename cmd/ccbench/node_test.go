@@ -44,3 +44,15 @@ func TestProcCPUReadsThisProcess(t *testing.T) {
 		t.Fatalf("own CPU: %v, %v", cpu, err)
 	}
 }
+
+func TestBenchProcsSharesCPUs(t *testing.T) {
+	for _, tc := range []struct{ flag, cpus, want int }{
+		{-1, 2, 1}, {-1, 4, 1}, {-1, 8, 2}, {-1, 16, 4}, // four processes share the CPUs
+		{0, 8, 0}, // Go's default
+		{3, 2, 3}, // as asked
+	} {
+		if got := benchProcs(tc.flag, tc.cpus); got != tc.want {
+			t.Errorf("benchProcs(%d, %d CPUs) = %d, want %d", tc.flag, tc.cpus, got, tc.want)
+		}
+	}
+}
