@@ -93,6 +93,14 @@ func TestReportOrderAndFilters(t *testing.T) {
 					return (r.Category == credit.Judicial || r.Category == credit.Financial) && r.Date >= "2012-01-01" && r.Date <= "2018-12-31"
 				}},
 			{"empty range", Filter{From: "2030-01-01"}, func(credit.Record) bool { return false }},
+			// Most categories are read in one scan that skips the others.
+			{"all categories named", Filter{Categories: cats}, func(credit.Record) bool { return true }},
+			{"all but two categories", Filter{Categories: slices.DeleteFunc(slices.Clone(cats), func(c credit.Category) bool { return c == credit.Tax || c == credit.Customs })},
+				func(r credit.Record) bool { return r.Category != credit.Tax && r.Category != credit.Customs }},
+			{"most categories in a range", Filter{Categories: cats[1:], From: "2013-01-01", To: "2019-06-30"},
+				func(r credit.Record) bool {
+					return r.Category != cats[0] && r.Date >= "2013-01-01" && r.Date <= "2019-06-30"
+				}},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
