@@ -311,17 +311,19 @@ func (n *Node) startServer(context.Context) (func() error, error) {
 	return s.Close, nil
 }
 
-// Settle waits for the exchanges this node is answering to end, at most
-// an exchange's deadline: a requester does not wait for its ack to be
-// stored before it answers its bank, so an export of the receipt log made
-// once Settle returns carries the ack of every answer its requester had
-// before the call. Past the deadline it returns an error and the export
-// may go on without the acks still missing.
+// Settle waits for the exchanges this node is answering to end: a
+// requester does not wait for its ack to be stored before it answers its
+// bank, so an export of the receipt log made once Settle returns carries
+// the ack of every answer its requester had before the call. It waits at
+// most query.region_timeout, the deadline a requester of this consortium
+// keeps for an exchange (a requester that never acks cannot hold exports
+// longer), and no longer once the node stops; then it returns an error and
+// the export may go on without the acks still missing.
 func (n *Node) Settle(ctx context.Context) error {
 	if n.server == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, exchangeTimeout(n.cfg))
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.Query.RegionTimeout)
 	defer cancel()
 	return n.server.Settle(ctx)
 }
@@ -629,7 +631,7 @@ func (n *Node) ConsentStatus(ctx context.Context, id string) (credit.ConsentComm
 }
 
 // Proof returns a receipt of this node's log with its inclusion proof.
-func (n *Node) Proof(_ context.Context, receiptID string) (ReceiptProof, error) {
+func (n *Node) Proof(ctx context.Context, receiptID string) (ReceiptProof, error) {
 	if err := credit.ValidateID("receipt id", receiptID); err != nil {
 		return ReceiptProof{}, credit.Refuse(credit.CodeInvalidQuery, "%w", err)
 	}
@@ -655,6 +657,13 @@ func (n *Node) Proof(_ context.Context, receiptID string) (ReceiptProof, error) 
 	}
 	if rp.Acks, err = n.rlog.Acks(receiptID); err != nil {
 		return rp, err
+	}
+	if len(rp.Acks) == 0 && n.Settle(ctx) == nil {
+		// Its ack may be on the way: the requester answered its bank
+		// once it sent it.
+		if rp.Acks, err = n.rlog.Acks(receiptID); err != nil {
+			return rp, err
+		}
 	}
 	if rp.Acks == nil {
 		rp.Acks = []credit.Ack{}

@@ -160,9 +160,14 @@ type Reply struct {
 	// the region said of it. A lost ack leaves the reply as good as it was.
 	Acked bool
 
-	ackDone  chan struct{} // closed once ackErr is known
-	ackErr   error
-	detached bool // the AckResponse is read after Ask returned
+	ack      *ackState // the ack's outcome, written after Ask returned
+	detached bool      // the AckResponse is read after Ask returned
+}
+
+// ackState is what became of an ack: err is set before done is closed.
+type ackState struct {
+	done chan struct{}
+	err  error
 }
 
 // AckOutcome waits for the region's AckResponse to the ack sent for r and
@@ -171,11 +176,11 @@ type Reply struct {
 // sent. Ask does not wait for it: the ack is evidence for the region's
 // log, and the requester holds its own copy.
 func (r *Reply) AckOutcome() error {
-	if r.ackDone == nil {
+	if r.ack == nil {
 		return nil
 	}
-	<-r.ackDone
-	return r.ackErr
+	<-r.ack.done
+	return r.ack.err
 }
 
 // Acker checks a reply and signs the ack that goes back to the region on
@@ -254,7 +259,7 @@ func (x *exchange) read(max int, buf []byte) ([]byte, error) {
 }
 
 func (x *exchange) unreachable(what string, err error) error {
-	if cerr := x.ctx.Err(); cerr != nil {
+	if cerr := context.Cause(x.ctx); cerr != nil {
 		err = cerr
 	}
 	return fmt.Errorf("%w: region %s: %s: %w", ErrUnreachable, x.region, what, err)
@@ -289,11 +294,13 @@ func (x *exchange) end(err error) {
 // (frames that do not decode, too large, records after the end...).
 func (c *Client) Ask(ctx context.Context, region credit.RegionID, request []byte, ack Acker) (*Reply, error) {
 	// The exchange outlives ctx once its ack is sent (its AckResponse is
-	// read after Ask returns): ctx's end cuts it only until then.
-	xctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Timeout)
-	stop := context.AfterFunc(ctx, cancel)
+	// read after Ask returns): ctx's end cuts it only until then, with
+	// its cause (a deadline stays a deadline).
+	cut, cutCancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	xctx, cancel := context.WithTimeout(cut, c.cfg.Timeout)
+	stop := context.AfterFunc(ctx, func() { cutCancel(context.Cause(ctx)) })
 	unhook := func() { stop() }
-	end := func() { stop(); cancel() }
+	end := func() { stop(); cancel(); cutCancel(nil) }
 	reply, again, err := c.ask(xctx, region, request, ack, true, unhook, end)
 	if again {
 		reply, _, err = c.ask(xctx, region, request, ack, false, unhook, end)
@@ -320,9 +327,10 @@ func (c *Client) ask(ctx context.Context, region credit.RegionID, request []byte
 		return nil, false, err
 	}
 	detached := false
+	var ackErr error // the ack's own failure, when Ask returns after it
 	defer func() {
 		if !detached {
-			x.end(err)
+			x.end(errors.Join(err, ackErr))
 		}
 	}()
 	// A region that refuses a request before reading all of it (too
@@ -369,18 +377,19 @@ func (c *Client) ask(ctx context.Context, region credit.RegionID, request []byte
 		}
 		return reply, false, nil
 	}
-	reply.Acked, reply.ackDone = true, make(chan struct{})
-	frame, err := encodeAck(a)
-	if err == nil {
-		err = x.send(frame, !x.reuse)
+	reply.Acked, reply.ack = true, &ackState{done: make(chan struct{})}
+	frame, ackErr := encodeAck(a)
+	if ackErr == nil {
+		ackErr = x.send(frame, !x.reuse)
 	}
-	if err != nil {
-		c.ackEnded(x, reply, err)
+	if ackErr != nil {
+		c.ackEnded(x, reply, ackErr)
 		return reply, false, nil
 	}
 	if !c.detach() {
 		// Closing: the AckResponse is read before Ask returns.
-		c.ackEnded(x, reply, x.ackResponse())
+		ackErr = x.ackResponse()
+		c.ackEnded(x, reply, ackErr)
 		return reply, false, nil
 	}
 	detached, reply.detached = true, true
@@ -388,8 +397,9 @@ func (c *Client) ask(ctx context.Context, region credit.RegionID, request []byte
 	go func() {
 		defer c.acks.Done()
 		defer end()
-		c.ackEnded(x, reply, x.ackResponse())
-		x.end(nil)
+		err := x.ackResponse()
+		c.ackEnded(x, reply, err)
+		x.end(err) // a refused ack closes the stream, a failed one resets it
 	}()
 	return reply, false, nil
 }
@@ -411,8 +421,8 @@ func (c *Client) ackEnded(x *exchange, reply *Reply, err error) {
 	if err != nil {
 		c.log.Warn("ack not delivered", "region", x.region, "receipt", reply.Receipt.ID, "err", err)
 	}
-	reply.ackErr = err
-	close(reply.ackDone)
+	reply.ack.err = err
+	close(reply.ack.done)
 }
 
 // ackResponse reads the region's AckResponse to the ack sent, the last

@@ -25,3 +25,6 @@ var (
 // ErrUnknownMember is what Membership.Region wraps when the region is not
 // an active member.
 var ErrUnknownMember = errors.New("not a member")
+
+// ErrServerClosed: the server closed while a caller waited on it.
+var ErrServerClosed = errors.New("p2p server closed")

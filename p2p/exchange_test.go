@@ -423,6 +423,24 @@ func TestCancelResets(t *testing.T) {
 	}
 }
 
+// TestCallerDeadline: a caller's deadline that passes while the region is
+// still answering makes the exchange unreachable with the deadline as its
+// cause, not a cancellation.
+func TestCallerDeadline(t *testing.T) {
+	release := make(chan struct{})
+	p := newPair(t, &handler{answer: func(ctx context.Context, _ peer.ID, _ *p2p.Request, _ p2p.AnswerWriter) error {
+		<-release
+		return nil
+	}}, p2p.ServerConfig{})
+	t.Cleanup(func() { close(release) }) // before the server's Close, which waits for the handler
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := p.ask(ctx)
+	if !errors.Is(err, p2p.ErrUnreachable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want unreachable past the deadline", err)
+	}
+}
+
 // TestUnreachable: no member, no link, and a region whose peer serves
 // nothing are unreachable.
 func TestUnreachable(t *testing.T) {

@@ -114,7 +114,8 @@ type Server struct {
 	idle     map[network.Stream]struct{} // ReportsProtocol streams waiting for a request
 	// active holds a channel per exchange in progress, closed when it
 	// ends (Settle).
-	active map[chan struct{}]struct{}
+	active  map[chan struct{}]struct{}
+	closing chan struct{} // closed by Close: Settle waits no longer
 }
 
 // NewServer checks cfg and applies defaults.
@@ -144,7 +145,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Server{cfg: cfg, log: log, sem: make(chan struct{}, cfg.MaxConcurrent), idle: map[network.Stream]struct{}{},
-		active: map[chan struct{}]struct{}{}}, nil
+		active: map[chan struct{}]struct{}{}, closing: make(chan struct{})}, nil
 }
 
 // Register serves the protocol on h until Close.
@@ -161,6 +162,9 @@ func (s *Server) Register(h host.Host) {
 func (s *Server) Close() error {
 	s.mu.Lock()
 	h := s.host
+	if !s.closed {
+		close(s.closing)
+	}
 	s.host, s.closed = nil, true
 	for st := range s.idle {
 		_ = st.Reset()
@@ -220,8 +224,8 @@ func (s *Server) hold(from peer.ID) (release func()) {
 	}
 }
 
-// Settle waits, within ctx, until every exchange in progress when it was
-// called has ended. A requester sends its ack after the answer it holds
+// Settle waits, within ctx and until Close, for every exchange in progress
+// when it was called to end. A requester sends its ack after the answer it holds
 // and does not wait for the AckResponse, so an answer the requester
 // already gave on may still have its ack on the way: an export of the
 // receipt log that first settles carries the acks of every answer its
@@ -238,6 +242,8 @@ func (s *Server) Settle(ctx context.Context) error {
 		case <-ch:
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for %d exchanges in progress: %w", len(waits), ctx.Err())
+		case <-s.closing:
+			return fmt.Errorf("waiting for %d exchanges in progress: %w", len(waits), ErrServerClosed)
 		}
 	}
 	return nil
