@@ -390,10 +390,11 @@ func TestCrashRestartKeepsAcknowledgedReceipts(t *testing.T) {
 	}
 }
 
-// TestAnswersAcknowledgedOnTheirStreams: by the time the home node's
-// query returns, every answering region holds the home node's signed ack
-// of the receipt it issued (sent on the answer's own stream), and the
-// home node holds each received receipt with that same ack.
+// TestAnswersAcknowledgedOnTheirStreams: once the home node's query
+// returned and each answering region settled its exchanges, every
+// answering region holds the home node's signed ack of the receipt it
+// issued (sent on the answer's own stream), and the home node holds each
+// received receipt with that same ack.
 func TestAnswersAcknowledgedOnTheirStreams(t *testing.T) {
 	ctx := context.Background()
 	c, err := Start(ctx, Options{Logger: testkit.LoggerAt(t, slog.LevelWarn), Tune: fastTune, Mocknet: true})
