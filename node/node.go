@@ -300,7 +300,7 @@ func noStep(context.Context) (func() error, error) { return func() error { retur
 
 func (n *Node) startServer(context.Context) (func() error, error) {
 	s, err := p2p.NewServer(p2p.ServerConfig{
-		NetworkID: n.cfg.P2P.NetworkID, Handler: n, Timeout: exchangeTimeout(n.cfg),
+		NetworkID: n.cfg.P2P.NetworkID, Handler: n, Timeout: 3 * n.cfg.Query.RegionTimeout,
 		ChunkBytes: answerChunkBytes, Members: n.members, Logger: n.log.With("part", "p2p"),
 	})
 	if err != nil {
@@ -327,11 +327,6 @@ func (n *Node) Settle(ctx context.Context) error {
 	defer cancel()
 	return n.server.Settle(ctx)
 }
-
-// exchangeTimeout bounds an exchange this node answers: a requester's
-// own deadline is query.region_timeout, and the consortium's nodes may
-// set it differently.
-func exchangeTimeout(cfg Config) time.Duration { return 3 * cfg.Query.RegionTimeout }
 
 func (n *Node) startClient(context.Context) (func() error, error) {
 	c, err := p2p.NewClient(p2p.ClientConfig{

@@ -78,7 +78,7 @@ func (db *DB) OpenReport(subject credit.USCC, f Filter) (*ReportSnapshot, error)
 	}
 	slices.Sort(s.ords)
 	s.ords = slices.Compact(s.ords)
-	if len(s.ords) > len(credit.AllCategories())/2 {
+	if len(s.ords) > len(allCats)/2 {
 		// Most categories: one scan of the subject that skips the others
 		// costs less than a seek per category, each through every
 		// memtable and level (BenchmarkReport/categories).
