@@ -41,7 +41,8 @@ const (
 	// says otherwise.
 	CodeNotMember Code = "not_member"
 	// CodeWrongHomeRegion: the bank queried a node other than its home
-	// region's, or a consent was offered to a region that did not issue it.
+	// region's, a region asked for a query of another region's bank (a
+	// relay), or a consent was offered to a region that did not issue it.
 	CodeWrongHomeRegion Code = "wrong_home_region"
 	// CodeBankUnknown: the bank is not registered; a node's ledger view may
 	// lag a fresh registration by seconds.

@@ -30,11 +30,14 @@ const answerChunkBytes = 1 << 20
 // msgBufs holds the buffers a query's signed message is encoded into.
 var msgBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-// admit decides whether q may be answered at now and spends its nonce:
-// the ledger view is fresh, q is valid, its bank is registered, active,
-// (when home is set) of region home, and signed it, its time is within the
-// window, and its consent holds (credit.DecideConsent). It returns nil or
-// a *credit.Refusal.
+// admit decides whether q may be answered at now for region home and
+// spends its nonce: the ledger view is fresh, q is valid, its bank is
+// registered, active, of region home, and signed it, its time is within
+// the window, and its consent holds (credit.DecideConsent). It returns nil
+// or a *credit.Refusal. home is this node's region for a bank's query and
+// the requesting region for another region's request: a bank queries
+// through its home node only, so a member relaying a query of another
+// region's bank (every region the home asks holds one) is refused.
 func (n *Node) admit(ctx context.Context, q *credit.Query, now time.Time, home credit.RegionID) error {
 	if err := n.logRefusal(); err != nil {
 		return err
@@ -55,7 +58,7 @@ func (n *Node) admit(ctx context.Context, q *credit.Query, now time.Time, home c
 	if bank.Status != credit.StatusActive {
 		return credit.Refuse(credit.CodeBankInactive, "bank %s is %s", q.Bank, bank.Status)
 	}
-	if home != "" && bank.Region != home {
+	if bank.Region != home {
 		return credit.Refuse(credit.CodeWrongHomeRegion, "bank %s's home region is %s, not %s", bank.ID, bank.Region, home)
 	}
 	// One encoding of the query gives the message the bank signed and the
@@ -184,7 +187,7 @@ func (n *Node) Answer(ctx context.Context, from peer.ID, req *p2p.Request, w p2p
 		n.metrics.denied("answer", err)
 		return err
 	}
-	if err := n.admit(ctx, q, now, ""); err != nil {
+	if err := n.admit(ctx, q, now, req.Requester); err != nil {
 		n.metrics.denied("answer", err)
 		return err
 	}

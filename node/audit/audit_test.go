@@ -268,6 +268,17 @@ func TestTamper(t *testing.T) {
 			want:         []want{{RuleReceiptScope, 2}},
 		},
 		{
+			name: "answer to a region relaying another region's bank's query",
+			before: func(f *fixture) {
+				f.snap.AddBank(credit.BankMember{ID: "bank-sz", Name: "bank-sz", Region: sz, PubKey: pub("bank-sz"), Status: credit.StatusActive, UpdatedAt: t0.Add(-time.Hour)})
+				f.grant("consent-s-0001", "bank-sz", []credit.Category{credit.Penalty}, t0.Add(time.Minute))
+				f.receipts[3] = f.receipt(3, "bank-sz", "consent-s-0001", []credit.Category{credit.Penalty})
+				f.resign(3)
+			},
+			withReceived: true,
+			want:         []want{{RuleRequester, 3}},
+		},
+		{
 			name: "consent not on the ledger",
 			before: func(f *fixture) {
 				f.grant("consent-a-0004", bankA, []credit.Category{credit.Penalty}, t0.Add(time.Minute))

@@ -41,6 +41,10 @@ const (
 	// RuleReceiptScope: the receipt lists categories its query did not
 	// ask (with the consent covering the query, the answer is inside it).
 	RuleReceiptScope Rule = "receipt.scope"
+	// RuleRequester: the receipt answers a region other than the querying
+	// bank's home: a member relayed another region's bank's query, and
+	// the answering region did not refuse it (wrong_home_region).
+	RuleRequester Rule = "receipt.requester"
 
 	// (3) inclusion: a receipt older than the anchoring delay that no
 	// anchored checkpoint covers.

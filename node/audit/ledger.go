@@ -600,6 +600,17 @@ func (kb *keyBook) regionIndex(id credit.RegionID, t time.Time) int {
 	return sort.Search(len(v), func(i int) bool { return v[i].UpdatedAt.After(t) }) - 1
 }
 
+// bankRegion is bank id's home region at t; false when the ledger has no
+// record of it then (the query's signature check reports that).
+func (kb *keyBook) bankRegion(id credit.BankID, t time.Time) (credit.RegionID, bool) {
+	v := kb.banks[id]
+	i := sort.Search(len(v), func(i int) bool { return v[i].UpdatedAt.After(t) }) - 1
+	if i < 0 {
+		return "", false
+	}
+	return v[i].Region, true
+}
+
 func (kb *keyBook) bank(id credit.BankID, t time.Time) ([]byte, error) {
 	v := kb.banks[id]
 	i := sort.Search(len(v), func(i int) bool { return v[i].UpdatedAt.After(t) }) - 1

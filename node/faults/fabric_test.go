@@ -40,6 +40,10 @@ type consortium struct {
 	bank     faults.Bank
 	grant    credit.ConsentGrant
 	grantDoc string
+	// zhBank is a bank at Zhuhai with zhGrant, its consent on the same
+	// enterprise: the queries a hostile Zhuhai may ask (hostilePeers).
+	zhBank  faults.Bank
+	zhGrant credit.ConsentGrant
 	// unacked are receipts the test obtained acting as a requesting
 	// region and never acknowledged on purpose.
 	unacked map[string]bool
@@ -84,20 +88,33 @@ func startConsortium(t *testing.T) *consortium {
 	}
 	ctx := context.Background()
 	var err error
+	entKey, entCert := c.sz().CertifiedEnterprise(t, bin, subject, root)
+	grant := func(bank faults.Bank, out string) (g credit.ConsentGrant) {
+		bin.Must(t, "consent", "grant", "--admin", c.sz().AdminURL(), "--operator-token-file", filepath.Join(c.sz().Dir, "operator.token"),
+			"--enterprise-key", entKey, "--enterprise-cert", entCert, "--uscc", string(subject), "--bank", string(bank.ID),
+			"--region", "440300", "--categories", "registration,tax,judicial", "--out", out)
+		if b, err := os.ReadFile(out); err != nil || json.Unmarshal(b, &g) != nil || len(g.RegionSig) == 0 {
+			t.Fatalf("countersigned consent %s: %v %s", out, err, b)
+		}
+		return g
+	}
+	// Zhuhai's bank first: the ledger's events reach every node in order,
+	// so the wait below, on the Shenzhen bank's consent, covers it too.
+	if c.zhBank, err = faults.NewBank("bank-faults-zh"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.zh().Client().RegisterBank(ctx, c.zhBank.Member()); err != nil {
+		t.Fatalf("register bank at Zhuhai: %v", err)
+	}
+	c.zhGrant = grant(c.zhBank, filepath.Join(root, "consent-zh.json"))
 	if c.bank, err = faults.NewBank("bank-faults"); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.sz().Client().RegisterBank(ctx, c.bank.Member()); err != nil {
 		t.Fatalf("register bank at Shenzhen: %v", err)
 	}
-	entKey, entCert := c.sz().CertifiedEnterprise(t, bin, subject, root)
 	c.grantDoc = filepath.Join(root, "consent.json")
-	bin.Must(t, "consent", "grant", "--admin", c.sz().AdminURL(), "--operator-token-file", filepath.Join(c.sz().Dir, "operator.token"),
-		"--enterprise-key", entKey, "--enterprise-cert", entCert, "--uscc", string(subject), "--bank", string(c.bank.ID),
-		"--region", "440300", "--categories", "registration,tax,judicial", "--out", c.grantDoc)
-	if b, err := os.ReadFile(c.grantDoc); err != nil || json.Unmarshal(b, &c.grant) != nil || len(c.grant.RegionSig) == 0 {
-		t.Fatalf("countersigned consent %s: %v %s", c.grantDoc, err, b)
-	}
+	c.grant = grant(c.bank, c.grantDoc)
 	// Every region answers once it has the bank and the consent from the
 	// ledger's events.
 	c.waitAllAnswer(t, time.Minute)

@@ -27,8 +27,9 @@ import (
 
 // hostilePeers checks the peer-facing half of promise 6 against
 // Guangzhou's node: a libp2p peer that is no member gets no stream; a
-// member replaying a request, claiming another region, or sending a stale
-// query, and oversized, malformed, truncated or never-finished frames are
+// member relaying another region's bank's query, replaying a request,
+// claiming another region, or sending a stale query, and oversized,
+// malformed, truncated or never-finished frames are
 // each refused with the documented code (README: the libp2p protocols);
 // Guangzhou keeps answering Shenzhen meanwhile and its goroutines come
 // back down. The test acts as Zhuhai (its process is killed first, so
@@ -156,6 +157,8 @@ func hostilePeers(t *testing.T, c *consortium) {
 		b := p2p.EncodeRequest(req.Requester, qj)
 		return func(s network.Stream) error { _, err := s.Write(b); return err }
 	}
+	// fresh is a query of Shenzhen's bank, which Zhuhai holds once
+	// Shenzhen asks it; own is one of Zhuhai's own bank.
 	fresh := func(t *testing.T) credit.Query {
 		q, err := c.bank.Query(&c.grant)
 		if err != nil {
@@ -163,9 +166,22 @@ func hostilePeers(t *testing.T, c *consortium) {
 		}
 		return *q
 	}
+	own := func(t *testing.T) credit.Query {
+		q, err := c.zhBank.Query(&c.zhGrant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return *q
+	}
 
+	t.Run("relayed query", func(t *testing.T) {
+		if code := exchange(t, request(t, &p2p.Request{Requester: c.zh().Region, Query: fresh(t)})); code != credit.CodeWrongHomeRegion {
+			t.Fatalf("Zhuhai relaying Shenzhen's bank's query: %q, want %q", code, credit.CodeWrongHomeRegion)
+		}
+		gzServes(t)
+	})
 	t.Run("replayed request", func(t *testing.T) {
-		req := &p2p.Request{Requester: c.zh().Region, Query: fresh(t)}
+		req := &p2p.Request{Requester: c.zh().Region, Query: own(t)}
 		if code := exchange(t, request(t, req)); code != "" {
 			t.Fatalf("first request refused: %s", code)
 		}
@@ -180,9 +196,9 @@ func hostilePeers(t *testing.T, c *consortium) {
 		}
 	})
 	t.Run("stale query", func(t *testing.T) {
-		q := fresh(t)
+		q := own(t)
 		q.Time = q.Time.Add(-time.Hour)
-		if err := q.Sign(c.bank.Key); err != nil {
+		if err := q.Sign(c.zhBank.Key); err != nil {
 			t.Fatal(err)
 		}
 		if code := exchange(t, request(t, &p2p.Request{Requester: c.zh().Region, Query: q})); code != credit.CodeStaleQuery {
