@@ -16,6 +16,7 @@ import (
 
 	"github.com/prdcredit/ccnode/credit"
 	"github.com/prdcredit/ccnode/internal/badgerrepair"
+	"github.com/prdcredit/ccnode/internal/badgersync"
 )
 
 // Errors returned wrapped; test with errors.Is.
@@ -128,6 +129,7 @@ const (
 // DB is the record store. Its methods are safe for concurrent use.
 type DB struct {
 	bdb    *badger.DB
+	syncer *badgersync.Syncer
 	log    *slog.Logger
 	inMem  bool
 	dir    string
@@ -235,7 +237,7 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 			return nil, fmt.Errorf("store: open %s: %w", o.Dir, err)
 		}
 	}
-	db := &DB{bdb: bdb, log: log, inMem: o.InMemory, dir: o.Dir, noCompactors: bo.NumCompactors == 0}
+	db := &DB{bdb: bdb, syncer: badgersync.New(bdb), log: log, inMem: o.InMemory, dir: o.Dir, noCompactors: bo.NumCompactors == 0}
 	if n := o.ReadConcurrency; n >= 0 {
 		if n == 0 {
 			n = runtime.GOMAXPROCS(0)
@@ -357,12 +359,13 @@ func (db *DB) checkIncomplete() (bool, error) {
 // their own key prefixes in it (see the package doc).
 func (db *DB) Badger() *badger.DB { return db.bdb }
 
-// Sync makes every committed write durable.
+// Sync makes every committed write durable, in the memtables Badger
+// rotated out as well (badgersync).
 func (db *DB) Sync() error {
 	if db.inMem {
 		return nil
 	}
-	if err := db.bdb.Sync(); err != nil {
+	if err := db.syncer.Sync(); err != nil {
 		return fmt.Errorf("store: sync: %w", err)
 	}
 	return nil
@@ -377,6 +380,7 @@ func (db *DB) Close() error {
 		if err := db.bdb.Close(); err != nil {
 			db.cerr = fmt.Errorf("store: close: %w", err)
 		}
+		db.syncer.Close()
 		if db.guard != nil {
 			db.guard.close()
 		}

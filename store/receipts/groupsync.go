@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/prdcredit/ccnode/internal/badgersync"
 )
 
 // Syncer makes every write committed to one database before a call
@@ -20,7 +22,8 @@ import (
 // starts once the running one ends and covers everything committed before
 // it starts.
 type Syncer struct {
-	fn func() error
+	fn      func() error
+	release func() error // at Close, after the last round (nil: nothing)
 	// ungrouped makes every call sync on its own, as before group syncing:
 	// only BenchmarkDurableWrites sets it, to compare.
 	ungrouped bool
@@ -42,15 +45,17 @@ type Syncer struct {
 // committed stay unsynced when no other durable write comes.
 const DefaultSoonDelay = 20 * time.Millisecond
 
-// NewSyncer syncs db. A closed db has nothing left to sync: Close
-// wrote everything it held.
+// NewSyncer syncs db, in the memtables Badger rotated out as well
+// (badgersync). A closed db has nothing left to sync: Close wrote
+// everything it held.
 func NewSyncer(db *badger.DB) *Syncer {
+	bs := badgersync.New(db)
 	return &Syncer{fn: func() error {
 		if db.IsClosed() {
 			return nil
 		}
-		return db.Sync()
-	}}
+		return bs.Sync()
+	}, release: bs.Close}
 }
 
 type syncRound struct {
@@ -137,8 +142,12 @@ func (g *Syncer) Close() error {
 		g.soon = nil
 	}
 	g.mu.Unlock()
+	var err error
 	if owed {
-		return g.Sync()
+		err = g.Sync()
 	}
-	return nil
+	if g.release != nil {
+		g.release()
+	}
+	return err
 }
