@@ -85,6 +85,7 @@ type Node struct {
 	members   *p2p.Membership
 	host      host.Host
 	client    *p2p.Client
+	askers    *askers // run client exchanges (Query)
 	server    *p2p.Server
 	sigs      sigGate
 	metrics   *metrics
@@ -144,6 +145,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (_ *Node, err error) {
 		nonces:    receipts.NewNonces(db),
 		kick:      make(chan struct{}, 1),
 		imports:   newImports(),
+		askers:    newAskers(),
 	}
 	n.members = p2p.NewMembership(n.log.With("part", "p2p"), nil)
 	n.view = NewView(deps.Ledger, n.outbox, cfg.Ledger.GracePeriod, deps.Now, n.log.With("part", "view"))
@@ -337,7 +339,11 @@ func (n *Node) startClient(context.Context) (func() error, error) {
 		return nil, err
 	}
 	n.client = c
-	return c.Close, nil
+	return func() error {
+		err := c.Close()
+		n.askers.close()
+		return err
+	}, nil
 }
 
 func (n *Node) startAnchoring(context.Context) (func() error, error) {

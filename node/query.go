@@ -81,7 +81,7 @@ func (n *Node) query(ctx context.Context, q *credit.Query, now time.Time) (*Cons
 	sts := make([]RegionStatus, len(regions))
 	request := p2p.EncodeRequest(n.cfg.Region, qj)
 	k := n.newKeeper(len(regions))
-	// The other regions are asked first, each on a goroutine, and this
+	// The other regions are asked first, each on an asker, and this
 	// node's own slice is served on this goroutine, which would otherwise
 	// only wait: a remote answer is the longer path (a round trip and the
 	// region's durable log write), so its request goes out before the own
@@ -93,7 +93,7 @@ func (n *Node) query(ctx context.Context, q *credit.Query, now time.Time) (*Cons
 			continue
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); sts[i] = n.askRemote(xctx, q, qj, id, request, k) }()
+		n.askers.Go(func() { defer wg.Done(); sts[i] = n.askRemote(xctx, q, qj, id, request, k) })
 	}
 	if own >= 0 {
 		runtime.Gosched()
@@ -285,7 +285,7 @@ func (k *keeper) settled(st *RegionStatus) {
 		k.done <- nil
 		return
 	}
-	go func() { k.done <- k.n.requested.Put(held...) }()
+	k.n.askers.Go(func() { k.done <- k.n.requested.Put(held...) })
 }
 
 // unkept reports the regions whose receipts could not be kept as

@@ -412,11 +412,16 @@ func (b badgerLogger) Errorf(f string, a ...any) {
 func (b badgerLogger) Warningf(f string, a ...any) {
 	b.l.Warn(fmt.Sprintf(f, a...), "component", "badger")
 }
-func (b badgerLogger) Infof(f string, a ...any) {
-	b.l.Debug(fmt.Sprintf(f, a...), "component", "badger")
-}
-func (b badgerLogger) Debugf(f string, a ...any) {
-	b.l.Debug(fmt.Sprintf(f, a...), "component", "badger")
+func (b badgerLogger) Infof(f string, a ...any) { b.debug(f, a) }
+func (b badgerLogger) Debugf(f string, a ...any) { b.debug(f, a) }
+
+// debug formats only when debug is on: Badger calls Debugf on every write
+// batch, and formatting its messages for nothing was 1.5% of a node's CPU
+// answering one query at a time (BENCHMARKS.md).
+func (b badgerLogger) debug(f string, a []any) {
+	if b.l.Enabled(context.Background(), slog.LevelDebug) {
+		b.l.Debug(fmt.Sprintf(f, a...), "component", "badger")
+	}
 }
 
 var (

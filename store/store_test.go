@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -572,5 +573,29 @@ func TestPipelineMatchesWrite(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// countingStringer counts how often it is formatted.
+type countingStringer struct{ n *int }
+
+func (c countingStringer) String() string { *c.n++; return "formatted" }
+
+// Badger's debug messages reach slog only when debug is on, and are not
+// even formatted otherwise: Badger sends one on every write batch.
+func TestBadgerLoggerFormatsOnlyAtDebug(t *testing.T) {
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+		var buf bytes.Buffer
+		n := 0
+		l := badgerLogger{slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: level}))}
+		l.Debugf("write batch %v", countingStringer{&n})
+		l.Infof("memtable %v", countingStringer{&n})
+		wantN, logged := 0, strings.Contains(buf.String(), "write batch formatted") && strings.Contains(buf.String(), "memtable formatted")
+		if level == slog.LevelDebug {
+			wantN = 2
+		}
+		if n != wantN || logged != (level == slog.LevelDebug) {
+			t.Errorf("logger at %s: formatted %d times (want %d), messages logged %v:\n%s", level, n, wantN, logged, buf.String())
+		}
 	}
 }
