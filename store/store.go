@@ -412,7 +412,7 @@ func (b badgerLogger) Errorf(f string, a ...any) {
 func (b badgerLogger) Warningf(f string, a ...any) {
 	b.l.Warn(fmt.Sprintf(f, a...), "component", "badger")
 }
-func (b badgerLogger) Infof(f string, a ...any) { b.debug(f, a) }
+func (b badgerLogger) Infof(f string, a ...any)  { b.debug(f, a) }
 func (b badgerLogger) Debugf(f string, a ...any) { b.debug(f, a) }
 
 // debug formats only when debug is on: Badger calls Debugf on every write
