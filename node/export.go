@@ -39,28 +39,32 @@ func ExportAnswered(w io.Writer, region credit.RegionID, l *receipts.Log, from u
 }
 
 // ExportReceived writes the receipts the region received as requester
-// (kind received), each with the ack it signed.
+// (kind received), each with the ack it signed, streamed from one
+// snapshot of the store.
 func ExportReceived(w io.Writer, region credit.RegionID, req *receipts.Requested, now time.Time) (int, error) {
-	var held []receipts.Held
-	if err := req.Scan(func(h receipts.Held) error { held = append(held, h); return nil }); err != nil {
-		return 0, err
-	}
-	ew, err := credit.NewExportWriter(w, credit.ExportHeader{Kind: credit.ExportReceived, Region: region, Size: uint64(len(held)), ExportedAt: now})
-	if err != nil {
-		return 0, err
-	}
-	for i, h := range held {
+	var ew *credit.ExportWriter
+	i := 0
+	err := req.ScanCounted(func(n int) error {
+		var err error
+		ew, err = credit.NewExportWriter(w, credit.ExportHeader{Kind: credit.ExportReceived, Region: region, Size: uint64(n), ExportedAt: now})
+		return err
+	}, func(h receipts.Held) error {
 		leaf := h.Leaf
 		if leaf == nil {
 			var err error
 			if leaf, err = h.Receipt.LeafBytes(); err != nil {
-				return i, err
+				return err
 			}
 		}
 		at := h.ReceivedAt
 		if err := ew.Write(credit.ExportLine{Index: uint64(i), Receipt: leaf, Acks: []credit.Ack{h.Ack}, ReceivedAt: &at}); err != nil {
-			return i, err
+			return err
 		}
+		i++
+		return nil
+	})
+	if err != nil {
+		return i, fmt.Errorf("export received receipts of %s: %w", region, err)
 	}
-	return len(held), ew.Flush()
+	return i, ew.Flush()
 }

@@ -79,6 +79,25 @@ func TestRequestedKeepsQueryGroups(t *testing.T) {
 	if len(got) != len(want) {
 		t.Fatalf("Scan gave %d receipts, want %d", len(got), len(want))
 	}
+	// ScanCounted counts groups and single values alike, before it gives
+	// the same receipts.
+	counted, scanned := -1, 0
+	err = req.ScanCounted(func(n int) error {
+		if scanned != 0 {
+			t.Fatal("ScanCounted counted after it scanned")
+		}
+		counted = n
+		return nil
+	}, func(h Held) error {
+		if _, ok := got[h.Receipt.ID]; !ok {
+			t.Fatalf("ScanCounted gave receipt %s, which Scan did not", h.Receipt.ID)
+		}
+		scanned++
+		return nil
+	})
+	if err != nil || counted != len(want) || scanned != len(want) {
+		t.Fatalf("ScanCounted: counted %d, gave %d, %v; want %d", counted, scanned, err, len(want))
+	}
 	for id, w := range want {
 		g, ok := got[id]
 		if !ok {

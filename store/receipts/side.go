@@ -266,30 +266,80 @@ func (s *Requested) Get(id string) (Held, error) {
 // Scan calls fn for every received receipt: those kept by query in the
 // order of their groups' keys, then those kept one by one, in id order.
 func (s *Requested) Scan(fn func(Held) error) error {
+	return s.db.View(func(txn *badger.Txn) error { return scanHeld(txn, fn) })
+}
+
+// ScanCounted calls count with the number of receipts held, then fn with
+// each of them as Scan does, from one snapshot: an export states its size
+// before its lines, and a home node keeps a receipt per region per query,
+// too many to hold in memory to count them first.
+func (s *Requested) ScanCounted(count func(int) error, fn func(Held) error) error {
 	return s.db.View(func(txn *badger.Txn) error {
+		n := 0
 		opts := badger.DefaultIteratorOptions
 		opts.PrefetchValues = false
 		opts.Prefix = []byte{prefixRequested}
 		it := txn.NewIterator(opts)
-		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()
-			if k := item.Key(); len(k) > 1 && k[1] == groupTag {
-				if err := item.Value(func(v []byte) error { return decodeGroup(v, fn) }); err != nil {
-					return err
-				}
+			if k := item.Key(); len(k) < 2 || k[1] != groupTag {
+				n++
 				continue
 			}
-			var h Held
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &h) }); err != nil {
-				return fmt.Errorf("%w: received receipt: %w", ErrCorrupt, err)
-			}
-			if err := fn(h); err != nil {
+			if err := item.Value(func(v []byte) error {
+				c, err := groupCount(v)
+				n += c
+				return err
+			}); err != nil {
+				it.Close()
 				return err
 			}
 		}
-		return nil
+		it.Close()
+		if err := count(n); err != nil {
+			return err
+		}
+		return scanHeld(txn, fn)
 	})
+}
+
+func scanHeld(txn *badger.Txn, fn func(Held) error) error {
+	opts := badger.DefaultIteratorOptions
+	opts.PrefetchValues = false
+	opts.Prefix = []byte{prefixRequested}
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		if k := item.Key(); len(k) > 1 && k[1] == groupTag {
+			if err := item.Value(func(v []byte) error { return decodeGroup(v, fn) }); err != nil {
+				return err
+			}
+			continue
+		}
+		var h Held
+		if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &h) }); err != nil {
+			return fmt.Errorf("%w: received receipt: %w", ErrCorrupt, err)
+		}
+		if err := fn(h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// groupCount is the number of receipts in a group's value (encodeGroup).
+func groupCount(v []byte) (int, error) {
+	if len(v) == 0 || v[0] != groupFormat {
+		return 0, fmt.Errorf("%w: received receipts: unknown format", ErrCorrupt)
+	}
+	d := groupDecoder{b: v[1:]}
+	d.bytes()
+	n := d.uvarint()
+	if d.err != nil {
+		return 0, d.err
+	}
+	return int(n), nil
 }
 
 // Pending is a signed checkpoint waiting to be anchored, with the
