@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -245,6 +246,11 @@ func (c Contract) Bootstrap(ctx TxContext, regionsJSON, banksJSON string) error 
 		if ids[r.ID] || msps[r.MSPID] {
 			return errorf(CodeInvalid, "region %s: id or MSP id listed twice", r.ID)
 		}
+		for _, o := range regions[:i] {
+			if err := identityOf(o, *r); err != nil {
+				return err
+			}
+		}
 		ids[r.ID], msps[r.MSPID] = true, true
 		callerListed = callerListed || r.MSPID == msp
 		all = append(all, credit.Region{ID: r.ID, Divisions: r.Divisions})
@@ -306,7 +312,8 @@ func (Contract) GetRegion(ctx TxContext, id string) (credit.RegionMember, error)
 }
 
 // UpdateRegion changes the caller's own region record: addresses, name,
-// divisions, key (with a key change); not its MSP id or its status.
+// key (with a key change, to a key and peer id no other region has); not
+// its MSP id, its divisions or its status.
 func (c Contract) UpdateRegion(ctx TxContext, regionJSON string) error {
 	r, err := decodeArg[credit.RegionMember](regionJSON, "region")
 	if err != nil {
@@ -338,18 +345,21 @@ func (c Contract) UpdateRegion(ctx TxContext, regionJSON string) error {
 	if err := checkKeyChange(caller, &r, now); err != nil {
 		return err
 	}
+	// The divisions a region serves decide which enterprises its identity
+	// authorities may certify and which records it answers for: the vote
+	// that admitted it set them, and no region widens its own.
+	if !slices.Equal(r.Divisions, caller.Divisions) {
+		return errorf(CodeDenied, "region %s cannot change its own divisions from %v to %v: a region's divisions are the ones the vote admitting it approved",
+			caller.ID, caller.Divisions, r.Divisions)
+	}
 	others, err := c.GetRegions(ctx)
 	if err != nil {
 		return err
 	}
-	var all []credit.Region
 	for _, o := range others {
-		if o.ID != r.ID {
-			all = append(all, credit.Region{ID: o.ID, Divisions: o.Divisions})
+		if err := identityOf(o, r); err != nil {
+			return err
 		}
-	}
-	if _, err := credit.NewRegionMap(append(all, credit.Region{ID: r.ID, Divisions: r.Divisions})); err != nil {
-		return errorf(CodeConflict, "region %s: %v", r.ID, err)
 	}
 	r.UpdatedAt = now
 	if err := putJSON(ctx, prefixRegion+string(r.ID), r); err != nil {

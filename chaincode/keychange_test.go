@@ -52,6 +52,11 @@ func TestUpdateRegionKeyChangeNeedsOldKey(t *testing.T) {
 		{"names another key", withKey(newPub, sign(gz.key, rs[2].member.PubKey, at.Add(-time.Minute))), CodeDenied},
 		{"dated before the record's last change", withKey(newPub, sign(gz.key, newPub, t0.Add(-time.Second))), CodeDenied},
 		{"dated in the ledger's future", withKey(newPub, sign(gz.key, newPub, at.Add(6*time.Minute))), CodeInvalid},
+		// Signed by the region's own key, but the key or peer id is
+		// another region's: requests for that region would reach this
+		// one's node, and its receipts would verify as this region's.
+		{"another region's key", withKey(rs[2].member.PubKey, sign(gz.key, rs[2].member.PubKey, at.Add(-time.Minute))), CodeConflict},
+		{"another region's peer id", func() credit.RegionMember { m := record(); m.PeerID = rs[0].member.PeerID; return m }(), CodeConflict},
 	}
 	for _, r := range refusals {
 		if err := update(at, r.m); CodeOf(err) != r.code {

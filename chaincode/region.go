@@ -1,6 +1,7 @@
 package chaincode
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"time"
@@ -54,12 +55,32 @@ func (c Contract) checkJoinable(ctx TxContext, r credit.RegionMember) error {
 		if o.MSPID == r.MSPID {
 			return errorf(CodeConflict, "MSP %s is already region %s's", r.MSPID, o.ID)
 		}
+		if err := identityOf(o, r); err != nil {
+			return err
+		}
 		if o.Status == credit.StatusActive {
 			divs = append(divs, credit.Region{ID: o.ID, Divisions: o.Divisions})
 		}
 	}
 	if _, err := credit.NewRegionMap(divs); err != nil {
 		return errorf(CodeConflict, "candidate %s: divisions overlap an active region: %v", r.ID, err)
+	}
+	return nil
+}
+
+// identityOf refuses r, a region's new or changed record, when it names
+// region o's peer id or a node key o holds or held: every node would then
+// send o's peer the requests meant for r, and o's receipts would verify as
+// r's.
+func identityOf(o, r credit.RegionMember) error {
+	if o.ID == r.ID {
+		return nil
+	}
+	if o.PeerID == r.PeerID {
+		return errorf(CodeConflict, "region %s: peer id %s is region %s's", r.ID, r.PeerID, o.ID)
+	}
+	if bytes.Equal(o.PubKey, r.PubKey) || slices.ContainsFunc(o.PastKeys, func(k credit.PastKey) bool { return bytes.Equal(k.PubKey, r.PubKey) }) {
+		return errorf(CodeConflict, "region %s: the node key is (or was) region %s's", r.ID, o.ID)
 	}
 	return nil
 }

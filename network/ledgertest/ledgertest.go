@@ -17,6 +17,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -184,6 +185,19 @@ func testMembership(ctx context.Context, t *testing.T, h Harness, bankA credit.B
 	wantKind(t, a.Ledger.UpdateRegion(ctx, retired), network.ErrDenied, "region retiring itself through its own record")
 	if got, err := a.Ledger.Region(ctx, a.Member.ID); err != nil || got.Status != credit.StatusActive {
 		t.Fatalf("after a refused self-retirement: %+v, %v, want the region active", got, err)
+	}
+	// A region's divisions are the ones its admission approved: widening
+	// them would let it certify and query for other regions' enterprises.
+	widened := upd
+	widened.Divisions = append(slices.Clone(upd.Divisions), "4")
+	wantKind(t, a.Ledger.UpdateRegion(ctx, widened), network.ErrDenied, "region widening its own divisions")
+	// Another region's peer id or node key would route its requests, and
+	// verify its receipts, as this region's.
+	twin := upd
+	twin.PeerID = b.Member.PeerID
+	wantKind(t, a.Ledger.UpdateRegion(ctx, twin), network.ErrConflict, "region taking another region's peer id")
+	if got, err := a.Ledger.Region(ctx, a.Member.ID); err != nil || !slices.Equal(got.Divisions, upd.Divisions) || got.PeerID != upd.PeerID {
+		t.Fatalf("after refused updates: %+v, %v, want the record as it was", got, err)
 	}
 
 	got, err := b.Ledger.Bank(ctx, bankA.ID)
