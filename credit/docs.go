@@ -348,6 +348,11 @@ func ReceiptID(answerer RegionID, q *Query) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return ReceiptIDOfDigest(answerer, qd)
+}
+
+// ReceiptIDOfDigest is ReceiptID for the query whose Digest is qd.
+func ReceiptIDOfDigest(answerer RegionID, qd [32]byte) (string, error) {
 	d, err := digest("ccnode/receipt-id/v1", struct {
 		Answerer RegionID `json:"answerer"`
 		Query    string   `json:"query"`

@@ -93,7 +93,7 @@ func (n *Node) query(ctx context.Context, q *credit.Query, now time.Time) (*Cons
 			continue
 		}
 		wg.Add(1)
-		n.askers.Go(func() { defer wg.Done(); sts[i] = n.askRemote(xctx, q, qj, id, request, k) })
+		n.askers.Go(func() { defer wg.Done(); sts[i] = n.askRemote(xctx, q, qj, qd, id, request, k) })
 	}
 	if own >= 0 {
 		runtime.Gosched()
@@ -183,13 +183,13 @@ func (n *Node) askOwn(ctx context.Context, q *credit.Query, now time.Time, k *ke
 
 // askRemote asks another region, verifies its receipt and acknowledges
 // it on the answer's stream.
-func (n *Node) askRemote(ctx context.Context, q *credit.Query, qj []byte, region credit.RegionID, request []byte, k *keeper) RegionStatus {
+func (n *Node) askRemote(ctx context.Context, q *credit.Query, qj []byte, qd [32]byte, region credit.RegionID, request []byte, k *keeper) RegionStatus {
 	st := RegionStatus{Region: region}
 	acked := false
 	_, err := n.client.Ask(ctx, region, request, func(reply *p2p.Reply) *credit.Ack {
 		acked = true
 		rep := credit.NewReport(q.Subject, reply.Records)
-		canon, leaf, err := n.verifyReceipt(q, qj, region, &reply.Receipt, &rep)
+		canon, leaf, err := n.verifyReceipt(q, qj, qd, region, &reply.Receipt, &rep)
 		if err != nil {
 			n.log.Warn("invalid receipt", "region", region, "err", err)
 			st.Status, st.Message = StatusInvalidReceipt, err.Error()
@@ -303,16 +303,22 @@ var ErrBadReceipt = errors.New("receipt does not match the answer")
 
 // verifyReceipt is the one check of a receipt another region sent: signed
 // by the region's key on the ledger, naming this query (whose canonical
-// encoding is qj) and both regions, and matching the slice received in
-// digest, count and categories. It returns the report's canonical
-// encoding that it digested, and the receipt's LeafBytes.
-func (n *Node) verifyReceipt(q *credit.Query, qj []byte, region credit.RegionID, r *credit.Receipt, rep *credit.Report) (canon, leaf []byte, err error) {
+// encoding is qj and digest qd) and both regions, with the id the region
+// issues for this query, and matching the slice received in digest,
+// count and categories. It returns the report's canonical encoding that
+// it digested, and the receipt's LeafBytes.
+func (n *Node) verifyReceipt(q *credit.Query, qj []byte, qd [32]byte, region credit.RegionID, r *credit.Receipt, rep *credit.Report) (canon, leaf []byte, err error) {
 	m, ok := n.view.Region(region)
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: region %s is not a member", ErrBadReceipt, region)
 	}
 	if r.Answerer != region || r.Requester != n.cfg.Region {
 		return nil, nil, fmt.Errorf("%w: receipt %s names %s→%s", ErrBadReceipt, r.ID, r.Answerer, r.Requester)
+	}
+	// The id derives from the region and the query: a region's log holds
+	// each query once, and this node keeps a query's receipts under one.
+	if id, err := credit.ReceiptIDOfDigest(region, qd); err != nil || r.ID != id {
+		return nil, nil, fmt.Errorf("%w: receipt id %s is not the one region %s issues for this query (%s)", ErrBadReceipt, r.ID, region, id)
 	}
 	key := m.PubKey
 	if m.Status == credit.StatusRetired {

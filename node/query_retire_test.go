@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
@@ -29,6 +30,7 @@ func TestVerifyReceiptAcrossRetirement(t *testing.T) {
 		status        credit.MemberStatus
 		query, answer time.Duration // from the retirement
 		signer        ed25519.PrivateKey
+		idOf          credit.RegionID // whose receipt id it carries; "": the answerer's
 		ok            bool
 	}{
 		{name: "active", status: credit.StatusActive, query: time.Second, answer: 2 * time.Second, signer: zhKey, ok: true},
@@ -38,6 +40,10 @@ func TestVerifyReceiptAcrossRetirement(t *testing.T) {
 		{name: "retired, query after the retirement's time", status: credit.StatusRetired, query: time.Second, answer: 2 * time.Second, signer: zhKey, ok: true},
 		{name: "retired, beyond the window", status: credit.StatusRetired, query: -time.Second, answer: credit.QueryWindow, signer: zhKey},
 		{name: "retired, another key", status: credit.StatusRetired, query: -time.Second, answer: time.Second, signer: otherKey},
+		// Signed by the answerer, but with another region's id for the
+		// query: the home keeps a query's receipts under one id, which
+		// such a receipt could overwrite.
+		{name: "active, another region's receipt id", status: credit.StatusActive, query: time.Second, answer: 2 * time.Second, signer: zhKey, idOf: "440100"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -49,11 +55,12 @@ func TestVerifyReceiptAcrossRetirement(t *testing.T) {
 			if err := q.Sign(bankKey); err != nil {
 				t.Fatal(err)
 			}
-			qj, _, err := q.CanonicalAndDigest()
+			qj, qd, err := q.CanonicalAndDigest()
 			if err != nil {
 				t.Fatal(err)
 			}
-			id, err := credit.ReceiptID("440400", q)
+			idOf := cmp.Or(c.idOf, "440400")
+			id, err := credit.ReceiptID(idOf, q)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -64,7 +71,7 @@ func TestVerifyReceiptAcrossRetirement(t *testing.T) {
 			if err := r.Sign(c.signer); err != nil {
 				t.Fatal(err)
 			}
-			canon, _, err := n.verifyReceipt(q, qj, "440400", &r, &rep)
+			canon, _, err := n.verifyReceipt(q, qj, qd, "440400", &r, &rep)
 			putCanon(canon)
 			if c.ok && err != nil {
 				t.Fatalf("receipt refused: %v", err)
