@@ -3,6 +3,9 @@ package credit
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"math/big"
 	"slices"
 	"testing"
 	"time"
@@ -261,6 +264,26 @@ func TestDecideConsent(t *testing.T) {
 			x.ca.auth.Divisions = []string{"4401"}
 			x.facts.Trust = trustOf(t, nil, x.ca)
 		}, []Code{CodeConsentUncertified}},
+		{"holds: a hundred look-alikes of the authority registered for other divisions", func(t *testing.T, x *consentFixture) {
+			// Another region's authorities with this one's subject and key
+			// id, keys of their own, listed first: only the authorities of
+			// the subject's division are tried, so they cost nothing.
+			ca := mustParse(t, x.ca.auth.Cert)
+			var cas []*testCA
+			for i := range 101 {
+				key := testKey(t, byte(100+i))
+				tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(i + 1)), RawSubject: ca.RawSubject, SubjectKeyId: ca.SubjectKeyId,
+					NotBefore: caFrom, NotAfter: caFrom.AddDate(10, 0, 0), IsCA: true, BasicConstraintsValid: true,
+					KeyUsage: x509.KeyUsageCertSign}
+				der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cas = append(cas, &testCA{key: key, auth: IdentityAuthority{ID: AuthorityID(der), Name: "look-alike", Cert: der,
+					Region: "440100", Divisions: []string{"4401"}, Status: StatusActive, RegisteredAt: caFrom}})
+			}
+			x.facts.Trust = trustOf(t, nil, append(cas, x.ca)...)
+		}, nil},
 		{"an authority retired before the answer", func(t *testing.T, x *consentFixture) {
 			at := decideAt.Add(-time.Hour)
 			x.ca.auth.RetiredAt, x.ca.auth.Status = &at, StatusRetired

@@ -132,7 +132,8 @@ func ValidateRevocationID(id string) error {
 // revoked certificate. A node builds it from its ledger view, the auditor
 // from the ledger's history; both judge consents with it. Immutable.
 type TrustSet struct {
-	roots   *x509.CertPool
+	roots   *x509.CertPool // every authority: only to name one of another division in a refusal
+	certs   map[string]*x509.Certificate
 	byID    map[string]*IdentityAuthority
 	revoked map[string]time.Time
 }
@@ -140,8 +141,8 @@ type TrustSet struct {
 // NewTrustSet builds a set; it refuses an authority whose certificate does
 // not parse or whose ID does not match it.
 func NewTrustSet(auths []IdentityAuthority, revs []CertRevocation) (*TrustSet, error) {
-	t := &TrustSet{roots: x509.NewCertPool(), byID: make(map[string]*IdentityAuthority, len(auths)),
-		revoked: make(map[string]time.Time, len(revs))}
+	t := &TrustSet{roots: x509.NewCertPool(), certs: make(map[string]*x509.Certificate, len(auths)),
+		byID: make(map[string]*IdentityAuthority, len(auths)), revoked: make(map[string]time.Time, len(revs))}
 	for i := range auths {
 		a := &auths[i]
 		ca, err := x509.ParseCertificate(a.Cert)
@@ -152,6 +153,7 @@ func NewTrustSet(auths []IdentityAuthority, revs []CertRevocation) (*TrustSet, e
 			return nil, fmt.Errorf("authority %s: id does not match its certificate", a.ID)
 		}
 		t.roots.AddCert(ca)
+		t.certs[a.ID] = ca
 		t.byID[a.ID] = a
 	}
 	for _, r := range revs {
@@ -160,6 +162,23 @@ func NewTrustSet(auths []IdentityAuthority, revs []CertRevocation) (*TrustSet, e
 		}
 	}
 	return t, nil
+}
+
+// rootsFor is a pool of the authorities that vouch for division div, and
+// whether there is one: only they may certify its enterprises. Go's
+// verifier gives up after 100 signature checks, so with every authority in
+// one pool a region that registered a hundred look-alikes (another
+// region's authority's subject and key id, keys of its own) made that
+// authority's certificates fail everywhere.
+func (t *TrustSet) rootsFor(div string) (*x509.CertPool, bool) {
+	pool, found := x509.NewCertPool(), false
+	for id, a := range t.byID {
+		if a.Vouches(div) {
+			pool.AddCert(t.certs[id])
+			found = true
+		}
+	}
+	return pool, found
 }
 
 // Authority returns a registered authority by ID.
@@ -219,10 +238,16 @@ func VerifyEnterpriseChain(doc *ConsentGrant, t *TrustSet) CertifiedKey {
 		}
 		inter.AddCert(c)
 	}
-	chains, err := leaf.Verify(x509.VerifyOptions{
-		Roots: t.roots, Intermediates: inter, CurrentTime: doc.SignedAt,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
-	})
+	div := doc.Subject.Division()
+	opts := x509.VerifyOptions{Intermediates: inter, CurrentTime: doc.SignedAt, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}
+	roots, found := t.rootsFor(div)
+	var chains [][]*x509.Certificate
+	if found {
+		opts.Roots = roots
+		chains, err = leaf.Verify(opts)
+	} else {
+		err = x509.UnknownAuthorityError{}
+	}
 	if err != nil {
 		var inv x509.CertificateInvalidError
 		if errors.As(err, &inv) && inv.Reason == x509.Expired {
@@ -231,31 +256,27 @@ func VerifyEnterpriseChain(doc *ConsentGrant, t *TrustSet) CertifiedKey {
 		}
 		var unk x509.UnknownAuthorityError
 		if errors.As(err, &unk) {
-			return refuse("the enterprise certificate does not chain to a registered identity authority (issuer %s)", Quote(leaf.Issuer.String()))
+			// Name an authority of another division it chains to, if any.
+			opts.Roots = t.roots
+			if chains, err := leaf.Verify(opts); err == nil {
+				for _, ch := range chains {
+					if id := AuthorityID(ch[len(ch)-1].Raw); t.byID[id] != nil {
+						return refuse("identity authority %s does not vouch for division %s", id, div)
+					}
+				}
+			}
+			return refuse("the enterprise certificate does not chain to a registered identity authority for division %s (issuer %s)", div, Quote(leaf.Issuer.String()))
 		}
 		return refuse("the enterprise certificate does not verify: %v", err)
 	}
 	if leaf.KeyUsage != 0 && leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
 		return refuse("the enterprise certificate is not for digital signatures")
 	}
-	// Of every chain x509 found, take one whose authority vouches for the
-	// subject's division: an authority certifies only its own divisions.
-	div := doc.Subject.Division()
-	var wrongDivision string
+	// Every root in the pool vouches for the subject's division.
 	for _, ch := range chains {
-		id := AuthorityID(ch[len(ch)-1].Raw)
-		a, ok := t.byID[id]
-		if !ok {
-			continue
+		if id := AuthorityID(ch[len(ch)-1].Raw); t.byID[id] != nil {
+			return CertifiedKey{Authority: id, Revocation: RevocationID(leaf)}
 		}
-		if !a.Vouches(div) {
-			wrongDivision = id
-			continue
-		}
-		return CertifiedKey{Authority: id, Revocation: RevocationID(leaf)}
-	}
-	if wrongDivision != "" {
-		return refuse("identity authority %s does not vouch for division %s", wrongDivision, div)
 	}
 	return refuse("the enterprise certificate does not chain to a registered identity authority")
 }
