@@ -98,6 +98,9 @@ func TestTamper(t *testing.T) {
 		afterReceived func(f *fixture, lines []credit.ExportLine) []credit.ExportLine
 		want          []want
 		codes         []credit.Code // of the first findings, in order
+		// detail, when set, is in the first finding's detail; not, when
+		// set, is not.
+		detail, not string
 	}{
 		{
 			name: "altered report digest",
@@ -368,6 +371,17 @@ func TestTamper(t *testing.T) {
 			},
 			withReceived: true,
 			want:         []want{{RuleUnacked, 9}},
+			not:          "cannot tell",
+		},
+		{
+			// Acks are kept by the answerer: without the requester's
+			// export the finding says it cannot tell which region failed.
+			name: "missing acknowledgement, no received export",
+			before: func(f *fixture) {
+				f.acks[9] = nil
+			},
+			want:   []want{{RuleUnacked, 9}},
+			detail: "without gz's received export, this cannot tell whether gz did not acknowledge it or sz did not keep the acknowledgement",
 		},
 		{
 			name: "answer in the requester's export but not in the answerer's log",
@@ -444,6 +458,9 @@ func TestTamper(t *testing.T) {
 			rep := runAudit(t, f, lines, received, testOptions(t))
 			checkFindings(t, rep, tc.want)
 			checkCodes(t, rep, tc.codes)
+			if d := rep.Findings[0].Detail; tc.detail != "" && !strings.Contains(d, tc.detail) || tc.not != "" && strings.Contains(d, tc.not) {
+				t.Errorf("first finding's detail %q: want it to hold %q and not %q", d, tc.detail, tc.not)
+			}
 			if tc.want[0].rule == RuleUnlogged && rep.Findings[0].Receipt != f.extra[0].ID {
 				t.Errorf("unlogged finding names %s, want %s", rep.Findings[0].Receipt, f.extra[0].ID)
 			}

@@ -16,6 +16,7 @@ import (
 func (a *auditor) receivedPass1(ctx context.Context, s sourceHeader) (uint64, error) {
 	var n uint64
 	requester := s.h.Region
+	a.received[requester] = true
 	shape := a.newStructure(s.src, s.h)
 	line := func(line []byte, no int, r *result, sq *sigQueue) {
 		l, rc, rcMsg, ok := decodeLine(s.src.Name, s.h, line, no, r, sq)

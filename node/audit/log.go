@@ -238,9 +238,15 @@ func (st *logState) crossCheck(r *result) {
 		return
 	}
 	t := r.time
+	detail := fmt.Sprintf("answer by %s with %d records has no valid acknowledgement by %s", r.answerer, r.records, r.requester)
+	if !st.a.received[r.requester] {
+		// Acks are kept by the answerer: only the requester's own export
+		// tells an ack never sent from one the answerer did not keep.
+		detail += fmt.Sprintf(" (without %s's received export, this cannot tell whether %s did not acknowledge it or %s did not keep the acknowledgement)",
+			r.requester, r.requester, r.answerer)
+	}
 	st.pending = append(st.pending, Finding{Rule: RuleUnacked, Region: r.requester, Receipt: r.id, Leaf: leafPtr(st.count - 1),
-		Source: fmt.Sprintf("%s:%d", st.src, r.line), Time: &t,
-		Detail: fmt.Sprintf("answer by %s with %d records has no valid acknowledgement by %s", r.answerer, r.records, r.requester)})
+		Source: fmt.Sprintf("%s:%d", st.src, r.line), Time: &t, Detail: detail})
 }
 
 // compare checks the rebuilt root against the checkpoint anchored for the

@@ -122,7 +122,10 @@ type auditor struct {
 	regions map[credit.RegionID]bool
 	out     *collector
 	xindex  map[xkey]*xentry
-	audited map[credit.RegionID]bool
+	// received: the regions whose received exports were given, read
+	// before any answered export.
+	received map[credit.RegionID]bool
+	audited  map[credit.RegionID]bool
 	// answers on revoked consents within Options.RevocationBound
 	withinBound atomic.Uint64
 	// trust is the ledger's whole record of enterprise identity: the
@@ -169,10 +172,10 @@ func Run(ctx context.Context, in Inputs, v LedgerView, opts Options) (Report, er
 	}
 	a := &auditor{
 		view: v, keys: kb, opts: opts, log: opts.Logger, trust: trust,
-		chains:  map[[32]byte]*credit.CertifiedKey{},
-		given:   map[string][32]byte{},
-		out:     newCollector(opts.MaxFindings),
-		xindex:  map[xkey]*xentry{},
+		chains: map[[32]byte]*credit.CertifiedKey{},
+		given:  map[string][32]byte{},
+		out:    newCollector(opts.MaxFindings),
+		xindex: map[xkey]*xentry{}, received: map[credit.RegionID]bool{},
 		audited: map[credit.RegionID]bool{},
 		docOK:   map[[32]byte]bool{},
 		seed:    maphash.MakeSeed(),
