@@ -131,30 +131,37 @@ func (f *replayFixture) replayHTTP(t *testing.T, q credit.Query) credit.Code {
 // if Guangzhou answered).
 func (f *replayFixture) replayP2P(t *testing.T, q credit.Query) credit.Code {
 	t.Helper()
+	return requestP2P(t, f.sz, f.gz, q)
+}
+
+// requestP2P sends to, from from's host, the request from's node would
+// send for q, and returns the refusal code ("" if to answered).
+func requestP2P(t *testing.T, from, to *Region, q credit.Query) credit.Code {
+	t.Helper()
 	qj, _, err := q.CanonicalAndDigest()
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	s, err := f.sz.Node.Host().NewStream(ctx, f.gz.Node.Host().ID(), p2p.ReportProtocol(node.DefaultNetworkID))
+	s, err := from.Node.Host().NewStream(ctx, to.Node.Host().ID(), p2p.ReportProtocol(node.DefaultNetworkID))
 	if err != nil {
-		t.Fatalf("stream to Guangzhou: %v", err)
+		t.Fatalf("stream to %s: %v", to.ID, err)
 	}
 	defer s.Close()
-	if _, err := s.Write(p2p.EncodeRequest(f.sz.ID, qj)); err != nil {
+	if _, err := s.Write(p2p.EncodeRequest(from.ID, qj)); err != nil {
 		t.Fatal(err)
 	}
 	s.CloseWrite()
 	b, err := p2p.ReadFrame(s, p2p.MaxResponseFrame)
 	if err != nil {
-		t.Fatalf("reading Guangzhou's answer: %v", err)
+		t.Fatalf("reading %s's answer: %v", to.ID, err)
 	}
 	_, _, err = p2p.DecodeResponse(b)
 	if r := credit.RefusalOf(err); r != nil {
 		return r.Code
 	}
 	if err != nil {
-		t.Fatalf("decoding Guangzhou's answer: %v", err)
+		t.Fatalf("decoding %s's answer: %v", to.ID, err)
 	}
 	return ""
 }
