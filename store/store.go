@@ -362,9 +362,6 @@ func (db *DB) Badger() *badger.DB { return db.bdb }
 // Sync makes every committed write durable, in the memtables Badger
 // rotated out as well (badgersync).
 func (db *DB) Sync() error {
-	if db.inMem {
-		return nil
-	}
 	if err := db.syncer.Sync(); err != nil {
 		return fmt.Errorf("store: sync: %w", err)
 	}

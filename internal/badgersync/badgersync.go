@@ -30,8 +30,9 @@ const memExt = ".mem"
 
 // Syncer syncs one database. Its zero value is not usable: call New.
 type Syncer struct {
-	db  *badger.DB
-	dir string
+	db    *badger.DB
+	dir   string
+	inMem bool // nothing to sync
 
 	mu      sync.Mutex
 	started bool
@@ -41,14 +42,15 @@ type Syncer struct {
 
 // New returns the Syncer of db.
 func New(db *badger.DB) *Syncer {
-	return &Syncer{db: db, dir: db.Opts().Dir, rotated: map[int]*os.File{}}
+	o := db.Opts()
+	return &Syncer{db: db, dir: o.Dir, inMem: o.InMemory, rotated: map[int]*os.File{}}
 }
 
 // Sync returns once every write committed to the database before the call
 // is durable: DB.Sync, then the file of every memtable rotated out and not
 // yet flushed. A database in memory has nothing to sync.
 func (s *Syncer) Sync() error {
-	if s.db.Opts().InMemory {
+	if s.inMem {
 		return nil
 	}
 	if err := s.db.Sync(); err != nil {

@@ -600,25 +600,23 @@ func (kb *keyBook) regionIndex(id credit.RegionID, t time.Time) int {
 	return sort.Search(len(v), func(i int) bool { return v[i].UpdatedAt.After(t) }) - 1
 }
 
-// bankRegion is bank id's home region at t; false when the ledger has no
-// record of it then (the query's signature check reports that).
-func (kb *keyBook) bankRegion(id credit.BankID, t time.Time) (credit.RegionID, bool) {
+// bankAt is bank id's ledger record at t; false before its first.
+func (kb *keyBook) bankAt(id credit.BankID, t time.Time) (credit.BankMember, bool) {
 	v := kb.banks[id]
 	i := sort.Search(len(v), func(i int) bool { return v[i].UpdatedAt.After(t) }) - 1
 	if i < 0 {
-		return "", false
+		return credit.BankMember{}, false
 	}
-	return v[i].Region, true
+	return v[i], true
 }
 
 func (kb *keyBook) bank(id credit.BankID, t time.Time) ([]byte, error) {
-	v := kb.banks[id]
-	i := sort.Search(len(v), func(i int) bool { return v[i].UpdatedAt.After(t) }) - 1
-	if i < 0 {
+	b, ok := kb.bankAt(id, t)
+	if !ok {
 		return nil, fmt.Errorf("bank %s at %s: %w", id, t.Format(time.RFC3339), ErrNoKey)
 	}
-	if v[i].Status == credit.StatusRetired {
+	if b.Status == credit.StatusRetired {
 		return nil, fmt.Errorf("bank %s retired at %s: %w", id, t.Format(time.RFC3339), ErrNoKey)
 	}
-	return v[i].PubKey, nil
+	return b.PubKey, nil
 }

@@ -150,8 +150,8 @@ func (a *auditor) checkAnswered(ctx context.Context, src string, h credit.Export
 	}
 	// A bank queries through its home node only: an answer to another
 	// region is one to a relayed query.
-	if home, ok := a.keys.bankRegion(q.Bank, q.Time); ok && home != rc.Requester {
-		add(RuleRequester, rc.Answerer, "receipt %s answers %s a query of bank %s, whose home region is %s", rc.ID, rc.Requester, q.Bank, home)
+	if b, ok := a.keys.bankAt(q.Bank, q.Time); ok && b.Region != rc.Requester {
+		add(RuleRequester, rc.Answerer, "receipt %s answers %s a query of bank %s, whose home region is %s", rc.ID, rc.Requester, q.Bank, b.Region)
 	}
 	// (2) the consent at the time of the answer, and the answer inside
 	// the query (so inside the consent when the query is).

@@ -275,27 +275,10 @@ func (s *Requested) Scan(fn func(Held) error) error {
 // too many to hold in memory to count them first.
 func (s *Requested) ScanCounted(count func(int) error, fn func(Held) error) error {
 	return s.db.View(func(txn *badger.Txn) error {
-		n := 0
-		opts := badger.DefaultIteratorOptions
-		opts.PrefetchValues = false
-		opts.Prefix = []byte{prefixRequested}
-		it := txn.NewIterator(opts)
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			if k := item.Key(); len(k) < 2 || k[1] != groupTag {
-				n++
-				continue
-			}
-			if err := item.Value(func(v []byte) error {
-				c, err := groupCount(v)
-				n += c
-				return err
-			}); err != nil {
-				it.Close()
-				return err
-			}
+		n, err := countHeld(txn)
+		if err != nil {
+			return err
 		}
-		it.Close()
 		if err := count(n); err != nil {
 			return err
 		}
@@ -303,11 +286,38 @@ func (s *Requested) ScanCounted(count func(int) error, fn func(Held) error) erro
 	})
 }
 
-func scanHeld(txn *badger.Txn, fn func(Held) error) error {
+// heldIterator iterates over the received receipts' keys.
+func heldIterator(txn *badger.Txn) *badger.Iterator {
 	opts := badger.DefaultIteratorOptions
 	opts.PrefetchValues = false
 	opts.Prefix = []byte{prefixRequested}
-	it := txn.NewIterator(opts)
+	return txn.NewIterator(opts)
+}
+
+// countHeld counts the received receipts, reading only a group's header.
+func countHeld(txn *badger.Txn) (int, error) {
+	it := heldIterator(txn)
+	defer it.Close()
+	n := 0
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		if k := item.Key(); len(k) < 2 || k[1] != groupTag {
+			n++
+			continue
+		}
+		if err := item.Value(func(v []byte) error {
+			c, err := groupCount(v)
+			n += c
+			return err
+		}); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func scanHeld(txn *badger.Txn, fn func(Held) error) error {
+	it := heldIterator(txn)
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		item := it.Item()
