@@ -42,7 +42,9 @@ const (
 	CodeNotMember Code = "not_member"
 	// CodeWrongHomeRegion: the bank queried a node other than its home
 	// region's, a region asked for a query of another region's bank (a
-	// relay), or a consent was offered to a region that did not issue it.
+	// relay), a consent was recorded at a region other than the one that
+	// issues it, or a bank's key was rotated at a node other than its
+	// home's.
 	CodeWrongHomeRegion Code = "wrong_home_region"
 	// CodeBankUnknown: the bank is not registered; a node's ledger view may
 	// lag a fresh registration by seconds.
